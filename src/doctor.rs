@@ -1,0 +1,1 @@
+//! `minidock doctor`: checks this machine for everything minidock and the workshop need.

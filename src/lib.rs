@@ -1,0 +1,15 @@
+//! minidock: learn how Docker works by building it.
+//!
+//! One module per kernel mechanism, each with a small public API. The demo binaries
+//! (`ns-demo`, `cgroup-demo`, `overlay-demo`, `net-demo`) and `minidock` itself call the same
+//! functions, so what the demos show is exactly what runs containers.
+
+pub mod cgroup;
+pub mod cli;
+pub mod doctor;
+pub mod explain;
+pub mod net;
+pub mod ns;
+pub mod overlay;
+pub mod rootfs;
+pub mod workshop;

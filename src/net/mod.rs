@@ -1,0 +1,1 @@
+//! Networking: netlink (veth, bridge, addresses, routes), IPAM, NAT and published ports.

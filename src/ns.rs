@@ -1,0 +1,1 @@
+//! Namespaces: clone into new namespaces, uid/gid maps, hostname.

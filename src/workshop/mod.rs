@@ -1,0 +1,269 @@
+//! The workshop: a learner rebuilds each mechanism from a starter, and a checker verifies what
+//! the kernel actually did.
+//!
+//! `lessons/lessons.toml` is the manifest. Each lesson is one binary in the `lessons/` crate
+//! (its own workspace, so a half-finished starter never breaks the main build). The learner
+//! edits `starter.rs`; `solution.rs` sits beside it. `workshop check N` builds the learner's
+//! binary, runs it in a throwaway environment, and compares what the kernel shows (hostname,
+//! PID 1, mounts, cgroup files, links, upper-dir contents) with what the lesson asks for.
+
+mod checks;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One entry of `lessons/lessons.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    pub id: u32,
+    pub title: String,
+    /// The binary name in `lessons/Cargo.toml`; the solution is `<bin>-solution`.
+    pub bin: String,
+    /// Paths relative to `lessons/`.
+    pub starter: String,
+    pub solution: String,
+    /// The book chapter that teaches it, e.g. "2 Namespaces".
+    pub chapter: String,
+    pub hints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    lesson: Vec<Lesson>,
+}
+
+/// Which file of a lesson to check: the learner's (the starter they edit) or the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Learner,
+    Solution,
+}
+
+/// One thing the checker looked at: what the lesson expects and what the kernel showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+    pub ok: bool,
+}
+
+impl Observation {
+    /// An observation that passes when `actual == expected`.
+    pub fn equal(what: &str, expected: impl Into<String>, actual: impl Into<String>) -> Self {
+        let (expected, actual) = (expected.into(), actual.into());
+        Observation {
+            ok: expected == actual,
+            what: what.into(),
+            expected,
+            actual,
+        }
+    }
+
+    /// An observation whose pass/fail the check decided itself.
+    pub fn judged(
+        what: &str,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+        ok: bool,
+    ) -> Self {
+        Observation {
+            what: what.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+            ok,
+        }
+    }
+}
+
+/// The result of checking one lesson.
+#[derive(Debug)]
+pub struct Report {
+    pub lesson: Lesson,
+    pub observations: Vec<Observation>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        !self.observations.is_empty() && self.observations.iter().all(|o| o.ok)
+    }
+
+    /// Expected next to what happened, one line each, and the first hint on failure.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "lesson {:02}: {}", self.lesson.id, self.lesson.title);
+        for o in &self.observations {
+            let mark = if o.ok { "✔" } else { "✘" };
+            let _ = writeln!(
+                out,
+                "  {mark} {}\n      expected: {}\n      actual:   {}",
+                o.what, o.expected, o.actual
+            );
+        }
+        if self.passed() {
+            let _ = writeln!(out, "PASS");
+        } else {
+            if let Some(hint) = self.lesson.hints.first() {
+                let _ = writeln!(out, "hint: {hint}");
+            }
+            let _ = writeln!(
+                out,
+                "FAIL (more help: workshop hint {}; book: {})",
+                self.lesson.id, self.lesson.chapter
+            );
+        }
+        out
+    }
+}
+
+/// The `lessons/` directory: `$MINIDOCK_LESSONS`, else next to this crate's sources.
+pub fn lessons_dir() -> PathBuf {
+    std::env::var_os("MINIDOCK_LESSONS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons"))
+}
+
+pub fn load_manifest(dir: &Path) -> Result<Vec<Lesson>> {
+    let path = dir.join("lessons.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: Manifest =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(manifest.lesson)
+}
+
+pub fn find_lesson(dir: &Path, id: u32) -> Result<Lesson> {
+    let lessons = load_manifest(dir)?;
+    let known: Vec<String> = lessons.iter().map(|l| l.id.to_string()).collect();
+    lessons
+        .into_iter()
+        .find(|l| l.id == id)
+        .with_context(|| format!("no lesson {id} (lessons: {})", known.join(", ")))
+}
+
+/// Builds the lesson binary with cargo and returns its path.
+pub fn build(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<PathBuf> {
+    let bin = match variant {
+        Variant::Learner => lesson.bin.clone(),
+        Variant::Solution => format!("{}-solution", lesson.bin),
+    };
+    let target = dir.join("target");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--bin", &bin, "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .context("running cargo to build the lesson")?;
+    if !status.success() {
+        bail!("building {bin} failed: fix the compile errors above");
+    }
+    Ok(target.join("debug").join(bin))
+}
+
+/// Builds and checks one lesson.
+pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
+    let bin = build(dir, lesson, variant)?;
+    let observations = checks::run(lesson.id, &bin)
+        .with_context(|| format!("checking lesson {}", lesson.id))?;
+    Ok(Report {
+        lesson: lesson.clone(),
+        observations,
+    })
+}
+
+/// The CI invariant, as rustlings has it: every starter fails its check and every solution
+/// passes. Returns one line per lesson, and an error naming the lessons that break it.
+pub fn verify(dir: &Path) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut broken = Vec::new();
+    for lesson in load_manifest(dir)? {
+        let starter = check(dir, &lesson, Variant::Learner);
+        let solution = check(dir, &lesson, Variant::Solution);
+        let starter_fails = match &starter {
+            Ok(report) => !report.passed(),
+            // A starter that cannot even build or run also "fails", but we want it to compile
+            // and run so the learner sees the checker's explanation: treat errors as broken.
+            Err(_) => false,
+        };
+        let solution_passes = matches!(&solution, Ok(report) if report.passed());
+        let line = format!(
+            "lesson {:02}: starter {} / solution {}",
+            lesson.id,
+            if starter_fails { "fails (good)" } else { "DOES NOT FAIL CLEANLY" },
+            if solution_passes { "passes (good)" } else { "DOES NOT PASS" },
+        );
+        lines.push(line);
+        if !starter_fails || !solution_passes {
+            let mut why = format!("lesson {:02}", lesson.id);
+            for (name, result) in [("starter", &starter), ("solution", &solution)] {
+                match result {
+                    Ok(report) => {
+                        let _ = write!(why, "\n--- {name} ---\n{}", report.render());
+                    }
+                    Err(err) => {
+                        let _ = write!(why, "\n--- {name} --- error: {err:#}");
+                    }
+                }
+            }
+            broken.push(why);
+        }
+    }
+    if !broken.is_empty() {
+        bail!(
+            "the workshop invariant is broken:\n{}\n{}",
+            lines.join("\n"),
+            broken.join("\n")
+        );
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_parses_and_every_lesson_has_files_and_a_check() {
+        let dir = lessons_dir();
+        let lessons = load_manifest(&dir).unwrap();
+        assert!(!lessons.is_empty());
+        for (i, lesson) in lessons.iter().enumerate() {
+            assert_eq!(lesson.id as usize, i + 1, "lessons are numbered 1, 2, 3, ...");
+            assert!(dir.join(&lesson.starter).is_file(), "{}", lesson.starter);
+            assert!(dir.join(&lesson.solution).is_file(), "{}", lesson.solution);
+            assert!(!lesson.hints.is_empty(), "lesson {} has no hint", lesson.id);
+            assert!(checks::has_check(lesson.id), "lesson {} has no check", lesson.id);
+        }
+    }
+
+    #[test]
+    fn a_report_passes_only_when_every_observation_does() {
+        let lesson = Lesson {
+            id: 1,
+            title: "t".into(),
+            bin: "b".into(),
+            starter: "s".into(),
+            solution: "s".into(),
+            chapter: "2 Namespaces".into(),
+            hints: vec!["try unshare".into()],
+        };
+        let mut report = Report {
+            lesson,
+            observations: vec![Observation::equal("hostname", "box", "box")],
+        };
+        assert!(report.passed());
+        report
+            .observations
+            .push(Observation::equal("pid", "1", "4242"));
+        assert!(!report.passed());
+        let text = report.render();
+        assert!(text.contains("expected: 1"));
+        assert!(text.contains("actual:   4242"));
+        assert!(text.contains("hint: try unshare"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Shared helpers for the integration tests.
+//!
+//! Prerequisites: when one is missing, a test skips with a loud message on a developer's
+//! machine, and FAILS under `CI=true`, so CI never passes by skipping.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// True when running in CI (`CI=true`), where a missing prerequisite is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Call at the top of a test: returns false (skip) when `ok` is false outside CI; panics with
+/// `why` under CI.
+pub fn prerequisite(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("prerequisite missing under CI=true: {why}");
+    }
+    eprintln!("SKIPPED (prerequisite missing, would fail under CI=true): {why}");
+    false
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip unless root; under CI, fail.
+pub fn require_root() -> bool {
+    prerequisite(is_root(), "this test needs root (namespaces, mounts, cgroups)")
+}
+
+/// The cgroup layout of this host, for test names and messages: "v1-hybrid", "v1" or "v2".
+pub fn cgroup_layout_name() -> &'static str {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let v1 = mounts.lines().any(|l| l.contains(" - cgroup "));
+    let v2 = mounts.lines().any(|l| l.contains(" - cgroup2 "));
+    match (v1, v2) {
+        (true, true) => "v1-hybrid",
+        (true, false) => "v1",
+        _ => "v2",
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A busybox rootfs made by `scripts/busybox-rootfs` into a fresh temp dir.
+pub fn busybox_rootfs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("minidock-test-rootfs")
+        .tempdir()
+        .expect("creating a temp dir");
+    build_busybox_rootfs(dir.path());
+    dir
+}
+
+pub fn build_busybox_rootfs(dir: &Path) {
+    let status = Command::new(repo().join("scripts/busybox-rootfs"))
+        .arg(dir)
+        .status()
+        .expect("running scripts/busybox-rootfs");
+    assert!(status.success(), "scripts/busybox-rootfs failed");
+}
+
+/// Mount points whose path contains `needle`, from this process's mount table.
+pub fn mounts_containing(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
