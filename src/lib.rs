@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod explain;
+pub mod image;
 pub mod net;
 pub mod ns;
 pub mod overlay;

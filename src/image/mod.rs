@@ -1,0 +1,1 @@
+//! OCI images: layers (safe unpack, diff), the content-addressed store, references, archives.
