@@ -1,1 +1,218 @@
-//! The container's root filesystem: mount propagation, /proc /dev /sys, pivot_root.
+//! The container's root filesystem: stop mount propagation, mount /proc, a minimal /dev and
+//! /sys into the rootfs, then `pivot_root` into it and detach the old root.
+//!
+//! Every function here runs inside the new mount namespace (in the child, after clone).
+
+use crate::explain::{self, Chapter};
+use crate::ns::{Namespace, Sandbox};
+use anyhow::{Context, Result};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use std::path::Path;
+
+/// What the rootfs setup needs to know about the namespaces around it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RootfsOptions {
+    /// A new network namespace: a fresh sysfs may be mounted (it shows that namespace's
+    /// devices).
+    pub new_net: bool,
+}
+
+impl RootfsOptions {
+    pub fn for_sandbox(sandbox: &Sandbox) -> Self {
+        RootfsOptions {
+            new_net: sandbox.has(Namespace::Net),
+        }
+    }
+}
+
+// ANCHOR: private
+/// Makes every mount in this (new) mount namespace private. A new mount namespace starts as
+/// a copy of its parent's, with the same propagation: on systemd hosts `/` is `shared`, so a
+/// mount made here would appear on the host too (mount_namespaces(7), "Shared subtrees").
+pub fn make_mounts_private() -> Result<()> {
+    explain::step(
+        "stop mount propagation to the host",
+        || "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)".into(),
+        Chapter::Namespaces,
+    );
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("mount(\"/\", MS_REC|MS_PRIVATE)")
+}
+// ANCHOR_END: private
+
+// ANCHOR: proc
+/// Mounts a fresh procfs. procfs shows the PID namespace of the process that mounts it, so
+/// inside a new PID namespace `ps` sees only the container's processes (proc(5)).
+pub fn mount_proc(target: &Path) -> Result<()> {
+    std::fs::create_dir_all(target).with_context(|| format!("mkdir {}", target.display()))?;
+    explain::step(
+        "mount a fresh /proc",
+        || format!("mount(\"proc\", {target:?}, \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+        Chapter::Namespaces,
+    );
+    mount(
+        Some("proc"),
+        target,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .with_context(|| format!("mount proc on {}", target.display()))
+}
+// ANCHOR_END: proc
+
+/// Bind-mounts `source` onto `target` (recursively).
+pub fn bind(source: &Path, target: &Path) -> Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount {} on {}", source.display(), target.display()))
+}
+
+/// The device nodes every container gets (the OCI runtime spec's "default devices").
+pub const DEFAULT_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+// ANCHOR: dev
+/// Mounts a minimal /dev: a tmpfs with the default device nodes, a private devpts instance
+/// for terminals, and /dev/shm. The nodes are bind mounts of the host's: that works inside
+/// a user namespace too, where mknod(2) is not allowed (runc does the same when rootless).
+pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
+    let dev = rootfs.join("dev");
+    std::fs::create_dir_all(&dev).with_context(|| format!("mkdir {}", dev.display()))?;
+    explain::step(
+        "mount a minimal /dev (tmpfs)",
+        || format!("mount(\"tmpfs\", {dev:?}, \"tmpfs\", MS_NOSUID, \"mode=755\")"),
+        Chapter::Namespaces,
+    );
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .with_context(|| format!("mount tmpfs on {}", dev.display()))?;
+    for name in DEFAULT_DEVICES {
+        let node = dev.join(name);
+        std::fs::File::create(&node).with_context(|| format!("creating {}", node.display()))?;
+        bind(&Path::new("/dev").join(name), &node)?;
+    }
+    let pts = dev.join("pts");
+    std::fs::create_dir_all(&pts).with_context(|| format!("mkdir {}", pts.display()))?;
+    // newinstance: the container's ptys are its own, not the host's (devpts docs).
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .with_context(|| format!("mount devpts on {}", pts.display()))?;
+    let shm = dev.join("shm");
+    std::fs::create_dir_all(&shm).with_context(|| format!("mkdir {}", shm.display()))?;
+    mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )
+    .with_context(|| format!("mount tmpfs on {}", shm.display()))?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link))
+            .with_context(|| format!("symlink /dev/{link} -> {target}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: dev
+
+/// Mounts sysfs read-only. A fresh sysfs is allowed only with a new network namespace when
+/// inside a user namespace, because sysfs shows the mounting namespace's network devices;
+/// without one, /sys stays empty rather than exposing the host's.
+pub fn mount_sys(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
+    let sys = rootfs.join("sys");
+    std::fs::create_dir_all(&sys).with_context(|| format!("mkdir {}", sys.display()))?;
+    explain::step(
+        "mount /sys read-only",
+        || format!("mount(\"sysfs\", {sys:?}, \"sysfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+        Chapter::Namespaces,
+    );
+    let result = mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    match result {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) if !options.new_net => {
+            explain::note("(sysfs refused without a new network namespace: /sys left empty)");
+            Ok(())
+        }
+        Err(errno) => Err(errno).with_context(|| format!("mount sysfs on {}", sys.display())),
+    }
+}
+
+// ANCHOR: pivot_root
+/// Makes `rootfs` the root of this mount namespace and detaches the old root, so nothing of
+/// the host's filesystem stays reachable. Unlike chroot(2), which only changes one process's
+/// idea of `/` and can be escaped, pivot_root(2) moves the whole mount namespace.
+///
+/// `pivot_root(".", ".")` is the trick documented in pivot_root(2): the old root ends up
+/// stacked on top of the new one at `/`, and a lazy unmount of `.` removes it, with no need
+/// for a spare directory inside the rootfs.
+pub fn pivot_root_into(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
+    explain::step(
+        "pivot_root into the rootfs",
+        || format!("pivot_root(\".\", \".\")  [cwd {}]", rootfs.display()),
+        Chapter::Namespaces,
+    );
+    nix::unistd::pivot_root(".", ".")
+        .with_context(|| format!("pivot_root into {}", rootfs.display()))?;
+    explain::step(
+        "detach the old root",
+        || "umount2(\".\", MNT_DETACH)".into(),
+        Chapter::Namespaces,
+    );
+    umount2(".", MntFlags::MNT_DETACH).context("umount2(old root, MNT_DETACH)")?;
+    nix::unistd::chdir("/").context("chdir /")
+}
+// ANCHOR_END: pivot_root
+
+// ANCHOR: enter_rootfs
+/// The whole sequence for a rootfs: bind it onto itself (pivot_root needs the new root to be
+/// a mount point), mount /proc, /dev and /sys inside, then pivot_root.
+pub fn enter_rootfs(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
+    let rootfs = rootfs
+        .canonicalize()
+        .with_context(|| format!("resolving rootfs {}", rootfs.display()))?;
+    explain::step(
+        "make the rootfs a mount point",
+        || format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC)"),
+        Chapter::Namespaces,
+    );
+    bind(&rootfs, &rootfs)?;
+    mount_proc(&rootfs.join("proc"))?;
+    mount_minimal_dev(&rootfs)?;
+    mount_sys(&rootfs, options)?;
+    pivot_root_into(&rootfs)
+}
+// ANCHOR_END: enter_rootfs

@@ -1,0 +1,464 @@
+//! Namespaces: run a process in new namespaces, with its own hostname, PID 1, mounts, IPC,
+//! network stack, user ids and cgroup root.
+//!
+//! The sequence is the one every container runtime uses (see clone(2), namespaces(7) and
+//! user_namespaces(7)):
+//!
+//! 1. the parent makes two pipes: `go` (parent to child) and `errors` (child to parent);
+//! 2. `clone(2)` starts the child in all the new namespaces at once;
+//! 3. the parent writes the child's uid/gid maps (only the parent can, from outside), then
+//!    says "go";
+//! 4. the child sets the hostname, prepares its mounts and root, and calls `execve(2)`;
+//! 5. if anything in the child fails, it writes the error to the `errors` pipe. That pipe is
+//!    close-on-exec, so a successful execve closes it and the parent reads end-of-file: no
+//!    message means the command is running.
+
+pub mod tour;
+
+use crate::cli::{Exit, code};
+use crate::explain::{self, Chapter};
+use crate::rootfs;
+use anyhow::{Context, Result, bail};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid};
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+// ANCHOR: namespace
+/// The seven namespace types the kernel offers (namespaces(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// Hostname and NIS domain name.
+    Uts,
+    /// Process ids: the first process inside is PID 1.
+    Pid,
+    /// The mount table.
+    Mount,
+    /// System V IPC objects and POSIX message queues.
+    Ipc,
+    /// Network devices, addresses, routes, firewall rules, ports.
+    Net,
+    /// User and group ids, and the capabilities that go with them.
+    User,
+    /// The root of the process's view of the cgroup tree.
+    Cgroup,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 7] = [
+        Namespace::Uts,
+        Namespace::Pid,
+        Namespace::Mount,
+        Namespace::Ipc,
+        Namespace::Net,
+        Namespace::User,
+        Namespace::Cgroup,
+    ];
+
+    /// The `CLONE_NEW*` flag that creates this namespace in clone(2) and unshare(2).
+    pub fn clone_flag(self) -> CloneFlags {
+        match self {
+            Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+            Namespace::Pid => CloneFlags::CLONE_NEWPID,
+            Namespace::Mount => CloneFlags::CLONE_NEWNS,
+            Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+            Namespace::Net => CloneFlags::CLONE_NEWNET,
+            Namespace::User => CloneFlags::CLONE_NEWUSER,
+            Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        }
+    }
+
+    /// The file name under `/proc/PID/ns/` that identifies this namespace.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::Uts => "uts",
+            Namespace::Pid => "pid",
+            Namespace::Mount => "mnt",
+            Namespace::Ipc => "ipc",
+            Namespace::Net => "net",
+            Namespace::User => "user",
+            Namespace::Cgroup => "cgroup",
+        }
+    }
+}
+// ANCHOR_END: namespace
+
+/// The namespace a process is in, as the kernel names it: `uts:[4026531838]`. Two processes
+/// are in the same namespace exactly when these are equal.
+pub fn ns_id(pid: &str, ns: Namespace) -> Result<String> {
+    let path = format!("/proc/{pid}/ns/{}", ns.proc_name());
+    let target = std::fs::read_link(&path).with_context(|| format!("readlink {path}"))?;
+    Ok(target.to_string_lossy().into_owned())
+}
+
+/// Checks that this kernel has every namespace in `wanted`, and that we may create them.
+/// The error is one line saying what is missing and how to get it.
+pub fn check_support(wanted: &[Namespace]) -> Result<()> {
+    for ns in wanted {
+        let path = format!("/proc/self/ns/{}", ns.proc_name());
+        if !Path::new(&path).exists() {
+            bail!(
+                "this kernel has no {} namespace ({path} is missing); build it with CONFIG_{}_NS=y",
+                ns.proc_name(),
+                match ns {
+                    Namespace::Mount => "MNT".to_string(),
+                    other => other.proc_name().to_uppercase(),
+                }
+            );
+        }
+    }
+    let needs_root = wanted.iter().any(|ns| *ns != Namespace::User);
+    if needs_root && !Uid::effective().is_root() && !wanted.contains(&Namespace::User) {
+        let names: Vec<&str> = wanted.iter().map(|ns| ns.proc_name()).collect();
+        bail!(
+            "creating {} namespaces needs root (CAP_SYS_ADMIN): run as root, or add --user to create them inside a new user namespace",
+            names.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// What the child runs once its namespaces are ready.
+pub enum Child<'a> {
+    /// execvp(3) this command.
+    Exec(Vec<String>),
+    /// Run a function (used by the tour to read evidence from inside), exit with its value.
+    Call(Box<dyn FnMut() -> i32 + 'a>),
+}
+
+// ANCHOR: sandbox
+/// A process to start in new namespaces.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub namespaces: Vec<Namespace>,
+    /// Set inside the new UTS namespace.
+    pub hostname: Option<String>,
+    /// pivot_root into this directory (needs the mount namespace).
+    pub rootfs: Option<PathBuf>,
+}
+// ANCHOR_END: sandbox
+
+/// How the child ended, in the shell's convention: its exit code, or 128 + the signal.
+pub fn exit_status_code(status: WaitStatus) -> Option<u8> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, signal, _) => Some(128u8.wrapping_add(signal as u8)),
+        _ => None,
+    }
+}
+
+impl Sandbox {
+    pub fn new(namespaces: &[Namespace]) -> Self {
+        Sandbox {
+            namespaces: namespaces.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+
+    /// Fills in what the choices imply, so the result is always coherent:
+    /// a new PID namespace needs a fresh /proc, which needs a private mount namespace, and a
+    /// rootfs needs a mount namespace for pivot_root.
+    pub fn normalized(mut self) -> Self {
+        // A hostname outside a new UTS namespace would rename the host itself.
+        if self.hostname.is_some() && !self.has(Namespace::Uts) {
+            self.namespaces.push(Namespace::Uts);
+        }
+        if (self.has(Namespace::Pid) || self.rootfs.is_some()) && !self.has(Namespace::Mount) {
+            explain::note("(a new PID namespace or a rootfs needs its own mount namespace: adding --mount)");
+            self.namespaces.push(Namespace::Mount);
+        }
+        self.namespaces.sort();
+        self.namespaces.dedup();
+        self
+    }
+
+    fn clone_flags(&self) -> CloneFlags {
+        self.namespaces
+            .iter()
+            .fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag())
+    }
+
+    /// Starts `child` in the namespaces, waits for it, and returns its exit status (the
+    /// command's own, or 128 + signal). An error inside the child (exec not found, a mount
+    /// failing) comes back as an `Err` carrying the child's message and Docker's exit code.
+    pub fn run(&self, child: Child<'_>) -> Result<u8> {
+        let pid = self.spawn(child)?;
+        wait_for(pid)
+    }
+
+    /// Starts `child` in the namespaces and returns its pid once it is running (exec
+    /// succeeded, or the function started). The caller must wait for it.
+    pub fn spawn(&self, mut child: Child<'_>) -> Result<Pid> {
+        let sandbox = self.clone().normalized();
+        check_support(&sandbox.namespaces)?;
+        if let Some(rootfs) = &sandbox.rootfs {
+            if !rootfs.is_dir() {
+                return Err(Exit::new(
+                    code::FAILED,
+                    format!("rootfs {} is not a directory", rootfs.display()),
+                )
+                .into());
+            }
+        }
+        // Prepare everything that allocates before clone: the child only makes syscalls.
+        let argv: Vec<CString> = match &child {
+            Child::Exec(args) => {
+                if args.is_empty() {
+                    bail!("no command given");
+                }
+                args.iter()
+                    .map(|a| CString::new(a.as_str()).context("argument contains a NUL byte"))
+                    .collect::<Result<_>>()?
+            }
+            Child::Call(_) => Vec::new(),
+        };
+        let (go_read, go_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (go)")?;
+        let (err_read, err_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (errors)")?;
+        let (go_r, err_w) = (go_read.as_raw_fd(), err_write.as_raw_fd());
+        let flags = sandbox.clone_flags();
+        let mut stack = vec![0u8; 1024 * 1024];
+        // Rust's stdout buffer would be copied into the child and printed twice.
+        let _ = std::io::stdout().flush();
+
+        let names: Vec<&str> = sandbox.namespaces.iter().map(|n| n.proc_name()).collect();
+        explain::step(
+            "clone into new namespaces",
+            || format!("clone(CLONE_NEW{{{}}} | SIGCHLD)", names.join(",")),
+            Chapter::Namespaces,
+        );
+        let child_main = Box::new(|| {
+            let result = child_setup(&sandbox, go_r, &argv, &mut child);
+            // Only reached when setup failed or a Call finished: report and exit without
+            // running the parent's destructors or atexit handlers twice.
+            let status = match result {
+                Ok(status) => status,
+                Err(err) => report_to_parent(err_w, &err),
+            };
+            let _ = std::io::stdout().flush();
+            // SAFETY: _exit is async-signal-safe and ends only this process.
+            unsafe { libc::_exit(status) }
+        });
+        // SAFETY: the child runs on its own stack, in a copy of our address space (no
+        // CLONE_VM), and leaves only through execve or _exit.
+        let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
+            .context("clone(2) into new namespaces")?;
+        drop(go_read);
+        drop(err_write);
+
+        // From here on, kill and reap the child if we fail, so no half-started process stays.
+        let parent_side = || -> Result<()> {
+            if sandbox.has(Namespace::User) {
+                write_id_maps(pid, Uid::effective(), Gid::effective())?;
+            }
+            let mut go = std::fs::File::from(go_write);
+            go.write_all(b"G").context("telling the child to go")?;
+            drop(go);
+            read_child_error(err_read)
+        };
+        if let Err(err) = parent_side() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(err);
+        }
+        Ok(pid)
+    }
+}
+
+/// Waits for a child and returns its exit status in the shell's convention.
+pub fn wait_for(pid: Pid) -> Result<u8> {
+    loop {
+        let status = waitpid(pid, None).with_context(|| format!("waitpid({pid})"))?;
+        if let Some(code) = exit_status_code(status) {
+            return Ok(code);
+        }
+    }
+}
+
+// ANCHOR: id_maps
+/// Maps uid/gid 0 inside the new user namespace to `uid`/`gid` outside. Only a process
+/// outside the namespace may write these files, and only once (user_namespaces(7)). For an
+/// unprivileged writer, `setgroups` must be denied before `gid_map` is written, or the
+/// process could drop supplementary groups to gain access (CVE-2014-8989).
+pub fn write_id_maps(pid: Pid, uid: Uid, gid: Gid) -> Result<()> {
+    let uid_map = format!("0 {uid} 1\n");
+    let gid_map = format!("0 {gid} 1\n");
+    explain::step(
+        "map uid 0 inside to the caller",
+        || format!("write(\"/proc/{pid}/uid_map\", \"0 {uid} 1\")"),
+        Chapter::Namespaces,
+    );
+    write_proc(pid, "uid_map", &uid_map)?;
+    write_proc(pid, "setgroups", "deny")?;
+    explain::step(
+        "map gid 0 inside to the caller",
+        || format!("write(\"/proc/{pid}/gid_map\", \"0 {gid} 1\")"),
+        Chapter::Namespaces,
+    );
+    write_proc(pid, "gid_map", &gid_map)
+}
+// ANCHOR_END: id_maps
+
+fn write_proc(pid: Pid, file: &str, content: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, content).with_context(|| format!("writing {content:?} to {path}"))
+}
+
+/// The child's half: everything between clone and execve. Returns only on failure, or with
+/// the function's status for `Child::Call`.
+fn child_setup(sandbox: &Sandbox, go: RawFd, argv: &[CString], child: &mut Child) -> Result<i32> {
+    // Wait until the parent has written our id maps: before that we are "nobody" here.
+    let mut byte = [0u8; 1];
+    // SAFETY: `go` is the read end the parent gave us; we own this copy after clone.
+    let mut go_file = unsafe { std::fs::File::from_raw_fd(go) };
+    go_file
+        .read_exact(&mut byte)
+        .context("waiting for the parent (it exited?)")?;
+    drop(go_file);
+
+    if let Some(hostname) = &sandbox.hostname {
+        set_hostname(hostname)?;
+    }
+    if sandbox.has(Namespace::Mount) {
+        rootfs::make_mounts_private()?;
+        match &sandbox.rootfs {
+            Some(dir) => rootfs::enter_rootfs(dir, &rootfs::RootfsOptions::for_sandbox(sandbox))?,
+            None if sandbox.has(Namespace::Pid) => rootfs::mount_proc(Path::new("/proc"))?,
+            None => {}
+        }
+    }
+    match child {
+        Child::Call(function) => Ok(function()),
+        Child::Exec(_) => Err(exec(argv)),
+    }
+}
+
+// ANCHOR: hostname
+/// Sets the hostname. Inside a new UTS namespace this changes only the namespace's copy;
+/// the host keeps its own (uts_namespaces(7)).
+pub fn set_hostname(hostname: &str) -> Result<()> {
+    explain::step(
+        "set the hostname",
+        || format!("sethostname({hostname:?})"),
+        Chapter::Namespaces,
+    );
+    nix::unistd::sethostname(hostname).with_context(|| format!("sethostname({hostname:?})"))
+}
+// ANCHOR_END: hostname
+
+/// execvp(3) the command. Returns only on failure, with the error and Docker's exit code:
+/// 127 when the file is not there, 126 when it is there but cannot be executed.
+pub fn exec(argv: &[CString]) -> anyhow::Error {
+    let program = argv[0].to_string_lossy().into_owned();
+    explain::step(
+        "execute the command",
+        || format!("execve({program:?}, ...)"),
+        Chapter::Namespaces,
+    );
+    let errno = match nix::unistd::execvp(&argv[0], argv) {
+        Ok(never) => match never {},
+        Err(errno) => errno,
+    };
+    exec_error(&program, errno)
+}
+
+/// Turns an execve(2) errno into Docker's message and exit code.
+pub fn exec_error(program: &str, errno: nix::errno::Errno) -> anyhow::Error {
+    use nix::errno::Errno;
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => Exit::new(
+            code::NOT_FOUND,
+            format!("exec {program:?}: executable file not found"),
+        )
+        .into(),
+        Errno::EACCES | Errno::ENOEXEC | Errno::EPERM | Errno::EISDIR => Exit::new(
+            code::CANNOT_EXECUTE,
+            format!("exec {program:?}: cannot execute: {}", errno.desc()),
+        )
+        .into(),
+        other => anyhow::anyhow!("exec {program:?}: {}", other.desc()),
+    }
+}
+
+/// Sends an error from the child to the parent: one byte of exit code, then the message.
+/// Returns the exit code for the child to `_exit` with.
+fn report_to_parent(fd: RawFd, err: &anyhow::Error) -> i32 {
+    let exit = crate::cli::exit_code_of(err);
+    let mut message = vec![exit];
+    message.extend_from_slice(format!("{err:#}").as_bytes());
+    // SAFETY: `fd` is the write end of the errors pipe, valid in the child.
+    let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let _ = pipe.write_all(&message);
+    i32::from(exit)
+}
+
+/// Reads the errors pipe to EOF. Empty means the child exec'd (or started its function).
+fn read_child_error(fd: OwnedFd) -> Result<()> {
+    let mut message = Vec::new();
+    std::fs::File::from(fd)
+        .read_to_end(&mut message)
+        .context("reading the child's error pipe")?;
+    match message.split_first() {
+        None => Ok(()),
+        Some((&exit, text)) => {
+            Err(Exit::new(exit, String::from_utf8_lossy(text).into_owned()).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_namespace_has_a_distinct_flag_and_proc_name() {
+        let mut flags = CloneFlags::empty();
+        let mut names = std::collections::HashSet::new();
+        for ns in Namespace::ALL {
+            assert!(!flags.contains(ns.clone_flag()));
+            flags |= ns.clone_flag();
+            assert!(names.insert(ns.proc_name()));
+        }
+    }
+
+    #[test]
+    fn a_pid_namespace_brings_a_mount_namespace() {
+        let sandbox = Sandbox::new(&[Namespace::Pid]).normalized();
+        assert_eq!(sandbox.namespaces, vec![Namespace::Pid, Namespace::Mount]);
+        let sandbox = Sandbox {
+            rootfs: Some("/x".into()),
+            ..Sandbox::new(&[Namespace::Uts])
+        }
+        .normalized();
+        assert!(sandbox.has(Namespace::Mount));
+    }
+
+    #[test]
+    fn exec_errors_map_to_docker_exit_codes() {
+        use nix::errno::Errno;
+        let code_of = |e| crate::cli::exit_code_of(&exec_error("x", e));
+        assert_eq!(code_of(Errno::ENOENT), 127);
+        assert_eq!(code_of(Errno::EACCES), 126);
+        assert_eq!(code_of(Errno::ENOEXEC), 126);
+        assert_eq!(code_of(Errno::E2BIG), 125);
+    }
+
+    #[test]
+    fn shell_convention_for_signals() {
+        let pid = Pid::from_raw(1);
+        assert_eq!(
+            exit_status_code(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some(137)
+        );
+        assert_eq!(exit_status_code(WaitStatus::Exited(pid, 3)), Some(3));
+    }
+}
