@@ -1,4 +1,78 @@
-//! workshop (work in progress).
-fn main() -> std::process::ExitCode {
-    minidock::cli::run_main("workshop", || anyhow::bail!("not built yet"))
+//! workshop: rebuild each mechanism yourself; the checker verifies what the kernel did.
+use clap::{Parser, Subcommand};
+use minidock::workshop::{self, Variant};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "workshop", about = "The minidock workshop", version)]
+struct Cli {
+    /// The lessons directory (default: $MINIDOCK_LESSONS, else the repository's lessons/).
+    #[arg(long, global = true, value_name = "DIR")]
+    lessons: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the lessons.
+    List,
+    /// Build your code for lesson N, run it, and check what the kernel shows.
+    Check {
+        lesson: u32,
+        /// Check the reference solution instead of your starter.
+        #[arg(long)]
+        solution: bool,
+    },
+    /// Show the hints for lesson N.
+    Hint { lesson: u32 },
+    /// Print the reference solution of lesson N.
+    Solution { lesson: u32 },
+    /// For every lesson: the starter must fail its check and the solution must pass (CI).
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = cli.lessons.unwrap_or_else(workshop::lessons_dir);
+    minidock::cli::run_main("workshop", || match cli.command {
+        Command::List => {
+            for lesson in workshop::load_manifest(&dir)? {
+                println!(
+                    "{:>2}  {:<58} book: {}   edit: lessons/{}",
+                    lesson.id, lesson.title, lesson.chapter, lesson.starter
+                );
+            }
+            Ok(0)
+        }
+        Command::Check { lesson, solution } => {
+            let lesson = workshop::find_lesson(&dir, lesson)?;
+            let variant = if solution { Variant::Solution } else { Variant::Learner };
+            let report = workshop::check(&dir, &lesson, variant)?;
+            print!("{}", report.render());
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        Command::Hint { lesson } => {
+            let lesson = workshop::find_lesson(&dir, lesson)?;
+            for (i, hint) in lesson.hints.iter().enumerate() {
+                println!("hint {}: {hint}", i + 1);
+            }
+            Ok(0)
+        }
+        Command::Solution { lesson } => {
+            let lesson = workshop::find_lesson(&dir, lesson)?;
+            let path = dir.join(&lesson.solution);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            print!("{text}");
+            Ok(0)
+        }
+        Command::Verify => {
+            for line in workshop::verify(&dir)? {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+    })
 }

@@ -230,6 +230,7 @@ impl Sandbox {
         // Rust's stdout buffer would be copied into the child and printed twice.
         let _ = std::io::stdout().flush();
 
+        // ANCHOR: clone
         let names: Vec<&str> = sandbox.namespaces.iter().map(|n| n.proc_name()).collect();
         explain::step(
             "clone into new namespaces",
@@ -254,6 +255,7 @@ impl Sandbox {
             .context("clone(2) into new namespaces")?;
         drop(go_read);
         drop(err_write);
+        // ANCHOR_END: clone
 
         // From here on, kill and reap the child if we fail, so no half-started process stays.
         let parent_side = || -> Result<()> {
@@ -313,6 +315,7 @@ fn write_proc(pid: Pid, file: &str, content: &str) -> Result<()> {
     std::fs::write(&path, content).with_context(|| format!("writing {content:?} to {path}"))
 }
 
+// ANCHOR: child_setup
 /// The child's half: everything between clone and execve. Returns only on failure, or with
 /// the function's status for `Child::Call`.
 fn child_setup(sandbox: &Sandbox, go: RawFd, argv: &[CString], child: &mut Child) -> Result<i32> {
@@ -341,6 +344,7 @@ fn child_setup(sandbox: &Sandbox, go: RawFd, argv: &[CString], child: &mut Child
         Child::Exec(_) => Err(exec(argv)),
     }
 }
+// ANCHOR_END: child_setup
 
 // ANCHOR: hostname
 /// Sets the hostname. Inside a new UTS namespace this changes only the namespace's copy;

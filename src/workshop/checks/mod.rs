@@ -7,8 +7,11 @@ mod ns;
 mod overlay;
 
 use super::Observation;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use std::io::Read;
 use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 type Check = fn(&Path) -> Result<Vec<Observation>>;
 
@@ -20,6 +23,7 @@ const CHECKS: &[(u32, Check)] = &[
     (3, ns::lesson03_pivot_root),
 ];
 
+#[cfg(test)]
 pub fn has_check(id: u32) -> bool {
     CHECKS.iter().any(|(lesson, _)| *lesson == id)
 }
@@ -29,4 +33,61 @@ pub fn run(id: u32, bin: &Path) -> Result<Vec<Observation>> {
         Some((_, check)) => check(bin),
         None => bail!("lesson {id} has no check"),
     }
+}
+
+/// Runs a learner's program with captured output, killing it after `limit`: a half-finished
+/// lesson may well hang (waiting on a pipe, a child that never exits), and the checker must
+/// still report.
+pub(crate) fn run_captured(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for the lesson program")? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{:?} did not finish within {}s (killed)",
+                cmd.get_program(),
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// The lines a program printed, or a one-line summary of how it failed, for an observation.
+pub(crate) fn describe_failure(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or("").trim();
+    format!("the program exited with {} ({last})", output.status)
+}
+
+/// Skips the checks with one clear line when not root: every lesson creates namespaces.
+pub(crate) fn require_root() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the workshop checks need root (namespaces, mounts, cgroups): run with sudo");
+    }
+    Ok(())
 }

@@ -1,14 +1,239 @@
-//! Checks for the namespace lessons.
-use crate::workshop::Observation;
-use anyhow::{Result, bail};
-use std::path::Path;
+//! Checks for the namespace lessons (01 UTS, 02 PID, 03 pivot_root).
+//!
+//! Each check compares what the learner's process saw with what the checker reads from its
+//! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
 
-pub fn lesson01_uts(_bin: &Path) -> Result<Vec<Observation>> {
-    bail!("not written yet")
+use super::{describe_failure, require_root, run_captured};
+use crate::workshop::Observation;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn own_ns(name: &str) -> Result<String> {
+    let path = format!("/proc/self/ns/{name}");
+    Ok(std::fs::read_link(&path)
+        .with_context(|| format!("readlink {path}"))?
+        .to_string_lossy()
+        .into_owned())
 }
-pub fn lesson02_pid(_bin: &Path) -> Result<Vec<Observation>> {
-    bail!("not written yet")
+
+fn hostname() -> Result<String> {
+    Ok(nix::unistd::gethostname()
+        .context("gethostname")?
+        .to_string_lossy()
+        .into_owned())
 }
-pub fn lesson03_pivot_root(_bin: &Path) -> Result<Vec<Observation>> {
-    bail!("not written yet")
+
+fn mount_table() -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string("/proc/self/mountinfo")
+        .context("reading /proc/self/mountinfo")?
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .collect())
+}
+
+/// The line `n` of a program's stdout, or "(nothing)".
+fn line(stdout: &str, n: usize) -> String {
+    stdout
+        .lines()
+        .nth(n)
+        .unwrap_or("(nothing)")
+        .trim()
+        .to_owned()
+}
+
+pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let host_before = hostname()?;
+    let output = run_captured(
+        Command::new(bin).args([
+            "workshop-box",
+            "sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/uts",
+        ]),
+        LIMIT,
+    )?;
+    let host_after = hostname()?;
+    let mut observations = Vec::new();
+    if host_after != host_before {
+        // A learner who sets the hostname without a new namespace renames the machine: put it
+        // back, and say so.
+        let _ = nix::unistd::sethostname(&host_before);
+    }
+    observations.push(Observation::equal(
+        "the host's hostname is unchanged",
+        host_before.clone(),
+        host_after,
+    ));
+    if !output.status.success() {
+        observations.push(Observation::judged(
+            "the program runs the command",
+            "exit status 0",
+            describe_failure(&output),
+            false,
+        ));
+        return Ok(observations);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    observations.push(Observation::equal(
+        "hostname inside",
+        "workshop-box",
+        line(&stdout, 0),
+    ));
+    let host_uts = own_ns("uts")?;
+    let inside_uts = line(&stdout, 1);
+    observations.push(Observation::judged(
+        "UTS namespace inside (/proc/self/ns/uts)",
+        format!("not {host_uts} (the host's)"),
+        inside_uts.clone(),
+        inside_uts.starts_with("uts:[") && inside_uts != host_uts,
+    ));
+    Ok(observations)
+}
+
+pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let mounts_before = mount_table()?;
+    let output = run_captured(
+        Command::new(bin).args([
+            "sh",
+            "-c",
+            "echo $$; ls /proc | grep -cE '^[0-9]+$'; readlink /proc/self/ns/pid",
+        ]),
+        LIMIT,
+    )?;
+    let mounts_after = mount_table()?;
+    let mut observations = Vec::new();
+    let leaked: Vec<&String> = mounts_after
+        .iter()
+        .filter(|m| mounts_after.iter().filter(|x| x == m).count() > mounts_before.iter().filter(|x| x == m).count())
+        .collect();
+    if !leaked.is_empty() {
+        // A /proc mounted without making / private propagates to the host: clean it up.
+        for mount in &leaked {
+            let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    observations.push(Observation::judged(
+        "the host's mount table is unchanged",
+        "no new mounts on the host",
+        if leaked.is_empty() {
+            "no new mounts on the host".to_owned()
+        } else {
+            format!("leaked to the host (now removed): {leaked:?}; make / private first")
+        },
+        leaked.is_empty(),
+    ));
+    if !output.status.success() {
+        observations.push(Observation::judged(
+            "the program runs the command",
+            "exit status 0",
+            describe_failure(&output),
+            false,
+        ));
+        return Ok(observations);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    observations.push(Observation::equal("the shell's pid ($$)", "1", line(&stdout, 0)));
+    let count = line(&stdout, 1);
+    observations.push(Observation::judged(
+        "processes listed in /proc inside",
+        "only the command's own (at most 4)",
+        count.clone(),
+        count.parse::<u32>().is_ok_and(|n| (1..=4).contains(&n)),
+    ));
+    let host_pid = own_ns("pid")?;
+    let inside = line(&stdout, 2);
+    observations.push(Observation::judged(
+        "PID namespace inside",
+        format!("not {host_pid} (the host's)"),
+        inside.clone(),
+        inside.starts_with("pid:[") && inside != host_pid,
+    ));
+    Ok(observations)
+}
+
+pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let rootfs = tempfile::Builder::new()
+        .prefix("minidock-workshop-rootfs")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let script = super::super::lessons_dir()
+        .parent()
+        .map(|repo| repo.join("scripts/busybox-rootfs"))
+        .context("locating scripts/busybox-rootfs")?;
+    let status = Command::new(&script)
+        .arg(rootfs.path())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed", script.display());
+    std::fs::write(rootfs.path().join("WORKSHOP_ROOTFS"), "inside the rootfs\n")
+        .context("writing the rootfs marker")?;
+    let host_marker = tempfile::NamedTempFile::new().context("creating the host marker")?;
+    let host_marker_path = host_marker.path().to_string_lossy().into_owned();
+    let mounts_before = mount_table()?;
+
+    let output = run_captured(
+        Command::new(bin).arg(rootfs.path()).args([
+            "/bin/sh",
+            "-c",
+            &format!(
+                "cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; test -e {host_marker_path} && echo host-visible || echo host-hidden; cut -d' ' -f5 /proc/self/mountinfo | sort | tr '\\n' ' '"
+            ),
+        ]),
+        LIMIT,
+    )?;
+    let mounts_after = mount_table()?;
+    let rootfs_str = rootfs.path().to_string_lossy().into_owned();
+    let leaked: Vec<&String> = mounts_after
+        .iter()
+        .filter(|m| m.starts_with(&rootfs_str) || (m.as_str() == "/proc" && !mounts_before.contains(m)))
+        .collect();
+    for mount in leaked.iter().rev() {
+        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    let mut observations = vec![Observation::judged(
+        "the host's mount table is unchanged",
+        "no mounts of the rootfs left on the host",
+        if leaked.is_empty() {
+            "no mounts of the rootfs left on the host".to_owned()
+        } else {
+            format!("leaked to the host (now removed): {leaked:?}")
+        },
+        leaked.is_empty(),
+    )];
+    if !output.status.success() {
+        observations.push(Observation::judged(
+            "the program runs /bin/sh from the rootfs",
+            "exit status 0",
+            describe_failure(&output),
+            false,
+        ));
+        return Ok(observations);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    observations.push(Observation::equal(
+        "/WORKSHOP_ROOTFS read inside",
+        "inside the rootfs",
+        line(&stdout, 0),
+    ));
+    observations.push(Observation::equal(
+        "a host file outside the rootfs",
+        "host-hidden",
+        line(&stdout, 1),
+    ));
+    let inside_mounts = line(&stdout, 2);
+    let points: Vec<&str> = inside_mounts.split_whitespace().collect();
+    observations.push(Observation::judged(
+        "mount points inside (the old root detached)",
+        "/ and /proc only",
+        inside_mounts.clone(),
+        points.contains(&"/") && points.contains(&"/proc") && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
+    ));
+    Ok(observations)
 }

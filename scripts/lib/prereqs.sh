@@ -1,0 +1,36 @@
+# Shared by scripts/quickstart and scripts/test: install what minidock needs on a fresh
+# Debian/Ubuntu machine, as root. Sourced, not run.
+
+# require_root: every script here creates namespaces, mounts and cgroups.
+require_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$0: run as root (namespaces, mounts and cgroups need it)" >&2
+    exit 1
+  fi
+}
+
+# apt_install PKG...: installs the packages that are missing, running apt-get update once.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing with apt: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# require_cargo: the Rust toolchain (rustup's; Debian's cargo is too old for edition 2024).
+require_cargo() {
+  if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "$0: cargo not found: install Rust with rustup (https://rustup.rs), then re-run" >&2
+    exit 1
+  fi
+}
+
+# The Debian packages minidock, its tests and its workshop use.
+RUNTIME_PACKAGES=(busybox-static iproute2 iptables nftables kmod ca-certificates)
+TEST_PACKAGES=(runc crun skopeo umoci docker-registry hyperfine cpio procps)

@@ -1,1 +1,0 @@
-//! Namespaces: clone into new namespaces, uid/gid maps, hostname.
