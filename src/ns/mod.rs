@@ -180,12 +180,6 @@ impl Sandbox {
         self
     }
 
-    fn clone_flags(&self) -> CloneFlags {
-        self.namespaces
-            .iter()
-            .fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag())
-    }
-
     /// Starts `child` in the namespaces, waits for it, and returns its exit status (the
     /// command's own, or 128 + signal). An error inside the child (exec not found, a mount
     /// failing) comes back as an `Err` carrying the child's message and Docker's exit code.
@@ -220,60 +214,148 @@ impl Sandbox {
             }
             Child::Call(_) => Vec::new(),
         };
-        let (go_read, go_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (go)")?;
-        let (err_read, err_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (errors)")?;
-        let (go_r, err_w) = (go_read.as_raw_fd(), err_write.as_raw_fd());
-        let flags = sandbox.clone_flags();
-        let mut stack = vec![0u8; 1024 * 1024];
-        // Rust's stdout buffer would be copied into the child and printed twice.
-        let _ = std::io::stdout().flush();
-
-        // ANCHOR: clone
-        let names: Vec<&str> = sandbox.namespaces.iter().map(|n| n.proc_name()).collect();
-        explain::step(
-            "clone into new namespaces",
-            || format!("clone(CLONE_NEW{{{}}} | SIGCHLD)", names.join(",")),
-            Chapter::Namespaces,
-        );
-        let child_main = Box::new(|| {
-            let result = child_setup(&sandbox, go_r, &argv, &mut child);
-            // Only reached when setup failed or a Call finished: report and exit without
-            // running the parent's destructors or atexit handlers twice.
-            let status = match result {
-                Ok(status) => status,
-                Err(err) => report_to_parent(err_w, &err),
-            };
-            let _ = std::io::stdout().flush();
-            // SAFETY: _exit is async-signal-safe and ends only this process.
-            unsafe { libc::_exit(status) }
-        });
-        // SAFETY: the child runs on its own stack, in a copy of our address space (no
-        // CLONE_VM), and leaves only through execve or _exit.
-        let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
-            .context("clone(2) into new namespaces")?;
-        drop(go_read);
-        drop(err_write);
-        // ANCHOR_END: clone
-
-        // From here on, kill and reap the child if we fail, so no half-started process stays.
-        let parent_side = || -> Result<()> {
-            if sandbox.has(Namespace::User) {
-                write_id_maps(pid, Uid::effective(), Gid::effective())?;
-            }
-            let mut go = std::fs::File::from(go_write);
-            go.write_all(b"G").context("telling the child to go")?;
-            drop(go);
-            read_child_error(err_read)
-        };
-        if let Err(err) = parent_side() {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(err);
-        }
-        Ok(pid)
+        let id_maps = sandbox
+            .has(Namespace::User)
+            .then(|| IdMaps::root_to(Uid::effective(), Gid::effective()));
+        spawn_process(
+            &sandbox.namespaces,
+            id_maps.as_ref(),
+            &mut |_pid| Ok(()),
+            &mut |_ready| child_setup(&sandbox, &argv, &mut child),
+        )
     }
+}
+
+/// One line of a uid or gid map: `count` ids starting at `inside` map to ids starting at
+/// `outside` (user_namespaces(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMapping {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// The uid and gid maps of a new user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uids: Vec<IdMapping>,
+    pub gids: Vec<IdMapping>,
+}
+
+impl IdMaps {
+    /// Root inside is `uid`/`gid` outside, and nothing else is mapped.
+    pub fn root_to(uid: Uid, gid: Gid) -> Self {
+        let one = |outside| {
+            vec![IdMapping {
+                inside: 0,
+                outside,
+                count: 1,
+            }]
+        };
+        IdMaps {
+            uids: one(uid.as_raw()),
+            gids: one(gid.as_raw()),
+        }
+    }
+}
+
+/// Tells the parent that the child finished its setup and is about to wait (the OCI runtime's
+/// "created" state) before it execs. See [`spawn_process`].
+pub struct Ready {
+    fd: RawFd,
+}
+
+impl Ready {
+    pub fn signal(&self) {
+        // SAFETY: `fd` is the write end of the status pipe, valid in the child.
+        let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(self.fd) });
+        let _ = pipe.write_all(b"R");
+    }
+}
+
+// ANCHOR: spawn_process
+/// The mechanism under every container start: clone a child into new `namespaces`, let the
+/// parent prepare it from outside (`parent_setup`: uid/gid maps first, then whatever the
+/// caller needs, such as putting it into a cgroup or giving it a network), then let the child
+/// run `child_setup`, which ends in execve.
+///
+/// Returns the child's pid once it has exec'd, or once it called [`Ready::signal`]. If the
+/// child fails first, its error comes back here with its message and exit code, and the child
+/// is reaped.
+pub fn spawn_process(
+    namespaces: &[Namespace],
+    id_maps: Option<&IdMaps>,
+    parent_setup: &mut dyn FnMut(Pid) -> Result<()>,
+    child_setup: &mut dyn FnMut(&Ready) -> Result<i32>,
+) -> Result<Pid> {
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (go)")?;
+    let (status_read, status_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (status)")?;
+    let (go_r, status_w) = (go_read.as_raw_fd(), status_write.as_raw_fd());
+    let flags = namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag());
+    let mut stack = vec![0u8; 1024 * 1024];
+    // Rust's stdout buffer would be copied into the child and printed twice.
+    let _ = std::io::stdout().flush();
+
+    // ANCHOR: clone
+    let names: Vec<&str> = namespaces.iter().map(|n| n.proc_name()).collect();
+    explain::step(
+        "clone into new namespaces",
+        || format!("clone(CLONE_NEW{{{}}} | SIGCHLD)", names.join(",")),
+        Chapter::Namespaces,
+    );
+    let child_main = Box::new(|| {
+        let ready = Ready { fd: status_w };
+        let result = wait_for_go(go_r).and_then(|()| child_setup(&ready));
+        // Only reached when setup failed or a function finished: report and exit without
+        // running the parent's destructors or atexit handlers twice.
+        let status = match result {
+            Ok(status) => status,
+            Err(err) => report_to_parent(status_w, &err),
+        };
+        let _ = std::io::stdout().flush();
+        // SAFETY: _exit is async-signal-safe and ends only this process.
+        unsafe { libc::_exit(status) }
+    });
+    // SAFETY: the child runs on its own stack, in a copy of our address space (no CLONE_VM),
+    // and leaves only through execve or _exit.
+    let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .context("clone(2) into new namespaces")?;
+    drop(go_read);
+    drop(status_write);
+    // ANCHOR_END: clone
+
+    // From here on, kill and reap the child if we fail, so no half-started process stays.
+    let parent_side = || -> Result<()> {
+        if let Some(maps) = id_maps {
+            write_id_maps(pid, maps)?;
+        }
+        parent_setup(pid)?;
+        let mut go = std::fs::File::from(go_write);
+        go.write_all(b"G").context("telling the child to go")?;
+        drop(go);
+        read_child_status(status_read)
+    };
+    if let Err(err) = parent_side() {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(err);
+    }
+    Ok(pid)
+}
+// ANCHOR_END: spawn_process
+
+/// Waits until the parent has prepared us (id maps, cgroup): before that we may be "nobody".
+fn wait_for_go(go: RawFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    // SAFETY: `go` is the read end the parent gave us; we own this copy after clone.
+    let mut go_file = unsafe { std::fs::File::from_raw_fd(go) };
+    go_file
+        .read_exact(&mut byte)
+        .context("waiting for the parent (it exited?)")
 }
 
 /// Waits for a child and returns its exit status in the shell's convention.
@@ -287,23 +369,30 @@ pub fn wait_for(pid: Pid) -> Result<u8> {
 }
 
 // ANCHOR: id_maps
-/// Maps uid/gid 0 inside the new user namespace to `uid`/`gid` outside. Only a process
-/// outside the namespace may write these files, and only once (user_namespaces(7)). For an
-/// unprivileged writer, `setgroups` must be denied before `gid_map` is written, or the
-/// process could drop supplementary groups to gain access (CVE-2014-8989).
-pub fn write_id_maps(pid: Pid, uid: Uid, gid: Gid) -> Result<()> {
-    let uid_map = format!("0 {uid} 1\n");
-    let gid_map = format!("0 {gid} 1\n");
+/// Writes the uid and gid maps of the child's new user namespace. Only a process outside the
+/// namespace may write these files, and only once (user_namespaces(7)). For an unprivileged
+/// writer, `setgroups` must be denied before `gid_map` is written, or the process could drop
+/// supplementary groups to gain access (CVE-2014-8989).
+pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
+    let render = |lines: &[IdMapping]| {
+        lines
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+            .collect::<String>()
+    };
+    let (uid_map, gid_map) = (render(&maps.uids), render(&maps.gids));
     explain::step(
-        "map uid 0 inside to the caller",
-        || format!("write(\"/proc/{pid}/uid_map\", \"0 {uid} 1\")"),
+        "map uids inside to uids outside",
+        || format!("write(\"/proc/{pid}/uid_map\", {:?})", uid_map.trim_end()),
         Chapter::Namespaces,
     );
     write_proc(pid, "uid_map", &uid_map)?;
-    write_proc(pid, "setgroups", "deny")?;
+    if !Uid::effective().is_root() {
+        write_proc(pid, "setgroups", "deny")?;
+    }
     explain::step(
-        "map gid 0 inside to the caller",
-        || format!("write(\"/proc/{pid}/gid_map\", \"0 {gid} 1\")"),
+        "map gids inside to gids outside",
+        || format!("write(\"/proc/{pid}/gid_map\", {:?})", gid_map.trim_end()),
         Chapter::Namespaces,
     );
     write_proc(pid, "gid_map", &gid_map)
@@ -318,16 +407,7 @@ fn write_proc(pid: Pid, file: &str, content: &str) -> Result<()> {
 // ANCHOR: child_setup
 /// The child's half: everything between clone and execve. Returns only on failure, or with
 /// the function's status for `Child::Call`.
-fn child_setup(sandbox: &Sandbox, go: RawFd, argv: &[CString], child: &mut Child) -> Result<i32> {
-    // Wait until the parent has written our id maps: before that we are "nobody" here.
-    let mut byte = [0u8; 1];
-    // SAFETY: `go` is the read end the parent gave us; we own this copy after clone.
-    let mut go_file = unsafe { std::fs::File::from_raw_fd(go) };
-    go_file
-        .read_exact(&mut byte)
-        .context("waiting for the parent (it exited?)")?;
-    drop(go_file);
-
+fn child_setup(sandbox: &Sandbox, argv: &[CString], child: &mut Child) -> Result<i32> {
     if let Some(hostname) = &sandbox.hostname {
         set_hostname(hostname)?;
     }
@@ -393,11 +473,11 @@ pub fn exec_error(program: &str, errno: nix::errno::Errno) -> anyhow::Error {
     }
 }
 
-/// Sends an error from the child to the parent: one byte of exit code, then the message.
+/// Sends an error from the child to the parent: `E`, one byte of exit code, then the message.
 /// Returns the exit code for the child to `_exit` with.
 fn report_to_parent(fd: RawFd, err: &anyhow::Error) -> i32 {
     let exit = crate::cli::exit_code_of(err);
-    let mut message = vec![exit];
+    let mut message = vec![b'E', exit];
     message.extend_from_slice(format!("{err:#}").as_bytes());
     // SAFETY: `fd` is the write end of the errors pipe, valid in the child.
     let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
@@ -405,17 +485,24 @@ fn report_to_parent(fd: RawFd, err: &anyhow::Error) -> i32 {
     i32::from(exit)
 }
 
-/// Reads the errors pipe to EOF. Empty means the child exec'd (or started its function).
-fn read_child_error(fd: OwnedFd) -> Result<()> {
+/// Reads the status pipe: end-of-file means the child exec'd (the pipe is close-on-exec) or
+/// finished its function; `R` means it is ready and waiting; `E` carries its error.
+fn read_child_status(fd: OwnedFd) -> Result<()> {
+    let mut pipe = std::fs::File::from(fd);
+    let mut kind = [0u8; 1];
+    match pipe.read(&mut kind).context("reading the child's status pipe")? {
+        0 => return Ok(()),
+        _ if kind[0] == b'R' => return Ok(()),
+        _ => {}
+    }
     let mut message = Vec::new();
-    std::fs::File::from(fd)
-        .read_to_end(&mut message)
-        .context("reading the child's error pipe")?;
+    pipe.read_to_end(&mut message)
+        .context("reading the child's error")?;
     match message.split_first() {
-        None => Ok(()),
         Some((&exit, text)) => {
             Err(Exit::new(exit, String::from_utf8_lossy(text).into_owned()).into())
         }
+        None => bail!("the child failed without saying why"),
     }
 }
 
