@@ -13,4 +13,7 @@ pub mod net;
 pub mod ns;
 pub mod overlay;
 pub mod rootfs;
+pub mod runtime;
+pub mod security;
+pub mod state;
 pub mod workshop;

@@ -1,1 +1,360 @@
-//! overlayfs: mount lower/upper/work, whiteouts and opaque dirs, upper dir -> layer diff.
+//! overlayfs: stacking read-only image layers under one writable layer.
+//!
+//! An overlay mount merges directories (Documentation/filesystems/overlayfs.rst):
+//!
+//! * `lowerdir=A:B:C`: read-only layers, **leftmost on top**; the image layers.
+//! * `upperdir=U`: where every change lands; the container's writable layer.
+//! * `workdir=W`: scratch space on U's filesystem, which overlayfs needs to prepare a file
+//!   before renaming it into U atomically (hence "same filesystem").
+//!
+//! Reading a file finds the topmost layer that has it. Writing a file from a lower layer first
+//! copies it up into U ("copy-up"), so the lower layer never changes and many containers can
+//! share it. Deleting a lower file puts a *whiteout* in U (a character device 0/0), and
+//! replacing a lower directory marks the new one *opaque* (`trusted.overlay.opaque="y"`). U
+//! is therefore exactly the container's change set, which `image::layer::diff` turns into an
+//! image layer.
+
+mod tour;
+
+pub use tour::tour;
+
+use anyhow::{Context, Result, bail};
+use nix::mount::{MntFlags, MsFlags};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::explain::{self, Chapter};
+
+pub use crate::image::layer::{OVERLAY_OPAQUE_XATTR, is_whiteout};
+
+/// overlayfs's limit on stacked lower layers (OVL_MAX_STACK in fs/overlayfs/params.h).
+pub const MAX_LOWERS: usize = 500;
+/// `statfs(2)` f_type of overlayfs (OVERLAYFS_SUPER_MAGIC in linux/magic.h).
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// A mounted overlay. Unmounted when dropped, unless [`OverlayMount::leak`] was called.
+#[derive(Debug)]
+pub struct OverlayMount {
+    merged: PathBuf,
+    mounted: bool,
+}
+
+impl OverlayMount {
+    /// The merged directory: what the container sees as `/`.
+    pub fn merged(&self) -> &Path {
+        &self.merged
+    }
+
+    /// Unmounts now, reporting errors. Calling it again (or dropping afterwards) does nothing.
+    pub fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            unmount(&self.merged)?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+
+    /// Keeps the overlay mounted after this value is gone: a container outlives the command
+    /// that started it. Returns the merged path; [`unmount`] removes it later.
+    pub fn leak(mut self) -> PathBuf {
+        self.mounted = false;
+        std::mem::take(&mut self.merged)
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            // Nobody can handle an error here; a busy mount is detached instead of leaked.
+            if unmount(&self.merged).is_err() {
+                let _ = nix::mount::umount2(&self.merged, MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
+/// The `data` argument of mount(2) for overlayfs. Paths are escaped: overlayfs splits the
+/// option string on `,` and the lower list on `:`, and honours a backslash before either.
+///
+/// Features whose upper dirs a tar layer cannot express are switched off when this kernel
+/// has them: `redirect_dir` (renaming a lower directory would store a pointer to its old name
+/// instead of copying it), `metacopy` (copy-up of metadata only, the data staying below),
+/// and `index` (which ties an upper dir to the exact lower layers it was made with). These
+/// are the same choices Docker's overlay2 driver makes.
+// ANCHOR: mount_options
+pub fn mount_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String {
+    let lowerdir: Vec<String> = lowers.iter().map(|l| escape(l)).collect();
+    let mut options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        escape(upper),
+        escape(work)
+    );
+    for feature in ["index", "redirect_dir", "metacopy"] {
+        if Path::new("/sys/module/overlay/parameters")
+            .join(feature)
+            .exists()
+        {
+            options.push_str(&format!(",{feature}=off"));
+        }
+    }
+    options
+}
+// ANCHOR_END: mount_options
+
+fn escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Mounts an overlay of `lowers` (top layer first, as in the kernel's `lowerdir`) with the
+/// writable `upper` and its `work` dir on `merged`. Checks first what the kernel would only
+/// answer with EINVAL, so the error says what is wrong.
+// ANCHOR: mount
+pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<OverlayMount> {
+    check(lowers, upper, work, merged)?;
+    let options = mount_options(lowers, upper, work);
+    // The data page of mount(2) is one page; longer option strings are cut by the kernel.
+    if options.len() >= 4096 {
+        bail!(
+            "the overlay options are {} bytes, over mount(2)'s 4095 (too many or too long \
+             lower paths)",
+            options.len()
+        );
+    }
+    explain::step(
+        "mount the overlay",
+        || format!("mount(\"overlay\", {merged:?}, \"overlay\", 0, \"{options}\")"),
+        Chapter::Overlay,
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .with_context(|| {
+        format!(
+            "mount overlay on {} (options {options}; `dmesg | tail` has the kernel's reason)",
+            merged.display()
+        )
+    })?;
+    Ok(OverlayMount {
+        merged: merged.to_path_buf(),
+        mounted: true,
+    })
+}
+// ANCHOR_END: mount
+
+fn check(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
+    if !overlay_supported() {
+        bail!(
+            "this kernel has no overlay filesystem (not in /proc/filesystems; try `modprobe overlay`)"
+        );
+    }
+    if lowers.is_empty() {
+        bail!("an overlay needs at least one lower dir");
+    }
+    if lowers.len() > MAX_LOWERS {
+        bail!(
+            "{} lower dirs, over overlayfs's limit of {MAX_LOWERS}",
+            lowers.len()
+        );
+    }
+    for lower in lowers {
+        require_dir("lower", lower)?;
+    }
+    require_dir("upper", upper)?;
+    require_dir("work", work)?;
+    require_dir("merged", merged)?;
+    let upper_dev = std::fs::metadata(upper)?.dev();
+    let work_dev = std::fs::metadata(work)?.dev();
+    if upper_dev != work_dev {
+        bail!(
+            "upper dir {} and work dir {} are on different filesystems; overlayfs renames from \
+             one to the other, so they must share one",
+            upper.display(),
+            work.display()
+        );
+    }
+    let stat =
+        nix::sys::statfs::statfs(upper).with_context(|| format!("statfs {}", upper.display()))?;
+    if stat.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
+        bail!(
+            "upper dir {} is itself on overlayfs, which cannot hold an upper dir (use a \
+             directory on ext4, xfs, btrfs or tmpfs)",
+            upper.display()
+        );
+    }
+    let upper_real = upper.canonicalize()?;
+    let work_real = work.canonicalize()?;
+    if upper_real.starts_with(&work_real) || work_real.starts_with(&upper_real) {
+        bail!("upper dir and work dir must not contain one another");
+    }
+    Ok(())
+}
+
+fn require_dir(role: &str, path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{role} dir {} is not a directory", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{role} dir {} does not exist", path.display())
+        }
+        Err(e) => Err(e).with_context(|| format!("{role} dir {}", path.display())),
+    }
+}
+
+/// Whether this kernel knows overlayfs.
+pub fn overlay_supported() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .map(|fs| {
+            fs.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false)
+}
+
+/// Unmounts the overlay on `merged`. Unmounting something that is not mounted is not an
+/// error (teardown must be idempotent), but unmounting a mount that is not an overlay is: a
+/// wrong path must not unmount someone's filesystem.
+pub fn unmount(merged: &Path) -> Result<()> {
+    let Some(fstype) = mount_type(merged)? else {
+        return Ok(());
+    };
+    if fstype != "overlay" {
+        bail!("{} is a {fstype} mount, not an overlay", merged.display());
+    }
+    explain::step(
+        "unmount the overlay",
+        || format!("umount2({merged:?}, 0)"),
+        Chapter::Overlay,
+    );
+    match nix::mount::umount2(merged, MntFlags::empty()) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("umount {}", merged.display())),
+    }
+}
+
+/// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo (proc(5)), or
+/// `None` if `path` is not a mount point.
+pub fn mount_type(path: &Path) -> Result<Option<String>> {
+    Ok(mount_info(path)?.map(|m| m.fstype))
+}
+
+/// What the mount table says about the mount on a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub fstype: String,
+    /// The per-superblock options: for overlay, `lowerdir=...,upperdir=...,workdir=...`.
+    pub options: String,
+}
+
+/// The visible mount exactly at `path`, from /proc/self/mountinfo (proc(5)), or `None` if
+/// `path` is not a mount point.
+pub fn mount_info(path: &Path) -> Result<Option<MountInfo>> {
+    let Ok(real) = path.canonicalize() else {
+        return Ok(None);
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let wanted = real.to_string_lossy();
+    // The last mount on a path is the visible one.
+    let mut found = None;
+    for line in info.lines() {
+        let Some(mount_point) = line.split(' ').nth(4) else {
+            continue;
+        };
+        if unescape_mountinfo(mount_point) != wanted {
+            continue;
+        }
+        // After the optional fields comes "-", then type, source and superblock options.
+        let mut rest = line.split(' ').skip_while(|f| *f != "-").skip(1);
+        let fstype = rest.next().unwrap_or_default().to_owned();
+        let options = rest.nth(1).map(unescape_mountinfo).unwrap_or_default();
+        found = Some(MountInfo { fstype, options });
+    }
+    Ok(found)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 4 <= bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            let code = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `dir` is an opaque directory (`trusted.overlay.opaque` is "y").
+pub fn is_opaque(dir: &Path) -> Result<bool> {
+    let value = crate::image::layer::beneath::lgetxattr(dir, OVERLAY_OPAQUE_XATTR)
+        .with_context(|| format!("reading the xattrs of {}", dir.display()))?;
+    Ok(value.as_deref() == Some(b"y"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_escape_separators_and_keep_lower_order() {
+        let lowers = vec![PathBuf::from("/l/top"), PathBuf::from("/l/a,b:c")];
+        let options = mount_options(&lowers, Path::new("/u"), Path::new("/w"));
+        assert!(
+            options.starts_with("lowerdir=/l/top:/l/a\\,b\\:c,upperdir=/u,workdir=/w"),
+            "{options}"
+        );
+    }
+
+    #[test]
+    fn mountinfo_fields_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn missing_dirs_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = check(
+            &[tmp.path().join("nope")],
+            tmp.path(),
+            tmp.path(),
+            tmp.path(),
+        )
+        .unwrap_err();
+        let expected = if overlay_supported() {
+            format!(
+                "lower dir {} does not exist",
+                tmp.path().join("nope").display()
+            )
+        } else {
+            "this kernel has no overlay filesystem (not in /proc/filesystems; try `modprobe overlay`)".into()
+        };
+        assert_eq!(err.to_string(), expected);
+    }
+
+    #[test]
+    fn unmounting_a_path_that_is_not_mounted_is_a_no_op() {
+        let tmp = tempfile::tempdir().unwrap();
+        unmount(tmp.path()).unwrap();
+    }
+}

@@ -79,8 +79,24 @@ pub fn bind(source: &Path, target: &Path) -> Result<()> {
     .with_context(|| format!("bind mount {} on {}", source.display(), target.display()))
 }
 
-/// The device nodes every container gets (the OCI runtime spec's "default devices").
-pub const DEFAULT_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The device nodes every container gets (the OCI runtime spec's "Default Devices"), with
+/// their major and minor numbers (Documentation/admin-guide/devices.txt).
+pub const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// True in the initial user namespace, where uid 0 is the real root: `uid_map` maps the
+/// whole id range onto itself (user_namespaces(7)).
+pub fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+    })
+}
 
 // ANCHOR: dev
 /// Mounts a minimal /dev: a tmpfs with the default device nodes, a private devpts instance
@@ -102,11 +118,7 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
         Some("mode=755,size=65536k"),
     )
     .with_context(|| format!("mount tmpfs on {}", dev.display()))?;
-    for name in DEFAULT_DEVICES {
-        let node = dev.join(name);
-        std::fs::File::create(&node).with_context(|| format!("creating {}", node.display()))?;
-        bind(&Path::new("/dev").join(name), &node)?;
-    }
+    populate_dev(&dev)?;
     let pts = dev.join("pts");
     std::fs::create_dir_all(&pts).with_context(|| format!("mkdir {}", pts.display()))?;
     // newinstance: the container's ptys are its own, not the host's (devpts docs).
@@ -128,6 +140,50 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
         Some("mode=1777,size=65536k"),
     )
     .with_context(|| format!("mount tmpfs on {}", shm.display()))?;
+    Ok(())
+}
+// ANCHOR_END: dev
+
+/// Creates the default device nodes in a fresh /dev (the OCI runtime spec's "Default
+/// Devices") and the usual symlinks. Nodes that are already there are left alone. Real root
+/// makes them with mknod(2); inside a user namespace, where mknod of devices is not allowed,
+/// they are bind mounts of the host's nodes (as runc does when rootless).
+pub fn populate_dev(dev: &Path) -> Result<()> {
+    let use_mknod = in_initial_user_namespace();
+    explain::step(
+        "create the default devices",
+        || {
+            if use_mknod {
+                format!("mknod({:?}, S_IFCHR|0666, makedev(1, 3)) ...", dev.join("null"))
+            } else {
+                format!("mount(\"/dev/null\", {:?}, NULL, MS_BIND) ...", dev.join("null"))
+            }
+        },
+        Chapter::Namespaces,
+    );
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let node = dev.join(name);
+        if node.exists() {
+            continue;
+        }
+        if use_mknod {
+            use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+            mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor))
+                .with_context(|| format!("mknod {}", node.display()))?;
+            // The umask took bits away from the mode given to mknod.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &node,
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .with_context(|| format!("chmod {}", node.display()))?;
+        } else {
+            std::fs::File::create(&node)
+                .with_context(|| format!("creating {}", node.display()))?;
+            bind(&Path::new("/dev").join(name), &node)?;
+        }
+    }
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -135,12 +191,15 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(target, dev.join(link))
+        let path = dev.join(link);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        std::os::unix::fs::symlink(target, &path)
             .with_context(|| format!("symlink /dev/{link} -> {target}"))?;
     }
     Ok(())
 }
-// ANCHOR_END: dev
 
 /// Mounts sysfs read-only. A fresh sysfs is allowed only with a new network namespace when
 /// inside a user namespace, because sysfs shows the mounting namespace's network devices;

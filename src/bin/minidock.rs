@@ -1,5 +1,6 @@
 //! minidock: a small Docker, built from the mechanisms the demos show one at a time.
 use clap::{Parser, Subcommand};
+use minidock::image::cli as image_cli;
 use minidock::{doctor, explain};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Import the contents of a rootfs tarball (or - for stdin) as a one-layer image.
+    Import(image_cli::ImportArgs),
+    /// List images.
+    Images(image_cli::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(image_cli::TagArgs),
+    /// Remove one or more images.
+    Rmi(image_cli::RmiArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image_cli::ImageCommand),
+    /// The OCI runtime, with runc's verbs: run a bundle (rootfs + config.json).
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -28,10 +43,72 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum RuntimeCommand {
+    /// Create a container from a bundle; it waits before exec until `start`.
+    Create {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        id: String,
+    },
+    /// Let a created container execute its program.
+    Start { id: String },
+    /// Print the container's OCI state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to the container's process.
+    Kill {
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Remove a stopped container's cgroup and state.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create, start and wait for a container; exit with its status.
+    Run {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        id: String,
+    },
+}
+
+fn runtime(root: Option<&std::path::Path>, command: RuntimeCommand) -> anyhow::Result<u8> {
+    let state_root = minidock::runtime::state_root(root);
+    match command {
+        RuntimeCommand::Create { bundle, id } => {
+            minidock::runtime::create(&state_root, &id, &bundle).map(|()| 0)
+        }
+        RuntimeCommand::Start { id } => minidock::runtime::start(&state_root, &id).map(|()| 0),
+        RuntimeCommand::State { id } => {
+            let state = minidock::runtime::state(&state_root, &id)?;
+            println!("{}", serde_json::to_string_pretty(&state)?);
+            Ok(0)
+        }
+        RuntimeCommand::Kill { id, signal } => {
+            let signal = minidock::runtime::parse_signal(&signal)?;
+            minidock::runtime::kill(&state_root, &id, signal).map(|()| 0)
+        }
+        RuntimeCommand::Delete { force, id } => {
+            minidock::runtime::delete(&state_root, &id, force).map(|()| 0)
+        }
+        RuntimeCommand::Run { bundle, id } => minidock::runtime::run(&state_root, &id, &bundle),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     explain::enable(cli.explain);
+    let root = minidock::state::root(cli.root.as_deref());
     minidock::cli::run_main("minidock", || match cli.command {
+        Command::Import(args) => image_cli::run_import(&root, &args),
+        Command::Images(args) => image_cli::run_images(&root, &args),
+        Command::Tag(args) => image_cli::run_tag(&root, &args),
+        Command::Rmi(args) => image_cli::run_rmi(&root, &args),
+        Command::Image(command) => image_cli::run_image(&root, &command),
+        Command::Runtime(command) => runtime(cli.root.as_deref(), command),
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {

@@ -1,1 +1,673 @@
 //! cgroups: detect the layout, and limit memory, cpu and pids on v1 and v2.
+//!
+//! A control group is a directory in a special filesystem. You create one with mkdir(2), set a
+//! limit by writing a number into one of its files, put a process in it by writing the pid into
+//! `cgroup.procs`, read what the kernel counted from other files, and remove it with rmdir(2)
+//! once it is empty. Everything here is those five operations.
+//!
+//! - [`detect`] finds the host's layout: v2, v1, or hybrid ([`layout`]).
+//! - [`Resources`] are the limits, shaped after the OCI runtime spec's `linux.resources`.
+//! - [`Cgroup`] is one cgroup under the `minidock` parent: create, [`Cgroup::apply`] the limits,
+//!   [`Cgroup::spawn`] a command inside, read [`Stats`], and remove it on drop.
+//! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids), which know the
+//!   file names and formats of their version.
+
+pub mod layout;
+pub mod run;
+mod spawn;
+pub mod tour;
+pub mod units;
+pub mod v1;
+pub mod v2;
+pub mod workloads;
+
+pub use layout::{Controller, Kind, Layout, Version, detect, parse};
+pub use spawn::{Child, Placement};
+pub use units::CpuQuota;
+
+use crate::explain::{self, Chapter};
+use anyhow::{Context, Result, bail};
+use nix::unistd::Pid;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every cgroup minidock makes lives under this parent, in each hierarchy, the way Docker's
+/// cgroupfs driver uses `docker/`: one place to look, and one place to clean.
+pub const PARENT: &str = "minidock";
+
+/// The smallest memory limit accepted, as in Docker (6 MiB, `linuxMinMemory` in moby). The
+/// kernel itself accepts far less (even 0 on v1), but then not even a shell can start, and the
+/// learner would see a confusing OOM kill instead of a clear message.
+pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// A limit, or explicitly none: `max` in v2 files, `-1` in v1 files and in the OCI spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Limit {
+    Unlimited,
+    Value(u64),
+}
+
+impl Limit {
+    /// The OCI spec's convention: a negative number means no limit.
+    pub fn from_oci(value: i64) -> Limit {
+        u64::try_from(value).map_or(Limit::Unlimited, Limit::Value)
+    }
+
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::Value(value) => Some(value),
+        }
+    }
+}
+
+// ANCHOR: resources
+/// The limits for one cgroup. The fields follow the OCI runtime spec's `linux.resources`
+/// (config-linux.md, "Control groups"), so the OCI runtime fills this from a `config.json`
+/// and `cgroup-demo` fills it from its flags. `None` leaves the kernel's default untouched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Resources {
+    /// `memory.limit`: bytes of RAM (including page cache) the group may use.
+    pub memory: Option<Limit>,
+    /// `memory.swap`: memory **plus** swap, the v1 meaning the OCI spec kept. On v2 the kernel
+    /// wants swap alone, so the v2 writer subtracts `memory`.
+    pub memory_swap: Option<Limit>,
+    /// `cpu.quota`: microseconds of CPU time per period, summed over all CPUs.
+    pub cpu_quota: Option<Limit>,
+    /// `cpu.period`: the length of a period in microseconds (100000 by default).
+    pub cpu_period: Option<u64>,
+    /// `cpu.shares`: relative weight against sibling groups, 2..=262144, default 1024. On v2 it
+    /// becomes `cpu.weight` (1..=10000, default 100) with the runc/crun conversion.
+    pub cpu_shares: Option<u64>,
+    /// `pids.limit`: how many tasks (processes and threads) the group may hold.
+    pub pids: Option<Limit>,
+}
+// ANCHOR_END: resources
+
+impl Resources {
+    /// Sets `cpu_quota` and `cpu_period` from a `--cpus` value.
+    pub fn with_cpus(mut self, cpus: CpuQuota) -> Self {
+        self.cpu_quota = Some(Limit::Value(cpus.quota_us));
+        self.cpu_period = Some(cpus.period_us);
+        self
+    }
+
+    /// Refuses values the kernel would refuse or that make no sense, with one line that says
+    /// why; returns warnings for values that are legal but will not do what the user expects.
+    pub fn validate(&self, online_cpus: usize) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let Some(Limit::Value(memory)) = self.memory
+            && memory < MIN_MEMORY
+        {
+            bail!(
+                "memory limit {} is below the minimum of {}: the command could not even start \
+                 (docker refuses less too)",
+                units::format_size(memory),
+                units::format_size(MIN_MEMORY)
+            );
+        }
+        match (self.memory, self.memory_swap) {
+            (None | Some(Limit::Unlimited), Some(Limit::Value(_))) => {
+                bail!("a memory+swap limit needs a memory limit too")
+            }
+            (Some(Limit::Value(memory)), Some(Limit::Value(swap))) if swap < memory => bail!(
+                "the memory+swap limit ({}) must be at least the memory limit ({})",
+                units::format_size(swap),
+                units::format_size(memory)
+            ),
+            _ => {}
+        }
+        if let Some(shares) = self.cpu_shares
+            && !(2..=262_144).contains(&shares)
+        {
+            bail!("cpu shares {shares} out of range: the kernel takes 2 to 262144 (default 1024)");
+        }
+        let period = self.cpu_period.unwrap_or(units::CPU_PERIOD_US);
+        if !(1_000..=1_000_000).contains(&period) {
+            bail!("cpu period {period} us out of range: the kernel takes 1000 to 1000000 us");
+        }
+        if let Some(Limit::Value(quota)) = self.cpu_quota {
+            if quota < units::MIN_CPU_QUOTA_US {
+                bail!(
+                    "cpu quota {quota} us is below the kernel's minimum of {} us per period",
+                    units::MIN_CPU_QUOTA_US
+                );
+            }
+            let cpus = quota as f64 / period as f64;
+            if cpus > online_cpus as f64 {
+                warnings.push(format!(
+                    "the cpu limit of {cpus} CPUs is more than the {online_cpus} CPUs of this \
+                     machine: it can never be reached, so it limits nothing"
+                ));
+            }
+        }
+        if self.pids == Some(Limit::Value(0)) {
+            bail!("a pids limit of 0 would not even let the command start (use 1 or more)");
+        }
+        Ok(warnings)
+    }
+
+    /// The controllers these limits need, in the order they are written.
+    pub fn controllers(&self) -> Vec<&'static str> {
+        let mut needed = Vec::new();
+        if self.memory.is_some() || self.memory_swap.is_some() {
+            needed.push("memory");
+        }
+        if self.cpu_quota.is_some() || self.cpu_period.is_some() || self.cpu_shares.is_some() {
+            needed.push("cpu");
+        }
+        if self.pids.is_some() {
+            needed.push("pids");
+        }
+        needed
+    }
+}
+
+/// What the kernel counted for a cgroup. `None` where this kernel or layout does not have the
+/// file (e.g. `memory.peak` before Linux 5.19 on v2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Bytes charged to the group now.
+    pub memory_current: Option<u64>,
+    /// The most bytes ever charged (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+    pub memory_peak: Option<u64>,
+    /// The memory limit as the kernel stored it (rounded down to a page).
+    pub memory_limit: Option<Limit>,
+    /// How often usage hit the limit (v1 `memory.failcnt`, v2 `memory.events` "max"). Recent
+    /// kernels may leave the v1 counter at 0: the OOM-kill count is the reliable evidence.
+    pub memory_limit_hits: Option<u64>,
+    /// Processes the OOM killer killed in this group (v1 `memory.oom_control` "oom_kill",
+    /// v2 `memory.events` "oom_kill").
+    pub oom_kills: Option<u64>,
+    /// CPU time used by the group (v1 `cpuacct.usage`, v2 `cpu.stat` "usage_usec").
+    pub cpu_usage: Option<Duration>,
+    /// The CPU limit as the kernel stored it: quota per period.
+    pub cpu_quota: Option<Limit>,
+    pub cpu_period_us: Option<u64>,
+    /// Periods in which the group used up its quota and was stopped until the next one.
+    pub cpu_throttled_periods: Option<u64>,
+    pub pids_current: Option<u64>,
+    /// The most tasks at once (`pids.peak`, Linux 6.x).
+    pub pids_peak: Option<u64>,
+    pub pids_limit: Option<Limit>,
+    /// Forks refused because of `pids.max` (`pids.events` "max").
+    pub pids_refused: Option<u64>,
+}
+
+/// One controller of one cgroup version: which files it writes for which [`Resources`], and
+/// which counters it reads. Each is a small unit type, as in youki's libcgroups, so the file
+/// names of a controller are all in one place.
+pub trait ControllerFiles {
+    /// The controller's name, as in `cgroup.controllers` and the v1 mount options.
+    const NAME: &'static str;
+    /// Writes this controller's share of `resources` into the cgroup directory `dir`.
+    fn apply(dir: &Path, resources: &Resources) -> Result<()>;
+    /// Reads this controller's counters from `dir` into `stats`.
+    fn read_stats(dir: &Path, stats: &mut Stats) -> Result<()>;
+}
+
+/// One cgroup, under [`PARENT`], in every hierarchy it needs. It is removed on drop: the
+/// processes still in it are killed first, since the kernel refuses to rmdir a populated
+/// cgroup (EBUSY).
+#[derive(Debug)]
+pub struct Cgroup {
+    name: String,
+    parent: String,
+    backend: Backend,
+    removed: bool,
+}
+
+#[derive(Debug)]
+enum Backend {
+    V1(v1::Cgroup),
+    V2(v2::Cgroup),
+}
+
+/// The controllers minidock makes a cgroup in: the three it limits, and on v1 `cpuacct`,
+/// which counts cpu time in its own hierarchy when it is not co-mounted with `cpu`.
+pub const MANAGED_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+
+impl Cgroup {
+    /// A name that no other live process uses: `PREFIX-PID-N`.
+    pub fn unique_name(prefix: &str) -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{}-{n}", std::process::id())
+    }
+
+    /// Checks that `resources` can be enforced through `version` on this host, before anything
+    /// is created, so a refusal leaves nothing behind.
+    pub fn check(layout: &Layout, version: Version, resources: &Resources) -> Result<()> {
+        for controller in resources.controllers() {
+            layout.require(controller, version)?;
+        }
+        Ok(())
+    }
+
+    /// Creates `PARENT/name` in the hierarchies of `version`.
+    pub fn create(layout: &Layout, version: Version, name: &str) -> Result<Cgroup> {
+        Cgroup::create_in(layout, version, PARENT, name)
+    }
+
+    /// Creates `parent/name` in the hierarchies of `version`. `parent` is a path relative to
+    /// each hierarchy's root, like Docker's `--cgroup-parent` or the OCI `cgroupsPath`:
+    /// `minidock`, `a/b`, or empty for the root itself. Missing levels are created (and left in
+    /// place: they may be shared).
+    pub fn create_in(
+        layout: &Layout,
+        version: Version,
+        parent: &str,
+        name: &str,
+    ) -> Result<Cgroup> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            bail!("invalid cgroup name \"{name}\": use letters, digits, '-' and '_'");
+        }
+        let parent = parent.trim_matches('/');
+        if parent
+            .split('/')
+            .any(|c| c == "." || c == ".." || (c.is_empty() && !parent.is_empty()))
+        {
+            bail!("invalid cgroup parent \"{parent}\": use a relative path like minidock or a/b");
+        }
+        let backend = match version {
+            Version::V1 => Backend::V1(v1::Cgroup::create(layout, parent, name)?),
+            Version::V2 => {
+                let Some(mount) = &layout.unified else {
+                    bail!(
+                        "the {} layout has no cgroup2 mount to create a cgroup in",
+                        layout.kind.name()
+                    );
+                };
+                Backend::V2(v2::Cgroup::create(
+                    mount,
+                    parent,
+                    name,
+                    MANAGED_CONTROLLERS,
+                )?)
+            }
+        };
+        Ok(Cgroup {
+            name: name.to_owned(),
+            parent: parent.to_owned(),
+            backend,
+            removed: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent path it was created in, relative to each hierarchy's root.
+    pub fn parent(&self) -> &str {
+        &self.parent
+    }
+
+    pub fn version(&self) -> Version {
+        match self.backend {
+            Backend::V1(_) => Version::V1,
+            Backend::V2(_) => Version::V2,
+        }
+    }
+
+    /// Every directory this cgroup consists of (one per v1 hierarchy, or the one v2 directory).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.paths(),
+            Backend::V2(cgroup) => vec![cgroup.path().to_owned()],
+        }
+    }
+
+    /// The directory of one controller: where to look for `memory.*` files, for example.
+    pub fn path_of(&self, controller: &str) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.path_of(controller).map(Path::to_owned),
+            Backend::V2(cgroup) => Some(cgroup.path().to_owned()),
+        }
+    }
+
+    /// The v2 directory, for clone3(CLONE_INTO_CGROUP).
+    pub fn v2_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::V1(_) => None,
+            Backend::V2(cgroup) => Some(cgroup.path()),
+        }
+    }
+
+    /// Writes the limits.
+    pub fn apply(&self, resources: &Resources) -> Result<()> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.apply(resources),
+            Backend::V2(cgroup) => cgroup.apply(resources),
+        }
+    }
+
+    /// Moves a process (all its threads) into this cgroup.
+    pub fn add_pid(&self, pid: Pid) -> Result<()> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.add_pid(pid),
+            Backend::V2(cgroup) => cgroup.add_pid(pid),
+        }
+    }
+
+    /// The processes in this cgroup now.
+    pub fn procs(&self) -> Result<Vec<Pid>> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.procs(),
+            Backend::V2(cgroup) => read_procs(cgroup.path()),
+        }
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.stats(),
+            Backend::V2(cgroup) => cgroup.stats(),
+        }
+    }
+
+    /// Kills every process in the cgroup and waits until it is empty.
+    pub fn kill_all(&self) -> Result<()> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.kill_all(),
+            Backend::V2(cgroup) => cgroup.kill_all(),
+        }
+    }
+
+    // ANCHOR: remove
+    /// Kills what is left inside and removes the directories. Safe to call twice; drop calls
+    /// it too, so a cgroup is removed on every path, errors included.
+    pub fn remove(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.kill_all()?;
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.remove()?,
+            Backend::V2(cgroup) => cgroup.remove()?,
+        }
+        self.removed = true;
+        Ok(())
+    }
+    // ANCHOR_END: remove
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if let Err(err) = self.remove() {
+            eprintln!("warning: removing cgroup {}: {err:#}", self.name);
+        }
+    }
+}
+
+/// The `minidock` parent in the hierarchy of `controller`, created if needed, with the
+/// controller enabled for its children on cgroup2. The workshop checks make the learner's
+/// cgroup inside it.
+pub fn prepare_parent(layout: &Layout, controller: &str) -> Result<PathBuf> {
+    let Some(found) = layout.controller(controller) else {
+        bail!(
+            "the {} layout has no {controller} controller",
+            layout.kind.name()
+        );
+    };
+    match found.version {
+        Version::V1 => make_parents(&found.mount, PARENT),
+        Version::V2 => v2::prepare_parent(&found.mount, PARENT, &[controller]),
+    }
+}
+
+/// Kills what is in an existing cgroup directory and removes it; a missing one is fine.
+pub fn remove_existing(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if dir.join("cgroup.kill").exists() {
+        v2::Cgroup::open(dir).kill_all()?;
+    } else {
+        kill_listed(dir)?;
+    }
+    remove_dir(dir)
+}
+
+/// The directory of the cgroup `pid` is in, in the hierarchy of `controller`: for the tests and the
+/// workshop checks, which look at the kernel's view rather than at what a binary says.
+pub fn cgroup_dir_of(layout: &Layout, controller: &str, pid: Pid) -> Result<Option<PathBuf>> {
+    let Some(found) = layout.controller(controller) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("reading /proc/{pid}/cgroup"))?;
+    let membership = layout::parse_proc_cgroup(&text)
+        .into_iter()
+        .find(|m| match found.version {
+            Version::V2 => m.hierarchy_id == 0,
+            Version::V1 => m.controllers.split(',').any(|c| c == controller),
+        });
+    Ok(membership.map(|m| found.mount.join(m.path.trim_start_matches('/'))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// File helpers shared by v1 and v2. Interface files hold one value, or "key value" lines (the
+// "flat keyed" format of Documentation/admin-guide/cgroup-v2.rst, "Conventions").
+
+/// Writes one value into an interface file, tracing it. The file must exist: the kernel made
+/// it when the directory was created, and a missing one means the controller is not there (no
+/// O_CREAT, so a typo never creates a stray file in a fake tree either).
+pub(crate) fn write_file(dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
+    let path = dir.join(file);
+    explain::step(
+        what,
+        || format!("write({}, \"{value}\")", path.display()),
+        Chapter::Cgroups,
+    );
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // One write(2) per value: the kernel parses each write on its own.
+    handle
+        .write_all(value.as_bytes())
+        .with_context(|| format!("writing \"{value}\" to {}", path.display()))
+}
+
+/// The content of an interface file, or `None` if this kernel or layout does not have it.
+pub(crate) fn read_optional(dir: &Path, file: &str) -> Result<Option<String>> {
+    let path = dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// A file holding one number.
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Result<Option<u64>> {
+    let Some(text) = read_optional(dir, file)? else {
+        return Ok(None);
+    };
+    let value = text.trim();
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("parsing \"{value}\" in {}", dir.join(file).display()))
+}
+
+/// Parses the flat keyed format: `key value` per line. Lines that do not fit are skipped, so a
+/// kernel that adds a key never breaks us.
+pub fn parse_flat_keyed(text: &str) -> BTreeMap<&str, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            Some((key, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// One key of a flat keyed file.
+pub(crate) fn read_keyed(dir: &Path, file: &str, key: &str) -> Result<Option<u64>> {
+    Ok(read_optional(dir, file)?.and_then(|text| parse_flat_keyed(&text).get(key).copied()))
+}
+
+/// The pids in a `cgroup.procs` file.
+pub(crate) fn read_procs(dir: &Path) -> Result<Vec<Pid>> {
+    let text = read_optional(dir, "cgroup.procs")?.unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .map(Pid::from_raw)
+        .collect())
+}
+
+/// Removes a cgroup directory. rmdir(2) fails with EBUSY for a moment after the last process
+/// was killed, until the kernel has finished tearing it down, so retry for up to a second.
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    explain::step(
+        "remove the cgroup",
+        || format!("rmdir({})", dir.display()),
+        Chapter::Cgroups,
+    );
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => return Err(err).with_context(|| format!("rmdir {}", dir.display())),
+        }
+    }
+}
+
+/// Sends SIGKILL to every process listed in `dir/cgroup.procs` until the list stays empty.
+/// Killed processes cannot fork, so each round shrinks what a fork bomb can still make.
+pub(crate) fn kill_listed(dir: &Path) -> Result<()> {
+    for _ in 0..200 {
+        let pids = read_procs(dir)?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in pids {
+            // ESRCH: it died on its own in between.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!(
+        "processes in {} survived 200 rounds of SIGKILL",
+        dir.display()
+    )
+}
+
+/// Creates each level of `parent` (like `a/b`) under `mount` that does not exist yet, and
+/// returns the last one.
+pub(crate) fn make_parents(mount: &Path, parent: &str) -> Result<PathBuf> {
+    let mut dir = mount.to_path_buf();
+    for component in parent.split('/').filter(|c| !c.is_empty()) {
+        dir.push(component);
+        make_dir(&dir, true, "create the parent cgroup")?;
+    }
+    Ok(dir)
+}
+
+/// Creates a directory, tracing it; an existing one is fine when `may_exist` (the shared
+/// parent), an error otherwise (a name clash would mix two runs' processes).
+pub(crate) fn make_dir(dir: &Path, may_exist: bool, what: &str) -> Result<()> {
+    explain::step(
+        what,
+        || format!("mkdir({})", dir.display()),
+        Chapter::Cgroups,
+    );
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if may_exist && err.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            bail!(
+                "cgroup {} already exists (another run with the same name?)",
+                dir.display()
+            )
+        }
+        Err(err) => Err(err).with_context(|| format!("mkdir {}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_files_parse_and_skip_junk() {
+        let keys = parse_flat_keyed("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\nweird\n");
+        assert_eq!(keys["max"], 12);
+        assert_eq!(keys["oom_kill"], 1);
+        assert_eq!(keys.len(), 5);
+    }
+
+    #[test]
+    fn resources_validate_like_docker() {
+        let small = Resources {
+            memory: Some(Limit::Value(1 << 20)),
+            ..Default::default()
+        };
+        let err = small.validate(2).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "memory limit 1 MiB is below the minimum of 6 MiB: the command could not even start \
+             (docker refuses less too)"
+        );
+        let many = Resources::default().with_cpus(units::parse_cpus("4").unwrap());
+        let warnings = many.validate(2).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("more than the 2 CPUs"), "{warnings:?}");
+        let zero_pids = Resources {
+            pids: Some(Limit::Value(0)),
+            ..Default::default()
+        };
+        assert!(zero_pids.validate(2).is_err());
+        let swap_only = Resources {
+            memory_swap: Some(Limit::Value(64 << 20)),
+            ..Default::default()
+        };
+        assert!(swap_only.validate(2).is_err());
+        assert_eq!(
+            Resources {
+                cpu_shares: Some(512),
+                pids: Some(Limit::Value(3)),
+                ..Default::default()
+            }
+            .controllers(),
+            ["cpu", "pids"]
+        );
+    }
+
+    #[test]
+    fn names_and_parents_cannot_leave_the_hierarchy() {
+        let layout = Layout {
+            kind: Kind::V2,
+            unified: Some(PathBuf::from("/nonexistent/cgroup2")),
+            controllers: vec![],
+        };
+        let err = |parent: &str, name: &str| {
+            Cgroup::create_in(&layout, Version::V2, parent, name)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("minidock", "../x").starts_with("invalid cgroup name"));
+        assert!(err("minidock", "a/b").starts_with("invalid cgroup name"));
+        assert!(err("../etc", "x").starts_with("invalid cgroup parent"));
+        assert!(err("a//b", "x").starts_with("invalid cgroup parent"));
+        assert!(err("a/./b", "x").starts_with("invalid cgroup parent"));
+    }
+
+    #[test]
+    fn oci_negative_means_unlimited() {
+        assert_eq!(Limit::from_oci(-1), Limit::Unlimited);
+        assert_eq!(Limit::from_oci(20), Limit::Value(20));
+    }
+}

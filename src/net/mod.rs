@@ -1,1 +1,811 @@
-//! Networking: netlink (veth, bridge, addresses, routes), IPAM, NAT and published ports.
+//! Networking: a bridge, a veth pair per container, addresses from a pool, NAT and published
+//! ports; the same design as Docker's default `bridge` network.
+//!
+//! ```text
+//!  container netns           host netns
+//!  ┌───────────────┐         ┌──────────────────────────────────────────────┐
+//!  │ eth0 10.88.0.2├─veth────┤vethXXXX ─┐                                    │
+//!  └───────────────┘  pair   │          ├─ minidock0 10.88.0.1 ── NAT ── eth0 │
+//!  ┌───────────────┐         │vethYYYY ─┘   (bridge)      (netfilter)        │
+//!  │ eth0 10.88.0.3├─veth────┤                                              │
+//!  └───────────────┘         └──────────────────────────────────────────────┘
+//! ```
+//!
+//! The API is what `minidock run` calls: [`setup_bridge`] once per network,
+//! [`setup_container_network`] for each container (veth, address, routes, `lo`: netlink only,
+//! no NAT, so it is fast), [`publish`] for `-p`, and [`teardown_container_network`] /
+//! [`teardown_bridge`] to undo exactly what was done. State lives under a [`StateDir`].
+
+pub mod ipam;
+pub mod nat;
+pub mod netlink;
+pub mod netns;
+pub mod probe;
+pub mod state;
+pub mod tour;
+
+pub use ipam::{Owner, Subnet};
+pub use nat::{AppliedRule, Backend, PortMapping, Protocol};
+pub use netns::Netns;
+pub use state::{DEFAULT_ROOT, StateDir};
+
+use anyhow::{Context, Result, bail};
+use netlink::{LOOPBACK_INDEX, Netlink};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// The name of the container's end of its veth pair, inside its namespace.
+pub const CONTAINER_INTERFACE: &str = "eth0";
+
+/// A bridge network: the bridge's name, its subnet, and the gateway (the bridge's own address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub name: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+}
+
+impl Default for BridgeConfig {
+    /// `minidock0`, `10.88.0.0/16`, gateway `10.88.0.1` (podman's default subnet; Docker's
+    /// docker0 uses 172.17.0.0/16).
+    fn default() -> Self {
+        let subnet: Subnet = "10.88.0.0/16".parse().expect("valid default subnet");
+        BridgeConfig {
+            name: "minidock0".into(),
+            gateway: subnet.first_host(),
+            subnet,
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// A bridge named `name` on `subnet`, with the gateway at the subnet's first address.
+    pub fn new(name: &str, subnet: Subnet) -> Result<Self> {
+        let cfg = BridgeConfig {
+            name: name.to_owned(),
+            subnet,
+            gateway: subnet.first_host(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        let s = self.subnet;
+        if !s.contains(self.gateway) || self.gateway == s.network || self.gateway == s.broadcast() {
+            bail!(
+                "gateway {} is not a host address of subnet {s}",
+                self.gateway
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Interface names are at most 15 bytes (IFNAMSIZ 16, with the NUL) and may not contain '/',
+/// ':' or whitespace (dev_valid_name in net/core/dev.c).
+pub fn validate_ifname(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        bail!("invalid interface name {name:?}: 1 to 15 characters, no '/', ':' or spaces");
+    }
+    Ok(())
+}
+
+/// Container ids are used in file names and rule comments: keep them plain.
+fn validate_container_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 64
+        || id.starts_with('.')
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        bail!("invalid container name {id:?}: 1 to 64 of [A-Za-z0-9_.-], not starting with '.'");
+    }
+    Ok(())
+}
+
+/// The host end of a container's veth pair: `veth` + 8 hex digits of a hash of the container
+/// id, so it fits in 15 bytes and teardown can find it even without a record.
+pub fn host_veth_name(container: &str) -> String {
+    // FNV-1a, 32 bits: tiny, stable across versions and platforms.
+    let hash = container.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    format!("veth{hash:08x}")
+}
+
+/// What we did for a bridge, so teardown can undo exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeRecord {
+    pub name: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    /// The NAT backend, when the bridge was set up with NAT.
+    pub backend: Option<Backend>,
+    pub rules: Vec<AppliedRule>,
+}
+
+/// One container's connection to a bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub container: String,
+    pub bridge: String,
+    pub host_veth: String,
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub ports: Vec<PortMapping>,
+    pub rules: Vec<AppliedRule>,
+}
+
+/// What we changed on the host outside our own links: `net.ipv4.ip_forward`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct HostRecord {
+    /// The value before we enabled forwarding, when we changed it.
+    ip_forward_before: Option<String>,
+    /// The bridges that need forwarding; the old value comes back when the last one goes.
+    users: BTreeSet<String>,
+}
+
+/// Where a container's network namespace is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerNetns {
+    /// The namespace of a running process (the container's init).
+    Pid(i32),
+    /// A namespace pinned at a path (`ip netns add`-style, as net-demo's containers are).
+    Pinned(PathBuf),
+}
+
+fn bridge_file(name: &str) -> String {
+    format!("bridges/{name}.json")
+}
+
+fn container_file(id: &str) -> String {
+    format!("containers/{id}.json")
+}
+
+/// Undo steps run in reverse order on drop, unless committed: whatever fails half-way leaves
+/// nothing half-configured behind.
+#[derive(Default)]
+struct Undo {
+    steps: Vec<Box<dyn FnOnce()>>,
+}
+
+impl Undo {
+    fn push(&mut self, step: impl FnOnce() + 'static) {
+        self.steps.push(Box::new(step));
+    }
+
+    fn commit(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        while let Some(step) = self.steps.pop() {
+            step();
+        }
+    }
+}
+
+fn delete_link_if_present(nl: &mut Netlink, name: &str) -> Result<()> {
+    match nl.delete_link(name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno == nix::errno::Errno::ENODEV => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting link {name}")),
+    }
+}
+
+// ANCHOR: setup_bridge
+/// Creates the bridge with the gateway address, turns on `route_localnet` for it, and with a
+/// NAT backend adds the bridge's NAT rules and enables `ip_forward`. Idempotent: an existing
+/// bridge with the same configuration is returned as it is.
+pub fn setup_bridge(
+    state: &StateDir,
+    cfg: &BridgeConfig,
+    nat: Option<Backend>,
+) -> Result<BridgeRecord> {
+    cfg.validate()?;
+    let _lock = state.lock()?;
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    if let Some(existing) = state.read::<BridgeRecord>(&bridge_file(&cfg.name))? {
+        if existing.subnet != cfg.subnet || existing.gateway != cfg.gateway {
+            bail!(
+                "bridge {} already exists with subnet {} and gateway {}",
+                cfg.name,
+                existing.subnet,
+                existing.gateway
+            );
+        }
+        if nl.link_index(&cfg.name)?.is_some() {
+            return Ok(existing);
+        }
+        // The record outlived its bridge (a reboot): clear what is left, then start afresh.
+        remove_bridge_locked(state, &mut nl, &existing)?;
+    }
+    check_subnet_is_free(state, &mut nl, cfg)?;
+    if nl.link_index(&cfg.name)?.is_some() {
+        bail!(
+            "a link named {} already exists and minidock did not create it (state: {})",
+            cfg.name,
+            state.root().display()
+        );
+    }
+
+    let mut undo = Undo::default();
+    nl.create_bridge(&cfg.name)
+        .with_context(|| format!("creating bridge {}", cfg.name))?;
+    let name = cfg.name.clone();
+    undo.push(move || {
+        if let Ok(mut nl) = Netlink::open() {
+            let _ = delete_link_if_present(&mut nl, &name);
+        }
+    });
+    let index = nl
+        .link_index(&cfg.name)?
+        .with_context(|| format!("bridge {} vanished after creation", cfg.name))?;
+    nl.add_address(index, cfg.gateway, cfg.subnet.prefix)
+        .with_context(|| {
+            format!(
+                "adding {}/{} to {}",
+                cfg.gateway, cfg.subnet.prefix, cfg.name
+            )
+        })?;
+    nl.set_up(index, &cfg.name, None)
+        .with_context(|| format!("bringing {} up", cfg.name))?;
+    // Let packets with a 127.0.0.0/8 source leave through this bridge, which DNAT of
+    // 127.0.0.1:PORT produces (ip-sysctl.rst, route_localnet). It goes with the bridge.
+    nat::write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", cfg.name), "1")?;
+
+    let mut record = BridgeRecord {
+        name: cfg.name.clone(),
+        subnet: cfg.subnet,
+        gateway: cfg.gateway,
+        backend: nat,
+        rules: Vec::new(),
+    };
+    if let Some(backend) = nat {
+        record.rules = nat::add_rules(backend, &nat::bridge_rules(&cfg.name, cfg.subnet))?;
+        let rules = record.rules.clone();
+        undo.push(move || {
+            for rule in rules.iter().rev() {
+                let _ = nat::delete_rule(rule);
+            }
+        });
+        // Outbound NAT needs the host to route between the bridge and its uplink.
+        acquire_forwarding(state, &cfg.name)?;
+        let (state2, name) = (state.clone(), cfg.name.clone());
+        undo.push(move || {
+            let _ = release_forwarding(&state2, &name);
+        });
+    }
+    state.write(&bridge_file(&cfg.name), &record)?;
+    undo.commit();
+    Ok(record)
+}
+// ANCHOR_END: setup_bridge
+
+/// Refuses a subnet that overlaps another minidock network or an address already on the host
+/// (routing to it would become ambiguous).
+fn check_subnet_is_free(state: &StateDir, nl: &mut Netlink, cfg: &BridgeConfig) -> Result<()> {
+    for other in state.list("bridges")? {
+        if other == cfg.name {
+            continue;
+        }
+        if let Some(rec) = state.read::<BridgeRecord>(&bridge_file(&other))?
+            && rec.subnet.overlaps(&cfg.subnet)
+        {
+            bail!(
+                "subnet {} overlaps network {} ({})",
+                cfg.subnet,
+                rec.name,
+                rec.subnet
+            );
+        }
+    }
+    let links = nl.links()?;
+    for addr in nl.addresses()? {
+        let theirs = Subnet {
+            network: Ipv4Addr::from(
+                u32::from(addr.address)
+                    & Subnet {
+                        network: addr.address,
+                        prefix: addr.prefix,
+                    }
+                    .mask(),
+            ),
+            prefix: addr.prefix,
+        };
+        if theirs.overlaps(&cfg.subnet) {
+            let link = links
+                .iter()
+                .find(|l| l.index == addr.index)
+                .map_or(addr.index.to_string(), |l| l.name.clone());
+            bail!(
+                "subnet {} overlaps {}/{} on {link}",
+                cfg.subnet,
+                addr.address,
+                addr.prefix
+            );
+        }
+    }
+    Ok(())
+}
+
+// ANCHOR: ip_forward
+/// Enables `net.ipv4.ip_forward` for `bridge`, remembering the old value; only the first user
+/// changes it.
+fn acquire_forwarding(state: &StateDir, bridge: &str) -> Result<()> {
+    let mut host: HostRecord = state.read("host.json")?.unwrap_or_default();
+    if host.users.is_empty() {
+        let before = nat::read_sysctl("net/ipv4/ip_forward")?;
+        if before != "1" {
+            nat::write_sysctl("net/ipv4/ip_forward", "1")?;
+            host.ip_forward_before = Some(before);
+        } else {
+            host.ip_forward_before = None;
+        }
+    }
+    host.users.insert(bridge.to_owned());
+    state.write("host.json", &host)
+}
+
+/// Drops `bridge`'s need for forwarding; the last one out restores the old value.
+fn release_forwarding(state: &StateDir, bridge: &str) -> Result<()> {
+    let Some(mut host) = state.read::<HostRecord>("host.json")? else {
+        return Ok(());
+    };
+    host.users.remove(bridge);
+    if !host.users.is_empty() {
+        return state.write("host.json", &host);
+    }
+    if let Some(before) = host.ip_forward_before.take() {
+        nat::write_sysctl("net/ipv4/ip_forward", &before)?;
+    }
+    state.remove("host.json")
+}
+// ANCHOR_END: ip_forward
+
+// ANCHOR: setup_container_network
+/// Connects a container to a bridge set up by [`setup_bridge`]: allocates its address, creates
+/// the veth pair with the peer made directly inside the container's namespace, then inside it
+/// sets the address, brings `lo` up and adds the default route. Netlink only: no NAT, no
+/// processes spawned. On error nothing is left behind.
+pub fn setup_container_network(
+    state: &StateDir,
+    bridge: &BridgeConfig,
+    container: &str,
+    netns: &ContainerNetns,
+) -> Result<Attachment> {
+    validate_container_id(container)?;
+    let record: BridgeRecord = state.read(&bridge_file(&bridge.name))?.with_context(|| {
+        format!(
+            "network {} is not set up (create its bridge first)",
+            bridge.name
+        )
+    })?;
+    if record.subnet != bridge.subnet {
+        bail!(
+            "bridge {} uses subnet {}, not {}",
+            bridge.name,
+            record.subnet,
+            bridge.subnet
+        );
+    }
+    let (ns, owner) = match netns {
+        ContainerNetns::Pid(pid) => (Netns::of_pid(*pid)?, Owner::process(*pid)?),
+        ContainerNetns::Pinned(path) => {
+            let ns = Netns::open(path)?;
+            let inode = ns.id()?.1;
+            (
+                ns,
+                Owner::PinnedNetns {
+                    path: path.clone(),
+                    inode,
+                },
+            )
+        }
+    };
+
+    let mut undo = Undo::default();
+    let address = ipam::allocate(
+        state,
+        &bridge.name,
+        bridge.subnet,
+        bridge.gateway,
+        container,
+        owner,
+    )?;
+    let (state2, net, id) = (state.clone(), bridge.name.clone(), container.to_owned());
+    undo.push(move || {
+        let _ = ipam::release(&state2, &net, &id);
+    });
+
+    let host_veth = host_veth_name(container);
+    let link = VethLink {
+        bridge: &bridge.name,
+        host_veth: &host_veth,
+        address,
+        prefix: bridge.subnet.prefix,
+        gateway: bridge.gateway,
+    };
+    connect_veth(&ns, &link)
+        .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
+
+    let attachment = Attachment {
+        container: container.to_owned(),
+        bridge: bridge.name.clone(),
+        host_veth,
+        interface: CONTAINER_INTERFACE.to_owned(),
+        address,
+        prefix: bridge.subnet.prefix,
+        gateway: bridge.gateway,
+        ports: Vec::new(),
+        rules: Vec::new(),
+    };
+    state.write(&container_file(container), &attachment)?;
+    undo.commit();
+    Ok(attachment)
+}
+// ANCHOR_END: setup_container_network
+
+/// The netlink part of connecting a container: what the bench times against `ip`.
+#[derive(Debug, Clone)]
+pub struct VethLink<'a> {
+    pub bridge: &'a str,
+    pub host_veth: &'a str,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+// ANCHOR: connect_veth
+/// Six netlink requests: the veth pair (host end up and on the bridge, peer `eth0` already
+/// inside `ns`), then inside `ns` the lookup of `eth0`, `eth0` up, its address, `lo` up and the
+/// default route. On error the pair is deleted again.
+pub fn connect_veth(ns: &Netns, link: &VethLink<'_>) -> Result<()> {
+    let mut host = Netlink::open().context("opening a netlink socket")?;
+    let bridge_index = host
+        .link_index(link.bridge)?
+        .with_context(|| format!("bridge {} does not exist", link.bridge))?;
+    host.create_veth(
+        link.host_veth,
+        CONTAINER_INTERFACE,
+        ns.fd(),
+        Some(bridge_index),
+        None,
+    )
+    .with_context(|| {
+        format!(
+            "creating veth pair {}/{CONTAINER_INTERFACE}",
+            link.host_veth
+        )
+    })?;
+    let inside = || -> Result<()> {
+        let mut nl = ns.netlink()?;
+        let eth0 = nl.link_index(CONTAINER_INTERFACE)?.with_context(|| {
+            format!(
+                "{CONTAINER_INTERFACE} is missing in {}",
+                ns.origin.display()
+            )
+        })?;
+        nl.set_up(eth0, CONTAINER_INTERFACE, None)
+            .with_context(|| format!("bringing {CONTAINER_INTERFACE} up"))?;
+        nl.add_address(eth0, link.address, link.prefix)
+            .with_context(|| {
+                format!(
+                    "adding {}/{} to {CONTAINER_INTERFACE}",
+                    link.address, link.prefix
+                )
+            })?;
+        nl.set_up(LOOPBACK_INDEX, "lo", None)
+            .context("bringing lo up")?;
+        nl.add_default_route(link.gateway, eth0)
+            .with_context(|| format!("adding the default route via {}", link.gateway))?;
+        Ok(())
+    };
+    if let Err(err) = inside() {
+        let _ = delete_link_if_present(&mut host, link.host_veth);
+        return Err(err);
+    }
+    Ok(())
+}
+// ANCHOR_END: connect_veth
+
+/// The attachment of `container`, if it has one.
+pub fn attachment(state: &StateDir, container: &str) -> Result<Option<Attachment>> {
+    validate_container_id(container)?;
+    state.read(&container_file(container))
+}
+
+/// Every container attached to any bridge in this state root.
+pub fn attachments(state: &StateDir) -> Result<Vec<Attachment>> {
+    let mut out = Vec::new();
+    for id in state.list("containers")? {
+        if let Some(att) = state.read::<Attachment>(&container_file(&id))? {
+            out.push(att);
+        }
+    }
+    Ok(out)
+}
+
+/// The record of bridge `name`, if minidock set it up.
+pub fn bridge(state: &StateDir, name: &str) -> Result<Option<BridgeRecord>> {
+    validate_ifname(name)?;
+    state.read(&bridge_file(name))
+}
+
+/// Every bridge set up in this state root.
+pub fn bridges(state: &StateDir) -> Result<Vec<BridgeRecord>> {
+    let mut out = Vec::new();
+    for name in state.list("bridges")? {
+        if let Some(rec) = state.read::<BridgeRecord>(&bridge_file(&name))? {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
+// ANCHOR: publish
+/// Publishes container ports on the host (`-p HOST:CTR[/proto]`): two DNAT rules per port,
+/// with the bridge's NAT backend. Refuses a host port that another container publishes or
+/// that a host program listens on (DNAT would silently steal its traffic).
+pub fn publish(
+    state: &StateDir,
+    container: &str,
+    ports: &[PortMapping],
+) -> Result<Vec<AppliedRule>> {
+    validate_container_id(container)?;
+    let _lock = state.lock()?;
+    let mut att: Attachment = state
+        .read(&container_file(container))?
+        .with_context(|| format!("container {container} has no network (set it up first)"))?;
+    let bridge: BridgeRecord = state
+        .read(&bridge_file(&att.bridge))?
+        .with_context(|| format!("network {} is not set up", att.bridge))?;
+    let backend = bridge.backend.with_context(|| {
+        format!(
+            "network {} was set up without NAT, so it cannot publish ports",
+            att.bridge
+        )
+    })?;
+    let others = attachments(state)?;
+    for (i, p) in ports.iter().enumerate() {
+        let clash = |q: &PortMapping| q.host_port == p.host_port && q.protocol == p.protocol;
+        if ports[..i].iter().any(clash) {
+            bail!(
+                "host port {}/{} is given twice",
+                p.host_port,
+                p.protocol.name()
+            );
+        }
+        if let Some(other) = others.iter().find(|a| a.ports.iter().any(clash)) {
+            bail!(
+                "host port {}/{} is already published by container {}",
+                p.host_port,
+                p.protocol.name(),
+                other.container
+            );
+        }
+        if !host_port_is_free(*p) {
+            bail!(
+                "host port {}/{} is already in use on this host",
+                p.host_port,
+                p.protocol.name()
+            );
+        }
+    }
+    let specs: Vec<_> = ports
+        .iter()
+        .flat_map(|p| nat::publish_rules(container, *p, att.address))
+        .collect();
+    let added = nat::add_rules(backend, &specs)?;
+    att.rules.extend(added.iter().cloned());
+    att.ports.extend_from_slice(ports);
+    if let Err(err) = state.write(&container_file(container), &att) {
+        for rule in added.iter().rev() {
+            let _ = nat::delete_rule(rule);
+        }
+        return Err(err);
+    }
+    Ok(added)
+}
+// ANCHOR_END: publish
+
+/// True when nothing on the host is bound to the port (we can bind it ourselves).
+fn host_port_is_free(p: PortMapping) -> bool {
+    match p.protocol {
+        Protocol::Tcp => std::net::TcpListener::bind(("0.0.0.0", p.host_port)).is_ok(),
+        Protocol::Udp => std::net::UdpSocket::bind(("0.0.0.0", p.host_port)).is_ok(),
+    }
+}
+
+// ANCHOR: teardown_container_network
+/// Undoes [`setup_container_network`] and [`publish`]: deletes the container's rules and its
+/// veth pair (both ends go together) and releases its address. Idempotent; a rule that cannot
+/// be deleted stays in the record so a second teardown can retry.
+pub fn teardown_container_network(state: &StateDir, container: &str) -> Result<()> {
+    validate_container_id(container)?;
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    let Some(mut att) = state.read::<Attachment>(&container_file(container))? else {
+        // No record (a crash before it was written): remove what can be found by name.
+        delete_link_if_present(&mut nl, &host_veth_name(container))?;
+        for network in state.list("ipam")? {
+            ipam::release(state, &network, container)?;
+        }
+        return Ok(());
+    };
+    let mut first_error = None;
+    let mut kept = Vec::new();
+    for rule in att.rules.iter().rev() {
+        if let Err(err) = nat::delete_rule(rule) {
+            first_error.get_or_insert(err);
+            kept.push(rule.clone());
+        }
+    }
+    if let Err(err) = delete_link_if_present(&mut nl, &att.host_veth) {
+        first_error.get_or_insert(err);
+    }
+    ipam::release(state, &att.bridge, container)?;
+    match first_error {
+        None => state.remove(&container_file(container)),
+        Some(err) => {
+            kept.reverse();
+            att.rules = kept;
+            state.write(&container_file(container), &att)?;
+            Err(err.context(format!("tearing down the network of container {container}")))
+        }
+    }
+}
+// ANCHOR_END: teardown_container_network
+
+/// Undoes [`setup_bridge`], after tearing down every container still attached to it. Only
+/// touches a bridge that this state root's records say minidock created.
+pub fn teardown_bridge(state: &StateDir, name: &str) -> Result<()> {
+    validate_ifname(name)?;
+    for att in attachments(state)? {
+        if att.bridge == name {
+            teardown_container_network(state, &att.container)?;
+        }
+    }
+    let _lock = state.lock()?;
+    let Some(record) = state.read::<BridgeRecord>(&bridge_file(name))? else {
+        return Ok(());
+    };
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    remove_bridge_locked(state, &mut nl, &record)
+}
+
+fn remove_bridge_locked(state: &StateDir, nl: &mut Netlink, record: &BridgeRecord) -> Result<()> {
+    for rule in record.rules.iter().rev() {
+        nat::delete_rule(rule)?;
+    }
+    if record.backend == Some(Backend::Nft) {
+        nat::remove_nft_table_if_empty()?;
+    }
+    delete_link_if_present(nl, &record.name)?;
+    if record.backend.is_some() {
+        release_forwarding(state, &record.name)?;
+    }
+    ipam::remove_pool(state, &record.name)?;
+    state.remove(&bridge_file(&record.name))
+}
+
+/// Links with their addresses, then routes, in the spirit of `ip -br addr; ip route` (read
+/// over netlink from whatever namespace `nl` belongs to).
+pub fn describe(nl: &mut Netlink) -> Result<String> {
+    let links = nl.links()?;
+    let addrs = nl.addresses()?;
+    let routes = nl.routes()?;
+    let name_of = |index: u32| {
+        links
+            .iter()
+            .find(|l| l.index == index)
+            .map_or(index.to_string(), |l| l.name.clone())
+    };
+    let mut out = String::new();
+    for link in &links {
+        let mine: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.index == link.index)
+            .map(|a| format!("{}/{}", a.address, a.prefix))
+            .collect();
+        let mut line = format!(
+            "  {:<14} {:<5}",
+            link.name,
+            if link.up { "UP" } else { "DOWN" }
+        );
+        if !mine.is_empty() {
+            line = format!("{line} {}", mine.join(" "));
+        }
+        if let Some(master) = link.master {
+            line = format!("{line} master {}", name_of(master));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    for route in &routes {
+        let dst = if route.prefix == 0 {
+            "default".to_owned()
+        } else {
+            format!("{}/{}", route.destination, route.prefix)
+        };
+        let via = route
+            .gateway
+            .map(|g| format!(" via {g}"))
+            .unwrap_or_default();
+        let dev = route
+            .oif
+            .map(|i| format!(" dev {}", name_of(i)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  route {dst}{via}{dev}");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_ifnamsiz_and_are_stable() {
+        let a = host_veth_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        assert_eq!(a.len(), 12);
+        assert!(validate_ifname(&a).is_ok());
+        assert_eq!(host_veth_name("web"), host_veth_name("web"));
+        assert_ne!(host_veth_name("web"), host_veth_name("db"));
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        assert!(validate_ifname("a-very-long-bridge-name").is_err());
+        assert!(validate_ifname("br/0").is_err());
+        assert!(validate_ifname("").is_err());
+        assert!(validate_ifname("minidock0").is_ok());
+        assert!(validate_container_id("../etc").is_err());
+        assert!(validate_container_id("web-1").is_ok());
+    }
+
+    #[test]
+    fn a_gateway_outside_the_subnet_is_refused() {
+        let mut cfg = BridgeConfig::default();
+        assert!(cfg.validate().is_ok());
+        cfg.gateway = Ipv4Addr::new(10, 89, 0, 1);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("not a host address of subnet 10.88.0.0/16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn undo_runs_in_reverse_unless_committed() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let log = Rc::new(RefCell::new(Vec::new()));
+        {
+            let mut undo = Undo::default();
+            for i in 0..3 {
+                let log = log.clone();
+                undo.push(move || log.borrow_mut().push(i));
+            }
+        }
+        assert_eq!(*log.borrow(), vec![2, 1, 0]);
+        let mut undo = Undo::default();
+        let l = log.clone();
+        undo.push(move || l.borrow_mut().push(9));
+        undo.commit();
+        assert_eq!(*log.borrow(), vec![2, 1, 0]);
+    }
+}

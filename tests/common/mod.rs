@@ -31,7 +31,10 @@ pub fn is_root() -> bool {
 
 /// Skip unless root; under CI, fail.
 pub fn require_root() -> bool {
-    prerequisite(is_root(), "this test needs root (namespaces, mounts, cgroups)")
+    prerequisite(
+        is_root(),
+        "this test needs root (namespaces, mounts, cgroups)",
+    )
 }
 
 /// The cgroup layout of this host, for test names and messages: "v1-hybrid", "v1" or "v2".

@@ -21,6 +21,12 @@ const CHECKS: &[(u32, Check)] = &[
     (1, ns::lesson01_uts),
     (2, ns::lesson02_pid),
     (3, ns::lesson03_pivot_root),
+    (4, cgroup::lesson04_memory),
+    (5, cgroup::lesson05_pids),
+    (6, overlay::lesson06_copy_up),
+    (7, overlay::lesson07_whiteouts),
+    (8, net::lesson08_veth),
+    (9, net::lesson09_bridge_publish),
 ];
 
 #[cfg(test)]

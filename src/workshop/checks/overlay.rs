@@ -1,1 +1,313 @@
-//! Checks for the overlay lessons.
+//! Checks for the overlay lessons (06 copy-up, 07 whiteouts and layers).
+//!
+//! The checker builds the "image" layer itself in a scratch directory, runs the learner's
+//! program on it, and then reads the evidence the kernel left: the mount table, the files and
+//! device nodes in the upper dir, the overlay xattrs, and the entries of the layer the program
+//! wrote, which it finally applies with minidock's own unpacker. Whatever happens, it unmounts
+//! and removes the scratch directory.
+
+use super::{describe_failure, require_root, run_captured};
+use crate::image::layer::{self, ApplyOptions, Compression};
+use crate::overlay;
+use crate::workshop::Observation;
+use anyhow::{Context, Result};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const ORIGINAL: &str = "from the image\n";
+const NEW_TEXT: &str = "edited in the container\n";
+
+/// A scratch directory with `lower/ upper/ work/ merged/`. On drop, whatever the learner left
+/// mounted on `merged` is detached before the directory is removed.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new(lesson: &str) -> Result<Scratch> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("minidock-{lesson}-"))
+            .tempdir()
+            .context("creating a scratch directory")?;
+        for sub in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(sub))?;
+        }
+        Ok(Scratch { dir })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, content: &str) -> Result<()> {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn layer_args(&self) -> Vec<PathBuf> {
+        ["lower", "upper", "work", "merged"]
+            .iter()
+            .map(|d| self.path(d))
+            .collect()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let merged = self.path("merged");
+        // A learner may have mounted more than once; peel every layer off.
+        for _ in 0..8 {
+            match overlay::mount_type(&merged) {
+                Ok(Some(_)) => {
+                    let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+fn read_or_absent(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => "(absent)".into(),
+    }
+}
+
+fn exit_status(output: &std::process::Output) -> Observation {
+    Observation::judged(
+        "the program itself",
+        "exit status 0",
+        if output.status.success() {
+            "exit status 0".to_owned()
+        } else {
+            describe_failure(output)
+        },
+        output.status.success(),
+    )
+}
+
+pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let scratch = Scratch::new("lesson06")?;
+    scratch.write("lower/hello.txt", ORIGINAL)?;
+    scratch.write("lower/untouched.txt", "nobody writes me\n")?;
+    let output = run_captured(Command::new(bin).args(scratch.layer_args()), LIMIT)?;
+    let mut observations = Vec::new();
+
+    let mounted = overlay::mount_info(&scratch.path("merged"))?;
+    observations.push(Observation::equal(
+        "the filesystem on MERGED (/proc/self/mountinfo)",
+        "overlay",
+        mounted
+            .as_ref()
+            .map_or("(not a mount point: TODO 1)".to_owned(), |m| {
+                m.fstype.clone()
+            }),
+    ));
+    if let Some(m) = mounted.as_ref().filter(|m| m.fstype == "overlay") {
+        let lower = format!("lowerdir={}", scratch.path("lower").display());
+        let upper = format!("upperdir={}", scratch.path("upper").display());
+        let options: Vec<&str> = m.options.split(',').collect();
+        observations.push(Observation::judged(
+            "its layers (the mount's options)",
+            format!("{lower},{upper}"),
+            m.options.clone(),
+            options.contains(&lower.as_str()) && options.contains(&upper.as_str()),
+        ));
+    }
+    observations.push(Observation::equal(
+        "UPPER/hello.txt: the kernel copied the file up, then wrote",
+        format!("{NEW_TEXT:?}"),
+        read_or_absent(&scratch.path("upper/hello.txt")),
+    ));
+    observations.push(Observation::equal(
+        "LOWER/hello.txt: the image layer is untouched",
+        format!("{ORIGINAL:?}"),
+        read_or_absent(&scratch.path("lower/hello.txt")),
+    ));
+    let mut in_upper: Vec<String> = std::fs::read_dir(scratch.path("upper"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    in_upper.sort();
+    observations.push(Observation::equal(
+        "what UPPER holds: only what changed",
+        "[hello.txt]",
+        format!("[{}]", in_upper.join(", ")),
+    ));
+    observations.push(exit_status(&output));
+    Ok(observations)
+}
+
+pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let scratch = Scratch::new("lesson07")?;
+    let image = |root: &str| -> Result<()> {
+        scratch.write(&format!("{root}/keep.txt"), "keep\n")?;
+        scratch.write(&format!("{root}/old.txt"), "old\n")?;
+        scratch.write(&format!("{root}/cache/a.tmp"), "a\n")?;
+        scratch.write(&format!("{root}/cache/b.tmp"), "b\n")
+    };
+    image("lower")?;
+    let layer_path = scratch.path("layer.tar");
+    let output = run_captured(
+        Command::new(bin)
+            .args(scratch.layer_args())
+            .arg(&layer_path),
+        LIMIT,
+    )?;
+    let mut observations = Vec::new();
+
+    let old = std::fs::symlink_metadata(scratch.path("upper/old.txt"));
+    observations.push(Observation::equal(
+        "UPPER/old.txt: the kernel's whiteout",
+        "character device 0:0",
+        match &old {
+            Ok(m) if m.file_type().is_char_device() => format!(
+                "character device {}:{}",
+                libc::major(m.rdev()),
+                libc::minor(m.rdev())
+            ),
+            Ok(_) => "not a character device".into(),
+            Err(_) => "(absent: TODO 1)".into(),
+        },
+    ));
+    let opaque =
+        layer::beneath::lgetxattr(&scratch.path("upper/cache"), layer::OVERLAY_OPAQUE_XATTR)
+            .ok()
+            .flatten();
+    observations.push(Observation::equal(
+        &format!("UPPER/cache: {}", layer::OVERLAY_OPAQUE_XATTR),
+        "\"y\"",
+        opaque.map_or("(not set: TODO 2)".into(), |v| {
+            format!("{:?}", String::from_utf8_lossy(&v))
+        }),
+    ));
+
+    match layer_entries(&layer_path) {
+        Err(err) => observations.push(Observation::judged(
+            "the layer LAYER_TAR",
+            "a tar archive",
+            format!("{err:#}"),
+            false,
+        )),
+        Ok(entries) => {
+            let find = |name: &str| entries.iter().find(|(n, _)| n == name);
+            let empty_file = |name: &str| match find(name) {
+                Some((_, kind)) => kind.clone(),
+                None => "(missing)".into(),
+            };
+            observations.push(Observation::equal(
+                "the layer's entry .wh.old.txt (old.txt deleted)",
+                "empty regular file",
+                empty_file(".wh.old.txt"),
+            ));
+            observations.push(Observation::equal(
+                "the layer's entry cache/.wh..wh..opq (cache replaced)",
+                "empty regular file",
+                empty_file("cache/.wh..wh..opq"),
+            ));
+            let devices: Vec<&str> = entries
+                .iter()
+                .filter(|(_, kind)| kind.starts_with("character device"))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            observations.push(Observation::equal(
+                "character devices in the layer (kernel whiteouts must not leak into it)",
+                "none",
+                if devices.is_empty() {
+                    "none".to_owned()
+                } else {
+                    devices.join(", ")
+                },
+            ));
+            // The proof that matters: the image plus this layer is what the container saw.
+            image("replay")?;
+            let replayed = std::fs::File::open(&layer_path)
+                .map_err(anyhow::Error::from)
+                .and_then(|blob| {
+                    layer::apply(
+                        blob,
+                        Compression::None,
+                        &scratch.path("replay"),
+                        &ApplyOptions::default(),
+                    )
+                })
+                .map(|_| tree(&scratch.path("replay")));
+            observations.push(Observation::equal(
+                "the image with your layer applied (minidock's unpacker)",
+                "[cache/, cache/fresh.txt, keep.txt]",
+                match replayed {
+                    Ok(names) => format!("[{}]", names.join(", ")),
+                    Err(err) => format!("applying failed: {err:#}"),
+                },
+            ));
+        }
+    }
+    observations.push(exit_status(&output));
+    Ok(observations)
+}
+
+/// The layer's entries as (name without "./" or trailing "/", what it is).
+fn layer_entries(path: &Path) -> Result<Vec<(String, String)>> {
+    let file = std::fs::File::open(path).context("(no layer written)")?;
+    let mut archive = tar::Archive::new(file);
+    let mut out = Vec::new();
+    for entry in archive.entries().context("reading the tar")? {
+        let entry = entry.context("reading the tar")?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = raw
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Regular if header.size().unwrap_or(1) == 0 => {
+                "empty regular file".to_owned()
+            }
+            tar::EntryType::Regular => "regular file with data".to_owned(),
+            tar::EntryType::Char => format!(
+                "character device {}:{}",
+                header.device_major().ok().flatten().unwrap_or(0),
+                header.device_minor().ok().flatten().unwrap_or(0)
+            ),
+            other => format!("{other:?}"),
+        };
+        out.push((name, kind));
+    }
+    Ok(out)
+}
+
+/// Every path under `root`, sorted, directories with a trailing "/".
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                out.push(format!("{rel}/"));
+                walk(root, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,43 @@
+//! Lesson 06, solution: mount an overlay and prove copy-up.
+//!
+//! Usage: lesson06-solution LOWER UPPER WORK MERGED
+
+use anyhow::{Context, Result};
+use nix::mount::{MsFlags, mount};
+use std::path::PathBuf;
+
+const NEW_TEXT: &str = "edited in the container\n";
+
+fn main() -> Result<()> {
+    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    let [lower, upper, work, merged] = args.as_slice() else {
+        anyhow::bail!("usage: lesson06 LOWER UPPER WORK MERGED");
+    };
+
+    // One lower layer here; with several, lowerdir=TOP:...:BOTTOM (leftmost on top).
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .with_context(|| format!("mount overlay on {} ({data})", merged.display()))?;
+
+    std::fs::write(merged.join("hello.txt"), NEW_TEXT)
+        .with_context(|| format!("writing {}", merged.join("hello.txt").display()))?;
+
+    // The write went to the merged view; the kernel copied the file up into UPPER first.
+    for layer in [upper, lower] {
+        let path = layer.join("hello.txt");
+        let content = std::fs::read_to_string(&path).unwrap_or_else(|_| "(absent)".into());
+        println!("{}: {content:?}", path.display());
+    }
+    Ok(())
+}

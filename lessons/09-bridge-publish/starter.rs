@@ -1,0 +1,85 @@
+//! Lesson 09: a bridge and a published port, the way `docker run -p 8080:80` does it.
+//!
+//! Usage: lesson09 PID
+//!
+//! Process PID sits alone in a fresh network namespace: the "container". This program runs
+//! in the "host" namespace. Build Docker's network for it:
+//!
+//! 1. a bridge `br0` on the host, address 10.0.0.1/24 (the containers' gateway), up;
+//! 2. a veth pair: `veth0` on the host, attached to br0 and up; `eth0` made directly in the
+//!    container's namespace;
+//! 3. inside the container: eth0 10.0.0.2/24 and up, `lo` up, default route via 10.0.0.1;
+//! 4. publish host port 8080 to the container's port 80, for connections from the host
+//!    itself to 127.0.0.1:8080:
+//!    - DNAT in the nat table's OUTPUT chain (packets the host sends), only for local
+//!      destinations (`-m addrtype --dst-type LOCAL`), to 10.0.0.2:80;
+//!    - `net.ipv4.conf.br0.route_localnet = 1`: after DNAT the packet still comes from
+//!      127.0.0.1, and the kernel refuses to route loopback addresses out of a real link
+//!      unless this is set;
+//!    - MASQUERADE in POSTROUTING for sources in 127.0.0.0/8 leaving through br0, so the
+//!      container sees (and answers) 10.0.0.1 instead of its own 127.0.0.1.
+//!
+//! The checker then starts an HTTP server on port 80 in the container and fetches
+//! http://127.0.0.1:8080/ from the host.
+//! Read: book chapter "Networking", and the man pages ip-link(8), iptables-extensions(8)
+//! (DNAT, MASQUERADE, addrtype), and Documentation/networking/ip-sysctl.rst (route_localnet).
+//!
+//! Check your work: `workshop check 9` (as root).
+
+use anyhow::{Context, Result, bail};
+use std::fs::File;
+use std::process::Command;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [pid] = args.as_slice() else {
+        bail!("usage: lesson09 PID");
+    };
+
+    // TODO 1: the bridge: ip link add br0 type bridge; ip addr add 10.0.0.1/24 dev br0;
+    //         ip link set br0 up.
+
+    // TODO 2: the veth pair, the container's end made in its namespace:
+    //         ip link add veth0 type veth peer name eth0 netns PID
+    //         then attach the host end and bring it up: ip link set veth0 master br0 up
+    let _ = pid;
+
+    // TODO 3: inside the container (setns into /proc/PID/ns/net, as in lesson 08, then come
+    //         back through `home`): ip addr add 10.0.0.2/24 dev eth0; ip link set eth0 up;
+    //         ip link set lo up; ip route add default via 10.0.0.1
+    let home = File::open("/proc/self/ns/net").context("opening our own netns")?;
+    let _ = &home;
+
+    // TODO 4: publish 8080 -> 10.0.0.2:80 for the host itself:
+    //         write_sysctl("net/ipv4/conf/br0/route_localnet", "1")
+    //         iptables -t nat -A OUTPUT -p tcp --dport 8080 -m addrtype --dst-type LOCAL
+    //                  -j DNAT --to-destination 10.0.0.2:80
+    //         iptables -t nat -A POSTROUTING -s 127.0.0.0/8 -o br0 -j MASQUERADE
+
+    println!("lesson09: no network built yet (see the TODOs)");
+    Ok(())
+}
+
+/// Given: runs a command (`ip` or `iptables`) and fails with its message if it fails.
+#[allow(dead_code)]
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Given: writes a sysctl, e.g. "net/ipv4/conf/br0/route_localnet". /proc/sys/net shows the
+/// network namespace of the process that opens it.
+#[allow(dead_code)]
+fn write_sysctl(name: &str, value: &str) -> Result<()> {
+    std::fs::write(format!("/proc/sys/{name}"), value).with_context(|| format!("writing {name}"))
+}

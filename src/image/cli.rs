@@ -1,0 +1,660 @@
+//! The image subcommands of `minidock`, with Docker's flags and output: `import`, `images`,
+//! `tag`, `rmi` and `image inspect` (and the `image ls|rm|tag|import|inspect` spellings).
+//!
+//! `src/bin/minidock.rs` only parses arguments into these clap structs and calls the `run_*`
+//! functions; the formatting lives here, in functions that return strings, so the tests check
+//! exactly what a user sees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::import::{ImportOptions, import};
+use super::reference::Reference;
+use super::store::{ContainerUse, Image, Removed, Store, containers_from_state};
+use crate::cli::Exit;
+
+/// Docker's CLI exits 1 when a request fails (no such image, a conflict).
+const REQUEST_FAILED: u8 = 1;
+
+/// `minidock import [OPTIONS] file|- [REPOSITORY[:TAG]]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// The root filesystem tarball (plain or gzip), or - to read it from stdin
+    pub source: String,
+    /// The name to give the image
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+    /// STOPSIGNAL, USER, VOLUME, WORKDIR)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Set the commit message (the history comment)
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set the platform, as os/arch[/variant] (default: the host's)
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// `minidock images [OPTIONS] [REPOSITORY[:TAG]]`
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ImagesArgs {
+    /// Only images of this repository (and tag)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub filter: Option<String>,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// `minidock tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+/// `minidock rmi [OPTIONS] IMAGE [IMAGE...]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct RmiArgs {
+    /// Force removal of the image: untag it even when a container uses it, or when it is
+    /// tagged in several repositories
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `minidock image inspect IMAGE [IMAGE...]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageInspectArgs {
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `minidock image COMMAND`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+}
+
+/// `minidock image ...`
+pub fn run_image(root: &Path, command: &ImageCommand) -> Result<u8> {
+    match command {
+        ImageCommand::Import(args) => run_import(root, args),
+        ImageCommand::Inspect(args) => run_image_inspect(root, args),
+        ImageCommand::Ls(args) => run_images(root, args),
+        ImageCommand::Rm(args) => run_rmi(root, args),
+        ImageCommand::Tag(args) => run_tag(root, args),
+    }
+}
+
+// ANCHOR: run_import
+/// `minidock import`: prints the new image's ID.
+pub fn run_import(root: &Path, args: &ImportArgs) -> Result<u8> {
+    if args.source.starts_with("http://") || args.source.starts_with("https://") {
+        return Err(Exit::new(
+            REQUEST_FAILED,
+            format!("importing from a URL is not supported yet: {}", args.source),
+        )
+        .into());
+    }
+    let names = match &args.reference {
+        Some(text) => vec![Reference::parse(text).map_err(request_failed)?],
+        None => Vec::new(),
+    };
+    let store = Store::open(root)?;
+    let options = ImportOptions {
+        source: args.source.clone(),
+        message: args.message.clone(),
+        changes: args.changes.clone(),
+        platform: args.platform.clone(),
+        created: None,
+    };
+    let input: Box<dyn Read> = if args.source == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(
+            File::open(&args.source)
+                .with_context(|| format!("opening {}", args.source))
+                .map_err(request_failed)?,
+        )
+    };
+    let image = import(&store, input, &names, &options).map_err(request_failed)?;
+    println!("{}", image.id);
+    Ok(0)
+}
+// ANCHOR_END: run_import
+
+/// `minidock images`
+pub fn run_images(root: &Path, args: &ImagesArgs) -> Result<u8> {
+    let store = Store::open(root)?;
+    let table = images_table(&store, args, SystemTime::now())?;
+    io::stdout()
+        .lock()
+        .write_all(table.as_bytes())
+        .context("writing to stdout")?;
+    Ok(0)
+}
+
+/// `minidock tag`
+pub fn run_tag(root: &Path, args: &TagArgs) -> Result<u8> {
+    let target = Reference::parse(&args.target).map_err(request_failed)?;
+    let store = Store::open(root)?;
+    store.tag(&args.source, &target).map_err(request_failed)?;
+    Ok(0)
+}
+
+/// `minidock rmi`, with the containers found under `<root>/containers/` as the users.
+pub fn run_rmi(root: &Path, args: &RmiArgs) -> Result<u8> {
+    run_rmi_with(root, args, |_| containers_from_state(root))
+}
+
+// ANCHOR: run_rmi
+/// `minidock rmi`, with the container layer saying which containers use which image. Like
+/// Docker, it goes on after a failure and exits 1 if any image could not be removed.
+pub fn run_rmi_with(
+    root: &Path,
+    args: &RmiArgs,
+    in_use: impl Fn(&Store) -> Result<Vec<ContainerUse>>,
+) -> Result<u8> {
+    let store = Store::open(root)?;
+    let mut status = 0;
+    for name in &args.images {
+        match store.remove(name, args.force, &in_use) {
+            Ok(events) => {
+                let mut out = io::stdout().lock();
+                for event in events {
+                    let line = match event {
+                        Removed::Untagged(reference) => {
+                            format!("Untagged: {}", reference.familiar())
+                        }
+                        Removed::Deleted(id) => format!("Deleted: {id}"),
+                    };
+                    writeln!(out, "{line}").context("writing to stdout")?;
+                }
+            }
+            Err(err) => {
+                eprintln!("minidock: {err:#}");
+                status = REQUEST_FAILED;
+            }
+        }
+    }
+    Ok(status)
+}
+// ANCHOR_END: run_rmi
+
+/// `minidock image inspect`: a JSON array, then one error line per image not found (exit 1).
+pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
+    let store = Store::open(root)?;
+    let mut found = Vec::new();
+    let mut status = 0;
+    for name in &args.images {
+        match store.resolve(name) {
+            Ok(image) => found.push(inspect(&store, &image)?),
+            Err(err) => {
+                eprintln!("minidock: {err:#}");
+                status = REQUEST_FAILED;
+            }
+        }
+    }
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", to_docker_json(&found)?).context("writing to stdout")?;
+    Ok(status)
+}
+
+fn request_failed(err: anyhow::Error) -> anyhow::Error {
+    if err.chain().any(|cause| cause.is::<Exit>()) {
+        return err;
+    }
+    Exit::new(REQUEST_FAILED, format!("{err:#}")).into()
+}
+
+// ------------------------------------------------------------------------------------------
+// images
+// ------------------------------------------------------------------------------------------
+
+// ANCHOR: images_table
+/// The output of `images`, at time `now` (for the CREATED column).
+pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result<String> {
+    let filter = match &args.filter {
+        Some(text) => Some(ImagesFilter::parse(text).map_err(request_failed)?),
+        None => None,
+    };
+    let mut images = store.images()?;
+    // Newest first, as Docker lists them.
+    images.sort_by(|a, b| {
+        b.created()
+            .cmp(&a.created())
+            .then_with(|| a.names.cmp(&b.names))
+    });
+
+    let id_of = |image: &Image| {
+        if args.no_trunc {
+            image.id.to_string()
+        } else {
+            image.short_id().to_owned()
+        }
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut quiet_ids: Vec<String> = Vec::new();
+    for image in &images {
+        // One row per name; an untagged image is one `<none>` row.
+        let names: Vec<Option<&Reference>> = if image.names.is_empty() {
+            vec![None]
+        } else {
+            image.names.iter().map(Some).collect()
+        };
+        for name in names {
+            if let Some(filter) = &filter {
+                if !name.is_some_and(|n| filter.matches(n)) {
+                    continue;
+                }
+            }
+            if args.quiet {
+                let id = id_of(image);
+                if !quiet_ids.contains(&id) {
+                    quiet_ids.push(id);
+                }
+                continue;
+            }
+            let none = || "<none>".to_owned();
+            let mut row = vec![
+                name.map_or_else(none, Reference::familiar_repository),
+                name.and_then(|n| n.tag()).map_or_else(none, str::to_owned),
+            ];
+            if args.digests {
+                row.push(image.manifest_descriptor.digest().to_string());
+            }
+            row.push(id_of(image));
+            row.push(match image.created() {
+                Some(created) => {
+                    let age = now.duration_since(created).unwrap_or(Duration::ZERO);
+                    format!("{} ago", human_duration(age))
+                }
+                None => "N/A".to_owned(),
+            });
+            row.push(human_size(image.size()));
+            rows.push(row);
+        }
+    }
+    if args.quiet {
+        return Ok(quiet_ids.iter().map(|id| format!("{id}\n")).collect());
+    }
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    rows.insert(0, header.into_iter().map(str::to_owned).collect());
+    Ok(format_table(&rows))
+}
+// ANCHOR_END: images_table
+
+/// `images busybox` or `images busybox:1.36`: a repository, and a tag only if one was given.
+struct ImagesFilter {
+    repository: String,
+    tag: Option<String>,
+}
+
+impl ImagesFilter {
+    fn parse(text: &str) -> Result<ImagesFilter> {
+        let reference = Reference::parse(text)?;
+        let after_slash = text.rsplit('/').next().unwrap_or(text);
+        let explicit_tag = after_slash.split('@').next().unwrap_or("").contains(':');
+        Ok(ImagesFilter {
+            repository: reference.repository(),
+            tag: explicit_tag.then(|| reference.tag().unwrap_or_default().to_owned()),
+        })
+    }
+
+    fn matches(&self, name: &Reference) -> bool {
+        name.repository() == self.repository
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|tag| name.tag() == Some(tag))
+    }
+}
+
+// ANCHOR: format_table
+/// Aligns rows as Docker's CLI does with Go's tabwriter (minimum width 10, padding 3): every
+/// column but the last is padded to its widest cell plus 3, and to at least 10.
+pub fn format_table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count() + 3).max(10);
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+// ANCHOR_END: format_table
+
+/// A size as Docker prints it: decimal units, three significant digits (`4.26MB`, `512B`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    // Go's %.3g: three significant digits, trailing zeros dropped.
+    let decimals = match value {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        _ => 2,
+    };
+    let mut text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{text}{}", UNITS[unit])
+}
+
+/// A duration as Docker prints "CREATED ... ago" (go-units `HumanDuration`).
+pub fn human_duration(age: Duration) -> String {
+    let seconds = age.as_secs();
+    let minutes = seconds / 60;
+    let hours = ((age.as_secs_f64() / 3600.0) + 0.5) as u64;
+    match () {
+        _ if seconds < 1 => "Less than a second".to_owned(),
+        _ if seconds == 1 => "1 second".to_owned(),
+        _ if seconds < 60 => format!("{seconds} seconds"),
+        _ if minutes == 1 => "About a minute".to_owned(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", seconds / 3600 / 24 / 365),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// image inspect
+// ------------------------------------------------------------------------------------------
+
+/// `image inspect`'s JSON for one image, in Docker's shape and field order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub parent: String,
+    pub comment: String,
+    pub created: String,
+    pub docker_version: String,
+    pub author: String,
+    pub config: InspectConfig,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub os: String,
+    pub size: u64,
+    pub graph_driver: GraphDriver,
+    #[serde(rename = "RootFS")]
+    pub root_fs: InspectRootFs,
+    /// The manifest, as Docker shows it with the containerd image store.
+    pub descriptor: oci_spec::image::Descriptor,
+}
+
+/// The image's default run settings, as Docker's `Config`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectConfig {
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, Empty>>,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, Empty>>,
+    pub working_dir: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+}
+
+/// Go's `struct{}` in a map (`"ExposedPorts": {"80/tcp": {}}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectRootFs {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub layers: Vec<String>,
+}
+
+// ANCHOR: inspect
+/// Builds `image inspect`'s record for an image.
+pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
+    let config = &image.config;
+    let run = config.config().clone().unwrap_or_default();
+    let repositories: BTreeSet<String> = image
+        .names
+        .iter()
+        .map(Reference::familiar_repository)
+        .collect();
+    let manifest_digest = image.manifest_descriptor.digest();
+    let history_comment = config
+        .history()
+        .as_ref()
+        .and_then(|history| history.last())
+        .and_then(|entry| entry.comment().clone());
+    // overlayfs's lowerdir= takes the top layer first.
+    let lower_dirs: Vec<String> = image
+        .chain_ids()?
+        .iter()
+        .rev()
+        .map(|chain_id| store.layer_dir(chain_id).display().to_string())
+        .collect();
+    let as_set = |items: Option<Vec<String>>| {
+        items.map(|items| items.into_iter().map(|k| (k, Empty {})).collect())
+    };
+    Ok(ImageInspect {
+        id: image.id.to_string(),
+        repo_tags: image
+            .names
+            .iter()
+            .filter_map(|name| Some(format!("{}:{}", name.familiar_repository(), name.tag()?)))
+            .collect(),
+        repo_digests: repositories
+            .iter()
+            .map(|repository| format!("{repository}@{manifest_digest}"))
+            .collect(),
+        parent: String::new(),
+        comment: history_comment.unwrap_or_default(),
+        created: config.created().clone().unwrap_or_default(),
+        docker_version: String::new(),
+        author: config.author().clone().unwrap_or_default(),
+        config: InspectConfig {
+            user: run.user().clone().unwrap_or_default(),
+            exposed_ports: as_set(run.exposed_ports().clone()),
+            env: run.env().clone(),
+            cmd: run.cmd().clone(),
+            entrypoint: run.entrypoint().clone(),
+            volumes: as_set(run.volumes().clone()),
+            working_dir: run.working_dir().clone().unwrap_or_default(),
+            labels: run
+                .labels()
+                .clone()
+                .map(|labels| labels.into_iter().collect()),
+            stop_signal: run.stop_signal().clone(),
+        },
+        architecture: config.architecture().to_string(),
+        variant: config.variant().clone(),
+        os: config.os().to_string(),
+        size: image.size(),
+        graph_driver: GraphDriver {
+            name: "overlay".to_owned(),
+            data: BTreeMap::from([("LowerDir".to_owned(), lower_dirs.join(":"))]),
+        },
+        root_fs: InspectRootFs {
+            kind: config.rootfs().typ().clone(),
+            layers: config.rootfs().diff_ids().clone(),
+        },
+        descriptor: oci_spec::image::Descriptor::new(
+            image.manifest_descriptor.media_type().clone(),
+            image.manifest_descriptor.size(),
+            manifest_digest.clone(),
+        ),
+    })
+}
+// ANCHOR_END: inspect
+
+/// JSON indented with four spaces, as Docker's `inspect` prints it.
+pub fn to_docker_json(value: &impl Serialize) -> Result<String> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .context("serialising JSON")?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// The shape the lead wires into `minidock`, to check the clap definitions.
+    #[derive(Debug, Parser)]
+    struct Wired {
+        #[command(subcommand)]
+        command: Wiring,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Wiring {
+        Import(ImportArgs),
+        Images(ImagesArgs),
+        Tag(TagArgs),
+        Rmi(RmiArgs),
+        #[command(subcommand)]
+        Image(ImageCommand),
+    }
+
+    #[test]
+    fn the_arguments_parse_like_dockers() {
+        Wired::command().debug_assert();
+        let parse = |args: &[&str]| Wired::try_parse_from([&["minidock"], args].concat());
+        let Wiring::Import(import) = parse(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"])
+            .unwrap()
+            .command
+        else {
+            panic!("not import")
+        };
+        assert_eq!(import.source, "-");
+        assert_eq!(import.reference.as_deref(), Some("busybox"));
+        assert_eq!(import.changes, ["CMD [\"sh\"]"]);
+        let Wiring::Images(images) = parse(&["images", "-q", "--digests"]).unwrap().command else {
+            panic!("not images")
+        };
+        assert!(images.quiet && images.digests);
+        assert!(parse(&["rmi"]).is_err(), "rmi needs an image");
+        let Wiring::Image(ImageCommand::Rm(rmi)) =
+            parse(&["image", "rm", "-f", "a", "b"]).unwrap().command
+        else {
+            panic!("not image rm")
+        };
+        assert!(rmi.force);
+        assert_eq!(rmi.images, ["a", "b"]);
+        assert!(matches!(
+            parse(&["image", "ls"]).unwrap().command,
+            Wiring::Image(ImageCommand::Ls(_))
+        ));
+    }
+
+    #[test]
+    fn sizes_read_like_dockers() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1234), "1.23kB");
+        assert_eq!(human_size(4_261_234), "4.26MB");
+        assert_eq!(human_size(4_000_000), "4MB");
+        assert_eq!(human_size(77_800_000), "77.8MB");
+        assert_eq!(human_size(1_500_000_000), "1.5GB");
+    }
+
+    #[test]
+    fn durations_read_like_dockers() {
+        let d = Duration::from_secs;
+        assert_eq!(human_duration(d(0)), "Less than a second");
+        assert_eq!(human_duration(d(1)), "1 second");
+        assert_eq!(human_duration(d(59)), "59 seconds");
+        assert_eq!(human_duration(d(60)), "About a minute");
+        assert_eq!(human_duration(d(59 * 60)), "59 minutes");
+        assert_eq!(human_duration(d(3600)), "About an hour");
+        assert_eq!(human_duration(d(5 * 3600)), "5 hours");
+        assert_eq!(human_duration(d(3 * 86_400)), "3 days");
+        assert_eq!(human_duration(d(20 * 86_400)), "2 weeks");
+        assert_eq!(human_duration(d(90 * 86_400)), "3 months");
+        assert_eq!(human_duration(d(800 * 86_400)), "2 years");
+    }
+
+    #[test]
+    fn the_table_is_aligned_like_dockers() {
+        let rows = vec![
+            vec!["REPOSITORY".into(), "TAG".into(), "SIZE".into()],
+            vec!["busybox".into(), "latest".into(), "4.26MB".into()],
+        ];
+        assert_eq!(
+            format_table(&rows),
+            "REPOSITORY   TAG       SIZE\nbusybox      latest    4.26MB\n"
+        );
+    }
+}

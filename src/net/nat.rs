@@ -1,0 +1,894 @@
+//! NAT and port publishing with netfilter, through iptables (nf_tables or legacy flavour) or
+//! plain nft.
+//!
+//! Three jobs, the same as Docker's:
+//! - **outbound**: containers have private addresses, so packets leaving the host get the
+//!   host's address as their source (MASQUERADE in `nat/POSTROUTING`);
+//! - **publishing** `-p 8080:80`: packets for the host's port 8080 get their destination
+//!   rewritten to the container's address and port (DNAT), in `nat/PREROUTING` for packets
+//!   arriving from outside and in `nat/OUTPUT` for packets the host sends itself;
+//! - **`127.0.0.1:8080` from the host**: after DNAT such a packet still has source 127.0.0.1.
+//!   The kernel refuses to route loopback addresses off the host unless the outgoing link has
+//!   `route_localnet=1`, and the container could not answer 127.0.0.1 anyway, so a second
+//!   MASQUERADE gives it the bridge's address.
+//!
+//! Every rule carries a `minidock:...` comment (iptables) or lives in the `ip minidock` table
+//! (nft), and what we add is recorded, so removal deletes exactly those rules. The binaries are
+//! spawned: NAT is set up once per published port, not on the fast path of every container.
+
+use super::ipam::Subnet;
+use crate::explain::{self, Chapter};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::Command;
+use std::str::FromStr;
+
+/// The nft table that holds all of minidock's rules.
+pub const NFT_TABLE: &str = "minidock";
+
+/// Which tool installs the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// `iptables-nft`: iptables syntax, rules stored in nf_tables (Debian's default).
+    IptablesNft,
+    /// `iptables-legacy`: the old x_tables kernel interface.
+    IptablesLegacy,
+    /// `nft`: native nf_tables, in a table of our own.
+    Nft,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::IptablesNft, Backend::IptablesLegacy, Backend::Nft];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::IptablesNft => "iptables-nft",
+            Backend::IptablesLegacy => "iptables-legacy",
+            Backend::Nft => "nft",
+        }
+    }
+
+    pub fn is_available(self) -> bool {
+        which(self.name()).is_some()
+    }
+
+    // ANCHOR: backend_choose
+    /// Picks the backend: `requested` (a name, or "auto"), else `$MINIDOCK_NAT_BACKEND`, else
+    /// detection. Detection follows what `iptables` is on this host (the variant Docker and the
+    /// firewall also use, so all rules sit in one place), then falls back to `nft`.
+    pub fn choose(requested: Option<&str>) -> Result<Backend> {
+        let env = std::env::var("MINIDOCK_NAT_BACKEND").ok();
+        let wanted = requested.or(env.as_deref()).unwrap_or("auto");
+        if wanted != "auto" {
+            let backend: Backend = wanted.parse()?;
+            if !backend.is_available() {
+                bail!(
+                    "NAT backend {} is not available: {} not found in PATH",
+                    backend.name(),
+                    backend.name()
+                );
+            }
+            return Ok(backend);
+        }
+        if which("iptables").is_some() {
+            let version = Command::new("iptables").arg("--version").output();
+            if let Ok(out) = version {
+                let text = String::from_utf8_lossy(&out.stdout);
+                if text.contains("nf_tables") && Backend::IptablesNft.is_available() {
+                    return Ok(Backend::IptablesNft);
+                }
+                if text.contains("legacy") && Backend::IptablesLegacy.is_available() {
+                    return Ok(Backend::IptablesLegacy);
+                }
+            }
+        }
+        for backend in Backend::ALL {
+            if backend.is_available() {
+                return Ok(backend);
+            }
+        }
+        bail!(
+            "no NAT backend found: install iptables or nftables (looked for iptables-nft, iptables-legacy and nft in PATH)"
+        )
+    }
+    // ANCHOR_END: backend_choose
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .with_context(|| {
+                format!("unknown NAT backend {s:?} (expected auto, iptables-nft, iptables-legacy or nft)")
+            })
+    }
+}
+
+/// Finds an executable in `$PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+// ANCHOR: port_mapping
+/// `-p HOST_PORT:CONTAINER_PORT[/tcp|udp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl FromStr for PortMapping {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (ports, protocol) = match s.split_once('/') {
+            None => (s, Protocol::Tcp),
+            Some((ports, "tcp")) => (ports, Protocol::Tcp),
+            Some((ports, "udp")) => (ports, Protocol::Udp),
+            Some((_, other)) => {
+                bail!("invalid port mapping {s:?}: unknown protocol {other:?} (tcp or udp)")
+            }
+        };
+        let (host, container) = ports.split_once(':').with_context(|| {
+            format!("invalid port mapping {s:?}: expected HOST_PORT:CONTAINER_PORT[/tcp|udp]")
+        })?;
+        let port = |p: &str| -> Result<u16> {
+            match p.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+                Ok(n) => bail!("invalid port mapping {s:?}: port {n} is out of range (1-65535)"),
+                Err(_) => bail!("invalid port mapping {s:?}: {p:?} is not a port number"),
+            }
+        };
+        Ok(PortMapping {
+            host_port: port(host)?,
+            container_port: port(container)?,
+            protocol,
+        })
+    }
+}
+// ANCHOR_END: port_mapping
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}/{}",
+            self.host_port,
+            self.container_port,
+            self.protocol.name()
+        )
+    }
+}
+
+/// Which nat hook a DNAT rule sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// Packets arriving from outside (another host, or a container).
+    Prerouting,
+    /// Packets the host itself sends, including to 127.0.0.1.
+    Output,
+}
+
+/// What a rule does, independent of the tool that installs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Containers' packets leaving through another link get the host's source address.
+    MasqueradeOutbound {
+        subnet: Subnet,
+        bridge: String,
+    },
+    /// Host packets from 127.0.0.0/8 leaving into the bridge (after DNAT) get the bridge's
+    /// address, which the container can answer.
+    MasqueradeLoopback {
+        bridge: String,
+    },
+    /// Lets routed packets from and to the bridge through a FORWARD policy of DROP (the policy
+    /// Docker sets on its hosts).
+    AcceptForwardFrom {
+        bridge: String,
+    },
+    AcceptForwardTo {
+        bridge: String,
+    },
+    /// `route_localnet=1` would also let a container send packets to the host's 127.0.0.1
+    /// services; drop those (the kube-proxy fix for CVE-2020-8558). Replies to our own
+    /// masqueraded connections are ESTABLISHED and pass.
+    BlockLocalnetFromBridge {
+        bridge: String,
+    },
+    /// Publishes a port: packets for a local address and `host_port` go to `to`.
+    Dnat {
+        hook: Hook,
+        protocol: Protocol,
+        host_port: u16,
+        to: SocketAddrV4,
+    },
+}
+
+/// A rule to add, with the comment that marks it as ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub kind: RuleKind,
+    pub comment: String,
+}
+
+// ANCHOR: bridge_rules
+/// The rules a bridge needs once, for all its containers.
+pub fn bridge_rules(bridge: &str, subnet: Subnet) -> Vec<RuleSpec> {
+    let comment = format!("minidock:bridge:{bridge}");
+    let bridge = bridge.to_owned();
+    [
+        RuleKind::MasqueradeOutbound {
+            subnet,
+            bridge: bridge.clone(),
+        },
+        RuleKind::MasqueradeLoopback {
+            bridge: bridge.clone(),
+        },
+        RuleKind::AcceptForwardFrom {
+            bridge: bridge.clone(),
+        },
+        RuleKind::AcceptForwardTo {
+            bridge: bridge.clone(),
+        },
+        RuleKind::BlockLocalnetFromBridge { bridge },
+    ]
+    .into_iter()
+    .map(|kind| RuleSpec {
+        kind,
+        comment: comment.clone(),
+    })
+    .collect()
+}
+
+/// The two DNAT rules that publish one port of a container.
+pub fn publish_rules(container: &str, mapping: PortMapping, address: Ipv4Addr) -> Vec<RuleSpec> {
+    let comment = format!("minidock:{container}:{mapping}");
+    [Hook::Prerouting, Hook::Output]
+        .into_iter()
+        .map(|hook| RuleSpec {
+            kind: RuleKind::Dnat {
+                hook,
+                protocol: mapping.protocol,
+                host_port: mapping.host_port,
+                to: SocketAddrV4::new(address, mapping.container_port),
+            },
+            comment: comment.clone(),
+        })
+        .collect()
+}
+// ANCHOR_END: bridge_rules
+
+/// An iptables rule: table, chain, whether it goes first (-I) or last (-A), and its match and
+/// target arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IptablesRule {
+    pub table: &'static str,
+    pub chain: &'static str,
+    pub insert: bool,
+    pub spec: Vec<String>,
+}
+
+// ANCHOR: render_iptables
+pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
+    let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let (table, chain, insert, mut spec) = match &rule.kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => (
+            "nat",
+            "POSTROUTING",
+            false,
+            args(&format!("-s {subnet} ! -o {bridge} -j MASQUERADE")),
+        ),
+        RuleKind::MasqueradeLoopback { bridge } => (
+            "nat",
+            "POSTROUTING",
+            false,
+            args(&format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")),
+        ),
+        RuleKind::AcceptForwardFrom { bridge } => (
+            "filter",
+            "FORWARD",
+            true,
+            args(&format!("-i {bridge} -j ACCEPT")),
+        ),
+        RuleKind::AcceptForwardTo { bridge } => (
+            "filter",
+            "FORWARD",
+            true,
+            args(&format!("-o {bridge} -j ACCEPT")),
+        ),
+        RuleKind::BlockLocalnetFromBridge { bridge } => (
+            "filter",
+            "INPUT",
+            true,
+            args(&format!(
+                "-i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
+            )),
+        ),
+        RuleKind::Dnat {
+            hook,
+            protocol,
+            host_port,
+            to,
+        } => (
+            "nat",
+            match hook {
+                Hook::Prerouting => "PREROUTING",
+                Hook::Output => "OUTPUT",
+            },
+            false,
+            // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
+            // the host merely routes elsewhere.
+            args(&format!(
+                "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
+                p = protocol.name()
+            )),
+        ),
+    };
+    // The comment goes before the target, where iptables-save prints it, so the rule reads
+    // the same in `iptables -S` as here.
+    let target_at = spec.iter().position(|a| a == "-j").unwrap_or(spec.len());
+    spec.splice(
+        target_at..target_at,
+        ["-m", "comment", "--comment", &rule.comment].map(str::to_owned),
+    );
+    IptablesRule {
+        table,
+        chain,
+        insert,
+        spec,
+    }
+}
+// ANCHOR_END: render_iptables
+
+// ANCHOR: render_nft
+/// The chain of our nft table and the rule text, as `nft add rule ip minidock CHAIN TEXT`.
+pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
+    let (chain, text) = match &rule.kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => (
+            "postrouting",
+            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
+        ),
+        RuleKind::MasqueradeLoopback { bridge } => (
+            "postrouting",
+            format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"),
+        ),
+        RuleKind::AcceptForwardFrom { bridge } => {
+            ("forward", format!("iifname \"{bridge}\" accept"))
+        }
+        RuleKind::AcceptForwardTo { bridge } => ("forward", format!("oifname \"{bridge}\" accept")),
+        RuleKind::BlockLocalnetFromBridge { bridge } => (
+            "input",
+            format!(
+                "iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
+            ),
+        ),
+        RuleKind::Dnat {
+            hook,
+            protocol,
+            host_port,
+            to,
+        } => (
+            match hook {
+                Hook::Prerouting => "prerouting",
+                Hook::Output => "output",
+            },
+            format!(
+                "fib daddr type local {} dport {host_port} dnat to {to}",
+                protocol.name()
+            ),
+        ),
+    };
+    (chain, format!("{text} comment \"{}\"", rule.comment))
+}
+
+/// Our table and its base chains, one per hook we use. `add` is idempotent in nft.
+const NFT_CHAINS: &str = "\
+add table ip minidock
+add chain ip minidock prerouting { type nat hook prerouting priority dstnat; policy accept; }
+add chain ip minidock output { type nat hook output priority -100; policy accept; }
+add chain ip minidock postrouting { type nat hook postrouting priority srcnat; policy accept; }
+add chain ip minidock input { type filter hook input priority filter; policy accept; }
+add chain ip minidock forward { type filter hook forward priority filter; policy accept; }
+";
+// ANCHOR_END: render_nft
+
+/// A rule we added, recorded with what it takes to delete exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "kebab-case")]
+pub enum AppliedRule {
+    /// Deleted with `BINARY -t TABLE -D CHAIN SPEC...`, which removes the first rule that
+    /// matches SPEC exactly, comment included.
+    Iptables {
+        binary: String,
+        table: String,
+        chain: String,
+        spec: Vec<String>,
+    },
+    /// Deleted by handle, after checking that the rule at that handle still has our comment.
+    Nft {
+        chain: String,
+        handle: u64,
+        comment: String,
+        rule: String,
+    },
+}
+
+impl fmt::Display for AppliedRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppliedRule::Iptables {
+                binary,
+                table,
+                chain,
+                spec,
+            } => write!(f, "{binary} -t {table} -A {chain} {}", shell_words(spec)),
+            AppliedRule::Nft {
+                chain,
+                handle,
+                rule,
+                ..
+            } => write!(
+                f,
+                "nft add rule ip {NFT_TABLE} {chain} {rule}  # handle {handle}"
+            ),
+        }
+    }
+}
+
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if w.is_empty() || w.contains(char::is_whitespace) {
+                format!("'{w}'")
+            } else {
+                w.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs a command, returning stdout; on failure an error with the command line and stderr.
+fn run(cmd: &mut Command) -> Result<String> {
+    let line = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = cmd.output().with_context(|| format!("running {line}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        bail!("{line}: {} ({first})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn iptables(binary: &str) -> Command {
+    let mut cmd = Command::new(binary);
+    // Wait for the xtables lock instead of failing when another tool holds it.
+    cmd.args(["-w", "10"]);
+    cmd
+}
+
+// ANCHOR: add_rule
+/// Adds one rule with `backend` and returns how to delete it.
+pub fn add_rule(backend: Backend, rule: &RuleSpec) -> Result<AppliedRule> {
+    match backend {
+        Backend::IptablesNft | Backend::IptablesLegacy => {
+            let r = render_iptables(rule);
+            let binary = backend.name();
+            let op = if r.insert { "-I" } else { "-A" };
+            explain::step(
+                "add a netfilter rule",
+                || {
+                    format!(
+                        "{binary} -t {} {op} {} {}",
+                        r.table,
+                        r.chain,
+                        shell_words(&r.spec)
+                    )
+                },
+                Chapter::Networking,
+            );
+            run(iptables(binary)
+                .args(["-t", r.table, op, r.chain])
+                .args(&r.spec))?;
+            Ok(AppliedRule::Iptables {
+                binary: binary.to_owned(),
+                table: r.table.to_owned(),
+                chain: r.chain.to_owned(),
+                spec: r.spec,
+            })
+        }
+        Backend::Nft => {
+            ensure_nft_table()?;
+            let (chain, text) = render_nft(rule);
+            explain::step(
+                "add a netfilter rule",
+                || format!("nft add rule ip {NFT_TABLE} {chain} {text}"),
+                Chapter::Networking,
+            );
+            // --echo --handle prints the rule back with the handle the kernel gave it.
+            let out = run(Command::new("nft")
+                .args(["--echo", "--handle", "add", "rule", "ip", NFT_TABLE, chain])
+                .arg(&text))?;
+            let handle = out
+                .lines()
+                .find_map(|l| {
+                    l.rsplit_once("# handle ")
+                        .and_then(|(_, h)| h.trim().parse().ok())
+                })
+                .with_context(|| format!("nft did not report the new rule's handle: {out:?}"))?;
+            Ok(AppliedRule::Nft {
+                chain: chain.to_owned(),
+                handle,
+                comment: rule.comment.clone(),
+                rule: text,
+            })
+        }
+    }
+}
+// ANCHOR_END: add_rule
+
+/// Adds `rules` in order; if one fails, deletes the ones already added and returns the error.
+pub fn add_rules(backend: Backend, rules: &[RuleSpec]) -> Result<Vec<AppliedRule>> {
+    let mut added = Vec::new();
+    for rule in rules {
+        match add_rule(backend, rule) {
+            Ok(applied) => added.push(applied),
+            Err(err) => {
+                for applied in added.iter().rev() {
+                    let _ = delete_rule(applied);
+                }
+                return Err(err);
+            }
+        }
+    }
+    Ok(added)
+}
+
+fn ensure_nft_table() -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft")?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(NFT_CHAINS.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "creating the nft table ip {NFT_TABLE}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The rules of our nft table as JSON objects (`nft --json`), or none if there is no table.
+fn nft_rules() -> Result<Vec<serde_json::Value>> {
+    let out = Command::new("nft")
+        .args(["--json", "list", "table", "ip", NFT_TABLE])
+        .output()
+        .context("running nft")?;
+    if !out.status.success() {
+        // No such table: nothing of ours is there.
+        return Ok(Vec::new());
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing nft --json output")?;
+    Ok(doc["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.get("rule").cloned())
+        .collect())
+}
+
+// ANCHOR: delete_rule
+/// Deletes one rule we added. A rule that is already gone is not an error (teardown is
+/// idempotent); a rule that is there but cannot be deleted is.
+pub fn delete_rule(rule: &AppliedRule) -> Result<()> {
+    match rule {
+        AppliedRule::Iptables {
+            binary,
+            table,
+            chain,
+            spec,
+        } => {
+            explain::step(
+                "delete a netfilter rule",
+                || format!("{binary} -t {table} -D {chain} {}", shell_words(spec)),
+                Chapter::Networking,
+            );
+            match run(iptables(binary).args(["-t", table, "-D", chain]).args(spec)) {
+                Ok(_) => Ok(()),
+                Err(err) => {
+                    // -C exits 1 when no such rule exists: then it was already deleted.
+                    let check = iptables(binary)
+                        .args(["-t", table, "-C", chain])
+                        .args(spec)
+                        .output();
+                    match check {
+                        Ok(out) if out.status.code() == Some(1) => Ok(()),
+                        _ => Err(err),
+                    }
+                }
+            }
+        }
+        AppliedRule::Nft {
+            chain,
+            handle,
+            comment,
+            ..
+        } => {
+            // Handles are unique within a table, but a table deleted and recreated by someone
+            // else could reuse ours: only delete the rule if it still carries our comment.
+            let ours = nft_rules()?.into_iter().any(|r| {
+                r["chain"] == chain.as_str()
+                    && r["handle"].as_u64() == Some(*handle)
+                    && r["comment"] == comment.as_str()
+            });
+            if !ours {
+                return Ok(());
+            }
+            explain::step(
+                "delete a netfilter rule",
+                || format!("nft delete rule ip {NFT_TABLE} {chain} handle {handle}"),
+                Chapter::Networking,
+            );
+            run(Command::new("nft").args([
+                "delete",
+                "rule",
+                "ip",
+                NFT_TABLE,
+                chain,
+                "handle",
+                &handle.to_string(),
+            ]))?;
+            Ok(())
+        }
+    }
+}
+// ANCHOR_END: delete_rule
+
+/// Deletes our nft table once no rule of ours is left in it (with nft, the table is ours).
+pub fn remove_nft_table_if_empty() -> Result<()> {
+    if !Backend::Nft.is_available() {
+        return Ok(());
+    }
+    let exists = Command::new("nft")
+        .args(["list", "table", "ip", NFT_TABLE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if exists && nft_rules()?.is_empty() {
+        explain::step(
+            "delete our empty nft table",
+            || format!("nft delete table ip {NFT_TABLE}"),
+            Chapter::Networking,
+        );
+        run(Command::new("nft").args(["delete", "table", "ip", NFT_TABLE]))?;
+    }
+    Ok(())
+}
+
+/// Every minidock rule currently in the kernel for `backend`, one per line, as the tool
+/// itself prints them (for the tour, and for tests that check nothing is left).
+pub fn list_rules(backend: Backend) -> Result<Vec<String>> {
+    match backend {
+        Backend::IptablesNft | Backend::IptablesLegacy => {
+            let mut lines = Vec::new();
+            for table in ["nat", "filter"] {
+                let out = run(iptables(backend.name()).args(["-t", table, "-S"]))?;
+                lines.extend(
+                    out.lines()
+                        .filter(|l| l.contains("minidock:"))
+                        .map(|l| format!("-t {table} {l}")),
+                );
+            }
+            Ok(lines)
+        }
+        Backend::Nft => Ok(nft_rules()?
+            .iter()
+            .map(|r| {
+                format!(
+                    "ip {NFT_TABLE} {}: handle {} comment {}",
+                    r["chain"].as_str().unwrap_or("?"),
+                    r["handle"],
+                    r["comment"]
+                )
+            })
+            .collect()),
+    }
+}
+
+/// `nft list table ip minidock`, the way nft prints it (for the tour).
+pub fn nft_table_text() -> Result<String> {
+    run(Command::new("nft").args(["list", "table", "ip", NFT_TABLE]))
+}
+
+// ANCHOR: sysctl
+/// Reads a sysctl under /proc/sys, e.g. `net/ipv4/ip_forward`. /proc/sys/net shows the
+/// network namespace of the thread that opens the file.
+pub fn read_sysctl(name: &str) -> Result<String> {
+    let path = format!("/proc/sys/{name}");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}"))?
+        .trim()
+        .to_owned())
+}
+
+pub fn write_sysctl(name: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/{name}");
+    explain::step(
+        "set a sysctl",
+        || format!("write({path:?}, \"{value}\")"),
+        Chapter::Networking,
+    );
+    std::fs::write(&path, value).with_context(|| format!("writing {value} to {path}"))
+}
+// ANCHOR_END: sysctl
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnet() -> Subnet {
+        "10.88.0.0/16".parse().unwrap()
+    }
+
+    #[test]
+    fn port_mappings_parse_and_bad_ones_get_one_line_errors() {
+        assert_eq!(
+            "8080:80".parse::<PortMapping>().unwrap(),
+            PortMapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: Protocol::Tcp
+            }
+        );
+        assert_eq!(
+            "5353:53/udp".parse::<PortMapping>().unwrap().protocol,
+            Protocol::Udp
+        );
+        assert_eq!(
+            "1:2/tcp".parse::<PortMapping>().unwrap().to_string(),
+            "1:2/tcp"
+        );
+        for (bad, why) in [
+            ("70000:80", "port 70000 is out of range"),
+            ("0:80", "port 0 is out of range"),
+            ("8080", "expected HOST_PORT:CONTAINER_PORT"),
+            ("8080:80/sctp", "unknown protocol \"sctp\""),
+            ("x:80", "\"x\" is not a port number"),
+        ] {
+            let err = bad.parse::<PortMapping>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn backends_parse_by_name() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
+        }
+        assert!("pf".parse::<Backend>().is_err());
+    }
+
+    #[test]
+    fn iptables_rules_read_like_iptables_save() {
+        let mut all: Vec<_> = bridge_rules("mdbr0", subnet())
+            .iter()
+            .map(render_iptables)
+            .collect();
+        all.extend(
+            publish_rules(
+                "c1",
+                "8080:80".parse().unwrap(),
+                Ipv4Addr::new(10, 88, 0, 2),
+            )
+            .iter()
+            .map(render_iptables),
+        );
+        let text: Vec<String> = all
+            .iter()
+            .map(|r| {
+                format!(
+                    "-t {} {} {} {}",
+                    r.table,
+                    if r.insert { "-I" } else { "-A" },
+                    r.chain,
+                    r.spec.join(" ")
+                )
+            })
+            .collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn nft_rules_live_in_our_table() {
+        let mut all: Vec<_> = bridge_rules("mdbr0", subnet())
+            .iter()
+            .map(render_nft)
+            .collect();
+        all.extend(
+            publish_rules(
+                "c1",
+                "5353:53/udp".parse().unwrap(),
+                Ipv4Addr::new(10, 88, 0, 2),
+            )
+            .iter()
+            .map(render_nft),
+        );
+        let text: Vec<String> = all.iter().map(|(c, r)| format!("{c}: {r}")).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn a_requested_backend_that_is_missing_is_a_one_line_error() {
+        // Not through $PATH: name lookup only, so this never runs a tool.
+        let err = Backend::choose(Some("bogus")).unwrap_err().to_string();
+        assert!(err.contains("unknown NAT backend"), "{err}");
+    }
+
+    #[test]
+    fn applied_rules_round_trip_through_json() {
+        let rule = AppliedRule::Nft {
+            chain: "prerouting".into(),
+            handle: 7,
+            comment: "minidock:c1:8080:80/tcp".into(),
+            rule: "tcp dport 8080 dnat to 10.0.0.2:80".into(),
+        };
+        let json = serde_json::to_string(&rule).unwrap();
+        assert!(json.contains("\"backend\":\"nft\""), "{json}");
+        assert_eq!(serde_json::from_str::<AppliedRule>(&json).unwrap(), rule);
+    }
+}

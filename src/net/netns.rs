@@ -1,0 +1,203 @@
+//! Network namespaces: open one, work inside it, pin a new one to a file, and make a private
+//! one for tests and workshop checks.
+//!
+//! A network namespace is a whole copy of the network stack: its own links, addresses, routes,
+//! netfilter rules and `/proc/sys/net` settings (network_namespaces(7)). A process enters one
+//! with setns(2), and the kernel keeps it alive while anything refers to it: a process inside,
+//! an open `/proc/PID/ns/net` file descriptor, or a bind mount of that file (which is all
+//! `ip netns add` does).
+
+use super::netlink::{LOOPBACK_INDEX, Netlink};
+use crate::explain::{self, Chapter};
+use anyhow::{Context, Result, anyhow};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// An open network namespace. Holding the descriptor keeps the namespace alive.
+#[derive(Debug)]
+pub struct Netns {
+    fd: OwnedFd,
+    /// Where it was opened from, for messages.
+    pub origin: PathBuf,
+}
+
+impl Netns {
+    /// Opens a namespace file: `/proc/PID/ns/net`, or a pinned namespace.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path)
+            .with_context(|| format!("opening network namespace {}", path.display()))?;
+        Ok(Netns {
+            fd: file.into(),
+            origin: path.to_path_buf(),
+        })
+    }
+
+    /// The network namespace of process `pid`.
+    pub fn of_pid(pid: i32) -> Result<Self> {
+        Self::open(&PathBuf::from(format!("/proc/{pid}/ns/net")))
+    }
+
+    /// The calling thread's own network namespace.
+    pub fn current() -> Result<Self> {
+        Self::open(Path::new("/proc/thread-self/ns/net"))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The namespace's identity: the (device, inode) of its nsfs file, the same for every path
+    /// that refers to it (what `ls -L -i /proc/PID/ns/net` shows).
+    pub fn id(&self) -> Result<(u64, u64)> {
+        let meta = File::from(self.fd.try_clone()?).metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    // ANCHOR: netns_run
+    /// Runs `f` on a short-lived thread that has entered this namespace. Namespaces belong to
+    /// threads, not processes, so the caller's own namespace never changes; sockets that `f`
+    /// creates stay bound to this namespace after the thread ends.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> Result<R> {
+                    nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).with_context(
+                        || format!("setns(CLONE_NEWNET) into {}", self.origin.display()),
+                    )?;
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| anyhow!("the thread inside {} panicked", self.origin.display()))?
+        })
+    }
+    // ANCHOR_END: netns_run
+
+    /// A netlink socket that talks to this namespace (opened from inside it).
+    pub fn netlink(&self) -> Result<Netlink> {
+        explain::step(
+            "open a netlink socket in the netns",
+            || {
+                format!(
+                    "setns({}, CLONE_NEWNET); socket(AF_NETLINK, NETLINK_ROUTE)",
+                    self.origin.display()
+                )
+            },
+            Chapter::Networking,
+        );
+        self.run(Netlink::open)?
+            .with_context(|| format!("opening a netlink socket in {}", self.origin.display()))
+    }
+}
+
+// ANCHOR: pin_new
+/// Creates a new network namespace and pins it at `path` with a bind mount, as `ip netns add`
+/// does, so it outlives this process. Like every new network namespace it has only `lo`,
+/// and `lo` is down.
+pub fn pin_new(path: &Path) -> Result<Netns> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // The mount point: an empty file (a namespace file is not a directory).
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let pinned = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<()> {
+                explain::step(
+                    "create a network namespace",
+                    || "unshare(CLONE_NEWNET)".into(),
+                    Chapter::Networking,
+                );
+                nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+                explain::step(
+                    "pin it with a bind mount",
+                    || format!("mount(\"/proc/thread-self/ns/net\", {path:?}, MS_BIND)"),
+                    Chapter::Networking,
+                );
+                nix::mount::mount(
+                    Some("/proc/thread-self/ns/net"),
+                    path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .with_context(|| format!("bind-mounting the new netns on {}", path.display()))?;
+                Ok(())
+            })
+            .join()
+            .map_err(|_| anyhow!("the netns thread panicked"))?
+    });
+    if let Err(err) = pinned {
+        let _ = std::fs::remove_file(path);
+        return Err(err);
+    }
+    Netns::open(path)
+}
+// ANCHOR_END: pin_new
+
+/// Unpins a namespace made by [`pin_new`]: lazy unmount, then remove the file. The namespace
+/// itself goes away when nothing else refers to it. Missing pins are fine (idempotent).
+pub fn unpin(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    explain::step(
+        "unpin the network namespace",
+        || format!("umount2({path:?}, MNT_DETACH)"),
+        Chapter::Networking,
+    );
+    match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => return Err(e).with_context(|| format!("unmounting {}", path.display())),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// True when `path` is a pinned namespace (a mounted nsfs file), not a leftover empty file.
+pub fn is_pinned(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
+// ANCHOR: isolated
+/// Runs `f` on a new thread inside a fresh, private network namespace and mount namespace,
+/// with `lo` up. Everything `f` creates (links, rules, sysctls, mounts) and every process it
+/// spawns lives there and vanishes with it: the host's network is never touched. Tests and
+/// the workshop checks run their scenarios this way.
+pub fn isolated<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<R> {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
+                    .context("unshare(CLONE_NEWNET | CLONE_NEWNS) for a private network")?;
+                // Our pins are bind mounts: keep them from propagating back to the host.
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .context("making / a private mount tree")?;
+                let mut nl = Netlink::open().context("opening a netlink socket")?;
+                nl.set_up(LOOPBACK_INDEX, "lo", None)
+                    .context("bringing up lo in the private netns")?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+// ANCHOR_END: isolated

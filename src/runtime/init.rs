@@ -1,0 +1,348 @@
+//! The container process's own setup, from the spec: everything between clone(2) and
+//! execve(2), in the order the runtime spec and runc use. It runs in the child, inside the new
+//! namespaces, as root of them.
+
+use super::mounts;
+use super::spec;
+use crate::explain::{self, Chapter};
+use crate::ns::{Namespace, Ready};
+use crate::rootfs;
+use crate::security::{self, caps, paths};
+use anyhow::{Context, Result, bail};
+use nix::mount::{MsFlags, mount};
+use oci_spec::runtime::{PosixRlimitType, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// What the child needs besides the spec.
+pub struct InitContext<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    /// For `create`: the exec fifo, opened with O_PATH before pivot_root. The process blocks
+    /// opening it for writing until `start` opens it for reading, then execs.
+    pub exec_fifo: Option<&'a OwnedFd>,
+    /// Namespaces to join (path given in the spec), opened before clone.
+    pub join: &'a [(Namespace, OwnedFd)],
+    /// `linux.seccomp`, compiled in the parent before clone: the child only installs it.
+    pub seccomp: Option<&'a security::seccomp::Program>,
+}
+
+fn setns_type(ns: Namespace) -> nix::sched::CloneFlags {
+    ns.clone_flag()
+}
+
+// ANCHOR: init
+/// The child's side of `create`/`run`. Returns only on failure.
+pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
+    let spec = ctx.spec;
+    let process = spec.process().as_ref().context("process: missing")?;
+    // No descriptor of the caller may survive into the container: a leaked directory fd is a
+    // way out of the rootfs (CVE-2024-21626). Mark them all close-on-exec now.
+    close_range_cloexec();
+
+    // 1. Join the namespaces the spec names by path (a shared network namespace, say).
+    for (ns, fd) in ctx.join {
+        explain::step(
+            "join an existing namespace",
+            || format!("setns(fd, CLONE_NEW{})", ns.proc_name().to_uppercase()),
+            Chapter::RuntimeSpec,
+        );
+        nix::sched::setns(fd, setns_type(*ns))
+            .with_context(|| format!("setns into the {} namespace", ns.proc_name()))?;
+    }
+    let new_mount_ns = spec::namespaces(spec)
+        .iter()
+        .any(|(ns, path)| *ns == Namespace::Mount && path.is_none());
+
+    // 2. The hostname, in the new UTS namespace.
+    if let Some(hostname) = spec.hostname() {
+        crate::ns::set_hostname(hostname)?;
+    }
+
+    // 3. The filesystem: mounts, devices, pivot_root, then the paths to mask.
+    if new_mount_ns {
+        rootfs::make_mounts_private()?;
+        explain::step(
+            "make the rootfs a mount point",
+            || format!("mount({:?}, {:?}, NULL, MS_BIND|MS_REC)", ctx.rootfs, ctx.rootfs),
+            Chapter::RuntimeSpec,
+        );
+        rootfs::bind(ctx.rootfs, ctx.rootfs)?;
+        for m in spec.mounts().as_deref().unwrap_or_default() {
+            if m.typ().as_deref() == Some("cgroup") {
+                mount_cgroup(ctx, m.destination())?;
+                continue;
+            }
+            mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
+        }
+        let dev = ctx.rootfs.join("dev");
+        if dev.is_dir() {
+            rootfs::populate_dev(&dev)?;
+        }
+        rootfs::pivot_root_into(ctx.rootfs)?;
+        // /proc and /sys are mounted now: hide or freeze the parts that belong to the host.
+        paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
+        paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))?;
+        if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+            explain::step(
+                "make the root filesystem read-only",
+                || "mount(NULL, \"/\", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY)".into(),
+                Chapter::RuntimeSpec,
+            );
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
+                .context("remount / read-only")?;
+        }
+    }
+
+    // 4. Limits on this process (rlimits are per process, inherited across execve).
+    for rlimit in process.rlimits().as_deref().unwrap_or_default() {
+        set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
+    }
+
+    // 5. Become the spec's user with the capabilities the spec grants. Without no_new_privs
+    //    the kernel takes a seccomp filter only while we still hold CAP_SYS_ADMIN, so then the
+    //    filter goes in now, before the capabilities are dropped (as runc does).
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if let (Some(program), false) = (ctx.seccomp, no_new_privs) {
+        security::seccomp::install(program)?;
+    }
+    let user = process.user();
+    let capabilities = process.capabilities().as_ref();
+    if let Some(caps) = capabilities {
+        caps::apply_bounding_set(caps)?;
+        if user.uid() != 0 {
+            caps::keep_capabilities_across_setuid()?;
+        }
+    }
+    switch_user(user.uid(), user.gid(), user.additional_gids().as_deref().unwrap_or_default())?;
+    if let Some(caps) = capabilities {
+        caps::apply_process_capabilities(caps)?;
+    }
+
+    // 6. The working directory, which must be inside the rootfs.
+    let cwd = process.cwd();
+    explain::step("enter the working directory", || format!("chdir({cwd:?})"), Chapter::RuntimeSpec);
+    std::fs::create_dir_all(cwd).ok();
+    nix::unistd::chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))?;
+    let here = nix::unistd::getcwd().context("getcwd")?;
+    if here.to_string_lossy().starts_with("(unreachable)") {
+        bail!("process.cwd {} resolves outside the container's root", cwd.display());
+    }
+
+    // 7. Find the program in the container's PATH now, so "not found" is reported before
+    //    `create` returns, as runc does.
+    let args = process.args().as_deref().unwrap_or_default();
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let program = find_program(&args[0], &env)?;
+
+    // 8. `create` stops here until `start`.
+    if let Some(fifo) = ctx.exec_fifo {
+        ready.signal();
+        explain::step(
+            "wait for `start` (the exec fifo)",
+            || "open(\"exec.fifo\", O_WRONLY)".into(),
+            Chapter::RuntimeSpec,
+        );
+        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
+            .context("waiting on the exec fifo")?;
+    }
+
+    // 9. The last steps before execve: no new privileges, then seccomp, so that the filter
+    //    confines only the container's program, not this setup.
+    if no_new_privs {
+        security::set_no_new_privs()?;
+        if let Some(program) = ctx.seccomp {
+            security::seccomp::install(program)?;
+        }
+    }
+    Err(exec(&program, args, &env))
+}
+// ANCHOR_END: init
+
+// ANCHOR: switch_user
+/// Becomes `process.user`: supplementary groups first, then the gid, then the uid (after the
+/// uid changes, we would no longer be allowed to change the others).
+fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
+    use nix::unistd::{Gid, Uid};
+    explain::step(
+        "become the container's user",
+        || format!("setgroups({additional:?}); setresgid({gid}); setresuid({uid})"),
+        Chapter::Security,
+    );
+    let groups: Vec<Gid> = additional.iter().map(|g| Gid::from_raw(*g)).collect();
+    // setgroups is refused in a user namespace whose setgroups file says "deny".
+    if let Err(errno) = nix::unistd::setgroups(&groups) {
+        if !groups.is_empty() {
+            return Err(errno).context("setgroups");
+        }
+    }
+    let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;
+    nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("setresuid({uid})"))
+}
+// ANCHOR_END: switch_user
+
+fn linux_list(spec: &Spec, get: impl Fn(&oci_spec::runtime::Linux) -> Option<Vec<String>>) -> Vec<String> {
+    spec.linux().as_ref().and_then(get).unwrap_or_default()
+}
+
+/// Marks every descriptor from 3 up close-on-exec (close_range(2), Linux 5.11).
+fn close_range_cloexec() {
+    // SAFETY: plain syscall; failure (an old kernel) leaves the descriptors as they were, and
+    // the fds minidock itself opens are O_CLOEXEC anyway.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
+}
+
+/// A `cgroup` mount: cgroup2 on a pure v2 host; on v1 a read-only tmpfs holding, for each
+/// hierarchy, a bind of the container's own cgroup directory.
+fn mount_cgroup(ctx: &InitContext, destination: &Path) -> Result<()> {
+    let target = mounts::secure_join(ctx.rootfs, destination)?;
+    std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let layout = crate::cgroup::detect()?;
+    if layout.kind == crate::cgroup::Kind::V2 {
+        explain::step("mount cgroup2", || format!("mount(\"cgroup2\", {destination:?}, \"cgroup2\")"), Chapter::RuntimeSpec);
+        return mount(Some("cgroup2"), &target, Some("cgroup2"), flags | MsFlags::MS_RDONLY, None::<&str>)
+            .with_context(|| format!("mount cgroup2 on {}", destination.display()));
+    }
+    mount(Some("tmpfs"), &target, Some("tmpfs"), flags, Some("mode=755"))
+        .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
+    // One directory per v1 hierarchy, holding a bind of the cgroup this process is in there
+    // (it was put into the container's cgroup before it was told to go).
+    for (name, host_dir) in own_v1_cgroups()? {
+        let dir = target.join(&name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        explain::step(
+            "bind the container's cgroup",
+            || format!("mount({host_dir:?}, \"/sys/fs/cgroup/{name}\", NULL, MS_BIND)"),
+            Chapter::RuntimeSpec,
+        );
+        rootfs::bind(&host_dir, &dir)?;
+    }
+    mount(None::<&str>, &target, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, None::<&str>)
+        .with_context(|| format!("remount {} read-only", destination.display()))
+}
+
+/// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
+/// the directory of the cgroup this process is in there (from /proc/self/cgroup, cgroups(7)).
+fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((before, after)) = line.split_once(" - ") else { continue };
+        let mut fields = after.split(' ');
+        if fields.next() != Some("cgroup") {
+            continue;
+        }
+        let super_options: Vec<&str> = fields.nth(1).unwrap_or("").split(',').collect();
+        let Some(mount_point) = before.split(' ').nth(4).map(PathBuf::from) else { continue };
+        let Some(name) = mount_point.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        // Match the hierarchy's line in /proc/self/cgroup by its controllers (or name=...).
+        let path = membership.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (!controllers.is_empty() && controllers.split(',').all(|c| super_options.contains(&c)))
+                .then_some(path)
+        });
+        if let Some(path) = path {
+            out.push((name, mount_point.join(path.trim_start_matches('/'))));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match typ {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<()> {
+    explain::step(
+        "set a resource limit",
+        || format!("setrlimit({typ:?}, {{soft: {soft}, hard: {hard}}})"),
+        Chapter::RuntimeSpec,
+    );
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: a valid rlimit struct for a known resource.
+    if unsafe { libc::setrlimit(rlimit_resource(typ), &limit) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("setrlimit {typ:?} soft {soft} hard {hard} (raising a hard limit needs CAP_SYS_RESOURCE)"));
+    }
+    Ok(())
+}
+
+/// Looks `program` up in the PATH of the container's environment (not the runtime's), in the
+/// container's filesystem.
+pub fn find_program(program: &str, env: &[String]) -> Result<PathBuf> {
+    use crate::cli::{Exit, code};
+    use std::os::unix::fs::PermissionsExt;
+    let not_found = || -> anyhow::Error {
+        Exit::new(code::NOT_FOUND, format!("exec {program:?}: executable file not found in $PATH")).into()
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(path),
+            Ok(_) => Err(Exit::new(code::CANNOT_EXECUTE, format!("exec {program:?}: permission denied")).into()),
+            Err(_) => Err(Exit::new(code::NOT_FOUND, format!("exec {program:?}: no such file or directory")).into()),
+        };
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(not_found)
+}
+
+fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
+    let to_c = |s: &str| CString::new(s).unwrap_or_default();
+    let argv: Vec<CString> = args.iter().map(|a| to_c(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
+    let path = to_c(&program.to_string_lossy());
+    explain::step(
+        "execute the container's program",
+        || format!("execve({program:?}, {args:?}, [{} env vars])", env.len()),
+        Chapter::RuntimeSpec,
+    );
+    let errno = match nix::unistd::execve(&path, &argv, &envp) {
+        Ok(never) => match never {},
+        Err(errno) => errno,
+    };
+    crate::ns::exec_error(&program.to_string_lossy(), errno)
+}

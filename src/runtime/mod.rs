@@ -1,0 +1,498 @@
+//! The OCI runtime: takes a bundle (a root filesystem and a runtime-spec `config.json`) and
+//! runs it, with runc's verbs and semantics (runtime.md, "Operations"):
+//!
+//! - `create` sets everything up (namespaces, mounts, cgroup, ...) and leaves the container
+//!   process waiting just before execve, in the **created** state;
+//! - `start` lets it exec the user's program: **running**;
+//! - `state` prints the state JSON; `kill` signals the process; `delete` removes what `create`
+//!   made once the process is **stopped**;
+//! - `run` is create + start + wait, in the foreground, with the program's exit status.
+//!
+//! It uses the mechanism modules unchanged: `ns` for clone and the id maps, `rootfs` for
+//! pivot_root and /dev, `cgroup` for `linux.resources`, and `security` for capabilities,
+//! seccomp and masked paths.
+
+pub mod init;
+pub mod mounts;
+pub mod spec;
+
+use crate::cgroup::{self, Cgroup};
+use crate::cli::{Exit, code};
+use crate::explain::{self, Chapter};
+use crate::ns::{self, Namespace};
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Where the runtime keeps its state: `/run/minidock/runtime`, or `ROOT/run/runtime` when a
+/// state root is given (`--root` or `MINIDOCK_ROOT`), so tests never share state.
+pub fn state_root(cli_root: Option<&Path>) -> PathBuf {
+    match cli_root
+        .map(Path::to_owned)
+        .or_else(|| std::env::var_os("MINIDOCK_ROOT").map(PathBuf::from))
+    {
+        Some(root) => root.join("run/runtime"),
+        None => PathBuf::from("/run/minidock/runtime"),
+    }
+}
+
+/// The OCI status of a container (runtime.md, "State").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+/// What the runtime remembers about a container, in `STATE_ROOT/ID/state.json`. The first
+/// fields are the OCI state; the rest is what `delete` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default)]
+    pub annotations: std::collections::HashMap<String, String>,
+    pub rootfs: PathBuf,
+    pub created: String,
+    /// The process's start time (field 22 of /proc/PID/stat), to tell it from a later
+    /// process that got the same pid.
+    #[serde(default)]
+    pub pid_start_time: u64,
+    #[serde(default)]
+    pub cgroup_paths: Vec<PathBuf>,
+}
+
+/// A container id becomes a directory name and a cgroup name: letters, digits, `_ . -`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        return Err(Exit::new(
+            code::FAILED,
+            format!("invalid container id {id:?}: use letters, digits, '_', '.' and '-'"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: count fields after its closing ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // `after` starts at field 3 (state); starttime is field 22.
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+impl State {
+    fn dir(root: &Path, id: &str) -> PathBuf {
+        root.join(id)
+    }
+
+    pub fn load(root: &Path, id: &str) -> Result<State> {
+        validate_id(id)?;
+        let path = State::dir(root, id).join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            anyhow::Error::new(Exit::new(
+                code::FAILED,
+                format!("container {id:?} does not exist"),
+            ))
+        })?;
+        let mut state: State =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        state.status = state.current_status(root);
+        Ok(state)
+    }
+
+    fn save(&self, root: &Path) -> Result<()> {
+        let path = State::dir(root, &self.id).join("state.json");
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+    }
+
+    /// Created while the exec fifo exists and the process is alive; running once it has
+    /// exec'd; stopped when the process is gone.
+    fn current_status(&self, root: &Path) -> Status {
+        if self.pid <= 0 || process_start_time(self.pid) != Some(self.pid_start_time) {
+            return Status::Stopped;
+        }
+        if State::dir(root, &self.id).join("exec.fifo").exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    /// The OCI state JSON that `state` prints.
+    pub fn oci_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": self.status,
+            "pid": if self.status == Status::Stopped { 0 } else { self.pid },
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "annotations": self.annotations,
+        })
+    }
+}
+
+/// How `create` was asked to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Stop before exec until `start`.
+    Create,
+    /// Exec at once (the foreground `run`).
+    Run,
+}
+
+struct Launched {
+    pid: Pid,
+    cgroup: Cgroup,
+}
+
+fn now_rfc3339() -> String {
+    crate::state::rfc3339(std::time::SystemTime::now())
+}
+
+// ANCHOR: launch
+fn launch(root: &Path, id: &str, bundle: &Path, mode: Mode) -> Result<Launched> {
+    let bundle = bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
+    let spec = spec::load(&bundle)?;
+    let rootfs = spec::rootfs(&spec, &bundle)?;
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        bail!("process.terminal: true is not supported by `minidock runtime` (set it to false)");
+    }
+    let dir = State::dir(root, id);
+    std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+    // mkdir is atomic: two `create`s with one id cannot both succeed.
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Exit::new(code::FAILED, format!("container {id:?} already exists")).into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("mkdir {}", dir.display())),
+    }
+    let result = launch_in(&spec, &bundle, &rootfs, &dir, id, mode);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn launch_in(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    dir: &Path,
+    id: &str,
+    mode: Mode,
+) -> Result<Launched> {
+    // The cgroup first, with its limits, so the process is limited from its first instruction.
+    let resources = spec::resources(spec);
+    let layout = cgroup::detect()?;
+    let version = layout.default_version();
+    Cgroup::check(&layout, version, &resources)?;
+    let cgroup = Cgroup::create(&layout, version, id)?;
+    cgroup.apply(&resources)?;
+
+    // Namespaces to join are opened now; a PID namespace is joined by this process itself,
+    // because setns(CLONE_NEWPID) only moves the children created afterwards.
+    let mut new = Vec::new();
+    let mut join: Vec<(Namespace, OwnedFd)> = Vec::new();
+    for (ns, path) in spec::namespaces(spec) {
+        match path {
+            None => new.push(ns),
+            Some(path) => {
+                let fd: OwnedFd = std::fs::File::open(&path)
+                    .with_context(|| format!("linux.namespaces: opening {}", path.display()))?
+                    .into();
+                if ns == Namespace::Pid {
+                    nix::sched::setns(&fd, ns.clone_flag())
+                        .with_context(|| format!("setns into {}", path.display()))?;
+                } else {
+                    join.push((ns, fd));
+                }
+            }
+        }
+    }
+    let fifo = match mode {
+        Mode::Create => {
+            let path = dir.join("exec.fifo");
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+                .with_context(|| format!("mkfifo {}", path.display()))?;
+            Some(OwnedFd::from(
+                std::fs::File::options()
+                    .read(true)
+                    .custom_flags(libc::O_PATH)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ))
+        }
+        Mode::Run => None,
+    };
+    // Compile the seccomp filter here, once, and cache it by the profile's hash: the child
+    // only installs it.
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(crate::security::seccomp::compile_cached(
+            profile,
+            dir.parent().map(|runtime| runtime.join(".seccomp-cache")).as_deref(),
+        )?),
+        None => None,
+    };
+    let ctx = init::InitContext {
+        spec,
+        bundle,
+        rootfs,
+        exec_fifo: fifo.as_ref(),
+        join: &join,
+        seccomp: seccomp.as_deref(),
+    };
+    let id_maps = spec::id_maps(spec);
+    let pid = ns::spawn_process(
+        &new,
+        id_maps.as_ref(),
+        &mut |pid| {
+            explain::step(
+                "put the container into its cgroup",
+                || format!("write(\"cgroup.procs\", \"{pid}\")"),
+                Chapter::Cgroups,
+            );
+            cgroup.add_pid(pid)
+        },
+        &mut |ready| init::container_init(&ctx, ready),
+    )
+    .with_context(|| format!("starting container {id:?}"))?;
+    Ok(Launched { pid, cgroup })
+}
+// ANCHOR_END: launch
+
+use std::os::unix::fs::OpenOptionsExt;
+
+fn new_state(id: &str, bundle: &Path, spec_rootfs: PathBuf, launched: &Launched) -> Result<State> {
+    let pid = launched.pid.as_raw();
+    Ok(State {
+        oci_version: "1.0.2".into(),
+        id: id.into(),
+        status: Status::Created,
+        pid,
+        bundle: bundle.canonicalize()?,
+        annotations: Default::default(),
+        rootfs: spec_rootfs,
+        created: now_rfc3339(),
+        pid_start_time: process_start_time(pid).unwrap_or(0),
+        cgroup_paths: launched.cgroup.paths(),
+    })
+}
+
+/// `create`: everything but the exec. The process waits on the exec fifo.
+pub fn create(root: &Path, id: &str, bundle: &Path) -> Result<()> {
+    validate_id(id)?;
+    let launched = launch(root, id, bundle, Mode::Create)?;
+    let bundle_abs = bundle.canonicalize()?;
+    let spec = spec::load(&bundle_abs)?;
+    let state = new_state(id, bundle, spec::rootfs(&spec, &bundle_abs)?, &launched)?;
+    // The process outlives us: so does its cgroup, which `delete` removes by path.
+    let Launched { cgroup, .. } = launched;
+    std::mem::forget(cgroup);
+    state.save(root)
+}
+
+/// `start`: lets a created container exec its program, then runs the poststart hooks.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let state = State::load(root, id)?;
+    if state.status != Status::Created {
+        bail!("container {id:?} is {:?}, not created", state.status);
+    }
+    let fifo = State::dir(root, id).join("exec.fifo");
+    explain::step(
+        "let the container exec",
+        || format!("open({fifo:?}, O_RDONLY); read()"),
+        Chapter::RuntimeSpec,
+    );
+    let mut file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .with_context(|| format!("opening {}", fifo.display()))?;
+    // The writer opens its end as soon as we have opened ours; wait for its byte, or for the
+    // process to die (then nobody will ever write).
+    let mut byte = [0u8; 1];
+    loop {
+        match std::io::Read::read(&mut file, &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(_) => {
+                if process_start_time(state.pid) != Some(state.pid_start_time) {
+                    let _ = std::fs::remove_file(&fifo);
+                    bail!("container {id:?} exited before it could start");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+    std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
+    let spec = spec::load(&state.bundle)?;
+    let mut running = state;
+    running.status = Status::Running;
+    run_poststart_hooks(&spec, &running)
+}
+
+fn run_poststart_hooks(spec: &Spec, state: &State) -> Result<()> {
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+        .unwrap_or_default();
+    for hook in hooks {
+        let path = hook.path();
+        explain::step("run a poststart hook", || format!("execve({path:?})"), Chapter::RuntimeSpec);
+        let args = hook.args().clone().unwrap_or_else(|| vec![path.to_string_lossy().into_owned()]);
+        let mut cmd = std::process::Command::new(path);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
+        cmd.args(&args[1..])
+            .env_clear()
+            .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+            .stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("running hook {}", path.display()))?;
+        // The spec passes the container's state on the hook's stdin.
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, state.oci_json().to_string().as_bytes());
+        }
+        let status = child.wait().with_context(|| format!("waiting for hook {}", path.display()))?;
+        if !status.success() {
+            bail!("poststart hook {} failed with {status}", path.display());
+        }
+    }
+    Ok(())
+}
+
+pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
+    Ok(State::load(root, id)?.oci_json())
+}
+
+/// Parses `KILL`, `SIGKILL` or `9`.
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).with_context(|| format!("unknown signal {text}"));
+    }
+    let upper = text.to_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<Signal>().with_context(|| format!("unknown signal {text}"))
+}
+
+pub fn kill(root: &Path, id: &str, signal: Signal) -> Result<()> {
+    let state = State::load(root, id)?;
+    if state.status == Status::Stopped {
+        bail!("container {id:?} is not running");
+    }
+    explain::step("signal the container", || format!("kill({}, {signal})", state.pid), Chapter::RuntimeSpec);
+    nix::sys::signal::kill(Pid::from_raw(state.pid), signal)
+        .with_context(|| format!("kill({}, {signal})", state.pid))
+}
+
+/// `delete`: removes the cgroup and the state of a stopped (or, with `force`, any) container.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let state = State::load(root, id)?;
+    match state.status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        status => bail!("container {id:?} is {status:?}: stop it first, or use --force"),
+    }
+    if state.status != Status::Stopped {
+        let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+    }
+    for path in &state.cgroup_paths {
+        remove_cgroup_dir(path)?;
+    }
+    std::fs::remove_dir_all(State::dir(root, id))
+        .with_context(|| format!("removing the state of {id:?}"))
+}
+
+/// Removes one cgroup directory that `create` left for us: kill what is still in it (the
+/// kernel refuses to rmdir a populated cgroup), then rmdir, retrying while the processes die.
+fn remove_cgroup_dir(path: &Path) -> Result<()> {
+    for _ in 0..200 {
+        if !path.exists() {
+            return Ok(());
+        }
+        let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    bail!("cannot remove cgroup {}: processes remain in it", path.display())
+}
+
+// ANCHOR: run
+/// `run`: create, start and wait, in the foreground. Returns the program's exit status.
+pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
+    validate_id(id)?;
+    let launched = launch(root, id, bundle, Mode::Run)?;
+    let bundle_abs = bundle.canonicalize()?;
+    let result = (|| {
+        let spec = spec::load(&bundle_abs)?;
+        let mut state = new_state(id, bundle, spec::rootfs(&spec, &bundle_abs)?, &launched)?;
+        state.status = Status::Running;
+        state.save(root)?;
+        run_poststart_hooks(&spec, &state)?;
+        ns::wait_for(launched.pid)
+    })();
+    if result.is_err() {
+        let _ = nix::sys::signal::kill(launched.pid, Signal::SIGKILL);
+        let _ = ns::wait_for(launched.pid);
+    }
+    // The cgroup goes with `launched` (Drop kills what is left and removes it).
+    drop(launched);
+    let _ = std::fs::remove_dir_all(State::dir(root, id));
+    result
+}
+// ANCHOR_END: run
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_names_not_paths() {
+        for bad in ["", "../x", "a/b", ".hidden", "white space"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        validate_id("web-1_a.b").unwrap();
+    }
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! Reading a bundle's `config.json` (the OCI runtime spec, config.md) with errors that name the
+//! field, and turning its parts into the types of minidock's mechanism modules.
+
+use crate::cgroup::{Limit, Resources};
+use crate::ns::{IdMapping, IdMaps, Namespace};
+use anyhow::{Context, Result, bail};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use std::path::{Path, PathBuf};
+
+/// Loads `BUNDLE/config.json`. A malformed file gets one line naming the field, such as
+/// `config.json: process.args: invalid type: string "sh", expected a sequence`.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<Spec> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let spec: Spec = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let field = err.path().to_string();
+        let inner = err.into_inner();
+        if field == "." {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("{field}: {inner}")
+        }
+    })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
+/// The checks the spec asks a runtime to make before it creates anything.
+fn validate(spec: &Spec) -> Result<()> {
+    let process = spec.process().as_ref().context("process: missing")?;
+    let args = process.args().as_ref().map(Vec::as_slice).unwrap_or_default();
+    if args.is_empty() {
+        bail!("process.args: must name at least the program to run");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd: {:?} must be an absolute path", process.cwd());
+    }
+    if spec.root().is_none() {
+        bail!("root: missing (the bundle's root filesystem)");
+    }
+    for ns in namespaces(spec) {
+        if ns.1.is_some() && ns.0 == Namespace::User {
+            bail!("linux.namespaces: joining a user namespace by path is not supported");
+        }
+    }
+    Ok(())
+}
+
+/// The root filesystem, as an absolute path (`root.path` is relative to the bundle).
+pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec.root().as_ref().context("root: missing")?;
+    let path = bundle.join(root.path());
+    path.canonicalize()
+        .with_context(|| format!("root.path: {} does not exist", path.display()))
+}
+
+fn namespace_of(typ: LinuxNamespaceType) -> Option<Namespace> {
+    Some(match typ {
+        LinuxNamespaceType::Mount => Namespace::Mount,
+        LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+        LinuxNamespaceType::Uts => Namespace::Uts,
+        LinuxNamespaceType::Ipc => Namespace::Ipc,
+        LinuxNamespaceType::User => Namespace::User,
+        LinuxNamespaceType::Pid => Namespace::Pid,
+        LinuxNamespaceType::Network => Namespace::Net,
+        LinuxNamespaceType::Time => return None,
+    })
+}
+
+/// The spec's namespaces: each type, and the path to join when it is an existing one.
+pub fn namespaces(spec: &Spec) -> Vec<(Namespace, Option<PathBuf>)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ns| Some((namespace_of(ns.typ())?, ns.path().clone())))
+        .collect()
+}
+
+pub fn id_maps(spec: &Spec) -> Option<IdMaps> {
+    let linux = spec.linux().as_ref()?;
+    let convert = |maps: &Option<Vec<LinuxIdMapping>>| -> Vec<IdMapping> {
+        maps.iter()
+            .flatten()
+            .map(|m| IdMapping {
+                inside: m.container_id(),
+                outside: m.host_id(),
+                count: m.size(),
+            })
+            .collect()
+    };
+    let maps = IdMaps {
+        uids: convert(linux.uid_mappings()),
+        gids: convert(linux.gid_mappings()),
+    };
+    (!maps.uids.is_empty()).then_some(maps)
+}
+
+/// `linux.resources` as the cgroup module's [`Resources`].
+pub fn resources(spec: &Spec) -> Resources {
+    let mut out = Resources::default();
+    let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return out;
+    };
+    if let Some(memory) = resources.memory() {
+        out.memory = memory.limit().map(Limit::from_oci);
+        out.memory_swap = memory.swap().map(Limit::from_oci);
+    }
+    if let Some(cpu) = resources.cpu() {
+        out.cpu_quota = cpu.quota().map(Limit::from_oci);
+        out.cpu_period = cpu.period();
+        out.cpu_shares = cpu.shares();
+    }
+    if let Some(pids) = resources.pids() {
+        out.pids = Some(Limit::from_oci(pids.limit()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_config_names_the_field() {
+        let err = parse(r#"{"ociVersion":"1.0.2","process":{"args":"sh","cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#)
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.starts_with("process.args:"), "{text}");
+    }
+
+    #[test]
+    fn a_relative_cwd_is_refused() {
+        let err = parse(r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"tmp","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("process.cwd"));
+    }
+
+    #[test]
+    fn resources_follow_the_oci_conventions() {
+        let spec = parse(r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"},
+            "linux":{"resources":{"memory":{"limit":33554432,"swap":-1},"pids":{"limit":20},"cpu":{"quota":50000,"period":100000}}}}"#)
+            .unwrap();
+        let r = resources(&spec);
+        assert_eq!(r.memory, Some(Limit::Value(32 << 20)));
+        assert_eq!(r.memory_swap, Some(Limit::Unlimited));
+        assert_eq!(r.pids, Some(Limit::Value(20)));
+        assert_eq!(r.cpu_quota, Some(Limit::Value(50000)));
+    }
+}

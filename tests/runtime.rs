@@ -1,0 +1,266 @@
+//! `minidock runtime`: the OCI runtime, checked against runc on the same bundle.
+
+mod common;
+
+use assert_cmd::prelude::*;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn have(program: &str) -> bool {
+    minidock::doctor::which(program).is_some()
+}
+
+/// A bundle made the way users make one: `runc spec` over a busybox rootfs, changing only
+/// `args` and `terminal`.
+struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("minidock-bundle")
+            .tempdir()
+            .unwrap();
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "runc spec failed");
+        common::build_busybox_rootfs(&dir.path().join("rootfs"));
+        let bundle = Bundle { dir };
+        bundle.edit(|config| {
+            config["process"]["terminal"] = false.into();
+            config["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
+        });
+        bundle
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut config);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    }
+}
+
+fn unique_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+struct Root(tempfile::TempDir);
+
+fn state_root() -> Root {
+    Root(tempfile::Builder::new().prefix("minidock-root").tempdir().unwrap())
+}
+
+fn minidock(root: &Root) -> Command {
+    let mut cmd = Command::cargo_bin("minidock").unwrap();
+    cmd.arg("--root").arg(root.0.path());
+    cmd
+}
+
+fn run_minidock(bundle: &Bundle) -> Output {
+    let root = state_root();
+    minidock(&root)
+        .args(["runtime", "run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique_id("md"))
+        .output()
+        .unwrap()
+}
+
+fn run_runc(bundle: &Bundle) -> Output {
+    let root = state_root();
+    Command::new("runc")
+        .arg("--root")
+        .arg(root.0.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique_id("runc"))
+        .output()
+        .unwrap()
+}
+
+/// What a process can see of its confinement: hostname, ids, its mounts (point and type),
+/// capabilities, no_new_privs, seccomp mode, the root directory, and rlimits.
+const INSPECT: &str = "hostname; id; ls /; \
+    awk '{print $5, $9}' /proc/self/mountinfo | sort; \
+    grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+    ulimit -n; cat /proc/kcore | wc -c; touch /proc/sys/x 2>&1 | sed 's/.*: //'; \
+    exit 3";
+
+fn require_peers() -> bool {
+    common::require_root()
+        && common::prerequisite(have("runc"), "runc is not installed (apt-get install runc)")
+        && common::prerequisite(Path::new("/bin/busybox").exists(), "busybox-static is not installed")
+}
+
+#[test]
+fn runs_the_runc_spec_bundle_exactly_as_runc_does() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", INSPECT]);
+    let ours = run_minidock(&bundle);
+    let theirs = run_runc(&bundle);
+    let text = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        text(&ours),
+        text(&theirs),
+        "stdout differs from runc's (layout {})\nminidock stderr: {}",
+        common::cgroup_layout_name(),
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(ours.status.code(), Some(3));
+    assert_eq!(theirs.status.code(), Some(3));
+}
+
+#[test]
+fn memory_limits_are_enforced_like_runc() {
+    if !require_peers() {
+        return;
+    }
+    // A 32 MiB limit; the shell reads 64 MiB into memory and is OOM-killed: 137.
+    let bundle = Bundle::new(&["sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 33554432, "swap": 33554432});
+    });
+    let ours = run_minidock(&bundle);
+    let theirs = run_runc(&bundle);
+    assert_eq!(ours.status.code(), theirs.status.code(), "runc: {:?}", theirs);
+    assert_eq!(ours.status.code(), Some(137), "{}", String::from_utf8_lossy(&ours.stderr));
+}
+
+#[test]
+fn create_start_state_delete() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", "echo started > /tmp/started; sleep 30"]);
+    bundle.edit(|c| c["root"]["readonly"] = false.into());
+    let root = state_root();
+    let id = unique_id("life");
+    // The container inherits create's stdio, as with runc: give it /dev/null, or reading
+    // create's output would wait for the container to exit.
+    let status = minidock(&root)
+        .args(["runtime", "create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let state = |root: &Root| -> serde_json::Value {
+        let out = minidock(root).args(["runtime", "state", &id]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let created = state(&root);
+    assert_eq!(created["status"], "created");
+    assert_eq!(created["id"], id.as_str());
+    let pid = created["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert!(!bundle.path().join("rootfs/tmp/started").exists(), "it ran before start");
+    minidock(&root).args(["runtime", "start", &id]).assert().success();
+    assert_eq!(state(&root)["status"], "running");
+    // Deleting a running container needs --force.
+    minidock(&root).args(["runtime", "delete", &id]).assert().failure();
+    minidock(&root).args(["runtime", "kill", &id, "KILL"]).assert().success();
+    for _ in 0..200 {
+        if state(&root)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(state(&root)["status"], "stopped");
+    minidock(&root).args(["runtime", "delete", &id]).assert().success();
+    minidock(&root).args(["runtime", "state", &id]).assert().code(125);
+    assert!(
+        std::fs::read_dir("/sys/fs/cgroup/pids/minidock")
+            .into_iter()
+            .flatten()
+            .all(|e| e.unwrap().file_name().to_string_lossy() != id),
+        "the cgroup was left behind"
+    );
+}
+
+#[test]
+fn errors_inside_the_child_reach_the_user() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["/no/such/program"]);
+    let out = run_minidock(&bundle);
+    assert_eq!(out.status.code(), Some(127));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/program"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_malformed_config_names_the_field() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["true"]);
+    bundle.edit(|c| c["process"]["args"] = "true".into());
+    let out = run_minidock(&bundle);
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("config.json: process.args: invalid type"), "{stderr}");
+}
+
+#[test]
+fn a_symlinked_proc_in_the_image_is_refused() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["true"]);
+    let proc_dir = bundle.path().join("rootfs/proc");
+    std::fs::remove_dir(&proc_dir).unwrap();
+    std::os::unix::fs::symlink("/etc", &proc_dir).unwrap();
+    let out = run_minidock(&bundle);
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to mount proc on /proc: it is a symlink"), "{stderr}");
+    assert!(common::mounts_containing(bundle.path().to_str().unwrap()).is_empty());
+}
+
+#[test]
+fn no_file_descriptor_of_the_caller_leaks_inside() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["ls", "/proc/self/fd"]);
+    let root = state_root();
+    // An fd opened without O_CLOEXEC, as a careless caller would leave it.
+    let leaked: PathBuf = std::env::temp_dir();
+    let fd = nix::fcntl::open(&leaked, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+    let fd_number = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let mut cmd = minidock(&root);
+    cmd.args(["runtime", "run", "--bundle"]).arg(bundle.path()).arg(unique_id("fd"));
+    // SAFETY: only clears FD_CLOEXEC on an fd we own, in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(fd_number, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+    // 0, 1, 2, and the directory ls itself opened.
+    assert!(!fds.contains(&fd_number.to_string()) || fd_number <= 3, "fd {fd_number} leaked: {fds:?}");
+    assert!(fds.len() <= 4, "{fds:?}");
+}
