@@ -511,7 +511,7 @@ impl Netlink {
     ) -> Result<()> {
         let ns_fd: RawFd = peer_netns.as_raw_fd();
         explain::step(
-            "create the veth pair, peer in the netns",
+            "create veth pair, peer in netns",
             || {
                 format!(
                     "sendmsg(RTM_NEWLINK, ifname={host:?}, kind=\"veth\", peer={peer:?}, peer.net_ns_fd={ns_fd}, master={})",

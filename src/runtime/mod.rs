@@ -167,9 +167,11 @@ enum Mode {
     Run,
 }
 
-struct Launched {
-    pid: Pid,
-    cgroup: Cgroup,
+/// A container started by [`spawn`]: its process (our child) and its cgroup, which is
+/// removed (killing what is left in it) when this is dropped.
+pub struct Launched {
+    pub pid: Pid,
+    pub cgroup: Cgroup,
 }
 
 fn now_rfc3339() -> String {
@@ -451,11 +453,23 @@ fn remove_cgroup_dir(path: &Path) -> Result<()> {
     bail!("cannot remove cgroup {}: processes remain in it", path.display())
 }
 
+/// Starts a container from a bundle at once (no created state), as a child of the calling
+/// process, with the caller's stdin/stdout/stderr. This is what `run` and minidock's shim
+/// use; the caller waits with [`crate::ns::wait_for`] and then calls [`forget`].
+pub fn spawn(root: &Path, id: &str, bundle: &Path) -> Result<Launched> {
+    validate_id(id)?;
+    launch(root, id, bundle, Mode::Run)
+}
+
+/// Removes the runtime's state of a container started with [`spawn`] once it has exited.
+pub fn forget(root: &Path, id: &str) {
+    let _ = std::fs::remove_dir_all(State::dir(root, id));
+}
+
 // ANCHOR: run
 /// `run`: create, start and wait, in the foreground. Returns the program's exit status.
 pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
-    validate_id(id)?;
-    let launched = launch(root, id, bundle, Mode::Run)?;
+    let launched = spawn(root, id, bundle)?;
     let bundle_abs = bundle.canonicalize()?;
     let result = (|| {
         let spec = spec::load(&bundle_abs)?;
@@ -471,7 +485,7 @@ pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
     }
     // The cgroup goes with `launched` (Drop kills what is left and removes it).
     drop(launched);
-    let _ = std::fs::remove_dir_all(State::dir(root, id));
+    forget(root, id);
     result
 }
 // ANCHOR_END: run
