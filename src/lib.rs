@@ -16,4 +16,5 @@ pub mod rootfs;
 pub mod runtime;
 pub mod security;
 pub mod state;
+pub mod tty;
 pub mod workshop;

@@ -305,7 +305,7 @@ fn published_ports(backend: Backend) {
 
         let web = Netns::open(&r.join("netns/web")).unwrap();
         let _server = probe::HttpServer::start(Some(&web), 80, "it works\n".into()).unwrap();
-        probe::udp_echo(Some(&web), 53).unwrap();
+        let _echo = probe::UdpEcho::start(Some(&web), 53).unwrap();
 
         // From the host itself, through 127.0.0.1 (OUTPUT DNAT + route_localnet + MASQUERADE).
         let (status, body) =

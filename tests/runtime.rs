@@ -264,3 +264,29 @@ fn no_file_descriptor_of_the_caller_leaks_inside() {
     assert!(!fds.contains(&fd_number.to_string()) || fd_number <= 3, "fd {fd_number} leaked: {fds:?}");
     assert!(fds.len() <= 4, "{fds:?}");
 }
+
+#[test]
+fn a_terminal_is_made_inside_the_container() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; read line; echo got:$line"]);
+    bundle.edit(|c| c["process"]["terminal"] = true.into());
+    let root = state_root();
+    let mut child = minidock(&root)
+        .args(["runtime", "run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique_id("tty"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    // The pty comes from the container's own devpts instance: its first pty.
+    assert!(text.contains("/dev/pts/0\n"), "{text}");
+    assert!(text.contains("stdin-is-a-tty\n"), "{text}");
+    assert!(text.contains("got:hello\n"), "{text}");
+}

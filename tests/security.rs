@@ -194,6 +194,58 @@ fn cap_add_and_ambient_capabilities_reach_the_kernel() {
     .unwrap();
 }
 
+/// The sequence for a container user other than root: bounding set, keep capabilities,
+/// switch user, then capset.
+#[test]
+fn capabilities_for_a_non_root_user_survive_the_user_switch() {
+    if !common::require_root() {
+        return;
+    }
+    let switch_user = || -> Result<()> {
+        let id = nix::unistd::Uid::from_raw(1000);
+        let gid = nix::unistd::Gid::from_raw(1000);
+        nix::unistd::setgroups(&[]).context("setgroups")?;
+        nix::unistd::setresgid(gid, gid, gid).context("setresgid")?;
+        nix::unistd::setresuid(id, id, id).context("setresuid")?;
+        Ok(())
+    };
+    // Docker's shape for a non-root user: only the bounding set.
+    in_child(|| {
+        let oci = caps::oci_capabilities(&caps::DOCKER_DEFAULT_CAPABILITIES, 1000);
+        caps::apply_bounding_set(&oci)?;
+        caps::keep_capabilities_across_setuid()?;
+        switch_user()?;
+        caps::apply_process_capabilities(&oci)?;
+        let expected = caps::capability_mask(&caps::DOCKER_DEFAULT_CAPABILITIES);
+        ensure!(status_mask("CapBnd")? == expected, "CapBnd");
+        ensure!(
+            status_mask("CapEff")? == 0 && status_mask("CapPrm")? == 0,
+            "no caps left"
+        );
+        Ok(())
+    })
+    .unwrap();
+    // A spec that does give the user a capability: it is still there after the switch.
+    in_child(|| {
+        let mut oci = caps::oci_capabilities(&caps::DOCKER_DEFAULT_CAPABILITIES, 0);
+        let bind: oci_spec::runtime::Capabilities = [Capability::NetBindService].into();
+        oci.set_effective(Some(bind.clone()));
+        oci.set_permitted(Some(bind));
+        caps::apply_bounding_set(&oci)?;
+        caps::keep_capabilities_across_setuid()?;
+        switch_user()?;
+        caps::apply_process_capabilities(&oci)?;
+        ensure!(nix::unistd::getuid().as_raw() == 1000, "uid");
+        let eff = status_mask("CapEff")?;
+        ensure!(
+            eff == 1 << 10,
+            "CapEff: expected NET_BIND_SERVICE, got {eff:016x}"
+        );
+        Ok(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn runc_spec_style_ambient_without_inheritable_is_skipped_not_fatal() {
     if !common::require_root() {

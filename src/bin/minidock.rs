@@ -49,6 +49,9 @@ enum RuntimeCommand {
     Create {
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
+        /// With process.terminal: the unix socket that receives the pty master.
+        #[arg(long, value_name = "PATH")]
+        console_socket: Option<PathBuf>,
         id: String,
     },
     /// Let a created container execute its program.
@@ -78,9 +81,12 @@ enum RuntimeCommand {
 fn runtime(root: Option<&std::path::Path>, command: RuntimeCommand) -> anyhow::Result<u8> {
     let state_root = minidock::runtime::state_root(root);
     match command {
-        RuntimeCommand::Create { bundle, id } => {
-            minidock::runtime::create(&state_root, &id, &bundle).map(|()| 0)
-        }
+        RuntimeCommand::Create {
+            bundle,
+            console_socket,
+            id,
+        } => minidock::runtime::create(&state_root, &id, &bundle, console_socket.as_deref())
+            .map(|()| 0),
         RuntimeCommand::Start { id } => minidock::runtime::start(&state_root, &id).map(|()| 0),
         RuntimeCommand::State { id } => {
             let state = minidock::runtime::state(&state_root, &id)?;

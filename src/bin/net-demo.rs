@@ -228,18 +228,21 @@ fn run(cli: Cli) -> Result<u8> {
             None => {
                 print!("{}", net::describe(&mut net::netlink::Netlink::open()?)?);
                 for record in net::bridges(&state)? {
-                    println!(
-                        "bridge {} {} (NAT: {:?})",
-                        record.name, record.subnet, record.backend
-                    );
+                    let nat = record.backend.map_or("none".into(), |b| b.to_string());
+                    println!("bridge {} {} (NAT: {nat})", record.name, record.subnet);
                     for rule in &record.rules {
                         println!("  {rule}");
                     }
                 }
                 for att in net::attachments(&state)? {
+                    let ports: Vec<String> = att.ports.iter().map(|p| p.to_string()).collect();
                     println!(
-                        "container {} {}/{} via {} ports {:?}",
-                        att.container, att.address, att.prefix, att.host_veth, att.ports
+                        "container {} {}/{} via {} ports [{}]",
+                        att.container,
+                        att.address,
+                        att.prefix,
+                        att.host_veth,
+                        ports.join(", ")
                     );
                     for rule in &att.rules {
                         println!("  {rule}");

@@ -25,6 +25,20 @@ pub struct Subnet {
 }
 
 impl Subnet {
+    /// The subnet an interface address like 192.168.1.7/24 is on (192.168.1.0/24).
+    pub fn of(addr: Ipv4Addr, prefix: u8) -> Subnet {
+        let prefix = prefix.min(32);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        }
+    }
+
     pub fn mask(&self) -> u32 {
         if self.prefix == 0 {
             0
@@ -80,11 +94,8 @@ impl FromStr for Subnet {
             .with_context(|| {
                 format!("invalid subnet {s:?}: the prefix must be 8 to 30 (a bridge needs a gateway and at least one container)")
             })?;
-        let subnet = Subnet {
-            network: addr,
-            prefix,
-        };
-        let network = Ipv4Addr::from(u32::from(addr) & subnet.mask());
+        let subnet = Subnet::of(addr, prefix);
+        let network = subnet.network;
         if network != addr {
             bail!("invalid subnet {s:?}: host bits are set (did you mean {network}/{prefix}?)");
         }
@@ -209,9 +220,12 @@ pub fn allocate(
     let first = u32::from(subnet.network) + 1;
     let last = u32::from(subnet.broadcast()) - 1;
     let count = last - first + 1;
-    let start = pool.last.map_or(first, |a| u32::from(a) + 1);
+    let offset = pool
+        .last
+        .filter(|a| subnet.contains(*a))
+        .map_or(0, |a| (u32::from(a) + 1).saturating_sub(first) % count);
     let free = (0..count)
-        .map(|i| first + (start - first + i) % count)
+        .map(|i| first + (offset + i) % count)
         .map(Ipv4Addr::from)
         .find(|a| *a != pool.gateway && !pool.allocations.contains_key(a));
     let Some(addr) = free else {
@@ -228,6 +242,16 @@ pub fn allocate(
         },
     );
     pool.last = Some(addr);
+    crate::explain::step(
+        "allocate an address (IPAM)",
+        || {
+            format!(
+                "flock({}, LOCK_EX); rename(.., {file}) -> {addr}",
+                state.path(".lock").display()
+            )
+        },
+        crate::explain::Chapter::Networking,
+    );
     state.write(&file, &pool)?;
     Ok(addr)
 }
@@ -297,6 +321,7 @@ mod tests {
         let b: Subnet = "10.88.4.0/24".parse().unwrap();
         let c: Subnet = "10.89.0.0/16".parse().unwrap();
         assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert_eq!(Subnet::of(Ipv4Addr::new(10, 88, 4, 7), 24), b);
         assert!(!a.overlaps(&c) && !c.overlaps(&a));
     }
 

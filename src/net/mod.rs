@@ -317,18 +317,7 @@ fn check_subnet_is_free(state: &StateDir, nl: &mut Netlink, cfg: &BridgeConfig) 
     }
     let links = nl.links()?;
     for addr in nl.addresses()? {
-        let theirs = Subnet {
-            network: Ipv4Addr::from(
-                u32::from(addr.address)
-                    & Subnet {
-                        network: addr.address,
-                        prefix: addr.prefix,
-                    }
-                    .mask(),
-            ),
-            prefix: addr.prefix,
-        };
-        if theirs.overlaps(&cfg.subnet) {
+        if Subnet::of(addr.address, addr.prefix).overlaps(&cfg.subnet) {
             let link = links
                 .iter()
                 .find(|l| l.index == addr.index)
@@ -443,6 +432,12 @@ pub fn setup_container_network(
     };
     connect_veth(&ns, &link)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
+    let veth = host_veth.clone();
+    undo.push(move || {
+        if let Ok(mut nl) = Netlink::open() {
+            let _ = delete_link_if_present(&mut nl, &veth);
+        }
+    });
 
     let attachment = Attachment {
         container: container.to_owned(),
@@ -472,9 +467,9 @@ pub struct VethLink<'a> {
 }
 
 // ANCHOR: connect_veth
-/// Six netlink requests: the veth pair (host end up and on the bridge, peer `eth0` already
-/// inside `ns`), then inside `ns` the lookup of `eth0`, `eth0` up, its address, `lo` up and the
-/// default route. On error the pair is deleted again.
+/// Seven netlink requests: the bridge's index, the veth pair (host end up and on the bridge,
+/// peer `eth0` already inside `ns`), then inside `ns` the index of `eth0`, `eth0` up, its
+/// address, `lo` up and the default route. On error the pair is deleted again.
 pub fn connect_veth(ns: &Netns, link: &VethLink<'_>) -> Result<()> {
     let mut host = Netlink::open().context("opening a netlink socket")?;
     let bridge_index = host

@@ -163,17 +163,37 @@ pub fn http_get(netns: Option<&Netns>, addr: SocketAddrV4) -> Result<(String, St
 // ANCHOR_END: http_get
 
 /// A UDP echo server inside a namespace, on its own thread: every datagram is sent back.
-pub fn udp_echo(netns: Option<&Netns>, port: u16) -> Result<SocketAddr> {
-    let sock = inside(netns, move || UdpSocket::bind(("0.0.0.0", port)))?
-        .with_context(|| format!("binding udp 0.0.0.0:{port}"))?;
-    let addr = sock.local_addr()?;
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while let Ok((len, from)) = sock.recv_from(&mut buf) {
-            let _ = sock.send_to(&buf[..len], from);
-        }
-    });
-    Ok(addr)
+/// It stops when dropped.
+pub struct UdpEcho {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UdpEcho {
+    pub fn start(netns: Option<&Netns>, port: u16) -> Result<UdpEcho> {
+        let sock = inside(netns, move || UdpSocket::bind(("0.0.0.0", port)))?
+            .with_context(|| format!("binding udp 0.0.0.0:{port}"))?;
+        let addr = sock.local_addr()?;
+        // Wake up now and then to notice the stop flag.
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((len, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..len], from);
+                }
+            }
+        });
+        Ok(UdpEcho { addr, stop })
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Sends `payload` to `addr` over UDP from inside `netns` (or here) and returns the answer.

@@ -25,6 +25,8 @@ pub struct InitContext<'a> {
     pub exec_fifo: Option<&'a OwnedFd>,
     /// Namespaces to join (path given in the spec), opened before clone.
     pub join: &'a [(Namespace, OwnedFd)],
+    /// With `process.terminal`: the socket on which to send the pty master to the runtime.
+    pub console: Option<std::os::fd::RawFd>,
     /// `linux.seccomp`, compiled in the parent before clone: the child only installs it.
     pub seccomp: Option<&'a security::seccomp::Program>,
 }
@@ -94,6 +96,11 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
                 .context("remount / read-only")?;
         }
+    }
+
+    // A terminal, opened from the container's own /dev/ptmx, as its stdin/stdout/stderr.
+    if let Some(socket) = ctx.console {
+        crate::tty::setup_console_in_child(socket)?;
     }
 
     // 4. Limits on this process (rlimits are per process, inherited across execve).

@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Where the runtime keeps its state: `/run/minidock/runtime`, or `ROOT/run/runtime` when a
@@ -172,6 +172,8 @@ enum Mode {
 pub struct Launched {
     pub pid: Pid,
     pub cgroup: Cgroup,
+    /// With `process.terminal`: the master end of the container's pty.
+    pub console: Option<OwnedFd>,
 }
 
 fn now_rfc3339() -> String {
@@ -185,9 +187,6 @@ fn launch(root: &Path, id: &str, bundle: &Path, mode: Mode) -> Result<Launched> 
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
     let spec = spec::load(&bundle)?;
     let rootfs = spec::rootfs(&spec, &bundle)?;
-    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
-        bail!("process.terminal: true is not supported by `minidock runtime` (set it to false)");
-    }
     let dir = State::dir(root, id);
     std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
     // mkdir is atomic: two `create`s with one id cannot both succeed.
@@ -265,7 +264,14 @@ fn launch_in(
         )?),
         None => None,
     };
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let console = if terminal {
+        Some(crate::tty::ConsoleSocket::new()?)
+    } else {
+        None
+    };
     let ctx = init::InitContext {
+        console: console.as_ref().map(|c| c.child.as_raw_fd()),
         spec,
         bundle,
         rootfs,
@@ -288,7 +294,16 @@ fn launch_in(
         &mut |ready| init::container_init(&ctx, ready),
     )
     .with_context(|| format!("starting container {id:?}"))?;
-    Ok(Launched { pid, cgroup })
+    let console = match console {
+        // The container sent its pty master before exec (or before waiting in `created`).
+        Some(socket) => Some(crate::tty::receive_master(socket.parent.as_fd())?),
+        None => None,
+    };
+    Ok(Launched {
+        pid,
+        cgroup,
+        console,
+    })
 }
 // ANCHOR_END: launch
 
@@ -310,10 +325,36 @@ fn new_state(id: &str, bundle: &Path, spec_rootfs: PathBuf, launched: &Launched)
     })
 }
 
-/// `create`: everything but the exec. The process waits on the exec fifo.
-pub fn create(root: &Path, id: &str, bundle: &Path) -> Result<()> {
+/// `create`: everything but the exec. The process waits on the exec fifo. With
+/// `process.terminal`, the pty master is sent to the unix socket at `console_socket`, as
+/// runc's `--console-socket` does.
+pub fn create(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Result<()> {
     validate_id(id)?;
-    let launched = launch(root, id, bundle, Mode::Create)?;
+    let mut launched = launch(root, id, bundle, Mode::Create)?;
+    if let Some(master) = launched.console.take() {
+        let result = (|| -> Result<()> {
+            let path = console_socket
+                .context("process.terminal is true: pass --console-socket to receive the pty")?;
+            let stream = std::os::unix::net::UnixStream::connect(path)
+                .with_context(|| format!("connecting to {}", path.display()))?;
+            let fds = [master.as_raw_fd()];
+            nix::sys::socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[std::io::IoSlice::new(b"pty")],
+                &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            )
+            .context("sending the pty master to the console socket")?;
+            Ok(())
+        })();
+        if let Err(err) = result {
+            let _ = nix::sys::signal::kill(launched.pid, Signal::SIGKILL);
+            let _ = ns::wait_for(launched.pid);
+            forget(root, id);
+            return Err(err);
+        }
+    }
     let bundle_abs = bundle.canonicalize()?;
     let spec = spec::load(&bundle_abs)?;
     let state = new_state(id, bundle, spec::rootfs(&spec, &bundle_abs)?, &launched)?;
@@ -469,7 +510,7 @@ pub fn forget(root: &Path, id: &str) {
 // ANCHOR: run
 /// `run`: create, start and wait, in the foreground. Returns the program's exit status.
 pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
-    let launched = spawn(root, id, bundle)?;
+    let mut launched = spawn(root, id, bundle)?;
     let bundle_abs = bundle.canonicalize()?;
     let result = (|| {
         let spec = spec::load(&bundle_abs)?;
@@ -477,7 +518,10 @@ pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
         state.status = Status::Running;
         state.save(root)?;
         run_poststart_hooks(&spec, &state)?;
-        ns::wait_for(launched.pid)
+        match launched.console.take() {
+            Some(master) => crate::tty::proxy(master, launched.pid),
+            None => ns::wait_for(launched.pid),
+        }
     })();
     if result.is_err() {
         let _ = nix::sys::signal::kill(launched.pid, Signal::SIGKILL);

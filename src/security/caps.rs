@@ -385,6 +385,24 @@ pub fn current_sets() -> Result<(u64, u64, u64)> {
     ))
 }
 
+/// The calling thread's bounding set, one `prctl(PR_CAPBSET_READ)` per capability.
+pub fn bounding_set() -> Result<u64> {
+    let mut mask = 0;
+    for cap in 0..=last_cap() {
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
+        match rc {
+            1 => mask |= 1u64 << cap,
+            0 => {}
+            _ => {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("prctl(PR_CAPBSET_READ, {cap})"));
+            }
+        }
+    }
+    Ok(mask)
+}
+
 // ANCHOR: capset
 /// Sets effective, permitted and inheritable with one `capset(2)`, then the ambient set with
 /// `prctl(PR_CAP_AMBIENT)`. Runs after the bounding set is dropped and after the switch to
@@ -397,12 +415,16 @@ pub fn current_sets() -> Result<(u64, u64, u64)> {
 /// skips them with a warning.
 pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
     let want = CapMasks::from_oci(caps);
-    let (_, held, held_inheritable) = current_sets()?;
+    let (effective_now, held, held_inheritable) = current_sets()?;
     let known = known_caps_mask();
     let permitted = want.permitted & held & known;
     let effective = want.effective & permitted;
-    // With CAP_SETPCAP the new inheritable set may hold what the bounding set allows.
-    let inheritable = want.inheritable & (want.bounding | held_inheritable) & known;
+    // The kernel's rules for the new inheritable set (security/commoncap.c, cap_capset): never
+    // outside the old inheritable set plus the bounding set, and without CAP_SETPCAP, never
+    // outside the old inheritable set plus the permitted one.
+    let setpcap = effective_now & (1u64 << capability_number(Capability::Setpcap)) != 0;
+    let ceiling = bounding_set()? & if setpcap { u64::MAX } else { held };
+    let inheritable = want.inheritable & (held_inheritable | ceiling) & known;
     let missing = (want.permitted | want.effective) & known & !held;
     if missing != 0 {
         explain::note(&format!(

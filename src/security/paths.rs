@@ -160,7 +160,7 @@ pub fn mask_path(path: &Path) -> Result<()> {
             &target,
             Some("tmpfs"),
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
+            None::<&str>,
         )
         .with_context(|| format!("mount read-only tmpfs over {}", path.display()))
     } else if kind == SFlag::S_IFLNK {

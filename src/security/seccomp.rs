@@ -337,6 +337,9 @@ pub struct Insn {
     pub k: u32,
 }
 
+// install() hands the kernel a pointer to Insns as `struct sock_filter`s.
+const _: () = assert!(std::mem::size_of::<Insn>() == std::mem::size_of::<libc::sock_filter>());
+
 impl Insn {
     const fn new(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
         Insn { code, jt, jf, k }
