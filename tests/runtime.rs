@@ -290,3 +290,68 @@ fn a_terminal_is_made_inside_the_container() {
     assert!(text.contains("stdin-is-a-tty\n"), "{text}");
     assert!(text.contains("got:hello\n"), "{text}");
 }
+
+#[test]
+fn the_runtime_binary_is_out_of_reach_of_the_container() {
+    if !require_peers() {
+        return;
+    }
+    // A created container is still the minidock binary, waiting before execve: the moment a
+    // CVE-2019-5736 attack would use to open /proc/PID/exe and overwrite the runtime.
+    let bundle = Bundle::new(&["true"]);
+    let root = state_root();
+    let id = unique_id("exe");
+    let status = minidock(&root)
+        .args(["runtime", "create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = minidock(&root).args(["runtime", "state", &id]).output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    // Root without CAP_SYS_PTRACE (as in a container with Docker's default capabilities).
+    let probe = |target: i64| -> bool {
+        let out = Command::new("sh")
+            .args(["-c", &format!("exec 3</proc/{target}/exe && echo opened")])
+            .env("PATH", "/usr/bin:/bin")
+            .pre_exec_drop_ptrace()
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("opened")
+    };
+    // The control: an ordinary process with the same capabilities as the probe. (The kernel
+    // also refuses a caller whose capabilities are not a superset of the target's, so the
+    // control must not hold CAP_SYS_PTRACE either.)
+    let ordinary = Command::new("sleep").arg("30").pre_exec_drop_ptrace().spawn().unwrap();
+    let control = probe(ordinary.id() as i64);
+    let reached = probe(pid);
+    let mut ordinary = ordinary;
+    let _ = ordinary.kill();
+    let _ = ordinary.wait();
+    minidock(&root).args(["runtime", "delete", "--force", &id]).assert().success();
+    assert!(control, "the probe could not open an ordinary process's exe: it proves nothing");
+    assert!(!reached, "/proc/{pid}/exe of the waiting runtime was reachable");
+}
+
+trait DropPtrace {
+    fn pre_exec_drop_ptrace(&mut self) -> &mut Self;
+}
+
+impl DropPtrace for Command {
+    fn pre_exec_drop_ptrace(&mut self) -> &mut Self {
+        // SAFETY: only prctl/capset-free calls in the forked child before exec.
+        unsafe {
+            self.pre_exec(|| {
+                if libc::prctl(libc::PR_CAPBSET_DROP, 19 /* CAP_SYS_PTRACE */, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+}

@@ -43,6 +43,16 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     // No descriptor of the caller may survive into the container: a leaked directory fd is a
     // way out of the rootfs (CVE-2024-21626). Mark them all close-on-exec now.
     close_range_cloexec();
+    // Until execve this process *is* the host's minidock binary. Non-dumpable, its
+    // /proc/PID/exe can only be opened with CAP_SYS_PTRACE on the host, so a process in the
+    // container cannot reach the binary and overwrite it (CVE-2019-5736). execve resets the
+    // flag for the container's own program (prctl(2), PR_SET_DUMPABLE).
+    explain::step(
+        "hide the runtime binary from the container",
+        || "prctl(PR_SET_DUMPABLE, 0)".into(),
+        Chapter::Security,
+    );
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
 
     // 1. Join the namespaces the spec names by path (a shared network namespace, say).
     for (ns, fd) in ctx.join {

@@ -1,0 +1,465 @@
+//! The HTTP side of the OCI distribution spec: one [`Client`] per registry, which decides
+//! between HTTPS and plain HTTP, answers authentication challenges, and sends the few requests
+//! a pull or a push needs.
+//!
+//! Everything is synchronous (ureq): a pull is a handful of requests plus one long download
+//! per layer, and the layers run on plain threads, so an async runtime would add nothing here.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use ureq::http::{self, Response};
+use ureq::{Agent, Body, SendBody};
+
+use super::auth::{Challenge, Credentials};
+use crate::cli::Exit;
+use crate::explain::{self, Chapter};
+
+/// Docker's CLI exits 1 when a request to the daemon (here: the registry) fails.
+const REQUEST_FAILED: u8 = 1;
+/// Where Docker Hub's registry API is served; `docker.io` is only its name in references.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// What the client needs besides the registry's name.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Registries (`host[:port]`) that may be spoken to over plain HTTP, besides localhost.
+    pub insecure_registries: Vec<String>,
+    /// The user's credentials for this registry, from `config.json` or `login -u -p`.
+    pub credentials: Option<Credentials>,
+}
+
+/// What a request is allowed to do in the repository: the scope of the Bearer token it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+/// A request body: empty, in memory (retried after an auth challenge), or streamed (not
+/// retried, so the client authorizes before sending it).
+pub enum Payload<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    Stream(Box<dyn Read + Send + 'a>, u64),
+}
+
+/// A connection to one registry (see the module docs).
+pub struct Client {
+    agent: Agent,
+    /// The registry as references name it: `docker.io`, `127.0.0.1:5000`.
+    registry: String,
+    /// `https://registry-1.docker.io` or `http://127.0.0.1:5000`.
+    base: String,
+    insecure: Vec<String>,
+    credentials: Option<Credentials>,
+    /// How the registry answered `GET /v2/` without credentials.
+    challenge: Option<Challenge>,
+    /// `Authorization` values by scope, so each repository's token is fetched once.
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+/// The JSON error body of the distribution spec: `{"errors":[{"code":..,"message":..}]}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    access_token: String,
+}
+
+/// True for hosts that never leave this machine: plain HTTP is allowed there, as Docker allows
+/// it for 127.0.0.0/8.
+pub fn is_local(registry: &str) -> bool {
+    let host = host_of(registry);
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// `host` of `host:port` (and of `[::1]:port`).
+fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry.rsplit_once(':').map_or(registry, |(host, _)| host)
+}
+
+impl Client {
+    // ANCHOR: connect
+    /// Connects to a registry: `GET /v2/`, the distribution spec's "API version check". The
+    /// answer says whether the registry speaks the API (200 or 401) and, in a 401's
+    /// `WWW-Authenticate`, how to authenticate. HTTPS is tried first; plain HTTP only for a
+    /// local or explicitly insecure registry, never silently for anything else.
+    pub fn connect(registry: &str, options: &ClientOptions) -> Result<Client> {
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            // A registry that stops sending mid-layer must not hang the pull forever.
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_recv_body(None)
+            .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let api_host = if registry == "docker.io" || registry == "index.docker.io" {
+            DOCKER_HUB_API
+        } else {
+            registry
+        };
+        let insecure_allowed = |host: &str| {
+            is_local(host) || options.insecure_registries.iter().any(|r| r == host)
+        };
+        let mut client = Client {
+            agent,
+            registry: registry.to_owned(),
+            base: format!("https://{api_host}"),
+            insecure: options.insecure_registries.clone(),
+            credentials: options.credentials.clone(),
+            challenge: None,
+            tokens: Mutex::new(HashMap::new()),
+        };
+        explain::step(
+            "ask the registry which API and auth it speaks",
+            || format!("GET {}/v2/", client.base),
+            Chapter::Images,
+        );
+        let response = match client.agent.get(format!("{}/v2/", client.base)).call() {
+            Ok(response) => response,
+            Err(https_err) if insecure_allowed(registry) => {
+                client.base = format!("http://{api_host}");
+                client
+                    .agent
+                    .get(format!("{}/v2/", client.base))
+                    .call()
+                    .map_err(|http_err| {
+                        anyhow!(
+                            "cannot reach registry {registry} over HTTPS ({https_err}) or HTTP ({http_err})"
+                        )
+                    })?
+            }
+            Err(err) => {
+                return Err(anyhow!(
+                    "cannot reach registry {registry} over HTTPS: {err} (plain HTTP is only used for localhost and registries given with --insecure-registry)"
+                ));
+            }
+        };
+        match response.status().as_u16() {
+            200 => {}
+            401 => client.challenge = Some(challenge_of(&response)?),
+            status => bail!(
+                "{} is not an OCI registry: GET /v2/ answered HTTP {status}",
+                client.base
+            ),
+        }
+        Ok(client)
+    }
+    // ANCHOR_END: connect
+
+    /// `https://host` or `http://host`, as decided by [`Client::connect`].
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The challenge `GET /v2/` answered with, if the registry wants authentication.
+    pub fn challenge(&self) -> Option<&Challenge> {
+        self.challenge.as_ref()
+    }
+
+    /// The full URL of an API path (`/v2/<name>/manifests/<ref>`) or of a `Location` header,
+    /// which may be relative.
+    pub fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        }
+    }
+
+    // ANCHOR: authorize
+    /// The `Authorization` header for requests in `repository` with `access`, fetching a
+    /// Bearer token from the registry's token server the first time.
+    fn authorization(&self, repository: &str, access: Access) -> Result<Option<String>> {
+        let Some(challenge) = &self.challenge else {
+            return Ok(None);
+        };
+        match challenge {
+            Challenge::Basic { .. } => Ok(self.credentials.as_ref().map(Credentials::basic_header)),
+            Challenge::Bearer { realm, service, .. } => {
+                let scope = scope_for(repository, access);
+                if let Some(value) = self.tokens.lock().expect("token cache").get(&scope) {
+                    return Ok(Some(value.clone()));
+                }
+                let value = self.fetch_token(realm, service.as_deref(), Some(&scope))?;
+                self.tokens
+                    .lock()
+                    .expect("token cache")
+                    .insert(scope, value.clone());
+                Ok(Some(value))
+            }
+        }
+    }
+
+    /// `GET realm?service=...&scope=...`, with the user's credentials as Basic auth if there
+    /// are any (anonymous pulls get a token too, on public registries). Returns the
+    /// `Authorization` header value.
+    pub fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<String> {
+        let realm_host = realm
+            .strip_prefix("https://")
+            .or_else(|| realm.strip_prefix("http://"))
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
+            .with_context(|| format!("the token server {realm:?} is not an http(s) URL"))?;
+        if realm.starts_with("http://")
+            && !is_local(realm_host)
+            && !self.insecure.iter().any(|r| r == realm_host)
+        {
+            bail!(
+                "refusing to send credentials to the token server {realm} over plain HTTP"
+            );
+        }
+        let mut query = Vec::new();
+        if let Some(service) = service {
+            query.push(format!("service={}", percent_encode(service)));
+        }
+        if let Some(scope) = scope {
+            query.push(format!("scope={}", percent_encode(scope)));
+        }
+        let separator = if realm.contains('?') { '&' } else { '?' };
+        let url = if query.is_empty() {
+            realm.to_owned()
+        } else {
+            format!("{realm}{separator}{}", query.join("&"))
+        };
+        explain::step(
+            "get a Bearer token for this repository",
+            || format!("GET {url}"),
+            Chapter::Images,
+        );
+        let mut request = self.agent.get(&url);
+        if let Some(credentials) = &self.credentials {
+            request = request.header("Authorization", credentials.basic_header());
+        }
+        let mut response = request
+            .call()
+            .with_context(|| format!("asking the token server {realm} for a token"))?;
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(Exit::new(
+                REQUEST_FAILED,
+                format!(
+                    "the token server {realm} refused the credentials for {}: unauthorized (HTTP {status})",
+                    self.registry
+                ),
+            )
+            .into());
+        }
+        if status != 200 {
+            bail!("the token server {realm} answered HTTP {status}");
+        }
+        let body: TokenResponse = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_json()
+            .with_context(|| format!("reading the token from {realm}"))?;
+        let token = if body.token.is_empty() {
+            body.access_token
+        } else {
+            body.token
+        };
+        if token.is_empty() {
+            bail!("the token server {realm} answered without a token");
+        }
+        Ok(format!("Bearer {token}"))
+    }
+    // ANCHOR_END: authorize
+
+    // ANCHOR: send
+    /// Sends one request in `repository`. If the registry answers 401 to a request whose body
+    /// can be sent again, the client answers the new challenge (a token with another scope,
+    /// say) and retries once.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        repository: &str,
+        access: Access,
+        headers: &[(&str, &str)],
+        mut payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        let mut authorization = self.authorization(repository, access)?;
+        for attempt in 0..2 {
+            let mut builder = http::Request::builder().method(method).uri(url);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            if let Some(value) = &authorization {
+                builder = builder.header("Authorization", value.as_str());
+            }
+            let retryable = !matches!(payload, Payload::Stream(..));
+            let body = match &mut payload {
+                Payload::Empty => SendBody::none(),
+                Payload::Bytes(bytes) => {
+                    builder = builder.header("Content-Length", bytes.len());
+                    SendBody::from_reader(bytes)
+                }
+                Payload::Stream(reader, length) => {
+                    builder = builder.header("Content-Length", *length);
+                    SendBody::from_reader(reader)
+                }
+            };
+            let request = builder
+                .body(body)
+                .with_context(|| format!("building {method} {url}"))?;
+            let response = self
+                .agent
+                .run(request)
+                .with_context(|| format!("{method} {url}"))?;
+            if response.status().as_u16() != 401 || attempt == 1 || !retryable {
+                return Ok(response);
+            }
+            // Refused: answer this response's own challenge, which names the scope it wants.
+            let challenge = challenge_of(&response)?;
+            authorization = match &challenge {
+                Challenge::Basic { .. } => match &self.credentials {
+                    Some(credentials) => Some(credentials.basic_header()),
+                    None => return Ok(response),
+                },
+                Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                } => {
+                    let scope = scope.clone().unwrap_or_else(|| scope_for(repository, access));
+                    let value = self.fetch_token(realm, service.as_deref(), Some(&scope))?;
+                    self.tokens
+                        .lock()
+                        .expect("token cache")
+                        .insert(scope_for(repository, access), value.clone());
+                    Some(value)
+                }
+            };
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+    // ANCHOR_END: send
+
+    /// A registry error as one line: `HTTP 404 MANIFEST_UNKNOWN: manifest unknown`.
+    pub fn error_of(&self, what: &str, mut response: Response<Body>) -> anyhow::Error {
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 10)
+            .read_to_vec()
+            .unwrap_or_default();
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .map(|body| {
+                body.errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+                    .trim()
+                    .to_owned()
+            });
+        let message = match status {
+            401 => format!(
+                "{what}: unauthorized: authentication required by {} (minidock login {}){}",
+                self.registry,
+                self.registry,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+            _ => format!("{what}: the registry answered HTTP {status} {detail}")
+                .trim_end()
+                .to_owned(),
+        };
+        Exit::new(REQUEST_FAILED, message).into()
+    }
+}
+
+/// The token scope for a repository (distribution spec, "token scope"):
+/// `repository:library/busybox:pull`.
+pub fn scope_for(repository: &str, access: Access) -> String {
+    match access {
+        Access::Pull => format!("repository:{repository}:pull"),
+        Access::Push => format!("repository:{repository}:pull,push"),
+    }
+}
+
+fn challenge_of(response: &Response<Body>) -> Result<Challenge> {
+    let header = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .context("the registry answered 401 without a WWW-Authenticate challenge")?;
+    Challenge::parse(header)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_hosts_are_recognised() {
+        assert!(is_local("127.0.0.1:5000"));
+        assert!(is_local("localhost"));
+        assert!(is_local("[::1]:5000"));
+        assert!(!is_local("registry.example.com"));
+        assert!(!is_local("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn scopes_and_queries_are_encoded() {
+        assert_eq!(
+            scope_for("library/busybox", Access::Push),
+            "repository:library/busybox:pull,push"
+        );
+        assert_eq!(
+            percent_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+}
