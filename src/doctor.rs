@@ -154,7 +154,9 @@ fn overlayfs() -> Check {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let module = Path::new("/lib/modules").join(&release).join("kernel/fs/overlayfs");
+    let module = Path::new("/lib/modules")
+        .join(&release)
+        .join("kernel/fs/overlayfs");
     if module.exists() {
         Check::fail(
             "overlayfs",
@@ -308,7 +310,9 @@ mod tests {
         let dynamic = !is_static_elf(&me).unwrap();
         let static_build = cfg!(target_feature = "crt-static");
         assert_eq!(dynamic, !static_build);
-        assert!(is_static_elf(Path::new("/etc/passwd")).is_err() || !Path::new("/etc/passwd").exists());
+        assert!(
+            is_static_elf(Path::new("/etc/passwd")).is_err() || !Path::new("/etc/passwd").exists()
+        );
     }
 
     #[test]

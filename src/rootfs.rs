@@ -93,9 +93,8 @@ pub const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 /// True in the initial user namespace, where uid 0 is the real root: `uid_map` maps the
 /// whole id range onto itself (user_namespaces(7)).
 pub fn in_initial_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-        map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
-    })
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 // ANCHOR: dev
@@ -154,9 +153,15 @@ pub fn populate_dev(dev: &Path) -> Result<()> {
         "create the default devices",
         || {
             if use_mknod {
-                format!("mknod({:?}, S_IFCHR|0666, makedev(1, 3)) ...", dev.join("null"))
+                format!(
+                    "mknod({:?}, S_IFCHR|0666, makedev(1, 3)) ...",
+                    dev.join("null")
+                )
             } else {
-                format!("mount(\"/dev/null\", {:?}, NULL, MS_BIND) ...", dev.join("null"))
+                format!(
+                    "mount(\"/dev/null\", {:?}, NULL, MS_BIND) ...",
+                    dev.join("null")
+                )
             }
         },
         Chapter::Namespaces,
@@ -168,8 +173,13 @@ pub fn populate_dev(dev: &Path) -> Result<()> {
         }
         if use_mknod {
             use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-            mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor))
-                .with_context(|| format!("mknod {}", node.display()))?;
+            mknod(
+                &node,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(major, minor),
+            )
+            .with_context(|| format!("mknod {}", node.display()))?;
             // The umask took bits away from the mode given to mknod.
             nix::sys::stat::fchmodat(
                 nix::fcntl::AT_FDCWD,
@@ -179,8 +189,7 @@ pub fn populate_dev(dev: &Path) -> Result<()> {
             )
             .with_context(|| format!("chmod {}", node.display()))?;
         } else {
-            std::fs::File::create(&node)
-                .with_context(|| format!("creating {}", node.display()))?;
+            std::fs::File::create(&node).with_context(|| format!("creating {}", node.display()))?;
             bind(&Path::new("/dev").join(name), &node)?;
         }
     }

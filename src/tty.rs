@@ -74,8 +74,14 @@ pub fn setup_console_in_child(socket: RawFd) -> Result<()> {
     }
     let fds = [master.as_raw_fd()];
     let message = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(socket, &[IoSlice::new(b"pty")], &message, MsgFlags::empty(), None)
-        .context("sending the pty master to the runtime")?;
+    sendmsg::<()>(
+        socket,
+        &[IoSlice::new(b"pty")],
+        &message,
+        MsgFlags::empty(),
+        None,
+    )
+    .context("sending the pty master to the runtime")?;
     Ok(())
 }
 // ANCHOR_END: console_in_child

@@ -41,7 +41,13 @@ fn links(text: &str) -> Vec<String> {
         .filter_map(|(start, _)| {
             let rest = &text[start + 2..];
             let end = rest.find(')')?;
-            Some(rest[..end].split_whitespace().next().unwrap_or("").to_owned())
+            Some(
+                rest[..end]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
         })
         .collect()
 }
@@ -60,10 +66,17 @@ fn every_include_names_an_existing_file_and_anchor() {
                 continue;
             };
             if let Some(anchor) = anchor {
-                let open = source.lines().any(|l| l.trim_start().ends_with(&format!("ANCHOR: {anchor}")));
-                let close = source.lines().any(|l| l.trim_start().ends_with(&format!("ANCHOR_END: {anchor}")));
+                let open = source
+                    .lines()
+                    .any(|l| l.trim_start().ends_with(&format!("ANCHOR: {anchor}")));
+                let close = source
+                    .lines()
+                    .any(|l| l.trim_start().ends_with(&format!("ANCHOR_END: {anchor}")));
                 if !open || !close {
-                    problems.push(format!("{}: {path} has no anchor {anchor}", chapter.display()));
+                    problems.push(format!(
+                        "{}: {path} has no anchor {anchor}",
+                        chapter.display()
+                    ));
                 }
             }
         }
@@ -78,7 +91,11 @@ fn every_relative_link_points_at_a_file() {
     for chapter in chapters() {
         let text = std::fs::read_to_string(&chapter).unwrap();
         for target in links(&text) {
-            if target.is_empty() || target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+            if target.is_empty()
+                || target.contains("://")
+                || target.starts_with('#')
+                || target.starts_with("mailto:")
+            {
                 continue;
             }
             let path = target.split('#').next().unwrap();
@@ -103,7 +120,11 @@ fn the_book_pastes_no_rust_code() {
             } else if line.trim_start().starts_with("```") {
                 in_rust = false;
             } else if in_rust && !line.trim().is_empty() && !line.contains("{{#include") {
-                problems.push(format!("{}:{}: pasted code: {line}", chapter.display(), n + 1));
+                problems.push(format!(
+                    "{}:{}: pasted code: {line}",
+                    chapter.display(),
+                    n + 1
+                ));
             }
         }
     }
@@ -116,10 +137,16 @@ fn every_chapter_is_in_the_summary() {
     for chapter in chapters() {
         let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
         if name != "SUMMARY.md" {
-            assert!(summary.contains(&format!("({name})")), "{name} is not in SUMMARY.md");
+            assert!(
+                summary.contains(&format!("({name})")),
+                "{name} is not in SUMMARY.md"
+            );
         }
     }
     for target in links(&summary) {
-        assert!(book_src().join(&target).exists(), "SUMMARY.md links to missing {target}");
+        assert!(
+            book_src().join(&target).exists(),
+            "SUMMARY.md links to missing {target}"
+        );
     }
 }

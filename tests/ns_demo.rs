@@ -63,7 +63,11 @@ fn uts_sets_the_hostname_inside_and_leaves_the_host_alone() {
     ]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "box");
-    assert_ne!(lines[1], own_ns("uts"), "the command ran in our own UTS namespace");
+    assert_ne!(
+        lines[1],
+        own_ns("uts"),
+        "the command ran in our own UTS namespace"
+    );
     assert_eq!(host_hostname(), before);
 }
 
@@ -89,7 +93,10 @@ fn pid_makes_the_command_pid_1_with_a_fresh_proc() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(pids[0], 1);
-    assert!(pids.len() <= 6, "host processes leaked into /proc: {pids:?}");
+    assert!(
+        pids.len() <= 6,
+        "host processes leaked into /proc: {pids:?}"
+    );
 }
 
 #[test]
@@ -109,10 +116,18 @@ fn rootfs_pivots_into_busybox_and_hides_the_host() {
     let script = format!(
         "ls /; test -e {marker_path} && echo host-visible || echo host-hidden; cat /proc/self/mountinfo"
     );
-    let out = stdout_of(ns_demo().arg("run").arg("--all").arg("--rootfs").arg(rootfs.path()).args([
-        "--", "sh", "-c", &script,
-    ]));
-    let listing: Vec<&str> = out.lines().take_while(|l| !l.starts_with("host-")).collect();
+    let out = stdout_of(
+        ns_demo()
+            .arg("run")
+            .arg("--all")
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .args(["--", "sh", "-c", &script]),
+    );
+    let listing: Vec<&str> = out
+        .lines()
+        .take_while(|l| !l.starts_with("host-"))
+        .collect();
     let expected: Vec<String> = {
         let mut names: Vec<String> = std::fs::read_dir(rootfs.path())
             .unwrap()
@@ -124,10 +139,7 @@ fn rootfs_pivots_into_busybox_and_hides_the_host() {
     assert_eq!(listing, expected, "/ inside is not the rootfs");
     assert!(out.contains("host-hidden"), "{out}");
     // The old root was detached: no mount of the host's / remains inside.
-    let mount_points: Vec<&str> = out
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .collect();
+    let mount_points: Vec<&str> = out.lines().filter_map(|l| l.split(' ').nth(4)).collect();
     assert!(mount_points.contains(&"/proc"), "{out}");
     assert!(mount_points.contains(&"/dev/pts"), "{out}");
     assert!(!mount_points.iter().any(|m| m.contains("tmp")), "{out}");
@@ -275,7 +287,10 @@ fn the_tour_shows_every_namespace() {
     for ns in ["uts", "pid", "mnt", "ipc", "net", "user", "cgroup"] {
         let ids: Vec<&str> = out
             .lines()
-            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with(&format!("{ns}:["))))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with(&format!("{ns}:[")))
+            })
             .collect();
         assert_eq!(ids.len(), 2, "{ns}: {ids:?}");
         assert_ne!(ids[0], ids[1], "{ns} namespace did not change");
@@ -284,7 +299,11 @@ fn the_tour_shows_every_namespace() {
         std::fs::read_dir("/sys/fs/cgroup/unified")
             .into_iter()
             .flatten()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("minidock-tour")),
+            .all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("minidock-tour")),
         "the tour left its cgroup behind"
     );
 }

@@ -54,13 +54,22 @@ impl Bundle {
 fn unique_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 struct Root(tempfile::TempDir);
 
 fn state_root() -> Root {
-    Root(tempfile::Builder::new().prefix("minidock-root").tempdir().unwrap())
+    Root(
+        tempfile::Builder::new()
+            .prefix("minidock-root")
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 fn minidock(root: &Root) -> Command {
@@ -102,7 +111,10 @@ const INSPECT: &str = "hostname; id; ls /; \
 fn require_peers() -> bool {
     common::require_root()
         && common::prerequisite(have("runc"), "runc is not installed (apt-get install runc)")
-        && common::prerequisite(Path::new("/bin/busybox").exists(), "busybox-static is not installed")
+        && common::prerequisite(
+            Path::new("/bin/busybox").exists(),
+            "busybox-static is not installed",
+        )
 }
 
 #[test]
@@ -131,14 +143,29 @@ fn memory_limits_are_enforced_like_runc() {
         return;
     }
     // A 32 MiB limit; the shell reads 64 MiB into memory and is OOM-killed: 137.
-    let bundle = Bundle::new(&["sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"]);
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived",
+    ]);
     bundle.edit(|c| {
-        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 33554432, "swap": 33554432});
+        c["linux"]["resources"]["memory"] =
+            serde_json::json!({"limit": 33554432, "swap": 33554432});
     });
     let ours = run_minidock(&bundle);
     let theirs = run_runc(&bundle);
-    assert_eq!(ours.status.code(), theirs.status.code(), "runc: {:?}", theirs);
-    assert_eq!(ours.status.code(), Some(137), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "runc: {:?}",
+        theirs
+    );
+    assert_eq!(
+        ours.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
 }
 
 #[test]
@@ -163,7 +190,10 @@ fn create_start_state_delete() {
         .unwrap();
     assert!(status.success());
     let state = |root: &Root| -> serde_json::Value {
-        let out = minidock(root).args(["runtime", "state", &id]).output().unwrap();
+        let out = minidock(root)
+            .args(["runtime", "state", &id])
+            .output()
+            .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let created = state(&root);
@@ -171,12 +201,24 @@ fn create_start_state_delete() {
     assert_eq!(created["id"], id.as_str());
     let pid = created["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    assert!(!bundle.path().join("rootfs/tmp/started").exists(), "it ran before start");
-    minidock(&root).args(["runtime", "start", &id]).assert().success();
+    assert!(
+        !bundle.path().join("rootfs/tmp/started").exists(),
+        "it ran before start"
+    );
+    minidock(&root)
+        .args(["runtime", "start", &id])
+        .assert()
+        .success();
     assert_eq!(state(&root)["status"], "running");
     // Deleting a running container needs --force.
-    minidock(&root).args(["runtime", "delete", &id]).assert().failure();
-    minidock(&root).args(["runtime", "kill", &id, "KILL"]).assert().success();
+    minidock(&root)
+        .args(["runtime", "delete", &id])
+        .assert()
+        .failure();
+    minidock(&root)
+        .args(["runtime", "kill", &id, "KILL"])
+        .assert()
+        .success();
     for _ in 0..200 {
         if state(&root)["status"] == "stopped" {
             break;
@@ -184,8 +226,14 @@ fn create_start_state_delete() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(state(&root)["status"], "stopped");
-    minidock(&root).args(["runtime", "delete", &id]).assert().success();
-    minidock(&root).args(["runtime", "state", &id]).assert().code(125);
+    minidock(&root)
+        .args(["runtime", "delete", &id])
+        .assert()
+        .success();
+    minidock(&root)
+        .args(["runtime", "state", &id])
+        .assert()
+        .code(125);
     assert!(
         std::fs::read_dir("/sys/fs/cgroup/pids/minidock")
             .into_iter()
@@ -218,7 +266,10 @@ fn a_malformed_config_names_the_field() {
     let out = run_minidock(&bundle);
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("config.json: process.args: invalid type"), "{stderr}");
+    assert!(
+        stderr.contains("config.json: process.args: invalid type"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -233,7 +284,10 @@ fn a_symlinked_proc_in_the_image_is_refused() {
     let out = run_minidock(&bundle);
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing to mount proc on /proc: it is a symlink"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to mount proc on /proc: it is a symlink"),
+        "{stderr}"
+    );
     assert!(common::mounts_containing(bundle.path().to_str().unwrap()).is_empty());
 }
 
@@ -246,10 +300,17 @@ fn no_file_descriptor_of_the_caller_leaks_inside() {
     let root = state_root();
     // An fd opened without O_CLOEXEC, as a careless caller would leave it.
     let leaked: PathBuf = std::env::temp_dir();
-    let fd = nix::fcntl::open(&leaked, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+    let fd = nix::fcntl::open(
+        &leaked,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
     let fd_number = std::os::fd::AsRawFd::as_raw_fd(&fd);
     let mut cmd = minidock(&root);
-    cmd.args(["runtime", "run", "--bundle"]).arg(bundle.path()).arg(unique_id("fd"));
+    cmd.args(["runtime", "run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique_id("fd"));
     // SAFETY: only clears FD_CLOEXEC on an fd we own, in the forked child before exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -258,10 +319,20 @@ fn no_file_descriptor_of_the_caller_leaks_inside() {
         });
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     // 0, 1, 2, and the directory ls itself opened.
-    assert!(!fds.contains(&fd_number.to_string()) || fd_number <= 3, "fd {fd_number} leaked: {fds:?}");
+    assert!(
+        !fds.contains(&fd_number.to_string()) || fd_number <= 3,
+        "fd {fd_number} leaked: {fds:?}"
+    );
     assert!(fds.len() <= 4, "{fds:?}");
 }
 
@@ -270,7 +341,11 @@ fn a_terminal_is_made_inside_the_container() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; read line; echo got:$line"]);
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "tty; test -t 0 && echo stdin-is-a-tty; read line; echo got:$line",
+    ]);
     bundle.edit(|c| c["process"]["terminal"] = true.into());
     let root = state_root();
     let mut child = minidock(&root)
@@ -311,7 +386,10 @@ fn the_runtime_binary_is_out_of_reach_of_the_container() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = minidock(&root).args(["runtime", "state", &id]).output().unwrap();
+    let out = minidock(&root)
+        .args(["runtime", "state", &id])
+        .output()
+        .unwrap();
     let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pid = state["pid"].as_i64().unwrap();
     // Root without CAP_SYS_PTRACE (as in a container with Docker's default capabilities).
@@ -327,15 +405,28 @@ fn the_runtime_binary_is_out_of_reach_of_the_container() {
     // The control: an ordinary process with the same capabilities as the probe. (The kernel
     // also refuses a caller whose capabilities are not a superset of the target's, so the
     // control must not hold CAP_SYS_PTRACE either.)
-    let ordinary = Command::new("sleep").arg("30").pre_exec_drop_ptrace().spawn().unwrap();
+    let ordinary = Command::new("sleep")
+        .arg("30")
+        .pre_exec_drop_ptrace()
+        .spawn()
+        .unwrap();
     let control = probe(ordinary.id() as i64);
     let reached = probe(pid);
     let mut ordinary = ordinary;
     let _ = ordinary.kill();
     let _ = ordinary.wait();
-    minidock(&root).args(["runtime", "delete", "--force", &id]).assert().success();
-    assert!(control, "the probe could not open an ordinary process's exe: it proves nothing");
-    assert!(!reached, "/proc/{pid}/exe of the waiting runtime was reachable");
+    minidock(&root)
+        .args(["runtime", "delete", "--force", &id])
+        .assert()
+        .success();
+    assert!(
+        control,
+        "the probe could not open an ordinary process's exe: it proves nothing"
+    );
+    assert!(
+        !reached,
+        "/proc/{pid}/exe of the waiting runtime was reachable"
+    );
 }
 
 trait DropPtrace {

@@ -48,7 +48,11 @@ fn main() -> ExitCode {
         }
         Command::Check { lesson, solution } => {
             let lesson = workshop::find_lesson(&dir, lesson)?;
-            let variant = if solution { Variant::Solution } else { Variant::Learner };
+            let variant = if solution {
+                Variant::Solution
+            } else {
+                Variant::Learner
+            };
             let report = workshop::check(&dir, &lesson, variant)?;
             print!("{}", report.render());
             Ok(if report.passed() { 0 } else { 1 })

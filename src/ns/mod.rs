@@ -172,7 +172,9 @@ impl Sandbox {
             self.namespaces.push(Namespace::Uts);
         }
         if (self.has(Namespace::Pid) || self.rootfs.is_some()) && !self.has(Namespace::Mount) {
-            explain::note("(a new PID namespace or a rootfs needs its own mount namespace: adding --mount)");
+            explain::note(
+                "(a new PID namespace or a rootfs needs its own mount namespace: adding --mount)",
+            );
             self.namespaces.push(Namespace::Mount);
         }
         self.namespaces.sort();
@@ -490,7 +492,10 @@ fn report_to_parent(fd: RawFd, err: &anyhow::Error) -> i32 {
 fn read_child_status(fd: OwnedFd) -> Result<()> {
     let mut pipe = std::fs::File::from(fd);
     let mut kind = [0u8; 1];
-    match pipe.read(&mut kind).context("reading the child's status pipe")? {
+    match pipe
+        .read(&mut kind)
+        .context("reading the child's status pipe")?
+    {
         0 => return Ok(()),
         _ if kind[0] == b'R' => return Ok(()),
         _ => {}

@@ -80,7 +80,11 @@ fn uts() -> Result<()> {
 
 fn pid() -> Result<()> {
     heading(2, "PID namespace: the first process is PID 1");
-    println!("outside: {}  our pid is {}", ns_id("self", Namespace::Pid)?, std::process::id());
+    println!(
+        "outside: {}  our pid is {}",
+        ns_id("self", Namespace::Pid)?,
+        std::process::id()
+    );
     let sandbox = Sandbox::new(&[Namespace::Pid]);
     let pid = sandbox.spawn(Child::Call(Box::new(|| {
         evidence((|| {
@@ -333,6 +337,8 @@ pub fn run() -> Result<()> {
     net()?;
     user()?;
     cgroup()?;
-    println!("\nSeven namespaces, seven views of the same kernel. A container is a process in all of them.");
+    println!(
+        "\nSeven namespaces, seven views of the same kernel. A container is a process in all of them."
+    );
     Ok(())
 }

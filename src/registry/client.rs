@@ -317,11 +317,14 @@ impl Client {
                 builder = builder.header("Authorization", value.as_str());
             }
             let retryable = !matches!(payload, Payload::Stream(..));
+            // A fresh view of in-memory bytes for each attempt: reading consumes the slice.
+            let mut bytes_left: &[u8] = &[];
             let body = match &mut payload {
                 Payload::Empty => SendBody::none(),
                 Payload::Bytes(bytes) => {
                     builder = builder.header("Content-Length", bytes.len());
-                    SendBody::from_reader(bytes)
+                    bytes_left = bytes;
+                    SendBody::from_reader(&mut bytes_left)
                 }
                 Payload::Stream(reader, length) => {
                     builder = builder.header("Content-Length", *length);

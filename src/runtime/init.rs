@@ -78,7 +78,12 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         rootfs::make_mounts_private()?;
         explain::step(
             "make the rootfs a mount point",
-            || format!("mount({:?}, {:?}, NULL, MS_BIND|MS_REC)", ctx.rootfs, ctx.rootfs),
+            || {
+                format!(
+                    "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
+                    ctx.rootfs, ctx.rootfs
+                )
+            },
             Chapter::RuntimeSpec,
         );
         rootfs::bind(ctx.rootfs, ctx.rootfs)?;
@@ -97,14 +102,24 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         // /proc and /sys are mounted now: hide or freeze the parts that belong to the host.
         paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
         paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))?;
-        if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
             explain::step(
                 "make the root filesystem read-only",
                 || "mount(NULL, \"/\", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY)".into(),
                 Chapter::RuntimeSpec,
             );
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-                .context("remount / read-only")?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .context("remount / read-only")?;
         }
     }
 
@@ -133,19 +148,30 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             caps::keep_capabilities_across_setuid()?;
         }
     }
-    switch_user(user.uid(), user.gid(), user.additional_gids().as_deref().unwrap_or_default())?;
+    switch_user(
+        user.uid(),
+        user.gid(),
+        user.additional_gids().as_deref().unwrap_or_default(),
+    )?;
     if let Some(caps) = capabilities {
         caps::apply_process_capabilities(caps)?;
     }
 
     // 6. The working directory, which must be inside the rootfs.
     let cwd = process.cwd();
-    explain::step("enter the working directory", || format!("chdir({cwd:?})"), Chapter::RuntimeSpec);
+    explain::step(
+        "enter the working directory",
+        || format!("chdir({cwd:?})"),
+        Chapter::RuntimeSpec,
+    );
     std::fs::create_dir_all(cwd).ok();
     nix::unistd::chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))?;
     let here = nix::unistd::getcwd().context("getcwd")?;
     if here.to_string_lossy().starts_with("(unreachable)") {
-        bail!("process.cwd {} resolves outside the container's root", cwd.display());
+        bail!(
+            "process.cwd {} resolves outside the container's root",
+            cwd.display()
+        );
     }
 
     // 7. Find the program in the container's PATH now, so "not found" is reported before
@@ -205,7 +231,10 @@ fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
 }
 // ANCHOR_END: switch_user
 
-fn linux_list(spec: &Spec, get: impl Fn(&oci_spec::runtime::Linux) -> Option<Vec<String>>) -> Vec<String> {
+fn linux_list(
+    spec: &Spec,
+    get: impl Fn(&oci_spec::runtime::Linux) -> Option<Vec<String>>,
+) -> Vec<String> {
     spec.linux().as_ref().and_then(get).unwrap_or_default()
 }
 
@@ -214,7 +243,12 @@ fn close_range_cloexec() {
     // SAFETY: plain syscall; failure (an old kernel) leaves the descriptors as they were, and
     // the fds minidock itself opens are O_CLOEXEC anyway.
     unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
     }
 }
 
@@ -226,12 +260,28 @@ fn mount_cgroup(ctx: &InitContext, destination: &Path) -> Result<()> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let layout = crate::cgroup::detect()?;
     if layout.kind == crate::cgroup::Kind::V2 {
-        explain::step("mount cgroup2", || format!("mount(\"cgroup2\", {destination:?}, \"cgroup2\")"), Chapter::RuntimeSpec);
-        return mount(Some("cgroup2"), &target, Some("cgroup2"), flags | MsFlags::MS_RDONLY, None::<&str>)
-            .with_context(|| format!("mount cgroup2 on {}", destination.display()));
+        explain::step(
+            "mount cgroup2",
+            || format!("mount(\"cgroup2\", {destination:?}, \"cgroup2\")"),
+            Chapter::RuntimeSpec,
+        );
+        return mount(
+            Some("cgroup2"),
+            &target,
+            Some("cgroup2"),
+            flags | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .with_context(|| format!("mount cgroup2 on {}", destination.display()));
     }
-    mount(Some("tmpfs"), &target, Some("tmpfs"), flags, Some("mode=755"))
-        .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
+    mount(
+        Some("tmpfs"),
+        &target,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
     // One directory per v1 hierarchy, holding a bind of the cgroup this process is in there
     // (it was put into the container's cgroup before it was told to go).
     for (name, host_dir) in own_v1_cgroups()? {
@@ -244,25 +294,41 @@ fn mount_cgroup(ctx: &InitContext, destination: &Path) -> Result<()> {
         );
         rootfs::bind(&host_dir, &dir)?;
     }
-    mount(None::<&str>, &target, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, None::<&str>)
-        .with_context(|| format!("remount {} read-only", destination.display()))
+    mount(
+        None::<&str>,
+        &target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        None::<&str>,
+    )
+    .with_context(|| format!("remount {} read-only", destination.display()))
 }
 
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
 /// the directory of the cgroup this process is in there (from /proc/self/cgroup, cgroups(7)).
 fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let membership =
+        std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     let mut out = Vec::new();
     for line in mountinfo.lines() {
-        let Some((before, after)) = line.split_once(" - ") else { continue };
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut fields = after.split(' ');
         if fields.next() != Some("cgroup") {
             continue;
         }
         let super_options: Vec<&str> = fields.nth(1).unwrap_or("").split(',').collect();
-        let Some(mount_point) = before.split(' ').nth(4).map(PathBuf::from) else { continue };
-        let Some(name) = mount_point.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        let Some(mount_point) = before.split(' ').nth(4).map(PathBuf::from) else {
+            continue;
+        };
+        let Some(name) = mount_point
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
         // Match the hierarchy's line in /proc/self/cgroup by its controllers (or name=...).
         let path = membership.lines().find_map(|l| {
             let mut parts = l.splitn(3, ':');
@@ -323,14 +389,26 @@ pub fn find_program(program: &str, env: &[String]) -> Result<PathBuf> {
     use crate::cli::{Exit, code};
     use std::os::unix::fs::PermissionsExt;
     let not_found = || -> anyhow::Error {
-        Exit::new(code::NOT_FOUND, format!("exec {program:?}: executable file not found in $PATH")).into()
+        Exit::new(
+            code::NOT_FOUND,
+            format!("exec {program:?}: executable file not found in $PATH"),
+        )
+        .into()
     };
     if program.contains('/') {
         let path = PathBuf::from(program);
         return match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(path),
-            Ok(_) => Err(Exit::new(code::CANNOT_EXECUTE, format!("exec {program:?}: permission denied")).into()),
-            Err(_) => Err(Exit::new(code::NOT_FOUND, format!("exec {program:?}: no such file or directory")).into()),
+            Ok(_) => Err(Exit::new(
+                code::CANNOT_EXECUTE,
+                format!("exec {program:?}: permission denied"),
+            )
+            .into()),
+            Err(_) => Err(Exit::new(
+                code::NOT_FOUND,
+                format!("exec {program:?}: no such file or directory"),
+            )
+            .into()),
         };
     }
     let path_var = env

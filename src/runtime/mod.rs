@@ -260,7 +260,9 @@ fn launch_in(
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(profile) => Some(crate::security::seccomp::compile_cached(
             profile,
-            dir.parent().map(|runtime| runtime.join(".seccomp-cache")).as_deref(),
+            dir.parent()
+                .map(|runtime| runtime.join(".seccomp-cache"))
+                .as_deref(),
         )?),
         None => None,
     };
@@ -411,20 +413,36 @@ fn run_poststart_hooks(spec: &Spec, state: &State) -> Result<()> {
         .unwrap_or_default();
     for hook in hooks {
         let path = hook.path();
-        explain::step("run a poststart hook", || format!("execve({path:?})"), Chapter::RuntimeSpec);
-        let args = hook.args().clone().unwrap_or_else(|| vec![path.to_string_lossy().into_owned()]);
+        explain::step(
+            "run a poststart hook",
+            || format!("execve({path:?})"),
+            Chapter::RuntimeSpec,
+        );
+        let args = hook
+            .args()
+            .clone()
+            .unwrap_or_else(|| vec![path.to_string_lossy().into_owned()]);
         let mut cmd = std::process::Command::new(path);
         std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
         cmd.args(&args[1..])
             .env_clear()
-            .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+            .envs(
+                hook.env()
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| e.split_once('=')),
+            )
             .stdin(std::process::Stdio::piped());
-        let mut child = cmd.spawn().with_context(|| format!("running hook {}", path.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("running hook {}", path.display()))?;
         // The spec passes the container's state on the hook's stdin.
         if let Some(mut stdin) = child.stdin.take() {
             let _ = std::io::Write::write_all(&mut stdin, state.oci_json().to_string().as_bytes());
         }
-        let status = child.wait().with_context(|| format!("waiting for hook {}", path.display()))?;
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for hook {}", path.display()))?;
         if !status.success() {
             bail!("poststart hook {} failed with {status}", path.display());
         }
@@ -442,8 +460,13 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
         return Signal::try_from(number).with_context(|| format!("unknown signal {text}"));
     }
     let upper = text.to_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<Signal>().with_context(|| format!("unknown signal {text}"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>()
+        .with_context(|| format!("unknown signal {text}"))
 }
 
 pub fn kill(root: &Path, id: &str, signal: Signal) -> Result<()> {
@@ -451,7 +474,11 @@ pub fn kill(root: &Path, id: &str, signal: Signal) -> Result<()> {
     if state.status == Status::Stopped {
         bail!("container {id:?} is not running");
     }
-    explain::step("signal the container", || format!("kill({}, {signal})", state.pid), Chapter::RuntimeSpec);
+    explain::step(
+        "signal the container",
+        || format!("kill({}, {signal})", state.pid),
+        Chapter::RuntimeSpec,
+    );
     nix::sys::signal::kill(Pid::from_raw(state.pid), signal)
         .with_context(|| format!("kill({}, {signal})", state.pid))
 }
@@ -491,7 +518,10 @@ fn remove_cgroup_dir(path: &Path) -> Result<()> {
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
     }
-    bail!("cannot remove cgroup {}: processes remain in it", path.display())
+    bail!(
+        "cannot remove cgroup {}: processes remain in it",
+        path.display()
+    )
 }
 
 /// Starts a container from a bundle at once (no created state), as a child of the calling

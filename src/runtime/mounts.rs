@@ -36,7 +36,10 @@ pub fn secure_join(rootfs: &Path, path: &Path) -> Result<PathBuf> {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links_followed += 1;
                 if links_followed > 40 {
-                    bail!("too many levels of symbolic links resolving {}", path.display());
+                    bail!(
+                        "too many levels of symbolic links resolving {}",
+                        path.display()
+                    );
                 }
                 let target = std::fs::read_link(&full)
                     .with_context(|| format!("readlink {}", full.display()))?;
@@ -103,8 +106,8 @@ pub fn parse_options(options: &[String]) -> Options {
                 out.recursive = true;
                 continue;
             }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
                 let recursive = option.starts_with('r') && option != "rw";
                 let kind = match option.trim_start_matches('r') {
                     "private" => MsFlags::MS_PRIVATE,
@@ -153,7 +156,10 @@ fn create_target(target: &Path, is_file: bool) -> Result<()> {
 /// relative to the bundle.
 pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
     let options = parse_options(m.options().as_deref().unwrap_or_default());
-    let typ = m.typ().as_deref().unwrap_or(if options.bind { "bind" } else { "none" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if options.bind { "bind" } else { "none" });
     let destination = m.destination();
     let unresolved = rootfs.join(destination.strip_prefix("/").unwrap_or(destination));
     if matches!(typ, "proc" | "sysfs")
@@ -185,11 +191,28 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         };
         explain::step(
             "bind mount into the container",
-            || format!("mount({source:?}, {target:?}, NULL, MS_BIND{})", if options.recursive { "|MS_REC" } else { "" }),
+            || {
+                format!(
+                    "mount({source:?}, {target:?}, NULL, MS_BIND{})",
+                    if options.recursive { "|MS_REC" } else { "" }
+                )
+            },
             Chapter::RuntimeSpec,
         );
-        mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND | recursive, None::<&str>)
-            .with_context(|| format!("bind mount {} on {}", source.display(), destination.display()))?;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | recursive,
+            None::<&str>,
+        )
+        .with_context(|| {
+            format!(
+                "bind mount {} on {}",
+                source.display(),
+                destination.display()
+            )
+        })?;
         // Flags such as ro are ignored by the first bind mount(2) call: they need a remount.
         if !options.flags.is_empty() {
             mount(
@@ -199,7 +222,9 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | options.flags,
                 None::<&str>,
             )
-            .with_context(|| format!("remount {} with {:?}", destination.display(), options.flags))?;
+            .with_context(|| {
+                format!("remount {} with {:?}", destination.display(), options.flags)
+            })?;
         }
     } else {
         create_target(&target, false)?;
@@ -210,30 +235,60 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
             .unwrap_or_else(|| typ.to_owned());
         explain::step(
             "mount a filesystem into the container",
-            || format!("mount({source:?}, {:?}, {typ:?}, {:?}, {:?})", destination, options.flags, data.as_deref().unwrap_or("")),
+            || {
+                format!(
+                    "mount({source:?}, {:?}, {typ:?}, {:?}, {:?})",
+                    destination,
+                    options.flags,
+                    data.as_deref().unwrap_or("")
+                )
+            },
             Chapter::RuntimeSpec,
         );
-        let result = mount(Some(source.as_str()), &target, Some(typ), options.flags, data.as_deref());
+        let result = mount(
+            Some(source.as_str()),
+            &target,
+            Some(typ),
+            options.flags,
+            data.as_deref(),
+        );
         match (result, typ) {
             (Ok(()), _) => {}
             // A fresh sysfs needs a network namespace of our own when in a user namespace;
             // without one, bind the host's read-only, as runc does.
             (Err(nix::errno::Errno::EPERM), "sysfs") => {
-                mount(Some("/sys"), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .context("bind mount /sys")?;
-                mount(None::<&str>, &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-                    .context("remount /sys read-only")?;
+                mount(
+                    Some("/sys"),
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .context("bind mount /sys")?;
+                mount(
+                    None::<&str>,
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .context("remount /sys read-only")?;
             }
             (Err(errno), _) => {
-                return Err(errno).with_context(|| {
-                    format!("mount {typ} on {}", destination.display())
-                });
+                return Err(errno)
+                    .with_context(|| format!("mount {typ} on {}", destination.display()));
             }
         }
     }
     if !options.propagation.is_empty() {
-        mount(None::<&str>, &target, None::<&str>, options.propagation, None::<&str>)
-            .with_context(|| format!("set propagation of {}", destination.display()))?;
+        mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            options.propagation,
+            None::<&str>,
+        )
+        .with_context(|| format!("set propagation of {}", destination.display()))?;
     }
     Ok(())
 }
@@ -251,9 +306,15 @@ mod tests {
         std::os::unix::fs::symlink("/etc", r.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../../..", r.join("up")).unwrap();
         std::os::unix::fs::symlink("real", r.join("rel")).unwrap();
-        assert_eq!(secure_join(r, Path::new("/abs/passwd")).unwrap(), r.join("etc/passwd"));
+        assert_eq!(
+            secure_join(r, Path::new("/abs/passwd")).unwrap(),
+            r.join("etc/passwd")
+        );
         assert_eq!(secure_join(r, Path::new("/up/etc")).unwrap(), r.join("etc"));
-        assert_eq!(secure_join(r, Path::new("/rel/dir")).unwrap(), r.join("real/dir"));
+        assert_eq!(
+            secure_join(r, Path::new("/rel/dir")).unwrap(),
+            r.join("real/dir")
+        );
         assert_eq!(secure_join(r, Path::new("/../../x")).unwrap(), r.join("x"));
     }
 
@@ -267,7 +328,13 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let o = parse_options(&["nosuid".into(), "ro".into(), "mode=755".into(), "rbind".into(), "rprivate".into()]);
+        let o = parse_options(&[
+            "nosuid".into(),
+            "ro".into(),
+            "mode=755".into(),
+            "rbind".into(),
+            "rprivate".into(),
+        ]);
         assert!(o.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_RDONLY));
         assert!(o.bind && o.recursive);
         assert_eq!(o.data, vec!["mode=755"]);

@@ -34,7 +34,11 @@ pub fn parse(text: &str) -> Result<Spec> {
 /// The checks the spec asks a runtime to make before it creates anything.
 fn validate(spec: &Spec) -> Result<()> {
     let process = spec.process().as_ref().context("process: missing")?;
-    let args = process.args().as_ref().map(Vec::as_slice).unwrap_or_default();
+    let args = process
+        .args()
+        .as_ref()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if args.is_empty() {
         bail!("process.args: must name at least the program to run");
     }

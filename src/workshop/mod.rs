@@ -168,8 +168,8 @@ pub fn build(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<PathBuf> {
 /// Builds and checks one lesson.
 pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
     let bin = build(dir, lesson, variant)?;
-    let observations = checks::run(lesson.id, &bin)
-        .with_context(|| format!("checking lesson {}", lesson.id))?;
+    let observations =
+        checks::run(lesson.id, &bin).with_context(|| format!("checking lesson {}", lesson.id))?;
     Ok(Report {
         lesson: lesson.clone(),
         observations,
@@ -194,8 +194,16 @@ pub fn verify(dir: &Path) -> Result<Vec<String>> {
         let line = format!(
             "lesson {:02}: starter {} / solution {}",
             lesson.id,
-            if starter_fails { "fails (good)" } else { "DOES NOT FAIL CLEANLY" },
-            if solution_passes { "passes (good)" } else { "DOES NOT PASS" },
+            if starter_fails {
+                "fails (good)"
+            } else {
+                "DOES NOT FAIL CLEANLY"
+            },
+            if solution_passes {
+                "passes (good)"
+            } else {
+                "DOES NOT PASS"
+            },
         );
         lines.push(line);
         if !starter_fails || !solution_passes {
@@ -233,11 +241,19 @@ mod tests {
         let lessons = load_manifest(&dir).unwrap();
         assert!(!lessons.is_empty());
         for (i, lesson) in lessons.iter().enumerate() {
-            assert_eq!(lesson.id as usize, i + 1, "lessons are numbered 1, 2, 3, ...");
+            assert_eq!(
+                lesson.id as usize,
+                i + 1,
+                "lessons are numbered 1, 2, 3, ..."
+            );
             assert!(dir.join(&lesson.starter).is_file(), "{}", lesson.starter);
             assert!(dir.join(&lesson.solution).is_file(), "{}", lesson.solution);
             assert!(!lesson.hints.is_empty(), "lesson {} has no hint", lesson.id);
-            assert!(checks::has_check(lesson.id), "lesson {} has no check", lesson.id);
+            assert!(
+                checks::has_check(lesson.id),
+                "lesson {} has no check",
+                lesson.id
+            );
         }
     }
 

@@ -110,7 +110,10 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     let mut observations = Vec::new();
     let leaked: Vec<&String> = mounts_after
         .iter()
-        .filter(|m| mounts_after.iter().filter(|x| x == m).count() > mounts_before.iter().filter(|x| x == m).count())
+        .filter(|m| {
+            mounts_after.iter().filter(|x| x == m).count()
+                > mounts_before.iter().filter(|x| x == m).count()
+        })
         .collect();
     if !leaked.is_empty() {
         // A /proc mounted without making / private propagates to the host: clean it up.
@@ -138,7 +141,11 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal("the shell's pid ($$)", "1", line(&stdout, 0)));
+    observations.push(Observation::equal(
+        "the shell's pid ($$)",
+        "1",
+        line(&stdout, 0),
+    ));
     let count = line(&stdout, 1);
     observations.push(Observation::judged(
         "processes listed in /proc inside",
@@ -192,7 +199,9 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
     let rootfs_str = rootfs.path().to_string_lossy().into_owned();
     let leaked: Vec<&String> = mounts_after
         .iter()
-        .filter(|m| m.starts_with(&rootfs_str) || (m.as_str() == "/proc" && !mounts_before.contains(m)))
+        .filter(|m| {
+            m.starts_with(&rootfs_str) || (m.as_str() == "/proc" && !mounts_before.contains(m))
+        })
         .collect();
     for mount in leaked.iter().rev() {
         let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
@@ -233,7 +242,9 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         "mount points inside (the old root detached)",
         "/ and /proc only",
         inside_mounts.clone(),
-        points.contains(&"/") && points.contains(&"/proc") && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
+        points.contains(&"/")
+            && points.contains(&"/proc")
+            && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
     ));
     Ok(observations)
 }
