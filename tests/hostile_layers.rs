@@ -509,7 +509,7 @@ fn h18_truncated_gzip_leaves_no_layer() {
         .unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "after entry \"f49\": gzip: the stream ends early (truncated layer)"
+        "entry \"f22\": reading its data: gzip: the stream ends early (truncated layer)"
     );
     assert_eq!(sb.snapshot(), before, "a partial layer was left behind");
     assert_eq!(std::fs::read_dir(&layers).unwrap().count(), 0);

@@ -604,30 +604,24 @@ impl<'a> Unpacker<'a> {
             )
         })?;
         let mut file = File::from(fd);
-        let copied = if size <= WHOLE_FILE {
+        let reading = |e: std::io::Error| entry_error(raw, format!("reading its data: {e}"));
+        let writing = |e: std::io::Error| entry_error(raw, format!("writing: {e}"));
+        if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);
-            data.read_exact(&mut self.buf)
-                .and_then(|()| file.write_all(&self.buf))
+            data.read_exact(&mut self.buf).map_err(reading)?;
+            file.write_all(&self.buf).map_err(writing)?;
         } else {
             // Big ones in chunks of the same buffer.
             self.buf.resize(1 << 20, 0);
             let mut left = size;
-            loop {
-                if left == 0 {
-                    break Ok(());
-                }
+            while left > 0 {
                 let n = left.min(self.buf.len() as u64) as usize;
-                if let Err(e) = data
-                    .read_exact(&mut self.buf[..n])
-                    .and_then(|()| file.write_all(&self.buf[..n]))
-                {
-                    break Err(e);
-                }
+                data.read_exact(&mut self.buf[..n]).map_err(reading)?;
+                file.write_all(&self.buf[..n]).map_err(writing)?;
                 left -= n as u64;
             }
-        };
-        copied.map_err(|e| entry_error(raw, format!("writing its data: {e}")))?;
+        }
         self.set_meta_fd(raw, file.as_fd(), meta)
     }
     // ANCHOR_END: regular
