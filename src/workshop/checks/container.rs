@@ -1,0 +1,220 @@
+//! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
+
+use super::{describe_failure, require_root, run_captured};
+use crate::cgroup::{self, Cgroup};
+use crate::ns::{Child, Namespace, Sandbox};
+use crate::workshop::Observation;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A busybox rootfs in a temp dir, with a marker file only the container can see.
+fn rootfs_with_marker(marker: &str) -> Result<tempfile::TempDir> {
+    let rootfs = tempfile::Builder::new()
+        .prefix("minidock-workshop-rootfs")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let script = crate::workshop::lessons_dir()
+        .parent()
+        .map(|repo| repo.join("scripts/busybox-rootfs"))
+        .context("locating scripts/busybox-rootfs")?;
+    let status = Command::new(&script)
+        .arg(rootfs.path())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed", script.display());
+    std::fs::write(rootfs.path().join("WORKSHOP_ROOTFS"), format!("{marker}\n"))
+        .context("writing the rootfs marker")?;
+    Ok(rootfs)
+}
+
+/// Mounts under `dir` that leaked to the host (a learner who forgot to make / private):
+/// detach them so nothing stays behind, and return them for the report.
+fn unmount_leftovers(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let leaked: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    for mount in leaked.iter().rev() {
+        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    leaked
+}
+
+fn line(stdout: &str, n: usize) -> String {
+    stdout
+        .lines()
+        .nth(n)
+        .unwrap_or("(nothing)")
+        .trim()
+        .to_owned()
+}
+
+fn own_ns(pid: &str, ns: Namespace) -> Result<String> {
+    crate::ns::ns_id(pid, ns)
+}
+
+/// The cgroup directory a learner's process should join: where cpu time is counted
+/// (`cpuacct` on v1, the one directory on v2).
+fn accounting_dir(cgroup: &Cgroup) -> Option<PathBuf> {
+    cgroup
+        .path_of("cpuacct")
+        .filter(|p| p.exists())
+        .or_else(|| cgroup.v2_path().map(Path::to_owned))
+}
+
+pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let rootfs = rootfs_with_marker("inside the rootfs")?;
+    let host_marker = tempfile::NamedTempFile::new().context("creating the host marker")?;
+    let layout = cgroup::detect()?;
+    let mut cgroup = Cgroup::create(
+        &layout,
+        layout.default_version(),
+        &Cgroup::unique_name("workshop-lesson10"),
+    )?;
+    let dir = accounting_dir(&cgroup).context("no cgroup directory that counts cpu time")?;
+    let script = format!(
+        "hostname; echo $$; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; \
+         test -e {} && echo host-visible || echo host-hidden; \
+         tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; echo; \
+         i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+        host_marker.path().display()
+    );
+    let output = run_captured(
+        Command::new(bin)
+            .arg(rootfs.path())
+            .arg(&dir)
+            .args(["/bin/sh", "-c", &script]),
+        LIMIT,
+    );
+    let stats = cgroup.stats();
+    let leftover = unmount_leftovers(rootfs.path());
+    let _ = cgroup.remove();
+    let output = output?;
+    let mut observations = vec![Observation::judged(
+        "the host's mount table is unchanged",
+        "no mounts of the rootfs left on the host",
+        if leftover.is_empty() {
+            "no mounts of the rootfs left on the host".to_owned()
+        } else {
+            format!("left on the host: {leftover:?}; make / private first")
+        },
+        leftover.is_empty(),
+    )];
+    if !output.status.success() {
+        observations.push(Observation::judged(
+            "the program runs /bin/sh from the rootfs",
+            "exit status 0",
+            describe_failure(&output),
+            false,
+        ));
+        return Ok(observations);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    observations.push(Observation::equal(
+        "hostname inside",
+        "lesson10",
+        line(&stdout, 0),
+    ));
+    observations.push(Observation::equal(
+        "the shell's pid ($$)",
+        "1",
+        line(&stdout, 1),
+    ));
+    observations.push(Observation::equal(
+        "/WORKSHOP_ROOTFS read inside",
+        "inside the rootfs",
+        line(&stdout, 2),
+    ));
+    observations.push(Observation::equal(
+        "a host file outside the rootfs",
+        "host-hidden",
+        line(&stdout, 3),
+    ));
+    observations.push(Observation::equal(
+        "network interfaces inside (/proc/net/dev)",
+        "lo",
+        line(&stdout, 4),
+    ));
+    let cpu = stats.ok().and_then(|s| s.cpu_usage).unwrap_or_default();
+    observations.push(Observation::judged(
+        "cpu time charged to the cgroup",
+        format!("more than 0 in {}", dir.display()),
+        format!("{} µs", cpu.as_micros()),
+        !cpu.is_zero(),
+    ));
+    Ok(observations)
+}
+
+pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
+    require_root()?;
+    let rootfs = rootfs_with_marker("inside the container")?;
+    let container = Sandbox {
+        hostname: Some("lesson11-box".into()),
+        rootfs: Some(rootfs.path().to_owned()),
+        ..Sandbox::new(&[
+            Namespace::Uts,
+            Namespace::Pid,
+            Namespace::Mount,
+            Namespace::Ipc,
+            Namespace::Net,
+        ])
+    };
+    let quiet = crate::explain::enabled();
+    crate::explain::enable(false);
+    let pid = container.spawn(Child::Exec(vec!["sleep".into(), "60".into()]));
+    crate::explain::enable(quiet);
+    let pid = pid.context("starting the container to exec into")?;
+    let target = pid.as_raw().to_string();
+    let expected: Result<Vec<String>> = [Namespace::Uts, Namespace::Net, Namespace::Pid]
+        .iter()
+        .map(|ns| own_ns(&target, *ns))
+        .collect();
+    let output = run_captured(
+        Command::new(bin).arg(&target).args([
+            "/bin/sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net; \
+             readlink /proc/self/ns/pid; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing",
+        ]),
+        LIMIT,
+    );
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = crate::ns::wait_for(pid);
+    let (output, expected) = (output?, expected?);
+    if !output.status.success() {
+        return Ok(vec![Observation::judged(
+            "the program runs the command in the container",
+            "exit status 0",
+            describe_failure(&output),
+            false,
+        )]);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut observations = vec![Observation::equal(
+        "hostname seen by the command",
+        "lesson11-box",
+        line(&stdout, 0),
+    )];
+    for (i, name) in ["UTS", "network", "PID"].iter().enumerate() {
+        observations.push(Observation::equal(
+            &format!("{name} namespace of the command"),
+            expected[i].clone(),
+            line(&stdout, i + 1),
+        ));
+    }
+    observations.push(Observation::equal(
+        "a file of the container's rootfs",
+        "inside the container",
+        line(&stdout, 4),
+    ));
+    Ok(observations)
+}
