@@ -29,6 +29,9 @@ pub struct InitContext<'a> {
     pub console: Option<std::os::fd::RawFd>,
     /// `linux.seccomp`, compiled in the parent before clone: the child only installs it.
     pub seccomp: Option<&'a security::seccomp::Program>,
+    /// Descriptors to install as stdin, stdout and stderr right before execve (see
+    /// [`super::spawn_with_stdio`]); `None` keeps the inherited one.
+    pub stdio: [Option<std::os::fd::RawFd>; 3],
 }
 
 fn setns_type(ns: Namespace) -> nix::sched::CloneFlags {
@@ -89,7 +92,7 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         rootfs::bind(ctx.rootfs, ctx.rootfs)?;
         for m in spec.mounts().as_deref().unwrap_or_default() {
             if m.typ().as_deref() == Some("cgroup") {
-                mount_cgroup(ctx, m.destination())?;
+                mount_cgroup(ctx, m)?;
                 continue;
             }
             mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
@@ -204,14 +207,48 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             security::seccomp::install(program)?;
         }
     }
-    Err(exec(&program, args, &env))
+    // 10. The signal state of a fresh process: minidock (like every Rust program) ignores
+    //     SIGPIPE, and an ignored signal stays ignored across execve (signal(7)); `yes | head`
+    //     in the container would then never end. Then exec, with the stdio asked for.
+    reset_signals();
+    Err(exec(&program, args, &env, &ctx.stdio))
 }
 // ANCHOR_END: init
+
+/// Restores the default disposition of the signals a runtime catches or ignores, and unblocks
+/// every signal: dispositions set to "ignore" and the signal mask survive execve.
+pub fn reset_signals() {
+    for signal in [
+        libc::SIGPIPE,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ] {
+        // SAFETY: setting a default disposition has no memory effects.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
+/// dup2(2)s the given descriptors onto 0, 1 and 2 (which clears their close-on-exec flag).
+pub fn connect_stdio(stdio: &[Option<std::os::fd::RawFd>; 3]) -> Result<()> {
+    for (target, fd) in stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 onto a standard descriptor, which we mean to replace.
+            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("dup2 onto fd {target}"));
+            }
+        }
+    }
+    Ok(())
+}
 
 // ANCHOR: switch_user
 /// Becomes `process.user`: supplementary groups first, then the gid, then the uid (after the
 /// uid changes, we would no longer be allowed to change the others).
-fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
+pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
     use nix::unistd::{Gid, Uid};
     explain::step(
         "become the container's user",
@@ -239,7 +276,7 @@ fn linux_list(
 }
 
 /// Marks every descriptor from 3 up close-on-exec (close_range(2), Linux 5.11).
-fn close_range_cloexec() {
+pub fn close_range_cloexec() {
     // SAFETY: plain syscall; failure (an old kernel) leaves the descriptors as they were, and
     // the fds minidock itself opens are O_CLOEXEC anyway.
     unsafe {
@@ -254,7 +291,14 @@ fn close_range_cloexec() {
 
 /// A `cgroup` mount: cgroup2 on a pure v2 host; on v1 a read-only tmpfs holding, for each
 /// hierarchy, a bind of the container's own cgroup directory.
-fn mount_cgroup(ctx: &InitContext, destination: &Path) -> Result<()> {
+fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
+    let destination = m.destination().as_path();
+    // The source names the mount in the mount table; runc keeps the spec's ("cgroup").
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cgroup".into());
     let target = mounts::secure_join(ctx.rootfs, destination)?;
     std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -262,11 +306,11 @@ fn mount_cgroup(ctx: &InitContext, destination: &Path) -> Result<()> {
     if layout.kind == crate::cgroup::Kind::V2 {
         explain::step(
             "mount cgroup2",
-            || format!("mount(\"cgroup2\", {destination:?}, \"cgroup2\")"),
+            || format!("mount({source:?}, {destination:?}, \"cgroup2\")"),
             Chapter::RuntimeSpec,
         );
         return mount(
-            Some("cgroup2"),
+            Some(source.as_str()),
             &target,
             Some("cgroup2"),
             flags | MsFlags::MS_RDONLY,
@@ -425,7 +469,14 @@ pub fn find_program(program: &str, env: &[String]) -> Result<PathBuf> {
         .ok_or_else(not_found)
 }
 
-fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
+/// execve(2)s the program, after installing `stdio` as 0, 1 and 2 (last, so that every step
+/// before, this one's trace included, still reaches the caller's stderr).
+pub fn exec(
+    program: &Path,
+    args: &[String],
+    env: &[String],
+    stdio: &[Option<std::os::fd::RawFd>; 3],
+) -> anyhow::Error {
     let to_c = |s: &str| CString::new(s).unwrap_or_default();
     let argv: Vec<CString> = args.iter().map(|a| to_c(a)).collect();
     let envp: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
@@ -435,6 +486,9 @@ fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
         || format!("execve({program:?}, {args:?}, [{} env vars])", env.len()),
         Chapter::RuntimeSpec,
     );
+    if let Err(err) = connect_stdio(stdio) {
+        return err;
+    }
     let errno = match nix::unistd::execve(&path, &argv, &envp) {
         Ok(never) => match never {},
         Err(errno) => errno,
