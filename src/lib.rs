@@ -6,12 +6,14 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod container;
 pub mod doctor;
 pub mod explain;
 pub mod image;
 pub mod net;
 pub mod ns;
 pub mod overlay;
+pub mod registry;
 pub mod rootfs;
 pub mod runtime;
 pub mod security;

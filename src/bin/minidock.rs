@@ -32,6 +32,23 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(image_cli::ImageCommand),
+    /// Download an image from a registry.
+    Pull(minidock::registry::cli::PullArgs),
+    /// Upload an image to a registry.
+    Push(minidock::registry::cli::PushArgs),
+    /// Log in to a registry (credentials go to $MINIDOCK_CONFIG/config.json, else
+    /// ~/.minidock/config.json, mode 0600).
+    Login(minidock::registry::cli::LoginArgs),
+    /// Log out from a registry.
+    Logout(minidock::registry::cli::LogoutArgs),
+    /// Save images to a tar archive (docker save format, or --format oci).
+    Save(image_cli::SaveArgs),
+    /// Load images from a tar archive (docker save or OCI format).
+    Load(image_cli::LoadArgs),
+    /// Show the history of an image.
+    History(image_cli::HistoryArgs),
+    #[command(flatten)]
+    Container(minidock::container::cli::ContainerCommand),
     /// The OCI runtime, with runc's verbs: run a bundle (rootfs + config.json).
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -114,6 +131,16 @@ fn main() -> ExitCode {
         Command::Tag(args) => image_cli::run_tag(&root, &args),
         Command::Rmi(args) => image_cli::run_rmi(&root, &args),
         Command::Image(command) => image_cli::run_image(&root, &command),
+        Command::Pull(args) => minidock::registry::cli::run_pull(&root, &args),
+        Command::Push(args) => minidock::registry::cli::run_push(&root, &args),
+        Command::Login(args) => minidock::registry::cli::run_login(&args),
+        Command::Logout(args) => minidock::registry::cli::run_logout(&args),
+        Command::Save(args) => image_cli::run_save(&root, &args),
+        Command::Load(args) => image_cli::run_load(&root, &args),
+        Command::History(args) => image_cli::run_history(&root, &args),
+        Command::Container(command) => {
+            minidock::container::cli::run_command(cli.root.as_deref(), &command)
+        }
         Command::Runtime(command) => runtime(cli.root.as_deref(), command),
         Command::Doctor { json } => {
             let checks = doctor::run();

@@ -90,7 +90,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn process_start_time(pid: i32) -> Option<u64> {
+/// The start time of a live (not zombie) process, in clock ticks since boot: with the pid, it
+/// names one process for good, since pids are reused.
+pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces: count fields after its closing ')'.
     let after = &stat[stat.rfind(')')? + 2..];
@@ -181,7 +183,13 @@ fn now_rfc3339() -> String {
 }
 
 // ANCHOR: launch
-fn launch(root: &Path, id: &str, bundle: &Path, mode: Mode) -> Result<Launched> {
+fn launch(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    mode: Mode,
+    stdio: Option<&Stdio>,
+) -> Result<Launched> {
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
@@ -197,7 +205,7 @@ fn launch(root: &Path, id: &str, bundle: &Path, mode: Mode) -> Result<Launched> 
         }
         Err(e) => return Err(e).with_context(|| format!("mkdir {}", dir.display())),
     }
-    let result = launch_in(&spec, &bundle, &rootfs, &dir, id, mode);
+    let result = launch_in(&spec, &bundle, &rootfs, &dir, id, mode, stdio);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -211,6 +219,7 @@ fn launch_in(
     dir: &Path,
     id: &str,
     mode: Mode,
+    stdio: Option<&Stdio>,
 ) -> Result<Launched> {
     // The cgroup first, with its limits, so the process is limited from its first instruction.
     let resources = spec::resources(spec);
@@ -280,6 +289,7 @@ fn launch_in(
         exec_fifo: fifo.as_ref(),
         join: &join,
         seccomp: seccomp.as_deref(),
+        stdio: stdio.map(Stdio::raw).unwrap_or_default(),
     };
     let id_maps = spec::id_maps(spec);
     let pid = ns::spawn_process(
@@ -332,7 +342,7 @@ fn new_state(id: &str, bundle: &Path, spec_rootfs: PathBuf, launched: &Launched)
 /// runc's `--console-socket` does.
 pub fn create(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Result<()> {
     validate_id(id)?;
-    let mut launched = launch(root, id, bundle, Mode::Create)?;
+    let mut launched = launch(root, id, bundle, Mode::Create, None)?;
     if let Some(master) = launched.console.take() {
         let result = (|| -> Result<()> {
             let path = console_socket
@@ -529,7 +539,31 @@ fn remove_cgroup_dir(path: &Path) -> Result<()> {
 /// use; the caller waits with [`crate::ns::wait_for`] and then calls [`forget`].
 pub fn spawn(root: &Path, id: &str, bundle: &Path) -> Result<Launched> {
     validate_id(id)?;
-    launch(root, id, bundle, Mode::Run)
+    launch(root, id, bundle, Mode::Run, None)
+}
+
+/// Descriptors to give the container as its stdin, stdout and stderr instead of the caller's
+/// (`None` keeps the caller's). minidock's shim passes pipes, to read the container's output.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Stdio {
+    fn raw(&self) -> [Option<std::os::fd::RawFd>; 3] {
+        [&self.stdin, &self.stdout, &self.stderr].map(|fd| fd.as_ref().map(|fd| fd.as_raw_fd()))
+    }
+}
+
+/// [`spawn`] with the container's stdio connected to `stdio`. The descriptors are installed as
+/// 0, 1 and 2 in the container process just before execve, so the runtime's own messages
+/// (`--explain`, errors) still reach the caller's terminal. The caller keeps its copies: close
+/// the write ends of output pipes after this returns, or their reader never sees end-of-file.
+pub fn spawn_with_stdio(root: &Path, id: &str, bundle: &Path, stdio: &Stdio) -> Result<Launched> {
+    validate_id(id)?;
+    launch(root, id, bundle, Mode::Run, Some(stdio))
 }
 
 /// Removes the runtime's state of a container started with [`spawn`] once it has exited.

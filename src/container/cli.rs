@@ -1,0 +1,639 @@
+//! The container subcommands of `minidock`, with Docker's flags and output: `run`, `create`,
+//! `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `ps`, `logs`, `inspect`, `exec`, `cp`,
+//! `export`, `top`, and the hidden `shim`.
+//!
+//! `src/bin/minidock.rs` flattens [`ContainerCommand`] into its own subcommands and calls
+//! [`run_command`]; the tables are built by functions that return strings, so the tests check
+//! exactly what a user sees.
+
+use super::logs::LogsOptions;
+use super::shim::{Attach, start_detached, supervise};
+use super::spec::RunOptions;
+use super::state::{ContainerState, Status};
+use super::{CreateOptions, Paths, short_id};
+use crate::cli::{Exit, code, exit_code_of};
+use crate::image::cli::{format_table, human_duration};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const NETWORK_HELP: &str = "\
+Networking: a container gets --network none by default for now (its own network namespace, \
+with only a loopback device), or --network host. Bridge networking and -p come in a later \
+issue.";
+
+/// `minidock run|create [OPTIONS] IMAGE [COMMAND] [ARG...]`
+#[derive(Debug, Clone, clap::Args)]
+#[command(disable_help_flag = true, after_help = NETWORK_HELP)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open: the container reads this terminal's input
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal (a pty)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]+)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass this one's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The user to run as: name|uid[:group|gid]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// The container's hostname
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Override the image's ENTRYPOINT
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Memory limit (e.g. 32m, 1g)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Number of CPUs (e.g. 0.5)
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Limit on processes (-1 or 0: unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Bind mount a host directory: HOST_PATH:CONTAINER_PATH[:ro]
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volumes: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Network: none (default: its own namespace, loopback only) or host
+    #[arg(long, value_name = "none|host")]
+    pub network: Option<String>,
+    /// Add a Linux capability
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Give the container every capability, no seccomp filter, nothing masked
+    #[arg(long)]
+    pub privileged: bool,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image
+    pub image: String,
+    /// The command and its arguments (default: the image's)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    fn create_options(&self) -> CreateOptions {
+        CreateOptions {
+            image: self.image.clone(),
+            name: self.name.clone(),
+            run: RunOptions {
+                command: self.command.clone(),
+                entrypoint: self.entrypoint.clone(),
+                env: self.env.clone(),
+                env_files: self.env_file.clone(),
+                workdir: self.workdir.clone(),
+                user: self.user.clone(),
+                hostname: self.hostname.clone(),
+                memory: self.memory.clone(),
+                cpus: self.cpus.clone(),
+                pids_limit: self.pids_limit,
+                volumes: self.volumes.clone(),
+                read_only: self.read_only,
+                network: self.network.clone(),
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                security_opt: self.security_opt.clone(),
+                privileged: self.privileged,
+                tty: self.tty,
+                interactive: self.interactive,
+                auto_remove: self.rm,
+            },
+        }
+    }
+}
+
+/// Containers named on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContainersArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Attach: print the container's output and exit with its status
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// The container reads this terminal's input
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the container to stop before killing it
+    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KillArgs {
+    /// The signal to send (name or number)
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RmArgs {
+    /// Kill a running container first
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PsArgs {
+    /// Show all containers (default: only running ones)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only show container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    /// Keep printing what the container writes
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for everything)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// Format the output with a Go template ({{.State.Pid}}, {{json .Mounts}}...)
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// Keep stdin open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The user to run as: name|uid[:group|gid]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// The working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Set an environment variable
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CpArgs {
+    /// SRC_PATH or CONTAINER:SRC_PATH
+    pub source: String,
+    /// DEST_PATH or CONTAINER:DEST_PATH
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// Write to a file instead of stdout
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimArgs {
+    #[arg(long = "runtime-root")]
+    pub runtime_root: PathBuf,
+    pub id: String,
+}
+
+/// The container subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(Box<RunArgs>),
+    /// Create a new container (without starting it)
+    Create(Box<RunArgs>),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers (SIGTERM, then SIGKILL)
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Send a signal to one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Copy files between a container and the host
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// (internal) supervise a detached container
+    #[command(hide = true)]
+    Shim(ShimArgs),
+}
+
+/// `run`'s errors exit 125, except "cannot execute" (126) and "not found" (127), as Docker's.
+fn run_error(err: anyhow::Error) -> anyhow::Error {
+    match exit_code_of(&err) {
+        code::CANNOT_EXECUTE | code::NOT_FOUND | code::FAILED => err,
+        _ => Exit::new(code::FAILED, format!("{err:#}")).into(),
+    }
+}
+
+/// Runs `body` for each container argument, as Docker does: print the argument on success,
+/// the error on failure, go on with the next; exit 1 if any failed.
+fn for_each(names: &[String], mut body: impl FnMut(&str) -> Result<Option<String>>) -> Result<u8> {
+    let mut failed = false;
+    for name in names {
+        match body(name) {
+            Ok(Some(line)) => println!("{line}"),
+            Ok(None) => {}
+            Err(err) => {
+                eprintln!("minidock: {err:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { super::REQUEST_FAILED } else { 0 })
+}
+
+/// Dispatches one container subcommand.
+pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Result<u8> {
+    let paths = Paths::new(cli_root);
+    match command {
+        ContainerCommand::Run(args) => run_run(&paths, args),
+        ContainerCommand::Create(args) => {
+            let state = super::create(&paths, &args.create_options()).map_err(run_error)?;
+            println!("{}", state.id);
+            Ok(0)
+        }
+        ContainerCommand::Start(args) => run_start(&paths, args),
+        ContainerCommand::Stop(args) => for_each(&args.containers, |name| {
+            super::stop(&paths, name, Duration::from_secs(args.time))?;
+            Ok(Some(name.to_owned()))
+        }),
+        ContainerCommand::Restart(args) => for_each(&args.containers, |name| {
+            super::stop(&paths, name, Duration::from_secs(args.time))?;
+            let state = paths.resolve(name)?;
+            start_detached(&paths, &state.id)?;
+            Ok(Some(name.to_owned()))
+        }),
+        ContainerCommand::Kill(args) => {
+            let signal = crate::runtime::parse_signal(&args.signal)?;
+            for_each(&args.containers, |name| {
+                super::kill(&paths, name, signal)?;
+                Ok(Some(name.to_owned()))
+            })
+        }
+        ContainerCommand::Rm(args) => for_each(&args.containers, |name| {
+            super::remove(&paths, name, args.force)?;
+            Ok(Some(name.to_owned()))
+        }),
+        ContainerCommand::Wait(args) => for_each(&args.containers, |name| {
+            Ok(Some(super::wait(&paths, name)?.to_string()))
+        }),
+        ContainerCommand::Ps(args) => {
+            print!("{}", ps_table(&paths, args, SystemTime::now())?);
+            Ok(0)
+        }
+        ContainerCommand::Logs(args) => {
+            let tail = match args.tail.as_str() {
+                "all" | "-1" => None,
+                n => Some(n.parse::<usize>().map_err(|_| {
+                    Exit::new(
+                        super::REQUEST_FAILED,
+                        format!("invalid --tail {n:?}: a number, or all"),
+                    )
+                })?),
+            };
+            let options = LogsOptions {
+                follow: args.follow,
+                tail,
+                timestamps: args.timestamps,
+            };
+            super::logs::logs(&paths, &args.container, &options)?;
+            Ok(0)
+        }
+        ContainerCommand::Inspect(args) => run_inspect(&paths, args),
+        ContainerCommand::Exec(args) => {
+            let options = super::exec::ExecOptions {
+                command: args.command.clone(),
+                interactive: args.interactive,
+                tty: args.tty,
+                user: args.user.clone(),
+                workdir: args.workdir.clone(),
+                env: args.env.clone(),
+            };
+            super::exec::exec(&paths, &args.container, &options)
+        }
+        ContainerCommand::Cp(args) => {
+            super::fs::cp(&paths, &args.source, &args.destination)?;
+            Ok(0)
+        }
+        ContainerCommand::Export(args) => {
+            super::fs::export(&paths, &args.container, args.output.as_deref())?;
+            Ok(0)
+        }
+        ContainerCommand::Top(args) => {
+            print!("{}", super::top::top(&paths, &args.container)?);
+            Ok(0)
+        }
+        ContainerCommand::Shim(args) => {
+            let paths = Paths {
+                root: paths.root.clone(),
+                runtime_root: args.runtime_root.clone(),
+            };
+            super::shim::shim_main(&paths, &args.id)
+        }
+    }
+}
+
+// ANCHOR: run_run
+/// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
+/// (print the output, exit with the container's status).
+pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
+    let state = super::create(paths, &args.create_options()).map_err(run_error)?;
+    if args.detach {
+        start_detached(paths, &state.id).map_err(run_error)?;
+        println!("{}", state.id);
+        return Ok(0);
+    }
+    let attach = Attach::terminal(args.interactive)?;
+    supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
+}
+// ANCHOR_END: run_run
+
+fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
+    if args.attach {
+        // Docker attaches to one container at a time.
+        let [name] = args.containers.as_slice() else {
+            return Err(Exit::new(
+                super::REQUEST_FAILED,
+                "you cannot start and attach multiple containers at once",
+            )
+            .into());
+        };
+        let state = paths.resolve(name)?;
+        if state.observe() == Status::Running {
+            return Err(Exit::new(
+                super::REQUEST_FAILED,
+                format!("container {name} is already running"),
+            )
+            .into());
+        }
+        let attach = Attach::terminal(args.interactive)?;
+        return supervise(paths, &state.id, Some(attach), &mut |_| {});
+    }
+    for_each(&args.containers, |name| {
+        let state = paths.resolve(name)?;
+        if state.observe() != Status::Running {
+            start_detached(paths, &state.id)?;
+        }
+        Ok(Some(name.to_owned()))
+    })
+}
+
+fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &args.containers {
+        match paths.resolve(name) {
+            Ok(state) => found.push(super::inspect::inspect(paths, &state)),
+            Err(err) => {
+                eprintln!("minidock: {err:#}");
+                failed = true;
+            }
+        }
+    }
+    match &args.format {
+        Some(template) => {
+            for one in &found {
+                let value = super::inspect::Json::of(one)?;
+                println!("{}", super::inspect::render(template, &value)?);
+            }
+        }
+        None => println!("{}", crate::image::cli::to_docker_json(&found)?),
+    }
+    Ok(if failed { super::REQUEST_FAILED } else { 0 })
+}
+
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Go's `strconv.Quote`, enough for command lines.
+fn go_quote(text: &str) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn since(time: &str, now: SystemTime) -> Duration {
+    crate::state::parse_rfc3339(time)
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+/// The STATUS column: `Up 3 seconds`, `Exited (0) 5 seconds ago`, `Created`, `Dead`.
+pub fn status_text(state: &ContainerState, now: SystemTime) -> String {
+    match state.observe() {
+        Status::Running => format!("Up {}", human_duration(since(&state.started_at, now))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            state.exit_code,
+            human_duration(since(&state.finished_at, now))
+        ),
+        Status::Created => "Created".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+// ANCHOR: ps
+/// `ps`: Docker's columns, newest container first.
+pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String> {
+    let containers: Vec<ContainerState> = paths
+        .list()
+        .context("listing containers")?
+        .into_iter()
+        .filter(|c| args.all || c.observe() == Status::Running)
+        .collect();
+    let id = |c: &ContainerState| {
+        if args.no_trunc {
+            c.id.clone()
+        } else {
+            short_id(&c.id).to_owned()
+        }
+    };
+    if args.quiet {
+        return Ok(containers.iter().map(|c| id(c) + "\n").collect());
+    }
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
+    ];
+    for c in &containers {
+        let command = if args.no_trunc {
+            c.command()
+        } else {
+            ellipsis(&c.command(), 20)
+        };
+        rows.push(vec![
+            id(c),
+            c.image.clone(),
+            go_quote(&command),
+            format!("{} ago", human_duration(since(&c.created, now))),
+            status_text(c, now),
+            String::new(),
+            c.name.clone(),
+        ]);
+    }
+    Ok(format_table(&rows))
+}
+// ANCHOR_END: ps
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Wired {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    }
+
+    #[test]
+    fn the_clap_definitions_are_consistent() {
+        Wired::command().debug_assert();
+    }
+
+    #[test]
+    fn options_after_the_image_belong_to_the_command() {
+        let wired = Wired::parse_from([
+            "x", "run", "--rm", "-h", "box", "busybox", "ls", "-l", "--rm",
+        ]);
+        let ContainerCommand::Run(args) = wired.command else {
+            panic!("not run");
+        };
+        assert!(args.rm);
+        assert_eq!(args.hostname.as_deref(), Some("box"));
+        assert_eq!(args.image, "busybox");
+        assert_eq!(args.command, ["ls", "-l", "--rm"]);
+    }
+
+    #[test]
+    fn commands_are_cut_and_quoted_like_docker() {
+        assert_eq!(
+            ellipsis("sh -c echo hello world", 20),
+            "sh -c echo hello wo…"
+        );
+        assert_eq!(go_quote("echo \"hi\""), "\"echo \\\"hi\\\"\"");
+    }
+}

@@ -1,0 +1,286 @@
+//! `exec`: run one more process inside a running container.
+//!
+//! There is nothing to "enter": a container is its process's namespaces, cgroup and security
+//! settings. A new process becomes part of it by joining each of them:
+//!
+//! 1. open `/proc/PID/ns/*` of the container's process (PID 1 inside it);
+//! 2. join its PID namespace with setns(2) *in this process*: for a PID namespace that only
+//!    decides where this process's future children go (pid_namespaces(7)), so the process
+//!    forked next is born inside, with a pid of the container's;
+//! 3. fork; the parent writes the child's pid into the container's `cgroup.procs`;
+//! 4. the child joins the other namespaces (the mount namespace last but one: after it, `/` is
+//!    the container's root), then takes the container's security settings (capabilities, user,
+//!    no_new_privs, seccomp) exactly as its first process did, and execs.
+//!
+//! The child is the host's minidock binary until execve, with host memory, inside the
+//! container's PID namespace: so it is made non-dumpable first, or a process in the container
+//! could open `/proc/PID/exe` and overwrite the binary (CVE-2019-5736, which was found through
+//! `runc exec`), and every inherited descriptor is marked close-on-exec (CVE-2024-21626).
+
+use super::spec::{clean_container_path, resolve_user, set_env};
+use super::{Paths, Status};
+use crate::cli::Exit;
+use crate::explain::{self, Chapter};
+use crate::ns::Namespace;
+use crate::runtime::init;
+use crate::security::{self, caps};
+use anyhow::{Context, Result};
+use oci_spec::runtime::LinuxCapabilities;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// `exec`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+}
+
+/// Everything the child needs, prepared before the fork.
+struct Prepared {
+    join: Vec<(Namespace, OwnedFd)>,
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: PathBuf,
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+    capabilities: Option<LinuxCapabilities>,
+    no_new_privs: bool,
+    seccomp: Option<std::sync::Arc<security::seccomp::Program>>,
+    stdin: Option<OwnedFd>,
+    console: Option<crate::tty::ConsoleSocket>,
+}
+
+// ANCHOR: namespaces_to_join
+/// The namespaces of `pid` that differ from ours: those the container has of its own. (With
+/// `--network host`, say, its network namespace is ours, and there is nothing to join.)
+fn namespaces_to_join(pid: i32) -> Result<Vec<(Namespace, OwnedFd)>> {
+    let mut join = Vec::new();
+    // The mount namespace goes last but one: once in it, paths are the container's. The
+    // cgroup namespace after it, as runc's nsexec does.
+    for ns in [
+        Namespace::Ipc,
+        Namespace::Uts,
+        Namespace::Net,
+        Namespace::Pid,
+        Namespace::Mount,
+        Namespace::Cgroup,
+    ] {
+        let theirs = crate::ns::ns_id(&pid.to_string(), ns)?;
+        let ours = crate::ns::ns_id("self", ns)?;
+        if theirs == ours {
+            continue;
+        }
+        let path = format!("/proc/{pid}/ns/{}", ns.proc_name());
+        let fd: OwnedFd = std::fs::File::open(&path)
+            .with_context(|| format!("opening {path}"))?
+            .into();
+        join.push((ns, fd));
+    }
+    Ok(join)
+}
+// ANCHOR_END: namespaces_to_join
+
+fn prepare(paths: &Paths, id: &str, pid: i32, options: &ExecOptions) -> Result<Prepared> {
+    let bundle = paths.dir(id);
+    let spec = crate::runtime::spec::load(&bundle)?;
+    let process = spec.process().as_ref().context("process: missing")?;
+    let mut env = process.env().clone().unwrap_or_default();
+    if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    for entry in &options.env {
+        let entry = if entry.contains('=') {
+            entry.clone()
+        } else {
+            match std::env::var(entry) {
+                Ok(value) => format!("{entry}={value}"),
+                Err(_) => continue,
+            }
+        };
+        set_env(&mut env, &entry);
+    }
+    let container_root = PathBuf::from(format!("/proc/{pid}/root"));
+    let user = process.user();
+    let (uid, gid, additional_gids) = match &options.user {
+        Some(text) => {
+            let resolved = resolve_user(&container_root, text)?;
+            (resolved.uid, resolved.gid, resolved.additional_gids)
+        }
+        None => (
+            user.uid(),
+            user.gid(),
+            user.additional_gids().clone().unwrap_or_default(),
+        ),
+    };
+    // The container's capabilities, shaped for the user this process runs as.
+    let capabilities = process.capabilities().as_ref().map(|c| {
+        let bounding: Vec<_> = c.bounding().iter().flatten().copied().collect();
+        if uid == user.uid() {
+            c.clone()
+        } else {
+            caps::oci_capabilities(&bounding, uid)
+        }
+    });
+    let cwd = match &options.workdir {
+        Some(w) => PathBuf::from(clean_container_path("the working directory", w)?),
+        None => process.cwd().clone(),
+    };
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(security::seccomp::compile_cached(
+            profile,
+            Some(&paths.runtime_root.join(".seccomp-cache")),
+        )?),
+        None => None,
+    };
+    Ok(Prepared {
+        join: namespaces_to_join(pid)?,
+        args: options.command.clone(),
+        env,
+        cwd,
+        uid,
+        gid,
+        additional_gids,
+        capabilities,
+        no_new_privs: process.no_new_privileges() == Some(true),
+        seccomp,
+        stdin: if options.interactive || options.tty {
+            None
+        } else {
+            Some(std::fs::File::open("/dev/null")?.into())
+        },
+        console: if options.tty {
+            Some(crate::tty::ConsoleSocket::new()?)
+        } else {
+            None
+        },
+    })
+}
+
+// ANCHOR: exec_child
+/// The child, between fork and execve. Returns only on failure.
+fn exec_child(p: &Prepared) -> Result<i32> {
+    init::close_range_cloexec();
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+    for (ns, fd) in p.join.iter().filter(|(ns, _)| *ns != Namespace::Pid) {
+        explain::step(
+            "join the container's namespace",
+            || {
+                // The mount namespace's flag kept its 2002 name: CLONE_NEWNS.
+                let flag = match ns {
+                    Namespace::Mount => "NS".to_owned(),
+                    other => other.proc_name().to_uppercase(),
+                };
+                format!(
+                    "setns(fd of /proc/PID/ns/{}, CLONE_NEW{flag})",
+                    ns.proc_name()
+                )
+            },
+            Chapter::Namespaces,
+        );
+        nix::sched::setns(fd, ns.clone_flag())
+            .with_context(|| format!("setns into the container's {} namespace", ns.proc_name()))?;
+    }
+    match (&p.console, &p.stdin) {
+        (Some(socket), _) => crate::tty::setup_console_in_child(socket.child.as_raw_fd())?,
+        (None, Some(null)) => init::connect_stdio(&[Some(null.as_raw_fd()), None, None])?,
+        (None, None) => {}
+    }
+    // The same order as the container's first process (see runtime::init).
+    if let (Some(program), false) = (&p.seccomp, p.no_new_privs) {
+        security::seccomp::install(program)?;
+    }
+    if let Some(caps) = &p.capabilities {
+        caps::apply_bounding_set(caps)?;
+        if p.uid != 0 {
+            caps::keep_capabilities_across_setuid()?;
+        }
+    }
+    init::switch_user(p.uid, p.gid, &p.additional_gids)?;
+    if let Some(caps) = &p.capabilities {
+        caps::apply_process_capabilities(caps)?;
+    }
+    explain::step(
+        "enter the working directory",
+        || format!("chdir({:?})", p.cwd),
+        Chapter::RuntimeSpec,
+    );
+    nix::unistd::chdir(&p.cwd).map_err(|errno| {
+        Exit::new(
+            super::REQUEST_FAILED,
+            format!("chdir to {}: {}", p.cwd.display(), errno.desc()),
+        )
+    })?;
+    let program = init::find_program(&p.args[0], &p.env)?;
+    if p.no_new_privs {
+        security::set_no_new_privs()?;
+        if let Some(program) = &p.seccomp {
+            security::seccomp::install(program)?;
+        }
+    }
+    init::reset_signals();
+    Err(init::exec(&program, &p.args, &p.env, &[None, None, None]))
+}
+// ANCHOR_END: exec_child
+
+// ANCHOR: exec
+/// `exec`: runs `options.command` in the running container and returns its exit status.
+pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8> {
+    let state = paths.resolve(name_or_id)?;
+    if state.observe() != Status::Running || !state.process_alive() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            format!("container {} is not running", state.id),
+        )
+        .into());
+    }
+    if options.command.is_empty() {
+        return Err(Exit::new(super::REQUEST_FAILED, "no command given").into());
+    }
+    let pid = state.pid;
+    let mut prepared = prepare(paths, &state.id, pid, options)?;
+    if let Some((_, fd)) = prepared.join.iter().find(|(ns, _)| *ns == Namespace::Pid) {
+        explain::step(
+            "join the container's PID namespace (for our children)",
+            || format!("setns(fd of /proc/{pid}/ns/pid, CLONE_NEWPID)"),
+            Chapter::Namespaces,
+        );
+        nix::sched::setns(fd, Namespace::Pid.clone_flag())
+            .context("setns into the container's PID namespace")?;
+    }
+    let cgroup_procs: Vec<PathBuf> = state
+        .cgroup_paths
+        .iter()
+        .map(|dir| dir.join("cgroup.procs"))
+        .collect();
+    let child = crate::ns::spawn_process(
+        &[],
+        None,
+        &mut |child| {
+            for procs in &cgroup_procs {
+                explain::step(
+                    "put the process into the container's cgroup",
+                    || format!("write(\"{}\", \"{child}\")", procs.display()),
+                    Chapter::Cgroups,
+                );
+                std::fs::write(procs, child.to_string())
+                    .with_context(|| format!("writing {child} to {}", procs.display()))?;
+            }
+            Ok(())
+        },
+        &mut |_ready| exec_child(&prepared),
+    )?;
+    match prepared.console.take() {
+        Some(socket) => {
+            let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
+            crate::tty::proxy(master, child)
+        }
+        None => crate::ns::wait_for(child),
+    }
+}
+// ANCHOR_END: exec

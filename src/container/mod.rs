@@ -1,0 +1,599 @@
+//! Containers: what `minidock run` and its friends (`ps`, `logs`, `stop`, `exec`...) do, on top
+//! of the image store, overlayfs and the OCI runtime.
+//!
+//! The layers are the real stack's. Docker's engine turns `docker run`'s flags and the image
+//! config into an OCI bundle, and a shim asks runc to run it; here:
+//!
+//! 1. [`create`] resolves the image in the store, mounts its unpacked layers as overlay lowers
+//!    under a fresh upper dir, and writes the bundle: `config.json`, the OCI runtime spec
+//!    built by [`spec`] from the image config and the flags;
+//! 2. a supervisor ([`shim`]) starts the bundle with [`crate::runtime`], owns the container's
+//!    stdout and stderr, writes them to the log ([`logs`]), waits, and records the exit status
+//!    in `state.json` ([`state`]). For `run -d` the supervisor is a detached `minidock shim`
+//!    process; in the foreground, `minidock run` supervises the container itself;
+//! 3. every later command (`ps`, `stop`, `exec`, `rm`...) reads `state.json` and checks the
+//!    kernel (is the pid still that process?) rather than trusting what was written.
+//!
+//! On disk, `<root>/containers/<id>/` holds `config.json` (the spec, plus the top-level `Image`
+//! the image store reads to keep an image in use), `state.json`, `log`, `upper/`, `work/` and
+//! `merged/` (the overlay, the bundle's `root.path`), and the `hostname`, `hosts` and
+//! `resolv.conf` files bound into the container.
+
+pub mod cli;
+pub mod exec;
+pub mod fs;
+pub mod inspect;
+pub mod logs;
+pub mod shim;
+pub mod spec;
+pub mod state;
+pub mod top;
+
+pub use state::{ContainerState, Status};
+
+use crate::cli::{Exit, code};
+use crate::explain::{self, Chapter};
+use crate::image::store::Store;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// Docker's CLI exits 1 when a request about an existing container fails (no such container,
+/// not running, a conflict); `run` and `create` exit 125.
+pub const REQUEST_FAILED: u8 = 1;
+
+/// Where minidock keeps containers: the state root (`--root`), and the OCI runtime's own
+/// state root beside it.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub runtime_root: PathBuf,
+}
+
+impl Paths {
+    /// The paths for `--root` (or `$MINIDOCK_ROOT`, or the defaults).
+    pub fn new(cli_root: Option<&Path>) -> Paths {
+        // Absolute, because the paths end up in config.json and in the shim's arguments.
+        let absolute = |path: PathBuf| match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() => cwd.join(path),
+            _ => path,
+        };
+        Paths {
+            root: absolute(crate::state::root(cli_root)),
+            runtime_root: absolute(crate::runtime::state_root(cli_root)),
+        }
+    }
+
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// `<root>/containers/<id>`: the container's directory, which is also its OCI bundle.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+
+    /// The lock every read-modify-write of a container's state takes, and `create` while it
+    /// checks that a name is free. It lives beside `containers/`, not in it: the image store
+    /// reads every entry of `containers/` as a container.
+    pub fn lock(&self) -> Result<crate::state::Lock> {
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("creating {}", self.root.display()))?;
+        crate::state::lock_file(&self.root.join("containers.lock"))
+    }
+
+    /// Every container, newest first.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let dir = self.containers();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        let mut all = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            // A directory without state.json is a `create` that was killed before its first
+            // write: there is nothing to show.
+            if let Ok(Some(state)) = ContainerState::load(self, &id) {
+                all.push(state);
+            }
+        }
+        // Times are compared as times: RFC 3339 strings with a trimmed fraction do not sort.
+        let time = |c: &ContainerState| crate::state::parse_rfc3339(&c.created);
+        all.sort_by(|a, b| time(b).cmp(&time(a)).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    // ANCHOR: resolve
+    /// Finds a container as Docker does: by full ID, then by name, then by a unique ID prefix.
+    pub fn resolve(&self, name_or_id: &str) -> Result<ContainerState> {
+        let wanted = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let all = self.list()?;
+        if let Some(found) = all.iter().find(|c| c.id == wanted) {
+            return Ok(found.clone());
+        }
+        if let Some(found) = all.iter().find(|c| c.name == wanted) {
+            return Ok(found.clone());
+        }
+        let hex = !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_hexdigit());
+        let matching: Vec<&ContainerState> = if hex {
+            all.iter().filter(|c| c.id.starts_with(wanted)).collect()
+        } else {
+            Vec::new()
+        };
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(no_such_container(name_or_id)),
+            _ => Err(Exit::new(
+                REQUEST_FAILED,
+                format!("multiple containers match the ID prefix {name_or_id:?}"),
+            )
+            .into()),
+        }
+    }
+    // ANCHOR_END: resolve
+}
+
+pub(crate) fn no_such_container(name: &str) -> anyhow::Error {
+    Exit::new(REQUEST_FAILED, format!("no such container: {name}")).into()
+}
+
+/// A new container ID: 32 random bytes as 64 hex digits, as Docker's (`ps` shows the first 12).
+pub fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(crate::image::store::hex(&bytes))
+}
+
+/// The 12-digit form of an ID.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+// ANCHOR: validate_name
+/// A container name becomes part of paths and messages, so it is held to Docker's rule:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]+`. No `/`, no `..`, nothing a shell or a path would treat
+/// specially.
+pub fn validate_name(name: &str) -> Result<()> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = name.len() >= 2
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !(first_ok && rest_ok) {
+        return Err(Exit::new(
+            code::FAILED,
+            format!(
+                "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, \
+                 at least 2 characters"
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+// ANCHOR_END: validate_name
+
+/// A name like Docker's `focused_turing`: an adjective and a scientist, then a number if
+/// that is taken.
+fn generate_name(taken: &dyn Fn(&str) -> bool, seed: &str) -> String {
+    const ADJECTIVES: [&str; 24] = [
+        "admiring", "brave", "calm", "clever", "dazzling", "eager", "elegant", "festive",
+        "focused", "gifted", "happy", "jolly", "keen", "kind", "lucid", "modest", "nifty",
+        "quirky", "relaxed", "serene", "sharp", "tender", "vibrant", "zealous",
+    ];
+    const SCIENTISTS: [&str; 24] = [
+        "babbage", "bardeen", "curie", "dijkstra", "einstein", "euler", "feynman", "gauss",
+        "hopper", "hypatia", "johnson", "kepler", "knuth", "lamarr", "lovelace", "meitner",
+        "noether", "pascal", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak",
+    ];
+    // The ID is random: its digits pick the words.
+    let number = u64::from_str_radix(&seed[..seed.len().min(8)], 16).unwrap_or(0);
+    let base = format!(
+        "{}_{}",
+        ADJECTIVES[(number % 24) as usize],
+        SCIENTISTS[(number / 24 % 24) as usize]
+    );
+    let mut candidate = base.clone();
+    let mut n = 1;
+    while taken(&candidate) {
+        candidate = format!("{base}{n}");
+        n += 1;
+    }
+    candidate
+}
+
+/// What `create` needs besides the flags that shape the spec.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The image, as the user named it.
+    pub image: String,
+    pub name: Option<String>,
+    pub run: spec::RunOptions,
+}
+
+/// Removes a container's directory on an error during `create`, unless disarmed.
+struct CreateGuard<'a> {
+    paths: &'a Paths,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = remove_files(self.paths, &self.id);
+        }
+    }
+}
+
+// ANCHOR: create
+/// `minidock create` (and the first half of `run`): everything up to starting the process.
+/// Returns the new container's state. Errors exit 125, as Docker's do.
+pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> {
+    if let Some(name) = &options.name {
+        validate_name(name)?;
+    }
+    // Check every flag before anything is made, so bad input leaves nothing behind.
+    let parsed = spec::ParsedOptions::parse(&options.run)?;
+
+    // Hold a lease on the store from the moment we rely on the image until config.json names
+    // it: `rmi` and garbage collection wait for us.
+    let store = Store::open(&paths.root)?;
+    let lease = store.lease()?;
+    let image = store.resolve(&options.image)?;
+    let layers = store.unpacked_layers(&image)?;
+    let lowers: Vec<PathBuf> = layers.into_iter().rev().collect();
+
+    let id = new_id()?;
+    let mut state = {
+        let _lock = paths.lock()?;
+        let others = paths.list()?;
+        let name = match &options.name {
+            Some(name) => {
+                let name = name.strip_prefix('/').unwrap_or(name).to_owned();
+                if let Some(other) = others.iter().find(|c| c.name == name) {
+                    return Err(Exit::new(
+                        code::FAILED,
+                        format!(
+                            "the container name \"/{name}\" is already in use by container {:?}: \
+                             remove (or rename) that container to be able to reuse that name",
+                            other.id
+                        ),
+                    )
+                    .into());
+                }
+                name
+            }
+            None => generate_name(&|n| others.iter().any(|c| c.name == n), &id),
+        };
+        let dir = paths.dir(&id);
+        std::fs::create_dir_all(paths.containers())
+            .with_context(|| format!("creating {}", paths.containers().display()))?;
+        explain::step(
+            "make the container's directory",
+            || format!("mkdir(\"{}\")", dir.display()),
+            Chapter::PuttingTogether,
+        );
+        std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let state = ContainerState::new(&id, &name, &options.image, image.id.as_ref());
+        // The state goes first, so even a `create` killed right now leaves a container that
+        // `ps -a` shows and `rm` removes.
+        state.save(paths)?;
+        state
+    };
+    let mut guard = CreateGuard {
+        paths,
+        id: id.clone(),
+        armed: true,
+    };
+    let dir = paths.dir(&id);
+    for sub in ["upper", "work", "merged"] {
+        std::fs::create_dir(dir.join(sub))
+            .with_context(|| format!("mkdir {}", dir.join(sub).display()))?;
+    }
+    state.lower_dirs = lowers;
+    mount_rootfs(paths, &state)?;
+
+    let built = spec::build(&parsed, &image.config, &dir, &id)?;
+    spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
+    spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
+    drop(lease);
+
+    state.config = built.config;
+    state.save(paths)?;
+    guard.armed = false;
+    Ok(state)
+}
+// ANCHOR_END: create
+
+/// Mounts the container's overlay on `merged` if it is not mounted already: lowers are the
+/// image's unpacked layers, the upper dir keeps the container's own changes.
+pub fn mount_rootfs(paths: &Paths, state: &ContainerState) -> Result<()> {
+    let dir = paths.dir(&state.id);
+    let merged = dir.join("merged");
+    if crate::overlay::mount_type(&merged)?.as_deref() == Some("overlay") {
+        return Ok(());
+    }
+    let mount = crate::overlay::mount(
+        &state.lower_dirs,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &merged,
+    )?;
+    // The overlay stays mounted after this function: the container's supervisor unmounts it
+    // when the container stops, or `rm` does.
+    mount.leak();
+    Ok(())
+}
+
+// ANCHOR: pin_network
+/// Makes the container's network namespace before it starts: `--network none` is a namespace
+/// with only `lo`, up, as Docker's. It is pinned at `<dir>/netns` with a bind mount (what
+/// `ip netns add` does) and the spec names that path, so the runtime joins it. Bridge
+/// networking will wire its veth into this same namespace before the container starts.
+pub fn pin_network(paths: &Paths, id: &str) -> Result<()> {
+    let pin = paths.dir(id).join(spec::NETNS_PIN);
+    crate::net::netns::unpin(&pin)?;
+    let netns = crate::net::netns::pin_new(&pin)?;
+    netns
+        .netlink()?
+        .set_up(crate::net::netlink::LOOPBACK_INDEX, "lo", None)
+        .context("bringing up lo in the container's network namespace")
+}
+// ANCHOR_END: pin_network
+
+/// Releases the pin of the container's network namespace (the namespace itself goes when its
+/// last process does).
+pub fn unpin_network(paths: &Paths, id: &str) -> Result<()> {
+    crate::net::netns::unpin(&paths.dir(id).join(spec::NETNS_PIN))
+}
+
+/// Unmounts the container's overlay (nothing to do when it is not mounted).
+pub fn unmount_rootfs(paths: &Paths, id: &str) -> Result<()> {
+    let merged = paths.dir(id).join("merged");
+    if let Err(err) = crate::overlay::unmount(&merged) {
+        // Busy (a process of ours still has a file open in it): detach it, so it disappears
+        // from the mount table now and is freed when the last user closes it.
+        nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH)
+            .with_context(|| format!("{err:#}; detaching {}", merged.display()))?;
+    }
+    Ok(())
+}
+
+/// The cgroup directories the runtime makes for container `id`: the ones recorded, and the
+/// ones its name implies (a supervisor killed before it recorded them leaves those).
+fn cgroup_dirs(state: &ContainerState) -> Vec<PathBuf> {
+    let mut dirs = state.cgroup_paths.clone();
+    if let Ok(layout) = crate::cgroup::detect() {
+        for controller in crate::cgroup::MANAGED_CONTROLLERS {
+            if let Some(found) = layout.controller(controller) {
+                dirs.push(found.mount.join(crate::cgroup::PARENT).join(&state.id));
+            }
+        }
+        if let Some(unified) = &layout.unified {
+            dirs.push(unified.join(crate::cgroup::PARENT).join(&state.id));
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// Kills whatever is left in the container's cgroups and removes them.
+fn remove_cgroups(state: &ContainerState) -> Result<()> {
+    for dir in cgroup_dirs(state) {
+        crate::cgroup::remove_existing(&dir)
+            .with_context(|| format!("removing cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+// ANCHOR: remove_files
+/// Removes everything a container is made of: its cgroups (killing what is left in them), the
+/// runtime's state, the overlay mount, and its directory. Idempotent.
+pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
+    if let Ok(Some(state)) = ContainerState::load(paths, id) {
+        remove_cgroups(&state)?;
+    }
+    crate::runtime::forget(&paths.runtime_root, id);
+    let dir = paths.dir(id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    unpin_network(paths, id)?;
+    unmount_rootfs(paths, id)?;
+    // `merged` must be an empty directory now. If it were still a mount, a recursive removal
+    // would walk into the container's files, so it is removed on its own first.
+    let merged = dir.join("merged");
+    match std::fs::remove_dir(&merged) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", merged.display())),
+    }
+    explain::step(
+        "remove the container's directory",
+        || format!("rm -r \"{}\"", dir.display()),
+        Chapter::PuttingTogether,
+    );
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+    }
+}
+// ANCHOR_END: remove_files
+
+/// Waits until `pred` holds, checking every 10 ms, for at most `limit`. Returns whether it did.
+pub(crate) fn wait_until(limit: std::time::Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if pred() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` to the container's process (PID 1 inside it).
+pub fn kill(paths: &Paths, name_or_id: &str, signal: nix::sys::signal::Signal) -> Result<()> {
+    let state = paths.resolve(name_or_id)?;
+    if state.observe() != Status::Running || !state.process_alive() {
+        return Err(Exit::new(
+            REQUEST_FAILED,
+            format!("container {} is not running", state.id),
+        )
+        .into());
+    }
+    explain::step(
+        "signal the container's process",
+        || format!("kill({}, {signal})", state.pid),
+        Chapter::PuttingTogether,
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), signal)
+        .with_context(|| format!("kill({}, {signal})", state.pid))
+}
+
+/// After the container's process is gone, its supervisor records the exit; wait for that (or
+/// for the supervisor to turn out dead too).
+fn wait_recorded(paths: &Paths, id: &str, limit: std::time::Duration) -> Option<ContainerState> {
+    let mut last = None;
+    wait_until(limit, || match ContainerState::load(paths, id) {
+        Ok(Some(state)) => {
+            let done = state.observe() != Status::Running;
+            last = Some(state);
+            done
+        }
+        _ => true,
+    });
+    last
+}
+
+// ANCHOR: stop
+/// `stop`: SIGTERM (or the image's stop signal), then SIGKILL after `timeout`. PID 1 of a PID
+/// namespace only gets the signals it has a handler for (pid_namespaces(7)), so a program that
+/// never installed one for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker.
+pub fn stop(paths: &Paths, name_or_id: &str, timeout: std::time::Duration) -> Result<()> {
+    use nix::sys::signal::Signal;
+    let state = paths.resolve(name_or_id)?;
+    if state.observe() != Status::Running {
+        return Ok(());
+    }
+    let pid = nix::unistd::Pid::from_raw(state.pid);
+    let signal = crate::runtime::parse_signal(&state.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    if state.process_alive() {
+        explain::step(
+            "ask the container to stop",
+            || format!("kill({pid}, {signal})"),
+            Chapter::PuttingTogether,
+        );
+        let _ = nix::sys::signal::kill(pid, signal);
+        if !wait_until(timeout, || !state.process_alive()) {
+            explain::step(
+                "it did not stop in time: kill it",
+                || format!("kill({pid}, SIGKILL)"),
+                Chapter::PuttingTogether,
+            );
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            wait_until(std::time::Duration::from_secs(10), || {
+                !state.process_alive()
+            });
+        }
+    }
+    wait_recorded(paths, &state.id, std::time::Duration::from_secs(10));
+    Ok(())
+}
+// ANCHOR_END: stop
+
+/// `rm`: removes a stopped container; with `force`, kills a running one first.
+pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
+    use nix::sys::signal::Signal;
+    let state = paths.resolve(name_or_id)?;
+    if state.observe() == Status::Running {
+        if !force {
+            return Err(Exit::new(
+                REQUEST_FAILED,
+                format!(
+                    "cannot remove container {:?}: container is running: stop the container \
+                     before removing or force remove",
+                    state.name
+                ),
+            )
+            .into());
+        }
+        if state.process_alive() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
+            wait_until(std::time::Duration::from_secs(10), || {
+                !state.process_alive()
+            });
+        }
+        wait_recorded(paths, &state.id, std::time::Duration::from_secs(10));
+    }
+    // A supervisor may still be between recording the exit and exiting (unmounting, or
+    // removing an --rm container itself): removal is idempotent, so both may go ahead.
+    let _lock = paths.lock()?;
+    remove_files(paths, &state.id)
+}
+
+/// `wait`: blocks until the container stops, and returns its exit code.
+pub fn wait(paths: &Paths, name_or_id: &str) -> Result<i32> {
+    let state = paths.resolve(name_or_id)?;
+    let id = state.id.clone();
+    loop {
+        match ContainerState::load(paths, &id)? {
+            // Removed meanwhile (`--rm`, or `rm -f` from elsewhere).
+            None => return Err(no_such_container(name_or_id)),
+            Some(state) => match state.observe() {
+                Status::Running => {}
+                Status::Created if state.supervisor_alive() => {}
+                Status::Dead => {
+                    bail!("container {id} died without its exit status (its supervisor was killed)")
+                }
+                _ => return Ok(state.exit_code),
+            },
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_not_paths() {
+        for bad in [
+            "",
+            "a",
+            "../x",
+            "a/b",
+            ".hidden",
+            "-x",
+            "white space",
+            "x\0y",
+            "é1",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["web", "web-1_a.b", "/web", "1a"] {
+            validate_name(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn generated_names_are_valid_and_free() {
+        let id = new_id().unwrap();
+        assert_eq!(id.len(), 64);
+        let first = generate_name(&|_| false, &id);
+        validate_name(&first).unwrap();
+        let second = generate_name(&|n| n == first, &id);
+        assert_eq!(second, format!("{first}1"));
+    }
+}

@@ -1,0 +1,846 @@
+//! From an image and `minidock run`'s flags to an OCI runtime spec (`config.json`).
+//!
+//! This is the engine's half of the job, the part Docker's daemon does before it calls runc:
+//! the image config says what to run (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`), the
+//! flags override it and add limits and mounts, and Docker's defaults fill the rest (the
+//! namespaces, the standard mounts, the security profile). The runtime then does exactly what
+//! the spec says and nothing more, so `config.json` is the whole contract between the layers:
+//! `minidock runtime run --bundle <root>/containers/<id> x` would start the same container.
+
+use super::state::{MountPoint, RunConfig};
+use crate::cgroup::{Limit, Resources, units};
+use crate::cli::{Exit, code};
+use crate::explain::{self, Chapter};
+use crate::security::{self, SecurityOptions};
+use anyhow::{Context, Result};
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use std::path::{Path, PathBuf};
+
+/// Where a container's own network namespace is pinned, in its bundle.
+pub const NETNS_PIN: &str = "netns";
+
+/// The PATH a container gets when its image sets none (Docker's `DefaultPathEnv`).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `run`'s flags as typed, before any checking.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The command and its arguments after the image name (replaces the image's `Cmd`).
+    pub command: Vec<String>,
+    /// `--entrypoint` (an empty string clears the image's).
+    pub entrypoint: Option<String>,
+    /// `-e KEY=VALUE`, or `-e KEY` to pass the caller's value.
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    pub network: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub privileged: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub auto_remove: bool,
+}
+
+/// The network a container gets. Bridge networking comes with the networking work; the
+/// spec's shape is ready for it (a network namespace the runtime creates, to be wired up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Its own network namespace: only the loopback device.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl Network {
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+        }
+    }
+}
+
+/// One `-v HOST:CONTAINER[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    /// Cleaned, absolute, inside the container.
+    pub container: String,
+    pub read_only: bool,
+    /// As typed, for `inspect`'s `HostConfig.Binds`.
+    pub text: String,
+}
+
+/// The flags, checked and parsed. Every error here happens before anything is created.
+#[derive(Debug, Clone)]
+pub struct ParsedOptions {
+    pub options: RunOptions,
+    /// `-e` and `--env-file`, in order, `KEY=VALUE` each.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub resources: Resources,
+    pub volumes: Vec<Volume>,
+    pub network: Network,
+    pub security: SecurityOptions,
+}
+
+fn bad_flag(message: String) -> anyhow::Error {
+    Exit::new(code::FAILED, message).into()
+}
+
+// ANCHOR: clean_path
+/// Cleans an absolute path inside the container (a working directory, a mount destination) as
+/// text: `.` and empty components go, `..` removes the previous one. A `..` with nothing left
+/// to remove would climb out of the container's root: that is refused, not silently clamped,
+/// since it can only be a mistake or an attack. Symlinks are resolved later, by the runtime,
+/// inside the rootfs (`runtime::mounts::secure_join`, and chdir after pivot_root).
+pub fn clean_container_path(what: &str, path: &str) -> Result<String> {
+    if !path.starts_with('/') {
+        return Err(bad_flag(format!(
+            "{what} {path:?} is invalid: it needs to be an absolute path"
+        )));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(bad_flag(format!(
+                        "{what} {path:?} escapes the container's root filesystem"
+                    )));
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+// ANCHOR_END: clean_path
+
+/// Parses `-v HOST:CONTAINER[:OPTIONS]`.
+pub fn parse_volume(text: &str) -> Result<Volume> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, options) = match parts.as_slice() {
+        [host, container] => (*host, *container, ""),
+        [host, container, options] => (*host, *container, *options),
+        _ => {
+            return Err(bad_flag(format!(
+                "invalid volume {text:?}: use HOST_PATH:CONTAINER_PATH[:ro]"
+            )));
+        }
+    };
+    if !host.starts_with('/') {
+        return Err(bad_flag(format!(
+            "invalid volume {text:?}: the host path must be absolute (named volumes come in a \
+             later issue)"
+        )));
+    }
+    let container = clean_container_path("volume destination", container)?;
+    if container == "/" {
+        return Err(bad_flag(format!(
+            "invalid volume {text:?}: the destination cannot be /"
+        )));
+    }
+    let mut read_only = false;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            // SELinux relabelling: meaningless without SELinux, accepted as Docker does.
+            "z" | "Z" => {}
+            other => {
+                return Err(bad_flag(format!(
+                    "invalid volume {text:?}: unknown option {other:?} (use ro or rw)"
+                )));
+            }
+        }
+    }
+    Ok(Volume {
+        host: PathBuf::from(host),
+        container,
+        read_only,
+        text: text.to_owned(),
+    })
+}
+
+/// Parses one `-e` value or env-file line. `KEY` alone takes the caller's value, or is dropped
+/// when the caller has none (as Docker does).
+fn parse_env(text: &str, origin: &str) -> Result<Option<String>> {
+    let key = text.split_once('=').map_or(text, |(k, _)| k);
+    if key.is_empty() {
+        return Err(bad_flag(format!(
+            "invalid environment variable {text:?} ({origin}): the name is empty"
+        )));
+    }
+    if key.chars().any(char::is_whitespace) {
+        return Err(bad_flag(format!(
+            "invalid environment variable {text:?} ({origin}): the name contains whitespace"
+        )));
+    }
+    if text.contains('=') {
+        return Ok(Some(text.to_owned()));
+    }
+    Ok(std::env::var(key)
+        .ok()
+        .map(|value| format!("{key}={value}")))
+}
+
+/// Reads an `--env-file`: one `KEY=VALUE` (or `KEY`) per line; blank lines and `#` comments
+/// are skipped.
+pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_flag(format!("reading env file {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let origin = format!("{} line {}", path.display(), n + 1);
+        out.extend(parse_env(line, &origin)?);
+    }
+    Ok(out)
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an existing `KEY`.
+pub fn set_env(env: &mut Vec<String>, entry: &str) {
+    let key = entry.split_once('=').map_or(entry, |(k, _)| k);
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    {
+        Some(existing) => *existing = entry.to_owned(),
+        None => env.push(entry.to_owned()),
+    }
+}
+
+impl ParsedOptions {
+    pub fn parse(options: &RunOptions) -> Result<ParsedOptions> {
+        let mut env = Vec::new();
+        for file in &options.env_files {
+            env.extend(read_env_file(file)?);
+        }
+        for entry in &options.env {
+            env.extend(parse_env(entry, "-e")?);
+        }
+        let workdir = options
+            .workdir
+            .as_deref()
+            .map(|w| clean_container_path("the working directory", w))
+            .transpose()?;
+        let mut resources = Resources::default();
+        if let Some(memory) = &options.memory {
+            let bytes =
+                units::parse_size(memory).map_err(|e| bad_flag(format!("--memory: {e}")))?;
+            resources.memory = Some(Limit::Value(bytes));
+        }
+        if let Some(cpus) = &options.cpus {
+            let quota = units::parse_cpus(cpus).map_err(|e| bad_flag(format!("{e}")))?;
+            resources = resources.with_cpus(quota);
+        }
+        if let Some(limit) = options.pids_limit {
+            // Docker: 0 or -1 mean no limit.
+            if limit > 0 {
+                resources.pids = Some(Limit::Value(limit as u64));
+            }
+        }
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for warning in resources
+            .validate(online)
+            .map_err(|e| bad_flag(format!("{e}")))?
+        {
+            eprintln!("WARNING: {warning}");
+        }
+        let volumes = options
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<Vec<_>>>()?;
+        let network = match options.network.as_deref().unwrap_or("none") {
+            "none" => Network::None,
+            "host" => Network::Host,
+            "bridge" | "default" => {
+                return Err(bad_flag(
+                    "--network bridge is not available yet (bridge networking comes in a later \
+                     issue): use --network none or --network host"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(bad_flag(format!(
+                    "network {other:?} not found: use --network none or --network host"
+                )));
+            }
+        };
+        let mut security = SecurityOptions {
+            cap_add: options.cap_add.clone(),
+            cap_drop: options.cap_drop.clone(),
+            privileged: options.privileged,
+            ..Default::default()
+        };
+        for opt in &options.security_opt {
+            security
+                .add_security_opt(opt)
+                .map_err(|e| bad_flag(format!("{e:#}")))?;
+        }
+        // The capability names are checked now (not only in the spec), so a typo is one line.
+        security::container_security(&security, 0).map_err(|e| bad_flag(format!("{e:#}")))?;
+        Ok(ParsedOptions {
+            options: options.clone(),
+            env,
+            workdir,
+            resources,
+            volumes,
+            network,
+            security,
+        })
+    }
+}
+
+/// A user as the kernel wants it, from `-u` or the image's `User`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub home: String,
+}
+
+/// Reads a file of the container's filesystem, resolving symlinks inside `rootfs` only (an
+/// image's `/etc/passwd` may be a symlink, and must not point at the host's).
+fn read_in_rootfs(rootfs: &Path, path: &str) -> Option<String> {
+    let resolved = crate::runtime::mounts::secure_join(rootfs, Path::new(path)).ok()?;
+    std::fs::read_to_string(resolved).ok()
+}
+
+// ANCHOR: resolve_user
+/// Resolves `user[:group]` (names or numbers) against the container's own `/etc/passwd` and
+/// `/etc/group`, as runc does: a number missing from passwd is still a valid uid (with gid 0
+/// and home `/`), a name must exist. Supplementary groups are those that list the user.
+pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = read_in_rootfs(rootfs, "/etc/passwd").unwrap_or_default();
+    let groups = read_in_rootfs(rootfs, "/etc/group").unwrap_or_default();
+    // name:password:uid:gid:gecos:home:shell
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let by_number = user.parse::<u32>().ok();
+    let entry = entries.iter().find(|f| match by_number {
+        Some(uid) => f[2].parse::<u32>().ok() == Some(uid),
+        None => f[0] == user,
+    });
+    let (uid, mut gid, name, home) = match (entry, by_number) {
+        (Some(f), _) => (
+            f[2].parse::<u32>().context("a uid in /etc/passwd")?,
+            f[3].parse::<u32>().context("a gid in /etc/passwd")?,
+            f[0].to_owned(),
+            f[5].to_owned(),
+        ),
+        (None, Some(uid)) => (uid, 0, String::new(), "/".to_owned()),
+        (None, None) => {
+            return Err(bad_flag(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            )));
+        }
+    };
+    // name:password:gid:member,member
+    let group_entries: Vec<Vec<&str>> = groups
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    if let Some(group) = group {
+        gid = match group.parse::<u32>() {
+            Ok(number) => number,
+            Err(_) => group_entries
+                .iter()
+                .find(|f| f[0] == group)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    bad_flag(format!(
+                        "unable to find group {group}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let mut additional_gids: Vec<u32> = if name.is_empty() {
+        Vec::new()
+    } else {
+        group_entries
+            .iter()
+            .filter(|f| f[3].split(',').any(|member| member == name))
+            .filter_map(|f| f[2].parse().ok())
+            .collect()
+    };
+    additional_gids.retain(|g| *g != gid);
+    additional_gids.dedup();
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
+}
+// ANCHOR_END: resolve_user
+
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
+    Ok(MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+// ANCHOR: default_mounts
+/// Docker's standard mounts (moby's `oci.DefaultSpec`): a fresh /proc for the new PID
+/// namespace, a tmpfs /dev with its own devpts (the runtime adds the device nodes), /sys
+/// read-only, the container's own cgroups, a POSIX message queue and /dev/shm.
+fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
+    let ro = if privileged { "rw" } else { "ro" };
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro])?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", ro],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        )?,
+    ])
+}
+// ANCHOR_END: default_mounts
+
+fn namespace(typ: LinuxNamespaceType) -> Result<LinuxNamespace> {
+    Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)
+}
+
+/// What [`build`] makes: the spec, and what `inspect` will show of it.
+pub struct Built {
+    pub spec: Spec,
+    pub hostname: String,
+    pub config: RunConfig,
+}
+
+/// Whether the host runs cgroup v2 only. Docker gives containers a cgroup namespace there, and
+/// shares the host's on v1, where the runtime binds the container's own cgroup dirs instead.
+fn pure_cgroup_v2() -> bool {
+    crate::cgroup::detect().is_ok_and(|l| l.kind == crate::cgroup::Kind::V2)
+}
+
+// ANCHOR: build
+/// Builds the container's spec. `bundle` is its directory, with its overlay mounted on
+/// `merged`, where the user is looked up.
+pub fn build(
+    parsed: &ParsedOptions,
+    image: &ImageConfiguration,
+    bundle: &Path,
+    id: &str,
+) -> Result<Built> {
+    let rootfs = &bundle.join("merged");
+    explain::step(
+        "turn the image config and flags into a spec",
+        || "(Entrypoint + Cmd, Env, WorkingDir, User; defaults for the rest)".into(),
+        Chapter::PuttingTogether,
+    );
+    let options = &parsed.options;
+    let config = image.config().clone().unwrap_or_default();
+
+    // What to run: --entrypoint replaces the image's Entrypoint and then also drops its Cmd;
+    // arguments after the image name replace Cmd.
+    let entrypoint: Vec<String> = match options.entrypoint.as_deref() {
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_owned()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !options.command.is_empty() {
+        options.command.clone()
+    } else if options.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd().clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(bad_flag("no command specified".into()));
+    }
+
+    let hostname = match (&options.hostname, parsed.network) {
+        (Some(h), _) => h.clone(),
+        // The host's network comes with the host's name, as in Docker.
+        (None, Network::Host) => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| super::short_id(id).to_owned()),
+        (None, Network::None) => super::short_id(id).to_owned(),
+    };
+
+    // The environment: the image's, then the flags'. The process also gets PATH (if the image
+    // has none), HOSTNAME, TERM with a terminal, and HOME from passwd (runc adds that one).
+    let mut config_env = config.env().clone().unwrap_or_default();
+    if !config_env.iter().any(|e| e.starts_with("PATH=")) {
+        config_env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    for entry in &parsed.env {
+        set_env(&mut config_env, entry);
+    }
+    let user_text = options
+        .user
+        .clone()
+        .or_else(|| config.user().clone())
+        .filter(|u| !u.is_empty());
+    let user = resolve_user(rootfs, user_text.as_deref().unwrap_or("0"))?;
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if options.tty {
+        env.push("TERM=xterm".into());
+    }
+    for entry in &config_env {
+        set_env(&mut env, entry);
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            if user.home.is_empty() {
+                "/"
+            } else {
+                &user.home
+            }
+        ));
+    }
+
+    let cwd = match &parsed.workdir {
+        Some(w) => w.clone(),
+        None => match config.working_dir().as_deref() {
+            Some(w) if !w.is_empty() => clean_container_path("the image's WorkingDir", w)?,
+            _ => "/".to_owned(),
+        },
+    };
+
+    let security = security::container_security(&parsed.security, user.uid)?;
+    let process = ProcessBuilder::default()
+        .terminal(options.tty)
+        .user(
+            UserBuilder::default()
+                .uid(user.uid)
+                .gid(user.gid)
+                .additional_gids(user.additional_gids.clone())
+                .build()?,
+        )
+        .args(args)
+        .env(env)
+        .cwd(&cwd)
+        .capabilities(security.capabilities.clone())
+        .no_new_privileges(security.no_new_privileges)
+        // No rlimits: the container keeps the limits minidock was started with, as Docker's
+        // do unless --ulimit is given (raising a hard limit would need CAP_SYS_RESOURCE).
+        .rlimits(Vec::new())
+        .build()?;
+
+    let mut mounts = default_mounts(options.privileged)?;
+    let mut mount_points = Vec::new();
+    let mut volumes = parsed.volumes.clone();
+    // Parents before children, so /data/sub lands on top of /data.
+    volumes.sort_by_key(|v| v.container.matches('/').count());
+    for volume in &volumes {
+        if !volume.host.exists() {
+            // Docker's -v makes a missing host directory.
+            std::fs::create_dir_all(&volume.host)
+                .with_context(|| format!("creating {}", volume.host.display()))?;
+        }
+        let rw = if volume.read_only { "ro" } else { "rw" };
+        mounts.push(
+            MountBuilder::default()
+                .destination(&volume.container)
+                .typ("bind")
+                .source(&volume.host)
+                .options(vec!["rbind".into(), "rprivate".into(), rw.into()])
+                .build()?,
+        );
+        mount_points.push(MountPoint {
+            kind: "bind".into(),
+            source: volume.host.to_string_lossy().into_owned(),
+            destination: volume.container.clone(),
+            mode: if volume.read_only {
+                "ro".into()
+            } else {
+                String::new()
+            },
+            rw: !volume.read_only,
+            propagation: "rprivate".into(),
+        });
+    }
+    // The files Docker manages for every container, bound over the image's.
+    for file in ["resolv.conf", "hostname", "hosts"] {
+        mounts.push(
+            MountBuilder::default()
+                .destination(format!("/etc/{file}"))
+                .typ("bind")
+                .source(file)
+                .options(vec!["rbind".into(), "rprivate".into()])
+                .build()?,
+        );
+    }
+
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Pid)?,
+        namespace(LinuxNamespaceType::Ipc)?,
+        namespace(LinuxNamespaceType::Uts)?,
+        namespace(LinuxNamespaceType::Mount)?,
+    ];
+    if parsed.network == Network::None {
+        // Made and pinned before the start (see `container::pin_network`): the runtime joins
+        // it by path, as runc joins the namespace Docker's network layer prepared.
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(bundle.join(NETNS_PIN))
+                .build()?,
+        );
+    }
+    if pure_cgroup_v2() {
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup)?);
+    }
+
+    let mut resources = LinuxResourcesBuilder::default();
+    let limits = &parsed.resources;
+    if let Some(Limit::Value(bytes)) = limits.memory {
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(bytes as i64).build()?);
+    }
+    if let (Some(Limit::Value(quota)), Some(period)) = (limits.cpu_quota, limits.cpu_period) {
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .quota(quota as i64)
+                .period(period)
+                .build()?,
+        );
+    }
+    if let Some(Limit::Value(pids)) = limits.pids {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids as i64).build()?);
+    }
+
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources.build()?)
+        .masked_paths(security.masked_paths.clone())
+        .readonly_paths(security.readonly_paths.clone());
+    if let Some(seccomp) = &security.seccomp {
+        linux = linux.seccomp(seccomp.clone());
+    }
+
+    let spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path("merged")
+                .readonly(options.read_only)
+                .build()?,
+        )
+        .process(process)
+        .hostname(hostname.clone())
+        .mounts(mounts)
+        .linux(linux.build()?)
+        .build()?;
+
+    let run_config = RunConfig {
+        hostname: hostname.clone(),
+        user: user_text.unwrap_or_default(),
+        env: config_env,
+        cmd,
+        entrypoint,
+        working_dir: cwd,
+        tty: options.tty,
+        open_stdin: options.interactive,
+        auto_remove: options.auto_remove,
+        network_mode: parsed.network.name().to_owned(),
+        binds: parsed.volumes.iter().map(|v| v.text.clone()).collect(),
+        mounts: mount_points,
+        privileged: options.privileged,
+        readonly_rootfs: options.read_only,
+        cap_add: options.cap_add.clone(),
+        cap_drop: options.cap_drop.clone(),
+        security_opt: options.security_opt.clone(),
+        memory: limits.memory.and_then(Limit::value).unwrap_or(0) as i64,
+        nano_cpus: match (limits.cpu_quota, limits.cpu_period) {
+            (Some(Limit::Value(q)), Some(p)) if p > 0 => (q as i64) * 1_000_000_000 / p as i64,
+            _ => 0,
+        },
+        pids_limit: limits.pids.and_then(Limit::value).unwrap_or(0) as i64,
+        stop_signal: config
+            .stop_signal()
+            .clone()
+            .unwrap_or_else(|| "SIGTERM".into()),
+    };
+    Ok(Built {
+        spec,
+        hostname,
+        config: run_config,
+    })
+}
+// ANCHOR_END: build
+
+// ANCHOR: write_bundle
+/// Writes `config.json` into the bundle directory. Beside the OCI fields it carries
+/// `"Image": "sha256:<id>"`, which is how the image store sees that a container uses an
+/// image (`image::store::containers_from_state`); runtimes ignore fields they do not know.
+pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
+    let path = dir.join("config.json");
+    explain::step(
+        "write the bundle's config.json",
+        || format!("write(\"{}\")", path.display()),
+        Chapter::PuttingTogether,
+    );
+    let mut value = serde_json::to_value(spec).context("serialising the spec")?;
+    value["Image"] = serde_json::Value::from(image_id);
+    let bytes = serde_json::to_vec_pretty(&value)?;
+    crate::state::write_atomic(&path, &bytes)
+}
+// ANCHOR_END: write_bundle
+
+/// Writes the container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, which the
+/// spec binds over the image's (so the image's files stay untouched in its layers).
+pub fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<()> {
+    let hosts = match network {
+        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        Network::None => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n\
+                          ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+            .to_owned(),
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (file, content) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        crate::state::write_atomic(&dir.join(file), content.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_paths_are_cleaned_and_escapes_refused() {
+        assert_eq!(
+            clean_container_path("w", "/a/./b//c/../d").unwrap(),
+            "/a/b/d"
+        );
+        assert_eq!(clean_container_path("w", "/").unwrap(), "/");
+        assert!(clean_container_path("w", "/../etc").is_err());
+        assert!(clean_container_path("w", "/a/../../etc").is_err());
+        assert!(clean_container_path("w", "relative").is_err());
+    }
+
+    #[test]
+    fn volumes_parse_like_docker() {
+        let v = parse_volume("/srv/data:/data:ro").unwrap();
+        assert_eq!(v.host, PathBuf::from("/srv/data"));
+        assert_eq!(v.container, "/data");
+        assert!(v.read_only);
+        assert!(!parse_volume("/a:/b").unwrap().read_only);
+        for bad in [
+            "named:/data",
+            "/a:relative",
+            "/a:/",
+            "/a:/../../x",
+            "/a",
+            "/a:/b:xx",
+        ] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_entries_replace_by_key() {
+        let mut env = vec!["PATH=/bin".to_owned(), "A=1".to_owned()];
+        set_env(&mut env, "A=2");
+        set_env(&mut env, "B=3");
+        assert_eq!(env, ["PATH=/bin", "A=2", "B=3"]);
+        assert!(parse_env("=x", "-e").is_err());
+        assert!(parse_env("A B=x", "-e").is_err());
+        assert_eq!(parse_env("MINIDOCK_SURELY_UNSET_VAR", "-e").unwrap(), None);
+    }
+
+    #[test]
+    fn users_resolve_in_the_container_files() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
+        let app = resolve_user(root.path(), "app").unwrap();
+        assert_eq!(
+            (app.uid, app.gid, app.home.as_str()),
+            (1000, 1000, "/home/app")
+        );
+        assert_eq!(app.additional_gids, vec![10]);
+        let numeric = resolve_user(root.path(), "4242:wheel").unwrap();
+        assert_eq!((numeric.uid, numeric.gid), (4242, 10));
+        assert!(resolve_user(root.path(), "nobody").is_err());
+        assert!(resolve_user(root.path(), "app:nogroup").is_err());
+    }
+}

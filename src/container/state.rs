@@ -1,0 +1,244 @@
+//! `state.json`: what minidock remembers about one container.
+//!
+//! It is written by several processes: `create`, the supervisor (running, then the exit
+//! status), `rm`. Every write replaces the file atomically ([`crate::state::write_atomic`]), so
+//! readers need no lock; read-modify-writes hold [`super::Paths::lock`].
+//!
+//! What was written can be out of date: a supervisor killed with SIGKILL never records the
+//! exit. So [`ContainerState::observe`] checks the kernel: a recorded pid is only "running" while
+//! that pid is alive *and* is still the same process (its start time matches, since pids are
+//! reused).
+
+use super::Paths;
+use crate::runtime::process_start_time;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Go's zero time, which Docker shows for a time that never happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// A container's status, as Docker names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started (or its start failed).
+    #[default]
+    Created,
+    Running,
+    /// Stopped, with its exit code recorded.
+    Exited,
+    /// Stopped, but its supervisor was killed before it could record how: the exit code is
+    /// lost.
+    Dead,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// One `-v HOST:CONTAINER[:ro]` bind mount, as `inspect` shows it under `Mounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    pub propagation: String,
+}
+
+/// What the container was asked to be: the image config merged with the flags. `inspect`
+/// shows it as `Config` and `HostConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunConfig {
+    pub hostname: String,
+    pub user: String,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub working_dir: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub network_mode: String,
+    pub binds: Vec<String>,
+    pub mounts: Vec<MountPoint>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    /// Bytes; 0 for no limit.
+    pub memory: i64,
+    /// Billionths of a CPU; 0 for no limit.
+    pub nano_cpus: i64,
+    /// 0 for no limit.
+    pub pids_limit: i64,
+    /// The signal `stop` sends first (the image's `StopSignal`, default SIGTERM).
+    pub stop_signal: String,
+}
+
+// ANCHOR: state
+/// `<root>/containers/<id>/state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it (`busybox`), for `ps`.
+    pub image: String,
+    /// The image ID, `sha256:<hex>`.
+    pub image_id: String,
+    pub created: String,
+    /// The status as last recorded; see [`ContainerState::observe`] for the truth.
+    pub status: Status,
+    /// The container's process (PID 1 inside it), as the host sees it, and its start time.
+    pub pid: i32,
+    pub pid_start_time: u64,
+    /// The process that waits for the container and records its exit: the detached shim, or
+    /// the foreground `minidock run`.
+    pub supervisor_pid: i32,
+    pub supervisor_start_time: u64,
+    pub exit_code: i32,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Why the last start failed, if it did.
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub restart_count: u32,
+    /// The cgroup directories of the current (or last) run.
+    pub cgroup_paths: Vec<PathBuf>,
+    /// The overlay's lower dirs, top first: the image's unpacked layers.
+    pub lower_dirs: Vec<PathBuf>,
+    pub config: RunConfig,
+}
+// ANCHOR_END: state
+
+impl ContainerState {
+    pub fn new(id: &str, name: &str, image: &str, image_id: &str) -> ContainerState {
+        ContainerState {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            image: image.to_owned(),
+            image_id: image_id.to_owned(),
+            created: crate::state::rfc3339(std::time::SystemTime::now()),
+            status: Status::Created,
+            started_at: ZERO_TIME.to_owned(),
+            finished_at: ZERO_TIME.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn path(paths: &Paths, id: &str) -> PathBuf {
+        paths.dir(id).join("state.json")
+    }
+
+    /// Reads a container's state; `None` when it does not exist (any more).
+    pub fn load(paths: &Paths, id: &str) -> Result<Option<ContainerState>> {
+        let path = ContainerState::path(paths, id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let state = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        Ok(Some(state))
+    }
+
+    /// Replaces state.json atomically. Callers that read it first hold [`Paths::lock`].
+    pub fn save(&self, paths: &Paths) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).context("serialising state.json")?;
+        crate::state::write_atomic(&ContainerState::path(paths, &self.id), &bytes)
+    }
+
+    /// Applies `change` to the current state.json under the lock. `None` when the container
+    /// has been removed meanwhile.
+    pub fn update(
+        paths: &Paths,
+        id: &str,
+        change: impl FnOnce(&mut ContainerState),
+    ) -> Result<Option<ContainerState>> {
+        let _lock = paths.lock()?;
+        let Some(mut state) = ContainerState::load(paths, id)? else {
+            return Ok(None);
+        };
+        change(&mut state);
+        state.save(paths)?;
+        Ok(Some(state))
+    }
+
+    /// Whether the recorded container process is alive (and not a later process with its pid).
+    pub fn process_alive(&self) -> bool {
+        alive(self.pid, self.pid_start_time)
+    }
+
+    /// Whether the recorded supervisor is alive.
+    pub fn supervisor_alive(&self) -> bool {
+        alive(self.supervisor_pid, self.supervisor_start_time)
+    }
+
+    // ANCHOR: observe
+    /// The status as the kernel shows it. A container recorded as running is running while its
+    /// process lives, or while its supervisor lives (it is about to record the exit); when
+    /// both are gone, nobody will ever record how it ended: it is dead.
+    pub fn observe(&self) -> Status {
+        match self.status {
+            Status::Running if self.process_alive() || self.supervisor_alive() => Status::Running,
+            Status::Running => Status::Dead,
+            other => other,
+        }
+    }
+    // ANCHOR_END: observe
+
+    /// The command line as `ps` shows it: the process's args joined by spaces.
+    pub fn command(&self) -> String {
+        let mut args = self.config.entrypoint.clone();
+        args.extend(self.config.cmd.iter().cloned());
+        args.join(" ")
+    }
+}
+
+/// Whether `pid` is the live process that started at `start_time`.
+pub fn alive(pid: i32, start_time: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start_time)
+}
+
+/// This process's own pid and start time, to record as a supervisor.
+pub fn me() -> (i32, u64) {
+    let pid = std::process::id() as i32;
+    (pid, process_start_time(pid).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_container_without_process_or_supervisor_is_dead() {
+        let mut state = ContainerState::new("a", "b", "busybox", "sha256:00");
+        state.status = Status::Running;
+        state.pid = i32::MAX;
+        assert_eq!(state.observe(), Status::Dead);
+        let (pid, start) = me();
+        state.supervisor_pid = pid;
+        state.supervisor_start_time = start;
+        assert_eq!(state.observe(), Status::Running);
+        // A reused pid is another process.
+        state.supervisor_start_time += 1;
+        assert_eq!(state.observe(), Status::Dead);
+    }
+}
