@@ -446,3 +446,42 @@ impl DropPtrace for Command {
         }
     }
 }
+
+#[test]
+fn devices_and_poststart_hooks_from_the_spec() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c '%F %t:%T %a %u:%g' /dev/minidock-null /dev/fifo0",
+    ]);
+    let hook_out = bundle.path().join("hook-state.json");
+    bundle.edit(|c| {
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/minidock-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 7, "gid": 8},
+            {"path": "/dev/fifo0", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600}
+        ]);
+        // The spec passes the container's state on the hook's stdin.
+        c["hooks"] = serde_json::json!({"poststart": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}", hook_out.display())]
+        }]});
+    });
+    let out = run_minidock(&bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "character special file 1:3 640 7:8\nfifo 0:0 600 0:0\n"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&hook_out).unwrap()).unwrap();
+    assert_eq!(state["status"], "running");
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    assert_eq!(state["bundle"], bundle.path().to_str().unwrap());
+}

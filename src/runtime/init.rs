@@ -101,6 +101,15 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         if dev.is_dir() {
             rootfs::populate_dev(&dev)?;
         }
+        for device in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            create_device(ctx.rootfs, device)?;
+        }
         rootfs::pivot_root_into(ctx.rootfs)?;
         // /proc and /sys are mounted now: hide or freeze the parts that belong to the host.
         paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
@@ -387,6 +396,57 @@ fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
     out.sort();
     Ok(out)
 }
+
+// ANCHOR: create_device
+/// Creates one entry of `linux.devices` (config-linux.md, "Devices"): mknod as real root; in a
+/// user namespace, where mknod of devices is refused, a bind mount of the host's node.
+fn create_device(rootfs: &Path, device: &oci_spec::runtime::LinuxDevice) -> Result<()> {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    use oci_spec::runtime::LinuxDeviceType;
+    let path = device.path();
+    let target = mounts::secure_join(rootfs, path)?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("mkdir {}", parent.display()))?;
+    }
+    let kind = match device.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => bail!(
+            "linux.devices: {} has type \"a\", which only cgroup rules may use",
+            path.display()
+        ),
+    };
+    let (major, minor) = (device.major() as u64, device.minor() as u64);
+    let mode = device.file_mode().unwrap_or(0o666);
+    if !rootfs::in_initial_user_namespace() {
+        std::fs::File::create(&target).with_context(|| format!("creating {}", target.display()))?;
+        return rootfs::bind(path, &target);
+    }
+    explain::step(
+        "create a device node",
+        || format!("mknod({path:?}, {kind:?}|{mode:o}, makedev({major}, {minor}))"),
+        Chapter::RuntimeSpec,
+    );
+    let _ = std::fs::remove_file(&target);
+    mknod(
+        &target,
+        kind,
+        Mode::from_bits_truncate(mode),
+        makedev(major, minor),
+    )
+    .with_context(|| format!("mknod {}", path.display()))?;
+    // mknod(2) applies the umask: set the mode the spec asked for exactly.
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    nix::unistd::chown(
+        &target,
+        device.uid().map(nix::unistd::Uid::from_raw),
+        device.gid().map(nix::unistd::Gid::from_raw),
+    )
+    .with_context(|| format!("chown {}", path.display()))
+}
+// ANCHOR_END: create_device
 
 fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
     match typ {
