@@ -658,3 +658,127 @@ mod tests {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// save, load, history (src/image/archive.rs, src/image/history.rs)
+// ------------------------------------------------------------------------------------------
+
+/// `minidock save [OPTIONS] IMAGE [IMAGE...]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// The archive format: docker (`docker save`'s, the default) or oci (an OCI image layout)
+    #[arg(long, value_enum, default_value_t = super::archive::ArchiveFormat::Docker)]
+    pub format: super::archive::ArchiveFormat,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `minidock load [OPTIONS]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Read from a tar archive file (docker save or OCI format), instead of stdin
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `minidock history [OPTIONS] IMAGE`
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+// ANCHOR: run_save
+/// `minidock save`: the archive goes to a temp file beside `-o FILE` and is renamed into place
+/// when complete, so a failed save never leaves a truncated archive under that name.
+pub fn run_save(root: &Path, args: &SaveArgs) -> Result<u8> {
+    let store = Store::open(root)?;
+    match &args.output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let temp = tempfile::Builder::new()
+                .prefix(".minidock-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+            let out = io::BufWriter::with_capacity(256 << 10, temp.as_file());
+            super::archive::save(&store, &args.images, args.format, out).map_err(request_failed)?;
+            temp.as_file()
+                .sync_all()
+                .with_context(|| format!("writing {}", path.display()))?;
+            temp.persist(path)
+                .map_err(|err| err.error)
+                .with_context(|| format!("renaming the archive to {}", path.display()))?;
+        }
+        None => {
+            let stdout = io::stdout();
+            if std::io::IsTerminal::is_terminal(&stdout) {
+                return Err(Exit::new(
+                    REQUEST_FAILED,
+                    "refusing to write an archive to a terminal: use -o FILE or redirect stdout",
+                )
+                .into());
+            }
+            let out = io::BufWriter::with_capacity(256 << 10, stdout.lock());
+            super::archive::save(&store, &args.images, args.format, out).map_err(request_failed)?;
+        }
+    }
+    Ok(0)
+}
+// ANCHOR_END: run_save
+
+/// `minidock load`: prints `Loaded image: NAME` (or `Loaded image ID: ID` when untagged).
+pub fn run_load(root: &Path, args: &LoadArgs) -> Result<u8> {
+    let store = Store::open(root)?;
+    let input: Box<dyn Read> = match &args.input {
+        Some(path) => Box::new(io::BufReader::new(
+            File::open(path)
+                .with_context(|| format!("opening {}", path.display()))
+                .map_err(request_failed)?,
+        )),
+        None => Box::new(io::stdin().lock()),
+    };
+    let loaded = super::archive::load(&store, input).map_err(request_failed)?;
+    if !args.quiet {
+        let mut out = io::stdout().lock();
+        for image in loaded {
+            if image.names.is_empty() {
+                writeln!(out, "Loaded image ID: {}", image.id).context("writing to stdout")?;
+            }
+            for name in image.names {
+                writeln!(out, "Loaded image: {}", name.familiar()).context("writing to stdout")?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `minidock history`
+pub fn run_history(root: &Path, args: &HistoryArgs) -> Result<u8> {
+    let store = Store::open(root)?;
+    let image = store.resolve(&args.image).map_err(request_failed)?;
+    let format = super::history::HistoryFormat {
+        no_trunc: args.no_trunc,
+        quiet: args.quiet,
+    };
+    let table = super::history::history_table(&image, format, SystemTime::now())?;
+    io::stdout()
+        .lock()
+        .write_all(table.as_bytes())
+        .context("writing to stdout")?;
+    Ok(0)
+}

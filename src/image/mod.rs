@@ -1,6 +1,8 @@
 //! OCI images: layers (safe unpack, diff), the content-addressed store, references, archives.
 
+pub mod archive;
 pub mod cli;
+pub mod history;
 pub mod import;
 pub mod layer;
 pub mod reference;

@@ -755,26 +755,38 @@ impl Store {
                 image.manifest.layers().len()
             );
         }
-        let layers_dir = self.layers_dir();
-        fs::create_dir_all(&layers_dir)
-            .with_context(|| format!("creating {}", layers_dir.display()))?;
         let chain = chain_ids(diff_ids)?;
         let mut dirs = Vec::with_capacity(chain.len());
         for (i, chain_id) in chain.iter().enumerate() {
-            let dir = self.layer_dir(chain_id);
-            if !dir.is_dir() {
-                // Parallel `run`s of a new image: one unpacks, the others wait, then reuse it.
-                let lock_path = layers_dir.join(format!("{}.lock", chain_id.digest()));
-                let _lock = state::lock_file(&lock_path)?;
-                if !dir.is_dir() {
-                    self.unpack_into(&image.manifest.layers()[i], &diff_ids[i], &dir)?;
-                }
-            }
-            dirs.push(dir);
+            dirs.push(self.unpack_layer(&image.manifest.layers()[i], &diff_ids[i], chain_id)?);
         }
         Ok(dirs)
     }
     // ANCHOR_END: unpacked_layers
+
+    /// One layer of [`Store::unpacked_layers`], unpacked under its ChainID unless it already
+    /// is. Each layer lands in its own directory, so layers can be unpacked in any order and
+    /// in parallel (a pull unpacks each as soon as it is downloaded). The caller holds a lease.
+    pub fn unpack_layer(
+        &self,
+        layer: &Descriptor,
+        diff_id: &str,
+        chain_id: &Digest,
+    ) -> Result<PathBuf> {
+        let dir = self.layer_dir(chain_id);
+        if !dir.is_dir() {
+            let layers_dir = self.layers_dir();
+            fs::create_dir_all(&layers_dir)
+                .with_context(|| format!("creating {}", layers_dir.display()))?;
+            // Parallel `run`s of a new image: one unpacks, the others wait, then reuse it.
+            let lock_path = layers_dir.join(format!("{}.lock", chain_id.digest()));
+            let _lock = state::lock_file(&lock_path)?;
+            if !dir.is_dir() {
+                self.unpack_into(layer, diff_id, &dir)?;
+            }
+        }
+        Ok(dir)
+    }
 }
 
 impl Store {

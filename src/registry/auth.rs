@@ -62,7 +62,9 @@ impl Challenge {
             }),
             "bearer" => {
                 let Some(realm) = param("realm").filter(|r| !r.is_empty()) else {
-                    bail!("the registry's Bearer challenge has no realm (token server): {header:?}");
+                    bail!(
+                        "the registry's Bearer challenge has no realm (token server): {header:?}"
+                    );
                 };
                 Ok(Challenge::Bearer {
                     realm,
@@ -316,9 +318,10 @@ mod tests {
 
     #[test]
     fn credentials_round_trip_through_docker_keys() {
-        let mut config: ConfigFile =
-            serde_json::from_str(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}},"credsStore":"x"}"#)
-                .unwrap();
+        let mut config: ConfigFile = serde_json::from_str(
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}},"credsStore":"x"}"#,
+        )
+        .unwrap();
         let hub = config.credentials("docker.io").unwrap().unwrap();
         assert_eq!((hub.username.as_str(), hub.password.as_str()), ("u", "p"));
         let creds = Credentials {

@@ -105,8 +105,13 @@ impl Client {
     // ANCHOR: connect
     /// Connects to a registry: `GET /v2/`, the distribution spec's "API version check". The
     /// answer says whether the registry speaks the API (200 or 401) and, in a 401's
-    /// `WWW-Authenticate`, how to authenticate. HTTPS is tried first; plain HTTP only for a
-    /// local or explicitly insecure registry, never silently for anything else.
+    /// `WWW-Authenticate`, how to authenticate.
+    ///
+    /// HTTPS is the only scheme for a registry elsewhere: never a silent fallback to plain
+    /// HTTP, which anyone on the path could read and rewrite. A registry on this machine, or
+    /// one the user named with `--insecure-registry`, is asked over plain HTTP first, then over
+    /// HTTPS if that fails (a local registry may well have TLS). No credentials travel in the
+    /// version check.
     pub fn connect(registry: &str, options: &ClientOptions) -> Result<Client> {
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
@@ -122,52 +127,59 @@ impl Client {
         } else {
             registry
         };
-        let insecure_allowed = |host: &str| {
-            is_local(host) || options.insecure_registries.iter().any(|r| r == host)
+        let insecure_allowed =
+            is_local(registry) || options.insecure_registries.iter().any(|r| r == registry);
+        let schemes: &[&str] = if insecure_allowed {
+            &["http", "https"]
+        } else {
+            &["https"]
         };
         let mut client = Client {
             agent,
             registry: registry.to_owned(),
-            base: format!("https://{api_host}"),
+            base: String::new(),
             insecure: options.insecure_registries.clone(),
             credentials: options.credentials.clone(),
             challenge: None,
             tokens: Mutex::new(HashMap::new()),
         };
-        explain::step(
-            "ask the registry which API and auth it speaks",
-            || format!("GET {}/v2/", client.base),
-            Chapter::Images,
-        );
-        let response = match client.agent.get(format!("{}/v2/", client.base)).call() {
-            Ok(response) => response,
-            Err(https_err) if insecure_allowed(registry) => {
-                client.base = format!("http://{api_host}");
-                client
-                    .agent
-                    .get(format!("{}/v2/", client.base))
-                    .call()
-                    .map_err(|http_err| {
-                        anyhow!(
-                            "cannot reach registry {registry} over HTTPS ({https_err}) or HTTP ({http_err})"
-                        )
-                    })?
+        let mut failures = Vec::new();
+        for scheme in schemes {
+            client.base = format!("{scheme}://{api_host}");
+            explain::step(
+                "ask the registry which API and auth it speaks",
+                || format!("GET {}/v2/", client.base),
+                Chapter::Images,
+            );
+            let response = match client.agent.get(format!("{}/v2/", client.base)).call() {
+                Ok(response) => response,
+                Err(err) => {
+                    failures.push(format!("{} ({err})", scheme.to_uppercase()));
+                    continue;
+                }
+            };
+            match response.status().as_u16() {
+                200 => return Ok(client),
+                401 => {
+                    client.challenge = Some(challenge_of(&response)?);
+                    return Ok(client);
+                }
+                // A TLS registry answers plain HTTP with 400: try HTTPS next.
+                status => failures.push(format!(
+                    "{} (GET /v2/ answered HTTP {status}: not an OCI registry)",
+                    scheme.to_uppercase()
+                )),
             }
-            Err(err) => {
-                return Err(anyhow!(
-                    "cannot reach registry {registry} over HTTPS: {err} (plain HTTP is only used for localhost and registries given with --insecure-registry)"
-                ));
-            }
-        };
-        match response.status().as_u16() {
-            200 => {}
-            401 => client.challenge = Some(challenge_of(&response)?),
-            status => bail!(
-                "{} is not an OCI registry: GET /v2/ answered HTTP {status}",
-                client.base
-            ),
         }
-        Ok(client)
+        let hint = if insecure_allowed {
+            ""
+        } else {
+            " (plain HTTP is only used for localhost and registries given with --insecure-registry)"
+        };
+        Err(anyhow!(
+            "cannot reach registry {registry} over {}{hint}",
+            failures.join(" or ")
+        ))
     }
     // ANCHOR_END: connect
 
@@ -233,9 +245,7 @@ impl Client {
             && !is_local(realm_host)
             && !self.insecure.iter().any(|r| r == realm_host)
         {
-            bail!(
-                "refusing to send credentials to the token server {realm} over plain HTTP"
-            );
+            bail!("refusing to send credentials to the token server {realm} over plain HTTP");
         }
         let mut query = Vec::new();
         if let Some(service) = service {
@@ -276,12 +286,14 @@ impl Client {
         if status != 200 {
             bail!("the token server {realm} answered HTTP {status}");
         }
-        let body: TokenResponse = response
+        let bytes = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
-            .read_json()
+            .read_to_vec()
             .with_context(|| format!("reading the token from {realm}"))?;
+        let body: TokenResponse = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing the token from {realm}"))?;
         let token = if body.token.is_empty() {
             body.access_token
         } else {
@@ -317,26 +329,17 @@ impl Client {
                 builder = builder.header("Authorization", value.as_str());
             }
             let retryable = !matches!(payload, Payload::Stream(..));
-            // A fresh view of in-memory bytes for each attempt: reading consumes the slice.
-            let mut bytes_left: &[u8] = &[];
-            let body = match &mut payload {
-                Payload::Empty => SendBody::none(),
-                Payload::Bytes(bytes) => {
-                    builder = builder.header("Content-Length", bytes.len());
-                    bytes_left = bytes;
-                    SendBody::from_reader(&mut bytes_left)
-                }
-                Payload::Stream(reader, length) => {
-                    builder = builder.header("Content-Length", *length);
-                    SendBody::from_reader(reader)
-                }
+            let sent = match &mut payload {
+                Payload::Empty => builder.body(()).map(|r| self.agent.run(r)),
+                // A slice is sent whole each attempt (it knows its own length).
+                Payload::Bytes(bytes) => builder.body(*bytes).map(|r| self.agent.run(r)),
+                Payload::Stream(reader, length) => builder
+                    .header("Content-Length", *length)
+                    .body(SendBody::from_reader(reader.as_mut()))
+                    .map(|r| self.agent.run(r)),
             };
-            let request = builder
-                .body(body)
-                .with_context(|| format!("building {method} {url}"))?;
-            let response = self
-                .agent
-                .run(request)
+            let response = sent
+                .with_context(|| format!("building {method} {url}"))?
                 .with_context(|| format!("{method} {url}"))?;
             if response.status().as_u16() != 401 || attempt == 1 || !retryable {
                 return Ok(response);
@@ -353,7 +356,9 @@ impl Client {
                     service,
                     scope,
                 } => {
-                    let scope = scope.clone().unwrap_or_else(|| scope_for(repository, access));
+                    let scope = scope
+                        .clone()
+                        .unwrap_or_else(|| scope_for(repository, access));
                     let value = self.fetch_token(realm, service.as_deref(), Some(&scope))?;
                     self.tokens
                         .lock()

@@ -86,21 +86,27 @@ impl LayerProgress<'_> {
         }
     }
 
-    /// The layer is done: `Pull complete`, `Already exists`, `Pushed`...
-    pub fn finish(self, status: &str) {
-        match &self.bar {
-            Some(bar) => {
-                bar.set_style(ProgressStyle::with_template("{prefix}: {msg}").expect("template"));
-                bar.finish_with_message(status.to_owned());
-            }
-            None => self.progress.line(&format!("{}: {status}", self.id)),
+    /// A new phase of the layer's work ("Extracting"), shown on its bar.
+    pub fn status(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_owned());
         }
     }
 
-    /// The layer failed: the bar stays, with the reason.
-    pub fn fail(self, why: &str) {
+    /// The layer is done: `Pull complete`, `Already exists`, `Pushed`... The live bar goes
+    /// away and the final status stays as a plain line above the bars still running, so the
+    /// scrollback reads the same on a terminal as in a log.
+    pub fn finish(self, status: &str) {
         if let Some(bar) = &self.bar {
-            bar.abandon_with_message(format!("failed: {why}"));
+            bar.finish_and_clear();
+        }
+        self.progress.line(&format!("{}: {status}", self.id));
+    }
+
+    /// The layer failed: its bar goes away (the error is reported once, by the caller).
+    pub fn fail(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

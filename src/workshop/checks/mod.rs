@@ -2,9 +2,11 @@
 //! kernel's own evidence; none trusts what the binary says about itself alone.
 
 mod cgroup;
+mod container;
 mod net;
 mod ns;
 mod overlay;
+mod registry;
 
 use super::Observation;
 use anyhow::{Context, Result, bail};
@@ -27,6 +29,9 @@ const CHECKS: &[(u32, Check)] = &[
     (7, overlay::lesson07_whiteouts),
     (8, net::lesson08_veth),
     (9, net::lesson09_bridge_publish),
+    (10, container::lesson10_container),
+    (11, container::lesson11_exec),
+    (12, registry::lesson12_fetch_and_verify),
 ];
 
 #[cfg(test)]
