@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 /// What the child needs besides the spec.
 pub struct InitContext<'a> {
+    /// Create the new cgroup namespace now, in the child, after the parent moved it into the
+    /// container's cgroup (so that cgroup becomes the namespace's root).
+    pub unshare_cgroup: bool,
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
@@ -56,6 +59,17 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         Chapter::Security,
     );
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+
+    // 0. The cgroup namespace, now that we are in the container's cgroup: it becomes "/".
+    if ctx.unshare_cgroup {
+        explain::step(
+            "a new cgroup namespace, rooted at our cgroup",
+            || "unshare(CLONE_NEWCGROUP)".into(),
+            Chapter::RuntimeSpec,
+        );
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("unshare(CLONE_NEWCGROUP)")?;
+    }
 
     // 1. Join the namespaces the spec names by path (a shared network namespace, say).
     for (ns, fd) in ctx.join {

@@ -232,9 +232,14 @@ fn launch_in(
     // Namespaces to join are opened now; a PID namespace is joined by this process itself,
     // because setns(CLONE_NEWPID) only moves the children created afterwards.
     let mut new = Vec::new();
+    let mut unshare_cgroup = false;
     let mut join: Vec<(Namespace, OwnedFd)> = Vec::new();
     for (ns, path) in spec::namespaces(spec) {
         match path {
+            // A new cgroup namespace takes the cgroup the process is in *when it is made* as
+            // its root. At clone time that is still ours, so the child unshares it later,
+            // once we have moved it into the container's cgroup (as runc does).
+            None if ns == Namespace::Cgroup => unshare_cgroup = true,
             None => new.push(ns),
             Some(path) => {
                 let fd: OwnedFd = std::fs::File::open(&path)
@@ -282,6 +287,7 @@ fn launch_in(
         None
     };
     let ctx = init::InitContext {
+        unshare_cgroup,
         console: console.as_ref().map(|c| c.child.as_raw_fd()),
         spec,
         bundle,
