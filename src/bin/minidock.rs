@@ -47,6 +47,8 @@ enum Command {
     Load(image_cli::LoadArgs),
     /// Show the history of an image.
     History(image_cli::HistoryArgs),
+    /// Create a new image from a container's changes.
+    Commit(image_cli::CommitArgs),
     #[command(flatten)]
     Container(minidock::container::cli::ContainerCommand),
     /// The OCI runtime, with runc's verbs: run a bundle (rootfs + config.json).
@@ -138,6 +140,7 @@ fn main() -> ExitCode {
         Command::Save(args) => image_cli::run_save(&root, &args),
         Command::Load(args) => image_cli::run_load(&root, &args),
         Command::History(args) => image_cli::run_history(&root, &args),
+        Command::Commit(args) => image_cli::run_commit(&root, &args),
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }

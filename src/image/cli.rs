@@ -117,13 +117,6 @@ pub fn run_image(root: &Path, command: &ImageCommand) -> Result<u8> {
 // ANCHOR: run_import
 /// `minidock import`: prints the new image's ID.
 pub fn run_import(root: &Path, args: &ImportArgs) -> Result<u8> {
-    if args.source.starts_with("http://") || args.source.starts_with("https://") {
-        return Err(Exit::new(
-            REQUEST_FAILED,
-            format!("importing from a URL is not supported yet: {}", args.source),
-        )
-        .into());
-    }
     let names = match &args.reference {
         Some(text) => vec![Reference::parse(text).map_err(request_failed)?],
         None => Vec::new(),
@@ -136,8 +129,11 @@ pub fn run_import(root: &Path, args: &ImportArgs) -> Result<u8> {
         platform: args.platform.clone(),
         created: None,
     };
+    let is_url = args.source.starts_with("http://") || args.source.starts_with("https://");
     let input: Box<dyn Read> = if args.source == "-" {
         Box::new(io::stdin().lock())
+    } else if is_url {
+        super::import::open_url(&args.source).map_err(request_failed)?
     } else {
         Box::new(
             File::open(&args.source)
@@ -782,3 +778,48 @@ pub fn run_history(root: &Path, args: &HistoryArgs) -> Result<u8> {
         .context("writing to stdout")?;
     Ok(0)
 }
+
+// ------------------------------------------------------------------------------------------
+// commit (src/image/commit.rs)
+// ------------------------------------------------------------------------------------------
+
+/// `minidock commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "Ada Lovelace <ada@example.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+    /// STOPSIGNAL, USER, VOLUME, WORKDIR)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Commit message (the history comment)
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The name to give the image
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+// ANCHOR: run_commit
+/// `minidock commit`: prints the new image's ID.
+pub fn run_commit(root: &Path, args: &CommitArgs) -> Result<u8> {
+    let names = match &args.reference {
+        Some(text) => vec![Reference::parse(text).map_err(request_failed)?],
+        None => Vec::new(),
+    };
+    let paths = crate::container::Paths::new(Some(root));
+    let options = super::commit::CommitOptions {
+        message: args.message.clone(),
+        author: args.author.clone(),
+        changes: args.changes.clone(),
+        created: None,
+    };
+    let image =
+        super::commit::commit(&paths, &args.container, &names, &options).map_err(request_failed)?;
+    println!("{}", image.id);
+    Ok(0)
+}
+// ANCHOR_END: run_commit

@@ -162,6 +162,30 @@ pub fn import(
 }
 // ANCHOR_END: import
 
+// ANCHOR: open_url
+/// Opens `http(s)://...` for `import URL`, as `docker import` does. The URL is the user's own
+/// explicit choice, so plain HTTP is allowed here (unlike a registry name, where minidock
+/// would be the one choosing the scheme). The body streams straight into the importer.
+pub fn open_url(url: &str) -> Result<Box<dyn Read + Send>> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+        .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("GET {url}: the server answered {status}");
+    }
+    Ok(Box::new(response.into_body().into_reader()))
+}
+// ANCHOR_END: open_url
+
 /// Reads through a tar stream, hashing it and copying it to a writer.
 struct Tee<R, W> {
     inner: R,

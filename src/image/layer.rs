@@ -22,7 +22,7 @@ pub use apply::{
     WHITEOUT_PREFIX, Whiteouts, apply,
 };
 pub use codec::{Compression, LayerDigests};
-pub use diff::{diff, is_whiteout};
+pub use diff::{diff, diff_skipping, is_whiteout};
 
 use anyhow::{Context, Result, bail};
 use std::fs::File;

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod commit;
 pub mod history;
 pub mod import;
 pub mod layer;

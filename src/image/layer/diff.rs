@@ -34,6 +34,19 @@ use crate::explain::{self, Chapter};
 /// returns its digest (of the bytes written) and diff_id (of the tar).
 // ANCHOR: diff
 pub fn diff(upper: &Path, out: impl Write, compression: Compression) -> Result<LayerDigests> {
+    diff_skipping(upper, out, compression, &[])
+}
+// ANCHOR_END: diff
+
+/// [`diff`], leaving out the entries at the layer paths `skip` (relative, like `etc/hosts`):
+/// `commit` uses it for the mount points the runtime made in the upper dir, which are not
+/// the container's changes.
+pub fn diff_skipping(
+    upper: &Path,
+    out: impl Write,
+    compression: Compression,
+    skip: &[PathBuf],
+) -> Result<LayerDigests> {
     explain::step(
         "turn the upper dir into a layer",
         || format!("walk {upper:?}: lstat, readlink, llistxattr -> tar"),
@@ -48,19 +61,21 @@ pub fn diff(upper: &Path, out: impl Write, compression: Compression) -> Result<L
     let mut differ = Differ {
         tar: tar::Builder::new(writer),
         hardlinks: HashMap::new(),
+        skip,
     };
     differ.directory(upper, Path::new(""))?;
     let writer = differ.tar.into_inner().context("ending the tar stream")?;
     let (_, digests) = writer.finish().context("ending the compressed stream")?;
     Ok(digests)
 }
-// ANCHOR_END: diff
 
 /// Extended attributes as (name, value), sorted by name.
 type Xattrs = Vec<(String, Vec<u8>)>;
 
-struct Differ<W: Write> {
+struct Differ<'a, W: Write> {
     tar: tar::Builder<LayerWriter<W>>,
+    /// Layer paths to leave out (see [`diff_skipping`]).
+    skip: &'a [PathBuf],
     /// (device, inode) of files with more than one link, to the first path written: later
     /// names become hardlink entries pointing at it.
     hardlinks: HashMap<(u64, u64), PathBuf>,
@@ -71,7 +86,7 @@ pub fn is_whiteout(meta: &Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-impl<W: Write> Differ<W> {
+impl<W: Write> Differ<'_, W> {
     /// Writes the children of `abs` (whose path in the layer is `rel`).
     fn directory(&mut self, abs: &Path, rel: &Path) -> Result<()> {
         let mut children = Vec::new();
@@ -94,6 +109,9 @@ impl<W: Write> Differ<W> {
             self.empty_file(&rel.join(OsStr::from_bytes(&marker)), &meta)?;
         }
         for (name, meta) in others {
+            if self.skip.iter().any(|skipped| *skipped == rel.join(&name)) {
+                continue;
+            }
             self.entry(&abs.join(&name), &rel.join(&name), &meta)?;
         }
         // ANCHOR_END: translate
