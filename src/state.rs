@@ -53,6 +53,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// [`write_atomic`] with an explicit mode, for files that must stay private (credentials: 0600).
 pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    replace(path, bytes, mode, Durability::Synced)
+}
+
+/// Replaces `path` atomically like [`write_atomic`], but without the fsync: for the files that
+/// describe a container's live process (its state, its generated /etc files). Readers still
+/// see the old or the new file, never a half-written one; only a power cut can lose the last
+/// version, and a power cut also ends the process the file describes. This keeps several
+/// disk flushes off the path of every `minidock run` (runc does not flush its state either).
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, 0o644, Durability::Unsynced)
+}
+
+#[derive(PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> Result<()> {
     let dir = parent_dir(path);
     // The temp file must live in the same directory: rename(2) cannot cross filesystems, and a
     // temp file elsewhere (/tmp is often tmpfs) would turn the rename into EXDEV.
@@ -67,9 +86,11 @@ pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()
         .with_context(|| format!("chmod {}", temp.path().display()))?;
     // fsync before rename: otherwise a power cut after the rename can leave the new name
     // pointing at a file whose data never reached the disk (an empty index.json).
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("fsync {}", temp.path().display()))?;
+    if durability == Durability::Synced {
+        temp.as_file()
+            .sync_all()
+            .with_context(|| format!("fsync {}", temp.path().display()))?;
+    }
     temp.persist(path)
         .map_err(|err| err.error)
         .with_context(|| format!("renaming a temp file to {}", path.display()))?;

@@ -746,7 +746,7 @@ pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
     let mut value = serde_json::to_value(spec).context("serialising the spec")?;
     value["Image"] = serde_json::Value::from(image_id);
     let bytes = serde_json::to_vec_pretty(&value)?;
-    crate::state::write_atomic(&path, &bytes)
+    crate::state::write_atomic_unsynced(&path, &bytes)
 }
 // ANCHOR_END: write_bundle
 
@@ -766,7 +766,7 @@ pub fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<(
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
-        crate::state::write_atomic(&dir.join(file), content.as_bytes())?;
+        crate::state::write_atomic_unsynced(&dir.join(file), content.as_bytes())?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `state.json`: what minidock remembers about one container.
 //!
 //! It is written by several processes: `create`, the supervisor (running, then the exit
-//! status), `rm`. Every write replaces the file atomically ([`crate::state::write_atomic`]), so
+//! status), `rm`. Every write replaces the file atomically ([`crate::state::write_atomic_unsynced`]), so
 //! readers need no lock; read-modify-writes hold [`super::Paths::lock`].
 //!
 //! What was written can be out of date: a supervisor killed with SIGKILL never records the
@@ -162,7 +162,7 @@ impl ContainerState {
     /// Replaces state.json atomically. Callers that read it first hold [`Paths::lock`].
     pub fn save(&self, paths: &Paths) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).context("serialising state.json")?;
-        crate::state::write_atomic(&ContainerState::path(paths, &self.id), &bytes)
+        crate::state::write_atomic_unsynced(&ContainerState::path(paths, &self.id), &bytes)
     }
 
     /// Applies `change` to the current state.json under the lock. `None` when the container
