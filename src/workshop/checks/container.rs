@@ -1,6 +1,8 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
-use super::{describe_failure, require_root, run_captured};
+use super::{
+    describe_failure, line, require_root, rootfs_with_marker, run_captured, unmount_leftovers,
+};
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
 use crate::workshop::Observation;
@@ -10,52 +12,6 @@ use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A busybox rootfs in a temp dir, with a marker file only the container can see.
-fn rootfs_with_marker(marker: &str) -> Result<tempfile::TempDir> {
-    let rootfs = tempfile::Builder::new()
-        .prefix("minidock-workshop-rootfs")
-        .tempdir()
-        .context("creating a temp dir")?;
-    let script = crate::workshop::lessons_dir()
-        .parent()
-        .map(|repo| repo.join("scripts/busybox-rootfs"))
-        .context("locating scripts/busybox-rootfs")?;
-    let status = Command::new(&script)
-        .arg(rootfs.path())
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    anyhow::ensure!(status.success(), "{} failed", script.display());
-    std::fs::write(rootfs.path().join("WORKSHOP_ROOTFS"), format!("{marker}\n"))
-        .context("writing the rootfs marker")?;
-    Ok(rootfs)
-}
-
-/// Mounts under `dir` that leaked to the host (a learner who forgot to make / private):
-/// detach them so nothing stays behind, and return them for the report.
-fn unmount_leftovers(dir: &Path) -> Vec<String> {
-    let prefix = dir.to_string_lossy().into_owned();
-    let leaked: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    for mount in leaked.iter().rev() {
-        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    leaked
-}
-
-fn line(stdout: &str, n: usize) -> String {
-    stdout
-        .lines()
-        .nth(n)
-        .unwrap_or("(nothing)")
-        .trim()
-        .to_owned()
-}
 
 fn own_ns(pid: &str, ns: Namespace) -> Result<String> {
     crate::ns::ns_id(pid, ns)

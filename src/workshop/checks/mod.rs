@@ -102,3 +102,51 @@ pub(crate) fn require_root() -> Result<()> {
     }
     Ok(())
 }
+
+/// Line `n` of a program's output, trimmed, or "(nothing)" when it printed less.
+pub(crate) fn line(stdout: &str, n: usize) -> String {
+    stdout
+        .lines()
+        .nth(n)
+        .unwrap_or("(nothing)")
+        .trim()
+        .to_owned()
+}
+
+/// A busybox rootfs in a temp dir (made by `scripts/busybox-rootfs`), holding a file
+/// `/WORKSHOP_ROOTFS` with `marker` in it: only a process whose root is this rootfs reads it.
+pub(crate) fn rootfs_with_marker(marker: &str) -> Result<tempfile::TempDir> {
+    let rootfs = tempfile::Builder::new()
+        .prefix("minidock-workshop-rootfs")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let script = super::lessons_dir()
+        .parent()
+        .map(|repo| repo.join("scripts/busybox-rootfs"))
+        .context("locating scripts/busybox-rootfs")?;
+    let status = Command::new(&script)
+        .arg(rootfs.path())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed", script.display());
+    std::fs::write(rootfs.path().join("WORKSHOP_ROOTFS"), format!("{marker}\n"))
+        .context("writing the rootfs marker")?;
+    Ok(rootfs)
+}
+
+/// Mounts under `dir` that leaked to the host (a learner who forgot to make / private):
+/// detach them so nothing stays behind, and return them for the report.
+pub(crate) fn unmount_leftovers(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let leaked: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    for mount in leaked.iter().rev() {
+        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    leaked
+}

@@ -3,7 +3,9 @@
 //! Each check compares what the learner's process saw with what the checker reads from its
 //! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
 
-use super::{describe_failure, require_root, run_captured};
+use super::{
+    describe_failure, line, require_root, rootfs_with_marker, run_captured, unmount_leftovers,
+};
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -33,16 +35,6 @@ fn mount_table() -> Result<Vec<String>> {
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
         .collect())
-}
-
-/// The line `n` of a program's stdout, or "(nothing)".
-fn line(stdout: &str, n: usize) -> String {
-    stdout
-        .lines()
-        .nth(n)
-        .unwrap_or("(nothing)")
-        .trim()
-        .to_owned()
 }
 
 pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
@@ -166,21 +158,7 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
 
 pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
-    let rootfs = tempfile::Builder::new()
-        .prefix("minidock-workshop-rootfs")
-        .tempdir()
-        .context("creating a temp dir")?;
-    let script = super::super::lessons_dir()
-        .parent()
-        .map(|repo| repo.join("scripts/busybox-rootfs"))
-        .context("locating scripts/busybox-rootfs")?;
-    let status = Command::new(&script)
-        .arg(rootfs.path())
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    anyhow::ensure!(status.success(), "{} failed", script.display());
-    std::fs::write(rootfs.path().join("WORKSHOP_ROOTFS"), "inside the rootfs\n")
-        .context("writing the rootfs marker")?;
+    let rootfs = rootfs_with_marker("inside the rootfs")?;
     let host_marker = tempfile::NamedTempFile::new().context("creating the host marker")?;
     let host_marker_path = host_marker.path().to_string_lossy().into_owned();
     let mounts_before = mount_table()?;
@@ -196,15 +174,13 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         LIMIT,
     )?;
     let mounts_after = mount_table()?;
-    let rootfs_str = rootfs.path().to_string_lossy().into_owned();
-    let leaked: Vec<&String> = mounts_after
-        .iter()
-        .filter(|m| {
-            m.starts_with(&rootfs_str) || (m.as_str() == "/proc" && !mounts_before.contains(m))
-        })
-        .collect();
-    for mount in leaked.iter().rev() {
-        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    // Mounts of the rootfs left on the host, and a /proc mounted over the host's.
+    let mut leaked = unmount_leftovers(rootfs.path());
+    if mounts_after.iter().filter(|m| *m == "/proc").count()
+        > mounts_before.iter().filter(|m| *m == "/proc").count()
+    {
+        let _ = nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH);
+        leaked.push("/proc".into());
     }
     let mut observations = vec![Observation::judged(
         "the host's mount table is unchanged",
