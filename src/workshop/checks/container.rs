@@ -1,7 +1,8 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
 use super::{
-    describe_failure, line, require_root, rootfs_with_marker, run_captured, unmount_leftovers,
+    failed_run, host_mounts_unchanged, line, require_root, rootfs_with_marker, run_captured,
+    unmount_leftovers,
 };
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
@@ -55,23 +56,9 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
     let leftover = unmount_leftovers(rootfs.path());
     let _ = cgroup.remove();
     let output = output?;
-    let mut observations = vec![Observation::judged(
-        "the host's mount table is unchanged",
-        "no mounts of the rootfs left on the host",
-        if leftover.is_empty() {
-            "no mounts of the rootfs left on the host".to_owned()
-        } else {
-            format!("left on the host: {leftover:?}; make / private first")
-        },
-        leftover.is_empty(),
-    )];
-    if !output.status.success() {
-        observations.push(Observation::judged(
-            "the program runs /bin/sh from the rootfs",
-            "exit status 0",
-            describe_failure(&output),
-            false,
-        ));
+    let mut observations = vec![host_mounts_unchanged(&leftover)];
+    if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
+        observations.push(failed);
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -146,13 +133,8 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = crate::ns::wait_for(pid);
     let (output, expected) = (output?, expected?);
-    if !output.status.success() {
-        return Ok(vec![Observation::judged(
-            "the program runs the command in the container",
-            "exit status 0",
-            describe_failure(&output),
-            false,
-        )]);
+    if let Some(failed) = failed_run("the program runs the command in the container", &output) {
+        return Ok(vec![failed]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut observations = vec![Observation::equal(

@@ -150,3 +150,25 @@ pub(crate) fn unmount_leftovers(dir: &Path) -> Vec<String> {
     }
     leaked
 }
+
+/// The observation every check that mounts makes first: nothing leaked to the host's mount
+/// table (`leaked` lists what had, already detached by the caller).
+pub(crate) fn host_mounts_unchanged(leaked: &[String]) -> Observation {
+    Observation::judged(
+        "the host's mount table is unchanged",
+        "no new mounts on the host",
+        if leaked.is_empty() {
+            "no new mounts on the host".to_owned()
+        } else {
+            format!("leaked to the host (now removed): {leaked:?}; make / private first")
+        },
+        leaked.is_empty(),
+    )
+}
+
+/// A failed observation when the learner's program did not exit 0 (`what` says what it was
+/// asked to do), or None when it did and its output can be checked.
+pub(crate) fn failed_run(what: &str, output: &Output) -> Option<Observation> {
+    (!output.status.success())
+        .then(|| Observation::judged(what, "exit status 0", describe_failure(output), false))
+}

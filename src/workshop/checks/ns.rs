@@ -4,7 +4,8 @@
 //! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
 
 use super::{
-    describe_failure, line, require_root, rootfs_with_marker, run_captured, unmount_leftovers,
+    failed_run, host_mounts_unchanged, line, require_root, rootfs_with_marker, run_captured,
+    unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
@@ -61,13 +62,8 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
         host_before.clone(),
         host_after,
     ));
-    if !output.status.success() {
-        observations.push(Observation::judged(
-            "the program runs the command",
-            "exit status 0",
-            describe_failure(&output),
-            false,
-        ));
+    if let Some(failed) = failed_run("the program runs the command", &output) {
+        observations.push(failed);
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -100,12 +96,13 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     )?;
     let mounts_after = mount_table()?;
     let mut observations = Vec::new();
-    let leaked: Vec<&String> = mounts_after
+    let leaked: Vec<String> = mounts_after
         .iter()
         .filter(|m| {
             mounts_after.iter().filter(|x| x == m).count()
                 > mounts_before.iter().filter(|x| x == m).count()
         })
+        .cloned()
         .collect();
     if !leaked.is_empty() {
         // A /proc mounted without making / private propagates to the host: clean it up.
@@ -113,23 +110,9 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
             let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
-    observations.push(Observation::judged(
-        "the host's mount table is unchanged",
-        "no new mounts on the host",
-        if leaked.is_empty() {
-            "no new mounts on the host".to_owned()
-        } else {
-            format!("leaked to the host (now removed): {leaked:?}; make / private first")
-        },
-        leaked.is_empty(),
-    ));
-    if !output.status.success() {
-        observations.push(Observation::judged(
-            "the program runs the command",
-            "exit status 0",
-            describe_failure(&output),
-            false,
-        ));
+    observations.push(host_mounts_unchanged(&leaked));
+    if let Some(failed) = failed_run("the program runs the command", &output) {
+        observations.push(failed);
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -182,23 +165,9 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         let _ = nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH);
         leaked.push("/proc".into());
     }
-    let mut observations = vec![Observation::judged(
-        "the host's mount table is unchanged",
-        "no mounts of the rootfs left on the host",
-        if leaked.is_empty() {
-            "no mounts of the rootfs left on the host".to_owned()
-        } else {
-            format!("leaked to the host (now removed): {leaked:?}")
-        },
-        leaked.is_empty(),
-    )];
-    if !output.status.success() {
-        observations.push(Observation::judged(
-            "the program runs /bin/sh from the rootfs",
-            "exit status 0",
-            describe_failure(&output),
-            false,
-        ));
+    let mut observations = vec![host_mounts_unchanged(&leaked)];
+    if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
+        observations.push(failed);
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
