@@ -12,6 +12,7 @@
 //! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids), which know the
 //!   file names and formats of their version.
 
+pub mod freezer;
 pub mod layout;
 pub mod run;
 mod spawn;
