@@ -143,6 +143,21 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
 }
 // ANCHOR_END: dev
 
+/// Makes `dev/ptmx` the symlink `pts/ptmx`, replacing whatever node is there.
+pub fn link_ptmx(dev: &Path) -> Result<()> {
+    let ptmx = dev.join("ptmx");
+    if std::fs::read_link(&ptmx).is_ok_and(|t| t == Path::new("pts/ptmx")) {
+        return Ok(());
+    }
+    match std::fs::remove_file(&ptmx) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", ptmx.display())),
+    }
+    std::os::unix::fs::symlink("pts/ptmx", &ptmx)
+        .with_context(|| format!("symlink {} -> pts/ptmx", ptmx.display()))
+}
+
 /// Creates the default device nodes in a fresh /dev (the OCI runtime spec's "Default
 /// Devices") and the usual symlinks. Nodes that are already there are left alone. Real root
 /// makes them with mknod(2); inside a user namespace, where mknod of devices is not allowed,

@@ -65,6 +65,28 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     replace(path, bytes, 0o644, Durability::Unsynced)
 }
 
+/// [`write_atomic_unsynced`] with an explicit mode: a container's spec and state hold its
+/// environment, which may carry secrets, so they are written 0600.
+pub fn write_atomic_unsynced_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    replace(path, bytes, mode, Durability::Unsynced)
+}
+
+/// Makes `dir` (and its missing parents) a directory only its owner may enter: mode 0700,
+/// set on the directory itself whether it was just made or already there with a wider mode
+/// (chmod(2), so the umask plays no part). Parents keep the mode mkdir gives them.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mode = fs::metadata(dir)
+        .with_context(|| format!("stat {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o7777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 0700 {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 #[derive(PartialEq, Eq)]
 enum Durability {
     Synced,
@@ -295,6 +317,20 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2024-05-01T12:34:56"), None);
+    }
+
+    #[test]
+    fn private_dir_makes_and_narrows_to_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("a/b");
+        private_dir(&fresh).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&fresh), 0o700);
+        let wide = dir.path().join("wide");
+        fs::create_dir(&wide).unwrap();
+        fs::set_permissions(&wide, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
     }
 
     #[test]

@@ -76,8 +76,7 @@ impl Paths {
     /// checks that a name is free. It lives beside `containers/`, not in it: the image store
     /// reads every entry of `containers/` as a container.
     pub fn lock(&self) -> Result<crate::state::Lock> {
-        std::fs::create_dir_all(&self.root)
-            .with_context(|| format!("creating {}", self.root.display()))?;
+        crate::state::private_dir(&self.root)?;
         crate::state::lock_file(&self.root.join("containers.lock"))
     }
 
@@ -243,6 +242,9 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
 
     // Hold a lease on the store from the moment we rely on the image until config.json names
     // it: `rmi` and garbage collection wait for us.
+    // The state root is 0700 (its containers hold environments and files no other user may
+    // read), and an existing root with a wider mode is narrowed.
+    crate::state::private_dir(&paths.root)?;
     let store = Store::open(&paths.root)?;
     let lease = store.lease()?;
     let image = store.resolve(&options.image)?;
@@ -272,14 +274,15 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
             None => generate_name(&|n| others.iter().any(|c| c.name == n), &id),
         };
         let dir = paths.dir(&id);
-        std::fs::create_dir_all(paths.containers())
-            .with_context(|| format!("creating {}", paths.containers().display()))?;
+        crate::state::private_dir(&paths.containers())?;
         explain::step(
             "make the container's directory",
             || format!("mkdir(\"{}\")", dir.display()),
             Chapter::PuttingTogether,
         );
-        std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&dir)
+            .with_context(|| format!("mkdir {}", dir.display()))?;
         let state = ContainerState::new(&id, &name, &options.image, image.id.as_ref());
         // The state goes first, so even a `create` killed right now leaves a container that
         // `ps -a` shows and `rm` removes.

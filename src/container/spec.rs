@@ -15,9 +15,10 @@ use crate::security::{self, SecurityOptions};
 use anyhow::{Context, Result};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::path::{Path, PathBuf};
 
@@ -463,9 +464,142 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
 }
 // ANCHOR_END: default_mounts
 
+// ANCHOR: device_rules
+/// One rule of `linux.resources.devices` (config-linux.md, "Device allowlist"): `None` for the
+/// type means every type (`a`), `None` for a number means every number (`*`).
+fn device_rule(
+    allow: bool,
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+) -> Result<LinuxDeviceCgroup> {
+    let mut rule = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .access("rwm");
+    if let Some(typ) = typ {
+        rule = rule.typ(typ);
+    }
+    if let Some(major) = major {
+        rule = rule.major(major);
+    }
+    if let Some(minor) = minor {
+        rule = rule.minor(minor);
+    }
+    Ok(rule.build()?)
+}
+
+/// The devices a container may create and open, as Docker gives them (moby's
+/// `oci.DefaultLinuxSpec`): first deny everything, then allow `c 1:5` (zero), `c 1:3` (null),
+/// `c 1:9` (urandom), `c 1:8` (random), `c 5:0` (tty) and `c 5:1` (console), each `rwm`, and
+/// deny `c 10:229` (fuse) once more. `--privileged` allows every device (`a *:* rwm`). The
+/// runtime turns the list into the devices cgroup (v1 `devices.deny`/`devices.allow`, v2 an
+/// eBPF program), so a device node the container makes itself, such as `mknod kmsg c 1 11`,
+/// cannot be opened.
+pub fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
+    if privileged {
+        return Ok(vec![device_rule(true, None, None, None)?]);
+    }
+    let c = Some(LinuxDeviceType::C);
+    let mut rules = vec![device_rule(false, None, None, None)?];
+    for (major, minor) in [(1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1)] {
+        rules.push(device_rule(true, c, Some(major), Some(minor))?);
+    }
+    rules.push(device_rule(false, c, Some(10), Some(229))?);
+    Ok(rules)
+}
+// ANCHOR_END: device_rules
+
+// ANCHOR: host_devices
+/// Every device node under `dev` (the host's `/dev`), for `--privileged`, chosen as Docker
+/// chooses them (containerd's `oci.HostDevices`): character and block devices, recursively,
+/// with their numbers, mode, owner and group; not `console`, not fifos, sockets, symlinks or
+/// regular files, and not the directories that hold mounts of their own or runtime state
+/// (`pts`, `shm`, `fd`, `mqueue`, `.lxc`, `.lxd-mounts`, `.udev`). A node that vanishes while
+/// the walk runs is skipped. Paths are the host's, which are also the container's.
+pub fn host_devices(dev: &Path) -> Result<Vec<LinuxDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dev)
+        .with_context(|| format!("listing {}", dev.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("listing {}", dev.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name();
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("lstat {}", path.display())),
+        };
+        let kind = metadata.file_type();
+        if kind.is_dir() {
+            let skipped = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+            if !skipped.iter().any(|s| name == *s) {
+                out.extend(host_devices(&path)?);
+            }
+            continue;
+        }
+        let typ = if kind.is_char_device() {
+            LinuxDeviceType::C
+        } else if kind.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            continue;
+        };
+        if name == "console" {
+            continue;
+        }
+        let rdev = metadata.rdev();
+        out.push(
+            LinuxDeviceBuilder::default()
+                .path(&path)
+                .typ(typ)
+                .major(i64::from(nix::sys::stat::major(rdev) as u32))
+                .minor(i64::from(nix::sys::stat::minor(rdev) as u32))
+                .file_mode(metadata.mode() & 0o7777)
+                .uid(metadata.uid())
+                .gid(metadata.gid())
+                .build()?,
+        );
+    }
+    Ok(out)
+}
+// ANCHOR_END: host_devices
+
 fn namespace(typ: LinuxNamespaceType) -> Result<LinuxNamespace> {
     Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)
 }
+
+// ANCHOR: etc_mounts
+/// The files Docker manages for every container, bound over the image's from the container's
+/// own directory (see [`write_etc_files`]): `/etc/resolv.conf`, `/etc/hostname` and
+/// `/etc/hosts`. They are read-only under `--read-only`, as Docker makes them (the flag
+/// remounts only the root, and a bind mount on top of it keeps its own flags). A `-v` on one
+/// of those paths replaces the generated file, with the volume's own mode.
+fn etc_mounts(volumes: &[Volume], read_only: bool) -> Result<Vec<Mount>> {
+    let mut mounts = Vec::new();
+    for file in ["resolv.conf", "hostname", "hosts"] {
+        let destination = format!("/etc/{file}");
+        if volumes.iter().any(|v| v.container == destination) {
+            continue;
+        }
+        let mut options: Vec<String> = vec!["rbind".into(), "rprivate".into()];
+        if read_only {
+            options.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(destination)
+                .typ("bind")
+                .source(file)
+                .options(options)
+                .build()?,
+        );
+    }
+    Ok(mounts)
+}
+// ANCHOR_END: etc_mounts
 
 /// What [`build`] makes: the spec, and what `inspect` will show of it.
 pub struct Built {
@@ -623,17 +757,7 @@ pub fn build(
             propagation: "rprivate".into(),
         });
     }
-    // The files Docker manages for every container, bound over the image's.
-    for file in ["resolv.conf", "hostname", "hosts"] {
-        mounts.push(
-            MountBuilder::default()
-                .destination(format!("/etc/{file}"))
-                .typ("bind")
-                .source(file)
-                .options(vec!["rbind".into(), "rprivate".into()])
-                .build()?,
-        );
-    }
+    mounts.extend(etc_mounts(&volumes, options.read_only)?);
 
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid)?,
@@ -672,8 +796,16 @@ pub fn build(
         resources = resources.pids(LinuxPidsBuilder::default().limit(pids as i64).build()?);
     }
 
+    resources = resources.devices(device_rules(options.privileged)?);
+    let devices = if options.privileged {
+        host_devices(Path::new("/dev"))?
+    } else {
+        Vec::new()
+    };
+
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
+        .devices(devices)
         .resources(resources.build()?)
         .masked_paths(security.masked_paths.clone())
         .readonly_paths(security.readonly_paths.clone());
@@ -746,7 +878,9 @@ pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
     let mut value = serde_json::to_value(spec).context("serialising the spec")?;
     value["Image"] = serde_json::Value::from(image_id);
     let bytes = serde_json::to_vec_pretty(&value)?;
-    crate::state::write_atomic_unsynced(&path, &bytes)
+    // 0600: the spec holds the container's environment (`-e SECRET=...`), as Docker keeps its
+    // container config.
+    crate::state::write_atomic_unsynced_with_mode(&path, &bytes, 0o600)
 }
 // ANCHOR_END: write_bundle
 
@@ -766,7 +900,8 @@ pub fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<(
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
-        crate::state::write_atomic_unsynced(&dir.join(file), content.as_bytes())?;
+        // 0644: every user of the container reads them through the bind mounts.
+        crate::state::write_atomic_unsynced_with_mode(&dir.join(file), content.as_bytes(), 0o644)?;
     }
     Ok(())
 }
@@ -815,6 +950,126 @@ mod tests {
         assert!(parse_env("=x", "-e").is_err());
         assert!(parse_env("A B=x", "-e").is_err());
         assert_eq!(parse_env("MINIDOCK_SURELY_UNSET_VAR", "-e").unwrap(), None);
+    }
+
+    fn rule_text(rule: &LinuxDeviceCgroup) -> String {
+        let number = |n: Option<i64>| n.map_or("*".to_owned(), |n| n.to_string());
+        format!(
+            "{} {} {}:{} {}",
+            if rule.allow() { "allow" } else { "deny" },
+            rule.typ().map_or("a".to_owned(), |t| t.as_str().to_owned()),
+            number(rule.major()),
+            number(rule.minor()),
+            rule.access().as_deref().unwrap_or("")
+        )
+    }
+
+    #[test]
+    fn device_rules_are_dockers() {
+        let rules: Vec<String> = device_rules(false).unwrap().iter().map(rule_text).collect();
+        assert_eq!(
+            rules,
+            [
+                "deny a *:* rwm",
+                "allow c 1:5 rwm",
+                "allow c 1:3 rwm",
+                "allow c 1:9 rwm",
+                "allow c 1:8 rwm",
+                "allow c 5:0 rwm",
+                "allow c 5:1 rwm",
+                "deny c 10:229 rwm",
+            ]
+        );
+        let privileged: Vec<String> = device_rules(true).unwrap().iter().map(rule_text).collect();
+        assert_eq!(privileged, ["allow a *:* rwm"]);
+        // In config.json a rule for every device names no type and no numbers, as moby's.
+        let json = serde_json::to_value(&device_rules(false).unwrap()[0]).unwrap();
+        assert_eq!(json, serde_json::json!({"allow": false, "access": "rwm"}));
+    }
+
+    #[test]
+    fn the_cgroup_mount_is_read_only_unless_privileged() {
+        for (privileged, want) in [(false, "ro"), (true, "rw")] {
+            let mounts = default_mounts(privileged).unwrap();
+            let cgroup = mounts
+                .iter()
+                .find(|m| m.destination() == Path::new("/sys/fs/cgroup"))
+                .unwrap();
+            let options = cgroup.options().clone().unwrap();
+            assert!(options.iter().any(|o| o == want), "{options:?}");
+        }
+    }
+
+    #[test]
+    fn etc_files_follow_read_only_and_give_way_to_volumes() {
+        let options = |m: &Mount| m.options().clone().unwrap().join(",");
+        let rw = etc_mounts(&[], false).unwrap();
+        assert_eq!(rw.len(), 3);
+        assert!(rw.iter().all(|m| options(m) == "rbind,rprivate"));
+        let ro = etc_mounts(&[], true).unwrap();
+        assert!(ro.iter().all(|m| options(m) == "rbind,rprivate,ro"));
+        let volume = parse_volume("/srv/hosts:/etc/hosts").unwrap();
+        let mounts = etc_mounts(&[volume], true).unwrap();
+        let destinations: Vec<_> = mounts.iter().map(|m| m.destination().clone()).collect();
+        assert_eq!(
+            destinations,
+            [
+                PathBuf::from("/etc/resolv.conf"),
+                PathBuf::from("/etc/hostname")
+            ]
+        );
+    }
+
+    #[test]
+    fn host_devices_are_chosen_as_moby_does() {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "this test needs root (mknod) under CI"
+            );
+            eprintln!("SKIPPED: host_devices_are_chosen_as_moby_does needs root (mknod)");
+            return;
+        }
+        let dev = tempfile::tempdir().unwrap();
+        let node = |path: &str, kind: SFlag, major: u64, minor: u64| {
+            let path = dev.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            mknod(
+                &path,
+                kind,
+                Mode::from_bits_truncate(0o640),
+                makedev(major, minor),
+            )
+            .unwrap();
+        };
+        node("null", SFlag::S_IFCHR, 1, 3);
+        node("loop0", SFlag::S_IFBLK, 7, 0);
+        node("net/tun", SFlag::S_IFCHR, 10, 200);
+        node("console", SFlag::S_IFCHR, 5, 1);
+        node("pts/0", SFlag::S_IFCHR, 136, 0);
+        node(".udev/x", SFlag::S_IFCHR, 1, 3);
+        node("initctl", SFlag::S_IFIFO, 0, 0);
+        std::os::unix::fs::symlink("null", dev.path().join("core")).unwrap();
+        std::fs::write(dev.path().join("regular"), "").unwrap();
+        let found: Vec<String> = host_devices(dev.path())
+            .unwrap()
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} {}:{} {:o}",
+                    d.path().strip_prefix(dev.path()).unwrap().display(),
+                    d.typ().as_str(),
+                    d.major(),
+                    d.minor(),
+                    d.file_mode().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            ["loop0 b 7:0 640", "net/tun c 10:200 640", "null c 1:3 640"]
+        );
     }
 
     #[test]

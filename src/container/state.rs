@@ -162,7 +162,12 @@ impl ContainerState {
     /// Replaces state.json atomically. Callers that read it first hold [`Paths::lock`].
     pub fn save(&self, paths: &Paths) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).context("serialising state.json")?;
-        crate::state::write_atomic_unsynced(&ContainerState::path(paths, &self.id), &bytes)
+        // 0600, as Docker's config.v2.json: it holds the container's environment.
+        crate::state::write_atomic_unsynced_with_mode(
+            &ContainerState::path(paths, &self.id),
+            &bytes,
+            0o600,
+        )
     }
 
     /// Applies `change` to the current state.json under the lock. `None` when the container

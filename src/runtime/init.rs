@@ -111,10 +111,9 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             }
             mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
         }
-        let dev = ctx.rootfs.join("dev");
-        if dev.is_dir() {
-            rootfs::populate_dev(&dev)?;
-        }
+        // As runc: the spec's devices, then the default ones it did not list, then /dev/ptmx
+        // as the container's own devpts multiplexer even when linux.devices lists the host's
+        // node (a privileged container's), then the symlinks.
         for device in spec
             .linux()
             .as_ref()
@@ -123,6 +122,11 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             .flatten()
         {
             create_device(ctx.rootfs, device)?;
+        }
+        let dev = ctx.rootfs.join("dev");
+        if dev.is_dir() {
+            rootfs::link_ptmx(&dev)?;
+            rootfs::populate_dev(&dev)?;
         }
         rootfs::pivot_root_into(ctx.rootfs)?;
         // /proc and /sys are mounted now: hide or freeze the parts that belong to the host.
