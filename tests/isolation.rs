@@ -287,9 +287,16 @@ fn the_cgroupfs_is_read_only() {
             "/sys/fs/cgroup/pids/pids.max",
         )
     };
+    // Every hierarchy: the cgroup2 mount on v2; on v1 each directory of the tmpfs (the tmpfs
+    // itself is the container's own, and runc leaves it writable).
+    let hierarchies = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/*/"
+    };
     let script = format!(
         "echo 1073741824 > {memory}; cat {memory}; echo max > {pids}; cat {pids}; \
-         for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do echo DIR $d; mkdir $d/{name} && echo MADE $d; done"
+         for d in {hierarchies}; do echo DIR $d; mkdir $d/{name} && echo MADE $d; done"
     );
     let out = env.sh(&["-m", "32m", "--pids-limit", "50"], &script);
     let stdout = text(&out.stdout);
