@@ -172,6 +172,84 @@ fn a_device_node_made_inside_cannot_be_opened() {
     );
 }
 
+/// The container's `config.json`.
+fn spec_of(env: &Env, id: &str) -> serde_json::Value {
+    let path = env.root().join("containers").join(id).join("config.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+// Input 1 and 8 in the spec: the device rules and devices Docker puts in its spec.
+#[test]
+fn the_spec_carries_dockers_device_rules() {
+    let Some(env) = Env::new() else { return };
+    let id = env.detach(&[]);
+    let spec = spec_of(&env, &id);
+    let rule = |allow: bool, major: i64, minor: i64| serde_json::json!({"allow": allow, "type": "c", "major": major, "minor": minor, "access": "rwm"});
+    // moby's DefaultLinuxSpec, in its order.
+    let docker = serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        rule(true, 1, 5),
+        rule(true, 1, 3),
+        rule(true, 1, 9),
+        rule(true, 1, 8),
+        rule(true, 5, 0),
+        rule(true, 5, 1),
+        rule(false, 10, 229),
+    ]);
+    assert_eq!(spec["linux"]["resources"]["devices"], docker);
+    assert!(spec["linux"].get("devices").is_none(), "{}", spec["linux"]);
+    let cgroup = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sys/fs/cgroup")
+        .unwrap();
+    assert_eq!(
+        cgroup["options"],
+        serde_json::json!(["ro", "nosuid", "noexec", "nodev"])
+    );
+    env.ok(&["rm", "-f", &id]);
+
+    let mut before = BTreeSet::new();
+    host_devices(Path::new("/dev"), &mut before);
+    let id = env.detach(&["--privileged"]);
+    let mut after = BTreeSet::new();
+    host_devices(Path::new("/dev"), &mut after);
+    let spec = spec_of(&env, &id);
+    assert_eq!(
+        spec["linux"]["resources"]["devices"],
+        serde_json::json!([{"allow": true, "access": "rwm"}])
+    );
+    let listed: BTreeSet<String> = spec["linux"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}:{}",
+                d["path"].as_str().unwrap(),
+                d["type"].as_str().unwrap(),
+                d["major"],
+                d["minor"]
+            )
+        })
+        .collect();
+    // A node that came or went meanwhile (another test's loop device) may be listed or not.
+    let missing: Vec<_> = before
+        .intersection(&after)
+        .filter(|d| !listed.contains(*d))
+        .collect();
+    let extra: Vec<_> = listed
+        .iter()
+        .filter(|d| !before.contains(*d) && !after.contains(*d))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not listed: {missing:?}; not on the host: {extra:?}"
+    );
+    env.ok(&["rm", "-f", &id]);
+}
+
 /// Docker's allow list (moby's `DefaultLinuxSpec`), as `devices.list` shows it.
 const DOCKER_ALLOWED: [&str; 6] = [
     "c 1:5 rwm",

@@ -417,18 +417,19 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result
 // ANCHOR: default_mounts
 /// Docker's standard mounts (moby's `oci.DefaultSpec`): a fresh /proc for the new PID
 /// namespace, a tmpfs /dev with its own devpts (the runtime adds the device nodes), /sys
-/// read-only, the container's own cgroups, a POSIX message queue and /dev/shm.
+/// read-only, the container's own cgroups read-only, a POSIX message queue and /dev/shm.
+/// `--privileged` drops `ro` from /sys and the cgroups, as moby's `clearReadOnly` does.
 fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
-    let ro = if privileged { "rw" } else { "ro" };
-    Ok(vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount(
+    let writable_when_privileged = ["/sys", "/sys/fs/cgroup"];
+    let mounts: [(&str, &str, &str, &[&str]); 7] = [
+        ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        (
             "/dev",
             "tmpfs",
             "tmpfs",
             &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        )?,
-        mount(
+        ),
+        (
             "/dev/pts",
             "devpts",
             "devpts",
@@ -440,27 +441,45 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
                 "mode=0620",
                 "gid=5",
             ],
-        )?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro])?,
-        mount(
+        ),
+        (
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        (
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", ro],
-        )?,
-        mount(
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        (
             "/dev/mqueue",
             "mqueue",
             "mqueue",
             &["nosuid", "noexec", "nodev"],
-        )?,
-        mount(
+        ),
+        (
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
-        )?,
-    ])
+        ),
+    ];
+    mounts
+        .into_iter()
+        .map(|(destination, typ, source, options)| {
+            let options: Vec<&str> = options
+                .iter()
+                .copied()
+                .filter(|o| {
+                    !(privileged && *o == "ro" && writable_when_privileged.contains(&destination))
+                })
+                .collect();
+            mount(destination, typ, source, &options)
+        })
+        .collect()
 }
 // ANCHOR_END: default_mounts
 
@@ -719,6 +738,8 @@ pub fn build(
         .cwd(&cwd)
         .capabilities(security.capabilities.clone())
         .no_new_privileges(security.no_new_privileges)
+        // Docker's default (`--oom-score-adj 0`), whatever minidock itself runs with.
+        .oom_score_adj(0)
         // No rlimits: the container keeps the limits minidock was started with, as Docker's
         // do unless --ulimit is given (raising a hard limit would need CAP_SYS_RESOURCE).
         .rlimits(Vec::new())
@@ -797,20 +818,33 @@ pub fn build(
     }
 
     resources = resources.devices(device_rules(options.privileged)?);
-    let devices = if options.privileged {
-        host_devices(Path::new("/dev"))?
-    } else {
-        Vec::new()
-    };
 
+    // The cgroup is named in the spec, as Docker names `/docker/<id>`.
     let mut linux = LinuxBuilder::default()
+        .cgroups_path(format!("/{}/{id}", crate::cgroup::PARENT))
         .namespaces(namespaces)
-        .devices(devices)
         .resources(resources.build()?)
         .masked_paths(security.masked_paths.clone())
         .readonly_paths(security.readonly_paths.clone());
     if let Some(seccomp) = &security.seccomp {
         linux = linux.seccomp(seccomp.clone());
+    }
+    if options.privileged {
+        linux = linux.devices(host_devices(Path::new("/dev"))?);
+    }
+    if parsed.network != Network::Host {
+        // Docker's defaults for a network namespace of the container's own: binding ports
+        // below 1024 and ICMP echo sockets need no capability inside it.
+        linux = linux.sysctl(std::collections::HashMap::from([
+            (
+                "net.ipv4.ip_unprivileged_port_start".to_owned(),
+                "0".to_owned(),
+            ),
+            (
+                "net.ipv4.ping_group_range".to_owned(),
+                "0 2147483647".to_owned(),
+            ),
+        ]));
     }
 
     let spec = SpecBuilder::default()
@@ -989,15 +1023,22 @@ mod tests {
 
     #[test]
     fn the_cgroup_mount_is_read_only_unless_privileged() {
-        for (privileged, want) in [(false, "ro"), (true, "rw")] {
-            let mounts = default_mounts(privileged).unwrap();
-            let cgroup = mounts
+        let options = |privileged: bool, destination: &str| {
+            default_mounts(privileged)
+                .unwrap()
                 .iter()
-                .find(|m| m.destination() == Path::new("/sys/fs/cgroup"))
-                .unwrap();
-            let options = cgroup.options().clone().unwrap();
-            assert!(options.iter().any(|o| o == want), "{options:?}");
-        }
+                .find(|m| m.destination() == Path::new(destination))
+                .unwrap()
+                .options()
+                .clone()
+                .unwrap()
+                .join(",")
+        };
+        assert_eq!(options(false, "/sys/fs/cgroup"), "ro,nosuid,noexec,nodev");
+        assert_eq!(options(false, "/sys"), "nosuid,noexec,nodev,ro");
+        assert_eq!(options(true, "/sys/fs/cgroup"), "nosuid,noexec,nodev");
+        assert_eq!(options(true, "/sys"), "nosuid,noexec,nodev");
+        assert_eq!(options(true, "/proc"), "nosuid,noexec,nodev");
     }
 
     #[test]
