@@ -284,8 +284,18 @@ fn the_devices_cgroup_holds_dockers_allow_list() {
     let pid = env.pid(&id);
     let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     if common::cgroup_layout_name() == "v2" {
-        // No devices.list on v2: the eBPF program is proven by the mknod tests.
-        assert!(membership.starts_with("0::/"), "{membership}");
+        // No devices.list on v2: the kernel lists the device programs attached to the cgroup.
+        let path = membership
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("the container's process is in a cgroup2 cgroup");
+        let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        let count = device_programs(&dir);
+        assert!(
+            count >= 1,
+            "no BPF_CGROUP_DEVICE program on {}",
+            dir.display()
+        );
         return;
     }
     let path = membership
@@ -318,6 +328,36 @@ fn the_devices_cgroup_holds_dockers_allow_list() {
             "{line:?} is allowed neither by Docker nor by runc: {list}"
         );
     }
+}
+
+/// How many `BPF_CGROUP_DEVICE` programs are attached to the cgroup `dir` (bpf(2)
+/// `BPF_PROG_QUERY`).
+fn device_programs(dir: &Path) -> u32 {
+    use std::os::fd::AsRawFd;
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    let cgroup = std::fs::File::open(dir).unwrap();
+    // union bpf_attr, query: target_fd, attach_type, query_flags, attach_flags, prog_ids
+    // (u64), prog_cnt.
+    let mut attr = [0u32; 32];
+    attr[0] = cgroup.as_raw_fd() as u32;
+    attr[1] = BPF_CGROUP_DEVICE;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "bpf(BPF_PROG_QUERY) on {}: {}",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
+    attr[6]
 }
 
 // Input 1 and 4 through `run`: a default container cannot open loop-control; --privileged
