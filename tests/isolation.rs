@@ -676,3 +676,26 @@ fn privileged_sees_the_hosts_devices() {
     .collect();
     assert_eq!(default, want);
 }
+
+// The cgroup namespace as Docker sets it: private on pure v2 (the container sees its cgroup
+// as `/`), the host's on v1.
+#[test]
+fn the_cgroup_namespace_is_dockers() {
+    let Some(env) = Env::new() else { return };
+    let out = env.sh(&[], "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inside = stdout.lines().next().unwrap();
+    let host = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    let host = host.to_str().unwrap();
+    if common::cgroup_layout_name() == "v2" {
+        assert_ne!(
+            inside, host,
+            "the container shares the host's cgroup namespace"
+        );
+        assert_eq!(stdout.lines().nth(1), Some("0::/"), "{stdout}");
+    } else {
+        assert_eq!(inside, host, "v1: Docker keeps the host's cgroup namespace");
+        assert!(stdout.contains("/minidock/"), "{stdout}");
+    }
+}
