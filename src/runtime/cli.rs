@@ -45,7 +45,7 @@ pub struct RuntimeCli {
     /// /run/minidock/runtime.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Append log lines (errors, and with --debug each verb) to FILE instead of only stderr.
+    /// Also append log lines (errors, and with --debug each verb) to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     /// The format of --log lines: `text` (logfmt) or `json` (one object per line).
