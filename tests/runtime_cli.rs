@@ -554,3 +554,35 @@ fn features_have_runcs_shape() {
         theirs["linux"]["capabilities"].as_array().unwrap().len()
     );
 }
+
+#[test]
+fn run_in_the_foreground_writes_the_pid_file_and_keeps_the_status() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", "echo $$; exit 4"]);
+    for rt in Runtime::both() {
+        let id = unique_id("fg");
+        let pid_file = rt.root.path().join("run.pid");
+        let bundle_dir = bundle.path().to_str().unwrap();
+        let out = rt.run(&[
+            "run",
+            "--bundle",
+            bundle_dir,
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{}: {out:?}", rt.name);
+        // PID 1 of its namespace, with some host pid in the file.
+        assert_eq!(stdout(&out), "1\n", "{}", rt.name);
+        let text = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(text.parse::<i32>().unwrap() > 1, "{}: {text:?}", rt.name);
+        assert_eq!(
+            rt.run(&["state", &id]).status.code(),
+            Some(1),
+            "{}: not deleted",
+            rt.name
+        );
+    }
+}

@@ -306,19 +306,23 @@ fn create(root: &Path, id: &str, args: &CreateArgs) -> Result<()> {
 /// `run`: with --detach, create + start and return (the container is then the caller's to
 /// reap, as with runc); else in the foreground, with the program's exit status.
 fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool) -> Result<u8> {
-    if detach {
-        create(root, id, args)?;
-        if let Err(err) = super::start(root, id) {
-            let _ = super::delete(root, id, true);
-            return Err(err);
+    if !detach && args.pid_file.is_none() && args.console_socket.is_none() {
+        check_create_args(args)?;
+        return super::run(root, id, &args.bundle);
+    }
+    create(root, id, args)?;
+    let started = super::start(root, id).and_then(|()| {
+        if detach {
+            return Ok(0);
         }
-        return Ok(0);
+        // The container process is our child: `create` cloned it in this process.
+        let pid = super::State::load(root, id)?.pid;
+        crate::ns::wait_for(nix::unistd::Pid::from_raw(pid))
+    });
+    if started.is_err() || !detach {
+        let _ = super::delete(root, id, true);
     }
-    check_create_args(args)?;
-    if args.pid_file.is_some() || args.console_socket.is_some() {
-        bail!("--pid-file and --console-socket need --detach (or create + start)");
-    }
-    super::run(root, id, &args.bundle)
+    started
 }
 
 // ANCHOR: pid_file
