@@ -218,6 +218,13 @@ fn check_runtime(docker: &Dockerd, runtime: &str) {
     let hi = docker.ok(&[&base[..], &["--rm", "busybox", "echo", "hi"]].concat());
     assert_eq!(hi, "hi\n", "{runtime}");
 
+    // A failure inside the runtime reaches the user through the shim's reading of --log:
+    // docker turns "no such file or directory" into status 127.
+    let missing = docker.docker(&[&base[..], &["--rm", "busybox", "/no/such/program"]].concat());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(127), "{runtime}: {stderr}");
+    assert!(stderr.contains("/no/such/program"), "{runtime}: {stderr}");
+
     // A detached container: it handles SIGTERM with status 7.
     let script = "trap 'exit 7' TERM; sleep 1000 & wait";
     let id = docker
