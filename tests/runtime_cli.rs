@@ -54,6 +54,14 @@ impl Bundle {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut config);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    }
 }
 
 /// One runtime (runc or minidock) with its own state directory. Dropping it force-deletes
@@ -584,5 +592,37 @@ fn run_in_the_foreground_writes_the_pid_file_and_keeps_the_status() {
             "{}: not deleted",
             rt.name
         );
+    }
+}
+
+#[test]
+fn exec_joins_the_user_namespace_first() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    bundle.edit(|c| {
+        let linux = &mut c["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+        linux["uidMappings"] = map.clone();
+        linux["gidMappings"] = map;
+    });
+    for rt in Runtime::both() {
+        let id = unique_id("userns");
+        let pid = rt.run_detached(&bundle, &id);
+        let out = rt.run(&["exec", &id, "readlink", "/proc/self/ns/user"]);
+        assert!(out.status.success(), "{}: {out:?}", rt.name);
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+        assert_eq!(
+            stdout(&out).trim_end(),
+            theirs.to_str().unwrap(),
+            "{}",
+            rt.name
+        );
+        assert!(rt.run(&["delete", "--force", &id]).status.success());
     }
 }

@@ -67,9 +67,12 @@ pub(crate) struct Prepared {
 /// `--network host`, say, its network namespace is ours, and there is nothing to join.)
 pub(crate) fn namespaces_to_join(pid: i32) -> Result<Vec<(Namespace, OwnedFd)>> {
     let mut join = Vec::new();
-    // The mount namespace goes last but one: once in it, paths are the container's. The
-    // cgroup namespace after it, as runc's nsexec does.
+    // The user namespace first: the others belong to it, and joining it gives the
+    // capabilities needed to join them (user_namespaces(7)). The mount namespace goes last
+    // but one: once in it, paths are the container's. The cgroup namespace after it, as
+    // runc's nsexec does.
     for ns in [
+        Namespace::User,
         Namespace::Ipc,
         Namespace::Uts,
         Namespace::Net,
