@@ -626,3 +626,44 @@ fn exec_joins_the_user_namespace_first() {
         assert!(rt.run(&["delete", "--force", &id]).status.success());
     }
 }
+
+#[test]
+fn exec_options_change_the_process_as_runcs_do() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let outputs: Vec<Output> = Runtime::both()
+        .iter()
+        .map(|rt| {
+            let id = unique_id("execopts");
+            rt.run_detached(&bundle, &id);
+            let out = rt.run(&[
+                "exec",
+                "--user",
+                "1000:1000",
+                "--cwd",
+                "/tmp",
+                "--env",
+                "GREETING=hi",
+                "--cap",
+                "CAP_SYS_ADMIN",
+                "--no-new-privs",
+                &id,
+                "sh",
+                "-c",
+                "id -u; id -g; pwd; echo $GREETING; \
+                 grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status",
+            ]);
+            assert!(rt.run(&["delete", "--force", &id]).status.success());
+            out
+        })
+        .collect();
+    assert!(outputs[0].status.success(), "runc: {:?}", outputs[0]);
+    assert_eq!(
+        stdout(&outputs[1]),
+        stdout(&outputs[0]),
+        "minidock, then runc: {:?}",
+        outputs[1]
+    );
+}

@@ -43,7 +43,8 @@ pub struct ExecArgs {
     /// Run as UID[:GID] (numbers, as in runc).
     #[arg(short, long, value_name = "UID[:GID]")]
     user: Option<String>,
-    /// Add a capability (CAP_NAME) to every set, repeatable.
+    /// Add a capability (CAP_NAME) to the bounding, effective and permitted sets (as runc;
+    /// for a non-root user those last two are cleared by execve), repeatable.
     #[arg(short = 'c', long, value_name = "CAP")]
     cap: Vec<String>,
     /// Set no_new_privs for the process.
@@ -164,8 +165,6 @@ fn add_capabilities(caps: &mut LinuxCapabilities, names: &[String]) -> Result<()
         caps.set_bounding(add(caps.bounding()));
         caps.set_effective(add(caps.effective()));
         caps.set_permitted(add(caps.permitted()));
-        caps.set_inheritable(add(caps.inheritable()));
-        caps.set_ambient(add(caps.ambient()));
     }
     Ok(())
 }
@@ -239,12 +238,14 @@ mod tests {
     }
 
     #[test]
-    fn added_capabilities_go_to_every_set() {
+    fn added_capabilities_go_to_the_bounding_effective_and_permitted_sets() {
         let mut caps = LinuxCapabilities::default();
         add_capabilities(&mut caps, &["sys_admin".into()]).unwrap();
-        for set in [caps.bounding(), caps.effective(), caps.ambient()] {
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
             assert!(set.as_ref().unwrap().contains(&Capability::SysAdmin));
         }
+        let ambient = caps.ambient().clone().unwrap_or_default();
+        assert!(!ambient.contains(&Capability::SysAdmin));
         assert!(add_capabilities(&mut caps, &["nope".into()]).is_err());
     }
 }
