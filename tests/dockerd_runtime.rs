@@ -218,6 +218,22 @@ fn check_runtime(docker: &Dockerd, runtime: &str) {
     let hi = docker.ok(&[&base[..], &["--rm", "busybox", "echo", "hi"]].concat());
     assert_eq!(hi, "hi\n", "{runtime}");
 
+    // stdin reaches the container through the pipes the shim gives the runtime.
+    let mut cat = docker
+        .docker_command()
+        .args([&base[..], &["--rm", "-i", "busybox", "cat"]].concat())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut cat.stdin.take().unwrap(), b"through stdin\n").unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "through stdin\n",
+        "{runtime}"
+    );
+
     // A failure inside the runtime reaches the user through the shim's reading of --log:
     // docker turns "no such file or directory" into status 127.
     let missing = docker.docker(&[&base[..], &["--rm", "busybox", "/no/such/program"]].concat());
