@@ -109,6 +109,23 @@ pub fn receive_master(socket: BorrowedFd) -> Result<OwnedFd> {
     bail!("the container sent no terminal")
 }
 
+/// Sends the pty `master` to the unix socket at `path`, as runc does for its
+/// `--console-socket` (one SCM_RIGHTS message, unix(7)): containerd's shim listens there.
+pub fn send_master(path: &std::path::Path, master: BorrowedFd) -> Result<()> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connecting to the console socket {}", path.display()))?;
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(b"pty")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context("sending the pty master to the console socket")?;
+    Ok(())
+}
+
 /// Puts the user's terminal in raw mode (every key goes to the container as typed, ^C
 /// included) and restores it when dropped, even on an error.
 pub struct RawMode {

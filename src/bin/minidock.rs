@@ -51,9 +51,13 @@ enum Command {
     Commit(image_cli::CommitArgs),
     #[command(flatten)]
     Container(minidock::container::cli::ContainerCommand),
-    /// The OCI runtime, with runc's verbs: run a bundle (rootfs + config.json).
-    #[command(subcommand)]
-    Runtime(RuntimeCommand),
+    /// The OCI runtime, with runc's command line: run a bundle (rootfs + config.json). See
+    /// `minidock runtime --help`; a symlink named minidock-runc behaves as this command.
+    #[command(disable_help_flag = true)]
+    Runtime {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -62,68 +66,13 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum RuntimeCommand {
-    /// Create a container from a bundle; it waits before exec until `start`.
-    Create {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-        /// With process.terminal: the unix socket that receives the pty master.
-        #[arg(long, value_name = "PATH")]
-        console_socket: Option<PathBuf>,
-        id: String,
-    },
-    /// Let a created container execute its program.
-    Start { id: String },
-    /// Print the container's OCI state as JSON.
-    State { id: String },
-    /// Send a signal (default SIGTERM) to the container's process.
-    Kill {
-        id: String,
-        #[arg(default_value = "TERM")]
-        signal: String,
-    },
-    /// Remove a stopped container's cgroup and state.
-    Delete {
-        #[arg(short, long)]
-        force: bool,
-        id: String,
-    },
-    /// Create, start and wait for a container; exit with its status.
-    Run {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-        id: String,
-    },
-}
-
-fn runtime(root: Option<&std::path::Path>, command: RuntimeCommand) -> anyhow::Result<u8> {
-    let state_root = minidock::runtime::state_root(root);
-    match command {
-        RuntimeCommand::Create {
-            bundle,
-            console_socket,
-            id,
-        } => minidock::runtime::create(&state_root, &id, &bundle, console_socket.as_deref())
-            .map(|()| 0),
-        RuntimeCommand::Start { id } => minidock::runtime::start(&state_root, &id).map(|()| 0),
-        RuntimeCommand::State { id } => {
-            let state = minidock::runtime::state(&state_root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&state)?);
-            Ok(0)
-        }
-        RuntimeCommand::Kill { id, signal } => {
-            let signal = minidock::runtime::parse_signal(&signal)?;
-            minidock::runtime::kill(&state_root, &id, signal).map(|()| 0)
-        }
-        RuntimeCommand::Delete { force, id } => {
-            minidock::runtime::delete(&state_root, &id, force).map(|()| 0)
-        }
-        RuntimeCommand::Run { bundle, id } => minidock::runtime::run(&state_root, &id, &bundle),
-    }
-}
-
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // runc's command line has its own --root: it is parsed apart from minidock's.
+    if let Some((root, explain_on, args)) = minidock::runtime::cli::split_args(&argv) {
+        explain::enable(explain_on);
+        return minidock::runtime::cli::main(root.as_deref(), args);
+    }
     let cli = Cli::parse();
     explain::enable(cli.explain);
     let root = minidock::state::root(cli.root.as_deref());
@@ -144,7 +93,13 @@ fn main() -> ExitCode {
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }
-        Command::Runtime(command) => runtime(cli.root.as_deref(), command),
+        Command::Runtime { args } => {
+            // Reached only when split_args did not see `runtime`; parse it the same way.
+            let mut full = vec![std::ffi::OsString::from("minidock runtime")];
+            full.extend(args);
+            let status = minidock::runtime::cli::main(cli.root.as_deref(), full);
+            Ok(if status == ExitCode::SUCCESS { 0 } else { 1 })
+        }
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {

@@ -300,6 +300,40 @@ impl Cgroup {
         })
     }
 
+    /// The cgroup whose directories `dirs` already are (what [`Cgroup::paths`] returned when
+    /// it was created), to read or change its limits from another process, as `runc update`
+    /// does. It is not ours: dropping it, or [`Cgroup::remove`], leaves the directories.
+    /// Errors: no directory given, or one outside every hierarchy of `layout`.
+    pub fn open_existing(layout: &Layout, dirs: &[PathBuf]) -> Result<Cgroup> {
+        let Some(first) = dirs.first() else {
+            bail!("no cgroup directory recorded");
+        };
+        let backend = if dirs.len() == 1 && first.join("cgroup.controllers").exists() {
+            Backend::V2(v2::Cgroup::open(first.clone()))
+        } else {
+            let mut found = Vec::new();
+            for &controller in MANAGED_CONTROLLERS {
+                let Some(c) = layout.controller(controller) else {
+                    continue;
+                };
+                if let Some(dir) = dirs.iter().find(|d| d.starts_with(&c.mount)) {
+                    found.push((controller, dir.clone()));
+                }
+            }
+            if found.is_empty() {
+                bail!("{} is in no cgroup hierarchy of this host", first.display());
+            }
+            Backend::V1(v1::Cgroup::from_dirs(found))
+        };
+        let name = first.file_name().unwrap_or_default().to_string_lossy();
+        Ok(Cgroup {
+            name: name.into_owned(),
+            parent: String::new(),
+            backend,
+            removed: true,
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -28,6 +28,11 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
+    /// The group made of existing directories, one per controller.
+    pub fn from_dirs(dirs: Vec<(&'static str, PathBuf)>) -> Cgroup {
+        Cgroup { dirs }
+    }
+
     // ANCHOR: v1_create
     /// Creates `HIERARCHY/parent/name` in the hierarchy of each managed controller this host
     /// mounts as v1. On failure, the directories made so far are removed again.

@@ -40,30 +40,39 @@ pub struct ExecOptions {
     pub env: Vec<String>,
 }
 
-/// Everything the child needs, prepared before the fork.
-struct Prepared {
-    join: Vec<(Namespace, OwnedFd)>,
-    args: Vec<String>,
-    env: Vec<String>,
-    cwd: PathBuf,
-    uid: u32,
-    gid: u32,
-    additional_gids: Vec<u32>,
-    capabilities: Option<LinuxCapabilities>,
-    no_new_privs: bool,
-    seccomp: Option<std::sync::Arc<security::seccomp::Program>>,
-    stdin: Option<OwnedFd>,
-    console: Option<crate::tty::ConsoleSocket>,
+/// Everything the child needs, prepared before the fork. `minidock runtime exec` fills it
+/// from a runtime-spec `process` instead of from `docker exec`'s flags.
+pub(crate) struct Prepared {
+    /// The container's namespaces that differ from ours ([`namespaces_to_join`]).
+    pub join: Vec<(Namespace, OwnedFd)>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub capabilities: Option<LinuxCapabilities>,
+    /// `process.rlimits`, set before the user changes.
+    pub rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    pub no_new_privs: bool,
+    pub seccomp: Option<std::sync::Arc<security::seccomp::Program>>,
+    /// Installed as stdin (e.g. /dev/null); `None` keeps the inherited one.
+    pub stdin: Option<OwnedFd>,
+    /// With a terminal: the socket on which the child sends the pty master.
+    pub console: Option<crate::tty::ConsoleSocket>,
 }
 
 // ANCHOR: namespaces_to_join
 /// The namespaces of `pid` that differ from ours: those the container has of its own. (With
 /// `--network host`, say, its network namespace is ours, and there is nothing to join.)
-fn namespaces_to_join(pid: i32) -> Result<Vec<(Namespace, OwnedFd)>> {
+pub(crate) fn namespaces_to_join(pid: i32) -> Result<Vec<(Namespace, OwnedFd)>> {
     let mut join = Vec::new();
-    // The mount namespace goes last but one: once in it, paths are the container's. The
-    // cgroup namespace after it, as runc's nsexec does.
+    // The user namespace first: the others belong to it, and joining it gives the
+    // capabilities needed to join them (user_namespaces(7)). The mount namespace goes last
+    // but one: once in it, paths are the container's. The cgroup namespace after it, as
+    // runc's nsexec does.
     for ns in [
+        Namespace::User,
         Namespace::Ipc,
         Namespace::Uts,
         Namespace::Net,
@@ -147,6 +156,7 @@ fn prepare(paths: &Paths, id: &str, pid: i32, options: &ExecOptions) -> Result<P
         gid,
         additional_gids,
         capabilities,
+        rlimits: Vec::new(),
         no_new_privs: process.no_new_privileges() == Some(true),
         seccomp,
         stdin: if options.interactive || options.tty {
@@ -192,6 +202,9 @@ fn exec_child(p: &Prepared) -> Result<i32> {
         (None, None) => {}
     }
     // The same order as the container's first process (see runtime::init).
+    for rlimit in &p.rlimits {
+        init::set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
+    }
     if let (Some(program), false) = (&p.seccomp, p.no_new_privs) {
         security::seccomp::install(program)?;
     }
@@ -244,7 +257,25 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     }
     let pid = state.pid;
     let mut prepared = prepare(paths, &state.id, pid, options)?;
-    if let Some((_, fd)) = prepared.join.iter().find(|(ns, _)| *ns == Namespace::Pid) {
+    let child = spawn_in(&prepared, pid, &state.cgroup_paths)?;
+    match prepared.console.take() {
+        Some(socket) => {
+            let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
+            crate::tty::proxy(master, child)
+        }
+        None => crate::ns::wait_for(child),
+    }
+}
+
+/// Starts the process `p` describes inside the container whose first process is `pid`: joins
+/// its PID namespace (for our children), forks, writes the child into each of `cgroup_dirs`,
+/// and lets the child join the rest and exec. Returns the child's pid once it has exec'd.
+pub(crate) fn spawn_in(
+    p: &Prepared,
+    pid: i32,
+    cgroup_dirs: &[PathBuf],
+) -> Result<nix::unistd::Pid> {
+    if let Some((_, fd)) = p.join.iter().find(|(ns, _)| *ns == Namespace::Pid) {
         explain::step(
             "join the container's PID namespace (for our children)",
             || format!("setns(fd of /proc/{pid}/ns/pid, CLONE_NEWPID)"),
@@ -253,12 +284,11 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
         nix::sched::setns(fd, Namespace::Pid.clone_flag())
             .context("setns into the container's PID namespace")?;
     }
-    let cgroup_procs: Vec<PathBuf> = state
-        .cgroup_paths
+    let cgroup_procs: Vec<PathBuf> = cgroup_dirs
         .iter()
         .map(|dir| dir.join("cgroup.procs"))
         .collect();
-    let child = crate::ns::spawn_process(
+    crate::ns::spawn_process(
         &[],
         None,
         &mut |child| {
@@ -273,14 +303,7 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
             }
             Ok(())
         },
-        &mut |_ready| exec_child(&prepared),
-    )?;
-    match prepared.console.take() {
-        Some(socket) => {
-            let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
-            crate::tty::proxy(master, child)
-        }
-        None => crate::ns::wait_for(child),
-    }
+        &mut |_ready| exec_child(p),
+    )
 }
 // ANCHOR_END: exec

@@ -487,7 +487,7 @@ fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
     }
 }
 
-fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<()> {
+pub(crate) fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<()> {
     explain::step(
         "set a resource limit",
         || format!("setrlimit({typ:?}, {{soft: {soft}, hard: {hard}}})"),

@@ -12,8 +12,11 @@
 //! pivot_root and /dev, `cgroup` for `linux.resources`, and `security` for capabilities,
 //! seccomp and masked paths.
 
+pub mod cli;
+pub mod exec;
 pub mod init;
 pub mod mounts;
+pub mod ops;
 pub mod spec;
 
 use crate::cgroup::{self, Cgroup};
@@ -47,6 +50,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running, with every process frozen by `pause` (runc's extra status).
+    Paused,
     Stopped,
 }
 
@@ -140,6 +145,8 @@ impl State {
         }
         if State::dir(root, &self.id).join("exec.fifo").exists() {
             Status::Created
+        } else if ops::is_frozen(self) {
+            Status::Paused
         } else {
             Status::Running
         }
