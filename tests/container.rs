@@ -621,6 +621,47 @@ fn ps_shows_dockers_columns() {
         insta::assert_snapshot!("ps_all", env.ok(&["ps", "-a"]));
     });
     assert_eq!(env.ok(&["ps", "-q"]).lines().count(), 1);
+    // --format: a template per container, or a table with Docker's header names.
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "ps-created created\nps-exited exited\nps-running running\n"
+    );
+    let table = env.ok(&[
+        "ps",
+        "--format",
+        r"table {{.Names}}\t{{upper .State}}\t{{.Command}}",
+    ]);
+    assert_eq!(
+        table,
+        "NAMES        STATE     COMMAND\nps-running   RUNNING   \"sleep 1000\"\n"
+    );
+    assert_eq!(
+        env.ok(&["ps", "--format", "table"])
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "CONTAINER",
+            "ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{json .Names}}"]),
+        "\"ps-running\"\n"
+    );
+    let err = env.fails(&["ps", "--format", "{{.Nope}}"], 1);
+    assert!(
+        err.starts_with("minidock: template parsing error: "),
+        "{err}"
+    );
     let ids = env.ok(&["ps", "-aq", "--no-trunc"]);
     assert_eq!(ids.lines().count(), 3);
     assert!(ids.lines().all(|id| id.len() == 64));
@@ -927,8 +968,71 @@ fn inspect_is_docker_shaped() {
             host.display()
         )
     );
-    env.fails(&["inspect", "-f", "{{range .Mounts}}{{end}}", "insp"], 125);
+    // Go's text/template, whole: range, index, if, with, len and Docker's functions.
+    let templates = [
+        (
+            "{{range .Mounts}}{{.Destination}}:{{.RW}},{{end}}",
+            "/data:false,".to_owned(),
+        ),
+        ("{{index .Config.Env 1}}", "K=V".to_owned()),
+        (
+            "{{if .State.Running}}up{{else}}down{{end}}",
+            "up".to_owned(),
+        ),
+        (
+            "{{with .HostConfig}}{{.Memory}}{{end}}",
+            "67108864".to_owned(),
+        ),
+        ("{{len .Config.Env}}", "2".to_owned()),
+        (r#"{{join .Args ","}}"#, "1000".to_owned()),
+        (
+            "{{upper .State.Status}} {{title .Config.Hostname}}",
+            "RUNNING Insp".to_owned(),
+        ),
+        (
+            r#"{{lower "ABC"}} {{index (split .Name "/") 1}}"#,
+            "abc insp".to_owned(),
+        ),
+        ("{{println .Path}}", "sleep".to_owned()),
+        (
+            "{{.GraphDriver.Name}} {{len .GraphDriver.Data}}",
+            "overlay2 4".to_owned(),
+        ),
+        (
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            "none".to_owned(),
+        ),
+        ("{{.State.Pid}}", pid.to_string()),
+    ];
+    for (template, expected) in templates {
+        assert_eq!(env.inspect("insp", template), expected, "{template}");
+    }
     env.ok(&["stop", "-t", "0", "insp"]);
+    // A struct prints as Go prints it, in field order: Docker's `{{.State}}`.
+    let state = format!(
+        "{{exited false false false false false 0 137  {} {} <nil>}}",
+        env.inspect("insp", "{{.State.StartedAt}}"),
+        env.inspect("insp", "{{.State.FinishedAt}}")
+    );
+    assert_eq!(env.inspect("insp", "{{.State}}"), state);
+    assert_eq!(
+        env.inspect("insp", "{{json .State.Status}} {{json .Config.Cmd}}"),
+        r#""exited" ["sleep","1000"]"#
+    );
+    // A bad template: one line, exit 1, as docker inspect.
+    for bad in [
+        "{{.Nope}}",
+        "{{.Id",
+        "{{nosuch .Id}}",
+        "{{range .State}}{{end}}",
+    ] {
+        let err = env.fails(&["inspect", "-f", bad, "insp"], 1);
+        assert!(
+            err.starts_with("minidock: template parsing error: "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
     let json = env.ok(&["inspect", "insp"]);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(&env.root().display().to_string()), "[root]");
