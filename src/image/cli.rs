@@ -341,7 +341,7 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 name.and_then(|n| n.tag()).map_or_else(none, str::to_owned),
             ];
             if args.digests {
-                row.push(image.manifest_descriptor.digest().to_string());
+                row.push(image.repo_digest(name).to_string());
             }
             row.push(id_of(image));
             row.push(match image.created() {
@@ -422,7 +422,7 @@ pub fn image_row(
             "Tag",
             name.and_then(|n| n.tag()).map_or_else(none, str::to_owned),
         ),
-        ("Digest", image.manifest_descriptor.digest().to_string()),
+        ("Digest", image.repo_digest(name).to_string()),
         (
             "CreatedSince",
             created.map_or_else(
@@ -612,10 +612,18 @@ pub struct InspectRootFs {
 pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
     let config = &image.config;
     let run = config.config().clone().unwrap_or_default();
-    let repositories: BTreeSet<String> = image
+    // One repo digest per repository: the index's for a name pulled through one.
+    let repo_digests: BTreeSet<String> = image
         .names
         .iter()
-        .map(Reference::familiar_repository)
+        .map(|name| {
+            let pulled = image
+                .repo_digests
+                .iter()
+                .find(|(n, _)| n.familiar_repository() == name.familiar_repository());
+            let digest = pulled.map_or_else(|| image.repo_digest(Some(name)), |(_, d)| d);
+            format!("{}@{digest}", name.familiar_repository())
+        })
         .collect();
     let manifest_digest = image.manifest_descriptor.digest();
     let history_comment = config
@@ -640,10 +648,7 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             .iter()
             .filter_map(|name| Some(format!("{}:{}", name.familiar_repository(), name.tag()?)))
             .collect(),
-        repo_digests: repositories
-            .iter()
-            .map(|repository| format!("{repository}@{manifest_digest}"))
-            .collect(),
+        repo_digests: repo_digests.into_iter().collect(),
         parent: String::new(),
         comment: history_comment.unwrap_or_default(),
         created: config.created().clone().unwrap_or_default(),
