@@ -1019,14 +1019,14 @@ fn inspect_is_docker_shaped() {
         env.inspect("insp", "{{json .State.Status}} {{json .Config.Cmd}}"),
         r#""exited" ["sleep","1000"]"#
     );
-    // A bad template: one line, exit 1, as docker inspect.
-    for bad in [
-        "{{.Nope}}",
-        "{{.Id",
-        "{{nosuch .Id}}",
-        "{{range .State}}{{end}}",
+    // A bad template: one line; exit 64 when it does not parse, else 1, as docker inspect.
+    for (bad, code) in [
+        ("{{.Nope}}", 1),
+        ("{{.Id", 64),
+        ("{{nosuch .Id}}", 64),
+        ("{{range .State}}{{end}}", 1),
     ] {
-        let err = env.fails(&["inspect", "-f", bad, "insp"], 1);
+        let err = env.fails(&["inspect", "-f", bad, "insp"], code);
         assert!(
             err.starts_with("minidock: template parsing error: "),
             "{err}"

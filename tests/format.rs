@@ -133,6 +133,21 @@ fn image_inspect_takes_a_go_template() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // A template that does not parse: exit 64, as docker inspect, before any lookup.
+    let err = world.fails(
+        &["image", "inspect", "-f", "{{upper .Id", "nosuchimage"],
+        64,
+    );
+    assert!(
+        err.starts_with("minidock: template parsing error: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = world.fails(
+        &["image", "inspect", "-f", "{{nosuch .Id}}", "fmt/app:1"],
+        64,
+    );
+    assert!(err.contains(r#"function "nosuch" not defined"#), "{err}");
 }
 
 #[test]

@@ -488,7 +488,7 @@ fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
         .as_deref()
         .map(crate::format::Format::inspect)
         .transpose()
-        .map_err(|err| Exit::new(super::REQUEST_FAILED, format!("{err:#}")))?;
+        .map_err(|err| Exit::new(crate::format::BAD_TEMPLATE, format!("{err:#}")))?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.containers {

@@ -13,6 +13,22 @@ pub const RANGE: &str = "__minidock_range";
 /// Applied to `printf`'s operands: structs, maps and lists become their printed text.
 pub const VALUE: &str = "__minidock_value";
 
+/// Go's own template functions (`text/template`'s builtins).
+const GO_BUILTINS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+];
+
+/// Docker's template functions.
+const DOCKER_FUNCTIONS: &[&str] = &[
+    "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
+];
+
+/// Whether a template may call `name`.
+pub fn is_known(name: &str) -> bool {
+    GO_BUILTINS.contains(&name) || DOCKER_FUNCTIONS.contains(&name)
+}
+
 type Result<T> = std::result::Result<T, TemplateError>;
 
 fn error(message: String) -> TemplateError {

@@ -12,8 +12,10 @@
 //! column name) and aligns the columns with [`table::tabwrite`], and `\t` and `\n` in the
 //! format stand for a tab and a newline, as Docker's formatter does.
 //!
-//! Errors, parse or execution, read `template parsing error: ...`, as Docker's CLI says them;
-//! the commands exit 1 with them, as `docker inspect`, `ps`, `images` and `history` do.
+//! Errors, parse or execution, read `template parsing error: ...`, as Docker's CLI says them.
+//! A template that does not parse makes `inspect` and `image inspect` exit 64
+//! ([`BAD_TEMPLATE`], Docker's `cli.StatusError{StatusCode: 64}`); every other template error
+//! exits 1, as in `docker ps`, `images` and `history`.
 
 pub mod table;
 pub mod value;
@@ -26,6 +28,10 @@ use gotmpl::{MissingKey, Template, Value};
 
 pub use table::tabwrite;
 pub use value::{Json, Shape, go_json, go_string, is_struct, to_value};
+
+/// The exit code of `inspect` and `image inspect` for a template that does not parse
+/// (sysexits' `EX_USAGE`, as docker/cli's inspect returns it).
+pub const BAD_TEMPLATE: u8 = 64;
 
 /// The name of the parsed body inside the executable template.
 const MAIN: &str = "format";
@@ -143,6 +149,17 @@ fn compile(text: &str, header: bool) -> Result<Template> {
     let (tree, defines) = Parser::new(text, "{{", "}}")
         .and_then(Parser::parse)
         .map_err(parse_error)?;
+    // Go refuses an unknown function when parsing, before anything runs.
+    let mut used = Vec::new();
+    identifiers_in_list(&tree, &mut used);
+    for define in &defines {
+        identifiers_in_list(&define.body, &mut used);
+    }
+    if let Some((line, name)) = used.iter().find(|(_, n)| !functions::is_known(n)) {
+        return Err(anyhow!(
+            "template parsing error: template: :{line}: function {name:?} not defined"
+        ));
+    }
     let missing = if header {
         MissingKey::Invalid
     } else {
@@ -156,6 +173,46 @@ fn compile(text: &str, header: bool) -> Result<Template> {
         template = template.add_parse_tree(&define.name, rewrite_list(define.body));
     }
     Ok(template)
+}
+
+/// The identifiers (function names) a template uses, with their lines.
+fn identifiers_in_list(list: &ListNode, out: &mut Vec<(usize, String)>) {
+    for node in &list.nodes {
+        match node {
+            Node::List(list) => identifiers_in_list(list, out),
+            Node::Action(action) => identifiers_in_pipe(&action.pipe, out),
+            Node::If(branch) | Node::With(branch) | Node::Range(branch) => {
+                identifiers_in_pipe(&branch.pipe, out);
+                identifiers_in_list(&branch.body, out);
+                if let Some(other) = &branch.else_body {
+                    identifiers_in_list(other, out);
+                }
+            }
+            Node::Template(call) => {
+                if let Some(pipe) = &call.pipe {
+                    identifiers_in_pipe(pipe, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn identifiers_in_pipe(pipe: &PipeNode, out: &mut Vec<(usize, String)>) {
+    for command in &pipe.commands {
+        for arg in &command.args {
+            identifiers_in_expr(arg, out);
+        }
+    }
+}
+
+fn identifiers_in_expr(expr: &Expr, out: &mut Vec<(usize, String)>) {
+    match expr {
+        Expr::Identifier(pos, name) => out.push((pos.line, name.to_string())),
+        Expr::Pipe(_, pipe) => identifiers_in_pipe(pipe, out),
+        Expr::Chain(_, inner, _) => identifiers_in_expr(inner, out),
+        _ => {}
+    }
 }
 
 // ANCHOR: rewrite

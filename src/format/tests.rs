@@ -156,3 +156,9 @@ fn tables_have_a_header_row_and_aligned_columns() {
         "CONTAINER ID   IMAGE\nabc            busybox\n"
     );
 }
+
+#[test]
+fn unknown_functions_are_parse_errors_as_in_go() {
+    assert!(Format::inspect("{{nosuch .Id}}").is_err());
+    assert!(Format::inspect("{{.Nope}}").is_ok());
+}

@@ -221,7 +221,7 @@ pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
         .as_deref()
         .map(crate::format::Format::inspect)
         .transpose()
-        .map_err(request_failed)?;
+        .map_err(|err| Exit::new(crate::format::BAD_TEMPLATE, format!("{err:#}")))?;
     let store = Store::open(root)?;
     let mut found = Vec::new();
     let mut status = 0;
