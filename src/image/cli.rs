@@ -312,6 +312,12 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut quiet_ids: Vec<String> = Vec::new();
     for image in &images {
+        // Walking the unpacked layers costs time: once per image, only when shown.
+        let size = if args.quiet && format.is_none() {
+            String::new()
+        } else {
+            human_size(super::size::image_size(store, image)?)
+        };
         // One row per name; an untagged image is one `<none>` row.
         let names: Vec<Option<&Reference>> = if image.names.is_empty() {
             vec![None]
@@ -325,7 +331,7 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 }
             }
             if format.is_some() {
-                values.push(image_row(store, image, name, args, now)?);
+                values.push(image_row(image, name, &size, args, now));
                 continue;
             }
             if args.quiet {
@@ -351,7 +357,7 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 }
                 None => "N/A".to_owned(),
             });
-            row.push(human_size(super::size::image_size(store, image)?));
+            row.push(size.clone());
             rows.push(row);
         }
     }
@@ -395,17 +401,17 @@ pub const IMAGES_HEADER: &[(&str, &str)] = &[
 ];
 
 /// One row of `images` as `--format` sees it: Docker's `ImageContext` fields, as strings.
+/// `size` is the image's size as shown ([`human_size`] of [`super::size::image_size`]).
 pub fn image_row(
-    store: &Store,
     image: &Image,
     name: Option<&Reference>,
+    size: &str,
     args: &ImagesArgs,
     now: SystemTime,
-) -> Result<gotmpl::Value> {
+) -> gotmpl::Value {
     let none = || "<none>".to_owned();
     let created = image.created();
-    let size = human_size(super::size::image_size(store, image)?);
-    Ok(crate::format::row(vec![
+    crate::format::row(vec![
         (
             "ID",
             if args.no_trunc {
@@ -437,12 +443,12 @@ pub fn image_row(
             "CreatedAt",
             crate::format::go_time(created.unwrap_or(std::time::UNIX_EPOCH)),
         ),
-        ("Size", size.clone()),
+        ("Size", size.to_owned()),
         ("Containers", "N/A".to_owned()),
         ("SharedSize", "N/A".to_owned()),
         ("UniqueSize", "N/A".to_owned()),
-        ("VirtualSize", size),
-    ]))
+        ("VirtualSize", size.to_owned()),
+    ])
 }
 
 /// `images busybox` or `images busybox:1.36`: a repository, and a tag only if one was given.
