@@ -1003,6 +1003,11 @@ fn inspect_is_docker_shaped() {
             "none".to_owned(),
         ),
         ("{{.State.Pid}}", pid.to_string()),
+        // nil prints as Go prints the nil: a slice, a map, a pointer.
+        (
+            "{{.Config.Entrypoint}} {{len .HostConfig.CapAdd}} {{.Config.Volumes}} {{.HostConfig.PidsLimit}}",
+            "[] 0 map[] <nil>".to_owned(),
+        ),
     ];
     for (template, expected) in templates {
         assert_eq!(env.inspect("insp", template), expected, "{template}");

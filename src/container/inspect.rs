@@ -270,7 +270,9 @@ pub const TEMPLATE_SHAPE: Shape = Shape {
         "Config.Labels",
         "NetworkSettings.Ports",
         "NetworkSettings.Networks",
+        "Config.Volumes",
     ],
+    pointers: &["State.Health", "HostConfig.PidsLimit"],
     omitted: &[("State", "Health")],
 };
 

@@ -12,6 +12,7 @@ fn data() -> Value {
         &json,
         &Shape {
             maps: &["Config.Labels"],
+            pointers: &["State.Health"],
             omitted: &[("State", "Health")],
         },
     )

@@ -16,7 +16,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// The hidden entry of a struct value: the list of its field names, in order. A name that
-/// starts with `?` is a field Go's JSON leaves out when nil (`omitempty`).
+/// starts with `?` is a field Go's JSON leaves out when nil (`omitempty`); one that starts
+/// with `!` is a nil slice or map, which prints `[]` or `map[]` but encodes as `null`.
 pub(crate) const FIELDS: &str = "\u{0}fields";
 
 /// A JSON value that keeps the order of object keys (serde_json's own `Value` sorts them).
@@ -113,15 +114,19 @@ impl Serialize for Json {
     }
 }
 
-/// Which objects of a record are Go maps, and which nil struct fields Go has that the JSON
-/// leaves out.
+/// Which objects of a record are Go maps, which `null`s are nil pointers, and which nil
+/// struct fields Go has that the JSON leaves out.
 ///
 /// Paths are object keys joined by `.` from the record's top (arrays are transparent:
-/// `Mounts` is the path of each mount), e.g. `Config.Labels`.
+/// `Mounts` is the path of each mount; a map's values are `<map path>.*`), e.g.
+/// `Config.Labels`. A `null` is a nil slice (`[]`), a nil map if its path is in `maps`
+/// (`map[]`), or a nil pointer (`<nil>`) if its path is in `pointers`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shape {
     /// The paths of the objects that are Go maps (`map[string]...`).
     pub maps: &'static [&'static str],
+    /// The paths of pointer fields, whose `null` prints `<nil>`.
+    pub pointers: &'static [&'static str],
     /// `(path, field)`: a pointer field, `omitempty` in JSON, that a template still sees as
     /// nil (`State.Health`).
     pub omitted: &'static [(&'static str, &'static str)],
@@ -134,7 +139,9 @@ pub fn to_value(json: &Json, shape: &Shape) -> Value {
 
 fn convert(json: &Json, shape: &Shape, path: &str) -> Value {
     match json {
-        Json::Null => Value::Nil,
+        Json::Null if shape.pointers.contains(&path) => Value::Nil,
+        Json::Null if shape.maps.contains(&path) => Value::Map(Arc::new(BTreeMap::new())),
+        Json::Null => Value::List(Arc::new([])),
         Json::Bool(b) => Value::Bool(*b),
         Json::Number(n) => match (n.as_i64(), n.as_u64()) {
             (Some(i), _) => Value::Int(i),
@@ -156,9 +163,16 @@ fn convert(json: &Json, shape: &Shape, path: &str) -> Value {
             let mut fields = Vec::new();
             for (key, value) in pairs {
                 // A map's values are reached by key, so they keep the map's own path.
-                let sub = if is_map { path.to_owned() } else { child(key) };
-                map.insert(Arc::from(key.as_str()), convert(value, shape, &sub));
-                fields.push(Value::String(key.as_str().into()));
+                let sub = if is_map {
+                    format!("{path}.*")
+                } else {
+                    child(key)
+                };
+                let converted = convert(value, shape, &sub);
+                let nil = matches!(value, Json::Null) && !matches!(converted, Value::Nil);
+                map.insert(Arc::from(key.as_str()), converted);
+                let name = if nil { format!("!{key}") } else { key.clone() };
+                fields.push(Value::String(name.into()));
             }
             if !is_map {
                 for (at, field) in shape.omitted {
@@ -174,8 +188,19 @@ fn convert(json: &Json, shape: &Shape, path: &str) -> Value {
     }
 }
 
-/// A struct value's fields in order, with whether JSON omits each when nil; `None` for a map.
-fn struct_fields(map: &BTreeMap<Arc<str>, Value>) -> Option<Vec<(&str, bool)>> {
+/// How a struct field encodes to JSON when it is nil.
+#[derive(Clone, Copy, PartialEq)]
+enum Nil {
+    /// Not nil, or a nil pointer: as its value.
+    AsValue,
+    /// `omitempty`: left out.
+    Omitted,
+    /// A nil slice or map: `null`.
+    Null,
+}
+
+/// A struct value's fields in order, with how each encodes when nil; `None` for a map.
+fn struct_fields(map: &BTreeMap<Arc<str>, Value>) -> Option<Vec<(&str, Nil)>> {
     let Some(Value::List(names)) = map.get(FIELDS) else {
         return None;
     };
@@ -183,9 +208,14 @@ fn struct_fields(map: &BTreeMap<Arc<str>, Value>) -> Option<Vec<(&str, bool)>> {
         names
             .iter()
             .filter_map(Value::as_str)
-            .map(|name| match name.strip_prefix('?') {
-                Some(name) => (name, true),
-                None => (name, false),
+            .map(|name| {
+                if let Some(name) = name.strip_prefix('?') {
+                    (name, Nil::Omitted)
+                } else if let Some(name) = name.strip_prefix('!') {
+                    (name, Nil::Null)
+                } else {
+                    (name, Nil::AsValue)
+                }
             })
             .collect(),
     )
@@ -300,9 +330,13 @@ fn write_json(out: &mut String, value: &Value) {
             let entries: Vec<(&str, &Value)> = match struct_fields(map) {
                 Some(fields) => fields
                     .into_iter()
-                    .filter_map(|(name, omitempty)| {
+                    .filter_map(|(name, nil)| {
                         let item = map.get(name).unwrap_or(&Value::Nil);
-                        (!(omitempty && matches!(item, Value::Nil))).then_some((name, item))
+                        match nil {
+                            Nil::Omitted if matches!(item, Value::Nil) => None,
+                            Nil::Null => Some((name, &Value::Nil)),
+                            _ => Some((name, item)),
+                        }
                     })
                     .collect(),
                 None => map.iter().map(|(k, v)| (k.as_ref(), v)).collect(),
@@ -334,6 +368,7 @@ mod tests {
         .unwrap();
         let shape = Shape {
             maps: &["Labels"],
+            pointers: &["State.Health"],
             omitted: &[("State", "Health")],
         };
         let value = to_value(&json, &shape);
@@ -341,7 +376,9 @@ mod tests {
         assert_eq!(go_string(&field("State")), "{running true 42  <nil>}");
         assert_eq!(go_string(&field("Labels")), "map[a:1 b:2]");
         assert_eq!(go_string(&field("Env")), "[A=1 B=2]");
-        assert_eq!(go_string(&field("Cmd")), "<nil>");
+        // A nil slice prints `[]` and still encodes as null.
+        assert_eq!(go_string(&field("Cmd")), "[]");
+        assert!(go_json(&value).contains(r#""Cmd":null"#));
         assert_eq!(go_string(&field("Ratio")), "0.5");
         assert_eq!(
             go_json(&field("State")),

@@ -262,6 +262,7 @@ pub const INSPECT_SHAPE: crate::format::Shape = crate::format::Shape {
         "GraphDriver.Data",
         "Descriptor.annotations",
     ],
+    pointers: &["Descriptor.platform"],
     omitted: &[],
 };
 
