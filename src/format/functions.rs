@@ -213,14 +213,20 @@ pub fn install(template: Template) -> Template {
 // ANCHOR_END: functions
 
 /// Docker's `HeaderFunctions`: for the header row each function returns its first operand
-/// (the column name) unchanged.
+/// (the column name) unchanged. A field without a column name prints `<no value>`, as Go
+/// prints a missing key of a `map[string]string`.
 pub fn install_header(template: Template) -> Template {
     let first = |args: &[Value]| Ok(args.first().cloned().unwrap_or(Value::Nil));
-    [
-        "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
-    ]
-    .into_iter()
-    .fold(template, |template, name| template.func(name, first))
+    DOCKER_FUNCTIONS
+        .iter()
+        .fold(template, |template, name| template.func(name, first))
+        .func(PRINT, |args| {
+            arity(PRINT, args, 1)?;
+            Ok(match &args[0] {
+                Value::Nil => string("<no value>"),
+                other => string(go_string(other)),
+            })
+        })
 }
 
 #[cfg(test)]

@@ -151,6 +151,11 @@ fn tables_have_a_header_row_and_aligned_columns() {
         plain.render_list(&rows, &header).unwrap(),
         "abc:web\n\ndef:a-much-longer-name\n\n"
     );
+    let unknown = Format::list(r"table {{.Names}}\t{{.Extra}}", "").unwrap();
+    assert_eq!(
+        unknown.render_list(&[], &header).unwrap(),
+        "NAMES     <no value>\n"
+    );
     let default = Format::list("table", r"{{.ID}}\t{{.Image}}").unwrap();
     assert_eq!(
         default.render_list(&rows[..1], &header).unwrap(),
