@@ -194,6 +194,26 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Docker's count of a directory's size: everything but directories, each inode once.
+fn upper_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                pending.push(path);
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
 fn process_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
@@ -656,6 +676,31 @@ fn ps_shows_dockers_columns() {
     assert_eq!(
         env.ok(&["ps", "--format", "{{json .Names}}"]),
         "\"ps-running\"\n"
+    );
+    // {{.Size}}: what the container wrote, and with its image, as Docker's SIZE.
+    env.ok(&[
+        "exec",
+        "ps-running",
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /written",
+    ]);
+    let id = env.ok(&["ps", "-q", "--no-trunc"]).trim().to_owned();
+    let written = upper_size(&env.root().join("containers").join(&id).join("upper"));
+    assert!(written >= 50_000, "{written}");
+    let image: u64 = env
+        .ok(&["image", "inspect", "-f", "{{.Size}}", "busybox"])
+        .trim()
+        .parse()
+        .unwrap();
+    let human = minidock::image::cli::human_size;
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{.Names}}: {{.Size}}"]),
+        format!(
+            "ps-running: {} (virtual {})\n",
+            human(written),
+            human(written + image)
+        )
     );
     let err = env.fails(&["ps", "--format", "{{.Nope}}"], 1);
     assert!(

@@ -580,7 +580,20 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
         .filter(|c| args.all || c.observe() == Status::Running)
         .collect();
     if let Some(format) = format {
-        let rows: Vec<_> = containers.iter().map(|c| ps_row(c, args, now)).collect();
+        // Sizes cost a walk of each container's files: only when the template shows them,
+        // as Docker asks for them only then.
+        let sized = custom.is_some_and(|text| text.contains(".Size"));
+        let rows: Vec<_> = containers
+            .iter()
+            .map(|c| {
+                let size = if sized {
+                    container_size(paths, c)?
+                } else {
+                    "0B".to_owned()
+                };
+                Ok(ps_row(c, &size, args, now))
+            })
+            .collect::<Result<_>>()?;
         return format.render_list(&rows, &crate::format::header(PS_HEADER));
     }
     let id = |c: &ContainerState| {
@@ -608,7 +621,7 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
         .collect::<Vec<_>>(),
     ];
     for c in &containers {
-        let row = ps_row(c, args, now);
+        let row = ps_row(c, "", args, now);
         let field = |name: &str| row.field(name).map(|v| v.to_string()).unwrap_or_default();
         rows.push(
             [
@@ -649,9 +662,34 @@ pub const PS_HEADER: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
+/// The SIZE of `ps --format '{{.Size}}'`, as Docker's: what the container wrote (its upper
+/// dir), and with the image's size, `(virtual ...)`.
+fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
+    let upper = paths.dir(&c.id).join("upper");
+    let written = if upper.is_dir() {
+        crate::image::size::directory_size(&upper)?
+    } else {
+        0
+    };
+    let store = crate::image::store::Store::open(&paths.root)?;
+    let image = match store.resolve(&c.image_id) {
+        Ok(image) => crate::image::size::image_size(&store, &image)?,
+        Err(_) => 0,
+    };
+    let written_text = crate::image::cli::human_size(written);
+    Ok(if written + image > 0 {
+        format!(
+            "{written_text} (virtual {})",
+            crate::image::cli::human_size(written + image)
+        )
+    } else {
+        written_text
+    })
+}
+
 /// One container as `ps --format` sees it: Docker's `ContainerContext` fields, as strings
-/// (IDs, commands and mount names cut unless `--no-trunc`).
-pub fn ps_row(c: &ContainerState, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
+/// (IDs, commands and mount names cut unless `--no-trunc`); `size` is the SIZE column.
+pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
     let trunc = !args.no_trunc;
     let command = if trunc {
         ellipsis(&c.command(), 20)
@@ -683,7 +721,7 @@ pub fn ps_row(c: &ContainerState, args: &PsArgs, now: SystemTime) -> gotmpl::Val
         ("Ports", String::new()),
         ("State", c.observe().name().to_owned()),
         ("Status", status_text(c, now)),
-        ("Size", "0B".to_owned()),
+        ("Size", size.to_owned()),
         ("Names", c.name.clone()),
         ("Labels", String::new()),
         ("Mounts", mounts.join(",")),
