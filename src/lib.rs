@@ -9,6 +9,7 @@ pub mod cli;
 pub mod container;
 pub mod doctor;
 pub mod explain;
+pub mod format;
 pub mod image;
 pub mod net;
 pub mod ns;

@@ -194,6 +194,26 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Docker's count of a directory's size: everything but directories, each inode once.
+fn upper_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                pending.push(path);
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
 fn process_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
@@ -621,6 +641,72 @@ fn ps_shows_dockers_columns() {
         insta::assert_snapshot!("ps_all", env.ok(&["ps", "-a"]));
     });
     assert_eq!(env.ok(&["ps", "-q"]).lines().count(), 1);
+    // --format: a template per container, or a table with Docker's header names.
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "ps-created created\nps-exited exited\nps-running running\n"
+    );
+    let table = env.ok(&[
+        "ps",
+        "--format",
+        r"table {{.Names}}\t{{upper .State}}\t{{.Command}}",
+    ]);
+    assert_eq!(
+        table,
+        "NAMES        STATE     COMMAND\nps-running   RUNNING   \"sleep 1000\"\n"
+    );
+    assert_eq!(
+        env.ok(&["ps", "--format", "table"])
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "CONTAINER",
+            "ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{json .Names}}"]),
+        "\"ps-running\"\n"
+    );
+    // {{.Size}}: what the container wrote, and with its image, as Docker's SIZE.
+    env.ok(&[
+        "exec",
+        "ps-running",
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /written",
+    ]);
+    let id = env.ok(&["ps", "-q", "--no-trunc"]).trim().to_owned();
+    let written = upper_size(&env.root().join("containers").join(&id).join("upper"));
+    assert!(written >= 50_000, "{written}");
+    let image: u64 = env
+        .ok(&["image", "inspect", "-f", "{{.Size}}", "busybox"])
+        .trim()
+        .parse()
+        .unwrap();
+    let human = minidock::image::cli::human_size;
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{.Names}}: {{.Size}}"]),
+        format!(
+            "ps-running: {} (virtual {})\n",
+            human(written),
+            human(written + image)
+        )
+    );
+    let err = env.fails(&["ps", "--format", "{{.Nope}}"], 1);
+    assert!(
+        err.starts_with("minidock: template parsing error: "),
+        "{err}"
+    );
     let ids = env.ok(&["ps", "-aq", "--no-trunc"]);
     assert_eq!(ids.lines().count(), 3);
     assert!(ids.lines().all(|id| id.len() == 64));
@@ -927,8 +1013,76 @@ fn inspect_is_docker_shaped() {
             host.display()
         )
     );
-    env.fails(&["inspect", "-f", "{{range .Mounts}}{{end}}", "insp"], 125);
+    // Go's text/template, whole: range, index, if, with, len and Docker's functions.
+    let templates = [
+        (
+            "{{range .Mounts}}{{.Destination}}:{{.RW}},{{end}}",
+            "/data:false,".to_owned(),
+        ),
+        ("{{index .Config.Env 1}}", "K=V".to_owned()),
+        (
+            "{{if .State.Running}}up{{else}}down{{end}}",
+            "up".to_owned(),
+        ),
+        (
+            "{{with .HostConfig}}{{.Memory}}{{end}}",
+            "67108864".to_owned(),
+        ),
+        ("{{len .Config.Env}}", "2".to_owned()),
+        (r#"{{join .Args ","}}"#, "1000".to_owned()),
+        (
+            "{{upper .State.Status}} {{title .Config.Hostname}}",
+            "RUNNING Insp".to_owned(),
+        ),
+        (
+            r#"{{lower "ABC"}} {{index (split .Name "/") 1}}"#,
+            "abc insp".to_owned(),
+        ),
+        ("{{println .Path}}", "sleep".to_owned()),
+        (
+            "{{.GraphDriver.Name}} {{len .GraphDriver.Data}}",
+            "overlay2 4".to_owned(),
+        ),
+        (
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            "none".to_owned(),
+        ),
+        ("{{.State.Pid}}", pid.to_string()),
+        // nil prints as Go prints the nil: a slice, a map, a pointer.
+        (
+            "{{.Config.Entrypoint}} {{len .HostConfig.CapAdd}} {{.Config.Volumes}} {{.HostConfig.PidsLimit}}",
+            "[] 0 map[] <nil>".to_owned(),
+        ),
+    ];
+    for (template, expected) in templates {
+        assert_eq!(env.inspect("insp", template), expected, "{template}");
+    }
     env.ok(&["stop", "-t", "0", "insp"]);
+    // A struct prints as Go prints it, in field order: Docker's `{{.State}}`.
+    let state = format!(
+        "{{exited false false false false false 0 137  {} {} <nil>}}",
+        env.inspect("insp", "{{.State.StartedAt}}"),
+        env.inspect("insp", "{{.State.FinishedAt}}")
+    );
+    assert_eq!(env.inspect("insp", "{{.State}}"), state);
+    assert_eq!(
+        env.inspect("insp", "{{json .State.Status}} {{json .Config.Cmd}}"),
+        r#""exited" ["sleep","1000"]"#
+    );
+    // A bad template: one line; exit 64 when it does not parse, else 1, as docker inspect.
+    for (bad, code) in [
+        ("{{.Nope}}", 1),
+        ("{{.Id", 64),
+        ("{{nosuch .Id}}", 64),
+        ("{{range .State}}{{end}}", 1),
+    ] {
+        let err = env.fails(&["inspect", "-f", bad, "insp"], code);
+        assert!(
+            err.starts_with("minidock: template parsing error: "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
     let json = env.ok(&["inspect", "insp"]);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(&env.root().display().to_string()), "[root]");

@@ -1388,3 +1388,187 @@ fn the_bearer_token_flow_against_a_registry_in_token_mode() {
         "{scopes:?}"
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Image sizes
+// ------------------------------------------------------------------------------------------
+
+/// Docker's count of a layer's size: every entry but directories, a hard-linked file once,
+/// a symlink as its target's length (lstat sizes).
+fn unpacked_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in fs::read_dir(&current).unwrap() {
+            let entry = entry.unwrap();
+            let meta = fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn an_images_size_is_its_unpacked_content_whether_imported_pulled_or_loaded() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let rootfs = common::busybox_rootfs();
+    let expected = unpacked_size(rootfs.path());
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let name = registry.name("size/bb:1");
+    let imported = World::new();
+    imported.import(&tar.stdout, &name, &[]);
+    imported.ok(&["push", &name]);
+    let pulled = World::new();
+    pulled.ok(&["pull", &name]);
+    let archive = imported.root.path().join("bb.tar");
+    imported.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    let loaded = World::new();
+    loaded.ok(&["load", "-i", archive.to_str().unwrap()]);
+
+    // Docker's units: three significant digits, decimal prefixes.
+    let human = minidock::image::cli::human_size(expected);
+    for world in [&imported, &pulled, &loaded] {
+        assert_eq!(world.inspect(&name)["Size"], expected);
+        let table = world.ok(&["images", &name]);
+        let row = table.lines().nth(1).unwrap();
+        assert_eq!(
+            row.split_whitespace().last(),
+            Some(human.as_str()),
+            "{table}"
+        );
+    }
+    // The blob sizes differ (gzip for import and push, plain tar in the archive): the size
+    // shown is none of them.
+    let compressed = imported.inspect(&name)["Descriptor"]["size"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(compressed, expected);
+}
+
+// ------------------------------------------------------------------------------------------
+// References and digests
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn pull_prints_the_name_asked_for_even_when_the_content_is_stored_under_another() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let source = World::new();
+    let name = registry.name("ns/img:v1");
+    source.import(&tar_of(&[("f", b"same content")]), &name, &[]);
+    source.ok(&["push", &name]);
+    let other = name.replacen("127.0.0.1", "localhost", 1);
+    let world = World::new();
+    world.ok(&["pull", &name]);
+    let out = world.ok(&["pull", &other]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {other}\n")),
+        "{out}"
+    );
+    assert!(out.ends_with(&format!("\n{other}\n")), "{out}");
+    let again = world.ok(&["pull", &name]);
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {name}\n")),
+        "{again}"
+    );
+    assert!(again.ends_with(&format!("\n{name}\n")), "{again}");
+}
+
+#[test]
+fn an_index_pull_records_the_index_digest_as_docker_does() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let host_arch = oci_spec::image::Arch::default().to_string();
+    let source = World::new();
+    let mut entries = Vec::new();
+    let mut host_id = String::new();
+    for arch in [host_arch.as_str(), "s390x"] {
+        let name = registry.name(&format!("multi:{arch}"));
+        let id = source.import(
+            &tar_of(&[("arch", arch.as_bytes())]),
+            &name,
+            &[
+                "--platform",
+                &format!("linux/{arch}"),
+                "-c",
+                "CMD [\"/arch\"]",
+            ],
+        );
+        if arch == host_arch {
+            host_id = id;
+        }
+        source.ok(&["push", &name]);
+        let descriptor = source.inspect(&name)["Descriptor"].clone();
+        entries.push(serde_json::json!({
+            "mediaType": descriptor["mediaType"],
+            "digest": descriptor["digest"],
+            "size": descriptor["size"],
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    put_manifest(
+        &registry,
+        "multi",
+        "v1",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+    let index_digest = sha256_digest(&index).to_string();
+    let repository = registry.name("multi");
+    let name = format!("{repository}:v1");
+
+    let world = World::new();
+    let out = world.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {index_digest}\n")), "{out}");
+    // The printed digest is the one RepoDigests and images --digests show...
+    assert_eq!(
+        world.inspect(&name)["RepoDigests"],
+        serde_json::json!([format!("{repository}@{index_digest}")])
+    );
+    let digests = world.ok(&["images", "--digests", "--format", "{{.Digest}}", &name]);
+    assert_eq!(digests, format!("{index_digest}\n"));
+    let table = world.ok(&["images", "--digests", &name]);
+    assert!(table.contains(&index_digest), "{table}");
+    // ...and the one the image is found by.
+    let by_digest = format!("{repository}@{index_digest}");
+    assert_eq!(world.inspect(&by_digest)["Id"], host_id.as_str());
+    assert_eq!(
+        world.ok(&["image", "inspect", "-f", "{{.Id}}", &by_digest]),
+        format!("{host_id}\n")
+    );
+    if common::is_root() && minidock::overlay::overlay_supported() {
+        let id = world.ok(&["create", &by_digest]).trim().to_owned();
+        assert_eq!(
+            world.ok(&["inspect", "-f", "{{.Image}} {{.Config.Image}}", &id]),
+            format!("{host_id} {by_digest}\n")
+        );
+        world.ok(&["rm", &id]);
+    }
+    // A pull by that digest finds the same image.
+    let pinned = World::new();
+    let out = pinned.ok(&["pull", &by_digest]);
+    assert!(out.contains(&format!("Digest: {index_digest}\n")), "{out}");
+    assert_eq!(pinned.inspect(&by_digest)["Id"], host_id.as_str());
+}

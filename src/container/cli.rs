@@ -191,6 +191,11 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
+    /// ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels,
+    /// Mounts, Networks, LocalVolumes)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -210,7 +215,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InspectArgs {
-    /// Format the output with a Go template ({{.State.Pid}}, {{json .Mounts}}...)
+    /// Format the output with a Go template ({{.State.Pid}}, {{json .Mounts}}, {{range}}...)
     #[arg(short = 'f', long)]
     pub format: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -374,7 +379,9 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             Ok(Some(super::wait(&paths, name)?.to_string()))
         }),
         ContainerCommand::Ps(args) => {
-            print!("{}", ps_table(&paths, args, SystemTime::now())?);
+            let text = ps_table(&paths, args, SystemTime::now())
+                .map_err(crate::image::cli::request_failed)?;
+            print!("{text}");
             Ok(0)
         }
         ContainerCommand::Logs(args) => {
@@ -475,6 +482,13 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
 }
 
 fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
+    // A bad template fails before any container is looked at, as Docker's does.
+    let format = args
+        .format
+        .as_deref()
+        .map(crate::format::Format::inspect)
+        .transpose()
+        .map_err(|err| Exit::new(crate::format::BAD_TEMPLATE, format!("{err:#}")))?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.containers {
@@ -486,11 +500,17 @@ fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
             }
         }
     }
-    match &args.format {
-        Some(template) => {
+    match &format {
+        Some(format) => {
             for one in &found {
-                let value = super::inspect::Json::of(one)?;
-                println!("{}", super::inspect::render(template, &value)?);
+                let value = super::inspect::template_value(one)?;
+                match format.execute(&value) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("minidock: {err:#}");
+                        failed = true;
+                    }
+                }
             }
         }
         None => println!("{}", crate::image::cli::to_docker_json(&found)?),
@@ -546,14 +566,36 @@ pub fn status_text(state: &ContainerState, now: SystemTime) -> String {
 }
 
 // ANCHOR: ps
-/// `ps`: Docker's columns, newest container first.
+/// `ps`: Docker's columns, newest container first; `--format` runs a Go template over each
+/// container's [`ps_row`].
 pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String> {
+    let custom = crate::format::chosen(args.format.as_deref(), args.quiet);
+    let format = custom
+        .map(|text| crate::format::Format::list(text, PS_TABLE))
+        .transpose()?;
     let containers: Vec<ContainerState> = paths
         .list()
         .context("listing containers")?
         .into_iter()
         .filter(|c| args.all || c.observe() == Status::Running)
         .collect();
+    if let Some(format) = format {
+        // Sizes cost a walk of each container's files: only when the template shows them,
+        // as Docker asks for them only then.
+        let sized = custom.is_some_and(|text| text.contains(".Size"));
+        let rows: Vec<_> = containers
+            .iter()
+            .map(|c| {
+                let size = if sized {
+                    container_size(paths, c)?
+                } else {
+                    "0B".to_owned()
+                };
+                Ok(ps_row(c, &size, args, now))
+            })
+            .collect::<Result<_>>()?;
+        return format.render_list(&rows, &crate::format::header(PS_HEADER));
+    }
     let id = |c: &ContainerState| {
         if args.no_trunc {
             c.id.clone()
@@ -579,22 +621,117 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
         .collect::<Vec<_>>(),
     ];
     for c in &containers {
-        let command = if args.no_trunc {
-            c.command()
-        } else {
-            ellipsis(&c.command(), 20)
-        };
-        rows.push(vec![
-            id(c),
-            c.image.clone(),
-            go_quote(&command),
-            format!("{} ago", human_duration(since(&c.created, now))),
-            status_text(c, now),
-            String::new(),
-            c.name.clone(),
-        ]);
+        let row = ps_row(c, "", args, now);
+        let field = |name: &str| row.field(name).map(|v| v.to_string()).unwrap_or_default();
+        rows.push(
+            [
+                "ID",
+                "Image",
+                "Command",
+                "RunningFor",
+                "Status",
+                "Ports",
+                "Names",
+            ]
+            .map(field)
+            .to_vec(),
+        );
     }
     Ok(format_table(&rows))
+}
+
+/// Docker's default `ps` table, as a template.
+pub const PS_TABLE: &str =
+    r"{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+/// The column names of `ps --format 'table ...'`, by field.
+pub const PS_HEADER: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
+/// The SIZE of `ps --format '{{.Size}}'`, as Docker's: what the container wrote (its upper
+/// dir), and with the image's size, `(virtual ...)`.
+fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
+    let upper = paths.dir(&c.id).join("upper");
+    let written = if upper.is_dir() {
+        crate::image::size::directory_size(&upper)?
+    } else {
+        0
+    };
+    let store = crate::image::store::Store::open(&paths.root)?;
+    let image = match store.resolve(&c.image_id) {
+        Ok(image) => crate::image::size::image_size(&store, &image)?,
+        Err(_) => 0,
+    };
+    let written_text = crate::image::cli::human_size(written);
+    Ok(if written + image > 0 {
+        format!(
+            "{written_text} (virtual {})",
+            crate::image::cli::human_size(written + image)
+        )
+    } else {
+        written_text
+    })
+}
+
+/// One container as `ps --format` sees it: Docker's `ContainerContext` fields, as strings
+/// (IDs, commands and mount names cut unless `--no-trunc`); `size` is the SIZE column.
+pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
+    let trunc = !args.no_trunc;
+    let command = if trunc {
+        ellipsis(&c.command(), 20)
+    } else {
+        c.command()
+    };
+    let mounts: Vec<String> = c
+        .config
+        .mounts
+        .iter()
+        .map(|m| {
+            if trunc {
+                ellipsis(&m.source, 15)
+            } else {
+                m.source.clone()
+            }
+        })
+        .collect();
+    let created = crate::state::parse_rfc3339(&c.created).unwrap_or(std::time::UNIX_EPOCH);
+    crate::format::row(vec![
+        ("ID", display_id_of(&c.id, trunc)),
+        ("Image", c.image.clone()),
+        ("Command", go_quote(&command)),
+        ("CreatedAt", crate::format::go_time(created)),
+        (
+            "RunningFor",
+            format!("{} ago", human_duration(since(&c.created, now))),
+        ),
+        ("Ports", String::new()),
+        ("State", c.observe().name().to_owned()),
+        ("Status", status_text(c, now)),
+        ("Size", size.to_owned()),
+        ("Names", c.name.clone()),
+        ("Labels", String::new()),
+        ("Mounts", mounts.join(",")),
+        ("Networks", c.config.network_mode.clone()),
+        ("LocalVolumes", "0".to_owned()),
+    ])
+}
+
+fn display_id_of(id: &str, trunc: bool) -> String {
+    if trunc { short_id(id) } else { id }.to_owned()
 }
 // ANCHOR_END: ps
 

@@ -1,11 +1,11 @@
-//! `inspect`: a container as Docker's API describes it, and the `-f` Go-template subset people
-//! use with it (`{{.State.Pid}}`, `{{json .Mounts}}`...).
+//! `inspect`: a container as Docker's API describes it, and the data its `-f` template runs
+//! over (see [`crate::format`]).
 
 use super::state::{ContainerState, Status};
 use super::{Paths, short_id};
-use anyhow::{Result, bail};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use crate::format::{self, Json, Shape};
+use anyhow::Result;
+use gotmpl::Value;
 use std::collections::BTreeMap;
 
 #[derive(serde::Serialize)]
@@ -261,174 +261,24 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     }
 }
 
-/// A JSON value that keeps the order of object keys, so a template prints `{{json .Mounts}}`
-/// in Docker's field order (serde_json's own `Value` sorts keys).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Number(serde_json::Number),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
-        struct JsonVisitor;
-        impl<'de> Visitor<'de> for JsonVisitor {
-            type Value = Json;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("JSON")
-            }
-            fn visit_unit<E>(self) -> Result<Json, E> {
-                Ok(Json::Null)
-            }
-            fn visit_none<E>(self) -> Result<Json, E> {
-                Ok(Json::Null)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
-                Ok(Json::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
-                Ok(Json::Number(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
-                Ok(Json::Number(v.into()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-                serde_json::Number::from_f64(v)
-                    .map(Json::Number)
-                    .ok_or_else(|| E::custom("not a JSON number"))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Json, E> {
-                Ok(Json::String(v.to_owned()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Json::Array(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some((key, value)) = map.next_entry()? {
-                    pairs.push((key, value));
-                }
-                Ok(Json::Object(pairs))
-            }
-        }
-        deserializer.deserialize_any(JsonVisitor)
-    }
-}
-
-impl Serialize for Json {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Null => serializer.serialize_unit(),
-            Json::Bool(b) => serializer.serialize_bool(*b),
-            Json::Number(n) => n.serialize(serializer),
-            Json::String(s) => serializer.serialize_str(s),
-            Json::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Json::Object(pairs) => {
-                let mut map = serializer.serialize_map(Some(pairs.len()))?;
-                for (k, v) in pairs {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-impl Json {
-    pub fn of(value: &impl Serialize) -> Result<Json> {
-        let text = serde_json::to_string(value)?;
-        Ok(serde_json::from_str(&text)?)
-    }
-
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    /// How Go's text/template prints a value: strings bare, lists as `[a b]`, structs as
-    /// `{a b}`, nil as `<nil>`... close enough for the fields people print.
-    fn go_format(&self, top: bool) -> String {
-        match self {
-            Json::Null if top => "<no value>".into(),
-            Json::Null => "<nil>".into(),
-            Json::Bool(b) => b.to_string(),
-            Json::Number(n) => n.to_string(),
-            Json::String(s) => s.clone(),
-            Json::Array(items) => format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(|i| i.go_format(false))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-            Json::Object(pairs) => format!(
-                "map[{}]",
-                pairs
-                    .iter()
-                    .map(|(k, v)| format!("{k}:{}", v.go_format(false)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        }
-    }
-}
-
 // ANCHOR: template
-/// Renders a `--format` template: text with `{{.Field.Sub}}` and `{{json .Field}}` actions.
-/// Anything else (range, if, pipelines) is refused with a clear message.
-pub fn render(template: &str, value: &Json) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            bail!("template: unclosed action in {template:?}");
-        };
-        let action = after[..end].trim();
-        rest = &after[end + 2..];
-        let (json, path) = match action.strip_prefix("json ") {
-            Some(path) => (true, path.trim()),
-            None => (false, action),
-        };
-        if !path.starts_with('.') || path.contains(' ') || path.contains('|') {
-            bail!(
-                "template: unsupported action {{{{{action}}}}}: minidock knows {{{{.Field}}}} and \
-                 {{{{json .Field}}}}"
-            );
-        }
-        let mut current = value;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            current = match current.get(key) {
-                Some(next) => next,
-                None => bail!("template: can't evaluate field {key} in {path}"),
-            };
-        }
-        if json {
-            out.push_str(&serde_json::to_string(current)?);
-        } else {
-            out.push_str(&current.go_format(true));
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+/// Which objects of [`ContainerInspect`] are Go maps, and the nil pointers Go's JSON omits:
+/// what `inspect -f` needs to print `{{.State}}` as Docker does.
+pub const TEMPLATE_SHAPE: Shape = Shape {
+    maps: &[
+        "GraphDriver.Data",
+        "Config.Labels",
+        "NetworkSettings.Ports",
+        "NetworkSettings.Networks",
+        "Config.Volumes",
+    ],
+    pointers: &["State.Health", "HostConfig.PidsLimit"],
+    omitted: &[("State", "Health")],
+};
+
+/// `inspect -f`'s data for one container.
+pub fn template_value(record: &ContainerInspect) -> Result<Value> {
+    Ok(format::to_value(&Json::of(record)?, &TEMPLATE_SHAPE))
 }
 // ANCHOR_END: template
 
@@ -442,26 +292,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_print_like_go() {
-        let value: Json = serde_json::from_str(
-            r#"{"Id":"abc","State":{"Pid":42,"Status":"running"},"Config":{"Env":["A=1","B=2"],"Cmd":null},
-                "Mounts":[{"Type":"bind","Source":"/s","RW":true}]}"#,
+    fn state_prints_as_dockers_struct() {
+        let json: Json = serde_json::from_str(
+            r#"{"State":{"Status":"exited","Running":false,"Pid":0},"GraphDriver":{"Data":{"B":"2","A":"1"}}}"#,
         )
         .unwrap();
-        let r = |t: &str| render(t, &value).unwrap();
-        assert_eq!(r("{{.State.Pid}}"), "42");
-        assert_eq!(
-            r("pid={{ .State.Pid }} {{.State.Status}}"),
-            "pid=42 running"
-        );
-        assert_eq!(r("{{.Config.Env}}"), "[A=1 B=2]");
-        assert_eq!(
-            r("{{json .Mounts}}"),
-            r#"[{"Type":"bind","Source":"/s","RW":true}]"#
-        );
-        assert_eq!(r("{{.Id}}"), "abc");
-        assert!(render("{{.Nope}}", &value).is_err());
-        assert!(render("{{range .Mounts}}x{{end}}", &value).is_err());
-        assert!(render("{{.Id", &value).is_err());
+        let value = format::to_value(&json, &TEMPLATE_SHAPE);
+        let render = |t: &str| format::Format::inspect(t).unwrap().execute(&value).unwrap();
+        assert_eq!(render("{{.State}}"), "{exited false 0 <nil>}");
+        assert_eq!(render("{{.GraphDriver.Data}}"), "map[A:1 B:2]");
     }
 }

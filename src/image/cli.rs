@@ -57,6 +57,11 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
+    /// ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size, Containers, SharedSize,
+    /// UniqueSize, VirtualSize)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `minidock tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]`
@@ -82,6 +87,9 @@ pub struct RmiArgs {
 /// `minidock image inspect IMAGE [IMAGE...]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImageInspectArgs {
+    /// Format the output with a Go template ({{.Id}}, {{json .RootFS}}, {{range}}...)
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -205,8 +213,15 @@ pub fn run_rmi_with(
 }
 // ANCHOR_END: run_rmi
 
-/// `minidock image inspect`: a JSON array, then one error line per image not found (exit 1).
+/// `minidock image inspect`: a JSON array (or each image through `-f`'s template), then one
+/// error line per image not found (exit 1).
 pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
+    let format = args
+        .format
+        .as_deref()
+        .map(crate::format::Format::inspect)
+        .transpose()
+        .map_err(|err| Exit::new(crate::format::BAD_TEMPLATE, format!("{err:#}")))?;
     let store = Store::open(root)?;
     let mut found = Vec::new();
     let mut status = 0;
@@ -220,11 +235,39 @@ pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
         }
     }
     let mut out = io::stdout().lock();
-    writeln!(out, "{}", to_docker_json(&found)?).context("writing to stdout")?;
+    match &format {
+        Some(format) => {
+            for one in &found {
+                let value = crate::format::to_value(&crate::format::Json::of(one)?, &INSPECT_SHAPE);
+                match format.execute(&value) {
+                    Ok(text) => writeln!(out, "{text}").context("writing to stdout")?,
+                    Err(err) => {
+                        eprintln!("minidock: {err:#}");
+                        status = REQUEST_FAILED;
+                    }
+                }
+            }
+        }
+        None => writeln!(out, "{}", to_docker_json(&found)?).context("writing to stdout")?,
+    }
     Ok(status)
 }
 
-fn request_failed(err: anyhow::Error) -> anyhow::Error {
+/// Which objects of [`ImageInspect`] are Go maps, for `image inspect -f`.
+pub const INSPECT_SHAPE: crate::format::Shape = crate::format::Shape {
+    maps: &[
+        "Config.ExposedPorts",
+        "Config.Volumes",
+        "Config.Labels",
+        "GraphDriver.Data",
+        "Descriptor.annotations",
+    ],
+    pointers: &["Descriptor.platform"],
+    omitted: &[],
+};
+
+/// Makes an error exit 1 (Docker's code for a failed request), unless it carries its own code.
+pub fn request_failed(err: anyhow::Error) -> anyhow::Error {
     if err.chain().any(|cause| cause.is::<Exit>()) {
         return err;
     }
@@ -242,6 +285,16 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
         Some(text) => Some(ImagesFilter::parse(text).map_err(request_failed)?),
         None => None,
     };
+    let default_table = if args.digests {
+        IMAGES_DIGESTS_TABLE
+    } else {
+        IMAGES_TABLE
+    };
+    let format = crate::format::chosen(args.format.as_deref(), args.quiet)
+        .map(|text| crate::format::Format::list(text, default_table))
+        .transpose()
+        .map_err(request_failed)?;
+    let mut values = Vec::new();
     let mut images = store.images()?;
     // Newest first, as Docker lists them.
     images.sort_by(|a, b| {
@@ -260,6 +313,12 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut quiet_ids: Vec<String> = Vec::new();
     for image in &images {
+        // Walking the unpacked layers costs time: once per image, only when shown.
+        let size = if args.quiet && format.is_none() {
+            String::new()
+        } else {
+            human_size(super::size::image_size(store, image)?)
+        };
         // One row per name; an untagged image is one `<none>` row.
         let names: Vec<Option<&Reference>> = if image.names.is_empty() {
             vec![None]
@@ -271,6 +330,10 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 if !name.is_some_and(|n| filter.matches(n)) {
                     continue;
                 }
+            }
+            if format.is_some() {
+                values.push(image_row(image, name, &size, args, now));
+                continue;
             }
             if args.quiet {
                 let id = id_of(image);
@@ -285,7 +348,7 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 name.and_then(|n| n.tag()).map_or_else(none, str::to_owned),
             ];
             if args.digests {
-                row.push(image.manifest_descriptor.digest().to_string());
+                row.push(image.repo_digest(name).to_string());
             }
             row.push(id_of(image));
             row.push(match image.created() {
@@ -295,9 +358,14 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
                 }
                 None => "N/A".to_owned(),
             });
-            row.push(human_size(image.size()));
+            row.push(size.clone());
             rows.push(row);
         }
+    }
+    if let Some(format) = format {
+        return format
+            .render_list(&values, &crate::format::header(IMAGES_HEADER))
+            .map_err(request_failed);
     }
     if args.quiet {
         return Ok(quiet_ids.iter().map(|id| format!("{id}\n")).collect());
@@ -311,6 +379,78 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
     Ok(format_table(&rows))
 }
 // ANCHOR_END: images_table
+
+/// Docker's default `images` table, as a template.
+pub const IMAGES_TABLE: &str = r"{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+/// Docker's `images --digests` table, as a template.
+pub const IMAGES_DIGESTS_TABLE: &str =
+    r"{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+
+/// The column names of `images --format 'table ...'`, by field.
+pub const IMAGES_HEADER: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
+
+/// One row of `images` as `--format` sees it: Docker's `ImageContext` fields, as strings.
+/// `size` is the image's size as shown ([`human_size`] of [`super::size::image_size`]).
+pub fn image_row(
+    image: &Image,
+    name: Option<&Reference>,
+    size: &str,
+    args: &ImagesArgs,
+    now: SystemTime,
+) -> gotmpl::Value {
+    let none = || "<none>".to_owned();
+    let created = image.created();
+    crate::format::row(vec![
+        (
+            "ID",
+            if args.no_trunc {
+                image.id.to_string()
+            } else {
+                image.short_id().to_owned()
+            },
+        ),
+        (
+            "Repository",
+            name.map_or_else(none, Reference::familiar_repository),
+        ),
+        (
+            "Tag",
+            name.and_then(|n| n.tag()).map_or_else(none, str::to_owned),
+        ),
+        ("Digest", image.repo_digest(name).to_string()),
+        (
+            "CreatedSince",
+            created.map_or_else(
+                || "N/A".to_owned(),
+                |t| {
+                    let age = now.duration_since(t).unwrap_or(Duration::ZERO);
+                    format!("{} ago", human_duration(age))
+                },
+            ),
+        ),
+        (
+            "CreatedAt",
+            crate::format::go_time(created.unwrap_or(std::time::UNIX_EPOCH)),
+        ),
+        ("Size", size.to_owned()),
+        ("Containers", "N/A".to_owned()),
+        ("SharedSize", "N/A".to_owned()),
+        ("UniqueSize", "N/A".to_owned()),
+        ("VirtualSize", size.to_owned()),
+    ])
+}
 
 /// `images busybox` or `images busybox:1.36`: a repository, and a tag only if one was given.
 struct ImagesFilter {
@@ -479,10 +619,18 @@ pub struct InspectRootFs {
 pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
     let config = &image.config;
     let run = config.config().clone().unwrap_or_default();
-    let repositories: BTreeSet<String> = image
+    // One repo digest per repository: the index's for a name pulled through one.
+    let repo_digests: BTreeSet<String> = image
         .names
         .iter()
-        .map(Reference::familiar_repository)
+        .map(|name| {
+            let pulled = image
+                .repo_digests
+                .iter()
+                .find(|(n, _)| n.familiar_repository() == name.familiar_repository());
+            let digest = pulled.map_or_else(|| image.repo_digest(Some(name)), |(_, d)| d);
+            format!("{}@{digest}", name.familiar_repository())
+        })
         .collect();
     let manifest_digest = image.manifest_descriptor.digest();
     let history_comment = config
@@ -507,10 +655,7 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             .iter()
             .filter_map(|name| Some(format!("{}:{}", name.familiar_repository(), name.tag()?)))
             .collect(),
-        repo_digests: repositories
-            .iter()
-            .map(|repository| format!("{repository}@{manifest_digest}"))
-            .collect(),
+        repo_digests: repo_digests.into_iter().collect(),
         parent: String::new(),
         comment: history_comment.unwrap_or_default(),
         created: config.created().clone().unwrap_or_default(),
@@ -533,7 +678,7 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
         architecture: config.architecture().to_string(),
         variant: config.variant().clone(),
         os: config.os().to_string(),
-        size: image.size(),
+        size: super::size::image_size(store, image)?,
         graph_driver: GraphDriver {
             name: "overlay".to_owned(),
             data: BTreeMap::from([("LowerDir".to_owned(), lower_dirs.join(":"))]),
@@ -694,6 +839,10 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
+    /// ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 // ANCHOR: run_save
@@ -770,8 +919,10 @@ pub fn run_history(root: &Path, args: &HistoryArgs) -> Result<u8> {
     let format = super::history::HistoryFormat {
         no_trunc: args.no_trunc,
         quiet: args.quiet,
+        template: args.format.clone(),
     };
-    let table = super::history::history_table(&image, format, SystemTime::now())?;
+    let table = super::history::history_table(&store, &image, &format, SystemTime::now())
+        .map_err(request_failed)?;
     io::stdout()
         .lock()
         .write_all(table.as_bytes())

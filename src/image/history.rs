@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::cli::{format_table, human_duration, human_size};
-use super::store::Image;
+use super::cli::{human_duration, human_size};
+use super::store::{Image, Store};
 use crate::state;
 
 /// One row of `history`, newest first.
@@ -21,16 +21,16 @@ pub struct HistoryRow {
     pub image: String,
     pub created: Option<SystemTime>,
     pub created_by: String,
-    /// The size of the step's layer blob, 0 for a step without a layer.
+    /// The size of the step's layer unpacked, 0 for a step without a layer.
     pub size: u64,
     pub comment: String,
 }
 
 // ANCHOR: history_rows
-/// The image's history, newest step first. An image whose config has no history gets one row
-/// per layer, with the layers' sizes.
-pub fn history_rows(image: &Image) -> Vec<HistoryRow> {
-    let layers = image.manifest.layers();
+/// The image's history, newest step first, given the sizes of its layers (base first, see
+/// [`super::size::layer_sizes`]). An image whose config has no history gets one row per
+/// layer, with the layers' sizes.
+pub fn history_rows(image: &Image, layers: &[u64]) -> Vec<HistoryRow> {
     let mut rows = Vec::new();
     match image.config.history().as_ref().filter(|h| !h.is_empty()) {
         Some(history) => {
@@ -40,7 +40,7 @@ pub fn history_rows(image: &Image) -> Vec<HistoryRow> {
                 let size = if empty {
                     0
                 } else {
-                    let size = layers.get(next_layer).map_or(0, |l| l.size());
+                    let size = layers.get(next_layer).copied().unwrap_or(0);
                     next_layer += 1;
                     size
                 };
@@ -54,12 +54,12 @@ pub fn history_rows(image: &Image) -> Vec<HistoryRow> {
             }
         }
         None => {
-            for layer in layers {
+            for size in layers {
                 rows.push(HistoryRow {
                     image: "<missing>".to_owned(),
                     created: None,
                     created_by: String::new(),
-                    size: layer.size(),
+                    size: *size,
                     comment: String::new(),
                 });
             }
@@ -74,51 +74,90 @@ pub fn history_rows(image: &Image) -> Vec<HistoryRow> {
 // ANCHOR_END: history_rows
 
 /// How to print the table.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HistoryFormat {
     pub no_trunc: bool,
     pub quiet: bool,
+    /// `--format`: a Go template over each row's [`history_value`] (see [`crate::format`]).
+    pub template: Option<String>,
 }
 
-/// The `history` table at time `now`: IMAGE, CREATED, CREATED BY, SIZE, COMMENT.
-pub fn history_table(image: &Image, format: HistoryFormat, now: SystemTime) -> Result<String> {
-    let rows = history_rows(image);
-    if format.quiet {
+/// Docker's default `history` table, as a template.
+pub const HISTORY_TABLE: &str =
+    r"{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+/// The column names of `history --format 'table ...'`, by field.
+pub const HISTORY_HEADER: &[(&str, &str)] = &[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
+
+/// One row as `history --format` sees it: Docker's `historyContext` fields, as strings.
+pub fn history_value(
+    image: &Image,
+    row: &HistoryRow,
+    no_trunc: bool,
+    now: SystemTime,
+) -> gotmpl::Value {
+    let created = match row.created {
+        Some(time) => format!(
+            "{} ago",
+            human_duration(now.duration_since(time).unwrap_or(Duration::ZERO))
+        ),
+        None => "N/A".to_owned(),
+    };
+    // Docker truncates the command to 45 characters, with an ellipsis.
+    let created_by = if no_trunc || row.created_by.chars().count() <= 45 {
+        row.created_by.replace('\t', " ")
+    } else {
+        let mut short: String = row.created_by.replace('\t', " ").chars().take(44).collect();
+        short.push('…');
+        short
+    };
+    let id = if no_trunc && row.image != "<missing>" {
+        image.id.to_string()
+    } else {
+        row.image.clone()
+    };
+    crate::format::row(vec![
+        ("ID", id),
+        ("CreatedSince", created),
+        (
+            "CreatedAt",
+            crate::format::rfc3339_seconds(row.created.unwrap_or(std::time::UNIX_EPOCH)),
+        ),
+        ("CreatedBy", created_by),
+        ("Size", human_size(row.size)),
+        ("Comment", row.comment.clone()),
+    ])
+}
+
+/// The `history` table at time `now`: IMAGE, CREATED, CREATED BY, SIZE, COMMENT, or the
+/// `--format` template's output.
+pub fn history_table(
+    store: &Store,
+    image: &Image,
+    format: &HistoryFormat,
+    now: SystemTime,
+) -> Result<String> {
+    let rows = history_rows(image, &super::size::layer_sizes(store, image)?);
+    let template = crate::format::chosen(format.template.as_deref(), format.quiet)
+        .map(|text| crate::format::Format::list(text, HISTORY_TABLE))
+        .transpose()?;
+    if format.quiet && template.is_none() {
         return Ok(rows.iter().map(|row| format!("{}\n", row.image)).collect());
     }
-    let mut table = vec![
-        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
-    for row in rows {
-        let created = match row.created {
-            Some(time) => format!(
-                "{} ago",
-                human_duration(now.duration_since(time).unwrap_or(Duration::ZERO))
-            ),
-            None => "N/A".to_owned(),
-        };
-        // Docker truncates the command to 45 characters, with an ellipsis.
-        let created_by = if format.no_trunc || row.created_by.chars().count() <= 45 {
-            row.created_by.replace('\t', " ")
-        } else {
-            let mut short: String = row.created_by.chars().take(44).collect();
-            short.push('…');
-            short
-        };
-        let image = if format.no_trunc && row.image != "<missing>" {
-            image.id.to_string()
-        } else {
-            row.image
-        };
-        table.push(vec![
-            image,
-            created,
-            created_by,
-            human_size(row.size),
-            row.comment,
-        ]);
-    }
-    Ok(format_table(&table))
+    let template = match template {
+        Some(template) => template,
+        None => crate::format::Format::list("table", HISTORY_TABLE)?,
+    };
+    let values: Vec<_> = rows
+        .iter()
+        .map(|row| history_value(image, row, format.no_trunc, now))
+        .collect();
+    template.render_list(&values, &crate::format::header(HISTORY_HEADER))
 }

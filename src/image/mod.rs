@@ -7,4 +7,5 @@ pub mod history;
 pub mod import;
 pub mod layer;
 pub mod reference;
+pub mod size;
 pub mod store;

@@ -56,6 +56,10 @@ use crate::state::{self, Lock};
 
 /// The annotation that names a manifest in `index.json` (OCI image-layout spec).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+/// The annotation of a named `index.json` entry that records the digest a registry served the
+/// image under when it differs from the manifest's own: an image index's, for a pull of a
+/// multi-platform image. It is the name's "repo digest", as Docker's reference store keeps it.
+pub const REPO_DIGEST_ANNOTATION: &str = "io.minidock.repo.digest";
 /// The image-layout version this store writes.
 const LAYOUT_VERSION: &str = "1.0.0";
 /// Manifests and configs are small JSON documents; refuse to load anything bigger, so a hostile
@@ -363,6 +367,18 @@ impl Store {
     /// Call it last, after every blob of the image is stored: this is the moment the image
     /// appears. The caller holds a [`Lease`].
     pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
+        self.add_image_as(manifest, names, None)
+    }
+    // ANCHOR_END: add_image
+
+    /// [`Store::add_image`] for a pull: `repo_digest` is the digest the registry served the
+    /// image under (an image index's), recorded with each name.
+    pub fn add_image_as(
+        &self,
+        manifest: &Descriptor,
+        names: &[Reference],
+        repo_digest: Option<&Digest>,
+    ) -> Result<()> {
         self.check_complete(manifest)?;
         self.update_index(|entries| {
             let digest = manifest.digest();
@@ -380,7 +396,7 @@ impl Store {
                 }
             }
             for name in names {
-                entries.push(named_entry(manifest, &name.to_string()));
+                entries.push(named_entry(manifest, &name.to_string(), repo_digest));
             }
             if names.is_empty() && !entries.iter().any(|e| e.digest() == digest) {
                 entries.push(Descriptor::new(
@@ -392,7 +408,6 @@ impl Store {
             Ok(())
         })
     }
-    // ANCHOR_END: add_image
 
     /// Refuses to index a manifest whose blobs are not all stored.
     fn check_complete(&self, manifest: &Descriptor) -> Result<()> {
@@ -423,26 +438,34 @@ impl Store {
 
     /// Every image in the store, one per manifest, with its names.
     pub fn images(&self) -> Result<Vec<Image>> {
-        let mut by_manifest: BTreeMap<String, (Descriptor, Vec<Reference>)> = BTreeMap::new();
+        let mut by_manifest: BTreeMap<String, (Descriptor, Vec<Descriptor>)> = BTreeMap::new();
         for entry in self.entries()? {
             let slot = by_manifest
                 .entry(entry.digest().to_string())
                 .or_insert_with(|| (entry.clone(), Vec::new()));
-            if let Some(name) = ref_name(&entry) {
-                // Another tool may have written a name we cannot parse; list it as untagged
-                // rather than failing the whole listing.
-                if let Ok(reference) = Reference::parse(name) {
-                    slot.1.push(reference);
-                }
-            }
+            slot.1.push(entry);
         }
         by_manifest
             .into_values()
-            .map(|(descriptor, names)| self.load_image(descriptor, names))
+            .map(|(descriptor, entries)| self.load_image(descriptor, &entries))
             .collect()
     }
 
-    fn load_image(&self, descriptor: Descriptor, mut names: Vec<Reference>) -> Result<Image> {
+    /// Loads the image of `descriptor`, named by the `entries` of `index.json` that point to
+    /// it. Another tool may have written a name we cannot parse; it is left out rather than
+    /// failing the whole listing.
+    fn load_image(&self, descriptor: Descriptor, entries: &[Descriptor]) -> Result<Image> {
+        let mut names = Vec::new();
+        let mut repo_digests = Vec::new();
+        for entry in entries {
+            let Some(name) = ref_name(entry).and_then(|n| Reference::parse(n).ok()) else {
+                continue;
+            };
+            if let Some(digest) = repo_digest(entry) {
+                repo_digests.push((name.clone(), digest));
+            }
+            names.push(name);
+        }
         let manifest_bytes = self.read_blob(descriptor.digest())?;
         let manifest = match descriptor.media_type() {
             media if is_index_media_type(media) => {
@@ -460,12 +483,14 @@ impl Store {
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
             .with_context(|| format!("parsing image config {config_digest}"))?;
         names.sort();
+        repo_digests.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Image {
             id: config_digest,
             manifest_descriptor: descriptor,
             manifest,
             config,
             names,
+            repo_digests,
         })
     }
 
@@ -493,22 +518,24 @@ impl Store {
                     .iter()
                     .find(|entry| ref_name(entry) == Some(wanted.as_str()))
                     .or_else(|| {
-                        // name@sha256:...: that manifest, if it is in this repository.
+                        // name@sha256:...: that manifest (or the index it was pulled
+                        // through), if it is in this repository.
                         let digest = reference.digest()?;
                         entries.iter().find(|entry| {
-                            entry.digest().as_ref() == digest
+                            (entry.digest().as_ref() == digest
+                                || repo_digest(entry).is_some_and(|d| d.as_ref() == digest))
                                 && ref_name(entry)
                                     .and_then(|name| Reference::parse(name).ok())
                                     .is_some_and(|name| name.repository() == reference.repository())
                         })
                     });
                 if let Some(entry) = hit {
-                    let names = entries
+                    let same: Vec<Descriptor> = entries
                         .iter()
                         .filter(|other| other.digest() == entry.digest())
-                        .filter_map(|other| Reference::parse(ref_name(other)?).ok())
+                        .cloned()
                         .collect();
-                    return self.load_image(entry.clone(), names).map(Some);
+                    return self.load_image(entry.clone(), &same).map(Some);
                 }
             }
         }
@@ -957,6 +984,9 @@ pub struct Image {
     pub config: ImageConfiguration,
     /// The normalised names, sorted; empty for an untagged image.
     pub names: Vec<Reference>,
+    /// The names pulled through an image index, with the index's digest: their repo digest
+    /// (the others' is the manifest's digest).
+    pub repo_digests: Vec<(Reference, Digest)>,
 }
 
 impl Image {
@@ -982,6 +1012,18 @@ impl Image {
     /// The ChainIDs of the image's layers, base first.
     pub fn chain_ids(&self) -> Result<Vec<Digest>> {
         chain_ids(self.config.rootfs().diff_ids())
+    }
+
+    /// The digest a name's registry serves this image under: the index's for a name pulled
+    /// through one, else the manifest's (`RepoDigests`, `images --digests`).
+    pub fn repo_digest(&self, name: Option<&Reference>) -> &Digest {
+        name.and_then(|name| {
+            self.repo_digests
+                .iter()
+                .find(|(pulled, _)| pulled == name)
+                .map(|(_, digest)| digest)
+        })
+        .unwrap_or_else(|| self.manifest_descriptor.digest())
     }
 }
 
@@ -1071,17 +1113,24 @@ pub fn ref_name(entry: &Descriptor) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn named_entry(manifest: &Descriptor, name: &str) -> Descriptor {
+fn named_entry(manifest: &Descriptor, name: &str, repo_digest: Option<&Digest>) -> Descriptor {
     let mut entry = Descriptor::new(
         manifest.media_type().clone(),
         manifest.size(),
         manifest.digest().clone(),
     );
-    entry.set_annotations(Some(HashMap::from([(
-        REF_NAME_ANNOTATION.to_owned(),
-        name.to_owned(),
-    )])));
+    let mut annotations = HashMap::from([(REF_NAME_ANNOTATION.to_owned(), name.to_owned())]);
+    if let Some(digest) = repo_digest.filter(|d| *d != manifest.digest()) {
+        annotations.insert(REPO_DIGEST_ANNOTATION.to_owned(), digest.to_string());
+    }
+    entry.set_annotations(Some(annotations));
     entry
+}
+
+/// The repo digest recorded with a named entry ([`REPO_DIGEST_ANNOTATION`]).
+fn repo_digest(entry: &Descriptor) -> Option<Digest> {
+    let text = entry.annotations().as_ref()?.get(REPO_DIGEST_ANNOTATION)?;
+    Digest::try_from(text.as_str()).ok()
 }
 
 /// An untagged entry for a manifest already in the store (size and media type from the blob).

@@ -107,7 +107,8 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> Result<u8> {
     let store = Store::open(root)?;
     let progress = Progress::new(args.quiet);
     let pulled = pull(&store, &reference, &options, &progress).map_err(request_failed)?;
-    let name = pulled.image.names.first().cloned().unwrap_or(reference);
+    // What was asked for, not another name the same content is stored under.
+    let name = pulled.name;
     progress.line(&format!("Digest: {}", pulled.digest));
     progress.line(&if pulled.changed {
         format!("Status: Downloaded newer image for {}", name.familiar())

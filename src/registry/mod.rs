@@ -222,6 +222,8 @@ pub struct Pulled {
     pub downloaded: usize,
     /// False when the store already had this image under this name.
     pub changed: bool,
+    /// The name the image was stored under: the reference asked for (`:latest` added).
+    pub name: Reference,
 }
 
 /// A manifest as fetched: its exact bytes (the digest is over them), media type and digest.
@@ -345,13 +347,16 @@ pub fn pull(
         || format!("rename(index.json) naming {name} -> {}", fetched.digest),
         Chapter::Images,
     );
-    store.add_image(&descriptor, std::slice::from_ref(&name))?;
+    // Pulled through an index, the name's repo digest is the index's, as Docker records it:
+    // the digest printed, `RepoDigests` and `repo@digest` all agree.
+    store.add_image_as(&descriptor, std::slice::from_ref(&name), Some(&top_digest))?;
     let image = store.resolve(&name.to_string())?;
     Ok(Pulled {
         image,
         digest: top_digest,
         downloaded,
         changed: before.as_ref() != Some(descriptor.digest()),
+        name,
     })
 }
 // ANCHOR_END: pull
