@@ -843,6 +843,46 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_paths_are_absolute_or_relative_and_never_escape() {
+        let abs = CgroupsPath::parse("/a/b/c").unwrap();
+        assert_eq!(
+            (abs.relative, abs.parent.as_str(), abs.name.as_str()),
+            (false, "a/b", "c")
+        );
+        let rel = CgroupsPath::parse("x").unwrap();
+        assert_eq!(
+            (rel.relative, rel.parent.as_str(), rel.name.as_str()),
+            (true, "", "x")
+        );
+        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", ".."] {
+            let err = CgroupsPath::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("linux.cgroupsPath"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn unified_is_refused_on_v1_and_devices_need_no_v2_controller() {
+        let layout = Layout {
+            kind: Kind::V2,
+            unified: Some(PathBuf::from("/sys/fs/cgroup")),
+            controllers: vec![],
+        };
+        let devices = Resources {
+            devices: Some(devices::DEFAULT_ALLOWED.to_vec()),
+            ..Default::default()
+        };
+        Cgroup::check(&layout, Version::V2, &devices).unwrap();
+        let unified = Resources {
+            unified: [("pids.max".to_owned(), "7".to_owned())].into(),
+            ..Default::default()
+        };
+        let err = Cgroup::check(&layout, Version::V1, &unified).unwrap_err();
+        assert!(err.to_string().contains("unified"), "{err}");
+        assert!(hugetlb_file("../x", "max").is_err());
+        assert_eq!(hugetlb_file("2MB", "max").unwrap(), "hugetlb.2MB.max");
+    }
+
+    #[test]
     fn oci_negative_means_unlimited() {
         assert_eq!(Limit::from_oci(-1), Limit::Unlimited);
         assert_eq!(Limit::from_oci(20), Limit::Value(20));

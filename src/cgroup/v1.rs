@@ -556,6 +556,46 @@ mod tests {
     }
 
     #[test]
+    fn blkio_and_net_prio_write_one_line_per_device() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "blkio.bfq.weight",
+            "blkio.throttle.read_bps_device",
+            "net_prio.ifpriomap",
+            "net_cls.classid",
+        ] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let resources = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                weight: Some(300),
+                throttle_read_bps: vec![(8, 0, 1 << 20)],
+                ..Default::default()
+            }),
+            net_class_id: Some(0x100001),
+            net_priorities: vec![("lo".into(), 5)],
+            ..Default::default()
+        };
+        Blkio::apply(dir.path(), &resources).unwrap();
+        NetCls::apply(dir.path(), &resources).unwrap();
+        NetPrio::apply(dir.path(), &resources).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("blkio.bfq.weight"), "300");
+        assert_eq!(read("blkio.throttle.read_bps_device"), "8:0 1048576");
+        assert_eq!(read("net_cls.classid"), "1048577");
+        assert_eq!(read("net_prio.ifpriomap"), "lo 5");
+        // No CFQ: the leaf weight has no file, and that is an error, not a skip.
+        let leaf = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                leaf_weight: Some(300),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(Blkio::apply(dir.path(), &leaf).is_err());
+    }
+
+    #[test]
     fn without_swap_accounting_only_a_no_swap_request_is_accepted() {
         let dir = fake_memory_dir(None);
         let no_swap = Resources {

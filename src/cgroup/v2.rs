@@ -531,6 +531,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn io_throttles_become_io_max_lines_and_weights_convert() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["io.max", "io.weight", "pids.max"] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let resources = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                weight: Some(1000),
+                throttle_write_iops: vec![(254, 0, 100)],
+                ..Default::default()
+            }),
+            unified: [("pids.max".to_owned(), "7".to_owned())].into(),
+            ..Default::default()
+        };
+        Io::apply(dir.path(), &resources).unwrap();
+        Unified::apply(dir.path(), &resources).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("io.max"), "254:0 wiops=100");
+        assert_eq!(read("io.weight"), "10000");
+        assert_eq!(read("pids.max"), "7");
+        assert_eq!(blkio_to_io_weight(10), 1);
+        assert_eq!(blkio_to_io_weight(500), 4950);
+        let escape = Resources {
+            unified: [("../x".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        };
+        assert!(Unified::apply(dir.path(), &escape).is_err());
+        let missing = Resources {
+            unified: [("memory.high".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        };
+        assert!(Unified::apply(dir.path(), &missing).is_err());
+    }
+
+    #[test]
     fn create_enables_the_controllers_top_down() {
         let fake = FakeCgroupfs::new("cpuset cpu io memory pids\n");
         let cgroup = Cgroup::create(
