@@ -510,6 +510,16 @@ impl Drop for ForceDelete<'_> {
     }
 }
 
+/// Kills a helper process when dropped (it is reaped by then on the passing path).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 // ANCHOR: child_cgroup_test
 /// Issue input 3: a child cgroup below the container's, with a process in it, does not stop
 /// `delete`: the subtree is killed and removed.
@@ -543,10 +553,6 @@ fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     )
     .unwrap();
     let dirs = cgroup_dirs_of(state["pid"].as_i64().unwrap() as i32);
-    assert!(
-        dirs.iter().all(|d| d.to_string_lossy().contains(&id)),
-        "{dirs:?}"
-    );
     // What `mkdir /sys/fs/cgroup/memory/x` inside would make, with a process in it.
     let memory = if v2() {
         dirs.iter().find(|d| d.join("cgroup.kill").exists())
@@ -558,15 +564,26 @@ fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     let child = memory.join("x");
     std::fs::create_dir(&child).unwrap();
     std::fs::create_dir(child.join("deeper")).unwrap();
-    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
-    std::fs::write(child.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let sleeper = Command::new("sleep")
+        .arg("1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sleeper = KillOnDrop(sleeper);
+    std::fs::write(child.join("cgroup.procs"), sleeper.0.id().to_string()).unwrap();
     let output = minidock(&root)
         .args(["runtime", "delete", "--force", &id])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(sleeper.wait().unwrap().signal(), Some(9));
+    assert_eq!(sleeper.0.wait().unwrap().signal(), Some(9));
+    // In every hierarchy the container had a cgroup of its own, and it is gone.
+    assert!(
+        dirs.iter().all(|d| d.to_string_lossy().contains(&id)),
+        "{dirs:?}"
+    );
     for dir in &dirs {
         assert!(!dir.exists(), "{} is left", dir.display());
     }
