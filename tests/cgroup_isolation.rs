@@ -214,7 +214,13 @@ fn a_denied_device_cannot_be_opened_even_with_cap_mknod() {
 /// On v1 the kernel's own list, in the container's devices cgroup, is runc's line for line.
 #[test]
 fn the_device_list_is_runcs() {
-    if !require_peers() || v2() {
+    if !require_peers() {
+        return;
+    }
+    if v2() {
+        // No devices.list on v2: the rules are the eBPF program, which
+        // a_denied_device_cannot_be_opened_even_with_cap_mknod puts to work.
+        eprintln!("v2: no devices.list to compare; see the mknod test");
         return;
     }
     let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/devices/devices.list"]);

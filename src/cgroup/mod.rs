@@ -9,8 +9,11 @@
 //! - [`Resources`] are the limits, shaped after the OCI runtime spec's `linux.resources`.
 //! - [`Cgroup`] is one cgroup under the `minidock` parent: create, [`Cgroup::apply`] the limits,
 //!   [`Cgroup::spawn`] a command inside, read [`Stats`], and remove it on drop.
-//! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids), which know the
-//!   file names and formats of their version.
+//! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids, cpuset, blkio or
+//!   io, hugetlb, net_cls, net_prio), which know the file names and formats of their version.
+//! - [`devices`] is the devices allowlist: v1 `devices.allow`/`devices.deny`, v2 an eBPF
+//!   program; [`teardown`] kills and removes a group with its child cgroups.
+//! - [`CgroupsPath`] is the runtime spec's `linux.cgroupsPath`.
 
 pub mod devices;
 pub mod freezer;
