@@ -236,6 +236,74 @@ pub fn parse(mountinfo: &str, v2_controllers: impl Fn(&Path) -> Result<String>) 
 }
 // ANCHOR_END: parse
 
+/// One hierarchy a process belongs to: a v1 mount (its controllers, or `name=systemd` for a
+/// named one) or the cgroup2 mount (empty `controllers`). A process has one cgroup in each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hierarchy {
+    /// As the second field of `/proc/self/cgroup` says it: `cpu,cpuacct`, `name=systemd`, or
+    /// empty for cgroup2.
+    pub controllers: String,
+    pub mount: PathBuf,
+}
+
+impl Hierarchy {
+    /// Does this hierarchy hold `controller` (or is it the named one, `name=systemd`)?
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.split(',').any(|c| c == controller)
+    }
+
+    /// Is `membership` (a line of `/proc/self/cgroup`) this hierarchy's?
+    pub fn matches(&self, membership: &Membership) -> bool {
+        let mut ours: Vec<&str> = self.controllers.split(',').collect();
+        let mut theirs: Vec<&str> = membership.controllers.split(',').collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        ours == theirs && (membership.hierarchy_id == 0) == self.controllers.is_empty()
+    }
+}
+
+// ANCHOR: hierarchies
+/// Every hierarchy mounted in `mountinfo`, each once (the first mount of a hierarchy wins):
+/// the v1 ones, named ones included, then the cgroup2 mount. runc makes a container's cgroup
+/// in each of them, so that nothing of the container stays in the host's root cgroup.
+pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    let mut unified = None;
+    for mount in mountinfo.lines().filter_map(MountLine::parse) {
+        match mount.fstype {
+            "cgroup" => {
+                let controllers: Vec<&str> = mount
+                    .super_options
+                    .split(',')
+                    .filter(|o| KNOWN_CONTROLLERS.contains(o) || o.starts_with("name="))
+                    .collect();
+                let controllers = controllers.join(",");
+                if !controllers.is_empty() && !out.iter().any(|h| h.controllers == controllers) {
+                    out.push(Hierarchy {
+                        controllers,
+                        mount: mount.mount_point,
+                    });
+                }
+            }
+            "cgroup2" if unified.is_none() => unified = Some(mount.mount_point),
+            _ => {}
+        }
+    }
+    out.extend(unified.map(|mount| Hierarchy {
+        controllers: String::new(),
+        mount,
+    }));
+    out
+}
+// ANCHOR_END: hierarchies
+
+/// [`hierarchies`] of this host.
+pub fn detect_hierarchies() -> Result<Vec<Hierarchy>> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    Ok(hierarchies(&mountinfo))
+}
+
 /// The fields of one mountinfo line that matter here (proc(5), "/proc/pid/mountinfo"):
 /// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
 struct MountLine<'a> {
@@ -453,6 +521,31 @@ mod tests {
         let json = serde_json::to_value(&layout).unwrap();
         assert_eq!(json["kind"], "hybrid");
         assert_eq!(json["controllers"][0]["name"], "cpu");
+    }
+
+    #[test]
+    fn every_hierarchy_is_listed_once_named_ones_too() {
+        let found = hierarchies(HYBRID);
+        let names: Vec<&str> = found.iter().map(|h| h.controllers.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cpu",
+                "cpuacct",
+                "cpuset",
+                "memory",
+                "pids",
+                "name=systemd",
+                ""
+            ]
+        );
+        let co = hierarchies(V1);
+        assert_eq!(co[1].controllers, "cpu,cpuacct");
+        assert!(co[1].has("cpuacct"));
+        let line = &parse_proc_cgroup("5:cpuacct,cpu:/x\n")[0];
+        assert!(co[1].matches(line));
+        assert!(!co[2].matches(line));
+        assert_eq!(hierarchies(V2).len(), 1);
     }
 
     #[test]

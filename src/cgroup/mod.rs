@@ -9,13 +9,18 @@
 //! - [`Resources`] are the limits, shaped after the OCI runtime spec's `linux.resources`.
 //! - [`Cgroup`] is one cgroup under the `minidock` parent: create, [`Cgroup::apply`] the limits,
 //!   [`Cgroup::spawn`] a command inside, read [`Stats`], and remove it on drop.
-//! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids), which know the
-//!   file names and formats of their version.
+//! - [`v1`] and [`v2`] hold one small type per controller (memory, cpu, pids, cpuset, blkio or
+//!   io, hugetlb, net_cls, net_prio), which know the file names and formats of their version.
+//! - [`devices`] is the devices allowlist: v1 `devices.allow`/`devices.deny`, v2 an eBPF
+//!   program; [`teardown`] kills and removes a group with its child cgroups.
+//! - [`CgroupsPath`] is the runtime spec's `linux.cgroupsPath`.
 
+pub mod devices;
 pub mod freezer;
 pub mod layout;
 pub mod run;
 mod spawn;
+pub mod teardown;
 pub mod tour;
 pub mod units;
 pub mod v1;
@@ -86,8 +91,47 @@ pub struct Resources {
     pub cpu_shares: Option<u64>,
     /// `pids.limit`: how many tasks (processes and threads) the group may hold.
     pub pids: Option<Limit>,
+    /// `memory.reservation`: the soft limit in bytes (v1 `memory.soft_limit_in_bytes`, v2
+    /// `memory.low`).
+    pub memory_reservation: Option<Limit>,
+    /// `memory.swappiness`: 0..=100 (v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// `memory.disableOOMKiller` (v1 `memory.oom_control`; v2 has none).
+    pub oom_kill_disable: Option<bool>,
+    /// `cpu.cpus` and `cpu.mems`: the cpuset lists, like `0-1,3`.
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// `devices`: the device rules in order, with the runtime's defaults appended
+    /// ([`devices::DEFAULT_ALLOWED`]). `None` leaves the device access untouched.
+    pub devices: Option<Vec<devices::DeviceRule>>,
+    /// `blockIO`: weights and throttles.
+    pub block_io: Option<BlockIo>,
+    /// `hugepageLimits`: page size (`2MB`, `1GB`) and the limit in bytes.
+    pub hugepage_limits: Vec<(String, u64)>,
+    /// `network.classID` (v1 `net_cls.classid`).
+    pub net_class_id: Option<u32>,
+    /// `network.priorities`: interface name and priority (v1 `net_prio.ifpriomap`).
+    pub net_priorities: Vec<(String, u32)>,
+    /// `unified`: cgroup2 file name and the value written into it as is (v2 only).
+    pub unified: BTreeMap<String, String>,
 }
 // ANCHOR_END: resources
+
+/// The `blockIO` part of `linux.resources`: a device is its major and minor number.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BlockIo {
+    /// 10..=1000 (v1 `blkio.weight` or `blkio.bfq.weight`, v2 `io.bfq.weight` or `io.weight`).
+    pub weight: Option<u16>,
+    /// 10..=1000, v1 CFQ only (`blkio.leaf_weight`).
+    pub leaf_weight: Option<u16>,
+    /// Per device: (major, minor, weight, leaf weight).
+    pub weight_device: Vec<(i64, i64, Option<u16>, Option<u16>)>,
+    /// Per device: (major, minor, bytes or operations per second).
+    pub throttle_read_bps: Vec<(i64, i64, u64)>,
+    pub throttle_write_bps: Vec<(i64, i64, u64)>,
+    pub throttle_read_iops: Vec<(i64, i64, u64)>,
+    pub throttle_write_iops: Vec<(i64, i64, u64)>,
+}
 
 impl Resources {
     /// Sets `cpu_quota` and `cpu_period` from a `--cpus` value.
@@ -152,11 +196,35 @@ impl Resources {
         Ok(warnings)
     }
 
-    /// The controllers these limits need, in the order they are written.
+    /// The controllers these limits need, in the order they are written (v1 names; `blkio`
+    /// is `io` on v2, and `devices` there is an eBPF program, not a controller).
     pub fn controllers(&self) -> Vec<&'static str> {
         let mut needed = Vec::new();
-        if self.memory.is_some() || self.memory_swap.is_some() {
+        if self.memory.is_some()
+            || self.memory_swap.is_some()
+            || self.memory_reservation.is_some()
+            || self.memory_swappiness.is_some()
+            || self.oom_kill_disable.is_some()
+        {
             needed.push("memory");
+        }
+        if self.cpuset_cpus.is_some() || self.cpuset_mems.is_some() {
+            needed.push("cpuset");
+        }
+        if self.devices.is_some() {
+            needed.push("devices");
+        }
+        if self.block_io.is_some() {
+            needed.push("blkio");
+        }
+        if !self.hugepage_limits.is_empty() {
+            needed.push("hugetlb");
+        }
+        if self.net_class_id.is_some() {
+            needed.push("net_cls");
+        }
+        if !self.net_priorities.is_empty() {
+            needed.push("net_prio");
         }
         if self.cpu_quota.is_some() || self.cpu_period.is_some() || self.cpu_shares.is_some() {
             needed.push("cpu");
@@ -166,6 +234,15 @@ impl Resources {
         }
         needed
     }
+}
+
+/// The hugetlb file for page size `size` (`2MB`): `hugetlb.2MB.SUFFIX`. Errors on a size that
+/// is not a plain name.
+pub(crate) fn hugetlb_file(size: &str, suffix: &str) -> Result<String> {
+    if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("hugepageLimits: page size \"{size}\" is not like 2MB or 1GB");
+    }
+    Ok(format!("hugetlb.{size}.{suffix}"))
 }
 
 /// What the kernel counted for a cgroup. `None` where this kernel or layout does not have the
@@ -228,9 +305,49 @@ enum Backend {
     V2(v2::Cgroup),
 }
 
-/// The controllers minidock makes a cgroup in: the three it limits, and on v1 `cpuacct`,
-/// which counts cpu time in its own hierarchy when it is not co-mounted with `cpu`.
+/// The controllers minidock limits and counts with: memory, cpu, pids, and on v1 `cpuacct`,
+/// which counts cpu time in its own hierarchy when it is not co-mounted with `cpu`. On v1 the
+/// cgroup is made in every hierarchy, these and all others.
 pub const MANAGED_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+
+/// The controllers enabled for a v2 cgroup, where the host has them: every one
+/// `linux.resources` can set.
+pub const V2_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "hugetlb", "pids"];
+
+// ANCHOR: cgroups_path
+/// Where a cgroup goes: the runtime spec's `linux.cgroupsPath` (config-linux.md, "Cgroups
+/// path"). `/a/b` is below each hierarchy's root; `a/b` is below the cgroup the runtime
+/// itself is in, in each hierarchy (what runc does with a relative path). The last component
+/// is the cgroup's name, the rest its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupsPath {
+    pub relative: bool,
+    /// `a` of `/a/b`: created when missing, and left in place.
+    pub parent: String,
+    pub name: String,
+}
+
+impl CgroupsPath {
+    /// Parses a `cgroupsPath`. Errors: an empty path or the root itself, and any `.`, `..` or
+    /// empty component, which could leave the hierarchy or name another cgroup than written.
+    pub fn parse(text: &str) -> Result<CgroupsPath> {
+        let relative = !text.starts_with('/');
+        let trimmed = text.trim_matches('/');
+        let components: Vec<&str> = trimmed.split('/').collect();
+        if trimmed.is_empty() || components.iter().any(|c| matches!(*c, "" | "." | "..")) {
+            bail!(
+                "linux.cgroupsPath \"{text}\": expected a path like /a/b or a/b, without '.',                  '..' or empty components"
+            );
+        }
+        let (name, parent) = components.split_last().expect("not empty");
+        Ok(CgroupsPath {
+            relative,
+            parent: parent.join("/"),
+            name: (*name).to_owned(),
+        })
+    }
+}
+// ANCHOR_END: cgroups_path
 
 impl Cgroup {
     /// A name that no other live process uses: `PREFIX-PID-N`.
@@ -245,7 +362,17 @@ impl Cgroup {
     /// is created, so a refusal leaves nothing behind.
     pub fn check(layout: &Layout, version: Version, resources: &Resources) -> Result<()> {
         for controller in resources.controllers() {
-            layout.require(controller, version)?;
+            match (controller, version) {
+                ("devices", Version::V2) => {}
+                ("blkio", Version::V2) => drop(layout.require("io", version)?),
+                (controller, _) => drop(layout.require(controller, version)?),
+            }
+        }
+        if version == Version::V1 && !resources.unified.is_empty() {
+            bail!(
+                "linux.resources.unified: cannot be used on cgroup v1 (the {} layout)",
+                layout.kind.name()
+            );
         }
         Ok(())
     }
@@ -256,9 +383,8 @@ impl Cgroup {
     }
 
     /// Creates `parent/name` in the hierarchies of `version`. `parent` is a path relative to
-    /// each hierarchy's root, like Docker's `--cgroup-parent` or the OCI `cgroupsPath`:
-    /// `minidock`, `a/b`, or empty for the root itself. Missing levels are created (and left in
-    /// place: they may be shared).
+    /// each hierarchy's root, like Docker's `--cgroup-parent`: `minidock`, `a/b`, or empty for
+    /// the root itself. Missing levels are created (and left in place: they may be shared).
     pub fn create_in(
         layout: &Layout,
         version: Version,
@@ -275,8 +401,54 @@ impl Cgroup {
         {
             bail!("invalid cgroup parent \"{parent}\": use a relative path like minidock or a/b");
         }
+        let path = CgroupsPath {
+            relative: false,
+            parent: parent.to_owned(),
+            name: name.to_owned(),
+        };
+        Cgroup::create_at(layout, version, &path, false)
+    }
+
+    // ANCHOR: create_at
+    /// Creates the cgroup at `path` in the hierarchies of `version`: on v1 in every hierarchy
+    /// the host mounts (and the cgroup2 one of a hybrid host), on v2 in the one tree. An
+    /// existing directory is joined when `may_exist` (as runc joins an existing `cgroupsPath`),
+    /// refused otherwise.
+    pub fn create_at(
+        layout: &Layout,
+        version: Version,
+        path: &CgroupsPath,
+        may_exist: bool,
+    ) -> Result<Cgroup> {
+        let own = if path.relative {
+            layout::own_cgroups()?
+        } else {
+            Vec::new()
+        };
+        let parent_of = |hierarchy: &layout::Hierarchy| -> Result<String> {
+            if !path.relative {
+                return Ok(path.parent.clone());
+            }
+            let mine = own.iter().find(|m| hierarchy.matches(m)).with_context(|| {
+                format!(
+                    "this process has no cgroup in the hierarchy at {}",
+                    hierarchy.mount.display()
+                )
+            })?;
+            Ok(format!("{}/{}", mine.path.trim_matches('/'), path.parent)
+                .trim_matches('/')
+                .to_owned())
+        };
         let backend = match version {
-            Version::V1 => Backend::V1(v1::Cgroup::create(layout, parent, name)?),
+            Version::V1 => {
+                let hierarchies = layout::detect_hierarchies()?;
+                Backend::V1(v1::Cgroup::create(
+                    &hierarchies,
+                    &parent_of,
+                    &path.name,
+                    may_exist,
+                )?)
+            }
             Version::V2 => {
                 let Some(mount) = &layout.unified else {
                     bail!(
@@ -284,21 +456,28 @@ impl Cgroup {
                         layout.kind.name()
                     );
                 };
-                Backend::V2(v2::Cgroup::create(
+                let unified = layout::Hierarchy {
+                    controllers: String::new(),
+                    mount: mount.clone(),
+                };
+                let parent = parent_of(&unified)?;
+                Backend::V2(v2::Cgroup::create_at(
                     mount,
-                    parent,
-                    name,
-                    MANAGED_CONTROLLERS,
+                    &parent,
+                    &path.name,
+                    V2_CONTROLLERS,
+                    may_exist,
                 )?)
             }
         };
         Ok(Cgroup {
-            name: name.to_owned(),
-            parent: parent.to_owned(),
+            name: path.name.clone(),
+            parent: path.parent.clone(),
             backend,
             removed: false,
         })
     }
+    // ANCHOR_END: create_at
 
     /// The cgroup whose directories `dirs` already are (what [`Cgroup::paths`] returned when
     /// it was created), to read or change its limits from another process, as `runc update`
@@ -376,9 +555,15 @@ impl Cgroup {
 
     /// Writes the limits.
     pub fn apply(&self, resources: &Resources) -> Result<()> {
+        self.apply_cached(resources, None)
+    }
+
+    /// Writes the limits; on v2 the device program is cached in `cache_dir`
+    /// ([`devices::compile_cached`]).
+    pub fn apply_cached(&self, resources: &Resources, cache_dir: Option<&Path>) -> Result<()> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.apply(resources),
-            Backend::V2(cgroup) => cgroup.apply(resources),
+            Backend::V2(cgroup) => cgroup.apply_cached(resources, cache_dir),
         }
     }
 
@@ -407,24 +592,18 @@ impl Cgroup {
 
     /// Kills every process in the cgroup and waits until it is empty.
     pub fn kill_all(&self) -> Result<()> {
-        match &self.backend {
-            Backend::V1(cgroup) => cgroup.kill_all(),
-            Backend::V2(cgroup) => cgroup.kill_all(),
-        }
+        teardown::kill_all(&self.paths())
     }
 
     // ANCHOR: remove
-    /// Kills what is left inside and removes the directories. Safe to call twice; drop calls
-    /// it too, so a cgroup is removed on every path, errors included.
+    /// Kills what is left inside, child cgroups included, and removes the directories, children
+    /// first ([`teardown`]). Safe to call twice; drop calls it too, so a cgroup is removed on
+    /// every path, errors included.
     pub fn remove(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
         }
-        self.kill_all()?;
-        match &self.backend {
-            Backend::V1(cgroup) => cgroup.remove()?,
-            Backend::V2(cgroup) => cgroup.remove()?,
-        }
+        teardown::remove_all(&self.paths())?;
         self.removed = true;
         Ok(())
     }
@@ -455,17 +634,17 @@ pub fn prepare_parent(layout: &Layout, controller: &str) -> Result<PathBuf> {
     }
 }
 
-/// Kills what is in an existing cgroup directory and removes it; a missing one is fine.
+/// Kills what is in an existing cgroup directory and its child cgroups, and removes them all,
+/// children first; a missing one is fine. For a v1 group, pass all its directories to
+/// [`remove_paths`] instead, so that its freezer directory is used.
 pub fn remove_existing(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if dir.join("cgroup.kill").exists() {
-        v2::Cgroup::open(dir).kill_all()?;
-    } else {
-        kill_listed(dir)?;
-    }
-    remove_dir(dir)
+    teardown::remove_all(&[dir.to_path_buf()])
+}
+
+/// Kills what is in the directories of one group (one per v1 hierarchy, or the v2 one) and
+/// their child cgroups, and removes them all, children first ([`teardown::remove_all`]).
+pub fn remove_paths(dirs: &[PathBuf]) -> Result<()> {
+    teardown::remove_all(dirs)
 }
 
 /// The directory of the cgroup `pid` is in, in the hierarchy of `controller`: for the tests and the
@@ -698,6 +877,46 @@ mod tests {
         assert!(err("../etc", "x").starts_with("invalid cgroup parent"));
         assert!(err("a//b", "x").starts_with("invalid cgroup parent"));
         assert!(err("a/./b", "x").starts_with("invalid cgroup parent"));
+    }
+
+    #[test]
+    fn cgroups_paths_are_absolute_or_relative_and_never_escape() {
+        let abs = CgroupsPath::parse("/a/b/c").unwrap();
+        assert_eq!(
+            (abs.relative, abs.parent.as_str(), abs.name.as_str()),
+            (false, "a/b", "c")
+        );
+        let rel = CgroupsPath::parse("x").unwrap();
+        assert_eq!(
+            (rel.relative, rel.parent.as_str(), rel.name.as_str()),
+            (true, "", "x")
+        );
+        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", ".."] {
+            let err = CgroupsPath::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("linux.cgroupsPath"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn unified_is_refused_on_v1_and_devices_need_no_v2_controller() {
+        let layout = Layout {
+            kind: Kind::V2,
+            unified: Some(PathBuf::from("/sys/fs/cgroup")),
+            controllers: vec![],
+        };
+        let devices = Resources {
+            devices: Some(devices::DEFAULT_ALLOWED.to_vec()),
+            ..Default::default()
+        };
+        Cgroup::check(&layout, Version::V2, &devices).unwrap();
+        let unified = Resources {
+            unified: [("pids.max".to_owned(), "7".to_owned())].into(),
+            ..Default::default()
+        };
+        let err = Cgroup::check(&layout, Version::V1, &unified).unwrap_err();
+        assert!(err.to_string().contains("unified"), "{err}");
+        assert!(hugetlb_file("../x", "max").is_err());
+        assert_eq!(hugetlb_file("2MB", "max").unwrap(), "hugetlb.2MB.max");
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! process must be written into every one of them. Each hierarchy also has its own idea of the
 //! file names: `memory.limit_in_bytes` here is `memory.max` on v2.
 
+use super::layout::Hierarchy;
 use super::{
-    ControllerFiles, Layout, Limit, MANAGED_CONTROLLERS, Resources, Stats, Version, kill_listed,
-    make_dir, make_parents, read_keyed, read_procs, read_u64, remove_dir, write_file,
+    ControllerFiles, Limit, Resources, Stats, make_dir, make_parents, read_keyed, read_optional,
+    read_procs, read_u64, write_file,
 };
 use anyhow::{Context, Result, bail};
 use nix::unistd::Pid;
@@ -19,12 +20,15 @@ use std::time::Duration;
 /// (PAGE_COUNTER_MAX pages), 9223372036854771712 on x86-64; anything this large is unlimited.
 const V1_UNLIMITED_ABOVE: u64 = 1 << 62;
 
+/// A controller's writer: its share of the resources into its directory.
+type Writer = fn(&Path, &Resources) -> Result<()>;
+
 /// One group across the v1 hierarchies: a directory per hierarchy.
 #[derive(Debug)]
 pub struct Cgroup {
-    /// Every managed controller and its directory. Co-mounted controllers (`cpu,cpuacct`)
-    /// share one directory.
-    dirs: Vec<(&'static str, PathBuf)>,
+    /// Each hierarchy's controllers (`cpu,cpuacct`, `name=systemd`, empty for the cgroup2
+    /// mount of a hybrid host) and the group's directory there.
+    dirs: Vec<(String, PathBuf)>,
 }
 
 impl Cgroup {
@@ -34,33 +38,38 @@ impl Cgroup {
     }
 
     // ANCHOR: v1_create
-    /// Creates `HIERARCHY/parent/name` in the hierarchy of each managed controller this host
-    /// mounts as v1. On failure, the directories made so far are removed again.
-    pub fn create(layout: &Layout, parent: &str, name: &str) -> Result<Cgroup> {
+    /// Creates the group in every hierarchy of `hierarchies`, as runc does: at
+    /// `MOUNT/parent_of(hierarchy)/name`. Without a directory in, say, `devices` or
+    /// `name=systemd`, the container would stay in the host's root cgroup there. An existing
+    /// directory is an error unless `may_exist`. On failure, the directories made so far are
+    /// removed again.
+    pub fn create(
+        hierarchies: &[Hierarchy],
+        parent_of: &dyn Fn(&Hierarchy) -> Result<String>,
+        name: &str,
+        may_exist: bool,
+    ) -> Result<Cgroup> {
         let mut cgroup = Cgroup { dirs: Vec::new() };
-        for &controller in MANAGED_CONTROLLERS {
-            let Some(found) = layout.controller(controller) else {
-                continue;
-            };
-            if found.version != Version::V1 {
-                continue;
-            }
-            let dir = found.mount.join(parent).join(name);
-            if !cgroup.dirs.iter().any(|(_, d)| *d == dir) {
-                let made = make_parents(&found.mount, parent)
-                    .and_then(|_| make_dir(&dir, false, "create the cgroup"));
-                if let Err(err) = made {
-                    let _ = cgroup.remove();
-                    return Err(err);
+        for hierarchy in hierarchies {
+            let made = parent_of(hierarchy).and_then(|parent| {
+                let dir = hierarchy.mount.join(&parent).join(name);
+                make_parents(&hierarchy.mount, &parent)?;
+                make_dir(&dir, may_exist, "create the cgroup")?;
+                cgroup
+                    .dirs
+                    .push((hierarchy.controllers.clone(), dir.clone()));
+                if hierarchy.has("cpuset") {
+                    inherit_cpuset(&hierarchy.mount, &dir)?;
                 }
+                Ok(())
+            });
+            if let Err(err) = made {
+                let _ = cgroup.remove();
+                return Err(err);
             }
-            cgroup.dirs.push((controller, dir));
         }
-        if cgroup.dirs.is_empty() {
-            bail!(
-                "the {} layout has no v1 hierarchy for memory, cpu or pids",
-                layout.kind.name()
-            );
+        if !cgroup.dirs.iter().any(|(c, _)| !c.is_empty()) {
+            bail!("this host mounts no cgroup v1 hierarchy");
         }
         Ok(cgroup)
     }
@@ -70,7 +79,7 @@ impl Cgroup {
     pub fn path_of(&self, controller: &str) -> Option<&Path> {
         self.dirs
             .iter()
-            .find(|(c, _)| *c == controller)
+            .find(|(c, _)| c.split(',').any(|c| c == controller))
             .map(|(_, d)| d.as_path())
     }
 
@@ -90,16 +99,28 @@ impl Cgroup {
             .with_context(|| format!("this cgroup has no {controller} hierarchy"))
     }
 
+    /// Writes each controller's share of `resources` into its hierarchy's directory. A
+    /// controller this host does not mount is an error, never a silent skip.
     pub fn apply(&self, resources: &Resources) -> Result<()> {
         let needed = resources.controllers();
-        if needed.contains(&"memory") {
-            Memory::apply(self.require("memory")?, resources)?;
+        let writers: [(&str, Writer); 9] = [
+            ("cpuset", CpuSet::apply),
+            ("memory", Memory::apply),
+            ("cpu", Cpu::apply),
+            ("pids", Pids::apply),
+            ("devices", Devices::apply),
+            ("blkio", Blkio::apply),
+            ("hugetlb", Hugetlb::apply),
+            ("net_cls", NetCls::apply),
+            ("net_prio", NetPrio::apply),
+        ];
+        for (controller, apply) in writers {
+            if needed.contains(&controller) {
+                apply(self.require(controller)?, resources)?;
+            }
         }
-        if needed.contains(&"cpu") {
-            Cpu::apply(self.require("cpu")?, resources)?;
-        }
-        if needed.contains(&"pids") {
-            Pids::apply(self.require("pids")?, resources)?;
+        if !resources.unified.is_empty() {
+            bail!("linux.resources.unified: cannot be used on cgroup v1");
         }
         Ok(())
     }
@@ -147,25 +168,40 @@ impl Cgroup {
         Ok(stats)
     }
 
-    /// v1 has no `cgroup.kill`: SIGKILL what each `cgroup.procs` lists until all are empty.
+    /// v1 has no `cgroup.kill`: freeze, SIGKILL every task of every subtree, thaw, wait.
     pub fn kill_all(&self) -> Result<()> {
-        for dir in self.paths() {
-            kill_listed(&dir)?;
-        }
-        Ok(())
+        super::teardown::kill_all(&self.paths())
     }
 
-    /// Removes every directory, trying them all even if one fails.
+    /// Kills what is left and removes every directory, child cgroups first.
     pub fn remove(&self) -> Result<()> {
-        let mut first_error = None;
-        for dir in self.paths() {
-            if let Err(err) = remove_dir(&dir) {
-                first_error.get_or_insert(err);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        super::teardown::remove_all(&self.paths())
     }
 }
+
+// ANCHOR: inherit_cpuset
+/// A new v1 cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`, and the kernel
+/// refuses to put a task into it (ENOSPC) until both are set (cgroup-v1/cpusets.rst). So each
+/// level from the mount down to `dir` gets its parent's values where it has none yet.
+fn inherit_cpuset(mount: &Path, dir: &Path) -> Result<()> {
+    let Ok(below) = dir.strip_prefix(mount) else {
+        bail!("{} is not below {}", dir.display(), mount.display());
+    };
+    let mut parent = mount.to_path_buf();
+    for component in below.components() {
+        let child = parent.join(component);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = read_optional(&child, file)?.unwrap_or_default();
+            if current.trim().is_empty() {
+                let value = read_optional(&parent, file)?.unwrap_or_default();
+                write_file(&child, file, value.trim(), "copy the parent's cpuset")?;
+            }
+        }
+        parent = child;
+    }
+    Ok(())
+}
+// ANCHOR_END: inherit_cpuset
 
 /// A v1 limit as the file wants it: a number, or `-1` for none.
 fn limit_text(limit: Limit) -> String {
@@ -229,7 +265,7 @@ impl ControllerFiles for Memory {
                 format!("setting {file} (EBUSY here means the group already uses more)")
             })?;
         }
-        Ok(())
+        memory_extras(dir, resources)
     }
 
     fn read_stats(dir: &Path, stats: &mut Stats) -> Result<()> {
@@ -248,6 +284,32 @@ impl ControllerFiles for Memory {
     }
 }
 // ANCHOR_END: v1_memory
+
+/// The soft limit, swappiness and the OOM killer switch: `memory.soft_limit_in_bytes`,
+/// `memory.swappiness` (0..=100), `memory.oom_control` (`1` disables the OOM killer).
+fn memory_extras(dir: &Path, resources: &Resources) -> Result<()> {
+    if let Some(reservation) = resources.memory_reservation {
+        let value = limit_text(reservation);
+        write_file(
+            dir,
+            "memory.soft_limit_in_bytes",
+            &value,
+            "set the soft limit",
+        )?;
+    }
+    if let Some(swappiness) = resources.memory_swappiness {
+        if swappiness > 100 {
+            bail!("memory.swappiness {swappiness} out of range: the kernel takes 0 to 100");
+        }
+        let value = swappiness.to_string();
+        write_file(dir, "memory.swappiness", &value, "set the swappiness")?;
+    }
+    if let Some(disable) = resources.oom_kill_disable {
+        let value = if disable { "1" } else { "0" };
+        write_file(dir, "memory.oom_control", value, "switch the OOM killer")?;
+    }
+    Ok(())
+}
 
 /// The cpu controller: CFS bandwidth (`cpu.cfs_quota_us` per `cpu.cfs_period_us`) and
 /// `cpu.shares`.
@@ -315,6 +377,131 @@ impl ControllerFiles for CpuAcct {
     }
 }
 
+// ANCHOR: v1_more
+/// The cpuset controller: `cpuset.cpus` and `cpuset.mems` (lists like `0-1,3`).
+pub struct CpuSet;
+
+impl CpuSet {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        if let Some(cpus) = &resources.cpuset_cpus {
+            write_file(dir, "cpuset.cpus", cpus, "set the cpus")?;
+        }
+        if let Some(mems) = &resources.cpuset_mems {
+            write_file(dir, "cpuset.mems", mems, "set the memory nodes")?;
+        }
+        Ok(())
+    }
+}
+
+/// The devices controller: `devices.deny` and `devices.allow` ([`super::devices::apply_v1`]).
+pub struct Devices;
+
+impl Devices {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        match &resources.devices {
+            Some(rules) => super::devices::apply_v1(dir, rules),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The blkio controller: weights (`blkio.weight`, or `blkio.bfq.weight` where only the BFQ
+/// scheduler offers them) and `blkio.throttle.*_device` lines `MAJOR:MINOR RATE`.
+pub struct Blkio;
+
+impl Blkio {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        let Some(io) = &resources.block_io else {
+            return Ok(());
+        };
+        let bfq = !dir.join("blkio.weight").exists();
+        let (weight, weight_device) = if bfq {
+            ("blkio.bfq.weight", "blkio.bfq.weight_device")
+        } else {
+            ("blkio.weight", "blkio.weight_device")
+        };
+        if let Some(value) = io.weight {
+            write_file(dir, weight, &value.to_string(), "set the io weight")?;
+        }
+        if let Some(value) = io.leaf_weight {
+            write_file(
+                dir,
+                "blkio.leaf_weight",
+                &value.to_string(),
+                "set the leaf weight",
+            )?;
+        }
+        for &(major, minor, weight, leaf) in &io.weight_device {
+            if let Some(w) = weight {
+                let line = format!("{major}:{minor} {w}");
+                write_file(dir, weight_device, &line, "set a device's io weight")?;
+            }
+            if let Some(w) = leaf {
+                let line = format!("{major}:{minor} {w}");
+                write_file(dir, "blkio.leaf_weight_device", &line, "set a leaf weight")?;
+            }
+        }
+        let throttles = [
+            ("blkio.throttle.read_bps_device", &io.throttle_read_bps),
+            ("blkio.throttle.write_bps_device", &io.throttle_write_bps),
+            ("blkio.throttle.read_iops_device", &io.throttle_read_iops),
+            ("blkio.throttle.write_iops_device", &io.throttle_write_iops),
+        ];
+        for (file, devices) in throttles {
+            for (major, minor, rate) in devices {
+                let line = format!("{major}:{minor} {rate}");
+                write_file(dir, file, &line, "throttle a device")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hugetlb controller: `hugetlb.<SIZE>.limit_in_bytes`, SIZE as the kernel names the
+/// page size (`2MB`, `1GB`).
+pub struct Hugetlb;
+
+impl Hugetlb {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        for (size, limit) in &resources.hugepage_limits {
+            let file = super::hugetlb_file(size, "limit_in_bytes")?;
+            write_file(dir, &file, &limit.to_string(), "set a huge page limit")?;
+        }
+        Ok(())
+    }
+}
+
+/// The net_cls controller: `net_cls.classid`, the tc class id of the group's packets.
+pub struct NetCls;
+
+impl NetCls {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        if let Some(id) = resources.net_class_id {
+            write_file(dir, "net_cls.classid", &id.to_string(), "set the class id")?;
+        }
+        Ok(())
+    }
+}
+
+/// The net_prio controller: one `IFNAME PRIORITY` line per write into `net_prio.ifpriomap`.
+pub struct NetPrio;
+
+impl NetPrio {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        for (name, priority) in &resources.net_priorities {
+            let line = format!("{name} {priority}");
+            write_file(
+                dir,
+                "net_prio.ifpriomap",
+                &line,
+                "set an interface priority",
+            )?;
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: v1_more
+
 /// The pids controller came late to v1 (Linux 4.3) and already speaks the v2 dialect:
 /// `pids.max` with "max", `pids.current`, `pids.events`. So v1 uses the v2 type as is.
 pub use super::v2::Pids;
@@ -371,6 +558,46 @@ mod tests {
         assert_eq!(read("cpu.cfs_period_us"), "100000");
         assert_eq!(read("cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu.shares"), "512");
+    }
+
+    #[test]
+    fn blkio_and_net_prio_write_one_line_per_device() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "blkio.bfq.weight",
+            "blkio.throttle.read_bps_device",
+            "net_prio.ifpriomap",
+            "net_cls.classid",
+        ] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let resources = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                weight: Some(300),
+                throttle_read_bps: vec![(8, 0, 1 << 20)],
+                ..Default::default()
+            }),
+            net_class_id: Some(0x100001),
+            net_priorities: vec![("lo".into(), 5)],
+            ..Default::default()
+        };
+        Blkio::apply(dir.path(), &resources).unwrap();
+        NetCls::apply(dir.path(), &resources).unwrap();
+        NetPrio::apply(dir.path(), &resources).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("blkio.bfq.weight"), "300");
+        assert_eq!(read("blkio.throttle.read_bps_device"), "8:0 1048576");
+        assert_eq!(read("net_cls.classid"), "1048577");
+        assert_eq!(read("net_prio.ifpriomap"), "lo 5");
+        // No CFQ: the leaf weight has no file, and that is an error, not a skip.
+        let leaf = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                leaf_weight: Some(300),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(Blkio::apply(dir.path(), &leaf).is_err());
     }
 
     #[test]

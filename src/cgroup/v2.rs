@@ -29,9 +29,20 @@ impl Cgroup {
     /// Creates `mount/parent/name`, enabling the `wanted` controllers this host has on the way
     /// down so that the new directory gets their files.
     pub fn create(mount: &Path, parent: &str, name: &str, wanted: &[&str]) -> Result<Cgroup> {
+        Cgroup::create_at(mount, parent, name, wanted, false)
+    }
+
+    /// [`Cgroup::create`], joining an existing directory when `may_exist`.
+    pub fn create_at(
+        mount: &Path,
+        parent: &str,
+        name: &str,
+        wanted: &[&str],
+        may_exist: bool,
+    ) -> Result<Cgroup> {
         let parent_dir = prepare_parent(mount, parent, wanted)?;
         let path = parent_dir.join(name);
-        make_dir(&path, false, "create the cgroup")?;
+        make_dir(&path, may_exist, "create the cgroup")?;
         Ok(Cgroup { path })
     }
     // ANCHOR_END: v2_create
@@ -46,9 +57,23 @@ impl Cgroup {
     }
 
     pub fn apply(&self, resources: &Resources) -> Result<()> {
+        self.apply_cached(resources, None)
+    }
+
+    /// Writes every controller's share of `resources`, then `unified` as given, and attaches
+    /// the device program (cached in `cache_dir`).
+    pub fn apply_cached(&self, resources: &Resources, cache_dir: Option<&Path>) -> Result<()> {
+        CpuSet::apply(&self.path, resources)?;
         Memory::apply(&self.path, resources)?;
         Cpu::apply(&self.path, resources)?;
-        Pids::apply(&self.path, resources)
+        Pids::apply(&self.path, resources)?;
+        Io::apply(&self.path, resources)?;
+        Hugetlb::apply(&self.path, resources)?;
+        Unified::apply(&self.path, resources)?;
+        if let Some(rules) = &resources.devices {
+            super::devices::attach_v2(&self.path, rules, cache_dir)?;
+        }
+        Ok(())
     }
 
     /// Moves a process into this cgroup: the write moves every thread of `pid`.
@@ -216,7 +241,7 @@ impl ControllerFiles for Memory {
                 explain::note("no memory.swap.max here (no swap accounting): swap not limited");
             }
         }
-        Ok(())
+        memory_extras(dir, resources)
     }
 
     fn read_stats(dir: &Path, stats: &mut Stats) -> Result<()> {
@@ -231,6 +256,26 @@ impl ControllerFiles for Memory {
     }
 }
 // ANCHOR_END: v2_memory
+
+/// The soft limit is `memory.low` on v2; swappiness and the OOM killer switch have no v2
+/// file, so asking for them is an error rather than a silent no-op.
+fn memory_extras(dir: &Path, resources: &Resources) -> Result<()> {
+    if let Some(reservation) = resources.memory_reservation {
+        write_file(
+            dir,
+            "memory.low",
+            &limit_text(reservation),
+            "set the soft limit",
+        )?;
+    }
+    if let Some(swappiness) = resources.memory_swappiness {
+        bail!("memory.swappiness ({swappiness}): cgroup v2 has no per-group swappiness");
+    }
+    if resources.oom_kill_disable == Some(true) {
+        bail!("memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer");
+    }
+    Ok(())
+}
 
 /// The cpu controller: `cpu.max` (bandwidth) and `cpu.weight` (share against siblings).
 pub struct Cpu;
@@ -297,6 +342,113 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     let exponent = (exponent * 1e9).round() / 1e9;
     (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
 }
+
+// ANCHOR: v2_more
+/// The cpuset controller: `cpuset.cpus`, `cpuset.mems`, as on v1.
+pub struct CpuSet;
+
+impl CpuSet {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        if let Some(cpus) = &resources.cpuset_cpus {
+            write_file(dir, "cpuset.cpus", cpus, "set the cpus")?;
+        }
+        if let Some(mems) = &resources.cpuset_mems {
+            write_file(dir, "cpuset.mems", mems, "set the memory nodes")?;
+        }
+        Ok(())
+    }
+}
+
+/// The io controller: `io.bfq.weight` (10..=1000, as blkio) where BFQ offers it, otherwise
+/// `io.weight` (1..=10000, converted as runc does); throttles as `io.max` lines
+/// `MAJOR:MINOR rbps=N`. v2 has no leaf weights.
+pub struct Io;
+
+impl Io {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        let Some(io) = &resources.block_io else {
+            return Ok(());
+        };
+        if io.leaf_weight.is_some() || io.weight_device.iter().any(|d| d.3.is_some()) {
+            bail!("blockIO leafWeight: cgroup v2 has no leaf weights");
+        }
+        let bfq = dir.join("io.bfq.weight").exists();
+        let (file, convert): (&str, fn(u16) -> u64) = if bfq {
+            ("io.bfq.weight", u64::from)
+        } else {
+            ("io.weight", blkio_to_io_weight)
+        };
+        if let Some(weight) = io.weight {
+            write_file(dir, file, &convert(weight).to_string(), "set the io weight")?;
+        }
+        for &(major, minor, weight, _) in &io.weight_device {
+            if let Some(w) = weight {
+                let line = format!("{major}:{minor} {}", convert(w));
+                write_file(dir, file, &line, "set a device's io weight")?;
+            }
+        }
+        let throttles = [
+            ("rbps", &io.throttle_read_bps),
+            ("wbps", &io.throttle_write_bps),
+            ("riops", &io.throttle_read_iops),
+            ("wiops", &io.throttle_write_iops),
+        ];
+        for (key, devices) in throttles {
+            for (major, minor, rate) in devices {
+                let line = format!("{major}:{minor} {key}={rate}");
+                write_file(dir, "io.max", &line, "throttle a device")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// blkio weight 10..=1000 to io.weight 1..=10000, linearly (runc's
+/// `ConvertBlkIOToIOWeightValue`).
+pub fn blkio_to_io_weight(weight: u16) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    1 + (u64::from(weight).saturating_sub(10)) * 9999 / 990
+}
+
+/// The hugetlb controller: `hugetlb.<SIZE>.max`.
+pub struct Hugetlb;
+
+impl Hugetlb {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        for (size, limit) in &resources.hugepage_limits {
+            let file = super::hugetlb_file(size, "max")?;
+            write_file(dir, &file, &limit.to_string(), "set a huge page limit")?;
+        }
+        Ok(())
+    }
+}
+
+/// `linux.resources.unified`: each key is a file of the cgroup directory, each value written
+/// as is. The key must be a plain file name (no `/`, no leading `.`), of a file the cgroup
+/// has (a controller that is not enabled has none).
+pub struct Unified;
+
+impl Unified {
+    fn apply(dir: &Path, resources: &Resources) -> Result<()> {
+        for (key, value) in &resources.unified {
+            if key.is_empty() || key.contains('/') || key.starts_with('.') {
+                bail!("linux.resources.unified: \"{key}\" is not a cgroup file name");
+            }
+            if !dir.join(key).exists() {
+                bail!(
+                    "linux.resources.unified: {} has no file \"{key}\" (is its controller \
+                     enabled?)",
+                    dir.display()
+                );
+            }
+            write_file(dir, key, value, "write a unified resource")?;
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: v2_more
 
 /// The pids controller: `pids.max`.
 pub struct Pids;
@@ -379,6 +531,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn io_throttles_become_io_max_lines_and_weights_convert() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["io.max", "io.weight", "pids.max"] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let resources = Resources {
+            block_io: Some(crate::cgroup::BlockIo {
+                weight: Some(1000),
+                throttle_write_iops: vec![(254, 0, 100)],
+                ..Default::default()
+            }),
+            unified: [("pids.max".to_owned(), "7".to_owned())].into(),
+            ..Default::default()
+        };
+        Io::apply(dir.path(), &resources).unwrap();
+        Unified::apply(dir.path(), &resources).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("io.max"), "254:0 wiops=100");
+        assert_eq!(read("io.weight"), "10000");
+        assert_eq!(read("pids.max"), "7");
+        assert_eq!(blkio_to_io_weight(10), 1);
+        assert_eq!(blkio_to_io_weight(500), 4950);
+        let escape = Resources {
+            unified: [("../x".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        };
+        assert!(Unified::apply(dir.path(), &escape).is_err());
+        let missing = Resources {
+            unified: [("memory.high".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        };
+        assert!(Unified::apply(dir.path(), &missing).is_err());
+    }
+
+    #[test]
     fn create_enables_the_controllers_top_down() {
         let fake = FakeCgroupfs::new("cpuset cpu io memory pids\n");
         let cgroup = Cgroup::create(
@@ -456,6 +643,7 @@ pub(crate) mod tests {
             cpu_period: Some(100_000),
             cpu_shares: Some(1024),
             pids: Some(Limit::Value(20)),
+            ..Default::default()
         };
         cgroup.apply(&resources).unwrap();
         cgroup.add_pid(Pid::from_raw(4242)).unwrap();

@@ -229,12 +229,16 @@ fn launch_in(
     stdio: Option<&Stdio>,
 ) -> Result<Launched> {
     // The cgroup first, with its limits, so the process is limited from its first instruction.
-    let resources = spec::resources(spec);
+    let resources = spec::resources(spec)?;
     let layout = cgroup::detect()?;
     let version = layout.default_version();
     Cgroup::check(&layout, version, &resources)?;
-    let cgroup = Cgroup::create(&layout, version, id)?;
-    cgroup.apply(&resources)?;
+    let cgroup = match spec::cgroups_path(spec)? {
+        Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
+        None => Cgroup::create(&layout, version, id)?,
+    };
+    let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));
+    cgroup.apply_cached(&resources, cache.as_deref())?;
 
     // Namespaces to join are opened now; a PID namespace is joined by this process itself,
     // because setns(CLONE_NEWPID) only moves the children created afterwards.
@@ -517,34 +521,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if state.status != Status::Stopped {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
     }
-    for path in &state.cgroup_paths {
-        remove_cgroup_dir(path)?;
-    }
+    cgroup::remove_paths(&state.cgroup_paths)?;
     std::fs::remove_dir_all(State::dir(root, id))
         .with_context(|| format!("removing the state of {id:?}"))
-}
-
-/// Removes one cgroup directory that `create` left for us: kill what is still in it (the
-/// kernel refuses to rmdir a populated cgroup), then rmdir, retrying while the processes die.
-fn remove_cgroup_dir(path: &Path) -> Result<()> {
-    for _ in 0..200 {
-        if !path.exists() {
-            return Ok(());
-        }
-        let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        match std::fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    }
-    bail!(
-        "cannot remove cgroup {}: processes remain in it",
-        path.display()
-    )
 }
 
 /// Starts a container from a bundle at once (no created state), as a child of the calling

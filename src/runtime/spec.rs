@@ -1,7 +1,8 @@
 //! Reading a bundle's `config.json` (the OCI runtime spec, config.md) with errors that name the
 //! field, and turning its parts into the types of minidock's mechanism modules.
 
-use crate::cgroup::{Limit, Resources};
+use crate::cgroup::devices::{self, DeviceRule};
+use crate::cgroup::{BlockIo, CgroupsPath, Limit, Resources};
 use crate::ns::{IdMapping, IdMaps, Namespace};
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
@@ -107,25 +108,115 @@ pub fn id_maps(spec: &Spec) -> Option<IdMaps> {
     (!maps.uids.is_empty()).then_some(maps)
 }
 
-/// `linux.resources` as the cgroup module's [`Resources`].
-pub fn resources(spec: &Spec) -> Resources {
+// ANCHOR: resources
+/// `linux.resources` as the cgroup module's [`Resources`]. The device rules are the spec's,
+/// followed by the default list runc appends ([`devices::DEFAULT_ALLOWED`]), so `runc spec`'s
+/// deny-all rule leaves exactly runc's devices usable. Errors name the field.
+pub fn resources(spec: &Spec) -> Result<Resources> {
     let mut out = Resources::default();
-    let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
-        return out;
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(out);
     };
+    let Some(resources) = linux.resources().as_ref() else {
+        return Ok(out);
+    };
+    out.devices = Some(device_rules(
+        resources.devices().as_deref().unwrap_or_default(),
+    )?);
     if let Some(memory) = resources.memory() {
         out.memory = memory.limit().map(Limit::from_oci);
         out.memory_swap = memory.swap().map(Limit::from_oci);
+        out.memory_reservation = memory.reservation().map(Limit::from_oci);
+        out.memory_swappiness = memory.swappiness();
+        out.oom_kill_disable = memory.disable_oom_killer();
     }
     if let Some(cpu) = resources.cpu() {
         out.cpu_quota = cpu.quota().map(Limit::from_oci);
         out.cpu_period = cpu.period();
         out.cpu_shares = cpu.shares();
+        out.cpuset_cpus = cpu.cpus().clone();
+        out.cpuset_mems = cpu.mems().clone();
     }
     if let Some(pids) = resources.pids() {
         out.pids = Some(Limit::from_oci(pids.limit()));
     }
-    out
+    out.block_io = resources.block_io().as_ref().map(block_io);
+    for limit in resources.hugepage_limits().iter().flatten() {
+        let bytes = u64::try_from(limit.limit()).with_context(|| {
+            format!(
+                "linux.resources.hugepageLimits: negative limit for {}",
+                limit.page_size()
+            )
+        })?;
+        out.hugepage_limits.push((limit.page_size().clone(), bytes));
+    }
+    if let Some(network) = resources.network() {
+        out.net_class_id = network.class_id();
+        for p in network.priorities().iter().flatten() {
+            out.net_priorities.push((p.name().clone(), p.priority()));
+        }
+    }
+    out.unified = resources
+        .unified()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(out)
+}
+// ANCHOR_END: resources
+
+/// `linux.resources.devices` followed by runc's defaults.
+fn device_rules(rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let parsed = DeviceRule::from_spec(
+            rule.allow(),
+            rule.typ().map(|t| t.as_str().to_owned()).as_deref(),
+            rule.major(),
+            rule.minor(),
+            rule.access().as_deref(),
+        )
+        .with_context(|| format!("linux.resources.devices[{i}]"))?;
+        out.push(parsed);
+    }
+    out.extend_from_slice(devices::DEFAULT_ALLOWED);
+    Ok(out)
+}
+
+fn block_io(io: &oci_spec::runtime::LinuxBlockIo) -> BlockIo {
+    let throttle = |list: &Option<Vec<oci_spec::runtime::LinuxThrottleDevice>>| {
+        list.iter()
+            .flatten()
+            .map(|d| (d.major(), d.minor(), d.rate()))
+            .collect()
+    };
+    BlockIo {
+        weight: io.weight(),
+        leaf_weight: io.leaf_weight(),
+        weight_device: io
+            .weight_device()
+            .iter()
+            .flatten()
+            .map(|d| (d.major(), d.minor(), d.weight(), d.leaf_weight()))
+            .collect(),
+        throttle_read_bps: throttle(io.throttle_read_bps_device()),
+        throttle_write_bps: throttle(io.throttle_write_bps_device()),
+        throttle_read_iops: throttle(io.throttle_read_iops_device()),
+        throttle_write_iops: throttle(io.throttle_write_iops_device()),
+    }
+}
+
+/// `linux.cgroupsPath`, when the spec has one.
+pub fn cgroups_path(spec: &Spec) -> Result<Option<CgroupsPath>> {
+    let Some(path) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    else {
+        return Ok(None);
+    };
+    CgroupsPath::parse(&path.to_string_lossy()).map(Some)
 }
 
 #[cfg(test)]
@@ -152,7 +243,7 @@ mod tests {
         let spec = parse(r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"},
             "linux":{"resources":{"memory":{"limit":33554432,"swap":-1},"pids":{"limit":20},"cpu":{"quota":50000,"period":100000}}}}"#)
             .unwrap();
-        let r = resources(&spec);
+        let r = resources(&spec).unwrap();
         assert_eq!(r.memory, Some(Limit::Value(32 << 20)));
         assert_eq!(r.memory_swap, Some(Limit::Unlimited));
         assert_eq!(r.pids, Some(Limit::Value(20)));

@@ -1,0 +1,147 @@
+//! Removing a container's cgroups, child cgroups included.
+//!
+//! A container may make cgroups of its own below its cgroup (`mkdir
+//! /sys/fs/cgroup/memory/x`), and start processes in them. The kernel refuses to rmdir a
+//! cgroup that has children or processes (EBUSY), so teardown must reach the whole subtree:
+//!
+//! - **v2**: one write of `1` into `cgroup.kill` of the top directory SIGKILLs every process
+//!   of the subtree, and the kernel makes sure none escapes by forking at that moment
+//!   (Documentation/admin-guide/cgroup-v2.rst, "cgroup.kill", Linux 5.14).
+//! - **v1**: no such file. Freeze the group (its `freezer` directory: a frozen task cannot
+//!   fork), SIGKILL every task listed anywhere in each subtree, thaw so the signals are
+//!   delivered, and repeat until the subtrees are empty.
+//!
+//! Then every directory is removed depth-first, children before parents.
+
+use super::freezer::{self, FreezerState};
+use super::{read_procs, remove_dir, write_file};
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every directory of the subtree at `dir`, parents before children.
+pub fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            let mut children: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            children.sort();
+            out.extend(children);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The processes anywhere in the subtrees at `dirs`.
+fn procs_below(dirs: &[PathBuf]) -> Result<Vec<nix::unistd::Pid>> {
+    let mut all = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        for cgroup in subtree(dir) {
+            all.extend(read_procs(&cgroup)?);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
+// ANCHOR: kill_all
+/// Kills every process in the subtrees at `dirs` (the directories of one group: one per v1
+/// hierarchy, or the v2 one) and waits until they are empty. Missing directories are fine.
+pub fn kill_all(dirs: &[PathBuf]) -> Result<()> {
+    if procs_below(dirs)?.is_empty() {
+        return Ok(());
+    }
+    for dir in dirs.iter().filter(|d| d.join("cgroup.kill").exists()) {
+        write_file(dir, "cgroup.kill", "1", "kill everything in the subtree")?;
+    }
+    let frozen: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| d.join("freezer.state").exists())
+        .collect();
+    for dir in &frozen {
+        // A group whose tasks cannot freeze (stuck in the kernel) is still killed below.
+        let _ = freezer::set_state(dir, FreezerState::Frozen);
+    }
+    let signalled = signal_all(dirs);
+    for dir in &frozen {
+        freezer::set_state(dir, FreezerState::Thawed)
+            .with_context(|| format!("thawing {}", dir.display()))?;
+    }
+    signalled?;
+    wait_empty(dirs)
+}
+// ANCHOR_END: kill_all
+
+/// SIGKILL to every process listed in the subtrees (ESRCH: it died on its own meanwhile).
+fn signal_all(dirs: &[PathBuf]) -> Result<()> {
+    for pid in procs_below(dirs)? {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    Ok(())
+}
+
+/// Waits until the subtrees hold no process, killing again what appears (a fork that was
+/// under way when the first signal came).
+fn wait_empty(dirs: &[PathBuf]) -> Result<()> {
+    for _ in 0..400 {
+        if procs_below(dirs)?.is_empty() {
+            return Ok(());
+        }
+        signal_all(dirs)?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!(
+        "processes in {} survived 2 s of SIGKILL",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+// ANCHOR: remove_all
+/// Kills what is in the subtrees at `dirs` and removes them, children first. Trying every
+/// directory even when one fails; idempotent (missing directories are fine).
+pub fn remove_all(dirs: &[PathBuf]) -> Result<()> {
+    kill_all(dirs)?;
+    let mut first_error = None;
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        for cgroup in subtree(dir).iter().rev() {
+            if let Err(err) = remove_dir(cgroup) {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+// ANCHOR_END: remove_all
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subtree_lists_parents_before_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("c");
+        std::fs::create_dir_all(top.join("x/y")).unwrap();
+        std::fs::create_dir_all(top.join("a")).unwrap();
+        let names: Vec<String> = subtree(&top)
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["c", "c/a", "c/x", "c/x/y"]);
+        // Plain directories stand for cgroups with no process: removed depth-first.
+        remove_all(std::slice::from_ref(&top)).unwrap();
+        assert!(!top.exists());
+        remove_all(&[top]).unwrap();
+    }
+}

@@ -1,0 +1,597 @@
+//! The cgroup side of isolation, checked against runc on the same bundle: the devices
+//! controller (v1 lists, v2 eBPF), a container cgroup in every hierarchy, `linux.cgroupsPath`,
+//! the rest of `linux.resources`, and teardown of child cgroups.
+
+mod common;
+
+use assert_cmd::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn v2() -> bool {
+    common::cgroup_layout_name() == "v2"
+}
+
+fn require_peers() -> bool {
+    common::require_root()
+        && common::prerequisite(
+            minidock::doctor::which("runc").is_some(),
+            "runc is not installed (apt-get install runc)",
+        )
+        && common::prerequisite(
+            Path::new("/bin/busybox").exists(),
+            "busybox-static is not installed",
+        )
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `runc spec` over a busybox rootfs, with `args`; on v2 with a cgroup namespace, so that
+/// /sys/fs/cgroup inside is the container's own cgroup under both runtimes.
+struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("minidock-cgbundle")
+            .tempdir()
+            .unwrap();
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "runc spec failed");
+        common::build_busybox_rootfs(&dir.path().join("rootfs"));
+        let bundle = Bundle { dir };
+        bundle.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
+            if v2() {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                if !ns.iter().any(|n| n["type"] == "cgroup") {
+                    ns.push(serde_json::json!({"type": "cgroup"}));
+                }
+            }
+        });
+        bundle
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut config);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    }
+
+    fn resources(&self, key: &str, value: serde_json::Value) {
+        self.edit(|c| c["linux"]["resources"][key] = value);
+    }
+}
+
+struct Root(tempfile::TempDir);
+
+fn state_root() -> Root {
+    Root(
+        tempfile::Builder::new()
+            .prefix("minidock-root")
+            .tempdir()
+            .unwrap(),
+    )
+}
+
+fn minidock(root: &Root) -> Command {
+    let mut cmd = Command::cargo_bin("minidock").unwrap();
+    cmd.arg("--root").arg(root.0.path());
+    cmd
+}
+
+fn run_minidock(bundle: &Bundle) -> Output {
+    let root = state_root();
+    minidock(&root)
+        .args(["runtime", "run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique("md"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn run_runc(bundle: &Bundle) -> Output {
+    let root = state_root();
+    Command::new("runc")
+        .arg("--root")
+        .arg(root.0.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique("runc"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the bundle under both and asserts the same outcome: both ran with the same stdout
+/// and exit status, or both refused to start. Returns (minidock, runc).
+fn same_as_runc(bundle: &Bundle) -> (Output, Output) {
+    let ours = run_minidock(bundle);
+    let theirs = run_runc(bundle);
+    let report = format!(
+        "layout {}\nminidock: {:?}\n{}{}\nrunc: {:?}\n{}{}",
+        common::cgroup_layout_name(),
+        ours.status.code(),
+        text(&ours.stdout),
+        text(&ours.stderr),
+        theirs.status.code(),
+        text(&theirs.stdout),
+        text(&theirs.stderr)
+    );
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout), "{report}");
+    // runc exits 1 when it cannot start the container, minidock 125 (Docker's convention).
+    let refused = |o: &Output, code| o.status.code() == Some(code) && o.stdout.is_empty();
+    if refused(&theirs, 1) {
+        assert!(refused(&ours, 125) || refused(&ours, 1), "{report}");
+    } else {
+        assert_eq!(ours.status.code(), theirs.status.code(), "{report}");
+    }
+    (ours, theirs)
+}
+
+/// A file of the container's own cgroup as the process sees it: v1 `/sys/fs/cgroup/CTRL/F`,
+/// v2 (in a cgroup namespace) `/sys/fs/cgroup/F`.
+fn file(controller: &str, name: &str) -> String {
+    if v2() {
+        format!("/sys/fs/cgroup/{name}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{name}")
+    }
+}
+
+/// `cat` of each file, each preceded by its name.
+fn cat(files: &[String]) -> String {
+    files
+        .iter()
+        .map(|f| format!("echo {f}; cat {f};"))
+        .collect::<String>()
+}
+
+// ANCHOR: mknod_test
+/// Issue input 4: with CAP_MKNOD a process may make the node, but `runc spec`'s deny-all
+/// device rule must still refuse opening it (v1: devices.list; v2: the eBPF program).
+#[test]
+fn a_denied_device_cannot_be_opened_even_with_cap_mknod() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", "mknod /dev/lc c 10 237 && exec 3</dev/lc"]);
+    bundle.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push("CAP_MKNOD".into());
+        }
+    });
+    let (ours, theirs) = same_as_runc(&bundle);
+    assert_eq!(ours.status.code(), Some(1), "{}", text(&ours.stderr));
+    for output in [&ours, &theirs] {
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    }
+    // An allowed device, made the same way, opens under both: /dev/null is c 1:3.
+    let allowed = Bundle::new(&[
+        "sh",
+        "-c",
+        "mknod /dev/n2 c 1 3 && echo x > /dev/n2 && echo opened",
+    ]);
+    allowed.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push("CAP_MKNOD".into());
+        }
+    });
+    let (ours, _) = same_as_runc(&allowed);
+    assert_eq!(text(&ours.stdout), "opened\n");
+}
+// ANCHOR_END: mknod_test
+
+/// On v1 the kernel's own list, in the container's devices cgroup, is runc's line for line.
+#[test]
+fn the_device_list_is_runcs() {
+    if !require_peers() {
+        return;
+    }
+    if v2() {
+        // No devices.list on v2: the rules are the eBPF program, which
+        // a_denied_device_cannot_be_opened_even_with_cap_mknod puts to work.
+        eprintln!("v2: no devices.list to compare; see the mknod test");
+        return;
+    }
+    let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/devices/devices.list"]);
+    let (ours, _) = same_as_runc(&bundle);
+    let list = text(&ours.stdout);
+    assert!(list.starts_with("b *:* m\nc *:* m\nc 1:3 rwm\n"), "{list}");
+    assert!(!list.contains("a *:* rwm"), "{list}");
+}
+
+/// Removes `/NAME` (and what is below) in every hierarchy: the parents runc and minidock leave.
+fn remove_everywhere(name: &str) {
+    for hierarchy in minidock::cgroup::layout::detect_hierarchies().unwrap() {
+        minidock::cgroup::remove_existing(&hierarchy.mount.join(name)).unwrap();
+    }
+}
+
+/// An absolute cgroupsPath is below each hierarchy's root, in every hierarchy (named ones
+/// too): /proc/self/cgroup reads the same under both runtimes.
+#[test]
+fn an_absolute_cgroups_path_lands_where_runc_puts_it() {
+    if !require_peers() {
+        return;
+    }
+    let top = unique("minidock-itest");
+    let bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = format!("/{top}/c").into();
+        // Without a cgroup namespace the paths are the host's, and comparable.
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    let (ours, _) = same_as_runc(&bundle);
+    remove_everywhere(&top);
+    let lines = text(&ours.stdout);
+    assert!(lines.lines().count() >= 1, "{lines}");
+    for line in lines.lines() {
+        assert!(line.ends_with(&format!(":/{top}/c")), "{lines}");
+    }
+}
+
+/// A relative cgroupsPath is below the runtime's own cgroup in each hierarchy.
+#[test]
+fn a_relative_cgroups_path_lands_where_runc_puts_it() {
+    if !require_peers() {
+        return;
+    }
+    let top = unique("minidock-itest");
+    let bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = format!("{top}/c").into();
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    let (ours, _) = same_as_runc(&bundle);
+    for m in minidock::cgroup::layout::own_cgroups().unwrap() {
+        for hierarchy in minidock::cgroup::layout::detect_hierarchies().unwrap() {
+            if hierarchy.matches(&m) {
+                let own = hierarchy.mount.join(m.path.trim_start_matches('/'));
+                minidock::cgroup::remove_existing(&own.join(&top)).unwrap();
+            }
+        }
+    }
+    if ours.status.success() {
+        let lines = text(&ours.stdout);
+        for line in lines.lines() {
+            assert!(line.ends_with(&format!("/{top}/c")), "{lines}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_cgroups_path_is_refused() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["true"]);
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = "/a/../../etc".into());
+    let ours = run_minidock(&bundle);
+    assert_eq!(ours.status.code(), Some(125));
+    assert!(text(&ours.stderr).contains("linux.cgroupsPath"));
+}
+
+#[test]
+fn cpuset_is_set_like_runc() {
+    if !require_peers() {
+        return;
+    }
+    let files = [file("cpuset", "cpuset.cpus"), file("cpuset", "cpuset.mems")];
+    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    bundle.resources("cpu", serde_json::json!({"cpus": "0", "mems": "0"}));
+    let (ours, _) = same_as_runc(&bundle);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    assert!(text(&ours.stdout).contains("cpuset.cpus\n0\n"));
+}
+
+#[test]
+fn memory_reservation_swappiness_and_the_oom_killer_are_set_like_runc() {
+    if !require_peers() {
+        return;
+    }
+    if v2() {
+        let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/memory.low"]);
+        bundle.resources("memory", serde_json::json!({"reservation": 16777216}));
+        let (ours, _) = same_as_runc(&bundle);
+        assert_eq!(text(&ours.stdout), "16777216\n");
+        // v2 has no swappiness file: minidock says so instead of dropping it.
+        bundle.resources("memory", serde_json::json!({"swappiness": 10}));
+        let ours = run_minidock(&bundle);
+        assert_eq!(ours.status.code(), Some(125));
+        assert!(text(&ours.stderr).contains("swappiness"));
+        return;
+    }
+    let files = [
+        file("memory", "memory.soft_limit_in_bytes"),
+        file("memory", "memory.swappiness"),
+        file("memory", "memory.oom_control"),
+    ];
+    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    bundle.resources(
+        "memory",
+        serde_json::json!({"reservation": 16777216, "swappiness": 10, "disableOOMKiller": true}),
+    );
+    let (ours, _) = same_as_runc(&bundle);
+    let out = text(&ours.stdout);
+    assert!(
+        out.contains("16777216\n") && out.contains("\n10\n"),
+        "{out}"
+    );
+    assert!(out.contains("oom_kill_disable 1"), "{out}");
+}
+
+/// The first disk (not a loop or zram device): `MAJOR:MINOR`.
+fn a_disk() -> (i64, i64) {
+    for entry in std::fs::read_dir("/sys/block").unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("loop") || name.starts_with("zram") || name.starts_with("ram") {
+            continue;
+        }
+        let dev = std::fs::read_to_string(format!("/sys/block/{name}/dev")).unwrap();
+        let (major, minor) = dev.trim().split_once(':').unwrap();
+        return (major.parse().unwrap(), minor.parse().unwrap());
+    }
+    panic!("no disk in /sys/block");
+}
+
+#[test]
+fn block_io_weight_and_throttles_are_set_like_runc() {
+    if !require_peers() {
+        return;
+    }
+    let (major, minor) = a_disk();
+    let device = |rate: u64| serde_json::json!([{"major": major, "minor": minor, "rate": rate}]);
+    let files: Vec<String> = if v2() {
+        vec![file("io", "io.max")]
+    } else {
+        [
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_bps_device",
+            "blkio.throttle.read_iops_device",
+            "blkio.throttle.write_iops_device",
+        ]
+        .iter()
+        .map(|f| file("blkio", f))
+        .collect()
+    };
+    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    bundle.resources(
+        "blockIO",
+        serde_json::json!({
+            "throttleReadBpsDevice": device(1048576),
+            "throttleWriteBpsDevice": device(2097152),
+            "throttleReadIOPSDevice": device(200),
+            "throttleWriteIOPSDevice": device(100),
+        }),
+    );
+    let (ours, _) = same_as_runc(&bundle);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    assert!(text(&ours.stdout).contains(&format!("{major}:{minor}")));
+    // The weight: where the kernel offers it under both, and leafWeight, which needs CFQ
+    // (gone since Linux 5.0) and so is refused by both.
+    let weight = if v2() {
+        "io.bfq.weight"
+    } else {
+        "blkio.bfq.weight"
+    };
+    let bundle = Bundle::new(&["sh", "-c", &cat(&[file("blkio", weight)])]);
+    bundle.resources("blockIO", serde_json::json!({"weight": 300}));
+    same_as_runc(&bundle);
+    bundle.resources("blockIO", serde_json::json!({"leafWeight": 300}));
+    if v2() {
+        // cgroup v2 has no leaf weight at all; runc drops the value without a word, minidock
+        // refuses it.
+        let ours = run_minidock(&bundle);
+        assert_eq!(ours.status.code(), Some(125));
+        assert!(
+            text(&ours.stderr).contains("leafWeight"),
+            "{}",
+            text(&ours.stderr)
+        );
+    } else {
+        let (ours, _) = same_as_runc(&bundle);
+        assert!(!ours.status.success());
+    }
+}
+
+/// Resources whose controller this layout may lack (hugetlb is on cgroup2 on the hybrid
+/// host; net_cls and net_prio are not mounted): applied where runc applies them, refused
+/// where runc refuses them, and never dropped without a word.
+#[test]
+fn hugetlb_and_network_resources_match_runc() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", &cat(&[file("hugetlb", "hugetlb.2MB.max")])]);
+    bundle.resources(
+        "hugepageLimits",
+        serde_json::json!([{"pageSize": "2MB", "limit": 4194304}]),
+    );
+    let (ours, _) = same_as_runc(&bundle);
+    if !ours.status.success() {
+        assert!(
+            text(&ours.stderr).contains("hugetlb"),
+            "{}",
+            text(&ours.stderr)
+        );
+    }
+    let bundle = Bundle::new(&["true"]);
+    bundle.resources(
+        "network",
+        serde_json::json!({"classID": 1048577, "priorities": [{"name": "lo", "priority": 5}]}),
+    );
+    let ours = run_minidock(&bundle);
+    let has = |c: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(c)
+    };
+    if !(has(",net_cls") && has(",net_prio")) {
+        assert_eq!(ours.status.code(), Some(125));
+        assert!(
+            text(&ours.stderr).contains("net_cls"),
+            "{}",
+            text(&ours.stderr)
+        );
+        if !v2() {
+            same_as_runc(&bundle);
+        }
+    } else {
+        same_as_runc(&bundle);
+    }
+}
+
+#[test]
+fn unified_is_written_on_v2_and_refused_on_v1_like_runc() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/pids.max"]);
+    bundle.resources("unified", serde_json::json!({"pids.max": "7"}));
+    let (ours, _) = same_as_runc(&bundle);
+    if v2() {
+        assert_eq!(text(&ours.stdout), "7\n");
+    } else {
+        assert!(
+            text(&ours.stderr).contains("unified"),
+            "{}",
+            text(&ours.stderr)
+        );
+    }
+}
+
+/// The container's cgroup directories, from the host: where its process is.
+fn cgroup_dirs_of(pid: i32) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let members = minidock::cgroup::layout::parse_proc_cgroup(&own);
+    let mut dirs = Vec::new();
+    for hierarchy in minidock::cgroup::layout::detect_hierarchies().unwrap() {
+        if let Some(m) = members.iter().find(|m| hierarchy.matches(m)) {
+            dirs.push(hierarchy.mount.join(m.path.trim_start_matches('/')));
+        }
+    }
+    dirs
+}
+
+/// Deletes a container with --force when dropped, so a failed assertion leaves nothing.
+struct ForceDelete<'a>(&'a Root, &'a str);
+
+impl Drop for ForceDelete<'_> {
+    fn drop(&mut self) {
+        let _ = minidock(self.0)
+            .args(["runtime", "delete", "--force", self.1])
+            .output();
+    }
+}
+
+/// Kills a helper process when dropped (it is reaped by then on the passing path).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ANCHOR: child_cgroup_test
+/// Issue input 3: a child cgroup below the container's, with a process in it, does not stop
+/// `delete`: the subtree is killed and removed.
+#[test]
+fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let root = state_root();
+    let id = unique("child");
+    // The container keeps create's stdio: give it a file, so nothing waits for its end.
+    let log = tempfile::tempfile().unwrap();
+    let status = minidock(&root)
+        .args(["runtime", "create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.try_clone().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _cleanup = ForceDelete(&root, &id);
+    let state: serde_json::Value = serde_json::from_slice(
+        &minidock(&root)
+            .args(["runtime", "state", &id])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let dirs = cgroup_dirs_of(state["pid"].as_i64().unwrap() as i32);
+    // What `mkdir /sys/fs/cgroup/memory/x` inside would make, with a process in it.
+    let memory = if v2() {
+        dirs.iter().find(|d| d.join("cgroup.kill").exists())
+    } else {
+        dirs.iter()
+            .find(|d| d.join("memory.limit_in_bytes").exists())
+    }
+    .unwrap();
+    let child = memory.join("x");
+    std::fs::create_dir(&child).unwrap();
+    std::fs::create_dir(child.join("deeper")).unwrap();
+    let sleeper = Command::new("sleep")
+        .arg("1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sleeper = KillOnDrop(sleeper);
+    std::fs::write(child.join("cgroup.procs"), sleeper.0.id().to_string()).unwrap();
+    let output = minidock(&root)
+        .args(["runtime", "delete", "--force", &id])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sleeper.0.wait().unwrap().signal(), Some(9));
+    // In every hierarchy the container had a cgroup of its own, and it is gone.
+    assert!(
+        dirs.iter().all(|d| d.to_string_lossy().contains(&id)),
+        "{dirs:?}"
+    );
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
+// ANCHOR_END: child_cgroup_test
