@@ -233,7 +233,7 @@ fn create_start_state_delete() {
     minidock(&root)
         .args(["runtime", "state", &id])
         .assert()
-        .code(125);
+        .code(1);
     assert!(
         std::fs::read_dir("/sys/fs/cgroup/pids/minidock")
             .into_iter()
@@ -250,7 +250,7 @@ fn errors_inside_the_child_reach_the_user() {
     }
     let bundle = Bundle::new(&["/no/such/program"]);
     let out = run_minidock(&bundle);
-    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/program"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -264,7 +264,7 @@ fn a_malformed_config_names_the_field() {
     let bundle = Bundle::new(&["true"]);
     bundle.edit(|c| c["process"]["args"] = "true".into());
     let out = run_minidock(&bundle);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("config.json: process.args: invalid type"),
@@ -282,7 +282,7 @@ fn a_symlinked_proc_in_the_image_is_refused() {
     std::fs::remove_dir(&proc_dir).unwrap();
     std::os::unix::fs::symlink("/etc", &proc_dir).unwrap();
     let out = run_minidock(&bundle);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("refusing to mount proc on /proc: it is a symlink"),

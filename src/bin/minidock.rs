@@ -144,7 +144,9 @@ fn main() -> ExitCode {
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }
-        Command::Runtime(command) => runtime(cli.root.as_deref(), command),
+        Command::Runtime(command) => {
+            runtime(cli.root.as_deref(), command).map_err(minidock::runtime::runc_failure)
+        }
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {
