@@ -15,47 +15,63 @@ use bundle::{
 use serde_json::json;
 use std::process::{Command, Stdio};
 
-/// For every file that sets a limit and every directory of the cgroupfs: what writing a
-/// higher limit, and making a cgroup, does. The error text only (the path prefix differs
-/// between shells' messages).
+/// For every file that sets a limit and every cgroup mount point (the v1 tmpfs and each
+/// hierarchy, or the cgroup2 mount): what writing a higher limit, and making a cgroup, does.
+/// The error text only, after the path (shells word the prefix differently).
 const CGROUP_WRITES: &str = "cd /sys/fs/cgroup; \
     for f in memory.limit_in_bytes memory/memory.limit_in_bytes memory.max pids/pids.max pids.max; do \
       [ -f $f ] && { echo 1073741824 > $f; } 2>&1 | sed \"s|^.*: |$f: |\"; \
     done; \
-    for d in . $(ls); do [ -d $d ] && mkdir $d/x 2>&1 | sed \"s|^.*: |$d: |\"; done; \
-    ls -d */x x 2>/dev/null; true";
+    for d in $(awk '$5 ~ \"^/sys/fs/cgroup\" {print $5}' /proc/self/mountinfo | sort); do \
+      mkdir $d/x 2>&1 | sed \"s|^.*: |$d: |\"; \
+    done; true";
 
 #[test]
 fn the_cgroupfs_is_read_only_as_with_runc() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sh", "-c", CGROUP_WRITES]);
-    bundle.edit(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 33554432});
-        c["linux"]["resources"]["pids"] = json!({"limit": 100});
-    });
-    let ours = same_as_runc(&bundle);
-    let text = stdout(&ours);
-    // Not a vacuous pass: limits were tried and refused, and nothing was made.
-    let refused = text
-        .lines()
-        .filter(|l| l.ends_with("Read-only file system"))
-        .count();
-    assert!(
-        refused >= 2,
-        "too few refusals (layout {}):\n{text}",
-        common::cgroup_layout_name()
-    );
-    // On v1 "." is the tmpfs holding the hierarchies: runc leaves it writable but 0555, and
-    // the container's root has no CAP_DAC_OVERRIDE here. Everything else is read-only.
-    let v1_tmpfs = common::cgroup_layout_name() != "v2";
-    assert!(
-        text.lines()
-            .all(|l| l.ends_with("Read-only file system")
-                || (v1_tmpfs && l == ".: Permission denied")),
-        "{text}"
-    );
+    // Docker's way on v2 is a private cgroup namespace; runc spec's default has none. Both.
+    for cgroupns in [true, false] {
+        let bundle = Bundle::new(&["sh", "-c", CGROUP_WRITES]);
+        bundle.edit(|c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 33554432});
+            c["linux"]["resources"]["pids"] = json!({"limit": 100});
+            if cgroupns {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "cgroup"}));
+            }
+        });
+        let ours = same_as_runc(&bundle);
+        let text = stdout(&ours);
+        // Not a vacuous pass: limits were tried and refused, cgroups were not made. On v1
+        // the tmpfs holding the hierarchies is runc's: writable but 0555, and the container's
+        // root has no CAP_DAC_OVERRIDE here. Everything else is read-only.
+        let refused = |l: &&str| l.ends_with("Read-only file system");
+        let limits = text
+            .lines()
+            .filter(|l| !l.starts_with('/'))
+            .filter(refused)
+            .count();
+        let mkdirs = text
+            .lines()
+            .filter(|l| l.starts_with('/'))
+            .filter(refused)
+            .count();
+        let layout = common::cgroup_layout_name();
+        assert!(
+            mkdirs >= 1 && (limits >= 2 || !cgroupns),
+            "too few refusals (layout {layout}, cgroupns {cgroupns}):\n{text}"
+        );
+        assert!(
+            text.lines().all(
+                |l| refused(&l) || (layout != "v2" && l == "/sys/fs/cgroup: Permission denied")
+            ),
+            "{text}"
+        );
+    }
 }
 
 #[test]

@@ -235,13 +235,15 @@ fn save_config(dir: &Path, text: &str, mode: Mode) -> Result<()> {
         return Ok(());
     }
     let path = dir.join("config.json");
+    let tmp = dir.join("config.json.tmp");
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(&tmp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-        .with_context(|| format!("writing {}", path.display()))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 /// The config `create` kept for container `id`.
@@ -364,12 +366,37 @@ fn launch_in(
         seccomp: seccomp.as_deref(),
         stdio: stdio.map(Stdio::raw).unwrap_or_default(),
     };
+    let pid = spawn_container(spec, &new, &cgroup, sync, &hook_state, &ctx)
+        .with_context(|| format!("starting container {id:?}"))?;
+    let console = match console {
+        // The container sent its pty master before exec (or before waiting in `created`).
+        Some(socket) => Some(crate::tty::receive_master(socket.parent.as_fd())?),
+        None => None,
+    };
+    Ok(Launched {
+        pid,
+        cgroup,
+        console,
+    })
+}
+// ANCHOR_END: launch
+
+/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`). With
+/// `sync`, a thread of ours runs the `prestart` and `createRuntime` hooks when the process
+/// asks for them, between its mounts and its pivot_root.
+fn spawn_container(
+    spec: &Spec,
+    new: &[Namespace],
+    cgroup: &Cgroup,
+    mut sync: Option<HooksSync>,
+    hook_state: &hooks::HookState,
+    ctx: &init::InitContext,
+) -> Result<Pid> {
     let id_maps = spec::id_maps(spec);
-    let mut sync = sync;
-    let pid = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let mut hooks_thread = None;
         let spawned = ns::spawn_process(
-            &new,
+            new,
             id_maps.as_ref(),
             &mut |pid| {
                 explain::step(
@@ -385,7 +412,7 @@ fn launch_in(
                 }
                 Ok(())
             },
-            &mut |ready| init::container_init(&ctx, ready),
+            &mut |ready| init::container_init(ctx, ready),
         );
         // A hook's own error says more than the container's "the hooks failed".
         match hooks_thread.map(|t| t.join()) {
@@ -394,19 +421,7 @@ fn launch_in(
             _ => spawned,
         }
     })
-    .with_context(|| format!("starting container {id:?}"))?;
-    let console = match console {
-        // The container sent its pty master before exec (or before waiting in `created`).
-        Some(socket) => Some(crate::tty::receive_master(socket.parent.as_fd())?),
-        None => None,
-    };
-    Ok(Launched {
-        pid,
-        cgroup,
-        console,
-    })
 }
-// ANCHOR_END: launch
 
 /// The pipes on which the container process asks the runtime to run the `prestart` and
 /// `createRuntime` hooks (runc's "procHooks" message): after its mounts, before pivot_root.
