@@ -670,3 +670,55 @@ fn failures_of_runtime_verbs_exit_1_as_with_runc() {
     malformed.edit(|c| c["process"]["args"] = "true".into());
     assert_eq!(same_as_runc(&malformed).status.code(), Some(1));
 }
+
+#[test]
+fn minidock_run_gets_the_read_only_cgroupfs_and_privileged_a_writable_one() {
+    if !require_peers() {
+        return;
+    }
+    // The issue's `minidock run --rm -m 32m busybox sh -c 'echo 1073741824 > ...limit...'`:
+    // Docker answers "Read-only file system" and the limit stays 32 MiB.
+    let root = state_root();
+    let rootfs = tempfile::Builder::new()
+        .prefix("minidock-spec-rootfs")
+        .tempdir()
+        .unwrap();
+    common::build_busybox_rootfs(rootfs.path());
+    let tar = rootfs.path().with_extension("tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let imported = minidock(&root)
+        .args(["import", tar.to_str().unwrap(), "busybox"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let raise = "cd /sys/fs/cgroup; f=memory/memory.limit_in_bytes; [ -f $f ] || f=memory.max; \
+        echo 1073741824 > $f; cat $f; d=pids; [ -d $d ] || d=.; mkdir $d/x && rmdir $d/x && echo made";
+    let run = |extra: &[&str]| {
+        let mut cmd = minidock(&root);
+        cmd.args(["run", "--rm"]).args(extra);
+        cmd.args(["busybox", "sh", "-c", raise]).output().unwrap()
+    };
+    let confined = run(&["-m", "32m"]);
+    assert_eq!(stdout(&confined), "33554432\n", "{}", stderr(&confined));
+    assert!(
+        stderr(&confined).contains("Read-only file system"),
+        "{}",
+        stderr(&confined)
+    );
+    let privileged = run(&["-m", "32m", "--privileged"]);
+    assert_eq!(
+        stdout(&privileged),
+        "1073741824\nmade\n",
+        "{}",
+        stderr(&privileged)
+    );
+}
