@@ -92,7 +92,10 @@ fn validate(spec: &Spec) -> Result<()> {
         bail!("root: missing (the bundle's root filesystem)");
     }
     let namespaces = namespaces(spec);
-    for ns in &namespaces {
+    for (i, ns) in namespaces.iter().enumerate() {
+        if namespaces[..i].iter().any(|(other, _)| *other == ns.0) {
+            bail!("linux.namespaces: {:?} is listed twice", ns.0.proc_name());
+        }
         if ns.1.is_some() && ns.0 == Namespace::User {
             bail!("linux.namespaces: joining a user namespace by path is not supported");
         }
