@@ -125,7 +125,15 @@ fn root_path_is_the_root_without_a_mount_namespace() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sh", "-c", "ls /; ls /proc/self/ns/mnt"]);
+    for keep_mounts in [false, true] {
+        root_path_without_a_mount_namespace(keep_mounts);
+    }
+}
+
+/// runc spec's bundle without its mount namespace, masked and read-only paths, with or
+/// without its `mounts` (runc makes them in its own mount namespace then).
+fn root_path_without_a_mount_namespace(keep_mounts: bool) {
+    let bundle = Bundle::new(&["sh", "-c", "ls /; ls /proc/self/ns/mnt; ls /dev"]);
     bundle.edit(|c| {
         let namespaces: Vec<serde_json::Value> = c["linux"]["namespaces"]
             .as_array()
@@ -135,7 +143,9 @@ fn root_path_is_the_root_without_a_mount_namespace() {
             .cloned()
             .collect();
         c["linux"]["namespaces"] = namespaces.into();
-        c["mounts"] = json!([]);
+        if !keep_mounts {
+            c["mounts"] = json!([]);
+        }
         c["linux"]["maskedPaths"] = json!([]);
         c["linux"]["readonlyPaths"] = json!([]);
     });
@@ -267,6 +277,38 @@ fn a_user_namespace_without_host_root_runs_as_its_root() {
         stdout(&ours)
     );
     assert!(stdout(&ours).ends_with("wrote\n"), "{}", stdout(&ours));
+}
+
+#[test]
+fn a_user_namespace_without_host_root_waits_in_created_and_starts() {
+    if !require_peers() {
+        return;
+    }
+    // The exec fifo belongs to the host's root: the container's root (host uid 1000) must
+    // be given it to open, or the created process dies before `start`.
+    let bundle = Bundle::new(&["sh", "-c", "id -u > /out"]);
+    bundle.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 1000, "size": 1000}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        c["root"]["readonly"] = false.into();
+    });
+    let status = Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(bundle.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let original = std::fs::read_to_string(bundle.path().join("config.json")).unwrap();
+    let ours = create_edit_start(&bundle, "minidock");
+    std::fs::write(bundle.path().join("config.json"), &original).unwrap();
+    let theirs = create_edit_start(&bundle, "runc");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, "Some(0) 0\n");
 }
 
 #[test]

@@ -207,18 +207,40 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
 // ANCHOR_END: init
 
 // ANCHOR: filesystem
-/// The container's filesystem: in a mount namespace of its own (new, or joined by path), the
-/// spec's mounts and devices under the rootfs, then pivot_root; without one, only a chroot
-/// into the rootfs (the spec validation refused mounts and masked paths then). The
-/// `prestart`, `createRuntime` and `createContainer` hooks run in between, as runc runs them.
+/// The container's filesystem: the spec's mounts and devices under the rootfs, the
+/// `prestart`, `createRuntime` and `createContainer` hooks, then pivot_root into it, as runc
+/// does. In a mount namespace of its own (new, or joined by path) that is all private to
+/// the container; without one, as with runc, the mounts are made in the runtime's mount
+/// namespace (where they outlive the container) and the process only chroots (the spec
+/// validation refused masked and read-only paths then).
 fn setup_filesystem(ctx: &InitContext) -> Result<()> {
     let spec = ctx.spec;
     let mount_ns = spec::namespaces(spec)
         .iter()
         .any(|(ns, _)| *ns == Namespace::Mount);
+    if mount_ns {
+        let propagation = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().clone());
+        set_root_propagation(ctx.rootfs, propagation.as_deref())?;
+        explain::step(
+            "make the rootfs a mount point",
+            || {
+                format!(
+                    "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
+                    ctx.rootfs, ctx.rootfs
+                )
+            },
+            Chapter::RuntimeSpec,
+        );
+        rootfs::bind(ctx.rootfs, ctx.rootfs)?;
+    }
+    mount_and_create_devices(ctx)?;
+    run_runtime_hooks(ctx)?;
+    nix::unistd::chdir(ctx.rootfs).with_context(|| format!("chdir {}", ctx.rootfs.display()))?;
+    run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
     if !mount_ns {
-        run_runtime_hooks(ctx)?;
-        run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
         explain::step(
             "change the root directory (no mount namespace)",
             || format!("chroot({:?}); chdir(\"/\")", ctx.rootfs),
@@ -229,45 +251,6 @@ fn setup_filesystem(ctx: &InitContext) -> Result<()> {
         nix::unistd::chdir("/").context("chdir /")?;
         return write_sysctls(spec);
     }
-    let propagation = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone());
-    set_root_propagation(ctx.rootfs, propagation.as_deref())?;
-    explain::step(
-        "make the rootfs a mount point",
-        || {
-            format!(
-                "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
-                ctx.rootfs, ctx.rootfs
-            )
-        },
-        Chapter::RuntimeSpec,
-    );
-    rootfs::bind(ctx.rootfs, ctx.rootfs)?;
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        if m.typ().as_deref() == Some("cgroup") {
-            mount_cgroup(ctx, m)?;
-            continue;
-        }
-        mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
-    }
-    let dev = ctx.rootfs.join("dev");
-    if dev.is_dir() {
-        rootfs::populate_dev(&dev)?;
-    }
-    for device in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        create_device(ctx.rootfs, device)?;
-    }
-    run_runtime_hooks(ctx)?;
-    nix::unistd::chdir(ctx.rootfs).with_context(|| format!("chdir {}", ctx.rootfs.display()))?;
-    run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
     rootfs::pivot_root_into(ctx.rootfs)?;
     if spec
         .root()
@@ -292,6 +275,32 @@ fn setup_filesystem(ctx: &InitContext) -> Result<()> {
     write_sysctls(spec)?;
     paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
     paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))
+}
+
+/// The spec's `mounts`, the default devices in its /dev, and `linux.devices`.
+fn mount_and_create_devices(ctx: &InitContext) -> Result<()> {
+    let spec = ctx.spec;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.typ().as_deref() == Some("cgroup") {
+            mount_cgroup(ctx, m)?;
+            continue;
+        }
+        mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
+    }
+    let dev = ctx.rootfs.join("dev");
+    if dev.is_dir() {
+        rootfs::populate_dev(&dev)?;
+    }
+    for device in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        create_device(ctx.rootfs, device)?;
+    }
+    Ok(())
 }
 // ANCHOR_END: filesystem
 

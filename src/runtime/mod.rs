@@ -266,6 +266,17 @@ fn hook_state(spec: &Spec, bundle: &Path, id: &str, status: &str) -> hooks::Hook
     }
 }
 
+/// The host uid and gid that are root in the container's new user namespace, if it has one
+/// that maps 0.
+fn mapped_root(spec: &Spec) -> Option<(u32, u32)> {
+    let new_userns = spec::namespaces(spec)
+        .iter()
+        .any(|(ns, path)| *ns == Namespace::User && path.is_none());
+    let maps = spec::id_maps(spec).filter(|_| new_userns)?;
+    let root = |m: &[ns::IdMapping]| m.iter().find(|m| m.inside == 0).map(|m| m.outside);
+    Some((root(&maps.uids)?, root(&maps.gids)?))
+}
+
 /// The runtime-spec version minidock implements, reported in the state.
 const OCI_VERSION: &str = "1.0.2";
 
@@ -316,6 +327,16 @@ fn launch_in(
             let path = dir.join("exec.fifo");
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
                 .with_context(|| format!("mkfifo {}", path.display()))?;
+            // In a user namespace the container's root is another uid on the host: the fifo
+            // is its to open (as runc chowns it).
+            if let Some((uid, gid)) = mapped_root(spec) {
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .with_context(|| format!("chown {}", path.display()))?;
+            }
             Some(OwnedFd::from(
                 std::fs::File::options()
                     .read(true)
@@ -345,10 +366,7 @@ fn launch_in(
     };
     let hook_state = hook_state(spec, bundle, id, "creating");
     let sync = HooksSync::new(spec)?;
-    let become_mapped_root = new.contains(&Namespace::User)
-        && spec::id_maps(spec).is_some_and(|m| {
-            m.uids.iter().any(|u| u.inside == 0) && m.gids.iter().any(|g| g.inside == 0)
-        });
+    let become_mapped_root = new.contains(&Namespace::User) && mapped_root(spec).is_some();
     let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
     new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
     let ctx = init::InitContext {

@@ -110,9 +110,6 @@ fn validate(spec: &Spec) -> Result<()> {
                 "linux.maskedPaths and linux.readonlyPaths need a mount namespace (linux.namespaces)"
             );
         }
-        if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
-            bail!("mounts: without a mount namespace they would change the host's mount table");
-        }
     }
     for key in linux
         .and_then(|l| l.sysctl().as_ref())
