@@ -290,6 +290,12 @@ fn mount_and_create_devices(ctx: &InitContext) -> Result<()> {
     let dev = ctx.rootfs.join("dev");
     if dev.is_dir() {
         rootfs::populate_dev(&dev)?;
+        // runc's (and Docker's) /dev/core, where this kernel has a /proc/kcore.
+        let core = dev.join("core");
+        if Path::new("/proc/kcore").exists() && std::fs::symlink_metadata(&core).is_err() {
+            std::os::unix::fs::symlink("/proc/kcore", &core)
+                .with_context(|| format!("symlink {}", core.display()))?;
+        }
     }
     for device in spec
         .linux()
