@@ -487,20 +487,18 @@ impl Cgroup {
         let Some(first) = dirs.first() else {
             bail!("no cgroup directory recorded");
         };
-        let backend = if dirs.len() == 1 && first.join("cgroup.controllers").exists() {
+        let backend = if layout.kind == Kind::V2 {
             Backend::V2(v2::Cgroup::open(first.clone()))
         } else {
+            // Each directory belongs to the hierarchy mounted above it (`cpu,cpuacct`,
+            // `name=systemd`, or the cgroup2 mount of a hybrid host).
+            let hierarchies = layout::detect_hierarchies()?;
             let mut found = Vec::new();
-            for &controller in MANAGED_CONTROLLERS {
-                let Some(c) = layout.controller(controller) else {
-                    continue;
+            for dir in dirs {
+                let Some(h) = hierarchies.iter().find(|h| dir.starts_with(&h.mount)) else {
+                    bail!("{} is in no cgroup hierarchy of this host", dir.display());
                 };
-                if let Some(dir) = dirs.iter().find(|d| d.starts_with(&c.mount)) {
-                    found.push((controller, dir.clone()));
-                }
-            }
-            if found.is_empty() {
-                bail!("{} is in no cgroup hierarchy of this host", first.display());
+                found.push((h.controllers.clone(), dir.clone()));
             }
             Backend::V1(v1::Cgroup::from_dirs(found))
         };

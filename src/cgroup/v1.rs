@@ -32,8 +32,9 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// The group made of existing directories, one per controller.
-    pub fn from_dirs(dirs: Vec<(&'static str, PathBuf)>) -> Cgroup {
+    /// The group made of existing directories: each hierarchy's controllers (as in
+    /// `/proc/self/cgroup`) and the group's directory there.
+    pub fn from_dirs(dirs: Vec<(String, PathBuf)>) -> Cgroup {
         Cgroup { dirs }
     }
 

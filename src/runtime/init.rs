@@ -2,6 +2,7 @@
 //! execve(2), in the order the runtime spec and runc use. It runs in the child, inside the new
 //! namespaces, as root of them.
 
+use super::hooks::{self, HookState, Kind};
 use super::mounts;
 use super::spec;
 use crate::explain::{self, Chapter};
@@ -35,6 +36,17 @@ pub struct InitContext<'a> {
     /// Descriptors to install as stdin, stdout and stderr right before execve (see
     /// [`super::spawn_with_stdio`]); `None` keeps the inherited one.
     pub stdio: [Option<std::os::fd::RawFd>; 3],
+    /// The state the `createContainer` and `startContainer` hooks read (its pid is replaced
+    /// by this process's own, as runc does).
+    pub hook_state: &'a HookState,
+    /// With `prestart` or `createRuntime` hooks: the pipe on which to ask the runtime to run
+    /// them (one byte), and the one on which it answers (`0` when they all succeeded).
+    pub hooks_sync: Option<(std::os::fd::RawFd, std::os::fd::RawFd)>,
+    /// Whether the spec asks for a new user namespace with a mapping for uid 0.
+    pub become_mapped_root: bool,
+    /// Create the new IPC namespace now, as the user namespace's root, so it (and its mqueue
+    /// filesystem) belongs to that root, as with runc.
+    pub unshare_ipc: bool,
 }
 
 fn setns_type(ns: Namespace) -> nix::sched::CloneFlags {
@@ -59,9 +71,23 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         Chapter::Security,
     );
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+    if let Some(score) = process.oom_score_adj() {
+        set_oom_score_adj(score)?;
+    }
+    // In a new user namespace this process still has the host's uid 0, which the namespace
+    // does not map: files it created would belong to nobody (mkdir fails with EOVERFLOW on a
+    // filesystem mounted in the namespace). Become the namespace's root first, as runc does.
+    if ctx.become_mapped_root {
+        become_root_of_user_namespace(ctx.unshare_ipc)?;
+    }
 
     // 0. The cgroup namespace, now that we are in the container's cgroup: it becomes "/".
+    //    /proc/self/cgroup shows paths relative to it from then on: keep the host's paths
+    //    for the v1 binds of the cgroup mount.
     if ctx.unshare_cgroup {
+        let _ = HOST_CGROUP_PATHS.set(
+            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?,
+        );
         explain::step(
             "a new cgroup namespace, rooted at our cgroup",
             || "unshare(CLONE_NEWCGROUP)".into(),
@@ -81,77 +107,14 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         nix::sched::setns(fd, setns_type(*ns))
             .with_context(|| format!("setns into the {} namespace", ns.proc_name()))?;
     }
-    let new_mount_ns = spec::namespaces(spec)
-        .iter()
-        .any(|(ns, path)| *ns == Namespace::Mount && path.is_none());
-
     // 2. The hostname, in the new UTS namespace.
     if let Some(hostname) = spec.hostname() {
         crate::ns::set_hostname(hostname)?;
     }
 
-    // 3. The filesystem: mounts, devices, pivot_root, then the paths to mask.
-    if new_mount_ns {
-        rootfs::make_mounts_private()?;
-        explain::step(
-            "make the rootfs a mount point",
-            || {
-                format!(
-                    "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
-                    ctx.rootfs, ctx.rootfs
-                )
-            },
-            Chapter::RuntimeSpec,
-        );
-        rootfs::bind(ctx.rootfs, ctx.rootfs)?;
-        for m in spec.mounts().as_deref().unwrap_or_default() {
-            if m.typ().as_deref() == Some("cgroup") {
-                mount_cgroup(ctx, m)?;
-                continue;
-            }
-            mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
-        }
-        // As runc: the spec's devices, then the default ones it did not list, then /dev/ptmx
-        // as the container's own devpts multiplexer even when linux.devices lists the host's
-        // node (a privileged container's), then the symlinks.
-        for device in spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            create_device(ctx.rootfs, device)?;
-        }
-        let dev = ctx.rootfs.join("dev");
-        if dev.is_dir() {
-            rootfs::link_ptmx(&dev)?;
-            rootfs::populate_dev(&dev)?;
-        }
-        rootfs::pivot_root_into(ctx.rootfs)?;
-        // /proc and /sys are mounted now: hide or freeze the parts that belong to the host.
-        paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
-        paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))?;
-        if spec
-            .root()
-            .as_ref()
-            .is_some_and(|r| r.readonly() == Some(true))
-        {
-            explain::step(
-                "make the root filesystem read-only",
-                || "mount(NULL, \"/\", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY)".into(),
-                Chapter::RuntimeSpec,
-            );
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
-            .context("remount / read-only")?;
-        }
-    }
+    // 3. The filesystem: mounts, devices, the hooks, pivot_root (or chroot without a mount
+    //    namespace), then the sysctls and the paths to mask.
+    setup_filesystem(ctx)?;
 
     // A terminal, opened from the container's own /dev/ptmx, as its stdin/stdout/stderr.
     if let Some(socket) = ctx.console {
@@ -225,6 +188,7 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
             .context("waiting on the exec fifo")?;
     }
+    run_hooks_in_container(ctx, Kind::StartContainer, "created")?;
 
     // 9. The last steps before execve: no new privileges, then seccomp, so that the filter
     //    confines only the container's program, not this setup.
@@ -241,6 +205,238 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     Err(exec(&program, args, &env, &ctx.stdio))
 }
 // ANCHOR_END: init
+
+// ANCHOR: filesystem
+/// The container's filesystem: the spec's mounts and devices under the rootfs, the
+/// `prestart`, `createRuntime` and `createContainer` hooks, then pivot_root into it, as runc
+/// does. In a mount namespace of its own (new, or joined by path) that is all private to
+/// the container; without one, as with runc, the mounts are made in the runtime's mount
+/// namespace (where they outlive the container) and the process only chroots (the spec
+/// validation refused masked and read-only paths then).
+fn setup_filesystem(ctx: &InitContext) -> Result<()> {
+    let spec = ctx.spec;
+    let mount_ns = spec::namespaces(spec)
+        .iter()
+        .any(|(ns, _)| *ns == Namespace::Mount);
+    if mount_ns {
+        let propagation = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().clone());
+        set_root_propagation(ctx.rootfs, propagation.as_deref())?;
+        explain::step(
+            "make the rootfs a mount point",
+            || {
+                format!(
+                    "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
+                    ctx.rootfs, ctx.rootfs
+                )
+            },
+            Chapter::RuntimeSpec,
+        );
+        rootfs::bind(ctx.rootfs, ctx.rootfs)?;
+    }
+    mount_and_create_devices(ctx)?;
+    run_runtime_hooks(ctx)?;
+    nix::unistd::chdir(ctx.rootfs).with_context(|| format!("chdir {}", ctx.rootfs.display()))?;
+    run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
+    if !mount_ns {
+        explain::step(
+            "change the root directory (no mount namespace)",
+            || format!("chroot({:?}); chdir(\"/\")", ctx.rootfs),
+            Chapter::RuntimeSpec,
+        );
+        nix::unistd::chroot(ctx.rootfs)
+            .with_context(|| format!("chroot {}", ctx.rootfs.display()))?;
+        nix::unistd::chdir("/").context("chdir /")?;
+        return write_sysctls(spec);
+    }
+    rootfs::pivot_root_into(ctx.rootfs)?;
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        explain::step(
+            "make the root filesystem read-only",
+            || "mount(NULL, \"/\", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY)".into(),
+            Chapter::RuntimeSpec,
+        );
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .context("remount / read-only")?;
+    }
+    // /proc is the container's now: the sysctls, then hide or freeze what belongs to the host.
+    write_sysctls(spec)?;
+    paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
+    paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))
+}
+
+/// The spec's `mounts`, the default devices in its /dev, and `linux.devices`.
+fn mount_and_create_devices(ctx: &InitContext) -> Result<()> {
+    let spec = ctx.spec;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.typ().as_deref() == Some("cgroup") {
+            mount_cgroup(ctx, m)?;
+            continue;
+        }
+        mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
+    }
+    // As runc: the spec's devices, then the default ones it did not list, then /dev/ptmx as
+    // the container's own devpts multiplexer even when linux.devices lists the host's node (a
+    // privileged container's), then the symlinks.
+    for device in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        create_device(ctx.rootfs, device)?;
+    }
+    let dev = ctx.rootfs.join("dev");
+    if dev.is_dir() {
+        rootfs::link_ptmx(&dev)?;
+        rootfs::populate_dev(&dev)?;
+        // runc's (and Docker's) /dev/core, where this kernel has a /proc/kcore.
+        let core = dev.join("core");
+        if Path::new("/proc/kcore").exists() && std::fs::symlink_metadata(&core).is_err() {
+            std::os::unix::fs::symlink("/proc/kcore", &core)
+                .with_context(|| format!("symlink {}", core.display()))?;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: filesystem
+
+/// `linux.rootfsPropagation` (`shared`, `slave`, `private`, `unbindable`, each also with an
+/// `r` for the whole tree) applied to `/` of the new mount namespace, as runc applies it;
+/// without it, every mount becomes private. The rootfs's parent mount is then made private
+/// if it is shared, so the rootfs bind cannot propagate to the host (runc does the same).
+fn set_root_propagation(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
+    let Some(name) = propagation.filter(|p| !p.is_empty()) else {
+        return rootfs::make_mounts_private();
+    };
+    let options = mounts::parse_options(&[name.to_owned()]);
+    if options.propagation.is_empty() {
+        bail!("linux.rootfsPropagation: unknown propagation {name:?}");
+    }
+    explain::step(
+        "set the propagation of the container's /",
+        || format!("mount(NULL, \"/\", NULL, {:?})", options.propagation),
+        Chapter::RuntimeSpec,
+    );
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        options.propagation,
+        None::<&str>,
+    )
+    .with_context(|| format!("linux.rootfsPropagation {name:?}: mount(\"/\")"))?;
+    let (parent, shared) = mounts::parent_mount(rootfs)?;
+    if shared {
+        mount(
+            None::<&str>,
+            &parent,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("making {} private", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// `linux.sysctl`, written to /proc/sys once the container's namespaces exist (the keys were
+/// checked by [`spec::check_sysctl`]).
+fn write_sysctls(spec: &Spec) -> Result<()> {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().clone());
+    for (key, value) in sysctls.into_iter().flatten() {
+        let path = PathBuf::from("/proc/sys").join(spec::sysctl_dotted(&key).replace('.', "/"));
+        explain::step(
+            "set a namespaced kernel parameter",
+            || format!("write({path:?}, {value:?})"),
+            Chapter::RuntimeSpec,
+        );
+        std::fs::write(&path, &value)
+            .with_context(|| format!("linux.sysctl: writing {value:?} to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `process.oomScoreAdj`, in /proc/self/oom_score_adj (inherited by the program).
+fn set_oom_score_adj(score: i32) -> Result<()> {
+    explain::step(
+        "set the OOM killer's score adjustment",
+        || format!("write(\"/proc/self/oom_score_adj\", \"{score}\")"),
+        Chapter::RuntimeSpec,
+    );
+    std::fs::write("/proc/self/oom_score_adj", score.to_string()).with_context(|| {
+        format!("process.oomScoreAdj: writing {score} (lowering it needs CAP_SYS_RESOURCE)")
+    })
+}
+
+/// Becomes uid 0 of the user namespace this process was cloned into, creates the IPC
+/// namespace if asked, then takes gid 0 and no supplementary groups (the host's mean nothing
+/// there). runc's order, so the IPC namespace's mqueue root is `root:nogroup` as with runc.
+fn become_root_of_user_namespace(unshare_ipc: bool) -> Result<()> {
+    use nix::unistd::{Gid, Uid};
+    explain::step(
+        "become root of the user namespace",
+        || "setresuid(0, 0, 0); setgroups([]); setresgid(0, 0, 0)".into(),
+        Chapter::Namespaces,
+    );
+    let (uid, gid) = (Uid::from_raw(0), Gid::from_raw(0));
+    nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the user namespace")?;
+    if unshare_ipc {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)
+            .context("unshare(CLONE_NEWIPC)")?;
+    }
+    let _ = nix::unistd::setgroups(&[]);
+    nix::unistd::setresgid(gid, gid, gid).context("setresgid(0) in the user namespace")
+}
+
+/// Asks the runtime, over `hooks_sync`, to run the `prestart` and `createRuntime` hooks, and
+/// waits for its answer.
+fn run_runtime_hooks(ctx: &InitContext) -> Result<()> {
+    let Some((ask, answer)) = ctx.hooks_sync else {
+        return Ok(());
+    };
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: both are pipe ends the runtime opened for this process; ManuallyDrop leaves
+    // them open (they close on execve).
+    let (mut ask, mut answer) = unsafe {
+        (
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_fd(ask)),
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_fd(answer)),
+        )
+    };
+    ask.write_all(b"H")
+        .context("asking the runtime to run the prestart hooks")?;
+    let mut byte = [0u8];
+    match answer.read(&mut byte) {
+        Ok(1) if byte[0] == b'0' => Ok(()),
+        _ => bail!("the prestart or createRuntime hooks failed"),
+    }
+}
+
+/// Runs the hooks of `kind` from inside the container's namespaces, with this process's pid.
+fn run_hooks_in_container(ctx: &InitContext, kind: Kind, status: &str) -> Result<()> {
+    if hooks::of(ctx.spec, kind).is_empty() {
+        return Ok(());
+    }
+    let mut state = ctx.hook_state.clone();
+    state.pid = std::process::id() as i32;
+    state.status = status.into();
+    hooks::run_all(ctx.spec, kind, &state)
+}
 
 /// Restores the default disposition of the signals a runtime catches or ignores, and unblocks
 /// every signal: dispositions set to "ignore" and the signal mask survive execve.
@@ -316,8 +512,12 @@ pub fn close_range_cloexec() {
     }
 }
 
-/// A `cgroup` mount: cgroup2 on a pure v2 host; on v1 a read-only tmpfs holding, for each
-/// hierarchy, a bind of the container's own cgroup directory.
+// ANCHOR: mount_cgroup
+/// A `cgroup` mount: cgroup2 on a pure v2 host; on v1 a tmpfs holding, for each hierarchy, a
+/// bind of the container's own cgroup directory. The mount's options apply to the cgroup2
+/// mount and to each bind: with `ro` (Docker's and `runc spec`'s default) the container can
+/// neither raise its own limits nor make cgroups. The tmpfs itself stays writable, as with
+/// runc: nothing in it reaches the kernel's cgroups.
 fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
     let destination = m.destination().as_path();
     // The source names the mount in the mount table; runc keeps the spec's ("cgroup").
@@ -326,60 +526,82 @@ fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cgroup".into());
+    let options = mounts::parse_options(m.options().as_deref().unwrap_or_default());
+    let flags = options.flags;
     let target = mounts::secure_join(ctx.rootfs, destination)?;
     std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let layout = crate::cgroup::detect()?;
     if layout.kind == crate::cgroup::Kind::V2 {
         explain::step(
             "mount cgroup2",
-            || format!("mount({source:?}, {destination:?}, \"cgroup2\")"),
+            || format!("mount({source:?}, {destination:?}, \"cgroup2\", {flags:?})"),
             Chapter::RuntimeSpec,
         );
         return mount(
             Some(source.as_str()),
             &target,
             Some("cgroup2"),
-            flags | MsFlags::MS_RDONLY,
+            flags,
             None::<&str>,
         )
         .with_context(|| format!("mount cgroup2 on {}", destination.display()));
     }
+    // The tmpfs keeps the mode of the directory it covers (0555 in sysfs), as runc keeps it.
+    let covered = std::fs::metadata(&target)
+        .with_context(|| format!("stat {}", target.display()))?
+        .permissions();
+    let writable = flags - MsFlags::MS_RDONLY;
     mount(
         Some("tmpfs"),
         &target,
         Some("tmpfs"),
-        flags,
+        writable,
         Some("mode=755"),
     )
     .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
+    std::fs::set_permissions(&target, covered)
+        .with_context(|| format!("chmod {}", target.display()))?;
     // One directory per v1 hierarchy, holding a bind of the cgroup this process is in there
-    // (it was put into the container's cgroup before it was told to go).
+    // (it was put into the container's cgroup before it was told to go). A bind takes no
+    // flags: ro and the rest come with a second, remounting call (mount(2), MS_REMOUNT).
     for (name, host_dir) in own_v1_cgroups()? {
         let dir = target.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         explain::step(
             "bind the container's cgroup",
-            || format!("mount({host_dir:?}, \"/sys/fs/cgroup/{name}\", NULL, MS_BIND)"),
+            || {
+                format!(
+                    "mount({host_dir:?}, \"/sys/fs/cgroup/{name}\", NULL, MS_BIND); remount {flags:?}"
+                )
+            },
             Chapter::RuntimeSpec,
         );
         rootfs::bind(&host_dir, &dir)?;
+        mount(
+            None::<&str>,
+            &dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+        .with_context(|| format!("remount {}/{name} with {flags:?}", destination.display()))?;
     }
-    mount(
-        None::<&str>,
-        &target,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-        None::<&str>,
-    )
-    .with_context(|| format!("remount {} read-only", destination.display()))
+    Ok(())
 }
+// ANCHOR_END: mount_cgroup
+
+/// /proc/self/cgroup as it read before the container's cgroup namespace was made.
+static HOST_CGROUP_PATHS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
 /// the directory of the cgroup this process is in there (from /proc/self/cgroup, cgroups(7)).
 fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
-    let membership =
-        std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let membership = match HOST_CGROUP_PATHS.get() {
+        Some(text) => text.clone(),
+        None => {
+            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?
+        }
+    };
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     let mut out = Vec::new();
     for line in mountinfo.lines() {

@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod exec;
+pub mod hooks;
 pub mod init;
 pub mod mounts;
 pub mod ops;
@@ -196,11 +197,22 @@ fn launch(
     bundle: &Path,
     mode: Mode,
     stdio: Option<&Stdio>,
-) -> Result<Launched> {
+) -> Result<(Launched, Spec)> {
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
-    let spec = spec::load(&bundle)?;
+    // config.json is read once, here: `start` and `delete` use the copy kept with the state.
+    let config_path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let (spec, ignored) =
+        spec::parse_with_warnings(&text).with_context(|| format!("{}", config_path.display()))?;
+    if !ignored.is_empty() {
+        eprintln!(
+            "minidock: warning: ignoring unknown or unavailable capabilities: [{}]",
+            ignored.join(" ")
+        );
+    }
     let rootfs = spec::rootfs(&spec, &bundle)?;
     let dir = State::dir(root, id);
     std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
@@ -212,12 +224,68 @@ fn launch(
         }
         Err(e) => return Err(e).with_context(|| format!("mkdir {}", dir.display())),
     }
-    let result = launch_in(&spec, &bundle, &rootfs, &dir, id, mode, stdio);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
+    let result = save_config(&dir, &text, mode)
+        .and_then(|()| launch_in(&spec, &bundle, &rootfs, &dir, id, mode, stdio));
+    match result {
+        Ok(launched) => Ok((launched, spec)),
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(err)
+        }
     }
-    result
 }
+
+/// Keeps the config `create` read in the state directory (mode 0600: it may hold secrets in
+/// `process.env`), for `start` and `delete`.
+fn save_config(dir: &Path, text: &str, mode: Mode) -> Result<()> {
+    if mode != Mode::Create {
+        return Ok(());
+    }
+    let path = dir.join("config.json");
+    let tmp = dir.join("config.json.tmp");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+/// The config `create` kept for container `id`.
+fn saved_config(root: &Path, id: &str) -> Result<Spec> {
+    let path = State::dir(root, id).join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    spec::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// The state given to hooks, without the pid (each hook point fills it in).
+fn hook_state(spec: &Spec, bundle: &Path, id: &str, status: &str) -> hooks::HookState {
+    hooks::HookState {
+        oci_version: OCI_VERSION.into(),
+        id: id.into(),
+        status: status.into(),
+        pid: 0,
+        bundle: bundle.to_owned(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    }
+}
+
+/// The host uid and gid that are root in the container's new user namespace, if it has one
+/// that maps 0.
+fn mapped_root(spec: &Spec) -> Option<(u32, u32)> {
+    let new_userns = spec::namespaces(spec)
+        .iter()
+        .any(|(ns, path)| *ns == Namespace::User && path.is_none());
+    let maps = spec::id_maps(spec).filter(|_| new_userns)?;
+    let root = |m: &[ns::IdMapping]| m.iter().find(|m| m.inside == 0).map(|m| m.outside);
+    Some((root(&maps.uids)?, root(&maps.gids)?))
+}
+
+/// The runtime-spec version minidock implements, reported in the state.
+const OCI_VERSION: &str = "1.0.2";
 
 fn launch_in(
     spec: &Spec,
@@ -270,6 +338,16 @@ fn launch_in(
             let path = dir.join("exec.fifo");
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
                 .with_context(|| format!("mkfifo {}", path.display()))?;
+            // In a user namespace the container's root is another uid on the host: the fifo
+            // is its to open (as runc chowns it).
+            if let Some((uid, gid)) = mapped_root(spec) {
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .with_context(|| format!("chown {}", path.display()))?;
+            }
             Some(OwnedFd::from(
                 std::fs::File::options()
                     .read(true)
@@ -297,7 +375,16 @@ fn launch_in(
     } else {
         None
     };
+    let hook_state = hook_state(spec, bundle, id, "creating");
+    let sync = HooksSync::new(spec)?;
+    let become_mapped_root = new.contains(&Namespace::User) && mapped_root(spec).is_some();
+    let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
+    new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
     let ctx = init::InitContext {
+        hook_state: &hook_state,
+        hooks_sync: sync.as_ref().map(HooksSync::child_ends),
+        become_mapped_root,
+        unshare_ipc,
         unshare_cgroup,
         console: console.as_ref().map(|c| c.child.as_raw_fd()),
         spec,
@@ -308,21 +395,8 @@ fn launch_in(
         seccomp: seccomp.as_deref(),
         stdio: stdio.map(Stdio::raw).unwrap_or_default(),
     };
-    let id_maps = spec::id_maps(spec);
-    let pid = ns::spawn_process(
-        &new,
-        id_maps.as_ref(),
-        &mut |pid| {
-            explain::step(
-                "put the container into its cgroup",
-                || format!("write(\"cgroup.procs\", \"{pid}\")"),
-                Chapter::Cgroups,
-            );
-            cgroup.add_pid(pid)
-        },
-        &mut |ready| init::container_init(&ctx, ready),
-    )
-    .with_context(|| format!("starting container {id:?}"))?;
+    let pid = spawn_container(spec, &new, &cgroup, sync, &hook_state, &ctx)
+        .with_context(|| format!("starting container {id:?}"))?;
     let console = match console {
         // The container sent its pty master before exec (or before waiting in `created`).
         Some(socket) => Some(crate::tty::receive_master(socket.parent.as_fd())?),
@@ -336,18 +410,106 @@ fn launch_in(
 }
 // ANCHOR_END: launch
 
+/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`). With
+/// `sync`, a thread of ours runs the `prestart` and `createRuntime` hooks when the process
+/// asks for them, between its mounts and its pivot_root.
+fn spawn_container(
+    spec: &Spec,
+    new: &[Namespace],
+    cgroup: &Cgroup,
+    mut sync: Option<HooksSync>,
+    hook_state: &hooks::HookState,
+    ctx: &init::InitContext,
+) -> Result<Pid> {
+    let id_maps = spec::id_maps(spec);
+    std::thread::scope(|scope| {
+        let mut hooks_thread = None;
+        let spawned = ns::spawn_process(
+            new,
+            id_maps.as_ref(),
+            &mut |pid| {
+                explain::step(
+                    "put the container into its cgroup",
+                    || format!("write(\"cgroup.procs\", \"{pid}\")"),
+                    Chapter::Cgroups,
+                );
+                cgroup.add_pid(pid)?;
+                if let Some(sync) = sync.take() {
+                    let mut state = hook_state.clone();
+                    state.pid = pid.as_raw();
+                    hooks_thread = Some(scope.spawn(move || sync.serve(spec, &state)));
+                }
+                Ok(())
+            },
+            &mut |ready| init::container_init(ctx, ready),
+        );
+        // A hook's own error says more than the container's "the hooks failed".
+        match hooks_thread.map(|t| t.join()) {
+            Some(Ok(Err(err))) => Err(err),
+            Some(Err(_)) => bail!("the thread running the prestart hooks panicked"),
+            _ => spawned,
+        }
+    })
+}
+
+/// The pipes on which the container process asks the runtime to run the `prestart` and
+/// `createRuntime` hooks (runc's "procHooks" message): after its mounts, before pivot_root.
+struct HooksSync {
+    ask: (OwnedFd, OwnedFd),
+    answer: (OwnedFd, OwnedFd),
+}
+
+impl HooksSync {
+    /// Pipes when the spec has such hooks; none otherwise.
+    fn new(spec: &Spec) -> Result<Option<HooksSync>> {
+        if hooks::of(spec, hooks::Kind::Prestart).is_empty()
+            && hooks::of(spec, hooks::Kind::CreateRuntime).is_empty()
+        {
+            return Ok(None);
+        }
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 (hooks)");
+        Ok(Some(HooksSync {
+            ask: pipe()?,
+            answer: pipe()?,
+        }))
+    }
+
+    /// The container's ends: where it asks, where it reads the answer.
+    fn child_ends(&self) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+        (self.ask.1.as_raw_fd(), self.answer.0.as_raw_fd())
+    }
+
+    /// The runtime's side, after clone: waits for the container to ask, runs the hooks and
+    /// answers. If the container fails first, its end closes and nothing runs.
+    fn serve(self, spec: &Spec, state: &hooks::HookState) -> Result<()> {
+        let HooksSync { ask, answer } = self;
+        drop(ask.1);
+        let mut asked = std::fs::File::from(ask.0);
+        let mut byte = [0u8];
+        if !matches!(std::io::Read::read(&mut asked, &mut byte), Ok(1)) {
+            return Ok(());
+        }
+        let result = hooks::run_all(spec, hooks::Kind::Prestart, state)
+            .and_then(|()| hooks::run_all(spec, hooks::Kind::CreateRuntime, state));
+        let reply = if result.is_ok() { b"0" } else { b"1" };
+        let _ = std::io::Write::write_all(&mut std::fs::File::from(answer.1), reply);
+        result
+    }
+}
+
 use std::os::unix::fs::OpenOptionsExt;
 
-fn new_state(id: &str, bundle: &Path, spec_rootfs: PathBuf, launched: &Launched) -> Result<State> {
+fn new_state(id: &str, bundle: &Path, spec: &Spec, launched: &Launched) -> Result<State> {
     let pid = launched.pid.as_raw();
+    let bundle = bundle.canonicalize()?;
     Ok(State {
-        oci_version: "1.0.2".into(),
+        oci_version: OCI_VERSION.into(),
         id: id.into(),
         status: Status::Created,
         pid,
-        bundle: bundle.canonicalize()?,
-        annotations: Default::default(),
-        rootfs: spec_rootfs,
+        rootfs: spec::rootfs(spec, &bundle)?,
+        bundle,
+        annotations: spec.annotations().clone().unwrap_or_default(),
         created: now_rfc3339(),
         pid_start_time: process_start_time(pid).unwrap_or(0),
         cgroup_paths: launched.cgroup.paths(),
@@ -359,7 +521,7 @@ fn new_state(id: &str, bundle: &Path, spec_rootfs: PathBuf, launched: &Launched)
 /// runc's `--console-socket` does.
 pub fn create(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Result<()> {
     validate_id(id)?;
-    let mut launched = launch(root, id, bundle, Mode::Create, None)?;
+    let (mut launched, spec) = launch(root, id, bundle, Mode::Create, None)?;
     if let Some(master) = launched.console.take() {
         let result = (|| -> Result<()> {
             let path = console_socket
@@ -384,9 +546,7 @@ pub fn create(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path
             return Err(err);
         }
     }
-    let bundle_abs = bundle.canonicalize()?;
-    let spec = spec::load(&bundle_abs)?;
-    let state = new_state(id, bundle, spec::rootfs(&spec, &bundle_abs)?, &launched)?;
+    let state = new_state(id, bundle, &spec, &launched)?;
     // The process outlives us: so does its cgroup, which `delete` removes by path.
     let Launched { cgroup, .. } = launched;
     std::mem::forget(cgroup);
@@ -426,55 +586,38 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
     }
     std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
-    let spec = spec::load(&state.bundle)?;
+    let spec = saved_config(root, id)?;
     let mut running = state;
     running.status = Status::Running;
-    run_poststart_hooks(&spec, &running)
+    hooks::run_all_warning(&spec, hooks::Kind::Poststart, &running.hook_state());
+    Ok(())
 }
 
-fn run_poststart_hooks(spec: &Spec, state: &State) -> Result<()> {
-    let hooks = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststart().clone())
-        .unwrap_or_default();
-    for hook in hooks {
-        let path = hook.path();
-        explain::step(
-            "run a poststart hook",
-            || format!("execve({path:?})"),
-            Chapter::RuntimeSpec,
-        );
-        let args = hook
-            .args()
-            .clone()
-            .unwrap_or_else(|| vec![path.to_string_lossy().into_owned()]);
-        let mut cmd = std::process::Command::new(path);
-        std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
-        cmd.args(&args[1..])
-            .env_clear()
-            .envs(
-                hook.env()
-                    .iter()
-                    .flatten()
-                    .filter_map(|e| e.split_once('=')),
-            )
-            .stdin(std::process::Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("running hook {}", path.display()))?;
-        // The spec passes the container's state on the hook's stdin.
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = std::io::Write::write_all(&mut stdin, state.oci_json().to_string().as_bytes());
-        }
-        let status = child
-            .wait()
-            .with_context(|| format!("waiting for hook {}", path.display()))?;
-        if !status.success() {
-            bail!("poststart hook {} failed with {status}", path.display());
+impl State {
+    /// This state as the hooks read it.
+    fn hook_state(&self) -> hooks::HookState {
+        hooks::HookState {
+            oci_version: self.oci_version.clone(),
+            id: self.id.clone(),
+            status: serde_json::to_value(self.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            pid: if self.status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            bundle: self.bundle.clone(),
+            annotations: self.annotations.clone(),
         }
     }
-    Ok(())
+}
+
+/// Maps a failed runtime verb to runc's exit status, 1, keeping its message. (`minidock
+/// run`, the Docker-like command, keeps Docker's 125/126/127.)
+pub fn runc_failure(err: anyhow::Error) -> anyhow::Error {
+    Exit::new(1, format!("{err:#}")).into()
 }
 
 pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
@@ -522,8 +665,15 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
     }
     cgroup::remove_paths(&state.cgroup_paths)?;
+    let spec = saved_config(root, id).ok();
     std::fs::remove_dir_all(State::dir(root, id))
-        .with_context(|| format!("removing the state of {id:?}"))
+        .with_context(|| format!("removing the state of {id:?}"))?;
+    if let Some(spec) = spec {
+        let mut stopped = state;
+        stopped.status = Status::Stopped;
+        hooks::run_all_warning(&spec, hooks::Kind::Poststop, &stopped.hook_state());
+    }
+    Ok(())
 }
 
 /// Starts a container from a bundle at once (no created state), as a child of the calling
@@ -531,7 +681,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// use; the caller waits with [`crate::ns::wait_for`] and then calls [`forget`].
 pub fn spawn(root: &Path, id: &str, bundle: &Path) -> Result<Launched> {
     validate_id(id)?;
-    launch(root, id, bundle, Mode::Run, None)
+    Ok(launch(root, id, bundle, Mode::Run, None)?.0)
 }
 
 /// Descriptors to give the container as its stdin, stdout and stderr instead of the caller's
@@ -555,7 +705,7 @@ impl Stdio {
 /// the write ends of output pipes after this returns, or their reader never sees end-of-file.
 pub fn spawn_with_stdio(root: &Path, id: &str, bundle: &Path, stdio: &Stdio) -> Result<Launched> {
     validate_id(id)?;
-    launch(root, id, bundle, Mode::Run, Some(stdio))
+    Ok(launch(root, id, bundle, Mode::Run, Some(stdio))?.0)
 }
 
 /// Removes the runtime's state of a container started with [`spawn`] once it has exited.
@@ -566,14 +716,16 @@ pub fn forget(root: &Path, id: &str) {
 // ANCHOR: run
 /// `run`: create, start and wait, in the foreground. Returns the program's exit status.
 pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
-    let mut launched = spawn(root, id, bundle)?;
-    let bundle_abs = bundle.canonicalize()?;
+    validate_id(id)?;
+    let (mut launched, spec) = launch(root, id, bundle, Mode::Run, None)?;
+    let bundle_abs = bundle.canonicalize().unwrap_or_else(|_| bundle.to_owned());
+    let mut hook_state = hook_state(&spec, &bundle_abs, id, "running");
+    hook_state.pid = launched.pid.as_raw();
     let result = (|| {
-        let spec = spec::load(&bundle_abs)?;
-        let mut state = new_state(id, bundle, spec::rootfs(&spec, &bundle_abs)?, &launched)?;
+        let mut state = new_state(id, bundle, &spec, &launched)?;
         state.status = Status::Running;
         state.save(root)?;
-        run_poststart_hooks(&spec, &state)?;
+        hooks::run_all_warning(&spec, hooks::Kind::Poststart, &state.hook_state());
         match launched.console.take() {
             Some(master) => crate::tty::proxy(master, launched.pid),
             None => ns::wait_for(launched.pid),
@@ -586,6 +738,9 @@ pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
     // The cgroup goes with `launched` (Drop kills what is left and removes it).
     drop(launched);
     forget(root, id);
+    hook_state.status = "stopped".into();
+    hook_state.pid = 0;
+    hooks::run_all_warning(&spec, hooks::Kind::Poststop, &hook_state);
     result
 }
 // ANCHOR_END: run

@@ -135,6 +135,30 @@ pub fn parse_options(options: &[String]) -> Options {
     out
 }
 
+/// The mount point under which `path` lies (the longest mount point that is a prefix of it,
+/// from /proc/self/mountinfo), and whether that mount is shared (a `shared:N` tag).
+pub fn parent_mount(path: &Path) -> Result<(PathBuf, bool)> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let Some((before, _)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = before.split(' ').collect();
+        let Some(point) = fields.get(4).map(PathBuf::from) else {
+            continue;
+        };
+        let longer = best
+            .as_ref()
+            .is_none_or(|(b, _)| point.as_os_str().len() >= b.as_os_str().len());
+        if path.starts_with(&point) && longer {
+            let shared = fields.iter().skip(6).any(|f| f.starts_with("shared:"));
+            best = Some((point, shared));
+        }
+    }
+    best.with_context(|| format!("no mount holds {}", path.display()))
+}
+
 fn create_target(target: &Path, is_file: bool) -> Result<()> {
     if target.exists() {
         return Ok(());

@@ -375,7 +375,7 @@ pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
     linux.set_resources(Some(requested(args)?));
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_linux(Some(linux));
-    let resources = super::spec::resources(&spec);
+    let resources = super::spec::resources(&spec)?;
     let layout = crate::cgroup::detect()?;
     let cgroup = crate::cgroup::Cgroup::open_existing(&layout, &state.cgroup_paths)?;
     cgroup
@@ -392,7 +392,14 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
-        "hooks": ["poststart"],
+        "hooks": [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "mountOptions": [
             "async", "bind", "dev", "exec", "noatime", "nodev", "nodiratime", "noexec",
             "nosuid", "private", "rbind", "relatime", "ro", "rprivate", "rshared", "rslave",

@@ -18,8 +18,17 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 }
 
 pub fn parse(text: &str) -> Result<Spec> {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    let spec: Spec = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    Ok(parse_with_warnings(text)?.0)
+}
+
+/// [`parse`], also returning the capabilities of `process.capabilities` that cannot be
+/// granted because this kernel (or minidock) does not know them. They are left out of the
+/// spec; runtime-spec 1.1 (config.md, "Linux Process") asks the runtime to log a warning for
+/// each and go on, and runc prints `ignoring unknown or unavailable capabilities: [...]`.
+pub fn parse_with_warnings(text: &str) -> Result<(Spec, Vec<String>)> {
+    let mut value: serde_json::Value = serde_json::from_str(text)?;
+    let ignored = strip_unknown_capabilities(&mut value);
+    let spec: Spec = serde_path_to_error::deserialize(value).map_err(|err| {
         let field = err.path().to_string();
         let inner = err.into_inner();
         if field == "." {
@@ -29,7 +38,41 @@ pub fn parse(text: &str) -> Result<Spec> {
         }
     })?;
     validate(&spec)?;
-    Ok(spec)
+    Ok((spec, ignored))
+}
+
+/// Removes the capability names nobody knows from every set of `process.capabilities`, and
+/// returns them with those this kernel does not know (above `cap_last_cap`), sorted, once each.
+fn strip_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
+    use oci_spec::runtime::Capability;
+    let last = crate::security::caps::last_cap();
+    let mut ignored = std::collections::BTreeSet::new();
+    let Some(sets) = config
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return Vec::new();
+    };
+    for set in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+        set.retain(|name| {
+            let Some(text) = name.as_str() else {
+                return true;
+            };
+            match serde_json::from_value::<Capability>(name.clone()) {
+                Ok(cap) => {
+                    if crate::security::caps::capability_number(cap) > last {
+                        ignored.insert(text.to_owned());
+                    }
+                    true
+                }
+                Err(_) => {
+                    ignored.insert(text.to_owned());
+                    false
+                }
+            }
+        });
+    }
+    ignored.into_iter().collect()
 }
 
 /// The checks the spec asks a runtime to make before it creates anything.
@@ -49,12 +92,103 @@ fn validate(spec: &Spec) -> Result<()> {
     if spec.root().is_none() {
         bail!("root: missing (the bundle's root filesystem)");
     }
-    for ns in namespaces(spec) {
+    let namespaces = namespaces(spec);
+    for (i, ns) in namespaces.iter().enumerate() {
+        if namespaces[..i].iter().any(|(other, _)| *other == ns.0) {
+            bail!("linux.namespaces: {:?} is listed twice", ns.0.proc_name());
+        }
         if ns.1.is_some() && ns.0 == Namespace::User {
             bail!("linux.namespaces: joining a user namespace by path is not supported");
         }
     }
+    let linux = spec.linux().as_ref();
+    if !namespaces.iter().any(|(ns, _)| *ns == Namespace::Mount) {
+        let listed = |l: Option<&Vec<String>>| l.is_some_and(|l| !l.is_empty());
+        if linux.is_some_and(|l| {
+            listed(l.masked_paths().as_ref()) || listed(l.readonly_paths().as_ref())
+        }) {
+            bail!(
+                "linux.maskedPaths and linux.readonlyPaths need a mount namespace (linux.namespaces)"
+            );
+        }
+    }
+    for key in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        check_sysctl(key, &namespaces)?;
+    }
     Ok(())
+}
+
+// ANCHOR: check_sysctl
+/// Refuses a `linux.sysctl` key that would change the host rather than the container: only
+/// the keys a namespace of the container's own isolates are allowed, as runc allows them
+/// (IPC keys with an IPC namespace, `net.*` with a network namespace that is not the
+/// runtime's own, `kernel.domainname` with a UTS namespace).
+pub fn check_sysctl(key: &str, namespaces: &[(Namespace, Option<PathBuf>)]) -> Result<()> {
+    let key = sysctl_dotted(key);
+    let has = |want: Namespace| namespaces.iter().find(|(ns, _)| *ns == want);
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+        if has(Namespace::Ipc).is_none() {
+            bail!("linux.sysctl: {key:?} is not allowed in the host's IPC namespace");
+        }
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        let host = match has(Namespace::Net) {
+            None => true,
+            Some((_, None)) => false,
+            Some((_, Some(path))) => same_file(path, Path::new("/proc/self/ns/net"))?,
+        };
+        if host {
+            bail!("linux.sysctl: {key:?} is not allowed in the host's network namespace");
+        }
+        return Ok(());
+    }
+    if has(Namespace::Uts).is_some() {
+        match key.as_str() {
+            "kernel.domainname" => return Ok(()),
+            "kernel.hostname" => bail!("linux.sysctl: {key:?} conflicts with the hostname field"),
+            _ => {}
+        }
+    }
+    bail!("linux.sysctl: {key:?} is not in a separate kernel namespace")
+}
+// ANCHOR_END: check_sysctl
+
+/// A sysctl name with dots (`net.ipv4.ip_forward`); `net/ipv4/ip_forward` is accepted too.
+pub fn sysctl_dotted(key: &str) -> String {
+    if key.contains('/') {
+        key.chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                c => c,
+            })
+            .collect()
+    } else {
+        key.to_owned()
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("stat {}", p.display()));
+    let (a, b) = (meta(a)?, meta(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
 /// The root filesystem, as an absolute path (`root.path` is relative to the bundle).
