@@ -130,6 +130,7 @@ impl RunArgs {
                 interactive: self.interactive,
                 auto_remove: self.rm,
             },
+            supervised: false,
         }
     }
 }
@@ -433,7 +434,11 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
 /// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
 /// (print the output, exit with the container's status).
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
-    let state = super::create(paths, &args.create_options()).map_err(run_error)?;
+    let options = CreateOptions {
+        supervised: true,
+        ..args.create_options()
+    };
+    let state = super::create(paths, &options).map_err(run_error)?;
     if args.detach {
         start_detached(paths, &state.id).map_err(run_error)?;
         println!("{}", state.id);

@@ -119,6 +119,9 @@ pub struct ContainerState {
     pub started_at: String,
     pub finished_at: String,
     pub restart_count: u32,
+    /// True from `create`'s first write of this file until its last: a container whose
+    /// creator died in between was never handed to anyone, and the next command removes it.
+    pub creating: bool,
     /// The cgroup directories of the current (or last) run.
     pub cgroup_paths: Vec<PathBuf>,
     /// The overlay's lower dirs, top first: the image's unpacked layers.
