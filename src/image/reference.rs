@@ -61,7 +61,7 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Reference> {
         match parse_normalized(text) {
             Ok(reference) => Ok(reference),
-            Err(why) => bail!("invalid reference {text:?}: {why}"),
+            Err(why) => bail!("invalid reference {}: {why}", crate::cli::quote(text)),
         }
     }
 }

@@ -8,7 +8,7 @@
 //!   oci-layout                 {"imageLayoutVersion":"1.0.0"}
 //!   index.json                 the tag index: one manifest descriptor per name
 //!   blobs/sha256/<hex>         every manifest, config and layer, named by its own digest
-//!   ingest/                    blobs being written (temp files, same filesystem)
+//!   ingest/                    blobs being written and `load` scratch dirs (same filesystem)
 //!   index.lock, gc.lock        flock(2) lock files
 //! <root>/layers/<chain-id>/    layers unpacked once, shared by containers as overlay lowers
 //! ```
@@ -200,8 +200,27 @@ impl Store {
                 store.write_index(Vec::new())?;
             }
         }
+        // What a killed pull, load, import or unpack left behind goes now, if no writer is at
+        // work. It is someone else's mess: failing to clean it must not fail this command, and
+        // `system prune` reports the same errors.
+        let _ = store.reclaim();
         Ok(store)
     }
+
+    // ANCHOR: reclaim
+    /// Reclaims what killed writers left behind (temp files and `load-*` scratch dirs in
+    /// `ingest/`, half-unpacked `layers/.*.unpacking-*`, blobs and layers no image references)
+    /// when no writer is active. Every writer holds a [`Lease`] (a shared `gc.lock`) for as long
+    /// as its leftovers-to-be exist, so `gc.lock` taken exclusively *without waiting* proves that
+    /// their owners are gone (the kernel drops a killed process's flock). `None` when a writer is
+    /// at work: its files are not leftovers.
+    pub fn reclaim(&self) -> Result<Option<GcReport>> {
+        let Some(_exclusive) = state::try_lock_file(&self.dir.join("gc.lock"))? else {
+            return Ok(None);
+        };
+        self.collect_garbage().map(Some)
+    }
+    // ANCHOR_END: reclaim
 
     /// The state root this store belongs to (`--root`).
     pub fn state_root(&self) -> &Path {
@@ -705,7 +724,9 @@ impl Store {
             }
         }
         for entry in read_dir_names(&self.ingest_dir())? {
-            remove_file_if_exists(&self.ingest_dir().join(entry))?;
+            let path = self.ingest_dir().join(entry);
+            report.bytes_freed += disk_usage(&path);
+            remove_any(&path)?;
         }
         for entry in read_dir_names(&self.layers_dir())? {
             let chain = entry.strip_suffix(".lock").unwrap_or(&entry);
@@ -717,6 +738,7 @@ impl Store {
                 remove_file_if_exists(&path)?;
                 continue;
             }
+            report.bytes_freed += disk_usage(&path);
             // Rename first, so a layer is never visible under its name half deleted.
             let doomed = self.layers_dir().join(format!(".deleting-{entry}"));
             let target = if entry.starts_with('.') {
@@ -1028,6 +1050,11 @@ pub fn containers_from_state(state_root: &Path) -> Result<Vec<ContainerUse>> {
     let dir = state_root.join("containers");
     let mut uses = Vec::new();
     for id in read_dir_names(&dir)? {
+        // A directory without state.json is a crash leftover (a failed `create`, an `rm`
+        // killed half way), not a container: it uses no image.
+        if !dir.join(&id).join("state.json").exists() {
+            continue;
+        }
         let path = dir.join(&id).join("config.json");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -1160,6 +1187,40 @@ fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The bytes of the files under `path` (a file or a directory tree; symlinks not followed),
+/// as `du --apparent-size -s` counts them; 0 for what cannot be read.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| disk_usage(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes a file or a directory tree; a missing one is fine.
+fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path)
+            .or_else(|err| match err.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(err),
+            })
+            .with_context(|| format!("removing {}", path.display())),
+        Ok(_) => remove_file_if_exists(path),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn remove_file_if_exists(path: &Path) -> Result<()> {

@@ -53,8 +53,12 @@ impl Challenge {
     pub fn parse(header: &str) -> Result<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-        let params = parse_params(rest)
-            .with_context(|| format!("parsing the WWW-Authenticate header {header:?}"))?;
+        let params = parse_params(rest).with_context(|| {
+            format!(
+                "parsing the WWW-Authenticate header {}",
+                crate::cli::quote(header)
+            )
+        })?;
         let param = |name: &str| params.get(name).cloned();
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => Ok(Challenge::Basic {
@@ -72,7 +76,11 @@ impl Challenge {
                     scope: param("scope"),
                 })
             }
-            other => bail!("unsupported authentication scheme {other:?} in {header:?}"),
+            other => bail!(
+                "unsupported authentication scheme {} in {}",
+                crate::cli::quote(other),
+                crate::cli::quote(header)
+            ),
         }
     }
 }

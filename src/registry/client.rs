@@ -387,14 +387,18 @@ impl Client {
                 body.errors
                     .iter()
                     .map(|e| format!("{}: {}", e.code, e.message))
+                    .map(crate::cli::quote)
                     .collect::<Vec<_>>()
                     .join("; ")
             })
             .filter(|text| !text.is_empty())
             .unwrap_or_else(|| {
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-                    .trim()
-                    .to_owned()
+                let body = body.trim_ascii();
+                if body.is_empty() {
+                    String::new()
+                } else {
+                    crate::cli::quote(body)
+                }
             });
         let message = match status {
             401 => format!(

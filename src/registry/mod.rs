@@ -84,7 +84,10 @@ pub fn manifest_kind(media_type: &str) -> Result<ManifestKind> {
         | "application/vnd.docker.distribution.manifest.v1+prettyjws" => bail!(
             "the registry sent a Docker schema 1 manifest ({media_type}), which is deprecated and unsupported: push the image again with a current tool"
         ),
-        other => bail!("unsupported manifest media type {other:?}"),
+        other => bail!(
+            "unsupported manifest media type {}",
+            crate::cli::quote(other)
+        ),
     }
 }
 
@@ -449,7 +452,10 @@ fn fetch_manifest(
 fn check_manifest(manifest: &ImageManifest) -> Result<()> {
     let config_type = manifest.config().media_type().to_string();
     if config_type != media_type::OCI_CONFIG && config_type != media_type::DOCKER_CONFIG {
-        bail!("unsupported config media type {config_type:?}: this is not a container image");
+        bail!(
+            "unsupported config media type {}: this is not a container image",
+            crate::cli::quote(config_type)
+        );
     }
     for layer in manifest.layers() {
         Compression::from_media_type(layer.media_type().as_ref())?;

@@ -306,8 +306,11 @@ impl<'a> Unpacker<'a> {
                 Some(Ok(entry)) => entry,
                 Some(Err(e)) => {
                     return Err(match &last {
-                        Some(raw) => anyhow!("after entry {}: {e}", show(raw)),
-                        None => anyhow!("at the first entry: {e}"),
+                        Some(raw) => crate::cli::untrusted_error(
+                            format_args!("after entry {}", show(raw)),
+                            e,
+                        ),
+                        None => crate::cli::untrusted_error("at the first entry", e),
                     });
                 }
             };

@@ -98,7 +98,7 @@ pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 /// How an entry name is shown in errors: quoted, with any non-UTF-8 byte escaped, so the
 /// message stays one line whatever the archive contains.
 pub fn show(raw: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(raw))
+    crate::cli::quote(raw)
 }
 
 #[cfg(test)]
