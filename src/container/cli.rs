@@ -13,6 +13,7 @@ use super::state::{ContainerState, Status};
 use super::{CreateOptions, Paths, short_id};
 use crate::cli::{Exit, code, exit_code_of};
 use crate::image::cli::{format_table, human_duration};
+use crate::state::disk_full_at;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -345,7 +346,8 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
     match command {
         ContainerCommand::Run(args) => run_run(&paths, args),
         ContainerCommand::Create(args) => {
-            let state = super::create(&paths, &args.create_options()).map_err(run_error)?;
+            let state = super::create(&paths, &args.create_options())
+                .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
             println!("{}", state.id);
             Ok(0)
         }
@@ -438,7 +440,8 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         supervised: true,
         ..args.create_options()
     };
-    let state = super::create(paths, &options).map_err(run_error)?;
+    let state = super::create(paths, &options)
+        .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
     if args.detach {
         start_detached(paths, &state.id).map_err(run_error)?;
         println!("{}", state.id);

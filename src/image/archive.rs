@@ -222,9 +222,13 @@ fn append_uncompressed_layer<W: Write>(
     let compression = Compression::from_media_type(layer.media_type().as_ref())?;
     let blob = BufReader::with_capacity(256 << 10, store.open_blob(layer.digest())?);
     let mut plain = HashingReader::new(decompressor(blob, compression));
-    let mut temp = tempfile::tempfile().context("creating a temp file for a layer")?;
+    let scratch = std::env::temp_dir();
+    let mut temp = tempfile::tempfile_in(&scratch)
+        .context("creating a temp file for a layer")
+        .map_err(|err| crate::state::disk_full_at(err, &scratch))?;
     let size = io::copy(&mut plain, &mut temp)
-        .with_context(|| format!("decompressing layer {}", layer.digest()))?;
+        .with_context(|| format!("decompressing layer {}", layer.digest()))
+        .map_err(|err| crate::state::disk_full_at(err, &scratch))?;
     let actual = plain.finish();
     if &actual.digest != diff_id {
         bail!(

@@ -372,7 +372,7 @@ impl Client {
     }
     // ANCHOR_END: send
 
-    /// A registry error as one line: `HTTP 404 MANIFEST_UNKNOWN: manifest unknown`.
+    /// A registry error as one line, its body quoted: `HTTP 404 "MANIFEST_UNKNOWN: manifest unknown"`.
     pub fn error_of(&self, what: &str, mut response: Response<Body>) -> anyhow::Error {
         let status = response.status().as_u16();
         let body = response

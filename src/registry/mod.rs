@@ -597,6 +597,9 @@ fn download_blob(
         None => io::copy(&mut { body }, &mut writer),
     };
     copied.map_err(|err| {
+        if crate::state::is_disk_full_io(&err) {
+            return anyhow::Error::new(err).context(format!("writing blob {}", expected.digest));
+        }
         anyhow!(
             "the connection broke after {} of {} bytes: {err}",
             writer.size(),
