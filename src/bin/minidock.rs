@@ -54,12 +54,21 @@ enum Command {
     /// The OCI runtime, with runc's verbs: run a bundle (rootfs + config.json).
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Manage minidock itself.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Remove stopped containers, dangling images and what interrupted commands left behind.
+    Prune(minidock::container::prune::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -145,6 +154,10 @@ fn main() -> ExitCode {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }
         Command::Runtime(command) => runtime(cli.root.as_deref(), command),
+        Command::System(SystemCommand::Prune(args)) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::container::prune::run_prune(&paths, &args)
+        }
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {

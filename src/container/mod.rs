@@ -24,6 +24,7 @@ pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod prune;
 pub mod recover;
 pub mod shim;
 pub mod spec;
