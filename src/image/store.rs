@@ -218,7 +218,26 @@ impl Store {
         let Some(_exclusive) = state::try_lock_file(&self.dir.join("gc.lock"))? else {
             return Ok(None);
         };
-        self.collect_garbage().map(Some)
+        let mut report = self.collect_garbage()?;
+        report.bytes_freed += self.remove_index_temp_files()?;
+        Ok(Some(report))
+    }
+
+    /// Removes the temp files of `index.json` writers killed before their rename, when nobody
+    /// holds `index.lock` (every writer of the index holds it). Returns the bytes freed.
+    fn remove_index_temp_files(&self) -> Result<u64> {
+        let Some(_index) = state::try_lock_file(&self.dir.join("index.lock"))? else {
+            return Ok(0);
+        };
+        let mut freed = 0;
+        for entry in read_dir_names(&self.dir)? {
+            if entry.starts_with(".tmp-") {
+                let path = self.dir.join(&entry);
+                freed += disk_usage(&path);
+                remove_file_if_exists(&path)?;
+            }
+        }
+        Ok(freed)
     }
     // ANCHOR_END: reclaim
 
@@ -671,7 +690,9 @@ impl Store {
     /// unpack in flight to finish first.
     pub fn gc(&self) -> Result<GcReport> {
         let _exclusive = state::lock_file(&self.dir.join("gc.lock"))?;
-        self.collect_garbage()
+        let mut report = self.collect_garbage()?;
+        report.bytes_freed += self.remove_index_temp_files()?;
+        Ok(report)
     }
 
     // ANCHOR: gc

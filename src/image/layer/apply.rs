@@ -608,7 +608,14 @@ impl<'a> Unpacker<'a> {
         })?;
         let mut file = File::from(fd);
         let reading = |e: std::io::Error| entry_error(raw, format!("reading its data: {e}"));
-        let writing = |e: std::io::Error| entry_error(raw, format!("writing: {e}"));
+        // A full disk keeps its kind, so the command can say that the disk is full.
+        let writing = |e: std::io::Error| {
+            if crate::state::is_disk_full_io(&e) {
+                anyhow::Error::new(e).context(format!("entry {}: writing", show(raw)))
+            } else {
+                entry_error(raw, format!("writing: {e}"))
+            }
+        };
         if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);
