@@ -12,7 +12,8 @@
 //!   cgroups, the network pin and the overlay mount go, and the exit is recorded as 137;
 //! - **being created, creator dead** (`create` was killed, or hit a full disk): the container
 //!   was never handed to the user, so it is removed entirely;
-//! - **created, supervisor dead while starting**: its cgroups and mounts go, it stays created;
+//! - **created or exited, supervisor dead while starting it**: whatever the start left in its
+//!   cgroups is killed and its cgroups go; its status stays;
 //! - **`--rm`, supervisor dead**: removed entirely, as Docker's daemon removes it;
 //! - **a directory without `state.json`** (a `create` that failed before its first write, an
 //!   `rm` killed half way): removed.
@@ -37,8 +38,8 @@ pub enum Action {
     Keep,
     /// Kill what is left, release its cgroups and mounts, record exit code 137.
     RecordKilled,
-    /// Release its cgroups and mounts; it stays created.
-    ReleaseCreated,
+    /// Kill what a start left in its cgroups and release them; its status stays.
+    Release,
     /// Remove it entirely (`--rm`, or a `create` that never finished).
     Remove,
 }
@@ -54,9 +55,8 @@ pub fn decide(state: &ContainerState) -> Action {
         _ if state.creating => Action::Remove,
         Status::Running | Status::Dead if state.config.auto_remove => Action::Remove,
         Status::Running | Status::Dead => Action::RecordKilled,
-        Status::Exited if state.config.auto_remove && owned => Action::Remove,
-        Status::Created if owned && state.config.auto_remove => Action::Remove,
-        Status::Created if owned => Action::ReleaseCreated,
+        Status::Created | Status::Exited if owned && state.config.auto_remove => Action::Remove,
+        Status::Created | Status::Exited if owned => Action::Release,
         Status::Created | Status::Exited => Action::Keep,
     }
 }
@@ -137,7 +137,12 @@ pub fn recover(paths: &Paths, id: &str) -> Result<()> {
     super::remove_cgroups(&state)?;
     crate::runtime::forget(&paths.runtime_root, id);
     super::unpin_network(paths, id)?;
-    super::unmount_rootfs(paths, id)?;
+    // A created or exited container keeps its rootfs mount until `rm` (or its next start
+    // mounts it again): only a container that was running loses it, as its supervisor would
+    // have unmounted it.
+    if action == Action::RecordKilled {
+        super::unmount_rootfs(paths, id)?;
+    }
     let mut state = state;
     state.supervisor_pid = 0;
     state.supervisor_start_time = 0;
@@ -183,11 +188,11 @@ mod tests {
         );
         assert_eq!(decide(&state(Status::Running, true, dead)), Action::Remove);
         assert_eq!(decide(&state(Status::Exited, true, dead)), Action::Remove);
-        assert_eq!(decide(&state(Status::Exited, false, dead)), Action::Keep);
+        assert_eq!(decide(&state(Status::Exited, false, dead)), Action::Release);
         assert_eq!(decide(&state(Status::Created, true, dead)), Action::Remove);
         assert_eq!(
             decide(&state(Status::Created, false, dead)),
-            Action::ReleaseCreated
+            Action::Release
         );
         let mut creating = state(Status::Created, false, dead);
         creating.creating = true;

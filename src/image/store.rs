@@ -208,19 +208,42 @@ impl Store {
     }
 
     // ANCHOR: reclaim
-    /// Reclaims what killed writers left behind (temp files and `load-*` scratch dirs in
-    /// `ingest/`, half-unpacked `layers/.*.unpacking-*`, blobs and layers no image references)
-    /// when no writer is active. Every writer holds a [`Lease`] (a shared `gc.lock`) for as long
-    /// as its leftovers-to-be exist, so `gc.lock` taken exclusively *without waiting* proves that
-    /// their owners are gone (the kernel drops a killed process's flock). `None` when a writer is
-    /// at work: its files are not leftovers.
+    /// Reclaims what killed writers left behind: temp files and `load-*` scratch dirs in
+    /// `ingest/`, half-unpacked (`.*.unpacking-*`) and half-deleted layers, and temp files of
+    /// `index.json`, when no writer is active. Every writer holds a [`Lease`] (a shared
+    /// `gc.lock`) for as long as its leftovers-to-be exist, so `gc.lock` taken exclusively
+    /// *without waiting* proves that their owners are gone (the kernel drops a killed process's
+    /// flock). `None` when a writer is at work: its files are not leftovers.
+    ///
+    /// Blobs a killed pull had completed and verified stay, as containerd's content store keeps
+    /// them: the next pull of the image reuses them. [`Store::gc`] (`system prune`, `rmi`)
+    /// removes them when no image references them.
     pub fn reclaim(&self) -> Result<Option<GcReport>> {
         let Some(_exclusive) = state::try_lock_file(&self.dir.join("gc.lock"))? else {
             return Ok(None);
         };
-        let mut report = self.collect_garbage()?;
+        let mut report = GcReport::default();
+        self.remove_leftovers(&mut report)?;
         report.bytes_freed += self.remove_index_temp_files()?;
         Ok(Some(report))
+    }
+
+    /// Deletes everything in `ingest/` and the layer directories whose name starts with `.`
+    /// (never a complete layer). The caller holds `gc.lock` exclusively.
+    fn remove_leftovers(&self, report: &mut GcReport) -> Result<()> {
+        for entry in read_dir_names(&self.ingest_dir())? {
+            let path = self.ingest_dir().join(entry);
+            report.bytes_freed += disk_usage(&path);
+            remove_any(&path)?;
+        }
+        for entry in read_dir_names(&self.layers_dir())? {
+            if entry.starts_with('.') {
+                let path = self.layers_dir().join(&entry);
+                report.bytes_freed += disk_usage(&path);
+                remove_any(&path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the temp files of `index.json` writers killed before their rename, when nobody
@@ -744,11 +767,7 @@ impl Store {
                 report.blobs_removed.push(entry);
             }
         }
-        for entry in read_dir_names(&self.ingest_dir())? {
-            let path = self.ingest_dir().join(entry);
-            report.bytes_freed += disk_usage(&path);
-            remove_any(&path)?;
-        }
+        self.remove_leftovers(&mut report)?;
         for entry in read_dir_names(&self.layers_dir())? {
             let chain = entry.strip_suffix(".lock").unwrap_or(&entry);
             if live_layers.contains(chain) {
