@@ -309,7 +309,7 @@ fn a_killed_shim_leaves_an_exited_137_container_with_nothing_running() {
 }
 
 #[test]
-fn the_killed_cli_of_a_foreground_rm_run_leaves_nothing() {
+fn an_rm_container_whose_cli_or_shim_was_killed_is_removed() {
     if !prerequisites() {
         return;
     }
@@ -332,7 +332,27 @@ fn the_killed_cli_of_a_foreground_rm_run_leaves_nothing() {
     cli.wait().unwrap();
     assert_eq!(env.ok(&["ps", "-aq"]), "", "the --rm container is removed");
     assert!(!process_alive(pid));
-    env.assert_clean(&[id]);
+    // The same for a detached --rm container whose shim is killed.
+    let detached = env
+        .ok(&["run", "-d", "--rm", "busybox", "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let state = state_json(&env, &detached);
+    let (shim, detached_pid) = (
+        state["SupervisorPid"].as_i64().unwrap() as i32,
+        state["Pid"].as_i64().unwrap() as i32,
+    );
+    sigkill(shim);
+    wait_for("the shim to die", Duration::from_secs(10), || {
+        !process_alive(shim)
+    });
+    assert_eq!(
+        env.ok(&["ps", "-aq"]),
+        "",
+        "the detached --rm container is removed"
+    );
+    assert!(!process_alive(detached_pid));
+    env.assert_clean(&[id, detached]);
     env.ok(&["run", "--rm", "busybox", "true"]);
 }
 
@@ -635,7 +655,7 @@ fn assert_disk_full(stderr: &str, mount: &Path) {
 }
 
 #[test]
-fn a_full_disk_is_said_as_such_in_import_load_create_and_pull() {
+fn a_full_disk_is_said_as_such_in_import_load_pull_create_commit_and_save() {
     if !prerequisites() {
         return;
     }
@@ -650,7 +670,15 @@ fn a_full_disk_is_said_as_such_in_import_load_create_and_pull() {
     env.ok(&["import", tar, "busybox"]);
     let archive = env.scratch.path().join("save.tar");
     env.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let created = env.ok(&["create", "--name", "full", "busybox", "true"]);
     let filler = fill(tmpfs.path());
+    assert_disk_full(&env.fails(&["commit", "full", "committed"]), tmpfs.path());
+    let saved = tmpfs.path().join("saved.tar");
+    assert_disk_full(
+        &env.fails(&["save", "-o", saved.to_str().unwrap(), "busybox"]),
+        tmpfs.path(),
+    );
+    assert!(!saved.exists(), "no truncated archive under the name");
     assert_disk_full(&env.fails(&["import", tar, "other"]), tmpfs.path());
     assert_disk_full(
         &env.fails(&["load", "-i", archive.to_str().unwrap()]),
@@ -664,7 +692,8 @@ fn a_full_disk_is_said_as_such_in_import_load_create_and_pull() {
     assert_eq!(env.leftover_bytes(), 0);
     env.ok(&["run", "--rm", "busybox", "true"]);
     env.ok(&["pull", &name]);
-    env.assert_clean(&[]);
+    env.ok(&["commit", "full", "committed"]);
+    env.assert_clean(&[created.trim().to_owned()]);
 }
 
 // ------------------------------------------------------------------------------------------
