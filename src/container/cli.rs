@@ -332,7 +332,7 @@ fn for_each(names: &[String], mut body: impl FnMut(&str) -> Result<Option<String
             Ok(Some(line)) => println!("{line}"),
             Ok(None) => {}
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 failed = true;
             }
         }
@@ -489,7 +489,7 @@ fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
         match paths.resolve(name) {
             Ok(state) => found.push(super::inspect::inspect(paths, &state)),
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 failed = true;
             }
         }

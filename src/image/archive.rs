@@ -630,16 +630,16 @@ fn load_oci(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
         let mut manifest_descriptor = entry.clone();
         let mut manifest_bytes = copy_blob(store, archive, entry)?;
         if is_index(entry.media_type()) {
-            let nested: ImageIndex =
-                serde_json::from_slice(&manifest_bytes).context("parsing a nested image index")?;
+            let nested: ImageIndex = serde_json::from_slice(&manifest_bytes)
+                .map_err(|err| crate::cli::untrusted_error("parsing a nested image index", err))?;
             let chosen =
                 crate::registry::choose_platform(&nested, &crate::registry::Platform::host())?
                     .clone();
             manifest_bytes = copy_blob(store, archive, &chosen)?;
             manifest_descriptor = chosen;
         }
-        let manifest: ImageManifest =
-            serde_json::from_slice(&manifest_bytes).context("parsing an image manifest")?;
+        let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|err| crate::cli::untrusted_error("parsing an image manifest", err))?;
         copy_blob(store, archive, manifest.config())?;
         for layer in manifest.layers() {
             copy_blob(store, archive, layer)?;

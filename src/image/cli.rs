@@ -198,7 +198,7 @@ pub fn run_rmi_with(
                 }
             }
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 status = REQUEST_FAILED;
             }
         }
@@ -216,7 +216,7 @@ pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
         match store.resolve(name) {
             Ok(image) => found.push(inspect(&store, &image)?),
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 status = REQUEST_FAILED;
             }
         }

@@ -94,7 +94,8 @@ pub fn sha256_digest(bytes: &[u8]) -> Digest {
 
 /// Parses `sha256:<hex>`, with a one-line error.
 pub fn parse_digest(text: &str) -> Result<Digest> {
-    let digest = Digest::try_from(text).map_err(|err| anyhow!("invalid digest {text:?}: {err}"))?;
+    let digest = Digest::try_from(text)
+        .map_err(|err| anyhow!("invalid digest {}: {err}", crate::cli::quote(text)))?;
     sha256_hex(&digest)?;
     Ok(digest)
 }

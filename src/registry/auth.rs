@@ -67,7 +67,8 @@ impl Challenge {
             "bearer" => {
                 let Some(realm) = param("realm").filter(|r| !r.is_empty()) else {
                     bail!(
-                        "the registry's Bearer challenge has no realm (token server): {header:?}"
+                        "the registry's Bearer challenge has no realm (token server): {}",
+                        crate::cli::quote(header)
                     );
                 };
                 Ok(Challenge::Bearer {
@@ -104,7 +105,7 @@ fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            bail!("parameter {key:?} has no value");
+            bail!("parameter {} has no value", crate::cli::quote(key));
         }
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
@@ -114,7 +115,7 @@ fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
                     Some('"') => break,
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
-                    None => bail!("unterminated quoted value for {key:?}"),
+                    None => bail!("unterminated quoted value for {}", crate::cli::quote(key)),
                 }
             }
         } else {

@@ -240,7 +240,12 @@ impl Client {
             .strip_prefix("https://")
             .or_else(|| realm.strip_prefix("http://"))
             .map(|rest| rest.split('/').next().unwrap_or(rest))
-            .with_context(|| format!("the token server {realm:?} is not an http(s) URL"))?;
+            .with_context(|| {
+                format!(
+                    "the token server {} is not an http(s) URL",
+                    crate::cli::quote(realm)
+                )
+            })?;
         if realm.starts_with("http://")
             && !is_local(realm_host)
             && !self.insecure.iter().any(|r| r == realm_host)

@@ -101,7 +101,8 @@ fn declared_media_type(bytes: &[u8], content_type: Option<&str>) -> Result<Strin
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
     }
-    let head: Head = serde_json::from_slice(bytes).context("the manifest is not valid JSON")?;
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|err| crate::cli::untrusted_error("the manifest is not valid JSON", err))?;
     if head.schema_version != Some(2) {
         bail!(
             "unsupported manifest schemaVersion {:?} (only 2 is supported)",
@@ -263,8 +264,8 @@ pub fn pull(
 
     // 2. An index: choose our platform's manifest and fetch it by digest.
     if manifest_kind(&fetched.media_type)? == ManifestKind::Index {
-        let index: ImageIndex =
-            serde_json::from_slice(&fetched.bytes).context("parsing the image index")?;
+        let index: ImageIndex = serde_json::from_slice(&fetched.bytes)
+            .map_err(|err| crate::cli::untrusted_error("parsing the image index", err))?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let chosen = choose_platform(&index, &platform)?;
         let expected = Blob::of(chosen);
@@ -281,8 +282,8 @@ pub fn pull(
             );
         }
     }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&fetched.bytes).context("parsing the image manifest")?;
+    let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
+        .map_err(|err| crate::cli::untrusted_error("parsing the image manifest", err))?;
     check_manifest(&manifest)?;
 
     // From here on, blobs land in the store: hold a lease so gc does not sweep them before
@@ -303,7 +304,7 @@ pub fn pull(
     }
     let config: ImageConfiguration =
         serde_json::from_slice(&store.read_blob(config_descriptor.digest())?)
-            .context("parsing the image config")?;
+            .map_err(|err| crate::cli::untrusted_error("parsing the image config", err))?;
     if config.rootfs().diff_ids().len() != manifest.layers().len() {
         bail!(
             "the image is inconsistent: its config lists {} layers, its manifest {}",
