@@ -86,7 +86,7 @@ impl Paths {
     /// Every container, newest first, after recovering those whose supervisor is gone
     /// ([`recover`]): what it returns is what the kernel shows, not only what was written.
     pub fn list(&self) -> Result<Vec<ContainerState>> {
-        recover::recover_all(self)?;
+        recover::recover_all_or_warn(self);
         self.list_recorded()
     }
 
@@ -265,7 +265,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
 
     let id = new_id()?;
     // Recover first: a killed container's name is free again once it is removed.
-    recover::recover_all(paths)?;
+    recover::recover_all_or_warn(paths);
     let mut state = {
         let _lock = paths.lock()?;
         let others = paths.list_recorded()?;

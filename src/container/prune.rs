@@ -39,7 +39,8 @@ pub struct Pruned {
 pub fn prune(paths: &Paths, all: bool) -> Result<Pruned> {
     let before = disk_usage(&paths.root);
     let mut pruned = Pruned::default();
-    // `list` recovers first: a container whose supervisor died is stopped now.
+    // Recover first, reporting any failure: a container whose supervisor died is stopped now.
+    super::recover::recover_all(paths)?;
     for container in paths.list().context("listing containers")? {
         let starting = container.status == Status::Created && container.supervisor_alive();
         if container.observe() == Status::Running || starting {

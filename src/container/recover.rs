@@ -25,7 +25,7 @@
 use super::state::{ContainerState, Status};
 use super::{Paths, remove_files};
 use crate::explain::{self, Chapter};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::time::Duration;
 
 /// The exit code containerd records for a container whose shim died: 128 + SIGKILL.
@@ -65,11 +65,27 @@ pub fn decide(state: &ContainerState) -> Action {
 /// Recovers every container in `containers/` that needs it (see the module docs). Errors on
 /// one container do not stop the others; the first one is returned.
 pub fn recover_all(paths: &Paths) -> Result<()> {
+    recover_each(paths).map_or(Ok(()), Err)
+}
+
+/// [`recover_all`] for commands that only read: a container that cannot be recovered (a
+/// process that does not die, a busy mount) must not hide the others, so the error is
+/// printed as a warning and the command goes on.
+pub fn recover_all_or_warn(paths: &Paths) {
+    if let Some(err) = recover_each(paths) {
+        eprintln!(
+            "minidock: warning: {}",
+            crate::cli::one_line(&format!("{err:#}"))
+        );
+    }
+}
+
+fn recover_each(paths: &Paths) -> Option<anyhow::Error> {
     let dir = paths.containers();
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(anyhow::Error::new(e).context(format!("listing {}", dir.display()))),
     };
     let mut first_error = None;
     for entry in entries.flatten() {
@@ -87,10 +103,10 @@ pub fn recover_all(paths: &Paths) -> Result<()> {
             Err(_) => false,
         };
         if needed && let Err(err) = recover(paths, &id) {
-            first_error.get_or_insert(err);
+            first_error.get_or_insert(err.context(format!("recovering container {id}")));
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error
 }
 
 /// A container whose process just ended while its supervisor lives: the supervisor is about to
