@@ -315,15 +315,22 @@ fn an_rm_container_whose_cli_or_shim_was_killed_is_removed() {
     }
     let env = Env::new();
     env.import_busybox("busybox");
+    let stderr = env.scratch.path().join("run.stderr");
     let mut cli = env
         .cmd()
         .args(["run", "--rm", "busybox", "sleep", "1000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    wait_for("the container to run", Duration::from_secs(20), || {
+    wait_for("the container to run", Duration::from_secs(60), || {
+        if let Some(status) = cli.try_wait().unwrap() {
+            panic!(
+                "run exited ({status}): {}",
+                fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
         env.output(&["ps", "-q"]).stdout.len() > 1
     });
     let id = env.container_ids().pop().unwrap();
