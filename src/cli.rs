@@ -77,7 +77,7 @@ where
 }
 
 /// The most characters an error line shows before it is cut (after escaping).
-const LINE_MAX: usize = 4096;
+pub const LINE_MAX: usize = 4096;
 
 /// A whole message made safe to print as one line: the escaping of [`quote`] for everything
 /// but `"` and `\` (the message's own quotes stay), cut at [`LINE_MAX`] characters. The last guard at the edge of every binary, for the

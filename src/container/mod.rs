@@ -12,7 +12,8 @@
 //!    in `state.json` ([`state`]). For `run -d` the supervisor is a detached `minidock shim`
 //!    process; in the foreground, `minidock run` supervises the container itself;
 //! 3. every later command (`ps`, `stop`, `exec`, `rm`...) reads `state.json` and checks the
-//!    kernel (is the pid still that process?) rather than trusting what was written.
+//!    kernel (is the pid still that process?) rather than trusting what was written; if the
+//!    supervisor is gone, it finishes the supervisor's work first ([`recover`]).
 //!
 //! On disk, `<root>/containers/<id>/` holds `config.json` (the spec, plus the top-level `Image`
 //! the image store reads to keep an image in use), `state.json`, `log`, `upper/`, `work/` and

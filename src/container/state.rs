@@ -5,7 +5,8 @@
 //! readers need no lock; read-modify-writes hold [`super::Paths::lock`].
 //!
 //! What was written can be out of date: a supervisor killed with SIGKILL never records the
-//! exit. So [`ContainerState::observe`] checks the kernel: a recorded pid is only "running" while
+//! exit (the next command's [`super::recover`] does it for it). So [`ContainerState::observe`]
+//! checks the kernel: a recorded pid is only "running" while
 //! that pid is alive *and* is still the same process (its start time matches, since pids are
 //! reused).
 

@@ -17,7 +17,7 @@
 //! temp file in `ingest/` while its digest is computed, compared with the digest (and size) it
 //! was expected to have, and only then renamed into `blobs/sha256/`. A blob under its name is
 //! therefore always complete and correct; a pull that is killed half way leaves only a temp
-//! file, which the next garbage collection removes.
+//! file, which the next store command removes once no writer is at work ([`Store::reclaim`]).
 //!
 //! **The tag index** is `index.json` itself. Each name is one descriptor whose
 //! `org.opencontainers.image.ref.name` annotation holds the normalised reference
