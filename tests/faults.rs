@@ -415,6 +415,41 @@ fn run_killed_at_several_points_leaves_nothing_after_the_next_command() {
 }
 
 #[test]
+fn rm_killed_half_way_is_finished_by_the_next_command() {
+    if !prerequisites() || !strace_available() {
+        return;
+    }
+    let env = Env::new();
+    env.import_busybox("busybox");
+    // unlinkat: rm's recursive removal of the container's directory, part done; at the later
+    // points state.json is gone and the directory is no container any more.
+    let mut without_state = 0;
+    for nth in [1, 3, 7, 9, 12] {
+        let id = env
+            .ok(&["run", "-d", "busybox", "sleep", "1000"])
+            .trim()
+            .to_owned();
+        let out = env.killed_at("unlinkat", nth, &["rm", "-f", &id]);
+        assert!(!out.status.success(), "unlinkat#{nth}: not killed");
+        assert_eq!(env.container_ids(), vec![id.clone()], "unlinkat#{nth}");
+        let dir = env.root.join("containers").join(&id);
+        if !dir.join("state.json").exists() {
+            without_state += 1;
+        }
+        // The next command lists it (if its state.json survived) or reclaims it; either
+        // way `rm` ends it.
+        if env.ok(&["ps", "-aq", "--no-trunc"]).contains(&id) {
+            env.ok(&["rm", "-f", &id]);
+        }
+        env.assert_clean(&[id]);
+    }
+    assert!(
+        without_state > 0,
+        "no kill point left a directory without state.json"
+    );
+}
+
+#[test]
 fn load_killed_at_several_points_is_reclaimed_by_the_next_command() {
     if !prerequisites() || !strace_available() {
         return;
