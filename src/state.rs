@@ -155,16 +155,37 @@ pub fn lock_file_shared(path: &Path) -> Result<Lock> {
     lock(path, FlockArg::LockShared, "LOCK_SH")
 }
 
-fn lock(path: &Path, mode: FlockArg, mode_name: &str) -> Result<Lock> {
+/// Takes an exclusive flock(2) on `path` if nobody holds it, without waiting: `None` when
+/// another holder (shared or exclusive) has it. Recovery uses it to tell whether the owner of
+/// some leftovers is still at work.
+pub fn try_lock_file(path: &Path) -> Result<Option<Lock>> {
+    let file = open_lock_file(path)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(held) => Ok(Some(Lock {
+            _held: held,
+            path: path.to_path_buf(),
+        })),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => {
+            Err(errno).with_context(|| format!("flock {} LOCK_EX|LOCK_NB", path.display()))
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
     // std opens with O_CLOEXEC, so a container started while we hold the lock does not
     // inherit (and keep alive) the lock.
-    let mut file = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
+        .with_context(|| format!("opening lock file {}", path.display()))
+}
+
+fn lock(path: &Path, mode: FlockArg, mode_name: &str) -> Result<Lock> {
+    let mut file = open_lock_file(path)?;
     explain::step(
         "lock against parallel writers",
         || format!("flock(\"{}\", {mode_name})", path.display()),
@@ -187,6 +208,120 @@ fn lock(path: &Path, mode: FlockArg, mode_name: &str) -> Result<Lock> {
     }
 }
 // ANCHOR_END: lock_file
+
+// ANCHOR: disk_full
+/// Whether an I/O error says the disk is full: ENOSPC, or EDQUOT (a quota), however it was
+/// wrapped (the tar and gzip readers keep the error's kind).
+pub fn is_disk_full_io(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    ) || matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Whether an error, anywhere in its chain, is a full disk.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(is_disk_full_io)
+            || matches!(
+                cause.downcast_ref::<Errno>(),
+                Some(Errno::ENOSPC | Errno::EDQUOT)
+            )
+            || cause.downcast_ref::<DiskFull>().is_some()
+    })
+}
+
+/// A full disk, said as such: which path could not be written, and the filesystem (mount point
+/// and type, from /proc/self/mountinfo) that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskFull {
+    pub path: PathBuf,
+    /// The mount point and the filesystem type, when the mount table shows them.
+    pub filesystem: Option<(PathBuf, String)>,
+}
+
+impl std::fmt::Display for DiskFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the disk is full: no space left on device for {}",
+            self.path.display()
+        )?;
+        if let Some((mount, kind)) = &self.filesystem {
+            write!(f, " (the {kind} filesystem mounted at {})", mount.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DiskFull {}
+
+/// Turns an error that is a full disk into a [`DiskFull`] naming `path` (the directory the
+/// operation writes to) and its filesystem; any other error, or one already turned, is
+/// returned as it is. Apply it where an operation that writes ends: the message then says
+/// "the disk is full" and where, instead of what the failed write was part of.
+pub fn disk_full_at(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    if !is_disk_full(&err) || err.chain().any(|c| c.downcast_ref::<DiskFull>().is_some()) {
+        return err;
+    }
+    anyhow::Error::new(DiskFull {
+        path: path.to_path_buf(),
+        filesystem: filesystem_of(path),
+    })
+}
+
+/// The mount point and filesystem type holding `path` (or its nearest existing ancestor).
+pub fn filesystem_of(path: &Path) -> Option<(PathBuf, String)> {
+    let mut existing = path;
+    while !existing.exists() {
+        existing = existing.parent()?;
+    }
+    let real = fs::canonicalize(existing).ok()?;
+    let table = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    table
+        .lines()
+        .filter_map(|line| {
+            let mount = unescape_mount_path(line.split(' ').nth(4)?);
+            let kind = line.split(" - ").nth(1)?.split(' ').next()?.to_owned();
+            real.starts_with(&mount).then_some((mount, kind))
+        })
+        // The longest mount point wins; among equal ones, the last mounted (on top).
+        .fold(
+            None,
+            |best: Option<(PathBuf, String)>, candidate| match &best {
+                Some((mount, _)) if mount.as_os_str().len() > candidate.0.as_os_str().len() => best,
+                _ => Some(candidate),
+            },
+        )
+}
+
+/// A mountinfo path field: spaces, tabs, newlines and backslashes are octal escapes (`\040`).
+fn unescape_mount_path(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+// ANCHOR_END: disk_full
 
 /// Formats a time as RFC 3339 in UTC with Go's `RFC3339Nano` layout (trailing zeros of the
 /// fraction dropped), the format of Docker's `Created` fields: `2024-05-01T12:34:56.5Z`.
@@ -358,5 +493,33 @@ mod tests {
         drop(held);
         let other = File::open(&path).unwrap();
         assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
+    }
+
+    #[test]
+    fn a_full_disk_is_said_with_its_filesystem() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("the input is not a valid tar archive");
+        let said = disk_full_at(full, Path::new("/proc/self"));
+        assert_eq!(
+            format!("{said:#}"),
+            "the disk is full: no space left on device for /proc/self \
+             (the proc filesystem mounted at /proc)"
+        );
+        // Said once: a second, outer call keeps the first path.
+        let again = disk_full_at(said, Path::new("/"));
+        assert!(format!("{again}").contains("/proc/self"));
+        let other = disk_full_at(anyhow::anyhow!("boom"), Path::new("/"));
+        assert_eq!(format!("{other:#}"), "boom");
+        assert_eq!(unescape_mount_path("/a\\040b"), PathBuf::from("/a b"));
+    }
+
+    #[test]
+    fn try_lock_gives_way_to_a_shared_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let shared = lock_file_shared(&path).unwrap();
+        assert!(try_lock_file(&path).unwrap().is_none());
+        drop(shared);
+        assert!(try_lock_file(&path).unwrap().is_some());
     }
 }

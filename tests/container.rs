@@ -1274,8 +1274,10 @@ fn shim_of(id: &str) -> i32 {
 #[test]
 fn a_killed_shim_or_cli_leaves_a_truthful_state() {
     let Some(env) = Env::new() else { return };
-    // The shim: SIGKILLed, the container runs on; when it dies, nobody records the end.
+    // The shim: SIGKILLed. The next command notices, kills what is left of the container and
+    // records 137, as containerd does when a shim dies.
     let id = env.detach(&["--name", "orphan", "busybox", "sleep", "1000"]);
+    let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
     let shim = shim_of(&id);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shim),
@@ -1285,19 +1287,11 @@ fn a_killed_shim_or_cli_leaves_a_truthful_state() {
     wait_for("the shim to die", Duration::from_secs(10), || {
         !process_alive(shim)
     });
-    assert_eq!(env.inspect("orphan", "{{.State.Status}}"), "running");
-    let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the container to die", Duration::from_secs(10), || {
-        !process_alive(pid)
-    });
-    assert_eq!(env.inspect("orphan", "{{.State.Status}}"), "dead");
-    assert!(env.ok(&["ps", "-a"]).contains("Dead"));
-    // The foreground CLI: SIGKILLed, its container runs on.
+    assert_eq!(env.inspect("orphan", "{{.State.Status}}"), "exited");
+    assert_eq!(env.inspect("orphan", "{{.State.ExitCode}}"), "137");
+    assert!(!process_alive(pid), "the container's process is gone");
+    assert!(env.ok(&["ps", "-a"]).contains("Exited (137)"));
+    // The foreground CLI: SIGKILLed, the same.
     let mut cli = env
         .cmd()
         .args(["run", "--name", "fg", "busybox", "sleep", "1000"])
@@ -1313,8 +1307,9 @@ fn a_killed_shim_or_cli_leaves_a_truthful_state() {
     });
     cli.kill().unwrap();
     cli.wait().unwrap();
-    assert_eq!(env.inspect("fg", "{{.State.Status}}"), "running");
-    // rm -f cleans both up: processes, cgroups, mounts, state (checked by finish).
-    env.ok(&["rm", "-f", "orphan", "fg"]);
+    assert_eq!(env.inspect("fg", "{{.State.Status}}"), "exited");
+    assert_eq!(env.inspect("fg", "{{.State.ExitCode}}"), "137");
+    // rm cleans both up: cgroups, mounts, state (checked by finish).
+    env.ok(&["rm", "orphan", "fg"]);
     env.finish();
 }

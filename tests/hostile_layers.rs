@@ -526,7 +526,11 @@ fn h19_traversal_hidden_in_a_gnu_long_name() {
     sb.refuses(
         &tar,
         &flatten(),
-        &format!("entry \"{name}\": path leaves the layer through \"..\""),
+        // The name is untrusted: quoted, and cut to its first 64 characters.
+        &format!(
+            "entry \"{}…\": path leaves the layer through \"..\"",
+            &name[..64]
+        ),
     );
 }
 

@@ -623,10 +623,12 @@ fn rmi_refuses_an_image_a_container_uses_unless_forced() {
         &options(&[]),
     )
     .unwrap();
-    // The container layer records the image ID in <root>/containers/<id>/config.json.
+    // The container layer records the image ID in <root>/containers/<id>/config.json; a
+    // container directory is one once it has its state.json.
     let container = "c0ffee0123456789c0ffee0123456789";
     let dir = root.path().join("containers").join(container);
     fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("state.json"), "{}").unwrap();
     fs::write(
         dir.join("config.json"),
         serde_json::json!({ "Image": image.id.to_string() }).to_string(),

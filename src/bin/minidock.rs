@@ -58,12 +58,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Manage minidock itself.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Remove stopped containers, dangling images and what interrupted commands left behind.
+    Prune(minidock::container::prune::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +108,10 @@ fn main() -> ExitCode {
             full.extend(args);
             let status = minidock::runtime::cli::main(cli.root.as_deref(), full);
             Ok(if status == ExitCode::SUCCESS { 0 } else { 1 })
+        }
+        Command::System(SystemCommand::Prune(args)) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::container::prune::run_prune(&paths, &args)
         }
         Command::Doctor { json } => {
             let checks = doctor::run();

@@ -13,6 +13,7 @@ use super::state::{ContainerState, Status};
 use super::{CreateOptions, Paths, short_id};
 use crate::cli::{Exit, code, exit_code_of};
 use crate::image::cli::{format_table, human_duration};
+use crate::state::disk_full_at;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -130,6 +131,7 @@ impl RunArgs {
                 interactive: self.interactive,
                 auto_remove: self.rm,
             },
+            supervised: false,
         }
     }
 }
@@ -335,7 +337,7 @@ fn for_each(names: &[String], mut body: impl FnMut(&str) -> Result<Option<String
             Ok(Some(line)) => println!("{line}"),
             Ok(None) => {}
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 failed = true;
             }
         }
@@ -349,7 +351,8 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
     match command {
         ContainerCommand::Run(args) => run_run(&paths, args),
         ContainerCommand::Create(args) => {
-            let state = super::create(&paths, &args.create_options()).map_err(run_error)?;
+            let state = super::create(&paths, &args.create_options())
+                .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
             println!("{}", state.id);
             Ok(0)
         }
@@ -440,7 +443,12 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
 /// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
 /// (print the output, exit with the container's status).
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
-    let state = super::create(paths, &args.create_options()).map_err(run_error)?;
+    let options = CreateOptions {
+        supervised: true,
+        ..args.create_options()
+    };
+    let state = super::create(paths, &options)
+        .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
     if args.detach {
         start_detached(paths, &state.id).map_err(run_error)?;
         println!("{}", state.id);
@@ -495,7 +503,7 @@ fn run_inspect(paths: &Paths, args: &InspectArgs) -> Result<u8> {
         match paths.resolve(name) {
             Ok(state) => found.push(super::inspect::inspect(paths, &state)),
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 failed = true;
             }
         }

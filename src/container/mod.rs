@@ -12,7 +12,8 @@
 //!    in `state.json` ([`state`]). For `run -d` the supervisor is a detached `minidock shim`
 //!    process; in the foreground, `minidock run` supervises the container itself;
 //! 3. every later command (`ps`, `stop`, `exec`, `rm`...) reads `state.json` and checks the
-//!    kernel (is the pid still that process?) rather than trusting what was written.
+//!    kernel (is the pid still that process?) rather than trusting what was written; if the
+//!    supervisor is gone, it finishes the supervisor's work first ([`recover`]).
 //!
 //! On disk, `<root>/containers/<id>/` holds `config.json` (the spec, plus the top-level `Image`
 //! the image store reads to keep an image in use), `state.json`, `log`, `upper/`, `work/` and
@@ -24,6 +25,8 @@ pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod prune;
+pub mod recover;
 pub mod shim;
 pub mod spec;
 pub mod state;
@@ -80,8 +83,15 @@ impl Paths {
         crate::state::lock_file(&self.root.join("containers.lock"))
     }
 
-    /// Every container, newest first.
+    /// Every container, newest first, after recovering those whose supervisor is gone
+    /// ([`recover`]): what it returns is what the kernel shows, not only what was written.
     pub fn list(&self) -> Result<Vec<ContainerState>> {
+        recover::recover_all_or_warn(self);
+        self.list_recorded()
+    }
+
+    /// Every container as recorded, newest first; for callers that hold [`Paths::lock`].
+    fn list_recorded(&self) -> Result<Vec<ContainerState>> {
         let dir = self.containers();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -92,8 +102,8 @@ impl Paths {
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
             let id = entry.file_name().to_string_lossy().into_owned();
-            // A directory without state.json is a `create` that was killed before its first
-            // write: there is nothing to show.
+            // A directory without state.json is a `create` that failed before its first
+            // write, or an `rm` killed half way: there is nothing to show (recovery removes it).
             if let Ok(Some(state)) = ContainerState::load(self, &id) {
                 all.push(state);
             }
@@ -213,6 +223,10 @@ pub struct CreateOptions {
     pub image: String,
     pub name: Option<String>,
     pub run: spec::RunOptions,
+    /// The calling process goes on to supervise the container (`run`): it stays recorded as
+    /// the container's supervisor, so a `run` killed before the container starts leaves a
+    /// container that recovery can tell apart from a plain `create`.
+    pub supervised: bool,
 }
 
 /// Removes a container's directory on an error during `create`, unless disarmed.
@@ -225,6 +239,7 @@ struct CreateGuard<'a> {
 impl Drop for CreateGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
+            let _lock = self.paths.lock();
             let _ = remove_files(self.paths, &self.id);
         }
     }
@@ -252,9 +267,11 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     let lowers: Vec<PathBuf> = layers.into_iter().rev().collect();
 
     let id = new_id()?;
+    // Recover first: a killed container's name is free again once it is removed.
+    recover::recover_all_or_warn(paths);
     let mut state = {
         let _lock = paths.lock()?;
-        let others = paths.list()?;
+        let others = paths.list_recorded()?;
         let name = match &options.name {
             Some(name) => {
                 let name = name.strip_prefix('/').unwrap_or(name).to_owned();
@@ -283,10 +300,16 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
         std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
             .create(&dir)
             .with_context(|| format!("mkdir {}", dir.display()))?;
-        let state = ContainerState::new(&id, &name, &options.image, image.id.as_ref());
-        // The state goes first, so even a `create` killed right now leaves a container that
-        // `ps -a` shows and `rm` removes.
-        state.save(paths)?;
+        let mut state = ContainerState::new(&id, &name, &options.image, image.id.as_ref());
+        // The state goes first, naming this process as its creator: a `create` killed from
+        // now on leaves a container that the next command's recovery removes.
+        state.creating = true;
+        (state.supervisor_pid, state.supervisor_start_time) = self::state::me();
+        state.config.auto_remove = options.run.auto_remove;
+        if let Err(err) = state.save(paths) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err);
+        }
         state
     };
     let mut guard = CreateGuard {
@@ -308,6 +331,11 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     drop(lease);
 
     state.config = built.config;
+    state.creating = false;
+    if !options.supervised {
+        state.supervisor_pid = 0;
+        state.supervisor_start_time = 0;
+    }
     state.save(paths)?;
     guard.armed = false;
     Ok(state)
@@ -388,7 +416,7 @@ fn cgroup_dirs(state: &ContainerState) -> Vec<PathBuf> {
 }
 
 /// Kills whatever is left in the container's cgroups and removes them.
-fn remove_cgroups(state: &ContainerState) -> Result<()> {
+pub(crate) fn remove_cgroups(state: &ContainerState) -> Result<()> {
     for dir in cgroup_dirs(state) {
         crate::cgroup::remove_existing(&dir)
             .with_context(|| format!("removing cgroup {}", dir.display()))?;
@@ -400,9 +428,15 @@ fn remove_cgroups(state: &ContainerState) -> Result<()> {
 /// Removes everything a container is made of: its cgroups (killing what is left in them), the
 /// runtime's state, the overlay mount, and its directory. Idempotent.
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
-    if let Ok(Some(state)) = ContainerState::load(paths, id) {
-        remove_cgroups(&state)?;
-    }
+    // Without a readable state.json, the cgroups its ID implies are still checked.
+    let state = match ContainerState::load(paths, id) {
+        Ok(Some(state)) => state,
+        _ => ContainerState {
+            id: id.to_owned(),
+            ..ContainerState::default()
+        },
+    };
+    remove_cgroups(&state)?;
     crate::runtime::forget(&paths.runtime_root, id);
     let dir = paths.dir(id);
     if !dir.exists() {
@@ -553,6 +587,11 @@ pub fn wait(paths: &Paths, name_or_id: &str) -> Result<i32> {
         match ContainerState::load(paths, &id)? {
             // Removed meanwhile (`--rm`, or `rm -f` from elsewhere).
             None => return Err(no_such_container(name_or_id)),
+            // Its supervisor died while we waited: recover it, and read it again.
+            Some(state) if recover::decide(&state) != recover::Action::Keep => {
+                recover::recover(paths, &id)?;
+                continue;
+            }
             Some(state) => match state.observe() {
                 Status::Running => {}
                 Status::Created if state.supervisor_alive() => {}

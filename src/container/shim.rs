@@ -10,8 +10,10 @@
 //! whole container with `--rm`), and exits. In the foreground, `minidock run` runs the very
 //! same [`supervise`] itself, and also copies the output to the terminal.
 //!
-//! If a shim is killed, the container keeps running (as with Docker), but nobody records its
-//! end: `ps` then checks the pids and reports it dead, and `rm -f` cleans up.
+//! If a shim (or the foreground `run`) is killed, the next command that reads the container
+//! notices (the recorded supervisor's pid and start time no longer match a live process), kills
+//! what is left in the container's cgroups and records exit code 137, as containerd does when a
+//! shim dies; see [`super::recover`].
 
 use super::logs::{LogWriter, Stream};
 use super::state::{self as cstate, ContainerState, Status, ZERO_TIME};
@@ -75,6 +77,8 @@ fn record_failed_start(paths: &Paths, id: &str, err: &anyhow::Error) {
         s.error = format!("{err:#}");
         s.exit_code = i32::from(exit_code_of(err));
         s.pid = 0;
+        s.supervisor_pid = 0;
+        s.supervisor_start_time = 0;
     });
 }
 
@@ -97,6 +101,16 @@ pub fn supervise(
             super::REQUEST_FAILED,
             format!("container {id} is already running"),
         ));
+        started(Err(&err));
+        return Err(err);
+    }
+    // From now on this process owns the container: if it dies, the next command's recovery
+    // finishes its work (see [`super::recover`]).
+    let (me, me_start) = cstate::me();
+    if let Err(err) = ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = me;
+        s.supervisor_start_time = me_start;
+    }) {
         started(Err(&err));
         return Err(err);
     }

@@ -5,7 +5,8 @@
 //! readers need no lock; read-modify-writes hold [`super::Paths::lock`].
 //!
 //! What was written can be out of date: a supervisor killed with SIGKILL never records the
-//! exit. So [`ContainerState::observe`] checks the kernel: a recorded pid is only "running" while
+//! exit (the next command's [`super::recover`] does it for it). So [`ContainerState::observe`]
+//! checks the kernel: a recorded pid is only "running" while
 //! that pid is alive *and* is still the same process (its start time matches, since pids are
 //! reused).
 
@@ -119,6 +120,9 @@ pub struct ContainerState {
     pub started_at: String,
     pub finished_at: String,
     pub restart_count: u32,
+    /// True from `create`'s first write of this file until its last: a container whose
+    /// creator died in between was never handed to anyone, and the next command removes it.
+    pub creating: bool,
     /// The cgroup directories of the current (or last) run.
     pub cgroup_paths: Vec<PathBuf>,
     /// The overlay's lower dirs, top first: the image's unpacked layers.

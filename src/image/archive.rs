@@ -28,7 +28,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use flate2::read::MultiGzDecoder;
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, ImageManifestBuilder,
@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::layer::Compression;
 use super::reference::Reference;
 use super::store::{Blob, HashingReader, Image, REF_NAME_ANNOTATION, Store, parse_digest};
+use crate::cli::{quote, untrusted_error};
 use crate::explain::{self, Chapter};
 
 /// containerd's (and Docker's) annotation for an image's full name in an OCI archive; the OCI
@@ -221,9 +222,13 @@ fn append_uncompressed_layer<W: Write>(
     let compression = Compression::from_media_type(layer.media_type().as_ref())?;
     let blob = BufReader::with_capacity(256 << 10, store.open_blob(layer.digest())?);
     let mut plain = HashingReader::new(decompressor(blob, compression));
-    let mut temp = tempfile::tempfile().context("creating a temp file for a layer")?;
+    let scratch = std::env::temp_dir();
+    let mut temp = tempfile::tempfile_in(&scratch)
+        .context("creating a temp file for a layer")
+        .map_err(|err| crate::state::disk_full_at(err, &scratch))?;
     let size = io::copy(&mut plain, &mut temp)
-        .with_context(|| format!("decompressing layer {}", layer.digest()))?;
+        .with_context(|| format!("decompressing layer {}", layer.digest()))
+        .map_err(|err| crate::state::disk_full_at(err, &scratch))?;
     let actual = plain.finish();
     if &actual.digest != diff_id {
         bail!(
@@ -375,25 +380,31 @@ struct Extracted {
 impl Extracted {
     /// The file an archive path names, following the archive's own symlinks.
     fn path(&self, name: &str) -> Result<PathBuf> {
-        let mut rel = clean_path(name).with_context(|| format!("invalid path {name:?}"))?;
+        let mut rel = clean_path(name).with_context(|| format!("invalid path {}", quote(name)))?;
         for _ in 0..16 {
             match self.symlinks.get(&rel) {
                 Some(target) => {
                     let base = rel.parent().unwrap_or(Path::new(""));
                     let joined = base.join(target);
                     rel = clean_path(&joined.to_string_lossy()).with_context(|| {
-                        format!("the archive's symlink {name:?} points outside the archive")
+                        format!(
+                            "the archive's symlink {} points outside the archive",
+                            quote(name)
+                        )
                     })?;
                 }
                 None => return Ok(self.dir.path().join(rel)),
             }
         }
-        bail!("too many levels of symlinks for {name:?} in the archive")
+        bail!(
+            "too many levels of symlinks for {} in the archive",
+            quote(name)
+        )
     }
 
     fn open(&self, name: &str) -> Result<File> {
         let path = self.path(name)?;
-        File::open(&path).with_context(|| format!("the archive has no file {name:?}"))
+        File::open(&path).with_context(|| format!("the archive has no file {}", quote(name)))
     }
 
     fn read_json_file(&self, name: &str) -> Result<Vec<u8>> {
@@ -401,9 +412,12 @@ impl Extracted {
         self.open(name)?
             .take(MAX_JSON + 1)
             .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {name} from the archive"))?;
+            .with_context(|| format!("reading {} from the archive", quote(name)))?;
         if bytes.len() as u64 > MAX_JSON {
-            bail!("{name} in the archive is larger than {MAX_JSON} bytes");
+            bail!(
+                "{} in the archive is larger than {MAX_JSON} bytes",
+                quote(name)
+            );
         }
         Ok(bytes)
     }
@@ -445,26 +459,27 @@ fn extract(store: &Store, input: impl Read) -> Result<Extracted> {
     let mut archive = tar::Archive::new(input);
     for (count, entry) in archive
         .entries()
-        .context("reading the archive")?
+        .map_err(|err| untrusted_error("reading the archive", err))?
         .enumerate()
     {
         if count >= MAX_ENTRIES {
             bail!("the archive has more than {MAX_ENTRIES} entries");
         }
-        let mut entry = entry.context("reading the archive")?;
+        let mut entry =
+            entry.map_err(|err| untrusted_error("the input is not a valid tar archive", err))?;
         let raw = entry
             .path()
-            .context("reading an archive path")?
+            .map_err(|err| untrusted_error("reading an archive path", err))?
             .into_owned();
         let name = raw.to_string_lossy().into_owned();
         let Some(rel) = clean_path(&name).filter(|p| !p.starts_with("..")) else {
             if name.trim_matches('/').trim_matches('.').is_empty() {
                 continue; // "./" itself
             }
-            bail!("the archive entry {name:?} escapes the archive");
+            bail!("the archive entry {} escapes the archive", quote(&name));
         };
         if raw.components().any(|c| c == Component::ParentDir) {
-            bail!("the archive entry {name:?} contains '..'");
+            bail!("the archive entry {} contains '..'", quote(&name));
         }
         let dest = dir.path().join(&rel);
         match entry.header().entry_type() {
@@ -480,18 +495,21 @@ fn extract(store: &Store, input: impl Read) -> Result<Extracted> {
                 let mut file =
                     File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
                 io::copy(&mut entry, &mut file)
-                    .with_context(|| format!("extracting {name} from the archive"))?;
+                    .with_context(|| format!("extracting {} from the archive", quote(&name)))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .context("reading a symlink target")?
+                    .map_err(|err| untrusted_error("reading a symlink target", err))?
                     .context("a symlink without a target")?
                     .into_owned();
                 symlinks.insert(rel, target);
             }
             // Hard links, devices, fifos: an image archive has no use for them.
-            other => bail!("the archive entry {name:?} has an unsupported type {other:?}"),
+            other => bail!(
+                "the archive entry {} has an unsupported type {other:?}",
+                quote(&name)
+            ),
         }
     }
     Ok(Extracted { dir, symlinks })
@@ -523,7 +541,7 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<Loaded>> {
 fn load_docker(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
     let bytes = archive.read_json_file("manifest.json")?;
     let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&bytes)
-        .map_err(|err| anyhow!("invalid manifest.json in the archive: {err}"))?;
+        .map_err(|err| untrusted_error("invalid manifest.json in the archive", err))?;
     if entries.is_empty() {
         bail!("invalid manifest.json in the archive: it lists no image");
     }
@@ -537,13 +555,17 @@ fn load_docker(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
             .collect::<Result<Vec<_>>>()
             .context("invalid RepoTags in manifest.json")?;
         let config_bytes = archive.read_json_file(&entry.config)?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .with_context(|| format!("parsing the image config {}", entry.config))?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|err| {
+            untrusted_error(
+                format_args!("parsing the image config {}", quote(&entry.config)),
+                err,
+            )
+        })?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != entry.layers.len() {
             bail!(
                 "invalid manifest.json in the archive: {} lists {} layers, its config {}",
-                entry.config,
+                quote(&entry.config),
                 entry.layers.len(),
                 diff_ids.len()
             );
@@ -552,7 +574,7 @@ fn load_docker(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             layers.push(
                 store_archive_layer(store, archive, path, &parse_digest(diff_id)?)
-                    .with_context(|| format!("loading layer {path}"))?,
+                    .with_context(|| format!("loading layer {}", quote(path)))?,
             );
         }
         let config_blob = store.put_blob(&config_bytes, None)?;
@@ -599,7 +621,7 @@ fn store_archive_layer(
 fn load_oci(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
     let bytes = archive.read_json_file("index.json")?;
     let index: ImageIndex = serde_json::from_slice(&bytes)
-        .map_err(|err| anyhow!("invalid index.json in the archive: {err}"))?;
+        .map_err(|err| untrusted_error("invalid index.json in the archive", err))?;
     if index.manifests().is_empty() {
         bail!("invalid index.json in the archive: it lists no image");
     }
@@ -608,16 +630,16 @@ fn load_oci(store: &Store, archive: &Extracted) -> Result<Vec<Loaded>> {
         let mut manifest_descriptor = entry.clone();
         let mut manifest_bytes = copy_blob(store, archive, entry)?;
         if is_index(entry.media_type()) {
-            let nested: ImageIndex =
-                serde_json::from_slice(&manifest_bytes).context("parsing a nested image index")?;
+            let nested: ImageIndex = serde_json::from_slice(&manifest_bytes)
+                .map_err(|err| crate::cli::untrusted_error("parsing a nested image index", err))?;
             let chosen =
                 crate::registry::choose_platform(&nested, &crate::registry::Platform::host())?
                     .clone();
             manifest_bytes = copy_blob(store, archive, &chosen)?;
             manifest_descriptor = chosen;
         }
-        let manifest: ImageManifest =
-            serde_json::from_slice(&manifest_bytes).context("parsing an image manifest")?;
+        let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|err| crate::cli::untrusted_error("parsing an image manifest", err))?;
         copy_blob(store, archive, manifest.config())?;
         for layer in manifest.layers() {
             copy_blob(store, archive, layer)?;

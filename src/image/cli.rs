@@ -18,6 +18,7 @@ use super::import::{ImportOptions, import};
 use super::reference::Reference;
 use super::store::{ContainerUse, Image, Removed, Store, containers_from_state};
 use crate::cli::Exit;
+use crate::state::disk_full_at;
 
 /// Docker's CLI exits 1 when a request fails (no such image, a conflict).
 const REQUEST_FAILED: u8 = 1;
@@ -129,7 +130,7 @@ pub fn run_import(root: &Path, args: &ImportArgs) -> Result<u8> {
         Some(text) => vec![Reference::parse(text).map_err(request_failed)?],
         None => Vec::new(),
     };
-    let store = Store::open(root)?;
+    let store = Store::open(root).map_err(|err| disk_full_at(err, root))?;
     let options = ImportOptions {
         source: args.source.clone(),
         message: args.message.clone(),
@@ -149,7 +150,8 @@ pub fn run_import(root: &Path, args: &ImportArgs) -> Result<u8> {
                 .map_err(request_failed)?,
         )
     };
-    let image = import(&store, input, &names, &options).map_err(request_failed)?;
+    let image = import(&store, input, &names, &options)
+        .map_err(|err| request_failed(disk_full_at(err, store.dir())))?;
     println!("{}", image.id);
     Ok(0)
 }
@@ -204,7 +206,7 @@ pub fn run_rmi_with(
                 }
             }
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 status = REQUEST_FAILED;
             }
         }
@@ -229,7 +231,7 @@ pub fn run_image_inspect(root: &Path, args: &ImageInspectArgs) -> Result<u8> {
         match store.resolve(name) {
             Ok(image) => found.push(inspect(&store, &image)?),
             Err(err) => {
-                eprintln!("minidock: {err:#}");
+                eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                 status = REQUEST_FAILED;
             }
         }
@@ -849,7 +851,7 @@ pub struct HistoryArgs {
 /// `minidock save`: the archive goes to a temp file beside `-o FILE` and is renamed into place
 /// when complete, so a failed save never leaves a truncated archive under that name.
 pub fn run_save(root: &Path, args: &SaveArgs) -> Result<u8> {
-    let store = Store::open(root)?;
+    let store = Store::open(root).map_err(|err| disk_full_at(err, root))?;
     match &args.output {
         Some(path) => {
             let dir = path
@@ -859,12 +861,15 @@ pub fn run_save(root: &Path, args: &SaveArgs) -> Result<u8> {
             let temp = tempfile::Builder::new()
                 .prefix(".minidock-save-")
                 .tempfile_in(dir)
-                .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+                .with_context(|| format!("creating a temp file in {}", dir.display()))
+                .map_err(|err| disk_full_at(err, dir))?;
             let out = io::BufWriter::with_capacity(256 << 10, temp.as_file());
-            super::archive::save(&store, &args.images, args.format, out).map_err(request_failed)?;
+            super::archive::save(&store, &args.images, args.format, out)
+                .map_err(|err| request_failed(disk_full_at(err, dir)))?;
             temp.as_file()
                 .sync_all()
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| format!("writing {}", path.display()))
+                .map_err(|err| disk_full_at(err, dir))?;
             temp.persist(path)
                 .map_err(|err| err.error)
                 .with_context(|| format!("renaming the archive to {}", path.display()))?;
@@ -879,7 +884,8 @@ pub fn run_save(root: &Path, args: &SaveArgs) -> Result<u8> {
                 .into());
             }
             let out = io::BufWriter::with_capacity(256 << 10, stdout.lock());
-            super::archive::save(&store, &args.images, args.format, out).map_err(request_failed)?;
+            super::archive::save(&store, &args.images, args.format, out)
+                .map_err(|err| request_failed(disk_full_at(err, Path::new("/dev/stdout"))))?;
         }
     }
     Ok(0)
@@ -888,7 +894,7 @@ pub fn run_save(root: &Path, args: &SaveArgs) -> Result<u8> {
 
 /// `minidock load`: prints `Loaded image: NAME` (or `Loaded image ID: ID` when untagged).
 pub fn run_load(root: &Path, args: &LoadArgs) -> Result<u8> {
-    let store = Store::open(root)?;
+    let store = Store::open(root).map_err(|err| disk_full_at(err, root))?;
     let input: Box<dyn Read> = match &args.input {
         Some(path) => Box::new(io::BufReader::new(
             File::open(path)
@@ -897,7 +903,8 @@ pub fn run_load(root: &Path, args: &LoadArgs) -> Result<u8> {
         )),
         None => Box::new(io::stdin().lock()),
     };
-    let loaded = super::archive::load(&store, input).map_err(request_failed)?;
+    let loaded = super::archive::load(&store, input)
+        .map_err(|err| request_failed(disk_full_at(err, store.dir())))?;
     if !args.quiet {
         let mut out = io::stdout().lock();
         for image in loaded {
@@ -968,8 +975,8 @@ pub fn run_commit(root: &Path, args: &CommitArgs) -> Result<u8> {
         changes: args.changes.clone(),
         created: None,
     };
-    let image =
-        super::commit::commit(&paths, &args.container, &names, &options).map_err(request_failed)?;
+    let image = super::commit::commit(&paths, &args.container, &names, &options)
+        .map_err(|err| request_failed(disk_full_at(err, &root.join("images"))))?;
     println!("{}", image.id);
     Ok(0)
 }

@@ -31,6 +31,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::reference::Reference;
 use super::store::{Image, Store, finish_digest};
+use crate::cli::{quote, untrusted_error};
 use crate::state;
 
 /// What `docker import` takes besides the tarball.
@@ -209,16 +210,17 @@ fn check_tar(stream: &mut impl Read) -> Result<()> {
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
-        .context("the input is not a tar archive")?;
+        .map_err(|err| untrusted_error("the input is not a tar archive", err))?;
     for entry in entries {
-        let entry = entry.context("the input is not a valid tar archive")?;
-        let path = entry
-            .path()
-            .context("the tarball has an entry with an unreadable path")?;
+        let entry =
+            entry.map_err(|err| untrusted_error("the input is not a valid tar archive", err))?;
+        let path = entry.path().map_err(|err| {
+            untrusted_error("the tarball has an entry with an unreadable path", err)
+        })?;
         if path.components().any(|c| c == Component::ParentDir) {
             bail!(
-                "the tarball has an entry {:?} that climbs out of the root with '..'",
-                path.display().to_string()
+                "the tarball has an entry {} that climbs out of the root with '..'",
+                quote(path.as_os_str().as_encoded_bytes())
             );
         }
     }

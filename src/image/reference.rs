@@ -61,7 +61,7 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Reference> {
         match parse_normalized(text) {
             Ok(reference) => Ok(reference),
-            Err(why) => bail!("invalid reference {text:?}: {why}"),
+            Err(why) => bail!("invalid reference {}: {why}", crate::cli::quote(text)),
         }
     }
 }
@@ -155,17 +155,20 @@ fn split_domain(name: &str) -> (String, String) {
 fn parse_digest(text: &str) -> Result<String, String> {
     let Some((algorithm, hex)) = text.split_once(':') else {
         return Err(format!(
-            "digest {text:?} must look like sha256:<64 hex digits>"
+            "digest {} must look like sha256:<64 hex digits>",
+            crate::cli::quote(text)
         ));
     };
     if algorithm != "sha256" {
         return Err(format!(
-            "unsupported digest algorithm {algorithm:?} (only sha256)"
+            "unsupported digest algorithm {} (only sha256)",
+            crate::cli::quote(algorithm)
         ));
     }
     if !is_sha256_hex(hex) {
         return Err(format!(
-            "digest {text:?} must be sha256: followed by 64 lowercase hex digits"
+            "digest {} must be sha256: followed by 64 lowercase hex digits",
+            crate::cli::quote(text)
         ));
     }
     Ok(text.to_owned())
@@ -185,17 +188,26 @@ fn validate_tag(tag: &str) -> Result<(), String> {
     };
     if !ok {
         return Err(format!(
-            "tag {tag:?} must be letters, digits, '_', '.' or '-', and not start with '.' or '-'"
+            "tag {} must be letters, digits, '_', '.' or '-', and not start with '.' or '-'",
+            crate::cli::quote(tag)
         ));
     }
     if tag.len() > 128 {
-        return Err(format!("tag {tag:?} is longer than 128 characters"));
+        return Err(format!(
+            "tag {} is longer than 128 characters",
+            crate::cli::quote(tag)
+        ));
     }
     Ok(())
 }
 
 fn validate_domain(domain: &str) -> Result<(), String> {
-    let bad = || Err(format!("{domain:?} is not a valid registry host[:port]"));
+    let bad = || {
+        Err(format!(
+            "{} is not a valid registry host[:port]",
+            crate::cli::quote(domain)
+        ))
+    };
     let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = domain.strip_prefix('[') {
         // An IPv6 literal, with an optional port: [::1]:5000
@@ -233,8 +245,9 @@ fn validate_path(path: &str) -> Result<(), String> {
     for component in path.split('/') {
         if !path_component_ok(component) {
             return Err(format!(
-                "repository name component {component:?} must be lowercase letters and digits, \
-                 separated by '.', '_', '__' or dashes"
+                "repository name component {} must be lowercase letters and digits, \
+                 separated by '.', '_', '__' or dashes",
+                crate::cli::quote(component)
             ));
         }
     }

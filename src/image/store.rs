@@ -8,7 +8,7 @@
 //!   oci-layout                 {"imageLayoutVersion":"1.0.0"}
 //!   index.json                 the tag index: one manifest descriptor per name
 //!   blobs/sha256/<hex>         every manifest, config and layer, named by its own digest
-//!   ingest/                    blobs being written (temp files, same filesystem)
+//!   ingest/                    blobs being written and `load` scratch dirs (same filesystem)
 //!   index.lock, gc.lock        flock(2) lock files
 //! <root>/layers/<chain-id>/    layers unpacked once, shared by containers as overlay lowers
 //! ```
@@ -17,7 +17,7 @@
 //! temp file in `ingest/` while its digest is computed, compared with the digest (and size) it
 //! was expected to have, and only then renamed into `blobs/sha256/`. A blob under its name is
 //! therefore always complete and correct; a pull that is killed half way leaves only a temp
-//! file, which the next garbage collection removes.
+//! file, which the next store command removes once no writer is at work ([`Store::reclaim`]).
 //!
 //! **The tag index** is `index.json` itself. Each name is one descriptor whose
 //! `org.opencontainers.image.ref.name` annotation holds the normalised reference
@@ -98,7 +98,8 @@ pub fn sha256_digest(bytes: &[u8]) -> Digest {
 
 /// Parses `sha256:<hex>`, with a one-line error.
 pub fn parse_digest(text: &str) -> Result<Digest> {
-    let digest = Digest::try_from(text).map_err(|err| anyhow!("invalid digest {text:?}: {err}"))?;
+    let digest = Digest::try_from(text)
+        .map_err(|err| anyhow!("invalid digest {}: {err}", crate::cli::quote(text)))?;
     sha256_hex(&digest)?;
     Ok(digest)
 }
@@ -204,8 +205,69 @@ impl Store {
                 store.write_index(Vec::new())?;
             }
         }
+        // What a killed pull, load, import or unpack left behind goes now, if no writer is at
+        // work. It is someone else's mess: failing to clean it must not fail this command, and
+        // `system prune` reports the same errors.
+        let _ = store.reclaim();
         Ok(store)
     }
+
+    // ANCHOR: reclaim
+    /// Reclaims what killed writers left behind: temp files and `load-*` scratch dirs in
+    /// `ingest/`, half-unpacked (`.*.unpacking-*`) and half-deleted layers, and temp files of
+    /// `index.json`, when no writer is active. Every writer holds a [`Lease`] (a shared
+    /// `gc.lock`) for as long as its leftovers-to-be exist, so `gc.lock` taken exclusively
+    /// *without waiting* proves that their owners are gone (the kernel drops a killed process's
+    /// flock). `None` when a writer is at work: its files are not leftovers.
+    ///
+    /// Blobs a killed pull had completed and verified stay, as containerd's content store keeps
+    /// them: the next pull of the image reuses them. [`Store::gc`] (`system prune`, `rmi`)
+    /// removes them when no image references them.
+    pub fn reclaim(&self) -> Result<Option<GcReport>> {
+        let Some(_exclusive) = state::try_lock_file(&self.dir.join("gc.lock"))? else {
+            return Ok(None);
+        };
+        let mut report = GcReport::default();
+        self.remove_leftovers(&mut report)?;
+        report.bytes_freed += self.remove_index_temp_files()?;
+        Ok(Some(report))
+    }
+
+    /// Deletes everything in `ingest/` and the layer directories whose name starts with `.`
+    /// (never a complete layer). The caller holds `gc.lock` exclusively.
+    fn remove_leftovers(&self, report: &mut GcReport) -> Result<()> {
+        for entry in read_dir_names(&self.ingest_dir())? {
+            let path = self.ingest_dir().join(entry);
+            report.bytes_freed += disk_usage(&path);
+            remove_any(&path)?;
+        }
+        for entry in read_dir_names(&self.layers_dir())? {
+            if entry.starts_with('.') {
+                let path = self.layers_dir().join(&entry);
+                report.bytes_freed += disk_usage(&path);
+                remove_any(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the temp files of `index.json` writers killed before their rename, when nobody
+    /// holds `index.lock` (every writer of the index holds it). Returns the bytes freed.
+    fn remove_index_temp_files(&self) -> Result<u64> {
+        let Some(_index) = state::try_lock_file(&self.dir.join("index.lock"))? else {
+            return Ok(0);
+        };
+        let mut freed = 0;
+        for entry in read_dir_names(&self.dir)? {
+            if entry.starts_with(".tmp-") {
+                let path = self.dir.join(&entry);
+                freed += disk_usage(&path);
+                remove_file_if_exists(&path)?;
+            }
+        }
+        Ok(freed)
+    }
+    // ANCHOR_END: reclaim
 
     /// The state root this store belongs to (`--root`).
     pub fn state_root(&self) -> &Path {
@@ -679,7 +741,9 @@ impl Store {
     /// unpack in flight to finish first.
     pub fn gc(&self) -> Result<GcReport> {
         let _exclusive = state::lock_file(&self.dir.join("gc.lock"))?;
-        self.collect_garbage()
+        let mut report = self.collect_garbage()?;
+        report.bytes_freed += self.remove_index_temp_files()?;
+        Ok(report)
     }
 
     // ANCHOR: gc
@@ -731,9 +795,7 @@ impl Store {
                 report.blobs_removed.push(entry);
             }
         }
-        for entry in read_dir_names(&self.ingest_dir())? {
-            remove_file_if_exists(&self.ingest_dir().join(entry))?;
-        }
+        self.remove_leftovers(&mut report)?;
         for entry in read_dir_names(&self.layers_dir())? {
             let chain = entry.strip_suffix(".lock").unwrap_or(&entry);
             if live_layers.contains(chain) {
@@ -744,6 +806,7 @@ impl Store {
                 remove_file_if_exists(&path)?;
                 continue;
             }
+            report.bytes_freed += disk_usage(&path);
             // Rename first, so a layer is never visible under its name half deleted.
             let doomed = self.layers_dir().join(format!(".deleting-{entry}"));
             let target = if entry.starts_with('.') {
@@ -1070,6 +1133,11 @@ pub fn containers_from_state(state_root: &Path) -> Result<Vec<ContainerUse>> {
     let dir = state_root.join("containers");
     let mut uses = Vec::new();
     for id in read_dir_names(&dir)? {
+        // A directory without state.json is a crash leftover (a failed `create`, an `rm`
+        // killed half way), not a container: it uses no image.
+        if !dir.join(&id).join("state.json").exists() {
+            continue;
+        }
         let path = dir.join(&id).join("config.json");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -1209,6 +1277,40 @@ fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The bytes of the files under `path` (a file or a directory tree; symlinks not followed),
+/// as `du --apparent-size -s` counts them; 0 for what cannot be read.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| disk_usage(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes a file or a directory tree; a missing one is fine.
+fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path)
+            .or_else(|err| match err.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(err),
+            })
+            .with_context(|| format!("removing {}", path.display())),
+        Ok(_) => remove_file_if_exists(path),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn remove_file_if_exists(path: &Path) -> Result<()> {

@@ -53,8 +53,12 @@ impl Challenge {
     pub fn parse(header: &str) -> Result<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-        let params = parse_params(rest)
-            .with_context(|| format!("parsing the WWW-Authenticate header {header:?}"))?;
+        let params = parse_params(rest).with_context(|| {
+            format!(
+                "parsing the WWW-Authenticate header {}",
+                crate::cli::quote(header)
+            )
+        })?;
         let param = |name: &str| params.get(name).cloned();
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => Ok(Challenge::Basic {
@@ -63,7 +67,8 @@ impl Challenge {
             "bearer" => {
                 let Some(realm) = param("realm").filter(|r| !r.is_empty()) else {
                     bail!(
-                        "the registry's Bearer challenge has no realm (token server): {header:?}"
+                        "the registry's Bearer challenge has no realm (token server): {}",
+                        crate::cli::quote(header)
                     );
                 };
                 Ok(Challenge::Bearer {
@@ -72,7 +77,11 @@ impl Challenge {
                     scope: param("scope"),
                 })
             }
-            other => bail!("unsupported authentication scheme {other:?} in {header:?}"),
+            other => bail!(
+                "unsupported authentication scheme {} in {}",
+                crate::cli::quote(other),
+                crate::cli::quote(header)
+            ),
         }
     }
 }
@@ -96,7 +105,7 @@ fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            bail!("parameter {key:?} has no value");
+            bail!("parameter {} has no value", crate::cli::quote(key));
         }
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
@@ -106,7 +115,7 @@ fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
                     Some('"') => break,
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
-                    None => bail!("unterminated quoted value for {key:?}"),
+                    None => bail!("unterminated quoted value for {}", crate::cli::quote(key)),
                 }
             }
         } else {

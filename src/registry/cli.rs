@@ -14,6 +14,7 @@ use super::{Platform, PullOptions, PushOptions, pull, push, request_failed};
 use crate::cli::Exit;
 use crate::image::reference::{DEFAULT_DOMAIN, Reference};
 use crate::image::store::Store;
+use crate::state::disk_full_at;
 
 const REQUEST_FAILED: u8 = 1;
 
@@ -104,9 +105,10 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> Result<u8> {
         jobs: 0,
         unpack: true,
     };
-    let store = Store::open(root)?;
+    let store = Store::open(root).map_err(|err| disk_full_at(err, root))?;
     let progress = Progress::new(args.quiet);
-    let pulled = pull(&store, &reference, &options, &progress).map_err(request_failed)?;
+    let pulled = pull(&store, &reference, &options, &progress)
+        .map_err(|err| request_failed(disk_full_at(err, store.dir())))?;
     // What was asked for, not another name the same content is stored under.
     let name = pulled.name;
     progress.line(&format!("Digest: {}", pulled.digest));

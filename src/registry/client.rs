@@ -240,7 +240,12 @@ impl Client {
             .strip_prefix("https://")
             .or_else(|| realm.strip_prefix("http://"))
             .map(|rest| rest.split('/').next().unwrap_or(rest))
-            .with_context(|| format!("the token server {realm:?} is not an http(s) URL"))?;
+            .with_context(|| {
+                format!(
+                    "the token server {} is not an http(s) URL",
+                    crate::cli::quote(realm)
+                )
+            })?;
         if realm.starts_with("http://")
             && !is_local(realm_host)
             && !self.insecure.iter().any(|r| r == realm_host)
@@ -372,7 +377,7 @@ impl Client {
     }
     // ANCHOR_END: send
 
-    /// A registry error as one line: `HTTP 404 MANIFEST_UNKNOWN: manifest unknown`.
+    /// A registry error as one line, its body quoted: `HTTP 404 "MANIFEST_UNKNOWN: manifest unknown"`.
     pub fn error_of(&self, what: &str, mut response: Response<Body>) -> anyhow::Error {
         let status = response.status().as_u16();
         let body = response
@@ -387,14 +392,18 @@ impl Client {
                 body.errors
                     .iter()
                     .map(|e| format!("{}: {}", e.code, e.message))
+                    .map(crate::cli::quote)
                     .collect::<Vec<_>>()
                     .join("; ")
             })
             .filter(|text| !text.is_empty())
             .unwrap_or_else(|| {
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-                    .trim()
-                    .to_owned()
+                let body = body.trim_ascii();
+                if body.is_empty() {
+                    String::new()
+                } else {
+                    crate::cli::quote(body)
+                }
             });
         let message = match status {
             401 => format!(

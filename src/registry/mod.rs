@@ -84,7 +84,10 @@ pub fn manifest_kind(media_type: &str) -> Result<ManifestKind> {
         | "application/vnd.docker.distribution.manifest.v1+prettyjws" => bail!(
             "the registry sent a Docker schema 1 manifest ({media_type}), which is deprecated and unsupported: push the image again with a current tool"
         ),
-        other => bail!("unsupported manifest media type {other:?}"),
+        other => bail!(
+            "unsupported manifest media type {}",
+            crate::cli::quote(other)
+        ),
     }
 }
 
@@ -98,7 +101,8 @@ fn declared_media_type(bytes: &[u8], content_type: Option<&str>) -> Result<Strin
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
     }
-    let head: Head = serde_json::from_slice(bytes).context("the manifest is not valid JSON")?;
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|err| crate::cli::untrusted_error("the manifest is not valid JSON", err))?;
     if head.schema_version != Some(2) {
         bail!(
             "unsupported manifest schemaVersion {:?} (only 2 is supported)",
@@ -262,8 +266,8 @@ pub fn pull(
 
     // 2. An index: choose our platform's manifest and fetch it by digest.
     if manifest_kind(&fetched.media_type)? == ManifestKind::Index {
-        let index: ImageIndex =
-            serde_json::from_slice(&fetched.bytes).context("parsing the image index")?;
+        let index: ImageIndex = serde_json::from_slice(&fetched.bytes)
+            .map_err(|err| crate::cli::untrusted_error("parsing the image index", err))?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let chosen = choose_platform(&index, &platform)?;
         let expected = Blob::of(chosen);
@@ -280,8 +284,8 @@ pub fn pull(
             );
         }
     }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&fetched.bytes).context("parsing the image manifest")?;
+    let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
+        .map_err(|err| crate::cli::untrusted_error("parsing the image manifest", err))?;
     check_manifest(&manifest)?;
 
     // From here on, blobs land in the store: hold a lease so gc does not sweep them before
@@ -302,7 +306,7 @@ pub fn pull(
     }
     let config: ImageConfiguration =
         serde_json::from_slice(&store.read_blob(config_descriptor.digest())?)
-            .context("parsing the image config")?;
+            .map_err(|err| crate::cli::untrusted_error("parsing the image config", err))?;
     if config.rootfs().diff_ids().len() != manifest.layers().len() {
         bail!(
             "the image is inconsistent: its config lists {} layers, its manifest {}",
@@ -454,7 +458,10 @@ fn fetch_manifest(
 fn check_manifest(manifest: &ImageManifest) -> Result<()> {
     let config_type = manifest.config().media_type().to_string();
     if config_type != media_type::OCI_CONFIG && config_type != media_type::DOCKER_CONFIG {
-        bail!("unsupported config media type {config_type:?}: this is not a container image");
+        bail!(
+            "unsupported config media type {}: this is not a container image",
+            crate::cli::quote(config_type)
+        );
     }
     for layer in manifest.layers() {
         Compression::from_media_type(layer.media_type().as_ref())?;
@@ -596,6 +603,9 @@ fn download_blob(
         None => io::copy(&mut { body }, &mut writer),
     };
     copied.map_err(|err| {
+        if crate::state::is_disk_full_io(&err) {
+            return anyhow::Error::new(err).context(format!("writing blob {}", expected.digest));
+        }
         anyhow!(
             "the connection broke after {} of {} bytes: {err}",
             writer.size(),

@@ -306,8 +306,11 @@ impl<'a> Unpacker<'a> {
                 Some(Ok(entry)) => entry,
                 Some(Err(e)) => {
                     return Err(match &last {
-                        Some(raw) => anyhow!("after entry {}: {e}", show(raw)),
-                        None => anyhow!("at the first entry: {e}"),
+                        Some(raw) => crate::cli::untrusted_error(
+                            format_args!("after entry {}", show(raw)),
+                            e,
+                        ),
+                        None => crate::cli::untrusted_error("at the first entry", e),
                     });
                 }
             };
@@ -605,7 +608,14 @@ impl<'a> Unpacker<'a> {
         })?;
         let mut file = File::from(fd);
         let reading = |e: std::io::Error| entry_error(raw, format!("reading its data: {e}"));
-        let writing = |e: std::io::Error| entry_error(raw, format!("writing: {e}"));
+        // A full disk keeps its kind, so the command can say that the disk is full.
+        let writing = |e: std::io::Error| {
+            if crate::state::is_disk_full_io(&e) {
+                anyhow::Error::new(e).context(format!("entry {}: writing", show(raw)))
+            } else {
+                entry_error(raw, format!("writing: {e}"))
+            }
+        };
         if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);

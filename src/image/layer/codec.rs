@@ -32,7 +32,7 @@ impl Compression {
             | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
             "application/vnd.oci.image.layer.v1.tar+zstd"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Compression::Zstd,
-            other => bail!("unsupported layer media type {other:?}"),
+            other => bail!("unsupported layer media type {}", crate::cli::quote(other)),
         })
     }
 
@@ -261,7 +261,7 @@ where
             // a truncated or corrupt stream even after the last tar entry).
             Ok(value) => io::copy(&mut reader, &mut io::sink())
                 .map(|_| value)
-                .map_err(|e| anyhow::anyhow!("after the last entry: {e}")),
+                .map_err(|e| crate::cli::untrusted_error("after the last entry", e)),
             Err(e) => Err(e),
         };
         // Dropping the reader closes the channel: on an early error the decoder stops at its

@@ -95,10 +95,10 @@ pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// How an entry name is shown in errors: quoted, with any non-UTF-8 byte escaped, so the
-/// message stays one line whatever the archive contains.
+/// How an entry name is shown in errors: [`crate::cli::quote`]d (escaped, cut), so the message
+/// stays one short line whatever the archive contains.
 pub fn show(raw: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(raw))
+    crate::cli::quote(raw)
 }
 
 #[cfg(test)]
@@ -140,6 +140,6 @@ mod tests {
     #[test]
     fn errors_show_names_on_one_line() {
         assert_eq!(show(b"a\nb"), "\"a\\nb\"");
-        assert_eq!(show(b"\xff"), "\"\u{fffd}\"");
+        assert_eq!(show(b"\xff"), "\"\\xff\"");
     }
 }
