@@ -595,3 +595,41 @@ fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     }
 }
 // ANCHOR_END: child_cgroup_test
+
+/// `remove_existing`, which `minidock rm` uses per directory, reaches child cgroups too; on
+/// v1 it freezes the group through its freezer directory meanwhile and leaves that thawed.
+#[test]
+fn remove_existing_kills_and_removes_a_subtree() {
+    if !common::require_root() {
+        return;
+    }
+    use minidock::cgroup::{self, Cgroup, freezer};
+    let layout = cgroup::detect().unwrap();
+    let version = layout.default_version();
+    let mut group = Cgroup::create_in(&layout, version, "minidock", &unique("rmx")).unwrap();
+    let memory = group.path_of("memory").unwrap();
+    let child = memory.join("x");
+    std::fs::create_dir_all(child.join("deeper")).unwrap();
+    let sleeper = Command::new("sleep")
+        .arg("1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sleeper = KillOnDrop(sleeper);
+    std::fs::write(child.join("cgroup.procs"), sleeper.0.id().to_string()).unwrap();
+    cgroup::remove_existing(&memory).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sleeper.0.wait().unwrap().signal(), Some(9));
+    assert!(!memory.exists());
+    if let Some(freezer_dir) = group
+        .path_of("freezer")
+        .filter(|_| version == cgroup::Version::V1)
+    {
+        assert_eq!(
+            freezer::state(&freezer_dir).unwrap(),
+            Some(freezer::FreezerState::Thawed)
+        );
+    }
+    group.remove().unwrap();
+}

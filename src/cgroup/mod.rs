@@ -633,10 +633,14 @@ pub fn prepare_parent(layout: &Layout, controller: &str) -> Result<PathBuf> {
 }
 
 /// Kills what is in an existing cgroup directory and its child cgroups, and removes them all,
-/// children first; a missing one is fine. For a v1 group, pass all its directories to
-/// [`remove_paths`] instead, so that its freezer directory is used.
+/// children first; a missing one is fine. In a v1 hierarchy, the directory at the same path in
+/// the freezer hierarchy (if any) is frozen meanwhile; it is not removed.
 pub fn remove_existing(dir: &Path) -> Result<()> {
-    teardown::remove_all(&[dir.to_path_buf()])
+    let dirs = [dir.to_path_buf()];
+    if let Some(twin) = teardown::freezer_twin(dir) {
+        teardown::kill_all(&[dir.to_path_buf(), twin])?;
+    }
+    teardown::remove_all(&dirs)
 }
 
 /// Kills what is in the directories of one group (one per v1 hierarchy, or the v2 one) and

@@ -124,6 +124,20 @@ pub fn remove_all(dirs: &[PathBuf]) -> Result<()> {
 }
 // ANCHOR_END: remove_all
 
+/// The directory at the same path as `dir` in the v1 `freezer` hierarchy (`memory/minidock/x`
+/// gives `freezer/minidock/x`), where one exists: a single directory of a v1 group is then
+/// still frozen while it is killed.
+pub fn freezer_twin(dir: &Path) -> Option<PathBuf> {
+    let hierarchies = super::layout::detect_hierarchies().ok()?;
+    let freezer = hierarchies.iter().find(|h| h.has("freezer"))?;
+    let own = hierarchies
+        .iter()
+        .filter(|h| dir.starts_with(&h.mount))
+        .max_by_key(|h| h.mount.as_os_str().len())?;
+    let twin = freezer.mount.join(dir.strip_prefix(&own.mount).ok()?);
+    (twin != dir && twin != freezer.mount && twin.is_dir()).then_some(twin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
