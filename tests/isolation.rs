@@ -152,7 +152,6 @@ fn dmesg() -> String {
 
 // Input 1: a container made /dev/kmsg itself and wrote into the host's kernel log.
 #[test]
-#[ignore = "the runtime does not apply linux.resources.devices"]
 fn a_device_node_made_inside_cannot_be_opened() {
     let Some(env) = Env::new() else { return };
     let marker = unique("kmsg");
@@ -277,7 +276,6 @@ const RUNC_ALLOWED: [&str; 11] = [
 
 // Input 1, the cgroup side: the container's devices cgroup holds the allow list.
 #[test]
-#[ignore = "the runtime does not apply linux.resources.devices"]
 fn the_devices_cgroup_holds_dockers_allow_list() {
     let Some(env) = Env::new() else { return };
     let id = env.detach(&[]);
@@ -357,7 +355,6 @@ fn device_programs(dir: &Path) -> u32 {
 // Input 1 and 4 through `run`: a default container cannot open loop-control; --privileged
 // can open what it makes.
 #[test]
-#[ignore = "the runtime does not apply linux.resources.devices"]
 fn privileged_opens_what_it_makes_and_the_default_cannot() {
     let Some(env) = Env::new() else { return };
     let out = env.sh(
@@ -386,7 +383,6 @@ fn privileged_opens_what_it_makes_and_the_default_cannot() {
 
 // Input 2: the container raised its own limits and made cgroups on the host.
 #[test]
-#[ignore = "the runtime binds the v1 cgroup directories read-write"]
 fn the_cgroupfs_is_read_only() {
     let Some(env) = Env::new() else { return };
     let name = unique("cg");

@@ -434,7 +434,7 @@ fn to_bytes(insns: &[Insn]) -> Vec<u8> {
 }
 
 fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
         return None;
     }
     let insns: Vec<Insn> = bytes

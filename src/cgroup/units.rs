@@ -58,7 +58,7 @@ pub fn format_size(bytes: u64) -> String {
     for (unit, size) in UNITS {
         if bytes >= size {
             let value = bytes as f64 / size as f64;
-            return if bytes % size == 0 {
+            return if bytes.is_multiple_of(size) {
                 format!("{} {unit}", bytes / size)
             } else {
                 format!("{value:.1} {unit}")

@@ -100,10 +100,10 @@ fn select(store: &Store, requested: &[String]) -> Result<Vec<Selected>> {
                 selected.last_mut().expect("just pushed")
             }
         };
-        if let Some(reference) = reference {
-            if !slot.names.contains(&reference) {
-                slot.names.push(reference);
-            }
+        if let Some(reference) = reference
+            && !slot.names.contains(&reference)
+        {
+            slot.names.push(reference);
         }
     }
     Ok(selected)

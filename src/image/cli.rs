@@ -328,10 +328,10 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
             image.names.iter().map(Some).collect()
         };
         for name in names {
-            if let Some(filter) = &filter {
-                if !name.is_some_and(|n| filter.matches(n)) {
-                    continue;
-                }
+            if let Some(filter) = &filter
+                && !name.is_some_and(|n| filter.matches(n))
+            {
+                continue;
             }
             if format.is_some() {
                 values.push(image_row(image, name, &size, args, now));

@@ -571,34 +571,34 @@ impl Store {
 
     fn find(&self, name_or_id: &str) -> Result<Option<Image>> {
         let id_prefix = name_or_id.strip_prefix("sha256:");
-        if id_prefix.is_none() {
-            if let Ok(reference) = Reference::parse(name_or_id) {
-                // By name: only this image's blobs are read, which keeps `run` fast.
-                let entries = self.entries()?;
-                let wanted = reference.to_string();
-                let hit = entries
+        if id_prefix.is_none()
+            && let Ok(reference) = Reference::parse(name_or_id)
+        {
+            // By name: only this image's blobs are read, which keeps `run` fast.
+            let entries = self.entries()?;
+            let wanted = reference.to_string();
+            let hit = entries
+                .iter()
+                .find(|entry| ref_name(entry) == Some(wanted.as_str()))
+                .or_else(|| {
+                    // name@sha256:...: that manifest (or the index it was pulled
+                    // through), if it is in this repository.
+                    let digest = reference.digest()?;
+                    entries.iter().find(|entry| {
+                        (entry.digest().as_ref() == digest
+                            || repo_digest(entry).is_some_and(|d| d.as_ref() == digest))
+                            && ref_name(entry)
+                                .and_then(|name| Reference::parse(name).ok())
+                                .is_some_and(|name| name.repository() == reference.repository())
+                    })
+                });
+            if let Some(entry) = hit {
+                let same: Vec<Descriptor> = entries
                     .iter()
-                    .find(|entry| ref_name(entry) == Some(wanted.as_str()))
-                    .or_else(|| {
-                        // name@sha256:...: that manifest (or the index it was pulled
-                        // through), if it is in this repository.
-                        let digest = reference.digest()?;
-                        entries.iter().find(|entry| {
-                            (entry.digest().as_ref() == digest
-                                || repo_digest(entry).is_some_and(|d| d.as_ref() == digest))
-                                && ref_name(entry)
-                                    .and_then(|name| Reference::parse(name).ok())
-                                    .is_some_and(|name| name.repository() == reference.repository())
-                        })
-                    });
-                if let Some(entry) = hit {
-                    let same: Vec<Descriptor> = entries
-                        .iter()
-                        .filter(|other| other.digest() == entry.digest())
-                        .cloned()
-                        .collect();
-                    return self.load_image(entry.clone(), &same).map(Some);
-                }
+                    .filter(|other| other.digest() == entry.digest())
+                    .cloned()
+                    .collect();
+                return self.load_image(entry.clone(), &same).map(Some);
             }
         }
         let images = self.images()?;
@@ -661,11 +661,11 @@ impl Store {
         let by_name = Reference::parse(name_or_id)
             .ok()
             .filter(|reference| image.names.contains(reference));
-        if let Some(reference) = &by_name {
-            if image.names.len() > 1 {
-                self.untag(&image, std::slice::from_ref(reference))?;
-                return Ok(vec![Removed::Untagged(reference.clone())]);
-            }
+        if let Some(reference) = &by_name
+            && image.names.len() > 1
+        {
+            self.untag(&image, std::slice::from_ref(reference))?;
+            return Ok(vec![Removed::Untagged(reference.clone())]);
         }
         if let Some(user) = users.first().filter(|_| !force) {
             let message = match &by_name {

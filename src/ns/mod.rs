@@ -195,14 +195,14 @@ impl Sandbox {
     pub fn spawn(&self, mut child: Child<'_>) -> Result<Pid> {
         let sandbox = self.clone().normalized();
         check_support(&sandbox.namespaces)?;
-        if let Some(rootfs) = &sandbox.rootfs {
-            if !rootfs.is_dir() {
-                return Err(Exit::new(
-                    code::FAILED,
-                    format!("rootfs {} is not a directory", rootfs.display()),
-                )
-                .into());
-            }
+        if let Some(rootfs) = &sandbox.rootfs
+            && !rootfs.is_dir()
+        {
+            return Err(Exit::new(
+                code::FAILED,
+                format!("rootfs {} is not a directory", rootfs.display()),
+            )
+            .into());
         }
         // Prepare everything that allocates before clone: the child only makes syscalls.
         let argv: Vec<CString> = match &child {

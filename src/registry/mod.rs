@@ -403,12 +403,12 @@ fn fetch_manifest(
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(length) = response.body().content_length() {
-        if length > MAX_MANIFEST_BYTES {
-            bail!(
-                "{what}: the manifest is {length} bytes, more than the {MAX_MANIFEST_BYTES} accepted"
-            );
-        }
+    if let Some(length) = response.body().content_length()
+        && length > MAX_MANIFEST_BYTES
+    {
+        bail!(
+            "{what}: the manifest is {length} bytes, more than the {MAX_MANIFEST_BYTES} accepted"
+        );
     }
     let bytes = match response
         .body_mut()
@@ -423,25 +423,25 @@ fn fetch_manifest(
         Err(err) => return Err(err).with_context(|| what.clone()),
     };
     let digest = sha256_digest(&bytes);
-    if let Some(expected) = expected {
-        if &digest != expected {
-            bail!("{what}: digest mismatch: expected {expected}, got {digest}");
-        }
+    if let Some(expected) = expected
+        && &digest != expected
+    {
+        bail!("{what}: digest mismatch: expected {expected}, got {digest}");
     }
-    if let Some(size) = expected_size {
-        if bytes.len() as u64 != size {
-            bail!(
-                "{what}: size mismatch: expected {size} bytes, got {}",
-                bytes.len()
-            );
-        }
+    if let Some(size) = expected_size
+        && bytes.len() as u64 != size
+    {
+        bail!(
+            "{what}: size mismatch: expected {size} bytes, got {}",
+            bytes.len()
+        );
     }
-    if let Some(announced) = announced.filter(|a| a.starts_with("sha256:")) {
-        if announced != digest.as_ref() {
-            bail!(
-                "{what}: the registry announced digest {announced}, but the manifest hashes to {digest}"
-            );
-        }
+    if let Some(announced) = announced.filter(|a| a.starts_with("sha256:"))
+        && announced != digest.as_ref()
+    {
+        bail!(
+            "{what}: the registry announced digest {announced}, but the manifest hashes to {digest}"
+        );
     }
     let media_type =
         declared_media_type(&bytes, content_type.as_deref()).with_context(|| what.clone())?;
@@ -580,14 +580,14 @@ fn download_blob(
     if response.status().as_u16() != 200 {
         return Err(client.error_of("fetching the blob", response));
     }
-    if let Some(length) = response.body().content_length() {
-        if length != expected.size {
-            bail!(
-                "the registry sends {length} bytes for {}, but the manifest says {}",
-                expected.digest,
-                expected.size
-            );
-        }
+    if let Some(length) = response.body().content_length()
+        && length != expected.size
+    {
+        bail!(
+            "the registry sends {length} bytes for {}, but the manifest says {}",
+            expected.digest,
+            expected.size
+        );
     }
     // One byte more than promised is enough to know the registry sends too much.
     let body = response.into_body().into_reader().take(expected.size + 1);

@@ -113,10 +113,10 @@ pub fn run_all_warning(spec: &Spec, kind: Kind, state: &HookState) {
 /// running then is killed and counts as failed.
 fn run_one(hook: &Hook, kind: Kind, input: &[u8]) -> Result<()> {
     let path = hook.path();
-    if let Some(timeout) = hook.timeout() {
-        if timeout <= 0 {
-            bail!("timeout must be greater than zero, not {timeout}");
-        }
+    if let Some(timeout) = hook.timeout()
+        && timeout <= 0
+    {
+        bail!("timeout must be greater than zero, not {timeout}");
     }
     let args = hook
         .args()

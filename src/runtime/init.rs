@@ -480,10 +480,10 @@ pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
     );
     let groups: Vec<Gid> = additional.iter().map(|g| Gid::from_raw(*g)).collect();
     // setgroups is refused in a user namespace whose setgroups file says "deny".
-    if let Err(errno) = nix::unistd::setgroups(&groups) {
-        if !groups.is_empty() {
-            return Err(errno).context("setgroups");
-        }
+    if let Err(errno) = nix::unistd::setgroups(&groups)
+        && !groups.is_empty()
+    {
+        return Err(errno).context("setgroups");
     }
     let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
     nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;

@@ -385,7 +385,7 @@ impl SeccompData {
             bytes[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
         }
         let at = offset as usize;
-        (at % 4 == 0 && at + 4 <= bytes.len())
+        (at.is_multiple_of(4) && at + 4 <= bytes.len())
             .then(|| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")))
     }
 }
@@ -454,7 +454,7 @@ impl Program {
     /// Reads back [`Program::to_bytes`], checking the shape: whole instructions, within the
     /// kernel's limit, starting with the architecture check and ending with a return.
     pub fn from_bytes(bytes: &[u8]) -> Result<Program> {
-        if bytes.len() < 4 || (bytes.len() - 4) % 8 != 0 {
+        if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(8) {
             bail!("a seccomp program is a flags word and whole 8-byte instructions");
         }
         let flags = u32::from_ne_bytes(bytes[0..4].try_into().expect("4 bytes"));

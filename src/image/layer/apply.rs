@@ -164,18 +164,18 @@ pub fn apply<R: Read + Send>(
         unpacker.finish()?;
         Ok(unpacker.entries)
     })?;
-    if let Some(want) = &opts.expect_digest {
-        if *want != digests.digest {
-            bail!("the layer's digest is {}, expected {want}", digests.digest);
-        }
+    if let Some(want) = &opts.expect_digest
+        && *want != digests.digest
+    {
+        bail!("the layer's digest is {}, expected {want}", digests.digest);
     }
-    if let Some(want) = &opts.expect_diff_id {
-        if *want != digests.diff_id {
-            bail!(
-                "the layer's diff_id is {}, expected {want}",
-                digests.diff_id
-            );
-        }
+    if let Some(want) = &opts.expect_diff_id
+        && *want != digests.diff_id
+    {
+        bail!(
+            "the layer's diff_id is {}, expected {want}",
+            digests.diff_id
+        );
     }
     if opts.sync {
         explain::step(
