@@ -258,21 +258,21 @@ pub fn resources(spec: &Spec) -> Result<Resources> {
         resources.devices().as_deref().unwrap_or_default(),
     )?);
     if let Some(memory) = resources.memory() {
-        out.memory = memory.limit().map(Limit::from_oci);
-        out.memory_swap = memory.swap().map(Limit::from_oci);
-        out.memory_reservation = memory.reservation().map(Limit::from_oci);
+        out.memory = set(memory.limit()).map(Limit::from_oci);
+        out.memory_swap = set(memory.swap()).map(Limit::from_oci);
+        out.memory_reservation = set(memory.reservation()).map(Limit::from_oci);
         out.memory_swappiness = memory.swappiness();
         out.oom_kill_disable = memory.disable_oom_killer();
     }
     if let Some(cpu) = resources.cpu() {
-        out.cpu_quota = cpu.quota().map(Limit::from_oci);
-        out.cpu_period = cpu.period();
-        out.cpu_shares = cpu.shares();
-        out.cpuset_cpus = cpu.cpus().clone();
-        out.cpuset_mems = cpu.mems().clone();
+        out.cpu_quota = set(cpu.quota()).map(Limit::from_oci);
+        out.cpu_period = set(cpu.period());
+        out.cpu_shares = set(cpu.shares());
+        out.cpuset_cpus = cpu.cpus().clone().filter(|c| !c.is_empty());
+        out.cpuset_mems = cpu.mems().clone().filter(|m| !m.is_empty());
     }
     if let Some(pids) = resources.pids() {
-        out.pids = Some(Limit::from_oci(pids.limit()));
+        out.pids = set(Some(pids.limit())).map(Limit::from_oci);
     }
     out.block_io = resources.block_io().as_ref().map(block_io);
     for limit in resources.hugepage_limits().iter().flatten() {
@@ -285,7 +285,7 @@ pub fn resources(spec: &Spec) -> Result<Resources> {
         out.hugepage_limits.push((limit.page_size().clone(), bytes));
     }
     if let Some(network) = resources.network() {
-        out.net_class_id = network.class_id();
+        out.net_class_id = set(network.class_id());
         for p in network.priorities().iter().flatten() {
             out.net_priorities.push((p.name().clone(), p.priority()));
         }
@@ -299,6 +299,12 @@ pub fn resources(spec: &Spec) -> Result<Resources> {
     Ok(out)
 }
 // ANCHOR_END: resources
+
+/// runc's convention for `linux.resources`: a zero leaves the kernel's value alone (Docker
+/// sends `0` for every limit the user did not set, `"shares": 0`, `"weight": 0`, ...).
+fn set<T: Default + PartialEq>(value: Option<T>) -> Option<T> {
+    value.filter(|v| *v != T::default())
+}
 
 /// `linux.resources.devices` followed by runc's defaults.
 fn device_rules(rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
@@ -326,8 +332,8 @@ fn block_io(io: &oci_spec::runtime::LinuxBlockIo) -> BlockIo {
             .collect()
     };
     BlockIo {
-        weight: io.weight(),
-        leaf_weight: io.leaf_weight(),
+        weight: set(io.weight()),
+        leaf_weight: set(io.leaf_weight()),
         weight_device: io
             .weight_device()
             .iter()
