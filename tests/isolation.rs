@@ -695,3 +695,60 @@ fn the_cgroup_namespace_is_dockers() {
         assert!(stdout.contains("/minidock/"), "{stdout}");
     }
 }
+
+// Input 3: a container that made a cgroup of its own below its cgroup, with a process in it,
+// could not be removed (EBUSY). `--privileged` gives it a writable cgroupfs to do so.
+#[test]
+fn rm_removes_the_cgroups_a_container_made_and_kills_their_processes() {
+    let Some(env) = Env::new() else { return };
+    let v2 = minidock::cgroup::detect().unwrap().kind == minidock::cgroup::Kind::V2;
+    let inner = if v2 {
+        "/sys/fs/cgroup/inner".to_owned()
+    } else {
+        "/sys/fs/cgroup/memory/inner".to_owned()
+    };
+    let name = unique("child");
+    let script = format!(
+        "mkdir {inner} && sleep 1000 & sleep 1; echo $! > {inner}/cgroup.procs; sleep 1000"
+    );
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--privileged",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let id = id.trim();
+    let pid = env.pid(id);
+    // Seen from the host: the container's cgroup and the child it made, holding a process.
+    let layout = minidock::cgroup::detect().unwrap();
+    let controller = if v2 { "pids" } else { "memory" };
+    let mut child = None;
+    for _ in 0..100 {
+        let dir =
+            minidock::cgroup::cgroup_dir_of(&layout, controller, nix::unistd::Pid::from_raw(pid))
+                .unwrap()
+                .expect("the container's cgroup");
+        let candidate = dir.join("inner");
+        let procs = std::fs::read_to_string(candidate.join("cgroup.procs")).unwrap_or_default();
+        if !procs.trim().is_empty() {
+            child = Some((candidate, procs));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (child, procs) = child.expect("the container made a child cgroup with a process in it");
+    let sleeper: i32 = procs.lines().next().unwrap().trim().parse().unwrap();
+    env.ok(&["rm", "-f", &name]);
+    assert!(!child.exists(), "{} is left", child.display());
+    assert!(
+        !Path::new(&format!("/proc/{sleeper}")).exists()
+            || std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the process in the child cgroup survived"
+    );
+}
