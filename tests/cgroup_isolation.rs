@@ -2,127 +2,33 @@
 //! controller (v1 lists, v2 eBPF), a container cgroup in every hierarchy, `linux.cgroupsPath`,
 //! the rest of `linux.resources`, and teardown of child cgroups.
 
+#[path = "common/bundle.rs"]
+mod bundle;
 mod common;
 
-use assert_cmd::prelude::*;
-use std::path::{Path, PathBuf};
+use bundle::{
+    Bundle, Root, minidock, require_peers, run_minidock, run_runc, state_root, unique_id,
+};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn v2() -> bool {
     common::cgroup_layout_name() == "v2"
 }
 
-fn require_peers() -> bool {
-    common::require_root()
-        && common::prerequisite(
-            minidock::doctor::which("runc").is_some(),
-            "runc is not installed (apt-get install runc)",
-        )
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed",
-        )
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// `runc spec` over a busybox rootfs, with `args`; on v2 with a cgroup namespace, so that
 /// /sys/fs/cgroup inside is the container's own cgroup under both runtimes.
-struct Bundle {
-    dir: tempfile::TempDir,
-}
-
-impl Bundle {
-    fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new()
-            .prefix("minidock-cgbundle")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("runc")
-            .arg("spec")
-            .current_dir(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "runc spec failed");
-        common::build_busybox_rootfs(&dir.path().join("rootfs"));
-        let bundle = Bundle { dir };
+fn cgroup_bundle(args: &[&str]) -> Bundle {
+    let bundle = Bundle::new(args);
+    if v2() {
         bundle.edit(|c| {
-            c["process"]["terminal"] = false.into();
-            c["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
-            if v2() {
-                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-                if !ns.iter().any(|n| n["type"] == "cgroup") {
-                    ns.push(serde_json::json!({"type": "cgroup"}));
-                }
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            if !ns.iter().any(|n| n["type"] == "cgroup") {
+                ns.push(serde_json::json!({"type": "cgroup"}));
             }
         });
-        bundle
     }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
-        let path = self.path().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        f(&mut config);
-        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    }
-
-    fn resources(&self, key: &str, value: serde_json::Value) {
-        self.edit(|c| c["linux"]["resources"][key] = value);
-    }
-}
-
-struct Root(tempfile::TempDir);
-
-fn state_root() -> Root {
-    Root(
-        tempfile::Builder::new()
-            .prefix("minidock-root")
-            .tempdir()
-            .unwrap(),
-    )
-}
-
-fn minidock(root: &Root) -> Command {
-    let mut cmd = Command::cargo_bin("minidock").unwrap();
-    cmd.arg("--root").arg(root.0.path());
-    cmd
-}
-
-fn run_minidock(bundle: &Bundle) -> Output {
-    let root = state_root();
-    minidock(&root)
-        .args(["runtime", "run", "--bundle"])
-        .arg(bundle.path())
-        .arg(unique("md"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn run_runc(bundle: &Bundle) -> Output {
-    let root = state_root();
-    Command::new("runc")
-        .arg("--root")
-        .arg(root.0.path())
-        .args(["run", "--bundle"])
-        .arg(bundle.path())
-        .arg(unique("runc"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    bundle
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -176,7 +82,7 @@ fn a_denied_device_cannot_be_opened_even_with_cap_mknod() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sh", "-c", "mknod /dev/lc c 10 237 && exec 3</dev/lc"]);
+    let bundle = cgroup_bundle(&["sh", "-c", "mknod /dev/lc c 10 237 && exec 3</dev/lc"]);
     bundle.edit(|c| {
         for set in ["bounding", "effective", "permitted"] {
             let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
@@ -190,7 +96,7 @@ fn a_denied_device_cannot_be_opened_even_with_cap_mknod() {
         assert!(stderr.contains("Operation not permitted"), "{stderr}");
     }
     // An allowed device, made the same way, opens under both: /dev/null is c 1:3.
-    let allowed = Bundle::new(&[
+    let allowed = cgroup_bundle(&[
         "sh",
         "-c",
         "mknod /dev/n2 c 1 3 && echo x > /dev/n2 && echo opened",
@@ -218,7 +124,7 @@ fn the_device_list_is_runcs() {
         eprintln!("v2: no devices.list to compare; see the mknod test");
         return;
     }
-    let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/devices/devices.list"]);
+    let bundle = cgroup_bundle(&["cat", "/sys/fs/cgroup/devices/devices.list"]);
     let (ours, _) = same_as_runc(&bundle);
     let list = text(&ours.stdout);
     assert!(list.starts_with("b *:* m\nc *:* m\nc 1:3 rwm\n"), "{list}");
@@ -239,8 +145,8 @@ fn an_absolute_cgroups_path_lands_where_runc_puts_it() {
     if !require_peers() {
         return;
     }
-    let top = unique("minidock-itest");
-    let bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    let top = unique_id("minidock-itest");
+    let bundle = cgroup_bundle(&["cat", "/proc/self/cgroup"]);
     bundle.edit(|c| {
         c["linux"]["cgroupsPath"] = format!("/{top}/c").into();
         // Without a cgroup namespace the paths are the host's, and comparable.
@@ -262,8 +168,8 @@ fn a_relative_cgroups_path_lands_where_runc_puts_it() {
     if !require_peers() {
         return;
     }
-    let top = unique("minidock-itest");
-    let bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    let top = unique_id("minidock-itest");
+    let bundle = cgroup_bundle(&["cat", "/proc/self/cgroup"]);
     bundle.edit(|c| {
         c["linux"]["cgroupsPath"] = format!("{top}/c").into();
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
@@ -291,7 +197,7 @@ fn a_bad_cgroups_path_is_refused() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["true"]);
+    let bundle = cgroup_bundle(&["true"]);
     bundle.edit(|c| c["linux"]["cgroupsPath"] = "/a/../../etc".into());
     let ours = run_minidock(&bundle);
     assert_eq!(ours.status.code(), Some(1));
@@ -304,7 +210,7 @@ fn cpuset_is_set_like_runc() {
         return;
     }
     let files = [file("cpuset", "cpuset.cpus"), file("cpuset", "cpuset.mems")];
-    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    let bundle = cgroup_bundle(&["sh", "-c", &cat(&files)]);
     bundle.resources("cpu", serde_json::json!({"cpus": "0", "mems": "0"}));
     let (ours, _) = same_as_runc(&bundle);
     assert!(ours.status.success(), "{}", text(&ours.stderr));
@@ -317,7 +223,7 @@ fn memory_reservation_swappiness_and_the_oom_killer_are_set_like_runc() {
         return;
     }
     if v2() {
-        let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/memory.low"]);
+        let bundle = cgroup_bundle(&["cat", "/sys/fs/cgroup/memory.low"]);
         bundle.resources("memory", serde_json::json!({"reservation": 16777216}));
         let (ours, _) = same_as_runc(&bundle);
         assert_eq!(text(&ours.stdout), "16777216\n");
@@ -333,7 +239,7 @@ fn memory_reservation_swappiness_and_the_oom_killer_are_set_like_runc() {
         file("memory", "memory.swappiness"),
         file("memory", "memory.oom_control"),
     ];
-    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    let bundle = cgroup_bundle(&["sh", "-c", &cat(&files)]);
     bundle.resources(
         "memory",
         serde_json::json!({"reservation": 16777216, "swappiness": 10, "disableOOMKiller": true}),
@@ -381,7 +287,7 @@ fn block_io_weight_and_throttles_are_set_like_runc() {
         .map(|f| file("blkio", f))
         .collect()
     };
-    let bundle = Bundle::new(&["sh", "-c", &cat(&files)]);
+    let bundle = cgroup_bundle(&["sh", "-c", &cat(&files)]);
     bundle.resources(
         "blockIO",
         serde_json::json!({
@@ -401,7 +307,7 @@ fn block_io_weight_and_throttles_are_set_like_runc() {
     } else {
         "blkio.bfq.weight"
     };
-    let bundle = Bundle::new(&["sh", "-c", &cat(&[file("blkio", weight)])]);
+    let bundle = cgroup_bundle(&["sh", "-c", &cat(&[file("blkio", weight)])]);
     bundle.resources("blockIO", serde_json::json!({"weight": 300}));
     same_as_runc(&bundle);
     bundle.resources("blockIO", serde_json::json!({"leafWeight": 300}));
@@ -429,7 +335,7 @@ fn hugetlb_and_network_resources_match_runc() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sh", "-c", &cat(&[file("hugetlb", "hugetlb.2MB.max")])]);
+    let bundle = cgroup_bundle(&["sh", "-c", &cat(&[file("hugetlb", "hugetlb.2MB.max")])]);
     bundle.resources(
         "hugepageLimits",
         serde_json::json!([{"pageSize": "2MB", "limit": 4194304}]),
@@ -442,7 +348,7 @@ fn hugetlb_and_network_resources_match_runc() {
             text(&ours.stderr)
         );
     }
-    let bundle = Bundle::new(&["true"]);
+    let bundle = cgroup_bundle(&["true"]);
     bundle.resources(
         "network",
         serde_json::json!({"classID": 1048577, "priorities": [{"name": "lo", "priority": 5}]}),
@@ -473,7 +379,7 @@ fn unified_is_written_on_v2_and_refused_on_v1_like_runc() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["cat", "/sys/fs/cgroup/pids.max"]);
+    let bundle = cgroup_bundle(&["cat", "/sys/fs/cgroup/pids.max"]);
     bundle.resources("unified", serde_json::json!({"pids.max": "7"}));
     let (ours, _) = same_as_runc(&bundle);
     if v2() {
@@ -529,9 +435,9 @@ fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     if !require_peers() {
         return;
     }
-    let bundle = Bundle::new(&["sleep", "1000"]);
+    let bundle = cgroup_bundle(&["sleep", "1000"]);
     let root = state_root();
-    let id = unique("child");
+    let id = unique_id("child");
     // The container keeps create's stdio: give it a file, so nothing waits for its end.
     let log = tempfile::tempfile().unwrap();
     let status = minidock(&root)
@@ -601,7 +507,7 @@ fn remove_existing_kills_and_removes_a_subtree() {
     use minidock::cgroup::{self, Cgroup, freezer};
     let layout = cgroup::detect().unwrap();
     let version = layout.default_version();
-    let mut group = Cgroup::create_in(&layout, version, "minidock", &unique("rmx")).unwrap();
+    let mut group = Cgroup::create_in(&layout, version, "minidock", &unique_id("rmx")).unwrap();
     let memory = group.path_of("memory").unwrap();
     let child = memory.join("x");
     std::fs::create_dir_all(child.join("deeper")).unwrap();

@@ -1,104 +1,16 @@
 //! `minidock runtime`: the OCI runtime, checked against runc on the same bundle.
 
+#[path = "common/bundle.rs"]
+mod bundle;
 mod common;
 
 use assert_cmd::prelude::*;
+use bundle::{
+    Bundle, Root, minidock, require_peers, run_minidock, run_runc, state_root, unique_id,
+};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-
-fn have(program: &str) -> bool {
-    minidock::doctor::which(program).is_some()
-}
-
-/// A bundle made the way users make one: `runc spec` over a busybox rootfs, changing only
-/// `args` and `terminal`.
-struct Bundle {
-    dir: tempfile::TempDir,
-}
-
-impl Bundle {
-    fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new()
-            .prefix("minidock-bundle")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("runc")
-            .arg("spec")
-            .current_dir(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "runc spec failed");
-        common::build_busybox_rootfs(&dir.path().join("rootfs"));
-        let bundle = Bundle { dir };
-        bundle.edit(|config| {
-            config["process"]["terminal"] = false.into();
-            config["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
-        });
-        bundle
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
-        let path = self.path().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        f(&mut config);
-        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    }
-}
-
-fn unique_id(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Root(tempfile::TempDir);
-
-fn state_root() -> Root {
-    Root(
-        tempfile::Builder::new()
-            .prefix("minidock-root")
-            .tempdir()
-            .unwrap(),
-    )
-}
-
-fn minidock(root: &Root) -> Command {
-    let mut cmd = Command::cargo_bin("minidock").unwrap();
-    cmd.arg("--root").arg(root.0.path());
-    cmd
-}
-
-fn run_minidock(bundle: &Bundle) -> Output {
-    let root = state_root();
-    minidock(&root)
-        .args(["runtime", "run", "--bundle"])
-        .arg(bundle.path())
-        .arg(unique_id("md"))
-        .output()
-        .unwrap()
-}
-
-fn run_runc(bundle: &Bundle) -> Output {
-    let root = state_root();
-    Command::new("runc")
-        .arg("--root")
-        .arg(root.0.path())
-        .args(["run", "--bundle"])
-        .arg(bundle.path())
-        .arg(unique_id("runc"))
-        .output()
-        .unwrap()
-}
 
 /// What a process can see of its confinement: hostname, ids, its mounts (point and type),
 /// capabilities, no_new_privs, seccomp mode, the root directory, and rlimits.
@@ -107,15 +19,6 @@ const INSPECT: &str = "hostname; id; ls /; \
     grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
     ulimit -n; cat /proc/kcore | wc -c; touch /proc/sys/x 2>&1 | sed 's/.*: //'; \
     exit 3";
-
-fn require_peers() -> bool {
-    common::require_root()
-        && common::prerequisite(have("runc"), "runc is not installed (apt-get install runc)")
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed",
-        )
-}
 
 #[test]
 fn runs_the_runc_spec_bundle_exactly_as_runc_does() {

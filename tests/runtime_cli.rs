@@ -5,64 +5,14 @@
 //! minidock is called as `minidock runtime --root DIR ...`: runc's `--root`, after the verb
 //! group, is the runtime's state directory itself.
 
+#[path = "common/bundle.rs"]
+mod bundle;
 mod common;
 
 use assert_cmd::cargo::CommandCargoExt;
+use bundle::{Bundle, require_peers, stdout, unique_id};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn have(program: &str) -> bool {
-    minidock::doctor::which(program).is_some()
-}
-
-fn require_peers() -> bool {
-    common::require_root()
-        && common::prerequisite(have("runc"), "runc is not installed (apt-get install runc)")
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed",
-        )
-}
-
-/// `runc spec` over a busybox rootfs, with `args` and no terminal.
-struct Bundle {
-    dir: tempfile::TempDir,
-}
-
-impl Bundle {
-    fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new()
-            .prefix("minidock-cli-bundle")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("runc")
-            .arg("spec")
-            .current_dir(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "runc spec failed");
-        common::build_busybox_rootfs(&dir.path().join("rootfs"));
-        let path = dir.path().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        config["process"]["terminal"] = false.into();
-        config["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
-        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-        Bundle { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
-        let path = self.path().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        f(&mut config);
-        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    }
-}
 
 /// One runtime (runc or minidock) with its own state directory. Dropping it force-deletes
 /// every container it still lists.
@@ -142,20 +92,6 @@ impl Drop for Runtime {
             let _ = self.run(&["delete", "--force", id]);
         }
     }
-}
-
-fn unique_id(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The directory of `pid`'s cgroup for `controller` (v1), or its v2 directory.

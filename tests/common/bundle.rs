@@ -44,6 +44,11 @@ impl Bundle {
         f(&mut config);
         std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     }
+
+    /// Sets `linux.resources.KEY` to `value`.
+    pub fn resources(&self, key: &str, value: serde_json::Value) {
+        self.edit(|c| c["linux"]["resources"][key] = value);
+    }
 }
 
 pub fn unique_id(prefix: &str) -> String {
