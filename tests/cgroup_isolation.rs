@@ -9,6 +9,7 @@ mod common;
 use bundle::{
     Bundle, Root, minidock, require_peers, run_minidock, run_runc, state_root, unique_id,
 };
+use common::text;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -29,10 +30,6 @@ fn cgroup_bundle(args: &[&str]) -> Bundle {
         });
     }
     bundle
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs the bundle under both and asserts the same outcome: both ran with the same stdout

@@ -7,38 +7,13 @@
 mod common;
 
 use assert_cmd::prelude::*;
+use common::{have, require_busybox_overlay, text};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn have(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Skip unless root with busybox-static and overlayfs; under CI, fail.
-fn prerequisites() -> bool {
-    common::require_root()
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed (apt-get install busybox-static)",
-        )
-        && common::prerequisite(
-            minidock::overlay::overlay_supported(),
-            "the kernel has no overlayfs",
-        )
-}
 
 /// A busybox root filesystem as a tar (scripts/busybox-rootfs).
 fn busybox_tar() -> Vec<u8> {
@@ -92,26 +67,12 @@ impl Env {
 
     /// Runs and asserts success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args, None);
-        assert!(
-            out.status.success(),
-            "minidock {args:?} failed ({:?}): {}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        common::ok_stdout(args, &self.output(args, None))
     }
 
     /// Runs and asserts failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.output(args, None);
-        assert!(
-            !out.status.success(),
-            "minidock {args:?} should have failed: {}",
-            text(&out.stdout)
-        );
-        text(&out.stderr)
+        common::failed_stderr(args, &self.output(args, None))
     }
 
     /// `import - NAME` of a busybox rootfs; returns the image ID.
@@ -211,7 +172,7 @@ fn last_layer_entries(archive: &Path) -> Vec<String> {
 
 #[test]
 fn a_committed_container_runs_with_its_changes_its_deletions_and_the_new_cmd() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let mut env = Env::new();
@@ -308,7 +269,7 @@ fn a_committed_container_runs_with_its_changes_its_deletions_and_the_new_cmd() {
 
 #[test]
 fn a_running_container_commits_and_a_bad_change_stores_nothing() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let mut env = Env::new();
@@ -394,7 +355,7 @@ fn read_request_path(stream: &mut TcpStream) -> String {
 
 #[test]
 fn import_reads_a_rootfs_from_an_http_url() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let env = Env::new();
@@ -489,7 +450,7 @@ impl Drop for Registry {
 
 #[test]
 fn an_image_pushed_then_pulled_into_an_empty_store_runs() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let Some(registry) = Registry::start() else {

@@ -7,6 +7,7 @@
 mod common;
 
 use assert_cmd::prelude::*;
+use common::{require_busybox_overlay, text};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,26 +20,9 @@ struct Env {
     finished: bool,
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Skip unless root with busybox-static; under CI, fail.
-fn prerequisites() -> bool {
-    common::require_root()
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed (apt-get install busybox-static)",
-        )
-        && common::prerequisite(
-            minidock::overlay::overlay_supported(),
-            "the kernel has no overlayfs",
-        )
-}
-
 impl Env {
     fn new() -> Option<Env> {
-        if !prerequisites() {
+        if !require_busybox_overlay() {
             return None;
         }
         let env = Env {
@@ -65,15 +49,7 @@ impl Env {
         common::build_busybox_rootfs(rootfs.path());
         edit(rootfs.path());
         let tar = rootfs.path().with_extension("tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs.path())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::tar_dir(rootfs.path(), &tar);
         let out = self.ok(&["import", tar.to_str().unwrap(), name]);
         assert!(out.starts_with("sha256:"), "{out}");
         std::fs::remove_file(&tar).unwrap();
@@ -91,15 +67,7 @@ impl Env {
 
     /// Runs and asserts success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "minidock {args:?} failed ({:?}): {}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        common::ok_stdout(args, &self.output(args))
     }
 
     /// Runs and asserts the exit code; returns stderr.

@@ -8,38 +8,13 @@
 
 mod common;
 
+use common::{have, require_busybox_overlay, text};
 use std::fs;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn have(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Skip unless root with busybox-static and overlayfs; under CI, fail.
-fn prerequisites() -> bool {
-    common::require_root()
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed (apt-get install busybox-static)",
-        )
-        && common::prerequisite(
-            minidock::overlay::overlay_supported(),
-            "the kernel has no overlayfs",
-        )
-}
 
 fn strace_available() -> bool {
     common::prerequisite(
@@ -54,15 +29,7 @@ fn busybox_tar(dir: &Path) -> PathBuf {
     fs::create_dir_all(&rootfs).unwrap();
     common::build_busybox_rootfs(&rootfs);
     let tar = dir.join("busybox.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::tar_dir(&rootfs, &tar);
     fs::remove_dir_all(&rootfs).unwrap();
     tar
 }
@@ -107,25 +74,11 @@ impl Env {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "minidock {args:?} failed ({:?}): {}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        common::ok_stdout(args, &self.output(args))
     }
 
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            !out.status.success(),
-            "minidock {args:?} should have failed: {}",
-            text(&out.stdout)
-        );
-        text(&out.stderr)
+        common::failed_stderr(args, &self.output(args))
     }
 
     /// Runs minidock under strace, SIGKILLed at the `nth` call of `syscall` (by any of its
@@ -267,13 +220,30 @@ fn sigkill(pid: i32) {
     .unwrap();
 }
 
+/// The shim's pid and the container's, from its state.json.
+fn shim_and_pid(env: &Env, id: &str) -> (i32, i32) {
+    let state = state_json(env, id);
+    (
+        state["SupervisorPid"].as_i64().unwrap() as i32,
+        state["Pid"].as_i64().unwrap() as i32,
+    )
+}
+
+/// SIGKILLs the shim and waits until it is gone.
+fn kill_shim(shim: i32) {
+    sigkill(shim);
+    wait_for("the shim to die", Duration::from_secs(10), || {
+        !process_alive(shim)
+    });
+}
+
 // ------------------------------------------------------------------------------------------
 // Supervisors killed
 // ------------------------------------------------------------------------------------------
 
 #[test]
 fn a_killed_shim_leaves_an_exited_137_container_with_nothing_running() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let env = Env::new();
@@ -282,16 +252,9 @@ fn a_killed_shim_leaves_an_exited_137_container_with_nothing_running() {
         .ok(&["run", "-d", "busybox", "sleep", "1000"])
         .trim()
         .to_owned();
-    let state = state_json(&env, &id);
-    let (shim, pid) = (
-        state["SupervisorPid"].as_i64().unwrap() as i32,
-        state["Pid"].as_i64().unwrap() as i32,
-    );
+    let (shim, pid) = shim_and_pid(&env, &id);
     assert!(process_alive(pid));
-    sigkill(shim);
-    wait_for("the shim to die", Duration::from_secs(10), || {
-        !process_alive(shim)
-    });
+    kill_shim(shim);
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (137)"), "{ps}");
     assert!(!ps.contains("Up "), "{ps}");
@@ -310,7 +273,7 @@ fn a_killed_shim_leaves_an_exited_137_container_with_nothing_running() {
 
 #[test]
 fn an_rm_container_whose_cli_or_shim_was_killed_is_removed() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let env = Env::new();
@@ -344,15 +307,8 @@ fn an_rm_container_whose_cli_or_shim_was_killed_is_removed() {
         .ok(&["run", "-d", "--rm", "busybox", "sleep", "1000"])
         .trim()
         .to_owned();
-    let state = state_json(&env, &detached);
-    let (shim, detached_pid) = (
-        state["SupervisorPid"].as_i64().unwrap() as i32,
-        state["Pid"].as_i64().unwrap() as i32,
-    );
-    sigkill(shim);
-    wait_for("the shim to die", Duration::from_secs(10), || {
-        !process_alive(shim)
-    });
+    let (shim, detached_pid) = shim_and_pid(&env, &detached);
+    kill_shim(shim);
     assert_eq!(
         env.ok(&["ps", "-aq"]),
         "",
@@ -369,7 +325,7 @@ fn an_rm_container_whose_cli_or_shim_was_killed_is_removed() {
 
 #[test]
 fn a_container_directory_without_state_json_is_reclaimed() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let env = Env::new();
@@ -388,7 +344,7 @@ fn a_container_directory_without_state_json_is_reclaimed() {
 
 #[test]
 fn run_killed_at_several_points_leaves_nothing_after_the_next_command() {
-    if !prerequisites() || !strace_available() {
+    if !require_busybox_overlay() || !strace_available() {
         return;
     }
     // mkdirat: the layer unpacker (a fresh store unpacks on the first run); mount: the overlay
@@ -416,7 +372,7 @@ fn run_killed_at_several_points_leaves_nothing_after_the_next_command() {
 
 #[test]
 fn rm_killed_half_way_is_finished_by_the_next_command() {
-    if !prerequisites() || !strace_available() {
+    if !require_busybox_overlay() || !strace_available() {
         return;
     }
     let env = Env::new();
@@ -451,7 +407,7 @@ fn rm_killed_half_way_is_finished_by_the_next_command() {
 
 #[test]
 fn load_killed_at_several_points_is_reclaimed_by_the_next_command() {
-    if !prerequisites() || !strace_available() {
+    if !require_busybox_overlay() || !strace_available() {
         return;
     }
     let source = Env::new();
@@ -480,7 +436,7 @@ fn load_killed_at_several_points_is_reclaimed_by_the_next_command() {
 
 #[test]
 fn system_prune_removes_stopped_containers_dangling_images_and_leftovers() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let env = Env::new();
@@ -604,7 +560,7 @@ impl Drop for Registry {
 
 #[test]
 fn pull_killed_at_several_points_is_reclaimed_by_the_next_command() {
-    if !prerequisites() || !strace_available() {
+    if !require_busybox_overlay() || !strace_available() {
         return;
     }
     let Some(registry) = Registry::start() else {
@@ -698,7 +654,7 @@ fn assert_disk_full(stderr: &str, mount: &Path) {
 
 #[test]
 fn a_full_disk_is_said_as_such_in_import_load_pull_create_commit_and_save() {
-    if !prerequisites() {
+    if !require_busybox_overlay() {
         return;
     }
     let Some(registry) = Registry::start() else {

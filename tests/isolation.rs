@@ -8,27 +8,11 @@
 mod common;
 
 use assert_cmd::prelude::*;
+use common::{require_busybox_overlay, text};
 use std::collections::BTreeSet;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Skip unless root with busybox-static and overlayfs; under CI, fail.
-fn prerequisites() -> bool {
-    common::require_root()
-        && common::prerequisite(
-            Path::new("/bin/busybox").exists(),
-            "busybox-static is not installed (apt-get install busybox-static)",
-        )
-        && common::prerequisite(
-            minidock::overlay::overlay_supported(),
-            "the kernel has no overlayfs",
-        )
-}
 
 /// A word no kernel log or file holds by chance.
 fn unique(what: &str) -> String {
@@ -47,7 +31,7 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Env> {
-        if !prerequisites() {
+        if !require_busybox_overlay() {
             return None;
         }
         let parent = tempfile::Builder::new()
@@ -62,15 +46,7 @@ impl Env {
             .unwrap();
         common::build_busybox_rootfs(rootfs.path());
         let tar = env.parent.path().join("busybox.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs.path())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::tar_dir(rootfs.path(), &tar);
         let out = env.ok(&["import", tar.to_str().unwrap(), "busybox"]);
         assert!(out.starts_with("sha256:"), "{out}");
         std::fs::remove_file(&tar).unwrap();
@@ -94,15 +70,7 @@ impl Env {
 
     /// Runs and asserts success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "minidock {args:?} failed ({:?}): {}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        common::ok_stdout(args, &self.output(args))
     }
 
     /// `run --rm [flags] busybox sh -c script`.

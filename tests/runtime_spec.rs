@@ -9,7 +9,7 @@ mod bundle;
 mod common;
 
 use bundle::{
-    Bundle, minidock, require_peers, run_minidock, run_runc, runc, same_as_runc, state_root,
+    Bundle, Root, minidock, require_peers, run_minidock, run_runc, runc, same_as_runc, state_root,
     stderr, stdout, unique_id,
 };
 use serde_json::json;
@@ -410,41 +410,61 @@ fn rootfs_propagation_is_applied_as_by_runc() {
     }
 }
 
-/// create, then change config.json, then start: the container runs what was created.
-fn create_edit_start(bundle: &Bundle, runtime: &str) -> String {
-    let root = state_root();
-    let id = unique_id("once");
-    let cmd = |extra: &[&str]| -> Command {
-        let mut c = if runtime == "runc" {
-            runc(&root)
-        } else {
-            let mut c = minidock(&root);
-            c.arg("runtime");
-            c
-        };
-        c.args(extra);
+/// `runc --root ROOT ARGS`, or `minidock --root ROOT runtime ARGS` for "minidock".
+fn runtime_verb(runtime: &str, root: &Root, args: &[&str]) -> Command {
+    let mut c = if runtime == "runc" {
+        runc(root)
+    } else {
+        let mut c = minidock(root);
+        c.arg("runtime");
         c
     };
-    let status = cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    c.args(args);
+    c
+}
+
+/// `create` of the bundle as `id` under `runtime`. The container inherits create's stdio:
+/// /dev/null, or reading create's output would wait for the container to exit.
+fn create(runtime: &str, root: &Root, bundle: &Bundle, id: &str) {
+    let status = runtime_verb(
+        runtime,
+        root,
+        &["create", "--bundle", bundle.path().to_str().unwrap(), id],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status()
+    .unwrap();
     assert!(status.success(), "{runtime} create");
-    bundle.edit(|c| {
-        c.as_object_mut().unwrap().remove("process");
-        c["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
-    });
-    let started = cmd(&["start", &id]).output().unwrap();
+}
+
+/// Polls `state` until the container is stopped, 500 times at most.
+fn wait_stopped(runtime: &str, root: &Root, id: &str) {
     for _ in 0..500 {
-        let out = cmd(&["state", &id]).output().unwrap();
+        let out = runtime_verb(runtime, root, &["state", id])
+            .output()
+            .unwrap();
         let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if state["status"] == "stopped" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// create, then change config.json, then start: the container runs what was created.
+fn create_edit_start(bundle: &Bundle, runtime: &str) -> String {
+    let root = state_root();
+    let id = unique_id("once");
+    let cmd = |args: &[&str]| runtime_verb(runtime, &root, args);
+    create(runtime, &root, bundle, &id);
+    bundle.edit(|c| {
+        c.as_object_mut().unwrap().remove("process");
+        c["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
+    });
+    let started = cmd(&["start", &id]).output().unwrap();
+    wait_stopped(runtime, &root, &id);
     let deleted = cmd(&["delete", "--force", &id]).output().unwrap();
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     let out = bundle.path().join("rootfs/out");
@@ -563,37 +583,14 @@ fn every_hook_runs_in_order_and_namespace_as_with_runc() {
 fn hooks_through_the_verbs(bundle: &Bundle, log: &std::path::Path, runtime: &str) -> Vec<String> {
     let root = state_root();
     let id = unique_id("verbs");
-    let cmd = |args: &[&str]| -> Command {
-        let mut c = if runtime == "runc" {
-            runc(&root)
-        } else {
-            let mut c = minidock(&root);
-            c.arg("runtime");
-            c
-        };
-        c.args(args);
-        c
-    };
-    let created = cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(created.success(), "{runtime} create");
+    let cmd = |args: &[&str]| runtime_verb(runtime, &root, args);
+    create(runtime, &root, bundle, &id);
     let after_create = std::fs::read_to_string(log).unwrap_or_default();
     assert!(
         cmd(&["start", &id]).status().unwrap().success(),
         "{runtime} start"
     );
-    for _ in 0..500 {
-        let out = cmd(&["state", &id]).output().unwrap();
-        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if state["status"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_stopped(runtime, &root, &id);
     assert!(
         cmd(&["delete", &id]).status().unwrap().success(),
         "{runtime} delete"
@@ -709,24 +706,8 @@ fn the_state_carries_the_annotations() {
     let annotations = |runtime: &str| -> serde_json::Value {
         let root = state_root();
         let id = unique_id("ann");
-        let cmd = |args: &[&str]| -> Command {
-            let mut c = if runtime == "runc" {
-                runc(&root)
-            } else {
-                let mut c = minidock(&root);
-                c.arg("runtime");
-                c
-            };
-            c.args(args);
-            c
-        };
-        let status = cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "{runtime} create");
+        let cmd = |args: &[&str]| runtime_verb(runtime, &root, args);
+        create(runtime, &root, &bundle, &id);
         let out = cmd(&["state", &id]).output().unwrap();
         let _ = cmd(&["delete", "--force", &id]).status();
         let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -811,15 +792,7 @@ fn minidock_run_gets_the_read_only_cgroupfs_and_privileged_a_writable_one() {
         .unwrap();
     common::build_busybox_rootfs(rootfs.path());
     let tar = rootfs.path().with_extension("tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(rootfs.path())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::tar_dir(rootfs.path(), &tar);
     let imported = minidock(&root)
         .args(["import", tar.to_str().unwrap(), "busybox"])
         .output()

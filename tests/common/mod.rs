@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 /// True when running in CI (`CI=true`), where a missing prerequisite is a failure.
 pub fn in_ci() -> bool {
@@ -81,4 +81,67 @@ pub fn mounts_containing(needle: &str) -> Vec<String> {
         .filter(|p| p.contains(needle))
         .map(str::to_owned)
         .collect()
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// True when `PROGRAM ARG` can be started (its exit status does not matter).
+pub fn have(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Skip unless root with busybox-static and overlayfs; under CI, fail.
+pub fn require_busybox_overlay() -> bool {
+    require_root()
+        && prerequisite(
+            Path::new("/bin/busybox").exists(),
+            "busybox-static is not installed (apt-get install busybox-static)",
+        )
+        && prerequisite(
+            minidock::overlay::overlay_supported(),
+            "the kernel has no overlayfs",
+        )
+}
+
+/// `tar -C DIR -cf TAR .`, asserting success.
+pub fn tar_dir(dir: &Path, tar: &Path) {
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The stdout of `minidock ARGS`, asserting that it succeeded.
+pub fn ok_stdout(args: &[&str], out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "minidock {args:?} failed ({:?}): {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The stderr of `minidock ARGS`, asserting that it failed.
+pub fn failed_stderr(args: &[&str], out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "minidock {args:?} should have failed: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
 }
