@@ -135,6 +135,16 @@ fn remove_everywhere(name: &str) {
     }
 }
 
+/// Sets `linux.cgroupsPath`, without a cgroup namespace: the paths in /proc/self/cgroup are
+/// then the host's, and comparable.
+fn set_cgroups_path(bundle: &Bundle, path: &str) {
+    bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = path.into();
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+}
+
 /// An absolute cgroupsPath is below each hierarchy's root, in every hierarchy (named ones
 /// too): /proc/self/cgroup reads the same under both runtimes.
 #[test]
@@ -144,12 +154,7 @@ fn an_absolute_cgroups_path_lands_where_runc_puts_it() {
     }
     let top = unique_id("minidock-itest");
     let bundle = cgroup_bundle(&["cat", "/proc/self/cgroup"]);
-    bundle.edit(|c| {
-        c["linux"]["cgroupsPath"] = format!("/{top}/c").into();
-        // Without a cgroup namespace the paths are the host's, and comparable.
-        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-        ns.retain(|n| n["type"] != "cgroup");
-    });
+    set_cgroups_path(&bundle, &format!("/{top}/c"));
     let (ours, _) = same_as_runc(&bundle);
     remove_everywhere(&top);
     let lines = text(&ours.stdout);
@@ -167,11 +172,7 @@ fn a_relative_cgroups_path_lands_where_runc_puts_it() {
     }
     let top = unique_id("minidock-itest");
     let bundle = cgroup_bundle(&["cat", "/proc/self/cgroup"]);
-    bundle.edit(|c| {
-        c["linux"]["cgroupsPath"] = format!("{top}/c").into();
-        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-        ns.retain(|n| n["type"] != "cgroup");
-    });
+    set_cgroups_path(&bundle, &format!("{top}/c"));
     let (ours, _) = same_as_runc(&bundle);
     for m in minidock::cgroup::layout::own_cgroups().unwrap() {
         for hierarchy in minidock::cgroup::layout::detect_hierarchies().unwrap() {

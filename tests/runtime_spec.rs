@@ -242,6 +242,27 @@ fn root_path_is_the_root_in_a_mount_namespace_joined_by_path() {
     assert!(stdout(&ours).starts_with("bin\n"), "{}", stdout(&ours));
 }
 
+/// A user namespace mapping container ids 0-999 to host ids 1000-1999, a writable root, and
+/// the rootfs given to the mapped root, as a user would give it.
+fn in_a_user_namespace(bundle: &Bundle) {
+    bundle.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 1000, "size": 1000}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        c["root"]["readonly"] = false.into();
+    });
+    let status = Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(bundle.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn a_user_namespace_without_host_root_runs_as_its_root() {
     if !require_peers() {
@@ -253,23 +274,7 @@ fn a_user_namespace_without_host_root_runs_as_its_root() {
         "id; ls -ld /dev /dev/pts /dev/shm /dev/mqueue /dev/null | awk '{print $1, $3, $4, $NF}'; \
          cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/x && echo wrote",
     ]);
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 1000, "size": 1000}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-        c["root"]["readonly"] = false.into();
-    });
-    // A user would give the mapped root its rootfs.
-    let status = Command::new("chown")
-        .args(["-R", "1000:1000"])
-        .arg(bundle.path().join("rootfs"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    in_a_user_namespace(&bundle);
     let ours = same_as_runc(&bundle);
     assert!(
         stdout(&ours).starts_with("uid=0(root) gid=0(root)"),
@@ -287,22 +292,7 @@ fn a_user_namespace_without_host_root_waits_in_created_and_starts() {
     // The exec fifo belongs to the host's root: the container's root (host uid 1000) must
     // be given it to open, or the created process dies before `start`.
     let bundle = Bundle::new(&["sh", "-c", "id -u > /out"]);
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 1000, "size": 1000}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-        c["root"]["readonly"] = false.into();
-    });
-    let status = Command::new("chown")
-        .args(["-R", "1000:1000"])
-        .arg(bundle.path().join("rootfs"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    in_a_user_namespace(&bundle);
     let original = std::fs::read_to_string(bundle.path().join("config.json")).unwrap();
     let ours = create_edit_start(&bundle, "minidock");
     std::fs::write(bundle.path().join("config.json"), &original).unwrap();
