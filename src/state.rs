@@ -323,6 +323,39 @@ fn unescape_mount_path(field: &str) -> PathBuf {
 }
 // ANCHOR_END: disk_full
 
+/// The lowercase hex SHA-256 of `parts`, hashed in order: the key of a cached program.
+pub fn sha256_hex(parts: &[&[u8]]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes a cache file atomically: `dir` is created 0700 if missing (whoever can write a
+/// cached program chooses what it does), then `bytes` go to a temp file in `dir`, renamed to
+/// `file`. Errors name the step and the path.
+pub fn write_cache_file(dir: &Path, file: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("mkdir {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("temp file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("write {}", tmp.path().display()))?;
+    tmp.persist(file)
+        .with_context(|| format!("rename into {}", file.display()))?;
+    Ok(())
+}
+
 /// Formats a time as RFC 3339 in UTC with Go's `RFC3339Nano` layout (trailing zeros of the
 /// fraction dropped), the format of Docker's `Created` fields: `2024-05-01T12:34:56.5Z`.
 pub fn rfc3339(time: SystemTime) -> String {

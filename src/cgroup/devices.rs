@@ -19,9 +19,9 @@
 
 use super::write_file;
 use crate::explain::{self, Chapter};
+use crate::state;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -405,15 +405,11 @@ const GENERATOR_VERSION: &str = "minidock-devices-1";
 /// The cache key of a rule list: sha256 of the generator version and the rules' JSON.
 pub fn rules_key(rules: &[DeviceRule]) -> Result<String> {
     let json = serde_json::to_vec(rules).context("serialize the device rules")?;
-    let mut hasher = Sha256::new();
-    hasher.update(GENERATOR_VERSION.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(&json);
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(state::sha256_hex(&[
+        GENERATOR_VERSION.as_bytes(),
+        b"\0",
+        &json,
+    ]))
 }
 
 fn memo() -> &'static Mutex<HashMap<String, Arc<Vec<Insn>>>> {
@@ -466,7 +462,7 @@ pub fn compile_cached(rules: &[DeviceRule], cache_dir: Option<&Path>) -> Result<
     let insns = Arc::new(cached.unwrap_or_else(|| {
         let insns = program(rules);
         if let (Some(dir), Some(file)) = (cache_dir, &file)
-            && let Err(e) = write_cache(dir, file, &insns)
+            && let Err(e) = state::write_cache_file(dir, file, &to_bytes(&insns))
         {
             explain::note(&format!("device program cache not written: {e:#}"));
         }
@@ -479,23 +475,6 @@ pub fn compile_cached(rules: &[DeviceRule], cache_dir: Option<&Path>) -> Result<
     Ok(insns)
 }
 // ANCHOR_END: devices_cached
-
-fn write_cache(dir: &Path, file: &Path, insns: &[Insn]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("mkdir {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("temp file in {}", dir.display()))?;
-    tmp.write_all(&to_bytes(insns))
-        .with_context(|| format!("write {}", tmp.path().display()))?;
-    tmp.persist(file)
-        .with_context(|| format!("rename into {}", file.display()))?;
-    Ok(())
-}
 
 /// bpf(2) commands and constants (include/uapi/linux/bpf.h).
 const BPF_PROG_LOAD: libc::c_long = 5;

@@ -20,14 +20,13 @@
 
 use super::syscalls_x86_64::SYSCALLS_X86_64;
 use crate::explain::{self, Chapter};
+use crate::state;
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{
     Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
     LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
 };
-use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -976,15 +975,11 @@ const COMPILER_VERSION: &str = "minidock-seccomp-1";
 /// profile's JSON.
 pub fn profile_key(profile: &LinuxSeccomp) -> Result<String> {
     let json = serde_json::to_vec(profile).context("serialize linux.seccomp")?;
-    let mut hasher = Sha256::new();
-    hasher.update(COMPILER_VERSION.as_bytes());
-    hasher.update(b"\0x86_64\0");
-    hasher.update(&json);
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(state::sha256_hex(&[
+        COMPILER_VERSION.as_bytes(),
+        b"\0x86_64\0",
+        &json,
+    ]))
 }
 
 fn memo() -> &'static Mutex<HashMap<String, Arc<Program>>> {
@@ -1013,7 +1008,7 @@ pub fn compile_cached(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Resul
         None => {
             let program = compile(profile)?;
             if let (Some(dir), Some(file)) = (cache_dir, &file)
-                && let Err(e) = write_cache(dir, file, &program)
+                && let Err(e) = state::write_cache_file(dir, file, &program.to_bytes())
             {
                 explain::note(&format!("seccomp cache not written: {e:#}"));
             }
@@ -1028,23 +1023,6 @@ pub fn compile_cached(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Resul
     Ok(program)
 }
 // ANCHOR_END: cached
-
-/// Writes the cache file atomically: a temp file in the same directory, then rename.
-fn write_cache(dir: &Path, file: &Path, program: &Program) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("mkdir {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("temp file in {}", dir.display()))?;
-    tmp.write_all(&program.to_bytes())
-        .with_context(|| format!("write {}", tmp.path().display()))?;
-    tmp.persist(file)
-        .with_context(|| format!("rename into {}", file.display()))?;
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------------------
 // 3. Installing the filter
