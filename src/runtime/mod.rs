@@ -76,6 +76,10 @@ pub struct State {
     pub pid_start_time: u64,
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
+    /// The directories of `cgroup_paths` that existed before `create` joined them (a
+    /// `linux.cgroupsPath` naming an existing cgroup): `delete` leaves them and what is in them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_cgroup_paths: Vec<PathBuf>,
 }
 
 /// A container id becomes a directory name and a cgroup name: letters, digits, `_ . -`.
@@ -513,6 +517,7 @@ fn new_state(id: &str, bundle: &Path, spec: &Spec, launched: &Launched) -> Resul
         created: now_rfc3339(),
         pid_start_time: process_start_time(pid).unwrap_or(0),
         cgroup_paths: launched.cgroup.paths(),
+        joined_cgroup_paths: launched.cgroup.joined(),
     })
 }
 
@@ -664,7 +669,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if state.status != Status::Stopped {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
     }
-    cgroup::remove_paths(&state.cgroup_paths)?;
+    let mut owned = state.cgroup_paths.clone();
+    owned.retain(|dir| !state.joined_cgroup_paths.contains(dir));
+    cgroup::remove_paths(&owned)?;
     let spec = saved_config(root, id).ok();
     std::fs::remove_dir_all(State::dir(root, id))
         .with_context(|| format!("removing the state of {id:?}"))?;
