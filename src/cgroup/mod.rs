@@ -336,7 +336,8 @@ impl CgroupsPath {
         let components: Vec<&str> = trimmed.split('/').collect();
         if trimmed.is_empty() || components.iter().any(|c| matches!(*c, "" | "." | "..")) {
             bail!(
-                "linux.cgroupsPath \"{text}\": expected a path like /a/b or a/b, without '.',                  '..' or empty components"
+                "linux.cgroupsPath {text:?}: expected a path like /a/b or a/b, without '.', '..' \
+                 or empty components"
             );
         }
         let (name, parent) = components.split_last().expect("not empty");
@@ -916,9 +917,11 @@ mod tests {
             (rel.relative, rel.parent.as_str(), rel.name.as_str()),
             (true, "", "x")
         );
-        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", ".."] {
+        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", "..", "a/\n/.."] {
             let err = CgroupsPath::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("linux.cgroupsPath"), "{bad}: {err}");
+            // One line, in single spaces, the path quoted.
+            assert!(!err.contains('\n') && !err.contains("  "), "{bad}: {err}");
         }
     }
 
