@@ -136,10 +136,12 @@ impl State {
 
     fn save(&self, root: &Path) -> Result<()> {
         let path = State::dir(root, &self.id).join("state.json");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+        // 0600 as runc writes it: the annotations are the caller's.
+        crate::state::write_atomic_unsynced_with_mode(
+            &path,
+            &serde_json::to_vec_pretty(self)?,
+            0o600,
+        )
     }
 
     /// Created while the exec fifo exists and the process is alive; running once it has
@@ -219,9 +221,16 @@ fn launch(
     }
     let rootfs = spec::rootfs(&spec, &bundle)?;
     let dir = State::dir(root, id);
-    std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+    // Modes as runc makes them: the root 0700 (an existing one keeps its mode), each
+    // container's directory 0711.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("mkdir {}", root.display()))?;
     // mkdir is atomic: two `create`s with one id cannot both succeed.
-    match std::fs::create_dir(&dir) {
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Exit::new(code::FAILED, format!("container {id:?} already exists")).into());
