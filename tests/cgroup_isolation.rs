@@ -190,6 +190,68 @@ fn a_relative_cgroups_path_lands_where_runc_puts_it() {
     }
 }
 
+/// A cgroupsPath naming a cgroup that existed before is joined, as runc joins it; `delete
+/// --force` then leaves it, and the host process in it, alone (runc kills only the container's
+/// init and fails to rmdir the busy directory). A throwaway cgroup made here stands for a host
+/// one like `/system.slice`.
+#[test]
+fn delete_leaves_a_joined_host_cgroup_and_its_processes() {
+    if !require_peers() {
+        return;
+    }
+    let top = unique("minidock-itest-host");
+    // The memory and pids hierarchies (or the v2 one): a new cpuset cgroup takes no process.
+    let hierarchies: Vec<_> = minidock::cgroup::layout::detect_hierarchies()
+        .unwrap()
+        .into_iter()
+        .filter(|h| v2() || h.has("memory") || h.has("pids"))
+        .collect();
+    let mut host = Command::new("sleep").arg("1000").spawn().unwrap();
+    let placed: std::io::Result<()> = hierarchies.iter().try_for_each(|h| {
+        let dir = h.mount.join(&top);
+        std::fs::create_dir(&dir)?;
+        std::fs::write(dir.join("cgroup.procs"), host.id().to_string())
+    });
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = format!("/{top}").into());
+    let root = state_root();
+    let id = unique("md");
+    // The container keeps create's stdio: give it a file, so nothing waits for its end.
+    let log = tempfile::tempfile().unwrap();
+    let created = minidock(&root)
+        .args(["runtime", "create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let deleted = minidock(&root)
+        .args(["runtime", "delete", "--force", &id])
+        .output()
+        .unwrap();
+    let alive = host.try_wait().unwrap().is_none();
+    let left: Vec<bool> = hierarchies
+        .iter()
+        .map(|h| h.mount.join(&top).is_dir())
+        .collect();
+    let _ = host.kill();
+    let _ = host.wait();
+    remove_everywhere(&top);
+    placed.unwrap();
+    assert!(created.success(), "create failed: {created:?}");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(
+        alive,
+        "delete killed a process of the host cgroup it joined"
+    );
+    assert!(
+        left.iter().all(|l| *l),
+        "delete removed the host cgroup it joined: {left:?}"
+    );
+}
+
 #[test]
 fn a_bad_cgroups_path_is_refused() {
     if !require_peers() {

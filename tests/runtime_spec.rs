@@ -809,3 +809,45 @@ fn minidock_run_gets_the_read_only_cgroupfs_and_privileged_a_writable_one() {
     let privileged = run(&["-m", "32m", "--privileged"], make);
     assert_eq!(stdout(&privileged), "made\n", "{}", stderr(&privileged));
 }
+
+/// The state is private as runc keeps it: a new root 0700, state.json 0600 (its annotations
+/// are the caller's), the container's directory not listable by others.
+#[test]
+fn the_state_is_private_as_with_runc() {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::os::unix::fs::PermissionsExt;
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["true"]);
+    let parent = state_root();
+    let root = parent.0.path().join("state");
+    let id = unique_id("md");
+    let status = Command::cargo_bin("minidock")
+        .unwrap()
+        .arg("--root")
+        .arg(&root)
+        .args(["runtime", "create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    let dir = root.join("run/runtime").join(&id);
+    let modes = (
+        mode(&root).ok(),
+        mode(&dir).ok(),
+        mode(&dir.join("state.json")).ok(),
+    );
+    let _ = Command::cargo_bin("minidock")
+        .unwrap()
+        .arg("--root")
+        .arg(&root)
+        .args(["runtime", "delete", "--force", &id])
+        .status();
+    assert!(status.success());
+    assert_eq!(modes, (Some(0o700), Some(0o711), Some(0o600)));
+}

@@ -336,7 +336,8 @@ impl CgroupsPath {
         let components: Vec<&str> = trimmed.split('/').collect();
         if trimmed.is_empty() || components.iter().any(|c| matches!(*c, "" | "." | "..")) {
             bail!(
-                "linux.cgroupsPath \"{text}\": expected a path like /a/b or a/b, without '.',                  '..' or empty components"
+                "linux.cgroupsPath {text:?}: expected a path like /a/b or a/b, without '.', '..' \
+                 or empty components"
             );
         }
         let (name, parent) = components.split_last().expect("not empty");
@@ -527,6 +528,28 @@ impl Cgroup {
         }
     }
 
+    /// The directories of [`Cgroup::paths`] that existed before [`Cgroup::create_at`] joined
+    /// them: not ours, so teardown neither kills what is in them nor removes them.
+    pub fn joined(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.joined().to_vec(),
+            Backend::V2(cgroup) => cgroup
+                .joined()
+                .then(|| cgroup.path().to_owned())
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The directories this cgroup made: [`Cgroup::paths`] without the [`Cgroup::joined`] ones.
+    pub fn owned_paths(&self) -> Vec<PathBuf> {
+        let joined = self.joined();
+        self.paths()
+            .into_iter()
+            .filter(|d| !joined.contains(d))
+            .collect()
+    }
+
     /// Every directory this cgroup consists of (one per v1 hierarchy, or the one v2 directory).
     pub fn paths(&self) -> Vec<PathBuf> {
         match &self.backend {
@@ -588,20 +611,20 @@ impl Cgroup {
         }
     }
 
-    /// Kills every process in the cgroup and waits until it is empty.
+    /// Kills every process in the directories it made and waits until they are empty.
     pub fn kill_all(&self) -> Result<()> {
-        teardown::kill_all(&self.paths())
+        teardown::kill_all(&self.owned_paths())
     }
 
     // ANCHOR: remove
     /// Kills what is left inside, child cgroups included, and removes the directories, children
-    /// first ([`teardown`]). Safe to call twice; drop calls it too, so a cgroup is removed on
-    /// every path, errors included.
+    /// first ([`teardown`]). Directories it joined are left as they are. Safe to call twice;
+    /// drop calls it too, so a cgroup is removed on every path, errors included.
     pub fn remove(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
         }
-        teardown::remove_all(&self.paths())?;
+        teardown::remove_all(&self.owned_paths())?;
         self.removed = true;
         Ok(())
     }
@@ -793,16 +816,17 @@ pub(crate) fn make_parents(mount: &Path, parent: &str) -> Result<PathBuf> {
 }
 
 /// Creates a directory, tracing it; an existing one is fine when `may_exist` (the shared
-/// parent), an error otherwise (a name clash would mix two runs' processes).
-pub(crate) fn make_dir(dir: &Path, may_exist: bool, what: &str) -> Result<()> {
+/// parent), an error otherwise (a name clash would mix two runs' processes). Returns whether
+/// it made the directory (false: it existed).
+pub(crate) fn make_dir(dir: &Path, may_exist: bool, what: &str) -> Result<bool> {
     explain::step(
         what,
         || format!("mkdir({})", dir.display()),
         Chapter::Cgroups,
     );
     match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if may_exist && err.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Ok(()) => Ok(true),
+        Err(err) if may_exist && err.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(err) if err.kind() == ErrorKind::AlreadyExists => {
             bail!(
                 "cgroup {} already exists (another run with the same name?)",
@@ -893,9 +917,11 @@ mod tests {
             (rel.relative, rel.parent.as_str(), rel.name.as_str()),
             (true, "", "x")
         );
-        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", ".."] {
+        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", "..", "a/\n/.."] {
             let err = CgroupsPath::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("linux.cgroupsPath"), "{bad}: {err}");
+            // One line, in single spaces, the path quoted.
+            assert!(!err.contains('\n') && !err.contains("  "), "{bad}: {err}");
         }
     }
 

@@ -29,33 +29,43 @@ pub struct Cgroup {
     /// Each hierarchy's controllers (`cpu,cpuacct`, `name=systemd`, empty for the cgroup2
     /// mount of a hybrid host) and the group's directory there.
     dirs: Vec<(String, PathBuf)>,
+    /// The directories of `dirs` that existed before [`Cgroup::create`] joined them.
+    joined: Vec<PathBuf>,
 }
 
 impl Cgroup {
     /// The group made of existing directories: each hierarchy's controllers (as in
     /// `/proc/self/cgroup`) and the group's directory there.
     pub fn from_dirs(dirs: Vec<(String, PathBuf)>) -> Cgroup {
-        Cgroup { dirs }
+        Cgroup {
+            dirs,
+            joined: Vec::new(),
+        }
     }
 
     // ANCHOR: v1_create
     /// Creates the group in every hierarchy of `hierarchies`, as runc does: at
     /// `MOUNT/parent_of(hierarchy)/name`. Without a directory in, say, `devices` or
     /// `name=systemd`, the container would stay in the host's root cgroup there. An existing
-    /// directory is an error unless `may_exist`. On failure, the directories made so far are
-    /// removed again.
+    /// directory is an error unless `may_exist`, and then it is joined: never killed in nor
+    /// removed by [`Cgroup::remove`]. On failure, the directories made so far are removed again.
     pub fn create(
         hierarchies: &[Hierarchy],
         parent_of: &dyn Fn(&Hierarchy) -> Result<String>,
         name: &str,
         may_exist: bool,
     ) -> Result<Cgroup> {
-        let mut cgroup = Cgroup { dirs: Vec::new() };
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            joined: Vec::new(),
+        };
         for hierarchy in hierarchies {
             let made = parent_of(hierarchy).and_then(|parent| {
                 let dir = hierarchy.mount.join(&parent).join(name);
                 make_parents(&hierarchy.mount, &parent)?;
-                make_dir(&dir, may_exist, "create the cgroup")?;
+                if !make_dir(&dir, may_exist, "create the cgroup")? {
+                    cgroup.joined.push(dir.clone());
+                }
                 cgroup
                     .dirs
                     .push((hierarchy.controllers.clone(), dir.clone()));
@@ -82,6 +92,11 @@ impl Cgroup {
             .iter()
             .find(|(c, _)| c.split(',').any(|c| c == controller))
             .map(|(_, d)| d.as_path())
+    }
+
+    /// The directories that existed before [`Cgroup::create`] joined them.
+    pub fn joined(&self) -> &[PathBuf] {
+        &self.joined
     }
 
     /// Each directory once.
@@ -174,9 +189,11 @@ impl Cgroup {
         super::teardown::kill_all(&self.paths())
     }
 
-    /// Kills what is left and removes every directory, child cgroups first.
+    /// Kills what is left and removes every directory it made, child cgroups first.
     pub fn remove(&self) -> Result<()> {
-        super::teardown::remove_all(&self.paths())
+        let mut made = self.paths();
+        made.retain(|d| !self.joined.contains(d));
+        super::teardown::remove_all(&made)
     }
 }
 

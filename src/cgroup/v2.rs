@@ -22,6 +22,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Cgroup {
     path: PathBuf,
+    /// The directory existed before [`Cgroup::create_at`] joined it: it is not removed.
+    joined: bool,
 }
 
 impl Cgroup {
@@ -32,7 +34,7 @@ impl Cgroup {
         Cgroup::create_at(mount, parent, name, wanted, false)
     }
 
-    /// [`Cgroup::create`], joining an existing directory when `may_exist`.
+    /// [`Cgroup::create`], joining an existing directory when `may_exist` ([`Cgroup::joined`]).
     pub fn create_at(
         mount: &Path,
         parent: &str,
@@ -42,14 +44,22 @@ impl Cgroup {
     ) -> Result<Cgroup> {
         let parent_dir = prepare_parent(mount, parent, wanted)?;
         let path = parent_dir.join(name);
-        make_dir(&path, may_exist, "create the cgroup")?;
-        Ok(Cgroup { path })
+        let joined = !make_dir(&path, may_exist, "create the cgroup")?;
+        Ok(Cgroup { path, joined })
     }
     // ANCHOR_END: v2_create
 
     /// An existing cgroup2 directory.
     pub fn open(path: impl Into<PathBuf>) -> Cgroup {
-        Cgroup { path: path.into() }
+        Cgroup {
+            path: path.into(),
+            joined: false,
+        }
+    }
+
+    /// Whether the directory existed before [`Cgroup::create_at`] joined it.
+    pub fn joined(&self) -> bool {
+        self.joined
     }
 
     pub fn path(&self) -> &Path {
@@ -120,7 +130,11 @@ impl Cgroup {
     }
     // ANCHOR_END: v2_kill
 
+    /// Removes the directory, unless it was joined.
     pub fn remove(&self) -> Result<()> {
+        if self.joined {
+            return Ok(());
+        }
         remove_dir(&self.path)
     }
 }

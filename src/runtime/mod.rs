@@ -76,6 +76,10 @@ pub struct State {
     pub pid_start_time: u64,
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
+    /// The directories of `cgroup_paths` that existed before `create` joined them (a
+    /// `linux.cgroupsPath` naming an existing cgroup): `delete` leaves them and what is in them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_cgroup_paths: Vec<PathBuf>,
 }
 
 /// A container id becomes a directory name and a cgroup name: letters, digits, `_ . -`.
@@ -132,10 +136,12 @@ impl State {
 
     fn save(&self, root: &Path) -> Result<()> {
         let path = State::dir(root, &self.id).join("state.json");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+        // 0600 as runc writes it: the annotations are the caller's.
+        crate::state::write_atomic_unsynced_with_mode(
+            &path,
+            &serde_json::to_vec_pretty(self)?,
+            0o600,
+        )
     }
 
     /// Created while the exec fifo exists and the process is alive; running once it has
@@ -215,9 +221,16 @@ fn launch(
     }
     let rootfs = spec::rootfs(&spec, &bundle)?;
     let dir = State::dir(root, id);
-    std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+    // Modes as runc makes them: the root 0700 (an existing one keeps its mode), each
+    // container's directory 0711.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("mkdir {}", root.display()))?;
     // mkdir is atomic: two `create`s with one id cannot both succeed.
-    match std::fs::create_dir(&dir) {
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Exit::new(code::FAILED, format!("container {id:?} already exists")).into());
@@ -513,6 +526,7 @@ fn new_state(id: &str, bundle: &Path, spec: &Spec, launched: &Launched) -> Resul
         created: now_rfc3339(),
         pid_start_time: process_start_time(pid).unwrap_or(0),
         cgroup_paths: launched.cgroup.paths(),
+        joined_cgroup_paths: launched.cgroup.joined(),
     })
 }
 
@@ -664,7 +678,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if state.status != Status::Stopped {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
     }
-    cgroup::remove_paths(&state.cgroup_paths)?;
+    let mut owned = state.cgroup_paths.clone();
+    owned.retain(|dir| !state.joined_cgroup_paths.contains(dir));
+    cgroup::remove_paths(&owned)?;
     let spec = saved_config(root, id).ok();
     std::fs::remove_dir_all(State::dir(root, id))
         .with_context(|| format!("removing the state of {id:?}"))?;
