@@ -199,7 +199,7 @@ fn delete_leaves_a_joined_host_cgroup_and_its_processes() {
     if !require_peers() {
         return;
     }
-    let top = unique("minidock-itest-host");
+    let top = unique_id("minidock-itest-host");
     // The memory and pids hierarchies (or the v2 one): a new cpuset cgroup takes no process.
     let hierarchies: Vec<_> = minidock::cgroup::layout::detect_hierarchies()
         .unwrap()
@@ -215,7 +215,7 @@ fn delete_leaves_a_joined_host_cgroup_and_its_processes() {
     let bundle = Bundle::new(&["sleep", "1000"]);
     bundle.edit(|c| c["linux"]["cgroupsPath"] = format!("/{top}").into());
     let root = state_root();
-    let id = unique("md");
+    let id = unique_id("md");
     // The container keeps create's stdio: give it a file, so nothing waits for its end.
     let log = tempfile::tempfile().unwrap();
     let created = minidock(&root)
