@@ -1207,7 +1207,7 @@ fn twenty_parallel_runs_get_distinct_ids() {
 #[test]
 fn many_sequential_runs_leave_nothing_behind() {
     let Some(env) = Env::new() else { return };
-    // 200 on the host (the figure); the VM lane, under software emulation, sets fewer.
+    // 200 on the host; the VM lane, under software emulation, sets fewer.
     let runs: usize = std::env::var("MINIDOCK_TEST_SEQUENTIAL_RUNS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -773,7 +773,7 @@ fn minidock_run_gets_the_read_only_cgroupfs_and_privileged_a_writable_one() {
     if !require_peers() {
         return;
     }
-    // The issue's `minidock run --rm -m 32m busybox sh -c 'echo 1073741824 > ...limit...'`:
+    // `minidock run --rm -m 32m busybox sh -c 'echo 1073741824 > ...limit...'`:
     // Docker answers "Read-only file system" and the limit stays 32 MiB.
     let root = state_root();
     let rootfs = tempfile::Builder::new()

@@ -147,8 +147,8 @@ pub fn parse_volume(text: &str) -> Result<Volume> {
     };
     if !host.starts_with('/') {
         return Err(bad_flag(format!(
-            "invalid volume {text:?}: the host path must be absolute (named volumes come in a \
-             later issue)"
+            "invalid volume {text:?}: the host path must be absolute (named volumes are not \
+             supported)"
         )));
     }
     let container = clean_container_path("volume destination", container)?;
