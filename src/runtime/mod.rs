@@ -309,6 +309,9 @@ fn launch_in(
     mode: Mode,
     stdio: Option<&Stdio>,
 ) -> Result<Launched> {
+    // The first move into a cgroup waits for an RCU grace period: start that wait now, on a
+    // thread, so that it runs while we prepare (see `cgroup::warmup`).
+    let warmup = cgroup::warmup::GracePeriod::start();
     // The cgroup first, with its limits, so the process is limited from its first instruction.
     let resources = spec::resources(spec)?;
     let layout = cgroup::detect()?;
@@ -408,6 +411,8 @@ fn launch_in(
         seccomp: seccomp.as_deref(),
         stdio: stdio.map(Stdio::raw).unwrap_or_default(),
     };
+    // No thread of ours may run while the container process is cloned.
+    warmup.finish();
     let pid = spawn_container(spec, &new, &cgroup, sync, &hook_state, &ctx)
         .with_context(|| format!("starting container {id:?}"))?;
     let console = match console {
