@@ -277,6 +277,11 @@ fn unknown_users_and_groups_are_refused_as_docker_refuses_them() {
         err.contains("unable to find group nosuch: no matching entries in group file"),
         "{err}"
     );
+    let err = env.refused(&["--group-add", "-1", "users", "true"]);
+    assert!(
+        err.contains("uids and gids must be in range 0-2147483647"),
+        "{err}"
+    );
     // An image without /etc/passwd: a uid still works, a name does not.
     env.import("nopasswd", &[], |rootfs| {
         std::fs::remove_file(rootfs.join("etc/passwd")).unwrap();
@@ -319,9 +324,9 @@ fn group_add_appends_names_and_numbers_after_the_users_groups() {
         ],
         &[],
     );
-    // moby lists wheel twice (from /etc/group, then from --group-add), and the kernel keeps
-    // both.
-    assert_eq!(out, "Groups:\t10 10 777 1000 1234 2345 \n");
+    // wheel comes from /etc/group and from --group-add: the process is in it once, as with
+    // Docker.
+    assert_eq!(out, "Groups:\t10 777 1000 1234 2345 \n");
     let out = env.run(
         &["-u", "4242:4242", "--group-add", "10", "users", "id"],
         &[],
@@ -339,6 +344,18 @@ fn group_add_appends_names_and_numbers_after_the_users_groups() {
     assert_eq!(
         env.ok(&["exec", "-u", "4242:4242", &id, "id", "-G"]),
         "4242 1234\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            &id,
+            "grep",
+            "^Groups:",
+            "/proc/self/status"
+        ]),
+        "Groups:\t1234 2345 65534 \n"
     );
     env.ok(&["rm", "-f", &id]);
     env.finish();

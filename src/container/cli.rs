@@ -55,7 +55,7 @@ pub struct RunArgs {
     #[arg(short = 'u', long)]
     pub user: Option<String>,
     /// Add a supplementary group (a name or a gid) to the process
-    #[arg(long = "group-add", value_name = "GROUP")]
+    #[arg(long = "group-add", value_name = "GROUP", allow_hyphen_values = true)]
     pub group_add: Vec<String>,
     /// The container's hostname
     #[arg(short = 'h', long)]

@@ -31,7 +31,7 @@ pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
     /// What `process.user.additionalGids` holds: the primary gid first, then the groups
-    /// from `/etc/group`, then `--group-add`'s, as moby lists them (duplicates kept).
+    /// from `/etc/group`, then `--group-add`'s, as moby lists them, each gid once.
     pub additional_gids: Vec<u32>,
     /// The home directory of the uid's first passwd entry (`/` for a uid passwd does not
     /// list), which runc gives a process whose environment has no `HOME`.
@@ -308,8 +308,14 @@ pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<R
     };
     // Go converts with uint32(...): ids from passwd and group are not range-checked.
     let id = |n: i64| n as u32;
+    // Each gid once: runc gives the kernel each group once (Docker 20.10 with runc 1.1 shows
+    // `-u app --group-add wheel` with wheel listing app as one group 10, not two).
     let mut additional_gids = vec![id(user.gid)];
-    additional_gids.extend(user.sgids.iter().chain(&added).map(|g| id(*g)));
+    for gid in user.sgids.iter().chain(&added).map(|g| id(*g)) {
+        if !additional_gids.contains(&gid) {
+            additional_gids.push(gid);
+        }
+    }
     Ok(ResolvedUser {
         uid: id(user.uid),
         gid: id(user.gid),
@@ -459,8 +465,8 @@ mod tests {
         assert_eq!(r("4242:4242", &[]).additional_gids, [4242]);
         assert_eq!(r("nobody", &[]).additional_gids, [65534, 1234, 2345]);
         assert_eq!(
-            r("app", &["wheel", "5"]).additional_gids,
-            [1000, 10, 1234, 10, 5]
+            r("app", &["wheel", "5", "1000"]).additional_gids,
+            [1000, 10, 1234, 5]
         );
         assert_eq!(r("", &[]).additional_gids, [0, 10]);
         assert_eq!(r("4242", &[]).home, "/");
