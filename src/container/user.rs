@@ -12,14 +12,17 @@
 //!   Without one, the gid is passwd's and the supplementary groups are those listing the user
 //!   by name.
 //! - Since the CVE-2022-36109 hardening, the process's groups always begin with the primary
-//!   gid, then the supplementary groups, then `--group-add`'s (names or numbers).
-//! - A missing or non-regular passwd/group file is as if it were empty.
+//!   gid, then the supplementary groups, then `--group-add`'s (names or numbers), each gid
+//!   once.
+//! - The files are the container's: their symlinks resolve inside the rootfs. A missing or
+//!   non-regular one is as if it were empty.
 
 use crate::cli::{Exit, code};
 use anyhow::{Result, anyhow};
 use std::path::Path;
 
-/// The first and last id moby accepts (`minID`, `maxID`: 31 bits, for 32-bit systems).
+/// The largest uid or gid moby accepts (`maxID`: 31 bits, for 32-bit systems); the smallest
+/// is 0.
 pub const MAX_ID: i64 = (1 << 31) - 1;
 
 /// The most bytes moby reads of a passwd or group file.
@@ -184,10 +187,7 @@ pub fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Resul
     let (user_text, group_text) = spec.split_once(':').unwrap_or((spec, ""));
     let user_arg = parse_arg(user_text)?;
     let group_arg = parse_arg(group_text)?;
-    let mut user = ExecUser {
-        home: String::new(),
-        ..Default::default()
-    };
+    let mut user = ExecUser::default();
     let users = passwd.map(parse_passwd).transpose()?.unwrap_or_default();
     let found = users.iter().find(|u| match &user_arg {
         None => u.uid == 0,
