@@ -279,11 +279,11 @@ fn flags_shape_the_container() {
     ]);
     assert_eq!(
         out,
-        "1 1 flag box\nbox\n/tmp/work\nuid=65534(nobody) gid=65534(nogroup)\n"
+        "1 1 flag box\nbox\n/tmp/work\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
     );
     assert_eq!(
         env.ok(&["run", "--rm", "-u", "4242:0", "busybox", "id"]),
-        "uid=4242 gid=0(root)\n"
+        "uid=4242 gid=0(root) groups=0(root)\n"
     );
     assert_eq!(
         env.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]),
@@ -491,6 +491,8 @@ fn names_are_validated_and_unique() {
 
 #[test]
 fn workdirs_and_volumes_cannot_escape_the_rootfs() {
+    // `..` at the root stays there (Go's path.Clean, as Docker cleans these paths); what is
+    // refused is a relative path.
     let Some(env) = Env::new() else { return };
     let outside = env.root().join("outside");
     // An image whose /escape is a symlink climbing far above its root, towards `outside`.
@@ -499,10 +501,9 @@ fn workdirs_and_volumes_cannot_escape_the_rootfs() {
         std::os::unix::fs::symlink(&target, rootfs.join("escape")).unwrap();
     });
     for args in [
-        vec!["-w", "/../../etc"],
         vec!["-w", "relative"],
-        vec!["-v", "/tmp:/../../etc"],
         vec!["-v", "/tmp:relative"],
+        vec!["-v", "/tmp:/.."],
         vec!["-v", "/tmp:/"],
         vec!["-v", "named:/data"],
     ] {
@@ -529,6 +530,20 @@ fn workdirs_and_volumes_cannot_escape_the_rootfs() {
         "cat /escape/sub/mark; pwd -P",
     ]);
     assert_eq!(out, format!("v\n{}/wd\n", outside.display()));
+    let volume = format!("{}:/../../escape/../data", host.display());
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "-w",
+        "/../../etc",
+        "hostile",
+        "sh",
+        "-c",
+        "cat /data/mark; pwd -P",
+    ]);
+    assert_eq!(out, "v\n/etc\n");
     assert!(!outside.exists(), "the symlink led out of the rootfs");
     env.finish();
 }
@@ -966,10 +981,7 @@ fn inspect_is_docker_shaped() {
     assert_eq!(env.inspect("insp", "{{.State.Status}}"), "running");
     assert_eq!(env.inspect("insp", "{{.Id}}"), id);
     assert_eq!(env.inspect("insp", "{{.Name}}"), "/insp");
-    assert_eq!(
-        env.inspect("insp", "{{.Config.Env}}"),
-        "[PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin K=V]"
-    );
+    assert_eq!(env.inspect("insp", "{{.Config.Env}}"), "[K=V]");
     assert_eq!(
         env.inspect("insp", "[{{.NetworkSettings.IPAddress}}]"),
         "[]"
@@ -987,7 +999,7 @@ fn inspect_is_docker_shaped() {
             "{{range .Mounts}}{{.Destination}}:{{.RW}},{{end}}",
             "/data:false,".to_owned(),
         ),
-        ("{{index .Config.Env 1}}", "K=V".to_owned()),
+        ("{{index .Config.Env 0}}", "K=V".to_owned()),
         (
             "{{if .State.Running}}up{{else}}down{{end}}",
             "up".to_owned(),
@@ -996,7 +1008,7 @@ fn inspect_is_docker_shaped() {
             "{{with .HostConfig}}{{.Memory}}{{end}}",
             "67108864".to_owned(),
         ),
-        ("{{len .Config.Env}}", "2".to_owned()),
+        ("{{len .Config.Env}}", "1".to_owned()),
         (r#"{{join .Args ","}}"#, "1000".to_owned()),
         (
             "{{upper .State.Status}} {{title .Config.Hostname}}",

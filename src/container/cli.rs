@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// The user to run as: name|uid[:group|gid]
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Add a supplementary group (a name or a gid) to the process
+    #[arg(long = "group-add", value_name = "GROUP", allow_hyphen_values = true)]
+    pub group_add: Vec<String>,
     /// The container's hostname
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
@@ -116,6 +119,7 @@ impl RunArgs {
                 env_files: self.env_file.clone(),
                 workdir: self.workdir.clone(),
                 user: self.user.clone(),
+                group_add: self.group_add.clone(),
                 hostname: self.hostname.clone(),
                 memory: self.memory.clone(),
                 cpus: self.cpus.clone(),

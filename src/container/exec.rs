@@ -17,7 +17,12 @@
 //! could open `/proc/PID/exe` and overwrite the binary (CVE-2019-5736, which was found through
 //! `runc exec`), and every inherited descriptor is marked close-on-exec (CVE-2024-21626).
 
-use super::spec::{clean_container_path, resolve_user, set_env};
+use super::spec::{
+    DEFAULT_PATH, clean_container_path, dedup_env, parse_env_flag, replace_or_append_env,
+    resolve_user,
+};
+use super::state::ContainerState;
+use super::user::{home_of, read_user_file};
 use super::{Paths, Status};
 use crate::cli::Exit;
 use crate::explain::{self, Chapter};
@@ -95,38 +100,50 @@ pub(crate) fn namespaces_to_join(pid: i32) -> Result<Vec<(Namespace, OwnedFd)>> 
 }
 // ANCHOR_END: namespaces_to_join
 
-fn prepare(paths: &Paths, id: &str, pid: i32, options: &ExecOptions) -> Result<Prepared> {
-    let bundle = paths.dir(id);
+fn prepare(paths: &Paths, state: &ContainerState, options: &ExecOptions) -> Result<Prepared> {
+    let pid = state.pid;
+    let bundle = paths.dir(&state.id);
     let spec = crate::runtime::spec::load(&bundle)?;
     let process = spec.process().as_ref().context("process: missing")?;
-    let mut env = process.env().clone().unwrap_or_default();
-    if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    for entry in &options.env {
-        let entry = if entry.contains('=') {
-            entry.clone()
-        } else {
-            match std::env::var(entry) {
-                Ok(value) => format!("{entry}={value}"),
-                Err(_) => continue,
-            }
-        };
-        set_env(&mut env, &entry);
-    }
     let container_root = PathBuf::from(format!("/proc/{pid}/root"));
     let user = process.user();
-    let (uid, gid, additional_gids) = match &options.user {
+    let (uid, gid, additional_gids, home) = match &options.user {
         Some(text) => {
-            let resolved = resolve_user(&container_root, text)?;
-            (resolved.uid, resolved.gid, resolved.additional_gids)
+            let resolved = resolve_user(&container_root, text, &state.config.group_add)?;
+            (
+                resolved.uid,
+                resolved.gid,
+                resolved.additional_gids,
+                resolved.home,
+            )
         }
         None => (
             user.uid(),
             user.gid(),
             user.additional_gids().clone().unwrap_or_default(),
+            home_of(
+                read_user_file(&container_root, "/etc/passwd")?.as_deref(),
+                user.uid().into(),
+            )?,
         ),
     };
+    // Docker's: the container's environment (made again, for this terminal or none), the
+    // flags' over it (a bare KEY unset here removes KEY), then runc's HOME for this user.
+    let flags = options
+        .env
+        .iter()
+        .map(|e| parse_env_flag(e))
+        .collect::<Result<Vec<_>>>()?;
+    let config = &state.config;
+    let mut defaults = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={}", config.hostname),
+    ];
+    if options.tty {
+        defaults.push("TERM=xterm".into());
+    }
+    let daemon_env = replace_or_append_env(&defaults, &config.env);
+    let env = dedup_env(&replace_or_append_env(&daemon_env, &flags), &home);
     // The container's capabilities, shaped for the user this process runs as.
     let capabilities = process.capabilities().as_ref().map(|c| {
         let bounding: Vec<_> = c.bounding().iter().flatten().copied().collect();
@@ -256,7 +273,7 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
         return Err(Exit::new(super::REQUEST_FAILED, "no command given").into());
     }
     let pid = state.pid;
-    let mut prepared = prepare(paths, &state.id, pid, options)?;
+    let mut prepared = prepare(paths, &state, options)?;
     let child = spawn_in(&prepared, pid, &state.cgroup_paths)?;
     match prepared.console.take() {
         Some(socket) => {

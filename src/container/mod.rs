@@ -31,6 +31,7 @@ pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod top;
+pub mod user;
 
 pub use state::{ContainerState, Status};
 

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub env_files: Vec<PathBuf>,
     pub workdir: Option<String>,
     pub user: Option<String>,
+    /// `--group-add`: more groups for the process, names or gids.
+    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
@@ -103,16 +105,31 @@ fn bad_flag(message: String) -> anyhow::Error {
     Exit::new(code::FAILED, message).into()
 }
 
+/// Text in Docker's single quotes when it is short printable text, otherwise quoted and
+/// escaped (it may come from an image).
+fn single_quoted(text: &str) -> String {
+    if text.chars().count() <= crate::cli::QUOTE_MAX
+        && text.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+    {
+        format!("'{text}'")
+    } else {
+        crate::cli::quote(text)
+    }
+}
+
 // ANCHOR: clean_path
 /// Cleans an absolute path inside the container (a working directory, a mount destination) as
-/// text: `.` and empty components go, `..` removes the previous one. A `..` with nothing left
-/// to remove would climb out of the container's root: that is refused, not silently clamped,
-/// since it can only be a mistake or an attack. Symlinks are resolved later, by the runtime,
-/// inside the rootfs (`runtime::mounts::secure_join`, and chdir after pivot_root).
+/// text, as Go's `path.Clean` does and Docker with it: `.` and empty components go, `..`
+/// removes the previous one, and a `..` at `/` stays at `/` (the root's parent is the root,
+/// in the container as on the host), so `/../../tmp` is `/tmp`. Only then is the path
+/// resolved, inside the rootfs, where a symlink cannot lead out either
+/// (`runtime::mounts::secure_join`, and chdir after pivot_root). A relative path is refused,
+/// with Docker's message.
 pub fn clean_container_path(what: &str, path: &str) -> Result<String> {
     if !path.starts_with('/') {
         return Err(bad_flag(format!(
-            "{what} {path:?} is invalid: it needs to be an absolute path"
+            "{what} {} is invalid, it needs to be an absolute path",
+            single_quoted(path)
         )));
     }
     let mut parts: Vec<&str> = Vec::new();
@@ -120,11 +137,7 @@ pub fn clean_container_path(what: &str, path: &str) -> Result<String> {
         match part {
             "" | "." => {}
             ".." => {
-                if parts.pop().is_none() {
-                    return Err(bad_flag(format!(
-                        "{what} {path:?} escapes the container's root filesystem"
-                    )));
-                }
+                parts.pop();
             }
             other => parts.push(other),
         }
@@ -179,44 +192,141 @@ pub fn parse_volume(text: &str) -> Result<Volume> {
     })
 }
 
-/// Parses one `-e` value or env-file line. `KEY` alone takes the caller's value, or is dropped
-/// when the caller has none (as Docker does).
-fn parse_env(text: &str, origin: &str) -> Result<Option<String>> {
+// ANCHOR: env
+/// Checks one `-e` value as the docker CLI does (`opts.ValidateEnv`): only an empty name is
+/// refused. `KEY` alone takes the caller's value; when the caller has none it stays a bare
+/// `KEY`, which removes the image's `KEY` from the container (see [`merge_env`]).
+pub fn parse_env_flag(text: &str) -> Result<String> {
     let key = text.split_once('=').map_or(text, |(k, _)| k);
     if key.is_empty() {
         return Err(bad_flag(format!(
-            "invalid environment variable {text:?} ({origin}): the name is empty"
-        )));
-    }
-    if key.chars().any(char::is_whitespace) {
-        return Err(bad_flag(format!(
-            "invalid environment variable {text:?} ({origin}): the name contains whitespace"
+            "invalid environment variable {} (-e): the name is empty",
+            crate::cli::quote(text)
         )));
     }
     if text.contains('=') {
-        return Ok(Some(text.to_owned()));
+        return Ok(text.to_owned());
     }
-    Ok(std::env::var(key)
-        .ok()
-        .map(|value| format!("{key}={value}")))
+    Ok(match std::env::var_os(key) {
+        Some(value) => format!("{key}={}", value.to_string_lossy()),
+        None => text.to_owned(),
+    })
 }
 
-/// Reads an `--env-file`: one `KEY=VALUE` (or `KEY`) per line; blank lines and `#` comments
-/// are skipped.
+/// Reads an `--env-file` as the docker CLI does (its `kvfile` format): UTF-8 only, a BOM at
+/// the start dropped, leading whitespace trimmed, blank lines and `#` comments skipped,
+/// `KEY=VALUE` kept as it is (trailing whitespace included). A bare `KEY` takes the caller's
+/// value and is left out when the caller has none (unlike `-e KEY`, it removes nothing).
+/// A name that is empty or holds a space or tab is refused.
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| bad_flag(format!("reading env file {}: {e}", path.display())))?;
+    let invalid = |why: String| bad_flag(format!("invalid env file ({}): {why}", path.display()));
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_start();
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = match n {
+            0 => line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line),
+            _ => line,
+        };
+        let line = std::str::from_utf8(line)
+            .map_err(|_| invalid(format!("invalid utf8 bytes at line {}", n + 1)))?
+            .trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let origin = format!("{} line {}", path.display(), n + 1);
-        out.extend(parse_env(line, &origin)?);
+        let (key, has_value) = line
+            .split_once('=')
+            .map_or((line, false), |(k, _)| (k, true));
+        if key.is_empty() {
+            return Err(invalid(format!(
+                "no variable name on line {}",
+                crate::cli::quote(line)
+            )));
+        }
+        if key.contains([' ', '\t']) {
+            return Err(invalid(format!(
+                "variable {} contains whitespaces",
+                crate::cli::quote(key)
+            )));
+        }
+        if has_value {
+            out.push(line.to_owned());
+        } else if let Some(value) = std::env::var_os(key) {
+            out.push(format!("{key}={}", value.to_string_lossy()));
+        }
     }
     Ok(out)
 }
+
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// The container's `Config.Env` as Docker's daemon merges it (moby `merge`, daemon/commit.go):
+/// the flags' entries as given, a bare `KEY` included, then each image entry whose key no
+/// flag names.
+pub fn merge_env(flags: &[String], image: &[String]) -> Vec<String> {
+    let mut env = flags.to_vec();
+    env.extend(
+        image
+            .iter()
+            .filter(|i| !flags.iter().any(|f| env_key(f) == env_key(i)))
+            .cloned(),
+    );
+    env
+}
+
+/// moby's `ReplaceOrAppendEnvValues`: each override replaces the default with its key, or is
+/// appended; a bare `KEY` removes the default's `KEY`. (Like moby, an appended entry is not
+/// replaced by a later one with the same key: [`dedup_env`] settles that, as runc does.)
+pub fn replace_or_append_env(defaults: &[String], overrides: &[String]) -> Vec<String> {
+    let mut env: Vec<Option<String>> = defaults.iter().cloned().map(Some).collect();
+    let known = |key: &str| defaults.iter().rposition(|d| env_key(d) == key);
+    for entry in overrides {
+        match (entry.contains('='), known(env_key(entry))) {
+            (false, Some(i)) => env[i] = None,
+            (false, None) => {}
+            (true, Some(i)) => env[i] = Some(entry.clone()),
+            (true, None) => env.push(Some(entry.clone())),
+        }
+    }
+    env.into_iter().flatten().collect()
+}
+
+/// runc's `prepareEnv`: one entry per key, the last one given, at its place; an empty `HOME`
+/// is dropped, and a missing one becomes `HOME=home` at the end.
+pub fn dedup_env(env: &[String], home: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = Vec::new();
+    for entry in env.iter().rev() {
+        let key = env_key(entry);
+        if !seen.insert(key) || entry == "HOME=" {
+            continue;
+        }
+        out.push(entry.clone());
+    }
+    out.reverse();
+    if !out.iter().any(|e| env_key(e) == "HOME") {
+        out.push(format!("HOME={home}"));
+    }
+    out
+}
+
+/// The process's environment, as Docker (`CreateDaemonEnvironment`) and runc make it from the
+/// container's `Config.Env`: `PATH`, `HOSTNAME` and, with a terminal, `TERM`, each replaced
+/// or removed by `Config.Env`, which adds the rest; then [`dedup_env`] with the user's home.
+pub fn process_env(config_env: &[String], hostname: &str, tty: bool, home: &str) -> Vec<String> {
+    let mut defaults = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        defaults.push("TERM=xterm".into());
+    }
+    dedup_env(&replace_or_append_env(&defaults, config_env), home)
+}
+// ANCHOR_END: env
 
 /// Sets `KEY=VALUE` in `env`, replacing an existing `KEY`.
 pub fn set_env(env: &mut Vec<String>, entry: &str) {
@@ -237,7 +347,7 @@ impl ParsedOptions {
             env.extend(read_env_file(file)?);
         }
         for entry in &options.env {
-            env.extend(parse_env(entry, "-e")?);
+            env.push(parse_env_flag(entry)?);
         }
         let workdir = options
             .workdir
@@ -313,97 +423,29 @@ impl ParsedOptions {
     }
 }
 
-/// A user as the kernel wants it, from `-u` or the image's `User`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedUser {
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub home: String,
-}
+pub use super::user::{ResolvedUser, resolve_user};
 
-/// Reads a file of the container's filesystem, resolving symlinks inside `rootfs` only (an
-/// image's `/etc/passwd` may be a symlink, and must not point at the host's).
-fn read_in_rootfs(rootfs: &Path, path: &str) -> Option<String> {
-    let resolved = crate::runtime::mounts::secure_join(rootfs, Path::new(path)).ok()?;
-    std::fs::read_to_string(resolved).ok()
-}
-
-// ANCHOR: resolve_user
-/// Resolves `user[:group]` (names or numbers) against the container's own `/etc/passwd` and
-/// `/etc/group`, as runc does: a number missing from passwd is still a valid uid (with gid 0
-/// and home `/`), a name must exist. Supplementary groups are those that list the user.
-pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = read_in_rootfs(rootfs, "/etc/passwd").unwrap_or_default();
-    let groups = read_in_rootfs(rootfs, "/etc/group").unwrap_or_default();
-    // name:password:uid:gid:gecos:home:shell
-    let entries: Vec<Vec<&str>> = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 7)
-        .collect();
-    let by_number = user.parse::<u32>().ok();
-    let entry = entries.iter().find(|f| match by_number {
-        Some(uid) => f[2].parse::<u32>().ok() == Some(uid),
-        None => f[0] == user,
-    });
-    let (uid, mut gid, name, home) = match (entry, by_number) {
-        (Some(f), _) => (
-            f[2].parse::<u32>().context("a uid in /etc/passwd")?,
-            f[3].parse::<u32>().context("a gid in /etc/passwd")?,
-            f[0].to_owned(),
-            f[5].to_owned(),
-        ),
-        (None, Some(uid)) => (uid, 0, String::new(), "/".to_owned()),
-        (None, None) => {
-            return Err(bad_flag(format!(
-                "unable to find user {user}: no matching entries in passwd file"
-            )));
+// ANCHOR: workdir
+/// Makes the working directory in the container's rootfs if it is missing, as Docker's daemon
+/// does at create and start (`SetupWorkingDirectory`): resolved inside the rootfs, created as
+/// root with mode 0755, so a process running as another user still starts in it. An existing
+/// file there is refused with Docker's message.
+pub fn setup_working_directory(rootfs: &Path, cwd: &str) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = crate::runtime::mounts::secure_join(rootfs, Path::new(cwd))?;
+    if let Err(err) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&path)
+    {
+        if path.exists() && !path.is_dir() {
+            return Err(bad_flag(format!("Cannot mkdir: {cwd} is not a directory")));
         }
-    };
-    // name:password:gid:member,member
-    let group_entries: Vec<Vec<&str>> = groups
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
-    if let Some(group) = group {
-        gid = match group.parse::<u32>() {
-            Ok(number) => number,
-            Err(_) => group_entries
-                .iter()
-                .find(|f| f[0] == group)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    bad_flag(format!(
-                        "unable to find group {group}: no matching entries in group file"
-                    ))
-                })?,
-        };
+        return Err(err).with_context(|| format!("mkdir {}", path.display()));
     }
-    let mut additional_gids: Vec<u32> = if name.is_empty() {
-        Vec::new()
-    } else {
-        group_entries
-            .iter()
-            .filter(|f| f[3].split(',').any(|member| member == name))
-            .filter_map(|f| f[2].parse().ok())
-            .collect()
-    };
-    additional_gids.retain(|g| *g != gid);
-    additional_gids.dedup();
-    Ok(ResolvedUser {
-        uid,
-        gid,
-        additional_gids,
-        home,
-    })
+    Ok(())
 }
-// ANCHOR_END: resolve_user
+// ANCHOR_END: workdir
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
     Ok(MountBuilder::default()
@@ -679,41 +721,22 @@ pub fn build(
         (None, Network::None) => super::short_id(id).to_owned(),
     };
 
-    // The environment: the image's, then the flags'. The process also gets PATH (if the image
-    // has none), HOSTNAME, TERM with a terminal, and HOME from passwd (runc adds that one).
-    let mut config_env = config.env().clone().unwrap_or_default();
-    if !config_env.iter().any(|e| e.starts_with("PATH=")) {
-        config_env.insert(0, format!("PATH={DEFAULT_PATH}"));
-    }
-    for entry in &parsed.env {
-        set_env(&mut config_env, entry);
-    }
+    // The environment: the flags', then the image's for the keys the flags do not name. The
+    // process also gets PATH, HOSTNAME, TERM with a terminal, and HOME from passwd.
+    let config_env = merge_env(&parsed.env, config.env().as_deref().unwrap_or_default());
+    // An empty -u keeps the image's USER, as Docker's merge does.
     let user_text = options
         .user
         .clone()
+        .filter(|u| !u.is_empty())
         .or_else(|| config.user().clone())
         .filter(|u| !u.is_empty());
-    let user = resolve_user(rootfs, user_text.as_deref().unwrap_or("0"))?;
-    let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={hostname}"),
-    ];
-    if options.tty {
-        env.push("TERM=xterm".into());
-    }
-    for entry in &config_env {
-        set_env(&mut env, entry);
-    }
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            if user.home.is_empty() {
-                "/"
-            } else {
-                &user.home
-            }
-        ));
-    }
+    let user = resolve_user(
+        rootfs,
+        user_text.as_deref().unwrap_or_default(),
+        &options.group_add,
+    )?;
+    let env = process_env(&config_env, &hostname, options.tty, &user.home);
 
     let cwd = match &parsed.workdir {
         Some(w) => w.clone(),
@@ -722,6 +745,9 @@ pub fn build(
             _ => "/".to_owned(),
         },
     };
+    if cwd != "/" {
+        setup_working_directory(rootfs, &cwd)?;
+    }
 
     let security = security::container_security(&parsed.security, user.uid)?;
     let process = ProcessBuilder::default()
@@ -864,6 +890,7 @@ pub fn build(
     let run_config = RunConfig {
         hostname: hostname.clone(),
         user: user_text.unwrap_or_default(),
+        group_add: options.group_add.clone(),
         env: config_env,
         cmd,
         entrypoint,
@@ -945,15 +972,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_paths_are_cleaned_and_escapes_refused() {
+    fn container_paths_are_cleaned_as_go_does_and_relative_ones_refused() {
+        // Go's path.Clean: `..` at the root stays at the root.
+        for (path, clean) in [
+            ("/a/./b//c/../d", "/a/b/d"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/..", "/"),
+            ("/../etc", "/etc"),
+            ("/../../../../tmp", "/tmp"),
+            ("/a/../../etc/", "/etc"),
+            ("/a/b/..", "/a"),
+            ("/.../x", "/.../x"),
+        ] {
+            assert_eq!(clean_container_path("w", path).unwrap(), clean, "{path}");
+        }
+        let err = clean_container_path("the working directory", "x").unwrap_err();
         assert_eq!(
-            clean_container_path("w", "/a/./b//c/../d").unwrap(),
-            "/a/b/d"
+            err.to_string(),
+            "the working directory 'x' is invalid, it needs to be an absolute path"
         );
-        assert_eq!(clean_container_path("w", "/").unwrap(), "/");
-        assert!(clean_container_path("w", "/../etc").is_err());
-        assert!(clean_container_path("w", "/a/../../etc").is_err());
-        assert!(clean_container_path("w", "relative").is_err());
+        assert!(clean_container_path("w", "").is_err());
+        assert!(clean_container_path("w", "./x").is_err());
+        // Text from an image is quoted and escaped when it is not plain.
+        let err = clean_container_path("w", "a\x1b[2J").unwrap_err();
+        assert!(err.to_string().contains("\"a\\x1b[2J\""), "{err}");
     }
 
     #[test]
@@ -963,11 +1006,13 @@ mod tests {
         assert_eq!(v.container, "/data");
         assert!(v.read_only);
         assert!(!parse_volume("/a:/b").unwrap().read_only);
+        // Docker cleans the destination as Go's path.Clean does.
+        assert_eq!(parse_volume("/a:/../../x/").unwrap().container, "/x");
         for bad in [
             "named:/data",
             "/a:relative",
             "/a:/",
-            "/a:/../../x",
+            "/a:/..",
             "/a",
             "/a:/b:xx",
         ] {
@@ -981,9 +1026,101 @@ mod tests {
         set_env(&mut env, "A=2");
         set_env(&mut env, "B=3");
         assert_eq!(env, ["PATH=/bin", "A=2", "B=3"]);
-        assert!(parse_env("=x", "-e").is_err());
-        assert!(parse_env("A B=x", "-e").is_err());
-        assert_eq!(parse_env("MINIDOCK_SURELY_UNSET_VAR", "-e").unwrap(), None);
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_flags_are_checked_as_the_docker_cli_does() {
+        assert!(parse_env_flag("=x").is_err());
+        assert!(parse_env_flag("").is_err());
+        // Only an empty name is refused; the rest is the container's business.
+        assert_eq!(parse_env_flag("A B=x").unwrap(), "A B=x");
+        assert_eq!(parse_env_flag("A=").unwrap(), "A=");
+        // Unset here: stays bare, to remove the image's.
+        assert_eq!(
+            parse_env_flag("MINIDOCK_SURELY_UNSET_VAR").unwrap(),
+            "MINIDOCK_SURELY_UNSET_VAR"
+        );
+        assert_eq!(
+            parse_env_flag("PATH").unwrap(),
+            format!("PATH={}", std::env::var("PATH").unwrap())
+        );
+    }
+
+    #[test]
+    fn env_files_are_read_as_the_docker_cli_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(
+            &file,
+            "\u{feff}A=1\n  # comment\n\n\tB=two words \r\nMINIDOCK_SURELY_UNSET_VAR\nPATH\nC=\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_env_file(&file).unwrap(),
+            [
+                "A=1".to_owned(),
+                "B=two words ".into(),
+                format!("PATH={}", std::env::var("PATH").unwrap()),
+                "C=".into()
+            ]
+        );
+        for bad in ["=x\n", "A B=1\n", "A\tB\n"] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(read_env_file(&file).is_err(), "{bad:?}");
+        }
+        std::fs::write(&file, b"A=\xff\n").unwrap();
+        let err = read_env_file(&file).unwrap_err().to_string();
+        assert!(err.contains("invalid utf8 bytes at line 1"), "{err}");
+    }
+
+    #[test]
+    fn env_merges_as_dockers_daemon_does() {
+        let image = strings(&["PATH=/img", "FOO=img", "BAR=b"]);
+        // The flags' entries first, as given; a bare name drops the image's entry.
+        let config = merge_env(&strings(&["FOO", "NEW=1"]), &image);
+        assert_eq!(config, ["FOO", "NEW=1", "PATH=/img", "BAR=b"]);
+        assert_eq!(merge_env(&[], &image), image);
+        let env = process_env(&config, "box", false, "/root");
+        assert_eq!(
+            env,
+            ["PATH=/img", "HOSTNAME=box", "NEW=1", "BAR=b", "HOME=/root"]
+        );
+        // A bare default name removes the default; the last of duplicates wins.
+        let env = process_env(
+            &strings(&["HOSTNAME", "A=1", "A=2", "TERM=vt100"]),
+            "h",
+            true,
+            "/",
+        );
+        assert_eq!(
+            env,
+            [
+                &format!("PATH={DEFAULT_PATH}"),
+                "TERM=vt100",
+                "A=2",
+                "HOME=/"
+            ]
+        );
+        // An empty HOME is replaced by passwd's; a set one is kept.
+        assert_eq!(
+            process_env(&strings(&["HOME="]), "h", false, "/home/app")
+                .last()
+                .unwrap(),
+            "HOME=/home/app"
+        );
+        assert_eq!(
+            process_env(&strings(&["HOME=/x", "Z=1"]), "h", false, "/home/app"),
+            [
+                &format!("PATH={DEFAULT_PATH}"),
+                "HOSTNAME=h",
+                "HOME=/x",
+                "Z=1"
+            ]
+        );
     }
 
     fn rule_text(rule: &LinuxDeviceCgroup) -> String {
@@ -1111,32 +1248,5 @@ mod tests {
             found,
             ["loop0 b 7:0 640", "net/tun c 10:200 640", "null c 1:3 640"]
         );
-    }
-
-    #[test]
-    fn users_resolve_in_the_container_files() {
-        let root = tempfile::tempdir().unwrap();
-        let etc = root.path().join("etc");
-        std::fs::create_dir(&etc).unwrap();
-        std::fs::write(
-            etc.join("passwd"),
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            etc.join("group"),
-            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
-        )
-        .unwrap();
-        let app = resolve_user(root.path(), "app").unwrap();
-        assert_eq!(
-            (app.uid, app.gid, app.home.as_str()),
-            (1000, 1000, "/home/app")
-        );
-        assert_eq!(app.additional_gids, vec![10]);
-        let numeric = resolve_user(root.path(), "4242:wheel").unwrap();
-        assert_eq!((numeric.uid, numeric.gid), (4242, 10));
-        assert!(resolve_user(root.path(), "nobody").is_err());
-        assert!(resolve_user(root.path(), "app:nogroup").is_err());
     }
 }

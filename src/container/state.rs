@@ -66,6 +66,8 @@ pub struct MountPoint {
 pub struct RunConfig {
     pub hostname: String,
     pub user: String,
+    /// `--group-add`, as given.
+    pub group_add: Vec<String>,
     pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub entrypoint: Vec<String>,

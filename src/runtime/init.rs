@@ -133,6 +133,10 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     if let (Some(program), false) = (ctx.seccomp, no_new_privs) {
         security::seccomp::install(program)?;
     }
+    // The working directory, first as root (runc's order): a directory only the container's
+    // user may enter (a volume it owns) is entered after the switch instead.
+    let cwd = process.cwd();
+    let enter_later = enter_cwd(cwd, true)?;
     let user = process.user();
     let capabilities = process.capabilities().as_ref();
     if let Some(caps) = capabilities {
@@ -151,14 +155,9 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     }
 
     // 6. The working directory, which must be inside the rootfs.
-    let cwd = process.cwd();
-    explain::step(
-        "enter the working directory",
-        || format!("chdir({cwd:?})"),
-        Chapter::RuntimeSpec,
-    );
-    std::fs::create_dir_all(cwd).ok();
-    nix::unistd::chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))?;
+    if enter_later {
+        enter_cwd(cwd, false)?;
+    }
     let here = nix::unistd::getcwd().context("getcwd")?;
     if here.to_string_lossy().starts_with("(unreachable)") {
         bail!(
@@ -249,9 +248,11 @@ fn setup_filesystem(ctx: &InitContext) -> Result<()> {
         nix::unistd::chroot(ctx.rootfs)
             .with_context(|| format!("chroot {}", ctx.rootfs.display()))?;
         nix::unistd::chdir("/").context("chdir /")?;
+        create_cwd(spec)?;
         return write_sysctls(spec);
     }
     rootfs::pivot_root_into(ctx.rootfs)?;
+    create_cwd(spec)?;
     if spec
         .root()
         .as_ref()
@@ -276,6 +277,29 @@ fn setup_filesystem(ctx: &InitContext) -> Result<()> {
     paths::apply_readonly_paths(&linux_list(spec, |l| l.readonly_paths().clone()))?;
     paths::apply_masked_paths(&linux_list(spec, |l| l.masked_paths().clone()))
 }
+
+// ANCHOR: create_cwd
+/// Makes `process.cwd` if it is missing, as runc does right after pivot_root (before the
+/// rootfs may turn read-only): as root, mode 0755, so the process can start there whatever
+/// user it becomes. `/` is the container's own now, so the path (however unclean, `..`
+/// included) and its symlinks resolve inside the container.
+fn create_cwd(spec: &Spec) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) else {
+        return Ok(());
+    };
+    explain::step(
+        "make the working directory if it is missing",
+        || format!("mkdir -p {cwd:?} (mode 0755)"),
+        Chapter::RuntimeSpec,
+    );
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .with_context(|| format!("mkdir {}", cwd.display()))
+}
+// ANCHOR_END: create_cwd
 
 /// The spec's `mounts`, the default devices in its /dev, and `linux.devices`.
 fn mount_and_create_devices(ctx: &InitContext) -> Result<()> {
@@ -466,6 +490,21 @@ pub fn connect_stdio(stdio: &[Option<std::os::fd::RawFd>; 3]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// chdir to `process.cwd`. With `may_wait`, a permission error is not one yet: `Ok(true)`
+/// says to try again as the container's user.
+fn enter_cwd(cwd: &Path, may_wait: bool) -> Result<bool> {
+    explain::step(
+        "enter the working directory",
+        || format!("chdir({cwd:?})"),
+        Chapter::RuntimeSpec,
+    );
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if may_wait => Ok(true),
+        Err(errno) => Err(errno).with_context(|| format!("chdir to process.cwd {}", cwd.display())),
+    }
 }
 
 // ANCHOR: switch_user
