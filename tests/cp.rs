@@ -6,6 +6,7 @@
 //! /d/a, /d/sub/b     a directory          /f      a file ("f\n")
 //! /lf -> f           a symlink to a file  /ld -> /d    a symlink to a directory
 //! /up -> /           a symlink out of the root, which must stay inside it
+//! /dl -> /tmp/dl-target, /ddl -> /tmp/ddl-dir    dangling symlinks
 //! ```
 //!
 //! Every error is checked for Docker's message and its exit code (1).
@@ -21,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// A temp state root with one running container `c1`, and a host directory `host/` holding
-/// the same kinds of files: `hd/a`, `hd/sub/b`, `hf` ("hf\n"), `hl -> hf`.
+/// the same kinds of files: `hd/a`, `hd/sub/b`, `hf` ("hf\n"), `hl -> hf`, `hdlink -> hd`,
+/// `dangling -> dangling-target`. Commands run in the host directory.
 struct Env {
     root: tempfile::TempDir,
 }
@@ -37,6 +39,7 @@ impl Env {
                 .tempdir()
                 .unwrap(),
         };
+        fs::create_dir(env.host("")).unwrap();
         let rootfs = common::busybox_rootfs();
         let r = rootfs.path();
         fs::create_dir_all(r.join("d/sub")).unwrap();
@@ -46,6 +49,8 @@ impl Env {
         symlink("f", r.join("lf")).unwrap();
         symlink("/d", r.join("ld")).unwrap();
         symlink("/", r.join("up")).unwrap();
+        symlink("/tmp/dl-target", r.join("dl")).unwrap();
+        symlink("/tmp/ddl-dir", r.join("ddl")).unwrap();
         let tar = env.root().join("rootfs.tar");
         common::tar_dir(r, &tar);
         env.ok(&["import", tar.to_str().unwrap(), "files"]);
@@ -57,6 +62,8 @@ impl Env {
         fs::write(host.join("hd/sub/b"), "hb\n").unwrap();
         fs::write(host.join("hf"), "hf\n").unwrap();
         symlink("hf", host.join("hl")).unwrap();
+        symlink("hd", host.join("hdlink")).unwrap();
+        symlink("dangling-target", host.join("dangling")).unwrap();
         Some(env)
     }
 
@@ -79,6 +86,7 @@ impl Env {
             .arg("--root")
             .arg(self.root())
             .args(args)
+            .current_dir(self.host(""))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -179,6 +187,22 @@ fn a_file_to_a_missing_path_is_written_as_that_path() {
     assert_eq!(fs::read_to_string(env.host("new")).unwrap(), "f\n");
     env.cp(&[&env.hs("hf"), "c1:/new"]);
     assert_eq!(env.inside("cat /new"), "hf\n");
+    // A dangling symlink is followed: the file is written where it points.
+    env.cp(&["c1:/f", &env.hs("dangling")]);
+    assert_eq!(
+        fs::read_to_string(env.host("dangling-target")).unwrap(),
+        "f\n"
+    );
+    assert!(
+        fs::symlink_metadata(env.host("dangling"))
+            .unwrap()
+            .is_symlink()
+    );
+    env.cp(&[&env.hs("hf"), "c1:/dl"]);
+    assert_eq!(
+        env.inside("cat /tmp/dl-target; readlink /dl"),
+        "hf\n/tmp/dl-target\n"
+    );
 }
 
 #[test]
@@ -217,6 +241,12 @@ fn a_file_to_an_existing_file_overwrites_it() {
     fs::write(env.host("hf"), "hf\n").unwrap();
     env.cp(&[&env.hs("hf"), "c1:/f"]);
     assert_eq!(env.inside("cat /f"), "hf\n");
+    // Through a symlink to a file: the file is overwritten, the link stays.
+    env.cp(&["c1:/d/a", &env.hs("hl")]);
+    assert_eq!(fs::read_to_string(env.host("hf")).unwrap(), "a\n");
+    assert!(fs::symlink_metadata(env.host("hl")).unwrap().is_symlink());
+    env.cp(&[&env.hs("hd/a"), "c1:/lf"]);
+    assert_eq!(env.inside("cat /f; readlink /lf"), "ha\nf\n");
 }
 
 #[test]
@@ -230,6 +260,19 @@ fn a_file_to_an_existing_directory_goes_inside_under_its_name() {
     );
     env.cp(&[&env.hs("hf"), "c1:/d"]);
     env.cp(&[&env.hs("hd/a"), "c1:/d/sub/"]);
+    // A file never replaces a directory of its name there (Docker's NoOverwriteDirNonDir).
+    fs::create_dir_all(env.host("x/f")).unwrap();
+    fs::create_dir(env.host("y")).unwrap();
+    fs::write(env.host("y/sub"), "not a dir\n").unwrap();
+    let x = env.hs("x");
+    env.cp_fails(
+        &["c1:/f", &x],
+        &format!("cannot overwrite directory \"{x}/f\" with non-directory \"{x}\""),
+    );
+    env.cp_fails(
+        &[&env.hs("y/sub"), "c1:/d"],
+        "cannot overwrite directory \"/d/sub\" with non-directory \"/d\"",
+    );
     assert_eq!(
         env.tree_inside("/d"),
         ".\n./a:a\n./hf:hf\n./sub\n./sub/a:ha\n./sub/b:b\n"
@@ -262,6 +305,17 @@ fn a_directory_to_a_missing_path_is_created_with_its_contents() {
             "{dir}"
         );
     }
+    // A dangling symlink is followed: the directory is made where it points.
+    env.cp(&["c1:/d", &env.hs("dangling")]);
+    assert_eq!(
+        tree(&env.host("dangling-target")),
+        ".\n./a:a\n./sub\n./sub/b:b\n"
+    );
+    env.cp(&[&env.hs("hd"), "c1:/ddl"]);
+    assert_eq!(
+        env.tree_inside("/tmp/ddl-dir"),
+        ".\n./a:ha\n./sub\n./sub/b:hb\n"
+    );
 }
 
 #[test]
@@ -281,6 +335,29 @@ fn a_directory_to_an_existing_directory_goes_inside_it() {
         tree(&env.host("hd")),
         ".\n./a:ha\n./d\n./d/a:a\n./d/sub\n./d/sub/b:b\n./sub\n./sub/b:hb\n"
     );
+    // A directory never replaces a non-directory of its name there.
+    fs::create_dir_all(env.host("z")).unwrap();
+    fs::write(env.host("z/d"), "not a dir\n").unwrap();
+    let z = env.hs("z");
+    env.cp_fails(
+        &["c1:/d", &z],
+        &format!("cannot overwrite non-directory \"{z}/d\" with directory \"{z}\""),
+    );
+    fs::create_dir_all(env.host("w/f")).unwrap();
+    env.cp_fails(
+        &[&env.hs("w/f"), "c1:/"],
+        "cannot overwrite non-directory \"/f\" with directory \"/\"",
+    );
+    assert_eq!(env.inside("cat /f"), "f\n");
+    // A symlink source ending in `/` names the directory it points to.
+    env.cp(&["c1:/ld/", &env.hs("hd")]);
+    assert_eq!(tree(&env.host("hd/ld")), ".\n./a:a\n./sub\n./sub/b:b\n");
+    env.cp(&[&format!("{}/", env.hs("hdlink")), "c1:/d"]);
+    assert_eq!(
+        env.tree_inside("/d/hdlink"),
+        ".\n./a:ha\n./d\n./d/a:a\n./d/sub\n./d/sub/b:b\n./ld\n./ld/a:a\n./ld/sub\n./ld/sub/b:b\n./sub\n./sub/b:hb\n"
+    );
+    env.inside("rm -r /d/hdlink");
     env.cp(&[&env.hs("hd/sub"), "c1:/d"]);
     assert_eq!(env.tree_inside("/d"), ".\n./a:a\n./sub\n./sub/b:hb\n");
 }
@@ -339,6 +416,19 @@ fn container_paths_are_resolved_inside_the_container_root() {
     env.cp(&[&env.hs("hf"), "c1:/up"]);
     assert!(!Path::new("/hf").exists(), "cp wrote onto the host's /");
     assert_eq!(env.inside("cat /hf"), "hf\n");
+    // A dangling destination symlink to an absolute path is followed in the container's
+    // root: the host's /tmp is untouched.
+    let escape = format!("minidock-cp-escape-{}", std::process::id());
+    env.inside(&format!("ln -s /tmp/{escape} /esc"));
+    env.cp(&[&env.hs("hf"), "c1:/esc"]);
+    assert!(
+        !Path::new("/tmp").join(&escape).exists(),
+        "cp wrote onto the host"
+    );
+    assert_eq!(
+        env.inside(&format!("cat /tmp/{escape}; readlink /esc")),
+        format!("hf\n/tmp/{escape}\n")
+    );
     // The destination symlink /ld -> /d is followed inside the root.
     env.cp(&[&env.hs("hd/a"), "c1:/ld"]);
     assert_eq!(env.inside("cat /d/a"), "ha\n");
@@ -406,7 +496,7 @@ fn dash_as_destination_writes_a_tar_to_stdout() {
     assert_eq!(entry.path().unwrap(), Path::new("f"));
     assert_eq!(std::io::read_to_string(&mut entry).unwrap(), "f\n");
     assert!(entries.next().is_none());
-    assert!(!Path::new("-").exists());
+    assert!(!env.host("-").exists());
     env.cp_fails(&["-", "-"], "must specify at least one container source");
     env.cp_fails(
         &[&env.hs("hf"), "-"],

@@ -565,6 +565,73 @@ fn placement(source: &Source, destination: &Destination) -> Result<(String, Stri
 }
 // ANCHOR_END: placement
 
+// ANCHOR: check_overwrites
+/// Docker extracts a copy with `NoOverwriteDirNonDir`: no entry replaces a directory with a
+/// non-directory or the reverse (an image layer's unpacking would). Checked before anything is
+/// written, walking the source against what is at the destination (`dir`, shown as
+/// `dir_path`), with `*at` calls that follow no symlink. `name` is the top entry's name there
+/// (empty: the source's contents go into `dir` itself).
+fn check_overwrites(source: &Source, dir: BorrowedFd, dir_path: &str, name: &str) -> Result<()> {
+    let target = if name.is_empty() { "." } else { name };
+    walk_overwrites(
+        source.parent.as_fd(),
+        &source.name,
+        dir,
+        target.as_bytes(),
+        &format!("{}/{name}", dir_path.trim_end_matches('/')),
+        dir_path,
+    )
+}
+
+fn walk_overwrites(
+    src_dir: BorrowedFd,
+    src_name: &[u8],
+    dst_dir: BorrowedFd,
+    dst_name: &[u8],
+    shown: &str,
+    extract_dir: &str,
+) -> Result<()> {
+    let src_is_dir = kind(&lstat_at(src_dir, src_name)?) == SFlag::S_IFDIR;
+    let Ok(existing) = lstat_at(dst_dir, dst_name) else {
+        return Ok(());
+    };
+    let shown = shown.trim_end_matches('/');
+    match (src_is_dir, kind(&existing) == SFlag::S_IFDIR) {
+        (false, true) => Err(refused(format!(
+            "cannot overwrite directory \"{shown}\" with non-directory \"{extract_dir}\""
+        ))),
+        (true, false) => Err(refused(format!(
+            "cannot overwrite non-directory \"{shown}\" with directory \"{extract_dir}\""
+        ))),
+        (false, false) => Ok(()),
+        (true, true) => {
+            let open = |dir: BorrowedFd, name: &[u8]| {
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            };
+            let src = open(src_dir, src_name)?;
+            let dst = open(dst_dir, dst_name)?;
+            for child in list_dir(src.as_fd())? {
+                let child_shown = format!("{shown}/{}", String::from_utf8_lossy(&child));
+                walk_overwrites(
+                    src.as_fd(),
+                    &child,
+                    dst.as_fd(),
+                    &child,
+                    &child_shown,
+                    extract_dir,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+// ANCHOR_END: check_overwrites
+
 /// Writes `source` as a tar to `sink`, its top entry named `name` (empty: its contents).
 fn tar_source<W: Write>(source: &Source, name: &str, sink: W) -> Result<W> {
     let mut builder = tar::Builder::new(sink);
@@ -610,6 +677,7 @@ fn copy_out(
         Mode::empty(),
     )
     .map_err(|errno| refused(format!("open {dir}: {}", go_error(errno))))?;
+    check_overwrites(&source, dir_fd.as_fd(), &dir, &name)?;
     // Files copied out belong to the caller, as with Docker.
     extract_into(archive, dir_fd.as_fd(), false)
 }
@@ -652,8 +720,9 @@ fn copy_in(
         let compression = sniff_compression(&mut stdin)?;
         return extract_stream(stdin, compression, dir.as_fd(), options.archive);
     };
-    let (dir, name) = placement(&source, &destination)?;
-    let dir = open_dir(&dir)?;
+    let (dir_path, name) = placement(&source, &destination)?;
+    let dir = open_dir(&dir_path)?;
+    check_overwrites(&source, dir.as_fd(), &dir_path, &name)?;
     let mut archive = tar_source(
         &source,
         &name,
