@@ -299,3 +299,48 @@ fn oci_layer(descriptor: &oci_spec::image::Descriptor) -> oci_spec::image::Descr
     descriptor.set_media_type(media_type);
     descriptor
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_containers_config_keeps_only_what_was_set_and_merge_fills_the_gaps() {
+        let run = RunConfig {
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            cmd: vec!["sleep".into(), "30".into()],
+            working_dir: "/".into(),
+            stop_signal: "SIGTERM".into(),
+            ..RunConfig::default()
+        };
+        // minidock's defaults, with nothing in the image: unset, as in Docker's config.
+        let from = container_config(&run, None);
+        assert_eq!(from.working_dir(), &None);
+        assert_eq!(from.stop_signal(), &None);
+        let mut image = Config::default();
+        image.set_working_dir(Some("/".into()));
+        assert_eq!(
+            container_config(&run, Some(&image))
+                .working_dir()
+                .as_deref(),
+            Some("/")
+        );
+
+        let mut config = from.clone();
+        let changes = ["ENV B=2".to_owned(), r#"ENTRYPOINT ["echo"]"#.to_owned()];
+        apply_changes(&mut config, &changes).unwrap();
+        merge(&mut config, &from);
+        assert_eq!(
+            config.env().as_deref().unwrap(),
+            ["PATH=/bin", "A=1", "B=2"]
+        );
+        assert_eq!(config.cmd(), &None);
+        assert_eq!(config.entrypoint().as_deref().unwrap(), ["echo"]);
+
+        // An empty ENTRYPOINT brings the container's Cmd back.
+        let mut config = from.clone();
+        apply_changes(&mut config, &["ENTRYPOINT []".to_owned()]).unwrap();
+        merge(&mut config, &from);
+        assert_eq!(config.cmd().as_deref().unwrap(), ["sleep", "30"]);
+    }
+}
