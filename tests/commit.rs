@@ -310,6 +310,233 @@ fn a_running_container_commits_and_a_bad_change_stores_nothing() {
     assert_eq!(out, "live\n");
 }
 
+/// Waits until `path` exists in container `name`.
+fn wait_for_file(env: &Env, name: &str, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env
+        .output(&["exec", name, "test", "-e", path], None)
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the container never made {path}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The freezer writes `strace` saw `minidock ARGS` make: `(file, value)` pairs for writes to
+/// `freezer.state` (v1) or `cgroup.freeze` (v2).
+fn freezer_writes(env: &Env, args: &[&str]) -> Vec<(String, String)> {
+    let log = env
+        .root()
+        .join(format!("strace-{}.log", std::process::id()));
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-s", "16", "-e", "trace=write", "-o"])
+        .arg(&log)
+        .arg(assert_cmd::cargo::cargo_bin("minidock"))
+        .arg("--root")
+        .arg(env.root())
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "minidock {args:?} under strace failed");
+    let trace = fs::read_to_string(&log).unwrap();
+    fs::remove_file(&log).unwrap();
+    trace
+        .lines()
+        .filter_map(|line| {
+            let file = ["freezer.state>", "cgroup.freeze>"]
+                .into_iter()
+                .find(|f| line.contains(f))?;
+            let value = line.split(", \"").nth(1)?.split('"').next()?;
+            Some((file.trim_end_matches('>').to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn commit_starts_from_the_containers_config_and_merges_the_changes_over_it() {
+    if !require_busybox_overlay() {
+        return;
+    }
+    let mut env = Env::new();
+    // An image with a config of its own: what the container inherits must reach the commit.
+    let out = env.output(
+        &[
+            "import",
+            "-c",
+            "ENV B=img",
+            "-c",
+            "LABEL team=infra",
+            "-c",
+            "EXPOSE 80",
+            "-c",
+            "VOLUME /data",
+            "-c",
+            "STOPSIGNAL SIGUSR1",
+            "-",
+            "configured",
+        ],
+        Some(&busybox_tar()),
+    );
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    let name = env.container("commit-config");
+    // The first run leaves /tmp/quick and sleeps; a run of the commit finds it and ends.
+    env.ok(&[
+        "run",
+        "-d",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--name",
+        &name,
+        "configured",
+        "sh",
+        "-c",
+        "pwd; echo A=$A B=$B; test -e /tmp/quick || { touch /tmp/quick; exec sleep 300; }",
+    ]);
+    wait_for_file(&env, &name, "/tmp/quick");
+    env.ok(&["commit", &name, "ccimg:v1"]);
+    // The container's command, environment, working directory and user.
+    assert_eq!(env.ok(&["run", "--rm", "ccimg:v1"]), "/tmp\nA=1 B=img\n");
+    assert_eq!(env.ok(&["run", "--rm", "ccimg:v1", "id", "-u"]), "65534\n");
+    let config = &env.inspect_image("ccimg:v1")["Config"];
+    let env_list = config["Env"].as_array().unwrap();
+    assert!(env_list.contains(&"A=1".into()), "{config}");
+    assert!(env_list.contains(&"B=img".into()), "{config}");
+    assert_eq!(config["WorkingDir"], "/tmp", "{config}");
+    assert_eq!(config["User"], "nobody", "{config}");
+    assert_eq!(config["Cmd"][0], "sh", "{config}");
+    assert_eq!(
+        config["Labels"],
+        serde_json::json!({"team": "infra"}),
+        "{config}"
+    );
+    assert_eq!(
+        config["ExposedPorts"],
+        serde_json::json!({"80/tcp": {}}),
+        "{config}"
+    );
+    assert_eq!(
+        config["Volumes"],
+        serde_json::json!({"/data": {}}),
+        "{config}"
+    );
+    assert_eq!(config["StopSignal"], "SIGUSR1", "{config}");
+
+    // --change over it: ENV adds to the container's, ENTRYPOINT drops the Cmd (no CMD among
+    // the changes), LABEL adds to the image's.
+    env.ok(&[
+        "commit",
+        "-c",
+        "ENV C=3",
+        "-c",
+        r#"ENTRYPOINT ["echo"]"#,
+        "-c",
+        "LABEL tier=web",
+        &name,
+        "ccimg:v2",
+    ]);
+    let config = &env.inspect_image("ccimg:v2")["Config"];
+    assert_eq!(config["Cmd"], serde_json::Value::Null, "{config}");
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["echo"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["Labels"],
+        serde_json::json!({"team": "infra", "tier": "web"}),
+        "{config}"
+    );
+    assert_eq!(env.ok(&["run", "--rm", "ccimg:v2", "hi"]), "hi\n");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "ccimg:v2",
+        "-c",
+        "echo $A$B$C; pwd",
+    ]);
+    assert_eq!(out, "1img3\n/tmp\n");
+    // CMD then ENTRYPOINT keeps the CMD.
+    env.ok(&[
+        "commit",
+        "-c",
+        r#"CMD ["hello"]"#,
+        "-c",
+        r#"ENTRYPOINT ["echo"]"#,
+        &name,
+        "ccimg:v3",
+    ]);
+    assert_eq!(env.ok(&["run", "--rm", "ccimg:v3"]), "hello\n");
+}
+
+#[test]
+fn commit_pauses_a_running_container_and_thaws_it() {
+    if !require_busybox_overlay()
+        || !common::prerequisite(
+            have("strace", "-V"),
+            "strace is not installed (apt-get install strace)",
+        )
+    {
+        return;
+    }
+    let mut env = Env::new();
+    env.import_busybox("busybox");
+    let name = env.container("commit-pause");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "touch /up; exec sleep 300",
+    ]);
+    wait_for_file(&env, &name, "/up");
+    // By default (and with -p / --pause=true) the container is frozen, then thawed.
+    for args in [
+        vec!["commit"],
+        vec!["commit", "-p"],
+        vec!["commit", "--pause=true"],
+    ] {
+        let writes = freezer_writes(&env, &[args.as_slice(), &[name.as_str()]].concat());
+        let values: Vec<&str> = writes.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(
+            values.first().is_some_and(|v| *v == "FROZEN" || *v == "1"),
+            "{args:?}: {writes:?}"
+        );
+        assert!(
+            values.last().is_some_and(|v| *v == "THAWED" || *v == "0"),
+            "{args:?}: {writes:?}"
+        );
+    }
+    // The container runs on, thawed.
+    let id = env
+        .ok(&["inspect", "-f", "{{.Id}}", &name])
+        .trim()
+        .to_owned();
+    let freezer = ["/sys/fs/cgroup/freezer/minidock", "/sys/fs/cgroup/minidock"]
+        .iter()
+        .map(|parent| Path::new(parent).join(&id))
+        .find(|dir| dir.exists())
+        .expect("the container's freezer directory");
+    let state = fs::read_to_string(freezer.join("freezer.state"))
+        .or_else(|_| fs::read_to_string(freezer.join("cgroup.freeze")))
+        .unwrap();
+    assert!(matches!(state.trim(), "THAWED" | "0"), "{state}");
+    assert_eq!(env.ok(&["exec", &name, "echo", "runs"]), "runs\n");
+    // --pause=false leaves the freezer alone.
+    let writes = freezer_writes(&env, &["commit", "--pause=false", &name]);
+    assert_eq!(writes, Vec::<(String, String)>::new());
+}
+
 // ------------------------------------------------------------------------------------------
 // import URL
 // ------------------------------------------------------------------------------------------

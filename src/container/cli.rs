@@ -258,6 +258,12 @@ pub struct ExecArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
     /// SRC_PATH or CONTAINER:SRC_PATH
     pub source: String,
     /// DEST_PATH or CONTAINER:DEST_PATH
@@ -422,7 +428,11 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             super::exec::exec(&paths, &args.container, &options)
         }
         ContainerCommand::Cp(args) => {
-            super::fs::cp(&paths, &args.source, &args.destination)?;
+            let options = super::fs::CpOptions {
+                follow_link: args.follow_link,
+                archive: args.archive,
+            };
+            super::fs::cp(&paths, &args.source, &args.destination, &options)?;
             Ok(0)
         }
         ContainerCommand::Export(args) => {

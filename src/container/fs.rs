@@ -22,7 +22,7 @@ use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 use crate::image::layer::beneath::{kind, list_dir, lstat_at};
 use crate::image::layer::{ApplyOptions, Compression, apply};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, SFlag};
 use std::collections::HashMap;
@@ -48,23 +48,6 @@ fn open_in_root(root: BorrowedFd, path: &str, flags: OFlag) -> nix::Result<Owned
     openat2(root, relative, how)
 }
 // ANCHOR_END: open_in_root
-
-/// Splits a container path into its directory and its last component (empty for `/`).
-fn split_last(path: &str) -> (String, String) {
-    let trimmed = path.trim_end_matches('/');
-    match trimmed.rsplit_once('/') {
-        Some((dir, name)) => (
-            if dir.is_empty() {
-                "/".into()
-            } else {
-                dir.into()
-            },
-            name.into(),
-        ),
-        None if trimmed.is_empty() => ("/".into(), String::new()),
-        None => ("/".into(), trimmed.into()),
-    }
-}
 
 /// The root of a container's filesystem on the host, mounted for the time of the call if the
 /// container is stopped.
@@ -201,31 +184,45 @@ fn append_entry<W: Write>(
 
 /// Extracts a tar (in a temp file) into the directory open as `dir`, with the safe unpacker.
 fn extract_into(archive: std::fs::File, dir: BorrowedFd, preserve_owners: bool) -> Result<()> {
+    let reader = std::io::BufReader::new(archive);
+    extract_stream(reader, Compression::None, dir, preserve_owners)
+}
+
+/// Extracts a tar stream into the directory open as `dir`, with the safe unpacker.
+fn extract_stream<R: std::io::Read + Send>(
+    reader: R,
+    compression: Compression,
+    dir: BorrowedFd,
+    preserve_owners: bool,
+) -> Result<()> {
     let options = ApplyOptions {
         preserve_owners,
         ..ApplyOptions::default()
     };
     // /proc/self/fd/N names the directory we opened, not whatever its path means now.
     let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    apply(
-        std::io::BufReader::new(archive),
-        Compression::None,
-        &path,
-        &options,
-    )?;
+    apply(reader, compression, &path, &options)?;
     Ok(())
 }
 
-/// One side of `cp`: a host path, or `CONTAINER:PATH`.
+/// One side of `cp`: a host path, `CONTAINER:PATH`, or `-` (a tar stream).
 enum Location {
-    Host(PathBuf),
+    Host(String),
     Container(String, String),
+    Stream,
 }
 
 fn parse_location(text: &str) -> Location {
-    // As Docker: a colon makes it a container path, unless what precedes it looks like a path.
+    // As Docker's CLI (`splitCpArg`): an absolute path or one starting with `.` is the host's,
+    // whatever colons it holds; otherwise a colon makes it CONTAINER:PATH.
+    if text == "-" {
+        return Location::Stream;
+    }
+    if text.starts_with('/') || text.starts_with('.') {
+        return Location::Host(text.to_owned());
+    }
     match text.split_once(':') {
-        Some((container, path)) if !container.is_empty() && !container.contains('/') => {
+        Some((container, path)) => {
             let path = if path.starts_with('/') {
                 path.to_owned()
             } else {
@@ -233,169 +230,519 @@ fn parse_location(text: &str) -> Location {
             };
             Location::Container(container.to_owned(), path)
         }
-        _ => Location::Host(PathBuf::from(text)),
+        None => Location::Host(text.to_owned()),
     }
 }
 
+/// `cp`'s flags besides the paths.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpOptions {
+    /// `-L`: copy what a symlink source points to, under the link's name.
+    pub follow_link: bool,
+    /// `-a`: files copied into the container keep the source's uid and gid (else they belong
+    /// to the container's root).
+    pub archive: bool,
+}
+
 // ANCHOR: cp
-/// `cp SRC CONTAINER:DST` or `cp CONTAINER:SRC DST`. A directory is copied whole; when the
-/// destination exists and is a directory, the source goes inside it, otherwise it takes the
-/// destination's name (as `cp -a` does).
-pub fn cp(paths: &Paths, source: &str, destination: &str) -> Result<()> {
-    match (parse_location(source), parse_location(destination)) {
+/// `cp SRC CONTAINER:DST`, `cp CONTAINER:SRC DST`, `cp - CONTAINER:DIR` (a tar on stdin is
+/// extracted into DIR) or `cp CONTAINER:SRC -` (a tar of SRC on stdout), with Docker's rules
+/// (`docker container cp`, moby `pkg/archive/copy.go`):
+///
+/// ```text
+/// source    destination                  result
+/// file      missing                      written as the destination
+/// file      missing, ends in / or /.     error "no such directory"
+/// file      existing file                overwritten
+/// any       existing directory           copied into it under its own name
+/// dir       missing                      created with the source's contents
+/// dir       existing file                error "cannot copy directory"
+/// dir/.     existing directory           its contents copied into it
+/// ```
+///
+/// A symlink source is copied as a link, unless `-L`. Container paths are resolved inside
+/// the container's root. Every error exits 1, as Docker's CLI does.
+pub fn cp(paths: &Paths, source: &str, destination: &str, options: &CpOptions) -> Result<()> {
+    let result = match (parse_location(source), parse_location(destination)) {
         (Location::Container(container, from), Location::Host(to)) => {
-            copy_out(paths, &container, &from, &to)
+            copy_out(paths, &container, &from, Some(&to), options)
+        }
+        (Location::Container(container, from), Location::Stream) => {
+            copy_out(paths, &container, &from, None, options)
         }
         (Location::Host(from), Location::Container(container, to)) => {
-            copy_in(paths, &from, &container, &to)
+            copy_in(paths, Some(&from), &container, &to, options)
+        }
+        (Location::Stream, Location::Container(container, to)) => {
+            copy_in(paths, None, &container, &to, options)
         }
         (Location::Container(..), Location::Container(..)) => Err(refused(
             "copying between containers is not supported".into(),
         )),
-        (Location::Host(..), Location::Host(..)) => {
-            Err(refused("one of the paths must be CONTAINER:PATH".into()))
+        _ => Err(refused("must specify at least one container source".into())),
+    };
+    result.map_err(|err| {
+        if err.chain().any(|cause| cause.is::<Exit>()) {
+            err
+        } else {
+            refused(format!("{err:#}"))
         }
-    }
+    })
 }
 // ANCHOR_END: cp
 
-fn copy_out(paths: &Paths, container: &str, from: &str, to: &Path) -> Result<()> {
-    let root = container_root(paths, container)?;
-    let (dir, name) = split_last(from);
+/// An errno as Go's `syscall.Errno` prints it (strerror, first letter lowercase), which is
+/// how Docker's messages end.
+fn go_error(errno: nix::errno::Errno) -> String {
+    let desc = errno.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => desc.to_owned(),
+    }
+}
+
+/// Whether a path names a directory by its form: it ends in `/` or `/.`.
+fn asserts_directory(path: &str) -> bool {
+    path.ends_with('/') || path.ends_with("/.") || path == "."
+}
+
+/// Docker's `SplitPathDirEntry`: the directory and the last entry of a path, after dropping
+/// trailing `/` and `/.` (the parent of `a` is `.`, of `/a` is `/`).
+fn split_dir_entry(path: &str) -> (String, String) {
+    let mut trimmed = path;
+    loop {
+        let shorter = trimmed
+            .strip_suffix("/.")
+            .or_else(|| trimmed.strip_suffix('/'))
+            .filter(|rest| !rest.is_empty());
+        match shorter {
+            Some(rest) => trimmed = rest,
+            None => break,
+        }
+    }
+    match trimmed.rsplit_once('/') {
+        Some(("", name)) => ("/".into(), name.into()),
+        Some((dir, name)) => (dir.into(), name.into()),
+        None if trimmed == "/" => ("/".into(), String::new()),
+        None => (".".into(), trimmed.into()),
+    }
+}
+
+/// What `cp` copies: the entry `name` of the directory `parent` (`.`: `parent` itself), its
+/// kind, and the name it takes in the archive (`base`; empty for a directory's contents).
+struct Source {
+    parent: OwnedFd,
+    name: Vec<u8>,
+    is_dir: bool,
+    base: String,
+}
+
+/// Resolves a container source path inside the container's root. A path ending in `/` or
+/// `/.` (or `/`) follows a last symlink and must be a directory; `/.` copies the contents.
+fn container_source(
+    root: BorrowedFd,
+    container: &str,
+    path: &str,
+    follow_link: bool,
+) -> Result<Source> {
+    let not_found = || refused(format!("no such container:path: {container}:{path}"));
+    let (dir, name) = split_dir_entry(path);
+    if asserts_directory(path) || name.is_empty() {
+        let fd = open_in_root(root, path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| {
+            match errno {
+                nix::errno::Errno::ENOTDIR => {
+                    refused(format!("{container}:{path}: {}", go_error(errno)))
+                }
+                _ => not_found(),
+            }
+        })?;
+        let contents = path.ends_with("/.") || name.is_empty();
+        return Ok(Source {
+            parent: fd,
+            name: b".".to_vec(),
+            is_dir: true,
+            base: if contents { String::new() } else { name },
+        });
+    }
     explain::step(
         "open the source inside the container's root",
         || format!("openat2(root, {dir:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
-    let parent = open_in_root(root.fd.as_fd(), &dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
-        .map_err(|e| refused(format!("{container}:{from}: {}", e.desc())))?;
-    let (parent, name) = if name.is_empty() {
-        // The container's `/` itself.
-        (root.fd.try_clone()?, ".".to_owned())
-    } else {
-        (parent, name)
-    };
-    if lstat_at(parent.as_fd(), name.as_bytes()).is_err() {
-        return Err(refused(format!(
-            "could not find the file {from} in container {container}"
-        )));
-    }
-    // Into an existing directory, under the source's name; else as the destination itself.
-    let (target_dir, archive_name) = if to.is_dir() {
-        let base = if name == "." {
-            String::new()
+    let parent =
+        open_in_root(root, &dir, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|_| not_found())?;
+    let st = lstat_at(parent.as_fd(), name.as_bytes()).map_err(|_| not_found())?;
+    if follow_link && kind(&st) == SFlag::S_IFLNK {
+        // -L, as Docker's CLI: the link's target (relative to the link's directory) is what
+        // is copied, under the link's name.
+        let target = nix::fcntl::readlinkat(parent.as_fd(), name.as_str())?;
+        let target = target.to_string_lossy();
+        let target = if target.starts_with('/') {
+            target.into_owned()
         } else {
-            name.clone()
+            format!("{}/{target}", dir.trim_end_matches('/'))
         };
-        (to.to_owned(), PathBuf::from(base))
-    } else {
-        let parent_dir = match to.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let Some(file_name) = to.file_name() else {
-            bail!("invalid destination {}", to.display());
-        };
-        (parent_dir, PathBuf::from(file_name))
-    };
-    let mut archive = tempfile::tempfile().context("creating a temp file")?;
-    {
-        let mut builder = tar::Builder::new(&mut archive);
-        append_entry(
-            &mut builder,
-            parent.as_fd(),
-            name.as_bytes(),
-            &archive_name,
-            &mut HashMap::new(),
-        )?;
-        builder.finish()?;
+        let mut source = container_source(root, container, &target, false)?;
+        if !source.base.is_empty() {
+            source.base = name;
+        }
+        return Ok(source);
     }
+    Ok(Source {
+        parent,
+        name: name.clone().into_bytes(),
+        is_dir: kind(&st) == SFlag::S_IFDIR,
+        base: name,
+    })
+}
+
+/// Resolves a host source path as Docker's CLI does (`ResolveHostSourcePath`): symlinks in
+/// the directory part are followed, the last one only with `-L`.
+fn host_source(path: &str, follow_link: bool) -> Result<Source> {
+    let lstat_failed =
+        |errno: nix::errno::Errno| refused(format!("lstat {path}: {}", go_error(errno)));
+    let open_dir = |dir: &str| {
+        nix::fcntl::open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let (dir, name) = split_dir_entry(path);
+    if asserts_directory(path) || name.is_empty() || name == ".." {
+        let fd = open_dir(path).map_err(lstat_failed)?;
+        let base = if path.ends_with("/.") || path == "." || name.is_empty() {
+            String::new()
+        } else if name == ".." {
+            let real = std::fs::canonicalize(path).with_context(|| format!("resolving {path}"))?;
+            real.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            name
+        };
+        return Ok(Source {
+            parent: fd,
+            name: b".".to_vec(),
+            is_dir: true,
+            base,
+        });
+    }
+    let parent = open_dir(&dir).map_err(lstat_failed)?;
+    let st = lstat_at(parent.as_fd(), name.as_bytes()).map_err(lstat_failed)?;
+    if follow_link && kind(&st) == SFlag::S_IFLNK {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| refused(format!("lstat {path}: {}", go_error(errno_of(&e)))))?;
+        let mut source = host_source(&real.to_string_lossy(), false)?;
+        source.base = name;
+        return Ok(source);
+    }
+    Ok(Source {
+        parent,
+        name: name.clone().into_bytes(),
+        is_dir: kind(&st) == SFlag::S_IFDIR,
+        base: name,
+    })
+}
+
+fn errno_of(err: &std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(err.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32))
+}
+
+/// The destination as found (Docker's `CopyInfo`): its path after following a symlink at its
+/// end, whether it exists and is a directory.
+struct Destination {
+    path: String,
+    exists: bool,
+    is_dir: bool,
+}
+
+/// A container destination: a symlink at its end is followed once (as Docker's CLI does),
+/// inside the container's root.
+fn container_destination(root: BorrowedFd, path: &str) -> Destination {
+    let mut path = path.to_owned();
+    let (dir, name) = split_dir_entry(&path);
+    let link = open_in_root(root, &dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .ok()
+        .filter(|_| !name.is_empty())
+        .and_then(|parent| {
+            let st = lstat_at(parent.as_fd(), name.as_bytes()).ok()?;
+            (kind(&st) == SFlag::S_IFLNK)
+                .then(|| nix::fcntl::readlinkat(parent.as_fd(), name.as_str()).ok())
+                .flatten()
+        });
+    if let Some(target) = link {
+        let target = target.to_string_lossy();
+        path = if target.starts_with('/') {
+            target.into_owned()
+        } else {
+            format!("{}/{target}", dir.trim_end_matches('/'))
+        };
+    }
+    match open_in_root(root, &path, OFlag::O_PATH) {
+        Ok(fd) => {
+            let is_dir =
+                nix::sys::stat::fstat(fd.as_fd()).is_ok_and(|st| kind(&st) == SFlag::S_IFDIR);
+            Destination {
+                path,
+                exists: true,
+                is_dir,
+            }
+        }
+        Err(_) => Destination {
+            path,
+            exists: false,
+            is_dir: false,
+        },
+    }
+}
+
+/// A host destination, as Docker's `CopyInfoDestinationPath`: symlinks at its end are
+/// followed (at most 10); a missing path needs an existing parent directory.
+fn host_destination(path: &str) -> Result<Destination> {
+    let mut path = path.to_owned();
+    for _ in 0..=10 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("readlink {path}"))?
+                    .to_string_lossy()
+                    .into_owned();
+                path = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{}/{target}", split_dir_entry(&path).0)
+                };
+            }
+            Ok(meta) => {
+                return Ok(Destination {
+                    path,
+                    exists: true,
+                    is_dir: meta.is_dir(),
+                });
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let (parent, _) = split_dir_entry(&path);
+                let meta = std::fs::metadata(&parent)
+                    .map_err(|e| refused(format!("stat {parent}: {}", go_error(errno_of(&e)))))?;
+                if !meta.is_dir() {
+                    return Err(refused("not a directory".into()));
+                }
+                return Ok(Destination {
+                    path,
+                    exists: false,
+                    is_dir: false,
+                });
+            }
+            Err(err) => {
+                return Err(refused(format!(
+                    "lstat {path}: {}",
+                    go_error(errno_of(&err))
+                )));
+            }
+        }
+    }
+    Err(refused(format!("too many symlinks in {path}")))
+}
+
+// ANCHOR: placement
+/// Docker's `PrepareArchiveCopy`: the directory to extract into and the name the source's top
+/// entry takes there.
+fn placement(source: &Source, destination: &Destination) -> Result<(String, String)> {
+    let (dir, base) = split_dir_entry(&destination.path);
+    if destination.exists && destination.is_dir {
+        Ok((destination.path.clone(), source.base.clone()))
+    } else if destination.exists && source.is_dir {
+        Err(refused("cannot copy directory".into()))
+    } else if destination.exists || source.is_dir {
+        Ok((dir, base))
+    } else if asserts_directory(&destination.path) {
+        Err(refused("no such directory".into()))
+    } else {
+        Ok((dir, base))
+    }
+}
+// ANCHOR_END: placement
+
+// ANCHOR: check_overwrites
+/// Docker extracts a copy with `NoOverwriteDirNonDir`: no entry replaces a directory with a
+/// non-directory or the reverse (an image layer's unpacking would). Checked before anything is
+/// written, walking the source against what is at the destination (`dir`, shown as
+/// `dir_path`), with `*at` calls that follow no symlink. `name` is the top entry's name there
+/// (empty: the source's contents go into `dir` itself).
+fn check_overwrites(source: &Source, dir: BorrowedFd, dir_path: &str, name: &str) -> Result<()> {
+    let target = if name.is_empty() { "." } else { name };
+    walk_overwrites(
+        source.parent.as_fd(),
+        &source.name,
+        dir,
+        target.as_bytes(),
+        &format!("{}/{name}", dir_path.trim_end_matches('/')),
+        dir_path,
+    )
+}
+
+fn walk_overwrites(
+    src_dir: BorrowedFd,
+    src_name: &[u8],
+    dst_dir: BorrowedFd,
+    dst_name: &[u8],
+    shown: &str,
+    extract_dir: &str,
+) -> Result<()> {
+    let src_is_dir = kind(&lstat_at(src_dir, src_name)?) == SFlag::S_IFDIR;
+    let Ok(existing) = lstat_at(dst_dir, dst_name) else {
+        return Ok(());
+    };
+    let shown = shown.trim_end_matches('/');
+    match (src_is_dir, kind(&existing) == SFlag::S_IFDIR) {
+        (false, true) => Err(refused(format!(
+            "cannot overwrite directory \"{shown}\" with non-directory \"{extract_dir}\""
+        ))),
+        (true, false) => Err(refused(format!(
+            "cannot overwrite non-directory \"{shown}\" with directory \"{extract_dir}\""
+        ))),
+        (false, false) => Ok(()),
+        (true, true) => {
+            let open = |dir: BorrowedFd, name: &[u8]| {
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            };
+            let src = open(src_dir, src_name)?;
+            let dst = open(dst_dir, dst_name)?;
+            for child in list_dir(src.as_fd())? {
+                let child_shown = format!("{shown}/{}", String::from_utf8_lossy(&child));
+                walk_overwrites(
+                    src.as_fd(),
+                    &child,
+                    dst.as_fd(),
+                    &child,
+                    &child_shown,
+                    extract_dir,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+// ANCHOR_END: check_overwrites
+
+/// Writes `source` as a tar to `sink`, its top entry named `name` (empty: its contents).
+fn tar_source<W: Write>(source: &Source, name: &str, sink: W) -> Result<W> {
+    let mut builder = tar::Builder::new(sink);
+    append_entry(
+        &mut builder,
+        source.parent.as_fd(),
+        &source.name,
+        Path::new(name),
+        &mut HashMap::new(),
+    )?;
+    builder.into_inner().context("writing the archive")
+}
+
+fn copy_out(
+    paths: &Paths,
+    container: &str,
+    from: &str,
+    to: Option<&str>,
+    options: &CpOptions,
+) -> Result<()> {
+    let root = container_root(paths, container)?;
+    let source = container_source(root.fd.as_fd(), container, from, options.follow_link)?;
+    let Some(to) = to else {
+        // `-`: the tar as is, on stdout.
+        let stdout = std::io::stdout();
+        let mut sink = tar_source(
+            &source,
+            &source.base,
+            std::io::BufWriter::new(stdout.lock()),
+        )?;
+        return sink.flush().context("writing to stdout");
+    };
+    let (dir, name) = placement(&source, &host_destination(to)?)?;
+    let mut archive = tar_source(
+        &source,
+        &name,
+        tempfile::tempfile().context("creating a temp file")?,
+    )?;
     archive.rewind()?;
-    let dir = nix::fcntl::open(
-        &target_dir,
+    let dir_fd = nix::fcntl::open(
+        dir.as_str(),
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| {
-        refused(format!(
-            "destination directory {}: {}",
-            target_dir.display(),
-            e.desc()
-        ))
-    })?;
+    .map_err(|errno| refused(format!("open {dir}: {}", go_error(errno))))?;
+    check_overwrites(&source, dir_fd.as_fd(), &dir, &name)?;
     // Files copied out belong to the caller, as with Docker.
-    extract_into(archive, dir.as_fd(), false)
+    extract_into(archive, dir_fd.as_fd(), false)
 }
 
-fn copy_in(paths: &Paths, from: &Path, container: &str, to: &str) -> Result<()> {
-    let source_meta =
-        std::fs::symlink_metadata(from).map_err(|e| refused(format!("{}: {e}", from.display())))?;
-    let from_parent = match from.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let from_name = match from.file_name() {
-        Some(name) => name.as_bytes().to_vec(),
-        // `.` or `/`: the directory itself.
-        None => b".".to_vec(),
-    };
+fn copy_in(
+    paths: &Paths,
+    from: Option<&str>,
+    container: &str,
+    to: &str,
+    options: &CpOptions,
+) -> Result<()> {
+    // The host side first: a missing source fails before the container is touched.
+    let source = from
+        .map(|from| host_source(from, options.follow_link))
+        .transpose()?;
     let root = container_root(paths, container)?;
     explain::step(
         "open the destination inside the container's root",
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
-    let existing_dir = open_in_root(root.fd.as_fd(), to, OFlag::O_PATH | OFlag::O_DIRECTORY);
-    let (target, archive_name) = match existing_dir {
-        Ok(dir) => {
-            let name = if from_name == b"." {
-                PathBuf::new()
-            } else {
-                PathBuf::from(OsStr::from_bytes(&from_name))
-            };
-            (dir, name)
-        }
-        Err(_) => {
-            let (dir, name) = split_last(to);
-            if name.is_empty() {
-                return Err(refused(format!("invalid destination {to}")));
+    let destination = container_destination(root.fd.as_fd(), to);
+    let open_dir = |dir: &str| {
+        open_in_root(root.fd.as_fd(), dir, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| {
+            match errno {
+                nix::errno::Errno::ENOTDIR => refused("extraction point is not a directory".into()),
+                _ => refused(format!("no such container:path: {container}:{dir}")),
             }
-            let parent = open_in_root(root.fd.as_fd(), &dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                .map_err(|e| {
-                    refused(format!(
-                        "destination directory {dir} in container {container}: {}",
-                        e.desc()
-                    ))
-                })?;
-            if source_meta.is_dir() && lstat_at(parent.as_fd(), name.as_bytes()).is_ok() {
-                return Err(refused(format!(
-                    "cannot copy a directory onto the file {to} in container {container}"
-                )));
-            }
-            (parent, PathBuf::from(name))
-        }
+        })
     };
-    let parent_fd = nix::fcntl::open(
-        &from_parent,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("opening {}", from_parent.display()))?;
-    let mut archive = tempfile::tempfile().context("creating a temp file")?;
-    {
-        let mut builder = tar::Builder::new(&mut archive);
-        append_entry(
-            &mut builder,
-            parent_fd.as_fd(),
-            &from_name,
-            &archive_name,
-            &mut HashMap::new(),
-        )?;
-        builder.finish()?;
-    }
+    let Some(source) = source else {
+        // `-`: a tar on stdin, into an existing directory.
+        if !(destination.exists && destination.is_dir) {
+            return Err(refused(format!(
+                "destination \"{container}:{to}\" must be a directory"
+            )));
+        }
+        let dir = open_dir(&destination.path)?;
+        let mut stdin = std::io::BufReader::new(std::io::stdin());
+        let compression = sniff_compression(&mut stdin)?;
+        return extract_stream(stdin, compression, dir.as_fd(), options.archive);
+    };
+    let (dir_path, name) = placement(&source, &destination)?;
+    let dir = open_dir(&dir_path)?;
+    check_overwrites(&source, dir.as_fd(), &dir_path, &name)?;
+    let mut archive = tar_source(
+        &source,
+        &name,
+        tempfile::tempfile().context("creating a temp file")?,
+    )?;
     archive.rewind()?;
-    // Files copied in belong to root in the container, as with Docker (without -a).
-    extract_into(archive, target.as_fd(), false)
+    // Files copied in belong to root in the container, unless -a.
+    extract_into(archive, dir.as_fd(), options.archive)
+}
+
+/// The compression of a tar stream, by its magic bytes (Docker's `DecompressStream`).
+fn sniff_compression(reader: &mut impl std::io::BufRead) -> Result<Compression> {
+    let head = reader.fill_buf().context("reading stdin")?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
 }
 
 // ANCHOR: export
@@ -450,16 +797,21 @@ mod tests {
 
     #[test]
     fn container_paths_split_and_parse() {
-        assert_eq!(split_last("/a/b"), ("/a".into(), "b".into()));
-        assert_eq!(split_last("/a/b/"), ("/a".into(), "b".into()));
-        assert_eq!(split_last("/b"), ("/".into(), "b".into()));
-        assert_eq!(split_last("/"), ("/".into(), String::new()));
+        assert_eq!(split_dir_entry("/a/b"), ("/a".into(), "b".into()));
+        assert_eq!(split_dir_entry("/a/b/"), ("/a".into(), "b".into()));
+        assert_eq!(split_dir_entry("/a/b/."), ("/a".into(), "b".into()));
+        assert_eq!(split_dir_entry("/b"), ("/".into(), "b".into()));
+        assert_eq!(split_dir_entry("/"), ("/".into(), String::new()));
+        assert_eq!(split_dir_entry("b/"), (".".into(), "b".into()));
+        assert!(asserts_directory("/a/") && asserts_directory("/a/.") && !asserts_directory("/a"));
         assert!(
             matches!(parse_location("web:/etc"), Location::Container(c, p) if c == "web" && p == "/etc")
         );
         assert!(matches!(parse_location("web:etc"), Location::Container(_, p) if p == "/etc"));
         assert!(matches!(parse_location("./a:b"), Location::Host(_)));
-        assert!(matches!(parse_location("/tmp/x"), Location::Host(_)));
+        assert!(matches!(parse_location("/tmp/x:y"), Location::Host(_)));
+        assert!(matches!(parse_location("x"), Location::Host(_)));
+        assert!(matches!(parse_location("-"), Location::Stream));
     }
 
     #[test]

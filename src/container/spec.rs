@@ -916,6 +916,14 @@ pub fn build(
             .stop_signal()
             .clone()
             .unwrap_or_else(|| "SIGTERM".into()),
+        exposed_ports: config.exposed_ports().clone().unwrap_or_default(),
+        labels: config
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        volumes: config.volumes().clone().unwrap_or_default(),
     };
     Ok(Built {
         spec,

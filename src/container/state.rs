@@ -14,6 +14,7 @@ use super::Paths;
 use crate::runtime::process_start_time;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Go's zero time, which Docker shows for a time that never happened.
@@ -91,6 +92,12 @@ pub struct RunConfig {
     pub pids_limit: i64,
     /// The signal `stop` sends first (the image's `StopSignal`, default SIGTERM).
     pub stop_signal: String,
+    /// The image's `ExposedPorts` (`"80/tcp"`), as the container was created with them.
+    pub exposed_ports: Vec<String>,
+    /// The image's `Labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The image's `Volumes` (container paths).
+    pub volumes: Vec<String>,
 }
 
 // ANCHOR: state

@@ -954,6 +954,10 @@ pub struct CommitArgs {
     /// Commit message (the history comment)
     #[arg(short = 'm', long)]
     pub message: Option<String>,
+    /// Pause the container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub pause: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// The name to give the image
@@ -974,6 +978,7 @@ pub fn run_commit(root: &Path, args: &CommitArgs) -> Result<u8> {
         author: args.author.clone(),
         changes: args.changes.clone(),
         created: None,
+        pause: args.pause,
     };
     let image = super::commit::commit(&paths, &args.container, &names, &options)
         .map_err(|err| request_failed(disk_full_at(err, &root.join("images"))))?;

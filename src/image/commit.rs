@@ -9,8 +9,14 @@
 //! manifest.layers   [L1]        [L1, L2]          L2 = tar(upper/), gzip
 //! rootfs.diff_ids   [D1]        [D1, D2]          D2 = sha256(tar)
 //! history           [h1]        [h1, h2]          h2 = {created, created_by, author, comment}
-//! config.config     {...}       {...} + -c changes
+//! config.config     {...}       container's config + -c changes
 //! ```
+//!
+//! The new config starts from the container's own (the image's merged with the run flags:
+//! `-e`, `-w`, `-u`, the command), as Docker's daemon does (`daemon/commit.go`): the changes
+//! are applied over it as Dockerfile instructions, then [`merge`] fills what they left empty
+//! from the container's config. A running container is paused (cgroup freezer) while its
+//! upper dir is read, so the layer is one instant's snapshot.
 //!
 //! Nothing of the base image is rewritten: its layer blobs are shared by both manifests, which
 //! is why a commit costs only the size of what the container changed.
@@ -25,8 +31,11 @@ use super::import::apply_change;
 use super::layer::{self, Compression};
 use super::reference::Reference;
 use super::store::{Blob, Image, Store, parse_digest};
-use crate::container::Paths;
+use crate::cgroup::freezer::{self, FreezerState};
+use crate::container::state::{ContainerState, RunConfig};
+use crate::container::{Paths, Status};
 use crate::state;
+use oci_spec::image::Config;
 
 /// What `docker commit` takes besides the container and the name.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +48,9 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// The creation time; now by default.
     pub created: Option<SystemTime>,
+    /// `-p`/`--pause`: freeze a running container while its layer is written (Docker's
+    /// default is true).
+    pub pause: bool,
 }
 
 // ANCHOR: commit
@@ -59,15 +71,19 @@ pub fn commit(
 
     // The changes first: a bad -c must fail before anything is written.
     let mut image_config = base.config.clone();
-    let mut config = image_config.config().clone().unwrap_or_default();
-    for change in &options.changes {
-        apply_change(&mut config, change)?;
-    }
+    let from = container_config(&container.config, image_config.config().as_ref());
+    let mut config = from.clone();
+    apply_changes(&mut config, &options.changes)?;
+    merge(&mut config, &from);
     image_config.set_config(Some(config));
 
-    // 1. The layer: the upper dir as a gzip tar, streamed into the store. Docker pauses a
-    //    running container (cgroup freezer) so the tar is one instant's snapshot; minidock
-    //    reads the live upper dir, so a file being written meanwhile may be caught half-way.
+    // 1. The layer: the upper dir as a gzip tar, streamed into the store, while the
+    //    container's processes are frozen (thawed again when `_paused` drops, error or not).
+    let _paused = if options.pause {
+        Paused::freeze(&container)?
+    } else {
+        None
+    };
     let upper = paths.dir(&container.id).join("upper");
     let skip = runtime_mount_points(&upper);
     let mut writer = store.blob_writer()?;
@@ -85,10 +101,10 @@ pub fn commit(
     diff_ids.push(digests.diff_id.clone());
     rootfs.set_diff_ids(diff_ids);
     image_config.set_rootfs(rootfs);
-    // Docker records the container's command as what created the layer.
+    // Docker records the container's Cmd as what created the layer.
     let mut entry = HistoryBuilder::default()
         .created(created.clone())
-        .created_by(container.command());
+        .created_by(container.config.cmd.join(" "));
     if let Some(author) = &options.author {
         entry = entry.author(author.clone());
     }
@@ -120,6 +136,142 @@ pub fn commit(
 }
 // ANCHOR_END: commit
 
+// ANCHOR: container_config
+/// The container's config in the image config's shape: what it was created with (the image's
+/// config merged with the run flags). `image` is the base image's config: where the container
+/// only has minidock's default (WorkingDir `/`, StopSignal `SIGTERM`) and the image had none,
+/// the field stays unset, as Docker's container config leaves it.
+fn container_config(run: &RunConfig, image: Option<&Config>) -> Config {
+    let image = image.cloned().unwrap_or_default();
+    let some = |list: &[String]| (!list.is_empty()).then(|| list.to_vec());
+    let mut config = Config::default();
+    config.set_user(Some(run.user.clone()).filter(|u| !u.is_empty()));
+    config.set_env(some(&run.env));
+    config.set_entrypoint(some(&run.entrypoint));
+    config.set_cmd(some(&run.cmd));
+    let defaulted = |value: &str, default: &str, image: &Option<String>| {
+        (!value.is_empty() && (value != default || image.is_some())).then(|| value.to_owned())
+    };
+    config.set_working_dir(defaulted(&run.working_dir, "/", image.working_dir()));
+    config.set_stop_signal(defaulted(&run.stop_signal, "SIGTERM", image.stop_signal()));
+    config.set_exposed_ports(some(&run.exposed_ports));
+    config.set_volumes(some(&run.volumes));
+    config.set_labels((!run.labels.is_empty()).then(|| run.labels.clone().into_iter().collect()));
+    config
+}
+// ANCHOR_END: container_config
+
+/// Applies `--change` instructions in order, as a Dockerfile would: an `ENTRYPOINT` drops the
+/// `Cmd` unless a `CMD` came before it among the changes.
+fn apply_changes(config: &mut Config, changes: &[String]) -> Result<()> {
+    let mut cmd_set = false;
+    for change in changes {
+        apply_change(config, change)?;
+        let instruction = change.split_whitespace().next().unwrap_or_default();
+        match instruction.to_ascii_uppercase().as_str() {
+            "CMD" => cmd_set = true,
+            "ENTRYPOINT" if !cmd_set => {
+                config.set_cmd(None);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+// ANCHOR: merge
+/// Docker's `merge` (moby `daemon/commit.go`): fills what `user` (the config after the
+/// changes) leaves empty from `from` (the container's config). Env keys, labels, exposed
+/// ports and volumes missing from `user` are added; Cmd comes back only when there is no
+/// Entrypoint and no Cmd, the Entrypoint only when none was set at all.
+fn merge(user: &mut Config, from: &Config) {
+    if user.user().as_deref().unwrap_or_default().is_empty() {
+        user.set_user(from.user().clone());
+    }
+    let add_missing = |mine: &Option<Vec<String>>, theirs: &Option<Vec<String>>| {
+        let mut list = mine.clone().unwrap_or_default();
+        for item in theirs.iter().flatten() {
+            if !list.contains(item) {
+                list.push(item.clone());
+            }
+        }
+        (!list.is_empty()).then_some(list)
+    };
+    user.set_exposed_ports(add_missing(user.exposed_ports(), from.exposed_ports()));
+    user.set_volumes(add_missing(user.volumes(), from.volumes()));
+    let mut env = user.env().clone().unwrap_or_default();
+    for entry in from.env().iter().flatten() {
+        let key = entry.split('=').next().unwrap_or_default();
+        if !env.iter().any(|e| e.split('=').next() == Some(key)) {
+            env.push(entry.clone());
+        }
+    }
+    user.set_env((!env.is_empty()).then_some(env));
+    let mut labels = user.labels().clone().unwrap_or_default();
+    for (key, value) in from.labels().iter().flatten() {
+        labels.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    user.set_labels((!labels.is_empty()).then_some(labels));
+    if user.entrypoint().as_ref().is_none_or(Vec::is_empty) {
+        if user.cmd().as_ref().is_none_or(Vec::is_empty) {
+            user.set_cmd(from.cmd().clone());
+        }
+        if user.entrypoint().is_none() {
+            user.set_entrypoint(from.entrypoint().clone());
+        }
+    }
+    if user.working_dir().as_deref().unwrap_or_default().is_empty() {
+        user.set_working_dir(from.working_dir().clone());
+    }
+    if user.stop_signal().as_deref().unwrap_or_default().is_empty() {
+        user.set_stop_signal(from.stop_signal().clone());
+    }
+}
+// ANCHOR_END: merge
+
+// ANCHOR: paused
+/// A running container frozen for the time of a commit; dropping it thaws it, on every path
+/// out of [`commit`]. A container frozen before (by `pause`) is left as it was.
+struct Paused {
+    dir: PathBuf,
+}
+
+impl Paused {
+    /// Freezes `container` if it runs (its directory in the v1 `freezer` hierarchy, or its v2
+    /// directory). `None` when it does not run or was frozen already. Errors: no freezer, or
+    /// processes that do not stop.
+    fn freeze(container: &ContainerState) -> Result<Option<Paused>> {
+        if container.observe() != Status::Running {
+            return Ok(None);
+        }
+        let paths = &container.cgroup_paths;
+        let dir = paths
+            .iter()
+            .find(|dir| dir.join("freezer.state").exists())
+            .or_else(|| paths.iter().find(|dir| dir.join("cgroup.freeze").exists()))
+            .with_context(|| {
+                format!(
+                    "container {} has no cgroup freezer: commit it with --pause=false",
+                    container.name
+                )
+            })?;
+        if freezer::state(dir)? == Some(FreezerState::Frozen) {
+            return Ok(None);
+        }
+        let paused = Paused { dir: dir.clone() };
+        freezer::set_state(dir, FreezerState::Frozen)
+            .with_context(|| format!("pausing container {}", container.name))?;
+        Ok(Some(paused))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = freezer::set_state(&self.dir, FreezerState::Thawed);
+    }
+}
+// ANCHOR_END: paused
+
 /// The files minidock binds over every container's `/etc` (see `container::spec`). When the
 /// image lacks one, the runtime creates an empty file in the upper dir to mount over; that is
 /// not a change the container made, and Docker never commits them either (they live in its
@@ -146,4 +298,49 @@ fn oci_layer(descriptor: &oci_spec::image::Descriptor) -> oci_spec::image::Descr
     let mut descriptor = descriptor.clone();
     descriptor.set_media_type(media_type);
     descriptor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_containers_config_keeps_only_what_was_set_and_merge_fills_the_gaps() {
+        let run = RunConfig {
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            cmd: vec!["sleep".into(), "30".into()],
+            working_dir: "/".into(),
+            stop_signal: "SIGTERM".into(),
+            ..RunConfig::default()
+        };
+        // minidock's defaults, with nothing in the image: unset, as in Docker's config.
+        let from = container_config(&run, None);
+        assert_eq!(from.working_dir(), &None);
+        assert_eq!(from.stop_signal(), &None);
+        let mut image = Config::default();
+        image.set_working_dir(Some("/".into()));
+        assert_eq!(
+            container_config(&run, Some(&image))
+                .working_dir()
+                .as_deref(),
+            Some("/")
+        );
+
+        let mut config = from.clone();
+        let changes = ["ENV B=2".to_owned(), r#"ENTRYPOINT ["echo"]"#.to_owned()];
+        apply_changes(&mut config, &changes).unwrap();
+        merge(&mut config, &from);
+        assert_eq!(
+            config.env().as_deref().unwrap(),
+            ["PATH=/bin", "A=1", "B=2"]
+        );
+        assert_eq!(config.cmd(), &None);
+        assert_eq!(config.entrypoint().as_deref().unwrap(), ["echo"]);
+
+        // An empty ENTRYPOINT brings the container's Cmd back.
+        let mut config = from.clone();
+        apply_changes(&mut config, &["ENTRYPOINT []".to_owned()]).unwrap();
+        merge(&mut config, &from);
+        assert_eq!(config.cmd().as_deref().unwrap(), ["sleep", "30"]);
+    }
 }
