@@ -16,6 +16,8 @@ mod codec;
 mod diff;
 pub mod path;
 mod pax;
+mod sparse;
+mod tarstream;
 
 pub use apply::{
     Applied, ApplyOptions, DEFAULT_MAX_ENTRIES, MAX_PAX_BYTES, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
