@@ -72,9 +72,10 @@ pub enum ArchiveFormat {
     DockerLegacy,
 }
 
-/// One entry of a docker-archive `manifest.json`.
+/// One entry of a docker-archive `manifest.json`. Other fields (`Parent`, which Docker writes
+/// for a committed image, and any later addition) are ignored, as Go's decoder in `docker
+/// load` ignores them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct DockerManifestEntry {
     #[serde(rename = "Config")]
     config: String,
