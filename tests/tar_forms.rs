@@ -276,8 +276,8 @@ fn a_pax_size_record_overrides_the_header_size() {
     assert_eq!(std::fs::read(out.path().join("after")).unwrap(), b"after");
 }
 
-/// The same files through `minidock import`: the layer minidock stores and unpacks for a
-/// container holds the 8 MiB file, sparse.
+/// The same files through `minidock import`, and then `save` and `load`: the layer minidock
+/// stores and unpacks for a container holds the 8 MiB file, sparse.
 #[test]
 fn an_imported_pax_sparse_file_is_unpacked_for_containers() {
     if !require_gnu_tar() || !common::require_busybox_overlay() {
@@ -302,47 +302,63 @@ fn an_imported_pax_sparse_file_is_unpacked_for_containers() {
             ".",
         ],
     );
-    let root = tempfile::Builder::new()
-        .prefix("minidock-root")
-        .tempdir()
-        .unwrap();
-    let run = |args: &[&str]| {
+    let image = "sparse:test";
+    let first = Root::new();
+    first.ok(&["import", archive.to_str().unwrap(), image]);
+    first.check_sparse(image, &original);
+    // The same layer through save and load into another store.
+    let saved = work.path().join("saved.tar");
+    first.ok(&["save", "-o", saved.to_str().unwrap(), image]);
+    let second = Root::new();
+    second.ok(&["load", "-i", saved.to_str().unwrap()]);
+    second.check_sparse(image, &original);
+}
+
+/// A private state root.
+struct Root(tempfile::TempDir);
+
+impl Root {
+    fn new() -> Root {
+        Root(
+            tempfile::Builder::new()
+                .prefix("minidock-root")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_minidock"))
             .arg("--root")
-            .arg(root.path())
+            .arg(self.0.path())
             .args(args)
             .stdin(Stdio::null())
             .output()
             .unwrap();
         common::ok_stdout(args, &out)
-    };
-    let image = "sparse:test";
-    run(&["import", archive.to_str().unwrap(), image]);
-    let size = run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        image,
-        "stat",
-        "-c",
-        "%s",
-        "/sparse",
-    ]);
-    assert_eq!(size.trim(), SPARSE_SIZE.to_string());
-    let layers = root.path().join("layers");
-    let unpacked: Vec<PathBuf> = std::fs::read_dir(&layers)
-        .unwrap()
-        .map(|e| e.unwrap().path().join("sparse"))
-        .filter(|p| p.exists())
-        .collect();
-    assert_eq!(unpacked.len(), 1, "layers: {unpacked:?}");
-    assert_sparse_copy(&original, &unpacked[0]);
-    assert!(
-        !std::fs::read_dir(&layers).unwrap().any(|e| e
+    }
+
+    /// Runs `image` (which unpacks its layer) and checks the file there and on disk.
+    fn check_sparse(&self, image: &str, original: &Path) {
+        let size = self.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "stat",
+            "-c",
+            "%s",
+            "/sparse",
+        ]);
+        assert_eq!(size.trim(), SPARSE_SIZE.to_string());
+        let layers = self.0.path().join("layers");
+        let unpacked: Vec<PathBuf> = std::fs::read_dir(&layers)
             .unwrap()
-            .path()
-            .join("GNUSparseFile.0")
-            .exists()),
-    );
+            .map(|e| e.unwrap().path().join("sparse"))
+            .filter(|p| p.exists())
+            .collect();
+        assert_eq!(unpacked.len(), 1, "layers: {unpacked:?}");
+        assert_sparse_copy(original, &unpacked[0]);
+    }
 }
