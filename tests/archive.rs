@@ -452,6 +452,23 @@ fn load_takes_compressed_archives() {
         assert_eq!(loaded, "Loaded image: packed/app:1\n", "{tool}");
         assert_eq!(other.inspect("packed/app:1")["Id"], id.as_str(), "{tool}");
 
+        // import takes the same compressions (moby's DecompressStream): same DiffID.
+        let rootfs = world.path("rootfs.tar");
+        fs::write(&rootfs, tar_of(&[("hello.txt", b"packed\n")])).unwrap();
+        let packed_rootfs = Command::new(tool)
+            .args(["-c", rootfs.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let packed_path = world.path(&format!("rootfs.tar.{tool}"));
+        fs::write(&packed_path, packed_rootfs.stdout).unwrap();
+        other.ok(&["import", rootfs.to_str().unwrap(), "plain:1"]);
+        other.ok(&["import", packed_path.to_str().unwrap(), "packed:1"]);
+        assert_eq!(
+            other.inspect("packed:1")["RootFS"],
+            other.inspect("plain:1")["RootFS"],
+            "{tool}"
+        );
+
         let third = World::new();
         let mut child = Command::new(env!("CARGO_BIN_EXE_minidock"))
             .arg("--root")

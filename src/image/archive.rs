@@ -620,16 +620,44 @@ pub fn decompressed<'a>(input: impl Read + 'a) -> Result<(Box<dyn Read + 'a>, St
     let mut input = io::BufReader::with_capacity(256 << 10, input);
     let head = io::BufRead::fill_buf(&mut input).context("reading the archive")?;
     let kind = StreamCompression::sniff(head);
-    let stream: Box<dyn Read + 'a> = match kind {
-        StreamCompression::Plain => Box::new(input),
-        StreamCompression::Gzip => Box::new(MultiGzDecoder::new(input)),
-        StreamCompression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
-        StreamCompression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
-        StreamCompression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(input).context("starting the zstd decoder")?,
+    let (stream, name): (Box<dyn Read + 'a>, &str) = match kind {
+        StreamCompression::Plain => return Ok((Box::new(input), kind)),
+        StreamCompression::Gzip => (Box::new(MultiGzDecoder::new(input)), "gzip"),
+        StreamCompression::Bzip2 => (
+            Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            "bzip2",
+        ),
+        StreamCompression::Xz => (
+            Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+            "xz",
+        ),
+        StreamCompression::Zstd => (
+            Box::new(
+                zstd::stream::read::Decoder::with_buffer(input)
+                    .context("starting the zstd decoder")?,
+            ),
+            "zstd",
         ),
     };
-    Ok((stream, kind))
+    Ok((Box::new(NamedDecoder { stream, name }), kind))
+}
+
+/// A decoder whose errors say which compression failed (`xz data: lzma data error`).
+struct NamedDecoder<'a> {
+    stream: Box<dyn Read + 'a>,
+    name: &'static str,
+}
+
+impl Read for NamedDecoder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted || crate::state::is_disk_full_io(&e) {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("{} data: {e}", self.name))
+            }
+        })
+    }
 }
 
 // ANCHOR: load
