@@ -325,7 +325,7 @@ fn save_oci<W: Write>(
         let mut blobs = vec![manifest_digest.clone(), image.id.clone()];
         blobs.extend(image.manifest.layers().iter().map(|l| l.digest().clone()));
         if is_index(image.manifest_descriptor.media_type()) {
-            bail!("saving a multi-platform image as OCI is not supported yet");
+            bail!("saving a multi-platform image as OCI is not supported");
         }
         for digest in blobs {
             if written.insert(digest.to_string()) {
