@@ -646,9 +646,8 @@ impl<'a> Unpacker<'a> {
                 entry_error(raw, format!("writing: {e}"))
             }
         };
-        if let Some((map, stored)) = sparse_map(raw, data, size, sparse)? {
+        if let Some(map) = sparse_map(raw, data, size, sparse)? {
             self.sparse_data(raw, &mut file, data, &map)?;
-            debug_assert_eq!(stored, map.chunks.iter().map(|c| c.1).sum::<u64>());
         } else if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);
@@ -1068,14 +1067,14 @@ fn read_extension(entry: &mut impl Read, raw: &[u8], limit: u64) -> Result<Vec<u
     Ok(data)
 }
 
-/// The map of a sparse file, checked against the data stored, and that data's length (the
-/// entry's size less a 1.0 map at its start); `None` for a file stored whole.
+/// The map of a sparse file, checked against the data stored (the entry's size less a 1.0 map
+/// at its start); `None` for a file stored whole.
 fn sparse_map(
     raw: &[u8],
     data: &mut impl Read,
     size: u64,
     sparse: Sparse,
-) -> Result<Option<(SparseMap, u64)>> {
+) -> Result<Option<SparseMap>> {
     let (map, stored) = match sparse {
         Sparse::No => return Ok(None),
         Sparse::Map(map) => (map, size),
@@ -1092,7 +1091,7 @@ fn sparse_map(
         }
     };
     map.validate(stored).map_err(|e| entry_error(raw, e))?;
-    Ok(Some((map, stored)))
+    Ok(Some(map))
 }
 
 /// Builds a member from its header and the extension headers before it. Precedence, as in GNU

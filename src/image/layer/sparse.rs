@@ -211,6 +211,9 @@ pub fn read_map_1_0(data: &mut impl Read) -> Result<(Vec<(u64, u64)>, u64), Stri
             if text.len() - *pos > 20 {
                 return Err("malformed sparse map (a number is too long)".into());
             }
+            // Keep only the unread part: a long map never sits in memory whole.
+            text.drain(..*pos);
+            *pos = 0;
             let mut block = [0u8; BLOCK];
             data.read_exact(&mut block)
                 .map_err(|e| format!("reading the sparse map: {e}"))?;
