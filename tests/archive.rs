@@ -124,38 +124,67 @@ fn a_docker_archive_is_read_by_skopeo_and_loads_back() {
     if !skopeo_available() {
         return;
     }
+    // The default is Docker 25's archive, which is both formats; docker-legacy is Docker 24's.
+    for format in ["docker", "docker-legacy"] {
+        docker_archive_round_trip(format);
+    }
+}
+
+fn docker_archive_round_trip(format: &str) {
     let world = World::new();
     let id = world.import("saved\n", "saved/app:1");
     let file = world.path("app.tar");
-    world.ok(&["save", "-o", file.to_str().unwrap(), "saved/app:1"]);
+    let mut args = vec!["save", "-o", file.to_str().unwrap(), "saved/app:1"];
+    if format != "docker" {
+        args.extend(["--format", format]);
+    }
+    world.ok(&args);
 
     let names = archive_names(&file);
     assert!(names.contains(&"manifest.json".to_owned()), "{names:?}");
     assert!(names.contains(&"repositories".to_owned()), "{names:?}");
-    let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
+    let hex = id.trim_start_matches("sha256:");
+    let (config_name, both) = match format {
+        "docker" => (format!("blobs/sha256/{hex}"), true),
+        _ => (format!("{hex}.json"), false),
+    };
     assert!(names.contains(&config_name), "{names:?}");
-    assert!(names.iter().any(|n| n.ends_with("/layer.tar")), "{names:?}");
-
-    // skopeo reads it as Docker's format, and sees our config and our layer's DiffID.
-    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
-        "inspect",
-        "--config",
-        &format!("docker-archive:{}", file.display()),
-    ]))
-    .unwrap();
     assert_eq!(
-        inspect["config"]["Cmd"],
-        serde_json::json!(["cat", "/hello.txt"])
+        names.iter().any(|n| n.ends_with("/layer.tar")),
+        !both,
+        "{names:?}"
     );
+    assert_eq!(names.contains(&"index.json".to_owned()), both, "{names:?}");
+    assert_eq!(names.contains(&"oci-layout".to_owned()), both, "{names:?}");
+
+    // skopeo reads it as Docker's format (and the default one as OCI's too), and sees our
+    // config and our layer's DiffID.
+    let mut transports = vec!["docker-archive"];
+    if both {
+        transports.push("oci-archive");
+    }
     let ours = world.inspect("saved/app:1");
-    assert_eq!(inspect["rootfs"]["diff_ids"], ours["RootFS"]["Layers"]);
-    // skopeo copies it out, verifying every layer on the way.
-    let copy = tempfile::tempdir().unwrap();
-    skopeo(&[
-        "copy",
-        &format!("docker-archive:{}", file.display()),
-        &format!("oci:{}:x", copy.path().display()),
-    ]);
+    for transport in transports {
+        let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--config",
+            &format!("{transport}:{}", file.display()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            inspect["config"]["Cmd"],
+            serde_json::json!(["cat", "/hello.txt"]),
+            "{transport}"
+        );
+        assert_eq!(inspect["rootfs"]["diff_ids"], ours["RootFS"]["Layers"]);
+        // skopeo copies it out, verifying every layer on the way.
+        let copy = tempfile::tempdir().unwrap();
+        skopeo(&[
+            "copy",
+            &format!("{transport}:{}", file.display()),
+            &format!("oci:{}:x", copy.path().display()),
+        ]);
+    }
 
     // And minidock loads it into an empty store: same image ID, same name.
     let other = World::new();
@@ -390,4 +419,68 @@ fn history_shows_the_configs_history_newest_first() {
     );
     let err = world.fails(&["history", "nope"]);
     assert!(err.contains("no such image: nope"), "{err}");
+}
+
+/// `docker load` takes an archive compressed with gzip, bzip2, xz or zstd (it sniffs the magic
+/// bytes); so does `load`, from a file or from stdin. The compressors are the system's own.
+#[test]
+fn load_takes_compressed_archives() {
+    let tools = ["gzip", "bzip2", "xz", "zstd"];
+    if !tools.iter().all(|t| {
+        common::prerequisite(
+            common::have(t, "--version"),
+            &format!("{t} is not installed"),
+        )
+    }) {
+        return;
+    }
+    let world = World::new();
+    let id = world.import("packed\n", "packed/app:1");
+    let file = world.path("app.tar");
+    world.ok(&["save", "-o", file.to_str().unwrap(), "packed/app:1"]);
+    for tool in tools {
+        let packed = world.path(&format!("app.tar.{tool}"));
+        let out = Command::new(tool)
+            .args(["-c", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool}: {out:?}");
+        fs::write(&packed, &out.stdout).unwrap();
+
+        let other = World::new();
+        let loaded = other.ok(&["load", "-i", packed.to_str().unwrap()]);
+        assert_eq!(loaded, "Loaded image: packed/app:1\n", "{tool}");
+        assert_eq!(other.inspect("packed/app:1")["Id"], id.as_str(), "{tool}");
+
+        // import takes the same compressions (moby's DecompressStream): same DiffID.
+        let rootfs = world.path("rootfs.tar");
+        fs::write(&rootfs, tar_of(&[("hello.txt", b"packed\n")])).unwrap();
+        let packed_rootfs = Command::new(tool)
+            .args(["-c", rootfs.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let packed_path = world.path(&format!("rootfs.tar.{tool}"));
+        fs::write(&packed_path, packed_rootfs.stdout).unwrap();
+        other.ok(&["import", rootfs.to_str().unwrap(), "plain:1"]);
+        other.ok(&["import", packed_path.to_str().unwrap(), "packed:1"]);
+        assert_eq!(
+            other.inspect("packed:1")["RootFS"],
+            other.inspect("plain:1")["RootFS"],
+            "{tool}"
+        );
+
+        let third = World::new();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_minidock"))
+            .arg("--root")
+            .arg(third.root.path())
+            .arg("load")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let piped = child.wait_with_output().unwrap();
+        assert!(piped.status.success(), "{tool} on stdin");
+        assert_eq!(third.inspect("packed/app:1")["Id"], id.as_str(), "{tool}");
+    }
 }

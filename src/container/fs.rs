@@ -750,21 +750,14 @@ fn sniff_compression(reader: &mut impl std::io::BufRead) -> Result<Compression> 
 pub fn export(paths: &Paths, container: &str, output: Option<&Path>) -> Result<()> {
     let root = container_root(paths, container)?;
     let write = |sink: &mut dyn Write| -> Result<()> {
-        let mut builder = tar::Builder::new(sink);
         let dir = openat(
             root.fd.as_fd(),
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        let mut names = list_dir(dir.as_fd())?;
-        names.sort();
-        let mut links = HashMap::new();
-        for name in names {
-            let archive_name = PathBuf::from(OsStr::from_bytes(&name));
-            append_entry(&mut builder, dir.as_fd(), &name, &archive_name, &mut links)?;
-        }
-        builder.into_inner()?.flush()?;
+        // With the xattrs (file capabilities, `user.*`), as `docker export` keeps them.
+        crate::image::layer::write_tree(dir.as_fd(), sink)?.flush()?;
         Ok(())
     };
     match output {

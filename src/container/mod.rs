@@ -323,6 +323,9 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
         std::fs::create_dir(dir.join(sub))
             .with_context(|| format!("mkdir {}", dir.join(sub).display()))?;
     }
+    // Docker's init layer goes between the image and the container's own changes.
+    let mut lowers = lowers;
+    lowers.insert(0, spec::write_init_layer(&dir)?);
     state.lower_dirs = lowers;
     mount_rootfs(paths, &state)?;
 

@@ -975,6 +975,75 @@ pub fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<(
     Ok(())
 }
 
+// ANCHOR: init_layer
+/// The directory of a container's init layer, inside its own directory.
+pub const INIT_LAYER: &str = "init";
+
+/// What Docker's init layer holds (moby `daemon/initlayer`): the mount points the runtime binds
+/// or mounts over, and `/.dockerenv`, as (path, what): a directory, an empty file, or a symlink
+/// to the target given.
+pub const INIT_LAYER_ENTRIES: [(&str, InitEntry); 10] = [
+    ("dev/pts", InitEntry::Dir),
+    ("dev/shm", InitEntry::Dir),
+    ("proc", InitEntry::Dir),
+    ("sys", InitEntry::Dir),
+    (".dockerenv", InitEntry::File),
+    ("etc/resolv.conf", InitEntry::File),
+    ("etc/hosts", InitEntry::File),
+    ("etc/hostname", InitEntry::File),
+    ("dev/console", InitEntry::File),
+    ("etc/mtab", InitEntry::Symlink("/proc/mounts")),
+];
+
+/// One entry of the init layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitEntry {
+    Dir,
+    File,
+    Symlink(&'static str),
+}
+
+/// Makes the container's init layer at `<dir>/init` and returns its path: the overlay lower
+/// just below the container's upper dir, as Docker stacks its `<id>-init` layer. The files the
+/// runtime binds over (`/etc/hosts`, ...) and the mount points exist there, so starting the
+/// container writes nothing into the upper dir: `commit` of an unchanged container has no
+/// changes to record. Directories and files are root's, 0755, as Docker makes them.
+pub fn write_init_layer(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let init = dir.join(INIT_LAYER);
+    // chmod after creating, so the umask does not narrow Docker's modes.
+    let make = |path: &Path, create: &dyn Fn(&Path) -> std::io::Result<()>| {
+        create(path)
+            .and_then(|()| std::fs::set_permissions(path, PermissionsExt::from_mode(0o755)))
+            .with_context(|| format!("creating {}", path.display()))
+    };
+    let mkdir = |path: &Path| match std::fs::create_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    };
+    make(&init, &mkdir)?;
+    for (rel, entry) in INIT_LAYER_ENTRIES {
+        let path = init.join(rel);
+        let mut parent = init.clone();
+        for dir in Path::new(rel)
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+        {
+            parent.push(dir);
+            make(&parent, &mkdir)?;
+        }
+        match entry {
+            InitEntry::Dir => make(&path, &mkdir)?,
+            InitEntry::File => make(&path, &|p| std::fs::File::create_new(p).map(drop))?,
+            InitEntry::Symlink(target) => std::os::unix::fs::symlink(target, &path)
+                .with_context(|| format!("creating {}", path.display()))?,
+        }
+    }
+    Ok(init)
+}
+// ANCHOR_END: init_layer
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! `minidock save` and `minidock load`: images as one tar file, in the two formats other tools
 //! read.
 //!
-//! **The `docker save` format** ("docker-archive" in skopeo's words), which `docker load`,
+//! **The legacy `docker save` format** (`--format docker-legacy`, "docker-archive" in
+//! skopeo's words; what Docker wrote up to version 24), which `docker load`,
 //! `skopeo docker-archive:` and `podman load` read:
 //!
 //! ```text
@@ -18,10 +19,18 @@
 //! **The OCI format** (`--format oci`, skopeo's "oci-archive"): the image layout itself, the
 //! same one the store keeps on disk (`oci-layout`, `index.json`, `blobs/sha256/...`), as a
 //! tar. Blobs go in as they are, still compressed, so manifest digests survive the trip.
+//! `index.json` names each image with containerd's `io.containerd.image.name` (the full
+//! name) and OCI's `org.opencontainers.image.ref.name` (the tag).
 //!
-//! `load` accepts both: an archive with `index.json` and `oci-layout` is read as OCI, one with
-//! `manifest.json` as Docker's. Every blob is verified against its digest on the way in, and
-//! every layer against its DiffID.
+//! **Both at once** (the default, what `docker save` writes since Docker 25): the OCI layout
+//! plus a `manifest.json` and `repositories` whose paths name the same blobs
+//! (`"Config":"blobs/sha256/<hex>"`, `"Layers":["blobs/sha256/<hex>", ...]`), so Docker 20.10
+//! loads it as its own format and every OCI tool as an oci-archive.
+//!
+//! `load` accepts all three, plain or compressed (gzip, bzip2, xz, zstd): an archive with
+//! `index.json` and `oci-layout` is read as OCI, one with only `manifest.json` as Docker's.
+//! Every blob is verified against its digest on the way in, and every layer against its
+//! DiffID.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -53,16 +62,20 @@ const MAX_JSON: u64 = 8 << 20;
 /// Which archive format `save` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ArchiveFormat {
-    /// `docker save`'s format (docker-archive)
+    /// What `docker save` writes since Docker 25: an OCI image layout that also has
+    /// `manifest.json` and `repositories`, so it is both an oci-archive and a docker-archive
     #[default]
     Docker,
-    /// An OCI image layout in a tar (oci-archive)
+    /// An OCI image layout in a tar (oci-archive), without `manifest.json`
     Oci,
+    /// What `docker save` wrote up to Docker 24: `<diff-id>/layer.tar`, uncompressed
+    DockerLegacy,
 }
 
-/// One entry of a docker-archive `manifest.json`.
+/// One entry of a docker-archive `manifest.json`. Other fields (`Parent`, which Docker writes
+/// for a committed image, and any later addition) are ignored, as Go's decoder in `docker
+/// load` ignores them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct DockerManifestEntry {
     #[serde(rename = "Config")]
     config: String,
@@ -121,8 +134,12 @@ pub fn save(
     let selected = select(store, requested)?;
     let mut tar = tar::Builder::new(out);
     match format {
-        ArchiveFormat::Docker => save_docker(store, &selected, &mut tar)?,
+        ArchiveFormat::Docker => {
+            save_oci(store, &selected, &mut tar)?;
+            save_docker_index(&selected, &mut tar)?;
+        }
         ArchiveFormat::Oci => save_oci(store, &selected, &mut tar)?,
+        ArchiveFormat::DockerLegacy => save_docker(store, &selected, &mut tar)?,
     }
     tar.into_inner()
         .context("finishing the archive")?
@@ -210,6 +227,59 @@ fn save_docker<W: Write>(
     Ok(())
 }
 
+/// `manifest.json` and `repositories` naming the blobs of an OCI layout, as Docker 25 and
+/// later write them next to `index.json`: the layers stay as stored (compressed), which
+/// `docker load` accepts since it decompresses each layer it reads.
+fn save_docker_index<W: Write>(selected: &[Selected], tar: &mut tar::Builder<W>) -> Result<()> {
+    let mut manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for Selected { image, names } in selected {
+        let layers = image.manifest.layers();
+        if image.config.rootfs().diff_ids().len() != layers.len() {
+            bail!(
+                "image {}: its config lists {} layers but its manifest {}",
+                image.short_id(),
+                image.config.rootfs().diff_ids().len(),
+                layers.len()
+            );
+        }
+        let blob = |digest: &Digest| format!("blobs/sha256/{}", digest.digest());
+        let top = layers.last().map(|l| l.digest().digest().to_owned());
+        for name in names {
+            if let (Some(tag), Some(top)) = (name.tag(), &top) {
+                repositories
+                    .entry(name.familiar_repository())
+                    .or_default()
+                    .insert(tag.to_owned(), top.clone());
+            }
+        }
+        manifest.push(DockerManifestEntry {
+            config: blob(&image.id),
+            repo_tags: Some(
+                names
+                    .iter()
+                    .filter(|n| n.tag().is_some())
+                    .map(Reference::familiar)
+                    .collect(),
+            ),
+            layers: layers.iter().map(|l| blob(l.digest())).collect(),
+            _layer_sources: None,
+        });
+    }
+    let manifest_json = serde_json::to_vec(&manifest).context("serialising manifest.json")?;
+    append_file(
+        tar,
+        "manifest.json",
+        &mut manifest_json.as_slice(),
+        manifest_json.len() as u64,
+    )?;
+    if !repositories.is_empty() {
+        let json = serde_json::to_vec(&repositories).context("serialising repositories")?;
+        append_file(tar, "repositories", &mut json.as_slice(), json.len() as u64)?;
+    }
+    Ok(())
+}
+
 /// A layer blob, decompressed into a temp file (a tar header needs the size before the data)
 /// while its DiffID is checked, then appended to the archive.
 fn append_uncompressed_layer<W: Write>(
@@ -255,7 +325,7 @@ fn save_oci<W: Write>(
         let mut blobs = vec![manifest_digest.clone(), image.id.clone()];
         blobs.extend(image.manifest.layers().iter().map(|l| l.digest().clone()));
         if is_index(image.manifest_descriptor.media_type()) {
-            bail!("saving a multi-platform image as OCI is not supported yet");
+            bail!("saving a multi-platform image as OCI is not supported");
         }
         for digest in blobs {
             if written.insert(digest.to_string()) {
@@ -516,10 +586,86 @@ fn extract(store: &Store, input: impl Read) -> Result<Extracted> {
 }
 // ANCHOR_END: extract
 
+/// A compression `docker load` and `docker import` recognise by an archive's first bytes
+/// (moby `pkg/archive.DetectCompression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCompression {
+    Plain,
+    /// RFC 1952: `1f 8b 08`.
+    Gzip,
+    /// `BZh`.
+    Bzip2,
+    /// `fd 37 7a 58 5a 00`.
+    Xz,
+    /// RFC 8878 frame magic `28 b5 2f fd`.
+    Zstd,
+}
+
+impl StreamCompression {
+    /// The compression whose magic bytes `head` starts with; anything else is a plain tar.
+    pub fn sniff(head: &[u8]) -> Self {
+        match head {
+            [0x1f, 0x8b, 0x08, ..] => StreamCompression::Gzip,
+            [b'B', b'Z', b'h', ..] => StreamCompression::Bzip2,
+            [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => StreamCompression::Xz,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => StreamCompression::Zstd,
+            _ => StreamCompression::Plain,
+        }
+    }
+}
+
+/// `input` decompressed as its first bytes say (see [`StreamCompression`]): what `docker load`
+/// and `docker import` do with their input. Errors only when the input cannot be read.
+pub fn decompressed<'a>(input: impl Read + 'a) -> Result<(Box<dyn Read + 'a>, StreamCompression)> {
+    let mut input = io::BufReader::with_capacity(256 << 10, input);
+    let head = io::BufRead::fill_buf(&mut input).context("reading the archive")?;
+    let kind = StreamCompression::sniff(head);
+    let (stream, name): (Box<dyn Read + 'a>, &str) = match kind {
+        StreamCompression::Plain => return Ok((Box::new(input), kind)),
+        StreamCompression::Gzip => (Box::new(MultiGzDecoder::new(input)), "gzip"),
+        StreamCompression::Bzip2 => (
+            Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            "bzip2",
+        ),
+        StreamCompression::Xz => (
+            Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+            "xz",
+        ),
+        StreamCompression::Zstd => (
+            Box::new(
+                zstd::stream::read::Decoder::with_buffer(input)
+                    .context("starting the zstd decoder")?,
+            ),
+            "zstd",
+        ),
+    };
+    Ok((Box::new(NamedDecoder { stream, name }), kind))
+}
+
+/// A decoder whose errors say which compression failed (`xz data: lzma data error`).
+struct NamedDecoder<'a> {
+    stream: Box<dyn Read + 'a>,
+    name: &'static str,
+}
+
+impl Read for NamedDecoder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted || crate::state::is_disk_full_io(&e) {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("{} data: {e}", self.name))
+            }
+        })
+    }
+}
+
 // ANCHOR: load
-/// `docker load`: reads a docker-archive or an OCI archive and adds its images to the store.
+/// `docker load`: reads a docker-archive or an OCI archive, plain or compressed with gzip,
+/// bzip2, xz or zstd, and adds its images to the store.
 pub fn load(store: &Store, input: impl Read) -> Result<Vec<Loaded>> {
     let _lease = store.lease()?;
+    let (input, _) = decompressed(input)?;
     explain::step(
         "unpack the archive into the store's ingest dir",
         || format!("tar -x -C {}/ingest/load-*", store.dir().display()),

@@ -812,7 +812,8 @@ pub struct SaveArgs {
     /// Write to a file, instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
-    /// The archive format: docker (`docker save`'s, the default) or oci (an OCI image layout)
+    /// The archive format: docker (Docker 25's `docker save`: OCI layout plus manifest.json, the
+    /// default), oci (the OCI layout only) or docker-legacy (Docker 24's and older)
     #[arg(long, value_enum, default_value_t = super::archive::ArchiveFormat::Docker)]
     pub format: super::archive::ArchiveFormat,
     #[arg(required = true, value_name = "IMAGE")]
@@ -822,7 +823,8 @@ pub struct SaveArgs {
 /// `minidock load [OPTIONS]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// Read from a tar archive file (docker save or OCI format), instead of stdin
+    /// Read from a tar archive file (docker save or OCI format; plain, gzip, bzip2, xz or
+    /// zstd), instead of stdin
     #[arg(short = 'i', long, value_name = "FILE")]
     pub input: Option<std::path::PathBuf>,
     /// Suppress the load output

@@ -21,7 +21,7 @@
 //! Nothing of the base image is rewritten: its layer blobs are shared by both manifests, which
 //! is why a commit costs only the size of what the container changed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -85,26 +85,37 @@ pub fn commit(
         None
     };
     let upper = paths.dir(&container.id).join("upper");
-    let skip = runtime_mount_points(&upper);
     let mut writer = store.blob_writer()?;
-    let digests = layer::diff_skipping(&upper, &mut writer, Compression::Gzip, &skip)
+    let digests = layer::diff(&upper, &mut writer, Compression::Gzip)
         .with_context(|| format!("making a layer of {}", upper.display()))?;
-    let layer = writer.commit(Some(&Blob {
-        digest: parse_digest(&digests.digest)?,
-        size: digests.size,
-    }))?;
+    // No change at all: Docker adds no layer, only a history entry marked `empty_layer`
+    // (moby `image.NewChildImage`). The blob is dropped unwritten.
+    let empty = digests.diff_id == layer::EMPTY_LAYER_DIFF_ID;
+    let layer = if empty {
+        None
+    } else {
+        Some(writer.commit(Some(&Blob {
+            digest: parse_digest(&digests.digest)?,
+            size: digests.size,
+        }))?)
+    };
 
     // 2. The config: one more diff_id, one more history entry, the author.
     let created = state::rfc3339(options.created.unwrap_or_else(SystemTime::now));
     let mut rootfs = image_config.rootfs().clone();
     let mut diff_ids = rootfs.diff_ids().clone();
-    diff_ids.push(digests.diff_id.clone());
+    if !empty {
+        diff_ids.push(digests.diff_id.clone());
+    }
     rootfs.set_diff_ids(diff_ids);
     image_config.set_rootfs(rootfs);
     // Docker records the container's Cmd as what created the layer.
     let mut entry = HistoryBuilder::default()
         .created(created.clone())
         .created_by(container.config.cmd.join(" "));
+    if empty {
+        entry = entry.empty_layer(true);
+    }
     if let Some(author) = &options.author {
         entry = entry.author(author.clone());
     }
@@ -121,7 +132,7 @@ pub fn commit(
 
     // 3. The manifest: the base's layers (the same blobs), then the new one.
     let mut layers: Vec<_> = base.manifest.layers().iter().map(oci_layer).collect();
-    layers.push(layer.descriptor(MediaType::ImageLayerGzip));
+    layers.extend(layer.map(|l| l.descriptor(MediaType::ImageLayerGzip)));
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -271,20 +282,6 @@ impl Drop for Paused {
     }
 }
 // ANCHOR_END: paused
-
-/// The files minidock binds over every container's `/etc` (see `container::spec`). When the
-/// image lacks one, the runtime creates an empty file in the upper dir to mount over; that is
-/// not a change the container made, and Docker never commits them either (they live in its
-/// "init" layer, below the container's). Files with content are left in: they are real.
-fn runtime_mount_points(upper: &Path) -> Vec<PathBuf> {
-    ["etc/resolv.conf", "etc/hostname", "etc/hosts"]
-        .into_iter()
-        .map(PathBuf::from)
-        .filter(|rel| {
-            std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| m.is_file() && m.len() == 0)
-        })
-        .collect()
-}
 
 /// A base layer's descriptor for an OCI manifest. A pulled image may name its layers with
 /// Docker's schema-2 media types; the bytes are the same tar (or gzip tar), so only the name

@@ -21,7 +21,6 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use oci_spec::image::{
     Arch, Config, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os,
@@ -49,26 +48,8 @@ pub struct ImportOptions {
     pub created: Option<SystemTime>,
 }
 
-/// The compressions `docker import` recognises by their magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compressed {
-    Plain,
-    Gzip,
-    Other(&'static str),
-}
-
-fn sniff(head: &[u8]) -> Compressed {
-    match head {
-        [0x1f, 0x8b, ..] => Compressed::Gzip,
-        [b'B', b'Z', b'h', ..] => Compressed::Other("bzip2"),
-        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Compressed::Other("xz"),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compressed::Other("zstd"),
-        _ => Compressed::Plain,
-    }
-}
-
 // ANCHOR: import
-/// Imports a rootfs tarball (plain or gzip) as a one-layer image named `names` (none: an
+/// Imports a rootfs tarball (plain, or compressed with gzip, bzip2, xz or zstd) as a one-layer image named `names` (none: an
 /// untagged image). Returns the new image.
 pub fn import(
     store: &Store,
@@ -86,17 +67,11 @@ pub fn import(
 
     // 1. The layer: tar in, gzip blob out, both digests computed on the way.
     let mut input = io::BufReader::with_capacity(256 << 10, input);
-    let head = input.fill_buf().context("reading the tarball")?;
-    if head.is_empty() {
+    if input.fill_buf().context("reading the tarball")?.is_empty() {
         bail!("the tarball is empty");
     }
-    let tar_stream: Box<dyn Read> = match sniff(head) {
-        Compressed::Plain => Box::new(input),
-        Compressed::Gzip => Box::new(MultiGzDecoder::new(input)),
-        Compressed::Other(kind) => {
-            bail!("the tarball is {kind}-compressed; minidock imports plain or gzip tarballs")
-        }
-    };
+    // Plain, gzip, bzip2, xz or zstd, as `docker import` takes.
+    let (tar_stream, _) = super::archive::decompressed(input)?;
     // Fast compression: the CPU time of `import` is mostly this, and the size difference with
     // the default level is small for a root filesystem.
     let blob = GzEncoder::new(store.blob_writer()?, Compression::fast());
@@ -454,8 +429,11 @@ mod tests {
 
     #[test]
     fn compressions_are_recognised() {
-        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Compressed::Gzip);
-        assert_eq!(sniff(b"BZh91AY"), Compressed::Other("bzip2"));
-        assert_eq!(sniff(b"bin/\0\0\0"), Compressed::Plain);
+        use crate::image::archive::StreamCompression as C;
+        assert_eq!(C::sniff(&[0x1f, 0x8b, 8]), C::Gzip);
+        assert_eq!(C::sniff(b"BZh91AY"), C::Bzip2);
+        assert_eq!(C::sniff(b"\xfd7zXZ\0rest"), C::Xz);
+        assert_eq!(C::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), C::Zstd);
+        assert_eq!(C::sniff(b"bin/\0\0\0"), C::Plain);
     }
 }

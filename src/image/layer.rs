@@ -16,6 +16,9 @@ mod codec;
 mod diff;
 pub mod path;
 mod pax;
+mod sparse;
+mod tarstream;
+mod tree;
 
 pub use apply::{
     Applied, ApplyOptions, DEFAULT_MAX_ENTRIES, MAX_PAX_BYTES, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
@@ -23,6 +26,7 @@ pub use apply::{
 };
 pub use codec::{Compression, LayerDigests};
 pub use diff::{diff, diff_skipping, is_whiteout};
+pub use tree::write_tree;
 
 use anyhow::{Context, Result, bail};
 use std::fs::File;
@@ -30,6 +34,11 @@ use std::io::{Read, Seek};
 use std::path::Path;
 
 use crate::explain::{self, Chapter};
+
+/// The DiffID of a layer with no entries (a tar of only its two end-of-archive blocks), which
+/// Docker treats as no layer at all (moby `layer.EmptyLayer`).
+pub const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
 /// Unpacks a layer into `final_dir`, which must not exist yet. The layer is applied into a
 /// temporary directory next to it and renamed into place only when the whole layer applied

@@ -50,6 +50,8 @@ use super::beneath::{self, WalkError, lstat_at};
 use super::codec::{self, Compression, LayerDigests};
 use super::path::{self, show};
 use super::pax;
+use super::sparse::{self, PaxSparse, PaxSparseKind, SparseMap};
+use super::tarstream::TarStream;
 use crate::explain::{self, Chapter};
 
 /// The name prefix that marks a whiteout in a layer (image-spec `layer.md`, "Whiteouts").
@@ -204,9 +206,40 @@ struct Member {
     raw: Vec<u8>,
     kind: EntryType,
     link: Option<Vec<u8>>,
+    /// Bytes of data stored in the archive (for a sparse file, its chunks and any map).
     size: u64,
     device: (u32, u32),
     meta: Meta,
+    sparse: Sparse,
+}
+
+/// How a regular file's data lies in the archive (see `sparse.rs`).
+enum Sparse {
+    /// All of it, in order.
+    No,
+    /// Chunks placed by this map.
+    Map(SparseMap),
+    /// A PAX 1.0 sparse file of this real size: the map starts the data.
+    InData(u64),
+}
+
+impl Member {
+    /// For an old GNU sparse entry (type `S`), reads the extension blocks of its map, which
+    /// come before its data, and makes it a regular file placed by that map.
+    fn read_old_gnu_map<R: Read>(
+        mut self,
+        header: &tar::Header,
+        archive: &mut TarStream<R>,
+    ) -> Result<Self> {
+        if self.kind != EntryType::GNUSparse {
+            return Ok(self);
+        }
+        let map = sparse::old_gnu(header, || archive.read_block())
+            .map_err(|e| entry_error(&self.raw, e))?;
+        self.kind = EntryType::Regular;
+        self.sparse = Sparse::Map(map);
+        Ok(self)
+    }
 }
 
 /// Extension headers seen since the last real entry; they describe the next one.
@@ -291,20 +324,16 @@ impl<'a> Unpacker<'a> {
 
     // ANCHOR: run
     fn run(&mut self, stream: &mut codec::ChunkReader) -> Result<()> {
-        let mut archive = tar::Archive::new(stream);
-        // Raw mode: we read pax and GNU long-name headers ourselves, with size limits. The
-        // crate's own handling would read a header of any claimed size into memory.
-        let mut members = archive
-            .entries()
-            .context("reading the tar stream")?
-            .raw(true);
+        // We read pax and GNU long-name headers ourselves, with size limits: a header of any
+        // claimed size is never read into memory.
+        let mut archive = TarStream::new(stream);
         let mut pending = Pending::default();
         let mut last: Option<Vec<u8>> = None;
         loop {
-            let mut entry = match members.next() {
-                None => break,
-                Some(Ok(entry)) => entry,
-                Some(Err(e)) => {
+            let header = match archive.next_header() {
+                Ok(None) => break,
+                Ok(Some(header)) => header,
+                Err(e) => {
                     return Err(match &last {
                         Some(raw) => crate::cli::untrusted_error(
                             format_args!("after entry {}", show(raw)),
@@ -314,8 +343,8 @@ impl<'a> Unpacker<'a> {
                     });
                 }
             };
-            let header_name = entry.header().path_bytes().into_owned();
-            let kind = entry.header().entry_type();
+            let header_name = header.path_bytes().into_owned();
+            let kind = header.entry_type();
             match kind {
                 EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader => {
                     let limit = if kind == EntryType::XHeader {
@@ -323,7 +352,7 @@ impl<'a> Unpacker<'a> {
                     } else {
                         path::MAX_PATH as u64 + 1
                     };
-                    let data = read_extension(&mut entry, &header_name, limit)?;
+                    let data = read_extension(&mut archive, &header_name, limit)?;
                     let slot = match kind {
                         EntryType::GNULongName => &mut pending.long_name,
                         EntryType::GNULongLink => &mut pending.long_link,
@@ -341,15 +370,17 @@ impl<'a> Unpacker<'a> {
                     // Global pax records (usually a comment) set nothing we use; read them
                     // within the same limit and move on.
                     self.count(&header_name)?;
-                    read_extension(&mut entry, &header_name, MAX_PAX_BYTES)?;
+                    read_extension(&mut archive, &header_name, MAX_PAX_BYTES)?;
                     continue;
                 }
                 _ => {}
             }
-            let member = member(&entry, kind, header_name, std::mem::take(&mut pending))?;
+            let member = member(&header, kind, header_name, std::mem::take(&mut pending))?;
+            archive.set_size(member.size);
+            let member = member.read_old_gnu_map(&header, &mut archive)?;
             self.count(&member.raw)?;
             let raw = member.raw.clone();
-            self.member(&mut entry, member)?;
+            self.member(&mut archive, member)?;
             last = Some(raw);
         }
         if !pending.is_empty() {
@@ -421,7 +452,7 @@ impl<'a> Unpacker<'a> {
         let dir = self.parent(raw, parent, true)?;
         match m.kind {
             EntryType::Regular | EntryType::Continuous => {
-                self.regular(raw, &dir, name, data, m.size, &m.meta)?
+                self.regular(raw, &dir, name, data, m.size, &m.meta, m.sparse)?
             }
             EntryType::Symlink => {
                 let target = m
@@ -471,9 +502,6 @@ impl<'a> Unpacker<'a> {
                 });
                 self.replace_leaf(raw, &dir, name, |d, n| mknodat(d, n, kind, perm, dev))?;
                 self.set_meta_at(raw, &dir, name, &m.meta, true)?;
-            }
-            EntryType::GNUSparse => {
-                return Err(entry_error(raw, "sparse files are not supported in layers"));
             }
             other => {
                 return Err(entry_error(
@@ -575,6 +603,7 @@ impl<'a> Unpacker<'a> {
     }
 
     // ANCHOR: regular
+    #[allow(clippy::too_many_arguments)]
     fn regular(
         &mut self,
         raw: &[u8],
@@ -583,6 +612,7 @@ impl<'a> Unpacker<'a> {
         data: &mut impl Read,
         size: u64,
         meta: &Meta,
+        sparse: Sparse,
     ) -> Result<()> {
         let mode = Mode::from_bits_truncate(meta.mode & 0o7777);
         self.trace("create a file, never following", || {
@@ -616,7 +646,9 @@ impl<'a> Unpacker<'a> {
                 entry_error(raw, format!("writing: {e}"))
             }
         };
-        if size <= WHOLE_FILE {
+        if let Some(map) = sparse_map(raw, data, size, sparse)? {
+            self.sparse_data(raw, &mut file, data, &map)?;
+        } else if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);
             data.read_exact(&mut self.buf).map_err(reading)?;
@@ -635,6 +667,46 @@ impl<'a> Unpacker<'a> {
         self.set_meta_fd(raw, file.as_fd(), meta)
     }
     // ANCHOR_END: regular
+
+    /// Writes a sparse file's chunks where its map puts them and sets its size: what the map
+    /// leaves out stays a hole, taking no disk space.
+    fn sparse_data(
+        &mut self,
+        raw: &[u8],
+        file: &mut File,
+        data: &mut impl Read,
+        map: &SparseMap,
+    ) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        self.trace("write a sparse file's data, leaving holes", || {
+            format!(
+                "lseek + write for {} chunks, ftruncate({})",
+                map.chunks.len(),
+                map.size
+            )
+        });
+        self.buf.resize(1 << 20, 0);
+        for &(offset, length) in &map.chunks {
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| entry_error(raw, format!("seeking: {e}")))?;
+            let mut left = length;
+            while left > 0 {
+                let n = left.min(self.buf.len() as u64) as usize;
+                data.read_exact(&mut self.buf[..n])
+                    .map_err(|e| entry_error(raw, format!("reading its data: {e}")))?;
+                file.write_all(&self.buf[..n]).map_err(|e| {
+                    if crate::state::is_disk_full_io(&e) {
+                        anyhow::Error::new(e).context(format!("entry {}: writing", show(raw)))
+                    } else {
+                        entry_error(raw, format!("writing: {e}"))
+                    }
+                })?;
+                left -= n as u64;
+            }
+        }
+        file.set_len(map.size)
+            .map_err(|e| entry_error(raw, format!("setting its size: {e}")))
+    }
 
     /// Owner, then mode, then xattrs, then times, on the open file. The order matters:
     /// chown(2) clears the setuid/setgid bits and file capabilities, so those are set after.
@@ -995,15 +1067,41 @@ fn read_extension(entry: &mut impl Read, raw: &[u8], limit: u64) -> Result<Vec<u
     Ok(data)
 }
 
+/// The map of a sparse file, checked against the data stored (the entry's size less a 1.0 map
+/// at its start); `None` for a file stored whole.
+fn sparse_map(
+    raw: &[u8],
+    data: &mut impl Read,
+    size: u64,
+    sparse: Sparse,
+) -> Result<Option<SparseMap>> {
+    let (map, stored) = match sparse {
+        Sparse::No => return Ok(None),
+        Sparse::Map(map) => (map, size),
+        Sparse::InData(real_size) => {
+            let (chunks, consumed) = sparse::read_map_1_0(data).map_err(|e| entry_error(raw, e))?;
+            let stored = size
+                .checked_sub(consumed)
+                .ok_or_else(|| entry_error(raw, "the sparse map is longer than the entry"))?;
+            let map = SparseMap {
+                chunks,
+                size: real_size,
+            };
+            (map, stored)
+        }
+    };
+    map.validate(stored).map_err(|e| entry_error(raw, e))?;
+    Ok(Some(map))
+}
+
 /// Builds a member from its header and the extension headers before it. Precedence, as in GNU
 /// tar and Go's archive/tar: pax records, then GNU long names, then the ustar fields.
-fn member<R: Read>(
-    entry: &tar::Entry<'_, R>,
+fn member(
+    header: &tar::Header,
     kind: EntryType,
     header_name: Vec<u8>,
     pending: Pending,
 ) -> Result<Member> {
-    let header = entry.header();
     let bad = |what: &str, e: std::io::Error| entry_error(&header_name, format!("bad {what}: {e}"));
     let mut raw = pending
         .long_name
@@ -1030,7 +1128,8 @@ fn member<R: Read>(
         mtime: timespec(header.mtime().map_err(|e| bad("mtime", e))? as i64, 0),
         xattrs: Vec::new(),
     };
-    let size = header.entry_size().map_err(|e| bad("size", e))?;
+    let mut size = header.entry_size().map_err(|e| bad("size", e))?;
+    let mut sparse = PaxSparse::default();
     let device = (
         header.device_major().ok().flatten().unwrap_or(0),
         header.device_minor().ok().flatten().unwrap_or(0),
@@ -1049,14 +1148,9 @@ fn member<R: Read>(
                 b"linkpath" => link = Some(value.to_vec()),
                 b"uid" => meta.uid = number("uid")?,
                 b"gid" => meta.gid = number("gid")?,
-                // We skip to the next header using the ustar size (raw mode); a pax size that
-                // disagrees would make two parsers see different archives.
-                b"size" if number("size")? != size => {
-                    return Err(entry_error(
-                        &raw,
-                        "pax size differs from the header size (unsupported)",
-                    ));
-                }
+                // Replaces the header's size (which cannot hold 8 GiB or more), and so
+                // decides where the next header starts.
+                b"size" => size = number("size")?,
                 b"mtime" => {
                     meta.mtime = parse_pax_time(&text())
                         .ok_or_else(|| entry_error(&raw, format!("bad pax mtime {:?}", text())))?
@@ -1074,10 +1168,23 @@ fn member<R: Read>(
                     }
                     meta.xattrs.push((name, value.to_vec()));
                 }
+                key if sparse.take(key, value) => {}
                 _ => {}
             }
         }
     }
+    let layout = sparse.kind().map_err(|e| entry_error(&raw, e))?;
+    if !matches!(layout, PaxSparseKind::No)
+        && let Some(name) = sparse.name.take()
+    {
+        // The real name of a PAX sparse file (1.0 keeps a placeholder in `path`).
+        raw = name;
+    }
+    let sparse = match layout {
+        PaxSparseKind::No => Sparse::No,
+        PaxSparseKind::Map(map) => Sparse::Map(map),
+        PaxSparseKind::InData(real_size) => Sparse::InData(real_size),
+    };
     Ok(Member {
         raw,
         kind,
@@ -1085,6 +1192,7 @@ fn member<R: Read>(
         size,
         device,
         meta,
+        sparse,
     })
 }
 

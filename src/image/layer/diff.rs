@@ -38,9 +38,7 @@ pub fn diff(upper: &Path, out: impl Write, compression: Compression) -> Result<L
 }
 // ANCHOR_END: diff
 
-/// [`diff`], leaving out the entries at the layer paths `skip` (relative, like `etc/hosts`):
-/// `commit` uses it for the mount points the runtime made in the upper dir, which are not
-/// the container's changes.
+/// [`diff`], leaving out the entries at the layer paths `skip` (relative, like `etc/hosts`).
 pub fn diff_skipping(
     upper: &Path,
     out: impl Write,
@@ -271,9 +269,9 @@ impl<W: Write> Differ<'_, W> {
 
 /// Reads exactly `left` bytes or fails: a file that shrank while we read it (the container is
 /// still running) must not produce a tar whose header lies about the size.
-struct Exact<R> {
-    inner: R,
-    left: u64,
+pub(super) struct Exact<R> {
+    pub(super) inner: R,
+    pub(super) left: u64,
 }
 
 impl<R: Read> Read for Exact<R> {
