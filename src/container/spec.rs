@@ -889,6 +889,7 @@ pub fn build(
             .stop_signal()
             .clone()
             .unwrap_or_else(|| "SIGTERM".into()),
+        ..RunConfig::default()
     };
     Ok(Built {
         spec,
