@@ -241,6 +241,8 @@ mod tests {
         mknod_whiteout(&upper.path().join("bin/ls"));
         std::fs::create_dir_all(upper.path().join("new/sub")).unwrap();
         std::fs::write(upper.path().join("a-b"), "").unwrap();
+        std::fs::create_dir(upper.path().join("a")).unwrap();
+        std::fs::write(upper.path().join("a/x"), "").unwrap();
         let found = changes(upper.path(), &[lower.path().to_owned()]).unwrap();
         let text: Vec<String> = found
             .iter()
@@ -249,10 +251,13 @@ mod tests {
         assert_eq!(
             text,
             [
+                "C /a",
+                "A /a/x",
                 "A /a-b",
                 "C /bin",
                 "D /bin/ls",
-                "C /etc",
+                // /etc changed only by the mount point of /etc/hosts: hidden, as Docker's
+                // init layer hides it.
                 "C /etc/passwd",
                 "A /new",
                 "A /new/sub"
