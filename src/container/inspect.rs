@@ -36,10 +36,10 @@ struct HostConfig {
     privileged: bool,
     readonly_rootfs: bool,
     security_opt: Option<Vec<String>>,
-    memory: i64,
-    memory_swap: i64,
-    nano_cpus: i64,
     cpu_shares: i64,
+    memory: i64,
+    nano_cpus: i64,
+    memory_swap: i64,
     pids_limit: Option<i64>,
 }
 
@@ -221,10 +221,10 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             privileged: config.privileged,
             readonly_rootfs: config.readonly_rootfs,
             security_opt: some_if_any(&config.security_opt),
-            memory: config.memory,
-            memory_swap: config.memory_swap,
-            nano_cpus: config.nano_cpus,
             cpu_shares: config.cpu_shares,
+            memory: config.memory,
+            nano_cpus: config.nano_cpus,
+            memory_swap: config.memory_swap,
             pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
         },
         graph_driver: GraphDriver {
