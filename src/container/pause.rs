@@ -109,12 +109,24 @@ pub fn unpause(paths: &Paths, name: &str) -> Result<()> {
 }
 
 /// After a SIGKILL was sent to a paused container: thaws it, so its processes die (a frozen
-/// task on v1 never handles the signal). Nothing to do when it is not frozen.
+/// task on v1 never handles the signal). Nothing to do when it is not frozen. The thaw is
+/// asked for and not waited on: the container's supervisor may tear the cgroup down (and
+/// remove it) as soon as the processes are gone, which is fine.
 pub fn thaw_after_kill(state: &ContainerState) -> Result<()> {
-    match freezer_dir(state) {
-        Some(dir) if freezer::state(&dir)? == Some(FreezerState::Frozen) => {
-            freezer::set_state(&dir, FreezerState::Thawed)
-        }
-        _ => Ok(()),
+    let Some(dir) = freezer_dir(state) else {
+        return Ok(());
+    };
+    if freezer::state(&dir).ok().flatten() != Some(FreezerState::Frozen) {
+        return Ok(());
+    }
+    let (file, value) = if dir.join("freezer.state").exists() {
+        ("freezer.state", "THAWED")
+    } else {
+        ("cgroup.freeze", "0")
+    };
+    match std::fs::write(dir.join(file), value) {
+        Ok(()) => Ok(()),
+        Err(_) if !dir.exists() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("thawing {}", dir.display())),
     }
 }

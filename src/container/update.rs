@@ -160,7 +160,8 @@ fn apply_live(state: &ContainerState, fragment: &Value) -> Result<()> {
 }
 
 /// `update`: applies `options` to container `name` (running or not). Errors exit 1:
-/// no flag given, no such container, a limit the kernel refuses.
+/// no flag given, no such container, a memory limit above the memory-plus-swap limit already
+/// set, a limit the kernel refuses.
 pub fn update(paths: &Paths, name: &str, options: &UpdateOptions) -> Result<()> {
     if options.is_empty() {
         return Err(bad_flag(
@@ -168,6 +169,17 @@ pub fn update(paths: &Paths, name: &str, options: &UpdateOptions) -> Result<()> 
         ));
     }
     let state = paths.resolve(name)?;
+    let swap = state.config.memory_swap;
+    if let (Some(memory), None) = (options.memory, options.memory_swap)
+        && swap > 0
+        && memory > swap
+    {
+        return Err(bad_flag(
+            "memory limit should be smaller than already set memoryswap limit, update the \
+             memoryswap at the same time"
+                .into(),
+        ));
+    }
     let fragment = options.oci_resources();
     if state.observe() == Status::Running && state.process_alive() {
         apply_live(&state, &fragment)
