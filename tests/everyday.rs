@@ -922,12 +922,16 @@ fn management_aliases_run_the_same_commands() {
         env.ok(&["image", "load", "-i", tar.to_str().unwrap()])
             .contains("busybox")
     );
+    let rows = "{{.ID}} {{.Image}} {{.Command}} {{.State}} {{.Names}}";
     for listing in [
-        &["container", "ls"][..],
-        &["container", "list"],
-        &["container", "ps"],
+        ["container", "ls"],
+        ["container", "list"],
+        ["container", "ps"],
     ] {
-        assert_eq!(env.ok(listing), env.ok(&["ps"]), "{listing:?}");
+        assert_eq!(header(&listing), header(&["ps"]), "{listing:?}");
+        let mut with_format = listing.to_vec();
+        with_format.extend(["--format", rows]);
+        assert_eq!(env.ok(&with_format), env.ok(&["ps", "--format", rows]));
     }
     assert_eq!(
         env.ok(&["container", "ls", "-aq", "--no-trunc"]),
