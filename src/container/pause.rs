@@ -96,7 +96,7 @@ fn set(paths: &Paths, name: &str, wanted: FreezerState) -> Result<()> {
     }
 }
 
-/// `pause CONTAINER`. Errors (exit 1, as Docker's): no such container, `container ID is not
+/// `pause CONTAINER`. Errors (exit 1, as Docker's): no such container, `Container ID is not
 /// running`, `Container ID is already paused`.
 pub fn pause(paths: &Paths, name: &str) -> Result<()> {
     set(paths, name, FreezerState::Frozen)
