@@ -19,5 +19,6 @@ pub mod rootfs;
 pub mod runtime;
 pub mod security;
 pub mod state;
+pub mod system;
 pub mod tty;
 pub mod workshop;

@@ -31,7 +31,14 @@ enum Command {
     Rmi(image_cli::RmiArgs),
     /// Manage images.
     #[command(subcommand)]
-    Image(image_cli::ImageCommand),
+    Image(minidock::system::aliases::ImageCommand),
+    /// Manage containers.
+    #[command(subcommand, name = "container")]
+    ContainerManage(minidock::system::aliases::ContainerManageCommand),
+    /// Show the minidock version information.
+    Version(minidock::system::VersionArgs),
+    /// Display system-wide information.
+    Info(minidock::system::info::InfoArgs),
     /// Download an image from a registry.
     Pull(minidock::registry::cli::PullArgs),
     /// Upload an image to a registry.
@@ -73,6 +80,10 @@ enum Command {
 enum SystemCommand {
     /// Remove stopped containers, dangling images and what interrupted commands left behind.
     Prune(minidock::container::prune::PruneArgs),
+    /// Show minidock disk usage.
+    Df(minidock::system::df::DfArgs),
+    /// Display system-wide information.
+    Info(minidock::system::info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,7 +101,21 @@ fn main() -> ExitCode {
         Command::Images(args) => image_cli::run_images(&root, &args),
         Command::Tag(args) => image_cli::run_tag(&root, &args),
         Command::Rmi(args) => image_cli::run_rmi(&root, &args),
-        Command::Image(command) => image_cli::run_image(&root, &command),
+        Command::Image(command) => {
+            minidock::system::aliases::run_image(cli.root.as_deref(), &root, &command)
+        }
+        Command::ContainerManage(command) => {
+            minidock::system::aliases::run_container(cli.root.as_deref(), &root, &command)
+        }
+        Command::Version(args) => minidock::system::run_version(&args),
+        Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::system::info::run_info(&paths, &args)
+        }
+        Command::System(SystemCommand::Df(args)) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::system::df::run_df(&paths, &args)
+        }
         Command::Pull(args) => minidock::registry::cli::run_pull(&root, &args),
         Command::Push(args) => minidock::registry::cli::run_push(&root, &args),
         Command::Login(args) => minidock::registry::cli::run_login(&args),

@@ -286,6 +286,38 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 32m, 1g)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit: -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5)
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Limit on processes (-1: unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy (not supported: minidock has no restart policies)
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct ShimArgs {
     #[arg(long = "runtime-root")]
     pub runtime_root: PathBuf,
@@ -325,6 +357,16 @@ pub enum ContainerCommand {
     Export(ExportArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(TopArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// (internal) supervise a detached container
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -443,6 +485,23 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             print!("{}", super::top::top(&paths, &args.container)?);
             Ok(0)
         }
+        ContainerCommand::Diff(args) => {
+            print!("{}", super::diff::diff(&paths, &args.container)?);
+            Ok(0)
+        }
+        ContainerCommand::Pause(args) => for_each(&args.containers, |name| {
+            super::pause::pause(&paths, name)?;
+            Ok(Some(name.to_owned()))
+        }),
+        ContainerCommand::Unpause(args) => for_each(&args.containers, |name| {
+            super::pause::unpause(&paths, name)?;
+            Ok(Some(name.to_owned()))
+        }),
+        ContainerCommand::Rename(args) => {
+            super::rename::rename(&paths, &args.container, &args.new_name)?;
+            Ok(0)
+        }
+        ContainerCommand::Update(args) => run_update(&paths, args),
         ContainerCommand::Shim(args) => {
             let paths = Paths {
                 root: paths.root.clone(),
@@ -499,6 +558,27 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
         if state.observe() != Status::Running {
             start_detached(paths, &state.id)?;
         }
+        Ok(Some(name.to_owned()))
+    })
+}
+
+fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
+    if args.restart.is_some() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            "update --restart is not supported: minidock has no restart policies",
+        )
+        .into());
+    }
+    let options = super::update::UpdateOptions::parse(
+        args.memory.as_deref(),
+        args.memory_swap.as_deref(),
+        args.cpus.as_deref(),
+        args.cpu_shares,
+        args.pids_limit,
+    )?;
+    for_each(&args.containers, |name| {
+        super::update::update(paths, name, &options)?;
         Ok(Some(name.to_owned()))
     })
 }
@@ -576,6 +656,10 @@ fn since(time: &str, now: SystemTime) -> Duration {
 /// The STATUS column: `Up 3 seconds`, `Exited (0) 5 seconds ago`, `Created`, `Dead`.
 pub fn status_text(state: &ContainerState, now: SystemTime) -> String {
     match state.observe() {
+        Status::Running if super::pause::is_paused(state) => format!(
+            "Up {} (Paused)",
+            human_duration(since(&state.started_at, now))
+        ),
         Status::Running => format!("Up {}", human_duration(since(&state.started_at, now))),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -741,7 +825,15 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
             format!("{} ago", human_duration(since(&c.created, now))),
         ),
         ("Ports", String::new()),
-        ("State", c.observe().name().to_owned()),
+        (
+            "State",
+            if super::pause::is_paused(c) {
+                "paused"
+            } else {
+                c.observe().name()
+            }
+            .to_owned(),
+        ),
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
         ("Names", c.name.clone()),

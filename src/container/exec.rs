@@ -269,6 +269,13 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
         )
         .into());
     }
+    if super::pause::is_paused(&state) {
+        let message = format!(
+            "Container {} is paused, unpause the container before exec",
+            state.id
+        );
+        return Err(Exit::new(super::REQUEST_FAILED, message).into());
+    }
     if options.command.is_empty() {
         return Err(Exit::new(super::REQUEST_FAILED, "no command given").into());
     }

@@ -37,8 +37,10 @@ struct HostConfig {
     privileged: bool,
     readonly_rootfs: bool,
     security_opt: Option<Vec<String>>,
+    cpu_shares: i64,
     memory: i64,
     nano_cpus: i64,
+    memory_swap: i64,
     pids_limit: Option<i64>,
 }
 
@@ -144,6 +146,7 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     let dir = paths.dir(&state.id);
     let path_of = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let status = state.observe();
+    let paused = super::pause::is_paused(state);
     let config = &state.config;
     let mut args: Vec<String> = config.entrypoint.clone();
     args.extend(config.cmd.iter().cloned());
@@ -181,9 +184,9 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         path,
         args,
         state: InspectState {
-            status: status.name(),
+            status: if paused { "paused" } else { status.name() },
             running: status == Status::Running,
-            paused: false,
+            paused,
             restarting: false,
             oom_killed: state.oom_killed,
             dead: status == Status::Dead,
@@ -220,8 +223,10 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             privileged: config.privileged,
             readonly_rootfs: config.readonly_rootfs,
             security_opt: some_if_any(&config.security_opt),
+            cpu_shares: config.cpu_shares,
             memory: config.memory,
             nano_cpus: config.nano_cpus,
+            memory_swap: config.memory_swap,
             pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
         },
         graph_driver: GraphDriver {

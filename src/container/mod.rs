@@ -21,16 +21,20 @@
 //! `resolv.conf` files bound into the container.
 
 pub mod cli;
+pub mod diff;
 pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod pause;
 pub mod prune;
 pub mod recover;
+pub mod rename;
 pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod top;
+pub mod update;
 pub mod user;
 
 pub use state::{ContainerState, Status};
@@ -499,7 +503,11 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: nix::sys::signal::Signal) -
         Chapter::PuttingTogether,
     );
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), signal)
-        .with_context(|| format!("kill({}, {signal})", state.pid))
+        .with_context(|| format!("kill({}, {signal})", state.pid))?;
+    if signal == nix::sys::signal::Signal::SIGKILL {
+        pause::thaw_after_kill(&state)?;
+    }
+    Ok(())
 }
 
 /// After the container's process is gone, its supervisor records the exit; wait for that (or
@@ -543,6 +551,7 @@ pub fn stop(paths: &Paths, name_or_id: &str, timeout: std::time::Duration) -> Re
                 Chapter::PuttingTogether,
             );
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
                 !state.process_alive()
             });
@@ -571,6 +580,7 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
         }
         if state.process_alive() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
+            let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
                 !state.process_alive()
             });

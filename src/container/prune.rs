@@ -38,19 +38,60 @@ pub struct Pruned {
 /// `all`), and every crash leftover; waits for running imports and pulls to finish first.
 pub fn prune(paths: &Paths, all: bool) -> Result<Pruned> {
     let before = disk_usage(&paths.root);
-    let mut pruned = Pruned::default();
+    let mut pruned = Pruned {
+        containers: remove_stopped(paths)?,
+        ..Pruned::default()
+    };
+    pruned.images = remove_unused_images(paths, all)?;
+    pruned.reclaimed = before.saturating_sub(disk_usage(&paths.root));
+    Ok(pruned)
+}
+// ANCHOR_END: prune
+
+/// `container prune`: removes every stopped container (created, exited or dead).
+pub fn prune_containers(paths: &Paths) -> Result<Pruned> {
+    let before = disk_usage(&paths.root);
+    let containers = remove_stopped(paths)?;
+    Ok(Pruned {
+        containers,
+        images: Vec::new(),
+        reclaimed: before.saturating_sub(disk_usage(&paths.root)),
+    })
+}
+
+/// `image prune [-a]`: removes dangling images (with `all`, every image no container uses)
+/// and the blobs and layers only they held.
+pub fn prune_images(paths: &Paths, all: bool) -> Result<Pruned> {
+    let before = disk_usage(&paths.root);
+    let images = remove_unused_images(paths, all)?;
+    Ok(Pruned {
+        containers: Vec::new(),
+        images,
+        reclaimed: before.saturating_sub(disk_usage(&paths.root)),
+    })
+}
+
+/// Removes the stopped containers; returns their IDs.
+fn remove_stopped(paths: &Paths) -> Result<Vec<String>> {
     // Recover first, reporting any failure: a container whose supervisor died is stopped now.
     super::recover::recover_all(paths)?;
+    let mut removed = Vec::new();
     for container in paths.list().context("listing containers")? {
         let starting = container.status == Status::Created && container.supervisor_alive();
         if container.observe() == Status::Running || starting {
             continue;
         }
         super::remove(paths, &container.id, false)?;
-        pruned.containers.push(container.id);
+        removed.push(container.id);
     }
+    Ok(removed)
+}
+
+/// Untags and deletes the unused images, then collects what nothing references.
+fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<Removed>> {
     let store = Store::open(&paths.root)?;
     let in_use = |_: &Store| containers_from_state(&paths.root);
+    let mut removed = Vec::new();
     for image in store.images()? {
         let used = in_use(&store)?.iter().any(|u| {
             u.image == image.id.as_ref() || image.names.iter().any(|n| n.to_string() == u.image)
@@ -64,14 +105,12 @@ pub fn prune(paths: &Paths, all: bool) -> Result<Pruned> {
             targets.push(image.id.to_string());
         }
         for target in targets {
-            pruned.images.extend(store.remove(&target, false, in_use)?);
+            removed.extend(store.remove(&target, false, in_use)?);
         }
     }
     store.gc()?;
-    pruned.reclaimed = before.saturating_sub(disk_usage(&paths.root));
-    Ok(pruned)
+    Ok(removed)
 }
-// ANCHOR_END: prune
 
 /// What `system prune` prints: Docker's sections, then the total.
 pub fn report(pruned: &Pruned) -> String {
@@ -117,24 +156,77 @@ fn warning(all: bool) -> String {
     )
 }
 
+/// Prints `warning` and reads the answer: whether it was `y` or `yes`, as Docker asks.
+pub fn confirm(warning: &str) -> Result<bool> {
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{warning}").context("writing to stdout")?;
+    stdout.flush().context("writing to stdout")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// `minidock system prune`: asks first unless `--force`, as Docker does (anything but `y` or
 /// `yes` leaves everything in place).
 pub fn run_prune(paths: &Paths, args: &PruneArgs) -> Result<u8> {
-    if !args.force {
-        let mut stdout = std::io::stdout().lock();
-        write!(stdout, "{}", warning(args.all)).context("writing to stdout")?;
-        stdout.flush().context("writing to stdout")?;
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .context("reading the answer")?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Ok(0);
-        }
+    if !args.force && !confirm(&warning(args.all))? {
+        return Ok(0);
     }
     let pruned = prune(paths, args.all)?;
     print!("{}", report(&pruned));
+    Ok(0)
+}
+
+/// `minidock container prune [-f]`
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// `container prune`: Docker's prompt unless `--force`, then the removed IDs and the total.
+pub fn run_container_prune(paths: &Paths, args: &ContainerPruneArgs) -> Result<u8> {
+    let warning = "WARNING! This will remove all stopped containers.\n\
+                   Are you sure you want to continue? [y/N] ";
+    if !args.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    print!("{}", report(&prune_containers(paths)?));
+    Ok(0)
+}
+
+/// `minidock image prune [-a] [-f]`
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// `image prune`: Docker's prompt unless `--force`, then the untagged and deleted images and
+/// the total.
+pub fn run_image_prune(paths: &Paths, args: &ImagePruneArgs) -> Result<u8> {
+    let what = if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    let warning =
+        format!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    if !args.force && !confirm(&warning)? {
+        return Ok(0);
+    }
+    print!("{}", report(&prune_images(paths, args.all)?));
     Ok(0)
 }
 

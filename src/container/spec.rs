@@ -924,6 +924,7 @@ pub fn build(
             .into_iter()
             .collect(),
         volumes: config.volumes().clone().unwrap_or_default(),
+        ..RunConfig::default()
     };
     Ok(Built {
         spec,

@@ -90,6 +90,10 @@ pub struct RunConfig {
     pub nano_cpus: i64,
     /// 0 for no limit.
     pub pids_limit: i64,
+    /// Memory plus swap in bytes; 0 when not set, -1 for unlimited swap.
+    pub memory_swap: i64,
+    /// Relative CPU weight; 0 when not set (the kernel's 1024).
+    pub cpu_shares: i64,
     /// The signal `stop` sends first (the image's `StopSignal`, default SIGTERM).
     pub stop_signal: String,
     /// The image's `ExposedPorts` (`"80/tcp"`), as the container was created with them.
