@@ -315,6 +315,7 @@ pub(crate) fn spawn_in(
     crate::ns::spawn_process(
         &[],
         None,
+        crate::ns::Go::BeforeChildSetup,
         &mut |child| {
             for procs in &cgroup_procs {
                 explain::step(

@@ -222,6 +222,7 @@ impl Sandbox {
         spawn_process(
             &sandbox.namespaces,
             id_maps.as_ref(),
+            Go::BeforeChildSetup,
             &mut |_pid| Ok(()),
             &mut |_ready| child_setup(&sandbox, &argv, &mut child),
         )
@@ -265,9 +266,31 @@ impl IdMaps {
 /// "created" state) before it execs. See [`spawn_process`].
 pub struct Ready {
     fd: RawFd,
+    go: RawFd,
+    went: std::cell::Cell<bool>,
+}
+
+/// When the child waits for the parent's go (after the id maps and `parent_setup`): before
+/// `child_setup` runs, or only when `child_setup` calls [`Ready::wait_for_parent`], so that its
+/// work overlaps the parent's (moving a process into a cgroup can take milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Go {
+    BeforeChildSetup,
+    WhenChildAsks,
 }
 
 impl Ready {
+    /// Waits until the parent has finished `parent_setup`; at once if that was already waited
+    /// for. With [`Go::WhenChildAsks`] the child must call this before anything that needs it
+    /// (its cgroup, say) and before execve.
+    pub fn wait_for_parent(&self) -> Result<()> {
+        if !self.went.get() {
+            wait_for_go(self.go)?;
+            self.went.set(true);
+        }
+        Ok(())
+    }
+
     pub fn signal(&self) {
         // SAFETY: `fd` is the write end of the status pipe, valid in the child.
         let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(self.fd) });
@@ -287,6 +310,7 @@ impl Ready {
 pub fn spawn_process(
     namespaces: &[Namespace],
     id_maps: Option<&IdMaps>,
+    go: Go,
     parent_setup: &mut dyn FnMut(Pid) -> Result<()>,
     child_setup: &mut dyn FnMut(&Ready) -> Result<i32>,
 ) -> Result<Pid> {
@@ -310,8 +334,17 @@ pub fn spawn_process(
         Chapter::Namespaces,
     );
     let child_main = Box::new(|| {
-        let ready = Ready { fd: status_w };
-        let result = wait_for_go(go_r).and_then(|()| child_setup(&ready));
+        let ready = Ready {
+            fd: status_w,
+            go: go_r,
+            went: std::cell::Cell::new(false),
+        };
+        let result = match go {
+            Go::BeforeChildSetup => ready.wait_for_parent(),
+            Go::WhenChildAsks => Ok(()),
+        }
+        .and_then(|()| child_setup(&ready))
+        .and_then(|status| ready.wait_for_parent().map(|()| status));
         // Only reached when setup failed or a function finished: report and exit without
         // running the parent's destructors or atexit handlers twice.
         let status = match result {
@@ -337,9 +370,12 @@ pub fn spawn_process(
         }
         parent_setup(pid)?;
         let mut go = std::fs::File::from(go_write);
-        go.write_all(b"G").context("telling the child to go")?;
+        // A child that failed before it waited has closed its end: its own error, on the
+        // status pipe, says more than our EPIPE.
+        let told = go.write_all(b"G").context("telling the child to go");
         drop(go);
-        read_child_status(status_read)
+        read_child_status(status_read)?;
+        told
     };
     if let Err(err) = parent_side() {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -21,6 +21,9 @@ pub struct InitContext<'a> {
     /// Create the new cgroup namespace now, in the child, after the parent moved it into the
     /// container's cgroup (so that cgroup becomes the namespace's root).
     pub unshare_cgroup: bool,
+    /// The container's cgroup directories, one per hierarchy (`Cgroup::paths`): the v1 binds
+    /// of the cgroup mount.
+    pub cgroup_dirs: &'a [PathBuf],
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
@@ -81,22 +84,6 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         become_root_of_user_namespace(ctx.unshare_ipc)?;
     }
 
-    // 0. The cgroup namespace, now that we are in the container's cgroup: it becomes "/".
-    //    /proc/self/cgroup shows paths relative to it from then on: keep the host's paths
-    //    for the v1 binds of the cgroup mount.
-    if ctx.unshare_cgroup {
-        let _ = HOST_CGROUP_PATHS.set(
-            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?,
-        );
-        explain::step(
-            "a new cgroup namespace, rooted at our cgroup",
-            || "unshare(CLONE_NEWCGROUP)".into(),
-            Chapter::RuntimeSpec,
-        );
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("unshare(CLONE_NEWCGROUP)")?;
-    }
-
     // 1. Join the namespaces the spec names by path (a shared network namespace, say).
     for (ns, fd) in ctx.join {
         explain::step(
@@ -113,8 +100,10 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     }
 
     // 3. The filesystem: mounts, devices, the hooks, pivot_root (or chroot without a mount
-    //    namespace), then the sysctls and the paths to mask.
-    setup_filesystem(ctx)?;
+    //    namespace), then the sysctls and the paths to mask. The runtime moves us into the
+    //    container's cgroup meanwhile; what needs the cgroup waits for that (`enter_cgroup`).
+    setup_filesystem(ctx, ready)?;
+    enter_cgroup(ctx, ready)?;
 
     // A terminal, opened from the container's own /dev/ptmx, as its stdin/stdout/stderr.
     if let Some(socket) = ctx.console {
@@ -212,7 +201,29 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
 /// the container; without one, as with runc, the mounts are made in the runtime's mount
 /// namespace (where they outlive the container) and the process only chroots (the spec
 /// validation refused masked and read-only paths then).
-fn setup_filesystem(ctx: &InitContext) -> Result<()> {
+// ANCHOR: enter_cgroup
+/// Waits until the runtime has moved this process into the container's cgroup, then, with a
+/// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
+/// becomes its root. The runtime moves us while we mount (`ns::Go::WhenChildAsks`), because
+/// the first move into a cgroup can wait milliseconds for the kernel (see `cgroup::warmup`);
+/// the cgroup2 mount, the hooks and execve come after this. Idempotent.
+fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
+    ready.wait_for_parent()?;
+    static UNSHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ctx.unshare_cgroup && !UNSHARED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        explain::step(
+            "a new cgroup namespace, rooted at our cgroup",
+            || "unshare(CLONE_NEWCGROUP)".into(),
+            Chapter::RuntimeSpec,
+        );
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("unshare(CLONE_NEWCGROUP)")?;
+    }
+    Ok(())
+}
+// ANCHOR_END: enter_cgroup
+
+fn setup_filesystem(ctx: &InitContext, ready: &Ready) -> Result<()> {
     let spec = ctx.spec;
     let mount_ns = spec::namespaces(spec)
         .iter()
@@ -235,7 +246,9 @@ fn setup_filesystem(ctx: &InitContext) -> Result<()> {
         );
         rootfs::bind(ctx.rootfs, ctx.rootfs)?;
     }
-    mount_and_create_devices(ctx)?;
+    mount_and_create_devices(ctx, ready)?;
+    // The hooks see the process in its cgroup, as with runc.
+    enter_cgroup(ctx, ready)?;
     run_runtime_hooks(ctx)?;
     nix::unistd::chdir(ctx.rootfs).with_context(|| format!("chdir {}", ctx.rootfs.display()))?;
     run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
@@ -302,11 +315,11 @@ fn create_cwd(spec: &Spec) -> Result<()> {
 // ANCHOR_END: create_cwd
 
 /// The spec's `mounts`, the default devices in its /dev, and `linux.devices`.
-fn mount_and_create_devices(ctx: &InitContext) -> Result<()> {
+fn mount_and_create_devices(ctx: &InitContext, ready: &Ready) -> Result<()> {
     let spec = ctx.spec;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if m.typ().as_deref() == Some("cgroup") {
-            mount_cgroup(ctx, m)?;
+            mount_cgroup(ctx, ready, m)?;
             continue;
         }
         mounts::mount_one(ctx.rootfs, ctx.bundle, m)?;
@@ -557,7 +570,7 @@ pub fn close_range_cloexec() {
 /// mount and to each bind: with `ro` (Docker's and `runc spec`'s default) the container can
 /// neither raise its own limits nor make cgroups. The tmpfs itself stays writable, as with
 /// runc: nothing in it reaches the kernel's cgroups.
-fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
+fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) -> Result<()> {
     let destination = m.destination().as_path();
     // The source names the mount in the mount table; runc keeps the spec's ("cgroup").
     let source = m
@@ -571,6 +584,8 @@ fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
     std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
     let layout = crate::cgroup::detect()?;
     if layout.kind == crate::cgroup::Kind::V2 {
+        // A cgroup2 mount shows the hierarchy from the root of our cgroup namespace.
+        enter_cgroup(ctx, ready)?;
         explain::step(
             "mount cgroup2",
             || format!("mount({source:?}, {destination:?}, \"cgroup2\", {flags:?})"),
@@ -600,10 +615,10 @@ fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
     .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
     std::fs::set_permissions(&target, covered)
         .with_context(|| format!("chmod {}", target.display()))?;
-    // One directory per v1 hierarchy, holding a bind of the cgroup this process is in there
-    // (it was put into the container's cgroup before it was told to go). A bind takes no
-    // flags: ro and the rest come with a second, remounting call (mount(2), MS_REMOUNT).
-    for (name, host_dir) in own_v1_cgroups()? {
+    // One directory per v1 hierarchy, holding a bind of the container's cgroup there. A bind
+    // takes no flags: ro and the rest come with a second, remounting call (mount(2),
+    // MS_REMOUNT).
+    for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
         let dir = target.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         explain::step(
@@ -629,29 +644,18 @@ fn mount_cgroup(ctx: &InitContext, m: &oci_spec::runtime::Mount) -> Result<()> {
 }
 // ANCHOR_END: mount_cgroup
 
-/// /proc/self/cgroup as it read before the container's cgroup namespace was made.
-static HOST_CGROUP_PATHS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
-/// the directory of the cgroup this process is in there (from /proc/self/cgroup, cgroups(7)).
-fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
-    let membership = match HOST_CGROUP_PATHS.get() {
-        Some(text) => text.clone(),
-        None => {
-            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?
-        }
-    };
+/// the container's cgroup there (the one of `dirs` under its mount point).
+fn container_v1_cgroups(dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     let mut out = Vec::new();
     for line in mountinfo.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
             continue;
         };
-        let mut fields = after.split(' ');
-        if fields.next() != Some("cgroup") {
+        if after.split(' ').next() != Some("cgroup") {
             continue;
         }
-        let super_options: Vec<&str> = fields.nth(1).unwrap_or("").split(',').collect();
         let Some(mount_point) = before.split(' ').nth(4).map(PathBuf::from) else {
             continue;
         };
@@ -661,15 +665,10 @@ fn own_v1_cgroups() -> Result<Vec<(String, PathBuf)>> {
         else {
             continue;
         };
-        // Match the hierarchy's line in /proc/self/cgroup by its controllers (or name=...).
-        let path = membership.lines().find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            (!controllers.is_empty() && controllers.split(',').all(|c| super_options.contains(&c)))
-                .then_some(path)
-        });
-        if let Some(path) = path {
-            out.push((name, mount_point.join(path.trim_start_matches('/'))));
+        if let Some(dir) = dirs.iter().find(|d| d.starts_with(&mount_point))
+            && !out.iter().any(|(n, _)| *n == name)
+        {
+            out.push((name, dir.clone()));
         }
     }
     out.sort();

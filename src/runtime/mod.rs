@@ -204,6 +204,9 @@ fn launch(
     mode: Mode,
     stdio: Option<&Stdio>,
 ) -> Result<(Launched, Spec)> {
+    // The first move into a cgroup waits for an RCU grace period: start that wait now, so that
+    // it runs while we prepare (see `cgroup::warmup`).
+    let _warmup = cgroup::warmup::GracePeriod::start();
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
@@ -309,9 +312,6 @@ fn launch_in(
     mode: Mode,
     stdio: Option<&Stdio>,
 ) -> Result<Launched> {
-    // The first move into a cgroup waits for an RCU grace period: start that wait now, on a
-    // thread, so that it runs while we prepare (see `cgroup::warmup`).
-    let warmup = cgroup::warmup::GracePeriod::start();
     // The cgroup first, with its limits, so the process is limited from its first instruction.
     let resources = spec::resources(spec)?;
     let layout = cgroup::detect()?;
@@ -396,12 +396,14 @@ fn launch_in(
     let become_mapped_root = new.contains(&Namespace::User) && mapped_root(spec).is_some();
     let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
     new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
+    let cgroup_dirs = cgroup.paths();
     let ctx = init::InitContext {
         hook_state: &hook_state,
         hooks_sync: sync.as_ref().map(HooksSync::child_ends),
         become_mapped_root,
         unshare_ipc,
         unshare_cgroup,
+        cgroup_dirs: &cgroup_dirs,
         console: console.as_ref().map(|c| c.child.as_raw_fd()),
         spec,
         bundle,
@@ -411,8 +413,6 @@ fn launch_in(
         seccomp: seccomp.as_deref(),
         stdio: stdio.map(Stdio::raw).unwrap_or_default(),
     };
-    // No thread of ours may run while the container process is cloned.
-    warmup.finish();
     let pid = spawn_container(spec, &new, &cgroup, sync, &hook_state, &ctx)
         .with_context(|| format!("starting container {id:?}"))?;
     let console = match console {
@@ -440,11 +440,20 @@ fn spawn_container(
     ctx: &init::InitContext,
 ) -> Result<Pid> {
     let id_maps = spec::id_maps(spec);
+    // The child mounts while we move it into its cgroup, unless it must first wait for its
+    // uid and gid maps.
+    let user_ns = id_maps.is_some() || ctx.join.iter().any(|(ns, _)| *ns == Namespace::User);
+    let go = if user_ns {
+        ns::Go::BeforeChildSetup
+    } else {
+        ns::Go::WhenChildAsks
+    };
     std::thread::scope(|scope| {
         let mut hooks_thread = None;
         let spawned = ns::spawn_process(
             new,
             id_maps.as_ref(),
+            go,
             &mut |pid| {
                 explain::step(
                     "put the container into its cgroup",
