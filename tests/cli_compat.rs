@@ -267,6 +267,18 @@ fn commands_that_cannot_run_give_126_and_127() {
     let err = env.fails(&["run", "--rm", "busybox", "nonexistent"], 127);
     assert!(err.contains("executable file not found"), "{err}");
     env.fails(&["run", "--rm", "busybox", "/etc/passwd"], 126);
+    let id = env.detach(&["busybox", "sleep", "1000"]);
+    env.fails(&["exec", &id, "nonexistent"], 127);
+    env.fails(&["exec", &id, "/etc/passwd"], 126);
+    env.fails(&["exec", &id, "sh", "-c", "exit 3"], 3);
+    env.ok(&["rm", "-f", &id]);
+    // A name in use or not a name: the daemon's refusal, 125 from run and 1 from create.
+    env.ok(&["create", "--name", "web", "busybox", "true"]);
+    let err = env.fails(&["run", "--name", "web", "busybox", "true"], 125);
+    assert!(err.contains("already in use"), "{err}");
+    env.fails(&["create", "--name", "web", "busybox", "true"], 1);
+    env.fails(&["create", "--name", "a/b", "busybox", "true"], 1);
+    env.fails(&["run", "--rm", "--name", "a/b", "busybox", "true"], 125);
     let ok = env.output(&["run", "--rm", "--cpus", "1", "-m", "6m", "busybox", "true"]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     env.finish();
@@ -276,6 +288,25 @@ fn commands_that_cannot_run_give_126_and_127() {
 /// namespace ignores any signal it has no handler for, so the exit code is the proof.
 const RT_TRAP: &str = "trap 'exit 77' 37; while true; do sleep 0.1; done";
 
+/// Waits until `pid` has a handler for `signal` (its bit in `SigCgt` of /proc/PID/status):
+/// until then the trap is not installed and PID 1 of a namespace would ignore the signal.
+fn wait_catches(pid: &str, signal: u32) {
+    let bit = 1u64 << (signal - 1);
+    for _ in 0..1000 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        if caught & bit != 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{pid} never installed a handler for signal {signal}");
+}
+
 #[test]
 fn kill_takes_every_signal_docker_takes() {
     let Some(env) = Env::with_busybox() else {
@@ -283,6 +314,7 @@ fn kill_takes_every_signal_docker_takes() {
     };
     for signal in ["37", "RTMIN+3", "SIGRTMIN+3", "sigrtmin+3"] {
         let id = env.detach(&["busybox", "sh", "-c", RT_TRAP]);
+        wait_catches(&env.inspect(&id, "{{.State.Pid}}"), 37);
         assert_eq!(env.ok(&["kill", "-s", signal, &id]), format!("{id}\n"));
         assert_eq!(env.ok(&["wait", &id]), "77\n", "kill -s {signal}");
     }
@@ -300,11 +332,13 @@ fn stop_sends_the_images_real_time_stop_signal() {
     env.import("rtstop", &["STOPSIGNAL SIGRTMIN+3"]);
     let id = env.detach(&["rtstop", "sh", "-c", RT_TRAP]);
     assert_eq!(env.inspect(&id, "{{.Config.StopSignal}}"), "SIGRTMIN+3");
+    wait_catches(&env.inspect(&id, "{{.State.Pid}}"), 37);
     // Without the signal the shell ignores SIGTERM and dies only of SIGKILL, with 137.
     env.ok(&["stop", "-t", "20", &id]);
     assert_eq!(env.inspect(&id, "{{.State.ExitCode}}"), "77");
     // `stop -s` overrides the image's.
     let id = env.detach(&["busybox", "sh", "-c", RT_TRAP]);
+    wait_catches(&env.inspect(&id, "{{.State.Pid}}"), 37);
     env.ok(&["stop", "-s", "RTMIN+3", "-t", "20", &id]);
     assert_eq!(env.inspect(&id, "{{.State.ExitCode}}"), "77");
     env.finish();
@@ -387,6 +421,7 @@ fn runtime_kill_takes_real_time_signals() {
         let id = format!("rtkill-{}-{n}", std::process::id());
         let bundle_path = bundle.path().to_str().unwrap();
         assert!(runtime(&["run", "-d", "--bundle", bundle_path, &id]).success());
+        wait_catches(&state(&id)["pid"].to_string(), 37);
         let killed = runtime(&["kill", &id, signal]).success();
         let mut stopped = false;
         for _ in 0..500 {

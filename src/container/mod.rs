@@ -34,7 +34,7 @@ pub mod top;
 
 pub use state::{ContainerState, Status};
 
-use crate::cli::{Exit, code};
+use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 use crate::image::store::Store;
 use crate::runtime::signal::Signal;
@@ -176,7 +176,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !(first_ok && rest_ok) {
         return Err(Exit::new(
-            code::FAILED,
+            REQUEST_FAILED,
             format!(
                 "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, \
                  at least 2 characters"
@@ -288,7 +288,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
                 let name = name.strip_prefix('/').unwrap_or(name).to_owned();
                 if let Some(other) = others.iter().find(|c| c.name == name) {
                     return Err(Exit::new(
-                        code::FAILED,
+                        REQUEST_FAILED,
                         format!(
                             "the container name \"/{name}\" is already in use by container {:?}: \
                              remove (or rename) that container to be able to reuse that name",
