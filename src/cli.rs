@@ -13,6 +13,9 @@ pub mod code {
     pub const CANNOT_EXECUTE: u8 = 126;
     /// The command was not found.
     pub const NOT_FOUND: u8 = 127;
+    /// A request failed: every command but `run` (and `create`'s flags), a wrong number of
+    /// arguments, an unknown command, as Docker's CLI exits.
+    pub const REQUEST_FAILED: u8 = 1;
 }
 
 /// An error that decides the process exit status. Attach it with `anyhow::Error::new` or
@@ -154,6 +157,204 @@ pub fn run_main(prog: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCo
         }
     }
 }
+
+// ANCHOR: parse_args
+/// Parses a command line with Docker's rules and exit codes (docker-run(1), "Exit Status";
+/// the docker CLI's cobra/pflag handling): a flag that takes a value takes the next argument
+/// whatever it looks like (`-m -5`, `--cpus -1`), as pflag does; `--help` and `--version`
+/// exit 0, and so does a command group given no subcommand (its help, on stderr); a bad flag
+/// (unknown, missing or invalid value) exits 125; a wrong number of arguments or an unknown
+/// command exits 1. On error the message is printed as `PROG: MESSAGE` and the exit status
+/// returned.
+pub fn parse_args<P: clap::Parser>(
+    prog: &str,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<P, ExitCode> {
+    let mut command = values_take_hyphens(P::command());
+    let parsed = command
+        .try_get_matches_from_mut(argv.clone())
+        .and_then(|matches| P::from_arg_matches(&matches));
+    parsed.map_err(|err| usage_exit(prog, &command, &argv, &err))
+}
+
+/// Every option that takes a value takes the next argument even when it starts with `-`.
+fn values_take_hyphens(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let optional = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+            if !arg.is_positional() && arg.get_action().takes_values() && !optional {
+                arg.allow_hyphen_values(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(values_take_hyphens)
+}
+
+/// Prints a parse error as Docker's CLI would and returns its exit status.
+fn usage_exit(
+    prog: &str,
+    root: &clap::Command,
+    argv: &[std::ffi::OsString],
+    err: &clap::Error,
+) -> ExitCode {
+    use clap::error::ErrorKind;
+    let (path, command) = command_path(root, argv);
+    let (status, message) = match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            eprint!("{}", command.clone().render_help());
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = context(err, clap::error::ContextKind::InvalidSubcommand);
+            (
+                code::REQUEST_FAILED,
+                format!("unknown command: {path} {name}"),
+            )
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = context(err, clap::error::ContextKind::InvalidArg);
+            match (arg.strip_prefix("--"), arg.strip_prefix('-')) {
+                (Some(_), _) => (code::FAILED, format!("unknown flag: {arg}")),
+                (None, Some(short)) if !short.is_empty() => {
+                    let letter = short.chars().next().unwrap_or('-');
+                    (
+                        code::FAILED,
+                        format!("unknown shorthand flag: '{letter}' in {arg}"),
+                    )
+                }
+                _ => (
+                    code::REQUEST_FAILED,
+                    format!("'{path}' takes no further argument, got {}", quote(&arg)),
+                ),
+            }
+        }
+        ErrorKind::MissingRequiredArgument if !missing_flag(err) => {
+            (code::REQUEST_FAILED, arguments_required(&path, &command))
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = context(err, clap::error::ContextKind::InvalidArg);
+            let value = context(err, clap::error::ContextKind::InvalidValue);
+            let flag = flag_names(&command, root, &arg);
+            if value.is_empty() && err.kind() == ErrorKind::InvalidValue {
+                (code::FAILED, format!("flag needs an argument: {flag}"))
+            } else {
+                let why = std::error::Error::source(err)
+                    .map(|source| source.to_string())
+                    .unwrap_or_else(|| clap_message(err));
+                (
+                    code::FAILED,
+                    format!(
+                        "invalid argument {} for \"{flag}\" flag: {why}",
+                        quote(&value)
+                    ),
+                )
+            }
+        }
+        _ => (code::FAILED, clap_message(err)),
+    };
+    eprintln!("{prog}: {}", one_line(&message));
+    eprintln!("Run '{path} --help' for more information");
+    ExitCode::from(status)
+}
+
+/// The subcommands named on the command line, as `minidock image ls`, and the last one.
+fn command_path(root: &clap::Command, argv: &[std::ffi::OsString]) -> (String, clap::Command) {
+    let mut path = vec![root.get_name().to_owned()];
+    let mut command = root;
+    let mut args = argv.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(arg) = args.next() {
+        if let Some(flag) = arg.strip_prefix('-') {
+            let takes_value = !arg.contains('=')
+                && [command, root].iter().any(|c| {
+                    c.get_arguments().any(|a| {
+                        a.get_action().takes_values()
+                            && (a
+                                .get_long()
+                                .is_some_and(|l| flag.strip_prefix('-') == Some(l))
+                                || (flag.len() == 1 && a.get_short() == flag.chars().next()))
+                    })
+                });
+            if takes_value {
+                args.next();
+            }
+            continue;
+        }
+        match command.find_subcommand(arg.as_ref()) {
+            Some(sub) => {
+                path.push(sub.get_name().to_owned());
+                command = sub;
+            }
+            None => break,
+        }
+    }
+    (path.join(" "), command.clone())
+}
+
+/// Docker's message for too few arguments: `'minidock tag' requires 2 arguments`,
+/// `'minidock run' requires at least 1 argument`.
+fn arguments_required(path: &str, command: &clap::Command) -> String {
+    let required: Vec<&clap::Arg> = command
+        .get_arguments()
+        .filter(|a| a.is_positional() && a.is_required_set())
+        .collect();
+    let n = required.len().max(1);
+    let positionals = command
+        .get_arguments()
+        .filter(|a| a.is_positional())
+        .count();
+    let more = positionals > required.len()
+        || required
+            .iter()
+            .any(|a| a.get_num_args().is_some_and(|r| r.max_values() > 1));
+    let plural = if n == 1 { "" } else { "s" };
+    let at_least = if more { "at least " } else { "" };
+    format!("'{path}' requires {at_least}{n} argument{plural}")
+}
+
+/// Whether a missing required argument is a flag (a usage error of the flags: 125).
+fn missing_flag(err: &clap::Error) -> bool {
+    match err.get(clap::error::ContextKind::InvalidArg) {
+        Some(clap::error::ContextValue::Strings(names)) => names.iter().any(|n| n.starts_with('-')),
+        _ => false,
+    }
+}
+
+/// A flag as Docker names it in errors: `-m, --memory`, or `--cpus` with no short form.
+/// `display` is clap's `--memory <MEMORY>`.
+fn flag_names(command: &clap::Command, root: &clap::Command, display: &str) -> String {
+    let name = display.split_whitespace().next().unwrap_or(display);
+    let long = name.strip_prefix("--");
+    let found = [command, root]
+        .into_iter()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| long.is_some() && a.get_long() == long);
+    match found.and_then(|a| a.get_short().zip(a.get_long())) {
+        Some((short, long)) => format!("-{short}, --{long}"),
+        None => name.to_owned(),
+    }
+}
+
+fn context(err: &clap::Error, kind: clap::error::ContextKind) -> String {
+    match err.get(kind) {
+        Some(clap::error::ContextValue::String(text)) => text.clone(),
+        Some(clap::error::ContextValue::Strings(texts)) => texts.join(", "),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// clap's own message, first line, without its `error: ` prefix.
+fn clap_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+// ANCHOR_END: parse_args
 
 #[cfg(test)]
 mod tests {

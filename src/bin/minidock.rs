@@ -93,7 +93,10 @@ fn main() -> ExitCode {
         explain::enable(explain_on);
         return minidock::runtime::cli::main(root.as_deref(), args);
     }
-    let cli = Cli::parse();
+    let cli = match minidock::cli::parse_args::<Cli>("minidock", argv) {
+        Ok(cli) => cli,
+        Err(status) => return status,
+    };
     explain::enable(cli.explain);
     let root = minidock::state::root(cli.root.as_deref());
     minidock::cli::run_main("minidock", || match cli.command {

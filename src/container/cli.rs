@@ -13,6 +13,7 @@ use super::state::{ContainerState, Status};
 use super::{CreateOptions, Paths, short_id};
 use crate::cli::{Exit, code, exit_code_of};
 use crate::image::cli::{format_table, human_duration};
+use crate::runtime::signal::Signal;
 use crate::state::disk_full_at;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -64,11 +65,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// Memory limit (e.g. 32m, 1g)
-    #[arg(short = 'm', long)]
+    #[arg(short = 'm', long, value_parser = parse_memory_arg)]
     pub memory: Option<String>,
     /// Number of CPUs (e.g. 0.5)
-    #[arg(long)]
-    pub cpus: Option<String>,
+    #[arg(long, value_parser = parse_cpus_arg)]
+    pub cpus: Option<NanoCpus>,
     /// Limit on processes (-1 or 0: unlimited)
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
@@ -122,7 +123,7 @@ impl RunArgs {
                 group_add: self.group_add.clone(),
                 hostname: self.hostname.clone(),
                 memory: self.memory.clone(),
-                cpus: self.cpus.clone(),
+                cpus: self.cpus.filter(|n| n.0 != 0).map(|n| n.to_string()),
                 pids_limit: self.pids_limit,
                 volumes: self.volumes.clone(),
                 read_only: self.read_only,
@@ -161,16 +162,19 @@ pub struct StartArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait for the container to stop before killing it
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    pub time: u64,
+    /// Signal to send to the container (default: the image's STOPSIGNAL, else SIGTERM)
+    #[arg(short = 's', long = "signal")]
+    pub signal: Option<String>,
+    /// Seconds to wait for the container to stop before killing it (negative: forever)
+    #[arg(short = 't', long = "timeout", alias = "time", default_value_t = 10)]
+    pub time: i64,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct KillArgs {
-    /// The signal to send (name or number)
+    /// The signal to send (name or number: KILL, SIGRTMIN+3, 37)
     #[arg(short = 's', long = "signal", default_value = "KILL")]
     pub signal: String,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -372,11 +376,171 @@ pub enum ContainerCommand {
     Shim(ShimArgs),
 }
 
+/// A signal flag's value, parsed as Docker's daemon parses it (`signal.ParseSignal`): a
+/// signal it refuses fails the request (exit 1), not the command line.
+fn request_signal(text: &str) -> Result<Signal> {
+    Signal::parse(text).map_err(|err| Exit::new(super::REQUEST_FAILED, err.to_string()).into())
+}
+
+/// `-m`'s value, checked as Docker's `units.RAMInBytes` checks it: a number, an optional
+/// unit `k`, `m`, `g`, `t` or `p` (any case, optionally followed by `i` and `b`) and nothing
+/// else; the text is kept for the spec.
+fn parse_memory_arg(text: &str) -> std::result::Result<String, String> {
+    ram_in_bytes(text)
+        .map(|_| text.to_owned())
+        .ok_or_else(|| format!("invalid size: '{text}'"))
+}
+
+/// Docker's `units.RAMInBytes`: bytes, binary units; `None` when the text is not a size.
+pub fn ram_in_bytes(text: &str) -> Option<i64> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(end);
+    if !number.starts_with(|c: char| c.is_ascii_digit()) || number.ends_with('.') {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let (letter, rest) = unit.split_at(unit.len().min(1));
+    let (shift, rest) = match "kmgtp".find(letter) {
+        Some(i) if !letter.is_empty() => (10 * (i as i32 + 1), rest),
+        _ => (0, unit.as_str()),
+    };
+    let rest = rest.strip_prefix('i').unwrap_or(rest);
+    if !(rest.is_empty() || rest == "b") {
+        return None;
+    }
+    Some((value * 2f64.powi(shift)) as i64)
+}
+
+/// `--cpus` as Docker holds it: billionths of a CPU (`NanoCPUs`); 0 means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NanoCpus(pub i64);
+
+impl std::fmt::Display for NanoCpus {
+    /// As a decimal number of CPUs: `1.5`, `0.01`, `2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let (whole, part) = (
+            self.0.unsigned_abs() / 1_000_000_000,
+            self.0.unsigned_abs() % 1_000_000_000,
+        );
+        let part = format!("{part:09}");
+        match part.trim_end_matches('0') {
+            "" => write!(f, "{sign}{whole}"),
+            digits => write!(f, "{sign}{whole}.{digits}"),
+        }
+    }
+}
+
+/// `--cpus`'s value, parsed as Docker's `opts.NanoCPUs` parses it: a rational number (`1.5`,
+/// `3/2`, `-1`) that is a whole number of billionths.
+fn parse_cpus_arg(text: &str) -> std::result::Result<NanoCpus, String> {
+    let nanos = match text.split_once('/') {
+        Some((a, b)) => {
+            let (a, b) = (a.parse::<i64>(), b.parse::<i64>());
+            match (a, b) {
+                (Ok(a), Ok(b)) if b != 0 => {
+                    let n = i128::from(a) * 1_000_000_000;
+                    if n % i128::from(b) != 0 {
+                        return Err("value is too precise".into());
+                    }
+                    i64::try_from(n / i128::from(b))
+                        .map_err(|_| "value is too large".to_string())?
+                }
+                _ => return Err(format!("failed to parse {text} as a rational number")),
+            }
+        }
+        None => decimal_nanos(text)?,
+    };
+    Ok(NanoCpus(nanos))
+}
+
+/// A decimal number (`-0.5`, `2`, `1.25`) times 10^9, exactly; errors as Docker's do.
+fn decimal_nanos(text: &str) -> std::result::Result<i64, String> {
+    let bad = || format!("failed to parse {text} as a rational number");
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, part) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && part.is_empty()) || !all_digits(whole) || !all_digits(part) {
+        return Err(bad());
+    }
+    let part = part.trim_end_matches('0');
+    if part.len() > 9 {
+        return Err("value is too precise".into());
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let part: i64 = format!("{part:0<9}").parse().map_err(|_| bad())?;
+    let nanos = whole
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(part))
+        .ok_or_else(|| "value is too large".to_string())?;
+    Ok(if negative { -nanos } else { nanos })
+}
+
+/// The limits Docker's daemon refuses at create (`verifyPlatformContainerResources`): CPUs
+/// outside 0.01 to the number of CPUs, and a memory limit under 6 MiB.
+pub fn check_resources(args: &RunArgs) -> Result<()> {
+    if let Some(NanoCpus(nanos)) = args.cpus {
+        let online = online_cpus();
+        if nanos < 0 || nanos > online * 1_000_000_000 {
+            anyhow::bail!(
+                "Range of CPUs is from 0.01 to {online}.00, as there are only {online} CPUs available"
+            );
+        }
+    }
+    let memory = args.memory.as_deref().and_then(ram_in_bytes).unwrap_or(0);
+    if memory > 0 && memory < MIN_MEMORY {
+        anyhow::bail!("Minimum memory limit allowed is 6MB");
+    }
+    Ok(())
+}
+
+/// Docker's smallest memory limit (`linuxMinMemory`): 6 MiB.
+const MIN_MEMORY: i64 = 6 << 20;
+
+/// The CPUs this process may run on (sched_getaffinity(2)), as Go's `runtime.NumCPU`.
+fn online_cpus() -> i64 {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return 1;
+    };
+    let count = (0..nix::sched::CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .count();
+    count.max(1) as i64
+}
+
+/// `stop -t`: seconds; a negative value waits as long as it takes, as Docker's does.
+fn stop_timeout(seconds: i64) -> Duration {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    u64::try_from(seconds).map_or(FOREVER, Duration::from_secs)
+}
+
 /// `run`'s errors exit 125, except "cannot execute" (126) and "not found" (127), as Docker's.
 fn run_error(err: anyhow::Error) -> anyhow::Error {
     match exit_code_of(&err) {
         code::CANNOT_EXECUTE | code::NOT_FOUND | code::FAILED => err,
         _ => Exit::new(code::FAILED, format!("{err:#}")).into(),
+    }
+}
+
+/// `create`'s errors: a flag minidock cannot use exits 125, as the docker CLI's own checks
+/// do; a refused request (no such image, a name in use) exits 1, as `docker create` does
+/// with the daemon's errors.
+fn create_error(err: anyhow::Error) -> anyhow::Error {
+    let explicit = err.chain().any(|cause| cause.is::<Exit>());
+    if explicit {
+        err
+    } else {
+        Exit::new(super::REQUEST_FAILED, format!("{err:#}")).into()
     }
 }
 
@@ -403,24 +567,30 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
     match command {
         ContainerCommand::Run(args) => run_run(&paths, args),
         ContainerCommand::Create(args) => {
+            // The daemon's refusals exit 1 from `docker create`, 125 from `docker run`.
+            check_resources(args).map_err(crate::image::cli::request_failed)?;
             let state = super::create(&paths, &args.create_options())
-                .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
+                .map_err(|err| create_error(disk_full_at(err, &paths.containers())))?;
             println!("{}", state.id);
             Ok(0)
         }
         ContainerCommand::Start(args) => run_start(&paths, args),
-        ContainerCommand::Stop(args) => for_each(&args.containers, |name| {
-            super::stop(&paths, name, Duration::from_secs(args.time))?;
-            Ok(Some(name.to_owned()))
-        }),
+        ContainerCommand::Stop(args) => {
+            let signal = args.signal.as_deref().map(request_signal).transpose()?;
+            for_each(&args.containers, |name| {
+                super::stop(&paths, name, stop_timeout(args.time), signal)?;
+                Ok(Some(name.to_owned()))
+            })
+        }
         ContainerCommand::Restart(args) => for_each(&args.containers, |name| {
-            super::stop(&paths, name, Duration::from_secs(args.time))?;
+            let signal = args.signal.as_deref().map(request_signal).transpose()?;
+            super::stop(&paths, name, stop_timeout(args.time), signal)?;
             let state = paths.resolve(name)?;
             start_detached(&paths, &state.id)?;
             Ok(Some(name.to_owned()))
         }),
         ContainerCommand::Kill(args) => {
-            let signal = crate::runtime::parse_signal(&args.signal)?;
+            let signal = request_signal(&args.signal)?;
             for_each(&args.containers, |name| {
                 super::kill(&paths, name, signal)?;
                 Ok(Some(name.to_owned()))
@@ -516,6 +686,7 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
 /// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
 /// (print the output, exit with the container's status).
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
+    check_resources(args).map_err(run_error)?;
     let options = CreateOptions {
         supervised: true,
         ..args.create_options()
@@ -877,6 +1048,39 @@ mod tests {
         assert_eq!(args.hostname.as_deref(), Some("box"));
         assert_eq!(args.image, "busybox");
         assert_eq!(args.command, ["ls", "-l", "--rm"]);
+    }
+
+    #[test]
+    fn cpus_are_rational_numbers_of_billionths() {
+        assert_eq!(parse_cpus_arg("1.5"), Ok(NanoCpus(1_500_000_000)));
+        assert_eq!(parse_cpus_arg("3/2"), Ok(NanoCpus(1_500_000_000)));
+        assert_eq!(parse_cpus_arg("-1"), Ok(NanoCpus(-1_000_000_000)));
+        assert_eq!(parse_cpus_arg(".01"), Ok(NanoCpus(10_000_000)));
+        assert_eq!(parse_cpus_arg("0"), Ok(NanoCpus(0)));
+        assert_eq!(
+            parse_cpus_arg("abc"),
+            Err("failed to parse abc as a rational number".into())
+        );
+        assert_eq!(
+            parse_cpus_arg("0.0000000001"),
+            Err("value is too precise".into())
+        );
+        assert_eq!(NanoCpus(1_500_000_000).to_string(), "1.5");
+        assert_eq!(NanoCpus(2_000_000_000).to_string(), "2");
+        assert_eq!(NanoCpus(10_000_000).to_string(), "0.01");
+    }
+
+    #[test]
+    fn memory_sizes_are_checked_as_dockers_ram_in_bytes() {
+        assert_eq!(ram_in_bytes("32m"), Some(32 << 20));
+        assert_eq!(ram_in_bytes("64MiB"), Some(64 << 20));
+        assert_eq!(ram_in_bytes("1.5g"), Some(3 << 29));
+        assert_eq!(ram_in_bytes("5 k"), Some(5 << 10));
+        assert_eq!(ram_in_bytes("4096"), Some(4096));
+        for bad in ["-5", "abc", "", "5x", "m", "1.", "5 mm"] {
+            assert_eq!(ram_in_bytes(bad), None, "{bad}");
+        }
+        assert_eq!(parse_memory_arg("-5"), Err("invalid size: '-5'".into()));
     }
 
     #[test]

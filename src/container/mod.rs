@@ -39,9 +39,10 @@ pub mod user;
 
 pub use state::{ContainerState, Status};
 
-use crate::cli::{Exit, code};
+use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 use crate::image::store::Store;
+use crate::runtime::signal::Signal;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -180,7 +181,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !(first_ok && rest_ok) {
         return Err(Exit::new(
-            code::FAILED,
+            REQUEST_FAILED,
             format!(
                 "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, \
                  at least 2 characters"
@@ -268,6 +269,16 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     let store = Store::open(&paths.root)?;
     let lease = store.lease()?;
     let image = store.resolve(&options.image)?;
+    // A stop signal that does not parse is refused now, as Docker's daemon refuses it, so
+    // `stop` never has to guess.
+    if let Some(text) = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().as_ref())
+    {
+        Signal::parse(text).context("the image's STOPSIGNAL")?;
+    }
     let layers = store.unpacked_layers(&image)?;
     let lowers: Vec<PathBuf> = layers.into_iter().rev().collect();
 
@@ -282,7 +293,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
                 let name = name.strip_prefix('/').unwrap_or(name).to_owned();
                 if let Some(other) = others.iter().find(|c| c.name == name) {
                     return Err(Exit::new(
-                        code::FAILED,
+                        REQUEST_FAILED,
                         format!(
                             "the container name \"/{name}\" is already in use by container {:?}: \
                              remove (or rename) that container to be able to reuse that name",
@@ -487,8 +498,10 @@ pub(crate) fn wait_until(limit: std::time::Duration, mut pred: impl FnMut() -> b
     }
 }
 
-/// Sends `signal` to the container's process (PID 1 inside it).
-pub fn kill(paths: &Paths, name_or_id: &str, signal: nix::sys::signal::Signal) -> Result<()> {
+/// Sends `signal` to the container's process (PID 1 inside it). For SIGKILL it returns only
+/// once the process is gone and its exit is recorded, as Docker's daemon waits after a kill,
+/// so `ps` right after never shows it up; other signals return once delivered.
+pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() != Status::Running || !state.process_alive() {
         return Err(Exit::new(
@@ -502,12 +515,34 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: nix::sys::signal::Signal) -
         || format!("kill({}, {signal})", state.pid),
         Chapter::PuttingTogether,
     );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), signal)
+    signal
+        .send(state.pid)
         .with_context(|| format!("kill({}, {signal})", state.pid))?;
-    if signal == nix::sys::signal::Signal::SIGKILL {
+    if signal == Signal::KILL {
         pause::thaw_after_kill(&state)?;
+        wait_gone(paths, &state)?;
     }
     Ok(())
+}
+
+/// Waits until the container's process is gone and its exit recorded (by its supervisor, or
+/// by recovery when the supervisor is gone too).
+fn wait_gone(paths: &Paths, state: &ContainerState) -> Result<()> {
+    let limit = std::time::Duration::from_secs(10);
+    wait_until(limit, || !state.process_alive());
+    match wait_recorded(paths, &state.id, limit) {
+        Some(last) if last.observe() == Status::Running => Err(Exit::new(
+            REQUEST_FAILED,
+            format!(
+                "container {} was sent SIGKILL but its exit was not recorded within {} seconds",
+                state.id,
+                limit.as_secs()
+            ),
+        )
+        .into()),
+        Some(last) if last.observe() == Status::Dead => recover::recover(paths, &state.id),
+        _ => Ok(()),
+    }
 }
 
 /// After the container's process is gone, its supervisor records the exit; wait for that (or
@@ -526,31 +561,39 @@ fn wait_recorded(paths: &Paths, id: &str, limit: std::time::Duration) -> Option<
 }
 
 // ANCHOR: stop
-/// `stop`: SIGTERM (or the image's stop signal), then SIGKILL after `timeout`. PID 1 of a PID
+/// `stop`: `signal` (`stop -s`; by default the image's stop signal, else SIGTERM), then
+/// SIGKILL after `timeout`. PID 1 of a PID
 /// namespace only gets the signals it has a handler for (pid_namespaces(7)), so a program that
 /// never installed one for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker.
-pub fn stop(paths: &Paths, name_or_id: &str, timeout: std::time::Duration) -> Result<()> {
-    use nix::sys::signal::Signal;
+pub fn stop(
+    paths: &Paths,
+    name_or_id: &str,
+    timeout: std::time::Duration,
+    signal: Option<Signal>,
+) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() != Status::Running {
         return Ok(());
     }
-    let pid = nix::unistd::Pid::from_raw(state.pid);
-    let signal = crate::runtime::parse_signal(&state.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    let pid = state.pid;
+    let signal = match signal {
+        Some(signal) => signal,
+        None => stop_signal(&state)?,
+    };
     if state.process_alive() {
         explain::step(
             "ask the container to stop",
             || format!("kill({pid}, {signal})"),
             Chapter::PuttingTogether,
         );
-        let _ = nix::sys::signal::kill(pid, signal);
+        let _ = signal.send(pid);
         if !wait_until(timeout, || !state.process_alive()) {
             explain::step(
                 "it did not stop in time: kill it",
                 || format!("kill({pid}, SIGKILL)"),
                 Chapter::PuttingTogether,
             );
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = Signal::KILL.send(pid);
             let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
                 !state.process_alive()
@@ -560,11 +603,20 @@ pub fn stop(paths: &Paths, name_or_id: &str, timeout: std::time::Duration) -> Re
     wait_recorded(paths, &state.id, std::time::Duration::from_secs(10));
     Ok(())
 }
+
+/// The signal `stop` sends first: the container's `StopSignal` (from the image's
+/// `STOPSIGNAL`), SIGTERM when it has none.
+pub fn stop_signal(state: &ContainerState) -> Result<Signal> {
+    match state.config.stop_signal.as_str() {
+        "" => Ok(Signal::TERM),
+        text => Signal::parse(text)
+            .with_context(|| format!("the stop signal of container {}", state.id)),
+    }
+}
 // ANCHOR_END: stop
 
 /// `rm`: removes a stopped container; with `force`, kills a running one first.
 pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
-    use nix::sys::signal::Signal;
     let state = paths.resolve(name_or_id)?;
     if state.observe() == Status::Running {
         if !force {
@@ -579,7 +631,7 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
             .into());
         }
         if state.process_alive() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
+            let _ = Signal::KILL.send(state.pid);
             let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
                 !state.process_alive()

@@ -355,8 +355,8 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
                     crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                } else if let Ok(signal) = Signal::try_from(signo) {
-                    let _ = nix::sys::signal::kill(pid, signal);
+                } else if let Ok(signal) = crate::runtime::signal::Signal::from_number(signo) {
+                    let _ = signal.send(pid.as_raw());
                 }
             }
         }

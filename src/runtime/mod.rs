@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod init;
 pub mod mounts;
 pub mod ops;
+pub mod signal;
 pub mod spec;
 
 use crate::cgroup::{self, Cgroup};
@@ -652,22 +653,14 @@ pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
     Ok(State::load(root, id)?.oci_json())
 }
 
-/// Parses `KILL`, `SIGKILL` or `9`.
-pub fn parse_signal(text: &str) -> Result<Signal> {
-    if let Ok(number) = text.parse::<i32>() {
-        return Signal::try_from(number).with_context(|| format!("unknown signal {text}"));
-    }
-    let upper = text.to_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<Signal>()
-        .with_context(|| format!("unknown signal {text}"))
+/// Parses a signal as Docker does (`KILL`, `SIGKILL`, `9`, `SIGRTMIN+3`, `37`): see
+/// [`signal::Signal::parse`].
+pub fn parse_signal(text: &str) -> Result<signal::Signal> {
+    signal::Signal::parse(text)
 }
 
-pub fn kill(root: &Path, id: &str, signal: Signal) -> Result<()> {
+/// `kill`: sends `signal` to the container's first process.
+pub fn kill(root: &Path, id: &str, signal: signal::Signal) -> Result<()> {
     let state = State::load(root, id)?;
     if state.status == Status::Stopped {
         bail!("container {id:?} is not running");
@@ -677,7 +670,8 @@ pub fn kill(root: &Path, id: &str, signal: Signal) -> Result<()> {
         || format!("kill({}, {signal})", state.pid),
         Chapter::RuntimeSpec,
     );
-    nix::sys::signal::kill(Pid::from_raw(state.pid), signal)
+    signal
+        .send(state.pid)
         .with_context(|| format!("kill({}, {signal})", state.pid))
 }
 
@@ -789,9 +783,10 @@ mod tests {
 
     #[test]
     fn signals_parse_by_name_and_number() {
-        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("KILL").unwrap(), signal::Signal::KILL);
+        assert_eq!(parse_signal("sigterm").unwrap(), signal::Signal::TERM);
+        assert_eq!(parse_signal("9").unwrap(), signal::Signal::KILL);
+        assert_eq!(parse_signal("RTMIN+3").unwrap().number(), 37);
         assert!(parse_signal("NOPE").is_err());
     }
 }

@@ -7,11 +7,10 @@
 //! hierarchy, into which the container's processes are moved when it is paused.
 
 use super::cli::Format;
+use super::signal::Signal;
 use super::{State, Status};
 use crate::cgroup::freezer::{self, FreezerState};
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -38,12 +37,12 @@ pub fn kill_all(root: &Path, id: &str, signal: Signal) -> Result<()> {
     let state = load_live(root, id)?;
     for pid in pids(&state) {
         // A process may exit between reading cgroup.procs and kill(2): that is fine.
-        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+        match signal.send(pid) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(errno) => return Err(errno).with_context(|| format!("kill({pid}, {signal})")),
         }
     }
-    if state.status == Status::Paused && signal == Signal::SIGKILL {
+    if state.status == Status::Paused && signal == Signal::KILL {
         // A frozen process only dies once thawed.
         set_frozen(&state, FreezerState::Thawed)?;
     }
@@ -59,7 +58,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         if !force {
             bail!("container {id:?} is paused: resume it first, or use --force");
         }
-        kill_all(root, id, Signal::SIGKILL)?;
+        kill_all(root, id, Signal::KILL)?;
     }
     super::delete(root, id, force)?;
     if let Some(dir) = freezer.filter(|dir| !state.cgroup_paths.contains(dir)) {
