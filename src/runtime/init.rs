@@ -194,19 +194,13 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
 }
 // ANCHOR_END: init
 
-// ANCHOR: filesystem
-/// The container's filesystem: the spec's mounts and devices under the rootfs, the
-/// `prestart`, `createRuntime` and `createContainer` hooks, then pivot_root into it, as runc
-/// does. In a mount namespace of its own (new, or joined by path) that is all private to
-/// the container; without one, as with runc, the mounts are made in the runtime's mount
-/// namespace (where they outlive the container) and the process only chroots (the spec
-/// validation refused masked and read-only paths then).
 // ANCHOR: enter_cgroup
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
 /// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
 /// becomes its root. The runtime moves us while we mount (`ns::Go::WhenChildAsks`), because
 /// the first move into a cgroup can wait milliseconds for the kernel (see `cgroup::warmup`);
-/// the cgroup2 mount, the hooks and execve come after this. Idempotent.
+/// the hooks, a cgroup2 mount and the rest of the process setup (user, capabilities, seccomp,
+/// execve) come after this. Idempotent.
 fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     ready.wait_for_parent()?;
     static UNSHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -223,6 +217,13 @@ fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
 }
 // ANCHOR_END: enter_cgroup
 
+// ANCHOR: filesystem
+/// The container's filesystem: the spec's mounts and devices under the rootfs, the
+/// `prestart`, `createRuntime` and `createContainer` hooks, then pivot_root into it, as runc
+/// does. In a mount namespace of its own (new, or joined by path) that is all private to
+/// the container; without one, as with runc, the mounts are made in the runtime's mount
+/// namespace (where they outlive the container) and the process only chroots (the spec
+/// validation refused masked and read-only paths then).
 fn setup_filesystem(ctx: &InitContext, ready: &Ready) -> Result<()> {
     let spec = ctx.spec;
     let mount_ns = spec::namespaces(spec)
@@ -247,8 +248,10 @@ fn setup_filesystem(ctx: &InitContext, ready: &Ready) -> Result<()> {
         rootfs::bind(ctx.rootfs, ctx.rootfs)?;
     }
     mount_and_create_devices(ctx, ready)?;
-    // The hooks see the process in its cgroup, as with runc.
-    enter_cgroup(ctx, ready)?;
+    // Hooks see the process in its cgroup, as with runc.
+    if spec.hooks().is_some() {
+        enter_cgroup(ctx, ready)?;
+    }
     run_runtime_hooks(ctx)?;
     nix::unistd::chdir(ctx.rootfs).with_context(|| format!("chdir {}", ctx.rootfs.display()))?;
     run_hooks_in_container(ctx, Kind::CreateContainer, "creating")?;
