@@ -93,6 +93,31 @@ pub struct RunArgs {
     /// Give the container every capability, no seccomp filter, nothing masked
     #[arg(long)]
     pub privileged: bool,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Set a label (KEY=VALUE, or KEY for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Read labels from a file (KEY=VALUE lines)
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
+    /// The signal that stops the container (name or number)
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before killing the container
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub stop_timeout: Option<i64>,
+    /// Write the container ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
+    /// Run an init as PID 1 that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -134,6 +159,12 @@ impl RunArgs {
                 tty: self.tty,
                 interactive: self.interactive,
                 auto_remove: self.rm,
+                restart: self.restart.clone(),
+                labels: self.label.clone(),
+                label_files: self.label_file.clone(),
+                stop_signal: self.stop_signal.clone(),
+                stop_timeout: self.stop_timeout,
+                init: self.init,
             },
             supervised: false,
         }
@@ -161,9 +192,10 @@ pub struct StartArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait for the container to stop before killing it
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait for the container to stop before killing it (default: the container's
+    /// --stop-timeout, else 10)
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -310,7 +342,7 @@ pub struct UpdateArgs {
     /// Limit on processes (-1: unlimited)
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Restart policy (not supported: minidock has no restart policies)
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
     #[arg(long)]
     pub restart: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -403,18 +435,17 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
     match command {
         ContainerCommand::Run(args) => run_run(&paths, args),
         ContainerCommand::Create(args) => {
-            let state = super::create(&paths, &args.create_options())
-                .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
+            let state = create_with_cidfile(&paths, args, &args.create_options())?;
             println!("{}", state.id);
             Ok(0)
         }
         ContainerCommand::Start(args) => run_start(&paths, args),
         ContainerCommand::Stop(args) => for_each(&args.containers, |name| {
-            super::stop(&paths, name, Duration::from_secs(args.time))?;
+            super::stop(&paths, name, args.time.map(Duration::from_secs))?;
             Ok(Some(name.to_owned()))
         }),
         ContainerCommand::Restart(args) => for_each(&args.containers, |name| {
-            super::stop(&paths, name, Duration::from_secs(args.time))?;
+            super::stop(&paths, name, args.time.map(Duration::from_secs))?;
             let state = paths.resolve(name)?;
             start_detached(&paths, &state.id)?;
             Ok(Some(name.to_owned()))
@@ -520,8 +551,7 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         supervised: true,
         ..args.create_options()
     };
-    let state = super::create(paths, &options)
-        .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
+    let state = create_with_cidfile(paths, args, &options)?;
     if args.detach {
         start_detached(paths, &state.id).map_err(run_error)?;
         println!("{}", state.id);
@@ -531,6 +561,60 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
 }
 // ANCHOR_END: run_run
+
+// ANCHOR: cidfile
+/// `create` with `--cidfile`, as the docker CLI does it: the file is made (it must not exist)
+/// before the container, gets the full ID once it exists, and is removed if `create` fails.
+fn create_with_cidfile(
+    paths: &Paths,
+    args: &RunArgs,
+    options: &CreateOptions,
+) -> Result<ContainerState> {
+    let cidfile = match &args.cidfile {
+        Some(path) => {
+            if path.exists() {
+                return Err(Exit::new(
+                    code::FAILED,
+                    format!(
+                        "Container ID file found, make sure the other container isn't running \
+                         or delete {}",
+                        path.display()
+                    ),
+                )
+                .into());
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| {
+                    Exit::new(
+                        code::FAILED,
+                        format!("failed to create the container ID file: {e}"),
+                    )
+                })?;
+            Some((path, file))
+        }
+        None => None,
+    };
+    let created = super::create(paths, options)
+        .map_err(|err| run_error(disk_full_at(err, &paths.containers())));
+    match (created, cidfile) {
+        (Ok(state), Some((path, mut file))) => {
+            use std::io::Write;
+            file.write_all(state.id.as_bytes())
+                .with_context(|| format!("writing the container ID file {}", path.display()))
+                .map_err(run_error)?;
+            Ok(state)
+        }
+        (Err(err), Some((path, _))) => {
+            let _ = std::fs::remove_file(path);
+            Err(err)
+        }
+        (created, None) => created,
+    }
+}
+// ANCHOR_END: cidfile
 
 fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
     if args.attach {
@@ -563,13 +647,12 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
 }
 
 fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
-    if args.restart.is_some() {
-        return Err(Exit::new(
-            super::REQUEST_FAILED,
-            "update --restart is not supported: minidock has no restart policies",
-        )
-        .into());
-    }
+    let restart = args
+        .restart
+        .as_deref()
+        .map(super::state::RestartPolicy::parse)
+        .transpose()
+        .map_err(|e| Exit::new(super::REQUEST_FAILED, e))?;
     let options = super::update::UpdateOptions::parse(
         args.memory.as_deref(),
         args.memory_swap.as_deref(),
@@ -578,7 +661,12 @@ fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
         args.pids_limit,
     )?;
     for_each(&args.containers, |name| {
-        super::update::update(paths, name, &options)?;
+        if let Some(policy) = &restart {
+            super::update::update_restart_policy(paths, name, policy)?;
+        }
+        if restart.is_none() || options != super::update::UpdateOptions::default() {
+            super::update::update(paths, name, &options)?;
+        }
         Ok(Some(name.to_owned()))
     })
 }
@@ -659,6 +747,11 @@ pub fn status_text(state: &ContainerState, now: SystemTime) -> String {
         Status::Running if super::pause::is_paused(state) => format!(
             "Up {} (Paused)",
             human_duration(since(&state.started_at, now))
+        ),
+        Status::Running if state.restarting => format!(
+            "Restarting ({}) {} ago",
+            state.exit_code,
+            human_duration(since(&state.finished_at, now))
         ),
         Status::Running => format!("Up {}", human_duration(since(&state.started_at, now))),
         Status::Exited => format!(

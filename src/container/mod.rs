@@ -497,6 +497,11 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: nix::sys::signal::Signal) -
         )
         .into());
     }
+    // SIGKILL and the stop signal end the restart policy, as moby's `ExitOnNext`.
+    let stop_signal = crate::runtime::parse_signal(&state.config.stop_signal).ok();
+    if signal == nix::sys::signal::Signal::SIGKILL || Some(signal) == stop_signal {
+        mark_stopped_by_user(paths, &state.id)?;
+    }
     explain::step(
         "signal the container's process",
         || format!("kill({}, {signal})", state.pid),
@@ -525,16 +530,31 @@ fn wait_recorded(paths: &Paths, id: &str, limit: std::time::Duration) -> Option<
     last
 }
 
+/// Records that a user stopped the container (`stop`, `kill`, `rm -f`), before any signal:
+/// its supervisor then records the exit instead of restarting it (moby's
+/// `HasBeenManuallyStopped`).
+fn mark_stopped_by_user(paths: &Paths, id: &str) -> Result<()> {
+    ContainerState::update(paths, id, |s| s.has_been_manually_stopped = true)?;
+    Ok(())
+}
+
 // ANCHOR: stop
-/// `stop`: SIGTERM (or the image's stop signal), then SIGKILL after `timeout`. PID 1 of a PID
-/// namespace only gets the signals it has a handler for (pid_namespaces(7)), so a program that
-/// never installed one for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker.
-pub fn stop(paths: &Paths, name_or_id: &str, timeout: std::time::Duration) -> Result<()> {
+/// `stop`: SIGTERM (or the stop signal), then SIGKILL after `timeout` (by default the
+/// container's `--stop-timeout`, else 10 seconds). PID 1 of a PID namespace only gets the
+/// signals it has a handler for (pid_namespaces(7)), so a program that never installed one
+/// for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker. The stop is recorded
+/// first, so a restart policy ends (a container waiting to restart stops at once).
+pub fn stop(paths: &Paths, name_or_id: &str, timeout: Option<std::time::Duration>) -> Result<()> {
     use nix::sys::signal::Signal;
     let state = paths.resolve(name_or_id)?;
     if state.observe() != Status::Running {
         return Ok(());
     }
+    let timeout = timeout.unwrap_or_else(|| {
+        let seconds = state.config.stop_timeout.unwrap_or(10).max(0) as u64;
+        std::time::Duration::from_secs(seconds)
+    });
+    mark_stopped_by_user(paths, &state.id)?;
     let pid = nix::unistd::Pid::from_raw(state.pid);
     let signal = crate::runtime::parse_signal(&state.config.stop_signal).unwrap_or(Signal::SIGTERM);
     if state.process_alive() {
@@ -578,6 +598,7 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
             )
             .into());
         }
+        mark_stopped_by_user(paths, &state.id)?;
         if state.process_alive() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
             let _ = pause::thaw_after_kill(&state);

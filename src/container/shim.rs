@@ -74,6 +74,7 @@ fn dev_null() -> Result<OwnedFd> {
 fn record_failed_start(paths: &Paths, id: &str, err: &anyhow::Error) {
     let _ = ContainerState::update(paths, id, |s| {
         s.status = Status::Created;
+        s.restarting = false;
         s.error = format!("{err:#}");
         s.exit_code = i32::from(exit_code_of(err));
         s.pid = 0;
@@ -83,9 +84,12 @@ fn record_failed_start(paths: &Paths, id: &str, err: &anyhow::Error) {
 }
 
 // ANCHOR: supervise
-/// Starts container `id` and supervises it until it exits; returns its exit status.
-/// `started` is called once, as soon as the container runs (with its pid) or failed to start;
-/// the detached shim uses it to let the CLI return.
+/// Starts container `id` and supervises it until it exits for good; returns its last exit
+/// status. With a restart policy (`--restart`), the process is started again after each exit
+/// the policy allows, after [`Backoff`]'s delay, in the same container (the same upper dir;
+/// fresh cgroups, as `start` makes them). `started` is called once, as soon as the container
+/// first runs (with its pid) or failed to start; the detached shim uses it to let the CLI
+/// return.
 pub fn supervise(
     paths: &Paths,
     id: &str,
@@ -105,25 +109,70 @@ pub fn supervise(
         return Err(err);
     }
     // From now on this process owns the container: if it dies, the next command's recovery
-    // finishes its work (see [`super::recover`]).
+    // finishes its work (see [`super::recover`]). A start is a new life for the restart
+    // policy, as with Docker: no restarts counted, no stop remembered.
     let (me, me_start) = cstate::me();
     if let Err(err) = ContainerState::update(paths, id, |s| {
         s.supervisor_pid = me;
         s.supervisor_start_time = me_start;
+        s.restart_count = 0;
+        s.restarting = false;
+        s.has_been_manually_stopped = false;
     }) {
         started(Err(&err));
         return Err(err);
     }
-    // The log first: once `run -d` returns, `logs -f` may open it.
-    let log = match LogWriter::open(&paths.dir(id).join("log")) {
-        Ok(log) => log,
+    let launched = match open_log_and_launch(paths, &state, attach.as_ref()) {
+        Ok(launched) => launched,
         Err(err) => {
             started(Err(&err));
             return Err(err);
         }
     };
-    let launched = match launch(paths, &state, attach.as_ref()) {
-        Ok(launched) => launched,
+    started(Ok(launched.0.as_raw()));
+    let mut launched = launched;
+    let mut backoff = Backoff::default();
+    loop {
+        let ran_since = std::time::Instant::now();
+        let (pid, outputs, cgroup, log) = launched;
+        let exit = run_to_exit(paths, id, pid, outputs, cgroup, log, attach_copy(&attach))?;
+        let delay = backoff.next(ran_since.elapsed());
+        let current = match schedule_restart(paths, &state, &exit) {
+            Some(current) => current,
+            None => return finish(paths, &state, exit),
+        };
+        if !wait_to_restart(paths, id, delay) {
+            return finish(paths, &state, exit);
+        }
+        // A failed start is recorded: the container stays stopped, with the error.
+        launched = open_log_and_launch(paths, &current, attach.as_ref())?;
+    }
+}
+// ANCHOR_END: supervise
+
+/// What one run of the container's process left: its status and the teardown's results.
+struct RunExit {
+    status: Result<u8>,
+    pumped: Result<()>,
+    removed_cgroup: Result<()>,
+    unmounted: Result<()>,
+    exit_code: i32,
+    oom_killed: bool,
+}
+
+type Running = (Pid, Outputs, crate::cgroup::Cgroup, LogWriter);
+
+/// Opens the log (once `run -d` returns, `logs -f` may open it) and launches the process;
+/// a failed start is recorded (and an `--rm` container removed).
+fn open_log_and_launch(
+    paths: &Paths,
+    state: &ContainerState,
+    attach: Option<&Attach>,
+) -> Result<Running> {
+    let id = &state.id;
+    let log = LogWriter::open(&paths.dir(id).join("log"))?;
+    match launch(paths, state, attach) {
+        Ok((pid, outputs, cgroup)) => Ok((pid, outputs, cgroup, log)),
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
@@ -132,14 +181,31 @@ pub fn supervise(
                 let _lock = paths.lock();
                 let _ = remove_files(paths, id);
             }
-            started(Err(&err));
-            return Err(err);
+            Err(err)
         }
-    };
-    let (pid, outputs, mut cgroup) = launched;
-    started(Ok(pid.as_raw()));
+    }
+}
 
-    // Copy the output until the container closes it, then reap it.
+fn attach_copy(attach: &Option<Attach>) -> Option<Attach> {
+    let a = attach.as_ref()?;
+    Some(Attach {
+        stdout: a.stdout.try_clone().ok()?,
+        stderr: a.stderr.try_clone().ok()?,
+        stdin: a.stdin,
+    })
+}
+
+/// Copies the output until the container closes it, reaps it, and tears down what this run
+/// used (its cgroups, the runtime's state, the network pin, the overlay mount).
+fn run_to_exit(
+    paths: &Paths,
+    id: &str,
+    pid: Pid,
+    outputs: Outputs,
+    mut cgroup: crate::cgroup::Cgroup,
+    log: LogWriter,
+    attach: Option<Attach>,
+) -> Result<RunExit> {
     let pumped = pump(outputs, log, attach, pid);
     let status = crate::ns::wait_for(pid);
     // The OOM killer's count is in the cgroup, which goes away next.
@@ -154,28 +220,130 @@ pub fn supervise(
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
     let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
+    Ok(RunExit {
+        status,
+        pumped,
+        removed_cgroup,
+        unmounted,
+        exit_code,
+        oom_killed,
+    })
+}
+
+// ANCHOR: schedule_restart
+/// Decides, under the state lock, whether the policy restarts the process that just exited;
+/// if so, records the exit with `Restarting` and one more `RestartCount` (as moby counts a
+/// restart when it schedules it) and returns the new state.
+fn schedule_restart(
+    paths: &Paths,
+    state: &ContainerState,
+    exit: &RunExit,
+) -> Option<ContainerState> {
+    let mut restart = false;
+    // The policy as recorded now: `update --restart` may have changed it.
+    let recorded = ContainerState::update(paths, &state.id, |s| {
+        let policy = &s.config.restart_policy;
+        restart = !s.config.auto_remove
+            && policy.should_restart(exit.exit_code, s.restart_count, s.has_been_manually_stopped);
+        if restart {
+            s.restarting = true;
+            s.restart_count += 1;
+            s.exit_code = exit.exit_code;
+            s.oom_killed = exit.oom_killed;
+            s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
+            s.pid = 0;
+        }
+    });
+    match recorded {
+        Ok(Some(current)) if restart => {
+            explain::step(
+                "the restart policy starts the process again",
+                || {
+                    format!(
+                        "write(\"state.json\", RestartCount={})",
+                        current.restart_count
+                    )
+                },
+                Chapter::PuttingTogether,
+            );
+            Some(current)
+        }
+        _ => None,
+    }
+}
+// ANCHOR_END: schedule_restart
+
+/// Sleeps `delay` before a restart, in short naps, watching `state.json`: returns false when
+/// a user stopped the container (or removed it) meanwhile.
+fn wait_to_restart(paths: &Paths, id: &str, delay: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + delay;
+    loop {
+        match ContainerState::load(paths, id) {
+            Ok(Some(s)) if !s.has_been_manually_stopped => {}
+            _ => return false,
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(20)));
+    }
+}
+
+/// Records the last exit (the container is stopped for good) and removes an `--rm` container.
+fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
+    let exit_code = exit.exit_code;
     explain::step(
         "record the exit status",
         || format!("write(\"state.json\", ExitCode={exit_code})"),
         Chapter::PuttingTogether,
     );
-    let _ = ContainerState::update(paths, id, |s| {
+    let _ = ContainerState::update(paths, &state.id, |s| {
         s.status = Status::Exited;
+        s.restarting = false;
         s.exit_code = exit_code;
-        s.oom_killed = oom_killed;
+        s.oom_killed = exit.oom_killed;
         s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
         s.pid = 0;
     });
     if state.config.auto_remove {
         let _lock = paths.lock()?;
-        remove_files(paths, id)?;
+        remove_files(paths, &state.id)?;
     }
-    pumped?;
-    removed_cgroup?;
-    unmounted?;
-    status
+    exit.pumped?;
+    exit.removed_cgroup?;
+    exit.unmounted?;
+    exit.status
 }
-// ANCHOR_END: supervise
+
+// ANCHOR: backoff
+/// The delay before each restart, as moby's restart manager computes it: 100 ms before the
+/// first, doubled before each next one up to one minute, and back to 100 ms once the process
+/// had run for 10 seconds or more.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    timeout: std::time::Duration,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    const RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The delay before the next restart, after a run that lasted `ran`.
+    pub fn next(&mut self, ran: std::time::Duration) -> std::time::Duration {
+        if ran >= Backoff::RESET_AFTER {
+            self.timeout = std::time::Duration::ZERO;
+        }
+        self.timeout = if self.timeout.is_zero() {
+            Backoff::FIRST
+        } else {
+            (self.timeout * 2).min(Backoff::MAX)
+        };
+        self.timeout
+    }
+}
+// ANCHOR_END: backoff
 
 /// Where the container's output comes from: two pipes, or the master end of its terminal.
 enum Outputs {
@@ -245,7 +413,11 @@ fn launch(
     let pid = launched.pid;
     let (me, me_start) = cstate::me();
     let cgroup_paths = launched.cgroup.paths();
+    let mut stopped_by_user = false;
     let recorded = ContainerState::update(paths, id, |s| {
+        // A `stop` while a restart was on its way: it ends here.
+        stopped_by_user = s.has_been_manually_stopped;
+        s.restarting = false;
         s.status = Status::Running;
         s.pid = pid.as_raw();
         s.pid_start_time = crate::runtime::process_start_time(pid.as_raw()).unwrap_or(0);
@@ -265,6 +437,9 @@ fn launch(
         let _ = crate::ns::wait_for(pid);
         recorded?;
         bail!("container {id} was removed while it started");
+    }
+    if stopped_by_user {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
     let crate::runtime::Launched {
         cgroup, console, ..
@@ -515,3 +690,25 @@ pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
     result.map(|_| 0)
 }
 // ANCHOR_END: shim_main
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_backoff_doubles_caps_at_a_minute_and_resets_after_ten_seconds() {
+        let mut backoff = Backoff::default();
+        let short = Duration::from_millis(5);
+        let delays: Vec<u128> = (0..4).map(|_| backoff.next(short).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800]);
+        for _ in 0..20 {
+            backoff.next(short);
+        }
+        assert_eq!(backoff.next(short), Duration::from_secs(60));
+        assert_eq!(
+            backoff.next(Duration::from_secs(10)),
+            Duration::from_millis(100)
+        );
+    }
+}
