@@ -451,3 +451,30 @@ fn cidfile_gets_the_full_id_and_is_never_overwritten() {
     );
     assert!(!other.exists());
 }
+
+/// A foreground `run` returns at the first exit, with its code, as Docker's CLI does; a
+/// detached shim carries on with the restarts.
+#[test]
+fn a_foreground_run_returns_at_the_first_exit_and_the_restarts_go_on() {
+    let Some(env) = Env::new() else { return };
+    let volume = format!("{}:/data", env.data().display());
+    let out = env.output(&[
+        "run",
+        "--name",
+        "fg",
+        "-v",
+        &volume,
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/uptime >> /data/starts; echo run; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "run\n");
+    assert_eq!(env.ok(&["wait", "fg"]).trim(), "4");
+    assert_eq!(env.inspect("fg", "{{.RestartCount}}"), "2");
+    assert_eq!(starts(&env).len(), 3);
+    assert_eq!(env.ok(&["logs", "fg"]), "run\nrun\nrun\n");
+}

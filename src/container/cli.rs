@@ -353,6 +353,10 @@ pub struct UpdateArgs {
 pub struct ShimArgs {
     #[arg(long = "runtime-root")]
     pub runtime_root: PathBuf,
+    /// Restart the exited process after this many milliseconds (a restart policy handed
+    /// over by an attached `run`).
+    #[arg(long = "restart-after-ms")]
+    pub restart_after_ms: Option<u64>,
     pub id: String,
 }
 
@@ -538,7 +542,8 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                 root: paths.root.clone(),
                 runtime_root: args.runtime_root.clone(),
             };
-            super::shim::shim_main(&paths, &args.id)
+            let delay = args.restart_after_ms.map(Duration::from_millis);
+            super::shim::shim_main(&paths, &args.id, delay)
         }
     }
 }

@@ -130,22 +130,40 @@ pub fn supervise(
         }
     };
     started(Ok(launched.0.as_raw()));
-    let mut launched = launched;
-    let mut backoff = Backoff::default();
+    supervise_runs(paths, &state, launched, attach, Backoff::default())
+}
+
+/// Supervises the running process, and restarts it as long as the policy says so. Attached
+/// (the foreground `run`, `start -a`), it returns at the first exit, as Docker's CLI does: a
+/// detached shim takes over the restarts ([`hand_over`]).
+fn supervise_runs(
+    paths: &Paths,
+    state: &ContainerState,
+    mut launched: Running,
+    mut attach: Option<Attach>,
+    mut backoff: Backoff,
+) -> Result<u8> {
+    let id = &state.id;
+    let attached = attach.is_some();
     loop {
         let ran_since = std::time::Instant::now();
         let (pid, outputs, cgroup, log) = launched;
-        let exit = run_to_exit(paths, id, pid, outputs, cgroup, log, attach_copy(&attach))?;
+        let exit = run_to_exit(paths, id, pid, outputs, cgroup, log, attach.take())?;
         let delay = backoff.next(ran_since.elapsed());
-        let current = match schedule_restart(paths, &state, &exit) {
+        let current = match schedule_restart(paths, state, &exit) {
             Some(current) => current,
-            None => return finish(paths, &state, exit),
+            None => return finish(paths, state, exit),
         };
+        if attached {
+            hand_over(paths, id, delay)?;
+            exit.pumped?;
+            return exit.status;
+        }
         if !wait_to_restart(paths, id, delay) {
-            return finish(paths, &state, exit);
+            return finish(paths, state, exit);
         }
         // A failed start is recorded: the container stays stopped, with the error.
-        launched = open_log_and_launch(paths, &current, attach.as_ref())?;
+        launched = open_log_and_launch(paths, &current, None)?;
     }
 }
 // ANCHOR_END: supervise
@@ -186,14 +204,51 @@ fn open_log_and_launch(
     }
 }
 
-fn attach_copy(attach: &Option<Attach>) -> Option<Attach> {
-    let a = attach.as_ref()?;
-    Some(Attach {
-        stdout: a.stdout.try_clone().ok()?,
-        stderr: a.stderr.try_clone().ok()?,
-        stdin: a.stdin,
-    })
+// ANCHOR: hand_over
+/// The attached supervisor's exit is the CLI's: a detached shim goes on, waits `delay` and
+/// restarts the container (`minidock shim --restart-after-ms MS ID`).
+fn hand_over(paths: &Paths, id: &str, delay: std::time::Duration) -> Result<()> {
+    let ms = delay.as_millis().to_string();
+    start_shim(paths, id, &["--restart-after-ms", &ms])
 }
+
+/// The detached shim's side of [`hand_over`]: records itself as the supervisor, answers at
+/// once, then waits `delay` and restarts the process, as [`supervise`] would have.
+fn resume(
+    paths: &Paths,
+    id: &str,
+    delay: std::time::Duration,
+    started: &mut dyn FnMut(Result<i32, &anyhow::Error>),
+) -> Result<u8> {
+    let (me, me_start) = cstate::me();
+    let recorded = ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = me;
+        s.supervisor_start_time = me_start;
+    });
+    let state = match recorded {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            let err = super::no_such_container(id);
+            started(Err(&err));
+            return Err(err);
+        }
+        Err(err) => {
+            started(Err(&err));
+            return Err(err);
+        }
+    };
+    started(Ok(0));
+    if !wait_to_restart(paths, id, delay) {
+        let _ = ContainerState::update(paths, id, |s| {
+            s.status = Status::Exited;
+            s.restarting = false;
+        });
+        return Ok(0);
+    }
+    let launched = open_log_and_launch(paths, &state, None)?;
+    supervise_runs(paths, &state, launched, None, Backoff { timeout: delay })
+}
+// ANCHOR_END: hand_over
 
 /// Copies the output until the container closes it, reaps it, and tears down what this run
 /// used (its cgroups, the runtime's state, the network pin, the overlay mount).
@@ -590,6 +645,12 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
 /// Starts a container under a detached shim and returns once it runs (or failed to start,
 /// with the error and exit code the shim reports).
 pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
+    start_shim(paths, id, &[])
+}
+// ANCHOR_END: start_detached
+
+/// Starts `minidock shim [ARGS] ID` and waits for its one-line answer.
+fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new("/proc/self/exe");
     command
@@ -598,6 +659,7 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
         .arg("shim")
         .arg("--runtime-root")
         .arg(&paths.runtime_root)
+        .args(args)
         .arg(id)
         .stdin(Stdio::null())
         // The shim answers on its stdout: one line, then it lets go of the pipe.
@@ -643,7 +705,6 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
     drop(child);
     parse_report(answer.trim_end())
 }
-// ANCHOR_END: start_detached
 
 fn parse_report(answer: &str) -> Result<()> {
     if answer.starts_with("ok ") {
@@ -658,8 +719,14 @@ fn parse_report(answer: &str) -> Result<()> {
 }
 
 // ANCHOR: shim_main
-/// `minidock shim ID`: the detached supervisor's entry point.
-pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
+/// `minidock shim ID`: the detached supervisor's entry point. With `restart_after`, the
+/// container's process has exited and its restart policy holds: wait that long, then
+/// restart it and supervise it ([`hand_over`]).
+pub fn shim_main(
+    paths: &Paths,
+    id: &str,
+    restart_after: Option<std::time::Duration>,
+) -> Result<u8> {
     // The answer pipe is our stdout: keep it aside, and put /dev/null in its place, so no
     // stray print of ours (or of a library) can keep the CLI waiting.
     let mut report = Some(std::fs::File::from(
@@ -668,7 +735,7 @@ pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
     let null = dev_null()?;
     nix::unistd::dup2_stdout(&null).context("dup2 /dev/null onto stdout")?;
     let explaining = explain::enabled();
-    let result = supervise(paths, id, None, &mut |started| {
+    let mut answer = |started: Result<i32, &anyhow::Error>| {
         let line = match started {
             Ok(pid) => format!("ok {pid}\n"),
             Err(err) => format!(
@@ -685,7 +752,11 @@ pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
             explain::enable(false);
             let _ = nix::unistd::dup2_stderr(&null);
         }
-    });
+    };
+    let result = match restart_after {
+        Some(delay) => resume(paths, id, delay, &mut answer),
+        None => supervise(paths, id, None, &mut answer),
+    };
     // A shim's exit status is nobody's business: the container's is in state.json.
     result.map(|_| 0)
 }
