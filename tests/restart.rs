@@ -37,6 +37,18 @@ impl Env {
         let tar = rootfs.path().with_extension("tar");
         common::tar_dir(rootfs.path(), &tar);
         env.ok(&["import", tar.to_str().unwrap(), "busybox"]);
+        // The same with the C library the minidock binary needs (`--init` binds it in).
+        let minidock = assert_cmd::cargo::cargo_bin("minidock");
+        let ldd = Command::new("ldd").arg(&minidock).output().unwrap();
+        for word in text(&ldd.stdout).split_whitespace() {
+            if word.starts_with('/') {
+                let inside = rootfs.path().join(word.trim_start_matches('/'));
+                std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+                std::fs::copy(word, &inside).unwrap();
+            }
+        }
+        common::tar_dir(rootfs.path(), &tar);
+        env.ok(&["import", tar.to_str().unwrap(), "glibcbox"]);
         std::fs::remove_file(&tar).unwrap();
         Some(env)
     }
@@ -82,10 +94,14 @@ impl Env {
 
     /// `run -d --name NAME -v DATA:/data FLAGS... busybox ARGS...`
     fn detach(&self, name: &str, flags: &[&str], args: &[&str]) -> String {
+        self.detach_image(name, flags, "busybox", args)
+    }
+
+    fn detach_image(&self, name: &str, flags: &[&str], image: &str, args: &[&str]) -> String {
         let volume = format!("{}:/data", self.data().display());
         let mut all = vec!["run", "-d", "--name", name, "-v", &volume];
         all.extend_from_slice(flags);
-        all.push("busybox");
+        all.push(image);
         all.extend_from_slice(args);
         self.ok(&all).trim().to_owned()
     }
@@ -144,7 +160,7 @@ fn starts(env: &Env) -> Vec<f64> {
 }
 
 #[test]
-fn on_failure_3_restarts_three_times_with_growing_delays() {
+fn on_failure_3_restarts_exactly_three_times_after_the_backoff() {
     let Some(env) = Env::new() else { return };
     env.detach(
         "onfail",
@@ -168,12 +184,35 @@ fn on_failure_3_restarts_three_times_with_growing_delays() {
     let times = starts(&env);
     assert_eq!(times.len(), 4, "{times:?}");
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    // The back-off is at least 100, 200, 400 ms (uptime counts in hundredths), and grows.
+    // The back-off is at least 100, 200, 400 ms (uptime counts in hundredths).
     for (gap, least) in gaps.iter().zip([0.1, 0.2, 0.4]) {
         assert!(*gap >= least - 0.011, "gaps {gaps:?}");
     }
-    assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "gaps {gaps:?}");
-    assert!(gaps[2] >= gaps[0] * 1.5, "gaps {gaps:?}");
+}
+
+/// The delays double: over six restarts they reach 3.2 s. Each gap between two starts is the
+/// delay plus a teardown and a start, whose cost varies with the machine's load; two delays
+/// apart, the doubling (at least 600 ms from the second on) outgrows that variation.
+#[test]
+fn the_delays_between_restarts_double() {
+    let Some(env) = Env::new() else { return };
+    env.detach(
+        "backoff",
+        &["--restart", "on-failure:6"],
+        &["sh", "-c", "cat /proc/uptime >> /data/starts; exit 1"],
+    );
+    assert_eq!(env.ok(&["wait", "backoff"]).trim(), "1");
+    assert_eq!(env.inspect("backoff", "{{.RestartCount}}"), "6");
+    let times = starts(&env);
+    assert_eq!(times.len(), 7, "{times:?}");
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, least) in gaps.iter().zip([0.1, 0.2, 0.4, 0.8, 1.6, 3.2]) {
+        assert!(*gap >= least - 0.011, "gaps {gaps:?}");
+    }
+    for i in 1..4 {
+        assert!(gaps[i + 2] > gaps[i], "gaps {gaps:?}");
+    }
+    assert!(gaps[5] >= gaps[3] * 1.5, "gaps {gaps:?}");
 }
 
 #[test]
@@ -412,6 +451,7 @@ fn labels_stop_signal_and_stop_timeout_are_recorded_and_used() {
     assert!(json.contains("\"StopTimeout\": 1"), "{json}");
     env.ok(&["create", "--name", "plain", "busybox", "true"]);
     assert!(!env.ok(&["inspect", "plain"]).contains("StopTimeout"));
+    assert_eq!(env.inspect("plain", "{{.Config.StopTimeout}}"), "<nil>");
 }
 
 #[test]
@@ -477,4 +517,68 @@ fn a_foreground_run_returns_at_the_first_exit_and_the_restarts_go_on() {
     assert_eq!(env.inspect("fg", "{{.RestartCount}}"), "2");
     assert_eq!(starts(&env).len(), 3);
     assert_eq!(env.ok(&["logs", "fg"]), "run\nrun\nrun\n");
+}
+
+/// The processes in the PID namespace of host pid `pid1`, with their state letters.
+fn processes_beside(pid1: i32) -> Vec<(i32, char)> {
+    let ns = std::fs::read_link(format!("/proc/{pid1}/ns/pid")).unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&ns)
+        {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let state = stat.rsplit_once(") ").unwrap().1.chars().next().unwrap();
+        found.push((pid, state));
+    }
+    found
+}
+
+/// `--init`: PID 1 is docker-init, which reaps the orphans a plain PID 1 leaves as zombies
+/// and passes SIGTERM on, so `stop` ends `sleep` at once with 143.
+#[test]
+fn init_reaps_zombies_and_forwards_sigterm() {
+    let Some(env) = Env::new() else { return };
+    // An orphan reparented to PID 1; `exec sleep` as PID 1 never waits for it.
+    let orphan = "(sh -c 'sleep 0.2; echo > /data/$0' $0 &); exec sleep 100";
+    for (name, flags) in [("plain", vec![]), ("withinit", vec!["--init"])] {
+        env.detach_image(name, &flags, "glibcbox", &["sh", "-c", orphan, name]);
+        let pid1: i32 = env.inspect(name, "{{.State.Pid}}").parse().unwrap();
+        assert!(eventually(10, || env.data().join(name).exists()));
+        let zombie = || processes_beside(pid1).iter().any(|(_, s)| *s == 'Z');
+        if name == "plain" {
+            assert!(eventually(10, zombie), "no zombie without --init");
+            assert_eq!(env.inspect(name, "{{.HostConfig.Init}}"), "<nil>");
+        } else {
+            assert!(eventually(10, || !zombie() && processes_beside(pid1).len() == 2));
+            assert_eq!(env.inspect(name, "{{.HostConfig.Init}}"), "true");
+            let comm = std::fs::read_to_string(format!("/proc/{pid1}/cmdline")).unwrap();
+            assert!(comm.starts_with("/sbin/docker-init\0--\0sh\0"), "{comm:?}");
+        }
+    }
+    // SIGTERM reaches `sleep` through the init: it dies of it, long before stop's timeout.
+    env.detach_image("term", &["--init"], "glibcbox", &["sh", "-c", "sleep 100"]);
+    let before = std::time::Instant::now();
+    env.ok(&["stop", "-t", "30", "term"]);
+    assert!(
+        before.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        before.elapsed()
+    );
+    assert_eq!(env.inspect("term", "{{.State.ExitCode}}"), "143");
+    // An image without the C library the binary needs is refused.
+    let err = env.fails(&["run", "--init", "busybox", "true"], 125);
+    assert!(
+        err.contains("--init is not supported for this image"),
+        "{err}"
+    );
 }

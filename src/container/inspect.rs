@@ -291,8 +291,17 @@ pub const TEMPLATE_SHAPE: Shape = Shape {
         "NetworkSettings.Networks",
         "Config.Volumes",
     ],
-    pointers: &["State.Health", "HostConfig.PidsLimit"],
-    omitted: &[("State", "Health")],
+    pointers: &[
+        "State.Health",
+        "HostConfig.PidsLimit",
+        "HostConfig.Init",
+        "Config.StopTimeout",
+    ],
+    omitted: &[
+        ("State", "Health"),
+        ("HostConfig", "Init"),
+        ("Config", "StopTimeout"),
+    ],
 };
 
 /// `inspect -f`'s data for one container.

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod diff;
 pub mod exec;
 pub mod fs;
+pub mod init;
 pub mod inspect;
 pub mod logs;
 pub mod pause;

@@ -439,6 +439,31 @@ impl ParsedOptions {
     }
 }
 
+// ANCHOR: init_mount
+/// `--init`: this very binary, bound read-only at `/sbin/docker-init` as Docker binds its
+/// own. It is dynamically linked, so the image must hold its dynamic loader (checked in the
+/// mounted rootfs `merged`); an image without one is refused (exit 125).
+fn init_mount(merged: &Path) -> Result<Mount> {
+    let exe = std::env::current_exe().context("finding the minidock binary for --init")?;
+    if let Some(loader) = super::init::loader(&exe) {
+        let inside = merged.join(loader.strip_prefix("/").unwrap_or(&loader));
+        if !inside.exists() {
+            return Err(bad_flag(format!(
+                "--init is not supported for this image: the init is the minidock binary, \
+                 which needs the image to provide its C library ({} is missing)",
+                loader.display()
+            )));
+        }
+    }
+    Ok(MountBuilder::default()
+        .destination(super::init::INIT_PATH)
+        .typ("bind")
+        .source(exe)
+        .options(vec!["rbind".into(), "rprivate".into(), "ro".into()])
+        .build()?)
+}
+// ANCHOR_END: init_mount
+
 // ANCHOR: run_flags
 /// Checks `--restart`, `--label`, `--label-file`, `--stop-signal` as Docker 20.10 does, with
 /// its messages: a bad policy, `--restart` with `--rm`, an unknown signal exit 125.
@@ -766,9 +791,13 @@ pub fn build(
     } else {
         config.cmd().clone().unwrap_or_default()
     };
-    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    let mut args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
     if args.is_empty() {
         return Err(bad_flag("no command specified".into()));
+    }
+    let init = options.init.then(|| init_mount(rootfs)).transpose()?;
+    if init.is_some() {
+        args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
     }
 
     let hostname = match (&options.hostname, parsed.network) {
@@ -864,6 +893,7 @@ pub fn build(
         });
     }
     mounts.extend(etc_mounts(&volumes, options.read_only)?);
+    mounts.extend(init);
 
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid)?,
