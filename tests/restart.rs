@@ -413,6 +413,10 @@ fn labels_stop_signal_and_stop_timeout_are_recorded_and_used() {
         r#"{"a":"b","both":"flag","empty":"","from.file":"1"}"#
     );
     assert_eq!(
+        env.ok(&["ps", "--format", "{{.Labels}}"]).trim(),
+        "a=b,both=flag,empty=,from.file=1"
+    );
+    assert_eq!(
         env.inspect("flags", "{{.Config.StopSignal}} {{.Config.StopTimeout}}"),
         "SIGUSR1 1"
     );

@@ -935,7 +935,15 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
         ("Names", c.name.clone()),
-        ("Labels", String::new()),
+        (
+            "Labels",
+            c.config
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("Mounts", mounts.join(",")),
         ("Networks", c.config.network_mode.clone()),
         ("LocalVolumes", "0".to_owned()),
