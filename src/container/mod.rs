@@ -541,7 +541,7 @@ fn mark_stopped_by_user(paths: &Paths, id: &str) -> Result<()> {
 
 // ANCHOR: stop
 /// `stop`: SIGTERM (or the stop signal), then SIGKILL after `timeout` (by default the
-/// container's `--stop-timeout`, else 10 seconds). PID 1 of a PID namespace only gets the
+/// container's `--stop-timeout`, else 10 seconds; a negative one never kills). PID 1 of a PID namespace only gets the
 /// signals it has a handler for (pid_namespaces(7)), so a program that never installed one
 /// for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker. The stop is recorded
 /// first, so a restart policy ends (a container waiting to restart stops at once).
@@ -551,9 +551,10 @@ pub fn stop(paths: &Paths, name_or_id: &str, timeout: Option<std::time::Duration
     if state.observe() != Status::Running {
         return Ok(());
     }
-    let timeout = timeout.unwrap_or_else(|| {
-        let seconds = state.config.stop_timeout.unwrap_or(10).max(0) as u64;
-        std::time::Duration::from_secs(seconds)
+    // A negative --stop-timeout waits for the process however long it takes, as Docker's.
+    let timeout = timeout.unwrap_or_else(|| match state.config.stop_timeout.unwrap_or(10) {
+        seconds if seconds < 0 => std::time::Duration::from_secs(u64::from(u32::MAX)),
+        seconds => std::time::Duration::from_secs(seconds as u64),
     });
     mark_stopped_by_user(paths, &state.id)?;
     let pid = nix::unistd::Pid::from_raw(state.pid);
