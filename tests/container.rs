@@ -443,7 +443,6 @@ fn explain_shows_every_step_from_the_image_to_execve() {
         "turn the image config and flags into a spec",
         "write the bundle's config.json",
         "clone into new namespaces",
-        "put the container into its cgroup",
         "pivot_root into the rootfs",
         "install the seccomp filter",
         "execute the container's program",
@@ -458,6 +457,16 @@ fn explain_shows_every_step_from_the_image_to_execve() {
             .unwrap_or_else(|| panic!("step {step:?} missing or out of order in:\n{trace}"));
         last += at;
     }
+    // The runtime moves the process into its cgroup while the process mounts: after the
+    // clone, before the exec.
+    let at = |step: &str| {
+        trace
+            .find(step)
+            .unwrap_or_else(|| panic!("no {step:?} in:\n{trace}"))
+    };
+    let cgroup = at("put the container into its cgroup");
+    assert!(at("clone into new namespaces") < cgroup, "{trace}");
+    assert!(cgroup < at("execute the container's program"), "{trace}");
     env.finish();
 }
 

@@ -665,8 +665,16 @@ fn update_writes_the_cgroup_of_a_running_container() {
     assert_eq!(read(&pids), "max");
     assert_eq!(env.inspect("limited", "{{.HostConfig.PidsLimit}}"), "<nil>");
 
-    let err = env.fails(&["update", "--restart", "always", "limited"], 1);
-    assert!(err.contains("not supported"), "{err}");
+    env.ok(&["update", "--restart", "always", "limited"]);
+    assert_eq!(
+        env.inspect("limited", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    let err = env.fails(&["update", "--restart", "always:1", "limited"], 1);
+    assert!(
+        err.contains("maximum retry count cannot be used with restart policy 'always'"),
+        "{err}"
+    );
     let err = env.fails(&["update", "limited"], 1);
     assert!(err.contains("you must provide one or more flags"), "{err}");
     env.fails(&["update", "-m", "64m", "no-such-container"], 1);

@@ -88,6 +88,13 @@ enum SystemCommand {
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Bound into a container as /sbin/docker-init (`run --init`), the binary is its PID 1.
+    if argv
+        .first()
+        .is_some_and(|a| minidock::container::init::is_init(a))
+    {
+        return ExitCode::from(minidock::container::init::main(&argv) as u8);
+    }
     // runc's command line has its own --root: it is parsed apart from minidock's.
     if let Some((root, explain_on, args)) = minidock::runtime::cli::split_args(&argv) {
         explain::enable(explain_on);

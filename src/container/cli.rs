@@ -94,6 +94,31 @@ pub struct RunArgs {
     /// Give the container every capability, no seccomp filter, nothing masked
     #[arg(long)]
     pub privileged: bool,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Set a label (KEY=VALUE, or KEY for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Read labels from a file (KEY=VALUE lines)
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
+    /// The signal that stops the container (name or number)
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before killing the container
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub stop_timeout: Option<i64>,
+    /// Write the container ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
+    /// Run an init as PID 1 that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -135,6 +160,12 @@ impl RunArgs {
                 tty: self.tty,
                 interactive: self.interactive,
                 auto_remove: self.rm,
+                restart: self.restart.clone(),
+                labels: self.label.clone(),
+                label_files: self.label_file.clone(),
+                stop_signal: self.stop_signal.clone(),
+                stop_timeout: self.stop_timeout,
+                init: self.init,
             },
             supervised: false,
         }
@@ -165,9 +196,10 @@ pub struct StopArgs {
     /// Signal to send to the container (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(short = 's', long = "signal")]
     pub signal: Option<String>,
-    /// Seconds to wait for the container to stop before killing it (negative: forever)
-    #[arg(short = 't', long = "timeout", alias = "time", default_value_t = 10)]
-    pub time: i64,
+    /// Seconds to wait for the container to stop before killing it (default: the container's
+    /// --stop-timeout, else 10; negative: forever)
+    #[arg(short = 't', long = "timeout", alias = "time")]
+    pub time: Option<i64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -314,7 +346,7 @@ pub struct UpdateArgs {
     /// Limit on processes (-1: unlimited)
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Restart policy (not supported: minidock has no restart policies)
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
     #[arg(long)]
     pub restart: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -325,6 +357,10 @@ pub struct UpdateArgs {
 pub struct ShimArgs {
     #[arg(long = "runtime-root")]
     pub runtime_root: PathBuf,
+    /// Restart the exited process after this many milliseconds (a restart policy handed
+    /// over by an attached `run`).
+    #[arg(long = "restart-after-ms")]
+    pub restart_after_ms: Option<u64>,
     pub id: String,
 }
 
@@ -569,8 +605,7 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
         ContainerCommand::Create(args) => {
             // The daemon's refusals exit 1 from `docker create`, 125 from `docker run`.
             check_resources(args).map_err(crate::image::cli::request_failed)?;
-            let state = super::create(&paths, &args.create_options())
-                .map_err(|err| create_error(disk_full_at(err, &paths.containers())))?;
+            let state = create_with_cidfile(&paths, args, &args.create_options(), create_error)?;
             println!("{}", state.id);
             Ok(0)
         }
@@ -578,13 +613,13 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
         ContainerCommand::Stop(args) => {
             let signal = args.signal.as_deref().map(request_signal).transpose()?;
             for_each(&args.containers, |name| {
-                super::stop(&paths, name, stop_timeout(args.time), signal)?;
+                super::stop(&paths, name, args.time.map(stop_timeout), signal)?;
                 Ok(Some(name.to_owned()))
             })
         }
         ContainerCommand::Restart(args) => for_each(&args.containers, |name| {
             let signal = args.signal.as_deref().map(request_signal).transpose()?;
-            super::stop(&paths, name, stop_timeout(args.time), signal)?;
+            super::stop(&paths, name, args.time.map(stop_timeout), signal)?;
             let state = paths.resolve(name)?;
             start_detached(&paths, &state.id)?;
             Ok(Some(name.to_owned()))
@@ -677,7 +712,8 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                 root: paths.root.clone(),
                 runtime_root: args.runtime_root.clone(),
             };
-            super::shim::shim_main(&paths, &args.id)
+            let delay = args.restart_after_ms.map(Duration::from_millis);
+            super::shim::shim_main(&paths, &args.id, delay)
         }
     }
 }
@@ -691,8 +727,7 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         supervised: true,
         ..args.create_options()
     };
-    let state = super::create(paths, &options)
-        .map_err(|err| run_error(disk_full_at(err, &paths.containers())))?;
+    let state = create_with_cidfile(paths, args, &options, run_error)?;
     if args.detach {
         start_detached(paths, &state.id).map_err(run_error)?;
         println!("{}", state.id);
@@ -702,6 +737,62 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
 }
 // ANCHOR_END: run_run
+
+// ANCHOR: cidfile
+/// `create` with `--cidfile`, as the docker CLI does it: the file is made (it must not exist)
+/// before the container, gets the full ID once it exists, and is removed if `create` fails.
+/// `exit_of` gives a failed `create` its exit code (`run` and `create` differ, as Docker's).
+fn create_with_cidfile(
+    paths: &Paths,
+    args: &RunArgs,
+    options: &CreateOptions,
+    exit_of: fn(anyhow::Error) -> anyhow::Error,
+) -> Result<ContainerState> {
+    let cidfile = match &args.cidfile {
+        Some(path) => {
+            if path.exists() {
+                return Err(Exit::new(
+                    code::FAILED,
+                    format!(
+                        "Container ID file found, make sure the other container isn't running \
+                         or delete {}",
+                        path.display()
+                    ),
+                )
+                .into());
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| {
+                    Exit::new(
+                        code::FAILED,
+                        format!("failed to create the container ID file: {e}"),
+                    )
+                })?;
+            Some((path, file))
+        }
+        None => None,
+    };
+    let created = super::create(paths, options)
+        .map_err(|err| exit_of(disk_full_at(err, &paths.containers())));
+    match (created, cidfile) {
+        (Ok(state), Some((path, mut file))) => {
+            use std::io::Write;
+            file.write_all(state.id.as_bytes())
+                .with_context(|| format!("writing the container ID file {}", path.display()))
+                .map_err(exit_of)?;
+            Ok(state)
+        }
+        (Err(err), Some((path, _))) => {
+            let _ = std::fs::remove_file(path);
+            Err(err)
+        }
+        (created, None) => created,
+    }
+}
+// ANCHOR_END: cidfile
 
 fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
     if args.attach {
@@ -734,13 +825,12 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
 }
 
 fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
-    if args.restart.is_some() {
-        return Err(Exit::new(
-            super::REQUEST_FAILED,
-            "update --restart is not supported: minidock has no restart policies",
-        )
-        .into());
-    }
+    let restart = args
+        .restart
+        .as_deref()
+        .map(super::state::RestartPolicy::parse)
+        .transpose()
+        .map_err(|e| Exit::new(super::REQUEST_FAILED, e))?;
     let options = super::update::UpdateOptions::parse(
         args.memory.as_deref(),
         args.memory_swap.as_deref(),
@@ -749,7 +839,12 @@ fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
         args.pids_limit,
     )?;
     for_each(&args.containers, |name| {
-        super::update::update(paths, name, &options)?;
+        if let Some(policy) = &restart {
+            super::update::update_restart_policy(paths, name, policy)?;
+        }
+        if restart.is_none() || options != super::update::UpdateOptions::default() {
+            super::update::update(paths, name, &options)?;
+        }
         Ok(Some(name.to_owned()))
     })
 }
@@ -830,6 +925,11 @@ pub fn status_text(state: &ContainerState, now: SystemTime) -> String {
         Status::Running if super::pause::is_paused(state) => format!(
             "Up {} (Paused)",
             human_duration(since(&state.started_at, now))
+        ),
+        Status::Running if state.restarting => format!(
+            "Restarting ({}) {} ago",
+            state.exit_code,
+            human_duration(since(&state.finished_at, now))
         ),
         Status::Running => format!("Up {}", human_duration(since(&state.started_at, now))),
         Status::Exited => format!(
@@ -1008,7 +1108,15 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
         ("Names", c.name.clone()),
-        ("Labels", String::new()),
+        (
+            "Labels",
+            c.config
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("Mounts", mounts.join(",")),
         ("Networks", c.config.network_mode.clone()),
         ("LocalVolumes", "0".to_owned()),

@@ -30,6 +30,7 @@ struct InspectState {
 struct HostConfig {
     binds: Option<Vec<String>>,
     network_mode: String,
+    restart_policy: super::state::RestartPolicy,
     auto_remove: bool,
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
@@ -42,6 +43,8 @@ struct HostConfig {
     nano_cpus: i64,
     memory_swap: i64,
     pids_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<bool>,
 }
 
 #[derive(serde::Serialize)]
@@ -72,6 +75,8 @@ struct Config {
     on_build: Option<()>,
     labels: BTreeMap<String, String>,
     stop_signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_timeout: Option<i64>,
 }
 
 #[derive(serde::Serialize)]
@@ -184,10 +189,14 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         path,
         args,
         state: InspectState {
-            status: if paused { "paused" } else { status.name() },
+            status: match status {
+                _ if paused => "paused",
+                Status::Running if state.restarting => "restarting",
+                other => other.name(),
+            },
             running: status == Status::Running,
             paused,
-            restarting: false,
+            restarting: status == Status::Running && state.restarting,
             oom_killed: state.oom_killed,
             dead: status == Status::Dead,
             pid: if status == Status::Running && state.process_alive() {
@@ -216,6 +225,7 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         host_config: HostConfig {
             binds: some_if_any(&config.binds),
             network_mode: config.network_mode.clone(),
+            restart_policy: config.restart_policy.clone(),
             auto_remove: config.auto_remove,
             cap_add: some_if_any(&config.cap_add),
             cap_drop: some_if_any(&config.cap_drop),
@@ -228,6 +238,7 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             nano_cpus: config.nano_cpus,
             memory_swap: config.memory_swap,
             pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
+            init: config.init.then_some(true),
         },
         graph_driver: GraphDriver {
             data,
@@ -251,8 +262,9 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             working_dir: config.working_dir.clone(),
             entrypoint: some_if_any(&config.entrypoint),
             on_build: None,
-            labels: BTreeMap::new(),
+            labels: config.labels.clone(),
             stop_signal: config.stop_signal.clone(),
+            stop_timeout: config.stop_timeout,
         },
         network_settings: NetworkSettings {
             bridge: String::new(),
@@ -279,8 +291,17 @@ pub const TEMPLATE_SHAPE: Shape = Shape {
         "NetworkSettings.Networks",
         "Config.Volumes",
     ],
-    pointers: &["State.Health", "HostConfig.PidsLimit"],
-    omitted: &[("State", "Health")],
+    pointers: &[
+        "State.Health",
+        "HostConfig.PidsLimit",
+        "HostConfig.Init",
+        "Config.StopTimeout",
+    ],
+    omitted: &[
+        ("State", "Health"),
+        ("HostConfig", "Init"),
+        ("Config", "StopTimeout"),
+    ],
 };
 
 /// `inspect -f`'s data for one container.

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod diff;
 pub mod exec;
 pub mod fs;
+pub mod init;
 pub mod inspect;
 pub mod logs;
 pub mod pause;
@@ -510,6 +511,9 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
         )
         .into());
     }
+    // A kill by the user, whatever the signal, ends the restart policy, as moby's
+    // `killWithSignal` marks the container manually stopped.
+    mark_stopped_by_user(paths, &state.id)?;
     explain::step(
         "signal the container's process",
         || format!("kill({}, {signal})", state.pid),
@@ -560,26 +564,42 @@ fn wait_recorded(paths: &Paths, id: &str, limit: std::time::Duration) -> Option<
     last
 }
 
+/// Records that a user stopped the container (`stop`, `kill`, `rm -f`), before any signal:
+/// its supervisor then records the exit instead of restarting it (moby's
+/// `HasBeenManuallyStopped`).
+fn mark_stopped_by_user(paths: &Paths, id: &str) -> Result<()> {
+    ContainerState::update(paths, id, |s| s.has_been_manually_stopped = true)?;
+    Ok(())
+}
+
 // ANCHOR: stop
-/// `stop`: `signal` (`stop -s`; by default the image's stop signal, else SIGTERM), then
-/// SIGKILL after `timeout`. PID 1 of a PID
-/// namespace only gets the signals it has a handler for (pid_namespaces(7)), so a program that
-/// never installed one for SIGTERM (`sleep`) only stops at the SIGKILL, as with Docker.
+/// `stop`: `signal` (`stop -s`; by default the container's stop signal, else SIGTERM), then
+/// SIGKILL after `timeout` (by default the container's `--stop-timeout`, else 10 seconds; a
+/// negative one never kills). PID 1 of a PID namespace only gets the signals it has a handler
+/// for (pid_namespaces(7)), so a program that never installed one for SIGTERM (`sleep`) only
+/// stops at the SIGKILL, as with Docker. The stop is recorded first, so a restart policy ends
+/// (a container waiting to restart stops at once).
 pub fn stop(
     paths: &Paths,
     name_or_id: &str,
-    timeout: std::time::Duration,
+    timeout: Option<std::time::Duration>,
     signal: Option<Signal>,
 ) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() != Status::Running {
         return Ok(());
     }
-    let pid = state.pid;
+    // A negative --stop-timeout waits for the process however long it takes, as Docker's.
+    let timeout = timeout.unwrap_or_else(|| match state.config.stop_timeout.unwrap_or(10) {
+        seconds if seconds < 0 => std::time::Duration::from_secs(u64::from(u32::MAX)),
+        seconds => std::time::Duration::from_secs(seconds as u64),
+    });
     let signal = match signal {
         Some(signal) => signal,
         None => stop_signal(&state)?,
     };
+    mark_stopped_by_user(paths, &state.id)?;
+    let pid = state.pid;
     if state.process_alive() {
         explain::step(
             "ask the container to stop",
@@ -630,6 +650,7 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
             )
             .into());
         }
+        mark_stopped_by_user(paths, &state.id)?;
         if state.process_alive() {
             let _ = Signal::KILL.send(state.pid);
             let _ = pause::thaw_after_kill(&state);

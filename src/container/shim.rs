@@ -74,6 +74,7 @@ fn dev_null() -> Result<OwnedFd> {
 fn record_failed_start(paths: &Paths, id: &str, err: &anyhow::Error) {
     let _ = ContainerState::update(paths, id, |s| {
         s.status = Status::Created;
+        s.restarting = false;
         s.error = format!("{err:#}");
         s.exit_code = i32::from(exit_code_of(err));
         s.pid = 0;
@@ -83,9 +84,12 @@ fn record_failed_start(paths: &Paths, id: &str, err: &anyhow::Error) {
 }
 
 // ANCHOR: supervise
-/// Starts container `id` and supervises it until it exits; returns its exit status.
-/// `started` is called once, as soon as the container runs (with its pid) or failed to start;
-/// the detached shim uses it to let the CLI return.
+/// Starts container `id` and supervises it until it exits for good; returns its last exit
+/// status. With a restart policy (`--restart`), the process is started again after each exit
+/// the policy allows, after [`Backoff`]'s delay, in the same container (the same upper dir;
+/// fresh cgroups, as `start` makes them). `started` is called once, as soon as the container
+/// first runs (with its pid) or failed to start; the detached shim uses it to let the CLI
+/// return.
 pub fn supervise(
     paths: &Paths,
     id: &str,
@@ -105,25 +109,88 @@ pub fn supervise(
         return Err(err);
     }
     // From now on this process owns the container: if it dies, the next command's recovery
-    // finishes its work (see [`super::recover`]).
+    // finishes its work (see [`super::recover`]). A start is a new life for the restart
+    // policy, as with Docker: no restarts counted, no stop remembered.
     let (me, me_start) = cstate::me();
     if let Err(err) = ContainerState::update(paths, id, |s| {
         s.supervisor_pid = me;
         s.supervisor_start_time = me_start;
+        s.restart_count = 0;
+        s.restarting = false;
+        s.has_been_manually_stopped = false;
     }) {
         started(Err(&err));
         return Err(err);
     }
-    // The log first: once `run -d` returns, `logs -f` may open it.
-    let log = match LogWriter::open(&paths.dir(id).join("log")) {
-        Ok(log) => log,
+    let launched = match open_log_and_launch(paths, &state, attach.as_ref()) {
+        Ok(launched) => launched,
         Err(err) => {
             started(Err(&err));
             return Err(err);
         }
     };
-    let launched = match launch(paths, &state, attach.as_ref()) {
-        Ok(launched) => launched,
+    started(Ok(launched.0.as_raw()));
+    supervise_runs(paths, &state, launched, attach, Backoff::default())
+}
+
+/// Supervises the running process, and restarts it as long as the policy says so. Attached
+/// (the foreground `run`, `start -a`), it returns at the first exit, as Docker's CLI does: a
+/// detached shim takes over the restarts ([`hand_over`]).
+fn supervise_runs(
+    paths: &Paths,
+    state: &ContainerState,
+    mut launched: Running,
+    mut attach: Option<Attach>,
+    mut backoff: Backoff,
+) -> Result<u8> {
+    let id = &state.id;
+    let attached = attach.is_some();
+    loop {
+        let ran_since = std::time::Instant::now();
+        let (pid, outputs, cgroup, log) = launched;
+        let exit = run_to_exit(paths, id, pid, outputs, cgroup, log, attach.take())?;
+        let delay = backoff.next(ran_since.elapsed());
+        let current = match schedule_restart(paths, state, &exit) {
+            Some(current) => current,
+            None => return finish(paths, state, exit),
+        };
+        if attached {
+            hand_over(paths, id, delay)?;
+            exit.pumped?;
+            return exit.status;
+        }
+        if !wait_to_restart(paths, id, delay) {
+            return finish(paths, state, exit);
+        }
+        // A failed start is recorded: the container stays stopped, with the error.
+        launched = open_log_and_launch(paths, &current, None)?;
+    }
+}
+// ANCHOR_END: supervise
+
+/// What one run of the container's process left: its status and the teardown's results.
+struct RunExit {
+    status: Result<u8>,
+    pumped: Result<()>,
+    removed_cgroup: Result<()>,
+    unmounted: Result<()>,
+    exit_code: i32,
+    oom_killed: bool,
+}
+
+type Running = (Pid, Outputs, crate::cgroup::Cgroup, LogWriter);
+
+/// Opens the log (once `run -d` returns, `logs -f` may open it) and launches the process;
+/// a failed start is recorded (and an `--rm` container removed).
+fn open_log_and_launch(
+    paths: &Paths,
+    state: &ContainerState,
+    attach: Option<&Attach>,
+) -> Result<Running> {
+    let id = &state.id;
+    let log = LogWriter::open(&paths.dir(id).join("log"))?;
+    match launch(paths, state, attach) {
+        Ok((pid, outputs, cgroup)) => Ok((pid, outputs, cgroup, log)),
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
@@ -132,14 +199,68 @@ pub fn supervise(
                 let _lock = paths.lock();
                 let _ = remove_files(paths, id);
             }
+            Err(err)
+        }
+    }
+}
+
+// ANCHOR: hand_over
+/// The attached supervisor's exit is the CLI's: a detached shim goes on, waits `delay` and
+/// restarts the container (`minidock shim --restart-after-ms MS ID`).
+fn hand_over(paths: &Paths, id: &str, delay: std::time::Duration) -> Result<()> {
+    let ms = delay.as_millis().to_string();
+    start_shim(paths, id, &["--restart-after-ms", &ms])
+}
+
+/// The detached shim's side of [`hand_over`]: records itself as the supervisor, answers at
+/// once, then waits `delay` and restarts the process, as [`supervise`] would have.
+fn resume(
+    paths: &Paths,
+    id: &str,
+    delay: std::time::Duration,
+    started: &mut dyn FnMut(Result<i32, &anyhow::Error>),
+) -> Result<u8> {
+    let (me, me_start) = cstate::me();
+    let recorded = ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = me;
+        s.supervisor_start_time = me_start;
+    });
+    let state = match recorded {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            let err = super::no_such_container(id);
+            started(Err(&err));
+            return Err(err);
+        }
+        Err(err) => {
             started(Err(&err));
             return Err(err);
         }
     };
-    let (pid, outputs, mut cgroup) = launched;
-    started(Ok(pid.as_raw()));
+    started(Ok(0));
+    if !wait_to_restart(paths, id, delay) {
+        let _ = ContainerState::update(paths, id, |s| {
+            s.status = Status::Exited;
+            s.restarting = false;
+        });
+        return Ok(0);
+    }
+    let launched = open_log_and_launch(paths, &state, None)?;
+    supervise_runs(paths, &state, launched, None, Backoff { timeout: delay })
+}
+// ANCHOR_END: hand_over
 
-    // Copy the output until the container closes it, then reap it.
+/// Copies the output until the container closes it, reaps it, and tears down what this run
+/// used (its cgroups, the runtime's state, the network pin, the overlay mount).
+fn run_to_exit(
+    paths: &Paths,
+    id: &str,
+    pid: Pid,
+    outputs: Outputs,
+    mut cgroup: crate::cgroup::Cgroup,
+    log: LogWriter,
+    attach: Option<Attach>,
+) -> Result<RunExit> {
     let pumped = pump(outputs, log, attach, pid);
     let status = crate::ns::wait_for(pid);
     // The OOM killer's count is in the cgroup, which goes away next.
@@ -154,28 +275,130 @@ pub fn supervise(
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
     let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
+    Ok(RunExit {
+        status,
+        pumped,
+        removed_cgroup,
+        unmounted,
+        exit_code,
+        oom_killed,
+    })
+}
+
+// ANCHOR: schedule_restart
+/// Decides, under the state lock, whether the policy restarts the process that just exited;
+/// if so, records the exit with `Restarting` and one more `RestartCount` (as moby counts a
+/// restart when it schedules it) and returns the new state.
+fn schedule_restart(
+    paths: &Paths,
+    state: &ContainerState,
+    exit: &RunExit,
+) -> Option<ContainerState> {
+    let mut restart = false;
+    // The policy as recorded now: `update --restart` may have changed it.
+    let recorded = ContainerState::update(paths, &state.id, |s| {
+        let policy = &s.config.restart_policy;
+        restart = !s.config.auto_remove
+            && policy.should_restart(exit.exit_code, s.restart_count, s.has_been_manually_stopped);
+        if restart {
+            s.restarting = true;
+            s.restart_count += 1;
+            s.exit_code = exit.exit_code;
+            s.oom_killed = exit.oom_killed;
+            s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
+            s.pid = 0;
+        }
+    });
+    match recorded {
+        Ok(Some(current)) if restart => {
+            explain::step(
+                "the restart policy starts the process again",
+                || {
+                    format!(
+                        "write(\"state.json\", RestartCount={})",
+                        current.restart_count
+                    )
+                },
+                Chapter::PuttingTogether,
+            );
+            Some(current)
+        }
+        _ => None,
+    }
+}
+// ANCHOR_END: schedule_restart
+
+/// Sleeps `delay` before a restart, in short naps, watching `state.json`: returns false when
+/// a user stopped the container (or removed it) meanwhile.
+fn wait_to_restart(paths: &Paths, id: &str, delay: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + delay;
+    loop {
+        match ContainerState::load(paths, id) {
+            Ok(Some(s)) if !s.has_been_manually_stopped => {}
+            _ => return false,
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(20)));
+    }
+}
+
+/// Records the last exit (the container is stopped for good) and removes an `--rm` container.
+fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
+    let exit_code = exit.exit_code;
     explain::step(
         "record the exit status",
         || format!("write(\"state.json\", ExitCode={exit_code})"),
         Chapter::PuttingTogether,
     );
-    let _ = ContainerState::update(paths, id, |s| {
+    let _ = ContainerState::update(paths, &state.id, |s| {
         s.status = Status::Exited;
+        s.restarting = false;
         s.exit_code = exit_code;
-        s.oom_killed = oom_killed;
+        s.oom_killed = exit.oom_killed;
         s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
         s.pid = 0;
     });
     if state.config.auto_remove {
         let _lock = paths.lock()?;
-        remove_files(paths, id)?;
+        remove_files(paths, &state.id)?;
     }
-    pumped?;
-    removed_cgroup?;
-    unmounted?;
-    status
+    exit.pumped?;
+    exit.removed_cgroup?;
+    exit.unmounted?;
+    exit.status
 }
-// ANCHOR_END: supervise
+
+// ANCHOR: backoff
+/// The delay before each restart, as moby's restart manager computes it: 100 ms before the
+/// first, doubled before each next one up to one minute, and back to 100 ms once the process
+/// had run for 10 seconds or more.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    timeout: std::time::Duration,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    const RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The delay before the next restart, after a run that lasted `ran`.
+    pub fn next(&mut self, ran: std::time::Duration) -> std::time::Duration {
+        if ran >= Backoff::RESET_AFTER {
+            self.timeout = std::time::Duration::ZERO;
+        }
+        self.timeout = if self.timeout.is_zero() {
+            Backoff::FIRST
+        } else {
+            (self.timeout * 2).min(Backoff::MAX)
+        };
+        self.timeout
+    }
+}
+// ANCHOR_END: backoff
 
 /// Where the container's output comes from: two pipes, or the master end of its terminal.
 enum Outputs {
@@ -245,7 +468,11 @@ fn launch(
     let pid = launched.pid;
     let (me, me_start) = cstate::me();
     let cgroup_paths = launched.cgroup.paths();
+    let mut stopped_by_user = false;
     let recorded = ContainerState::update(paths, id, |s| {
+        // A `stop` while a restart was on its way: it ends here.
+        stopped_by_user = s.has_been_manually_stopped;
+        s.restarting = false;
         s.status = Status::Running;
         s.pid = pid.as_raw();
         s.pid_start_time = crate::runtime::process_start_time(pid.as_raw()).unwrap_or(0);
@@ -265,6 +492,9 @@ fn launch(
         let _ = crate::ns::wait_for(pid);
         recorded?;
         bail!("container {id} was removed while it started");
+    }
+    if stopped_by_user {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
     let crate::runtime::Launched {
         cgroup, console, ..
@@ -415,6 +645,12 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
 /// Starts a container under a detached shim and returns once it runs (or failed to start,
 /// with the error and exit code the shim reports).
 pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
+    start_shim(paths, id, &[])
+}
+// ANCHOR_END: start_detached
+
+/// Starts `minidock shim [ARGS] ID` and waits for its one-line answer.
+fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new("/proc/self/exe");
     command
@@ -423,6 +659,7 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
         .arg("shim")
         .arg("--runtime-root")
         .arg(&paths.runtime_root)
+        .args(args)
         .arg(id)
         .stdin(Stdio::null())
         // The shim answers on its stdout: one line, then it lets go of the pipe.
@@ -468,7 +705,6 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
     drop(child);
     parse_report(answer.trim_end())
 }
-// ANCHOR_END: start_detached
 
 fn parse_report(answer: &str) -> Result<()> {
     if answer.starts_with("ok ") {
@@ -483,8 +719,14 @@ fn parse_report(answer: &str) -> Result<()> {
 }
 
 // ANCHOR: shim_main
-/// `minidock shim ID`: the detached supervisor's entry point.
-pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
+/// `minidock shim ID`: the detached supervisor's entry point. With `restart_after`, the
+/// container's process has exited and its restart policy holds: wait that long, then
+/// restart it and supervise it ([`hand_over`]).
+pub fn shim_main(
+    paths: &Paths,
+    id: &str,
+    restart_after: Option<std::time::Duration>,
+) -> Result<u8> {
     // The answer pipe is our stdout: keep it aside, and put /dev/null in its place, so no
     // stray print of ours (or of a library) can keep the CLI waiting.
     let mut report = Some(std::fs::File::from(
@@ -493,7 +735,7 @@ pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
     let null = dev_null()?;
     nix::unistd::dup2_stdout(&null).context("dup2 /dev/null onto stdout")?;
     let explaining = explain::enabled();
-    let result = supervise(paths, id, None, &mut |started| {
+    let mut answer = |started: Result<i32, &anyhow::Error>| {
         let line = match started {
             Ok(pid) => format!("ok {pid}\n"),
             Err(err) => format!(
@@ -510,8 +752,34 @@ pub fn shim_main(paths: &Paths, id: &str) -> Result<u8> {
             explain::enable(false);
             let _ = nix::unistd::dup2_stderr(&null);
         }
-    });
+    };
+    let result = match restart_after {
+        Some(delay) => resume(paths, id, delay, &mut answer),
+        None => supervise(paths, id, None, &mut answer),
+    };
     // A shim's exit status is nobody's business: the container's is in state.json.
     result.map(|_| 0)
 }
 // ANCHOR_END: shim_main
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_backoff_doubles_caps_at_a_minute_and_resets_after_ten_seconds() {
+        let mut backoff = Backoff::default();
+        let short = Duration::from_millis(5);
+        let delays: Vec<u128> = (0..4).map(|_| backoff.next(short).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800]);
+        for _ in 0..20 {
+            backoff.next(short);
+        }
+        assert_eq!(backoff.next(short), Duration::from_secs(60));
+        assert_eq!(
+            backoff.next(Duration::from_secs(10)),
+            Duration::from_millis(100)
+        );
+    }
+}

@@ -56,6 +56,16 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub auto_remove: bool,
+    /// `--restart` as typed (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
+    pub restart: String,
+    /// `--label KEY=VALUE` (or `KEY`), and `--label-file`.
+    pub labels: Vec<String>,
+    pub label_files: Vec<PathBuf>,
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds.
+    pub stop_timeout: Option<i64>,
+    /// `--init`.
+    pub init: bool,
 }
 
 /// The network a container gets. Bridge networking comes with the networking work; the
@@ -99,6 +109,9 @@ pub struct ParsedOptions {
     pub volumes: Vec<Volume>,
     pub network: Network,
     pub security: SecurityOptions,
+    pub restart_policy: super::state::RestartPolicy,
+    /// `--label-file` then `--label`, in order, `(KEY, VALUE)` each.
+    pub labels: Vec<(String, String)>,
 }
 
 fn bad_flag(message: String) -> anyhow::Error {
@@ -411,6 +424,7 @@ impl ParsedOptions {
         }
         // The capability names are checked now (not only in the spec), so a typo is one line.
         security::container_security(&security, 0).map_err(|e| bad_flag(format!("{e:#}")))?;
+        let (restart_policy, labels) = parse_run_flags(options)?;
         Ok(ParsedOptions {
             options: options.clone(),
             env,
@@ -419,8 +433,78 @@ impl ParsedOptions {
             volumes,
             network,
             security,
+            restart_policy,
+            labels,
         })
     }
+}
+
+// ANCHOR: init_mount
+/// `--init`: this very binary, bound read-only at `/sbin/docker-init` as Docker binds its
+/// own. It is dynamically linked, so the image must hold its dynamic loader (checked in the
+/// mounted rootfs `merged`); an image without one is refused (exit 125).
+fn init_mount(merged: &Path) -> Result<Mount> {
+    let exe = std::env::current_exe().context("finding the minidock binary for --init")?;
+    if let Some(loader) = super::init::loader(&exe) {
+        let inside = merged.join(loader.strip_prefix("/").unwrap_or(&loader));
+        if !inside.exists() {
+            return Err(bad_flag(format!(
+                "--init is not supported for this image: the init is the minidock binary, \
+                 which needs the image to provide its C library ({} is missing)",
+                loader.display()
+            )));
+        }
+    }
+    Ok(MountBuilder::default()
+        .destination(super::init::INIT_PATH)
+        .typ("bind")
+        .source(exe)
+        .options(vec!["rbind".into(), "rprivate".into(), "ro".into()])
+        .build()?)
+}
+// ANCHOR_END: init_mount
+
+// ANCHOR: run_flags
+/// Checks `--restart`, `--label`, `--label-file`, `--stop-signal` as Docker 20.10 does, with
+/// its messages: a bad policy, `--restart` with `--rm`, an unknown signal exit 125.
+fn parse_run_flags(
+    options: &RunOptions,
+) -> Result<(super::state::RestartPolicy, Vec<(String, String)>)> {
+    let policy = super::state::RestartPolicy::parse(&options.restart).map_err(bad_flag)?;
+    if options.auto_remove && policy.is_set() {
+        return Err(bad_flag("Conflicting options: --restart and --rm".into()));
+    }
+    if let Some(signal) = &options.stop_signal {
+        crate::runtime::parse_signal(signal)
+            .map_err(|_| bad_flag(format!("Invalid signal: {signal}")))?;
+    }
+    let mut lines = Vec::new();
+    for file in &options.label_files {
+        lines.extend(read_label_file(file)?);
+    }
+    lines.extend(options.labels.iter().cloned());
+    let labels = lines
+        .into_iter()
+        .map(|line| match line.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (line, String::new()),
+        })
+        .collect();
+    Ok((policy, labels))
+}
+// ANCHOR_END: run_flags
+
+/// Reads a `--label-file` as the docker CLI does (`readKVStrings`): one `KEY=VALUE` a line,
+/// empty lines and `#` comments skipped.
+fn read_label_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_flag(format!("open {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 pub use super::user::{ResolvedUser, resolve_user};
@@ -707,9 +791,13 @@ pub fn build(
     } else {
         config.cmd().clone().unwrap_or_default()
     };
-    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    let mut args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
     if args.is_empty() {
         return Err(bad_flag("no command specified".into()));
+    }
+    let init = options.init.then(|| init_mount(rootfs)).transpose()?;
+    if init.is_some() {
+        args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
     }
 
     let hostname = match (&options.hostname, parsed.network) {
@@ -805,6 +893,7 @@ pub fn build(
         });
     }
     mounts.extend(etc_mounts(&volumes, options.read_only)?);
+    mounts.extend(init);
 
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid)?,
@@ -912,9 +1001,10 @@ pub fn build(
             _ => 0,
         },
         pids_limit: limits.pids.and_then(Limit::value).unwrap_or(0) as i64,
-        stop_signal: config
-            .stop_signal()
+        stop_signal: options
+            .stop_signal
             .clone()
+            .or_else(|| config.stop_signal().clone())
             .unwrap_or_else(|| "SIGTERM".into()),
         exposed_ports: config.exposed_ports().clone().unwrap_or_default(),
         labels: config
@@ -922,8 +1012,12 @@ pub fn build(
             .clone()
             .unwrap_or_default()
             .into_iter()
+            .chain(parsed.labels.iter().cloned())
             .collect(),
         volumes: config.volumes().clone().unwrap_or_default(),
+        restart_policy: parsed.restart_policy.clone(),
+        stop_timeout: options.stop_timeout,
+        init: options.init,
         ..RunConfig::default()
     };
     Ok(Built {

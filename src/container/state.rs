@@ -102,7 +102,91 @@ pub struct RunConfig {
     pub labels: BTreeMap<String, String>,
     /// The image's `Volumes` (container paths).
     pub volumes: Vec<String>,
+    /// `--restart`: what the supervisor does when the process exits.
+    pub restart_policy: RestartPolicy,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when `-t` is not given.
+    pub stop_timeout: Option<i64>,
+    /// `--init`: PID 1 is `/sbin/docker-init`, which runs the command as its child.
+    pub init: bool,
 }
+
+// ANCHOR: restart_policy
+/// `--restart`, as Docker's `HostConfig.RestartPolicy`: `Name` is `no`, `on-failure`, `always`
+/// or `unless-stopped`; `MaximumRetryCount` only counts for `on-failure` (0: no limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Parses `--restart` as the docker CLI does (`opts.ParseRestartPolicy`) and checks it as
+    /// Docker 20.10's daemon does (`validateRestartPolicy`). The error is Docker's message.
+    pub fn parse(text: &str) -> std::result::Result<RestartPolicy, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (name, count) = match parts.as_slice() {
+            [""] => ("no", 0),
+            [name] => (*name, 0),
+            [name, count] => {
+                let count = count
+                    .parse::<i64>()
+                    .map_err(|_| "maximum retry count must be an integer".to_owned())?;
+                (if name.is_empty() { "no" } else { *name }, count)
+            }
+            _ => return Err("invalid restart policy format".into()),
+        };
+        match name {
+            "no" | "always" | "unless-stopped" if count != 0 => Err(format!(
+                "maximum retry count cannot be used with restart policy '{name}'"
+            )),
+            "on-failure" if count < 0 => Err("maximum retry count cannot be negative".into()),
+            "no" | "always" | "unless-stopped" | "on-failure" => Ok(RestartPolicy {
+                name: name.to_owned(),
+                maximum_retry_count: count,
+            }),
+            other => Err(format!("invalid restart policy '{other}'")),
+        }
+    }
+
+    /// Whether a policy is set at all (anything but `no`).
+    pub fn is_set(&self) -> bool {
+        self.name != "no" && !self.name.is_empty()
+    }
+
+    /// moby's `RestartManager.ShouldRestart`: whether a process that exited with `exit_code`
+    /// after `restart_count` restarts is started again. A user's `stop` (or `kill`) ends
+    /// every policy.
+    pub fn should_restart(
+        &self,
+        exit_code: i32,
+        restart_count: u32,
+        stopped_by_user: bool,
+    ) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                exit_code != 0
+                    && (self.maximum_retry_count == 0
+                        || i64::from(restart_count) < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
+}
+// ANCHOR_END: restart_policy
 
 // ANCHOR: state
 /// `<root>/containers/<id>/state.json`.
@@ -132,7 +216,14 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// How many times the supervisor restarted the process (`--restart`).
     pub restart_count: u32,
+    /// The supervisor waits to restart the process (the process is not running): `ps` shows
+    /// `Restarting`, `inspect` `"restarting"`.
+    pub restarting: bool,
+    /// Set by `stop` and `kill` before they signal, as moby's `HasBeenManuallyStopped`: the
+    /// supervisor then records the exit instead of restarting; `start` clears it.
+    pub has_been_manually_stopped: bool,
     /// True from `create`'s first write of this file until its last: a container whose
     /// creator died in between was never handed to anyone, and the next command removes it.
     pub creating: bool,
@@ -248,6 +339,40 @@ pub fn me() -> (i32, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_policies_parse_and_decide_as_dockers() {
+        let p = RestartPolicy::parse("on-failure:3").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 3));
+        assert!(p.should_restart(1, 2, false));
+        assert!(!p.should_restart(1, 3, false));
+        assert!(!p.should_restart(0, 0, false));
+        assert!(!p.should_restart(1, 0, true));
+        assert!(
+            RestartPolicy::parse("always")
+                .unwrap()
+                .should_restart(0, 99, false)
+        );
+        assert!(
+            !RestartPolicy::parse("no")
+                .unwrap()
+                .should_restart(1, 0, false)
+        );
+        assert_eq!(RestartPolicy::parse("").unwrap(), RestartPolicy::default());
+        assert_eq!(
+            RestartPolicy::parse("always:3").unwrap_err(),
+            "maximum retry count cannot be used with restart policy 'always'"
+        );
+        assert!(RestartPolicy::parse("always:0").is_ok());
+        assert_eq!(
+            RestartPolicy::parse("on-failure:-1").unwrap_err(),
+            "maximum retry count cannot be negative"
+        );
+        assert_eq!(
+            RestartPolicy::parse("a:b:c").unwrap_err(),
+            "invalid restart policy format"
+        );
+    }
 
     #[test]
     fn a_running_container_without_process_or_supervisor_is_dead() {

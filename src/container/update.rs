@@ -200,6 +200,27 @@ pub fn update(paths: &Paths, name: &str, options: &UpdateOptions) -> Result<()> 
     current.save(paths)
 }
 
+/// `update --restart`: a new restart policy, which the supervisor of a running container
+/// reads at the process's next exit. Refused for an `--rm` container, as Docker does.
+pub fn update_restart_policy(
+    paths: &Paths,
+    name: &str,
+    policy: &super::state::RestartPolicy,
+) -> Result<()> {
+    let state = paths.resolve(name)?;
+    if state.config.auto_remove && policy.is_set() {
+        return Err(bad_flag(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                .into(),
+        ));
+    }
+    ContainerState::update(paths, &state.id, |s| {
+        s.config.restart_policy = policy.clone();
+    })?
+    .ok_or_else(|| super::no_such_container(name))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
