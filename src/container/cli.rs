@@ -286,6 +286,25 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format the output with a Go template ({{json .}}, or `table` and columns: Container,
+    /// ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs)
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct RenameArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -359,6 +378,8 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Pause all processes within one or more containers
     Pause(ContainersArgs),
     /// Unpause all processes within one or more containers
@@ -489,6 +510,16 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             print!("{}", super::diff::diff(&paths, &args.container)?);
             Ok(0)
         }
+        ContainerCommand::Stats(args) => super::stats::stats(
+            &paths,
+            &super::stats::StatsOptions {
+                all: args.all,
+                no_stream: args.no_stream,
+                no_trunc: args.no_trunc,
+                format: args.format.clone(),
+                containers: args.containers.clone(),
+            },
+        ),
         ContainerCommand::Pause(args) => for_each(&args.containers, |name| {
             super::pause::pause(&paths, name)?;
             Ok(Some(name.to_owned()))

@@ -33,6 +33,7 @@ pub mod rename;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod top;
 pub mod update;
 pub mod user;
