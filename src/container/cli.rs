@@ -197,6 +197,19 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output based on conditions provided (status, name, id, label, ancestor,
+    /// exited, before, since)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", allow_negative_numbers = true, default_value_t = -1)]
+    pub last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
     /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
     /// ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels,
     /// Mounts, Networks, LocalVolumes)
@@ -710,16 +723,11 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
     let format = custom
         .map(|text| crate::format::Format::list(text, PS_TABLE))
         .transpose()?;
-    let containers: Vec<ContainerState> = paths
-        .list()
-        .context("listing containers")?
-        .into_iter()
-        .filter(|c| args.all || c.observe() == Status::Running)
-        .collect();
+    let containers = ps_select(paths, args)?;
     if let Some(format) = format {
         // Sizes cost a walk of each container's files: only when the template shows them,
         // as Docker asks for them only then.
-        let sized = custom.is_some_and(|text| text.contains(".Size"));
+        let sized = args.size || custom.is_some_and(|text| text.contains(".Size"));
         let rows: Vec<_> = containers
             .iter()
             .map(|c| {
@@ -743,38 +751,65 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
     if args.quiet {
         return Ok(containers.iter().map(|c| id(c) + "\n").collect());
     }
-    let mut rows = vec![
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>(),
-    ];
+    let mut header: Vec<String> = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .map(String::from)
+    .to_vec();
+    if args.size {
+        header.push("SIZE".into());
+    }
+    let mut rows = vec![header];
     for c in &containers {
-        let row = ps_row(c, "", args, now);
+        let size = if args.size {
+            container_size(paths, c)?
+        } else {
+            String::new()
+        };
+        let row = ps_row(c, &size, args, now);
         let field = |name: &str| row.field(name).map(|v| v.to_string()).unwrap_or_default();
-        rows.push(
-            [
-                "ID",
-                "Image",
-                "Command",
-                "RunningFor",
-                "Status",
-                "Ports",
-                "Names",
-            ]
-            .map(field)
-            .to_vec(),
-        );
+        let mut cells = [
+            "ID",
+            "Image",
+            "Command",
+            "RunningFor",
+            "Status",
+            "Ports",
+            "Names",
+        ]
+        .map(field)
+        .to_vec();
+        if args.size {
+            cells.push(field("Size"));
+        }
+        rows.push(cells);
     }
     Ok(format_table(&rows))
+}
+
+/// The containers `ps` lists, newest first: `--filter`, `-a`, `-n`/`-l`
+/// ([`super::filter::select_containers`]).
+fn ps_select(paths: &Paths, args: &PsArgs) -> Result<Vec<ContainerState>> {
+    let filters = super::filter::Filters::parse(&args.filter, super::filter::PS_KEYS)?;
+    let last = match (args.latest, args.last) {
+        (true, _) => Some(1),
+        (false, n) if n > 0 => Some(n as usize),
+        _ => None,
+    };
+    let containers = paths.list().context("listing containers")?;
+    let store = crate::image::store::Store::open(&paths.root).ok();
+    super::filter::select_containers(containers, &filters, args.all, last, |name| {
+        store
+            .as_ref()
+            .and_then(|s| s.resolve(name).ok())
+            .map(|image| image.id.to_string())
+    })
 }
 
 /// Docker's default `ps` table, as a template.
@@ -856,19 +891,19 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
             format!("{} ago", human_duration(since(&c.created, now))),
         ),
         ("Ports", String::new()),
-        (
-            "State",
-            if super::pause::is_paused(c) {
-                "paused"
-            } else {
-                c.observe().name()
-            }
-            .to_owned(),
-        ),
+        ("State", super::filter::state_name(c).to_owned()),
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
         ("Names", c.name.clone()),
-        ("Labels", String::new()),
+        (
+            "Labels",
+            c.config
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("Mounts", mounts.join(",")),
         ("Networks", c.config.network_mode.clone()),
         ("LocalVolumes", "0".to_owned()),

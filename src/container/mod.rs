@@ -23,6 +23,7 @@
 pub mod cli;
 pub mod diff;
 pub mod exec;
+pub mod filter;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
