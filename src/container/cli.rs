@@ -228,6 +228,17 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42
+    /// minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42
+    /// minutes)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -483,10 +494,20 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                     )
                 })?),
             };
+            let now = SystemTime::now();
+            let time = |flag: &str, value: &Option<String>| {
+                value
+                    .as_deref()
+                    .map(|v| super::logs::parse_log_time(flag, v, now))
+                    .transpose()
+            };
             let options = LogsOptions {
                 follow: args.follow,
                 tail,
                 timestamps: args.timestamps,
+                since: time("since", &args.since)?,
+                until: time("until", &args.until)?,
+                details: args.details,
             };
             super::logs::logs(&paths, &args.container, &options)?;
             Ok(0)
