@@ -885,9 +885,9 @@ fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
 pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
     let trunc = !args.no_trunc;
     let command = if trunc {
-        ellipsis(&c.command(), 20)
+        ellipsis(&ps_command(c), 20)
     } else {
-        c.command()
+        ps_command(c)
     };
     let mounts: Vec<String> = c
         .config
@@ -929,6 +929,25 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ("Networks", c.config.network_mode.clone()),
         ("LocalVolumes", "0".to_owned()),
     ])
+}
+
+/// The COMMAND of `ps` as moby builds it: the program, then its arguments, those with a space
+/// in single quotes (`sh -c 'exit 3'`).
+fn ps_command(c: &ContainerState) -> String {
+    let mut args = c.config.entrypoint.iter().chain(&c.config.cmd);
+    let Some(program) = args.next() else {
+        return String::new();
+    };
+    let mut command = program.clone();
+    for arg in args {
+        command.push(' ');
+        if arg.contains(' ') {
+            command.push_str(&format!("'{arg}'"));
+        } else {
+            command.push_str(arg);
+        }
+    }
+    command
 }
 
 fn display_id_of(id: &str, trunc: bool) -> String {

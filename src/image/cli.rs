@@ -828,6 +828,23 @@ mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
 
+    #[test]
+    fn reference_patterns_match_as_gos_path_match() {
+        let m = |p: &str, t: &str| path_match(p.as_bytes(), t.as_bytes());
+        assert!(m("bb*", "bb2"));
+        assert!(m("bb2:*", "bb2:v1"));
+        assert!(m("*:latest", "busybox:latest"));
+        assert!(!m("*", "library/busybox"));
+        assert!(m("*/busybox", "library/busybox"));
+        assert!(m("b?sybox", "busybox"));
+        assert!(m("[a-c]usybox", "busybox"));
+        assert!(!m("[^a-c]usybox", "busybox"));
+        assert!(m("bb\\*", "bb*"));
+        assert!(!m("bb\\*", "bb2"));
+        assert!(!m("[", "["));
+        assert!(!m("bb", "bb2"));
+    }
+
     /// The shape the lead wires into `minidock`, to check the clap definitions.
     #[derive(Debug, Parser)]
     struct Wired {
