@@ -277,3 +277,39 @@ fn stopped_containers_show_zeros_with_all_and_unknown_ones_exit_1() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn streaming_redraws_the_table_after_clearing_the_screen() {
+    use std::io::Read;
+    let Some(env) = Env::new() else { return };
+    env.detach("stats-stream", &[], &["sleep", "100"]);
+    let mut child = Command::cargo_bin("minidock")
+        .unwrap()
+        .arg("--root")
+        .arg(env.root.path())
+        .args(["stats", "stats-stream"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let clear = "\x1b[2J\x1b[H";
+    // Two whole frames: each starts with ESC[2J ESC[H (clear, cursor home) and the header.
+    while String::from_utf8_lossy(&seen).matches(clear).count() < 3 {
+        let mut buffer = [0u8; 4096];
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(n > 0, "stats ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let frames: Vec<&str> = text.split(clear).skip(1).take(2).collect();
+    for frame in frames {
+        let lines: Vec<&str> = frame.lines().collect();
+        assert_eq!(lines.len(), 2, "{frame:?}");
+        assert!(lines[0].starts_with("CONTAINER ID   NAME"), "{frame:?}");
+        assert!(lines[1].contains("stats-stream"), "{frame:?}");
+    }
+}
