@@ -188,11 +188,20 @@ pub fn host_memory() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// Reads one sample of a container: zeros when it is not running.
+/// Reads one sample of a container: zeros when it is not running (or stops while it is read).
 pub fn sample(state: &ContainerState) -> Result<Sample> {
     if state.observe() != Status::Running || !state.process_alive() {
         return Ok(Sample::default());
     }
+    match read_sample(state) {
+        Ok(sample) => Ok(sample),
+        // It ended between the check and the reading: its cgroup is gone.
+        Err(_) if !state.process_alive() => Ok(Sample::default()),
+        Err(err) => Err(err),
+    }
+}
+
+fn read_sample(state: &ContainerState) -> Result<Sample> {
     let proc_stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
     let layout = crate::cgroup::detect()?;
     let cgroup = crate::cgroup::Cgroup::open_existing(&layout, &state.cgroup_paths)
@@ -405,6 +414,12 @@ pub fn stats(paths: &Paths, options: &StatsOptions) -> Result<u8> {
                 .collect::<Result<_>>()?;
             shown = listed;
         } else {
+            // A named container may have been restarted meanwhile: read its state again.
+            for (_, state) in &mut shown {
+                if let Ok(Some(fresh)) = ContainerState::load(paths, &state.id) {
+                    *state = fresh;
+                }
+            }
             previous = now;
         }
     }
