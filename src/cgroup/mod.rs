@@ -262,6 +262,10 @@ pub struct Stats {
     /// Processes the OOM killer killed in this group (v1 `memory.oom_control` "oom_kill",
     /// v2 `memory.events` "oom_kill").
     pub oom_kills: Option<u64>,
+    /// Page cache not recently used, which the kernel reclaims first (v1 `memory.stat`
+    /// "total_inactive_file", v2 `memory.stat` "inactive_file"): `docker stats` leaves it out
+    /// of MEM USAGE.
+    pub memory_inactive_file: Option<u64>,
     /// CPU time used by the group (v1 `cpuacct.usage`, v2 `cpu.stat` "usage_usec").
     pub cpu_usage: Option<Duration>,
     /// The CPU limit as the kernel stored it: quota per period.
@@ -275,6 +279,11 @@ pub struct Stats {
     pub pids_limit: Option<Limit>,
     /// Forks refused because of `pids.max` (`pids.events` "max").
     pub pids_refused: Option<u64>,
+    /// Bytes read from and written to block devices, summed over the devices (v1
+    /// `blkio.throttle.io_service_bytes_recursive` "Read"/"Write", v2 `io.stat` "rbytes" and
+    /// "wbytes"). `None` where the group has no such file (v2 without the io controller).
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
 }
 
 /// One controller of one cgroup version: which files it writes for which [`Resources`], and

@@ -181,6 +181,9 @@ impl Cgroup {
         if let Some(dir) = self.path_of("pids") {
             Pids::read_stats(dir, &mut stats)?;
         }
+        if let Some(dir) = self.path_of("blkio") {
+            Blkio::read_stats(dir, &mut stats)?;
+        }
         Ok(stats)
     }
 
@@ -298,6 +301,7 @@ impl ControllerFiles for Memory {
         // "oom_kill" joined memory.oom_control in Linux 4.13; before that v1 could only say
         // "under_oom" while it was happening.
         stats.oom_kills = read_keyed(dir, "memory.oom_control", "oom_kill")?;
+        stats.memory_inactive_file = read_keyed(dir, "memory.stat", "total_inactive_file")?;
         Ok(())
     }
 }
@@ -473,6 +477,45 @@ impl Blkio {
         }
         Ok(())
     }
+}
+
+impl Blkio {
+    /// The bytes read and written: `blkio.throttle.io_service_bytes_recursive` (lines
+    /// `MAJOR:MINOR Read|Write|Sync|Async|Discard|Total BYTES`, then `Total BYTES`), which the
+    /// kernel keeps whatever the I/O scheduler; `blkio.throttle.io_service_bytes` before the
+    /// recursive file existed (Linux 4.x).
+    fn read_stats(dir: &Path, stats: &mut Stats) -> Result<()> {
+        let text = match read_optional(dir, "blkio.throttle.io_service_bytes_recursive")? {
+            Some(text) => Some(text),
+            None => read_optional(dir, "blkio.throttle.io_service_bytes")?,
+        };
+        if let Some(text) = text {
+            let (read, write) = parse_io_service_bytes(&text);
+            stats.io_read_bytes = Some(read);
+            stats.io_write_bytes = Some(write);
+        }
+        Ok(())
+    }
+}
+
+/// Sums the `Read` and `Write` lines of a v1 `blkio.*io_service_bytes*` file over the devices.
+pub fn parse_io_service_bytes(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, op, value] = fields.as_slice() else {
+            continue;
+        };
+        let Ok(value) = value.parse::<u64>() else {
+            continue;
+        };
+        match *op {
+            "Read" => read = read.saturating_add(value),
+            "Write" => write = write.saturating_add(value),
+            _ => {}
+        }
+    }
+    (read, write)
 }
 
 /// The hugetlb controller: `hugetlb.<SIZE>.limit_in_bytes`, SIZE as the kernel names the
@@ -666,5 +709,13 @@ mod tests {
         assert_eq!(stats.cpu_throttled_periods, Some(18));
         assert_eq!(stats.cpu_quota, Some(Limit::Unlimited));
         assert_eq!(memory_limit(9223372036854771712), Limit::Unlimited);
+    }
+
+    #[test]
+    fn io_service_bytes_are_summed_by_operation() {
+        let text = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 12288\n8:0 Async 0\n\
+                    8:0 Discard 0\n8:0 Total 12288\n8:16 Read 1\n8:16 Write 2\nTotal 12291\n";
+        assert_eq!(parse_io_service_bytes(text), (4097, 8194));
+        assert_eq!(parse_io_service_bytes("Total 0\n"), (0, 0));
     }
 }

@@ -101,6 +101,7 @@ impl Cgroup {
         Memory::read_stats(&self.path, &mut stats)?;
         Cpu::read_stats(&self.path, &mut stats)?;
         Pids::read_stats(&self.path, &mut stats)?;
+        Io::read_stats(&self.path, &mut stats)?;
         Ok(stats)
     }
 
@@ -266,6 +267,7 @@ impl ControllerFiles for Memory {
         // "oom_kill" how many processes the OOM killer killed.
         stats.memory_limit_hits = read_keyed(dir, "memory.events", "max")?;
         stats.oom_kills = read_keyed(dir, "memory.events", "oom_kill")?;
+        stats.memory_inactive_file = read_keyed(dir, "memory.stat", "inactive_file")?;
         Ok(())
     }
 }
@@ -415,6 +417,38 @@ impl Io {
         }
         Ok(())
     }
+}
+
+impl Io {
+    /// The bytes read and written, from `io.stat` (`MAJOR:MINOR rbytes=N wbytes=N rios=N
+    /// wios=N dbytes=N dios=N` per device), which exists where the parent enables `io`.
+    fn read_stats(dir: &Path, stats: &mut Stats) -> Result<()> {
+        if let Some(text) = read_optional(dir, "io.stat")? {
+            let (read, write) = parse_io_stat(&text);
+            stats.io_read_bytes = Some(read);
+            stats.io_write_bytes = Some(write);
+        }
+        Ok(())
+    }
+}
+
+/// Sums `rbytes` and `wbytes` of an `io.stat` file over the devices.
+pub fn parse_io_stat(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for pair in text.split_whitespace() {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<u64>() else {
+            continue;
+        };
+        match key {
+            "rbytes" => read = read.saturating_add(value),
+            "wbytes" => write = write.saturating_add(value),
+            _ => {}
+        }
+    }
+    (read, write)
 }
 
 /// blkio weight 10..=1000 to io.weight 1..=10000, linearly (runc's
@@ -757,6 +791,17 @@ pub(crate) mod tests {
         fs::write(dir.join("pids.peak"), "20\n").unwrap();
         fs::write(dir.join("pids.max"), "20\n").unwrap();
         fs::write(dir.join("pids.events"), "max 57\n").unwrap();
+        fs::write(
+            dir.join("memory.stat"),
+            "anon 4096\nfile 8192\ninactive_file 4096\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("io.stat"),
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+             8:16 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n",
+        )
+        .unwrap();
         let stats = cgroup.stats().unwrap();
         assert_eq!(
             stats,
@@ -774,6 +819,9 @@ pub(crate) mod tests {
                 pids_peak: Some(20),
                 pids_limit: Some(Limit::Value(20)),
                 pids_refused: Some(57),
+                memory_inactive_file: Some(4096),
+                io_read_bytes: Some(4097),
+                io_write_bytes: Some(8194),
             }
         );
     }

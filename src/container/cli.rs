@@ -233,6 +233,19 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output based on conditions provided (status, name, id, label, ancestor,
+    /// exited, before, since)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", allow_negative_numbers = true, default_value_t = -1)]
+    pub last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
     /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
     /// ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels,
     /// Mounts, Networks, LocalVolumes)
@@ -251,6 +264,17 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42
+    /// minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42
+    /// minutes)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -319,6 +343,25 @@ pub struct ExportArgs {
 pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format the output with a Go template ({{json .}}, or `table` and columns: Container,
+    /// ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs)
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -399,6 +442,8 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Pause all processes within one or more containers
     Pause(ContainersArgs),
     /// Unpause all processes within one or more containers
@@ -654,10 +699,20 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                     )
                 })?),
             };
+            let now = SystemTime::now();
+            let time = |flag: &str, value: &Option<String>| {
+                value
+                    .as_deref()
+                    .map(|v| super::logs::parse_log_time(flag, v, now))
+                    .transpose()
+            };
             let options = LogsOptions {
                 follow: args.follow,
                 tail,
                 timestamps: args.timestamps,
+                since: time("since", &args.since)?,
+                until: time("until", &args.until)?,
+                details: args.details,
             };
             super::logs::logs(&paths, &args.container, &options)?;
             Ok(0)
@@ -694,6 +749,16 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             print!("{}", super::diff::diff(&paths, &args.container)?);
             Ok(0)
         }
+        ContainerCommand::Stats(args) => super::stats::stats(
+            &paths,
+            &super::stats::StatsOptions {
+                all: args.all,
+                no_stream: args.no_stream,
+                no_trunc: args.no_trunc,
+                format: args.format.clone(),
+                containers: args.containers.clone(),
+            },
+        ),
         ContainerCommand::Pause(args) => for_each(&args.containers, |name| {
             super::pause::pause(&paths, name)?;
             Ok(Some(name.to_owned()))
@@ -950,16 +1015,11 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
     let format = custom
         .map(|text| crate::format::Format::list(text, PS_TABLE))
         .transpose()?;
-    let containers: Vec<ContainerState> = paths
-        .list()
-        .context("listing containers")?
-        .into_iter()
-        .filter(|c| args.all || c.observe() == Status::Running)
-        .collect();
+    let containers = ps_select(paths, args)?;
     if let Some(format) = format {
         // Sizes cost a walk of each container's files: only when the template shows them,
         // as Docker asks for them only then.
-        let sized = custom.is_some_and(|text| text.contains(".Size"));
+        let sized = args.size || custom.is_some_and(|text| text.contains(".Size"));
         let rows: Vec<_> = containers
             .iter()
             .map(|c| {
@@ -983,38 +1043,65 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
     if args.quiet {
         return Ok(containers.iter().map(|c| id(c) + "\n").collect());
     }
-    let mut rows = vec![
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>(),
-    ];
+    let mut header: Vec<String> = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .map(String::from)
+    .to_vec();
+    if args.size {
+        header.push("SIZE".into());
+    }
+    let mut rows = vec![header];
     for c in &containers {
-        let row = ps_row(c, "", args, now);
+        let size = if args.size {
+            container_size(paths, c)?
+        } else {
+            String::new()
+        };
+        let row = ps_row(c, &size, args, now);
         let field = |name: &str| row.field(name).map(|v| v.to_string()).unwrap_or_default();
-        rows.push(
-            [
-                "ID",
-                "Image",
-                "Command",
-                "RunningFor",
-                "Status",
-                "Ports",
-                "Names",
-            ]
-            .map(field)
-            .to_vec(),
-        );
+        let mut cells = [
+            "ID",
+            "Image",
+            "Command",
+            "RunningFor",
+            "Status",
+            "Ports",
+            "Names",
+        ]
+        .map(field)
+        .to_vec();
+        if args.size {
+            cells.push(field("Size"));
+        }
+        rows.push(cells);
     }
     Ok(format_table(&rows))
+}
+
+/// The containers `ps` lists, newest first: `--filter`, `-a`, `-n`/`-l`
+/// ([`super::filter::select_containers`]).
+fn ps_select(paths: &Paths, args: &PsArgs) -> Result<Vec<ContainerState>> {
+    let filters = super::filter::Filters::parse(&args.filter, super::filter::PS_KEYS)?;
+    let last = match (args.latest, args.last) {
+        (true, _) => Some(1),
+        (false, n) if n > 0 => Some(n as usize),
+        _ => None,
+    };
+    let containers = paths.list().context("listing containers")?;
+    let store = crate::image::store::Store::open(&paths.root).ok();
+    super::filter::select_containers(containers, &filters, args.all, last, |name| {
+        store
+            .as_ref()
+            .and_then(|s| s.resolve(name).ok())
+            .map(|image| image.id.to_string())
+    })
 }
 
 /// Docker's default `ps` table, as a template.
@@ -1069,9 +1156,9 @@ fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
 pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
     let trunc = !args.no_trunc;
     let command = if trunc {
-        ellipsis(&c.command(), 20)
+        ellipsis(&ps_command(c), 20)
     } else {
-        c.command()
+        ps_command(c)
     };
     let mounts: Vec<String> = c
         .config
@@ -1096,15 +1183,7 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
             format!("{} ago", human_duration(since(&c.created, now))),
         ),
         ("Ports", String::new()),
-        (
-            "State",
-            if super::pause::is_paused(c) {
-                "paused"
-            } else {
-                c.observe().name()
-            }
-            .to_owned(),
-        ),
+        ("State", super::filter::state_name(c).to_owned()),
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
         ("Names", c.name.clone()),
@@ -1121,6 +1200,25 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ("Networks", c.config.network_mode.clone()),
         ("LocalVolumes", "0".to_owned()),
     ])
+}
+
+/// The COMMAND of `ps` as moby builds it: the program, then its arguments, those with a space
+/// in single quotes (`sh -c 'exit 3'`).
+fn ps_command(c: &ContainerState) -> String {
+    let mut args = c.config.entrypoint.iter().chain(&c.config.cmd);
+    let Some(program) = args.next() else {
+        return String::new();
+    };
+    let mut command = program.clone();
+    for arg in args {
+        command.push(' ');
+        if arg.contains(' ') {
+            command.push_str(&format!("'{arg}'"));
+        } else {
+            command.push_str(arg);
+        }
+    }
+    command
 }
 
 fn display_id_of(id: &str, trunc: bool) -> String {

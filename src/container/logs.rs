@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Docker's limit on one log entry before a line is split.
 const MAX_LINE: usize = 16 * 1024;
@@ -121,9 +122,141 @@ pub struct LogsOptions {
     pub follow: bool,
     /// Only the last N lines.
     pub tail: Option<usize>,
-    /// Prefix each line with its time.
+    /// Prefix each line with its time (RFC 3339 with nine fraction digits, Docker's
+    /// `RFC3339NanoFixed`).
     pub timestamps: bool,
+    /// Only entries written at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only entries written at or before this time; `follow` stops once it is past.
+    pub until: Option<SystemTime>,
+    /// Docker's `--details`: each line after the log's extra attributes and a space. minidock
+    /// records no attributes (no `--log-opt labels`), so it is the space alone, as in Docker.
+    pub details: bool,
 }
+
+// ANCHOR: log_time
+/// A `--since`/`--until` value as Docker reads it (moby `timetypes.GetTimestamp`): a Go
+/// duration before `now` (`10m`, `1h30m`, `1.5h`), an RFC 3339 time (`2024-05-01T12:00:00Z`,
+/// with a fraction or an offset; without a zone, a date or a time is read as UTC), or Unix
+/// seconds (`1714564800`, `1714564800.5`). Errors as Docker's daemon words them.
+pub fn parse_log_time(flag: &str, value: &str, now: SystemTime) -> Result<SystemTime> {
+    let fail = || {
+        anyhow::Error::from(crate::cli::Exit::new(
+            super::REQUEST_FAILED,
+            format!(
+                "invalid value for {flag:?}: failed to parse value as time or duration: {value:?}"
+            ),
+        ))
+    };
+    if value != "0"
+        && let Some(ago) = parse_go_duration(value)
+    {
+        return Ok(if ago >= 0.0 {
+            now.checked_sub(Duration::from_secs_f64(ago))
+                .unwrap_or(UNIX_EPOCH)
+        } else {
+            now + Duration::from_secs_f64(-ago)
+        });
+    }
+    if value.contains('-') || value.contains('T') {
+        let mut text = value.to_owned();
+        if text.len() == 10 {
+            text.push_str("T00:00:00");
+        }
+        let time_part = text.split_once('T').map_or("", |(_, t)| t);
+        match time_part
+            .split(['Z', 'z', '+', '-'])
+            .next()
+            .unwrap_or("")
+            .matches(':')
+            .count()
+        {
+            0 if !time_part.is_empty() && text.is_char_boundary(13) => {
+                text.insert_str(13, ":00:00")
+            }
+            1 if text.is_char_boundary(16) => text.insert_str(16, ":00"),
+            _ => {}
+        }
+        let zone = text.get(19..).unwrap_or("");
+        if !(text.ends_with(['Z', 'z']) || zone.contains(['+', '-'])) {
+            text.push('Z');
+        }
+        return crate::state::parse_rfc3339(&text).ok_or_else(fail);
+    }
+    let (secs, nanos) = value.split_once('.').unwrap_or((value, "0"));
+    let secs: u64 = secs.parse().map_err(|_| fail())?;
+    let digits = &nanos[..nanos.len().min(9)];
+    let nanos: u32 = digits.parse().map_err(|_| fail())?;
+    let nanos = nanos * 10u32.pow(9 - digits.len() as u32);
+    Ok(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Go's `time.ParseDuration` in seconds: an optional sign, then numbers with units (`ns`,
+/// `us`, `µs`, `ms`, `s`, `m`, `h`), such as `1h30m` or `1.5s`. `None` when it is not one.
+pub fn parse_go_duration(text: &str) -> Option<f64> {
+    let (sign, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(0.0);
+    }
+    let mut total = 0.0;
+    let mut any = false;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+        any = true;
+    }
+    any.then_some(sign * total)
+}
+
+/// Docker's `RFC3339NanoFixed`: always nine fraction digits.
+fn fixed_nano(time: &str) -> String {
+    let Some(parsed) = crate::state::parse_rfc3339(time) else {
+        return time.to_owned();
+    };
+    let whole = UNIX_EPOCH
+        + Duration::from_secs(
+            parsed
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+        );
+    let seconds = crate::state::rfc3339(whole);
+    let nanos = parsed
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!("{}.{nanos:09}Z", seconds.trim_end_matches('Z'))
+}
+
+/// Whether an entry's time is inside `--since`/`--until`.
+fn in_window(entry: &Entry, options: &LogsOptions) -> bool {
+    let Some(time) = crate::state::parse_rfc3339(&entry.time) else {
+        return true;
+    };
+    options.since.is_none_or(|since| time >= since)
+        && options.until.is_none_or(|until| time <= until)
+}
+// ANCHOR_END: log_time
 
 /// Parses the complete lines of `text`; returns the entries and how many bytes they used (a
 /// line being written right now, without its newline yet, is left for the next read).
@@ -148,8 +281,14 @@ fn print(entries: &[Entry], options: &LogsOptions) -> Result<()> {
         } else {
             &mut out
         };
+        if !in_window(entry, options) {
+            continue;
+        }
         if options.timestamps {
-            write!(sink, "{} ", entry.time)?;
+            write!(sink, "{} ", fixed_nano(&entry.time))?;
+        }
+        if options.details {
+            sink.write_all(b" ")?;
         }
         sink.write_all(entry.log.as_bytes())?;
     }
@@ -205,7 +344,8 @@ pub fn logs(paths: &super::Paths, name_or_id: &str, options: &LogsOptions) -> Re
         let (entries, used) = parse(&pending);
         pending.drain(..used);
         print(&entries, options)?;
-        if !running {
+        let past_until = options.until.is_some_and(|until| SystemTime::now() > until);
+        if !running || past_until {
             return Ok(());
         }
         if read == 0 {
@@ -250,6 +390,52 @@ mod tests {
         );
         assert_eq!(entries[1].log, "hello\n");
         assert!(entries[0].time.ends_with('Z'));
+    }
+
+    #[test]
+    fn since_and_until_read_durations_times_and_unix_seconds() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_714_564_800);
+        let at = |v: &str| parse_log_time("since", v, now).unwrap();
+        assert_eq!(at("10m"), now - Duration::from_secs(600));
+        assert_eq!(at("1h30m"), now - Duration::from_secs(5400));
+        assert_eq!(
+            at("1714564000"),
+            UNIX_EPOCH + Duration::from_secs(1_714_564_000)
+        );
+        assert_eq!(
+            at("1714564000.5"),
+            UNIX_EPOCH + Duration::new(1_714_564_000, 500_000_000)
+        );
+        assert_eq!(at("2024-05-01T12:00:00Z"), now);
+        assert_eq!(at("2024-05-01T14:00:00+02:00"), now);
+        assert_eq!(at("2024-05-01T12:00"), now);
+        assert_eq!(at("2024-05-01"), now - Duration::from_secs(12 * 3600));
+        assert_eq!(at("0"), UNIX_EPOCH);
+        for bad in [
+            "ab-T1",
+            "2024-5-1",
+            "T",
+            "-",
+            "1.x",
+            "2024-05-01T12:00:00+0",
+        ] {
+            assert!(parse_log_time("since", bad, now).is_err(), "{bad}");
+        }
+        let err = parse_log_time("since", "bogus", now)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid value for \"since\": failed to parse value as time or duration: \"bogus\""
+        );
+        assert_eq!(
+            fixed_nano("2024-05-01T12:00:00.5Z"),
+            "2024-05-01T12:00:00.500000000Z"
+        );
+        assert_eq!(
+            fixed_nano("2024-05-01T12:00:00Z"),
+            "2024-05-01T12:00:00.000000000Z"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod cli;
 pub mod diff;
 pub mod exec;
+pub mod filter;
 pub mod fs;
 pub mod init;
 pub mod inspect;
@@ -34,6 +35,7 @@ pub mod rename;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod top;
 pub mod update;
 pub mod user;

@@ -58,6 +58,10 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN,
+    /// label=KEY[=VALUE], before=IMAGE, since=IMAGE)
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
     /// Format the output with a Go template ({{.ID}}, {{json .}}, or `table` and columns:
     /// ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size, Containers, SharedSize,
     /// UniqueSize, VirtualSize)
@@ -304,6 +308,8 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
             .cmp(&a.created())
             .then_with(|| a.names.cmp(&b.names))
     });
+    let filters = crate::container::filter::Filters::parse(&args.filters, IMAGES_FILTER_KEYS)?;
+    images = filter_images(store, images, &filters)?;
 
     let id_of = |image: &Image| {
         if args.no_trunc {
@@ -330,6 +336,11 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
         for name in names {
             if let Some(filter) = &filter
                 && !name.is_some_and(|n| filter.matches(n))
+            {
+                continue;
+            }
+            if filters.contains("reference")
+                && !name.is_some_and(|n| reference_matches(filters.get("reference"), n))
             {
                 continue;
             }
@@ -453,6 +464,109 @@ pub fn image_row(
         ("VirtualSize", size.to_owned()),
     ])
 }
+
+/// The keys `images --filter` takes.
+pub const IMAGES_FILTER_KEYS: &[&str] = &["before", "dangling", "label", "reference", "since"];
+
+// ANCHOR: images_filters
+/// `images --filter` as moby's image list applies it: `dangling=true` keeps the untagged
+/// images (`false` the tagged), `label=KEY[=VALUE]` the images whose config has every label,
+/// `before=IMAGE`/`since=IMAGE` those created before/after that image (an unknown one is
+/// `No such image`). Errors: `Invalid filter 'dangling=[VALUE]'` for any other value (exit 1).
+fn filter_images(
+    store: &Store,
+    images: Vec<Image>,
+    filters: &crate::container::filter::Filters,
+) -> Result<Vec<Image>> {
+    let dangling = match filters.get("dangling").last().map(String::as_str) {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Some(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Some(false),
+        Some(v) => {
+            return Err(crate::container::filter::invalid(&format!(
+                "dangling=[{v}]"
+            )));
+        }
+    };
+    let created_of = |key: &str| -> Result<Option<SystemTime>> {
+        match filters.get(key).first() {
+            Some(name) => Ok(store.resolve(name).map_err(request_failed)?.created()),
+            None => Ok(None),
+        }
+    };
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    Ok(images
+        .into_iter()
+        .filter(|image| {
+            let labels: std::collections::BTreeMap<String, String> = image
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default();
+            dangling.is_none_or(|d| d == image.names.is_empty())
+                && filters.matches_labels("label", &labels)
+                && before.is_none_or(|b| image.created().is_some_and(|c| c < b))
+                && since.is_none_or(|s| image.created().is_some_and(|c| c > s))
+        })
+        .collect())
+}
+
+/// `reference=PATTERN`: Go's `path.Match` of any pattern against the familiar name with its
+/// tag (`busybox:latest`), or else without it (`busybox`), as distribution's `FamiliarMatch`.
+fn reference_matches(patterns: &[String], name: &Reference) -> bool {
+    let with_tag = name.familiar();
+    let without = name.familiar_repository();
+    patterns.iter().any(|p| {
+        path_match(p.as_bytes(), with_tag.as_bytes())
+            || path_match(p.as_bytes(), without.as_bytes())
+    })
+}
+
+/// Go's `path.Match`: `*` is any run of characters but `/`, `?` one such character,
+/// `[...]` a class (`[^...]` negated, `a-z` ranges), `\\` quotes the next one.
+pub fn path_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len())
+            .take_while(|&i| i == 0 || text[i - 1] != b'/')
+            .any(|i| path_match(rest, &text[i..])),
+        Some((b'?', rest)) => text
+            .split_first()
+            .is_some_and(|(&c, tail)| c != b'/' && path_match(rest, tail)),
+        Some((b'[', rest)) => {
+            let Some((&c, tail)) = text.split_first() else {
+                return false;
+            };
+            let Some(end) = rest.iter().skip(1).position(|&b| b == b']').map(|p| p + 1) else {
+                return false;
+            };
+            let (class, after) = (&rest[..end], &rest[end + 1..]);
+            let (negated, class) = match class.split_first() {
+                Some((b'^', more)) => (true, more),
+                _ => (false, class),
+            };
+            let mut found = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == b'-' {
+                    found |= class[i] <= c && c <= class[i + 2];
+                    i += 3;
+                } else {
+                    found |= class[i] == c;
+                    i += 1;
+                }
+            }
+            found != negated && c != b'/' && path_match(after, tail)
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            text.first() == Some(&rest[0]) && path_match(&rest[1..], &text[1..])
+        }
+        Some((&p, rest)) => text.first() == Some(&p) && path_match(rest, &text[1..]),
+    }
+}
+// ANCHOR_END: images_filters
 
 /// `images busybox` or `images busybox:1.36`: a repository, and a tag only if one was given.
 struct ImagesFilter {
@@ -713,6 +827,23 @@ pub fn to_docker_json(value: &impl Serialize) -> Result<String> {
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn reference_patterns_match_as_gos_path_match() {
+        let m = |p: &str, t: &str| path_match(p.as_bytes(), t.as_bytes());
+        assert!(m("bb*", "bb2"));
+        assert!(m("bb2:*", "bb2:v1"));
+        assert!(m("*:latest", "busybox:latest"));
+        assert!(!m("*", "library/busybox"));
+        assert!(m("*/busybox", "library/busybox"));
+        assert!(m("b?sybox", "busybox"));
+        assert!(m("[a-c]usybox", "busybox"));
+        assert!(!m("[^a-c]usybox", "busybox"));
+        assert!(m("bb\\*", "bb*"));
+        assert!(!m("bb\\*", "bb2"));
+        assert!(!m("[", "["));
+        assert!(!m("bb", "bb2"));
+    }
 
     /// The shape the lead wires into `minidock`, to check the clap definitions.
     #[derive(Debug, Parser)]
