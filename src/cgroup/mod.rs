@@ -25,7 +25,6 @@ pub mod tour;
 pub mod units;
 pub mod v1;
 pub mod v2;
-pub mod warmup;
 pub mod workloads;
 
 pub use layout::{Controller, Kind, Layout, Version, detect, parse};

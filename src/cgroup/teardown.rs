@@ -15,6 +15,7 @@
 
 use super::freezer::{self, FreezerState};
 use super::{read_procs, remove_dir, write_file};
+use crate::explain::{self, Chapter};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use std::path::{Path, PathBuf};
@@ -111,6 +112,28 @@ fn wait_empty(dirs: &[PathBuf]) -> Result<()> {
 /// Kills what is in the subtrees at `dirs` and removes them, children first. Trying every
 /// directory even when one fails; idempotent (missing directories are fine).
 pub fn remove_all(dirs: &[PathBuf]) -> Result<()> {
+    // Most of the time the container's processes are gone and it made no child cgroups: then
+    // rmdir(2) alone succeeds. It fails (EBUSY) while a process or a child cgroup remains, and
+    // leaves the directory as it was, so the whole teardown below takes over.
+    let rest: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| {
+            explain::step(
+                "remove the cgroup",
+                || format!("rmdir({})", d.display()),
+                Chapter::Cgroups,
+            );
+            match std::fs::remove_dir(d) {
+                Ok(()) => false,
+                Err(err) => err.kind() != std::io::ErrorKind::NotFound,
+            }
+        })
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let dirs = &rest[..];
     kill_all(dirs)?;
     let mut first_error = None;
     for dir in dirs.iter().filter(|d| d.exists()) {

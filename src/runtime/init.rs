@@ -198,7 +198,7 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
 /// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
 /// becomes its root. The runtime moves us while we mount (`ns::Go::WhenChildAsks`), because
-/// the first move into a cgroup can wait milliseconds for the kernel (see `cgroup::warmup`);
+/// the first move into a cgroup can wait milliseconds for an RCU grace period;
 /// the hooks, a cgroup2 mount and the rest of the process setup (user, capabilities, seccomp,
 /// execve) come after this. Idempotent.
 fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {

@@ -205,9 +205,6 @@ fn launch(
     mode: Mode,
     stdio: Option<&Stdio>,
 ) -> Result<(Launched, Spec)> {
-    // The first move into a cgroup waits for an RCU grace period: start that wait now, so that
-    // it runs while we prepare (see `cgroup::warmup`).
-    let _warmup = cgroup::warmup::GracePeriod::start();
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
