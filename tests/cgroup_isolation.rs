@@ -72,7 +72,7 @@ fn cat(files: &[String]) -> String {
 }
 
 // ANCHOR: mknod_test
-/// Issue input 4: with CAP_MKNOD a process may make the node, but `runc spec`'s deny-all
+/// With CAP_MKNOD a process may make the node, but `runc spec`'s deny-all
 /// device rule must still refuse opening it (v1: devices.list; v2: the eBPF program).
 #[test]
 fn a_denied_device_cannot_be_opened_even_with_cap_mknod() {
@@ -488,7 +488,7 @@ impl Drop for KillOnDrop {
 }
 
 // ANCHOR: child_cgroup_test
-/// Issue input 3: a child cgroup below the container's, with a process in it, does not stop
+/// A child cgroup below the container's, with a process in it, does not stop
 /// `delete`: the subtree is killed and removed.
 #[test]
 fn delete_removes_child_cgroups_and_kills_what_is_in_them() {

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 const NETWORK_HELP: &str = "\
-Networking: a container gets --network none by default for now (its own network namespace, \
-with only a loopback device), or --network host. Bridge networking and -p come in a later \
-issue.";
+Networking: a container gets --network none by default (its own network namespace, with only \
+a loopback device), or --network host. Bridge networks and published ports (-p) are not \
+supported.";
 
 /// `minidock run|create [OPTIONS] IMAGE [COMMAND] [ARG...]`
 #[derive(Debug, Clone, clap::Args)]

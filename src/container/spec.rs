@@ -400,8 +400,8 @@ impl ParsedOptions {
             "host" => Network::Host,
             "bridge" | "default" => {
                 return Err(bad_flag(
-                    "--network bridge is not available yet (bridge networking comes in a later \
-                     issue): use --network none or --network host"
+                    "--network bridge is not supported: minidock has no bridge networking; use \
+                     --network none or --network host"
                         .into(),
                 ));
             }

@@ -330,8 +330,8 @@ fn launch_in(
     for (ns, path) in spec::namespaces(spec) {
         match path {
             // A new cgroup namespace takes the cgroup the process is in *when it is made* as
-            // its root. At clone time that is still ours, so the child unshares it later,
-            // once we have moved it into the container's cgroup (as runc does).
+            // its root. At clone time that is still ours, so the child unshares it once we
+            // have moved it into the container's cgroup (as runc does).
             None if ns == Namespace::Cgroup => unshare_cgroup = true,
             None => new.push(ns),
             Some(path) => {
