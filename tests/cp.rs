@@ -538,3 +538,36 @@ fn a_missing_source_fails_as_docker_does() {
         "copying between containers is not supported",
     );
 }
+
+/// `cp` writes a plain archive, not an image layer: a file named `.wh.f` (or `.wh..wh..opq`)
+/// is copied as that file, and `/f` stays, as Docker's untar leaves such names alone.
+#[test]
+fn whiteout_names_are_ordinary_files_for_cp() {
+    let Some(env) = Env::new() else { return };
+    fs::create_dir(env.host("wh")).unwrap();
+    fs::write(env.host("wh/.wh.f"), "not a whiteout\n").unwrap();
+    fs::write(env.host("wh/.wh..wh..opq"), "not a marker\n").unwrap();
+    env.cp(&[&env.hs("wh/.wh.f"), "c1:/"]);
+    env.cp(&[&env.hs("wh"), "c1:/d/"]);
+    assert_eq!(
+        env.inside("cat /f /.wh.f; ls -A /d/wh | sort; cat /d/a"),
+        "f\nnot a whiteout\n.wh..wh..opq\n.wh.f\na\n"
+    );
+    // The same through a tar stream on stdin.
+    let tar = env.root().join("wh.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(env.host("wh"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".wh.f")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = env.output(&["cp", "-", "c1:/d/sub"], &fs::read(&tar).unwrap());
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        env.inside("cat /d/sub/.wh.f /d/sub/b"),
+        "not a whiteout\nb\n"
+    );
+}

@@ -21,7 +21,7 @@ use super::{Paths, Status};
 use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 use crate::image::layer::beneath::{kind, list_dir, lstat_at};
-use crate::image::layer::{ApplyOptions, Compression, apply};
+use crate::image::layer::{ApplyOptions, Compression, Whiteouts, apply};
 use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, SFlag};
@@ -197,6 +197,7 @@ fn extract_stream<R: std::io::Read + Send>(
 ) -> Result<()> {
     let options = ApplyOptions {
         preserve_owners,
+        whiteouts: Whiteouts::Literal,
         ..ApplyOptions::default()
     };
     // /proc/self/fd/N names the directory we opened, not whatever its path means now.
