@@ -457,6 +457,22 @@ fn dash_as_source_extracts_a_tar_from_stdin_into_a_directory() {
     let out = env.output(&["cp", "-", "c1:/tmp"], &gz.finish().unwrap());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.inside("cat /tmp/x/streamed"), "st\n");
+    // bzip2 and xz too, made by the system's own compressors.
+    for (tool, dir) in [("bzip2", "/srv"), ("xz", "/opt")] {
+        let mut child = Command::new(tool)
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        child.stdin.take().unwrap().write_all(&archive).unwrap();
+        let packed = child.wait_with_output().unwrap();
+        assert!(packed.status.success());
+        env.inside(&format!("mkdir -p {dir}"));
+        let out = env.output(&["cp", "-", &format!("c1:{dir}")], &packed.stdout);
+        assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+        assert_eq!(env.inside(&format!("cat {dir}/x/streamed")), "st\n");
+    }
     // The destination must be an existing directory.
     for to in ["/f", "/missing"] {
         let out = env.output(&["cp", "-", &format!("c1:{to}")], &archive);

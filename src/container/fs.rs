@@ -717,9 +717,13 @@ fn copy_in(
             )));
         }
         let dir = open_dir(&destination.path)?;
-        let mut stdin = std::io::BufReader::new(std::io::stdin());
-        let compression = sniff_compression(&mut stdin)?;
-        return extract_stream(stdin, compression, dir.as_fd(), options.archive);
+        // Plain, gzip, bzip2, xz or zstd, by the magic bytes (Docker's `DecompressStream`),
+        // spooled to a temp file and unpacked from there.
+        let (mut stdin, _) = crate::image::archive::decompressed(std::io::stdin())?;
+        let mut spool = tempfile::tempfile().context("creating a temp file")?;
+        std::io::copy(&mut stdin, &mut spool).context("reading the tar stream on stdin")?;
+        spool.rewind()?;
+        return extract_into(spool, dir.as_fd(), options.archive);
     };
     let (dir_path, name) = placement(&source, &destination)?;
     let dir = open_dir(&dir_path)?;
@@ -732,18 +736,6 @@ fn copy_in(
     archive.rewind()?;
     // Files copied in belong to root in the container, unless -a.
     extract_into(archive, dir.as_fd(), options.archive)
-}
-
-/// The compression of a tar stream, by its magic bytes (Docker's `DecompressStream`).
-fn sniff_compression(reader: &mut impl std::io::BufRead) -> Result<Compression> {
-    let head = reader.fill_buf().context("reading stdin")?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    })
 }
 
 // ANCHOR: export
