@@ -457,6 +457,22 @@ fn dash_as_source_extracts_a_tar_from_stdin_into_a_directory() {
     let out = env.output(&["cp", "-", "c1:/tmp"], &gz.finish().unwrap());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.inside("cat /tmp/x/streamed"), "st\n");
+    // bzip2 and xz too, made by the system's own compressors.
+    for (tool, dir) in [("bzip2", "/srv"), ("xz", "/opt")] {
+        let mut child = Command::new(tool)
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        child.stdin.take().unwrap().write_all(&archive).unwrap();
+        let packed = child.wait_with_output().unwrap();
+        assert!(packed.status.success());
+        env.inside(&format!("mkdir -p {dir}"));
+        let out = env.output(&["cp", "-", &format!("c1:{dir}")], &packed.stdout);
+        assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+        assert_eq!(env.inside(&format!("cat {dir}/x/streamed")), "st\n");
+    }
     // The destination must be an existing directory.
     for to in ["/f", "/missing"] {
         let out = env.output(&["cp", "-", &format!("c1:{to}")], &archive);
@@ -536,5 +552,38 @@ fn a_missing_source_fails_as_docker_does() {
     env.cp_fails(
         &["c1:/f", "c1:/g"],
         "copying between containers is not supported",
+    );
+}
+
+/// `cp` writes a plain archive, not an image layer: a file named `.wh.f` (or `.wh..wh..opq`)
+/// is copied as that file, and `/f` stays, as Docker's untar leaves such names alone.
+#[test]
+fn whiteout_names_are_ordinary_files_for_cp() {
+    let Some(env) = Env::new() else { return };
+    fs::create_dir(env.host("wh")).unwrap();
+    fs::write(env.host("wh/.wh.f"), "not a whiteout\n").unwrap();
+    fs::write(env.host("wh/.wh..wh..opq"), "not a marker\n").unwrap();
+    env.cp(&[&env.hs("wh/.wh.f"), "c1:/"]);
+    env.cp(&[&env.hs("wh"), "c1:/d/"]);
+    assert_eq!(
+        env.inside("cat /f /.wh.f; ls -A /d/wh | sort; cat /d/a"),
+        "f\nnot a whiteout\n.wh..wh..opq\n.wh.f\na\n"
+    );
+    // The same through a tar stream on stdin.
+    let tar = env.root().join("wh.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(env.host("wh"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".wh.f")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = env.output(&["cp", "-", "c1:/d/sub"], &fs::read(&tar).unwrap());
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        env.inside("cat /d/sub/.wh.f /d/sub/b"),
+        "not a whiteout\nb\n"
     );
 }

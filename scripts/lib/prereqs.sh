@@ -33,4 +33,4 @@ require_cargo() {
 
 # The Debian packages minidock, its tests and its workshop use.
 RUNTIME_PACKAGES=(busybox-static iproute2 iptables nftables kmod ca-certificates)
-TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 tar)
+TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 tar gzip bzip2 xz-utils zstd)

@@ -21,7 +21,7 @@ use super::{Paths, Status};
 use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 use crate::image::layer::beneath::{kind, list_dir, lstat_at};
-use crate::image::layer::{ApplyOptions, Compression, apply};
+use crate::image::layer::{ApplyOptions, Compression, Whiteouts, apply};
 use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, SFlag};
@@ -197,6 +197,7 @@ fn extract_stream<R: std::io::Read + Send>(
 ) -> Result<()> {
     let options = ApplyOptions {
         preserve_owners,
+        whiteouts: Whiteouts::Literal,
         ..ApplyOptions::default()
     };
     // /proc/self/fd/N names the directory we opened, not whatever its path means now.
@@ -716,9 +717,13 @@ fn copy_in(
             )));
         }
         let dir = open_dir(&destination.path)?;
-        let mut stdin = std::io::BufReader::new(std::io::stdin());
-        let compression = sniff_compression(&mut stdin)?;
-        return extract_stream(stdin, compression, dir.as_fd(), options.archive);
+        // Plain, gzip, bzip2, xz or zstd, by the magic bytes (Docker's `DecompressStream`),
+        // spooled to a temp file and unpacked from there.
+        let (mut stdin, _) = crate::image::archive::decompressed(std::io::stdin())?;
+        let mut spool = tempfile::tempfile().context("creating a temp file")?;
+        std::io::copy(&mut stdin, &mut spool).context("reading the tar stream on stdin")?;
+        spool.rewind()?;
+        return extract_into(spool, dir.as_fd(), options.archive);
     };
     let (dir_path, name) = placement(&source, &destination)?;
     let dir = open_dir(&dir_path)?;
@@ -731,18 +736,6 @@ fn copy_in(
     archive.rewind()?;
     // Files copied in belong to root in the container, unless -a.
     extract_into(archive, dir.as_fd(), options.archive)
-}
-
-/// The compression of a tar stream, by its magic bytes (Docker's `DecompressStream`).
-fn sniff_compression(reader: &mut impl std::io::BufRead) -> Result<Compression> {
-    let head = reader.fill_buf().context("reading stdin")?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    })
 }
 
 // ANCHOR: export

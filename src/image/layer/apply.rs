@@ -86,6 +86,9 @@ pub enum Whiteouts {
     /// (a character device 0/0, and the `trusted.overlay.opaque="y"` xattr), so that overlayfs
     /// hides the lower layers' files itself.
     Overlay,
+    /// Not a layer but a plain archive (`cp` into a container, as Docker's `Untar`): `.wh.`
+    /// names are ordinary files, written as they are.
+    Literal,
 }
 
 /// Options of [`apply`].
@@ -412,19 +415,22 @@ impl<'a> Unpacker<'a> {
         let components = || clean.split(|&b| b == b'/');
         // AUFS kept its own bookkeeping under `.wh..wh.` names (`.wh..wh.plnk`, ...); Docker
         // skips them when importing, and so do we.
-        if components().any(|c| c.starts_with(b".wh..wh.") && c != OPAQUE_MARKER.as_bytes()) {
+        let layer = self.opts.whiteouts != Whiteouts::Literal;
+        if layer
+            && components().any(|c| c.starts_with(b".wh..wh.") && c != OPAQUE_MARKER.as_bytes())
+        {
             return Ok(());
         }
         if let Some(bad) = parent
             .split(|&b| b == b'/')
-            .find(|c| c.starts_with(WHITEOUT_PREFIX.as_bytes()))
+            .find(|c| layer && c.starts_with(WHITEOUT_PREFIX.as_bytes()))
         {
             return Err(entry_error(
                 raw,
                 format!("{} is a whiteout name and cannot be a directory", show(bad)),
             ));
         }
-        if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        if layer && name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(raw, parent, name);
         }
         let is_dir = m.kind == EntryType::Directory
@@ -893,7 +899,8 @@ impl<'a> Unpacker<'a> {
         }
         let victim = path::join(parent, target);
         match self.opts.whiteouts {
-            Whiteouts::Apply => {
+            // Literal archives never reach here: their `.wh.` names are plain files.
+            Whiteouts::Apply | Whiteouts::Literal => {
                 let dir = match self.parent_dir(parent, false) {
                     Ok(dir) => dir,
                     // Nothing there to delete.
@@ -942,7 +949,8 @@ impl<'a> Unpacker<'a> {
 
     fn opaque(&mut self, raw: &[u8], dir_path: &[u8]) -> Result<()> {
         match self.opts.whiteouts {
-            Whiteouts::Apply => {
+            // Literal archives never reach here: their `.wh.` names are plain files.
+            Whiteouts::Apply | Whiteouts::Literal => {
                 // Reach it first, so a marker under a symlink is refused even when there is
                 // nothing to delete.
                 match self.parent_dir(dir_path, false) {
