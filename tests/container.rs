@@ -813,11 +813,30 @@ fn kill_wait_and_rm() {
         .cmd()
         .args(["wait", "target"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // PID 1 of a PID namespace ignores a signal it has no handler for: send USR1 only once
+    // the shell's trap is in place (bit 10 of SigCgt).
+    let pid = env.inspect("target", "{{.State.Pid}}");
+    let caught = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (libc::SIGUSR1 - 1)) != 0)
+    };
+    for _ in 0..1000 {
+        if caught() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(caught(), "the trap for USR1 was never installed");
     assert_eq!(env.ok(&["kill", "-s", "USR1", "target"]), "target\n");
     let waited = waiter.wait_with_output().unwrap();
-    assert_eq!(text(&waited.stdout), "5\n");
+    assert_eq!(text(&waited.stdout), "5\n", "wait: {waited:?}");
     // Not running any more.
     env.fails(&["kill", "target"], 1);
     env.ok(&["rm", "target"]);
