@@ -7,7 +7,7 @@ mod bundle;
 mod common;
 
 use bundle::{
-    Bundle, Root, minidock, require_peers, run_minidock, run_runc, state_root, unique_id,
+    Bundle, Root, minidock, require_peers, run_minidock, run_runc, runc, state_root, unique_id,
 };
 use common::text;
 use std::path::PathBuf;
@@ -252,16 +252,143 @@ fn delete_leaves_a_joined_host_cgroup_and_its_processes() {
     );
 }
 
+/// A cgroupsPath is cleaned as runc cleans it: repeated slashes and `.` go, and `..` stops at
+/// the root, so `//TOP//c` and `/x/../../TOP/c` land at `/TOP/c` under both runtimes.
 #[test]
-fn a_bad_cgroups_path_is_refused() {
+fn a_cgroups_path_is_cleaned_as_runc_cleans_it() {
     if !require_peers() {
         return;
     }
+    let top = unique_id("minidock-itest");
+    for written in [format!("//{top}//c/"), format!("/x/../../{top}/./c")] {
+        let bundle = cgroup_bundle(&["cat", "/proc/self/cgroup"]);
+        set_cgroups_path(&bundle, &written);
+        let (ours, _) = same_as_runc(&bundle);
+        remove_everywhere(&top);
+        let lines = text(&ours.stdout);
+        assert!(ours.status.success(), "{written}: {}", text(&ours.stderr));
+        for line in lines.lines() {
+            assert!(line.ends_with(&format!(":/{top}/c")), "{written}: {lines}");
+        }
+    }
+    // A path that cleans to the root names no cgroup of the container's own.
     let bundle = cgroup_bundle(&["true"]);
-    bundle.edit(|c| c["linux"]["cgroupsPath"] = "/a/../../etc".into());
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = "/a/..".into());
     let ours = run_minidock(&bundle);
     assert_eq!(ours.status.code(), Some(1));
     assert!(text(&ours.stderr).contains("linux.cgroupsPath"));
+}
+
+/// Memory values below -1 are refused, as runc fails writing them; a device rule without
+/// access is refused, as runc refuses it. Both exit 1, before the process runs.
+#[test]
+fn bad_resource_values_are_refused_as_by_runc() {
+    if !require_peers() {
+        return;
+    }
+    let cases: [(&str, serde_json::Value, &str); 4] = [
+        ("memory", serde_json::json!({"limit": -5}), "memory.limit"),
+        (
+            "memory",
+            serde_json::json!({"reservation": -5}),
+            "memory.reservation",
+        ),
+        (
+            "devices",
+            serde_json::json!([{"allow": false, "access": ""}]),
+            "access",
+        ),
+        ("devices", serde_json::json!([{"allow": false}]), "access"),
+    ];
+    for (key, value, mentioned) in cases {
+        let bundle = cgroup_bundle(&["echo", "ran"]);
+        bundle.resources(key, value.clone());
+        let (ours, _) = same_as_runc(&bundle);
+        let stderr = text(&ours.stderr);
+        assert_eq!(ours.status.code(), Some(1), "{key} {value}: {stderr}");
+        assert!(stderr.contains(mentioned), "{key} {value}: {stderr}");
+    }
+    // -1 is no limit, under both.
+    let bundle = cgroup_bundle(&["cat", &file("memory", "memory.limit_in_bytes")]);
+    if !v2() {
+        bundle.resources("memory", serde_json::json!({"limit": -1}));
+        let (ours, _) = same_as_runc(&bundle);
+        assert!(ours.status.success(), "{}", text(&ours.stderr));
+    }
+}
+
+/// Two containers given the same cgroupsPath share the cgroup; deleting the first (which made
+/// it) must not kill the second, as runc kills only the init of a container with its own PID
+/// namespace. Deleting the second then removes the cgroup, under both runtimes.
+#[test]
+fn deleting_one_of_two_containers_in_one_cgroup_spares_the_other() {
+    if !require_peers() {
+        return;
+    }
+    for runtime in ["minidock", "runc"] {
+        let top = unique_id("minidock-itest-shared");
+        let bundle = Bundle::new(&["sleep", "1000"]);
+        bundle.edit(|c| c["linux"]["cgroupsPath"] = format!("/{top}").into());
+        let root = state_root();
+        let verb = |args: &[&str]| {
+            let mut cmd = if runtime == "runc" {
+                runc(&root)
+            } else {
+                let mut cmd = minidock(&root);
+                cmd.arg("runtime");
+                cmd
+            };
+            // The container keeps create's stdio: a file for stderr and no stdout (but for
+            // `state`), so nothing here waits for its end.
+            let mut log = tempfile::tempfile().unwrap();
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stderr(log.try_clone().unwrap());
+            if args[0] != "state" {
+                cmd.stdout(Stdio::null());
+            }
+            let mut output = cmd.output().unwrap();
+            std::io::Seek::rewind(&mut log).unwrap();
+            std::io::Read::read_to_end(&mut log, &mut output.stderr).unwrap();
+            output
+        };
+        let (a, b) = (unique_id("a"), unique_id("b"));
+        let bundle_path = bundle.path().to_str().unwrap();
+        let created_a = verb(&["create", "--bundle", bundle_path, &a]);
+        let created_b = verb(&["create", "--bundle", bundle_path, &b]);
+        let state: serde_json::Value =
+            serde_json::from_slice(&verb(&["state", &b]).stdout).unwrap_or_default();
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        let deleted_a = verb(&["delete", "--force", &a]);
+        let b_alive = pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let deleted_b = verb(&["delete", "--force", &b]);
+        let left: Vec<PathBuf> = minidock::cgroup::layout::detect_hierarchies()
+            .unwrap()
+            .into_iter()
+            .map(|h| h.mount.join(&top))
+            .filter(|d| d.exists())
+            .collect();
+        remove_everywhere(&top);
+        let report = format!("{runtime}: b's pid {pid}; {}", text(&deleted_a.stderr));
+        assert!(
+            created_a.status.success() && created_b.status.success(),
+            "{report}"
+        );
+        assert!(deleted_a.status.success(), "{report}");
+        assert!(
+            b_alive,
+            "{report}: deleting the first container killed the second"
+        );
+        assert!(
+            deleted_b.status.success(),
+            "{report}: {}",
+            text(&deleted_b.stderr)
+        );
+        assert!(
+            left.is_empty(),
+            "{report}: cgroups left after both deletes: {left:?}"
+        );
+    }
 }
 
 #[test]
@@ -488,8 +615,8 @@ impl Drop for KillOnDrop {
 }
 
 // ANCHOR: child_cgroup_test
-/// A child cgroup below the container's, with a process in it, does not stop
-/// `delete`: the subtree is killed and removed.
+/// A child cgroup below the container's, with a process of the container in it, does not stop
+/// `delete`: the process dies with the container's PID namespace, and the subtree is removed.
 #[test]
 fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     if !require_peers() {
@@ -531,14 +658,26 @@ fn delete_removes_child_cgroups_and_kills_what_is_in_them() {
     let child = memory.join("x");
     std::fs::create_dir(&child).unwrap();
     std::fs::create_dir(child.join("deeper")).unwrap();
-    let sleeper = Command::new("sleep")
-        .arg("1000")
+    // A second process in the container's PID namespace (nsenter forks it there), moved into
+    // the child cgroup.
+    let pid = state["pid"].as_i64().unwrap().to_string();
+    let sleeper = Command::new("nsenter")
+        .args(["-t", &pid, "-p", "--", "sleep", "1000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut sleeper = KillOnDrop(sleeper);
-    std::fs::write(child.join("cgroup.procs"), sleeper.0.id().to_string()).unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", sleeper.0.id());
+    let mut inside = String::new();
+    for _ in 0..400 {
+        inside = std::fs::read_to_string(&children).unwrap_or_default();
+        if !inside.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::write(child.join("cgroup.procs"), inside.trim()).unwrap();
     let output = minidock(&root)
         .args(["runtime", "delete", "--force", &id])
         .output()

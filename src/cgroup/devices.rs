@@ -68,8 +68,9 @@ impl DeviceRule {
     }
 
     /// Builds a rule from the spec's fields: `type` (`a`, `c`, `b`; missing means `a`),
-    /// `major`/`minor` (missing or -1 mean any), `access` (missing means `rwm`). Errors: an
-    /// unknown type or access letter, a number out of range.
+    /// `major`/`minor` (missing or -1 mean any), `access` (one or more of `r`, `w`, `m`).
+    /// Errors: an unknown type or access letter, a number out of range, and a missing or empty
+    /// access, which runc refuses too ("device access ... cannot be empty").
     pub fn from_spec(
         allow: bool,
         kind: Option<&str>,
@@ -95,7 +96,10 @@ impl DeviceRule {
             kind,
             major: number(major, "major")?,
             minor: number(minor, "minor")?,
-            access: parse_access(access.unwrap_or("rwm"))?,
+            access: match access {
+                None | Some("") => bail!("device access cannot be empty"),
+                Some(access) => parse_access(access)?,
+            },
         })
     }
 

@@ -337,16 +337,25 @@ pub struct CgroupsPath {
 }
 
 impl CgroupsPath {
-    /// Parses a `cgroupsPath`. Errors: an empty path or the root itself, and any `.`, `..` or
-    /// empty component, which could leave the hierarchy or name another cgroup than written.
+    /// Parses a `cgroupsPath`, cleaned lexically as runc cleans it (Go's `filepath.Clean`,
+    /// rooted at `/`): `//a//b` is `/a/b`, and `..` never climbs above the hierarchy's root
+    /// (or, relative, above the runtime's cgroup): `/a/../../etc` is `/etc`. Errors: a path
+    /// that cleans to nothing (`""`, `/`, `a/..`), and control characters, which would make
+    /// `/proc/PID/cgroup` unreadable line by line.
     pub fn parse(text: &str) -> Result<CgroupsPath> {
         let relative = !text.starts_with('/');
-        let trimmed = text.trim_matches('/');
-        let components: Vec<&str> = trimmed.split('/').collect();
-        if trimmed.is_empty() || components.iter().any(|c| matches!(*c, "" | "." | "..")) {
+        let mut components: Vec<&str> = Vec::new();
+        for component in text.split('/') {
+            match component {
+                "" | "." => {}
+                ".." => drop(components.pop()),
+                name => components.push(name),
+            }
+        }
+        if components.is_empty() || text.chars().any(char::is_control) {
             bail!(
-                "linux.cgroupsPath {text:?}: expected a path like /a/b or a/b, without '.', '..' \
-                 or empty components"
+                "linux.cgroupsPath {text:?}: expected a path like /a/b or a/b that names a \
+                 cgroup below the root, without control characters"
             );
         }
         let (name, parent) = components.split_last().expect("not empty");
@@ -916,17 +925,21 @@ mod tests {
 
     #[test]
     fn cgroups_paths_are_absolute_or_relative_and_never_escape() {
-        let abs = CgroupsPath::parse("/a/b/c").unwrap();
-        assert_eq!(
-            (abs.relative, abs.parent.as_str(), abs.name.as_str()),
-            (false, "a/b", "c")
-        );
-        let rel = CgroupsPath::parse("x").unwrap();
-        assert_eq!(
-            (rel.relative, rel.parent.as_str(), rel.name.as_str()),
-            (true, "", "x")
-        );
-        for bad in ["", "/", "/a/../../etc", "a/./b", "a//b", "..", "a/\n/.."] {
+        let parts = |text: &str| {
+            let p = CgroupsPath::parse(text).unwrap();
+            (p.relative, p.parent, p.name)
+        };
+        let owned = |relative: bool, parent: &str, name: &str| {
+            (relative, parent.to_owned(), name.to_owned())
+        };
+        assert_eq!(parts("/a/b/c"), owned(false, "a/b", "c"));
+        assert_eq!(parts("x"), owned(true, "", "x"));
+        // Cleaned as runc cleans it: `..` stops at the root.
+        assert_eq!(parts("//a//b"), owned(false, "a", "b"));
+        assert_eq!(parts("/a/./b/"), owned(false, "a", "b"));
+        assert_eq!(parts("/a/../../etc"), owned(false, "", "etc"));
+        assert_eq!(parts("a/../../b"), owned(true, "", "b"));
+        for bad in ["", "/", "..", "a/..", "/a/\n/b", "a\tb"] {
             let err = CgroupsPath::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("linux.cgroupsPath"), "{bad}: {err}");
             // One line, in single spaces, the path quoted.

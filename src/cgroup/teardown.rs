@@ -147,6 +147,56 @@ pub fn remove_all(dirs: &[PathBuf]) -> Result<()> {
 }
 // ANCHOR_END: remove_all
 
+// ANCHOR: remove_after_pid_namespace
+/// Removes the subtrees at `dirs`, children first, killing nothing: what runc's `delete` does
+/// for a container with a PID namespace of its own. Its processes all die with its init (the
+/// kernel kills a PID namespace's members when its PID 1 dies), so this first waits for the
+/// processes of `pid_ns` to leave ([`wait_pid_namespace_gone`]). A directory that stays busy
+/// holds processes of another container that was placed in the same cgroup (a shared
+/// `linux.cgroupsPath`): it is left in place, and returned.
+pub fn remove_after_pid_namespace(dirs: &[PathBuf], pid_ns: Option<u64>) -> Result<Vec<PathBuf>> {
+    wait_pid_namespace_gone(dirs, pid_ns)?;
+    let mut left = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        for cgroup in subtree(dir).iter().rev() {
+            // Children first: a cgroup with processes, or with a child left, stays.
+            if read_procs(cgroup)?.is_empty() && subtree(cgroup).len() == 1 {
+                remove_dir(cgroup)?;
+            } else if !left.contains(dir) {
+                left.push(dir.clone());
+            }
+        }
+    }
+    Ok(left)
+}
+// ANCHOR_END: remove_after_pid_namespace
+
+/// Waits up to 2 s until no process in the subtrees at `dirs` is in the PID namespace `pid_ns`
+/// (the inode of `/proc/PID/ns/pid`; `None`: nothing to wait for, its init is long gone).
+pub fn wait_pid_namespace_gone(dirs: &[PathBuf], pid_ns: Option<u64>) -> Result<()> {
+    let Some(ns) = pid_ns else {
+        return Ok(());
+    };
+    for _ in 0..400 {
+        if !procs_below(dirs)?
+            .iter()
+            .any(|pid| pid_namespace(*pid) == Some(ns))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The inode of the PID namespace `pid` is in, or `None` once it has exited.
+pub fn pid_namespace(pid: nix::unistd::Pid) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
+}
+
 /// The directory at the same path as `dir` in the v1 `freezer` hierarchy (`memory/minidock/x`
 /// gives `freezer/minidock/x`), where one exists: a single directory of a v1 group is then
 /// still frozen while it is killed.

@@ -78,7 +78,8 @@ pub struct State {
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
     /// The directories of `cgroup_paths` that existed before `create` joined them (a
-    /// `linux.cgroupsPath` naming an existing cgroup): `delete` leaves them and what is in them.
+    /// `linux.cgroupsPath` naming an existing cgroup): `delete` kills nothing in them, and
+    /// removes one only when it is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joined_cgroup_paths: Vec<PathBuf>,
 }
@@ -680,19 +681,55 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ if force => {}
         status => bail!("container {id:?} is {status:?}: stop it first, or use --force"),
     }
-    if state.status != Status::Stopped {
-        let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
-    }
-    let mut owned = state.cgroup_paths.clone();
-    owned.retain(|dir| !state.joined_cgroup_paths.contains(dir));
-    cgroup::remove_paths(&owned)?;
     let spec = saved_config(root, id).ok();
+    remove_cgroups(&state, spec.as_ref())?;
     std::fs::remove_dir_all(State::dir(root, id))
         .with_context(|| format!("removing the state of {id:?}"))?;
     if let Some(spec) = spec {
         let mut stopped = state;
         stopped.status = Status::Stopped;
         hooks::run_all_warning(&spec, hooks::Kind::Poststop, &stopped.hook_state());
+    }
+    Ok(())
+}
+
+/// Stops the container's processes and removes its cgroups, as runc's `delete` does. With a
+/// PID namespace of its own, SIGKILL to its init ends all of them, and nothing else is killed:
+/// each cgroup is removed once empty, and one that still holds processes of another container
+/// (a `linux.cgroupsPath` shared by two containers) is left, with a warning for those this
+/// container made; a cgroup it joined (one that existed before `create`) is removed only when
+/// empty, and never below. Without one, every process in the cgroups this container made is
+/// killed, and the cgroups it joined are left as they are.
+fn remove_cgroups(state: &State, spec: Option<&Spec>) -> Result<()> {
+    let own_pid_ns = spec.is_some_and(|spec| {
+        spec::namespaces(spec)
+            .iter()
+            .any(|(kind, path)| *kind == Namespace::Pid && path.is_none())
+    });
+    let mut pid_ns = None;
+    if state.status != Status::Stopped {
+        let init = Pid::from_raw(state.pid);
+        pid_ns = cgroup::teardown::pid_namespace(init);
+        let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
+    }
+    let (joined, made): (Vec<PathBuf>, Vec<PathBuf>) = state
+        .cgroup_paths
+        .iter()
+        .cloned()
+        .partition(|dir| state.joined_cgroup_paths.contains(dir));
+    if !own_pid_ns {
+        return cgroup::remove_paths(&made);
+    }
+    cgroup::teardown::wait_pid_namespace_gone(&joined, pid_ns)?;
+    for dir in cgroup::teardown::remove_after_pid_namespace(&made, pid_ns)? {
+        eprintln!(
+            "minidock: warning: leaving cgroup {}: it holds processes of another container",
+            dir.display()
+        );
+    }
+    for dir in joined {
+        // runc removes a joined cgroup too once it is empty; busy (EBUSY) it stays, silently.
+        let _ = std::fs::remove_dir(dir);
     }
     Ok(())
 }

@@ -258,9 +258,9 @@ pub fn resources(spec: &Spec) -> Result<Resources> {
         resources.devices().as_deref().unwrap_or_default(),
     )?);
     if let Some(memory) = resources.memory() {
-        out.memory = set(memory.limit()).map(Limit::from_oci);
-        out.memory_swap = set(memory.swap()).map(Limit::from_oci);
-        out.memory_reservation = set(memory.reservation()).map(Limit::from_oci);
+        out.memory = memory_bytes("limit", memory.limit())?;
+        out.memory_swap = memory_bytes("swap", memory.swap())?;
+        out.memory_reservation = memory_bytes("reservation", memory.reservation())?;
         out.memory_swappiness = memory.swappiness();
         out.oom_kill_disable = memory.disable_oom_killer();
     }
@@ -304,6 +304,19 @@ pub fn resources(spec: &Spec) -> Result<Resources> {
 /// sends `0` for every limit the user did not set, `"shares": 0`, `"weight": 0`, ...).
 fn set<T: Default + PartialEq>(value: Option<T>) -> Option<T> {
     value.filter(|v| *v != T::default())
+}
+
+/// A `linux.resources.memory` field: bytes, `-1` for no limit. The kernel refuses any other
+/// negative number in these files, and so does runc (`failed to write "-5"`); refused here
+/// before anything is created. Pids and the CPU quota, where runc reads any negative number
+/// as no limit, go through [`Limit::from_oci`].
+fn memory_bytes(field: &str, value: Option<i64>) -> Result<Option<Limit>> {
+    match set(value) {
+        Some(n) if n < -1 => bail!(
+            "linux.resources.memory.{field}: {n} is not a number of bytes, or -1 for no limit"
+        ),
+        other => Ok(other.map(Limit::from_oci)),
+    }
 }
 
 /// `linux.resources.devices` followed by runc's defaults.

@@ -21,6 +21,11 @@ fn rules_read_and_print_in_the_v1_format() {
     assert!(DeviceRule::from_spec(true, Some("x"), None, None, None).is_err());
     assert!(DeviceRule::from_spec(true, Some("c"), Some(1), None, Some("rx")).is_err());
     assert!(DeviceRule::from_spec(true, Some("c"), Some(1 << 40), None, None).is_err());
+    // runc: "device access at 0 field cannot be empty", missing or "".
+    for access in [None, Some("")] {
+        let err = DeviceRule::from_spec(false, None, None, None, access).unwrap_err();
+        assert_eq!(err.to_string(), "device access cannot be empty");
+    }
 }
 
 #[test]
