@@ -299,7 +299,7 @@ fn insecure_registries_allow_plain_http_and_unverified_tls_by_network_or_by_name
         assert_eq!(other.image_id(&tls_name), env.image_id("tiny:1"));
         let info = other.ok(&["info"]);
         assert!(
-            info.contains(" Insecure Registries:\n  10.99.0.0/24\n  ::1/128\n  127.0.0.0/8\n"),
+            info.contains(" Insecure Registries:\n  10.99.0.0/24\n  127.0.0.0/8\n  ::1/128\n"),
             "{info}"
         );
 

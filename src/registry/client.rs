@@ -149,22 +149,6 @@ impl Client {
         })
     }
 
-    /// Connects to a mirror of Docker Hub (`http(s)://host[:port][/path]/`, from
-    /// `registry-mirrors`) with the scheme its URL gives, as dockerd does; TLS without
-    /// verification if its host is insecure. Docker Hub credentials are not sent to mirrors.
-    pub fn connect_mirror(mirror: &str, options: &ClientOptions) -> Result<Client> {
-        let url = mirror.trim_end_matches('/');
-        let host = url
-            .split_once("://")
-            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
-            .with_context(|| format!("invalid mirror {}", crate::cli::quote(mirror)))?;
-        let mut options = options.clone();
-        options.credentials = None;
-        let insecure = options.is_insecure(host);
-        Client::connect_to(host, &[url.to_owned()], insecure, options)
-            .map_err(|failures| anyhow!("cannot reach mirror {url}: {}", failures.join(" or ")))
-    }
-
     /// `GET /v2/` at each base URL in turn; the first that answers as a registry wins.
     /// Returns why each failed otherwise.
     fn connect_to(
@@ -229,6 +213,24 @@ impl Client {
         Err(failures)
     }
     // ANCHOR_END: connect
+
+    // ANCHOR: connect_mirror
+    /// Connects to a mirror of Docker Hub (`http(s)://host[:port][/path]/`, from
+    /// `registry-mirrors`) with the scheme its URL gives, as dockerd does; TLS without
+    /// verification if its host is insecure. Docker Hub credentials are not sent to mirrors.
+    pub fn connect_mirror(mirror: &str, options: &ClientOptions) -> Result<Client> {
+        let url = mirror.trim_end_matches('/');
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+            .with_context(|| format!("invalid mirror {}", crate::cli::quote(mirror)))?;
+        let mut options = options.clone();
+        options.credentials = None;
+        let insecure = options.is_insecure(host);
+        Client::connect_to(host, &[url.to_owned()], insecure, options)
+            .map_err(|failures| anyhow!("cannot reach mirror {url}: {}", failures.join(" or ")))
+    }
+    // ANCHOR_END: connect_mirror
 
     /// `https://host` or `http://host`, as decided by [`Client::connect`].
     pub fn base(&self) -> &str {

@@ -153,7 +153,7 @@ impl RegistryConfig {
                 config.mirrors.push(mirror);
             }
         }
-        let loopback = ["::1/128".to_owned(), "127.0.0.0/8".to_owned()];
+        let loopback = ["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
         for entry in insecure.iter().chain(&loopback) {
             match parse_insecure(entry)? {
                 Insecure::Network(cidr) => {

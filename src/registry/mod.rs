@@ -265,37 +265,6 @@ pub fn pull(
     let client = Client::connect(reference.domain(), &options.client)?;
     pull_from(&client, store, reference, options, progress)
 }
-// ANCHOR_END: pull
-
-// ANCHOR: pull_via_mirrors
-/// dockerd's endpoint order for a Docker Hub name (`docker.io/...`): each of the
-/// `registry-mirrors` in turn, with the same repository path (`library/busybox`). Any error
-/// from a mirror (unreachable, 404, a bad blob) moves on to the next one; None when every
-/// mirror failed, or the name is not Docker Hub's, and the pull goes to Docker Hub itself.
-/// Blobs a failed mirror delivered were verified, and stay for the next endpoint to reuse.
-pub fn pull_via_mirrors(
-    store: &Store,
-    reference: &Reference,
-    options: &PullOptions,
-    progress: &Progress,
-) -> Option<Pulled> {
-    if reference.domain() != crate::image::reference::DEFAULT_DOMAIN {
-        return None;
-    }
-    for mirror in &options.client.registries.mirrors {
-        let attempt = Client::connect_mirror(mirror, &options.client)
-            .and_then(|client| pull_from(&client, store, reference, options, progress));
-        match attempt {
-            Ok(pulled) => return Some(pulled),
-            Err(err) => explain::note(&format!(
-                "mirror {mirror} failed, trying the next endpoint: {}",
-                crate::cli::one_line(&format!("{err:#}"))
-            )),
-        }
-    }
-    None
-}
-// ANCHOR_END: pull_via_mirrors
 
 /// The pull itself, from one endpoint (a registry, or a mirror of Docker Hub).
 fn pull_from(
@@ -416,6 +385,38 @@ fn pull_from(
         name,
     })
 }
+
+// ANCHOR_END: pull
+
+// ANCHOR: pull_via_mirrors
+/// dockerd's endpoint order for a Docker Hub name (`docker.io/...`): each of the
+/// `registry-mirrors` in turn, with the same repository path (`library/busybox`). Any error
+/// from a mirror (unreachable, 404, a bad blob) moves on to the next one; None when every
+/// mirror failed, or the name is not Docker Hub's, and the pull goes to Docker Hub itself.
+/// Blobs a failed mirror delivered were verified, and stay for the next endpoint to reuse.
+pub fn pull_via_mirrors(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &Progress,
+) -> Option<Pulled> {
+    if reference.domain() != crate::image::reference::DEFAULT_DOMAIN {
+        return None;
+    }
+    for mirror in &options.client.registries.mirrors {
+        let attempt = Client::connect_mirror(mirror, &options.client)
+            .and_then(|client| pull_from(&client, store, reference, options, progress));
+        match attempt {
+            Ok(pulled) => return Some(pulled),
+            Err(err) => explain::note(&format!(
+                "mirror {mirror} failed, trying the next endpoint: {}",
+                crate::cli::one_line(&format!("{err:#}"))
+            )),
+        }
+    }
+    None
+}
+// ANCHOR_END: pull_via_mirrors
 
 // ANCHOR: fetch_manifest
 /// `GET /v2/<name>/manifests/<reference>`, capped at [`MAX_MANIFEST_BYTES`], checked against
