@@ -1273,9 +1273,19 @@ fn the_bearer_token_flow_against_a_registry_in_token_mode() {
         world.inspect(&name)["RootFS"]
     );
 
+    // search lists the catalog with a catalog-scoped token.
+    assert_eq!(
+        other.ok(&["search", "--format", "{{.Name}}", &registry.name("app")]),
+        format!("{}\n", registry.name("token/app"))
+    );
+
     // The dance, as the token server saw it: a scopeless token for `login`, a pull+push token
-    // for the push, a pull token for the pull.
+    // for the push, a pull token for the pull, a catalog token for the search.
     let scopes = tokens.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&"registry:catalog:*".to_owned()),
+        "{scopes:?}"
+    );
     assert!(scopes.contains(&String::new()), "{scopes:?}");
     assert!(
         scopes.contains(&"repository:token/app:pull,push".to_owned()),

@@ -235,6 +235,26 @@ fn when_every_mirror_fails_the_pull_falls_back_to_docker_hub() {
             "{last}"
         );
 
+        // search never goes to the mirrors: a bare term asks Docker Hub's search API, which
+        // is unreachable here; one line, exit 1.
+        let err = target.fails(&["search", "busybox"], 1);
+        assert!(
+            err.starts_with(
+                "minidock: searching Docker Hub: GET https://index.docker.io/v1/search?q=busybox&n=25: "
+            ) && err.lines().count() == 1,
+            "{err}"
+        );
+        // is-automated=true matches nothing, so nothing is asked (with the CLI's warning).
+        let out = target.run(&["search", "-f", "is-automated=true", "busybox"]);
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        assert_eq!(common::text(&out.stdout), table(&[]));
+        assert!(
+            common::text(&out.stderr)
+                .starts_with("WARNING: the \"is-automated\" filter is deprecated"),
+            "{}",
+            common::text(&out.stderr)
+        );
+
         // A mirror that is not an http(s) URL is refused as dockerd refuses it.
         target.set_daemon_json(json!({ "registry-mirrors": ["ftp://127.0.0.1:1"] }));
         let err = target.fails(&["pull", "busybox"], 125);

@@ -49,7 +49,12 @@ pub struct SearchArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Max number of search results
-    #[arg(long, default_value_t = 0, value_name = "int")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        hide_default_value = true,
+        value_name = "int"
+    )]
     pub limit: i64,
     /// Don't truncate output
     #[arg(long)]
