@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,13 +26,7 @@ use minidock::image::store::sha256_digest;
 // The real registry
 // ------------------------------------------------------------------------------------------
 
-/// A `docker-registry serve` on 127.0.0.1:<free port>, with its storage in a temp dir. Killed
-/// (and its dir removed) on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-}
+use common::registry::Registry;
 
 fn have(program: &str, arg: &str) -> bool {
     Command::new(program)
@@ -43,112 +37,16 @@ fn have(program: &str, arg: &str) -> bool {
         .is_ok()
 }
 
-impl Registry {
-    /// Starts a registry; with `auth`, one that wants HTTP Basic credentials (htpasswd with a
-    /// bcrypt hash). None (skip) when the registry is not installed, outside CI.
-    fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
-        Registry::start_with(auth, None)
-    }
-
-    /// Starts a registry in `auth: token` mode: it trusts tokens signed by the certificate
-    /// `cert` and sends clients to the token server at `realm`.
-    fn start_token(realm: &str, cert: &Path) -> Option<Registry> {
-        Registry::start_with(None, Some((realm, cert)))
-    }
-
-    fn start_with(auth: Option<(&str, &str)>, token: Option<(&str, &Path)>) -> Option<Registry> {
-        if !common::prerequisite(
-            have("docker-registry", "--version"),
-            "docker-registry is not installed (apt-get install docker-registry)",
-        ) {
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("minidock-registry")
-            .tempdir()
-            .unwrap();
-        let mut auth_yaml = String::new();
-        if let Some((user, password)) = auth {
-            if !common::prerequisite(
-                have("htpasswd", "-h"),
-                "htpasswd is not installed (apt-get install apache2-utils)",
-            ) {
-                return None;
-            }
-            let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new("htpasswd")
-                .args(["-B", "-b", "-c"])
-                .arg(&htpasswd)
-                .args([user, password])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "htpasswd: {out:?}");
-            auth_yaml = format!(
-                "auth:\n  htpasswd:\n    realm: minidock-test\n    path: {}\n",
-                htpasswd.display()
-            );
-        }
-        if let Some((realm, cert)) = token {
-            auth_yaml = format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                cert.display()
-            );
-        }
-        // A free port: bind :0, note the port, release it for the registry.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
-        let log = fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut registry = Registry { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.addr).is_err() {
-            if let Ok(Some(status)) = registry.child.try_wait() {
-                panic!(
-                    "docker-registry exited ({status}): {}",
-                    fs::read_to_string(registry.dir.path().join("log")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(registry)
-    }
-
-    /// `127.0.0.1:PORT/<path>`.
-    fn name(&self, path: &str) -> String {
-        format!("{}/{path}", self.addr)
-    }
-
-    fn storage(&self) -> PathBuf {
-        self.dir.path().join("storage")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A registry in `auth: token` mode: it trusts tokens signed by the certificate `cert` and
+/// sends clients to the token server at `realm`.
+fn start_token(realm: &str, cert: &Path) -> Option<Registry> {
+    Registry::start_with(
+        "127.0.0.1",
+        &format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            cert.display()
+        ),
+    )
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1334,7 +1232,7 @@ fn the_bearer_token_flow_against_a_registry_in_token_mode() {
         return;
     }
     let tokens = TokenServer::start("bob", "t0ken-pass");
-    let Some(registry) = Registry::start_token(&tokens.realm(), &tokens.cert()) else {
+    let Some(registry) = start_token(&tokens.realm(), &tokens.cert()) else {
         return;
     };
     let world = World::new();
@@ -1375,9 +1273,19 @@ fn the_bearer_token_flow_against_a_registry_in_token_mode() {
         world.inspect(&name)["RootFS"]
     );
 
+    // search lists the catalog with a catalog-scoped token.
+    assert_eq!(
+        other.ok(&["search", "--format", "{{.Name}}", &registry.name("app")]),
+        format!("{}\n", registry.name("token/app"))
+    );
+
     // The dance, as the token server saw it: a scopeless token for `login`, a pull+push token
-    // for the push, a pull token for the pull.
+    // for the push, a pull token for the pull, a catalog token for the search.
     let scopes = tokens.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&"registry:catalog:*".to_owned()),
+        "{scopes:?}"
+    );
     assert!(scopes.contains(&String::new()), "{scopes:?}");
     assert!(
         scopes.contains(&"repository:token/app:pull,push".to_owned()),

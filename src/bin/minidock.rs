@@ -48,6 +48,8 @@ enum Command {
     Login(minidock::registry::cli::LoginArgs),
     /// Log out from a registry.
     Logout(minidock::registry::cli::LogoutArgs),
+    /// Search Docker Hub, or REGISTRY/TERM a registry's catalog, for images.
+    Search(minidock::registry::search::SearchArgs),
     /// Save images to a tar archive (docker save format, or --format oci).
     Save(image_cli::SaveArgs),
     /// Load images from a tar archive (docker save or OCI format).
@@ -130,6 +132,7 @@ fn main() -> ExitCode {
         Command::Push(args) => minidock::registry::cli::run_push(&root, &args),
         Command::Login(args) => minidock::registry::cli::run_login(&args),
         Command::Logout(args) => minidock::registry::cli::run_logout(&args),
+        Command::Search(args) => minidock::registry::search::run_search(&args),
         Command::Save(args) => image_cli::run_save(&root, &args),
         Command::Load(args) => image_cli::run_load(&root, &args),
         Command::History(args) => image_cli::run_history(&root, &args),

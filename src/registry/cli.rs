@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::auth::{Challenge, ConfigFile, Credentials, config_path};
 use super::client::{Client, ClientOptions};
+use super::config::RegistryConfig;
 use super::progress::Progress;
 use super::{Platform, PullOptions, PushOptions, pull, push, request_failed};
 use crate::cli::Exit;
@@ -30,7 +31,8 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Allow plain HTTP to this registry (host[:port]); localhost is always allowed
+    /// Allow plain HTTP, or TLS without verification, to this registry (host[:port] or CIDR);
+    /// loopback is always allowed
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 }
@@ -43,7 +45,8 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Allow plain HTTP to this registry (host[:port]); localhost is always allowed
+    /// Allow plain HTTP, or TLS without verification, to this registry (host[:port] or CIDR);
+    /// loopback is always allowed
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 }
@@ -64,7 +67,8 @@ pub struct LoginArgs {
     /// Take the password from stdin
     #[arg(long)]
     pub password_stdin: bool,
-    /// Allow plain HTTP to this registry (host[:port]); localhost is always allowed
+    /// Allow plain HTTP, or TLS without verification, to this registry (host[:port] or CIDR);
+    /// loopback is always allowed
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 }
@@ -77,14 +81,15 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-/// The client options for a registry: the stored credentials, and the insecure registries
-/// from the flags and from `config.json`.
-fn client_options(registry: &str, flags: &[String]) -> Result<ClientOptions> {
+/// The client options for a registry: the stored credentials, Docker Hub's mirrors, and the
+/// insecure registries from `daemon.json`, `config.json` and the flags
+/// ([`RegistryConfig::load`]).
+pub fn client_options(registry: &str, flags: &[String]) -> Result<ClientOptions> {
     let config = ConfigFile::load(&config_path())?;
     let mut insecure = flags.to_vec();
     insecure.extend(config.insecure_registries.iter().cloned());
     Ok(ClientOptions {
-        insecure_registries: insecure,
+        registries: RegistryConfig::load(&insecure)?,
         credentials: config.credentials(registry)?,
     })
 }

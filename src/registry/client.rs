@@ -16,6 +16,7 @@ use ureq::http::{self, Response};
 use ureq::{Agent, Body, SendBody};
 
 use super::auth::{Challenge, Credentials};
+use super::config::RegistryConfig;
 use crate::cli::Exit;
 use crate::explain::{self, Chapter};
 
@@ -27,10 +28,19 @@ const DOCKER_HUB_API: &str = "registry-1.docker.io";
 /// What the client needs besides the registry's name.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// Registries (`host[:port]`) that may be spoken to over plain HTTP, besides localhost.
-    pub insecure_registries: Vec<String>,
+    /// Docker Hub's mirrors and the insecure registries (`daemon.json`, `config.json`,
+    /// `--insecure-registry`).
+    pub registries: RegistryConfig,
     /// The user's credentials for this registry, from `config.json` or `login -u -p`.
     pub credentials: Option<Credentials>,
+}
+
+impl ClientOptions {
+    /// Whether `registry` (`host[:port]`) may be spoken to over plain HTTP, or over TLS
+    /// without verifying its certificate: loopback and the insecure registries.
+    pub fn is_insecure(&self, registry: &str) -> bool {
+        is_local(registry) || !self.registries.is_secure(registry)
+    }
 }
 
 /// What a request is allowed to do in the repository: the scope of the Bearer token it needs.
@@ -38,6 +48,8 @@ pub struct ClientOptions {
 pub enum Access {
     Pull,
     Push,
+    /// Listing the registry's repositories (`GET /v2/_catalog`).
+    Catalog,
 }
 
 /// A request body: empty, in memory (retried after an auth challenge), or streamed (not
@@ -55,7 +67,7 @@ pub struct Client {
     registry: String,
     /// `https://registry-1.docker.io` or `http://127.0.0.1:5000`.
     base: String,
-    insecure: Vec<String>,
+    options: ClientOptions,
     credentials: Option<Credentials>,
     /// How the registry answered `GET /v2/` without credentials.
     challenge: Option<Challenge>,
@@ -107,14 +119,50 @@ impl Client {
     /// answer says whether the registry speaks the API (200 or 401) and, in a 401's
     /// `WWW-Authenticate`, how to authenticate.
     ///
-    /// HTTPS is the only scheme for a registry elsewhere: never a silent fallback to plain
-    /// HTTP, which anyone on the path could read and rewrite. A registry on this machine, or
-    /// one the user named with `--insecure-registry`, is asked over plain HTTP first, then over
-    /// HTTPS if that fails (a local registry may well have TLS). No credentials travel in the
-    /// version check.
+    /// HTTPS with a verified certificate is the only way to a registry elsewhere: never a
+    /// silent fallback to plain HTTP, which anyone on the path could read and rewrite. A
+    /// registry on loopback, or an insecure one (`insecure-registries`, by name or network,
+    /// as dockerd decides), is asked over plain HTTP first, then over HTTPS without
+    /// certificate verification. No credentials travel in the version check.
     pub fn connect(registry: &str, options: &ClientOptions) -> Result<Client> {
+        let api_host = if registry == "docker.io" || registry == "index.docker.io" {
+            DOCKER_HUB_API
+        } else {
+            registry
+        };
+        let insecure = options.is_insecure(registry);
+        let bases: Vec<String> = if insecure {
+            vec![format!("http://{api_host}"), format!("https://{api_host}")]
+        } else {
+            vec![format!("https://{api_host}")]
+        };
+        Client::connect_to(registry, &bases, insecure, options.clone()).map_err(|failures| {
+            let hint = if insecure {
+                ""
+            } else {
+                " (plain HTTP is only used for loopback and insecure registries: --insecure-registry, or insecure-registries in daemon.json)"
+            };
+            anyhow!(
+                "cannot reach registry {registry} over {}{hint}",
+                failures.join(" or ")
+            )
+        })
+    }
+
+    /// `GET /v2/` at each base URL in turn; the first that answers as a registry wins.
+    /// Returns why each failed otherwise.
+    fn connect_to(
+        registry: &str,
+        bases: &[String],
+        insecure: bool,
+        options: ClientOptions,
+    ) -> Result<Client, Vec<String>> {
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(insecure)
+            .build();
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls)
             .timeout_connect(Some(Duration::from_secs(30)))
             // A registry that stops sending mid-layer must not hang the pull forever.
             .timeout_recv_response(Some(Duration::from_secs(120)))
@@ -122,30 +170,19 @@ impl Client {
             .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let api_host = if registry == "docker.io" || registry == "index.docker.io" {
-            DOCKER_HUB_API
-        } else {
-            registry
-        };
-        let insecure_allowed =
-            is_local(registry) || options.insecure_registries.iter().any(|r| r == registry);
-        let schemes: &[&str] = if insecure_allowed {
-            &["http", "https"]
-        } else {
-            &["https"]
-        };
         let mut client = Client {
             agent,
             registry: registry.to_owned(),
             base: String::new(),
-            insecure: options.insecure_registries.clone(),
             credentials: options.credentials.clone(),
+            options,
             challenge: None,
             tokens: Mutex::new(HashMap::new()),
         };
         let mut failures = Vec::new();
-        for scheme in schemes {
-            client.base = format!("{scheme}://{api_host}");
+        for base in bases {
+            client.base = base.clone();
+            let scheme = base.split(':').next().unwrap_or(base).to_uppercase();
             explain::step(
                 "ask the registry which API and auth it speaks",
                 || format!("GET {}/v2/", client.base),
@@ -154,34 +191,46 @@ impl Client {
             let response = match client.agent.get(format!("{}/v2/", client.base)).call() {
                 Ok(response) => response,
                 Err(err) => {
-                    failures.push(format!("{} ({err})", scheme.to_uppercase()));
+                    failures.push(format!("{scheme} ({err})"));
                     continue;
                 }
             };
             match response.status().as_u16() {
                 200 => return Ok(client),
-                401 => {
-                    client.challenge = Some(challenge_of(&response)?);
-                    return Ok(client);
-                }
+                401 => match challenge_of(&response) {
+                    Ok(challenge) => {
+                        client.challenge = Some(challenge);
+                        return Ok(client);
+                    }
+                    Err(err) => failures.push(format!("{scheme} ({err:#})")),
+                },
                 // A TLS registry answers plain HTTP with 400: try HTTPS next.
                 status => failures.push(format!(
-                    "{} (GET /v2/ answered HTTP {status}: not an OCI registry)",
-                    scheme.to_uppercase()
+                    "{scheme} (GET /v2/ answered HTTP {status}: not an OCI registry)"
                 )),
             }
         }
-        let hint = if insecure_allowed {
-            ""
-        } else {
-            " (plain HTTP is only used for localhost and registries given with --insecure-registry)"
-        };
-        Err(anyhow!(
-            "cannot reach registry {registry} over {}{hint}",
-            failures.join(" or ")
-        ))
+        Err(failures)
     }
     // ANCHOR_END: connect
+
+    // ANCHOR: connect_mirror
+    /// Connects to a mirror of Docker Hub (`http(s)://host[:port][/path]/`, from
+    /// `registry-mirrors`) with the scheme its URL gives, as dockerd does; TLS without
+    /// verification if its host is insecure. Docker Hub credentials are not sent to mirrors.
+    pub fn connect_mirror(mirror: &str, options: &ClientOptions) -> Result<Client> {
+        let url = mirror.trim_end_matches('/');
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+            .with_context(|| format!("invalid mirror {}", crate::cli::quote(mirror)))?;
+        let mut options = options.clone();
+        options.credentials = None;
+        let insecure = options.is_insecure(host);
+        Client::connect_to(host, &[url.to_owned()], insecure, options)
+            .map_err(|failures| anyhow!("cannot reach mirror {url}: {}", failures.join(" or ")))
+    }
+    // ANCHOR_END: connect_mirror
 
     /// `https://host` or `http://host`, as decided by [`Client::connect`].
     pub fn base(&self) -> &str {
@@ -246,10 +295,7 @@ impl Client {
                     crate::cli::quote(realm)
                 )
             })?;
-        if realm.starts_with("http://")
-            && !is_local(realm_host)
-            && !self.insecure.iter().any(|r| r == realm_host)
-        {
+        if realm.starts_with("http://") && !self.options.is_insecure(realm_host) {
             bail!("refusing to send credentials to the token server {realm} over plain HTTP");
         }
         let mut query = Vec::new();
@@ -430,6 +476,7 @@ pub fn scope_for(repository: &str, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{repository}:pull"),
         Access::Push => format!("repository:{repository}:pull,push"),
+        Access::Catalog => "registry:catalog:*".to_owned(),
     }
 }
 

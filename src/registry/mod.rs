@@ -24,7 +24,9 @@
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod progress;
+pub mod search;
 
 use std::io::{self, Read};
 use std::sync::Mutex;
@@ -240,8 +242,33 @@ struct Fetched {
 // ANCHOR: pull
 /// `docker pull`: fetches the image's manifest (through an index, for our platform), then its
 /// config and the layers the store lacks, verifying each against its digest, and names the
-/// image last.
+/// image last. A Docker Hub name goes to the mirrors first ([`pull_via_mirrors`]).
 pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let tag_or_digest = reference
+        .digest()
+        .or(reference.tag())
+        .unwrap_or("latest")
+        .to_owned();
+    progress.line(&format!(
+        "{}: Pulling from {}",
+        reference.tag().unwrap_or(&tag_or_digest),
+        reference.path()
+    ));
+    if let Some(pulled) = pull_via_mirrors(store, reference, options, progress) {
+        return Ok(pulled);
+    }
+    let client = Client::connect(reference.domain(), &options.client)?;
+    pull_from(&client, store, reference, options, progress)
+}
+
+/// The pull itself, from one endpoint (a registry, or a mirror of Docker Hub).
+fn pull_from(
+    client: &Client,
     store: &Store,
     reference: &Reference,
     options: &PullOptions,
@@ -253,15 +280,10 @@ pub fn pull(
         .or(reference.tag())
         .unwrap_or("latest")
         .to_owned();
-    progress.line(&format!(
-        "{}: Pulling from {repository}",
-        reference.tag().unwrap_or(&tag_or_digest)
-    ));
-    let client = Client::connect(reference.domain(), &options.client)?;
 
     // 1. The manifest the reference names. A digest in the reference pins its content.
     let pinned = reference.digest().map(parse_digest).transpose()?;
-    let mut fetched = fetch_manifest(&client, repository, &tag_or_digest, pinned.as_ref(), None)?;
+    let mut fetched = fetch_manifest(client, repository, &tag_or_digest, pinned.as_ref(), None)?;
     let top_digest = fetched.digest.clone();
 
     // 2. An index: choose our platform's manifest and fetch it by digest.
@@ -272,7 +294,7 @@ pub fn pull(
         let chosen = choose_platform(&index, &platform)?;
         let expected = Blob::of(chosen);
         fetched = fetch_manifest(
-            &client,
+            client,
             repository,
             chosen.digest().as_ref(),
             Some(&expected.digest),
@@ -301,7 +323,7 @@ pub fn pull(
                 config_descriptor.size()
             );
         }
-        download_blob(&client, repository, config_descriptor, store, None)
+        download_blob(client, repository, config_descriptor, store, None)
             .context("downloading the image config")?;
     }
     let config: ImageConfiguration =
@@ -318,7 +340,7 @@ pub fn pull(
     // 4. The layers, in parallel, each unpacked as soon as it is stored; those the store
     //    has are never downloaded again.
     let downloaded = download_layers(
-        &client,
+        client,
         repository,
         manifest.layers(),
         config.rootfs().diff_ids(),
@@ -363,7 +385,38 @@ pub fn pull(
         name,
     })
 }
+
 // ANCHOR_END: pull
+
+// ANCHOR: pull_via_mirrors
+/// dockerd's endpoint order for a Docker Hub name (`docker.io/...`): each of the
+/// `registry-mirrors` in turn, with the same repository path (`library/busybox`). Any error
+/// from a mirror (unreachable, 404, a bad blob) moves on to the next one; None when every
+/// mirror failed, or the name is not Docker Hub's, and the pull goes to Docker Hub itself.
+/// Blobs a failed mirror delivered were verified, and stay for the next endpoint to reuse.
+pub fn pull_via_mirrors(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &Progress,
+) -> Option<Pulled> {
+    if reference.domain() != crate::image::reference::DEFAULT_DOMAIN {
+        return None;
+    }
+    for mirror in &options.client.registries.mirrors {
+        let attempt = Client::connect_mirror(mirror, &options.client)
+            .and_then(|client| pull_from(&client, store, reference, options, progress));
+        match attempt {
+            Ok(pulled) => return Some(pulled),
+            Err(err) => explain::note(&format!(
+                "mirror {mirror} failed, trying the next endpoint: {}",
+                crate::cli::one_line(&format!("{err:#}"))
+            )),
+        }
+    }
+    None
+}
+// ANCHOR_END: pull_via_mirrors
 
 // ANCHOR: fetch_manifest
 /// `GET /v2/<name>/manifests/<reference>`, capped at [`MAX_MANIFEST_BYTES`], checked against

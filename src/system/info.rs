@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
 
-/// Docker's `RegistryConfig`, as minidock applies it: plain HTTP for loopback registries and
-/// those in the config file's `insecure-registries`; no mirrors.
+/// Docker's `RegistryConfig`, as minidock applies it (`registry::config::RegistryConfig`):
+/// the insecure registries and networks (loopback always), and Docker Hub's mirrors, from
+/// `daemon.json` and the CLI's `config.json`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RegistryConfig {
@@ -96,6 +97,7 @@ pub fn info(paths: &Paths) -> Result<Info> {
     }
     let config = crate::registry::auth::ConfigFile::load(&crate::registry::auth::config_path())
         .unwrap_or_default();
+    let registries = crate::registry::config::RegistryConfig::load(&config.insecure_registries)?;
     let uname = nix::sys::utsname::uname().context("uname")?;
     Ok(Info {
         containers: containers.len(),
@@ -117,9 +119,13 @@ pub fn info(paths: &Paths) -> Result<Info> {
         architecture: uname.machine().to_string_lossy().into_owned(),
         index_server_address: "https://index.docker.io/v1/",
         registry_config: RegistryConfig {
-            insecure_registry_cidrs: vec!["127.0.0.0/8".into(), "::1/128".into()],
-            insecure_registries: config.insecure_registries.clone(),
-            mirrors: Vec::new(),
+            insecure_registry_cidrs: registries
+                .insecure_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            insecure_registries: registries.insecure_hosts.clone(),
+            mirrors: registries.mirrors.clone(),
         },
         ncpu: super::cpus(),
         mem_total: super::total_memory()?,
@@ -186,6 +192,12 @@ pub fn info_text(i: &Info) -> String {
         .chain(&registries.insecure_registry_cidrs)
     {
         out += &format!("  {registry}\n");
+    }
+    if !registries.mirrors.is_empty() {
+        out += " Registry Mirrors:\n";
+        for mirror in &registries.mirrors {
+            out += &format!("  {mirror}\n");
+        }
     }
     out += &format!(" Live Restore Enabled: {}\n", i.live_restore_enabled);
     out

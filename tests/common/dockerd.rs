@@ -88,6 +88,12 @@ impl Dockerd {
         self.dir.path()
     }
 
+    /// dockerd's pid (the process `unshare` became): `/proc/PID/ns/net` is its private
+    /// network namespace.
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().expect("dockerd is running").id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path().join("dockerd.log")).unwrap_or_default()
     }
