@@ -100,7 +100,7 @@ impl Paths {
     }
 
     /// Every container as recorded, newest first; for callers that hold [`Paths::lock`].
-    fn list_recorded(&self) -> Result<Vec<ContainerState>> {
+    pub(crate) fn list_recorded(&self) -> Result<Vec<ContainerState>> {
         let dir = self.containers();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -347,18 +347,41 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     state.lower_dirs = lowers;
     mount_rootfs(paths, &state)?;
 
-    let built = spec::build(&parsed, &image.config, &dir, &id)?;
-    spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
-    spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
-    drop(lease);
-
-    state.config = built.config;
-    state.creating = false;
-    if !options.supervised {
-        state.supervisor_pid = 0;
-        state.supervisor_start_time = 0;
+    // Volumes (named, anonymous, --volumes-from, the image's VOLUME) exist from here on; the
+    // anonymous ones made now go again if the container is not created.
+    let image_volumes = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let wanted = crate::volume::Wanted {
+        requests: &parsed.volumes,
+        volumes_from: &parsed.volumes_from,
+        image_volumes: &image_volumes,
+    };
+    let (mounts, made) = crate::volume::prepare(paths, &wanted, &dir.join("merged"))?;
+    let parsed = spec::ParsedOptions {
+        volumes: mounts,
+        ..parsed
+    };
+    let finish = |state: &mut ContainerState| -> Result<()> {
+        let built = spec::build(&parsed, &image.config, &dir, &id)?;
+        spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
+        spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
+        state.config = built.config;
+        state.creating = false;
+        if !options.supervised {
+            state.supervisor_pid = 0;
+            state.supervisor_start_time = 0;
+        }
+        state.save(paths)
+    };
+    if let Err(err) = finish(&mut state) {
+        crate::volume::forget(paths, &made);
+        return Err(err);
     }
-    state.save(paths)?;
+    drop(lease);
     guard.armed = false;
     Ok(state)
 }
@@ -639,6 +662,17 @@ pub fn stop_signal(state: &ContainerState) -> Result<Signal> {
 
 /// `rm`: removes a stopped container; with `force`, kills a running one first.
 pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
+    remove_with_volumes(paths, name_or_id, force, false)
+}
+
+/// `rm [-f] [-v]`: [`remove`], and with `volumes` its anonymous volumes that no other
+/// container uses (named ones stay, as with Docker).
+pub fn remove_with_volumes(
+    paths: &Paths,
+    name_or_id: &str,
+    force: bool,
+    volumes: bool,
+) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() == Status::Running {
         if !force {
@@ -665,7 +699,11 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
     // A supervisor may still be between recording the exit and exiting (unmounting, or
     // removing an --rm container itself): removal is idempotent, so both may go ahead.
     let _lock = paths.lock()?;
-    remove_files(paths, &state.id)
+    remove_files(paths, &state.id)?;
+    if volumes {
+        crate::volume::remove_anonymous(paths, &state)?;
+    }
+    Ok(())
 }
 
 /// `wait`: blocks until the container stops, and returns its exit code.

@@ -194,10 +194,12 @@ fn open_log_and_launch(
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
+            let _ = crate::volume::unmount_driver_volumes(paths, state);
             record_failed_start(paths, id, &err);
             if state.config.auto_remove {
                 let _lock = paths.lock();
                 let _ = remove_files(paths, id);
+                let _ = crate::volume::remove_anonymous(paths, state);
             }
             Err(err)
         }
@@ -274,7 +276,9 @@ fn run_to_exit(
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
-    let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
+    let unmounted = super::unpin_network(paths, id)
+        .and(unmount_rootfs(paths, id))
+        .and(release_volumes(paths, id));
     Ok(RunExit {
         status,
         pumped,
@@ -345,6 +349,14 @@ fn wait_to_restart(paths: &Paths, id: &str, delay: std::time::Duration) -> bool 
     }
 }
 
+/// Unmounts the driver filesystems of the container's volumes that no running container uses.
+fn release_volumes(paths: &Paths, id: &str) -> Result<()> {
+    match ContainerState::load(paths, id)? {
+        Some(state) => crate::volume::unmount_driver_volumes(paths, &state),
+        None => Ok(()),
+    }
+}
+
 /// Records the last exit (the container is stopped for good) and removes an `--rm` container.
 fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     let exit_code = exit.exit_code;
@@ -364,6 +376,7 @@ fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     if state.config.auto_remove {
         let _lock = paths.lock()?;
         remove_files(paths, &state.id)?;
+        crate::volume::remove_anonymous(paths, state)?;
     }
     exit.pumped?;
     exit.removed_cgroup?;
@@ -419,6 +432,7 @@ fn launch(
     crate::runtime::forget(&paths.runtime_root, id);
     super::remove_cgroups(state)?;
     mount_rootfs(paths, state)?;
+    crate::volume::mount_driver_volumes(paths, state)?;
     if state.config.network_mode == "none" {
         super::pin_network(paths, id)?;
     }

@@ -46,14 +46,20 @@ impl Status {
     }
 }
 
-/// One `-v HOST:CONTAINER[:ro]` bind mount, as `inspect` shows it under `Mounts`.
+/// One bind, volume or tmpfs mount of a container, as `inspect` shows it under `Mounts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub kind: String,
+    /// A volume's name; absent for other mounts, as in Docker's JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub source: String,
     pub destination: String,
+    /// `local` for a volume; absent for other mounts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
