@@ -1180,10 +1180,16 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         .mounts
         .iter()
         .map(|m| {
-            if trunc {
-                ellipsis(&m.source, 15)
+            // A volume by its name, anything else by its source, as Docker's formatter does.
+            let name = if m.name.is_empty() {
+                &m.source
             } else {
-                m.source.clone()
+                &m.name
+            };
+            if trunc {
+                ellipsis(name, 15)
+            } else {
+                name.clone()
             }
         })
         .collect();
@@ -1213,7 +1219,15 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ),
         ("Mounts", mounts.join(",")),
         ("Networks", c.config.network_mode.clone()),
-        ("LocalVolumes", "0".to_owned()),
+        (
+            "LocalVolumes",
+            c.config
+                .mounts
+                .iter()
+                .filter(|m| m.driver == crate::volume::DRIVER)
+                .count()
+                .to_string(),
+        ),
     ])
 }
 

@@ -171,7 +171,7 @@ impl Store {
         explain::step(
             "make the volume's directory",
             || format!("mkdir(\"{}\")", data.display()),
-            Chapter::PuttingTogether,
+            Chapter::Volumes,
         );
         std::fs::create_dir_all(&data).with_context(|| format!("mkdir {}", data.display()))?;
         let now = std::time::SystemTime::now();
@@ -211,7 +211,7 @@ impl Store {
         explain::step(
             "remove the volume",
             || format!("rm -r \"{}\"", dir.display()),
-            Chapter::PuttingTogether,
+            Chapter::Volumes,
         );
         // The metadata goes first: a removal cut short leaves no half volume that looks whole.
         match std::fs::remove_file(self.metadata(name)) {
@@ -295,7 +295,7 @@ fn copy_up(rootfs: &Path, container_path: &str, data: &Path) -> Result<()> {
     explain::step(
         "copy the image's files into the new volume",
         || format!("cp -a \"{}/.\" \"{}\"", source.display(), data.display()),
-        Chapter::PuttingTogether,
+        Chapter::Volumes,
     );
     let out = std::process::Command::new("cp")
         .arg("-a")
@@ -538,7 +538,7 @@ pub fn mount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()>
         explain::step(
             "mount the volume's filesystem",
             || format!("mount({device:?}, {data:?}, {typ:?}, {flags:?}, {data_text:?})"),
-            Chapter::PuttingTogether,
+            Chapter::Volumes,
         );
         nix::mount::mount(
             Some(device),
@@ -586,7 +586,7 @@ fn unmount_data(volume: &Volume) -> Result<()> {
         explain::step(
             "unmount the volume's filesystem",
             || format!("umount2({data:?}, MNT_DETACH)"),
-            Chapter::PuttingTogether,
+            Chapter::Volumes,
         );
         nix::mount::umount2(data, nix::mount::MntFlags::MNT_DETACH)
             .with_context(|| format!("unmounting {}", data.display()))?;
@@ -611,7 +611,7 @@ mod tests {
             .unwrap();
         assert!(!new);
         assert_eq!(again, made);
-        assert_eq!(store.list().unwrap(), [made.clone()]);
+        assert_eq!(store.list().unwrap(), std::slice::from_ref(&made));
         let err = store.remove("v1", &["c1".into()]).unwrap_err();
         assert_eq!(err.to_string(), "remove v1: volume is in use - [c1]");
         store.remove("v1", &[]).unwrap();
