@@ -502,6 +502,11 @@ fn inspect_shows_mounts_as_docker_does() {
     );
     // --tmpfs is not among Docker's Mounts.
     assert_eq!(mounts.as_array().unwrap().len(), 5, "{mounts}");
+    // An anonymous `-v /path` is in Config.Volumes, as the docker CLI puts it there.
+    assert_eq!(
+        m.inspect("mounts", "{{json .Config.Volumes}}"),
+        r#"{"/anon":{}}"#
+    );
     let binds = m.inspect("mounts", "{{json .HostConfig.Binds}}");
     assert_eq!(binds, serde_json::json!(["v1:/v1", bind]).to_string());
 }

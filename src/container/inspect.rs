@@ -69,7 +69,7 @@ struct Config {
     env: Vec<String>,
     cmd: Option<Vec<String>>,
     image: String,
-    volumes: Option<()>,
+    volumes: Option<BTreeMap<String, BTreeMap<String, String>>>,
     working_dir: String,
     entrypoint: Option<Vec<String>>,
     on_build: Option<()>,
@@ -258,7 +258,13 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             env: config.env.clone(),
             cmd: some_if_any(&config.cmd),
             image: state.image.clone(),
-            volumes: None,
+            volumes: (!config.volumes.is_empty()).then(|| {
+                config
+                    .volumes
+                    .iter()
+                    .map(|v| (v.clone(), BTreeMap::new()))
+                    .collect()
+            }),
             working_dir: config.working_dir.clone(),
             entrypoint: some_if_any(&config.entrypoint),
             on_build: None,

@@ -977,7 +977,10 @@ pub fn build(
             .into_iter()
             .chain(parsed.labels.iter().cloned())
             .collect(),
-        volumes: config.volumes().clone().unwrap_or_default(),
+        volumes: crate::volume::config_volumes(
+            config.volumes().as_deref().unwrap_or_default(),
+            &parsed.volumes,
+        ),
         restart_policy: parsed.restart_policy.clone(),
         stop_timeout: options.stop_timeout,
         init: options.init,

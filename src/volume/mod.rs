@@ -388,6 +388,21 @@ pub fn mount_point(m: &MountRequest) -> Option<crate::container::state::MountPoi
     })
 }
 
+/// The container's `Config.Volumes`, as Docker's CLI and daemon make it: the image's `VOLUME`
+/// paths and each anonymous `-v /path` (which is also what `commit` carries into the image).
+pub fn config_volumes(image: &[String], requests: &[MountRequest]) -> Vec<String> {
+    let mut out: Vec<String> = image.to_vec();
+    let anonymous_flags = requests
+        .iter()
+        .filter(|m| m.kind == MountKind::Volume && m.create_host && m.text.is_empty());
+    for m in anonymous_flags {
+        if !out.contains(&m.container) {
+            out.push(m.container.clone());
+        }
+    }
+    out
+}
+
 /// The mounts of another container, for `--volumes-from` (tmpfs mounts are its own).
 fn mounts_from(paths: &Paths, name: &str, read_only: Option<bool>) -> Result<Vec<MountRequest>> {
     let other = paths.resolve(name)?;

@@ -54,7 +54,8 @@ pub struct MountRequest {
     pub tmpfs: Vec<String>,
     /// `-v` as typed, for `inspect`'s `HostConfig.Binds`; empty for the other flags.
     pub text: String,
-    /// `-v` makes a missing host directory; `--mount type=bind` refuses it.
+    /// Given with `-v`, which makes a missing host directory (`--mount type=bind` refuses
+    /// it), and whose anonymous form `-v /path` is also in the container's `Config.Volumes`.
     pub create_host: bool,
     /// Left out of `inspect`'s `Mounts` (`--tmpfs`, which Docker shows only in
     /// `HostConfig.Tmpfs`).
