@@ -554,6 +554,7 @@ fn volume_commands_and_mount_flags_match_docker() {
         vec!["--mount", "type=tmpfs,target=/x,tmpfs-size=abc"],
         vec!["--mount", "type=volume,target=/x,readonly=maybe"],
         vec!["--volumes-from", "nosuch"],
+        vec!["--tmpfs", "rel"],
     ];
     for flags in &bad {
         for command in ["create", "run"] {
@@ -643,6 +644,9 @@ fn volume_commands_and_mount_flags_match_docker() {
         vec!["volume", "inspect", "nosuch"],
         vec!["volume", "rm", "nosuch"],
         vec!["volume", "rm", "-f", "nosuch"],
+        vec!["volume", "ls", "-f", "dangling=maybe"],
+        vec!["volume", "ls", "-f", "dangling"],
+        vec!["volume", "create", "-d", "nosuchdriver", "zz"],
     ] {
         let (ours, theirs) = both(&args);
         assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");

@@ -102,22 +102,22 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
     let store = Store::new(&paths.root);
     match command {
         VolumeCommand::Create(args) => {
-            if args.driver != super::DRIVER {
-                return Err(Exit::new(
-                    REQUEST_FAILED,
-                    format!(
-                        "error looking up volume plugin {}: plugin {:?} not found (only the \
-                         local driver is supported)",
-                        args.driver, args.driver
-                    ),
-                )
-                .into());
-            }
             crate::state::private_dir(&paths.root)?;
             let name = match &args.name {
                 Some(name) => name.clone(),
                 None => crate::container::new_id()?,
             };
+            if args.driver != super::DRIVER {
+                return Err(Exit::new(
+                    REQUEST_FAILED,
+                    format!(
+                        "create {name}: error looking up volume plugin {}: plugin {:?} not \
+                         found (only the local driver is supported)",
+                        args.driver, args.driver
+                    ),
+                )
+                .into());
+            }
             let (volume, _) = store
                 .create(&name, pairs(&args.label), pairs(&args.opt))
                 .map_err(request)?;
@@ -209,16 +209,16 @@ enum Filter {
 
 fn parse_filter(text: &str) -> Result<Filter> {
     let (key, value) = text.split_once('=').ok_or_else(|| {
-        Exit::new(
-            REQUEST_FAILED,
-            "bad format of filter (expected name=value)".to_owned(),
-        )
+        crate::volume::parse::cli_error(format!(
+            "invalid argument {text:?} for \"-f, --filter\" flag: bad format of filter \
+             (expected name=value)"
+        ))
     })?;
     match key.to_ascii_lowercase().as_str() {
         "dangling" => match value.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(Filter::Dangling(true)),
             "false" | "0" => Ok(Filter::Dangling(false)),
-            _ => anyhow::bail!("invalid filter 'dangling={value}'"),
+            _ => anyhow::bail!("Invalid filter 'dangling=[{value}]'"),
         },
         "name" => Ok(Filter::Name(value.to_owned())),
         "label" => Ok(match value.split_once('=') {

@@ -398,6 +398,9 @@ pub fn parse_mount_flag(text: &str) -> Result<MountRequest> {
 /// then the options as given (`size=64m,mode=1777,exec`...), which the kernel checks.
 pub fn parse_tmpfs_flag(text: &str) -> Result<MountRequest> {
     let (path, options) = text.split_once(':').unwrap_or((text, ""));
+    if !path.starts_with('/') {
+        anyhow::bail!("invalid mount path: '{path}' mount path must be absolute");
+    }
     let container = target(MountKind::Tmpfs, path)?;
     if container == "/" {
         anyhow::bail!(
