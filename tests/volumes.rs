@@ -76,6 +76,10 @@ fn a_named_volume_is_shared_and_outlives_every_container() {
     assert_eq!(lines.next(), Some("written"));
     // The same directory, bound again, read-only: nothing was copied.
     let mount = lines.next().unwrap();
+    assert_eq!(
+        m.inspect("reader", "{{json .HostConfig.VolumesFrom}}"),
+        r#"["writer:ro"]"#
+    );
     assert!(mount.contains("/volumes/myvol/_data /data ro,"), "{mount}");
     m.ok(&["rm", "-v", "writer", "reader"]);
     assert_eq!(volume_names(&m), ["myvol"]);
@@ -502,6 +506,10 @@ fn inspect_shows_mounts_as_docker_does() {
     );
     // --tmpfs is not among Docker's Mounts.
     assert_eq!(mounts.as_array().unwrap().len(), 5, "{mounts}");
+    let record: serde_json::Value = serde_json::from_str(&m.ok(&["inspect", "mounts"])).unwrap();
+    let host_config = &record[0]["HostConfig"];
+    assert_eq!(host_config["Tmpfs"], serde_json::json!({"/t": ""}));
+    assert_eq!(host_config["VolumesFrom"], serde_json::Value::Null);
     // An anonymous `-v /path` is in Config.Volumes, as the docker CLI puts it there.
     assert_eq!(
         m.inspect("mounts", "{{json .Config.Volumes}}"),

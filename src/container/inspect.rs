@@ -45,6 +45,9 @@ struct HostConfig {
     pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     init: Option<bool>,
+    volumes_from: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tmpfs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(serde::Serialize)]
@@ -239,6 +242,8 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             memory_swap: config.memory_swap,
             pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
             init: config.init.then_some(true),
+            volumes_from: some_if_any(&config.volumes_from),
+            tmpfs: (!config.tmpfs.is_empty()).then(|| config.tmpfs.clone()),
         },
         graph_driver: GraphDriver {
             data,
@@ -296,6 +301,7 @@ pub const TEMPLATE_SHAPE: Shape = Shape {
         "NetworkSettings.Ports",
         "NetworkSettings.Networks",
         "Config.Volumes",
+        "HostConfig.Tmpfs",
     ],
     pointers: &[
         "State.Health",

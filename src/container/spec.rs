@@ -953,6 +953,15 @@ pub fn build(
             .map(|v| v.text.clone())
             .collect(),
         mounts: mount_points,
+        volumes_from: options.volumes_from.clone(),
+        tmpfs: options
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+                (path.to_owned(), opts.to_owned())
+            })
+            .collect(),
         privileged: options.privileged,
         readonly_rootfs: options.read_only,
         cap_add: options.cap_add.clone(),

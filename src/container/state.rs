@@ -85,6 +85,10 @@ pub struct RunConfig {
     pub network_mode: String,
     pub binds: Vec<String>,
     pub mounts: Vec<MountPoint>,
+    /// `--volumes-from`, as given.
+    pub volumes_from: Vec<String>,
+    /// `--tmpfs`: the path and its options as given.
+    pub tmpfs: BTreeMap<String, String>,
     pub privileged: bool,
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,
