@@ -501,6 +501,9 @@ pub fn forget(paths: &Paths, names: &[String]) {
 /// `rm -v` and `run --rm`: removes the anonymous volumes of container `state` that no other
 /// container uses; named volumes stay, as with Docker.
 pub fn remove_anonymous(paths: &Paths, state: &ContainerState) -> Result<()> {
+    if volume_names(state).next().is_none() {
+        return Ok(());
+    }
     let store = Store::new(&paths.root);
     let others: Vec<ContainerState> = paths
         .list_recorded()?
@@ -525,6 +528,9 @@ pub fn remove_anonymous(paths: &Paths, state: &ContainerState) -> Result<()> {
 /// volumes that has driver options and is not mounted yet (`mount -t TYPE -o O DEVICE`, or
 /// a bind when `type` is `none` with `o=bind`), as the local driver does.
 pub fn mount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()> {
+    if volume_names(state).next().is_none() {
+        return Ok(());
+    }
     let store = Store::new(&paths.root);
     let _lock = store.lock()?;
     for name in volume_names(state) {
@@ -570,6 +576,9 @@ pub fn mount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()>
 /// After container `state` stopped (or was found dead): unmounts the driver filesystems of
 /// its volumes that no running container uses any more. Idempotent.
 pub fn unmount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()> {
+    if volume_names(state).next().is_none() {
+        return Ok(());
+    }
     let store = Store::new(&paths.root);
     let _lock = store.lock()?;
     let running: Vec<ContainerState> = paths

@@ -5,7 +5,7 @@
 //! `create`, as `docker create` exits with the daemon's refusals).
 
 use crate::cli::{Exit, code};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 /// What a mount is, as Docker's `mount.Type`.
@@ -111,6 +111,22 @@ const TMPFS_DEFAULTS: [&str; 3] = ["noexec", "nosuid", "nodev"];
 /// one, `/HOST:/CONTAINER` a bind, each with `[:OPTIONS]` (`ro`, `rw`, `z`, `Z`, `nocopy` for
 /// volumes, a propagation mode for binds).
 pub fn parse_volume_flag(text: &str) -> Result<MountRequest> {
+    // The docker CLI (23 and later) makes a source starting with `.` absolute, and sends it so.
+    if text.starts_with('.') {
+        let (source, rest) = text.split_once(':').unwrap_or((text, ""));
+        let cwd = std::env::current_dir().context("finding the current directory")?;
+        let cwd = cwd.to_string_lossy();
+        let absolute =
+            crate::container::spec::clean_container_path("the path", &format!("{cwd}/{source}"))?;
+        if !rest.is_empty()
+            && (source == "."
+                || source == ".."
+                || source.starts_with("./")
+                || source.starts_with("../"))
+        {
+            return parse_volume_flag(&format!("{absolute}:{rest}"));
+        }
+    }
     let parts: Vec<&str> = text.split(':').collect();
     if parts.len() > 3 {
         return Err(cli_error(format!("invalid spec: {text}: too many colons")));
@@ -469,6 +485,13 @@ mod tests {
         );
         assert_eq!((anonymous.mode.as_str(), anonymous.text.as_str()), ("", ""));
         assert!(parse_volume_flag("v1:/x:ro,nocopy").unwrap().nocopy);
+        let cwd = std::env::current_dir().unwrap();
+        let relative = parse_volume_flag("./sub:/x:ro").unwrap();
+        assert_eq!(relative.host, cwd.join("sub"));
+        assert_eq!(
+            relative.text,
+            format!("{}:/x:ro", cwd.join("sub").display())
+        );
     }
 
     #[test]
