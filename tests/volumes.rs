@@ -696,3 +696,14 @@ fn volume_commands_and_mount_flags_match_docker() {
     docker.ok(&["rm", "user"]);
     docker.ok(&["volume", "rm", "plain", "withopts"]);
 }
+
+#[test]
+fn a_create_that_fails_leaves_no_anonymous_volume() {
+    let Some(m) = minidock() else { return };
+    // busybox is static: it has no dynamic loader for --init, and the spec refuses it after
+    // the volumes are made.
+    m.fails(&["create", "--init", "-v", "/anon", "busybox", "true"], 125);
+    m.fails(&["run", "--init", "-v", "/anon", "busybox", "true"], 125);
+    assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+}

@@ -347,10 +347,36 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     state.lower_dirs = lowers;
     mount_rootfs(paths, &state)?;
 
-    // Volumes (named, anonymous, --volumes-from, the image's VOLUME) exist from here on; the
-    // anonymous ones made now go again if the container is not created.
+    let (parsed, made) = prepare_volumes(paths, parsed, &image.config, &dir)?;
+
+    let built = spec::build(&parsed, &image.config, &dir, &id)?;
+    spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
+    spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
+    drop(lease);
+
+    state.config = built.config;
+    state.creating = false;
+    if !options.supervised {
+        state.supervisor_pid = 0;
+        state.supervisor_start_time = 0;
+    }
+    state.save(paths)?;
+    guard.armed = false;
+    made.keep();
+    Ok(state)
+}
+// ANCHOR_END: create
+
+/// The container's volumes (named, anonymous, `--volumes-from`, the image's `VOLUME`), made
+/// now (see [`crate::volume::prepare`]); the anonymous ones go again unless the container is
+/// created after all.
+fn prepare_volumes<'a>(
+    paths: &'a Paths,
+    parsed: spec::ParsedOptions,
+    image: &oci_spec::image::ImageConfiguration,
+    dir: &Path,
+) -> Result<(spec::ParsedOptions, crate::volume::Made<'a>)> {
     let image_volumes = image
-        .config
         .config()
         .as_ref()
         .and_then(|c| c.volumes().clone())
@@ -360,32 +386,9 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
         volumes_from: &parsed.volumes_from,
         image_volumes: &image_volumes,
     };
-    let (mounts, made) = crate::volume::prepare(paths, &wanted, &dir.join("merged"))?;
-    let parsed = spec::ParsedOptions {
-        volumes: mounts,
-        ..parsed
-    };
-    let finish = |state: &mut ContainerState| -> Result<()> {
-        let built = spec::build(&parsed, &image.config, &dir, &id)?;
-        spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
-        spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
-        state.config = built.config;
-        state.creating = false;
-        if !options.supervised {
-            state.supervisor_pid = 0;
-            state.supervisor_start_time = 0;
-        }
-        state.save(paths)
-    };
-    if let Err(err) = finish(&mut state) {
-        crate::volume::forget(paths, &made);
-        return Err(err);
-    }
-    drop(lease);
-    guard.armed = false;
-    Ok(state)
+    let (volumes, made) = crate::volume::prepare(paths, &wanted, &dir.join("merged"))?;
+    Ok((spec::ParsedOptions { volumes, ..parsed }, made))
 }
-// ANCHOR_END: create
 
 /// Mounts the container's overlay on `merged` if it is not mounted already: lowers are the
 /// image's unpacked layers, the upper dir keeps the container's own changes.

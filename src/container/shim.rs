@@ -272,13 +272,13 @@ fn run_to_exit(
         .and_then(|s| s.oom_kills)
         .is_some_and(|n| n > 0);
     let removed_cgroup = cgroup.remove();
+    // Its last process is gone: the driver filesystems of its volumes go unless in use.
+    let removed_cgroup = removed_cgroup.and(release_volumes(paths, id));
     crate::runtime::forget(&paths.runtime_root, id);
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
-    let unmounted = super::unpin_network(paths, id)
-        .and(unmount_rootfs(paths, id))
-        .and(release_volumes(paths, id));
+    let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
     Ok(RunExit {
         status,
         pumped,
@@ -431,8 +431,8 @@ fn launch(
     // What a killed supervisor may have left behind from a previous run.
     crate::runtime::forget(&paths.runtime_root, id);
     super::remove_cgroups(state)?;
-    mount_rootfs(paths, state)?;
     crate::volume::mount_driver_volumes(paths, state)?;
+    mount_rootfs(paths, state)?;
     if state.config.network_mode == "none" {
         super::pin_network(paths, id)?;
     }

@@ -434,12 +434,12 @@ fn mounts_from(paths: &Paths, name: &str, read_only: Option<bool>) -> Result<Vec
 /// else covers (anonymous volumes). Each volume is created if needed (anonymous ones with a
 /// fresh 64-hex name) and gets its `_data` as host path; a new empty volume gets the image's
 /// files at its path (copy-up) from `rootfs`. Returns the mounts and the anonymous volumes it
-/// made, which the caller removes if the container is not created after all.
-pub fn prepare(
-    paths: &Paths,
+/// made, which go again unless the caller keeps them.
+pub fn prepare<'a>(
+    paths: &'a Paths,
     wanted: &Wanted,
     rootfs: &Path,
-) -> Result<(Vec<MountRequest>, Vec<String>)> {
+) -> Result<(Vec<MountRequest>, Made<'a>)> {
     let mut mounts: Vec<MountRequest> = wanted.requests.to_vec();
     let covered = |mounts: &[MountRequest], path: &str| mounts.iter().any(|m| m.container == path);
     for (name, read_only) in wanted.volumes_from {
@@ -460,30 +460,25 @@ pub fn prepare(
         }
     }
     let store = Store::new(&paths.root);
-    let mut made = Vec::new();
-    let result = mounts
-        .iter_mut()
-        .filter(|m| m.kind == MountKind::Volume)
-        .try_for_each(|m| {
-            let mut labels = BTreeMap::new();
-            if m.name.is_empty() {
-                m.name = crate::container::new_id()?;
-                labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
-            }
-            let (volume, new) = store.create(&m.name, labels, BTreeMap::new())?;
-            if new && volume.anonymous() {
-                made.push(volume.name.clone());
-            }
-            m.host = PathBuf::from(&volume.mountpoint);
-            // A volume the driver mounts is empty until a container starts: no copy-up.
-            if !m.nocopy && volume.driver_options().is_none() {
-                copy_up(rootfs, &m.container, &m.host)?;
-            }
-            Ok(())
-        });
-    if let Err(err) = result {
-        forget(paths, &made);
-        return Err(err);
+    let mut made = Made {
+        paths,
+        names: Vec::new(),
+    };
+    for m in mounts.iter_mut().filter(|m| m.kind == MountKind::Volume) {
+        let mut labels = BTreeMap::new();
+        if m.name.is_empty() {
+            m.name = crate::container::new_id()?;
+            labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
+        }
+        let (volume, new) = store.create(&m.name, labels, BTreeMap::new())?;
+        if new && volume.anonymous() {
+            made.names.push(volume.name.clone());
+        }
+        m.host = PathBuf::from(&volume.mountpoint);
+        // A volume the driver mounts is empty until a container starts: no copy-up.
+        if !m.nocopy && volume.driver_options().is_none() {
+            copy_up(rootfs, &m.container, &m.host)?;
+        }
     }
     Ok((mounts, made))
 }
@@ -494,6 +489,26 @@ pub fn forget(paths: &Paths, names: &[String]) {
     let store = Store::new(&paths.root);
     for name in names {
         let _ = store.remove(name, &[]);
+    }
+}
+
+/// The anonymous volumes [`prepare`] made for a container being created: dropped, it removes
+/// them, unless [`Made::keep`] said the container exists.
+pub struct Made<'a> {
+    paths: &'a Paths,
+    names: Vec<String>,
+}
+
+impl Made<'_> {
+    /// The container was created: its volumes stay.
+    pub fn keep(mut self) {
+        self.names.clear();
+    }
+}
+
+impl Drop for Made<'_> {
+    fn drop(&mut self) {
+        forget(self.paths, &self.names);
     }
 }
 
