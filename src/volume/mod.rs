@@ -89,6 +89,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// The volumes of state root `root` (nothing is made until a volume is created).
     pub fn new(root: &Path) -> Store {
         Store {
             dir: root.join("volumes"),
@@ -485,7 +486,7 @@ pub fn prepare<'a>(
 // ANCHOR_END: prepare
 
 /// Removes the anonymous volumes `names` made for a container that was not created.
-pub fn forget(paths: &Paths, names: &[String]) {
+fn forget(paths: &Paths, names: &[String]) {
     let store = Store::new(&paths.root);
     for name in names {
         let _ = store.remove(name, &[]);
