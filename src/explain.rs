@@ -28,6 +28,7 @@ pub enum Chapter {
     RuntimeSpec,
     Security,
     Images,
+    Volumes,
 }
 
 impl Chapter {
@@ -41,6 +42,7 @@ impl Chapter {
             Chapter::RuntimeSpec => "7 The OCI runtime spec",
             Chapter::Security => "8 Security defaults",
             Chapter::Images => "9 Images and registries",
+            Chapter::Volumes => "10 Volumes",
         }
     }
 }

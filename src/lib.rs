@@ -21,4 +21,5 @@ pub mod security;
 pub mod state;
 pub mod system;
 pub mod tty;
+pub mod volume;
 pub mod workshop;

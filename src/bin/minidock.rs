@@ -58,6 +58,9 @@ enum Command {
     History(image_cli::HistoryArgs),
     /// Create a new image from a container's changes.
     Commit(image_cli::CommitArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(minidock::volume::cli::VolumeCommand),
     #[command(flatten)]
     Container(minidock::container::cli::ContainerCommand),
     /// The OCI runtime, with runc's command line: run a bundle (rootfs + config.json). See
@@ -137,6 +140,9 @@ fn main() -> ExitCode {
         Command::Load(args) => image_cli::run_load(&root, &args),
         Command::History(args) => image_cli::run_history(&root, &args),
         Command::Commit(args) => image_cli::run_commit(&root, &args),
+        Command::Volume(command) => {
+            minidock::volume::cli::run_command(cli.root.as_deref(), &command)
+        }
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }

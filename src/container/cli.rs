@@ -73,9 +73,18 @@ pub struct RunArgs {
     /// Limit on processes (-1 or 0: unlimited)
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Bind mount a host directory: HOST_PATH:CONTAINER_PATH[:ro]
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind mount a volume: NAME:/PATH, /HOST:/PATH or /PATH (anonymous), [:ro|rw,nocopy]
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]/PATH[:OPTIONS]")]
     pub volumes: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,readonly,...
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory: /PATH[:OPTIONS]
+    #[arg(long = "tmpfs", value_name = "/PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the volumes of another container: CONTAINER[:ro|rw]
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -151,6 +160,9 @@ impl RunArgs {
                 cpus: self.cpus.filter(|n| n.0 != 0).map(|n| n.to_string()),
                 pids_limit: self.pids_limit,
                 volumes: self.volumes.clone(),
+                mounts: self.mount.clone(),
+                tmpfs: self.tmpfs.clone(),
+                volumes_from: self.volumes_from.clone(),
                 read_only: self.read_only,
                 network: self.network.clone(),
                 cap_add: self.cap_add.clone(),
@@ -218,6 +230,9 @@ pub struct RmArgs {
     /// Kill a running container first
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -677,7 +692,7 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             })
         }
         ContainerCommand::Rm(args) => for_each(&args.containers, |name| {
-            super::remove(&paths, name, args.force)?;
+            super::remove_with_volumes(&paths, name, args.force, args.volumes)?;
             Ok(Some(name.to_owned()))
         }),
         ContainerCommand::Wait(args) => for_each(&args.containers, |name| {
@@ -1165,10 +1180,16 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         .mounts
         .iter()
         .map(|m| {
-            if trunc {
-                ellipsis(&m.source, 15)
+            // A volume by its name, anything else by its source, as Docker's formatter does.
+            let name = if m.name.is_empty() {
+                &m.source
             } else {
-                m.source.clone()
+                &m.name
+            };
+            if trunc {
+                ellipsis(name, 15)
+            } else {
+                name.clone()
             }
         })
         .collect();
@@ -1198,7 +1219,15 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
         ),
         ("Mounts", mounts.join(",")),
         ("Networks", c.config.network_mode.clone()),
-        ("LocalVolumes", "0".to_owned()),
+        (
+            "LocalVolumes",
+            c.config
+                .mounts
+                .iter()
+                .filter(|m| m.driver == crate::volume::DRIVER)
+                .count()
+                .to_string(),
+        ),
     ])
 }
 

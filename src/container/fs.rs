@@ -55,6 +55,64 @@ struct ContainerRoot {
     fd: OwnedFd,
     /// Unmount when done: we mounted it.
     unmount: Option<(Paths, String)>,
+    /// The container's binds and volumes, which `cp` reads and writes at their sources.
+    mounts: Vec<super::state::MountPoint>,
+}
+
+/// A container path that lies in a bind or a volume: the mount's source directory, the path
+/// inside it, and the mount point's own name when the path is the mount point itself.
+struct InMount {
+    dir: OwnedFd,
+    path: String,
+    name: String,
+}
+
+impl ContainerRoot {
+    // ANCHOR: locate
+    /// Where `cp` finds a container path that lies under one of the container's binds or
+    /// volumes (the deepest one): in the mount's source on the host, as Docker mounts the
+    /// volumes for a copy, since the container's own root does not hold them. The mount
+    /// point is matched on the path's text; a symlink leading into a volume is resolved in
+    /// the container's root instead, and a bind of a single file is not redirected.
+    fn locate(&self, path: &str) -> Result<Option<InMount>> {
+        let clean = super::spec::clean_container_path("the path", path)?;
+        let best = self
+            .mounts
+            .iter()
+            .filter(|m| m.kind != "tmpfs")
+            .filter(|m| clean == m.destination || clean.starts_with(&format!("{}/", m.destination)))
+            .max_by_key(|m| m.destination.len());
+        let Some(mount) = best else {
+            return Ok(None);
+        };
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(dir) = nix::fcntl::open(mount.source.as_str(), flags, Mode::empty()) else {
+            return Ok(None);
+        };
+        let rest = &clean[mount.destination.len()..];
+        let suffix = if path.ends_with("/.") {
+            "/."
+        } else if path.ends_with('/') {
+            "/"
+        } else {
+            ""
+        };
+        let (path, name) = match rest {
+            "" if suffix == "/." => ("/.".to_owned(), String::new()),
+            "" => (
+                "/".to_owned(),
+                mount
+                    .destination
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            ),
+            _ => (format!("{rest}{suffix}"), String::new()),
+        };
+        Ok(Some(InMount { dir, path, name }))
+    }
+    // ANCHOR_END: locate
 }
 
 impl Drop for ContainerRoot {
@@ -89,7 +147,11 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
             return Err(err);
         }
     };
-    Ok(ContainerRoot { fd, unmount })
+    Ok(ContainerRoot {
+        fd,
+        unmount,
+        mounts: state.config.mounts.clone(),
+    })
 }
 
 // ANCHOR: tar_tree
@@ -654,7 +716,18 @@ fn copy_out(
     options: &CpOptions,
 ) -> Result<()> {
     let root = container_root(paths, container)?;
-    let source = container_source(root.fd.as_fd(), container, from, options.follow_link)?;
+    let located = root.locate(from)?;
+    let source = match &located {
+        Some(at) => {
+            let mut source =
+                container_source(at.dir.as_fd(), container, &at.path, options.follow_link)?;
+            if !at.name.is_empty() && source.base.is_empty() {
+                source.base = at.name.clone();
+            }
+            source
+        }
+        None => container_source(root.fd.as_fd(), container, from, options.follow_link)?,
+    };
     let Some(to) = to else {
         // `-`: the tar as is, on stdout.
         let stdout = std::io::stdout();
@@ -700,13 +773,16 @@ fn copy_in(
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
-    let destination = container_destination(root.fd.as_fd(), to);
+    let located = root.locate(to)?;
+    let (base, to) = match &located {
+        Some(at) => (at.dir.as_fd(), at.path.as_str()),
+        None => (root.fd.as_fd(), to),
+    };
+    let destination = container_destination(base, to);
     let open_dir = |dir: &str| {
-        open_in_root(root.fd.as_fd(), dir, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| {
-            match errno {
-                nix::errno::Errno::ENOTDIR => refused("extraction point is not a directory".into()),
-                _ => refused(format!("no such container:path: {container}:{dir}")),
-            }
+        open_in_root(base, dir, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| match errno {
+            nix::errno::Errno::ENOTDIR => refused("extraction point is not a directory".into()),
+            _ => refused(format!("no such container:path: {container}:{dir}")),
         })
     };
     let Some(source) = source else {

@@ -45,6 +45,9 @@ struct HostConfig {
     pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     init: Option<bool>,
+    volumes_from: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tmpfs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(serde::Serialize)]
@@ -69,7 +72,7 @@ struct Config {
     env: Vec<String>,
     cmd: Option<Vec<String>>,
     image: String,
-    volumes: Option<()>,
+    volumes: Option<BTreeMap<String, BTreeMap<String, String>>>,
     working_dir: String,
     entrypoint: Option<Vec<String>>,
     on_build: Option<()>,
@@ -239,6 +242,8 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             memory_swap: config.memory_swap,
             pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
             init: config.init.then_some(true),
+            volumes_from: some_if_any(&config.volumes_from),
+            tmpfs: (!config.tmpfs.is_empty()).then(|| config.tmpfs.clone()),
         },
         graph_driver: GraphDriver {
             data,
@@ -258,7 +263,13 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             env: config.env.clone(),
             cmd: some_if_any(&config.cmd),
             image: state.image.clone(),
-            volumes: None,
+            volumes: (!config.volumes.is_empty()).then(|| {
+                config
+                    .volumes
+                    .iter()
+                    .map(|v| (v.clone(), BTreeMap::new()))
+                    .collect()
+            }),
             working_dir: config.working_dir.clone(),
             entrypoint: some_if_any(&config.entrypoint),
             on_build: None,
@@ -290,6 +301,7 @@ pub const TEMPLATE_SHAPE: Shape = Shape {
         "NetworkSettings.Ports",
         "NetworkSettings.Networks",
         "Config.Volumes",
+        "HostConfig.Tmpfs",
     ],
     pointers: &[
         "State.Health",

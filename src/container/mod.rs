@@ -100,7 +100,7 @@ impl Paths {
     }
 
     /// Every container as recorded, newest first; for callers that hold [`Paths::lock`].
-    fn list_recorded(&self) -> Result<Vec<ContainerState>> {
+    pub(crate) fn list_recorded(&self) -> Result<Vec<ContainerState>> {
         let dir = self.containers();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -347,6 +347,8 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     state.lower_dirs = lowers;
     mount_rootfs(paths, &state)?;
 
+    let (parsed, made) = prepare_volumes(paths, parsed, &image.config, &dir)?;
+
     let built = spec::build(&parsed, &image.config, &dir, &id)?;
     spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
     spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
@@ -360,9 +362,33 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     }
     state.save(paths)?;
     guard.armed = false;
+    made.keep();
     Ok(state)
 }
 // ANCHOR_END: create
+
+/// The container's volumes (named, anonymous, `--volumes-from`, the image's `VOLUME`), made
+/// now (see [`crate::volume::prepare`]); the anonymous ones go again unless the container is
+/// created after all.
+fn prepare_volumes<'a>(
+    paths: &'a Paths,
+    parsed: spec::ParsedOptions,
+    image: &oci_spec::image::ImageConfiguration,
+    dir: &Path,
+) -> Result<(spec::ParsedOptions, crate::volume::Made<'a>)> {
+    let image_volumes = image
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let wanted = crate::volume::Wanted {
+        requests: &parsed.volumes,
+        volumes_from: &parsed.volumes_from,
+        image_volumes: &image_volumes,
+    };
+    let (volumes, made) = crate::volume::prepare(paths, &wanted, &dir.join("merged"))?;
+    Ok((spec::ParsedOptions { volumes, ..parsed }, made))
+}
 
 /// Mounts the container's overlay on `merged` if it is not mounted already: lowers are the
 /// image's unpacked layers, the upper dir keeps the container's own changes.
@@ -639,6 +665,17 @@ pub fn stop_signal(state: &ContainerState) -> Result<Signal> {
 
 /// `rm`: removes a stopped container; with `force`, kills a running one first.
 pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
+    remove_with_volumes(paths, name_or_id, force, false)
+}
+
+/// `rm [-f] [-v]`: [`remove`], and with `volumes` its anonymous volumes that no other
+/// container uses (named ones stay, as with Docker).
+pub fn remove_with_volumes(
+    paths: &Paths,
+    name_or_id: &str,
+    force: bool,
+    volumes: bool,
+) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() == Status::Running {
         if !force {
@@ -665,7 +702,11 @@ pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {
     // A supervisor may still be between recording the exit and exiting (unmounting, or
     // removing an --rm container itself): removal is idempotent, so both may go ahead.
     let _lock = paths.lock()?;
-    remove_files(paths, &state.id)
+    remove_files(paths, &state.id)?;
+    if volumes {
+        crate::volume::remove_anonymous(paths, &state)?;
+    }
+    Ok(())
 }
 
 /// `wait`: blocks until the container stops, and returns its exit code.

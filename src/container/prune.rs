@@ -1,8 +1,8 @@
 //! `minidock system prune`: removes what nothing uses, as `docker system prune` does: stopped
 //! containers, then dangling images (with `--all`, every image no container uses), then what
 //! interrupted commands left behind (see [`super::recover`] and
-//! [`crate::image::store::Store::reclaim`]), and prints `Total reclaimed space`. minidock has
-//! no user-defined networks, volumes or build cache, so there are none to prune.
+//! [`crate::image::store::Store::reclaim`]), and prints `Total reclaimed space`. Volumes are
+//! left alone, as `docker system prune` leaves them without `--volumes` (see `volume prune`).
 
 use super::Paths;
 use super::state::Status;

@@ -148,7 +148,12 @@ pub fn recover(paths: &Paths, id: &str) -> Result<()> {
         Chapter::PuttingTogether,
     );
     if action == Action::Remove {
-        return remove_files(paths, id);
+        crate::volume::unmount_driver_volumes(paths, &state)?;
+        remove_files(paths, id)?;
+        if state.config.auto_remove {
+            crate::volume::remove_anonymous(paths, &state)?;
+        }
+        return Ok(());
     }
     super::remove_cgroups(&state)?;
     crate::runtime::forget(&paths.runtime_root, id);
@@ -158,6 +163,7 @@ pub fn recover(paths: &Paths, id: &str) -> Result<()> {
     // have unmounted it.
     if action == Action::RecordKilled {
         super::unmount_rootfs(paths, id)?;
+        crate::volume::unmount_driver_volumes(paths, &state)?;
     }
     let mut state = state;
     state.supervisor_pid = 0;

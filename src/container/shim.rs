@@ -194,10 +194,12 @@ fn open_log_and_launch(
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
+            let _ = crate::volume::unmount_driver_volumes(paths, state);
             record_failed_start(paths, id, &err);
             if state.config.auto_remove {
                 let _lock = paths.lock();
                 let _ = remove_files(paths, id);
+                let _ = crate::volume::remove_anonymous(paths, state);
             }
             Err(err)
         }
@@ -270,6 +272,8 @@ fn run_to_exit(
         .and_then(|s| s.oom_kills)
         .is_some_and(|n| n > 0);
     let removed_cgroup = cgroup.remove();
+    // Its last process is gone: the driver filesystems of its volumes go unless in use.
+    let removed_cgroup = removed_cgroup.and(release_volumes(paths, id));
     crate::runtime::forget(&paths.runtime_root, id);
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
@@ -345,6 +349,14 @@ fn wait_to_restart(paths: &Paths, id: &str, delay: std::time::Duration) -> bool 
     }
 }
 
+/// Unmounts the driver filesystems of the container's volumes that no running container uses.
+fn release_volumes(paths: &Paths, id: &str) -> Result<()> {
+    match ContainerState::load(paths, id)? {
+        Some(state) => crate::volume::unmount_driver_volumes(paths, &state),
+        None => Ok(()),
+    }
+}
+
 /// Records the last exit (the container is stopped for good) and removes an `--rm` container.
 fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     let exit_code = exit.exit_code;
@@ -364,6 +376,7 @@ fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     if state.config.auto_remove {
         let _lock = paths.lock()?;
         remove_files(paths, &state.id)?;
+        crate::volume::remove_anonymous(paths, state)?;
     }
     exit.pumped?;
     exit.removed_cgroup?;
@@ -418,6 +431,7 @@ fn launch(
     // What a killed supervisor may have left behind from a previous run.
     crate::runtime::forget(&paths.runtime_root, id);
     super::remove_cgroups(state)?;
+    crate::volume::mount_driver_volumes(paths, state)?;
     mount_rootfs(paths, state)?;
     if state.config.network_mode == "none" {
         super::pin_network(paths, id)?;

@@ -7,7 +7,7 @@
 //! the spec says and nothing more, so `config.json` is the whole contract between the layers:
 //! `minidock runtime run --bundle <root>/containers/<id> x` would start the same container.
 
-use super::state::{MountPoint, RunConfig};
+use super::state::RunConfig;
 use crate::cgroup::{Limit, Resources, units};
 use crate::cli::{Exit, code};
 use crate::explain::{self, Chapter};
@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub cpus: Option<String>,
     pub pids_limit: Option<i64>,
     pub volumes: Vec<String>,
+    /// `--mount`, `--tmpfs` and `--volumes-from`, as typed (see [`crate::volume`]).
+    pub mounts: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub volumes_from: Vec<String>,
     pub read_only: bool,
     pub network: Option<String>,
     pub cap_add: Vec<String>,
@@ -87,16 +91,9 @@ impl Network {
     }
 }
 
-/// One `-v HOST:CONTAINER[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    /// Cleaned, absolute, inside the container.
-    pub container: String,
-    pub read_only: bool,
-    /// As typed, for `inspect`'s `HostConfig.Binds`.
-    pub text: String,
-}
+/// One mount the container asked for: `-v`, `--mount`, `--tmpfs`, `--volumes-from` or the
+/// image's `VOLUME` (see [`crate::volume`]).
+pub use crate::volume::MountRequest as Volume;
 
 /// The flags, checked and parsed. Every error here happens before anything is created.
 #[derive(Debug, Clone)]
@@ -107,6 +104,8 @@ pub struct ParsedOptions {
     pub workdir: Option<String>,
     pub resources: Resources,
     pub volumes: Vec<Volume>,
+    /// `--volumes-from`: the container, and `Some(read_only)` when `:ro` or `:rw` is given.
+    pub volumes_from: Vec<(String, Option<bool>)>,
     pub network: Network,
     pub security: SecurityOptions,
     pub restart_policy: super::state::RestartPolicy,
@@ -159,50 +158,31 @@ pub fn clean_container_path(what: &str, path: &str) -> Result<String> {
 }
 // ANCHOR_END: clean_path
 
-/// Parses `-v HOST:CONTAINER[:OPTIONS]`.
+/// Parses one `-v` (see [`crate::volume::parse_volume_flag`]).
 pub fn parse_volume(text: &str) -> Result<Volume> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (host, container, options) = match parts.as_slice() {
-        [host, container] => (*host, *container, ""),
-        [host, container, options] => (*host, *container, *options),
-        _ => {
-            return Err(bad_flag(format!(
-                "invalid volume {text:?}: use HOST_PATH:CONTAINER_PATH[:ro]"
-            )));
-        }
-    };
-    if !host.starts_with('/') {
-        return Err(bad_flag(format!(
-            "invalid volume {text:?}: the host path must be absolute (named volumes are not \
-             supported)"
-        )));
+    crate::volume::parse_volume_flag(text)
+}
+
+/// `-v`, `--mount` and `--tmpfs` together, refusing two mounts on one path as Docker does.
+fn parse_mounts(options: &RunOptions) -> Result<Vec<Volume>> {
+    let mut all = Vec::new();
+    for text in &options.volumes {
+        all.push(parse_volume(text)?);
     }
-    let container = clean_container_path("volume destination", container)?;
-    if container == "/" {
-        return Err(bad_flag(format!(
-            "invalid volume {text:?}: the destination cannot be /"
-        )));
+    for text in &options.mounts {
+        all.push(crate::volume::parse_mount_flag(text)?);
     }
-    let mut read_only = false;
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => read_only = true,
-            "rw" => read_only = false,
-            // SELinux relabelling: meaningless without SELinux, accepted as Docker does.
-            "z" | "Z" => {}
-            other => {
-                return Err(bad_flag(format!(
-                    "invalid volume {text:?}: unknown option {other:?} (use ro or rw)"
-                )));
-            }
+    for text in &options.tmpfs {
+        let mut tmpfs = crate::volume::parse_tmpfs_flag(text)?;
+        tmpfs.unlisted = true;
+        all.push(tmpfs);
+    }
+    for (i, m) in all.iter().enumerate() {
+        if all[..i].iter().any(|o| o.container == m.container) {
+            anyhow::bail!("Duplicate mount point: {}", m.container);
         }
     }
-    Ok(Volume {
-        host: PathBuf::from(host),
-        container,
-        read_only,
-        text: text.to_owned(),
-    })
+    Ok(all)
 }
 
 // ANCHOR: env
@@ -390,10 +370,11 @@ impl ParsedOptions {
         {
             eprintln!("WARNING: {warning}");
         }
-        let volumes = options
-            .volumes
+        let volumes = parse_mounts(options)?;
+        let volumes_from = options
+            .volumes_from
             .iter()
-            .map(|v| parse_volume(v))
+            .map(|v| crate::volume::parse_volumes_from(v))
             .collect::<Result<Vec<_>>>()?;
         let network = match options.network.as_deref().unwrap_or("none") {
             "none" => Network::None,
@@ -431,6 +412,7 @@ impl ParsedOptions {
             workdir,
             resources,
             volumes,
+            volumes_from,
             network,
             security,
             restart_policy,
@@ -865,32 +847,8 @@ pub fn build(
     // Parents before children, so /data/sub lands on top of /data.
     volumes.sort_by_key(|v| v.container.matches('/').count());
     for volume in &volumes {
-        if !volume.host.exists() {
-            // Docker's -v makes a missing host directory.
-            std::fs::create_dir_all(&volume.host)
-                .with_context(|| format!("creating {}", volume.host.display()))?;
-        }
-        let rw = if volume.read_only { "ro" } else { "rw" };
-        mounts.push(
-            MountBuilder::default()
-                .destination(&volume.container)
-                .typ("bind")
-                .source(&volume.host)
-                .options(vec!["rbind".into(), "rprivate".into(), rw.into()])
-                .build()?,
-        );
-        mount_points.push(MountPoint {
-            kind: "bind".into(),
-            source: volume.host.to_string_lossy().into_owned(),
-            destination: volume.container.clone(),
-            mode: if volume.read_only {
-                "ro".into()
-            } else {
-                String::new()
-            },
-            rw: !volume.read_only,
-            propagation: "rprivate".into(),
-        });
+        mounts.push(crate::volume::spec_mount(volume)?);
+        mount_points.extend(crate::volume::mount_point(volume));
     }
     mounts.extend(etc_mounts(&volumes, options.read_only)?);
     mounts.extend(init);
@@ -988,8 +946,22 @@ pub fn build(
         open_stdin: options.interactive,
         auto_remove: options.auto_remove,
         network_mode: parsed.network.name().to_owned(),
-        binds: parsed.volumes.iter().map(|v| v.text.clone()).collect(),
+        binds: parsed
+            .volumes
+            .iter()
+            .filter(|v| !v.text.is_empty())
+            .map(|v| v.text.clone())
+            .collect(),
         mounts: mount_points,
+        volumes_from: options.volumes_from.clone(),
+        tmpfs: options
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+                (path.to_owned(), opts.to_owned())
+            })
+            .collect(),
         privileged: options.privileged,
         readonly_rootfs: options.read_only,
         cap_add: options.cap_add.clone(),
@@ -1014,7 +986,10 @@ pub fn build(
             .into_iter()
             .chain(parsed.labels.iter().cloned())
             .collect(),
-        volumes: config.volumes().clone().unwrap_or_default(),
+        volumes: crate::volume::config_volumes(
+            config.volumes().as_deref().unwrap_or_default(),
+            &parsed.volumes,
+        ),
         restart_policy: parsed.restart_policy.clone(),
         stop_timeout: options.stop_timeout,
         init: options.init,
@@ -1180,14 +1155,7 @@ mod tests {
         assert!(!parse_volume("/a:/b").unwrap().read_only);
         // Docker cleans the destination as Go's path.Clean does.
         assert_eq!(parse_volume("/a:/../../x/").unwrap().container, "/x");
-        for bad in [
-            "named:/data",
-            "/a:relative",
-            "/a:/",
-            "/a:/..",
-            "/a",
-            "/a:/b:xx",
-        ] {
+        for bad in ["/a:relative", "/a:/", "/a:/..", "/a:/b:xx", "a b:/data"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
     }

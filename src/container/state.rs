@@ -46,14 +46,20 @@ impl Status {
     }
 }
 
-/// One `-v HOST:CONTAINER[:ro]` bind mount, as `inspect` shows it under `Mounts`.
+/// One bind, volume or tmpfs mount of a container, as `inspect` shows it under `Mounts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub kind: String,
+    /// A volume's name; absent for other mounts, as in Docker's JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub source: String,
     pub destination: String,
+    /// `local` for a volume; absent for other mounts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
@@ -79,6 +85,10 @@ pub struct RunConfig {
     pub network_mode: String,
     pub binds: Vec<String>,
     pub mounts: Vec<MountPoint>,
+    /// `--volumes-from`, as given.
+    pub volumes_from: Vec<String>,
+    /// `--tmpfs`: the path and its options as given.
+    pub tmpfs: BTreeMap<String, String>,
     pub privileged: bool,
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,

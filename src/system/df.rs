@@ -1,7 +1,8 @@
 //! `system df [-v] [--format]`: the disk space images and containers take, as
 //! `docker system df` shows it. Image sizes are the unpacked layers' ([`crate::image::size`]),
 //! each layer counted once; a container's size is what it wrote (its overlay upper dir).
-//! minidock has no volumes and no build cache: their rows are there, at zero.
+//! A volume's size is its `_data`'s; it is active when a container (in any state) names it.
+//! minidock has no build cache: its row is there, at zero.
 
 use crate::container::cli::status_text;
 use crate::container::{ContainerState, Paths, Status, short_id};
@@ -34,6 +35,24 @@ pub struct Usage {
     /// The layers no image in use needs.
     images_reclaimable: u64,
     containers: Vec<ContainerUsage>,
+    /// Each volume: its name, how many containers use it, and its size.
+    volumes: Vec<(String, usize, u64)>,
+}
+
+/// Each volume's name, links (containers using it) and size.
+fn volume_usage(paths: &Paths, containers: &[ContainerUsage]) -> Result<Vec<(String, usize, u64)>> {
+    let states: Vec<ContainerState> = containers.iter().map(|c| c.state.clone()).collect();
+    let users = crate::volume::users(&states);
+    crate::volume::Store::new(&paths.root)
+        .list()?
+        .into_iter()
+        .map(|v| {
+            let size = crate::image::size::directory_size(std::path::Path::new(&v.mountpoint))
+                .unwrap_or(0);
+            let links = users.get(&v.name).map_or(0, Vec::len);
+            Ok((v.name, links, size))
+        })
+        .collect()
 }
 
 /// Measures the state root.
@@ -99,11 +118,13 @@ pub fn usage(paths: &Paths) -> Result<Usage> {
         .filter(|(id, _)| !used_layers.contains(*id))
         .map(|(_, size)| size)
         .sum();
+    let volumes = volume_usage(paths, &containers)?;
     Ok(Usage {
         images,
         layers_size,
         images_reclaimable,
         containers,
+        volumes,
     })
 }
 
@@ -149,7 +170,13 @@ pub fn summary_rows(usage: &Usage) -> Vec<gotmpl::Value> {
             containers_size,
             containers_reclaimable,
         ),
-        row("Local Volumes", 0, 0, 0, 0),
+        row(
+            "Local Volumes",
+            usage.volumes.len(),
+            usage.volumes.iter().filter(|v| v.1 > 0).count(),
+            usage.volumes.iter().map(|v| v.2).sum(),
+            usage.volumes.iter().filter(|v| v.1 == 0).map(|v| v.2).sum(),
+        ),
         row("Build Cache", 0, 0, 0, 0),
     ]
 }
@@ -241,14 +268,22 @@ pub fn verbose_text(usage: &Usage, now: SystemTime) -> String {
             short_id(&s.id).to_owned(),
             s.image.clone(),
             format!("{command:?}"),
-            "0".to_owned(),
+            s.config
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .count()
+                .to_string(),
             human_size(c.size),
             format!("{} ago", human_duration(created)),
             status_text(s, now),
             s.name.clone(),
         ]);
     }
-    let volumes = vec![["VOLUME NAME", "LINKS", "SIZE"].map(str::to_owned).to_vec()];
+    let mut volumes = vec![["VOLUME NAME", "LINKS", "SIZE"].map(str::to_owned).to_vec()];
+    for (name, links, size) in &usage.volumes {
+        volumes.push(vec![name.clone(), links.to_string(), human_size(*size)]);
+    }
     let cache = vec![
         [
             "CACHE ID",

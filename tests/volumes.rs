@@ -1,0 +1,709 @@
+//! Volumes: named, anonymous (`-v /path`, the image's `VOLUME`), `--volumes-from`, `--mount`,
+//! `--tmpfs`, `volume create|ls|inspect|rm|prune`, `rm -v`, `run --rm`, `cp` and `export`.
+//!
+//! The evidence is the kernel's and the disk's: the files in `<root>/volumes/<name>/_data`,
+//! the container's own /proc/self/mountinfo, the host's mount table for a volume with driver
+//! options. Shapes and messages are compared with Docker's (a private dockerd,
+//! tests/common/dockerd.rs).
+
+mod common;
+
+use common::dockerd::{Dockerd, require_docker};
+use common::engine::Minidock;
+use common::{require_busybox_overlay, text};
+use std::path::PathBuf;
+
+fn minidock() -> Option<Minidock> {
+    require_busybox_overlay().then(|| Minidock::with_busybox("minidock-volumes"))
+}
+
+fn data(m: &Minidock, volume: &str) -> PathBuf {
+    m.root().join("volumes").join(volume).join("_data")
+}
+
+fn volume_names(m: &Minidock) -> Vec<String> {
+    m.ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_anonymous_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[test]
+fn a_named_volume_is_shared_and_outlives_every_container() {
+    let Some(m) = minidock() else { return };
+    // Before volumes, `-v myvol:/data` was refused (exit 125) and --volumes-from was unknown.
+    m.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "myvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo written > /data/file",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "myvol").join("file")).unwrap(),
+        "written\n"
+    );
+    let next = m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "myvol:/data",
+        "busybox",
+        "cat",
+        "/data/file",
+    ]);
+    assert_eq!(next, "written\n");
+    let from = m.ok(&[
+        "run",
+        "--name",
+        "reader",
+        "--volumes-from",
+        "writer:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/file; grep ' /data ' /proc/self/mountinfo",
+    ]);
+    let mut lines = from.lines();
+    assert_eq!(lines.next(), Some("written"));
+    // The same directory, bound again, read-only: nothing was copied.
+    let mount = lines.next().unwrap();
+    assert_eq!(
+        m.inspect("reader", "{{json .HostConfig.VolumesFrom}}"),
+        r#"["writer:ro"]"#
+    );
+    assert!(mount.contains("/volumes/myvol/_data /data ro,"), "{mount}");
+    m.ok(&["rm", "-v", "writer", "reader"]);
+    assert_eq!(volume_names(&m), ["myvol"]);
+    let again = m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "myvol:/data",
+        "busybox",
+        "cat",
+        "/data/file",
+    ]);
+    assert_eq!(again, "written\n");
+    m.ok(&["volume", "rm", "myvol"]);
+    assert!(!m.root().join("volumes/myvol").exists());
+}
+
+#[test]
+fn copy_up_fills_a_new_volume_unless_nocopy() {
+    let Some(m) = minidock() else { return };
+    let listing = m.ok(&["run", "--rm", "-v", "etcvol:/etc", "busybox", "ls", "/etc"]);
+    assert!(listing.lines().any(|l| l == "passwd"), "{listing}");
+    assert!(data(&m, "etcvol").join("passwd").is_file());
+    let image = m.ok(&["run", "--rm", "busybox", "cat", "/etc/passwd"]);
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "etcvol").join("passwd")).unwrap(),
+        image
+    );
+    for flags in [
+        ["-v", "nocopy1:/etc:nocopy"],
+        ["--mount", "source=nocopy2,target=/etc,volume-nocopy"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags);
+        args.extend(["busybox", "ls", "-A", "/etc"]);
+        // Only what the runtime binds over the empty volume (hosts, hostname, resolv.conf).
+        let listing = m.ok(&args);
+        assert!(!listing.contains("passwd"), "{flags:?}: {listing}");
+    }
+    assert!(!data(&m, "nocopy1").join("passwd").exists());
+    // An existing volume that has content keeps it.
+    std::fs::write(data(&m, "etcvol").join("mine"), "x").unwrap();
+    std::fs::remove_file(data(&m, "etcvol").join("group")).unwrap();
+    let listing = m.ok(&["run", "--rm", "-v", "etcvol:/etc", "busybox", "ls", "/etc"]);
+    assert!(listing.lines().any(|l| l == "mine"), "{listing}");
+    assert!(!listing.lines().any(|l| l == "group"), "{listing}");
+}
+
+#[test]
+fn an_images_volume_is_anonymous_and_goes_with_rm_v_and_run_rm() {
+    let Some(m) = minidock() else { return };
+    m.import("withvol", &["VOLUME /data"]);
+    // Before volumes, an image's VOLUME made nothing.
+    m.ok(&[
+        "run",
+        "--name",
+        "first",
+        "withvol",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    let name = m.inspect(
+        "first",
+        "{{range .Mounts}}{{.Name}} {{.Destination}}{{end}}",
+    );
+    let (name, destination) = name.split_once(' ').unwrap();
+    assert!(is_anonymous_name(name), "{name}");
+    assert_eq!(destination, "/data");
+    assert_eq!(
+        std::fs::read_to_string(data(&m, name).join("f")).unwrap(),
+        "kept\n"
+    );
+    let labels = m.ok(&["volume", "inspect", "-f", "{{json .Labels}}", name]);
+    assert_eq!(labels.trim(), r#"{"com.docker.volume.anonymous":""}"#);
+    // `rm` without -v keeps it; with -v, anonymous volumes go and named ones stay.
+    m.ok(&["rm", "first"]);
+    assert_eq!(volume_names(&m), [name]);
+    m.ok(&["volume", "rm", name]);
+    m.ok(&[
+        "run",
+        "--name",
+        "second",
+        "-v",
+        "/anon",
+        "-v",
+        "named:/named",
+        "withvol",
+        "true",
+    ]);
+    assert_eq!(volume_names(&m).len(), 3);
+    m.ok(&["rm", "-v", "second"]);
+    assert_eq!(volume_names(&m), ["named"]);
+    m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/anon",
+        "-v",
+        "named:/named",
+        "withvol",
+        "true",
+    ]);
+    assert_eq!(volume_names(&m), ["named"]);
+    // -v over the image's VOLUME replaces it: no anonymous volume.
+    m.ok(&["run", "--rm", "-v", "named:/data", "withvol", "true"]);
+    m.ok(&[
+        "create",
+        "--name",
+        "third",
+        "-v",
+        "named:/data",
+        "withvol",
+        "true",
+    ]);
+    assert_eq!(volume_names(&m), ["named"]);
+    // A VOLUME given by `commit --change` makes one too.
+    m.ok(&["commit", "--change", "VOLUME /state", "third", "committed"]);
+    m.ok(&["run", "--name", "fourth", "committed", "touch", "/state/x"]);
+    let made = m.inspect(
+        "fourth",
+        "{{range .Mounts}}{{if eq .Destination \"/state\"}}{{.Name}}{{end}}{{end}}",
+    );
+    assert!(is_anonymous_name(&made), "{made}");
+    assert!(data(&m, &made).join("x").is_file());
+}
+
+#[test]
+fn a_volume_in_use_is_not_removed() {
+    let Some(m) = minidock() else { return };
+    let id = m.ok(&["create", "-v", "busy:/b", "busybox", "true"]);
+    let id = id.trim();
+    // -f does not remove a volume in use either.
+    for args in [
+        vec!["volume", "rm", "busy"],
+        vec!["volume", "rm", "-f", "busy"],
+    ] {
+        let err = m.fails(&args, 1);
+        assert!(
+            err.contains(&format!("remove busy: volume is in use - [{id}]")),
+            "{err}"
+        );
+    }
+    assert!(data(&m, "busy").is_dir());
+    assert_eq!(
+        m.fails(&["volume", "rm", "nosuch"], 1).trim(),
+        "minidock: get nosuch: no such volume"
+    );
+    assert_eq!(m.ok(&["volume", "rm", "-f", "nosuch"]), "nosuch\n");
+    assert_eq!(
+        m.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        ""
+    );
+    m.ok(&["rm", id]);
+    assert_eq!(
+        m.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        "busy\n"
+    );
+    assert_eq!(m.ok(&["volume", "rm", "busy"]), "busy\n");
+}
+
+#[test]
+fn prune_removes_unused_anonymous_volumes_unless_all() {
+    let Some(m) = minidock() else { return };
+    m.ok(&["volume", "create", "--label", "keep=yes", "named1"]);
+    m.ok(&["run", "--name", "user1", "-v", "/anon", "busybox", "true"]);
+    let anon = m.inspect("user1", "{{range .Mounts}}{{.Name}}{{end}}");
+    std::fs::write(data(&m, &anon).join("f"), vec![0u8; 2000]).unwrap();
+    // In use by a stopped container: kept.
+    assert_eq!(
+        m.ok(&["volume", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
+    m.ok(&["rm", "user1"]);
+    assert_eq!(
+        m.ok(&["volume", "prune", "-f"]),
+        format!("Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 2kB\n")
+    );
+    assert_eq!(volume_names(&m), ["named1"]);
+    assert_eq!(
+        m.ok(&["volume", "ls", "-q", "--filter", "label=keep=yes"]),
+        "named1\n"
+    );
+    assert_eq!(
+        m.ok(&["volume", "ls", "-q", "--filter", "label=keep=no"]),
+        ""
+    );
+    assert_eq!(
+        m.ok(&["volume", "prune", "-af"]),
+        "Deleted Volumes:\nnamed1\n\nTotal reclaimed space: 0B\n"
+    );
+    assert!(volume_names(&m).is_empty());
+}
+
+#[test]
+fn read_only_root_keeps_volumes_writable_and_tmpfs_options_show() {
+    let Some(m) = minidock() else { return };
+    let out = m.output(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "rw1:/w",
+        "--tmpfs",
+        "/t:size=2m,mode=1700",
+        "--mount",
+        "type=tmpfs,target=/u,tmpfs-size=1m,tmpfs-mode=700",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /w/f && cat /w/f; grep -E ' /(t|u) ' /proc/self/mountinfo; touch /rootfile",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Read-only file system"));
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("ok"));
+    let mounts: Vec<&str> = lines.collect();
+    let find = |path: &str| {
+        *mounts
+            .iter()
+            .find(|l| l.split(' ').nth(4) == Some(path))
+            .unwrap_or_else(|| panic!("no {path} in {mounts:?}"))
+    };
+    for (path, size, mode) in [
+        ("/t", "size=2048k", "mode=1700"),
+        ("/u", "size=1024k", "mode=700"),
+    ] {
+        let line = find(path);
+        assert!(line.contains(" - tmpfs tmpfs "), "{line}");
+        assert!(line.contains("nosuid,nodev,noexec"), "{line}");
+        assert!(line.contains(size) && line.contains(mode), "{line}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "rw1").join("f")).unwrap(),
+        "ok\n"
+    );
+}
+
+/// Whether the host's mount table has something mounted on `path`.
+fn mounted(path: &std::path::Path) -> Option<String> {
+    let wanted = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_volume_with_driver_options_is_mounted_while_used_and_reclaimed_after_a_crash() {
+    let Some(m) = minidock() else { return };
+    m.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=3m,uid=1000",
+        "tv",
+    ]);
+    let path = data(&m, "tv");
+    assert_eq!(mounted(&path), None);
+    let inside = m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/tv",
+        "busybox",
+        "grep",
+        " /tv ",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(
+        inside.contains(" - tmpfs tmpfs rw,size=3072k,uid=1000"),
+        "{inside}"
+    );
+    assert_eq!(mounted(&path), None, "unmounted once its last user stopped");
+    let id = m.ok(&["run", "-d", "-v", "tv:/tv", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let line = mounted(&path).expect("mounted while the container runs");
+    assert!(line.contains("size=3072k"), "{line}");
+    // Kill the supervisor and the container: the next command's recovery unmounts it.
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(m.root().join("containers").join(id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = |key: &str| state[key].as_i64().unwrap() as i32;
+    for key in ["SupervisorPid", "Pid"] {
+        let pid = nix::unistd::Pid::from_raw(pid(key));
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL).unwrap();
+    }
+    // Both are reaped (by init) before recovery looks: poll, bounded.
+    for _ in 0..1000 {
+        let gone = ["SupervisorPid", "Pid"]
+            .iter()
+            .all(|k| !std::path::Path::new(&format!("/proc/{}", pid(k))).exists());
+        if gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = m.inspect(id, "{{.State.Status}} {{.State.ExitCode}}");
+    assert_eq!(status, "exited 137");
+    assert_eq!(mounted(&path), None);
+    m.ok(&["rm", id]);
+    m.ok(&["volume", "rm", "tv"]);
+}
+
+#[test]
+fn cp_reaches_into_volumes_and_export_leaves_them_out() {
+    let Some(m) = minidock() else { return };
+    m.ok(&[
+        "create",
+        "--name",
+        "cpc",
+        "-v",
+        "cpvol:/data/vol",
+        "busybox",
+        "true",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "hello").unwrap();
+    m.ok(&[
+        "cp",
+        dir.path().join("in.txt").to_str().unwrap(),
+        "cpc:/data/vol/",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "cpvol").join("in.txt")).unwrap(),
+        "hello"
+    );
+    std::fs::write(data(&m, "cpvol").join("out.txt"), "world").unwrap();
+    let out = dir.path().join("out");
+    m.ok(&["cp", "cpc:/data/vol", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("out.txt")).unwrap(),
+        "world"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("in.txt")).unwrap(),
+        "hello"
+    );
+    let one = dir.path().join("one.txt");
+    m.ok(&["cp", "cpc:/data/vol/out.txt", one.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "world");
+    let tar = m.cmd().args(["export", "cpc"]).output().unwrap();
+    assert!(tar.status.success());
+    let mut archive = tar::Archive::new(tar.stdout.as_slice());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("etc/passwd")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("out.txt") || n.contains("in.txt")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn inspect_shows_mounts_as_docker_does() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/host:ro", host.path().display());
+    m.ok(&[
+        "create",
+        "--name",
+        "mounts",
+        "-v",
+        "v1:/v1",
+        "-v",
+        "/anon",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/t",
+        "--mount",
+        "type=tmpfs,target=/x",
+        "--mount",
+        &format!(
+            "type=bind,src={},dst=/w,bind-propagation=rslave",
+            host.path().display()
+        ),
+        "busybox",
+        "true",
+    ]);
+    let mounts: serde_json::Value =
+        serde_json::from_str(&m.inspect("mounts", "{{json .Mounts}}")).unwrap();
+    let by_destination = |d: &str| {
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == d)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {d} in {mounts}"))
+    };
+    let named = by_destination("/v1");
+    assert_eq!(
+        named,
+        serde_json::json!({"Type": "volume", "Name": "v1",
+            "Source": data(&m, "v1").display().to_string(), "Destination": "/v1",
+            "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""})
+    );
+    let anon = by_destination("/anon");
+    assert_eq!(anon["Mode"], "");
+    assert!(is_anonymous_name(anon["Name"].as_str().unwrap()));
+    assert_eq!(
+        by_destination("/host"),
+        serde_json::json!({"Type": "bind", "Source": host.path().display().to_string(),
+            "Destination": "/host", "Mode": "ro", "RW": false, "Propagation": "rprivate"})
+    );
+    assert_eq!(by_destination("/w")["Propagation"], "rslave");
+    assert_eq!(
+        by_destination("/x"),
+        serde_json::json!({"Type": "tmpfs", "Source": "", "Destination": "/x", "Mode": "",
+            "RW": true, "Propagation": ""})
+    );
+    // --tmpfs is not among Docker's Mounts.
+    assert_eq!(mounts.as_array().unwrap().len(), 5, "{mounts}");
+    let record: serde_json::Value = serde_json::from_str(&m.ok(&["inspect", "mounts"])).unwrap();
+    let host_config = &record[0]["HostConfig"];
+    assert_eq!(host_config["Tmpfs"], serde_json::json!({"/t": ""}));
+    assert_eq!(host_config["VolumesFrom"], serde_json::Value::Null);
+    // An anonymous `-v /path` is in Config.Volumes, as the docker CLI puts it there.
+    assert_eq!(
+        m.inspect("mounts", "{{json .Config.Volumes}}"),
+        r#"{"/anon":{}}"#
+    );
+    let binds = m.inspect("mounts", "{{json .HostConfig.Binds}}");
+    assert_eq!(binds, serde_json::json!(["v1:/v1", bind]).to_string());
+}
+
+/// The part of docker's stderr that is the message (without `Error response from daemon: `
+/// or `docker: `), which must be in ours.
+fn docker_message(stderr: &[u8]) -> String {
+    let message = text(stderr);
+    let first = message.lines().next().unwrap_or_default();
+    first
+        .trim_start_matches("docker: ")
+        .trim_start_matches("Error response from daemon: ")
+        .to_owned()
+}
+
+#[test]
+fn volume_commands_and_mount_flags_match_docker() {
+    if !require_docker() || !require_busybox_overlay() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    let m = Minidock::with_busybox("minidock-volumes-docker");
+    let both = |args: &[&str]| (m.output(args), docker.docker(args));
+    // The same refusals, with the same exit codes, from create (1 for the daemon's, 125 for
+    // the CLI's) and run (always 125).
+    let bad = [
+        vec!["-v", "bad name:/x"],
+        vec!["-v", "v1:rel"],
+        vec!["-v", "v1:/x:foo"],
+        vec!["-v", "/a:/b:/c:/d"],
+        vec!["-v", "v1:/"],
+        vec!["-v", ":/x"],
+        vec!["-v", "v1:/x:rw,ro"],
+        vec!["--mount", "type=bind,target=/x"],
+        vec!["--mount", "type=bind,source=/surely/not/here,target=/x"],
+        vec!["--mount", "type=volume,target=/x,bind-propagation=shared"],
+        vec!["--mount", "type=tmpfs,source=foo,target=/x"],
+        vec!["--mount", "type=foo,target=/x"],
+        vec!["--mount", "type=volume"],
+        vec!["--mount", "target=/x,typo=1"],
+        vec!["--mount", "type=bind,source=/tmp,target=/x,volume-nocopy"],
+        vec!["--mount", "type=volume,target=/x,tmpfs-size=1"],
+        vec!["--mount", "type=volume,target=rel"],
+        vec!["--mount", "type=tmpfs,target=/x,tmpfs-size=abc"],
+        vec!["--mount", "type=volume,target=/x,readonly=maybe"],
+        vec!["--volumes-from", "nosuch"],
+        vec!["--tmpfs", "rel"],
+    ];
+    for flags in &bad {
+        for command in ["create", "run"] {
+            let mut args = vec![command];
+            args.extend(flags);
+            args.extend(["busybox", "true"]);
+            let (ours, theirs) = both(&args);
+            assert_eq!(
+                ours.status.code(),
+                theirs.status.code(),
+                "{args:?}\nours: {ours:?}\ndocker's: {theirs:?}"
+            );
+            let message = docker_message(&theirs.stderr);
+            assert!(
+                text(&ours.stderr)
+                    .to_lowercase()
+                    .contains(&message.to_lowercase()),
+                "{args:?}: ours {:?}, docker's {message:?}",
+                text(&ours.stderr)
+            );
+        }
+    }
+    // volume create / inspect / ls: the same JSON, but for the time and the directory.
+    for args in [
+        vec!["volume", "create", "plain"],
+        vec![
+            "volume",
+            "create",
+            "--label",
+            "a=b",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "--opt",
+            "o=size=1m",
+            "withopts",
+        ],
+    ] {
+        let (ours, theirs) = both(&args);
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout));
+    }
+    let normal = |json: &str| {
+        let mut value: serde_json::Value = serde_json::from_str(json).unwrap();
+        for v in value.as_array_mut().unwrap() {
+            v["CreatedAt"] = "T".into();
+            let mountpoint = v["Mountpoint"].as_str().unwrap().to_owned();
+            assert!(
+                mountpoint.ends_with(&format!("/volumes/{}/_data", v["Name"].as_str().unwrap()))
+            );
+            v["Mountpoint"] = "M".into();
+        }
+        value
+    };
+    let (ours, theirs) = both(&["volume", "inspect", "plain", "withopts"]);
+    assert_eq!(normal(&text(&ours.stdout)), normal(&text(&theirs.stdout)));
+    let created = text(&ours.stdout);
+    assert!(
+        created.contains("\"CreatedAt\": \"20") && created.contains("Z\",\n"),
+        "{created}"
+    );
+    let (ours, theirs) = both(&["volume", "ls"]);
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout));
+    let keys = |out: &[u8]| -> Vec<Vec<String>> {
+        text(out)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let mut pairs: Vec<String> = v
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| *k != "Mountpoint")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                pairs.sort();
+                pairs
+            })
+            .collect()
+    };
+    let (ours, theirs) = both(&["volume", "ls", "--format", "{{json .}}"]);
+    assert_eq!(keys(&ours.stdout), keys(&theirs.stdout));
+    for args in [
+        vec!["volume", "ls", "-q", "--filter", "label=a"],
+        vec!["volume", "ls", "--filter", "name=with"],
+        vec!["volume", "ls", "--filter", "foo=bar"],
+        vec!["volume", "inspect", "nosuch"],
+        vec!["volume", "rm", "nosuch"],
+        vec!["volume", "rm", "-f", "nosuch"],
+        vec!["volume", "ls", "-f", "dangling=maybe"],
+        vec!["volume", "ls", "-f", "dangling"],
+        vec!["volume", "create", "-d", "nosuchdriver", "zz"],
+    ] {
+        let (ours, theirs) = both(&args);
+        assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout), "{args:?}");
+        let message = docker_message(&theirs.stderr);
+        assert!(text(&ours.stderr).contains(&message), "{args:?}: {message}");
+    }
+    // In use: both refuse, exit 1, and name the container.
+    for tool in [0, 1] {
+        let create = [
+            "create", "--name", "user", "-v", "plain:/p", "busybox", "true",
+        ];
+        let id = if tool == 0 {
+            m.ok(&create)
+        } else {
+            docker.ok(&create)
+        };
+        let args = ["volume", "rm", "plain"];
+        let out = if tool == 0 {
+            m.output(&args)
+        } else {
+            docker.docker(&args)
+        };
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr)
+                .contains(&format!("remove plain: volume is in use - [{}]", id.trim())),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let (ours, theirs) = both(&["inspect", "-f", "{{json .Mounts}}", "user"]);
+    let mut ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let mut theirs: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    ours[0]["Source"] = "S".into();
+    theirs[0]["Source"] = "S".into();
+    assert_eq!(ours, theirs);
+    m.ok(&["rm", "user"]);
+    docker.ok(&["rm", "user"]);
+    docker.ok(&["volume", "rm", "plain", "withopts"]);
+}
+
+#[test]
+fn a_create_that_fails_leaves_no_anonymous_volume() {
+    let Some(m) = minidock() else { return };
+    // busybox is static: it has no dynamic loader for --init, and the spec refuses it after
+    // the volumes are made.
+    m.fails(&["create", "--init", "-v", "/anon", "busybox", "true"], 125);
+    m.fails(&["run", "--init", "-v", "/anon", "busybox", "true"], 125);
+    assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+}
