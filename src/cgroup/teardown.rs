@@ -157,7 +157,18 @@ pub fn remove_all(dirs: &[PathBuf]) -> Result<()> {
 pub fn remove_after_pid_namespace(dirs: &[PathBuf], pid_ns: Option<u64>) -> Result<Vec<PathBuf>> {
     wait_pid_namespace_gone(dirs, pid_ns)?;
     let mut left = Vec::new();
-    for dir in dirs.iter().filter(|d| d.exists()) {
+    for dir in dirs {
+        // Most of the time the cgroup is empty and has no child: rmdir(2) alone does it.
+        explain::step(
+            "remove the cgroup",
+            || format!("rmdir({})", dir.display()),
+            Chapter::Cgroups,
+        );
+        match std::fs::remove_dir(dir) {
+            Ok(()) => continue,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => {}
+        }
         for cgroup in subtree(dir).iter().rev() {
             // Children first: a cgroup with processes, or with a child left, stays.
             if read_procs(cgroup)?.is_empty() && subtree(cgroup).len() == 1 {
