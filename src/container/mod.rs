@@ -20,6 +20,7 @@
 //! `merged/` (the overlay, the bundle's `root.path`), and the `hostname`, `hosts` and
 //! `resolv.conf` files bound into the container.
 
+pub mod attach;
 pub mod cli;
 pub mod diff;
 pub mod exec;

@@ -31,8 +31,9 @@ use std::process::Stdio;
 
 /// The terminal side of a foreground container: where its output goes besides the log.
 pub struct Attach {
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    /// None: the container's stdout goes only to the log (`run -a STDERR`).
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
     /// `-i`: the container reads our stdin.
     pub stdin: bool,
 }
@@ -40,10 +41,22 @@ pub struct Attach {
 impl Attach {
     /// Our own stdin, stdout and stderr.
     pub fn terminal(interactive: bool) -> Result<Attach> {
+        Attach::streams(interactive, true, true)
+    }
+
+    /// Some of our streams, as `run -a STDIN|STDOUT|STDERR` chooses them.
+    pub fn streams(stdin: bool, stdout: bool, stderr: bool) -> Result<Attach> {
+        let ours = |wanted: bool, fd: BorrowedFd| -> Result<Option<OwnedFd>> {
+            Ok(if wanted {
+                Some(fd.try_clone_to_owned()?)
+            } else {
+                None
+            })
+        };
         Ok(Attach {
-            stdout: std::io::stdout().as_fd().try_clone_to_owned()?,
-            stderr: std::io::stderr().as_fd().try_clone_to_owned()?,
-            stdin: interactive,
+            stdout: ours(stdout, std::io::stdout().as_fd())?,
+            stderr: ours(stderr, std::io::stderr().as_fd())?,
+            stdin,
         })
     }
 }
@@ -180,6 +193,8 @@ struct RunExit {
 
 type Running = (Pid, Outputs, crate::cgroup::Cgroup, LogWriter);
 
+use super::attach::{Request, Server};
+
 /// Opens the log (once `run -d` returns, `logs -f` may open it) and launches the process;
 /// a failed start is recorded (and an `--rm` container removed).
 fn open_log_and_launch(
@@ -256,13 +271,17 @@ fn run_to_exit(
     paths: &Paths,
     id: &str,
     pid: Pid,
-    outputs: Outputs,
+    mut outputs: Outputs,
     mut cgroup: crate::cgroup::Cgroup,
     log: LogWriter,
     attach: Option<Attach>,
 ) -> Result<RunExit> {
-    let pumped = pump(outputs, log, attach, pid);
+    let mut server = outputs.server.take();
+    let pumped = pump(outputs, log, attach, pid, &mut server);
     let status = crate::ns::wait_for(pid);
+    if let Some(server) = server {
+        server.finish(status.as_ref().map_or(-1, |s| i32::from(*s)));
+    }
     // The OOM killer's count is in the cgroup, which goes away next.
     let oom_killed = cgroup
         .stats()
@@ -400,9 +419,20 @@ impl Backoff {
 }
 // ANCHOR_END: backoff
 
-/// Where the container's output comes from: two pipes, or the master end of its terminal.
-enum Outputs {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+/// Where the container's output comes from: two pipes, or the master end of its terminal;
+/// and the attach socket the shim serves.
+struct Outputs {
+    kind: OutputKind,
+    server: Option<Server>,
+}
+
+enum OutputKind {
+    /// `stdin`: the write end of the container's stdin, kept for attach clients (`-i`).
+    Pipes {
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        stdin: Option<OwnedFd>,
+    },
     Terminal(OwnedFd),
 }
 
@@ -433,15 +463,20 @@ fn launch(
         else {
             bail!("the runtime gave no terminal for a container with process.terminal");
         };
-        (launched, Outputs::Terminal(master))
+        (launched, OutputKind::Terminal(master))
     } else {
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         // Without -i the container reads /dev/null, as with Docker: it must not compete with
-        // the terminal for our input.
-        let stdin = match attach {
-            Some(a) if a.stdin => None,
-            _ => Some(dev_null()?),
+        // the terminal for our input. With -i and no terminal of ours, it reads a pipe whose
+        // other end the shim keeps for attach clients.
+        let (stdin, stdin_w) = match attach {
+            Some(a) if a.stdin => (None, None),
+            _ if state.config.open_stdin => {
+                let (r, w) = pipe()?;
+                (Some(r), Some(w))
+            }
+            _ => (Some(dev_null()?), None),
         };
         let stdio = crate::runtime::Stdio {
             stdin,
@@ -459,13 +494,20 @@ fn launch(
         drop(stdio);
         (
             launched,
-            Outputs::Pipes {
+            OutputKind::Pipes {
                 stdout: stdout_r,
                 stderr: stderr_r,
+                stdin: stdin_w,
             },
         )
     };
     let pid = launched.pid;
+    // Before the container is recorded running: whoever sees it running may attach.
+    let server = Server::bind(&paths.runtime_root.join(id)).ok();
+    let outputs = Outputs {
+        kind: outputs,
+        server,
+    };
     let (me, me_start) = cstate::me();
     let cgroup_paths = launched.cgroup.paths();
     let mut stopped_by_user = false;
@@ -516,15 +558,30 @@ fn write_all_fd(fd: BorrowedFd, mut bytes: &[u8]) -> nix::Result<()> {
 }
 
 // ANCHOR: pump
-/// Copies the container's output to the log (and to the terminal when attached) until it is
-/// closed. Attached, it also passes our signals on to the container and, with a terminal,
-/// our keystrokes and window size.
-fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) -> Result<()> {
-    let mut sources: Vec<(OwnedFd, Stream)> = match outputs {
-        Outputs::Pipes { stdout, stderr } => {
-            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+/// Copies the container's output to the log, to the terminal when attached, and to the
+/// attach clients, until it is closed. Attached, it also passes our signals on to the
+/// container and, with a terminal, our keystrokes and window size; the attach clients'
+/// keystrokes, window sizes and signals go the same way ([`super::attach`]).
+fn pump(
+    outputs: Outputs,
+    mut log: LogWriter,
+    attach: Option<Attach>,
+    pid: Pid,
+    server: &mut Option<Server>,
+) -> Result<()> {
+    let (mut sources, stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) = match outputs.kind {
+        OutputKind::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        } => (
+            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
+            stdin,
+        ),
+        OutputKind::Terminal(master) => {
+            let sink = master.try_clone().ok();
+            (vec![(master, Stream::Stdout)], sink)
         }
-        Outputs::Terminal(master) => vec![(master, Stream::Stdout)],
     };
     let terminal = sources.len() == 1;
     let stdin = std::io::stdin();
@@ -553,7 +610,7 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     let (mut out, mut err) = match attach {
-        Some(a) => (Some(a.stdout), Some(a.stderr)),
+        Some(a) => (a.stdout, a.stderr),
         None => (None, None),
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -566,8 +623,18 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
             .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+        let stdin_at = fds.len();
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        let server_at = fds.len();
+        if let Some(server) = server.as_ref() {
+            fds.extend(
+                server
+                    .fds()
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -585,12 +652,12 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
                     crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                } else if let Ok(signal) = crate::runtime::signal::Signal::from_number(signo) {
-                    let _ = signal.send(pid.as_raw());
+                } else {
+                    send_signal(pid, signo);
                 }
             }
         }
-        if stdin_open && ready.get(n_sources + 1) == Some(&true) {
+        if stdin_open && ready[stdin_at] {
             match nix::unistd::read(&stdin, &mut buf) {
                 Ok(0) | Err(_) => {
                     // End of input: the terminal's EOF character, as typing ^D would.
@@ -600,6 +667,11 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                 Ok(n) => {
                     let _ = write_all_fd(sources[0].0.as_fd(), &buf[..n]);
                 }
+            }
+        }
+        if let Some(server) = server.as_mut() {
+            for request in server.serve(&ready[server_at..]) {
+                serve(request, stdin_sink.as_ref(), terminal, pid);
             }
         }
         let mut closed = Vec::new();
@@ -623,6 +695,9 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                     {
                         *sink = None;
                     }
+                    if let Some(server) = server.as_mut() {
+                        server.broadcast(*stream == Stream::Stderr, chunk);
+                    }
                     // A full disk loses log lines, but the container must not block on a
                     // pipe nobody drains.
                     let _ = log.write(*stream, chunk);
@@ -638,6 +713,30 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
     };
     let _ = mask.thread_unblock();
     result
+}
+
+/// Carries out an attach client's request: keystrokes to the container's stdin, a window
+/// size to its terminal, a signal to its process.
+fn serve(request: Request, stdin: Option<&OwnedFd>, terminal: bool, pid: Pid) {
+    match request {
+        Request::Stdin(bytes) => {
+            if let Some(fd) = stdin {
+                let _ = write_all_fd(fd.as_fd(), &bytes);
+            }
+        }
+        Request::Resize(rows, cols) => {
+            if let (Some(fd), true) = (stdin, terminal) {
+                super::attach::set_window_size(fd.as_fd(), rows, cols);
+            }
+        }
+        Request::Signal(signo) => send_signal(pid, signo),
+    }
+}
+
+fn send_signal(pid: Pid, signo: i32) {
+    if let Ok(signal) = crate::runtime::signal::Signal::from_number(signo) {
+        let _ = signal.send(pid.as_raw());
+    }
 }
 // ANCHOR_END: pump
 

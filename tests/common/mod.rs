@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod pty;
+pub mod root;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
