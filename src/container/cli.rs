@@ -435,6 +435,26 @@ pub struct ShimArgs {
     pub id: String,
 }
 
+/// `minidock shim-step`: one launch or teardown for a light shim (`minidock-shim`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimStepArgs {
+    #[arg(long = "runtime-root")]
+    pub runtime_root: PathBuf,
+    /// Restart the exited process after this many milliseconds.
+    #[arg(long = "resume-after-ms")]
+    pub resume_after_ms: Option<u64>,
+    /// The process exited with this status: tear the run down, maybe restart it.
+    #[arg(long, requires_all = ["ran_ms", "backoff_ms"])]
+    pub exited: Option<i32>,
+    /// How long the process ran, in milliseconds.
+    #[arg(long = "ran-ms")]
+    pub ran_ms: Option<u64>,
+    /// The restart back-off so far, in milliseconds.
+    #[arg(long = "backoff-ms")]
+    pub backoff_ms: Option<u64>,
+    pub id: String,
+}
+
 /// The container subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ContainerCommand {
@@ -485,6 +505,9 @@ pub enum ContainerCommand {
     /// (internal) supervise a detached container
     #[command(hide = true)]
     Shim(ShimArgs),
+    /// (internal) launch or tear down a container for a light shim
+    #[command(hide = true, name = "shim-step")]
+    ShimStep(ShimStepArgs),
 }
 
 /// `run -a`'s value: one of Docker's stream names, in any case.
@@ -828,7 +851,51 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             let delay = args.restart_after_ms.map(Duration::from_millis);
             super::shim::shim_main(&paths, &args.id, delay)
         }
+        ContainerCommand::ShimStep(args) => {
+            let paths = Paths {
+                root: paths.root.clone(),
+                runtime_root: args.runtime_root.clone(),
+            };
+            run_shim_step(&paths, args)
+        }
     }
+}
+
+fn run_shim_step(paths: &Paths, args: &ShimStepArgs) -> Result<u8> {
+    use super::shim::{Given, Step};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let step = match (args.resume_after_ms, args.exited) {
+        (Some(ms), _) => Step::Resume(Duration::from_millis(ms)),
+        (None, Some(status)) => Step::Exited {
+            status,
+            ran: Duration::from_millis(args.ran_ms.unwrap_or(0)),
+            backoff: Duration::from_millis(args.backoff_ms.unwrap_or(0)),
+        },
+        (None, None) => Step::First,
+    };
+    for fd in 3..=6 {
+        nix::fcntl::fcntl(
+            // SAFETY: checked open by F_GETFD just below; no one else owns 3..6 here.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_GETFD,
+        )
+        .with_context(|| format!("descriptor {fd} from the light shim"))?;
+    }
+    let parent = nix::unistd::getppid().as_raw();
+    // SAFETY: the light shim passes 3..6 (checked open above), owned by nobody else here.
+    let given = unsafe {
+        Given {
+            stdin: OwnedFd::from_raw_fd(3),
+            stdout: OwnedFd::from_raw_fd(4),
+            stderr: OwnedFd::from_raw_fd(5),
+            console: OwnedFd::from_raw_fd(6),
+            supervisor: (
+                parent,
+                crate::runtime::process_start_time(parent).unwrap_or(0),
+            ),
+        }
+    };
+    super::shim::step_main(paths, &args.id, step, given)
 }
 
 // ANCHOR: run_run

@@ -29,6 +29,7 @@ pub mod fs;
 pub mod init;
 pub mod inspect;
 pub mod logs;
+pub mod monitor;
 pub mod pause;
 pub mod prune;
 pub mod recover;

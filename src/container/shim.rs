@@ -202,10 +202,21 @@ fn open_log_and_launch(
     state: &ContainerState,
     attach: Option<&Attach>,
 ) -> Result<Running> {
+    let log = LogWriter::open(&paths.dir(&state.id).join("log"))?;
+    let (pid, outputs, cgroup) = launch_or_record(paths, state, attach, None)?;
+    Ok((pid, outputs, cgroup, log))
+}
+
+/// [`launch`], and a failed start recorded (and an `--rm` container removed).
+fn launch_or_record(
+    paths: &Paths,
+    state: &ContainerState,
+    attach: Option<&Attach>,
+    given: Option<Given>,
+) -> Result<(Pid, Outputs, crate::cgroup::Cgroup)> {
     let id = &state.id;
-    let log = LogWriter::open(&paths.dir(id).join("log"))?;
-    match launch(paths, state, attach) {
-        Ok((pid, outputs, cgroup)) => Ok((pid, outputs, cgroup, log)),
+    match launch(paths, state, attach, given) {
+        Ok(launched) => Ok(launched),
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
@@ -283,25 +294,49 @@ fn run_to_exit(
         server.finish(status.as_ref().map_or(-1, |s| i32::from(*s)));
     }
     // The OOM killer's count is in the cgroup, which goes away next.
-    let oom_killed = cgroup
+    let oom_killed = oom_killed(&cgroup);
+    let removed_cgroup = cgroup.remove();
+    Ok(teardown(
+        paths,
+        id,
+        status,
+        pumped,
+        removed_cgroup,
+        oom_killed,
+    ))
+}
+
+fn oom_killed(cgroup: &crate::cgroup::Cgroup) -> bool {
+    cgroup
         .stats()
         .ok()
         .and_then(|s| s.oom_kills)
-        .is_some_and(|n| n > 0);
-    let removed_cgroup = cgroup.remove();
+        .is_some_and(|n| n > 0)
+}
+
+/// Releases what the run used besides its cgroups (the runtime's state, the network pin, the
+/// overlay mount) and gathers the results.
+fn teardown(
+    paths: &Paths,
+    id: &str,
+    status: Result<u8>,
+    pumped: Result<()>,
+    removed_cgroup: Result<()>,
+    oom_killed: bool,
+) -> RunExit {
     crate::runtime::forget(&paths.runtime_root, id);
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
     let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
-    Ok(RunExit {
+    RunExit {
         status,
         pumped,
         removed_cgroup,
         unmounted,
         exit_code,
         oom_killed,
-    })
+    }
 }
 
 // ANCHOR: schedule_restart
@@ -421,12 +456,12 @@ impl Backoff {
 
 /// Where the container's output comes from: two pipes, or the master end of its terminal;
 /// and the attach socket the shim serves.
-struct Outputs {
-    kind: OutputKind,
-    server: Option<Server>,
+pub(crate) struct Outputs {
+    pub(crate) kind: OutputKind,
+    pub(crate) server: Option<Server>,
 }
 
-enum OutputKind {
+pub(crate) enum OutputKind {
     /// `stdin`: the write end of the container's stdin, kept for attach clients (`-i`).
     Pipes {
         stdout: OwnedFd,
@@ -443,6 +478,7 @@ fn launch(
     paths: &Paths,
     state: &ContainerState,
     attach: Option<&Attach>,
+    given: Option<Given>,
 ) -> Result<(Pid, Outputs, crate::cgroup::Cgroup)> {
     let id = &state.id;
     // What a killed supervisor may have left behind from a previous run.
@@ -463,6 +499,22 @@ fn launch(
         else {
             bail!("the runtime gave no terminal for a container with process.terminal");
         };
+        if let Some(given) = &given {
+            crate::tty::send_master_on(given.console.as_fd(), master.as_fd())?;
+        }
+        (launched, OutputKind::Terminal(master))
+    } else if let Some(given) = &given {
+        let stdio = crate::runtime::Stdio {
+            stdin: Some(if state.config.open_stdin {
+                given.stdin.try_clone()?
+            } else {
+                dev_null()?
+            }),
+            stdout: Some(given.stdout.try_clone()?),
+            stderr: Some(given.stderr.try_clone()?),
+        };
+        let launched = crate::runtime::spawn_with_stdio(&paths.runtime_root, id, &bundle, &stdio)?;
+        let master = dev_null()?;
         (launched, OutputKind::Terminal(master))
     } else {
         let (stdout_r, stdout_w) = pipe()?;
@@ -502,13 +554,17 @@ fn launch(
         )
     };
     let pid = launched.pid;
-    // Before the container is recorded running: whoever sees it running may attach.
-    let server = Server::bind(&paths.runtime_root.join(id)).ok();
+    // Before the container is recorded running: whoever sees it running may attach (a light
+    // shim binds its own).
+    let server = match given {
+        None => Server::bind(&paths.runtime_root.join(id)).ok(),
+        Some(_) => None,
+    };
     let outputs = Outputs {
         kind: outputs,
         server,
     };
-    let (me, me_start) = cstate::me();
+    let (me, me_start) = given.as_ref().map_or_else(cstate::me, |g| g.supervisor);
     let cgroup_paths = launched.cgroup.paths();
     let mut stopped_by_user = false;
     let recorded = ContainerState::update(paths, id, |s| {
@@ -562,7 +618,7 @@ fn write_all_fd(fd: BorrowedFd, mut bytes: &[u8]) -> nix::Result<()> {
 /// attach clients, until it is closed. Attached, it also passes our signals on to the
 /// container and, with a terminal, our keystrokes and window size; the attach clients'
 /// keystrokes, window sizes and signals go the same way ([`super::attach`]).
-fn pump(
+pub(crate) fn pump(
     outputs: Outputs,
     mut log: LogWriter,
     attach: Option<Attach>,
@@ -751,11 +807,23 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
 /// Starts `minidock shim [ARGS] ID` and waits for its one-line answer.
 fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new("/proc/self/exe");
+    let mut command = match light_shim() {
+        Some((shim, minidock)) => {
+            let mut command = std::process::Command::new(shim);
+            command
+                .arg("--minidock")
+                .arg(minidock)
+                .arg("--root")
+                .arg(&paths.root);
+            command
+        }
+        None => {
+            let mut command = std::process::Command::new("/proc/self/exe");
+            command.arg("--root").arg(&paths.root).arg("shim");
+            command
+        }
+    };
     command
-        .arg("--root")
-        .arg(&paths.root)
-        .arg("shim")
         .arg("--runtime-root")
         .arg(&paths.runtime_root)
         .args(args)
@@ -803,6 +871,14 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     // The shim lives on; we never wait for it (it is reparented when we exit).
     drop(child);
     parse_report(answer.trim_end())
+}
+
+/// The light shim, `minidock-shim` beside this binary, and this binary's path; `None` when
+/// it is not installed (then the shim is `minidock shim`, this binary re-executed).
+fn light_shim() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let minidock = std::env::current_exe().ok()?;
+    let shim = minidock.with_file_name("minidock-shim");
+    shim.is_file().then_some((shim, minidock))
 }
 
 fn parse_report(answer: &str) -> Result<()> {
@@ -860,6 +936,130 @@ pub fn shim_main(
     result.map(|_| 0)
 }
 // ANCHOR_END: shim_main
+
+// ANCHOR: step
+/// What a light shim ([`super::monitor`]) gives `minidock shim-step` for one launch: the
+/// container's ends of its stdin, stdout and stderr pipes, a unix socket on which the pty
+/// master goes back (with `-t`), and the light shim's pid and start time, recorded as the
+/// container's supervisor.
+pub struct Given {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub console: OwnedFd,
+    pub supervisor: (i32, u64),
+}
+
+/// The work of one `minidock shim-step`.
+pub enum Step {
+    /// Start the container (`start`, `run -d`).
+    First,
+    /// Restart it after this delay (a restart policy handed over by an attached `run`).
+    Resume(std::time::Duration),
+    /// Its process exited with `status` after running `ran`; the back-off so far was
+    /// `backoff`. Tear the run down; restart it if the policy says so.
+    Exited {
+        status: i32,
+        ran: std::time::Duration,
+        backoff: std::time::Duration,
+    },
+}
+
+/// `minidock shim-step`: the container-making half of a light shim, run as its child (as
+/// containerd-shim runs `runc create`). It launches the container, whose process becomes the
+/// light shim's child when this one exits (the shim is a subreaper), and prints one line:
+/// `ok PID BACKOFF_MS` (running), `done` (stopped for good) or `error CODE MESSAGE`.
+pub fn step_main(paths: &Paths, id: &str, step: Step, given: Given) -> Result<u8> {
+    let line = match run_step(paths, id, step, given) {
+        Ok(Some((pid, backoff))) => format!("ok {pid} {}", backoff.as_millis()),
+        Ok(None) => "done".to_owned(),
+        Err(err) => format!(
+            "error {} {}",
+            exit_code_of(&err),
+            format!("{err:#}").replace('\n', " ")
+        ),
+    };
+    println!("{line}");
+    Ok(0)
+}
+
+fn run_step(
+    paths: &Paths,
+    id: &str,
+    step: Step,
+    given: Given,
+) -> Result<Option<(i32, std::time::Duration)>> {
+    let (shim, shim_start) = given.supervisor;
+    let loaded = ContainerState::load(paths, id)?.ok_or_else(|| super::no_such_container(id))?;
+    if matches!(step, Step::First) && loaded.pid > 0 && loaded.process_alive() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            format!("container {id} is already running"),
+        )
+        .into());
+    }
+    let state = ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = shim;
+        s.supervisor_start_time = shim_start;
+    })?
+    .ok_or_else(|| super::no_such_container(id))?;
+    let (state, backoff) = match step {
+        Step::First => (first_start(paths, &state)?, std::time::Duration::ZERO),
+        Step::Resume(delay) => {
+            if !wait_to_restart(paths, id, delay) {
+                let _ = ContainerState::update(paths, id, |s| {
+                    s.status = Status::Exited;
+                    s.restarting = false;
+                });
+                return Ok(None);
+            }
+            (state, delay)
+        }
+        Step::Exited {
+            status,
+            ran,
+            backoff,
+        } => {
+            let exit = exited(paths, &state, status);
+            let mut backoff = Backoff { timeout: backoff };
+            let delay = backoff.next(ran);
+            let Some(current) = schedule_restart(paths, &state, &exit) else {
+                finish(paths, &state, exit)?;
+                return Ok(None);
+            };
+            if !wait_to_restart(paths, id, delay) {
+                finish(paths, &state, exit)?;
+                return Ok(None);
+            }
+            (current, backoff.timeout)
+        }
+    };
+    let (pid, _outputs, cgroup) = launch_or_record(paths, &state, None, Some(given))?;
+    // The cgroup outlives this process: the next step removes it from `state.json`'s paths.
+    std::mem::forget(cgroup);
+    Ok(Some((pid.as_raw(), backoff)))
+}
+
+/// A start is a new life for the restart policy, as in [`supervise`].
+fn first_start(paths: &Paths, state: &ContainerState) -> Result<ContainerState> {
+    ContainerState::update(paths, &state.id, |s| {
+        s.restart_count = 0;
+        s.restarting = false;
+        s.has_been_manually_stopped = false;
+    })?
+    .ok_or_else(|| super::no_such_container(&state.id))
+}
+
+/// Tears down the run that exited with `status` (its cgroups found from `state.json`).
+fn exited(paths: &Paths, state: &ContainerState, status: i32) -> RunExit {
+    let oom = crate::cgroup::detect()
+        .and_then(|layout| crate::cgroup::Cgroup::open_existing(&layout, &state.cgroup_paths))
+        .is_ok_and(|cgroup| oom_killed(&cgroup));
+    let removed = super::remove_cgroups(state);
+    let status = u8::try_from(status).context("the exit status of the container");
+    teardown(paths, &state.id, status, Ok(()), removed, oom)
+}
+// ANCHOR_END: step
 
 #[cfg(test)]
 mod tests {
