@@ -361,3 +361,28 @@ fn exit_codes_and_messages_are_dockers() {
     );
     same(&root, &docker, &["start", "-a", "stopped"], b"");
 }
+
+#[test]
+fn a_detached_container_is_the_child_of_the_light_shim() {
+    let Some(root) = root() else { return };
+    let id = root.ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let pid = root.ok(&["inspect", "-f", "{{.State.Pid}}", id]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let parent = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The kernel's parent is the shim recorded as the supervisor, and it is minidock-shim,
+    // a subreaper, not the minidock binary.
+    let state = std::fs::read_to_string(root.path().join("containers").join(id).join("state.json"))
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["SupervisorPid"].to_string(), parent);
+    let exe = std::fs::read_link(format!("/proc/{parent}/exe")).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "minidock-shim", "{exe:?}");
+    let shim_status = std::fs::read_to_string(format!("/proc/{parent}/status")).unwrap();
+    assert!(shim_status.contains("State:\tS"), "{shim_status}");
+}
