@@ -844,8 +844,14 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     explain::step(
         "start a shim to supervise the container",
         || {
+            let program = command.get_program().to_string_lossy().into_owned();
+            let shim = if program.ends_with("minidock-shim") {
+                String::new()
+            } else {
+                "\"shim\", ".to_owned()
+            };
             format!(
-                "fork(); setsid(); execve(\"/proc/self/exe\", [\"shim\", \"{}\"])",
+                "fork(); setsid(); execve(\"{program}\", [{shim}\"{}\"])",
                 super::short_id(id)
             )
         },
