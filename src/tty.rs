@@ -114,9 +114,14 @@ pub fn receive_master(socket: BorrowedFd) -> Result<OwnedFd> {
 pub fn send_master(path: &std::path::Path, master: BorrowedFd) -> Result<()> {
     let stream = std::os::unix::net::UnixStream::connect(path)
         .with_context(|| format!("connecting to the console socket {}", path.display()))?;
+    send_master_on(stream.as_fd(), master)
+}
+
+/// Sends the pty `master` on the connected unix socket `socket` (one SCM_RIGHTS message).
+pub fn send_master_on(socket: BorrowedFd, master: BorrowedFd) -> Result<()> {
     let fds = [master.as_raw_fd()];
     sendmsg::<()>(
-        stream.as_raw_fd(),
+        socket.as_raw_fd(),
         &[IoSlice::new(b"pty")],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::empty(),

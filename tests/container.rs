@@ -1277,7 +1277,10 @@ fn shim_of(id: &str) -> i32 {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if args.contains(&b"shim".as_slice()) && args.contains(&id.as_bytes()) {
+        // `minidock shim ID`, or the light shim `minidock-shim ... ID`.
+        let shim = args.contains(&b"shim".as_slice())
+            || args.first().is_some_and(|a| a.ends_with(b"minidock-shim"));
+        if shim && args.contains(&id.as_bytes()) {
             return pid;
         }
     }

@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// Give the container a terminal (a pty)
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: STDOUT and STDERR, and STDIN
+    /// with -i)
+    #[arg(short = 'a', long = "attach", value_name = "STREAM", value_parser = parse_stream)]
+    pub attach: Vec<String>,
     /// Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]+)
     #[arg(long)]
     pub name: Option<String>,
@@ -189,6 +193,30 @@ impl RunArgs {
 pub struct ContainersArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+/// `minidock attach [OPTIONS] CONTAINER`
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (without a tty)
+    #[arg(
+        long = "sig-proxy",
+        value_name = "true|false",
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        action = clap::ArgAction::Set
+    )]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -422,6 +450,26 @@ pub struct ShimArgs {
     pub id: String,
 }
 
+/// `minidock shim-step`: one launch or teardown for a light shim (`minidock-shim`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimStepArgs {
+    #[arg(long = "runtime-root")]
+    pub runtime_root: PathBuf,
+    /// Restart the exited process after this many milliseconds.
+    #[arg(long = "resume-after-ms")]
+    pub resume_after_ms: Option<u64>,
+    /// The process exited with this status: tear the run down, maybe restart it.
+    #[arg(long, requires_all = ["ran_ms", "backoff_ms"])]
+    pub exited: Option<i32>,
+    /// How long the process ran, in milliseconds.
+    #[arg(long = "ran-ms")]
+    pub ran_ms: Option<u64>,
+    /// The restart back-off so far, in milliseconds.
+    #[arg(long = "backoff-ms")]
+    pub backoff_ms: Option<u64>,
+    pub id: String,
+}
+
 /// The container subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ContainerCommand {
@@ -431,6 +479,8 @@ pub enum ContainerCommand {
     Create(Box<RunArgs>),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Stop one or more running containers (SIGTERM, then SIGKILL)
     Stop(StopArgs),
     /// Restart one or more containers
@@ -470,6 +520,18 @@ pub enum ContainerCommand {
     /// (internal) supervise a detached container
     #[command(hide = true)]
     Shim(ShimArgs),
+    /// (internal) launch or tear down a container for a light shim
+    #[command(hide = true, name = "shim-step")]
+    ShimStep(ShimStepArgs),
+}
+
+/// `run -a`'s value: one of Docker's stream names, in any case.
+fn parse_stream(text: &str) -> std::result::Result<String, String> {
+    let upper = text.to_ascii_uppercase();
+    match upper.as_str() {
+        "STDIN" | "STDOUT" | "STDERR" => Ok(upper),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".to_owned()),
+    }
 }
 
 /// A signal flag's value, parsed as Docker's daemon parses it (`signal.ParseSignal`): a
@@ -670,6 +732,15 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             Ok(0)
         }
         ContainerCommand::Start(args) => run_start(&paths, args),
+        ContainerCommand::Attach(args) => super::attach::attach(
+            &paths,
+            &args.container,
+            &super::attach::AttachOptions {
+                no_stdin: args.no_stdin,
+                sig_proxy: args.sig_proxy,
+                detach_keys: args.detach_keys.clone(),
+            },
+        ),
         ContainerCommand::Stop(args) => {
             let signal = args.signal.as_deref().map(request_signal).transpose()?;
             for_each(&args.containers, |name| {
@@ -795,13 +866,64 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             let delay = args.restart_after_ms.map(Duration::from_millis);
             super::shim::shim_main(&paths, &args.id, delay)
         }
+        ContainerCommand::ShimStep(args) => {
+            let paths = Paths {
+                root: paths.root.clone(),
+                runtime_root: args.runtime_root.clone(),
+            };
+            run_shim_step(&paths, args)
+        }
     }
+}
+
+fn run_shim_step(paths: &Paths, args: &ShimStepArgs) -> Result<u8> {
+    use super::shim::{Given, Step};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let step = match (args.resume_after_ms, args.exited) {
+        (Some(ms), _) => Step::Resume(Duration::from_millis(ms)),
+        (None, Some(status)) => Step::Exited {
+            status,
+            ran: Duration::from_millis(args.ran_ms.unwrap_or(0)),
+            backoff: Duration::from_millis(args.backoff_ms.unwrap_or(0)),
+        },
+        (None, None) => Step::First,
+    };
+    for fd in 3..=6 {
+        nix::fcntl::fcntl(
+            // SAFETY: checked open by F_GETFD just below; no one else owns 3..6 here.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_GETFD,
+        )
+        .with_context(|| format!("descriptor {fd} from the light shim"))?;
+    }
+    let parent = nix::unistd::getppid().as_raw();
+    // SAFETY: the light shim passes 3..6 (checked open above), owned by nobody else here.
+    let given = unsafe {
+        Given {
+            stdin: OwnedFd::from_raw_fd(3),
+            stdout: OwnedFd::from_raw_fd(4),
+            stderr: OwnedFd::from_raw_fd(5),
+            console: OwnedFd::from_raw_fd(6),
+            supervisor: (
+                parent,
+                crate::runtime::process_start_time(parent).unwrap_or(0),
+            ),
+        }
+    };
+    super::shim::step_main(paths, &args.id, step, given)
 }
 
 // ANCHOR: run_run
 /// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
 /// (print the output, exit with the container's status).
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
+    if args.detach && !args.attach.is_empty() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            "conflicting options: cannot specify both --attach and --detach",
+        )
+        .into());
+    }
     check_resources(args).map_err(run_error)?;
     let options = CreateOptions {
         supervised: true,
@@ -813,7 +935,12 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         println!("{}", state.id);
         return Ok(0);
     }
-    let attach = Attach::terminal(args.interactive)?;
+    let wants = |stream: &str| args.attach.is_empty() || args.attach.iter().any(|a| a == stream);
+    let attach = Attach::streams(
+        args.interactive && wants("STDIN"),
+        wants("STDOUT"),
+        wants("STDERR"),
+    )?;
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
 }
 // ANCHOR_END: run_run
@@ -875,7 +1002,8 @@ fn create_with_cidfile(
 // ANCHOR_END: cidfile
 
 fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
-    if args.attach {
+    // `-i` attaches too, as Docker's.
+    if args.attach || args.interactive {
         // Docker attaches to one container at a time.
         let [name] = args.containers.as_slice() else {
             return Err(Exit::new(

@@ -20,6 +20,7 @@
 //! `merged/` (the overlay, the bundle's `root.path`), and the `hostname`, `hosts` and
 //! `resolv.conf` files bound into the container.
 
+pub mod attach;
 pub mod cli;
 pub mod diff;
 pub mod exec;
@@ -28,6 +29,7 @@ pub mod fs;
 pub mod init;
 pub mod inspect;
 pub mod logs;
+pub mod monitor;
 pub mod pause;
 pub mod prune;
 pub mod recover;

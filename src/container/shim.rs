@@ -31,8 +31,9 @@ use std::process::Stdio;
 
 /// The terminal side of a foreground container: where its output goes besides the log.
 pub struct Attach {
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    /// None: the container's stdout goes only to the log (`run -a STDERR`).
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
     /// `-i`: the container reads our stdin.
     pub stdin: bool,
 }
@@ -40,10 +41,22 @@ pub struct Attach {
 impl Attach {
     /// Our own stdin, stdout and stderr.
     pub fn terminal(interactive: bool) -> Result<Attach> {
+        Attach::streams(interactive, true, true)
+    }
+
+    /// Some of our streams, as `run -a STDIN|STDOUT|STDERR` chooses them.
+    pub fn streams(stdin: bool, stdout: bool, stderr: bool) -> Result<Attach> {
+        let ours = |wanted: bool, fd: BorrowedFd| -> Result<Option<OwnedFd>> {
+            Ok(if wanted {
+                Some(fd.try_clone_to_owned()?)
+            } else {
+                None
+            })
+        };
         Ok(Attach {
-            stdout: std::io::stdout().as_fd().try_clone_to_owned()?,
-            stderr: std::io::stderr().as_fd().try_clone_to_owned()?,
-            stdin: interactive,
+            stdout: ours(stdout, std::io::stdout().as_fd())?,
+            stderr: ours(stderr, std::io::stderr().as_fd())?,
+            stdin,
         })
     }
 }
@@ -180,6 +193,8 @@ struct RunExit {
 
 type Running = (Pid, Outputs, crate::cgroup::Cgroup, LogWriter);
 
+use super::attach::{Request, Server};
+
 /// Opens the log (once `run -d` returns, `logs -f` may open it) and launches the process;
 /// a failed start is recorded (and an `--rm` container removed).
 fn open_log_and_launch(
@@ -187,10 +202,21 @@ fn open_log_and_launch(
     state: &ContainerState,
     attach: Option<&Attach>,
 ) -> Result<Running> {
+    let log = LogWriter::open(&paths.dir(&state.id).join("log"))?;
+    let (pid, outputs, cgroup) = launch_or_record(paths, state, attach, None)?;
+    Ok((pid, outputs, cgroup, log))
+}
+
+/// [`launch`], and a failed start recorded (and an `--rm` container removed).
+fn launch_or_record(
+    paths: &Paths,
+    state: &ContainerState,
+    attach: Option<&Attach>,
+    given: Option<Given>,
+) -> Result<(Pid, Outputs, crate::cgroup::Cgroup)> {
     let id = &state.id;
-    let log = LogWriter::open(&paths.dir(id).join("log"))?;
-    match launch(paths, state, attach) {
-        Ok((pid, outputs, cgroup)) => Ok((pid, outputs, cgroup, log)),
+    match launch(paths, state, attach, given) {
+        Ok(launched) => Ok(launched),
         Err(err) => {
             let _ = super::unpin_network(paths, id);
             let _ = unmount_rootfs(paths, id);
@@ -258,20 +284,48 @@ fn run_to_exit(
     paths: &Paths,
     id: &str,
     pid: Pid,
-    outputs: Outputs,
+    mut outputs: Outputs,
     mut cgroup: crate::cgroup::Cgroup,
     log: LogWriter,
     attach: Option<Attach>,
 ) -> Result<RunExit> {
-    let pumped = pump(outputs, log, attach, pid);
+    let mut server = outputs.server.take();
+    let pumped = pump(outputs, log, attach, pid, &mut server);
     let status = crate::ns::wait_for(pid);
+    if let Some(server) = server {
+        server.finish(status.as_ref().map_or(-1, |s| i32::from(*s)));
+    }
     // The OOM killer's count is in the cgroup, which goes away next.
-    let oom_killed = cgroup
+    let oom_killed = oom_killed(&cgroup);
+    let removed_cgroup = cgroup.remove();
+    Ok(teardown(
+        paths,
+        id,
+        status,
+        pumped,
+        removed_cgroup,
+        oom_killed,
+    ))
+}
+
+fn oom_killed(cgroup: &crate::cgroup::Cgroup) -> bool {
+    cgroup
         .stats()
         .ok()
         .and_then(|s| s.oom_kills)
-        .is_some_and(|n| n > 0);
-    let removed_cgroup = cgroup.remove();
+        .is_some_and(|n| n > 0)
+}
+
+/// Releases what the run used besides its cgroups (the driver filesystems of its volumes, the
+/// runtime's state, the network pin, the overlay mount) and gathers the results.
+fn teardown(
+    paths: &Paths,
+    id: &str,
+    status: Result<u8>,
+    pumped: Result<()>,
+    removed_cgroup: Result<()>,
+    oom_killed: bool,
+) -> RunExit {
     // Its last process is gone: the driver filesystems of its volumes go unless in use.
     let removed_cgroup = removed_cgroup.and(release_volumes(paths, id));
     crate::runtime::forget(&paths.runtime_root, id);
@@ -279,14 +333,14 @@ fn run_to_exit(
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
     let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
-    Ok(RunExit {
+    RunExit {
         status,
         pumped,
         removed_cgroup,
         unmounted,
         exit_code,
         oom_killed,
-    })
+    }
 }
 
 // ANCHOR: schedule_restart
@@ -413,9 +467,20 @@ impl Backoff {
 }
 // ANCHOR_END: backoff
 
-/// Where the container's output comes from: two pipes, or the master end of its terminal.
-enum Outputs {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+/// Where the container's output comes from: two pipes, or the master end of its terminal;
+/// and the attach socket the shim serves.
+pub(crate) struct Outputs {
+    pub(crate) kind: OutputKind,
+    pub(crate) server: Option<Server>,
+}
+
+pub(crate) enum OutputKind {
+    /// `stdin`: the write end of the container's stdin, kept for attach clients (`-i`).
+    Pipes {
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        stdin: Option<OwnedFd>,
+    },
     Terminal(OwnedFd),
 }
 
@@ -426,6 +491,7 @@ fn launch(
     paths: &Paths,
     state: &ContainerState,
     attach: Option<&Attach>,
+    given: Option<Given>,
 ) -> Result<(Pid, Outputs, crate::cgroup::Cgroup)> {
     let id = &state.id;
     // What a killed supervisor may have left behind from a previous run.
@@ -447,15 +513,36 @@ fn launch(
         else {
             bail!("the runtime gave no terminal for a container with process.terminal");
         };
-        (launched, Outputs::Terminal(master))
+        if let Some(given) = &given {
+            crate::tty::send_master_on(given.console.as_fd(), master.as_fd())?;
+        }
+        (launched, OutputKind::Terminal(master))
+    } else if let Some(given) = &given {
+        let stdio = crate::runtime::Stdio {
+            stdin: Some(if state.config.open_stdin {
+                given.stdin.try_clone()?
+            } else {
+                dev_null()?
+            }),
+            stdout: Some(given.stdout.try_clone()?),
+            stderr: Some(given.stderr.try_clone()?),
+        };
+        let launched = crate::runtime::spawn_with_stdio(&paths.runtime_root, id, &bundle, &stdio)?;
+        let master = dev_null()?;
+        (launched, OutputKind::Terminal(master))
     } else {
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         // Without -i the container reads /dev/null, as with Docker: it must not compete with
-        // the terminal for our input.
-        let stdin = match attach {
-            Some(a) if a.stdin => None,
-            _ => Some(dev_null()?),
+        // the terminal for our input. With -i and no terminal of ours, it reads a pipe whose
+        // other end the shim keeps for attach clients.
+        let (stdin, stdin_w) = match attach {
+            Some(a) if a.stdin => (None, None),
+            _ if state.config.open_stdin => {
+                let (r, w) = pipe()?;
+                (Some(r), Some(w))
+            }
+            _ => (Some(dev_null()?), None),
         };
         let stdio = crate::runtime::Stdio {
             stdin,
@@ -473,14 +560,25 @@ fn launch(
         drop(stdio);
         (
             launched,
-            Outputs::Pipes {
+            OutputKind::Pipes {
                 stdout: stdout_r,
                 stderr: stderr_r,
+                stdin: stdin_w,
             },
         )
     };
     let pid = launched.pid;
-    let (me, me_start) = cstate::me();
+    // Before the container is recorded running: whoever sees it running may attach (a light
+    // shim binds its own).
+    let server = match given {
+        None => Server::bind(&paths.runtime_root.join(id)).ok(),
+        Some(_) => None,
+    };
+    let outputs = Outputs {
+        kind: outputs,
+        server,
+    };
+    let (me, me_start) = given.as_ref().map_or_else(cstate::me, |g| g.supervisor);
     let cgroup_paths = launched.cgroup.paths();
     let mut stopped_by_user = false;
     let recorded = ContainerState::update(paths, id, |s| {
@@ -530,15 +628,30 @@ fn write_all_fd(fd: BorrowedFd, mut bytes: &[u8]) -> nix::Result<()> {
 }
 
 // ANCHOR: pump
-/// Copies the container's output to the log (and to the terminal when attached) until it is
-/// closed. Attached, it also passes our signals on to the container and, with a terminal,
-/// our keystrokes and window size.
-fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) -> Result<()> {
-    let mut sources: Vec<(OwnedFd, Stream)> = match outputs {
-        Outputs::Pipes { stdout, stderr } => {
-            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+/// Copies the container's output to the log, to the terminal when attached, and to the
+/// attach clients, until it is closed. Attached, it also passes our signals on to the
+/// container and, with a terminal, our keystrokes and window size; the attach clients'
+/// keystrokes, window sizes and signals go the same way ([`super::attach`]).
+pub(crate) fn pump(
+    outputs: Outputs,
+    mut log: LogWriter,
+    attach: Option<Attach>,
+    pid: Pid,
+    server: &mut Option<Server>,
+) -> Result<()> {
+    let (mut sources, stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) = match outputs.kind {
+        OutputKind::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        } => (
+            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
+            stdin,
+        ),
+        OutputKind::Terminal(master) => {
+            let sink = master.try_clone().ok();
+            (vec![(master, Stream::Stdout)], sink)
         }
-        Outputs::Terminal(master) => vec![(master, Stream::Stdout)],
     };
     let terminal = sources.len() == 1;
     let stdin = std::io::stdin();
@@ -567,7 +680,7 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     let (mut out, mut err) = match attach {
-        Some(a) => (Some(a.stdout), Some(a.stderr)),
+        Some(a) => (a.stdout, a.stderr),
         None => (None, None),
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -580,8 +693,18 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
             .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+        let stdin_at = fds.len();
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        let server_at = fds.len();
+        if let Some(server) = server.as_ref() {
+            fds.extend(
+                server
+                    .fds()
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -599,12 +722,12 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
                     crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                } else if let Ok(signal) = crate::runtime::signal::Signal::from_number(signo) {
-                    let _ = signal.send(pid.as_raw());
+                } else {
+                    send_signal(pid, signo);
                 }
             }
         }
-        if stdin_open && ready.get(n_sources + 1) == Some(&true) {
+        if stdin_open && ready[stdin_at] {
             match nix::unistd::read(&stdin, &mut buf) {
                 Ok(0) | Err(_) => {
                     // End of input: the terminal's EOF character, as typing ^D would.
@@ -614,6 +737,11 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                 Ok(n) => {
                     let _ = write_all_fd(sources[0].0.as_fd(), &buf[..n]);
                 }
+            }
+        }
+        if let Some(server) = server.as_mut() {
+            for request in server.serve(&ready[server_at..]) {
+                serve(request, stdin_sink.as_ref(), terminal, pid);
             }
         }
         let mut closed = Vec::new();
@@ -637,6 +765,9 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
                     {
                         *sink = None;
                     }
+                    if let Some(server) = server.as_mut() {
+                        server.broadcast(*stream == Stream::Stderr, chunk);
+                    }
                     // A full disk loses log lines, but the container must not block on a
                     // pipe nobody drains.
                     let _ = log.write(*stream, chunk);
@@ -653,6 +784,30 @@ fn pump(outputs: Outputs, mut log: LogWriter, attach: Option<Attach>, pid: Pid) 
     let _ = mask.thread_unblock();
     result
 }
+
+/// Carries out an attach client's request: keystrokes to the container's stdin, a window
+/// size to its terminal, a signal to its process.
+fn serve(request: Request, stdin: Option<&OwnedFd>, terminal: bool, pid: Pid) {
+    match request {
+        Request::Stdin(bytes) => {
+            if let Some(fd) = stdin {
+                let _ = write_all_fd(fd.as_fd(), &bytes);
+            }
+        }
+        Request::Resize(rows, cols) => {
+            if let (Some(fd), true) = (stdin, terminal) {
+                super::attach::set_window_size(fd.as_fd(), rows, cols);
+            }
+        }
+        Request::Signal(signo) => send_signal(pid, signo),
+    }
+}
+
+fn send_signal(pid: Pid, signo: i32) {
+    if let Ok(signal) = crate::runtime::signal::Signal::from_number(signo) {
+        let _ = signal.send(pid.as_raw());
+    }
+}
 // ANCHOR_END: pump
 
 // ANCHOR: start_detached
@@ -666,11 +821,23 @@ pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
 /// Starts `minidock shim [ARGS] ID` and waits for its one-line answer.
 fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new("/proc/self/exe");
+    let mut command = match light_shim() {
+        Some((shim, minidock)) => {
+            let mut command = std::process::Command::new(shim);
+            command
+                .arg("--minidock")
+                .arg(minidock)
+                .arg("--root")
+                .arg(&paths.root);
+            command
+        }
+        None => {
+            let mut command = std::process::Command::new("/proc/self/exe");
+            command.arg("--root").arg(&paths.root).arg("shim");
+            command
+        }
+    };
     command
-        .arg("--root")
-        .arg(&paths.root)
-        .arg("shim")
         .arg("--runtime-root")
         .arg(&paths.runtime_root)
         .args(args)
@@ -691,8 +858,14 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     explain::step(
         "start a shim to supervise the container",
         || {
+            let program = command.get_program().to_string_lossy().into_owned();
+            let shim = if program.ends_with("minidock-shim") {
+                String::new()
+            } else {
+                "\"shim\", ".to_owned()
+            };
             format!(
-                "fork(); setsid(); execve(\"/proc/self/exe\", [\"shim\", \"{}\"])",
+                "fork(); setsid(); execve(\"{program}\", [{shim}\"{}\"])",
                 super::short_id(id)
             )
         },
@@ -718,6 +891,14 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
     // The shim lives on; we never wait for it (it is reparented when we exit).
     drop(child);
     parse_report(answer.trim_end())
+}
+
+/// The light shim, `minidock-shim` beside this binary, and this binary's path; `None` when
+/// it is not installed (then the shim is `minidock shim`, this binary re-executed).
+fn light_shim() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let minidock = std::env::current_exe().ok()?;
+    let shim = minidock.with_file_name("minidock-shim");
+    shim.is_file().then_some((shim, minidock))
 }
 
 fn parse_report(answer: &str) -> Result<()> {
@@ -775,6 +956,130 @@ pub fn shim_main(
     result.map(|_| 0)
 }
 // ANCHOR_END: shim_main
+
+// ANCHOR: step
+/// What a light shim ([`super::monitor`]) gives `minidock shim-step` for one launch: the
+/// container's ends of its stdin, stdout and stderr pipes, a unix socket on which the pty
+/// master goes back (with `-t`), and the light shim's pid and start time, recorded as the
+/// container's supervisor.
+pub struct Given {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub console: OwnedFd,
+    pub supervisor: (i32, u64),
+}
+
+/// The work of one `minidock shim-step`.
+pub enum Step {
+    /// Start the container (`start`, `run -d`).
+    First,
+    /// Restart it after this delay (a restart policy handed over by an attached `run`).
+    Resume(std::time::Duration),
+    /// Its process exited with `status` after running `ran`; the back-off so far was
+    /// `backoff`. Tear the run down; restart it if the policy says so.
+    Exited {
+        status: i32,
+        ran: std::time::Duration,
+        backoff: std::time::Duration,
+    },
+}
+
+/// `minidock shim-step`: the container-making half of a light shim, run as its child (as
+/// containerd-shim runs `runc create`). It launches the container, whose process becomes the
+/// light shim's child when this one exits (the shim is a subreaper), and prints one line:
+/// `ok PID BACKOFF_MS` (running), `done` (stopped for good) or `error CODE MESSAGE`.
+pub fn step_main(paths: &Paths, id: &str, step: Step, given: Given) -> Result<u8> {
+    let line = match run_step(paths, id, step, given) {
+        Ok(Some((pid, backoff))) => format!("ok {pid} {}", backoff.as_millis()),
+        Ok(None) => "done".to_owned(),
+        Err(err) => format!(
+            "error {} {}",
+            exit_code_of(&err),
+            format!("{err:#}").replace('\n', " ")
+        ),
+    };
+    println!("{line}");
+    Ok(0)
+}
+
+fn run_step(
+    paths: &Paths,
+    id: &str,
+    step: Step,
+    given: Given,
+) -> Result<Option<(i32, std::time::Duration)>> {
+    let (shim, shim_start) = given.supervisor;
+    let loaded = ContainerState::load(paths, id)?.ok_or_else(|| super::no_such_container(id))?;
+    if matches!(step, Step::First) && loaded.pid > 0 && loaded.process_alive() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            format!("container {id} is already running"),
+        )
+        .into());
+    }
+    let state = ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = shim;
+        s.supervisor_start_time = shim_start;
+    })?
+    .ok_or_else(|| super::no_such_container(id))?;
+    let (state, backoff) = match step {
+        Step::First => (first_start(paths, &state)?, std::time::Duration::ZERO),
+        Step::Resume(delay) => {
+            if !wait_to_restart(paths, id, delay) {
+                let _ = ContainerState::update(paths, id, |s| {
+                    s.status = Status::Exited;
+                    s.restarting = false;
+                });
+                return Ok(None);
+            }
+            (state, delay)
+        }
+        Step::Exited {
+            status,
+            ran,
+            backoff,
+        } => {
+            let exit = exited(paths, &state, status);
+            let mut backoff = Backoff { timeout: backoff };
+            let delay = backoff.next(ran);
+            let Some(current) = schedule_restart(paths, &state, &exit) else {
+                finish(paths, &state, exit)?;
+                return Ok(None);
+            };
+            if !wait_to_restart(paths, id, delay) {
+                finish(paths, &state, exit)?;
+                return Ok(None);
+            }
+            (current, backoff.timeout)
+        }
+    };
+    let (pid, _outputs, cgroup) = launch_or_record(paths, &state, None, Some(given))?;
+    // The cgroup outlives this process: the next step removes it from `state.json`'s paths.
+    std::mem::forget(cgroup);
+    Ok(Some((pid.as_raw(), backoff)))
+}
+
+/// A start is a new life for the restart policy, as in [`supervise`].
+fn first_start(paths: &Paths, state: &ContainerState) -> Result<ContainerState> {
+    ContainerState::update(paths, &state.id, |s| {
+        s.restart_count = 0;
+        s.restarting = false;
+        s.has_been_manually_stopped = false;
+    })?
+    .ok_or_else(|| super::no_such_container(&state.id))
+}
+
+/// Tears down the run that exited with `status` (its cgroups found from `state.json`).
+fn exited(paths: &Paths, state: &ContainerState, status: i32) -> RunExit {
+    let oom = crate::cgroup::detect()
+        .and_then(|layout| crate::cgroup::Cgroup::open_existing(&layout, &state.cgroup_paths))
+        .is_ok_and(|cgroup| oom_killed(&cgroup));
+    let removed = super::remove_cgroups(state);
+    let status = u8::try_from(status).context("the exit status of the container");
+    teardown(paths, &state.id, status, Ok(()), removed, oom)
+}
+// ANCHOR_END: step
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@
 
 pub mod dockerd;
 pub mod engine;
+pub mod pty;
 pub mod registry;
+pub mod root;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,527 @@
+//! `minidock attach`: the stdio of a running container, served by its shim.
+//!
+//! The shim owns the container's stdio, as containerd-shim does: the pipes (or the pty master)
+//! stay open in the shim for the container's whole life, so a client can come and go. The shim
+//! listens on a unix socket in the container's runtime directory (`<runtime root>/<id>/
+//! attach.sock`); each client that connects first sends one byte saying which streams it wants
+//! (1 stdin, 2 stdout, 4 stderr), then:
+//!
+//! - shim to client: Docker's multiplexed stream (moby's `stdcopy`): an 8-byte header
+//!   `[stream, 0, 0, 0, length (u32 big-endian)]` then the bytes, with stream 1 for stdout and
+//!   2 for stderr; a last frame of stream [`EXIT`] carries the exit status (i32 big-endian)
+//!   once the process has been reaped.
+//! - client to shim: frames `[kind, length (u32 big-endian)]` then the bytes: keystrokes for
+//!   the container's stdin, a window size (rows and columns, u16 big-endian each) that the shim
+//!   sets on the pty with `TIOCSWINSZ`, or a signal number (i32 big-endian) the shim sends to
+//!   the container's process (`--sig-proxy`).
+//!
+//! The detach keys (ctrl-p ctrl-q, or `--detach-keys` in Docker's syntax) are recognised in
+//! the client, on its way from the terminal to the socket: the client leaves, the container and
+//! its shim go on.
+
+use super::Paths;
+use super::state::{ContainerState, Status};
+use crate::cli::Exit;
+use anyhow::{Context, Result, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The socket's name in the container's runtime directory.
+pub const SOCKET: &str = "attach.sock";
+
+/// The hello byte's bits: which streams a client attaches to.
+pub const WANT_STDIN: u8 = 1;
+pub const WANT_STDOUT: u8 = 2;
+pub const WANT_STDERR: u8 = 4;
+
+/// Shim-to-client stream numbers (moby's `stdcopy`), and the exit frame.
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const EXIT: u8 = 255;
+
+/// Client-to-shim frame kinds.
+const STDIN_DATA: u8 = 0;
+const RESIZE: u8 = 1;
+const SIGNAL: u8 = 2;
+
+/// Docker's default detach keys: ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+/// Binds or connects through `/proc/self/fd/N/attach.sock`, so the socket's path never
+/// exceeds `sun_path`'s 108 bytes however deep the state root is.
+fn short_path(dir: &Path) -> Result<(OwnedFd, PathBuf)> {
+    let dir_fd: OwnedFd = std::fs::File::open(dir)
+        .with_context(|| format!("opening {}", dir.display()))?
+        .into();
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", dir_fd.as_raw_fd()));
+    Ok((dir_fd, path))
+}
+
+/// What a client asked of the shim.
+pub enum Request {
+    Stdin(Vec<u8>),
+    /// Rows, columns.
+    Resize(u16, u16),
+    Signal(i32),
+}
+
+struct Client {
+    stream: UnixStream,
+    wants: u8,
+}
+
+// ANCHOR: server
+/// The shim's side: the listening socket and the attached clients.
+pub struct Server {
+    listener: UnixListener,
+    clients: Vec<Client>,
+}
+
+impl Server {
+    /// Listens on `dir/attach.sock` (`dir`: the container's runtime directory).
+    pub fn bind(dir: &Path) -> Result<Server> {
+        let (_dir_fd, path) = short_path(dir)?;
+        let _ = std::fs::remove_file(&path);
+        let listener =
+            UnixListener::bind(&path).with_context(|| format!("binding {}", dir.display()))?;
+        // Only root may type into a container (connect(2) needs write permission).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .context("chmod the attach socket")?;
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            listener,
+            clients: Vec::new(),
+        })
+    }
+
+    /// The descriptors to poll for input: the listener first, then each client.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.listener.as_fd()];
+        fds.extend(self.clients.iter().map(|c| c.stream.as_fd()));
+        fds
+    }
+
+    /// Handles what poll found ready (`ready[i]` for `fds()[i]`): accepts new clients and
+    /// returns their requests. A client that leaves or misbehaves is dropped.
+    pub fn serve(&mut self, ready: &[bool]) -> Vec<Request> {
+        let mut requests = Vec::new();
+        let mut gone = Vec::new();
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            if ready.get(i + 1) != Some(&true) {
+                continue;
+            }
+            match read_request(&mut client.stream) {
+                Ok(Some(request)) => {
+                    let stdin_allowed = client.wants & WANT_STDIN != 0;
+                    if stdin_allowed || !matches!(request, Request::Stdin(_)) {
+                        requests.push(request);
+                    }
+                }
+                Ok(None) | Err(_) => gone.push(i),
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.clients.remove(i);
+        }
+        if ready.first() == Some(&true) {
+            while let Ok((stream, _)) = self.listener.accept() {
+                if let Some(client) = hello(stream) {
+                    self.clients.push(client);
+                }
+            }
+        }
+        requests
+    }
+
+    /// Copies output of the container (stream 1 or 2) to the clients that want it.
+    pub fn broadcast(&mut self, stderr: bool, bytes: &[u8]) {
+        let (stream, want) = if stderr {
+            (STDERR, WANT_STDERR)
+        } else {
+            (STDOUT, WANT_STDOUT)
+        };
+        self.clients.retain_mut(|c| {
+            c.wants & want == 0 || write_frame(&mut c.stream, stream, bytes).is_ok()
+        });
+    }
+
+    /// Tells every client the exit status and lets them go.
+    pub fn finish(mut self, status: i32) {
+        for client in &mut self.clients {
+            let _ = write_frame(&mut client.stream, EXIT, &status.to_be_bytes());
+        }
+    }
+}
+// ANCHOR_END: server
+
+/// Reads a new client's hello byte (it comes at once; a silent client is dropped).
+fn hello(stream: UnixStream) -> Option<Client> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    // A client that stops reading must not stop the container's output.
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .ok()?;
+    let mut byte = [0u8; 1];
+    (&stream).read_exact(&mut byte).ok()?;
+    Some(Client {
+        stream,
+        wants: byte[0],
+    })
+}
+
+fn write_frame(stream: &mut UnixStream, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    let mut frame = Vec::with_capacity(8 + bytes.len());
+    frame.extend_from_slice(&[kind, 0, 0, 0]);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    stream.write_all(&frame)
+}
+
+/// A client's frame; `None` at end of stream.
+fn read_request(stream: &mut UnixStream) -> Result<Option<Request>> {
+    let mut header = [0u8; 5];
+    match stream.read_exact(&mut header) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other.context("reading an attach frame")?,
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if len > 1 << 20 {
+        bail!("attach frame of {len} bytes");
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body)?;
+    Ok(Some(match (header[0], body.as_slice()) {
+        (STDIN_DATA, _) => Request::Stdin(body),
+        (RESIZE, [r0, r1, c0, c1]) => Request::Resize(
+            u16::from_be_bytes([*r0, *r1]),
+            u16::from_be_bytes([*c0, *c1]),
+        ),
+        (SIGNAL, [a, b, c, d]) => Request::Signal(i32::from_be_bytes([*a, *b, *c, *d])),
+        (kind, _) => bail!("unknown attach frame kind {kind}"),
+    }))
+}
+
+fn send_request(stream: &mut UnixStream, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    let mut frame = vec![kind];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    stream.write_all(&frame)
+}
+
+/// Sets the window size `rows` x `cols` on the pty master `fd` (`TIOCSWINSZ`).
+pub fn set_window_size(fd: BorrowedFd, rows: u16, cols: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize struct.
+    unsafe {
+        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size);
+    }
+}
+
+// ANCHOR: detach_keys
+/// Parses Docker's `--detach-keys` (moby's `term.ToBytes`): comma-separated keys, each a
+/// single character or `ctrl-X` with X one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`.
+pub fn parse_detach_keys(text: &str) -> Result<Vec<u8>> {
+    let invalid = || Exit::new(1, format!("Invalid detach keys ({text}) provided"));
+    let mut keys = Vec::new();
+    for key in text.split(',') {
+        let lower = key.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("ctrl-") {
+            let &[c] = rest.as_bytes() else {
+                return Err(invalid().into());
+            };
+            keys.push(match c {
+                b'a'..=b'z' => c - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(invalid().into()),
+            });
+        } else {
+            let &[c] = key.as_bytes() else {
+                return Err(invalid().into());
+            };
+            keys.push(c);
+        }
+    }
+    Ok(keys)
+}
+
+/// Watches keystrokes for the detach sequence, as moby's escape proxy does: bytes that may
+/// begin the sequence are held back, and passed on once the sequence turns out otherwise.
+pub struct EscapeProxy {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl EscapeProxy {
+    pub fn new(keys: Vec<u8>) -> EscapeProxy {
+        EscapeProxy { keys, matched: 0 }
+    }
+
+    /// The bytes to pass on, and whether the sequence is complete (detach: what follows it
+    /// is dropped).
+    pub fn filter(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        for &byte in input {
+            if self.keys.is_empty() {
+                out.push(byte);
+            } else if byte == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+                out.push(byte);
+            }
+        }
+        (out, false)
+    }
+}
+// ANCHOR_END: detach_keys
+
+/// `minidock attach`'s options.
+pub struct AttachOptions {
+    /// Do not attach stdin.
+    pub no_stdin: bool,
+    /// Pass the signals this process receives on to the container (only without a tty, as
+    /// Docker's CLI does).
+    pub sig_proxy: bool,
+    pub detach_keys: Option<String>,
+}
+
+/// The signals `--sig-proxy` passes on.
+const PROXIED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+// ANCHOR: attach
+/// `minidock attach CONTAINER`: connects this terminal to a running container's stdio through
+/// its shim, and returns its exit status once it exits (0 after the detach keys, with
+/// "read escape sequence" on stderr, as Docker's CLI prints it).
+pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> {
+    let keys = parse_detach_keys(
+        options
+            .detach_keys
+            .as_deref()
+            .unwrap_or(DEFAULT_DETACH_KEYS),
+    )?;
+    let state = paths.resolve(name)?;
+    if state.observe() != Status::Running {
+        return Err(Exit::new(
+            1,
+            "You cannot attach to a stopped container, start it first",
+        )
+        .into());
+    }
+    if super::pause::is_paused(&state) {
+        return Err(Exit::new(
+            1,
+            "You cannot attach to a paused container, unpause it first",
+        )
+        .into());
+    }
+    let stdin = state.config.open_stdin && !options.no_stdin;
+    let stream = connect(paths, &state, stdin)?;
+    let client = Client {
+        stream,
+        wants: if stdin { WANT_STDIN } else { 0 },
+    };
+    let detach = EscapeProxy::new(keys);
+    pump_client(
+        client,
+        &state,
+        detach,
+        options.sig_proxy && !state.config.tty,
+    )
+}
+// ANCHOR_END: attach
+
+/// Connects to the shim of `state` and says hello.
+fn connect(paths: &Paths, state: &ContainerState, stdin: bool) -> Result<UnixStream> {
+    let dir = paths.runtime_root.join(&state.id);
+    let (_dir_fd, path) = short_path(&dir)?;
+    let mut stream = UnixStream::connect(&path)
+        .with_context(|| format!("connecting to the shim of container {}", state.name))?;
+    let mut wants = WANT_STDOUT | WANT_STDERR;
+    if stdin {
+        wants |= WANT_STDIN;
+    }
+    stream.write_all(&[wants])?;
+    Ok(stream)
+}
+
+/// Copies the shim's frames to our stdout and stderr, and our stdin (through the detach
+/// keys), window size and signals to the shim, until the exit frame.
+fn pump_client(
+    mut client: Client,
+    state: &ContainerState,
+    mut detach: EscapeProxy,
+    sig_proxy: bool,
+) -> Result<u8> {
+    let stdin = std::io::stdin();
+    let tty = state.config.tty;
+    let mut stdin_open = client.wants & WANT_STDIN != 0;
+    let _raw = if tty && stdin_open {
+        crate::tty::RawMode::enter(stdin.as_fd())
+    } else {
+        None
+    };
+    let mut mask = SigSet::empty();
+    if sig_proxy {
+        PROXIED.iter().for_each(|s| mask.add(*s));
+    }
+    if tty {
+        mask.add(Signal::SIGWINCH);
+        send_window_size(&mut client.stream, stdin.as_fd());
+    }
+    mask.thread_block().context("blocking signals")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let mut fds = vec![
+            PollFd::new(client.stream.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.context("poll")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[1] {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGWINCH {
+                    send_window_size(&mut client.stream, stdin.as_fd());
+                } else {
+                    let _ = send_request(&mut client.stream, SIGNAL, &signo.to_be_bytes());
+                }
+            }
+        }
+        if stdin_open && ready[2] {
+            match nix::unistd::read(&stdin, &mut buf) {
+                // Our input ended: the container's stdin stays open (Docker's StdinOnce is
+                // false for an attach).
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let (bytes, detached) = detach.filter(&buf[..n]);
+                    if !bytes.is_empty() {
+                        send_request(&mut client.stream, STDIN_DATA, &bytes)
+                            .context("writing to the shim")?;
+                    }
+                    if detached {
+                        drop(_raw);
+                        eprintln!("read escape sequence");
+                        return Ok(0);
+                    }
+                }
+            }
+        }
+        if ready[0]
+            && let Some(status) = copy_frame(&mut client.stream)?
+        {
+            return Ok(status);
+        }
+    }
+}
+
+fn send_window_size(stream: &mut UnixStream, terminal: BorrowedFd) {
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize struct.
+    if unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } != 0 {
+        return;
+    }
+    let mut bytes = size.ws_row.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&size.ws_col.to_be_bytes());
+    let _ = send_request(stream, RESIZE, &bytes);
+}
+
+/// Copies one frame from the shim to our stdout or stderr; the exit status once it comes.
+fn copy_frame(stream: &mut UnixStream) -> Result<Option<u8>> {
+    let mut header = [0u8; 8];
+    if let Err(e) = stream.read_exact(&mut header) {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            // The shim died: recovery records what happened to the container.
+            bail!("the container's shim went away");
+        }
+        return Err(e).context("reading from the shim");
+    }
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let mut body = vec![0u8; len];
+    stream
+        .read_exact(&mut body)
+        .context("reading from the shim")?;
+    match header[0] {
+        STDOUT => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&body);
+            let _ = out.flush();
+        }
+        STDERR => {
+            let _ = std::io::stderr().write_all(&body);
+        }
+        EXIT => {
+            let status = match body.as_slice() {
+                [a, b, c, d] => i32::from_be_bytes([*a, *b, *c, *d]),
+                _ => bail!("a malformed exit frame from the shim"),
+            };
+            return Ok(Some(u8::try_from(status).unwrap_or(255)));
+        }
+        other => bail!("an unknown stream {other} from the shim"),
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_follow_dockers_syntax() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), [16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-@,a,ctrl-_").unwrap(), [0, b'a', 31]);
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+    }
+
+    #[test]
+    fn the_escape_proxy_holds_a_prefix_and_releases_it_on_a_mismatch() {
+        let mut proxy = EscapeProxy::new(vec![16, 17]);
+        assert_eq!(proxy.filter(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(proxy.filter(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(proxy.filter(b"d\x10"), (b"d".to_vec(), false));
+        assert_eq!(proxy.filter(b"\x11e"), (Vec::new(), true));
+    }
+}

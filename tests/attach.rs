@@ -1,0 +1,388 @@
+//! `attach`, `start -a`/`-i` and `run -a`: the stdio of a container through its shim's attach
+//! socket. A terminal on the client's side is a pty the test holds (tests/common/pty.rs); the
+//! evidence is what the container's own shell prints (`stty size` for the window size, its
+//! exit status, a trap that saw a signal) and, for the shapes, the docker CLI against a
+//! private dockerd.
+
+mod common;
+
+use common::dockerd::{Dockerd, require_docker};
+use common::pty::Pty;
+use common::root::BusyboxRoot;
+use common::text;
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> Option<BusyboxRoot> {
+    BusyboxRoot::new("minidock-attach")
+}
+
+/// Whether the container is running, as `inspect` says.
+fn running(root: &BusyboxRoot, name: &str) -> bool {
+    root.ok(&["inspect", "-f", "{{.State.Running}}", name])
+        .trim()
+        == "true"
+}
+
+/// Waits (at most 30 s) for `child` to exit; kills it and panics if it does not.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the client never exited");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `minidock attach ARGS` with the pty as its terminal.
+fn attach_in(root: &BusyboxRoot, pty: &mut Pty, args: &[&str]) -> Child {
+    let child = root
+        .cmd()
+        .arg("attach")
+        .args(args)
+        .stdin(pty.stdio())
+        .stdout(pty.stdio())
+        .stderr(pty.stdio())
+        .spawn()
+        .unwrap();
+    pty.close_slave();
+    child
+}
+
+/// Sends `input` on stdin and closes it; returns the output (panics after 60 s).
+fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{cmd:?} never exited");
+        }
+    }
+}
+
+#[test]
+fn attach_to_a_tty_shell_types_reads_and_detaches_with_ctrl_p_ctrl_q() {
+    let Some(root) = root() else { return };
+    root.ok(&["run", "-dit", "--name", "tty-shell", "busybox", "sh"]);
+    let mut pty = Pty::new(24, 80);
+    let mut client = attach_in(&root, &mut pty, &["tty-shell"]);
+    // The shell's arithmetic proves the keys reached it (the echo of the line shows the
+    // expression, not its value).
+    pty.write(b"echo hi-$((6*7))\r");
+    pty.wait_for("hi-42");
+    pty.write(b"\x10\x11");
+    let status = wait_exit(&mut client);
+    assert_eq!(status.code(), Some(0), "{}", pty.output());
+    pty.wait_for("read escape sequence");
+    assert!(
+        running(&root, "tty-shell"),
+        "detaching stopped the container"
+    );
+    // A second client finds the same shell, with the same state.
+    let mut pty = Pty::new(24, 80);
+    let mut client = attach_in(&root, &mut pty, &["tty-shell"]);
+    pty.write(b"exit 5\r");
+    assert_eq!(wait_exit(&mut client).code(), Some(5), "{}", pty.output());
+    assert!(!running(&root, "tty-shell"));
+}
+
+#[test]
+fn detach_keys_are_dockers_syntax_and_replace_the_default() {
+    let Some(root) = root() else { return };
+    root.ok(&["run", "-dit", "--name", "keys", "busybox", "sh"]);
+    let mut pty = Pty::new(24, 80);
+    let mut client = attach_in(&root, &mut pty, &["--detach-keys", "ctrl-x,y", "keys"]);
+    // ctrl-p ctrl-q are keys like any other now: the client stays.
+    pty.write(b"\x10\x11echo still-$((1+1))\r");
+    pty.wait_for("still-2");
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "ctrl-p ctrl-q detached"
+    );
+    pty.write(b"\x18y");
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert!(running(&root, "keys"));
+    let out = root.output(&["attach", "--detach-keys", "ctrl-1", "keys"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Invalid detach keys (ctrl-1) provided"));
+}
+
+#[test]
+fn attach_to_a_non_tty_interactive_container_splits_stdout_and_stderr_and_returns_its_status() {
+    let Some(root) = root() else { return };
+    root.ok(&["run", "-di", "--name", "pipes", "busybox", "sh"]);
+    let mut cmd = root.cmd();
+    cmd.args(["attach", "pipes"]);
+    let out = with_stdin(cmd, b"echo out-$((2*3)); echo err-$((3*3)) >&2; exit 3\n");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(text(&out.stdout), "out-6\n");
+    assert_eq!(text(&out.stderr), "err-9\n");
+    // What went through the attach is in the log too.
+    let logs = root.output(&["logs", "pipes"]);
+    assert_eq!(text(&logs.stdout), "out-6\n");
+    assert_eq!(text(&logs.stderr), "err-9\n");
+}
+
+#[test]
+fn no_stdin_keeps_the_input_to_the_client() {
+    let Some(root) = root() else { return };
+    root.ok(&["run", "-di", "--name", "nostdin", "busybox", "sh"]);
+    let mut cmd = root.cmd();
+    cmd.args(["attach", "--no-stdin", "nostdin"]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"exit 4\n").unwrap();
+    // The shell never read it: it runs on, and the client with it, until we stop it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(running(&root, "nostdin"));
+    assert!(child.try_wait().unwrap().is_none());
+    root.ok(&["kill", "nostdin"]);
+    assert_eq!(wait_exit(&mut child).code(), Some(137));
+}
+
+/// A container that prints `tick` every 0.1 s once its trap for USR1 is set; the trap
+/// prints `got-usr1` and exits 9.
+const TICKER: &str = "trap 'echo got-usr1; exit 9' USR1; while true; do echo tick; sleep 0.1; done";
+
+/// `minidock attach ARGS` with piped stdout, returned once it has copied a `tick` (its signal
+/// handling is in place by then).
+fn attach_to_ticker(
+    root: &BusyboxRoot,
+    args: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = root
+        .cmd()
+        .arg("attach")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("no tick");
+    assert_eq!(first, "tick");
+    (child, rx)
+}
+
+#[test]
+fn sig_proxy_passes_signals_to_the_container_and_can_be_turned_off() {
+    let Some(root) = root() else { return };
+    root.ok(&[
+        "run", "-d", "--name", "proxy", "busybox", "sh", "-c", TICKER,
+    ]);
+    let (mut child, rx) = attach_to_ticker(&root, &["proxy"]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    assert_eq!(wait_exit(&mut child).code(), Some(9));
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("got-usr1"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.State.ExitCode}}", "proxy"])
+            .trim(),
+        "9"
+    );
+
+    root.ok(&[
+        "run", "-d", "--name", "noproxy", "busybox", "sh", "-c", TICKER,
+    ]);
+    let (mut child, _rx) = attach_to_ticker(&root, &["--sig-proxy=false", "noproxy"]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut child);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        running(&root, "noproxy"),
+        "the signal reached the container"
+    );
+}
+
+#[test]
+fn a_resized_window_is_the_containers_stty_size() {
+    let Some(root) = root() else { return };
+    root.ok(&["run", "-dit", "--name", "winch", "busybox", "sh"]);
+    let mut pty = Pty::new(30, 100);
+    let mut client = attach_in(&root, &mut pty, &["winch"]);
+    pty.write(b"echo size-$(stty size | tr ' ' x)\r");
+    pty.wait_for("size-30x100");
+    pty.resize(41, 123);
+    let pid = nix::unistd::Pid::from_raw(client.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH).unwrap();
+    // The resize travels on the socket ahead of the next keys.
+    pty.write(b"echo size-$(stty size | tr ' ' x)\r");
+    pty.wait_for("size-41x123");
+    pty.write(b"exit\r");
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+}
+
+#[test]
+fn start_attach_and_interactive_print_and_return_the_status() {
+    let Some(root) = root() else { return };
+    root.ok(&[
+        "create",
+        "--name",
+        "sa",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out-$((5*5)); exit 6",
+    ]);
+    let out = root.output(&["start", "-a", "sa"]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert_eq!(text(&out.stdout), "out-25\n");
+    let script = "read x; echo got-$x; exit 4";
+    root.ok(&[
+        "create", "-i", "--name", "si", "busybox", "sh", "-c", script,
+    ]);
+    let mut cmd = root.cmd();
+    cmd.args(["start", "-i", "si"]);
+    let out = with_stdin(cmd, b"abc\n");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(text(&out.stdout), "got-abc\n");
+}
+
+#[test]
+fn run_attach_chooses_the_streams() {
+    let Some(root) = root() else { return };
+    let command = ["busybox", "sh", "-c", "echo out; echo err >&2"];
+    let out = root.output(&[&["run", "--rm", "-a", "stdout"][..], &command[..]].concat());
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("out\n".into(), "".into())
+    );
+    let out = root.output(&[&["run", "--rm", "-a", "STDERR"][..], &command[..]].concat());
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("".into(), "err\n".into())
+    );
+    let both = ["run", "--rm", "-a", "stdout", "-a", "stderr"];
+    let out = root.output(&[&both[..], &command[..]].concat());
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("out\n".into(), "err\n".into())
+    );
+}
+
+/// Runs `args` under both; the exit codes are the same and docker's message (without its
+/// `Error response from daemon: ` and `Error: `) is in ours. The output is not compared:
+/// with piped input, docker's daemon may see the input before the output is attached.
+fn same(root: &BusyboxRoot, docker: &Dockerd, args: &[&str], input: &[u8]) {
+    let mut cmd = root.cmd();
+    cmd.args(args);
+    let ours = with_stdin(cmd, input);
+    let mut cmd = docker.docker_command();
+    cmd.args(args);
+    let theirs = with_stdin(cmd, input);
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "{args:?}\nours: {ours:?}\ndocker's: {theirs:?}"
+    );
+    let message = text(&theirs.stderr);
+    let message = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("Error response from daemon: ")
+        .trim_start_matches("Error: ")
+        .to_owned();
+    assert!(
+        text(&ours.stderr)
+            .to_lowercase()
+            .contains(&message.to_lowercase()),
+        "{args:?}: ours {:?}, docker's {message:?}",
+        text(&ours.stderr)
+    );
+}
+
+#[test]
+fn exit_codes_and_messages_are_dockers() {
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    for args in [
+        &["run", "-di", "--name", "shell", "busybox", "sh"][..],
+        &["create", "--name", "stopped", "busybox", "true"][..],
+    ] {
+        root.ok(args);
+        docker.ok(args);
+    }
+    // The status passes through.
+    same(&root, &docker, &["attach", "shell"], b"echo hi; exit 3\n");
+    same(&root, &docker, &["attach", "stopped"], b"");
+    same(&root, &docker, &["attach", "nothing-by-that-name"], b"");
+    same(
+        &root,
+        &docker,
+        &["run", "-a", "bogus", "busybox", "true"],
+        b"",
+    );
+    same(
+        &root,
+        &docker,
+        &["run", "-d", "-a", "stdout", "busybox", "true"],
+        b"",
+    );
+    same(&root, &docker, &["start", "-a", "stopped"], b"");
+}
+
+#[test]
+fn a_detached_container_is_the_child_of_the_light_shim() {
+    let Some(root) = root() else { return };
+    let id = root.ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let pid = root.ok(&["inspect", "-f", "{{.State.Pid}}", id]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let parent = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The kernel's parent is the shim recorded as the supervisor, and it is minidock-shim,
+    // a subreaper, not the minidock binary.
+    let state = std::fs::read_to_string(root.path().join("containers").join(id).join("state.json"))
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["SupervisorPid"].to_string(), parent);
+    let exe = std::fs::read_link(format!("/proc/{parent}/exe")).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "minidock-shim", "{exe:?}");
+    let shim_status = std::fs::read_to_string(format!("/proc/{parent}/status")).unwrap();
+    assert!(shim_status.contains("State:\tS"), "{shim_status}");
+}
