@@ -202,8 +202,15 @@ fn sig_proxy_passes_signals_to_the_container_and_can_be_turned_off() {
     let (mut child, rx) = attach_to_ticker(&root, &["proxy"]);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
-    assert_eq!(wait_exit(&mut child).code(), Some(9));
+    let status = wait_exit(&mut child);
     let lines: Vec<String> = rx.try_iter().collect();
+    let log = root.output(&["logs", "proxy"]);
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "{status:?}; attach copied {lines:?}; logs: {}",
+        String::from_utf8_lossy(&log.stdout)
+    );
     assert_eq!(
         lines.last().map(String::as_str),
         Some("got-usr1"),
