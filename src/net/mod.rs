@@ -20,6 +20,7 @@ pub mod ipam;
 pub mod nat;
 pub mod netlink;
 pub mod netns;
+pub mod network;
 pub mod probe;
 pub mod state;
 pub mod tour;
