@@ -201,7 +201,8 @@ fn port_ps_and_inspect_show_the_published_ports_as_docker_does() {
         );
         assert_eq!(
             root.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
-            "0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9001->90-91/tcp, 127.0.0.1:5353->53/udp"
+            "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, 0.0.0.0:9000->90/tcp, \
+             0.0.0.0:9001->91/tcp"
         );
         let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "web"])).unwrap();
         let c = &v[0];
@@ -396,6 +397,73 @@ fn network_modes_none_host_and_container() {
         assert!(
             err.contains("user specified IP address is supported on user defined networks only"),
             "{err}"
+        );
+    });
+}
+
+#[test]
+fn recovery_after_a_killed_shim_reclaims_the_network() {
+    in_private_network(|root| {
+        let id = root
+            .ok(&[
+                "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sleep", "1000",
+            ])
+            .trim()
+            .to_owned();
+        let veth = net::host_veth_name(&id);
+        let mut nl = Netlink::open().unwrap();
+        assert!(nl.link_index(&veth).unwrap().is_some());
+        let shim = common::minidock_root::shim_of(&id).expect("the container's shim");
+        let shim = nix::unistd::Pid::from_raw(shim);
+        nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
+        for _ in 0..400 {
+            if nix::sys::signal::kill(shim, None).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        // The next command recovers: the container is recorded as killed and its network goes.
+        assert_eq!(root.inspect("web", "{{.State.ExitCode}}"), "137");
+        assert!(nl.link_index(&veth).unwrap().is_none(), "{veth} is left");
+        let state = net::StateDir::new(root.path().join("network"));
+        assert!(net::attachment(&state, &id).unwrap().is_none());
+        let pool = net::ipam::pool(&state, "minidock0").unwrap().unwrap();
+        assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        // The host port is free again.
+        root.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    });
+}
+
+#[test]
+fn publish_all_gives_every_exposed_port_a_host_port() {
+    in_private_network(|root| {
+        root.import(
+            "exposing",
+            &["EXPOSE 80 443/udp", "CMD [\"sleep\", \"1000\"]"],
+        );
+        root.ok(&["run", "-d", "--name", "all", "-P", "exposing"]);
+        let low: u16 = net::nat::read_sysctl("net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let lines = root.ok(&["port", "all"]);
+        assert_eq!(
+            lines,
+            format!("443/udp -> 0.0.0.0:{low}\n80/tcp -> 0.0.0.0:{low}\n"),
+        );
+        // Exposed but not published: `80/tcp` alone in PORTS, `null` in inspect.
+        root.ok(&["run", "-d", "--name", "some", "exposing"]);
+        assert_eq!(
+            root.ok(&["ps", "--filter", "name=some", "--format", "{{.Ports}}"]),
+            "80/tcp, 443/udp\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "some"])).unwrap();
+        assert_eq!(
+            v[0]["NetworkSettings"]["Ports"],
+            serde_json::json!({"443/udp": null, "80/tcp": null})
         );
     });
 }
