@@ -196,7 +196,7 @@ fn port_ps_and_inspect_show_the_published_ports_as_docker_does() {
         assert_eq!(root.ok(&["port", "web", "53/udp"]), "127.0.0.1:5353\n");
         let err = root.fails(&["port", "web", "81"], 1);
         assert!(
-            err.contains("No public port '81/tcp' published for web"),
+            err.contains("No public port '81' published for web"),
             "{err}"
         );
         assert_eq!(
@@ -465,5 +465,119 @@ fn publish_all_gives_every_exposed_port_a_host_port() {
             v[0]["NetworkSettings"]["Ports"],
             serde_json::json!({"443/udp": null, "80/tcp": null})
         );
+    });
+}
+
+/// IPv6 bindings (`:::8080`, `[::]:8080`) dropped: minidock publishes IPv4 only.
+fn ipv4_only(text: &str, separator: &str) -> String {
+    text.split(separator)
+        .filter(|s| !s.contains("::"))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+#[test]
+fn published_ports_look_as_dockers() {
+    if !common::dockerd::require_docker() {
+        return;
+    }
+    let docker = common::dockerd::Dockerd::start_with_bridge();
+    docker.load_busybox();
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1:5353:53/udp",
+        "-p",
+        "9000-9001:90-91",
+        "-p",
+        "7070:7070",
+        "busybox",
+        "sleep",
+        "1000",
+    ];
+    docker.ok(&run);
+    let d_port = docker.ok(&["port", "web"]);
+    let d_port80 = docker.ok(&["port", "web", "80"]);
+    let d_ps = docker.ok(&["ps", "--format", "{{.Ports}}"]);
+    let d_inspect: serde_json::Value =
+        serde_json::from_str(&docker.ok(&["inspect", "web"])).unwrap();
+    let d_err = docker.docker(&["port", "web", "81"]);
+    let files = [
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "--add-host",
+        "db:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/hostname /etc/resolv.conf",
+    ];
+    let d_files = docker.ok(&files);
+    let dns = [
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.9",
+        "--dns-search",
+        "example.com",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ];
+    let d_dns = docker.ok(&dns);
+    in_private_network(|root| {
+        root.ok(&run);
+        let mut lines: Vec<&str> = d_port.lines().filter(|l| !l.contains("::")).collect();
+        lines.sort();
+        assert_eq!(root.ok(&["port", "web"]), lines.join("\n") + "\n");
+        assert_eq!(root.ok(&["port", "web", "80"]), ipv4_only(&d_port80, "\n"));
+        assert_eq!(
+            root.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
+            ipv4_only(d_ps.trim(), ", ")
+        );
+        let err = root.fails(&["port", "web", "81"], d_err.status.code().unwrap());
+        let d_err = String::from_utf8_lossy(&d_err.stderr);
+        assert_eq!(
+            err.trim().trim_start_matches("minidock: "),
+            d_err.trim().trim_start_matches("Error: ")
+        );
+        // The second container gets the next address in both: the files match byte for byte.
+        assert_eq!(root.ok(&files), d_files);
+        assert_eq!(root.ok(&dns), d_dns);
+        let m: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "web"])).unwrap();
+        let (d, m) = (&d_inspect[0], &m[0]);
+        assert_eq!(
+            m["HostConfig"]["PortBindings"],
+            d["HostConfig"]["PortBindings"]
+        );
+        assert_eq!(
+            m["HostConfig"]["NetworkMode"],
+            d["HostConfig"]["NetworkMode"]
+        );
+        let mut d_ports = d["NetworkSettings"]["Ports"].clone();
+        for list in d_ports.as_object_mut().unwrap().values_mut() {
+            if let Some(list) = list.as_array_mut() {
+                list.retain(|b| !b["HostIp"].as_str().unwrap().contains(':'));
+            }
+        }
+        assert_eq!(m["NetworkSettings"]["Ports"], d_ports);
+        for key in ["IPAddress", "Gateway", "IPPrefixLen", "MacAddress"] {
+            assert_eq!(
+                m["NetworkSettings"][key], d["NetworkSettings"][key],
+                "{key}"
+            );
+            assert_eq!(
+                m["NetworkSettings"]["Networks"]["bridge"][key],
+                d["NetworkSettings"]["Networks"]["bridge"][key],
+                "Networks.bridge.{key}"
+            );
+        }
     });
 }

@@ -552,7 +552,7 @@ fn form_group(key: &str, first: u16, last: u16) -> String {
 
 /// `port CONTAINER [PORT[/PROTO]]` as the docker CLI prints it: `80/tcp -> 0.0.0.0:8080`
 /// lines, or only `0.0.0.0:8080` for one port. An unknown or unpublished port fails with
-/// `Error: No public port '80/tcp' published for NAME` (exit 1).
+/// `No public port '80' published for NAME` (the port as typed; exit 1).
 pub fn port_lines(
     name: &str,
     ports: &BTreeMap<String, Option<Vec<PortBinding>>>,
@@ -567,7 +567,7 @@ pub fn port_lines(
                 format!("{text}/tcp")
             };
             if split_port(&key).is_none() {
-                bail!("Error: invalid port ({text}): Invalid containerPort: {text}");
+                bail!("Invalid containerPort: {text}");
             }
             match ports.get(&key) {
                 Some(Some(list)) if !list.is_empty() => {
@@ -575,7 +575,7 @@ pub fn port_lines(
                         out.push_str(&format!("{}:{}\n", b.host_ip, b.host_port));
                     }
                 }
-                _ => bail!("Error: No public port '{key}' published for {name}"),
+                _ => bail!("No public port '{text}' published for {name}"),
             }
         }
         None => {
