@@ -673,7 +673,7 @@ mod tests {
             port_lines("web", &ports, Some("443"))
                 .unwrap_err()
                 .to_string(),
-            "Error: No public port '443/tcp' published for web"
+            "No public port '443' published for web"
         );
     }
 
