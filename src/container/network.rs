@@ -242,8 +242,12 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     let net_state = state_dir(paths);
     let net = find_network(&net_state, name)?;
     let cfg = net.bridge_config()?;
-    let backend = net::nat::Backend::choose(None)?;
-    net::setup_bridge(&net_state, &cfg, Some(backend))
+    // The backend is chosen once, when the bridge is made (choosing runs `iptables --version`).
+    let backend = match net::bridge(&net_state, &cfg.name)? {
+        Some(record) => record.backend,
+        None => Some(net::nat::Backend::choose(None)?),
+    };
+    net::setup_bridge(&net_state, &cfg, backend)
         .with_context(|| format!("setting up network {}", net.name))?;
     let requested = match state.config.ip_address.as_str() {
         "" => None,
