@@ -14,7 +14,7 @@ mod common;
 use common::minidock_root::Root;
 use common::require_busybox_overlay;
 use minidock::net::netlink::Netlink;
-use minidock::net::{self, Netns, netns};
+use minidock::net::{self, Netns, netns, probe};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
@@ -97,7 +97,8 @@ fn http_get(ns: Option<&Netns>, addr: SocketAddrV4, path: &str) -> anyhow::Resul
 }
 
 /// An "outside host": a namespace joined to this one by a veth pair, 10.99.0.2/24 there and
-/// 10.99.0.1/24 here, its default route through us.
+/// 10.99.0.1/24 here. It has no route to the containers' subnet: it only ever sees this
+/// namespace's address, as a host on the LAN sees Docker's host.
 fn outside_host(dir: &Path) -> Netns {
     let pin = dir.join("outside");
     let ns = netns::pin_new(&pin).unwrap();
@@ -114,9 +115,6 @@ fn outside_host(dir: &Path) -> Netns {
         .add_address(eth0, Ipv4Addr::new(10, 99, 0, 2), 24)
         .unwrap();
     inside.set_up(1, "lo", None).unwrap();
-    inside
-        .add_default_route(Ipv4Addr::new(10, 99, 0, 1), eth0)
-        .unwrap();
     ns
 }
 
@@ -154,6 +152,19 @@ fn a_published_port_answers_from_loopback_outside_and_another_container() {
             get_when_up(Some(&outside), addr, "/hostname"),
             format!("{short}\n")
         );
+        // Outbound: a container reaches the outside host only through MASQUERADE (the outside
+        // host has no route back to the bridge's subnet).
+        let server = probe::HttpServer::start(Some(&outside), 80, "outside\n".into()).unwrap();
+        let got = root.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://10.99.0.2/",
+        ]);
+        assert_eq!(got, "outside\n");
+        server.stop();
         drop(outside);
         netns::unpin(&tmp.path().join("outside")).unwrap();
         // Another container, by address, over the bridge.
@@ -579,5 +590,81 @@ fn published_ports_look_as_dockers() {
                 "Networks.bridge.{key}"
             );
         }
+    });
+}
+
+#[test]
+fn a_user_network_gets_its_own_bridge_and_the_address_asked_for() {
+    in_private_network(|root| {
+        let state = net::StateDir::new(root.path().join("network"));
+        let req = net::network::CreateRequest {
+            name: "mynet".into(),
+            subnet: Some("10.201.0.0/24".parse().unwrap()),
+            ..Default::default()
+        };
+        let created = net::network::create(&state, &req).unwrap();
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "mynet",
+            "--ip",
+            "10.201.0.50",
+            "busybox",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ]);
+        assert!(out.contains(" 10.201.0.50/24 "), "{out}");
+        let mut nl = Netlink::open().unwrap();
+        assert!(nl.link_index(&created.bridge_name()).unwrap().is_some());
+        // Taken addresses and addresses outside the subnet are refused, with Docker's words.
+        root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "holder",
+            "--network",
+            "mynet",
+            "--ip",
+            "10.201.0.60",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let err = root.fails(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "mynet",
+                "--ip",
+                "10.201.0.60",
+                "busybox",
+                "true",
+            ],
+            125,
+        );
+        assert!(err.contains("Address already in use"), "{err}");
+        let err = root.fails(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "mynet",
+                "--ip",
+                "10.9.9.9",
+                "busybox",
+                "true",
+            ],
+            125,
+        );
+        assert!(
+            err.contains("no configured subnet contains IP 10.9.9.9"),
+            "{err}"
+        );
     });
 }
