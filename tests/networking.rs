@@ -346,7 +346,7 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
 #[test]
 fn many_run_rm_with_a_published_port_leave_nothing_behind() {
     in_private_network(|root| {
-        for _ in 0..20 {
+        for _ in 0..200 {
             root.ok(&["run", "--rm", "-p", "8081:80", "busybox", "true"]);
         }
         assert_eq!(root.ok(&["ps", "-aq"]), "");
