@@ -543,6 +543,8 @@ fn published_ports_look_as_dockers() {
         "/etc/resolv.conf",
     ];
     let d_dns = docker.ok(&dns);
+    let d_network: serde_json::Value =
+        serde_json::from_str(&docker.ok(&["network", "inspect", "bridge"])).unwrap();
     in_private_network(|root| {
         root.ok(&run);
         let mut lines: Vec<&str> = d_port.lines().filter(|l| !l.contains("::")).collect();
@@ -559,6 +561,29 @@ fn published_ports_look_as_dockers() {
             err.trim().trim_start_matches("minidock: "),
             d_err.trim().trim_start_matches("Error: ")
         );
+        // The default network's record has the shape and values of Docker's, docker0 aside.
+        let state = net::StateDir::new(root.path().join("network"));
+        let ours = net::network::get(&state, "bridge").unwrap();
+        let mut m = serde_json::to_value(&ours).unwrap();
+        let mut d = d_network[0].clone();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(&m), keys(&d));
+        d["Options"]["com.docker.network.bridge.name"] = "minidock0".into();
+        // dockerd lists the default bridge's gateway only once docker0 existed before it
+        // started (a restart); minidock always lists it.
+        if d["IPAM"]["Config"][0].get("Gateway").is_none() {
+            m["IPAM"]["Config"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("Gateway");
+        }
+        for key in ["Id", "Created", "Containers"] {
+            m[key] = serde_json::Value::Null;
+            d[key] = serde_json::Value::Null;
+        }
+        assert_eq!(m, d);
         // The second container gets the next address in both: the files match byte for byte.
         assert_eq!(root.ok(&files), d_files);
         assert_eq!(root.ok(&dns), d_dns);
