@@ -396,6 +396,41 @@ fn network_modes_none_host_and_container() {
             "eth0",
         ]);
         assert!(seen.contains(&format!(" {ip}/16 ")), "{seen}");
+        // It shares the other container's name and files too, as Docker's.
+        let short = &root.inspect("aa", "{{.Id}}")[..12];
+        let names = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:aa",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; echo $HOSTNAME; tail -1 /etc/hosts",
+        ]);
+        assert_eq!(names, format!("{short}\n{short}\n{ip}\t{short}\n"));
+        // Host mode drops published ports with Docker's warning.
+        let out = root.output(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "80:80",
+            "busybox",
+            "true",
+        ]);
+        assert!(out.status.success());
+        assert!(
+            common::text(&out.stderr)
+                .contains("WARNING: Published ports are discarded when using host network mode"),
+            "{}",
+            common::text(&out.stderr)
+        );
+        // A stopped container has no address, as Docker shows it.
+        root.ok(&["stop", "-t", "0", "aa"]);
+        assert_eq!(root.inspect("aa", "{{.NetworkSettings.IPAddress}}"), "");
+        assert_eq!(root.inspect("aa", "{{json .NetworkSettings.Ports}}"), "{}");
         let err = root.fails(
             &["run", "--rm", "--network", "nosuch", "busybox", "true"],
             125,
@@ -691,5 +726,34 @@ fn a_user_network_gets_its_own_bridge_and_the_address_asked_for() {
             err.contains("no configured subnet contains IP 10.9.9.9"),
             "{err}"
         );
+    });
+}
+
+#[test]
+fn parallel_runs_get_distinct_addresses_and_ephemeral_ports() {
+    in_private_network(|root| {
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..10)
+                .map(|_| {
+                    scope.spawn(|| {
+                        root.ok(&["run", "-d", "-p", "80", "busybox", "sleep", "1000"])
+                            .trim()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ports = Vec::new();
+        let mut addresses = Vec::new();
+        for id in &ids {
+            ports.push(root.ok(&["port", id, "80"]));
+            addresses.push(root.inspect(id, "{{.NetworkSettings.IPAddress}}"));
+        }
+        for list in [&mut ports, &mut addresses] {
+            list.sort();
+            list.dedup();
+            assert_eq!(list.len(), 10, "{list:?}");
+        }
     });
 }

@@ -426,6 +426,17 @@ fn share_etc_files(
     built.hostname = other.config.hostname.clone();
     built.config.hostname = other.config.hostname.clone();
     built.spec.set_hostname(Some(other.config.hostname.clone()));
+    if let Some(process) = built.spec.process_mut() {
+        let env = process.env().clone().unwrap_or_default();
+        let env = env
+            .into_iter()
+            .map(|e| match e.strip_prefix("HOSTNAME=") {
+                Some(_) => format!("HOSTNAME={}", other.config.hostname),
+                None => e,
+            })
+            .collect();
+        process.set_env(Some(env));
+    }
     Ok(())
 }
 
