@@ -171,6 +171,16 @@ fn a_published_port_answers_from_loopback_outside_and_another_container() {
         let url = format!("http://{ip}/hostname");
         let got = root.ok(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
         assert_eq!(got, format!("{short}\n"));
+        // Another container, through the published port on the host's address (hairpin).
+        let got = root.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://172.17.0.1:8080/hostname",
+        ]);
+        assert_eq!(got, format!("{short}\n"));
         // The kernel's own view of the container's eth0 matches inspect.
         let mac = root.inspect("web", "{{.NetworkSettings.MacAddress}}");
         let seen = root.ok(&["exec", "web", "cat", "/sys/class/net/eth0/address"]);
