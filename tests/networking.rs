@@ -329,6 +329,20 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
             parts[1]
         );
         assert_eq!(parts[2], "search example.com\nnameserver 10.0.0.9\n");
+        // host-gateway is the default bridge's gateway, as dockerd's default.
+        let hosts = root.ok(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "host.docker.internal:host-gateway",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ]);
+        assert!(
+            hosts.contains("\n172.17.0.1\thost.docker.internal\n"),
+            "{hosts}"
+        );
         // Without --dns: the host's resolvers minus loopback ones.
         let resolv = root.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -575,6 +589,8 @@ fn published_ports_look_as_dockers() {
         "box",
         "--add-host",
         "db:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
         "busybox",
         "sh",
         "-c",

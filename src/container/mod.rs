@@ -352,7 +352,10 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     let mut built = spec::build(&parsed, &image.config, &dir, &id)?;
     match &shared_etc {
         Some(other) => share_etc_files(paths, other, &dir, &mut built)?,
-        None => network::write_etc_files(&dir, &built.config, &parsed.network)?,
+        None => {
+            let gateway = network::host_gateway(paths, &built.config)?;
+            network::write_etc_files(&dir, &built.config, &parsed.network, gateway)?
+        }
     }
     spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
     drop(lease);

@@ -273,7 +273,8 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     if !mappings.is_empty() {
         net::publish(&net_state, &state.id, &mappings).map_err(|e| port_error(e, state))?;
     }
-    let hosts = hosts_file(&state.config, Some(att.address));
+    let gateway = host_gateway(paths, &state.config)?;
+    let hosts = hosts_file(&state.config, Some(att.address), gateway);
     crate::state::write_atomic_unsynced_with_mode(
         &paths.dir(&state.id).join("hosts"),
         hosts.as_bytes(),
@@ -346,19 +347,58 @@ pub fn attachment(paths: &Paths, id: &str) -> Option<net::Attachment> {
     net::attachment(&net_state, id).ok().flatten()
 }
 
+/// `--add-host NAME:host-gateway`: the default bridge's gateway, as dockerd's default
+/// `--host-gateway-ip`.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// The address `host-gateway` stands for, when `config` asks for it: the default bridge's
+/// gateway. Docker's error (exit 125) when the default bridge is off.
+pub fn host_gateway(paths: &Paths, config: &RunConfig) -> Result<Option<Ipv4Addr>> {
+    if !config
+        .extra_hosts
+        .iter()
+        .any(|e| e.split_once(':').is_some_and(|(_, ip)| ip == HOST_GATEWAY))
+    {
+        return Ok(None);
+    }
+    let gateway = if default_bridge_disabled() {
+        None
+    } else {
+        network::ensure_default(&state_dir(paths))?
+            .ipv4()
+            .map(|c| c.gateway)
+    };
+    match gateway {
+        Some(g) => Ok(Some(g)),
+        None => Err(bad_flag(
+            "unable to derive the IP value for host-gateway".into(),
+        )),
+    }
+}
+
 const HOSTS_DEFAULTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
                               fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n\
                               ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 // ANCHOR: hosts_file
 /// `/etc/hosts` as libnetwork's `etchosts.Build` writes it: the defaults, one `IP\tNAME` line
-/// per `--add-host`, then the container's own address and hostname (the FQDN and the short
-/// name when the hostname has a dot).
-pub fn hosts_file(config: &RunConfig, address: Option<Ipv4Addr>) -> String {
+/// per `--add-host` (`host-gateway` as `gateway`), then the container's own address and
+/// hostname (the FQDN and the short name when the hostname has a dot).
+pub fn hosts_file(
+    config: &RunConfig,
+    address: Option<Ipv4Addr>,
+    gateway: Option<Ipv4Addr>,
+) -> String {
     let mut out = HOSTS_DEFAULTS.to_owned();
     for entry in &config.extra_hosts {
-        if let Some((name, ip)) = entry.split_once(':') {
-            out.push_str(&format!("{ip}\t{name}\n"));
+        match entry.split_once(':') {
+            Some((name, HOST_GATEWAY)) => {
+                if let Some(g) = gateway {
+                    out.push_str(&format!("{g}\t{name}\n"));
+                }
+            }
+            Some((name, ip)) => out.push_str(&format!("{ip}\t{name}\n")),
+            None => {}
         }
     }
     if let Some(ip) = address {
@@ -434,7 +474,12 @@ pub fn resolv_conf(host: &str, dns: &[String], dns_search: &[String]) -> String 
 /// Writes the container's `hostname`, `hosts` and `resolv.conf` into its directory, which the
 /// spec binds over the image's. `host` mode copies the host's `/etc/hosts` and
 /// `/etc/resolv.conf`; a bridge container's own address is added to `hosts` by [`connect`].
-pub fn write_etc_files(dir: &Path, config: &RunConfig, mode: &Mode) -> Result<()> {
+pub fn write_etc_files(
+    dir: &Path,
+    config: &RunConfig,
+    mode: &Mode,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let (hosts, resolv) = match mode {
         Mode::Host => (
@@ -446,7 +491,7 @@ pub fn write_etc_files(dir: &Path, config: &RunConfig, mode: &Mode) -> Result<()
             },
         ),
         _ => (
-            hosts_file(config, None),
+            hosts_file(config, None, gateway),
             resolv_conf(&host_resolv, &config.dns, &config.dns_search),
         ),
     };
@@ -711,7 +756,7 @@ mod tests {
             extra_hosts: vec!["db:10.1.2.3".into()],
             ..RunConfig::default()
         };
-        let hosts = hosts_file(&config, Some(Ipv4Addr::new(172, 17, 0, 2)));
+        let hosts = hosts_file(&config, Some(Ipv4Addr::new(172, 17, 0, 2)), None);
         assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
         assert!(
             hosts.ends_with("\n10.1.2.3\tdb\n172.17.0.2\tweb\n"),

@@ -433,9 +433,10 @@ fn parse_network_flags(
         bindings.extend(super::network::parse_publish(text)?);
     }
     for entry in &options.add_host {
-        let ok = entry
-            .split_once(':')
-            .is_some_and(|(name, ip)| !name.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+        let ok = entry.split_once(':').is_some_and(|(name, ip)| {
+            !name.is_empty()
+                && (ip == super::network::HOST_GATEWAY || ip.parse::<std::net::IpAddr>().is_ok())
+        });
         if !ok {
             return Err(bad_flag(format!(
                 "invalid argument {entry:?} for \"--add-host\" flag: bad format for add-host: {entry:?}"
