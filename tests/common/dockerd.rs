@@ -200,6 +200,8 @@ impl Drop for Dockerd {
             let _ = daemon.wait();
         }
         self.kill_leftovers();
+        // Pure v2: the parent sits right under the mount; v1: under each hierarchy.
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
         for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
