@@ -218,7 +218,7 @@ fn launch_or_record(
     match launch(paths, state, attach, given) {
         Ok(launched) => Ok(launched),
         Err(err) => {
-            let _ = super::unpin_network(paths, id);
+            let _ = super::network::release(paths, id);
             let _ = unmount_rootfs(paths, id);
             let _ = crate::volume::unmount_driver_volumes(paths, state);
             record_failed_start(paths, id, &err);
@@ -332,7 +332,7 @@ fn teardown(
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
-    let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
+    let unmounted = super::network::release(paths, id).and(unmount_rootfs(paths, id));
     RunExit {
         status,
         pumped,
@@ -499,9 +499,7 @@ fn launch(
     super::remove_cgroups(state)?;
     crate::volume::mount_driver_volumes(paths, state)?;
     mount_rootfs(paths, state)?;
-    if state.config.network_mode == "none" {
-        super::pin_network(paths, id)?;
-    }
+    super::network::connect(paths, state)?;
     let bundle = paths.dir(id);
     let (launched, outputs) = if state.config.tty {
         let launched = crate::runtime::spawn(&paths.runtime_root, id, &bundle)?;

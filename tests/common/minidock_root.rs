@@ -1,0 +1,128 @@
+//! A temp state root with the busybox image imported, and `minidock --root ROOT` commands
+//! against it. Dropping it removes every container (`rm -f`).
+
+use super::{build_busybox_rootfs, tar_dir, text};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+pub struct Root {
+    dir: tempfile::TempDir,
+    /// Environment variables given to every command (`None`: removed).
+    env: Vec<(String, Option<String>)>,
+}
+
+impl Root {
+    /// A root with `busybox` imported. `env` is set (or, with `None`, removed) for every
+    /// command run against it.
+    pub fn new(env: &[(&str, Option<&str>)]) -> Root {
+        let dir = tempfile::Builder::new()
+            .prefix("minidock-root")
+            .tempdir()
+            .unwrap();
+        let root = Root {
+            dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+                .collect(),
+        };
+        root.import("busybox", &[]);
+        root
+    }
+
+    /// Imports a busybox rootfs as image `name`, with `import -c` instructions (`EXPOSE 80`).
+    pub fn import(&self, name: &str, changes: &[&str]) {
+        let rootfs = tempfile::Builder::new()
+            .prefix("minidock-rootfs")
+            .tempdir()
+            .unwrap();
+        build_busybox_rootfs(rootfs.path());
+        let tar = rootfs.path().with_extension("tar");
+        tar_dir(rootfs.path(), &tar);
+        let mut args = vec!["import"];
+        for change in changes {
+            args.extend(["-c", change]);
+        }
+        args.extend([tar.to_str().unwrap(), name]);
+        self.ok(&args);
+        std::fs::remove_file(&tar).unwrap();
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("minidock"));
+        cmd.arg("--root").arg(self.path());
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Stdout, asserting success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        super::ok_stdout(args, &self.output(args))
+    }
+
+    /// Stderr, asserting the exit code.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.output(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "minidock {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    /// `inspect -f FORMAT CONTAINER`, trimmed.
+    pub fn inspect(&self, container: &str, format: &str) -> String {
+        self.ok(&["inspect", "-f", format, container])
+            .trim_end()
+            .to_owned()
+    }
+
+    /// Removes every container, asserting success.
+    pub fn remove_all(&self) {
+        let ids = self.ok(&["ps", "-aq", "--no-trunc"]);
+        for id in ids.lines() {
+            self.ok(&["rm", "-f", id]);
+        }
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let out = self.output(&["ps", "-aq", "--no-trunc"]);
+        for id in text(&out.stdout).lines() {
+            let _ = self.output(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// The pid of the `minidock shim` supervising container `id` (full ID).
+pub fn shim_of(id: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&b"shim".as_slice()) && args.contains(&id.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
