@@ -68,6 +68,12 @@ enum Command {
     /// Manage minidock itself.
     #[command(subcommand)]
     System(SystemCommand),
+    /// A user network's embedded DNS resolver process (started by minidock itself).
+    #[command(hide = true, name = "network-resolver")]
+    NetworkResolver {
+        /// The network's resolver directory.
+        dir: PathBuf,
+    },
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -147,6 +153,10 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(args)) => {
             let paths = minidock::container::Paths::new(cli.root.as_deref());
             minidock::container::prune::run_prune(&paths, &args)
+        }
+        Command::NetworkResolver { dir } => {
+            minidock::net::resolver::serve(&dir)?;
+            Ok(0)
         }
         Command::Doctor { json } => {
             let checks = doctor::run();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod net;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,295 @@
+//! User-defined networks and the embedded DNS resolver. Every test runs inside a private
+//! outer network namespace (the "host"), with pinned namespaces standing for containers and
+//! for an outside DNS server; nothing touches the real host's network.
+
+mod common;
+
+use common::net::{pids_with_args, pin_with_lo, private_netns, run_in, veth_to};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use minidock::net::dns;
+use minidock::net::netns;
+use minidock::net::resolver::{Config, Member, ResolverDir};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const EXE: &str = env!("CARGO_BIN_EXE_minidock");
+
+fn require_tools() -> bool {
+    common::require_root()
+        && common::prerequisite(common::have("nsenter", "--version"), "nsenter (util-linux)")
+        && common::prerequisite(common::have("busybox", "--help"), "busybox on PATH")
+}
+
+/// A DNS server "outside", in its own namespace behind a veth at 192.0.2.53: it knows
+/// `outside.example.` (198.51.100.7) and answers NXDOMAIN for anything else.
+struct OutsideDns {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pin: PathBuf,
+}
+
+const OUTSIDE_DNS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+const OUTSIDE_NAME_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+
+impl OutsideDns {
+    fn start(pin: &Path) -> Self {
+        let ns = pin_with_lo(pin);
+        veth_to(&ns, "dnsup0", Ipv4Addr::new(192, 0, 2, 1), OUTSIDE_DNS);
+        let socket = ns
+            .run(|| UdpSocket::bind((OUTSIDE_DNS, 53)))
+            .unwrap()
+            .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !flag.load(Ordering::SeqCst) {
+                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                    let reply = Self::reply(&buf[..n]);
+                    socket.send_to(&reply, peer).unwrap();
+                }
+            }
+        });
+        OutsideDns {
+            stop,
+            thread: Some(thread),
+            pin: pin.to_path_buf(),
+        }
+    }
+
+    fn reply(query: &[u8]) -> Vec<u8> {
+        let q = Message::from_vec(query).unwrap();
+        let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+        m.metadata.recursion_desired = q.metadata.recursion_desired;
+        m.queries = q.queries.clone();
+        let question = &q.queries[0];
+        if question
+            .name()
+            .to_ascii()
+            .eq_ignore_ascii_case("outside.example.")
+        {
+            if question.query_type() == RecordType::A {
+                let a = RData::A(A(OUTSIDE_NAME_ADDR));
+                m.answers
+                    .push(Record::from_rdata(question.name().clone(), 60, a));
+            }
+        } else {
+            m.metadata.response_code = ResponseCode::NXDomain;
+        }
+        m.to_vec().unwrap()
+    }
+}
+
+impl Drop for OutsideDns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = netns::unpin(&self.pin);
+    }
+}
+
+fn member(root: &Path, id: &str, names: &[&str], last_octet: u8) -> Member {
+    Member {
+        id: id.into(),
+        names: names.iter().map(|n| n.to_string()).collect(),
+        addr: Ipv4Addr::new(10, 89, 0, last_octet),
+        netns: root.join("ns").join(id),
+    }
+}
+
+/// `busybox nslookup NAME 127.0.0.11` inside the namespace of `from`: (success, stdout).
+fn nslookup(from: &Member, name: &str) -> (bool, String) {
+    let out = run_in(&from.netns, &["busybox", "nslookup", name, "127.0.0.11"]);
+    let text = format!("{}{}", common::text(&out.stdout), common::text(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn assert_resolves(from: &Member, name: &str, addr: Ipv4Addr) {
+    let (ok, text) = nslookup(from, name);
+    assert!(ok, "nslookup {name}: {text}");
+    assert!(
+        text.contains(&format!("Address: {addr}")),
+        "nslookup {name} should give {addr}: {text}"
+    );
+}
+
+/// One A question over TCP to 127.0.0.11 from inside `from`'s namespace.
+fn ask_over_tcp(from: &Member, name: &str) -> Message {
+    let ns = minidock::net::Netns::open(&from.netns).unwrap();
+    let mut stream = ns
+        .run(|| TcpStream::connect((dns::RESOLVER_ADDR, 53)))
+        .unwrap()
+        .expect("connecting to 127.0.0.11:53/tcp");
+    let mut q = Message::new(77, MessageType::Query, OpCode::Query);
+    q.metadata.recursion_desired = true;
+    q.queries
+        .push(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    dns::write_tcp_message(&mut stream, &q.to_vec().unwrap()).unwrap();
+    Message::from_vec(&dns::read_tcp_message(&mut stream).unwrap()).unwrap()
+}
+
+/// Whether 127.0.0.11:53/udp is free in the namespace pinned at `path` (no resolver there).
+fn port_53_free(path: &Path) -> bool {
+    let ns = minidock::net::Netns::open(path).unwrap();
+    ns.run(|| UdpSocket::bind((dns::RESOLVER_ADDR, 53)).is_ok())
+        .unwrap()
+}
+
+/// Stops the resolver and removes its directory, also when a test fails half-way.
+struct RemoveOnDrop(ResolverDir);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
+/// Waits (bounded) until no process serves `dir`.
+fn wait_gone(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_str().unwrap();
+    for _ in 0..100 {
+        let pids = pids_with_args(&["network-resolver", needle]);
+        if pids.is_empty() {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pids_with_args(&["network-resolver", needle])
+}
+
+#[test]
+fn the_resolver_answers_names_and_aliases_forwards_the_rest_and_exits_with_its_last_member() {
+    if !require_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    private_netns(|| {
+        let outside = OutsideDns::start(&root.join("ns/outside"));
+        let web = member(root, "web", &["web", "frontend"], 2);
+        let client = member(root, "client", &["client"], 3);
+        for m in [&web, &client] {
+            drop(pin_with_lo(&m.netns));
+        }
+        let guard = RemoveOnDrop(ResolverDir::new(root.join("dns/appnet")));
+        let dir = &guard.0;
+        let upstream = vec![SocketAddr::from((OUTSIDE_DNS, 53))];
+        let config = Config {
+            network: "appnet".into(),
+            upstream,
+        };
+        dir.write_config(&config).unwrap();
+        dir.add_member(&web, Path::new(EXE)).unwrap();
+        assert!(dir.is_running().unwrap());
+        dir.add_member(&client, Path::new(EXE)).unwrap();
+        let needle = dir.path().to_str().unwrap().to_owned();
+        assert_eq!(pids_with_args(&["network-resolver", &needle]).len(), 1);
+
+        // Names, aliases, any case, NAME.NETWORK; over UDP (busybox) and TCP.
+        let web_addr = web.addr;
+        assert_resolves(&client, "web", web_addr);
+        assert_resolves(&client, "FrontEnd", web_addr);
+        assert_resolves(&client, "web.appnet", web_addr);
+        assert_resolves(&web, "client", client.addr);
+        let m = ask_over_tcp(&client, "frontend.");
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        assert_eq!(m.answers[0].data, RData::A(A(web_addr)));
+
+        // Other names go to the upstream server, from the host's namespace.
+        assert_resolves(&client, "outside.example", OUTSIDE_NAME_ADDR);
+        let (ok, text) = nslookup(&client, "missing.example");
+        assert!(!ok && text.contains("NXDOMAIN"), "{text}");
+
+        // The sockets live in the members' namespaces, not the host's.
+        let host_ns = Path::new("/proc/thread-self/ns/net");
+        assert!(port_53_free(host_ns));
+        assert!(!port_53_free(&web.netns));
+
+        // A removed member is no longer answered and its socket is closed.
+        dir.remove_member(&web.id).unwrap();
+        let (ok, text) = nslookup(&client, "web");
+        assert!(!ok, "web still resolves after its removal: {text}");
+        assert!(port_53_free(&web.netns));
+
+        // The last member's removal ends the process and leaves no socket or lock holder.
+        dir.remove_member(&client.id).unwrap();
+        assert!(!dir.is_running().unwrap());
+        assert!(!dir.path().join("control.sock").exists());
+        assert_eq!(wait_gone(dir.path()), Vec::<i32>::new());
+        assert!(port_53_free(&client.netns));
+        dir.remove().unwrap();
+        assert!(!dir.path().exists());
+        for m in [&web, &client] {
+            netns::unpin(&m.netns).unwrap();
+        }
+        drop(outside);
+    });
+}
+
+#[test]
+fn a_killed_resolver_is_restarted_by_the_next_member_and_serves_every_live_one_again() {
+    if !require_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    private_netns(|| {
+        let web = member(root, "web", &["web"], 2);
+        let client = member(root, "client", &["client"], 3);
+        let gone = member(root, "gone", &["gone"], 4);
+        let db = member(root, "db", &["db"], 5);
+        for m in [&web, &client, &gone, &db] {
+            drop(pin_with_lo(&m.netns));
+        }
+        let guard = RemoveOnDrop(ResolverDir::new(root.join("dns/net2")));
+        let dir = &guard.0;
+        let config = Config {
+            network: "net2".into(),
+            upstream: Vec::new(),
+        };
+        dir.write_config(&config).unwrap();
+        for m in [&web, &client, &gone] {
+            dir.add_member(m, Path::new(EXE)).unwrap();
+        }
+        let needle = dir.path().to_str().unwrap().to_owned();
+        let pids = pids_with_args(&["network-resolver", &needle]);
+        assert_eq!(pids.len(), 1);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pids[0]),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        assert_eq!(wait_gone(dir.path()), Vec::<i32>::new());
+        assert!(!dir.is_running().unwrap());
+        // One member died with the resolver: its namespace is gone.
+        netns::unpin(&gone.netns).unwrap();
+
+        dir.add_member(&db, Path::new(EXE)).unwrap();
+        assert_eq!(pids_with_args(&["network-resolver", &needle]).len(), 1);
+        assert_resolves(&client, "web", web.addr);
+        assert_resolves(&web, "db", db.addr);
+        // No upstream (an internal network): unknown names fail, as Docker's SERVFAIL.
+        let (ok, text) = nslookup(&client, "gone");
+        assert!(!ok, "a dead member still resolves: {text}");
+        let m = ask_over_tcp(&client, "outside.example.");
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+
+        dir.remove().unwrap();
+        assert_eq!(wait_gone(dir.path()), Vec::<i32>::new());
+        for m in [&web, &client, &db] {
+            assert!(port_53_free(&m.netns));
+            netns::unpin(&m.netns).unwrap();
+        }
+    });
+}
