@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod nat;
 pub mod netlink;
 pub mod netns;
+pub mod network;
 pub mod probe;
 pub mod resolver;
 pub mod state;
