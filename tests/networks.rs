@@ -293,3 +293,143 @@ fn a_killed_resolver_is_restarted_by_the_next_member_and_serves_every_live_one_a
         }
     });
 }
+
+fn minidock(root: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(EXE)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn minidock_ok(root: &Path, args: &[&str]) -> String {
+    common::ok_stdout(args, &minidock(root, args))
+}
+
+/// `network inspect NAME` as JSON, without what differs by nature (ID, creation time) and
+/// without the fields of Engine API versions after 1.41, whose shapes minidock follows.
+fn inspect_json(text: &str) -> serde_json::Value {
+    let mut all: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+    assert_eq!(all.len(), 1, "{text}");
+    let mut one = all.remove(0);
+    let obj = one.as_object_mut().unwrap();
+    for key in ["Id", "Created", "EnableIPv4"] {
+        obj.remove(key);
+    }
+    one
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn network_create_ls_inspect_rm_and_prune_print_what_docker_prints() {
+    if !common::dockerd::require_docker() {
+        return;
+    }
+    let docker = common::dockerd::Dockerd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    private_netns(|| {
+        let create = [
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "--gateway",
+            "10.77.0.1",
+            "--label",
+            "team=a",
+            "appnet",
+        ];
+        let ids = [docker.ok(&create), minidock_ok(root, &create)];
+        for id in &ids {
+            let id = id.trim();
+            assert!(
+                id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}"
+            );
+        }
+        let internal = [
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            "10.78.0.0/24",
+            "--gateway",
+            "10.78.0.254",
+            "inner",
+        ];
+        docker.ok(&internal);
+        minidock_ok(root, &internal);
+
+        let header = |out: String| out.lines().next().unwrap().to_owned();
+        assert_eq!(
+            header(minidock_ok(root, &["network", "ls"])),
+            header(docker.ok(&["network", "ls"]))
+        );
+        let ls = [
+            "network",
+            "ls",
+            "--filter",
+            "type=custom",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}} {{.Internal}} {{.IPv6}}",
+        ];
+        assert_eq!(minidock_ok(root, &ls), docker.ok(&ls));
+        let quiet = ["network", "ls", "-q", "--filter", "name=appnet"];
+        assert_eq!(minidock_ok(root, &quiet).trim(), &ids[1].trim()[..12]);
+
+        for name in ["appnet", "inner"] {
+            let args = ["network", "inspect", name];
+            assert_eq!(
+                inspect_json(&minidock_ok(root, &args)),
+                inspect_json(&docker.ok(&args)),
+                "network inspect {name}"
+            );
+        }
+        let tmpl = [
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{.Labels}} {{.Internal}} {{.Options}}",
+            "appnet",
+        ];
+        assert_eq!(minidock_ok(root, &tmpl), docker.ok(&tmpl));
+
+        // Errors: a name in use, an unknown network.
+        for args in [&create[..], &["network", "rm", "nosuchnet"][..]] {
+            let (m, d) = (minidock(root, args), docker.docker(args));
+            assert_eq!(m.status.code(), d.status.code(), "{args:?}");
+            let (m_err, d_err) = (common::text(&m.stderr), common::text(&d.stderr));
+            let d_msg = d_err
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("Error response from daemon: ");
+            assert!(m_err.contains(d_msg), "{args:?}: {m_err} vs {d_err}");
+        }
+
+        let rm = ["network", "rm", "inner"];
+        assert_eq!(minidock_ok(root, &rm), docker.ok(&rm));
+        let extra = ["network", "create", "extra"];
+        docker.ok(&extra);
+        minidock_ok(root, &extra);
+        let prune = ["network", "prune", "-f"];
+        assert_eq!(
+            sorted_lines(&minidock_ok(root, &prune)),
+            sorted_lines(&docker.ok(&prune))
+        );
+        let custom = ["network", "ls", "-q", "--filter", "type=custom"];
+        assert_eq!(minidock_ok(root, &custom), "");
+        assert_eq!(docker.ok(&custom), "");
+        // Nothing of the removed networks is left: records, resolver directories.
+        let dns = root.join("network/dns");
+        assert_eq!(std::fs::read_dir(&dns).map(|d| d.count()).unwrap_or(0), 0);
+    });
+}

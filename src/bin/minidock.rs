@@ -68,6 +68,9 @@ enum Command {
     /// Manage minidock itself.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(minidock::net::cli::NetworkCommand),
     /// A user network's embedded DNS resolver process (started by minidock itself).
     #[command(hide = true, name = "network-resolver")]
     NetworkResolver {
@@ -153,6 +156,10 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(args)) => {
             let paths = minidock::container::Paths::new(cli.root.as_deref());
             minidock::container::prune::run_prune(&paths, &args)
+        }
+        Command::Network(command) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::net::cli::run(&paths, &command)
         }
         Command::NetworkResolver { dir } => {
             minidock::net::resolver::serve(&dir)?;

@@ -16,6 +16,7 @@
 //! no NAT, so it is fast), [`publish`] for `-p`, and [`teardown_container_network`] /
 //! [`teardown_bridge`] to undo exactly what was done. State lives under a [`StateDir`].
 
+pub mod cli;
 pub mod dns;
 pub mod ipam;
 pub mod nat;
