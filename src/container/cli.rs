@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 const NETWORK_HELP: &str = "\
-Networking: a container gets --network none by default (its own network namespace, with only \
-a loopback device), or --network host. Bridge networks and published ports (-p) are not \
-supported.";
+Networking: a container joins the default bridge network (minidock0) unless --network says \
+none, host, container:NAME or another bridge network. -p and -P publish its ports on the host \
+(IPv4 only).";
 
 /// `minidock run|create [OPTIONS] IMAGE [COMMAND] [ARG...]`
 #[derive(Debug, Clone, clap::Args)]
@@ -79,9 +79,27 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Network: none (default: its own namespace, loopback only) or host
-    #[arg(long, value_name = "none|host")]
+    /// Connect to a network: bridge (default), none, host, container:NAME or a network name
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
+    /// Publish a container's port(s) to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set custom DNS servers
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Add a custom host-to-IP mapping (NAME:IP)
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// IPv4 address (on a user-defined network)
+    #[arg(long = "ip", value_name = "ADDRESS")]
+    pub ip: Option<String>,
     /// Add a Linux capability
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -166,6 +184,12 @@ impl RunArgs {
                 stop_signal: self.stop_signal.clone(),
                 stop_timeout: self.stop_timeout,
                 init: self.init,
+                publish: self.publish.clone(),
+                publish_all: self.publish_all,
+                dns: self.dns.clone(),
+                dns_search: self.dns_search.clone(),
+                add_host: self.add_host.clone(),
+                ip: self.ip.clone(),
             },
             supervised: false,
         }
@@ -340,6 +364,15 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -440,6 +473,8 @@ pub enum ContainerCommand {
     Export(ExportArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -741,6 +776,15 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
             super::fs::export(&paths, &args.container, args.output.as_deref())?;
             Ok(0)
         }
+        ContainerCommand::Port(args) => {
+            let state = paths.resolve(&args.container)?;
+            let att = super::network::attachment(&paths, &state.id);
+            let ports = super::network::settings_ports(&state.config, att.as_ref());
+            let text = super::network::port_lines(&state.name, &ports, args.port.as_deref())
+                .map_err(|e| Exit::new(code::REQUEST_FAILED, format!("{e:#}")))?;
+            print!("{text}");
+            Ok(0)
+        }
         ContainerCommand::Top(args) => {
             print!("{}", super::top::top(&paths, &args.container)?);
             Ok(0)
@@ -1028,7 +1072,7 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
                 } else {
                     "0B".to_owned()
                 };
-                Ok(ps_row(c, &size, args, now))
+                Ok(ps_row(paths, c, &size, args, now))
             })
             .collect::<Result<_>>()?;
         return format.render_list(&rows, &crate::format::header(PS_HEADER));
@@ -1064,7 +1108,7 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
         } else {
             String::new()
         };
-        let row = ps_row(c, &size, args, now);
+        let row = ps_row(paths, c, &size, args, now);
         let field = |name: &str| row.field(name).map(|v| v.to_string()).unwrap_or_default();
         let mut cells = [
             "ID",
@@ -1153,7 +1197,16 @@ fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
 
 /// One container as `ps --format` sees it: Docker's `ContainerContext` fields, as strings
 /// (IDs, commands and mount names cut unless `--no-trunc`); `size` is the SIZE column.
-pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) -> gotmpl::Value {
+pub fn ps_row(
+    paths: &Paths,
+    c: &ContainerState,
+    size: &str,
+    args: &PsArgs,
+    now: SystemTime,
+) -> gotmpl::Value {
+    let att = super::network::attachment(paths, &c.id);
+    let ports =
+        super::network::display_ports(&super::network::settings_ports(&c.config, att.as_ref()));
     let trunc = !args.no_trunc;
     let command = if trunc {
         ellipsis(&ps_command(c), 20)
@@ -1182,7 +1235,7 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
             "RunningFor",
             format!("{} ago", human_duration(since(&c.created, now))),
         ),
-        ("Ports", String::new()),
+        ("Ports", ports),
         ("State", super::filter::state_name(c).to_owned()),
         ("Status", status_text(c, now)),
         ("Size", size.to_owned()),
@@ -1197,7 +1250,10 @@ pub fn ps_row(c: &ContainerState, size: &str, args: &PsArgs, now: SystemTime) ->
                 .join(","),
         ),
         ("Mounts", mounts.join(",")),
-        ("Networks", c.config.network_mode.clone()),
+        (
+            "Networks",
+            super::network::Mode::of(&c.config).network_name(),
+        ),
         ("LocalVolumes", "0".to_owned()),
     ])
 }

@@ -30,12 +30,18 @@ struct InspectState {
 struct HostConfig {
     binds: Option<Vec<String>>,
     network_mode: String,
+    port_bindings: BTreeMap<String, Vec<super::state::PortBinding>>,
     restart_policy: super::state::RestartPolicy,
     auto_remove: bool,
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
+    dns: Vec<String>,
+    dns_options: Vec<String>,
+    dns_search: Vec<String>,
+    extra_hosts: Option<Vec<String>>,
     group_add: Option<Vec<String>>,
     privileged: bool,
+    publish_all_ports: bool,
     readonly_rootfs: bool,
     security_opt: Option<Vec<String>>,
     cpu_shares: i64,
@@ -101,7 +107,7 @@ struct NetworkSettings {
     #[serde(rename = "SandboxID")]
     sandbox_id: String,
     sandbox_key: String,
-    ports: BTreeMap<String, ()>,
+    ports: BTreeMap<String, Option<Vec<super::state::PortBinding>>>,
     gateway: String,
     #[serde(rename = "IPAddress")]
     ip_address: String,
@@ -171,18 +177,20 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     data.insert("MergedDir", path_of("merged"));
     data.insert("UpperDir", path_of("upper"));
     data.insert("WorkDir", path_of("work"));
+    let mode = super::network::Mode::of(config);
+    let att = super::network::attachment(paths, &state.id);
+    let endpoint = endpoint(paths, state, &mode, att.as_ref());
     let mut networks = BTreeMap::new();
-    networks.insert(
-        config.network_mode.clone(),
-        Endpoint {
-            network_id: String::new(),
-            endpoint_id: String::new(),
-            gateway: String::new(),
-            ip_address: String::new(),
-            ip_prefix_len: 0,
-            mac_address: String::new(),
-        },
-    );
+    if !matches!(mode, super::network::Mode::Container(_)) {
+        networks.insert(mode.network_name(), endpoint);
+    }
+    let main = networks.values().next();
+    let text = |f: fn(&Endpoint) -> String| main.map(f).unwrap_or_default();
+    let sandbox_key = if mode.own_netns() && att.is_some() {
+        path_of(super::spec::NETNS_PIN)
+    } else {
+        String::new()
+    };
     ContainerInspect {
         id: state.id.clone(),
         created: state.created.clone(),
@@ -225,12 +233,18 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         host_config: HostConfig {
             binds: some_if_any(&config.binds),
             network_mode: config.network_mode.clone(),
+            port_bindings: config.port_bindings.clone(),
             restart_policy: config.restart_policy.clone(),
             auto_remove: config.auto_remove,
             cap_add: some_if_any(&config.cap_add),
             cap_drop: some_if_any(&config.cap_drop),
+            dns: config.dns.clone(),
+            dns_options: Vec::new(),
+            dns_search: config.dns_search.clone(),
+            extra_hosts: some_if_any(&config.extra_hosts),
             group_add: some_if_any(&config.group_add),
             privileged: config.privileged,
+            publish_all_ports: config.publish_all_ports,
             readonly_rootfs: config.readonly_rootfs,
             security_opt: some_if_any(&config.security_opt),
             cpu_shares: config.cpu_shares,
@@ -268,16 +282,52 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         },
         network_settings: NetworkSettings {
             bridge: String::new(),
-            sandbox_id: String::new(),
-            sandbox_key: String::new(),
-            ports: BTreeMap::new(),
-            gateway: String::new(),
-            ip_address: String::new(),
-            ip_prefix_len: 0,
-            mac_address: String::new(),
+            sandbox_id: if sandbox_key.is_empty() {
+                String::new()
+            } else {
+                crate::state::sha256_hex(&[b"sandbox", state.id.as_bytes()])
+            },
+            sandbox_key,
+            ports: super::network::settings_ports(config, att.as_ref()),
+            gateway: text(|e| e.gateway.clone()),
+            ip_address: text(|e| e.ip_address.clone()),
+            ip_prefix_len: main.map_or(0, |e| e.ip_prefix_len),
+            mac_address: text(|e| e.mac_address.clone()),
             networks,
         },
     }
+}
+
+/// The container's endpoint on its network: the address, gateway and MAC while it is
+/// connected, only the network's ID otherwise (as Docker shows a stopped container).
+fn endpoint(
+    paths: &Paths,
+    state: &ContainerState,
+    mode: &super::network::Mode,
+    att: Option<&crate::net::Attachment>,
+) -> Endpoint {
+    let net_state = super::network::state_dir(paths);
+    let network_id = crate::net::network::find(&net_state, &mode.network_name())
+        .ok()
+        .flatten()
+        .map(|n| n.id)
+        .unwrap_or_default();
+    let mut e = Endpoint {
+        network_id,
+        endpoint_id: String::new(),
+        gateway: String::new(),
+        ip_address: String::new(),
+        ip_prefix_len: 0,
+        mac_address: String::new(),
+    };
+    if let Some(att) = att {
+        e.endpoint_id = crate::state::sha256_hex(&[state.id.as_bytes(), e.network_id.as_bytes()]);
+        e.gateway = att.gateway.to_string();
+        e.ip_address = att.address.to_string();
+        e.ip_prefix_len = att.prefix;
+        e.mac_address = crate::net::netlink::format_mac(super::network::mac_of(att.address));
+    }
+    e
 }
 
 // ANCHOR: template

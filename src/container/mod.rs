@@ -28,6 +28,7 @@ pub mod fs;
 pub mod init;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod pause;
 pub mod prune;
 pub mod recover;
@@ -42,7 +43,7 @@ pub mod user;
 
 pub use state::{ContainerState, Status};
 
-use crate::cli::Exit;
+use crate::cli::{Exit, code};
 use crate::explain::{self, Chapter};
 use crate::image::store::Store;
 use crate::runtime::signal::Signal;
@@ -262,7 +263,8 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
         validate_name(name)?;
     }
     // Check every flag before anything is made, so bad input leaves nothing behind.
-    let parsed = spec::ParsedOptions::parse(&options.run)?;
+    let mut parsed = spec::ParsedOptions::parse(&options.run)?;
+    let shared_etc = resolve_network(paths, &mut parsed)?;
 
     // Hold a lease on the store from the moment we rely on the image until config.json names
     // it: `rmi` and garbage collection wait for us.
@@ -347,8 +349,11 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     state.lower_dirs = lowers;
     mount_rootfs(paths, &state)?;
 
-    let built = spec::build(&parsed, &image.config, &dir, &id)?;
-    spec::write_etc_files(&dir, &built.hostname, parsed.network)?;
+    let mut built = spec::build(&parsed, &image.config, &dir, &id)?;
+    match &shared_etc {
+        Some(other) => share_etc_files(paths, other, &dir, &mut built)?,
+        None => network::write_etc_files(&dir, &built.config, &parsed.network)?,
+    }
     spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
     drop(lease);
 
@@ -363,6 +368,66 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     Ok(state)
 }
 // ANCHOR_END: create
+
+/// Checks `--network` against what exists: a bridge network by name or ID (the predefined
+/// ones made on first use), or a running container for `container:NAME`, whose ID replaces
+/// the name. Returns that container, whose `/etc` files this one shares.
+fn resolve_network(
+    paths: &Paths,
+    parsed: &mut spec::ParsedOptions,
+) -> Result<Option<ContainerState>> {
+    match &parsed.network {
+        network::Mode::Bridge(name) => {
+            let net = network::find_network(&network::state_dir(paths), name)?;
+            if net.driver != "bridge" {
+                parsed.network = match net.driver.as_str() {
+                    "host" => network::Mode::Host,
+                    _ => network::Mode::None,
+                };
+            } else {
+                parsed.network = network::Mode::Bridge(net.name);
+            }
+            Ok(None)
+        }
+        network::Mode::Container(name) => {
+            let other = paths
+                .resolve(name)
+                .map_err(|_| Exit::new(code::FAILED, format!("No such container: {name}")))?;
+            if other.observe() != Status::Running || !network::Mode::of(&other.config).own_netns() {
+                return Err(Exit::new(
+                    code::FAILED,
+                    format!(
+                        "cannot join network of a non running container: {}",
+                        other.id
+                    ),
+                )
+                .into());
+            }
+            parsed.network = network::Mode::Container(other.id.clone());
+            Ok(Some(other))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `--network container:NAME` shares that container's hostname, `/etc/hosts` and
+/// `/etc/resolv.conf`, as Docker's: copies of its files, and its hostname in the spec.
+fn share_etc_files(
+    paths: &Paths,
+    other: &ContainerState,
+    dir: &Path,
+    built: &mut spec::Built,
+) -> Result<()> {
+    for file in ["hostname", "hosts", "resolv.conf"] {
+        let from = paths.dir(&other.id).join(file);
+        let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        crate::state::write_atomic_unsynced_with_mode(&dir.join(file), &bytes, 0o644)?;
+    }
+    built.hostname = other.config.hostname.clone();
+    built.config.hostname = other.config.hostname.clone();
+    built.spec.set_hostname(Some(other.config.hostname.clone()));
+    Ok(())
+}
 
 /// Mounts the container's overlay on `merged` if it is not mounted already: lowers are the
 /// image's unpacked layers, the upper dir keeps the container's own changes.
@@ -464,7 +529,7 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    unpin_network(paths, id)?;
+    network::release(paths, id)?;
     unmount_rootfs(paths, id)?;
     // `merged` must be an empty directory now. If it were still a mount, a recursive removal
     // would walk into the container's files, so it is removed on its own first.

@@ -152,7 +152,7 @@ pub fn recover(paths: &Paths, id: &str) -> Result<()> {
     }
     super::remove_cgroups(&state)?;
     crate::runtime::forget(&paths.runtime_root, id);
-    super::unpin_network(paths, id)?;
+    super::network::release(paths, id)?;
     // A created or exited container keeps its rootfs mount until `rm` (or its next start
     // mounts it again): only a container that was running loses it, as its supervisor would
     // have unmounted it.

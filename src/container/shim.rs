@@ -192,7 +192,7 @@ fn open_log_and_launch(
     match launch(paths, state, attach) {
         Ok((pid, outputs, cgroup)) => Ok((pid, outputs, cgroup, log)),
         Err(err) => {
-            let _ = super::unpin_network(paths, id);
+            let _ = super::network::release(paths, id);
             let _ = unmount_rootfs(paths, id);
             record_failed_start(paths, id, &err);
             if state.config.auto_remove {
@@ -274,7 +274,7 @@ fn run_to_exit(
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
-    let unmounted = super::unpin_network(paths, id).and(unmount_rootfs(paths, id));
+    let unmounted = super::network::release(paths, id).and(unmount_rootfs(paths, id));
     Ok(RunExit {
         status,
         pumped,
@@ -419,9 +419,7 @@ fn launch(
     crate::runtime::forget(&paths.runtime_root, id);
     super::remove_cgroups(state)?;
     mount_rootfs(paths, state)?;
-    if state.config.network_mode == "none" {
-        super::pin_network(paths, id)?;
-    }
+    super::network::connect(paths, state)?;
     let bundle = paths.dir(id);
     let (launched, outputs) = if state.config.tty {
         let launched = crate::runtime::spawn(&paths.runtime_root, id, &bundle)?;

@@ -66,26 +66,19 @@ pub struct RunOptions {
     pub stop_timeout: Option<i64>,
     /// `--init`.
     pub init: bool,
+    /// `-p`, as typed.
+    pub publish: Vec<String>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--dns`, `--dns-search`, `--add-host NAME:IP`, `--ip`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub add_host: Vec<String>,
+    pub ip: Option<String>,
 }
 
-/// The network a container gets. Bridge networking comes with the networking work; the
-/// spec's shape is ready for it (a network namespace the runtime creates, to be wired up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// Its own network namespace: only the loopback device.
-    None,
-    /// The host's network namespace.
-    Host,
-}
-
-impl Network {
-    pub fn name(self) -> &'static str {
-        match self {
-            Network::None => "none",
-            Network::Host => "host",
-        }
-    }
-}
+/// The network a container gets (`--network`).
+pub use super::network::Mode as Network;
 
 /// One `-v HOST:CONTAINER[:ro]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +101,8 @@ pub struct ParsedOptions {
     pub resources: Resources,
     pub volumes: Vec<Volume>,
     pub network: Network,
+    /// `-p`, parsed: `("80/tcp", binding)` pairs in order.
+    pub port_bindings: Vec<(String, super::state::PortBinding)>,
     pub security: SecurityOptions,
     pub restart_policy: super::state::RestartPolicy,
     /// `--label-file` then `--label`, in order, `(KEY, VALUE)` each.
@@ -395,22 +390,8 @@ impl ParsedOptions {
             .iter()
             .map(|v| parse_volume(v))
             .collect::<Result<Vec<_>>>()?;
-        let network = match options.network.as_deref().unwrap_or("none") {
-            "none" => Network::None,
-            "host" => Network::Host,
-            "bridge" | "default" => {
-                return Err(bad_flag(
-                    "--network bridge is not supported: minidock has no bridge networking; use \
-                     --network none or --network host"
-                        .into(),
-                ));
-            }
-            other => {
-                return Err(bad_flag(format!(
-                    "network {other:?} not found: use --network none or --network host"
-                )));
-            }
-        };
+        let network = Network::parse(options.network.as_deref())?;
+        let port_bindings = parse_network_flags(options, &network)?;
         let mut security = SecurityOptions {
             cap_add: options.cap_add.clone(),
             cap_drop: options.cap_drop.clone(),
@@ -432,12 +413,83 @@ impl ParsedOptions {
             resources,
             volumes,
             network,
+            port_bindings,
             security,
             restart_policy,
             labels,
         })
     }
 }
+
+// ANCHOR: network_flags
+/// Checks `-p`, `--ip`, `--dns`, `--add-host` against `--network` as Docker 20.10 does, with
+/// its messages (exit 125). Ports published in `host` mode are dropped with Docker's warning.
+fn parse_network_flags(
+    options: &RunOptions,
+    network: &Network,
+) -> Result<Vec<(String, super::state::PortBinding)>> {
+    let mut bindings = Vec::new();
+    for text in &options.publish {
+        bindings.extend(super::network::parse_publish(text)?);
+    }
+    for entry in &options.add_host {
+        let ok = entry
+            .split_once(':')
+            .is_some_and(|(name, ip)| !name.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+        if !ok {
+            return Err(bad_flag(format!(
+                "invalid argument {entry:?} for \"--add-host\" flag: bad format for add-host: {entry:?}"
+            )));
+        }
+    }
+    for dns in &options.dns {
+        if dns.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad_flag(format!(
+                "invalid argument {dns:?} for \"--dns\" flag: {dns} is not an ip address"
+            )));
+        }
+    }
+    if let Some(ip) = &options.ip
+        && ip.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(bad_flag(format!("invalid IPv4 address: {ip}")));
+    }
+    match network {
+        Network::Container(_) => {
+            let conflict = |what: &str| {
+                Err(bad_flag(format!(
+                    "conflicting options: {what} and the network mode"
+                )))
+            };
+            if !bindings.is_empty() || options.publish_all {
+                return conflict("port publishing");
+            }
+            if !options.dns.is_empty() || !options.dns_search.is_empty() {
+                return conflict("dns");
+            }
+            if !options.add_host.is_empty() {
+                return conflict("custom host-to-IP mapping");
+            }
+            if options.hostname.is_some() {
+                return conflict("hostname");
+            }
+        }
+        Network::Host if !bindings.is_empty() || options.publish_all => {
+            eprintln!("WARNING: Published ports are discarded when using host network mode");
+            bindings.clear();
+        }
+        _ => {}
+    }
+    if options.ip.is_some()
+        && !matches!(network, Network::Bridge(name) if name != super::network::DEFAULT_NETWORK_NAME)
+    {
+        return Err(bad_flag(
+            "user specified IP address is supported on user defined networks only".into(),
+        ));
+    }
+    Ok(bindings)
+}
+// ANCHOR_END: network_flags
 
 // ANCHOR: init_mount
 /// `--init`: this very binary, bound read-only at `/sbin/docker-init` as Docker binds its
@@ -800,13 +852,13 @@ pub fn build(
         args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
     }
 
-    let hostname = match (&options.hostname, parsed.network) {
+    let hostname = match (&options.hostname, &parsed.network) {
         (Some(h), _) => h.clone(),
         // The host's network comes with the host's name, as in Docker.
         (None, Network::Host) => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| super::short_id(id).to_owned()),
-        (None, Network::None) => super::short_id(id).to_owned(),
+        (None, _) => super::short_id(id).to_owned(),
     };
 
     // The environment: the flags', then the image's for the keys the flags do not name. The
@@ -901,13 +953,19 @@ pub fn build(
         namespace(LinuxNamespaceType::Uts)?,
         namespace(LinuxNamespaceType::Mount)?,
     ];
-    if parsed.network == Network::None {
-        // Made and pinned before the start (see `container::pin_network`): the runtime joins
-        // it by path, as runc joins the namespace Docker's network layer prepared.
+    let netns_path = match &parsed.network {
+        // Made and pinned before the start (see `container::network::connect`): the runtime
+        // joins it by path, as runc joins the namespace Docker's network layer prepared.
+        Network::None | Network::Bridge(_) => Some(bundle.join(NETNS_PIN)),
+        // The other container's pin (its ID was resolved by `create`).
+        Network::Container(other) => bundle.parent().map(|d| d.join(other).join(NETNS_PIN)),
+        Network::Host => None,
+    };
+    if let Some(path) = netns_path {
         namespaces.push(
             LinuxNamespaceBuilder::default()
                 .typ(LinuxNamespaceType::Network)
-                .path(bundle.join(NETNS_PIN))
+                .path(path)
                 .build()?,
         );
     }
@@ -987,7 +1045,11 @@ pub fn build(
         tty: options.tty,
         open_stdin: options.interactive,
         auto_remove: options.auto_remove,
-        network_mode: parsed.network.name().to_owned(),
+        network_mode: match &parsed.network {
+            Network::Bridge(_) if options.network.is_none() => "default".to_owned(),
+            Network::Container(id) => format!("container:{id}"),
+            other => other.network_name(),
+        },
         binds: parsed.volumes.iter().map(|v| v.text.clone()).collect(),
         mounts: mount_points,
         privileged: options.privileged,
@@ -1006,7 +1068,15 @@ pub fn build(
             .clone()
             .or_else(|| config.stop_signal().clone())
             .unwrap_or_else(|| "SIGTERM".into()),
-        exposed_ports: config.exposed_ports().clone().unwrap_or_default(),
+        exposed_ports: {
+            let mut ports = config.exposed_ports().clone().unwrap_or_default();
+            for (key, _) in &parsed.port_bindings {
+                if !ports.contains(key) {
+                    ports.push(key.clone());
+                }
+            }
+            ports
+        },
         labels: config
             .labels()
             .clone()
@@ -1018,6 +1088,20 @@ pub fn build(
         restart_policy: parsed.restart_policy.clone(),
         stop_timeout: options.stop_timeout,
         init: options.init,
+        port_bindings: parsed.port_bindings.iter().fold(
+            std::collections::BTreeMap::new(),
+            |mut map, (key, binding)| {
+                map.entry(key.clone())
+                    .or_insert_with(Vec::new)
+                    .push(binding.clone());
+                map
+            },
+        ),
+        publish_all_ports: options.publish_all,
+        dns: options.dns.clone(),
+        dns_search: options.dns_search.clone(),
+        extra_hosts: options.add_host.clone(),
+        ip_address: options.ip.clone().unwrap_or_default(),
         ..RunConfig::default()
     };
     Ok(Built {
@@ -1047,28 +1131,6 @@ pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
     crate::state::write_atomic_unsynced_with_mode(&path, &bytes, 0o600)
 }
 // ANCHOR_END: write_bundle
-
-/// Writes the container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, which the
-/// spec binds over the image's (so the image's files stay untouched in its layers).
-pub fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<()> {
-    let hosts = match network {
-        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-                          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n\
-                          ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-            .to_owned(),
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (file, content) in [
-        ("hostname", format!("{hostname}\n")),
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-    ] {
-        // 0644: every user of the container reads them through the bind mounts.
-        crate::state::write_atomic_unsynced_with_mode(&dir.join(file), content.as_bytes(), 0o644)?;
-    }
-    Ok(())
-}
 
 // ANCHOR: init_layer
 /// The directory of a container's init layer, inside its own directory.

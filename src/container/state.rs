@@ -108,6 +108,25 @@ pub struct RunConfig {
     pub stop_timeout: Option<i64>,
     /// `--init`: PID 1 is `/sbin/docker-init`, which runs the command as its child.
     pub init: bool,
+    /// `-p`: `"80/tcp"` to the host addresses and ports asked for (`HostConfig.PortBindings`).
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: every exposed port on an ephemeral host port.
+    pub publish_all_ports: bool,
+    /// `--dns`, `--dns-search`, `--add-host` (`NAME:IP`), as given.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    /// `--ip`, or empty.
+    pub ip_address: String,
+}
+
+/// One host address and port of a published port, as Docker's `PortBinding` (an empty
+/// `HostIp` is every address, an empty `HostPort` an ephemeral port).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 // ANCHOR: restart_policy

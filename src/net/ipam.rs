@@ -193,6 +193,21 @@ pub fn allocate(
     container: &str,
     owner: Owner,
 ) -> Result<Ipv4Addr> {
+    allocate_requested(state, network, subnet, gateway, container, owner, None)
+}
+
+/// [`allocate`], with `requested` (`--ip`) instead of the next free address when given: it
+/// must be a host address of the subnet, not the gateway, and free (Docker's errors: `no
+/// configured subnet contains IP ADDR`, `Address already in use`).
+pub fn allocate_requested(
+    state: &StateDir,
+    network: &str,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    container: &str,
+    owner: Owner,
+    requested: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr> {
     let _lock = state.lock()?;
     let file = pool_file(network);
     let mut pool = match state.read::<Pool>(&file)? {
@@ -219,6 +234,15 @@ pub fn allocate(
     }
     let first = u32::from(subnet.network) + 1;
     let last = u32::from(subnet.broadcast()) - 1;
+    if let Some(addr) = requested {
+        if !(first..=last).contains(&u32::from(addr)) {
+            bail!("no configured subnet contains IP {addr}");
+        }
+        if addr == pool.gateway || pool.allocations.contains_key(&addr) {
+            bail!("Address already in use");
+        }
+        return record_allocation(state, &file, pool, addr, container, owner);
+    }
     let count = last - first + 1;
     let offset = pool
         .last
@@ -234,6 +258,18 @@ pub fn allocate(
             pool.allocations.len()
         );
     };
+    record_allocation(state, &file, pool, addr, container, owner)
+}
+// ANCHOR_END: allocate
+
+fn record_allocation(
+    state: &StateDir,
+    file: &str,
+    mut pool: Pool,
+    addr: Ipv4Addr,
+    container: &str,
+    owner: Owner,
+) -> Result<Ipv4Addr> {
     pool.allocations.insert(
         addr,
         Allocation {
@@ -252,10 +288,9 @@ pub fn allocate(
         },
         crate::explain::Chapter::Networking,
     );
-    state.write(&file, &pool)?;
+    state.write(file, &pool)?;
     Ok(addr)
 }
-// ANCHOR_END: allocate
 
 /// Releases `container`'s address. Returns it, or `None` when it had none (idempotent).
 pub fn release(state: &StateDir, network: &str, container: &str) -> Result<Option<Ipv4Addr>> {

@@ -382,6 +382,18 @@ pub fn setup_container_network(
     container: &str,
     netns: &ContainerNetns,
 ) -> Result<Attachment> {
+    setup_container_network_at(state, bridge, container, netns, None)
+}
+
+/// [`setup_container_network`] with the container's address chosen (`--ip`) when `address`
+/// is given.
+pub fn setup_container_network_at(
+    state: &StateDir,
+    bridge: &BridgeConfig,
+    container: &str,
+    netns: &ContainerNetns,
+    address: Option<Ipv4Addr>,
+) -> Result<Attachment> {
     validate_container_id(container)?;
     let record: BridgeRecord = state.read(&bridge_file(&bridge.name))?.with_context(|| {
         format!(
@@ -413,13 +425,14 @@ pub fn setup_container_network(
     };
 
     let mut undo = Undo::default();
-    let address = ipam::allocate(
+    let address = ipam::allocate_requested(
         state,
         &bridge.name,
         bridge.subnet,
         bridge.gateway,
         container,
         owner,
+        address,
     )?;
     let (state2, net, id) = (state.clone(), bridge.name.clone(), container.to_owned());
     undo.push(move || {
@@ -558,9 +571,12 @@ pub fn bridges(state: &StateDir) -> Result<Vec<BridgeRecord>> {
 }
 
 // ANCHOR: publish
-/// Publishes container ports on the host (`-p HOST:CTR[/proto]`): two DNAT rules per port,
-/// with the bridge's NAT backend. Refuses a host port that another container publishes or
-/// that a host program listens on (DNAT would silently steal its traffic).
+/// Publishes container ports on the host (`-p [IP:]HOST:CTR[/proto]`): two DNAT rules per
+/// port, with the bridge's NAT backend. A `host_port` of 0 gets the first free port of the
+/// host's ephemeral range (`net.ipv4.ip_local_port_range`), as Docker's port allocator does;
+/// the ports actually used are in the container's [`Attachment::ports`]. Refuses a host port
+/// that another container publishes or that a host program listens on (DNAT would silently
+/// steal its traffic), with a [`PortAllocated`] error.
 pub fn publish(
     state: &StateDir,
     container: &str,
@@ -581,38 +597,25 @@ pub fn publish(
         )
     })?;
     let others = attachments(state)?;
-    for (i, p) in ports.iter().enumerate() {
-        let clash = |q: &PortMapping| q.host_port == p.host_port && q.protocol == p.protocol;
-        if ports[..i].iter().any(clash) {
-            bail!(
-                "host port {}/{} is given twice",
-                p.host_port,
-                p.protocol.name()
-            );
-        }
-        if let Some(other) = others.iter().find(|a| a.ports.iter().any(clash)) {
-            bail!(
-                "host port {}/{} is already published by container {}",
-                p.host_port,
-                p.protocol.name(),
-                other.container
-            );
-        }
-        if !host_port_is_free(*p) {
-            bail!(
-                "host port {}/{} is already in use on this host",
-                p.host_port,
-                p.protocol.name()
-            );
-        }
+    let mut taken: Vec<PortMapping> = others.iter().flat_map(|a| a.ports.clone()).collect();
+    let mut chosen = Vec::with_capacity(ports.len());
+    for p in ports {
+        let p = if p.host_port == 0 {
+            ephemeral_port(*p, &taken)?
+        } else {
+            check_port(*p, &taken, &chosen, &others)?;
+            *p
+        };
+        taken.push(p);
+        chosen.push(p);
     }
-    let specs: Vec<_> = ports
+    let specs: Vec<_> = chosen
         .iter()
         .flat_map(|p| nat::publish_rules(container, *p, att.address))
         .collect();
     let added = nat::add_rules(backend, &specs)?;
     att.rules.extend(added.iter().cloned());
-    att.ports.extend_from_slice(ports);
+    att.ports.extend_from_slice(&chosen);
     if let Err(err) = state.write(&container_file(container), &att) {
         for rule in added.iter().rev() {
             let _ = nat::delete_rule(rule);
@@ -623,11 +626,92 @@ pub fn publish(
 }
 // ANCHOR_END: publish
 
+/// A host port that cannot be published: given twice, published by another container
+/// (`by`), or in use by a program of the host (`by` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortAllocated {
+    pub mapping: PortMapping,
+    pub by: Option<String>,
+    pub twice: bool,
+}
+
+impl std::fmt::Display for PortAllocated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (port, proto) = (self.mapping.host_port, self.mapping.protocol.name());
+        match (&self.by, self.twice) {
+            (_, true) => write!(f, "host port {port}/{proto} is given twice"),
+            (Some(other), _) => write!(
+                f,
+                "host port {port}/{proto} is already published by container {other}"
+            ),
+            (None, _) => write!(f, "host port {port}/{proto} is already in use on this host"),
+        }
+    }
+}
+
+impl std::error::Error for PortAllocated {}
+
+/// Two mappings need the same host port: same port and protocol, and the same host address
+/// or either one on every address.
+fn same_host_port(a: &PortMapping, b: &PortMapping) -> bool {
+    a.host_port == b.host_port
+        && a.protocol == b.protocol
+        && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
+}
+
+fn check_port(
+    p: PortMapping,
+    taken: &[PortMapping],
+    chosen: &[PortMapping],
+    others: &[Attachment],
+) -> Result<()> {
+    let refuse = |by: Option<String>, twice: bool| {
+        Err(PortAllocated {
+            mapping: p,
+            by,
+            twice,
+        }
+        .into())
+    };
+    if chosen.iter().any(|q| same_host_port(q, &p)) {
+        return refuse(None, true);
+    }
+    if taken.iter().any(|q| same_host_port(q, &p)) {
+        let by = others
+            .iter()
+            .find(|a| a.ports.iter().any(|q| same_host_port(q, &p)))
+            .map(|a| a.container.clone());
+        return refuse(by, false);
+    }
+    if !host_port_is_free(p) {
+        return refuse(None, false);
+    }
+    Ok(())
+}
+
+/// The first port of `net.ipv4.ip_local_port_range` that no container publishes and no host
+/// program holds, for `p`'s protocol and address.
+fn ephemeral_port(p: PortMapping, taken: &[PortMapping]) -> Result<PortMapping> {
+    let range = nat::read_sysctl("net/ipv4/ip_local_port_range")?;
+    let mut bounds = range.split_whitespace().map(|n| n.parse::<u16>());
+    let (Some(Ok(low)), Some(Ok(high))) = (bounds.next(), bounds.next()) else {
+        bail!("cannot parse net.ipv4.ip_local_port_range {range:?}");
+    };
+    (low..=high)
+        .map(|port| PortMapping {
+            host_port: port,
+            ..p
+        })
+        .find(|q| !taken.iter().any(|t| same_host_port(t, q)) && host_port_is_free(*q))
+        .with_context(|| format!("no free host port in {low}-{high}"))
+}
+
 /// True when nothing on the host is bound to the port (we can bind it ourselves).
 fn host_port_is_free(p: PortMapping) -> bool {
+    let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     match p.protocol {
-        Protocol::Tcp => std::net::TcpListener::bind(("0.0.0.0", p.host_port)).is_ok(),
-        Protocol::Udp => std::net::UdpSocket::bind(("0.0.0.0", p.host_port)).is_ok(),
+        Protocol::Tcp => std::net::TcpListener::bind((ip, p.host_port)).is_ok(),
+        Protocol::Udp => std::net::UdpSocket::bind((ip, p.host_port)).is_ok(),
     }
 }
 

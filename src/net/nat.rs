@@ -141,9 +141,12 @@ impl Protocol {
 }
 
 // ANCHOR: port_mapping
-/// `-p HOST_PORT:CONTAINER_PORT[/tcp|udp]`.
+/// `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`. A `host_port` of 0 asks [`super::publish`]
+/// for a free port of the ephemeral range; `host_ip` `None` means every local address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortMapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<Ipv4Addr>,
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Protocol,
@@ -171,6 +174,7 @@ impl FromStr for PortMapping {
             }
         };
         Ok(PortMapping {
+            host_ip: None,
             host_port: port(host)?,
             container_port: port(container)?,
             protocol,
@@ -181,6 +185,9 @@ impl FromStr for PortMapping {
 
 impl fmt::Display for PortMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(ip) = self.host_ip {
+            write!(f, "{ip}:")?;
+        }
         write!(
             f,
             "{}:{}/{}",
@@ -227,9 +234,11 @@ pub enum RuleKind {
     BlockLocalnetFromBridge {
         bridge: String,
     },
-    /// Publishes a port: packets for a local address and `host_port` go to `to`.
+    /// Publishes a port: packets for a local address (or only `host_ip`) and `host_port` go
+    /// to `to`.
     Dnat {
         hook: Hook,
+        host_ip: Option<Ipv4Addr>,
         protocol: Protocol,
         host_port: u16,
         to: SocketAddrV4,
@@ -280,6 +289,7 @@ pub fn publish_rules(container: &str, mapping: PortMapping, address: Ipv4Addr) -
         .map(|hook| RuleSpec {
             kind: RuleKind::Dnat {
                 hook,
+                host_ip: mapping.host_ip,
                 protocol: mapping.protocol,
                 host_port: mapping.host_port,
                 to: SocketAddrV4::new(address, mapping.container_port),
@@ -338,6 +348,7 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
         ),
         RuleKind::Dnat {
             hook,
+            host_ip,
             protocol,
             host_port,
             to,
@@ -350,10 +361,16 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
             false,
             // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
             // the host merely routes elsewhere.
-            args(&format!(
-                "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
-                p = protocol.name()
-            )),
+            args(&match host_ip {
+                Some(ip) => format!(
+                    "-d {ip}/32 -p {p} -m {p} --dport {host_port} -j DNAT --to-destination {to}",
+                    p = protocol.name()
+                ),
+                None => format!(
+                    "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
+                    p = protocol.name()
+                ),
+            }),
         ),
     };
     // The comment goes before the target, where iptables-save prints it, so the rule reads
@@ -396,6 +413,7 @@ pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
         ),
         RuleKind::Dnat {
             hook,
+            host_ip,
             protocol,
             host_port,
             to,
@@ -404,10 +422,16 @@ pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
                 Hook::Prerouting => "prerouting",
                 Hook::Output => "output",
             },
-            format!(
-                "fib daddr type local {} dport {host_port} dnat to {to}",
-                protocol.name()
-            ),
+            match host_ip {
+                Some(ip) => format!(
+                    "ip daddr {ip} {} dport {host_port} dnat to {to}",
+                    protocol.name()
+                ),
+                None => format!(
+                    "fib daddr type local {} dport {host_port} dnat to {to}",
+                    protocol.name()
+                ),
+            },
         ),
     };
     (chain, format!("{text} comment \"{}\"", rule.comment))
@@ -789,6 +813,7 @@ mod tests {
         assert_eq!(
             "8080:80".parse::<PortMapping>().unwrap(),
             PortMapping {
+                host_ip: None,
                 host_port: 8080,
                 container_port: 80,
                 protocol: Protocol::Tcp

@@ -52,6 +52,7 @@ const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_EXT_ACK: libc::c_int = 11;
 
 // Link attributes (include/uapi/linux/if_link.h).
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
@@ -595,6 +596,23 @@ impl Netlink {
     }
     // ANCHOR_END: set_up
 
+    /// `ip link set dev INDEX address MAC`: RTM_NEWLINK with IFLA_ADDRESS.
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
+        explain::step(
+            "set the link's MAC address",
+            || {
+                format!(
+                    "sendmsg(RTM_NEWLINK, index={index}, IFLA_ADDRESS={})",
+                    format_mac(mac)
+                )
+            },
+            Chapter::Networking,
+        );
+        let mut msg = Message::new(RTM_NEWLINK, 0);
+        msg.raw(&ifinfomsg(index, 0, 0)).attr(IFLA_ADDRESS, &mac);
+        self.request(&mut msg)
+    }
+
     /// `ip link del NAME`. Deleting one end of a veth pair deletes both.
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         explain::step(
@@ -702,6 +720,11 @@ pub struct Route {
     pub gateway: Option<Ipv4Addr>,
     pub oif: Option<u32>,
     pub table: u32,
+}
+
+/// `aa:bb:cc:dd:ee:ff`, as `ip link` prints a MAC address.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 fn ipv4(bytes: &[u8]) -> Option<Ipv4Addr> {

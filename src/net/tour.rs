@@ -202,6 +202,7 @@ pub fn run(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
     let body = format!("hello from {} ({}) through NAT\n", names[1], addresses[1]);
     let server = probe::HttpServer::start(Some(&spaces[1]), 80, body)?;
     let mapping = PortMapping {
+        host_ip: None,
         host_port: opts.host_port,
         container_port: 80,
         protocol: Protocol::Tcp,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod minidock_root;
 pub mod net;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,740 @@
+//! A container's network, as Docker's engine makes it for `run`: the mode (`--network
+//! none|host|bridge|container:NAME|NETWORK`, `bridge` by default), published ports (`-p`,
+//! `-P`), the files `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, and the wiring done
+//! before the process starts and undone after it exits.
+//!
+//! The wiring is `src/net`'s, the same functions net-demo calls: [`connect`] pins the
+//! container's network namespace, makes the network's bridge on first use
+//! ([`net::setup_bridge`], with outbound NAT and `ip_forward`), connects a veth pair with an
+//! address from the flock'd IPAM ([`net::setup_container_network_at`]) and publishes the
+//! ports ([`net::publish`]: DNAT in PREROUTING and OUTPUT, with `route_localnet`, as Docker
+//! without its userland proxy). [`release`] undoes exactly that, whatever ended the container.
+
+use super::Paths;
+use super::state::{ContainerState, PortBinding, RunConfig};
+use crate::cli::{Exit, code};
+use crate::net::{self, PortMapping, Protocol, StateDir, network};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+pub use crate::net::network::DEFAULT_NETWORK as DEFAULT_NETWORK_NAME;
+
+/// `--network`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Its own network namespace with only `lo`.
+    None,
+    /// The host's network namespace.
+    Host,
+    /// A bridge network, by name or ID (`bridge` is the default one).
+    Bridge(String),
+    /// Another container's network namespace (`container:NAME`).
+    Container(String),
+}
+
+/// The variable that turns the default bridge off, as dockerd's `--bridge none`: containers
+/// then get `none` by default and the `bridge` network does not exist. The test suite sets it
+/// (`.cargo/config.toml`) so that only the networking tests, inside network namespaces of
+/// their own, ever make a bridge.
+pub const BRIDGE_ENV: &str = "MINIDOCK_BRIDGE";
+
+/// True when [`BRIDGE_ENV`] is `none`.
+pub fn default_bridge_disabled() -> bool {
+    std::env::var(BRIDGE_ENV).is_ok_and(|v| v == "none")
+}
+
+impl Mode {
+    /// Parses `--network` (`None`: Docker's `default`, the `bridge` network, or `none` when
+    /// the default bridge is off).
+    pub fn parse(text: Option<&str>) -> Result<Mode> {
+        if text.is_none() && default_bridge_disabled() {
+            return Ok(Mode::None);
+        }
+        Ok(match text.unwrap_or("default") {
+            "none" => Mode::None,
+            "host" => Mode::Host,
+            "default" | "bridge" => Mode::Bridge(network::DEFAULT_NETWORK.into()),
+            "" => return Err(bad_flag("invalid network name: an empty string".into())),
+            other => match other.strip_prefix("container:") {
+                Some("") => return Err(bad_flag("--network container: needs a container".into())),
+                Some(name) => Mode::Container(name.to_owned()),
+                None => Mode::Bridge(other.to_owned()),
+            },
+        })
+    }
+
+    /// The mode a stored `HostConfig.NetworkMode` stands for.
+    pub fn of(config: &RunConfig) -> Mode {
+        Mode::parse(Some(config.network_mode.as_str()))
+            .unwrap_or(Mode::Bridge(network::DEFAULT_NETWORK.into()))
+    }
+
+    /// The network's name in `NetworkSettings.Networks` and `ps`'s NETWORKS.
+    pub fn network_name(&self) -> String {
+        match self {
+            Mode::None => "none".into(),
+            Mode::Host => "host".into(),
+            Mode::Bridge(name) => name.clone(),
+            Mode::Container(_) => String::new(),
+        }
+    }
+
+    /// True when the container has a network namespace of its own (none or a bridge).
+    pub fn own_netns(&self) -> bool {
+        matches!(self, Mode::None | Mode::Bridge(_))
+    }
+}
+
+fn bad_flag(message: String) -> anyhow::Error {
+    Exit::new(code::FAILED, message).into()
+}
+
+/// The network state dir of a minidock state root: `<root>/network`.
+pub fn state_dir(paths: &Paths) -> StateDir {
+    StateDir::new(paths.root.join("network"))
+}
+
+// ANCHOR: parse_publish
+/// Parses one `-p` as docker/go-connections' `ParsePortSpec`: `[IP:][HOST:]CONTAINER[/PROTO]`
+/// with `HOST` and `CONTAINER` single ports or equal-sized ranges (`8000-8001:80-81`), `IP::80`
+/// for an ephemeral port on one address. Returns `("80/tcp", binding)` pairs for
+/// `HostConfig.PortBindings`; an empty `HostPort` means an ephemeral port.
+pub fn parse_publish(text: &str) -> Result<Vec<(String, PortBinding)>> {
+    let (rest, proto) = match text.rsplit_once('/') {
+        Some((rest, p)) if p == "tcp" || p == "udp" => (rest, p),
+        Some((_, p)) => return Err(bad_flag(format!("invalid proto: {p}"))),
+        None => (text, "tcp"),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [ip, h, c] => (*ip, *h, *c),
+        _ => {
+            return Err(bad_flag(format!(
+                "invalid port format: {text:?} (IPv6 host addresses are not supported)"
+            )));
+        }
+    };
+    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+        return Err(bad_flag(format!("Invalid ip address: {ip}")));
+    }
+    let (c_low, c_high) = port_range(container)
+        .map_err(|_| bad_flag(format!("Invalid containerPort: {container}")))?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(port_range(host).map_err(|_| bad_flag(format!("Invalid hostPort: {host}")))?)
+    };
+    if let Some((h_low, h_high)) = host_range
+        && h_high - h_low != c_high - c_low
+    {
+        return Err(bad_flag(format!(
+            "Invalid ranges specified for container and host Ports: {container} and {host}"
+        )));
+    }
+    Ok((0..=c_high - c_low)
+        .map(|i| {
+            let host_port = host_range.map_or(String::new(), |(low, _)| (low + i).to_string());
+            (
+                format!("{}/{proto}", c_low + i),
+                PortBinding {
+                    host_ip: ip.to_owned(),
+                    host_port,
+                },
+            )
+        })
+        .collect())
+}
+// ANCHOR_END: parse_publish
+
+/// `80` or `8000-8010`: ports 1 to 65535, the second not below the first.
+fn port_range(text: &str) -> std::result::Result<(u16, u16), ()> {
+    let port = |s: &str| s.parse::<u16>().ok().filter(|p| *p > 0).ok_or(());
+    match text.split_once('-') {
+        None => port(text).map(|p| (p, p)),
+        Some((a, b)) => {
+            let (a, b) = (port(a)?, port(b)?);
+            if b < a { Err(()) } else { Ok((a, b)) }
+        }
+    }
+}
+
+/// `80/tcp` into its port and protocol.
+fn split_port(key: &str) -> Option<(u16, Protocol)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return None,
+    };
+    Some((port.parse().ok()?, proto))
+}
+
+/// What `-p` and `-P` ask to publish: every `PortBindings` entry, and with `-P` every exposed
+/// port without one, on an ephemeral host port.
+pub fn requested_mappings(config: &RunConfig) -> Result<Vec<PortMapping>> {
+    let mut out = Vec::new();
+    let mut add = |key: &str, b: &PortBinding| -> Result<()> {
+        let (container_port, protocol) =
+            split_port(key).with_context(|| format!("invalid port {key:?}"))?;
+        let host_ip = match b.host_ip.as_str() {
+            "" | "0.0.0.0" => None,
+            ip => Some(
+                ip.parse()
+                    .with_context(|| format!("invalid host IP {ip:?}"))?,
+            ),
+        };
+        let host_port = match b.host_port.as_str() {
+            "" => 0,
+            p => p
+                .parse()
+                .with_context(|| format!("invalid host port {p:?}"))?,
+        };
+        out.push(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        });
+        Ok(())
+    };
+    for (key, bindings) in &config.port_bindings {
+        for b in bindings {
+            add(key, b)?;
+        }
+    }
+    if config.publish_all_ports {
+        for key in &config.exposed_ports {
+            if !config.port_bindings.contains_key(key) {
+                add(key, &PortBinding::default())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ANCHOR: connect
+/// Wires the container's network before its process starts. `none`: a pinned namespace with
+/// `lo` up. A bridge network: the same namespace, the network's bridge (made on first use),
+/// a veth pair with an address (`--ip`) and a MAC derived from it as Docker's (`02:42` and the
+/// four bytes of the address), the published ports, and `/etc/hosts` with the address. On
+/// error everything done here is undone.
+pub fn connect(paths: &Paths, state: &ContainerState) -> Result<()> {
+    let mode = Mode::of(&state.config);
+    if !mode.own_netns() {
+        return Ok(());
+    }
+    super::pin_network(paths, &state.id)?;
+    let Mode::Bridge(name) = mode else {
+        return Ok(());
+    };
+    let wired = connect_bridge(paths, state, &name);
+    if wired.is_err() {
+        let _ = release(paths, &state.id);
+    }
+    wired
+}
+
+fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<()> {
+    let net_state = state_dir(paths);
+    let net = find_network(&net_state, name)?;
+    let cfg = net.bridge_config()?;
+    let backend = net::nat::Backend::choose(None)?;
+    net::setup_bridge(&net_state, &cfg, Some(backend))
+        .with_context(|| format!("setting up network {}", net.name))?;
+    let requested = match state.config.ip_address.as_str() {
+        "" => None,
+        ip => Some(ip.parse().with_context(|| format!("invalid --ip {ip:?}"))?),
+    };
+    let pin = paths.dir(&state.id).join(super::spec::NETNS_PIN);
+    let att = net::setup_container_network_at(
+        &net_state,
+        &cfg,
+        &state.id,
+        &net::ContainerNetns::Pinned(pin.clone()),
+        requested,
+    )
+    .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
+    let ns = net::Netns::open(&pin)?;
+    let mut nl = ns.netlink()?;
+    let eth0 = nl
+        .link_index(net::CONTAINER_INTERFACE)?
+        .context("the container's eth0 is missing")?;
+    nl.set_mac(eth0, mac_of(att.address))
+        .context("setting the MAC address of eth0")?;
+    let mappings = requested_mappings(&state.config)?;
+    if !mappings.is_empty() {
+        net::publish(&net_state, &state.id, &mappings).map_err(|e| port_error(e, state))?;
+    }
+    let hosts = hosts_file(&state.config, Some(att.address));
+    crate::state::write_atomic_unsynced_with_mode(
+        &paths.dir(&state.id).join("hosts"),
+        hosts.as_bytes(),
+        0o644,
+    )
+}
+// ANCHOR_END: connect
+
+/// The network named `name`, with the predefined ones made on first use.
+pub fn find_network(net_state: &StateDir, name: &str) -> Result<network::Network> {
+    let disabled = default_bridge_disabled();
+    if !disabled {
+        let default = network::ensure_default(net_state)?;
+        if name == network::DEFAULT_NETWORK {
+            return Ok(default);
+        }
+    }
+    network::find(net_state, name)?
+        .filter(|n| !(disabled && n.name == network::DEFAULT_NETWORK))
+        .with_context(|| format!("network {name} not found"))
+        .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")).into())
+}
+
+/// Docker's words for a host port that is taken (exit 125).
+fn port_error(err: anyhow::Error, state: &ContainerState) -> anyhow::Error {
+    match err.downcast_ref::<net::PortAllocated>() {
+        Some(p) => {
+            let ip = p.mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            Exit::new(
+                code::FAILED,
+                format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): \
+                     Bind for {ip}:{} failed: port is already allocated",
+                    state.name, state.id, p.mapping.host_port
+                ),
+            )
+            .into()
+        }
+        None => err,
+    }
+}
+
+/// Docker's MAC for an address: `02:42:` and the address's four bytes.
+pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
+}
+
+// ANCHOR: release
+/// Undoes [`connect`]: the rules, the veth pair and the address (by the record, or by name
+/// when a crash came before the record), then the namespace's pin. Idempotent.
+pub fn release(paths: &Paths, id: &str) -> Result<()> {
+    let net_state = state_dir(paths);
+    let torn = if net_state.root().exists() {
+        net::teardown_container_network(&net_state, id)
+    } else {
+        Ok(())
+    };
+    let unpinned = super::unpin_network(paths, id);
+    torn.and(unpinned)
+}
+// ANCHOR_END: release
+
+/// The container's attachment to its bridge, while it has one.
+pub fn attachment(paths: &Paths, id: &str) -> Option<net::Attachment> {
+    let net_state = state_dir(paths);
+    if !net_state.root().exists() {
+        return None;
+    }
+    net::attachment(&net_state, id).ok().flatten()
+}
+
+const HOSTS_DEFAULTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                              fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n\
+                              ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+// ANCHOR: hosts_file
+/// `/etc/hosts` as libnetwork's `etchosts.Build` writes it: the defaults, one `IP\tNAME` line
+/// per `--add-host`, then the container's own address and hostname (the FQDN and the short
+/// name when the hostname has a dot).
+pub fn hosts_file(config: &RunConfig, address: Option<Ipv4Addr>) -> String {
+    let mut out = HOSTS_DEFAULTS.to_owned();
+    for entry in &config.extra_hosts {
+        if let Some((name, ip)) = entry.split_once(':') {
+            out.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    if let Some(ip) = address {
+        let host = &config.hostname;
+        match host.split_once('.') {
+            Some((short, _)) => out.push_str(&format!("{ip}\t{host} {short}\n")),
+            None => out.push_str(&format!("{ip}\t{host}\n")),
+        }
+    }
+    out
+}
+// ANCHOR_END: hosts_file
+
+// ANCHOR: resolv_conf
+/// `/etc/resolv.conf` as libnetwork writes it for a container that does not share the host's
+/// network: with `--dns`/`--dns-search`, `search` then `nameserver` lines built from those
+/// (the host's for what is not given); otherwise the host's file without loopback
+/// nameservers (unreachable from another namespace) and IPv6 ones (the bridge has no IPv6),
+/// and Google's resolvers when none is left (`resolvconf.FilterResolvDNS`).
+pub fn resolv_conf(host: &str, dns: &[String], dns_search: &[String]) -> String {
+    let nameservers: Vec<&str> = host
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+        })
+        .collect();
+    if !dns.is_empty() || !dns_search.is_empty() {
+        let search: Vec<String> = if dns_search.is_empty() {
+            host.lines()
+                .filter_map(|l| l.trim().strip_prefix("search "))
+                .flat_map(|s| s.split_whitespace().map(str::to_owned))
+                .collect()
+        } else {
+            dns_search.to_vec()
+        };
+        let servers: Vec<String> = if dns.is_empty() {
+            nameservers.iter().map(|s| s.to_string()).collect()
+        } else {
+            dns.to_vec()
+        };
+        let mut out = String::new();
+        if !search.is_empty() && search.join(" ").trim() != "." {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        for s in servers {
+            out.push_str(&format!("nameserver {s}\n"));
+        }
+        return out;
+    }
+    let dropped = |l: &str| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("nameserver")
+            && words.next().is_some_and(|ip| {
+                ip.parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback() || a.is_ipv6())
+                    || ip.contains(':')
+            })
+    };
+    let mut out: String = host.split_inclusive('\n').filter(|l| !dropped(l)).collect();
+    let left = out
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some("nameserver"));
+    if !left {
+        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
+    }
+    out
+}
+// ANCHOR_END: resolv_conf
+
+/// Writes the container's `hostname`, `hosts` and `resolv.conf` into its directory, which the
+/// spec binds over the image's. `host` mode copies the host's `/etc/hosts` and
+/// `/etc/resolv.conf`; a bridge container's own address is added to `hosts` by [`connect`].
+pub fn write_etc_files(dir: &Path, config: &RunConfig, mode: &Mode) -> Result<()> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (hosts, resolv) = match mode {
+        Mode::Host => (
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            if config.dns.is_empty() && config.dns_search.is_empty() {
+                host_resolv
+            } else {
+                resolv_conf(&host_resolv, &config.dns, &config.dns_search)
+            },
+        ),
+        _ => (
+            hosts_file(config, None),
+            resolv_conf(&host_resolv, &config.dns, &config.dns_search),
+        ),
+    };
+    for (file, content) in [
+        ("hostname", format!("{}\n", config.hostname)),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        // 0644: every user of the container reads them through the bind mounts.
+        crate::state::write_atomic_unsynced_with_mode(&dir.join(file), content.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// `NetworkSettings.Ports`: every exposed or published port, with the host ports in use while
+/// the container runs (`null` for one not published).
+pub fn settings_ports(
+    config: &RunConfig,
+    att: Option<&net::Attachment>,
+) -> BTreeMap<String, Option<Vec<PortBinding>>> {
+    let mut out: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
+    let Some(att) = att else {
+        return out;
+    };
+    for key in config
+        .exposed_ports
+        .iter()
+        .chain(config.port_bindings.keys())
+    {
+        out.entry(key.clone()).or_insert(None);
+    }
+    for p in &att.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol.name());
+        out.entry(key)
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                host_port: p.host_port.to_string(),
+            });
+    }
+    out
+}
+
+// ANCHOR: display_ports
+/// `ps`'s PORTS as docker/cli's `DisplayablePorts`: `IP:HOST->CTR/PROTO`, consecutive ports
+/// folded into ranges (`0.0.0.0:8000-8001->80-81/tcp`), unpublished exposed ports as
+/// `80/tcp`, joined with `, `.
+pub fn display_ports(ports: &BTreeMap<String, Option<Vec<PortBinding>>>) -> String {
+    // (ip, host port, container port, proto): the CLI's sort is by this tuple's text.
+    let mut items: Vec<(String, Option<u16>, u16, String)> = Vec::new();
+    for (key, bindings) in ports {
+        let Some((port, proto)) = split_port(key) else {
+            continue;
+        };
+        match bindings {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    items.push((
+                        b.host_ip.clone(),
+                        b.host_port.parse().ok(),
+                        port,
+                        proto.name().into(),
+                    ));
+                }
+            }
+            _ => items.push((String::new(), None, port, proto.name().into())),
+        }
+    }
+    items.sort_by(|a, b| (&a.0, a.3.as_str(), a.2).cmp(&(&b.0, b.3.as_str(), b.2)));
+    // (ip, host range, container range, proto)
+    type Group = (String, Option<(u16, u16)>, (u16, u16), String);
+    let mut groups: Vec<Group> = Vec::new();
+    for (ip, host, ctr, proto) in items {
+        if let Some(last) = groups.last_mut()
+            && last.0 == ip
+            && last.3 == proto
+            && last.2.1 + 1 == ctr
+            && match (last.1, host) {
+                (Some((_, h)), Some(n)) => h + 1 == n,
+                (None, None) => true,
+                _ => false,
+            }
+        {
+            last.2.1 = ctr;
+            if let (Some(range), Some(n)) = (last.1.as_mut(), host) {
+                range.1 = n;
+            }
+            continue;
+        }
+        groups.push((ip, host.map(|h| (h, h)), (ctr, ctr), proto));
+    }
+    let range = |(a, b): (u16, u16)| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    groups
+        .into_iter()
+        .map(|(ip, host, ctr, proto)| match host {
+            Some(h) => format!("{ip}:{}->{}/{proto}", range(h), range(ctr)),
+            None => format!("{}/{proto}", range(ctr)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+// ANCHOR_END: display_ports
+
+/// `port CONTAINER [PORT[/PROTO]]` as the docker CLI prints it: `80/tcp -> 0.0.0.0:8080`
+/// lines, or only `0.0.0.0:8080` for one port. An unknown or unpublished port fails with
+/// `Error: No public port '80/tcp' published for NAME` (exit 1).
+pub fn port_lines(
+    name: &str,
+    ports: &BTreeMap<String, Option<Vec<PortBinding>>>,
+    filter: Option<&str>,
+) -> Result<String> {
+    let mut out = String::new();
+    match filter {
+        Some(text) => {
+            let key = if text.contains('/') {
+                text.to_owned()
+            } else {
+                format!("{text}/tcp")
+            };
+            if split_port(&key).is_none() {
+                bail!("Error: invalid port ({text}): Invalid containerPort: {text}");
+            }
+            match ports.get(&key) {
+                Some(Some(list)) if !list.is_empty() => {
+                    for b in list {
+                        out.push_str(&format!("{}:{}\n", b.host_ip, b.host_port));
+                    }
+                }
+                _ => bail!("Error: No public port '{key}' published for {name}"),
+            }
+        }
+        None => {
+            let mut lines = Vec::new();
+            for (key, list) in ports {
+                for b in list.iter().flatten() {
+                    lines.push(format!("{key} -> {}:{}", b.host_ip, b.host_port));
+                }
+            }
+            lines.sort();
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(ip: &str, port: &str) -> PortBinding {
+        PortBinding {
+            host_ip: ip.into(),
+            host_port: port.into(),
+        }
+    }
+
+    #[test]
+    fn publish_specs_parse_as_dockers() {
+        assert_eq!(
+            parse_publish("8080:80").unwrap(),
+            vec![("80/tcp".into(), binding("", "8080"))]
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1:5353:53/udp").unwrap(),
+            vec![("53/udp".into(), binding("127.0.0.1", "5353"))]
+        );
+        assert_eq!(
+            parse_publish("80").unwrap(),
+            vec![("80/tcp".into(), binding("", ""))]
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1::80").unwrap(),
+            vec![("80/tcp".into(), binding("127.0.0.1", ""))]
+        );
+        assert_eq!(
+            parse_publish("8000-8001:80-81").unwrap(),
+            vec![
+                ("80/tcp".into(), binding("", "8000")),
+                ("81/tcp".into(), binding("", "8001"))
+            ]
+        );
+        let err = |s: &str| parse_publish(s).unwrap_err().to_string();
+        assert_eq!(err("8080:abc"), "Invalid containerPort: abc");
+        assert_eq!(err("x:80"), "Invalid hostPort: x");
+        assert_eq!(err("80/sctp"), "invalid proto: sctp");
+        assert_eq!(err("1.2.3:80:80"), "Invalid ip address: 1.2.3");
+        assert_eq!(
+            err("8000-8002:80-81"),
+            "Invalid ranges specified for container and host Ports: 80-81 and 8000-8002"
+        );
+    }
+
+    #[test]
+    fn ports_display_as_the_docker_cli_prints_them() {
+        let mut ports = BTreeMap::new();
+        ports.insert("80/tcp".to_owned(), Some(vec![binding("0.0.0.0", "8000")]));
+        ports.insert("81/tcp".to_owned(), Some(vec![binding("0.0.0.0", "8001")]));
+        ports.insert("443/tcp".to_owned(), None);
+        ports.insert(
+            "53/udp".to_owned(),
+            Some(vec![binding("127.0.0.1", "5353")]),
+        );
+        assert_eq!(
+            display_ports(&ports),
+            "443/tcp, 0.0.0.0:8000-8001->80-81/tcp, 127.0.0.1:5353->53/udp"
+        );
+        assert_eq!(
+            port_lines("web", &ports, None).unwrap(),
+            "53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8000\n81/tcp -> 0.0.0.0:8001\n"
+        );
+        assert_eq!(
+            port_lines("web", &ports, Some("80")).unwrap(),
+            "0.0.0.0:8000\n"
+        );
+        assert_eq!(
+            port_lines("web", &ports, Some("443"))
+                .unwrap_err()
+                .to_string(),
+            "Error: No public port '443/tcp' published for web"
+        );
+    }
+
+    #[test]
+    fn resolv_conf_drops_loopback_resolvers_as_docker_does() {
+        let host = "# generated\nnameserver 127.0.0.53\nsearch lan\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(host, &[], &[]),
+            "# generated\nsearch lan\noptions edns0\n\nnameserver 8.8.8.8\nnameserver 8.8.4.4"
+        );
+        let host = "nameserver 10.0.0.2\nnameserver ::1\nnameserver fe80::1\n";
+        assert_eq!(resolv_conf(host, &[], &[]), "nameserver 10.0.0.2\n");
+        assert_eq!(
+            resolv_conf(
+                "search lan\nnameserver 10.0.0.2\n",
+                &["1.1.1.1".into()],
+                &[]
+            ),
+            "search lan\nnameserver 1.1.1.1\n"
+        );
+        assert_eq!(
+            resolv_conf("nameserver 10.0.0.2\n", &[], &["example.com".into()]),
+            "search example.com\nnameserver 10.0.0.2\n"
+        );
+    }
+
+    #[test]
+    fn hosts_has_the_extra_hosts_then_the_container() {
+        let config = RunConfig {
+            hostname: "web".into(),
+            extra_hosts: vec!["db:10.1.2.3".into()],
+            ..RunConfig::default()
+        };
+        let hosts = hosts_file(&config, Some(Ipv4Addr::new(172, 17, 0, 2)));
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(
+            hosts.ends_with("\n10.1.2.3\tdb\n172.17.0.2\tweb\n"),
+            "{hosts}"
+        );
+    }
+
+    #[test]
+    fn network_modes_parse() {
+        let default = Mode::Bridge("bridge".into());
+        assert_eq!(Mode::parse(Some("default")).unwrap(), default);
+        let unset = if default_bridge_disabled() {
+            Mode::None
+        } else {
+            default
+        };
+        assert_eq!(Mode::parse(None).unwrap(), unset);
+        assert_eq!(Mode::parse(Some("none")).unwrap(), Mode::None);
+        assert_eq!(
+            Mode::parse(Some("container:web")).unwrap(),
+            Mode::Container("web".into())
+        );
+        assert_eq!(
+            Mode::parse(Some("mynet")).unwrap(),
+            Mode::Bridge("mynet".into())
+        );
+        assert_eq!(
+            mac_of(Ipv4Addr::new(172, 17, 0, 2)),
+            [2, 0x42, 172, 17, 0, 2]
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! `minidock run` on the default bridge: published ports reached from the host's 127.0.0.1,
+//! from an "outside" network namespace and from another container, the per-container
+//! `/etc` files, the port clash, `port`, `ps`'s PORTS, `inspect`'s network shape, and exact
+//! teardown after many `run --rm -p`.
+//!
+//! Safety: every test runs inside a private outer network namespace (and mount namespace)
+//! made by `net::netns::isolated`; the minidock processes it spawns inherit it, so the
+//! bridge, the NAT rules and `ip_forward` are that namespace's, never the host's. The test
+//! suite turns the default bridge off (`MINIDOCK_BRIDGE=none`, `.cargo/config.toml`); these
+//! tests remove the variable for the commands they run.
+
+mod common;
+
+use common::minidock_root::Root;
+use common::require_busybox_overlay;
+use minidock::net::netlink::Netlink;
+use minidock::net::{self, Netns, netns};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+
+/// Runs `f` in a private network and mount namespace with a root that has busybox and the
+/// default bridge on.
+fn in_private_network(f: impl FnOnce(&Root) + Send) {
+    if !require_busybox_overlay() {
+        return;
+    }
+    netns::isolated(|| {
+        let root = Root::new(&[("MINIDOCK_BRIDGE", None)]);
+        f(&root);
+        root.remove_all();
+        assert_no_container_left(root.path());
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// No veth, no container address on the bridge, no per-container rule, no IPAM entry, no
+/// attachment record and no mount under the root.
+fn assert_no_container_left(root: &Path) {
+    let mut nl = Netlink::open().unwrap();
+    let links: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+    assert!(
+        links.iter().all(|l| !l.starts_with("veth")),
+        "veths left: {links:?}"
+    );
+    let state = net::StateDir::new(root.join("network"));
+    assert!(net::attachments(&state).unwrap().is_empty());
+    if let Some(pool) = net::ipam::pool(&state, "minidock0").unwrap() {
+        assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+    }
+    let backend = net::nat::Backend::choose(None).unwrap();
+    let rules = net::nat::list_rules(backend).unwrap();
+    assert!(
+        rules.iter().all(|r| r.contains("minidock:bridge:")),
+        "per-container rules left: {rules:?}"
+    );
+    let mounts = common::mounts_containing(&root.display().to_string());
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+}
+
+/// GETs `path` from `addr` (from namespace `ns`, else here) until the server answers: the
+/// container's httpd binds its port a moment after `run -d` returns.
+fn get_when_up(ns: Option<&Netns>, addr: SocketAddrV4, path: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        match http_get(ns, addr, path) {
+            Ok(body) => return body,
+            Err(e) => last = format!("{e:#}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("http://{addr}{path} never answered: {last}");
+}
+
+fn http_get(ns: Option<&Netns>, addr: SocketAddrV4, path: &str) -> anyhow::Result<String> {
+    let request = move || -> anyhow::Result<String> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::net::TcpStream::connect_timeout(&addr.into(), std::time::Duration::from_secs(2))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        let (head, body) = reply
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow::anyhow!("no HTTP reply: {reply:?}"))?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "{head}"
+        );
+        Ok(body.to_owned())
+    };
+    match ns {
+        Some(ns) => ns.run(request)?,
+        None => request(),
+    }
+}
+
+/// An "outside host": a namespace joined to this one by a veth pair, 10.99.0.2/24 there and
+/// 10.99.0.1/24 here, its default route through us.
+fn outside_host(dir: &Path) -> Netns {
+    let pin = dir.join("outside");
+    let ns = netns::pin_new(&pin).unwrap();
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth("vout0", "eth0", ns.fd(), None, None)
+        .unwrap();
+    let index = nl.link_index("vout0").unwrap().unwrap();
+    nl.add_address(index, Ipv4Addr::new(10, 99, 0, 1), 24)
+        .unwrap();
+    let mut inside = ns.netlink().unwrap();
+    let eth0 = inside.link_index("eth0").unwrap().unwrap();
+    inside.set_up(eth0, "eth0", None).unwrap();
+    inside
+        .add_address(eth0, Ipv4Addr::new(10, 99, 0, 2), 24)
+        .unwrap();
+    inside.set_up(1, "lo", None).unwrap();
+    inside
+        .add_default_route(Ipv4Addr::new(10, 99, 0, 1), eth0)
+        .unwrap();
+    ns
+}
+
+#[test]
+fn a_published_port_answers_from_loopback_outside_and_another_container() {
+    in_private_network(|root| {
+        let id = root
+            .ok(&[
+                "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "httpd", "-f", "-p",
+                "80", "-h", "/etc",
+            ])
+            .trim()
+            .to_owned();
+        let short = &id[..12];
+        let ip: Ipv4Addr = root
+            .inspect("web", "{{.NetworkSettings.IPAddress}}")
+            .parse()
+            .unwrap();
+        assert!(
+            "172.17.0.0/16".parse::<net::Subnet>().unwrap().contains(ip),
+            "{ip}"
+        );
+        // The host, on 127.0.0.1 (DNAT in OUTPUT, route_localnet).
+        let body = get_when_up(
+            None,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080),
+            "/hostname",
+        );
+        assert_eq!(body, format!("{short}\n"));
+        // An outside host, through PREROUTING and forwarding.
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = outside_host(tmp.path());
+        let addr = SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 1), 8080);
+        assert_eq!(
+            get_when_up(Some(&outside), addr, "/hostname"),
+            format!("{short}\n")
+        );
+        drop(outside);
+        netns::unpin(&tmp.path().join("outside")).unwrap();
+        // Another container, by address, over the bridge.
+        let url = format!("http://{ip}/hostname");
+        let got = root.ok(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
+        assert_eq!(got, format!("{short}\n"));
+        // The kernel's own view of the container's eth0 matches inspect.
+        let mac = root.inspect("web", "{{.NetworkSettings.MacAddress}}");
+        let seen = root.ok(&["exec", "web", "cat", "/sys/class/net/eth0/address"]);
+        assert_eq!(seen.trim(), mac);
+        let [a, b, c, d] = ip.octets();
+        assert_eq!(mac, format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}"));
+    });
+}
+
+#[test]
+fn port_ps_and_inspect_show_the_published_ports_as_docker_does() {
+    in_private_network(|root| {
+        root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:5353:53/udp",
+            "-p",
+            "9000-9001:90-91",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(
+            root.ok(&["port", "web"]),
+            "53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8080\n90/tcp -> 0.0.0.0:9000\n\
+             91/tcp -> 0.0.0.0:9001\n"
+        );
+        assert_eq!(root.ok(&["port", "web", "80"]), "0.0.0.0:8080\n");
+        assert_eq!(root.ok(&["port", "web", "53/udp"]), "127.0.0.1:5353\n");
+        let err = root.fails(&["port", "web", "81"], 1);
+        assert!(
+            err.contains("No public port '81/tcp' published for web"),
+            "{err}"
+        );
+        assert_eq!(
+            root.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
+            "0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9001->90-91/tcp, 127.0.0.1:5353->53/udp"
+        );
+        let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "web"])).unwrap();
+        let c = &v[0];
+        assert_eq!(
+            c["HostConfig"]["PortBindings"]["80/tcp"],
+            serde_json::json!([{"HostIp": "", "HostPort": "8080"}])
+        );
+        assert_eq!(c["HostConfig"]["NetworkMode"], "default");
+        let ns = &c["NetworkSettings"];
+        assert_eq!(
+            ns["Ports"]["53/udp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": "5353"}])
+        );
+        assert_eq!(ns["Gateway"], "172.17.0.1");
+        assert_eq!(ns["IPPrefixLen"], 16);
+        let bridge = &ns["Networks"]["bridge"];
+        assert_eq!(bridge["IPAddress"], ns["IPAddress"]);
+        assert_eq!(bridge["NetworkID"].as_str().unwrap().len(), 64);
+        // The rules in the kernel are the ones for these ports.
+        let backend = net::nat::Backend::choose(None).unwrap();
+        let rules = net::nat::list_rules(backend).unwrap().join("\n");
+        for port in ["8080", "5353", "9000", "9001"] {
+            assert!(
+                rules.contains(&format!("dport {port}"))
+                    || rules.contains(&format!("--dport {port}")),
+                "{rules}"
+            );
+        }
+        // An ephemeral port: the first free one of ip_local_port_range.
+        root.ok(&[
+            "run", "-d", "--name", "eph", "-p", "80", "busybox", "sleep", "1000",
+        ]);
+        let low: u16 = net::nat::read_sysctl("net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(root.ok(&["port", "eph", "80"]), format!("0.0.0.0:{low}\n"));
+    });
+}
+
+#[test]
+fn a_taken_host_port_is_refused_as_docker_refuses_it() {
+    in_private_network(|root| {
+        root.ok(&[
+            "run", "-d", "--name", "first", "-p", "8080:80", "busybox", "sleep", "1000",
+        ]);
+        let err = root.fails(
+            &[
+                "run", "--rm", "--name", "second", "-p", "8080:80", "busybox", "true",
+            ],
+            125,
+        );
+        assert!(
+            err.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"),
+            "{err}"
+        );
+        // Once the first container is gone, the port is free again.
+        root.ok(&["rm", "-f", "first"]);
+        root.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    });
+}
+
+#[test]
+fn etc_files_carry_the_address_the_name_and_the_resolvers() {
+    in_private_network(|root| {
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "--add-host",
+            "db:10.1.2.3",
+            "--dns",
+            "10.0.0.9",
+            "--dns-search",
+            "example.com",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; \
+             echo ---; ip -4 -o addr show eth0",
+        ]);
+        let parts: Vec<&str> = out.split("---\n").collect();
+        assert_eq!(parts[0], "box\n");
+        let ip = parts[3]
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        assert!(
+            parts[1].ends_with(&format!("\n10.1.2.3\tdb\n{ip}\tbox\n")),
+            "{}",
+            parts[1]
+        );
+        assert!(
+            parts[1].starts_with("127.0.0.1\tlocalhost\n"),
+            "{}",
+            parts[1]
+        );
+        assert_eq!(parts[2], "search example.com\nnameserver 10.0.0.9\n");
+        // Without --dns: the host's resolvers minus loopback ones.
+        let resolv = root.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let expected = minidock::container::network::resolv_conf(&host, &[], &[]);
+        assert_eq!(resolv, expected);
+        assert!(!resolv.contains("nameserver 127."), "{resolv}");
+        assert!(resolv.contains("nameserver "), "{resolv}");
+        // Read-only under --read-only.
+        let err = root.fails(
+            &[
+                "run",
+                "--rm",
+                "--read-only",
+                "busybox",
+                "sh",
+                "-c",
+                "echo x >> /etc/hosts",
+            ],
+            1,
+        );
+        assert!(err.contains("Read-only file system"), "{err}");
+    });
+}
+
+#[test]
+fn many_run_rm_with_a_published_port_leave_nothing_behind() {
+    in_private_network(|root| {
+        for _ in 0..20 {
+            root.ok(&["run", "--rm", "-p", "8081:80", "busybox", "true"]);
+        }
+        assert_eq!(root.ok(&["ps", "-aq"]), "");
+        assert_no_container_left(root.path());
+        // The bridge stays, as docker0 does, with only its gateway address.
+        let mut nl = Netlink::open().unwrap();
+        let bridge = nl.link_index("minidock0").unwrap().unwrap();
+        let addrs: Vec<Ipv4Addr> = nl
+            .addresses()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.index == bridge)
+            .map(|a| a.address)
+            .collect();
+        assert_eq!(addrs, vec![Ipv4Addr::new(172, 17, 0, 1)]);
+    });
+}
+
+#[test]
+fn network_modes_none_host_and_container() {
+    in_private_network(|root| {
+        assert_eq!(
+            root.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "ls",
+                "/sys/class/net"
+            ]),
+            "lo\n"
+        );
+        root.ok(&["run", "-d", "--name", "aa", "busybox", "sleep", "1000"]);
+        let ip = root.inspect("aa", "{{.NetworkSettings.IPAddress}}");
+        let seen = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:aa",
+            "busybox",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ]);
+        assert!(seen.contains(&format!(" {ip}/16 ")), "{seen}");
+        let err = root.fails(
+            &["run", "--rm", "--network", "nosuch", "busybox", "true"],
+            125,
+        );
+        assert!(err.contains("network nosuch not found"), "{err}");
+        let err = root.fails(
+            &["run", "--rm", "--ip", "172.17.0.50", "busybox", "true"],
+            125,
+        );
+        assert!(
+            err.contains("user specified IP address is supported on user defined networks only"),
+            "{err}"
+        );
+    });
+}
