@@ -433,3 +433,119 @@ fn network_create_ls_inspect_rm_and_prune_print_what_docker_prints() {
         assert_eq!(std::fs::read_dir(&dns).map(|d| d.count()).unwrap_or(0), 0);
     });
 }
+
+fn wait_resolvers_gone(root: &Path) {
+    let needle = root.to_str().unwrap();
+    for _ in 0..100 {
+        if pids_with_args(&["network-resolver", needle]).is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "resolver processes left: {:?}",
+        pids_with_args(&["network-resolver", needle])
+    );
+}
+
+#[test]
+fn containers_on_a_user_network_resolve_each_other_by_name_and_alias() {
+    if !common::require_busybox_overlay() || !require_tools() {
+        return;
+    }
+    private_netns(|| {
+        let root = common::minidock_root::Root::new(&[]);
+        let outside = OutsideDns::start(&root.path().join("outside-ns"));
+        let id = root.ok(&["network", "create", "--subnet", "10.66.0.0/24", "appnet"]);
+        let id = id.trim();
+        // The network forwards to the test's outside server instead of the host's resolvers.
+        let dir = ResolverDir::new(root.path().join("network/dns").join(id));
+        let mut config = dir.config().unwrap();
+        assert_eq!(config.network, "appnet");
+        config.upstream = vec![SocketAddr::from((OUTSIDE_DNS, 53))];
+        dir.write_config(&config).unwrap();
+
+        let web = [
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "appnet",
+            "--network-alias",
+            "frontend",
+            "busybox",
+            "sleep",
+            "1000",
+        ];
+        root.ok(&web);
+        let web_ip = root.ok(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]);
+        let web_ip = web_ip
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        assert!(web_ip.starts_with("10.66.0."), "{web_ip}");
+        let script = "cat /etc/resolv.conf; echo =====; nslookup web; echo =====; \
+                      nslookup FRONTEND; echo =====; ping -c1 -W5 frontend; echo =====; \
+                      nslookup outside.example";
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            "client",
+            "--network",
+            "appnet",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ]);
+        let parts: Vec<&str> = out.split("=====\n").collect();
+        assert_eq!(
+            parts[0], "nameserver 127.0.0.11\noptions ndots:0\n",
+            "{out}"
+        );
+        for part in &parts[1..3] {
+            assert!(part.contains(&format!("Address: {web_ip}")), "{out}");
+        }
+        assert!(parts[3].contains("1 packets received"), "{out}");
+        assert!(
+            parts[4].contains(&format!("Address: {OUTSIDE_NAME_ADDR}")),
+            "{out}"
+        );
+        // The resolver's socket is inside the container's namespace, not the host's.
+        assert!(port_53_free(Path::new("/proc/thread-self/ns/net")));
+
+        root.ok(&["rm", "-f", "web"]);
+        wait_resolvers_gone(root.path());
+        root.ok(&["network", "rm", "appnet"]);
+        assert!(!dir.path().exists());
+        let links = minidock::net::netlink::Netlink::open()
+            .unwrap()
+            .links()
+            .unwrap();
+        let bridge = format!("br-{}", &id[..12]);
+        assert!(links.iter().all(|l| l.name != bridge), "{bridge} left");
+        drop(outside);
+    });
+}
+
+#[test]
+fn a_network_alias_needs_a_user_network() {
+    if !common::require_busybox_overlay() {
+        return;
+    }
+    private_netns(|| {
+        let root = common::minidock_root::Root::new(&[]);
+        let err = root.fails(&["run", "--network-alias", "x", "busybox", "true"], 125);
+        assert!(
+            err.contains(
+                "network-scoped alias is supported only for containers in user defined networks"
+            ),
+            "{err}"
+        );
+    });
+}

@@ -169,7 +169,7 @@ fn create(state: &StateDir, args: &CreateArgs) -> Result<u8> {
 
 /// The resolver settings of a user network: its name, and the host's resolvers unless it is
 /// `--internal`.
-fn write_resolver_config(state: &StateDir, net: &Network) -> Result<()> {
+pub fn write_resolver_config(state: &StateDir, net: &Network) -> Result<()> {
     let upstream = if net.internal {
         Vec::new()
     } else {

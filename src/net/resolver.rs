@@ -201,7 +201,7 @@ impl ResolverDir {
     /// Asks the running process to re-read the records; returns once it has.
     fn sync(&self) -> Result<()> {
         let path = self.path.join("control.sock");
-        let mut stream = UnixStream::connect(&path)
+        let mut stream = with_short_path(&self.path, |short| UnixStream::connect(short))
             .with_context(|| format!("connecting to the resolver at {}", path.display()))?;
         stream.write_all(b"sync\n")?;
         let mut reply = String::new();
@@ -242,6 +242,18 @@ impl ResolverDir {
         }
         Ok(())
     }
+}
+
+/// Runs `f` with a short path to `dir/control.sock`, `/proc/self/fd/N/control.sock`: a unix
+/// socket's path must fit in 108 bytes (unix(7)), and a state root may be longer.
+fn with_short_path<T>(
+    dir: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}/control.sock", handle.as_raw_fd()));
+    f(&short)
 }
 
 fn lock_file(path: &Path, how: FlockArg) -> Result<Flock<File>> {
@@ -305,7 +317,7 @@ pub fn serve(dir: &Path) -> Result<()> {
     .context("another resolver serves this network")?;
     let control_path = dir.path.join("control.sock");
     let _ = std::fs::remove_file(&control_path);
-    let control = UnixListener::bind(&control_path)
+    let control = with_short_path(&dir.path, |short| UnixListener::bind(short))
         .with_context(|| format!("binding {}", control_path.display()))?;
     let mut server = Server {
         dir,
