@@ -549,3 +549,96 @@ fn a_network_alias_needs_a_user_network() {
         );
     });
 }
+
+fn container_ip(root: &common::minidock_root::Root, name: &str) -> String {
+    let out = root.ok(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    out.split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn isolation_rules_present() -> usize {
+    let backend = minidock::net::nat::Backend::choose(None).unwrap();
+    minidock::net::nat::list_rules(backend)
+        .unwrap()
+        .iter()
+        .filter(|r| r.contains("minidock:isolate:"))
+        .count()
+}
+
+#[test]
+fn two_user_networks_cannot_reach_each_other() {
+    if !common::require_busybox_overlay() {
+        return;
+    }
+    private_netns(|| {
+        let root = common::minidock_root::Root::new(&[]);
+        root.ok(&["network", "create", "--subnet", "10.67.0.0/24", "neta"]);
+        root.ok(&["network", "create", "--subnet", "10.68.0.0/24", "netb"]);
+        root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "a1",
+            "--network",
+            "neta",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "b1",
+            "--network",
+            "netb",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let a_ip = container_ip(&root, "a1");
+        let b_ip = container_ip(&root, "b1");
+        // Same network: reachable. The other network: dropped in FORWARD, both ways.
+        root.ok(&["exec", "a1", "ping", "-c1", "-W5", "10.67.0.1"]);
+        let same = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "neta",
+            "busybox",
+            "ping",
+            "-c1",
+            "-W5",
+            &a_ip,
+        ]);
+        assert!(same.contains("1 packets received"), "{same}");
+        for (from, to) in [("b1", a_ip.as_str()), ("a1", b_ip.as_str())] {
+            let out = root.output(&["exec", from, "ping", "-c1", "-W2", to]);
+            let text = common::text(&out.stdout);
+            assert!(
+                !out.status.success() && text.contains("0 packets received"),
+                "{from} -> {to}: {text}"
+            );
+        }
+        assert_eq!(isolation_rules_present(), 2);
+
+        root.ok(&["rm", "-f", "a1", "b1"]);
+        root.ok(&["network", "rm", "neta", "netb"]);
+        assert_eq!(isolation_rules_present(), 0);
+        assert!(!root.path().join("network/isolation.json").exists());
+        let links = minidock::net::netlink::Netlink::open()
+            .unwrap()
+            .links()
+            .unwrap();
+        assert!(
+            links.iter().all(|l| !l.name.starts_with("br-")),
+            "bridges left"
+        );
+        wait_resolvers_gone(root.path());
+    });
+}

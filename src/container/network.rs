@@ -245,6 +245,8 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     let backend = net::nat::Backend::choose(None)?;
     net::setup_bridge(&net_state, &cfg, Some(backend))
         .with_context(|| format!("setting up network {}", net.name))?;
+    net::isolation::isolate(&net_state, &cfg.name)
+        .with_context(|| format!("isolating network {}", net.name))?;
     let requested = match state.config.ip_address.as_str() {
         "" => None,
         ip => Some(ip.parse().with_context(|| format!("invalid --ip {ip:?}"))?),

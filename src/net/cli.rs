@@ -340,6 +340,9 @@ fn inspect(paths: &Paths, state: &StateDir, args: &InspectArgs) -> Result<u8> {
 /// Removes one network and its resolver directory.
 fn remove_one(state: &StateDir, term: &str) -> Result<Network> {
     let net = network::remove(state, term)?;
+    if net.driver == "bridge" {
+        super::isolation::unisolate(state, &net.bridge_name())?;
+    }
     resolver_dir(state, &net.id).remove()?;
     Ok(net)
 }

@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod dns;
 pub mod ipam;
+pub mod isolation;
 pub mod nat;
 pub mod netlink;
 pub mod netns;
