@@ -14,7 +14,7 @@ mod common;
 use common::minidock_root::Root;
 use common::require_busybox_overlay;
 use minidock::net::netlink::Netlink;
-use minidock::net::{self, Netns, netns};
+use minidock::net::{self, Netns, netns, probe};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
@@ -97,7 +97,8 @@ fn http_get(ns: Option<&Netns>, addr: SocketAddrV4, path: &str) -> anyhow::Resul
 }
 
 /// An "outside host": a namespace joined to this one by a veth pair, 10.99.0.2/24 there and
-/// 10.99.0.1/24 here, its default route through us.
+/// 10.99.0.1/24 here. It has no route to the containers' subnet: it only ever sees this
+/// namespace's address, as a host on the LAN sees Docker's host.
 fn outside_host(dir: &Path) -> Netns {
     let pin = dir.join("outside");
     let ns = netns::pin_new(&pin).unwrap();
@@ -114,9 +115,6 @@ fn outside_host(dir: &Path) -> Netns {
         .add_address(eth0, Ipv4Addr::new(10, 99, 0, 2), 24)
         .unwrap();
     inside.set_up(1, "lo", None).unwrap();
-    inside
-        .add_default_route(Ipv4Addr::new(10, 99, 0, 1), eth0)
-        .unwrap();
     ns
 }
 
@@ -154,6 +152,19 @@ fn a_published_port_answers_from_loopback_outside_and_another_container() {
             get_when_up(Some(&outside), addr, "/hostname"),
             format!("{short}\n")
         );
+        // Outbound: a container reaches the outside host only through MASQUERADE (the outside
+        // host has no route back to the bridge's subnet).
+        let server = probe::HttpServer::start(Some(&outside), 80, "outside\n".into()).unwrap();
+        let got = root.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://10.99.0.2/",
+        ]);
+        assert_eq!(got, "outside\n");
+        server.stop();
         drop(outside);
         netns::unpin(&tmp.path().join("outside")).unwrap();
         // Another container, by address, over the bridge.
@@ -196,12 +207,13 @@ fn port_ps_and_inspect_show_the_published_ports_as_docker_does() {
         assert_eq!(root.ok(&["port", "web", "53/udp"]), "127.0.0.1:5353\n");
         let err = root.fails(&["port", "web", "81"], 1);
         assert!(
-            err.contains("No public port '81/tcp' published for web"),
+            err.contains("No public port '81' published for web"),
             "{err}"
         );
         assert_eq!(
             root.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
-            "0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9001->90-91/tcp, 127.0.0.1:5353->53/udp"
+            "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, 0.0.0.0:9000->90/tcp, \
+             0.0.0.0:9001->91/tcp"
         );
         let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "web"])).unwrap();
         let c = &v[0];
@@ -334,7 +346,7 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
 #[test]
 fn many_run_rm_with_a_published_port_leave_nothing_behind() {
     in_private_network(|root| {
-        for _ in 0..20 {
+        for _ in 0..200 {
             root.ok(&["run", "--rm", "-p", "8081:80", "busybox", "true"]);
         }
         assert_eq!(root.ok(&["ps", "-aq"]), "");
@@ -384,6 +396,41 @@ fn network_modes_none_host_and_container() {
             "eth0",
         ]);
         assert!(seen.contains(&format!(" {ip}/16 ")), "{seen}");
+        // It shares the other container's name and files too, as Docker's.
+        let short = &root.inspect("aa", "{{.Id}}")[..12];
+        let names = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:aa",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; echo $HOSTNAME; tail -1 /etc/hosts",
+        ]);
+        assert_eq!(names, format!("{short}\n{short}\n{ip}\t{short}\n"));
+        // Host mode drops published ports with Docker's warning.
+        let out = root.output(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "80:80",
+            "busybox",
+            "true",
+        ]);
+        assert!(out.status.success());
+        assert!(
+            common::text(&out.stderr)
+                .contains("WARNING: Published ports are discarded when using host network mode"),
+            "{}",
+            common::text(&out.stderr)
+        );
+        // A stopped container has no address, as Docker shows it.
+        root.ok(&["stop", "-t", "0", "aa"]);
+        assert_eq!(root.inspect("aa", "{{.NetworkSettings.IPAddress}}"), "");
+        assert_eq!(root.inspect("aa", "{{json .NetworkSettings.Ports}}"), "{}");
         let err = root.fails(
             &["run", "--rm", "--network", "nosuch", "busybox", "true"],
             125,
@@ -397,5 +444,316 @@ fn network_modes_none_host_and_container() {
             err.contains("user specified IP address is supported on user defined networks only"),
             "{err}"
         );
+    });
+}
+
+#[test]
+fn recovery_after_a_killed_shim_reclaims_the_network() {
+    in_private_network(|root| {
+        let id = root
+            .ok(&[
+                "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sleep", "1000",
+            ])
+            .trim()
+            .to_owned();
+        let veth = net::host_veth_name(&id);
+        let mut nl = Netlink::open().unwrap();
+        assert!(nl.link_index(&veth).unwrap().is_some());
+        let shim = common::minidock_root::shim_of(&id).expect("the container's shim");
+        let shim = nix::unistd::Pid::from_raw(shim);
+        nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
+        for _ in 0..400 {
+            if nix::sys::signal::kill(shim, None).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        // The next command recovers: the container is recorded as killed and its network goes.
+        assert_eq!(root.inspect("web", "{{.State.ExitCode}}"), "137");
+        assert!(nl.link_index(&veth).unwrap().is_none(), "{veth} is left");
+        let state = net::StateDir::new(root.path().join("network"));
+        assert!(net::attachment(&state, &id).unwrap().is_none());
+        let pool = net::ipam::pool(&state, "minidock0").unwrap().unwrap();
+        assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        // The host port is free again.
+        root.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    });
+}
+
+#[test]
+fn publish_all_gives_every_exposed_port_a_host_port() {
+    in_private_network(|root| {
+        root.import(
+            "exposing",
+            &["EXPOSE 80 443/udp", "CMD [\"sleep\", \"1000\"]"],
+        );
+        root.ok(&["run", "-d", "--name", "all", "-P", "exposing"]);
+        let low: u16 = net::nat::read_sysctl("net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let lines = root.ok(&["port", "all"]);
+        assert_eq!(
+            lines,
+            format!("443/udp -> 0.0.0.0:{low}\n80/tcp -> 0.0.0.0:{low}\n"),
+        );
+        // Exposed but not published: `80/tcp` alone in PORTS, `null` in inspect.
+        root.ok(&["run", "-d", "--name", "some", "exposing"]);
+        assert_eq!(
+            root.ok(&["ps", "--filter", "name=some", "--format", "{{.Ports}}"]),
+            "80/tcp, 443/udp\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "some"])).unwrap();
+        assert_eq!(
+            v[0]["NetworkSettings"]["Ports"],
+            serde_json::json!({"443/udp": null, "80/tcp": null})
+        );
+    });
+}
+
+/// IPv6 bindings (`:::8080`, `[::]:8080`) dropped: minidock publishes IPv4 only.
+fn ipv4_only(text: &str, separator: &str) -> String {
+    text.split(separator)
+        .filter(|s| !s.contains("::"))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+#[test]
+fn published_ports_look_as_dockers() {
+    if !common::dockerd::require_docker() {
+        return;
+    }
+    let docker = common::dockerd::Dockerd::start_with_bridge();
+    docker.load_busybox();
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1:5353:53/udp",
+        "-p",
+        "9000-9001:90-91",
+        "-p",
+        "7070:7070",
+        "busybox",
+        "sleep",
+        "1000",
+    ];
+    docker.ok(&run);
+    let d_port = docker.ok(&["port", "web"]);
+    let d_port80 = docker.ok(&["port", "web", "80"]);
+    let d_ps = docker.ok(&["ps", "--format", "{{.Ports}}"]);
+    let d_inspect: serde_json::Value =
+        serde_json::from_str(&docker.ok(&["inspect", "web"])).unwrap();
+    let d_err = docker.docker(&["port", "web", "81"]);
+    let files = [
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "--add-host",
+        "db:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/hostname /etc/resolv.conf",
+    ];
+    let d_files = docker.ok(&files);
+    let dns = [
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.9",
+        "--dns-search",
+        "example.com",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ];
+    let d_dns = docker.ok(&dns);
+    let d_network: serde_json::Value =
+        serde_json::from_str(&docker.ok(&["network", "inspect", "bridge"])).unwrap();
+    in_private_network(|root| {
+        root.ok(&run);
+        let mut lines: Vec<&str> = d_port.lines().filter(|l| !l.contains("::")).collect();
+        lines.sort();
+        assert_eq!(root.ok(&["port", "web"]), lines.join("\n") + "\n");
+        assert_eq!(root.ok(&["port", "web", "80"]), ipv4_only(&d_port80, "\n"));
+        assert_eq!(
+            root.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
+            ipv4_only(d_ps.trim(), ", ")
+        );
+        let err = root.fails(&["port", "web", "81"], d_err.status.code().unwrap());
+        let d_err = String::from_utf8_lossy(&d_err.stderr);
+        assert_eq!(
+            err.trim().trim_start_matches("minidock: "),
+            d_err.trim().trim_start_matches("Error: ")
+        );
+        // The default network's record has the shape and values of Docker's, docker0 aside.
+        let state = net::StateDir::new(root.path().join("network"));
+        let ours = net::network::get(&state, "bridge").unwrap();
+        let mut m = serde_json::to_value(&ours).unwrap();
+        let mut d = d_network[0].clone();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(&m), keys(&d));
+        d["Options"]["com.docker.network.bridge.name"] = "minidock0".into();
+        // dockerd lists the default bridge's gateway only once docker0 existed before it
+        // started (a restart); minidock always lists it.
+        if d["IPAM"]["Config"][0].get("Gateway").is_none() {
+            m["IPAM"]["Config"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("Gateway");
+        }
+        for key in ["Id", "Created", "Containers"] {
+            m[key] = serde_json::Value::Null;
+            d[key] = serde_json::Value::Null;
+        }
+        assert_eq!(m, d);
+        // The second container gets the next address in both: the files match byte for byte.
+        assert_eq!(root.ok(&files), d_files);
+        assert_eq!(root.ok(&dns), d_dns);
+        let m: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "web"])).unwrap();
+        let (d, m) = (&d_inspect[0], &m[0]);
+        assert_eq!(
+            m["HostConfig"]["PortBindings"],
+            d["HostConfig"]["PortBindings"]
+        );
+        assert_eq!(
+            m["HostConfig"]["NetworkMode"],
+            d["HostConfig"]["NetworkMode"]
+        );
+        let mut d_ports = d["NetworkSettings"]["Ports"].clone();
+        for list in d_ports.as_object_mut().unwrap().values_mut() {
+            if let Some(list) = list.as_array_mut() {
+                list.retain(|b| !b["HostIp"].as_str().unwrap().contains(':'));
+            }
+        }
+        assert_eq!(m["NetworkSettings"]["Ports"], d_ports);
+        for key in ["IPAddress", "Gateway", "IPPrefixLen", "MacAddress"] {
+            assert_eq!(
+                m["NetworkSettings"][key], d["NetworkSettings"][key],
+                "{key}"
+            );
+            assert_eq!(
+                m["NetworkSettings"]["Networks"]["bridge"][key],
+                d["NetworkSettings"]["Networks"]["bridge"][key],
+                "Networks.bridge.{key}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_user_network_gets_its_own_bridge_and_the_address_asked_for() {
+    in_private_network(|root| {
+        let state = net::StateDir::new(root.path().join("network"));
+        let req = net::network::CreateRequest {
+            name: "mynet".into(),
+            subnet: Some("10.201.0.0/24".parse().unwrap()),
+            ..Default::default()
+        };
+        let created = net::network::create(&state, &req).unwrap();
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "mynet",
+            "--ip",
+            "10.201.0.50",
+            "busybox",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ]);
+        assert!(out.contains(" 10.201.0.50/24 "), "{out}");
+        let mut nl = Netlink::open().unwrap();
+        assert!(nl.link_index(&created.bridge_name()).unwrap().is_some());
+        // Taken addresses and addresses outside the subnet are refused, with Docker's words.
+        root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "holder",
+            "--network",
+            "mynet",
+            "--ip",
+            "10.201.0.60",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let err = root.fails(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "mynet",
+                "--ip",
+                "10.201.0.60",
+                "busybox",
+                "true",
+            ],
+            125,
+        );
+        assert!(err.contains("Address already in use"), "{err}");
+        let err = root.fails(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "mynet",
+                "--ip",
+                "10.9.9.9",
+                "busybox",
+                "true",
+            ],
+            125,
+        );
+        assert!(
+            err.contains("no configured subnet contains IP 10.9.9.9"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn parallel_runs_get_distinct_addresses_and_ephemeral_ports() {
+    in_private_network(|root| {
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..10)
+                .map(|_| {
+                    scope.spawn(|| {
+                        root.ok(&["run", "-d", "-p", "80", "busybox", "sleep", "1000"])
+                            .trim()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ports = Vec::new();
+        let mut addresses = Vec::new();
+        for id in &ids {
+            ports.push(root.ok(&["port", id, "80"]));
+            addresses.push(root.inspect(id, "{{.NetworkSettings.IPAddress}}"));
+        }
+        for list in [&mut ports, &mut addresses] {
+            list.sort();
+            list.dedup();
+            assert_eq!(list.len(), 10, "{list:?}");
+        }
     });
 }

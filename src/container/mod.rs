@@ -426,6 +426,17 @@ fn share_etc_files(
     built.hostname = other.config.hostname.clone();
     built.config.hostname = other.config.hostname.clone();
     built.spec.set_hostname(Some(other.config.hostname.clone()));
+    if let Some(process) = built.spec.process_mut() {
+        let env = process.env().clone().unwrap_or_default();
+        let env = env
+            .into_iter()
+            .map(|e| match e.strip_prefix("HOSTNAME=") {
+                Some(_) => format!("HOSTNAME={}", other.config.hostname),
+                None => e,
+            })
+            .collect();
+        process.set_env(Some(env));
+    }
     Ok(())
 }
 
@@ -452,8 +463,9 @@ pub fn mount_rootfs(paths: &Paths, state: &ContainerState) -> Result<()> {
 // ANCHOR: pin_network
 /// Makes the container's network namespace before it starts: `--network none` is a namespace
 /// with only `lo`, up, as Docker's. It is pinned at `<dir>/netns` with a bind mount (what
-/// `ip netns add` does) and the spec names that path, so the runtime joins it. Bridge
-/// networking will wire its veth into this same namespace before the container starts.
+/// `ip netns add` does) and the spec names that path, so the runtime joins it. A bridge
+/// network wires its veth into this same namespace before the container starts
+/// (`network::connect`).
 pub fn pin_network(paths: &Paths, id: &str) -> Result<()> {
     let pin = paths.dir(id).join(spec::NETNS_PIN);
     crate::net::netns::unpin(&pin)?;

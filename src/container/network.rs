@@ -242,8 +242,12 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     let net_state = state_dir(paths);
     let net = find_network(&net_state, name)?;
     let cfg = net.bridge_config()?;
-    let backend = net::nat::Backend::choose(None)?;
-    net::setup_bridge(&net_state, &cfg, Some(backend))
+    // The backend is chosen once, when the bridge is made (choosing runs `iptables --version`).
+    let backend = match net::bridge(&net_state, &cfg.name)? {
+        Some(record) => record.backend,
+        None => Some(net::nat::Backend::choose(None)?),
+    };
+    net::setup_bridge(&net_state, &cfg, backend)
         .with_context(|| format!("setting up network {}", net.name))?;
     net::isolation::isolate(&net_state, &cfg.name)
         .with_context(|| format!("isolating network {}", net.name))?;
@@ -561,12 +565,13 @@ pub fn settings_ports(
 }
 
 // ANCHOR: display_ports
-/// `ps`'s PORTS as docker/cli's `DisplayablePorts`: `IP:HOST->CTR/PROTO`, consecutive ports
-/// folded into ranges (`0.0.0.0:8000-8001->80-81/tcp`), unpublished exposed ports as
-/// `80/tcp`, joined with `, `.
+/// `ps`'s PORTS as docker/cli's `DisplayablePorts`: the ports sorted by container port, then
+/// host address, host port and protocol; a port published on the same number
+/// (`0.0.0.0:80->80/tcp`) or only exposed (`80/tcp`) is folded with its consecutive
+/// neighbours into a range; the other mappings follow one by one (`0.0.0.0:8080->80/tcp`).
 pub fn display_ports(ports: &BTreeMap<String, Option<Vec<PortBinding>>>) -> String {
-    // (ip, host port, container port, proto): the CLI's sort is by this tuple's text.
-    let mut items: Vec<(String, Option<u16>, u16, String)> = Vec::new();
+    // (container port, host ip, host port, proto), as the daemon's `types.Port` list.
+    let mut items: Vec<(u16, String, u16, &'static str)> = Vec::new();
     for (key, bindings) in ports {
         let Some((port, proto)) = split_port(key) else {
             continue;
@@ -574,61 +579,57 @@ pub fn display_ports(ports: &BTreeMap<String, Option<Vec<PortBinding>>>) -> Stri
         match bindings {
             Some(list) if !list.is_empty() => {
                 for b in list {
-                    items.push((
-                        b.host_ip.clone(),
-                        b.host_port.parse().ok(),
-                        port,
-                        proto.name().into(),
-                    ));
+                    let public = b.host_port.parse().unwrap_or(0);
+                    items.push((port, b.host_ip.clone(), public, proto.name()));
                 }
             }
-            _ => items.push((String::new(), None, port, proto.name().into())),
+            _ => items.push((port, String::new(), 0, proto.name())),
         }
     }
-    items.sort_by(|a, b| (&a.0, a.3.as_str(), a.2).cmp(&(&b.0, b.3.as_str(), b.2)));
-    // (ip, host range, container range, proto)
-    type Group = (String, Option<(u16, u16)>, (u16, u16), String);
-    let mut groups: Vec<Group> = Vec::new();
-    for (ip, host, ctr, proto) in items {
-        if let Some(last) = groups.last_mut()
-            && last.0 == ip
-            && last.3 == proto
-            && last.2.1 + 1 == ctr
-            && match (last.1, host) {
-                (Some((_, h)), Some(n)) => h + 1 == n,
-                (None, None) => true,
-                _ => false,
-            }
-        {
-            last.2.1 = ctr;
-            if let (Some(range), Some(n)) = (last.1.as_mut(), host) {
-                range.1 = n;
-            }
+    items.sort();
+    let mut groups: Vec<(String, u16, u16)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for (port, ip, public, proto) in items {
+        let key = if ip.is_empty() {
+            proto.to_owned()
+        } else if public != port {
+            mappings.push(format!("{ip}:{public}->{port}/{proto}"));
             continue;
-        }
-        groups.push((ip, host.map(|h| (h, h)), (ctr, ctr), proto));
-    }
-    let range = |(a, b): (u16, u16)| {
-        if a == b {
-            a.to_string()
         } else {
-            format!("{a}-{b}")
+            format!("{ip}/{proto}")
+        };
+        match groups.iter_mut().find(|g| g.0 == key) {
+            None => groups.push((key, port, port)),
+            Some(g) if g.2 + 1 == port => g.2 = port,
+            Some(g) => {
+                result.push(form_group(&g.0, g.1, g.2));
+                (g.1, g.2) = (port, port);
+            }
         }
+    }
+    result.extend(groups.iter().map(|g| form_group(&g.0, g.1, g.2)));
+    result.extend(mappings);
+    result.join(", ")
+}
+
+/// docker/cli's `formGroup`: `80-81/tcp`, or `IP:80-81->80-81/tcp` for a key `IP/tcp`.
+fn form_group(key: &str, first: u16, last: u16) -> String {
+    let range = if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
     };
-    groups
-        .into_iter()
-        .map(|(ip, host, ctr, proto)| match host {
-            Some(h) => format!("{ip}:{}->{}/{proto}", range(h), range(ctr)),
-            None => format!("{}/{proto}", range(ctr)),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    match key.split_once('/') {
+        Some((ip, proto)) => format!("{ip}:{range}->{range}/{proto}"),
+        None => format!("{range}/{key}"),
+    }
 }
 // ANCHOR_END: display_ports
 
 /// `port CONTAINER [PORT[/PROTO]]` as the docker CLI prints it: `80/tcp -> 0.0.0.0:8080`
 /// lines, or only `0.0.0.0:8080` for one port. An unknown or unpublished port fails with
-/// `Error: No public port '80/tcp' published for NAME` (exit 1).
+/// `No public port '80' published for NAME` (the port as typed; exit 1).
 pub fn port_lines(
     name: &str,
     ports: &BTreeMap<String, Option<Vec<PortBinding>>>,
@@ -643,7 +644,7 @@ pub fn port_lines(
                 format!("{text}/tcp")
             };
             if split_port(&key).is_none() {
-                bail!("Error: invalid port ({text}): Invalid containerPort: {text}");
+                bail!("Invalid containerPort: {text}");
             }
             match ports.get(&key) {
                 Some(Some(list)) if !list.is_empty() => {
@@ -651,7 +652,7 @@ pub fn port_lines(
                         out.push_str(&format!("{}:{}\n", b.host_ip, b.host_port));
                     }
                 }
-                _ => bail!("Error: No public port '{key}' published for {name}"),
+                _ => bail!("No public port '{text}' published for {name}"),
             }
         }
         None => {
@@ -730,8 +731,13 @@ mod tests {
         );
         assert_eq!(
             display_ports(&ports),
-            "443/tcp, 0.0.0.0:8000-8001->80-81/tcp, 127.0.0.1:5353->53/udp"
+            "443/tcp, 127.0.0.1:5353->53/udp, 0.0.0.0:8000->80/tcp, 0.0.0.0:8001->81/tcp"
         );
+        let mut same = BTreeMap::new();
+        same.insert("80/tcp".to_owned(), Some(vec![binding("0.0.0.0", "80")]));
+        same.insert("81/tcp".to_owned(), Some(vec![binding("0.0.0.0", "81")]));
+        same.insert("90/udp".to_owned(), None);
+        assert_eq!(display_ports(&same), "0.0.0.0:80-81->80-81/tcp, 90/udp");
         assert_eq!(
             port_lines("web", &ports, None).unwrap(),
             "53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8000\n81/tcp -> 0.0.0.0:8001\n"
@@ -744,7 +750,7 @@ mod tests {
             port_lines("web", &ports, Some("443"))
                 .unwrap_err()
                 .to_string(),
-            "Error: No public port '443/tcp' published for web"
+            "No public port '443' published for web"
         );
     }
 

@@ -43,6 +43,17 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Dockerd::start_with("--bridge=none --iptables=false --ip6tables=false")
+    }
+
+    /// A private dockerd with its default bridge `docker0` and its iptables rules, inside its
+    /// private network namespace (so both are that namespace's), without the userland proxy.
+    pub fn start_with_bridge() -> Dockerd {
+        Dockerd::start_with("--ip6tables=false")
+    }
+
+    /// A private dockerd with `network` flags (`--bridge`, `--iptables`, ...).
+    pub fn start_with(network: &str) -> Dockerd {
         let dir = tempfile::Builder::new()
             .prefix("minidock-dockerd")
             .tempdir()
@@ -58,7 +69,7 @@ impl Dockerd {
             "ip link set lo up && mount -t tmpfs -o mode=0755 tmpfs /run && \
              exec dockerd --config-file {d}/daemon.json --data-root {d}/data \
              --exec-root {d}/exec --pidfile {d}/dockerd.pid -H unix://{d}/docker.sock \
-             --bridge=none --iptables=false --ip6tables=false --userland-proxy=false \
+             {network} --userland-proxy=false \
              --storage-driver overlay2 --cgroup-parent {cgroup_parent} \
              > {d}/dockerd.log 2>&1"
         );

@@ -26,6 +26,12 @@ impl Root {
                 .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
                 .collect(),
         };
+        root.import("busybox", &[]);
+        root
+    }
+
+    /// Imports a busybox rootfs as image `name`, with `import -c` instructions (`EXPOSE 80`).
+    pub fn import(&self, name: &str, changes: &[&str]) {
         let rootfs = tempfile::Builder::new()
             .prefix("minidock-rootfs")
             .tempdir()
@@ -33,9 +39,13 @@ impl Root {
         build_busybox_rootfs(rootfs.path());
         let tar = rootfs.path().with_extension("tar");
         tar_dir(rootfs.path(), &tar);
-        root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
+        let mut args = vec!["import"];
+        for change in changes {
+            args.extend(["-c", change]);
+        }
+        args.extend([tar.to_str().unwrap(), name]);
+        self.ok(&args);
         std::fs::remove_file(&tar).unwrap();
-        root
     }
 
     pub fn path(&self) -> &Path {
@@ -100,4 +110,19 @@ impl Drop for Root {
             let _ = self.output(&["rm", "-f", id]);
         }
     }
+}
+
+/// The pid of the `minidock shim` supervising container `id` (full ID).
+pub fn shim_of(id: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&b"shim".as_slice()) && args.contains(&id.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
 }
