@@ -465,6 +465,20 @@ fn containers_on_a_user_network_resolve_each_other_by_name_and_alias() {
         config.upstream = vec![SocketAddr::from((OUTSIDE_DNS, 53))];
         dir.write_config(&config).unwrap();
 
+        // An attached first member starts the resolver from its supervisor: the run still
+        // ends (the resolver holds none of its output pipes) and the resolver with it.
+        let alone = root.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox",
+            "sh",
+            "-c",
+            "nslookup $(hostname) >/dev/null && echo found",
+        ]);
+        assert_eq!(alone, "found\n");
+        wait_resolvers_gone(root.path());
         let web = [
             "run",
             "-d",
@@ -516,6 +530,17 @@ fn containers_on_a_user_network_resolve_each_other_by_name_and_alias() {
             parts[4].contains(&format!("Address: {OUTSIDE_NAME_ADDR}")),
             "{out}"
         );
+        // inspect lists the member; rm is refused while it is attached, as Docker refuses it.
+        let tmpl = "{{range $id, $c := .Containers}}{{$c.Name}} {{$c.IPv4Address}} {{$c.MacAddress}}{{end}}";
+        let members = root.ok(&["network", "inspect", "-f", tmpl, "appnet"]);
+        let mac = root.ok(&["exec", "web", "cat", "/sys/class/net/eth0/address"]);
+        assert_eq!(members, format!("web {web_ip}/24 {mac}"));
+        let err = root.fails(&["network", "rm", "appnet"], 1);
+        assert!(err.contains("has active endpoints"), "{err}");
+        for verb in ["connect", "disconnect"] {
+            let err = root.fails(&["network", verb, "appnet", "web"], 1);
+            assert!(err.contains("is not supported"), "{err}");
+        }
         // The resolver's socket is inside the container's namespace, not the host's.
         assert!(port_53_free(Path::new("/proc/thread-self/ns/net")));
 

@@ -33,6 +33,31 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove all unused networks.
     Prune(PruneArgs),
+    /// Connect a container to a network (not supported: a container has one network).
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network (not supported: a container has one network).
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Add network-scoped alias for the container.
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network.
+    #[arg(short, long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -119,8 +144,18 @@ pub fn run(paths: &Paths, command: &NetworkCommand) -> Result<u8> {
         NetworkCommand::Inspect(args) => inspect(paths, &state, args),
         NetworkCommand::Rm(args) => rm(&state, args),
         NetworkCommand::Prune(args) => prune(&state, args),
+        NetworkCommand::Connect(ConnectArgs { network, .. })
+        | NetworkCommand::Disconnect(DisconnectArgs { network, .. }) => {
+            network::get(&state, network).map_err(failed)?;
+            Err(Exit::new(REQUEST_FAILED, ONE_NETWORK).into())
+        }
     }
 }
+
+/// Why `connect` and `disconnect` are refused.
+const ONE_NETWORK: &str = "connecting a container to a network after it was created is not \
+                           supported: a minidock container has exactly one network, chosen with \
+                           run --network";
 
 fn failed(err: anyhow::Error) -> anyhow::Error {
     crate::image::cli::request_failed(err)
@@ -286,10 +321,16 @@ fn endpoint(paths: &Paths, a: &Attachment) -> serde_json::Value {
     json!({
         "Name": name,
         "EndpointID": "",
-        "MacAddress": "",
+        "MacAddress": mac_text(a.address),
         "IPv4Address": format!("{}/{}", a.address, a.prefix),
         "IPv6Address": "",
     })
+}
+
+/// The MAC `run` gives a container's `eth0` (`02:42:` and the address's bytes, as Docker's).
+fn mac_text(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 /// Which objects of a `network inspect` record are Go maps, for `-f`.
