@@ -342,7 +342,7 @@ fn published_ports(backend: Backend) {
 
         // The rules minidock lists are exactly the ones it recorded.
         let listed = net::nat::list_rules(backend).unwrap();
-        assert_eq!(listed.len(), 5 + 4, "{listed:#?}");
+        assert_eq!(listed.len(), 6 + 4, "{listed:#?}");
 
         net_demo(r).arg("teardown").assert().success();
         assert_nothing_left(r);

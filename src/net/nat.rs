@@ -220,6 +220,13 @@ pub enum RuleKind {
     MasqueradeLoopback {
         bridge: String,
     },
+    /// A container's connection to a published port of the host that DNAT sends back into
+    /// the bridge (hairpin): it gets the bridge's address, so the reply comes back through
+    /// the host, where conntrack undoes the DNAT, instead of going straight over the bridge.
+    MasqueradeHairpin {
+        subnet: Subnet,
+        bridge: String,
+    },
     /// Lets routed packets from and to the bridge through a FORWARD policy of DROP (the policy
     /// Docker sets on its hosts).
     AcceptForwardFrom {
@@ -269,6 +276,10 @@ pub fn bridge_rules(bridge: &str, subnet: Subnet) -> Vec<RuleSpec> {
             bridge: bridge.clone(),
         },
         RuleKind::MasqueradeLoopback {
+            bridge: bridge.clone(),
+        },
+        RuleKind::MasqueradeHairpin {
+            subnet,
             bridge: bridge.clone(),
         },
         RuleKind::AcceptForwardFrom {
@@ -331,6 +342,14 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
             "POSTROUTING",
             false,
             args(&format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")),
+        ),
+        RuleKind::MasqueradeHairpin { subnet, bridge } => (
+            "nat",
+            "POSTROUTING",
+            false,
+            args(&format!(
+                "-s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"
+            )),
         ),
         RuleKind::AcceptForwardFrom { bridge } => (
             "filter",
@@ -412,6 +431,10 @@ pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
         RuleKind::MasqueradeLoopback { bridge } => (
             "postrouting",
             format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"),
+        ),
+        RuleKind::MasqueradeHairpin { subnet, bridge } => (
+            "postrouting",
+            format!("ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade"),
         ),
         RuleKind::AcceptForwardFrom { bridge } => {
             ("forward", format!("iifname \"{bridge}\" accept"))
