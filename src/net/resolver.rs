@@ -22,7 +22,9 @@
 //! `running.lock` (a crashed one holds nothing, so the next member restarts it, and it opens
 //! sockets for every live member again), else asks the running one to re-read the records;
 //! either way it returns once the sockets are bound, so the container's first question is
-//! never lost. The process exits when the network has no member left.
+//! never lost. The process forks at once and serves from the child, so whoever started it
+//! (a container's supervisor) keeps no child, zombie or thread for it. It exits when the
+//! network has no member left.
 
 use super::dns::{self, Host, RESOLVER_ADDR, Zone};
 use super::netns::Netns;
@@ -234,8 +236,10 @@ impl ResolverDir {
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
         BufReader::new(stdout).read_line(&mut line)?;
-        // Reap it whenever it exits, so it never lingers as a zombie of a long-lived caller.
-        std::thread::spawn(move || child.wait());
+        // The process forks at once and its first half exits ([`serve`]): reaping it here
+        // leaves the caller with no child, no zombie and no thread (a thread would make the
+        // caller's own later forks unsafe).
+        child.wait().context("waiting for the resolver to detach")?;
         if line.trim_end() != "ready" {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!("the DNS resolver did not start: {}", log.trim());
@@ -309,6 +313,9 @@ struct Server {
 /// control socket, opens every live member's sockets, prints `ready`, then serves until the
 /// network has no member left. Errors: another process serves `DIR`, or `DIR` cannot be read.
 pub fn serve(dir: &Path) -> Result<()> {
+    if !detach()? {
+        return Ok(());
+    }
     let dir = ResolverDir::new(dir);
     let running = lock_file(
         &dir.path.join("running.lock"),
@@ -337,6 +344,23 @@ pub fn serve(dir: &Path) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: serve
+
+/// Forks; the parent returns `false` (and exits, so the caller reaps it at once), the child
+/// `true`, in a session of its own.
+fn detach() -> Result<bool> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    if threads != 1 {
+        bail!("the resolver must detach before it starts threads ({threads} running)");
+    }
+    // SAFETY: the process has one thread (checked above), so the child may run any code.
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(false),
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().context("setsid")?;
+            Ok(true)
+        }
+    }
+}
 
 impl Server {
     /// Re-reads the records: opens sockets for new live members, closes removed ones'.
