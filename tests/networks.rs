@@ -493,6 +493,23 @@ fn containers_on_a_user_network_resolve_each_other_by_name_and_alias() {
             "1000",
         ];
         root.ok(&web);
+        // The resolver is detached: no container supervisor is its parent (a supervisor that
+        // kept a thread or a child for it could deadlock in its own later forks).
+        let resolvers = pids_with_args(&["network-resolver", root.path().to_str().unwrap()]);
+        assert_eq!(resolvers.len(), 1);
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", resolvers[0])).unwrap();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap();
+        let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&parent).contains("shim"),
+            "the resolver is a child of a supervisor"
+        );
         let web_ip = root.ok(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]);
         let web_ip = web_ip
             .split_whitespace()
