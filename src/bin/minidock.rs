@@ -73,6 +73,15 @@ enum Command {
     /// Manage minidock itself.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(minidock::net::cli::NetworkCommand),
+    /// A user network's embedded DNS resolver process (started by minidock itself).
+    #[command(hide = true, name = "network-resolver")]
+    NetworkResolver {
+        /// The network's resolver directory.
+        dir: PathBuf,
+    },
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -156,6 +165,14 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(args)) => {
             let paths = minidock::container::Paths::new(cli.root.as_deref());
             minidock::container::prune::run_prune(&paths, &args)
+        }
+        Command::Network(command) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::net::cli::run(&paths, &command)
+        }
+        Command::NetworkResolver { dir } => {
+            minidock::net::resolver::serve(&dir)?;
+            Ok(0)
         }
         Command::Doctor { json } => {
             let checks = doctor::run();

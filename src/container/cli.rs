@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// IPv4 address (on a user-defined network)
     #[arg(long = "ip", value_name = "ADDRESS")]
     pub ip: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Add a Linux capability
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -206,6 +209,7 @@ impl RunArgs {
                 dns_search: self.dns_search.clone(),
                 add_host: self.add_host.clone(),
                 ip: self.ip.clone(),
+                network_alias: self.network_alias.clone(),
             },
             supervised: false,
         }

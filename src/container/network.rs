@@ -249,6 +249,8 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     };
     net::setup_bridge(&net_state, &cfg, backend)
         .with_context(|| format!("setting up network {}", net.name))?;
+    net::isolation::isolate(&net_state, &cfg.name)
+        .with_context(|| format!("isolating network {}", net.name))?;
     let requested = match state.config.ip_address.as_str() {
         "" => None,
         ip => Some(ip.parse().with_context(|| format!("invalid --ip {ip:?}"))?),
@@ -273,6 +275,9 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     if !mappings.is_empty() {
         net::publish(&net_state, &state.id, &mappings).map_err(|e| port_error(e, state))?;
     }
+    if net.name != network::DEFAULT_NETWORK {
+        join_resolver(paths, state, &net, att.address, &pin)?;
+    }
     let gateway = host_gateway(paths, &state.config)?;
     let hosts = hosts_file(&state.config, Some(att.address), gateway);
     crate::state::write_atomic_unsynced_with_mode(
@@ -282,6 +287,73 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
     )
 }
 // ANCHOR_END: connect
+
+/// Makes the container a member of its user network's embedded DNS resolver (started on
+/// first need, see `net::resolver`), answering to its name, short ID and `--network-alias`es,
+/// and points its `/etc/resolv.conf` at `127.0.0.11`, as Docker does on user networks.
+fn join_resolver(
+    paths: &Paths,
+    state: &ContainerState,
+    net: &network::Network,
+    addr: Ipv4Addr,
+    pin: &Path,
+) -> Result<()> {
+    let net_state = state_dir(paths);
+    let dir = net::cli::resolver_dir(&net_state, &net.id);
+    if !dir.path().join("config.json").exists() {
+        net::cli::write_resolver_config(&net_state, net)?;
+    }
+    let mut names = vec![state.name.clone(), state.id[..12].to_owned()];
+    names.extend(state.config.aliases.iter().cloned());
+    let member = net::resolver::Member {
+        id: state.id.clone(),
+        names,
+        addr,
+        netns: pin.to_path_buf(),
+    };
+    let exe = std::env::current_exe().context("finding the minidock binary")?;
+    dir.add_member(&member, &exe)
+        .with_context(|| format!("starting the DNS resolver of network {}", net.name))?;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    crate::state::write_atomic_unsynced_with_mode(
+        &paths.dir(&state.id).join("resolv.conf"),
+        internal_resolv_conf(&host, &state.config.dns_search).as_bytes(),
+        0o644,
+    )
+}
+
+/// `/etc/resolv.conf` on a user network: the embedded resolver as the only nameserver, the
+/// host's (or `--dns-search`) search domains, and `ndots:0`, as libnetwork writes it.
+pub fn internal_resolv_conf(host: &str, dns_search: &[String]) -> String {
+    let search: Vec<String> = if dns_search.is_empty() {
+        host.lines()
+            .filter_map(|l| l.trim().strip_prefix("search "))
+            .flat_map(|s| s.split_whitespace().map(str::to_owned))
+            .collect()
+    } else {
+        dns_search.to_vec()
+    };
+    let mut out = format!("nameserver {}\n", net::dns::RESOLVER_ADDR);
+    if !search.is_empty() && search.join(" ").trim() != "." {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    out.push_str("options ndots:0\n");
+    out
+}
+
+/// Takes container `id` out of every network resolver it is a member of. Idempotent.
+fn leave_resolvers(net_state: &StateDir, id: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(net_state.path("dns")) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let dir = net::resolver::ResolverDir::new(entry?.path());
+        if dir.path().join(format!("members/{id}.json")).exists() {
+            dir.remove_member(id)?;
+        }
+    }
+    Ok(())
+}
 
 /// The network named `name`, with the predefined ones made on first use.
 pub fn find_network(net_state: &StateDir, name: &str) -> Result<network::Network> {
@@ -329,7 +401,8 @@ pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
 pub fn release(paths: &Paths, id: &str) -> Result<()> {
     let net_state = state_dir(paths);
     let torn = if net_state.root().exists() {
-        net::teardown_container_network(&net_state, id)
+        let left = leave_resolvers(&net_state, id);
+        net::teardown_container_network(&net_state, id).and(left)
     } else {
         Ok(())
     };

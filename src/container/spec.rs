@@ -79,6 +79,8 @@ pub struct RunOptions {
     pub dns_search: Vec<String>,
     pub add_host: Vec<String>,
     pub ip: Option<String>,
+    /// `--network-alias`: more names the container answers to on a user network.
+    pub network_alias: Vec<String>,
 }
 
 /// The network a container gets (`--network`).
@@ -372,6 +374,14 @@ impl ParsedOptions {
             .map(|v| crate::volume::parse_volumes_from(v))
             .collect::<Result<Vec<_>>>()?;
         let network = Network::parse(options.network.as_deref())?;
+        let user_network =
+            matches!(&network, Network::Bridge(n) if n != super::network::DEFAULT_NETWORK_NAME);
+        if !options.network_alias.is_empty() && !user_network {
+            return Err(bad_flag(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
         let port_bindings = parse_network_flags(options, &network)?;
         let mut security = SecurityOptions {
             cap_add: options.cap_add.clone(),
@@ -1078,6 +1088,7 @@ pub fn build(
         dns_search: options.dns_search.clone(),
         extra_hosts: options.add_host.clone(),
         ip_address: options.ip.clone().unwrap_or_default(),
+        aliases: options.network_alias.clone(),
         ..RunConfig::default()
     };
     Ok(Built {

@@ -128,6 +128,8 @@ pub struct RunConfig {
     pub extra_hosts: Vec<String>,
     /// `--ip`, or empty.
     pub ip_address: String,
+    /// `--network-alias`, as given.
+    pub aliases: Vec<String>,
 }
 
 /// One host address and port of a published port, as Docker's `PortBinding` (an empty

@@ -16,12 +16,16 @@
 //! no NAT, so it is fast), [`publish`] for `-p`, and [`teardown_container_network`] /
 //! [`teardown_bridge`] to undo exactly what was done. State lives under a [`StateDir`].
 
+pub mod cli;
+pub mod dns;
 pub mod ipam;
+pub mod isolation;
 pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod network;
 pub mod probe;
+pub mod resolver;
 pub mod state;
 pub mod tour;
 

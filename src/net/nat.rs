@@ -241,6 +241,12 @@ pub enum RuleKind {
     BlockLocalnetFromBridge {
         bridge: String,
     },
+    /// Drops routed packets from one bridge network to another (Docker's isolation between
+    /// networks, its `DOCKER-ISOLATION` chains); put first, above the bridges' accepts.
+    DropBetweenBridges {
+        from: String,
+        to: String,
+    },
     /// Publishes a port: packets for a local address (or only `host_ip`) and `host_port` go
     /// to `to`.
     Dnat {
@@ -357,6 +363,12 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
             true,
             args(&format!("-o {bridge} -j ACCEPT")),
         ),
+        RuleKind::DropBetweenBridges { from, to } => (
+            "filter",
+            "FORWARD",
+            true,
+            args(&format!("-i {from} -o {to} -j DROP")),
+        ),
         RuleKind::BlockLocalnetFromBridge { bridge } => (
             "filter",
             "INPUT",
@@ -428,6 +440,10 @@ pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
             ("forward", format!("iifname \"{bridge}\" accept"))
         }
         RuleKind::AcceptForwardTo { bridge } => ("forward", format!("oifname \"{bridge}\" accept")),
+        RuleKind::DropBetweenBridges { from, to } => (
+            "forward",
+            format!("iifname \"{from}\" oifname \"{to}\" drop"),
+        ),
         RuleKind::BlockLocalnetFromBridge { bridge } => (
             "input",
             format!(
@@ -596,9 +612,14 @@ pub fn add_rule(backend: Backend, rule: &RuleSpec) -> Result<AppliedRule> {
                 || format!("nft add rule ip {NFT_TABLE} {chain} {text}"),
                 Chapter::Networking,
             );
+            // A drop between bridges goes first, above the bridges' accepts.
+            let verb = match rule.kind {
+                RuleKind::DropBetweenBridges { .. } => "insert",
+                _ => "add",
+            };
             // --echo --handle prints the rule back with the handle the kernel gave it.
             let out = run(Command::new("nft")
-                .args(["--echo", "--handle", "add", "rule", "ip", NFT_TABLE, chain])
+                .args(["--echo", "--handle", verb, "rule", "ip", NFT_TABLE, chain])
                 .arg(&text))?;
             let handle = out
                 .lines()
