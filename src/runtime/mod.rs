@@ -320,6 +320,7 @@ fn launch_in(
         Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
         None => Cgroup::create(&layout, version, id)?,
     };
+    warn_if_not_empty(&cgroup);
     let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));
     cgroup.apply_cached(&resources, cache.as_deref())?;
 
@@ -691,6 +692,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         hooks::run_all_warning(&spec, hooks::Kind::Poststop, &stopped.hook_state());
     }
     Ok(())
+}
+
+/// runc's warning when a `linux.cgroupsPath` names a cgroup that already holds processes
+/// (another container's, usually): the two then share limits, and their teardown must spare
+/// each other (see [`remove_cgroups`]).
+fn warn_if_not_empty(cgroup: &Cgroup) {
+    let joined = cgroup.joined();
+    let count = joined
+        .iter()
+        .map(|dir| cgroup::read_procs(dir).map_or(0, |pids| pids.len()))
+        .max()
+        .unwrap_or(0);
+    if count > 0 {
+        eprintln!("minidock: warning: container's cgroup is not empty: {count} process(es) found");
+    }
 }
 
 /// Stops the container's processes and removes its cgroups, as runc's `delete` does. With a

@@ -120,7 +120,10 @@ pub fn shim_of(id: &str) -> Option<i32> {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if args.contains(&b"shim".as_slice()) && args.contains(&id.as_bytes()) {
+        // The light shim (`minidock-shim ... ID`), or `minidock shim ID` where it is absent.
+        let shim = args.first().is_some_and(|a| a.ends_with(b"minidock-shim"))
+            || args.contains(&b"shim".as_slice());
+        if shim && args.contains(&id.as_bytes()) {
             return Some(pid);
         }
     }
