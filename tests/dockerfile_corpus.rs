@@ -1,0 +1,174 @@
+//! The Dockerfile parser and the variable substitution judged by buildkit's own corpus
+//! (`../shared/dockerfile-corpus`, see its README): every `testfiles/*/Dockerfile` dumps to
+//! its `result` byte for byte, every `testfiles-negative` case fails, the line-number case
+//! spans the lines buildkit asserts, and the `shell/envVarTest` and `shell/wordsTest`
+//! tables pass. Every case is checked and every failure reported before the test fails.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use minidock::build::parser;
+use minidock::build::shell::{Lex, env_from_list};
+
+fn read(path: &Path) -> String {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    String::from_utf8(bytes).unwrap_or_else(|e| panic!("{} is not UTF-8: {e}", path.display()))
+}
+
+/// The case directories under `dir`, sorted.
+fn cases(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no cases in {}", dir.display());
+    out
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Panics with every failure when there is any; prints the counts.
+fn report(what: &str, total: usize, failures: &[String]) {
+    eprintln!("{what}: {} of {total} passed", total - failures.len());
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {total} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn testfiles_dump_to_their_result() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    let all = cases(&corpus.join("testfiles"));
+    let mut failures = Vec::new();
+    for case in &all {
+        let expected = read(&case.join("result"));
+        match parser::parse(&read(&case.join("Dockerfile"))) {
+            Ok(df) if df.dump() + "\n" == expected => {}
+            Ok(df) => failures.push(format!(
+                "{}: dump differs\n--- expected\n{expected}--- got\n{}\n",
+                name(case),
+                df.dump()
+            )),
+            Err(e) => failures.push(format!("{}: {e}", name(case))),
+        }
+    }
+    report("testfiles", all.len(), &failures);
+}
+
+#[test]
+fn negative_testfiles_fail() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    let all = cases(&corpus.join("testfiles-negative"));
+    let mut failures = Vec::new();
+    for case in &all {
+        match parser::parse(&read(&case.join("Dockerfile"))) {
+            Err(e) => eprintln!("{}: {}", name(case), e.report("Dockerfile")),
+            Ok(df) => failures.push(format!("{}: parsed as {:?}", name(case), df.dump())),
+        }
+    }
+    report("testfiles-negative", all.len(), &failures);
+}
+
+#[test]
+fn line_numbers_span_continuations_and_comments() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    let df = parser::parse(&read(&corpus.join("testfile-line/Dockerfile"))).unwrap();
+    let spans: Vec<(usize, usize)> = df
+        .instructions
+        .iter()
+        .map(|n| (n.start_line, n.end_line))
+        .collect();
+    assert_eq!(df.lines(), (5, 31));
+    assert_eq!(spans, [(5, 5), (11, 12), (17, 31)]);
+}
+
+#[test]
+fn env_var_table() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    let env = env_from_list(&["PWD=/home", "SHELL=bash", "KOREAN=한국어", "NULL="]);
+    let lex = Lex::new('\\');
+    let (mut total, mut failures) = (0, Vec::new());
+    for (i, line) in read(&corpus.join("shell/envVarTest")).lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.trim().split('|').map(str::trim).collect();
+        let [platform, input, expected] = fields[..] else {
+            panic!("envVarTest line {}: not 3 fields: {line:?}", i + 1)
+        };
+        assert!(
+            ["A", "U", "W"].contains(&platform),
+            "line {}: platform {platform:?}",
+            i + 1
+        );
+        if platform == "W" {
+            continue;
+        }
+        total += 1;
+        let got = lex.process_word(input, &env);
+        let ok = match &got {
+            Ok(w) => expected != "error" && w == expected,
+            Err(_) => expected == "error",
+        };
+        if !ok {
+            failures.push(format!(
+                "line {}: {input:?} expected {expected:?}, got {got:?}",
+                i + 1
+            ));
+        }
+    }
+    report("envVarTest", total, &failures);
+}
+
+#[test]
+fn words_table() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    let lex = Lex::new('\\');
+    let mut env: Vec<String> = Vec::new();
+    let (mut total, mut failures) = (0, Vec::new());
+    for (i, line) in read(&corpus.join("shell/wordsTest")).lines().enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(kv) = line.strip_prefix("ENV ") {
+            env.push(kv.trim_start_matches(' ').to_string());
+            continue;
+        }
+        let fields: Vec<&str> = line.split('|').collect();
+        let [input, expected] = fields[..] else {
+            panic!("wordsTest line {}: not 2 fields: {line:?}", i + 1)
+        };
+        let (input, expected) = (input.trim(), expected.trim_start_matches(' '));
+        let expected: Vec<&str> = expected.split(',').collect();
+        total += 1;
+        let got = lex
+            .process_words(input, &env_from_list(&env))
+            .unwrap_or_else(|_| vec!["error".to_string()]);
+        if got != expected {
+            failures.push(format!(
+                "line {}: {input:?} expected {expected:?}, got {got:?}",
+                i + 1
+            ));
+        }
+    }
+    report("wordsTest", total, &failures);
+}
