@@ -921,6 +921,76 @@ mod tests {
         assert_eq!(df.dump().lines().count(), 4);
     }
 
+    /// (instruction and body, then per heredoc: name, expand, chomp, fd, content)
+    type HeredocCase = (
+        &'static str,
+        &'static [(&'static str, bool, bool, u32, &'static str)],
+    );
+
+    #[test]
+    fn heredoc_names_quotes_and_terminators() {
+        let cases: &[HeredocCase] = &[
+            ("USER <<INVALID\nINVALID", &[]),
+            ("RUN <<EMPTY\nEMPTY", &[("EMPTY", true, false, 0, "")]),
+            ("RUN 3<<EMPTY2\nEMPTY2", &[("EMPTY2", true, false, 3, "")]),
+            ("RUN \"<<NOHEREDOC\"", &[]),
+            (
+                "RUN <<-U\n\tbaz\n\tquux\n\tU",
+                &[("U", true, true, 0, "\tbaz\n\tquux\n")],
+            ),
+            (
+                "RUN <<-'NO'\n\t$NAME\nNO",
+                &[("NO", false, true, 0, "\t$NAME\n")],
+            ),
+            (
+                "COPY <<X <<Y /dest\nY\nX\nX\nY",
+                &[("X", true, false, 0, "Y\n"), ("Y", true, false, 0, "X\n")],
+            ),
+            (
+                "RUN <<C python3\n# not a comment\nC",
+                &[("C", true, false, 0, "# not a comment\n")],
+            ),
+            (
+                "COPY <<file.txt /dest\nhi\nfile.txt",
+                &[("file.txt", true, false, 0, "hi\n")],
+            ),
+            ("RUN <<eo'f'\nx\neof", &[("eof", false, false, 0, "x\n")]),
+            ("RUN <<eo\\'f\nx\neo'f", &[("eo'f", true, false, 0, "x\n")]),
+            (
+                "RUN <<'e'o\\'f\nx\neo'f",
+                &[("eo'f", false, false, 0, "x\n")],
+            ),
+            (
+                "RUN <<'one two'\nx\none two",
+                &[("one two", false, false, 0, "x\n")],
+            ),
+            ("RUN <<$EOF\n$EOF", &[("$EOF", true, false, 0, "")]),
+            ("RUN <<  EOF  > foo\nEOF", &[("EOF", true, false, 0, "")]),
+            ("RUN [\"<<EOF\"]", &[]),
+            (
+                "ONBUILD RUN <<EOF\nx\nEOF",
+                &[("EOF", true, false, 0, "x\n")],
+            ),
+        ];
+        for (text, want) in cases {
+            let df = parse(&format!("FROM a\n{text}\n")).unwrap();
+            let got: Vec<_> = df.instructions[1]
+                .heredocs
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.as_str(),
+                        h.expand,
+                        h.chomp,
+                        h.file_descriptor,
+                        h.content.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(&got, want, "{text:?}");
+        }
+    }
+
     #[test]
     fn syntax_directive_and_bom() {
         let df =
