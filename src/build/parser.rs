@@ -789,6 +789,8 @@ fn read_heredocs(node: &mut Node, line: &str, lines: &mut Lines) -> Result<(), N
     Ok(())
 }
 
+// ANCHOR_END: heredoc
+
 /// The heredoc words of an instruction line (`<<EOF`, `3<<-"EOF"`), in order.
 fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, NodeError> {
     let mut lex = Lex::new('\\');
@@ -841,7 +843,6 @@ pub fn parse_heredoc(word: &str) -> anyhow::Result<Option<Heredoc>> {
         content: String::new(),
     }))
 }
-// ANCHOR_END: heredoc
 
 /// Heredoc content with the leading tabs of every line removed (for `<<-`).
 pub fn chomp_heredoc_content(content: &str) -> String {

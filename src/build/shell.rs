@@ -362,6 +362,7 @@ impl ShellWord<'_> {
         self.env.lookup(name)
     }
 
+    // ANCHOR: dollar
     /// A `$` and what follows it.
     fn dollar(&mut self) -> Result<String> {
         self.next();
@@ -395,6 +396,7 @@ impl ShellWord<'_> {
             c => bail!("unsupported modifier ({}) in substitution", char_text(c)),
         }
     }
+    // ANCHOR_END: dollar
 
     /// `${NAME:-word}`, `${NAME+word}`, `${NAME?msg}`, `${NAME#pat}`, …; `first` is the
     /// character after the name.
