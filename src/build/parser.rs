@@ -124,6 +124,7 @@ impl ParseError {
                     self.message
                 )
             }
+            _ if self.line == 0 => format!("{file}: {}", self.message),
             _ => format!("{file}:{}: {}", self.line, self.message),
         }
     }
@@ -131,6 +132,10 @@ impl ParseError {
 
 /// Docker's maximum line length (Go's `bufio.MaxScanTokenSize` less the newline).
 const MAX_LINE: usize = 64 * 1024 - 1;
+
+/// How deep `ONBUILD ONBUILD …` may nest before the parser refuses it (the builder refuses
+/// any nesting, with the same message).
+const MAX_ONBUILD_DEPTH: usize = 16;
 
 /// The instructions that may carry heredocs.
 const HEREDOC_KEYWORDS: [&str; 3] = ["add", "copy", "run"];
@@ -179,7 +184,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             warnings.push(format!("Empty continuation line found in: {buf}"));
         }
         let at = |e: NodeError, end| e.at(start, end);
-        let mut node = node_from_line(&buf, &d, std::mem::take(&mut comments))
+        let mut node = node_from_line(&buf, &d, std::mem::take(&mut comments), 0)
             .map_err(|e| at(e, lines.number))?;
         read_heredocs(&mut node, &buf, &mut lines).map_err(|e| at(e, lines.number))?;
         node.start_line = start;
@@ -469,8 +474,13 @@ impl From<ParseError> for NodeError {
 
 // ANCHOR: dispatch
 /// One instruction line (continuations joined): keyword, flags, then the arguments shaped by
-/// the keyword, as buildkit's dispatch table.
-fn node_from_line(line: &str, d: &Directives, comments: Vec<String>) -> Result<Node, NodeError> {
+/// the keyword, as buildkit's dispatch table. `depth` counts enclosing `ONBUILD`s.
+fn node_from_line(
+    line: &str,
+    d: &Directives,
+    comments: Vec<String>,
+    depth: usize,
+) -> Result<Node, NodeError> {
     let (keyword, flags, rest) = split_command(line, d.escape);
     let kw = keyword.to_lowercase();
     let err = |m: String| NodeError::of(keyword, m);
@@ -498,8 +508,13 @@ fn node_from_line(line: &str, d: &Directives, comments: Vec<String>) -> Result<N
         "maintainer" | "user" | "workdir" | "stopsignal" => (one_string(rest), false),
         "healthcheck" => health_config(rest).map_err(err)?,
         "onbuild" if rest.is_empty() => (Vec::new(), false),
+        "onbuild" if depth >= MAX_ONBUILD_DEPTH => {
+            return Err(err(
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()
+            ));
+        }
         "onbuild" => {
-            let child = node_from_line(rest, d, Vec::new())?;
+            let child = node_from_line(rest, d, Vec::new(), depth + 1)?;
             (vec![Arg::Instruction(Box::new(child))], false)
         }
         // Unknown instructions keep one empty argument; the builder rejects them.
@@ -990,6 +1005,54 @@ mod tests {
                 .collect();
             assert_eq!(&got, want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn words_keep_quotes_and_escapes() {
+        let cases: &[(&str, &[&str])] = &[
+            ("foo", &["foo"]),
+            ("foo bar", &["foo", "bar"]),
+            ("foo\\ bar", &["foo\\ bar"]),
+            ("foo bar 'abc xyz'", &["foo", "bar", "'abc xyz'"]),
+            ("föo bàr \"âbc xÿz\"", &["föo", "bàr", "\"âbc xÿz\""]),
+            ("a '' b", &["a", "''", "b"]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(words(input, '\\'), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn empty_continuation_lines_warn_and_comments_do_not() {
+        let text = "FROM a\nRUN something \\\n\n    following \\\n\n    more\nRUN x \\\n# c\n  y\nRUN z \\\n    # c\n    w\n";
+        let df = parse(text).unwrap();
+        assert_eq!(
+            df.warnings,
+            ["Empty continuation line found in: RUN something     following     more"]
+        );
+        assert_eq!(df.instructions[2].words(), ["x   y"]);
+        assert_eq!(df.instructions[3].words(), ["z     w"]);
+    }
+
+    #[test]
+    fn deep_onbuild_chains_are_an_error_not_a_crash() {
+        assert_eq!(
+            dump("ONBUILD ONBUILD RUN x"),
+            "(onbuild (onbuild (run \"x\")))"
+        );
+        let e = parse(&format!("{}RUN x\n", "ONBUILD ".repeat(5000))).unwrap_err();
+        assert!(e.message.contains("Chaining ONBUILD"), "{e}");
+    }
+
+    #[test]
+    fn overlong_lines_are_refused() {
+        let text = format!("FROM image\nLABEL test={}\n", "a".repeat(65536));
+        let e = parse(&text).unwrap_err();
+        assert_eq!(
+            e.message,
+            "dockerfile line greater than max allowed size of 65535"
+        );
+        assert_eq!(e.line, 2);
     }
 
     #[test]

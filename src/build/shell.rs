@@ -102,6 +102,7 @@ impl Lex {
             chars: word.chars().collect(),
             pos: 0,
             raw_escapes: self.raw_escapes,
+            depth: 0,
         };
         let raw = sw.raw_escapes;
         sw.process_stop_on(None, raw)
@@ -206,7 +207,12 @@ struct ShellWord<'a> {
     chars: Vec<char>,
     pos: usize,
     raw_escapes: bool,
+    /// How many `$` substitutions enclose the current position.
+    depth: usize,
 }
+
+/// How deeply `${A:-${B:-…}}` may nest.
+const MAX_NESTING: usize = 100;
 
 impl ShellWord<'_> {
     fn peek(&self) -> Option<char> {
@@ -362,9 +368,20 @@ impl ShellWord<'_> {
         self.env.lookup(name)
     }
 
+    /// A `$` and what follows it, with nesting bounded.
+    fn dollar(&mut self) -> Result<String> {
+        if self.depth >= MAX_NESTING {
+            bail!("syntax error: substitutions nested more than {MAX_NESTING} deep");
+        }
+        self.depth += 1;
+        let out = self.substitution();
+        self.depth -= 1;
+        out
+    }
+
     // ANCHOR: dollar
     /// A `$` and what follows it.
-    fn dollar(&mut self) -> Result<String> {
+    fn substitution(&mut self) -> Result<String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.name();
@@ -650,6 +667,16 @@ mod tests {
         assert_eq!(
             lex.process_word("$X ${Y} ${Z:-w} $PWD", &env()).unwrap(),
             "$X ${Y} ${Z:-w} /home"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+        assert!(word(&deep).unwrap_err().to_string().contains("nested"));
+        assert_eq!(
+            word(&format!("{}x{}", "${A:-".repeat(50), "}".repeat(50))).unwrap(),
+            "x"
         );
     }
 
