@@ -8,11 +8,12 @@
 //! `$VAR` is substituted per step at build time, with the values [`crate::build::args`]
 //! gives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::build::parser::{
     Arg, Dockerfile, Heredoc, Node, ParseError, chomp_heredoc_content, parse_heredoc,
 };
+use crate::build::shell::{Env, Lex};
 
 /// One instruction, typed, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,109 @@ impl Stages {
             .position(|s| s.name.as_deref() == Some(name.as_str()))
     }
 }
+
+impl Stages {
+    /// The stages `target` needs, in build order (ascending), `target` last: the stages its
+    /// `FROM` names and those its `COPY --from` names (by name or index), transitively. A
+    /// name only refers to a stage defined before it; otherwise it is an image. `FROM` and
+    /// `--from` words are expanded with the meta args `meta`.
+    pub fn needed(&self, target: usize, meta: &dyn Env, lex: &Lex) -> anyhow::Result<Vec<usize>> {
+        let mut needed = BTreeSet::from([target]);
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            for dep in self.dependencies(i, meta, lex)? {
+                if needed.insert(dep) {
+                    todo.push(dep);
+                }
+            }
+        }
+        Ok(needed.into_iter().collect())
+    }
+
+    /// The earlier stages stage `i` refers to.
+    fn dependencies(&self, i: usize, meta: &dyn Env, lex: &Lex) -> anyhow::Result<Vec<usize>> {
+        let stage = &self.stages[i];
+        let mut refs = vec![lex.process_word(&stage.base, meta)?];
+        for c in &stage.commands {
+            if let Kind::Copy(CopySpec { from: Some(f), .. }) = &c.kind {
+                refs.push(lex.process_word(f, meta).unwrap_or_else(|_| f.clone()));
+            }
+        }
+        let earlier = |r: &String| match r.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => self.by_name(r),
+        };
+        Ok(refs.iter().filter_map(earlier).filter(|&j| j < i).collect())
+    }
+}
+
+// ANCHOR: expand
+impl Kind {
+    /// The instruction with `$VAR` substituted where Docker substitutes: `ENV` and `LABEL`
+    /// keys and values, `ARG` names and defaults, `COPY`/`ADD` sources, destination,
+    /// `--from`, `--chown` and `--chmod`, `WORKDIR`, `USER`, `VOLUME`, `STOPSIGNAL`, and
+    /// `EXPOSE`, whose words are also split (`EXPOSE $PORTS` with `PORTS="80 443"` is two
+    /// ports). `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `MAINTAINER` and
+    /// `ONBUILD` stay as written. Every word sees `env` as it was before the instruction.
+    pub fn expand(&self, lex: &Lex, env: &dyn Env) -> anyhow::Result<Kind> {
+        let w = |s: &String| lex.process_word(s, env);
+        let all = |v: &[String]| v.iter().map(w).collect::<anyhow::Result<Vec<_>>>();
+        let opt = |o: &Option<String>| o.as_ref().map(w).transpose();
+        let kvs = |v: &[KeyValue]| {
+            v.iter()
+                .map(|kv| {
+                    Ok(KeyValue {
+                        key: w(&kv.key)?,
+                        value: w(&kv.value)?,
+                        no_delim: kv.no_delim,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        };
+        Ok(match self {
+            Kind::Env(v) => Kind::Env(kvs(v)?),
+            Kind::Label(v) => Kind::Label(kvs(v)?),
+            Kind::Arg(v) => Kind::Arg(
+                v.iter()
+                    .map(|a| {
+                        Ok(ArgDecl {
+                            key: w(&a.key)?,
+                            default: opt(&a.default)?,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            Kind::Copy(c) | Kind::Add(c) => {
+                let spec = CopySpec {
+                    sources: all(&c.sources)?,
+                    dest: w(&c.dest)?,
+                    from: opt(&c.from)?,
+                    chown: opt(&c.chown)?,
+                    chmod: opt(&c.chmod)?,
+                    ..c.clone()
+                };
+                if matches!(self, Kind::Copy(_)) {
+                    Kind::Copy(spec)
+                } else {
+                    Kind::Add(spec)
+                }
+            }
+            Kind::Workdir(p) => Kind::Workdir(w(p)?),
+            Kind::User(u) => Kind::User(w(u)?),
+            Kind::StopSignal(s) => Kind::StopSignal(w(s)?),
+            Kind::Volume(v) => Kind::Volume(all(v)?),
+            Kind::Expose(ports) => {
+                let mut out = Vec::new();
+                for p in ports {
+                    out.extend(lex.process_words(p, env)?);
+                }
+                Kind::Expose(out)
+            }
+            other => other.clone(),
+        })
+    }
+}
+// ANCHOR_END: expand
 
 /// The instructions Docker knows, for the unknown-instruction message.
 pub const INSTRUCTIONS: [&str; 18] = [
@@ -845,6 +949,70 @@ mod tests {
         );
         assert_eq!(kinds[7], &Kind::Onbuild("RUN echo $X".into()));
         assert_eq!(kinds[8], &Kind::Healthcheck(Health::None));
+    }
+
+    #[test]
+    fn expansion_where_docker_expands() {
+        let s = staged(concat!(
+            "FROM a\n",
+            "ENV A=$B B=2 \"C D\"='$B'\n",
+            "EXPOSE $PORTS 22\n",
+            "COPY --chown=$U:$U --from=${S:-base} $B/*.txt ${DEST}/\n",
+            "RUN echo $B\n",
+            "ONBUILD WORKDIR $B\n",
+        ))
+        .unwrap();
+        let env =
+            crate::build::shell::env_from_list(&["B=1", "PORTS=80/tcp  443", "U=app", "DEST=/srv"]);
+        let lex = Lex::new('\\');
+        let kinds: Vec<Kind> = s.stages[0]
+            .commands
+            .iter()
+            .map(|c| c.kind.expand(&lex, &env).unwrap())
+            .collect();
+        let Kind::Env(e) = &kinds[0] else { panic!() };
+        let pairs: Vec<(&str, &str)> = e
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("A", "1"), ("B", "2"), ("C D", "$B")]);
+        // Docker sorts the words as written, then expands them.
+        assert_eq!(
+            kinds[1],
+            Kind::Expose(vec!["80/tcp".into(), "443".into(), "22".into()])
+        );
+        let Kind::Copy(c) = &kinds[2] else { panic!() };
+        assert_eq!(
+            (c.chown.as_deref(), c.from.as_deref()),
+            (Some("app:app"), Some("base"))
+        );
+        assert_eq!(
+            (c.sources[0].as_str(), c.dest.as_str()),
+            ("1/*.txt", "/srv/")
+        );
+        assert_eq!(kinds[3], s.stages[0].commands[3].kind);
+        assert_eq!(kinds[4], Kind::Onbuild("WORKDIR $B".into()));
+    }
+
+    #[test]
+    fn target_needs_only_its_stages() {
+        let s = staged(concat!(
+            "ARG BASE=deps\n",
+            "FROM busybox AS deps\n",
+            "FROM busybox AS unused\n",
+            "FROM $BASE AS build\n",
+            "FROM busybox AS tools\n",
+            "FROM scratch AS final\n",
+            "COPY --from=build /a /\n",
+            "COPY --from=3 /b /\n",
+            "COPY --from=final /c /\n",
+            "COPY --from=alpine /d /\n",
+        ))
+        .unwrap();
+        let lex = Lex::new('\\');
+        let meta = crate::build::shell::env_from_list(&["BASE=deps"]);
+        assert_eq!(s.needed(4, &meta, &lex).unwrap(), [0, 2, 3, 4]);
+        assert_eq!(s.needed(1, &meta, &lex).unwrap(), [1]);
     }
 
     #[test]
