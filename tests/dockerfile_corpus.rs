@@ -9,8 +9,8 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use minidock::build::parser;
 use minidock::build::shell::{Lex, env_from_list};
+use minidock::build::{instructions, parser};
 
 fn read(path: &Path) -> String {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -171,4 +171,116 @@ fn words_table() {
         }
     }
     report("wordsTest", total, &failures);
+}
+
+/// Dockerfiles beyond the corpus whose fate (steps, or the error and its line) is compared
+/// with Docker's classic builder: the second pass's checks. (What minidock takes from
+/// BuildKit instead, `--link`, `--chmod` and heredocs, which the classic builder refuses, is
+/// checked by the unit tests.)
+const MORE: &[(&str, &str)] = &[
+    ("unknown-instruction", "FROM a\n\nBADCMD x\n"),
+    ("from-two-args", "FROM a b\n"),
+    ("bad-stage-name", "FROM a AS 1x\n"),
+    ("copy-one-arg", "FROM a\nCOPY x\n"),
+    ("unknown-flag", "FROM a\nCOPY --nope=1 x y\n"),
+    ("duplicate-flag", "FROM a\nCOPY --chown=1 --chown=2 x y\n"),
+    ("flag-without-value", "FROM a\nCOPY --chown x y\n"),
+    ("arg-without-name", "FROM a\nARG\n"),
+    ("onbuild-from", "FROM a\nONBUILD FROM b\n"),
+    ("onbuild-onbuild", "FROM a\nONBUILD ONBUILD RUN x\n"),
+    ("shell-not-json", "FROM a\nSHELL /bin/sh -c\n"),
+    ("workdir-two", "FROM a\nWORKDIR /a /b\n"),
+    ("env-no-equals", "FROM a\nENV a=1 b\n"),
+    ("healthcheck-type", "FROM a\nHEALTHCHECK FOO x\n"),
+    (
+        "meta-args-and-stages",
+        "ARG A=1\nARG B\nFROM a AS one\nRUN x\nFROM one\nCOPY --from=one /a /b\n",
+    ),
+    (
+        "directives",
+        "# syntax=x/y\n# escape=`\nFROM a\nRUN x `\n  y\n",
+    ),
+];
+
+/// What Docker's classic builder made of a Dockerfile: the number of steps it announced, or
+/// its error.
+#[derive(Debug, PartialEq)]
+enum Fate {
+    Steps(usize),
+    Error(usize, String),
+}
+
+fn docker_fate(d: &common::dockerd::Dockerd, text: &str) -> Fate {
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), text).unwrap();
+    let out = d
+        .docker_command()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "--network", "none"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    if let Some(rest) = stderr
+        .split("Step 1/")
+        .nth(1)
+        .or_else(|| stdout.split("Step 1/").nth(1))
+    {
+        return Fate::Steps(rest.split(' ').next().unwrap().parse().unwrap());
+    }
+    let msg = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Error response from daemon: "))
+        .unwrap_or_else(|| panic!("no step and no error from docker build:\n{stderr}"));
+    let msg = msg
+        .strip_prefix("failed to parse Dockerfile: ")
+        .unwrap_or(msg);
+    match msg
+        .strip_prefix("dockerfile parse error line ")
+        .and_then(|r| r.split_once(": "))
+    {
+        Some((line, m)) => Fate::Error(line.parse().unwrap(), m.to_string()),
+        None => Fate::Error(0, msg.to_string()),
+    }
+}
+
+/// The same for minidock: the steps, or the error's line (0 when Docker prints none: for
+/// errors of the first pass, and for an instruction before any `FROM`) and message.
+fn minidock_fate(text: &str) -> Fate {
+    let df = match parser::parse(text) {
+        Ok(df) => df,
+        Err(e) if e.line == 0 => return Fate::Error(0, e.report("Dockerfile")),
+        Err(e) => return Fate::Error(0, e.message),
+    };
+    match instructions::stages(&df) {
+        Ok(s) => Fate::Steps(s.steps()),
+        Err(e) if e.message == "no build stage in current context" => Fate::Error(0, e.message),
+        Err(e) => Fate::Error(e.line, e.message),
+    }
+}
+
+#[test]
+fn docker_classic_builder_reads_every_case_the_same() {
+    let Some(corpus) = common::dockerfile_corpus() else {
+        return;
+    };
+    if !common::dockerd::require_docker() {
+        return;
+    }
+    let mut inputs: Vec<(String, String)> = ["testfiles", "testfiles-negative"]
+        .iter()
+        .flat_map(|dir| cases(&corpus.join(dir)))
+        .map(|c| (name(&c), read(&c.join("Dockerfile"))))
+        .collect();
+    inputs.extend(MORE.iter().map(|(n, t)| (n.to_string(), t.to_string())));
+    let d = common::dockerd::Dockerd::start();
+    let mut failures = Vec::new();
+    for (case, text) in &inputs {
+        let (docker, ours) = (docker_fate(&d, text), minidock_fate(text));
+        eprintln!("{case}: docker {docker:?}, minidock {ours:?}");
+        if docker != ours {
+            failures.push(format!("{case}: docker {docker:?}, minidock {ours:?}"));
+        }
+    }
+    report("against docker's classic builder", inputs.len(), &failures);
 }

@@ -135,11 +135,32 @@ pub struct Stage {
 /// A Dockerfile as stages: the meta args (`ARG`s before the first `FROM`) and the stages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stages {
-    pub meta_args: Vec<ArgDecl>,
+    /// The `ARG` instructions before the first `FROM` (each a [`Kind::Arg`]).
+    pub meta_args: Vec<Instruction>,
     pub stages: Vec<Stage>,
 }
 
 impl Stages {
+    /// The names the meta `ARG`s declare, in order.
+    pub fn meta_decls(&self) -> Vec<ArgDecl> {
+        let decls = |i: &Instruction| match &i.kind {
+            Kind::Arg(d) => d.clone(),
+            _ => Vec::new(),
+        };
+        self.meta_args.iter().flat_map(decls).collect()
+    }
+
+    /// The number of steps the classic builder announces (`Step 1/N`): every instruction,
+    /// meta `ARG`s and `FROM`s included.
+    pub fn steps(&self) -> usize {
+        self.meta_args.len()
+            + self
+                .stages
+                .iter()
+                .map(|s| 1 + s.commands.len())
+                .sum::<usize>()
+    }
+
     /// The stage index for `--target NAME` (or `--from=NAME`): by name, case-insensitive.
     pub fn by_name(&self, name: &str) -> Option<usize> {
         let name = name.to_lowercase();
@@ -297,19 +318,17 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, ParseError> {
             continue;
         }
         let kind = instruction(node).map_err(at)?;
-        let Some(current) = out.stages.last_mut() else {
-            match kind {
-                Kind::Arg(decls) => out.meta_args.extend(decls),
-                _ => return Err(at("no build stage in current context".into())),
-            }
-            continue;
-        };
-        current.commands.push(Instruction {
+        let step = Instruction {
             line: node.start_line,
             end_line: node.end_line,
             original: node.original.trim().to_string(),
             kind,
-        });
+        };
+        match out.stages.last_mut() {
+            Some(current) => current.commands.push(step),
+            None if matches!(step.kind, Kind::Arg(_)) => out.meta_args.push(step),
+            None => return Err(at("no build stage in current context".into())),
+        }
     }
     Ok(out)
 }
@@ -745,37 +764,35 @@ impl<'a> Flags<'a> {
         }
     }
 
-    /// Errors as Docker's: `unknown flag: --x`, `duplicate flag specified: --x`,
-    /// `missing a value on flag: --x`, `expecting boolean value for flag --x, not: y`.
+    /// Errors as Docker's classic builder: `Unknown flag: x`, `Duplicate flag specified: x`,
+    /// `Missing a value on flag: x`, `Expecting boolean value for flag x, not: y`.
     fn parse(&mut self) -> Result<(), String> {
         for a in self.args {
             if a == "--" {
                 return Ok(());
             }
             let Some(body) = a.strip_prefix("--") else {
-                return Err(format!("arg should start with -- : {a}"));
+                return Err(format!("Arg should start with -- : {a}"));
             };
             let (name, value) = match body.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
             let Some(&typ) = self.known.get(name) else {
-                return Err(format!("unknown flag: --{name}"));
+                return Err(format!("Unknown flag: {name}"));
             };
             if self.values.contains_key(name) {
-                return Err(format!("duplicate flag specified: --{name}"));
+                return Err(format!("Duplicate flag specified: {name}"));
             }
             let v = match (typ, value) {
                 (FlagType::Bool, Some("")) | (FlagType::String, None) => {
-                    return Err(format!("missing a value on flag: --{name}"));
+                    return Err(format!("Missing a value on flag: {name}"));
                 }
                 (FlagType::Bool, None) => "true".to_string(),
                 (FlagType::Bool, Some(v)) => match v.to_lowercase().as_str() {
                     b @ ("true" | "false") => b.to_string(),
                     _ => {
-                        return Err(format!(
-                            "expecting boolean value for flag --{name}, not: {v}"
-                        ));
+                        return Err(format!("Expecting boolean value for flag {name}, not: {v}"));
                     }
                 },
                 (FlagType::String, Some(v)) => v.to_string(),
@@ -811,8 +828,9 @@ mod tests {
             "ARG BASE=busybox\nARG V\nFROM $BASE AS Build\nRUN make\nFROM scratch\nCOPY --from=build /out /\n",
         )
         .unwrap();
-        assert_eq!(s.meta_args.len(), 2);
-        assert_eq!(s.meta_args[0].default.as_deref(), Some("busybox"));
+        assert_eq!(s.meta_decls().len(), 2);
+        assert_eq!(s.meta_decls()[0].default.as_deref(), Some("busybox"));
+        assert_eq!(s.steps(), 6);
         assert_eq!(s.stages.len(), 2);
         assert_eq!(s.stages[0].name.as_deref(), Some("build"));
         assert_eq!(s.stages[0].base, "$BASE");
@@ -851,15 +869,15 @@ mod tests {
             ),
             (
                 "FROM a\nADD --from=b x y\n",
-                "Dockerfile:2: ADD: unknown flag: --from",
+                "Dockerfile:2: ADD: Unknown flag: from",
             ),
             (
                 "FROM a\nCOPY --link --link x y\n",
-                "Dockerfile:2: COPY: duplicate flag specified: --link",
+                "Dockerfile:2: COPY: Duplicate flag specified: link",
             ),
             (
                 "FROM a\nCOPY --chown x y\n",
-                "Dockerfile:2: COPY: missing a value on flag: --chown",
+                "Dockerfile:2: COPY: Missing a value on flag: chown",
             ),
             (
                 "FROM a\nSHELL /bin/bash -c\n",

@@ -124,11 +124,17 @@ impl ParseError {
                     self.message
                 )
             }
+            _ if self.line == 0 && self.message == EMPTY => {
+                format!("the Dockerfile ({file}) cannot be empty")
+            }
             _ if self.line == 0 => format!("{file}: {}", self.message),
             _ => format!("{file}:{}: {}", self.line, self.message),
         }
     }
 }
+
+/// The message for a zero-byte Dockerfile (the classic builder's check before parsing).
+const EMPTY: &str = "the Dockerfile cannot be empty";
 
 /// Docker's maximum line length (Go's `bufio.MaxScanTokenSize` less the newline).
 const MAX_LINE: usize = 64 * 1024 - 1;
@@ -143,10 +149,13 @@ const HEREDOC_KEYWORDS: [&str; 3] = ["add", "copy", "run"];
 // ANCHOR: parse
 /// Parses a Dockerfile's text.
 ///
-/// Errors ([`ParseError`]): no instruction at all (empty file, only comments), a repeated or
+/// Errors ([`ParseError`]): an empty file, no instruction at all (only comments), a repeated or
 /// invalid directive, an instruction whose arguments Docker rejects (`ENV PATH`, a JSON array
 /// holding a non-string, `RUN --mount`), an unterminated heredoc, a line over 65535 bytes.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+    if text.is_empty() {
+        return Err(NodeError::plain(EMPTY).at(0, 0));
+    }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Lines::new(text);
     let mut d = Directives::new();
