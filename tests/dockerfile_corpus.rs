@@ -284,3 +284,134 @@ fn docker_classic_builder_reads_every_case_the_same() {
     }
     report("against docker's classic builder", inputs.len(), &failures);
 }
+
+/// A Dockerfile of metadata steps only (no container runs), built `FROM scratch`.
+const EXPANSIONS: &str = r#"ARG META=meta-default
+FROM scratch
+ARG A=1
+ARG B=${A}-two
+ARG META
+ARG PORTS="80 443/tcp"
+ENV E1=$A E2="${B:+set}" E3='$A' E4=${UNSET:-dflt} E5=\$A E6="$META"
+ENV A=env-wins
+LABEL l1=$A l2="${META}" "l 3"=${CLI}
+ARG CLI
+LABEL l4=$CLI l5="a b"\ c
+EXPOSE $PORTS 22/udp
+STOPSIGNAL ${SIG:-SIGTERM}
+USER ${A}:x
+VOLUME ["/v/$A", "/w"]
+"#;
+
+/// The config fields minidock's reading gives for `EXPANSIONS`: the steps applied to a
+/// `scratch` config (whose `PATH` Docker sets), with `--build-arg CLI=from-cli`.
+fn expected_config(build_args: &[(&str, &str)]) -> (serde_json::Value, Vec<String>) {
+    use minidock::build::args::BuildArgs;
+    use minidock::build::instructions::Kind;
+    use minidock::build::shell::Lex;
+    let s = instructions::stages(&parser::parse(EXPANSIONS).unwrap()).unwrap();
+    let lex = Lex::new('\\');
+    let mut root = BuildArgs::new(
+        build_args
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string()))),
+    );
+    root.add_meta_args(&s.meta_decls(), &lex).unwrap();
+    let mut args = root.for_stage();
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    let mut config = serde_json::json!({"Labels": {}, "ExposedPorts": {}, "Volumes": {}});
+    for step in &s.stages[0].commands {
+        match step.kind.expand(&lex, &args.expansion_env(&env)).unwrap() {
+            Kind::Arg(decls) => decls
+                .into_iter()
+                .for_each(|d| args.declare(&d.key, d.default)),
+            Kind::Env(kvs) => {
+                for kv in kvs {
+                    env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(kv.key.as_str()));
+                    env.push(format!("{}={}", kv.key, kv.value));
+                }
+            }
+            Kind::Label(kvs) => kvs
+                .into_iter()
+                .for_each(|kv| config["Labels"][kv.key] = kv.value.into()),
+            Kind::Expose(ports) => {
+                for p in ports {
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    config["ExposedPorts"][p] = serde_json::json!({});
+                }
+            }
+            Kind::StopSignal(sig) => config["StopSignal"] = sig.into(),
+            Kind::User(u) => config["User"] = u.into(),
+            Kind::Volume(v) => v
+                .into_iter()
+                .for_each(|v| config["Volumes"][v] = serde_json::json!({})),
+            other => panic!("not a metadata step: {other:?}"),
+        }
+    }
+    config["Env"] = env.into();
+    root.merge_referenced(&args);
+    (config, root.not_consumed())
+}
+
+#[test]
+fn docker_classic_builder_expands_words_the_same() {
+    if !common::dockerd::require_docker() {
+        return;
+    }
+    let build_args = [("CLI", "from-cli"), ("UNUSED", "x")];
+    let (want, not_consumed) = expected_config(&build_args);
+    let d = common::dockerd::Dockerd::start();
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), EXPANSIONS).unwrap();
+    let mut cmd = d.docker_command();
+    cmd.env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "expansions", "--network", "none"]);
+    for (k, v) in build_args {
+        cmd.args(["--build-arg", &format!("{k}={v}")]);
+    }
+    let out = cmd.arg(ctx.path()).output().unwrap();
+    let stdout = common::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docker build: {stdout}\n{}",
+        common::text(&out.stderr)
+    );
+    let warning = format!(
+        "[Warning] One or more build-args [{}] were not consumed",
+        not_consumed.join(" ")
+    );
+    assert!(
+        stdout.contains(&warning),
+        "expected {warning:?} in:\n{stdout}"
+    );
+    let got: serde_json::Value =
+        serde_json::from_str(&d.ok(&["image", "inspect", "-f", "{{json .Config}}", "expansions"]))
+            .unwrap();
+    eprintln!("docker's config: {got}");
+    let mut failures = Vec::new();
+    for field in [
+        "Env",
+        "Labels",
+        "ExposedPorts",
+        "StopSignal",
+        "User",
+        "Volumes",
+    ] {
+        if got[field] != want[field] {
+            failures.push(format!(
+                "{field}: docker {}, minidock {}",
+                got[field], want[field]
+            ));
+        }
+    }
+    report(
+        "config fields against docker's classic builder",
+        6,
+        &failures,
+    );
+}
