@@ -3,6 +3,12 @@
 //! its `result` byte for byte, every `testfiles-negative` case fails, the line-number case
 //! spans the lines buildkit asserts, and the `shell/envVarTest` and `shell/wordsTest`
 //! tables pass. Every case is checked and every failure reported before the test fails.
+//!
+//! The same Dockerfiles (and a few more) are also built by a private Debian dockerd with the
+//! classic builder (`DOCKER_BUILDKIT=0`): it must announce as many steps as minidock counts,
+//! or fail with minidock's message (and line, where Docker gives one). A `FROM scratch` build
+//! of metadata steps checks `$VAR` expansion and build-arg scoping against the image config
+//! Docker writes.
 
 mod common;
 
