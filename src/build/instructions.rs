@@ -177,11 +177,11 @@ impl Stages {
     /// `--from` words are expanded with the meta args `meta`.
     pub fn needed(&self, target: usize, meta: &dyn Env, lex: &Lex) -> anyhow::Result<Vec<usize>> {
         let mut needed = BTreeSet::from([target]);
-        let mut todo = vec![target];
-        while let Some(i) = todo.pop() {
+        let mut queue = vec![target];
+        while let Some(i) = queue.pop() {
             for dep in self.dependencies(i, meta, lex)? {
                 if needed.insert(dep) {
-                    todo.push(dep);
+                    queue.push(dep);
                 }
             }
         }

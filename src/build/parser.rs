@@ -3,7 +3,7 @@
 //! It produces the tree Docker's own parser does (buildkit's
 //! `frontend/dockerfile/parser`), so [`Dockerfile::dump`] prints buildkit's `result` format
 //! byte for byte. This is the parse stage only: quotes are kept and variables are not
-//! expanded; [`crate::build::shell`] does that per instruction later, as Docker does.
+//! expanded; [`crate::build::shell`] does that per instruction at build time, as Docker does.
 //!
 //! What it handles, as Docker does:
 //! - parser directives at the top (`# escape=` with `\` or `` ` ``, `# syntax=`, `# check=`),

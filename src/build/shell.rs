@@ -11,8 +11,8 @@
 //!
 //! [`Lex::process_word`] returns one string (spaces kept), as Docker does for `ENV`, `WORKDIR`,
 //! `USER`, …; [`Lex::process_words`] also splits the result into words as sh would, splitting
-//! the values of unquoted variables too, as Docker does for the shell form of `COPY`/`ADD`
-//! sources. Errors are one line: `failed to process "WORD": REASON`.
+//! the values of unquoted variables too, as Docker does for `EXPOSE` (`EXPOSE $PORTS`) and
+//! for heredoc names. Errors are one line: `failed to process "WORD": REASON`.
 
 use std::collections::HashMap;
 
