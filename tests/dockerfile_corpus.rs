@@ -327,8 +327,15 @@ fn expected_config(build_args: &[(&str, &str)]) -> (serde_json::Value, Vec<Strin
     let mut env =
         vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
     let mut config = serde_json::json!({"Labels": {}, "ExposedPorts": {}, "Volumes": {}});
+    let mut history = Vec::new();
+    let shell = ["/bin/sh".to_string(), "-c".to_string()];
     for step in &s.stages[0].commands {
-        match step.kind.expand(&lex, &args.expansion_env(&env)).unwrap() {
+        let kind = step.kind.expand(&lex, &args.expansion_env(&env)).unwrap();
+        history.push(instructions::nop_created_by(
+            &shell,
+            &kind.commit_comment().unwrap(),
+        ));
+        match kind {
             Kind::Arg(decls) => decls
                 .into_iter()
                 .for_each(|d| args.declare(&d.key, d.default)),
@@ -360,6 +367,7 @@ fn expected_config(build_args: &[(&str, &str)]) -> (serde_json::Value, Vec<Strin
         }
     }
     config["Env"] = env.into();
+    config["History"] = history.into();
     root.merge_referenced(&args);
     (config, root.not_consumed())
 }
@@ -400,6 +408,25 @@ fn docker_classic_builder_expands_words_the_same() {
             .unwrap();
     eprintln!("docker's config: {got}");
     let mut failures = Vec::new();
+    let history = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "expansions",
+    ]);
+    let history: Vec<&str> = history.lines().rev().collect();
+    let want_history: Vec<&str> = want["History"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    if history != want_history {
+        failures.push(format!(
+            "history: docker {history:#?}, minidock {want_history:#?}"
+        ));
+    }
     for field in [
         "Env",
         "Labels",
@@ -416,8 +443,8 @@ fn docker_classic_builder_expands_words_the_same() {
         }
     }
     report(
-        "config fields against docker's classic builder",
-        6,
+        "config fields and history against docker's classic builder",
+        7,
         &failures,
     );
 }

@@ -273,6 +273,66 @@ impl Kind {
 }
 // ANCHOR_END: expand
 
+// ANCHOR: created_by
+impl Kind {
+    /// What the classic builder records for a step that only changes the config (its history
+    /// `created_by` after `SHELL #(nop) `, and its cache key): `ENV A=1 B=2`, `ARG V=1`,
+    /// `EXPOSE 80 53/udp`, `VOLUME [/a /b]`, `CMD ["sh" "-c" "x"]`, …, from the expanded
+    /// instruction. `None` for `RUN`, `COPY`, `ADD` and `HEALTHCHECK`, which record more.
+    pub fn commit_comment(&self) -> Option<String> {
+        let kvs = |v: &[KeyValue]| {
+            v.iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let go_list = |v: &[String]| {
+            let q: Vec<String> = v.iter().map(|s| crate::build::shell::go_quote(s)).collect();
+            format!("[{}]", q.join(" "))
+        };
+        Some(match self {
+            Kind::Env(v) => format!("ENV {}", kvs(v)),
+            Kind::Label(v) => format!("LABEL {}", kvs(v)),
+            Kind::Arg(decls) => {
+                let words: Vec<String> = decls
+                    .iter()
+                    .map(|d| match &d.default {
+                        Some(v) => format!("{}={v}", d.key),
+                        None => d.key.clone(),
+                    })
+                    .collect();
+                format!("ARG {}", words.join(" "))
+            }
+            Kind::Maintainer(m) => format!("MAINTAINER {m}"),
+            Kind::Workdir(p) => format!("WORKDIR {p}"),
+            Kind::User(u) => format!("USER {u}"),
+            Kind::StopSignal(s) => format!("STOPSIGNAL {s}"),
+            Kind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
+            Kind::Volume(v) => format!("VOLUME [{}]", v.join(" ")),
+            Kind::Onbuild(t) => format!("ONBUILD {t}"),
+            Kind::Shell(v) => format!("SHELL {}", go_list(v)),
+            Kind::Cmd(_)
+            | Kind::Entrypoint(_)
+            | Kind::Run(_)
+            | Kind::Copy(_)
+            | Kind::Add(_)
+            | Kind::Healthcheck(_) => {
+                return None;
+            }
+        })
+    }
+}
+
+/// A metadata step's history `created_by`: the stage's shell, `#(nop) `, and the comment
+/// (`/bin/sh -c #(nop)  ENV A=1`: Docker joins the words with a space after `#(nop) `).
+pub fn nop_created_by(shell: &[String], comment: &str) -> String {
+    let mut words = shell.to_vec();
+    words.push("#(nop) ".to_string());
+    words.push(comment.to_string());
+    words.join(" ")
+}
+// ANCHOR_END: created_by
+
 /// The instructions Docker knows, for the unknown-instruction message.
 pub const INSTRUCTIONS: [&str; 18] = [
     "ADD",
@@ -1031,6 +1091,26 @@ mod tests {
         let meta = crate::build::shell::env_from_list(&["BASE=deps"]);
         assert_eq!(s.needed(4, &meta, &lex).unwrap(), [0, 2, 3, 4]);
         assert_eq!(s.needed(1, &meta, &lex).unwrap(), [1]);
+    }
+
+    #[test]
+    fn commit_comments_as_the_classic_builder() {
+        let s = staged("FROM a\nARG A B=1\nSHELL [\"/bin/bash\", \"-c\"]\nVOLUME /a /b\nRUN x\n")
+            .unwrap();
+        let c: Vec<Option<String>> = s.stages[0]
+            .commands
+            .iter()
+            .map(|c| c.kind.commit_comment())
+            .collect();
+        assert_eq!(c[0].as_deref(), Some("ARG A B=1"));
+        assert_eq!(c[1].as_deref(), Some(r#"SHELL ["/bin/bash" "-c"]"#));
+        assert_eq!(c[2].as_deref(), Some("VOLUME [/a /b]"));
+        assert_eq!(c[3], None);
+        let shell = ["/bin/bash".to_string(), "-c".to_string()];
+        assert_eq!(
+            nop_created_by(&shell, "USER x"),
+            "/bin/bash -c #(nop)  USER x"
+        );
     }
 
     #[test]
