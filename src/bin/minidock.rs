@@ -56,6 +56,8 @@ enum Command {
     History(image_cli::HistoryArgs),
     /// Create a new image from a container's changes.
     Commit(image_cli::CommitArgs),
+    /// Build an image from a Dockerfile.
+    Build(minidock::build::cli::BuildCommand),
     #[command(flatten)]
     Container(minidock::container::cli::ContainerCommand),
     /// The OCI runtime, with runc's command line: run a bundle (rootfs + config.json). See
@@ -134,6 +136,10 @@ fn main() -> ExitCode {
         Command::Load(args) => image_cli::run_load(&root, &args),
         Command::History(args) => image_cli::run_history(&root, &args),
         Command::Commit(args) => image_cli::run_commit(&root, &args),
+        Command::Build(args) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::build::cli::run_build(&paths, &args)
+        }
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)
         }

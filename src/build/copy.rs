@@ -1,0 +1,345 @@
+//! `COPY` and `ADD` from the build context: the files go into a fresh directory laid out as
+//! the image's root, which becomes the step's layer (moby `builder/dockerfile/copy.go`).
+//!
+//! Docker's directory semantics: a source directory's contents (not the directory itself)
+//! are copied; a file goes to `DEST/name` when `DEST` ends in `/`, names a directory of the
+//! image or there are several sources, else to `DEST` itself. Files belong to root unless
+//! `--chown UID[:GID]`; `--chmod` sets every copied file's and directory's mode. Sources may
+//! use Go's `filepath.Match` wildcards (`*`, `?`, `[a-z]`) in their last component. The cache
+//! key names a hash of every copied path, mode, owner and content, as Docker's
+//! `COPY file:<hash> in <dest>`.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::build::builder::{Builder, TempDir};
+use crate::build::instructions::CopySpec;
+use crate::image::store::hex;
+
+/// The part of a stage's state a copy changes.
+pub struct StepState<'a> {
+    pub(crate) current: &'a mut crate::build::builder::CurrentImage,
+}
+
+/// Who the copied files belong to and which mode they get.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    mode: Option<u32>,
+}
+
+// ANCHOR: copy_step
+/// Runs a `COPY` (or `ADD`, `add`) step.
+pub fn copy_step(
+    builder: &mut Builder,
+    state: StepState,
+    spec: &CopySpec,
+    add: bool,
+) -> Result<()> {
+    let name = if add { "ADD" } else { "COPY" };
+    if spec.from.is_some() {
+        bail!("{name} --from is not supported by minidock build");
+    }
+    if !spec.inline.is_empty() {
+        bail!("{name} with a heredoc is not supported by minidock build");
+    }
+    if spec.link {
+        bail!("{name} --link is not supported by minidock build");
+    }
+    let context =
+        builder.options.context.clone().with_context(|| {
+            format!("{name} needs a build context: the Dockerfile came on stdin")
+        })?;
+    if context.join(".dockerignore").exists() {
+        bail!(".dockerignore is not supported by minidock build");
+    }
+    let owner = owner(spec)?;
+    let sources = expand_sources(&context, &spec.sources, add)?;
+    let workdir = state.current.working_dir();
+    let dest = absolute(&workdir, &spec.dest);
+    let dest_is_dir =
+        spec.dest.ends_with('/') || sources.len() > 1 || builder.is_dir_in(state.current, &dest)?;
+    let tmp = TempDir::new(&builder.paths.root)?;
+    let mut hasher = Sha256::new();
+    for source in &sources {
+        let meta = fs::symlink_metadata(source)
+            .with_context(|| format!("{name} failed: stat {}", source.display()))?;
+        let target = if meta.is_dir() || !dest_is_dir {
+            dest.clone()
+        } else {
+            let file = source.file_name().context("a source without a name")?;
+            format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
+        };
+        let to = tmp.path.join(target.trim_start_matches('/'));
+        make_parents(&to)?;
+        copy_tree(source, &to, &tmp.path, owner, &mut hasher)?;
+    }
+    let kind = if sources.len() > 1 {
+        "multi"
+    } else if fs::metadata(&sources[0]).is_ok_and(|m| m.is_dir()) {
+        "dir"
+    } else {
+        "file"
+    };
+    let comment = format!("{name} {kind}:{} in {dest} ", hex(&hasher.finalize()));
+    let created_by =
+        crate::build::instructions::nop_created_by(&["/bin/sh".into(), "-c".into()], &comment);
+    builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
+}
+// ANCHOR_END: copy_step
+
+/// `--chown` (numeric `UID[:GID]` only) and `--chmod` (octal).
+fn owner(spec: &CopySpec) -> Result<Owner> {
+    let (uid, gid) = match &spec.chown {
+        None => (0, 0),
+        Some(text) => {
+            let (u, g) = text.split_once(':').unwrap_or((text, text));
+            let num = |s: &str| {
+                s.parse::<u32>().with_context(|| {
+                    format!("--chown with a user or group name ({s:?}) is not supported by minidock build: give numbers")
+                })
+            };
+            (num(u)?, num(g)?)
+        }
+    };
+    let mode = spec
+        .chmod
+        .as_deref()
+        .map(|m| {
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .with_context(|| format!("invalid chmod parameter {m:?}"))
+        })
+        .transpose()?;
+    Ok(Owner { uid, gid, mode })
+}
+
+/// The source paths inside the context, wildcards matched; a path leaving the context is
+/// refused, and so are `ADD`'s URLs and archives.
+fn expand_sources(context: &Path, sources: &[String], add: bool) -> Result<Vec<PathBuf>> {
+    let root = context
+        .canonicalize()
+        .with_context(|| format!("the build context {}", context.display()))?;
+    let mut out = Vec::new();
+    for source in sources {
+        if add && (source.starts_with("http://") || source.starts_with("https://")) {
+            bail!("ADD from a URL is not supported by minidock build");
+        }
+        let rel = clean(source);
+        let (dir, last) = match rel.rsplit_once('/') {
+            Some((d, l)) => (d.to_owned(), l.to_owned()),
+            None => (String::new(), rel.clone()),
+        };
+        if has_wildcard(&dir) {
+            bail!(
+                "wildcards outside a source's last component are not supported by minidock build: {source:?}"
+            );
+        }
+        let found: Vec<PathBuf> = if has_wildcard(&last) {
+            let pattern = go_match_regex(&last)?;
+            let mut names: Vec<_> = fs::read_dir(root.join(&dir))
+                .with_context(|| format!("reading {dir:?} in the build context"))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| pattern.is_match(n))
+                .collect();
+            names.sort();
+            names.into_iter().map(|n| root.join(&dir).join(n)).collect()
+        } else {
+            vec![root.join(&rel)]
+        };
+        if found.is_empty() {
+            bail!("COPY failed: no source files were specified");
+        }
+        for path in found {
+            check_inside(&root, &path, source)?;
+            if add && is_archive(&path) {
+                bail!(
+                    "ADD of a local archive (unpacking) is not supported by minidock build: {source:?}"
+                );
+            }
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// A source path relative to the context, with `.`/`..` resolved inside it.
+fn clean(source: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in source.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Refuses a source whose real path (symlinks followed) leaves the context, or which is
+/// missing, with Docker's words.
+fn check_inside(root: &Path, path: &Path, source: &str) -> Result<()> {
+    let real = path.canonicalize().with_context(|| {
+        format!("COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist")
+    })?;
+    if !real.starts_with(root) {
+        bail!("COPY failed: forbidden path outside the build context: {source}");
+    }
+    Ok(())
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Go's `filepath.Match` pattern for one name as a regex.
+fn go_match_regex(pattern: &str) -> Result<regex::Regex> {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                re.push('[');
+                for c in chars.by_ref() {
+                    match c {
+                        ']' => break,
+                        '^' | '!' if re.ends_with('[') => re.push('^'),
+                        '\\' => re.push_str("\\\\"),
+                        c => re.push(c),
+                    }
+                }
+                re.push(']');
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    re.push_str(&regex::escape(&n.to_string()));
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).with_context(|| format!("bad source pattern {pattern:?}"))
+}
+
+/// Whether a file starts with a tar or compressed stream's magic bytes.
+fn is_archive(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = vec![0u8; 512];
+    let n = f.read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// `dest` made absolute against the working dir (Docker keeps a trailing `/`).
+fn absolute(workdir: &str, dest: &str) -> String {
+    let joined = if dest.starts_with('/') {
+        dest.to_owned()
+    } else {
+        format!("{}/{dest}", workdir.trim_end_matches('/'))
+    };
+    let trailing = joined.ends_with('/') || dest == ".";
+    let cleaned = format!("/{}", clean(&joined));
+    if trailing && cleaned != "/" {
+        format!("{cleaned}/")
+    } else {
+        cleaned
+    }
+}
+
+fn make_parents(to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("mkdir {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies `from` (a file, symlink or directory's contents) to `to`, owned and moded as
+/// `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
+fn copy_tree(from: &Path, to: &Path, root: &Path, owner: Owner, hasher: &mut Sha256) -> Result<()> {
+    let meta = fs::symlink_metadata(from).with_context(|| format!("stat {}", from.display()))?;
+    let to = if to.to_string_lossy().ends_with('/') && !meta.is_dir() {
+        to.join(from.file_name().unwrap_or_default())
+    } else {
+        to.to_path_buf()
+    };
+    let rel = to.strip_prefix(root).unwrap_or(&to);
+    hasher.update(rel.as_os_str().as_encoded_bytes());
+    hasher.update(format!("\0{:o}\0{}:{}\0", meta.mode(), owner.uid, owner.gid).as_bytes());
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from)?;
+        hasher.update(target.as_os_str().as_encoded_bytes());
+        let _ = fs::remove_file(&to);
+        std::os::unix::fs::symlink(&target, &to)
+            .with_context(|| format!("symlink {}", to.display()))?;
+        std::os::unix::fs::lchown(&to, Some(owner.uid), Some(owner.gid))?;
+        return Ok(());
+    }
+    if meta.is_dir() {
+        fs::create_dir_all(&to).with_context(|| format!("mkdir {}", to.display()))?;
+        let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            copy_tree(
+                &entry.path(),
+                &to.join(entry.file_name()),
+                root,
+                owner,
+                hasher,
+            )?;
+        }
+    } else if meta.is_file() {
+        let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+        hasher.update(&bytes);
+        fs::write(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+    } else {
+        bail!(
+            "copying {}: only files, directories and symlinks are supported",
+            from.display()
+        );
+    }
+    let mode = owner.mode.unwrap_or(meta.mode() & 0o7777);
+    std::os::unix::fs::chown(&to, Some(owner.uid), Some(owner.gid))
+        .with_context(|| format!("chown {}", to.display()))?;
+    fs::set_permissions(&to, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", to.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_and_patterns_as_docker_reads_them() {
+        assert_eq!(absolute("/app", "x"), "/app/x");
+        assert_eq!(absolute("/app", "."), "/app/");
+        assert_eq!(absolute("/", "/a/../b/"), "/b/");
+        let re = go_match_regex("*.txt").unwrap();
+        assert!(re.is_match("a.txt") && !re.is_match("a.txt.bak"));
+        let re = go_match_regex("f[0-9]?").unwrap();
+        assert!(re.is_match("f1x") && !re.is_match("fa1"));
+        assert_eq!(clean("../../etc/passwd"), "etc/passwd");
+    }
+}
