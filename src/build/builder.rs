@@ -295,6 +295,10 @@ impl Builder<'_> {
             _ => apply(&mut config, &kind, &state.shell, &mut state.cmd_set)?,
         }
         let created_by = match &kind {
+            Kind::Workdir(_) => {
+                let dir = config.working_dir().clone().unwrap_or_default();
+                nop_single(&state.shell, &format!("WORKDIR {dir}"))
+            }
             Kind::Cmd(c) => nop_command("CMD", &state.shell, c),
             Kind::Entrypoint(c) => nop_command(
                 "ENTRYPOINT",
@@ -460,6 +464,7 @@ impl Builder<'_> {
 fn state_parts(state: &mut StageState) -> copy::StepState<'_> {
     copy::StepState {
         current: &mut state.current,
+        shell: &state.shell,
     }
 }
 
@@ -545,6 +550,15 @@ pub(crate) fn argv(shell: &[String], cmd: &CommandLine) -> Vec<String> {
     } else {
         cmd.args.clone()
     }
+}
+
+/// The history of a step the classic builder ran a container for (`WORKDIR`, `COPY`,
+/// `ADD`): `#(nop) ` and the comment as one word, so one space follows `#(nop)`
+/// (`/bin/sh -c #(nop) WORKDIR /app`).
+pub(crate) fn nop_single(shell: &[String], comment: &str) -> String {
+    let mut words = shell.to_vec();
+    words.push(format!("#(nop) {comment}"));
+    words.join(" ")
 }
 
 /// `CMD`'s and `ENTRYPOINT`'s history: `/bin/sh -c #(nop)  CMD ["sh" "-c" "x"]`.

@@ -44,13 +44,18 @@ pub struct BuildCommand {
 // ANCHOR: run_build
 /// `minidock build`: builds, then prints `sha256:<id>` with `-q`, writes `--iidfile`.
 pub fn run_build(paths: &Paths, args: &BuildCommand) -> Result<u8> {
-    let options = options(args)?;
+    let options =
+        options(args).map_err(|e| Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")))?;
     if let Some(file) = &args.iidfile {
         // Docker removes a stale ID file first, so a failed build leaves none.
         let _ = std::fs::remove_file(file);
     }
     let mut stdout = std::io::stdout();
-    let image = build(paths, &options, &mut stdout)?;
+    // A failed build exits 1 as Docker's does, a failed RUN with its command's status.
+    let image = build(paths, &options, &mut stdout).map_err(|e| match e.downcast::<Exit>() {
+        Ok(exit) => exit,
+        Err(e) => Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")),
+    })?;
     if args.quiet {
         println!("{}", image.id);
     }

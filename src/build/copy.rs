@@ -23,6 +23,8 @@ use crate::image::store::hex;
 /// The part of a stage's state a copy changes.
 pub struct StepState<'a> {
     pub(crate) current: &'a mut crate::build::builder::CurrentImage,
+    /// The stage's shell, which the history entry names.
+    pub(crate) shell: &'a [String],
 }
 
 /// Who the copied files belong to and which mode they get.
@@ -86,9 +88,18 @@ pub fn copy_step(
     } else {
         "file"
     };
-    let comment = format!("{name} {kind}:{} in {dest} ", hex(&hasher.finalize()));
-    let created_by =
-        crate::build::instructions::nop_created_by(&["/bin/sh".into(), "-c".into()], &comment);
+    // Docker's words, the missing space after the flags included
+    // (`COPY --chown=1000:1000file:<hash> in ./ `), with the destination as written.
+    let flags: String = [("chown", &spec.chown), ("chmod", &spec.chmod)]
+        .iter()
+        .filter_map(|(flag, value)| value.as_ref().map(|v| format!("--{flag}={v}")))
+        .collect();
+    let comment = format!(
+        "{name} {flags}{kind}:{} in {} ",
+        hex(&hasher.finalize()),
+        spec.dest
+    );
+    let created_by = crate::build::builder::nop_single(state.shell, &comment);
     builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
 }
 // ANCHOR_END: copy_step
