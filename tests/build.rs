@@ -354,15 +354,6 @@ fn what_is_not_supported_is_refused() {
             text(&out.stderr)
         );
     }
-    env.write("Dockerfile", "FROM busybox\nCOPY a /a\n", 0o644);
-    env.write("a", "a\n", 0o644);
-    env.write(".dockerignore", "b\n", 0o644);
-    let out = env.output(&["build", env.ctx().to_str().unwrap()]);
-    assert!(
-        text(&out.stderr).contains(".dockerignore is not supported"),
-        "{out:?}"
-    );
-    fs::remove_file(env.ctx().join(".dockerignore")).unwrap();
     // A source outside the context through a symlink.
     std::os::unix::fs::symlink("/etc/passwd", env.ctx().join("escape")).unwrap();
     env.write("Dockerfile", "FROM busybox\nCOPY escape /x\n", 0o644);
@@ -372,6 +363,55 @@ fn what_is_not_supported_is_refused() {
         "{out:?}"
     );
     env.assert_no_containers();
+}
+
+#[test]
+fn dockerignore_excludes_with_exceptions() {
+    let Some(env) = Env::new() else { return };
+    env.write("Dockerfile", "FROM busybox\nCOPY . /ctx/\n", 0o644);
+    env.write(
+        ".dockerignore",
+        "# docs out\n*.md\n!keep.md\nsub/inner\n**/*.tmp\n",
+        0o644,
+    );
+    for name in [
+        "a.md",
+        "keep.md",
+        "sub/inner/x",
+        "sub/y",
+        "sub/deep/z.tmp",
+        "top.tmp",
+        "c",
+    ] {
+        env.write(name, name, 0o644);
+    }
+    env.build(&["-t", "ignored"]);
+    let found = env.run("ignored", &["find", "/ctx", "-type", "f"]);
+    let mut found: Vec<&str> = found.lines().collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/c",
+            "/ctx/keep.md",
+            "/ctx/sub/y"
+        ]
+    );
+    // An excluded file named as a source is not found, as Docker says.
+    env.write("Dockerfile", "FROM busybox\nCOPY a.md /\n", 0o644);
+    let out = env.output(&["build", env.ctx().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("excluded by .dockerignore"),
+        "{out:?}"
+    );
+    // A changed excluded file leaves the cache valid.
+    env.write("Dockerfile", "FROM busybox\nCOPY . /ctx/\n", 0o644);
+    env.write("a.md", "changed", 0o644);
+    let again = env.build(&["-t", "ignored"]);
+    assert!(again.contains(" ---> Using cache\n"), "{again}");
 }
 
 /// The same Dockerfile and context through Docker's classic builder: the same step lines,

@@ -57,11 +57,9 @@ pub fn copy_step(
         builder.options.context.clone().with_context(|| {
             format!("{name} needs a build context: the Dockerfile came on stdin")
         })?;
-    if context.join(".dockerignore").exists() {
-        bail!(".dockerignore is not supported by minidock build");
-    }
+    let ignore = Ignore::load(&context)?;
     let owner = owner(spec)?;
-    let sources = expand_sources(&context, &spec.sources, add)?;
+    let sources = expand_sources(&context, &spec.sources, add, &ignore)?;
     let workdir = state.current.working_dir();
     let dest = absolute(&workdir, &spec.dest);
     let dest_is_dir =
@@ -79,7 +77,13 @@ pub fn copy_step(
         };
         let to = tmp.path.join(target.trim_start_matches('/'));
         make_parents(&to)?;
-        copy_tree(source, &to, &tmp.path, owner, &mut hasher)?;
+        let walk = Walk {
+            layer: &tmp.path,
+            context: &context.canonicalize()?,
+            ignore: &ignore,
+            owner,
+        };
+        copy_tree(source, &to, &walk, &mut hasher)?;
     }
     let kind = if sources.len() > 1 {
         "multi"
@@ -133,7 +137,12 @@ fn owner(spec: &CopySpec) -> Result<Owner> {
 
 /// The source paths inside the context, wildcards matched; a path leaving the context is
 /// refused, and so are `ADD`'s URLs and archives.
-fn expand_sources(context: &Path, sources: &[String], add: bool) -> Result<Vec<PathBuf>> {
+fn expand_sources(
+    context: &Path,
+    sources: &[String],
+    add: bool,
+    ignore: &Ignore,
+) -> Result<Vec<PathBuf>> {
     let root = context
         .canonicalize()
         .with_context(|| format!("the build context {}", context.display()))?;
@@ -159,6 +168,7 @@ fn expand_sources(context: &Path, sources: &[String], add: bool) -> Result<Vec<P
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| pattern.is_match(n))
+                .filter(|n| !ignore.excluded(&format!("{dir}/{n}").trim_start_matches('/')))
                 .collect();
             names.sort();
             names.into_iter().map(|n| root.join(&dir).join(n)).collect()
@@ -169,6 +179,11 @@ fn expand_sources(context: &Path, sources: &[String], add: bool) -> Result<Vec<P
             bail!("COPY failed: no source files were specified");
         }
         for path in found {
+            if !rel.is_empty() && ignore.excluded(&rel) && !has_wildcard(&last) {
+                bail!(
+                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
+                );
+            }
             check_inside(&root, &path, source)?;
             if add && is_archive(&path) {
                 bail!(
@@ -288,7 +303,8 @@ fn make_parents(to: &Path) -> Result<()> {
 
 /// Copies `from` (a file, symlink or directory's contents) to `to`, owned and moded as
 /// `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
-fn copy_tree(from: &Path, to: &Path, root: &Path, owner: Owner, hasher: &mut Sha256) -> Result<()> {
+fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result<()> {
+    let (root, owner) = (walk.layer, walk.owner);
     let meta = fs::symlink_metadata(from).with_context(|| format!("stat {}", from.display()))?;
     let to = if to.to_string_lossy().ends_with('/') && !meta.is_dir() {
         to.join(from.file_name().unwrap_or_default())
@@ -312,13 +328,15 @@ fn copy_tree(from: &Path, to: &Path, root: &Path, owner: Owner, hasher: &mut Sha
         let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
-            copy_tree(
-                &entry.path(),
-                &to.join(entry.file_name()),
-                root,
-                owner,
-                hasher,
-            )?;
+            let path = entry.path();
+            let rel = path.strip_prefix(walk.context).unwrap_or(&path);
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if walk.ignore.excluded(&rel.to_string_lossy())
+                && !(is_dir && walk.ignore.has_exceptions())
+            {
+                continue;
+            }
+            copy_tree(&path, &to.join(entry.file_name()), walk, hasher)?;
         }
     } else if meta.is_file() {
         let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
@@ -338,6 +356,127 @@ fn copy_tree(from: &Path, to: &Path, root: &Path, owner: Owner, hasher: &mut Sha
     Ok(())
 }
 
+/// Where a copy goes and what it skips.
+struct Walk<'a> {
+    /// The step's layer dir (paths are hashed relative to it).
+    layer: &'a Path,
+    /// The context's real path (`.dockerignore` patterns are relative to it).
+    context: &'a Path,
+    ignore: &'a Ignore,
+    owner: Owner,
+}
+
+// ANCHOR: dockerignore
+/// The context's `.dockerignore`, as moby's `patternmatcher`: one pattern a line (`#`
+/// comments, blank lines skipped), cleaned and relative to the context; `*`, `?` and `[…]`
+/// within a name, `**` across directories; a pattern also excludes everything below a
+/// directory it matches; `!` re-includes; the last matching pattern decides.
+#[derive(Debug, Default)]
+pub struct Ignore {
+    patterns: Vec<(regex::Regex, bool)>,
+}
+
+impl Ignore {
+    /// Reads `CONTEXT/.dockerignore` (none: nothing excluded).
+    pub fn load(context: &Path) -> Result<Ignore> {
+        let path = context.join(".dockerignore");
+        match fs::read_to_string(&path) {
+            Ok(text) => Ignore::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ignore::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The patterns of a `.dockerignore` text.
+    pub fn parse(text: &str) -> Result<Ignore> {
+        let mut patterns = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exception, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let cleaned = clean(pattern);
+            if cleaned.is_empty() {
+                continue;
+            }
+            patterns.push((ignore_regex(&cleaned)?, exception));
+        }
+        Ok(Ignore { patterns })
+    }
+
+    /// Whether `rel` (a path relative to the context) is excluded.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let rel = clean(rel);
+        let mut excluded = false;
+        for (pattern, exception) in &self.patterns {
+            let mut candidate = rel.as_str();
+            let matched = loop {
+                if pattern.is_match(candidate) {
+                    break true;
+                }
+                match candidate.rsplit_once('/') {
+                    Some((parent, _)) => candidate = parent,
+                    None => break false,
+                }
+            };
+            if matched {
+                excluded = !exception;
+            }
+        }
+        excluded
+    }
+
+    /// Whether any pattern is an `!` exception (an excluded directory is walked then).
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|(_, e)| *e)
+    }
+}
+
+/// A `.dockerignore` pattern as a regex over slash-separated relative paths.
+fn ignore_regex(pattern: &str) -> Result<regex::Regex> {
+    let mut re = String::from("^");
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                i += 1;
+                if chars.get(i + 1) == Some(&'/') {
+                    i += 1;
+                    re.push_str("(.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                let end = chars[i..].iter().position(|&c| c == ']');
+                let Some(end) = end else {
+                    bail!("bad .dockerignore pattern {pattern:?}: no closing ]");
+                };
+                let class: String = chars[i + 1..i + end].iter().collect();
+                let class = class.replacen('!', "^", usize::from(class.starts_with('!')));
+                re.push_str(&format!("[{}]", class.replace('\\', "\\\\")));
+                i += end;
+            }
+            '\\' if i + 1 < chars.len() => {
+                i += 1;
+                re.push_str(&regex::escape(&chars[i].to_string()));
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    re.push('$');
+    regex::Regex::new(&re).with_context(|| format!("bad .dockerignore pattern {pattern:?}"))
+}
+// ANCHOR_END: dockerignore
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +491,20 @@ mod tests {
         let re = go_match_regex("f[0-9]?").unwrap();
         assert!(re.is_match("f1x") && !re.is_match("fa1"));
         assert_eq!(clean("../../etc/passwd"), "etc/passwd");
+    }
+
+    #[test]
+    fn dockerignore_patterns_and_exceptions() {
+        let ignore =
+            Ignore::parse("# comment\n*.md\n!README.md\nbuild\n**/*.tmp\n/secret?\n").unwrap();
+        assert!(ignore.excluded("notes.md"));
+        assert!(!ignore.excluded("README.md"));
+        assert!(!ignore.excluded("docs/notes.md"));
+        assert!(ignore.excluded("build"));
+        assert!(ignore.excluded("build/out/x"));
+        assert!(ignore.excluded("a/b/c.tmp") && ignore.excluded("c.tmp"));
+        assert!(ignore.excluded("secret1") && !ignore.excluded("secret12"));
+        assert!(!ignore.excluded("src/main.rs"));
+        assert!(ignore.has_exceptions());
     }
 }
