@@ -168,7 +168,7 @@ fn expand_sources(
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| pattern.is_match(n))
-                .filter(|n| !ignore.excluded(&format!("{dir}/{n}").trim_start_matches('/')))
+                .filter(|n| !ignore.excluded(format!("{dir}/{n}").trim_start_matches('/')))
                 .collect();
             names.sort();
             names.into_iter().map(|n| root.join(&dir).join(n)).collect()
