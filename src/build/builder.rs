@@ -101,6 +101,8 @@ pub struct Builder<'a> {
     lex: Lex,
     /// The images of the stages built so far, by index.
     built: HashMap<usize, CurrentImage>,
+    /// The stages' `AS` names, by index.
+    names: Vec<Option<String>>,
 }
 
 // ANCHOR: build
@@ -140,6 +142,7 @@ pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Resu
         total: stages.steps(),
         lex,
         built: HashMap::new(),
+        names: stages.stages.iter().map(|s| s.name.clone()).collect(),
     };
     builder.meta_steps(&stages)?;
     for (i, stage) in stages.stages.iter().enumerate().take(target + 1) {
@@ -330,6 +333,32 @@ impl Builder<'_> {
         let path = tmp.path.join(dir.trim_start_matches('/'));
         std::fs::create_dir_all(&path).with_context(|| format!("mkdir {}", path.display()))?;
         Ok(Some(tmp))
+    }
+
+    /// The image `COPY --from=NAME` reads: an earlier stage by name or index, else an image
+    /// in the store.
+    pub(crate) fn from_image(&mut self, name: &str) -> Result<Image> {
+        let lower = name.to_lowercase();
+        let stage = match name.parse::<usize>() {
+            Ok(i) => Some(i),
+            Err(_) => self.names.iter().position(|n| n.as_deref() == Some(&lower)),
+        };
+        let current = match stage {
+            Some(i) => self
+                .built
+                .get(&i)
+                .cloned()
+                .with_context(|| format!("invalid from flag value {name}: stage not built"))?,
+            None => {
+                let image = self.store.resolve(name).with_context(|| {
+                    format!("invalid from flag value {name}: the image is not in the store")
+                })?;
+                return Ok(image);
+            }
+        };
+        let mut current = current;
+        let id = self.ensure_committed(&mut current)?;
+        self.store.resolve(&id)
     }
 
     /// Whether `path` exists in the image's layers.

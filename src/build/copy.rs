@@ -44,20 +44,34 @@ pub fn copy_step(
     add: bool,
 ) -> Result<()> {
     let name = if add { "ADD" } else { "COPY" };
-    if spec.from.is_some() {
-        bail!("{name} --from is not supported by minidock build");
-    }
     if !spec.inline.is_empty() {
         bail!("{name} with a heredoc is not supported by minidock build");
     }
     if spec.link {
         bail!("{name} --link is not supported by minidock build");
     }
-    let context =
-        builder.options.context.clone().with_context(|| {
-            format!("{name} needs a build context: the Dockerfile came on stdin")
-        })?;
-    let ignore = Ignore::load(&context)?;
+    // The source: the context (less what .dockerignore excludes), or with --from another
+    // stage's or image's root filesystem, mounted read-only for the step.
+    let _from_dir;
+    let _from_mount;
+    let (context, ignore) = match &spec.from {
+        None => {
+            let context = builder.options.context.clone().with_context(|| {
+                format!("{name} needs a build context: the Dockerfile came on stdin")
+            })?;
+            let ignore = Ignore::load(&context)?;
+            (context, ignore)
+        }
+        Some(from) => {
+            if add {
+                bail!("ADD --from is not supported: use COPY --from");
+            }
+            let image = builder.from_image(from)?;
+            _from_dir = TempDir::new(&builder.paths.root)?;
+            _from_mount = mount_image(builder, &image, &_from_dir.path)?;
+            (_from_dir.path.join("merged"), Ignore::default())
+        }
+    };
     let owner = owner(spec)?;
     let sources = expand_sources(&context, &spec.sources, add, &ignore)?;
     let workdir = state.current.working_dir();
@@ -107,6 +121,30 @@ pub fn copy_step(
     builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
 }
 // ANCHOR_END: copy_step
+
+/// Mounts `image`'s layers under `dir/merged` (an overlay with an empty upper dir, unmounted
+/// on drop).
+fn mount_image(
+    builder: &Builder,
+    image: &crate::image::store::Image,
+    dir: &Path,
+) -> Result<crate::overlay::OverlayMount> {
+    let mut lowers: Vec<PathBuf> = builder.store.unpacked_layers(image)?;
+    lowers.reverse();
+    for sub in ["upper", "work", "merged"] {
+        fs::create_dir(dir.join(sub)).with_context(|| format!("mkdir {sub}"))?;
+    }
+    if lowers.is_empty() {
+        lowers.push(dir.join("empty"));
+        fs::create_dir(&lowers[0]).context("mkdir empty")?;
+    }
+    crate::overlay::mount(
+        &lowers,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &dir.join("merged"),
+    )
+}
 
 /// `--chown` (numeric `UID[:GID]` only) and `--chmod` (octal).
 fn owner(spec: &CopySpec) -> Result<Owner> {
@@ -161,9 +199,9 @@ fn expand_sources(
                 "wildcards outside a source's last component are not supported by minidock build: {source:?}"
             );
         }
-        let found: Vec<PathBuf> = if has_wildcard(&last) {
+        let found: Vec<String> = if has_wildcard(&last) {
             let pattern = go_match_regex(&last)?;
-            let mut names: Vec<_> = fs::read_dir(root.join(&dir))
+            let mut names: Vec<_> = fs::read_dir(resolve_in(&root, &dir)?)
                 .with_context(|| format!("reading {dir:?} in the build context"))?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -171,9 +209,9 @@ fn expand_sources(
                 .filter(|n| !ignore.excluded(format!("{dir}/{n}").trim_start_matches('/')))
                 .collect();
             names.sort();
-            names.into_iter().map(|n| root.join(&dir).join(n)).collect()
+            names.into_iter().map(|n| format!("{dir}/{n}")).collect()
         } else {
-            vec![root.join(&rel)]
+            vec![rel.clone()]
         };
         if found.is_empty() {
             bail!("COPY failed: no source files were specified");
@@ -184,7 +222,12 @@ fn expand_sources(
                     "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
                 );
             }
-            check_inside(&root, &path, source)?;
+            let path = resolve_in(&root, &path)?;
+            if fs::symlink_metadata(&path).is_err() {
+                bail!(
+                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
+                );
+            }
             if add && is_archive(&path) {
                 bail!(
                     "ADD of a local archive (unpacking) is not supported by minidock build: {source:?}"
@@ -211,17 +254,51 @@ fn clean(source: &str) -> String {
     parts.join("/")
 }
 
-/// Refuses a source whose real path (symlinks followed) leaves the context, or which is
-/// missing, with Docker's words.
-fn check_inside(root: &Path, path: &Path, source: &str) -> Result<()> {
-    let real = path.canonicalize().with_context(|| {
-        format!("COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist")
-    })?;
-    if !real.starts_with(root) {
-        bail!("COPY failed: forbidden path outside the build context: {source}");
+// ANCHOR: resolve_in
+/// `rel` resolved inside `root` as if `root` were `/` (moby's `FollowSymlinkInScope`): every
+/// symlink on the way is followed with its target read against `root` (an absolute target
+/// starts again at `root`, `..` stops at it), so the result never leaves `root`. The last
+/// component is followed too: a source that is a symlink copies what it points to.
+fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut parts: std::collections::VecDeque<String> = rel
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = parts.pop_front() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = root.join(resolved.join("/")).join(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    bail!("too many levels of symbolic links in {rel:?}");
+                }
+                let target = fs::read_link(&candidate)
+                    .with_context(|| format!("readlink {}", candidate.display()))?;
+                let target = target.to_string_lossy();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                for p in target.split('/').rev().filter(|p| !p.is_empty()) {
+                    parts.push_front(p.to_owned());
+                }
+            }
+            _ => resolved.push(part),
+        }
     }
-    Ok(())
+    Ok(root.join(resolved.join("/")))
 }
+// ANCHOR_END: resolve_in
 
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
@@ -491,6 +568,20 @@ mod tests {
         let re = go_match_regex("f[0-9]?").unwrap();
         assert!(re.is_match("f1x") && !re.is_match("fa1"));
         assert_eq!(clean("../../etc/passwd"), "etc/passwd");
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("bin")).unwrap();
+        fs::write(r.join("bin/busybox"), "x").unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", r.join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("../../../etc", r.join("up")).unwrap();
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        assert_eq!(resolve_in(r, "bin/sh").unwrap(), r.join("bin/busybox"));
+        assert_eq!(resolve_in(r, "up/passwd").unwrap(), r.join("etc/passwd"));
+        assert!(resolve_in(r, "loop").is_err());
     }
 
     #[test]
