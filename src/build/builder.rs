@@ -337,7 +337,7 @@ impl Builder<'_> {
 
     /// The image `COPY --from=NAME` reads: an earlier stage by name or index, else an image
     /// in the store.
-    pub(crate) fn from_image(&mut self, name: &str) -> Result<Image> {
+    pub(crate) fn copy_source_image(&mut self, name: &str) -> Result<Image> {
         let lower = name.to_lowercase();
         let stage = match name.parse::<usize>() {
             Ok(i) => Some(i),

@@ -66,7 +66,7 @@ pub fn copy_step(
             if add {
                 bail!("ADD --from is not supported: use COPY --from");
             }
-            let image = builder.from_image(from)?;
+            let image = builder.copy_source_image(from)?;
             _from_dir = TempDir::new(&builder.paths.root)?;
             _from_mount = mount_image(builder, &image, &_from_dir.path)?;
             (_from_dir.path.join("merged"), Ignore::default())
