@@ -362,6 +362,56 @@ fn what_is_not_supported_is_refused() {
     env.assert_no_containers();
 }
 
+#[test]
+fn add_unpacks_local_archives_and_copies_other_files() {
+    let Some(env) = Env::new() else { return };
+    let tree = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tree.path().join("pkg/bin")).unwrap();
+    fs::write(tree.path().join("pkg/bin/tool"), "tool\n").unwrap();
+    fs::set_permissions(
+        tree.path().join("pkg/bin/tool"),
+        fs::Permissions::from_mode(0o751),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(tree.path().join("pkg/bin/tool"), Some(123), Some(456)).unwrap();
+    for (name, flag) in [("plain.tar", ""), ("gz.tar.gz", "z"), ("xz.tar.xz", "J")] {
+        let status = Command::new("tar")
+            .arg(format!("-c{flag}f"))
+            .arg(env.ctx().join(name))
+            .arg("-C")
+            .arg(tree.path())
+            .arg("pkg")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    env.write("note.txt", "note\n", 0o644);
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nADD plain.tar /p/\nADD gz.tar.gz /g\nADD --chown=7:8 xz.tar.xz /x\nADD note.txt /n/\n",
+        0o644,
+    );
+    env.build(&["-t", "added"]);
+    let found = env.run(
+        "added",
+        &[
+            "stat",
+            "-c",
+            "%n %u:%g %a",
+            "/p/pkg/bin/tool",
+            "/g/pkg/bin/tool",
+            "/x/pkg/bin/tool",
+            "/n/note.txt",
+        ],
+    );
+    assert_eq!(
+        found,
+        "/p/pkg/bin/tool 123:456 751\n/g/pkg/bin/tool 123:456 751\n\
+         /x/pkg/bin/tool 7:8 751\n/n/note.txt 0:0 644\n"
+    );
+    assert_eq!(env.run("added", &["cat", "/g/pkg/bin/tool"]), "tool\n");
+}
+
 const STAGES: &str = r#"FROM busybox AS builder
 RUN mkdir /out && echo built > /out/artifact && chmod 0700 /out/artifact
 FROM busybox AS unused

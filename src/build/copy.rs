@@ -7,7 +7,8 @@
 //! `--chown UID[:GID]`; `--chmod` sets every copied file's and directory's mode. Sources may
 //! use Go's `filepath.Match` wildcards (`*`, `?`, `[a-z]`) in their last component. The cache
 //! key names a hash of every copied path, mode, owner and content, as Docker's
-//! `COPY file:<hash> in <dest>`.
+//! `COPY file:<hash> in <dest>`. `ADD` unpacks a local tar archive (plain or compressed) into
+//! the destination directory; `ADD` from a URL is not supported.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -81,6 +82,16 @@ pub fn copy_step(
     let tmp = TempDir::new(&builder.paths.root)?;
     let mut hasher = Sha256::new();
     for source in &sources {
+        if add && is_archive(source) {
+            let dir = tmp.path.join(dest.trim_start_matches('/'));
+            unpack_archive(
+                source,
+                &dir,
+                spec.chown.is_some().then_some(owner),
+                &mut hasher,
+            )?;
+            continue;
+        }
         let meta = fs::symlink_metadata(source)
             .with_context(|| format!("{name} failed: stat {}", source.display()))?;
         let target = if meta.is_dir() || !dest_is_dir {
@@ -121,6 +132,48 @@ pub fn copy_step(
     builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
 }
 // ANCHOR_END: copy_step
+
+// ANCHOR: unpack_archive
+/// `ADD`'s local archive: a tar (plain, gzip, bzip2, xz or zstd) unpacked into `dir`, owners
+/// and modes as the archive has them, or owned by `chown` when given. Entries that would land
+/// outside `dir` are refused by the tar reader. The archive's bytes go into the cache hash.
+fn unpack_archive(
+    source: &Path,
+    dir: &Path,
+    chown: Option<Owner>,
+    hasher: &mut Sha256,
+) -> Result<()> {
+    let bytes = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+    hasher.update(&bytes);
+    let (reader, _) = crate::image::archive::decompressed(std::io::Cursor::new(bytes))?;
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_overwrite(true);
+    archive
+        .unpack(dir)
+        .with_context(|| format!("unpacking {}", source.display()))?;
+    if let Some(owner) = chown {
+        chown_tree(dir, owner)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: unpack_archive
+
+/// `lchown` of everything below `dir` (not `dir` itself, which existed before).
+fn chown_tree(dir: &Path, owner: Owner) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        std::os::unix::fs::lchown(&path, Some(owner.uid), Some(owner.gid))
+            .with_context(|| format!("chown {}", path.display()))?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&path, owner)?;
+        }
+    }
+    Ok(())
+}
 
 /// Mounts `image`'s layers under `dir/merged` (an overlay with an empty upper dir, unmounted
 /// on drop).
@@ -226,11 +279,6 @@ fn expand_sources(
             if fs::symlink_metadata(&path).is_err() {
                 bail!(
                     "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
-                );
-            }
-            if add && is_archive(&path) {
-                bail!(
-                    "ADD of a local archive (unpacking) is not supported by minidock build: {source:?}"
                 );
             }
             out.push(path);
