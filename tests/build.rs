@@ -112,7 +112,7 @@ COPY f*.conf /etc/conf/
 RUN echo "secret=$SECRET" > /app/run-saw && chown 1000 /app/run-saw
 WORKDIR rel
 USER 1000:1001
-EXPOSE 80 53/udp
+EXPOSE 80 53/udp 8000-8001
 VOLUME /data
 ENTRYPOINT ["/bin/echo", "entry"]
 CMD ["cmd", "args"]
@@ -186,7 +186,7 @@ fn every_instruction_shows_in_the_running_image() {
     );
     assert_eq!(
         config["ExposedPorts"],
-        serde_json::json!({"53/udp": {}, "80/tcp": {}})
+        serde_json::json!({"53/udp": {}, "80/tcp": {}, "8000/tcp": {}, "8001/tcp": {}})
     );
     assert_eq!(config["Volumes"], serde_json::json!({"/data": {}}));
     assert_eq!(config["StopSignal"], "SIGINT");
@@ -327,6 +327,11 @@ fn stdin_dockerfile_quiet_iidfile_and_labels() {
 fn what_is_not_supported_is_refused() {
     let Some(env) = Env::new() else { return };
     let cases = [
+        (
+            "FROM --platform=linux/s390x busybox\n",
+            "FROM --platform=linux/s390x is not supported",
+        ),
+        ("FROM nosuchimage\n", "minidock build does not pull"),
         (
             "FROM busybox\nHEALTHCHECK CMD true\n",
             "HEALTHCHECK is not supported",

@@ -219,6 +219,13 @@ impl Builder<'_> {
         let stage = &stages.stages[i];
         self.announce(&stage.original)?;
         let base = self.lex.process_word(&stage.base, &args.meta())?;
+        if let Some(platform) = &stage.platform {
+            let platform = self.lex.process_word(platform, &args.meta())?;
+            let here = format!("linux/{}", oci_spec::image::Arch::default());
+            if platform != here && platform != "$BUILDPLATFORM" && platform != "$TARGETPLATFORM" {
+                bail!("FROM --platform={platform} is not supported: only {here} is");
+            }
+        }
         let current = self.base(stages, i, &base)?;
         let id = current.id.as_deref().map(short).unwrap_or_default();
         self.say(&format!(" ---> {id}"))?;
@@ -249,8 +256,11 @@ impl Builder<'_> {
         } else if base.eq_ignore_ascii_case("scratch") {
             scratch()?
         } else {
-            let image = self.store.resolve(base).with_context(|| {
-                format!("pull access denied for {base}: the image is not in the store")
+            let image = self.store.resolve(base).map_err(|_| {
+                anyhow::anyhow!(
+                    "pull access denied for {base}: the image is not in the store, and minidock \
+                     build does not pull (run minidock pull {base} first)"
+                )
             })?;
             from_image(&image)
         };
@@ -631,14 +641,11 @@ fn apply(config: &mut Config, kind: &Kind, shell: &[String], cmd_set: &mut bool)
         }
         Kind::Expose(ports) => {
             let mut list = config.exposed_ports().clone().unwrap_or_default();
-            for p in ports {
-                let port = if p.contains('/') {
-                    p.to_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
-                if !list.contains(&port) {
-                    list.push(port);
+            for port in ports.iter().map(|p| expose_ports(p)) {
+                for port in port? {
+                    if !list.contains(&port) {
+                        list.push(port);
+                    }
                 }
             }
             list.sort();
@@ -670,6 +677,21 @@ fn apply(config: &mut Config, kind: &Kind, shell: &[String], cmd_set: &mut bool)
         other => bail!("{other:?} is not a metadata instruction"),
     }
     Ok(())
+}
+
+/// One `EXPOSE` word as Docker's `nat.ParsePortSpecs` reads it: `80`, `53/udp`, or a range
+/// `8000-8002/tcp` (one entry per port); the protocol defaults to `tcp`.
+fn expose_ports(word: &str) -> Result<Vec<String>> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_lowercase();
+    let bad = || anyhow::anyhow!("invalid containerPort: {word}");
+    let (start, end) = ports.split_once('-').unwrap_or((ports, ports));
+    let start: u16 = start.parse().map_err(|_| bad())?;
+    let end: u16 = end.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(bad());
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// A directory under the state root for one step's files, removed on drop.
@@ -776,13 +798,13 @@ impl Builder<'_> {
         let status = shim::supervise(self.paths, &state.id, Some(attach), &mut |_| {})?;
         if status != 0 {
             let words: Vec<String> = argv.iter().map(|w| w.to_string()).collect();
-            return Err(Exit::new(
+            return Err(RunFailed(Exit::new(
                 status,
                 format!(
                     "The command '{}' returned a non-zero code: {status}",
                     words.join(" ")
                 ),
-            )
+            ))
             .into());
         }
         self.say(&format!(
@@ -794,6 +816,18 @@ impl Builder<'_> {
 }
 // ANCHOR_END: run_step
 
+/// A `RUN` that exited non-zero: the build exits with its status and Docker's message.
+#[derive(Debug)]
+pub struct RunFailed(pub Exit);
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.message)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
 /// A step's container, removed on drop.
 struct Step {
     paths: Paths,
@@ -803,5 +837,23 @@ struct Step {
 impl Drop for Step {
     fn drop(&mut self) {
         let _ = crate::container::remove(&self.paths, &self.id, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expose_words_and_workdirs_as_docker_reads_them() {
+        assert_eq!(expose_ports("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            expose_ports("8000-8002/tcp").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(expose_ports("http").is_err() && expose_ports("9-1").is_err());
+        assert_eq!(workdir(Some("/app"), "rel/../x"), "/app/x");
+        assert_eq!(workdir(None, "/a//b/"), "/a/b");
     }
 }

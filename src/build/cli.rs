@@ -52,10 +52,13 @@ pub fn run_build(paths: &Paths, args: &BuildCommand) -> Result<u8> {
     }
     let mut stdout = std::io::stdout();
     // A failed build exits 1 as Docker's does, a failed RUN with its command's status.
-    let image = build(paths, &options, &mut stdout).map_err(|e| match e.downcast::<Exit>() {
-        Ok(exit) => exit,
-        Err(e) => Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")),
-    })?;
+    let image =
+        build(paths, &options, &mut stdout).map_err(|e| match e
+            .downcast::<crate::build::builder::RunFailed>()
+        {
+            Ok(failed) => failed.0,
+            Err(e) => Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")),
+        })?;
     if args.quiet {
         println!("{}", image.id);
     }

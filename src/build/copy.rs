@@ -83,6 +83,9 @@ pub fn copy_step(
     let mut hasher = Sha256::new();
     for source in &sources {
         if add && is_archive(source) {
+            if spec.chmod.is_some() {
+                bail!("ADD --chmod of an archive is not supported by minidock build");
+            }
             let dir = tmp.path.join(dest.trim_start_matches('/'));
             unpack_archive(
                 source,
