@@ -253,6 +253,10 @@ fn an_unchanged_rebuild_hits_the_cache_and_a_changed_file_misses_it() {
         16,
         "{fourth}"
     );
+    // A build arg RUN sees is part of its key: another value runs it again.
+    let other = env.build(&["-t", "cached", "--build-arg", "SECRET=other"]);
+    assert_eq!(other.matches(" ---> Using cache\n").count(), 8, "{other}");
+    assert!(other.contains("Running in"), "{other}");
     let fifth = env.build(&["-t", "cached", "--no-cache"]);
     assert!(!fifth.contains("Using cache"), "{fifth}");
     env.assert_no_containers();
