@@ -57,6 +57,8 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     /// `-q`: nothing printed but the result's ID (RUN output included).
     pub quiet: bool,
+    /// `--network` of the `RUN` containers, as `minidock run` takes it (default `none`).
+    pub network: Option<String>,
 }
 
 /// The image a stage has built so far: its config and layers, and its ID once committed
@@ -718,7 +720,7 @@ impl Drop for TempDir {
 // ANCHOR: run_step
 impl Builder<'_> {
     /// `RUN`: a container on the current image, created and supervised as `minidock run`
-    /// does (network `none`), with the build args in its environment only; its upper dir
+    /// does (network `none` unless `--network`), with the build args in its environment only; its upper dir
     /// becomes the step's layer. Its history (and cache key) is Docker's: the build args as
     /// `|N K=V …`, then the command (`|1 V=2 /bin/sh -c make`).
     fn run_step(&mut self, state: &mut StageState, cmd: &CommandLine) -> Result<()> {
@@ -773,7 +775,12 @@ impl Builder<'_> {
                 command: argv.clone(),
                 entrypoint: Some(String::new()),
                 env,
-                network: Some("none".into()),
+                network: Some(
+                    self.options
+                        .network
+                        .clone()
+                        .unwrap_or_else(|| "none".into()),
+                ),
                 restart: "no".into(),
                 ..RunOptions::default()
             },

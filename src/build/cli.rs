@@ -34,6 +34,9 @@ pub struct BuildCommand {
     /// Print nothing but the image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// The network of RUN steps: none (default) or host
+    #[arg(long, value_name = "none|host")]
+    pub network: Option<String>,
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -109,6 +112,7 @@ fn options(args: &BuildCommand) -> Result<BuildOptions> {
         target: args.target.clone(),
         labels,
         quiet: args.quiet,
+        network: args.network.clone(),
     })
 }
 
