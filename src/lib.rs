@@ -4,6 +4,7 @@
 //! (`ns-demo`, `cgroup-demo`, `overlay-demo`, `net-demo`) and `minidock` itself call the same
 //! functions, so what the demos show is exactly what runs containers.
 
+pub mod build;
 pub mod cgroup;
 pub mod cli;
 pub mod container;

@@ -61,6 +61,8 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(minidock::volume::cli::VolumeCommand),
+    /// Build an image from a Dockerfile.
+    Build(minidock::build::cli::BuildCommand),
     #[command(flatten)]
     Container(minidock::container::cli::ContainerCommand),
     /// The OCI runtime, with runc's command line: run a bundle (rootfs + config.json). See
@@ -151,6 +153,10 @@ fn main() -> ExitCode {
         Command::Commit(args) => image_cli::run_commit(&root, &args),
         Command::Volume(command) => {
             minidock::volume::cli::run_command(cli.root.as_deref(), &command)
+        }
+        Command::Build(args) => {
+            let paths = minidock::container::Paths::new(cli.root.as_deref());
+            minidock::build::cli::run_build(&paths, &args)
         }
         Command::Container(command) => {
             minidock::container::cli::run_command(cli.root.as_deref(), &command)

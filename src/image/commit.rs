@@ -21,7 +21,7 @@
 //! Nothing of the base image is rewritten: its layer blobs are shared by both manifests, which
 //! is why a commit costs only the size of what the container changed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -35,7 +35,7 @@ use crate::cgroup::freezer::{self, FreezerState};
 use crate::container::state::{ContainerState, RunConfig};
 use crate::container::{Paths, Status};
 use crate::state;
-use oci_spec::image::Config;
+use oci_spec::image::{Config, ImageConfiguration};
 
 /// What `docker commit` takes besides the container and the name.
 #[derive(Debug, Clone, Default)]
@@ -77,62 +77,90 @@ pub fn commit(
     merge(&mut config, &from);
     image_config.set_config(Some(config));
 
-    // 1. The layer: the upper dir as a gzip tar, streamed into the store, while the
-    //    container's processes are frozen (thawed again when `_paused` drops, error or not).
+    // The layer is written while the container's processes are frozen (thawed again when
+    // `_paused` drops, error or not).
     let _paused = if options.pause {
         Paused::freeze(&container)?
     } else {
         None
     };
     let upper = paths.dir(&container.id).join("upper");
-    let mut writer = store.blob_writer()?;
-    let digests = layer::diff(&upper, &mut writer, Compression::Gzip)
-        .with_context(|| format!("making a layer of {}", upper.display()))?;
-    // No change at all: Docker adds no layer, only a history entry marked `empty_layer`
-    // (moby `image.NewChildImage`). The blob is dropped unwritten.
-    let empty = digests.diff_id == layer::EMPTY_LAYER_DIFF_ID;
-    let layer = if empty {
-        None
-    } else {
-        Some(writer.commit(Some(&Blob {
-            digest: parse_digest(&digests.digest)?,
-            size: digests.size,
-        }))?)
-    };
-
-    // 2. The config: one more diff_id, one more history entry, the author.
-    let created = state::rfc3339(options.created.unwrap_or_else(SystemTime::now));
-    let mut rootfs = image_config.rootfs().clone();
-    let mut diff_ids = rootfs.diff_ids().clone();
-    if !empty {
-        diff_ids.push(digests.diff_id.clone());
-    }
-    rootfs.set_diff_ids(diff_ids);
-    image_config.set_rootfs(rootfs);
+    let created = options.created.unwrap_or_else(SystemTime::now);
     // Docker records the container's Cmd as what created the layer.
-    let mut entry = HistoryBuilder::default()
-        .created(created.clone())
-        .created_by(container.config.cmd.join(" "));
-    if empty {
-        entry = entry.empty_layer(true);
-    }
+    let mut entry = HistoryBuilder::default().created_by(container.config.cmd.join(" "));
     if let Some(author) = &options.author {
         entry = entry.author(author.clone());
     }
     if let Some(message) = &options.message {
         entry = entry.comment(message.clone());
     }
+    image_config.set_author(options.author.clone());
+    let layers = base.manifest.layers().clone();
+    let step = LayerStep {
+        upper: Some(&upper),
+        history: entry,
+        created,
+    };
+    commit_layer(&store, &layers, image_config, step, names)
+}
+
+/// One layer's worth of [`commit_layer`]: the upper dir holding the changes (`None`: none),
+/// the history entry (its `created` and `empty_layer` are filled in) and the creation time.
+pub struct LayerStep<'a> {
+    pub upper: Option<&'a Path>,
+    pub history: HistoryBuilder,
+    pub created: SystemTime,
+}
+
+/// Writes an image made of `base_layers` (the base manifest's layer descriptors), plus the
+/// upper dir of `step` as one more gzip layer when it holds any change, with `image_config`
+/// as its config (one more diff_id and history entry added). No change adds no layer, only a
+/// history entry marked `empty_layer`, as Docker's `image.NewChildImage`. Names it `names`
+/// and returns it. Errors: the upper dir unreadable, the store unwritable.
+pub fn commit_layer(
+    store: &Store,
+    base_layers: &[oci_spec::image::Descriptor],
+    mut image_config: ImageConfiguration,
+    step: LayerStep,
+    names: &[Reference],
+) -> Result<Image> {
+    // 1. The layer: the upper dir as a gzip tar, streamed into the store.
+    let mut layer = None;
+    if let Some(upper) = step.upper {
+        let mut writer = store.blob_writer()?;
+        let digests = layer::diff(upper, &mut writer, Compression::Gzip)
+            .with_context(|| format!("making a layer of {}", upper.display()))?;
+        // No change at all: the blob is dropped unwritten.
+        if digests.diff_id != layer::EMPTY_LAYER_DIFF_ID {
+            let blob = writer.commit(Some(&Blob {
+                digest: parse_digest(&digests.digest)?,
+                size: digests.size,
+            }))?;
+            layer = Some((blob, digests.diff_id));
+        }
+    }
+
+    // 2. The config: one more diff_id, one more history entry.
+    let created = state::rfc3339(step.created);
+    let mut rootfs = image_config.rootfs().clone();
+    let mut diff_ids = rootfs.diff_ids().clone();
+    let mut entry = step.history.created(created.clone());
+    match &layer {
+        Some((_, diff_id)) => diff_ids.push(diff_id.clone()),
+        None => entry = entry.empty_layer(true),
+    }
+    rootfs.set_diff_ids(diff_ids);
+    image_config.set_rootfs(rootfs);
     let mut history = image_config.history().clone().unwrap_or_default();
     history.push(entry.build().context("building the history entry")?);
     image_config.set_history(Some(history));
     image_config.set_created(Some(created));
-    image_config.set_author(options.author.clone());
     let config_bytes = serde_json::to_vec(&image_config).context("serialising the image config")?;
     let config_blob = store.put_blob(&config_bytes, None)?;
 
     // 3. The manifest: the base's layers (the same blobs), then the new one.
-    let mut layers: Vec<_> = base.manifest.layers().iter().map(oci_layer).collect();
-    layers.extend(layer.map(|l| l.descriptor(MediaType::ImageLayerGzip)));
+    let mut layers: Vec<_> = base_layers.iter().map(oci_layer).collect();
+    layers.extend(layer.map(|(l, _)| l.descriptor(MediaType::ImageLayerGzip)));
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)

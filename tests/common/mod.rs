@@ -153,3 +153,19 @@ pub fn failed_stderr(args: &[&str], out: &Output) -> String {
     );
     text(&out.stderr)
 }
+
+/// buildkit's Dockerfile parser corpus: `MINIDOCK_DOCKERFILE_CORPUS` when set, else
+/// `../shared/dockerfile-corpus` next to the repository. `None` (after a loud message) when
+/// absent outside CI; a panic under `CI=true`.
+pub fn dockerfile_corpus() -> Option<PathBuf> {
+    let dir = match std::env::var_os("MINIDOCK_DOCKERFILE_CORPUS") {
+        Some(d) => PathBuf::from(d),
+        None => repo().join("../shared/dockerfile-corpus"),
+    };
+    let ok = dir.join("testfiles").is_dir();
+    let why = format!(
+        "the buildkit Dockerfile corpus at {} (or MINIDOCK_DOCKERFILE_CORPUS)",
+        dir.display()
+    );
+    prerequisite(ok, &why).then_some(dir)
+}

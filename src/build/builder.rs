@@ -1,0 +1,858 @@
+//! The builder: a Dockerfile's steps run one after the other, each a commit of the image, as
+//! Docker's classic builder does (moby `builder/dockerfile`).
+//!
+//! ```text
+//! FROM busybox        image A   (the base, from the store)
+//! ENV A=1             image B   config changed, history `/bin/sh -c #(nop)  ENV A=1`, no layer
+//! RUN touch /x        image C   a container on B; its upper dir is the new layer
+//! COPY f /f           image D   the files copied into a fresh dir, which becomes the layer
+//! ```
+//!
+//! Every step's image is kept (untagged) and remembered in the layer cache under the key
+//! (parent image ID, instruction, and for `COPY`/`ADD` the hash of the copied files), so an
+//! unchanged rebuild finds each step's image again instead of running it (`Using cache`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use oci_spec::image::{
+    Config, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
+    RootFsBuilder,
+};
+use sha2::{Digest as _, Sha256};
+
+use crate::build::args::BuildArgs;
+use crate::build::copy;
+use crate::build::instructions::{self, CommandLine, Instruction, Kind, Stage, Stages};
+use crate::build::parser;
+use crate::build::shell::Lex;
+use crate::cli::Exit;
+use crate::container::Paths;
+use crate::image::commit::{LayerStep, commit_layer};
+use crate::image::reference::Reference;
+use crate::image::store::{Image, Store, hex};
+
+/// Docker's default `PATH`, given to a stage whose base image sets none (`scratch`).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What `minidock build` takes (`docker build`'s flags of the same names).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The context directory; `None` for `-` (a Dockerfile on stdin, no files to copy).
+    pub context: Option<PathBuf>,
+    /// The Dockerfile's text and the name errors give it (`Dockerfile`).
+    pub dockerfile: String,
+    pub dockerfile_name: String,
+    /// `-t`: the names the result gets.
+    pub tags: Vec<Reference>,
+    /// `--build-arg KEY=VALUE` (`KEY` alone: the value from the environment, or unset).
+    pub build_args: Vec<(String, Option<String>)>,
+    pub no_cache: bool,
+    /// `--target`: the stage to build (default the last).
+    pub target: Option<String>,
+    /// `--label KEY=VALUE`: added to the result as a last `LABEL` step, as Docker does.
+    pub labels: Vec<(String, String)>,
+    /// `-q`: nothing printed but the result's ID (RUN output included).
+    pub quiet: bool,
+    /// `--network` of the `RUN` containers, as `minidock run` takes it (default `none`).
+    pub network: Option<String>,
+}
+
+/// The image a stage has built so far: its config and layers, and its ID once committed
+/// (`None` for `FROM scratch` before its first step).
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentImage {
+    config: ImageConfiguration,
+    layers: Vec<Descriptor>,
+    id: Option<String>,
+}
+
+impl CurrentImage {
+    /// The config's `WorkingDir` (`/` when unset).
+    pub(crate) fn working_dir(&self) -> String {
+        self.config
+            .config()
+            .as_ref()
+            .and_then(|c| c.working_dir().clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
+/// One stage's build state.
+struct StageState {
+    current: CurrentImage,
+    args: BuildArgs,
+    /// The shell of shell-form commands (`SHELL`; default `/bin/sh -c`).
+    shell: Vec<String>,
+    /// Whether this stage's `CMD` ran (an `ENTRYPOINT` clears the `Cmd` otherwise).
+    cmd_set: bool,
+}
+
+/// The builder's shared state: the store, the step counter, the output.
+pub struct Builder<'a> {
+    pub(crate) paths: &'a Paths,
+    pub(crate) store: Store,
+    pub(crate) options: &'a BuildOptions,
+    out: &'a mut dyn Write,
+    step: usize,
+    total: usize,
+    lex: Lex,
+    /// The images of the stages built so far, by index.
+    built: HashMap<usize, CurrentImage>,
+    /// The stages' `AS` names, by index.
+    names: Vec<Option<String>>,
+}
+
+// ANCHOR: build
+/// Builds the Dockerfile of `options`, printing the classic builder's lines to `out`
+/// (`Step 1/3 : FROM busybox`, ` ---> 1a2b3c4d5e6f`, `Successfully built …`). Returns the
+/// resulting image (tagged with `options.tags`). Errors: a Dockerfile that does not parse
+/// (one line: file, line, message), a missing base image, a step that fails (a `RUN` exiting
+/// non-zero gives Docker's message and its exit status), an instruction not supported.
+pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Result<Image> {
+    let df = parser::parse(&options.dockerfile)
+        .map_err(|e| anyhow::anyhow!(e.report(&options.dockerfile_name)))?;
+    let mut stages = instructions::stages(&df)
+        .map_err(|e| anyhow::anyhow!(e.report(&options.dockerfile_name)))?;
+    if stages.stages.is_empty() {
+        bail!("no build stage in the Dockerfile");
+    }
+    let lex = Lex::new(df.escape);
+    let mut args = BuildArgs::new(options.build_args.clone());
+    args.add_meta_args(&stages.meta_decls(), &lex)?;
+    let target = match &options.target {
+        Some(name) => stages
+            .by_name(name)
+            .with_context(|| format!("failed to reach build target {name} in Dockerfile"))?,
+        None => stages.stages.len() - 1,
+    };
+    add_label_step(&mut stages.stages[target], &options.labels);
+    let needed = stages.needed(target, &args.meta(), &lex)?;
+    crate::state::private_dir(&paths.root)?;
+    let store = Store::open(&paths.root)?;
+    let _lease = store.lease()?;
+    let mut builder = Builder {
+        paths,
+        store,
+        options,
+        out,
+        step: 0,
+        total: stages.steps(),
+        lex,
+        built: HashMap::new(),
+        names: stages.stages.iter().map(|s| s.name.clone()).collect(),
+    };
+    builder.meta_steps(&stages)?;
+    for (i, stage) in stages.stages.iter().enumerate().take(target + 1) {
+        if !needed.contains(&i) {
+            builder.step += 1 + stage.commands.len();
+            continue;
+        }
+        let current = builder.build_stage(&stages, i, &mut args)?;
+        builder.built.insert(i, current);
+    }
+    builder.finish(target, &args)
+}
+// ANCHOR_END: build
+
+/// `--label`s become one more `LABEL` instruction at the end of the target stage, as the
+/// classic builder appends them to the Dockerfile.
+fn add_label_step(stage: &mut Stage, labels: &[(String, String)]) {
+    if labels.is_empty() {
+        return;
+    }
+    let mut sorted = labels.to_vec();
+    sorted.sort();
+    let words: Vec<String> = sorted
+        .iter()
+        .map(|(k, v)| format!("{}='{v}'", crate::build::shell::go_quote(k)))
+        .collect();
+    let kvs = sorted
+        .iter()
+        .map(|(k, v)| instructions::KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+            no_delim: false,
+        })
+        .collect();
+    stage.commands.push(Instruction {
+        line: 0,
+        end_line: 0,
+        original: format!("LABEL {}", words.join(" ")),
+        kind: Kind::Label(kvs),
+    });
+}
+
+impl Builder<'_> {
+    /// Prints a line unless `-q`.
+    pub(crate) fn say(&mut self, line: &str) -> Result<()> {
+        if !self.options.quiet {
+            writeln!(self.out, "{line}").context("writing the build output")?;
+            self.out.flush().context("writing the build output")?;
+        }
+        Ok(())
+    }
+
+    fn announce(&mut self, original: &str) -> Result<()> {
+        self.step += 1;
+        let line = format!("Step {}/{} : {original}", self.step, self.total);
+        self.say(&line)
+    }
+
+    /// The `ARG`s before the first `FROM`: announced, nothing committed.
+    fn meta_steps(&mut self, stages: &Stages) -> Result<()> {
+        for i in &stages.meta_args {
+            self.announce(&i.original)?;
+        }
+        Ok(())
+    }
+
+    /// Builds stage `i`: its `FROM`, then each instruction.
+    fn build_stage(
+        &mut self,
+        stages: &Stages,
+        i: usize,
+        args: &mut BuildArgs,
+    ) -> Result<CurrentImage> {
+        let stage = &stages.stages[i];
+        self.announce(&stage.original)?;
+        let base = self.lex.process_word(&stage.base, &args.meta())?;
+        if let Some(platform) = &stage.platform {
+            let platform = self.lex.process_word(platform, &args.meta())?;
+            let here = format!("linux/{}", oci_spec::image::Arch::default());
+            if platform != here && platform != "$BUILDPLATFORM" && platform != "$TARGETPLATFORM" {
+                bail!("FROM --platform={platform} is not supported: only {here} is");
+            }
+        }
+        let current = self.base(stages, i, &base)?;
+        let id = current.id.as_deref().map(short).unwrap_or_default();
+        self.say(&format!(" ---> {id}"))?;
+        let mut state = StageState {
+            current,
+            args: args.for_stage(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            cmd_set: false,
+        };
+        for command in &stage.commands {
+            self.announce(&command.original)?;
+            self.step_one(&mut state, command)
+                .with_context(|| format!("step {}: {}", self.step, command.original))?;
+        }
+        args.merge_referenced(&state.args);
+        Ok(state.current)
+    }
+
+    /// The image a `FROM` names: an earlier stage, `scratch`, or an image in the store. The
+    /// stage's environment gets Docker's default `PATH` when the base sets none.
+    fn base(&mut self, stages: &Stages, i: usize, base: &str) -> Result<CurrentImage> {
+        let earlier = stages.by_name(base).filter(|&j| j < i);
+        let mut current = if let Some(j) = earlier {
+            self.built
+                .get(&j)
+                .cloned()
+                .context("the stage was not built")?
+        } else if base.eq_ignore_ascii_case("scratch") {
+            scratch()?
+        } else {
+            let image = self.store.resolve(base).map_err(|_| {
+                anyhow::anyhow!(
+                    "pull access denied for {base}: the image is not in the store, and minidock \
+                     build does not pull (run minidock pull {base} first)"
+                )
+            })?;
+            from_image(&image)
+        };
+        let mut config = current.config.config().clone().unwrap_or_default();
+        let mut env = config.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.to_owned());
+            config.set_env(Some(env));
+            current.config.set_config(Some(config));
+        }
+        Ok(current)
+    }
+
+    /// Runs one instruction on the stage's image.
+    fn step_one(&mut self, state: &mut StageState, command: &Instruction) -> Result<()> {
+        let env = env_of(&state.current.config);
+        let kind = command
+            .kind
+            .expand(&self.lex, &state.args.expansion_env(&env))?;
+        match &kind {
+            Kind::Run(cmd) => return self.run_step(state, cmd),
+            Kind::Copy(spec) | Kind::Add(spec) => {
+                let add = matches!(kind, Kind::Add(_));
+                return copy::copy_step(self, state_parts(state), spec, add);
+            }
+            Kind::Healthcheck(_) => bail!("HEALTHCHECK is not supported by minidock build"),
+            Kind::Onbuild(_) => bail!("ONBUILD is not supported by minidock build"),
+            _ => {}
+        }
+        let mut config = state.current.config.config().clone().unwrap_or_default();
+        let comment = kind.commit_comment().unwrap_or_default();
+        let mut upper = None;
+        match &kind {
+            Kind::Arg(decls) => {
+                for d in decls {
+                    state.args.declare(&d.key, d.default.clone());
+                }
+            }
+            Kind::Shell(shell) => state.shell = shell.clone(),
+            Kind::Workdir(dir) => {
+                let dir = workdir(config.working_dir().as_deref(), dir);
+                config.set_working_dir(Some(dir.clone()));
+                upper = self.workdir_layer(&state.current, &dir)?;
+            }
+            _ => apply(&mut config, &kind, &state.shell, &mut state.cmd_set)?,
+        }
+        let created_by = match &kind {
+            Kind::Workdir(_) => {
+                let dir = config.working_dir().clone().unwrap_or_default();
+                nop_single(&state.shell, &format!("WORKDIR {dir}"))
+            }
+            Kind::Cmd(c) => nop_command("CMD", &state.shell, c),
+            Kind::Entrypoint(c) => nop_command(
+                "ENTRYPOINT",
+                &state.shell,
+                c.as_ref().unwrap_or(&CommandLine {
+                    args: vec![],
+                    prepend_shell: false,
+                    files: vec![],
+                }),
+            ),
+            _ => instructions::nop_created_by(&state.shell, &comment),
+        };
+        if let Kind::Maintainer(m) = &kind {
+            state.current.config.set_author(Some(m.clone()));
+        }
+        state.current.config.set_config(Some(config));
+        let key = created_by.clone();
+        let dir = upper.as_ref().map(|d: &TempDir| d.path.clone());
+        self.commit_step(&mut state.current, &key, dir.as_deref(), &created_by)
+    }
+
+    /// `WORKDIR`'s directory, when the image lacks it: a fresh dir holding it (0755), which
+    /// becomes the step's layer, as Docker creates the directory in the step's container.
+    fn workdir_layer(&self, current: &CurrentImage, dir: &str) -> Result<Option<TempDir>> {
+        if self.exists_in(current, dir)? {
+            return Ok(None);
+        }
+        let tmp = TempDir::new(&self.paths.root)?;
+        let path = tmp.path.join(dir.trim_start_matches('/'));
+        std::fs::create_dir_all(&path).with_context(|| format!("mkdir {}", path.display()))?;
+        Ok(Some(tmp))
+    }
+
+    /// The image `COPY --from=NAME` reads: an earlier stage by name or index, else an image
+    /// in the store.
+    pub(crate) fn copy_source_image(&mut self, name: &str) -> Result<Image> {
+        let lower = name.to_lowercase();
+        let stage = match name.parse::<usize>() {
+            Ok(i) => Some(i),
+            Err(_) => self.names.iter().position(|n| n.as_deref() == Some(&lower)),
+        };
+        let current = match stage {
+            Some(i) => self
+                .built
+                .get(&i)
+                .cloned()
+                .with_context(|| format!("invalid from flag value {name}: stage not built"))?,
+            None => {
+                let image = self.store.resolve(name).with_context(|| {
+                    format!("invalid from flag value {name}: the image is not in the store")
+                })?;
+                return Ok(image);
+            }
+        };
+        let mut current = current;
+        let id = self.ensure_committed(&mut current)?;
+        self.store.resolve(&id)
+    }
+
+    /// Whether `path` exists in the image's layers.
+    pub(crate) fn exists_in(&self, current: &CurrentImage, path: &str) -> Result<bool> {
+        Ok(self.lookup(current, path)?.is_some())
+    }
+
+    /// Whether `path` is a directory in the image's layers.
+    pub(crate) fn is_dir_in(&self, current: &CurrentImage, path: &str) -> Result<bool> {
+        Ok(self.lookup(current, path)?.is_some_and(|m| m.is_dir()))
+    }
+
+    /// `path`'s metadata in the image's layers: the topmost layer that has it, or a whiteout
+    /// of it, decides.
+    fn lookup(&self, current: &CurrentImage, path: &str) -> Result<Option<std::fs::Metadata>> {
+        let Some(id) = &current.id else {
+            return Ok(None);
+        };
+        let image = self.store.resolve(id)?;
+        let rel = path.trim_start_matches('/');
+        for layer in self.store.unpacked_layers(&image)?.iter().rev() {
+            let p = layer.join(rel.trim_end_matches('/'));
+            if let Ok(meta) = std::fs::symlink_metadata(&p) {
+                return Ok(Some(meta));
+            }
+            if let Some(name) = p.file_name().and_then(|n| n.to_str())
+                && p.with_file_name(format!(".wh.{name}")).exists()
+            {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    // ANCHOR: commit_step
+    /// Commits the step: from the layer cache when an image was made before from the same
+    /// parent by the same `key` (` ---> Using cache`), else a new image of `current`'s config
+    /// with `upper` as its layer. `current` becomes the step's image.
+    pub(crate) fn commit_step(
+        &mut self,
+        current: &mut CurrentImage,
+        key: &str,
+        upper: Option<&Path>,
+        created_by: &str,
+    ) -> Result<()> {
+        let cache_key = cache_key(current.id.as_deref(), key);
+        if !self.options.no_cache
+            && let Some(image) = self.cached(&cache_key)
+        {
+            self.say(" ---> Using cache")?;
+            self.say(&format!(" ---> {}", image.short_id()))?;
+            *current = from_image(&image);
+            return Ok(());
+        }
+        let step = LayerStep {
+            upper,
+            history: HistoryBuilder::default().created_by(created_by.to_owned()),
+            created: SystemTime::now(),
+        };
+        let image = commit_layer(
+            &self.store,
+            &current.layers,
+            current.config.clone(),
+            step,
+            &[],
+        )?;
+        self.remember(&cache_key, &image)?;
+        self.say(&format!(" ---> {}", image.short_id()))?;
+        *current = from_image(&image);
+        Ok(())
+    }
+    // ANCHOR_END: commit_step
+
+    fn cache_dir(&self) -> PathBuf {
+        self.store.dir().join("build-cache")
+    }
+
+    /// The image the cache holds for `key`, if it is still in the store.
+    fn cached(&self, key: &str) -> Option<Image> {
+        let id = std::fs::read_to_string(self.cache_dir().join(key)).ok()?;
+        self.store.resolve(id.trim()).ok()
+    }
+
+    /// Records `image` under `key` (a temp file renamed into place).
+    fn remember(&self, key: &str, image: &Image) -> Result<()> {
+        let dir = self.cache_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        crate::state::write_atomic_unsynced(&dir.join(key), image.id.to_string().as_bytes())
+    }
+
+    /// Tags the target stage's image and prints the classic builder's last lines.
+    fn finish(mut self, target: usize, args: &BuildArgs) -> Result<Image> {
+        let current = self
+            .built
+            .remove(&target)
+            .context("the target was not built")?;
+        let id = match current.id {
+            Some(id) => id,
+            None => {
+                // `FROM scratch` alone: the empty image is committed as it is.
+                let mut c = current.clone();
+                let step = LayerStep {
+                    upper: None,
+                    history: HistoryBuilder::default().created_by(String::new()),
+                    created: SystemTime::now(),
+                };
+                let image = commit_layer(&self.store, &c.layers, c.config.clone(), step, &[])?;
+                c.id = Some(image.id.to_string());
+                image.id.to_string()
+            }
+        };
+        let unused = args.not_consumed();
+        if !unused.is_empty() && !self.options.quiet {
+            self.say(&format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                unused.join(" ")
+            ))?;
+        }
+        for name in &self.options.tags {
+            self.store.tag(&id, name)?;
+        }
+        let image = self.store.resolve(&id)?;
+        self.say(&format!("Successfully built {}", image.short_id()))?;
+        for name in &self.options.tags {
+            self.say(&format!("Successfully tagged {}", name.familiar()))?;
+        }
+        Ok(image)
+    }
+}
+
+/// A stage's `CurrentImage`, as `step_one`'s helpers need it apart from the rest of the state.
+fn state_parts(state: &mut StageState) -> copy::StepState<'_> {
+    copy::StepState {
+        current: &mut state.current,
+        shell: &state.shell,
+    }
+}
+
+pub(crate) fn short(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+/// The cache key of a step: sha256 of the parent image ID and what the step does.
+fn cache_key(parent: Option<&str>, key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(parent.unwrap_or("scratch").as_bytes());
+    hasher.update(b"\n");
+    hasher.update(key.as_bytes());
+    hex(&hasher.finalize())
+}
+
+/// An image in the store as a stage's current image.
+fn from_image(image: &Image) -> CurrentImage {
+    CurrentImage {
+        config: image.config.clone(),
+        layers: image.manifest.layers().clone(),
+        id: Some(image.id.to_string()),
+    }
+}
+
+/// `FROM scratch`: no layers, this machine's platform.
+fn scratch() -> Result<CurrentImage> {
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(Vec::<String>::new())
+        .build()
+        .context("building the image rootfs")?;
+    let config = ImageConfigurationBuilder::default()
+        .os(oci_spec::image::Os::Linux)
+        .architecture(oci_spec::image::Arch::default())
+        .rootfs(rootfs)
+        .config(Config::default())
+        .build()
+        .context("building the image config")?;
+    Ok(CurrentImage {
+        config,
+        layers: Vec::new(),
+        id: None,
+    })
+}
+
+/// The image's `Env`.
+fn env_of(config: &ImageConfiguration) -> Vec<String> {
+    config
+        .config()
+        .as_ref()
+        .and_then(|c| c.env().clone())
+        .unwrap_or_default()
+}
+
+/// `WORKDIR dir` from the current working dir: an absolute path, cleaned.
+fn workdir(current: Option<&str>, dir: &str) -> String {
+    let joined = if dir.starts_with('/') {
+        dir.to_owned()
+    } else {
+        format!("{}/{dir}", current.unwrap_or("/"))
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// A command's argv: the shell first for the shell form.
+pub(crate) fn argv(shell: &[String], cmd: &CommandLine) -> Vec<String> {
+    if cmd.prepend_shell {
+        let mut v = shell.to_vec();
+        v.push(cmd.args.join(" "));
+        v
+    } else {
+        cmd.args.clone()
+    }
+}
+
+/// The history of a step the classic builder ran a container for (`WORKDIR`, `COPY`,
+/// `ADD`): `#(nop) ` and the comment as one word, so one space follows `#(nop)`
+/// (`/bin/sh -c #(nop) WORKDIR /app`).
+pub(crate) fn nop_single(shell: &[String], comment: &str) -> String {
+    let mut words = shell.to_vec();
+    words.push(format!("#(nop) {comment}"));
+    words.join(" ")
+}
+
+/// `CMD`'s and `ENTRYPOINT`'s history: `/bin/sh -c #(nop)  CMD ["sh" "-c" "x"]`.
+fn nop_command(name: &str, shell: &[String], cmd: &CommandLine) -> String {
+    let words: Vec<String> = argv(shell, cmd)
+        .iter()
+        .map(|w| crate::build::shell::go_quote(w))
+        .collect();
+    instructions::nop_created_by(shell, &format!("{name} [{}]", words.join(" ")))
+}
+
+/// The config change of a metadata instruction.
+fn apply(config: &mut Config, kind: &Kind, shell: &[String], cmd_set: &mut bool) -> Result<()> {
+    match kind {
+        Kind::Env(kvs) => {
+            let mut env = config.env().clone().unwrap_or_default();
+            for kv in kvs {
+                let entry = format!("{}={}", kv.key, kv.value);
+                match env
+                    .iter()
+                    .position(|e| e.split('=').next() == Some(&kv.key))
+                {
+                    Some(i) => env[i] = entry,
+                    None => env.push(entry),
+                }
+            }
+            config.set_env(Some(env));
+        }
+        Kind::Label(kvs) => {
+            let mut labels = config.labels().clone().unwrap_or_default();
+            for kv in kvs {
+                labels.insert(kv.key.clone(), kv.value.clone());
+            }
+            config.set_labels(Some(labels));
+        }
+        Kind::User(u) => {
+            config.set_user(Some(u.clone()));
+        }
+        Kind::StopSignal(s) => {
+            config.set_stop_signal(Some(s.clone()));
+        }
+        Kind::Expose(ports) => {
+            let mut list = config.exposed_ports().clone().unwrap_or_default();
+            for port in ports.iter().map(|p| expose_ports(p)) {
+                for port in port? {
+                    if !list.contains(&port) {
+                        list.push(port);
+                    }
+                }
+            }
+            list.sort();
+            config.set_exposed_ports(Some(list));
+        }
+        Kind::Volume(vols) => {
+            let mut list = config.volumes().clone().unwrap_or_default();
+            for v in vols {
+                if v.trim().is_empty() {
+                    bail!("VOLUME specified can not be an empty string");
+                }
+                if !list.contains(v) {
+                    list.push(v.clone());
+                }
+            }
+            config.set_volumes(Some(list));
+        }
+        Kind::Cmd(cmd) => {
+            config.set_cmd(Some(argv(shell, cmd)));
+            *cmd_set = true;
+        }
+        Kind::Entrypoint(cmd) => {
+            config.set_entrypoint(cmd.as_ref().map(|c| argv(shell, c)));
+            if !*cmd_set {
+                config.set_cmd(None);
+            }
+        }
+        Kind::Maintainer(_) => {}
+        other => bail!("{other:?} is not a metadata instruction"),
+    }
+    Ok(())
+}
+
+/// One `EXPOSE` word as Docker's `nat.ParsePortSpecs` reads it: `80`, `53/udp`, or a range
+/// `8000-8002/tcp` (one entry per port); the protocol defaults to `tcp`.
+fn expose_ports(word: &str) -> Result<Vec<String>> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_lowercase();
+    let bad = || anyhow::anyhow!("invalid containerPort: {word}");
+    let (start, end) = ports.split_once('-').unwrap_or((ports, ports));
+    let start: u16 = start.parse().map_err(|_| bad())?;
+    let end: u16 = end.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(bad());
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// A directory under the state root for one step's files, removed on drop.
+pub(crate) struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub(crate) fn new(root: &Path) -> Result<TempDir> {
+        let base = root.join("tmp");
+        std::fs::create_dir_all(&base).with_context(|| format!("mkdir {}", base.display()))?;
+        let path = base.join(format!("build-{}", crate::container::new_id()?));
+        std::fs::create_dir(&path).with_context(|| format!("mkdir {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ANCHOR: run_step
+impl Builder<'_> {
+    /// `RUN`: a container on the current image, created and supervised as `minidock run`
+    /// does (network `none` unless `--network`), with the build args in its environment only; its upper dir
+    /// becomes the step's layer. Its history (and cache key) is Docker's: the build args as
+    /// `|N K=V …`, then the command (`|1 V=2 /bin/sh -c make`).
+    fn run_step(&mut self, state: &mut StageState, cmd: &CommandLine) -> Result<()> {
+        if !cmd.files.is_empty() {
+            bail!("RUN with a heredoc is not supported by minidock build");
+        }
+        let env = env_of(&state.current.config);
+        let argv = argv(&state.shell, cmd);
+        let mut words = state.args.run_prefix(&env);
+        words.extend(argv.iter().cloned());
+        let created_by = words.join(" ");
+        let cache_key = cache_key(state.current.id.as_deref(), &created_by);
+        if !self.options.no_cache && self.cached(&cache_key).is_some() {
+            return self.commit_step(&mut state.current, &created_by, None, &created_by);
+        }
+        let image = self.ensure_committed(&mut state.current)?;
+        let container = self.run_container(&image, argv.clone(), state.args.run_env(&env))?;
+        let upper = self.paths.dir(&container.id).join("upper");
+        let result = self.commit_step(&mut state.current, &created_by, Some(&upper), &created_by);
+        drop(container);
+        result
+    }
+
+    /// The current image's ID, committing a `FROM scratch` stage's empty image first.
+    fn ensure_committed(&mut self, current: &mut CurrentImage) -> Result<String> {
+        if let Some(id) = &current.id {
+            return Ok(id.clone());
+        }
+        let step = LayerStep {
+            upper: None,
+            history: HistoryBuilder::default().created_by(String::new()),
+            created: SystemTime::now(),
+        };
+        let image = commit_layer(
+            &self.store,
+            &current.layers,
+            current.config.clone(),
+            step,
+            &[],
+        )?;
+        Ok(image.id.to_string())
+    }
+
+    /// Runs `argv` in a new container on `image` to its end; errors when it exits non-zero
+    /// (Docker's message, the command's status as the exit code).
+    fn run_container(&mut self, image: &str, argv: Vec<String>, env: Vec<String>) -> Result<Step> {
+        use crate::container::{CreateOptions, shim, spec::RunOptions};
+        let options = CreateOptions {
+            image: image.to_owned(),
+            name: None,
+            run: RunOptions {
+                command: argv.clone(),
+                entrypoint: Some(String::new()),
+                env,
+                network: Some(
+                    self.options
+                        .network
+                        .clone()
+                        .unwrap_or_else(|| "none".into()),
+                ),
+                restart: "no".into(),
+                ..RunOptions::default()
+            },
+            supervised: true,
+        };
+        let state = crate::container::create(self.paths, &options)?;
+        let step = Step {
+            paths: self.paths.clone(),
+            id: state.id.clone(),
+        };
+        self.say(&format!(" ---> Running in {}", short(&state.id)))?;
+        // `-q`: the step's output goes only to its log.
+        let attach = shim::Attach::streams(false, !self.options.quiet, !self.options.quiet)?;
+        let status = shim::supervise(self.paths, &state.id, Some(attach), &mut |_| {})?;
+        if status != 0 {
+            let words: Vec<String> = argv.iter().map(|w| w.to_string()).collect();
+            return Err(RunFailed(Exit::new(
+                status,
+                format!(
+                    "The command '{}' returned a non-zero code: {status}",
+                    words.join(" ")
+                ),
+            ))
+            .into());
+        }
+        self.say(&format!(
+            "Removing intermediate container {}",
+            short(&state.id)
+        ))?;
+        Ok(step)
+    }
+}
+// ANCHOR_END: run_step
+
+/// A `RUN` that exited non-zero: the build exits with its status and Docker's message.
+#[derive(Debug)]
+pub struct RunFailed(pub Exit);
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.message)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
+/// A step's container, removed on drop.
+struct Step {
+    paths: Paths,
+    id: String,
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        let _ = crate::container::remove(&self.paths, &self.id, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expose_words_and_workdirs_as_docker_reads_them() {
+        assert_eq!(expose_ports("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            expose_ports("8000-8002/tcp").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(expose_ports("http").is_err() && expose_ports("9-1").is_err());
+        assert_eq!(workdir(Some("/app"), "rel/../x"), "/app/x");
+        assert_eq!(workdir(None, "/a//b/"), "/a/b");
+    }
+}

@@ -1,0 +1,652 @@
+//! `COPY` and `ADD` from the build context: the files go into a fresh directory laid out as
+//! the image's root, which becomes the step's layer (moby `builder/dockerfile/copy.go`).
+//!
+//! Docker's directory semantics: a source directory's contents (not the directory itself)
+//! are copied; a file goes to `DEST/name` when `DEST` ends in `/`, names a directory of the
+//! image or there are several sources, else to `DEST` itself. Files belong to root unless
+//! `--chown UID[:GID]`; `--chmod` sets every copied file's and directory's mode. Sources may
+//! use Go's `filepath.Match` wildcards (`*`, `?`, `[a-z]`) in their last component. The cache
+//! key names a hash of every copied path, mode, owner and content, as Docker's
+//! `COPY file:<hash> in <dest>`. `ADD` unpacks a local tar archive (plain or compressed) into
+//! the destination directory; `ADD` from a URL is not supported.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::build::builder::{Builder, TempDir};
+use crate::build::instructions::CopySpec;
+use crate::image::store::hex;
+
+/// The part of a stage's state a copy changes.
+pub struct StepState<'a> {
+    pub(crate) current: &'a mut crate::build::builder::CurrentImage,
+    /// The stage's shell, which the history entry names.
+    pub(crate) shell: &'a [String],
+}
+
+/// Who the copied files belong to and which mode they get.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    mode: Option<u32>,
+}
+
+// ANCHOR: copy_step
+/// Runs a `COPY` (or `ADD`, `add`) step.
+pub fn copy_step(
+    builder: &mut Builder,
+    state: StepState,
+    spec: &CopySpec,
+    add: bool,
+) -> Result<()> {
+    let name = if add { "ADD" } else { "COPY" };
+    if !spec.inline.is_empty() {
+        bail!("{name} with a heredoc is not supported by minidock build");
+    }
+    if spec.link {
+        bail!("{name} --link is not supported by minidock build");
+    }
+    // The source: the context (less what .dockerignore excludes), or with --from another
+    // stage's or image's root filesystem, mounted read-only for the step.
+    let _from_dir;
+    let _from_mount;
+    let (context, ignore) = match &spec.from {
+        None => {
+            let context = builder.options.context.clone().with_context(|| {
+                format!("{name} needs a build context: the Dockerfile came on stdin")
+            })?;
+            let ignore = Ignore::load(&context)?;
+            (context, ignore)
+        }
+        Some(from) => {
+            if add {
+                bail!("ADD --from is not supported: use COPY --from");
+            }
+            let image = builder.copy_source_image(from)?;
+            _from_dir = TempDir::new(&builder.paths.root)?;
+            _from_mount = mount_image(builder, &image, &_from_dir.path)?;
+            (_from_dir.path.join("merged"), Ignore::default())
+        }
+    };
+    let owner = owner(spec)?;
+    let sources = expand_sources(&context, &spec.sources, add, &ignore)?;
+    let workdir = state.current.working_dir();
+    let dest = absolute(&workdir, &spec.dest);
+    let dest_is_dir =
+        spec.dest.ends_with('/') || sources.len() > 1 || builder.is_dir_in(state.current, &dest)?;
+    let tmp = TempDir::new(&builder.paths.root)?;
+    let mut hasher = Sha256::new();
+    for source in &sources {
+        if add && is_archive(source) {
+            if spec.chmod.is_some() {
+                bail!("ADD --chmod of an archive is not supported by minidock build");
+            }
+            let dir = tmp.path.join(dest.trim_start_matches('/'));
+            unpack_archive(
+                source,
+                &dir,
+                spec.chown.is_some().then_some(owner),
+                &mut hasher,
+            )?;
+            continue;
+        }
+        let meta = fs::symlink_metadata(source)
+            .with_context(|| format!("{name} failed: stat {}", source.display()))?;
+        let target = if meta.is_dir() || !dest_is_dir {
+            dest.clone()
+        } else {
+            let file = source.file_name().context("a source without a name")?;
+            format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
+        };
+        let to = tmp.path.join(target.trim_start_matches('/'));
+        make_parents(&to)?;
+        let walk = Walk {
+            layer: &tmp.path,
+            context: &context.canonicalize()?,
+            ignore: &ignore,
+            owner,
+        };
+        copy_tree(source, &to, &walk, &mut hasher)?;
+    }
+    let kind = if sources.len() > 1 {
+        "multi"
+    } else if fs::metadata(&sources[0]).is_ok_and(|m| m.is_dir()) {
+        "dir"
+    } else {
+        "file"
+    };
+    // Docker's words, the missing space after the flags included
+    // (`COPY --chown=1000:1000file:<hash> in ./ `), with the destination as written.
+    let flags: String = [("chown", &spec.chown), ("chmod", &spec.chmod)]
+        .iter()
+        .filter_map(|(flag, value)| value.as_ref().map(|v| format!("--{flag}={v}")))
+        .collect();
+    let comment = format!(
+        "{name} {flags}{kind}:{} in {} ",
+        hex(&hasher.finalize()),
+        spec.dest
+    );
+    let created_by = crate::build::builder::nop_single(state.shell, &comment);
+    builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
+}
+// ANCHOR_END: copy_step
+
+// ANCHOR: unpack_archive
+/// `ADD`'s local archive: a tar (plain, gzip, bzip2, xz or zstd) unpacked into `dir`, owners
+/// and modes as the archive has them, or owned by `chown` when given. Entries that would land
+/// outside `dir` are refused by the tar reader. The archive's bytes go into the cache hash.
+fn unpack_archive(
+    source: &Path,
+    dir: &Path,
+    chown: Option<Owner>,
+    hasher: &mut Sha256,
+) -> Result<()> {
+    let bytes = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+    hasher.update(&bytes);
+    let (reader, _) = crate::image::archive::decompressed(std::io::Cursor::new(bytes))?;
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_overwrite(true);
+    archive
+        .unpack(dir)
+        .with_context(|| format!("unpacking {}", source.display()))?;
+    if let Some(owner) = chown {
+        chown_tree(dir, owner)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: unpack_archive
+
+/// `lchown` of everything below `dir` (not `dir` itself, which existed before).
+fn chown_tree(dir: &Path, owner: Owner) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        std::os::unix::fs::lchown(&path, Some(owner.uid), Some(owner.gid))
+            .with_context(|| format!("chown {}", path.display()))?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&path, owner)?;
+        }
+    }
+    Ok(())
+}
+
+/// Mounts `image`'s layers under `dir/merged` (an overlay with an empty upper dir, unmounted
+/// on drop).
+fn mount_image(
+    builder: &Builder,
+    image: &crate::image::store::Image,
+    dir: &Path,
+) -> Result<crate::overlay::OverlayMount> {
+    let mut lowers: Vec<PathBuf> = builder.store.unpacked_layers(image)?;
+    lowers.reverse();
+    for sub in ["upper", "work", "merged"] {
+        fs::create_dir(dir.join(sub)).with_context(|| format!("mkdir {sub}"))?;
+    }
+    if lowers.is_empty() {
+        lowers.push(dir.join("empty"));
+        fs::create_dir(&lowers[0]).context("mkdir empty")?;
+    }
+    crate::overlay::mount(
+        &lowers,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &dir.join("merged"),
+    )
+}
+
+/// `--chown` (numeric `UID[:GID]` only) and `--chmod` (octal).
+fn owner(spec: &CopySpec) -> Result<Owner> {
+    let (uid, gid) = match &spec.chown {
+        None => (0, 0),
+        Some(text) => {
+            let (u, g) = text.split_once(':').unwrap_or((text, text));
+            let num = |s: &str| {
+                s.parse::<u32>().with_context(|| {
+                    format!("--chown with a user or group name ({s:?}) is not supported by minidock build: give numbers")
+                })
+            };
+            (num(u)?, num(g)?)
+        }
+    };
+    let mode = spec
+        .chmod
+        .as_deref()
+        .map(|m| {
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .with_context(|| format!("invalid chmod parameter {m:?}"))
+        })
+        .transpose()?;
+    Ok(Owner { uid, gid, mode })
+}
+
+/// The source paths inside the context, wildcards matched; a path leaving the context is
+/// refused, and so are `ADD`'s URLs and archives.
+fn expand_sources(
+    context: &Path,
+    sources: &[String],
+    add: bool,
+    ignore: &Ignore,
+) -> Result<Vec<PathBuf>> {
+    let root = context
+        .canonicalize()
+        .with_context(|| format!("the build context {}", context.display()))?;
+    let mut out = Vec::new();
+    for source in sources {
+        if add && (source.starts_with("http://") || source.starts_with("https://")) {
+            bail!("ADD from a URL is not supported by minidock build");
+        }
+        let rel = clean(source);
+        let (dir, last) = match rel.rsplit_once('/') {
+            Some((d, l)) => (d.to_owned(), l.to_owned()),
+            None => (String::new(), rel.clone()),
+        };
+        if has_wildcard(&dir) {
+            bail!(
+                "wildcards outside a source's last component are not supported by minidock build: {source:?}"
+            );
+        }
+        let found: Vec<String> = if has_wildcard(&last) {
+            let pattern = go_match_regex(&last)?;
+            let mut names: Vec<_> = fs::read_dir(resolve_in(&root, &dir)?)
+                .with_context(|| format!("reading {dir:?} in the build context"))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| pattern.is_match(n))
+                .filter(|n| !ignore.excluded(format!("{dir}/{n}").trim_start_matches('/')))
+                .collect();
+            names.sort();
+            names.into_iter().map(|n| format!("{dir}/{n}")).collect()
+        } else {
+            vec![rel.clone()]
+        };
+        if found.is_empty() {
+            bail!("COPY failed: no source files were specified");
+        }
+        for path in found {
+            if !rel.is_empty() && ignore.excluded(&rel) && !has_wildcard(&last) {
+                bail!(
+                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
+                );
+            }
+            let path = resolve_in(&root, &path)?;
+            if fs::symlink_metadata(&path).is_err() {
+                bail!(
+                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
+                );
+            }
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// A source path relative to the context, with `.`/`..` resolved inside it.
+fn clean(source: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in source.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+// ANCHOR: resolve_in
+/// `rel` resolved inside `root` as if `root` were `/` (moby's `FollowSymlinkInScope`): every
+/// symlink on the way is followed with its target read against `root` (an absolute target
+/// starts again at `root`, `..` stops at it), so the result never leaves `root`. The last
+/// component is followed too: a source that is a symlink copies what it points to.
+fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut parts: std::collections::VecDeque<String> = rel
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = parts.pop_front() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = root.join(resolved.join("/")).join(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    bail!("too many levels of symbolic links in {rel:?}");
+                }
+                let target = fs::read_link(&candidate)
+                    .with_context(|| format!("readlink {}", candidate.display()))?;
+                let target = target.to_string_lossy();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                for p in target.split('/').rev().filter(|p| !p.is_empty()) {
+                    parts.push_front(p.to_owned());
+                }
+            }
+            _ => resolved.push(part),
+        }
+    }
+    Ok(root.join(resolved.join("/")))
+}
+// ANCHOR_END: resolve_in
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Go's `filepath.Match` pattern for one name as a regex.
+fn go_match_regex(pattern: &str) -> Result<regex::Regex> {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                re.push('[');
+                for c in chars.by_ref() {
+                    match c {
+                        ']' => break,
+                        '^' | '!' if re.ends_with('[') => re.push('^'),
+                        '\\' => re.push_str("\\\\"),
+                        c => re.push(c),
+                    }
+                }
+                re.push(']');
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    re.push_str(&regex::escape(&n.to_string()));
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).with_context(|| format!("bad source pattern {pattern:?}"))
+}
+
+/// Whether a file starts with a tar or compressed stream's magic bytes.
+fn is_archive(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = vec![0u8; 512];
+    let n = f.read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// `dest` made absolute against the working dir (Docker keeps a trailing `/`).
+fn absolute(workdir: &str, dest: &str) -> String {
+    let joined = if dest.starts_with('/') {
+        dest.to_owned()
+    } else {
+        format!("{}/{dest}", workdir.trim_end_matches('/'))
+    };
+    let trailing = joined.ends_with('/') || dest == ".";
+    let cleaned = format!("/{}", clean(&joined));
+    if trailing && cleaned != "/" {
+        format!("{cleaned}/")
+    } else {
+        cleaned
+    }
+}
+
+fn make_parents(to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("mkdir {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies `from` (a file, symlink or directory's contents) to `to`, owned and moded as
+/// `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
+fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result<()> {
+    let (root, owner) = (walk.layer, walk.owner);
+    let meta = fs::symlink_metadata(from).with_context(|| format!("stat {}", from.display()))?;
+    let to = if to.to_string_lossy().ends_with('/') && !meta.is_dir() {
+        to.join(from.file_name().unwrap_or_default())
+    } else {
+        to.to_path_buf()
+    };
+    let rel = to.strip_prefix(root).unwrap_or(&to);
+    hasher.update(rel.as_os_str().as_encoded_bytes());
+    hasher.update(format!("\0{:o}\0{}:{}\0", meta.mode(), owner.uid, owner.gid).as_bytes());
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from)?;
+        hasher.update(target.as_os_str().as_encoded_bytes());
+        let _ = fs::remove_file(&to);
+        std::os::unix::fs::symlink(&target, &to)
+            .with_context(|| format!("symlink {}", to.display()))?;
+        std::os::unix::fs::lchown(&to, Some(owner.uid), Some(owner.gid))?;
+        return Ok(());
+    }
+    if meta.is_dir() {
+        fs::create_dir_all(&to).with_context(|| format!("mkdir {}", to.display()))?;
+        let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let rel = path.strip_prefix(walk.context).unwrap_or(&path);
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if walk.ignore.excluded(&rel.to_string_lossy())
+                && !(is_dir && walk.ignore.has_exceptions())
+            {
+                continue;
+            }
+            copy_tree(&path, &to.join(entry.file_name()), walk, hasher)?;
+        }
+    } else if meta.is_file() {
+        let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+        hasher.update(&bytes);
+        fs::write(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+    } else {
+        bail!(
+            "copying {}: only files, directories and symlinks are supported",
+            from.display()
+        );
+    }
+    let mode = owner.mode.unwrap_or(meta.mode() & 0o7777);
+    std::os::unix::fs::chown(&to, Some(owner.uid), Some(owner.gid))
+        .with_context(|| format!("chown {}", to.display()))?;
+    fs::set_permissions(&to, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", to.display()))?;
+    Ok(())
+}
+
+/// Where a copy goes and what it skips.
+struct Walk<'a> {
+    /// The step's layer dir (paths are hashed relative to it).
+    layer: &'a Path,
+    /// The context's real path (`.dockerignore` patterns are relative to it).
+    context: &'a Path,
+    ignore: &'a Ignore,
+    owner: Owner,
+}
+
+// ANCHOR: dockerignore
+/// The context's `.dockerignore`, as moby's `patternmatcher`: one pattern a line (`#`
+/// comments, blank lines skipped), cleaned and relative to the context; `*`, `?` and `[…]`
+/// within a name, `**` across directories; a pattern also excludes everything below a
+/// directory it matches; `!` re-includes; the last matching pattern decides.
+#[derive(Debug, Default)]
+pub struct Ignore {
+    patterns: Vec<(regex::Regex, bool)>,
+}
+
+impl Ignore {
+    /// Reads `CONTEXT/.dockerignore` (none: nothing excluded).
+    pub fn load(context: &Path) -> Result<Ignore> {
+        let path = context.join(".dockerignore");
+        match fs::read_to_string(&path) {
+            Ok(text) => Ignore::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ignore::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The patterns of a `.dockerignore` text.
+    pub fn parse(text: &str) -> Result<Ignore> {
+        let mut patterns = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exception, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let cleaned = clean(pattern);
+            if cleaned.is_empty() {
+                continue;
+            }
+            patterns.push((ignore_regex(&cleaned)?, exception));
+        }
+        Ok(Ignore { patterns })
+    }
+
+    /// Whether `rel` (a path relative to the context) is excluded.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let rel = clean(rel);
+        let mut excluded = false;
+        for (pattern, exception) in &self.patterns {
+            let mut candidate = rel.as_str();
+            let matched = loop {
+                if pattern.is_match(candidate) {
+                    break true;
+                }
+                match candidate.rsplit_once('/') {
+                    Some((parent, _)) => candidate = parent,
+                    None => break false,
+                }
+            };
+            if matched {
+                excluded = !exception;
+            }
+        }
+        excluded
+    }
+
+    /// Whether any pattern is an `!` exception (an excluded directory is walked then).
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|(_, e)| *e)
+    }
+}
+
+/// A `.dockerignore` pattern as a regex over slash-separated relative paths.
+fn ignore_regex(pattern: &str) -> Result<regex::Regex> {
+    let mut re = String::from("^");
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                i += 1;
+                if chars.get(i + 1) == Some(&'/') {
+                    i += 1;
+                    re.push_str("(.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                let end = chars[i..].iter().position(|&c| c == ']');
+                let Some(end) = end else {
+                    bail!("bad .dockerignore pattern {pattern:?}: no closing ]");
+                };
+                let class: String = chars[i + 1..i + end].iter().collect();
+                let class = class.replacen('!', "^", usize::from(class.starts_with('!')));
+                re.push_str(&format!("[{}]", class.replace('\\', "\\\\")));
+                i += end;
+            }
+            '\\' if i + 1 < chars.len() => {
+                i += 1;
+                re.push_str(&regex::escape(&chars[i].to_string()));
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    re.push('$');
+    regex::Regex::new(&re).with_context(|| format!("bad .dockerignore pattern {pattern:?}"))
+}
+// ANCHOR_END: dockerignore
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_and_patterns_as_docker_reads_them() {
+        assert_eq!(absolute("/app", "x"), "/app/x");
+        assert_eq!(absolute("/app", "."), "/app/");
+        assert_eq!(absolute("/", "/a/../b/"), "/b/");
+        let re = go_match_regex("*.txt").unwrap();
+        assert!(re.is_match("a.txt") && !re.is_match("a.txt.bak"));
+        let re = go_match_regex("f[0-9]?").unwrap();
+        assert!(re.is_match("f1x") && !re.is_match("fa1"));
+        assert_eq!(clean("../../etc/passwd"), "etc/passwd");
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("bin")).unwrap();
+        fs::write(r.join("bin/busybox"), "x").unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", r.join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("../../../etc", r.join("up")).unwrap();
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        assert_eq!(resolve_in(r, "bin/sh").unwrap(), r.join("bin/busybox"));
+        assert_eq!(resolve_in(r, "up/passwd").unwrap(), r.join("etc/passwd"));
+        assert!(resolve_in(r, "loop").is_err());
+    }
+
+    #[test]
+    fn dockerignore_patterns_and_exceptions() {
+        let ignore =
+            Ignore::parse("# comment\n*.md\n!README.md\nbuild\n**/*.tmp\n/secret?\n").unwrap();
+        assert!(ignore.excluded("notes.md"));
+        assert!(!ignore.excluded("README.md"));
+        assert!(!ignore.excluded("docs/notes.md"));
+        assert!(ignore.excluded("build"));
+        assert!(ignore.excluded("build/out/x"));
+        assert!(ignore.excluded("a/b/c.tmp") && ignore.excluded("c.tmp"));
+        assert!(ignore.excluded("secret1") && !ignore.excluded("secret12"));
+        assert!(!ignore.excluded("src/main.rs"));
+        assert!(ignore.has_exceptions());
+    }
+}
