@@ -1480,3 +1480,317 @@ fn an_index_pull_records_the_index_digest_as_docker_does() {
     assert!(out.contains(&format!("Digest: {index_digest}\n")), "{out}");
     assert_eq!(pinned.inspect(&by_digest)["Id"], host_id.as_str());
 }
+
+// ------------------------------------------------------------------------------------------
+// Credentials stay with the registry's origin
+// ------------------------------------------------------------------------------------------
+
+/// One request as a loopback listener saw it: method, target, `Authorization` (if any).
+type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
+
+/// Blobs and manifests by digest or path, shared by the registry and its storage host.
+type Stored = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+
+/// Method, target, lower-case headers and body of one request.
+type Request = (String, String, HashMap<String, String>, Vec<u8>);
+
+/// `base64("alice:secretpw")`: the only credentials the origin accepts.
+const ALICE: &str = "Basic YWxpY2U6c2VjcmV0cHc=";
+
+/// Reads one request: method, target, lower-case headers, and its `Content-Length` body.
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let head = read_head(stream);
+    let mut lines = head.split("\r\n");
+    let mut words = lines.next()?.split_whitespace();
+    let (method, target) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let headers: HashMap<String, String> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((method, target, headers, body))
+}
+
+fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+/// Accepts connections on `listener` for the rest of the test, one request each, logging
+/// every request in `seen` and answering it with `answer`.
+fn listen(
+    listener: TcpListener,
+    seen: Seen,
+    answer: impl Fn(&mut TcpStream, &str, &str, &HashMap<String, String>, Vec<u8>)
+    + Send
+    + Sync
+    + 'static,
+) {
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (seen, answer) = (seen.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let Some((method, target, headers, body)) = read_request(&mut stream) else {
+                    return;
+                };
+                let authorization = headers.get("authorization").cloned();
+                seen.lock()
+                    .unwrap()
+                    .push((method.clone(), target.clone(), authorization));
+                answer(&mut stream, &method, &target, &headers, body);
+            });
+        }
+    });
+}
+
+/// The registry: wants `alice:secretpw` on every request, points the catalog's `Link` and
+/// uploads' `Location` at `storage`, and redirects blob downloads there (307), those of
+/// `denied/*` to its `/denied/`.
+fn origin_answer(
+    storage: String,
+    stored: Stored,
+) -> impl Fn(&mut TcpStream, &str, &str, &HashMap<String, String>, Vec<u8>) + Send + Sync + 'static
+{
+    move |stream, method, target, headers, body| {
+        if headers.get("authorization").map(String::as_str) != Some(ALICE) {
+            let body =
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+            let challenge = ("WWW-Authenticate", r#"Basic realm="fake""#.to_owned());
+            return respond(stream, "401 Unauthorized", &[challenge], body);
+        }
+        let json = ("Content-Type", "application/json".to_owned());
+        if target == "/v2/" {
+            respond(stream, "200 OK", &[json], b"{}");
+        } else if target.starts_with("/v2/_catalog") {
+            let link = format!(r#"<http://{storage}/v2/_catalog?n=100&last=a%2Fbox>; rel="next""#);
+            let body = br#"{"repositories":["a/box"]}"#;
+            respond(stream, "200 OK", &[json, ("Link", link)], body);
+        } else if target.contains("/blobs/uploads/") && method == "POST" {
+            let location = ("Location", format!("http://{storage}/up/1"));
+            respond(stream, "202 Accepted", &[location], b"");
+        } else if let Some((_, digest)) = target.split_once("/blobs/") {
+            if method == "HEAD" {
+                return respond(stream, "404 Not Found", &[], b"");
+            }
+            let under = if target.starts_with("/v2/denied/") {
+                "denied"
+            } else {
+                "blobs"
+            };
+            let location = ("Location", format!("http://{storage}/{under}/{digest}"));
+            respond(stream, "307 Temporary Redirect", &[location], b"");
+        } else if target.contains("/manifests/") && method == "PUT" {
+            let media_type = headers.get("content-type").cloned().unwrap_or_default();
+            let digest = sha256_digest(&body).to_string();
+            stored
+                .lock()
+                .unwrap()
+                .insert(target.to_owned(), (media_type, body));
+            respond(
+                stream,
+                "201 Created",
+                &[("Docker-Content-Digest", digest)],
+                b"",
+            );
+        } else if let Some((media_type, body)) = stored.lock().unwrap().get(target).cloned() {
+            let digest = ("Docker-Content-Digest", sha256_digest(&body).to_string());
+            respond(
+                stream,
+                "200 OK",
+                &[("Content-Type", media_type), digest],
+                &body,
+            );
+        } else {
+            respond(stream, "404 Not Found", &[], b"");
+        }
+    }
+}
+
+/// The storage host at `me`: asks for no credentials, takes uploads and serves blobs, except
+/// under `/denied/`, where it answers 401 with a Bearer challenge whose realm is its own
+/// `/token`.
+fn storage_answer(
+    me: String,
+    stored: Stored,
+) -> impl Fn(&mut TcpStream, &str, &str, &HashMap<String, String>, Vec<u8>) + Send + Sync + 'static
+{
+    move |stream, method, target, _headers, body| {
+        let json = ("Content-Type", "application/json".to_owned());
+        if target.starts_with("/v2/_catalog") {
+            respond(stream, "200 OK", &[json], br#"{"repositories":["z/box"]}"#);
+        } else if target.starts_with("/denied/") {
+            let realm = format!(r#"Bearer realm="http://{me}/token",service="storage""#);
+            respond(
+                stream,
+                "401 Unauthorized",
+                &[("WWW-Authenticate", realm)],
+                b"",
+            );
+        } else if target.starts_with("/token") {
+            respond(stream, "200 OK", &[json], br#"{"token":"stolen"}"#);
+        } else if let Some(query) = target.strip_prefix("/up/1?")
+            && method == "PUT"
+        {
+            let digest = percent_decode(query.split_once("digest=").map_or("", |(_, d)| d));
+            let kind = "application/octet-stream".to_owned();
+            stored.lock().unwrap().insert(digest, (kind, body));
+            respond(stream, "201 Created", &[], b"");
+        } else if let Some(digest) = target.strip_prefix("/blobs/")
+            && let Some((kind, body)) = stored.lock().unwrap().get(digest).cloned()
+        {
+            respond(stream, "200 OK", &[("Content-Type", kind)], &body);
+        } else {
+            respond(stream, "404 Not Found", &[], b"");
+        }
+    }
+}
+
+/// The registry and its storage host on two loopback ports, and a client logged in to the
+/// registry as alice.
+struct TwoOrigins {
+    world: World,
+    addr: String,
+    at_origin: Seen,
+    at_storage: Seen,
+}
+
+impl TwoOrigins {
+    fn start() -> TwoOrigins {
+        let (origin, storage) = (
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        );
+        let addr = origin.local_addr().unwrap().to_string();
+        let storage_addr = storage.local_addr().unwrap().to_string();
+        let stored = Stored::default();
+        let (at_origin, at_storage) = (Seen::default(), Seen::default());
+        let answer = origin_answer(storage_addr.clone(), stored.clone());
+        listen(origin, at_origin.clone(), answer);
+        listen(
+            storage,
+            at_storage.clone(),
+            storage_answer(storage_addr, stored),
+        );
+        let world = World::new();
+        let out = world.minidock_stdin(
+            &["login", "-u", "alice", "--password-stdin", &addr],
+            "secretpw\n",
+        );
+        assert!(out.status.success(), "{out:?}");
+        TwoOrigins {
+            world,
+            addr,
+            at_origin,
+            at_storage,
+        }
+    }
+
+    /// Another client with the same login.
+    fn other_world(&self) -> World {
+        let other = World::new();
+        fs::copy(
+            self.world.config.path().join("config.json"),
+            other.config.path().join("config.json"),
+        )
+        .unwrap();
+        other
+    }
+
+    /// Asserts the storage host saw `method prefix...` and that no request it saw carried an
+    /// `Authorization`.
+    fn storage_saw_without_credentials(&self, method: &str, prefix: &str) {
+        let seen = self.at_storage.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|(m, target, _)| m == method && target.starts_with(prefix)),
+            "no {method} {prefix} at the storage host: {seen:?}"
+        );
+        for (m, target, authorization) in &seen {
+            assert_eq!(authorization, &None, "{m} {target} carried credentials");
+        }
+    }
+
+    /// Asserts the registry itself got alice's credentials on a manifest request.
+    fn origin_got_credentials(&self) {
+        let seen = self.at_origin.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|(_, target, authorization)| target.contains("/manifests/")
+                    && authorization.as_deref() == Some(ALICE)),
+            "{seen:?}"
+        );
+    }
+}
+
+#[test]
+fn search_sends_no_credentials_to_a_catalog_link_on_another_origin() {
+    let two = TwoOrigins::start();
+    let addr = &two.addr;
+    let out = two
+        .world
+        .ok(&["search", "--format", "{{.Name}}", &format!("{addr}/box")]);
+    assert_eq!(out, format!("{addr}/a/box\n{addr}/z/box\n"));
+    two.storage_saw_without_credentials("GET", "/v2/_catalog");
+    let seen = two.at_origin.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(
+            |(_, target, authorization)| target.starts_with("/v2/_catalog")
+                && authorization.as_deref() == Some(ALICE)
+        ),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn push_and_pull_send_no_credentials_to_an_upload_location_or_a_blob_redirect_elsewhere() {
+    let two = TwoOrigins::start();
+    let name = format!("{}/private/app:1", two.addr);
+    let id = two
+        .world
+        .import(&tar_of(&[("secret", b"data")]), &name, &[]);
+    two.world.ok(&["push", &name]);
+    two.storage_saw_without_credentials("PUT", "/up/1?");
+    two.origin_got_credentials();
+
+    let other = two.other_world();
+    other.ok(&["pull", &name]);
+    assert_eq!(other.inspect(&name)["Id"], id.as_str());
+    two.storage_saw_without_credentials("GET", "/blobs/sha256:");
+}
+
+#[test]
+fn a_challenge_from_where_a_blob_redirect_led_is_not_answered_with_credentials() {
+    let two = TwoOrigins::start();
+    let name = format!("{}/denied/app:1", two.addr);
+    two.world
+        .import(&tar_of(&[("secret", b"data")]), &name, &[]);
+    two.world.ok(&["push", &name]);
+    two.at_storage.lock().unwrap().clear();
+    // The storage host answers the redirected download with its own Bearer challenge: the
+    // pull fails there rather than sending alice's password to its token realm.
+    let err = two.other_world().fails(&["pull", &name]);
+    assert!(err.contains("unauthorized"), "{err}");
+    two.storage_saw_without_credentials("GET", "/denied/");
+    let seen = two.at_storage.lock().unwrap().clone();
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, target, _)| target.starts_with("/token")),
+        "{seen:?}"
+    );
+}

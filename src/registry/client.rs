@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
+use ureq::config::RedirectAuthHeaders;
 use ureq::http::{self, Response};
-use ureq::{Agent, Body, SendBody};
+use ureq::{Agent, Body, ResponseExt, SendBody};
 
 use super::auth::{Challenge, Credentials};
 use super::config::RegistryConfig;
@@ -167,6 +168,9 @@ impl Client {
             // A registry that stops sending mid-layer must not hang the pull forever.
             .timeout_recv_response(Some(Duration::from_secs(120)))
             .timeout_recv_body(None)
+            // A redirect (a blob on a storage host, say) never carries the registry's
+            // `Authorization` along: Docker adds it only to requests for the registry's host.
+            .redirect_auth_headers(RedirectAuthHeaders::Never)
             .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -357,10 +361,17 @@ impl Client {
     }
     // ANCHOR_END: authorize
 
+    /// Whether `url` is on the registry's own origin (scheme, host and port, RFC 6454): the
+    /// only place its credentials and tokens are sent.
+    pub fn is_own_origin(&self, url: &str) -> bool {
+        origin_of_url(url).is_some_and(|origin| Some(origin) == origin_of_url(&self.base))
+    }
+
     // ANCHOR: send
-    /// Sends one request in `repository`. If the registry answers 401 to a request whose body
-    /// can be sent again, the client answers the new challenge (a token with another scope,
-    /// say) and retries once.
+    /// Sends one request in `repository`. Credentials and tokens go only to the registry's own
+    /// origin: a `Link` or `Location` elsewhere (a storage host) is asked without them, as is
+    /// every redirect. If the registry answers 401 to a request whose body can be sent again,
+    /// the client answers the new challenge (a token with another scope, say) and retries once.
     pub fn send(
         &self,
         method: &str,
@@ -370,7 +381,12 @@ impl Client {
         headers: &[(&str, &str)],
         mut payload: Payload<'_>,
     ) -> Result<Response<Body>> {
-        let mut authorization = self.authorization(repository, access)?;
+        let own = self.is_own_origin(url);
+        let mut authorization = if own {
+            self.authorization(repository, access)?
+        } else {
+            None
+        };
         for attempt in 0..2 {
             let mut builder = http::Request::builder().method(method).uri(url);
             for (name, value) in headers {
@@ -392,7 +408,15 @@ impl Client {
             let response = sent
                 .with_context(|| format!("building {method} {url}"))?
                 .with_context(|| format!("{method} {url}"))?;
-            if response.status().as_u16() != 401 || attempt == 1 || !retryable {
+            // Only the registry's own challenge is answered, never one from where a redirect led.
+            let answered_by_registry = origin_of(response.get_uri())
+                .is_some_and(|origin| Some(origin) == origin_of_url(&self.base));
+            if response.status().as_u16() != 401
+                || attempt == 1
+                || !retryable
+                || !own
+                || !answered_by_registry
+            {
                 return Ok(response);
             }
             // Refused: answer this response's own challenge, which names the scope it wants.
@@ -480,6 +504,24 @@ pub fn scope_for(repository: &str, access: Access) -> String {
     }
 }
 
+/// `(scheme, host, port)` of an absolute URL, the port defaulted by scheme.
+fn origin_of(uri: &http::Uri) -> Option<(String, String, u16)> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = match (uri.port_u16(), scheme.as_str()) {
+        (Some(port), _) => port,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        _ => return None,
+    };
+    Some((scheme, host, port))
+}
+
+/// [`origin_of`] a URL given as text; None for a relative or unparsable one.
+fn origin_of_url(url: &str) -> Option<(String, String, u16)> {
+    origin_of(&url.parse::<http::Uri>().ok()?)
+}
+
 fn challenge_of(response: &Response<Body>) -> Result<Challenge> {
     let header = response
         .headers()
@@ -513,6 +555,32 @@ mod tests {
         assert!(is_local("[::1]:5000"));
         assert!(!is_local("registry.example.com"));
         assert!(!is_local("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        let origin = |url: &str| origin_of_url(url).unwrap();
+        assert_eq!(
+            origin("http://127.0.0.1:5000/v2/"),
+            origin("HTTP://127.0.0.1:5000/x")
+        );
+        assert_eq!(
+            origin("https://Registry.example/v2/"),
+            origin("https://registry.example:443/")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:5000/"),
+            origin("http://127.0.0.1:5001/")
+        );
+        assert_ne!(
+            origin("http://registry.example/"),
+            origin("https://registry.example/")
+        );
+        assert_ne!(
+            origin("http://[::1]:5000/"),
+            origin("http://127.0.0.1:5000/")
+        );
+        assert_eq!(origin_of_url("/v2/_catalog"), None);
     }
 
     #[test]
