@@ -6,7 +6,7 @@
 //! Safety: every test runs inside a private outer network namespace (and mount namespace)
 //! made by `net::netns::isolated`; the minidock processes it spawns inherit it, so the
 //! bridge, the NAT rules and `ip_forward` are that namespace's, never the host's. The test
-//! suite turns the default bridge off (`MINIDOCK_BRIDGE=none`, `.cargo/config.toml`); these
+//! suite turns the default bridge off (`MINIDOCK_BRIDGE=none`, set by tests/common); these
 //! tests remove the variable for the commands they run.
 
 mod common;

@@ -36,8 +36,8 @@ pub enum Mode {
 
 /// The variable that turns the default bridge off, as dockerd's `--bridge none`: containers
 /// then get `none` by default and the `bridge` network does not exist. The test suite sets it
-/// (`.cargo/config.toml`) so that only the networking tests, inside network namespaces of
-/// their own, ever make a bridge.
+/// (in `tests/common`, before each test binary starts) so that only the networking tests,
+/// inside network namespaces of their own, ever make a bridge.
 pub const BRIDGE_ENV: &str = "MINIDOCK_BRIDGE";
 
 /// True when [`BRIDGE_ENV`] is `none`.

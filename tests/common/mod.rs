@@ -15,6 +15,18 @@ pub mod root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Runs before each test binary's `main`: the suite runs without the default bridge (as
+/// dockerd's `--bridge none`), so tests that are not about networking never make a bridge or
+/// NAT rules on the host. The networking tests remove the variable for their commands and run
+/// inside network namespaces of their own.
+#[ctor::ctor(unsafe)]
+fn without_the_default_bridge() {
+    if std::env::var_os("MINIDOCK_BRIDGE").is_none() {
+        // SAFETY: before main, no other thread reads the environment.
+        unsafe { std::env::set_var("MINIDOCK_BRIDGE", "none") };
+    }
+}
+
 /// True when running in CI (`CI=true`), where a missing prerequisite is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
