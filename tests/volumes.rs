@@ -707,3 +707,60 @@ fn a_create_that_fails_leaves_no_anonymous_volume() {
     assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
     assert_eq!(m.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn no_mount_goes_on_or_under_proc() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bind = host.path().join("x");
+    let bind_on = |dest: &str| format!("{}:{dest}", bind.display());
+    m.import("procvol", &[r#"VOLUME ["/proc/sys"]"#]);
+    let inside: Vec<Vec<String>> = vec![
+        vec!["-v".into(), "procsys:/proc/sys".into()],
+        vec!["-v".into(), bind_on("/proc/self/cwd")],
+        vec!["-v".into(), "procroot:/proc/1/root".into()],
+        vec![
+            "--mount".into(),
+            "source=procm,target=/proc/sys/kernel".into(),
+        ],
+        vec!["--tmpfs".into(), "/proc/sys".into()],
+    ];
+    for flags in &inside {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let stderr = m.fails(&args, 125);
+        assert!(
+            stderr.contains("cannot be mounted because it is inside /proc"),
+            "{flags:?}: {stderr}"
+        );
+    }
+    let stderr = m.fails(&["run", "--rm", "procvol", "true"], 125);
+    assert!(stderr.contains("inside /proc"), "{stderr}");
+    let stderr = m.fails(
+        &["run", "--rm", "-v", "procall:/proc", "busybox", "true"],
+        125,
+    );
+    assert!(
+        stderr.contains("\"/proc\" cannot be mounted because it is not of type proc"),
+        "{stderr}"
+    );
+    // Nothing of the kernel's sysctls went into a volume, and the host path has no mount.
+    for volume in ["procsys", "procroot", "procm", "procall"] {
+        let files = std::fs::read_dir(data(&m, volume)).map_or(0, |d| d.count());
+        assert_eq!(files, 0, "{volume}");
+    }
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+    // The files lxcfs emulates may be covered, as runc allows.
+    std::fs::write(&bind, "not the kernel's\n").unwrap();
+    let out = m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind_on("/proc/uptime"),
+        "busybox",
+        "cat",
+        "/proc/uptime",
+    ]);
+    assert_eq!(out, "not the kernel's\n");
+}

@@ -334,6 +334,7 @@ pub struct Wanted<'a> {
 /// `_data` (`rbind`, its propagation, `ro`/`rw`), or a fresh tmpfs with its options. A `-v`
 /// bind makes a missing host directory first, as Docker's does.
 pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
+    check_proc_destination(m)?;
     let access = if m.read_only { "ro" } else { "rw" };
     let builder = oci_spec::runtime::MountBuilder::default().destination(&m.container);
     let built = match m.kind {
@@ -362,6 +363,44 @@ pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
     Ok(built.build()?)
 }
 // ANCHOR_END: spec_mount
+
+// ANCHOR: proc_destination
+/// The files under /proc runc lets a mount cover (those lxcfs emulates).
+const VALID_PROC_MOUNTS: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuses a bind, volume or tmpfs on /proc or under it, as runc's `checkProcMount` does
+/// (with its words, exit 125): over /proc it would hide the container's proc, under it it
+/// would cover the kernel's files (`/proc/sys`) or reach the root (`/proc/1/root`). Only
+/// the files lxcfs emulates ([`VALID_PROC_MOUNTS`]) may be covered.
+pub fn check_proc_destination(m: &MountRequest) -> Result<()> {
+    let dest = m.container.as_str();
+    let why = if dest == "/proc" {
+        "is not of type proc"
+    } else if dest.starts_with("/proc/") && !VALID_PROC_MOUNTS.contains(&dest) {
+        "is inside /proc"
+    } else {
+        return Ok(());
+    };
+    let source = match m.kind {
+        MountKind::Tmpfs => "tmpfs".to_owned(),
+        _ => m.host.display().to_string(),
+    };
+    Err(parse::cli_error(format!(
+        "error mounting {source:?} to rootfs at {dest:?}: {dest:?} cannot be mounted because it {why}"
+    )))
+}
+// ANCHOR_END: proc_destination
 
 /// What `inspect` shows of one request under `Mounts` (nothing for `--tmpfs`).
 pub fn mount_point(m: &MountRequest) -> Option<crate::container::state::MountPoint> {
