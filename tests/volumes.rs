@@ -764,3 +764,59 @@ fn no_mount_goes_on_or_under_proc() {
     ]);
     assert_eq!(out, "not the kernel's\n");
 }
+
+#[test]
+fn cp_refuses_read_only_volumes_and_binds() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bind = host.path().join("d");
+    std::fs::create_dir(&bind).unwrap();
+    let file = host.path().join("f");
+    std::fs::write(&file, "new\n").unwrap();
+    let bind_flag = format!("{}:/bro:ro", bind.display());
+    let tar = host.path().join("f.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(host.path())
+        .arg("f")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for detach in [true, false] {
+        let name = if detach { "roc" } else { "roc2" };
+        let mut args = vec!["create", "--name", name];
+        args.extend(["-v", "rovol:/ro:ro", "-v", &bind_flag, "-v", "rwvol:/rw"]);
+        args.extend(["busybox", "sleep", "1000"]);
+        m.ok(&args);
+        if detach {
+            m.ok(&["start", name]);
+        }
+        let file = file.to_str().unwrap();
+        for dest in ["/ro/x", "/bro/x", "/ro", "/bro/"] {
+            let target = format!("{name}:{dest}");
+            let stderr = m.fails(&["cp", file, &target], 1);
+            assert_eq!(
+                stderr, "minidock: mounted volume is marked read-only\n",
+                "{dest}"
+            );
+        }
+        let out = m
+            .cmd()
+            .args(["cp", "-", &format!("{name}:/ro")])
+            .stdin(std::fs::File::open(&tar).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        // A writable volume takes the copy.
+        m.ok(&["cp", file, &format!("{name}:/rw/x")]);
+        m.ok(&["rm", "-f", name]);
+    }
+    assert_eq!(std::fs::read_dir(&bind).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(data(&m, "rovol")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "rwvol").join("x")).unwrap(),
+        "new\n"
+    );
+}

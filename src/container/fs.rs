@@ -113,6 +113,25 @@ impl ContainerRoot {
         Ok(Some(InMount { dir, path, name }))
     }
     // ANCHOR_END: locate
+
+    // ANCHOR: read_only_mount
+    /// Docker's `checkIfPathIsInAVolume`: a copy into a container directory `dir` (cleaned)
+    /// that lies in a read-only bind or volume (the deepest mount holding it) is refused.
+    fn check_writable(&self, dir: &str) -> Result<()> {
+        let holds = |m: &&super::state::MountPoint| {
+            dir == m.destination || dir.starts_with(&format!("{}/", m.destination))
+        };
+        let deepest = self
+            .mounts
+            .iter()
+            .filter(holds)
+            .max_by_key(|m| m.destination.len());
+        match deepest {
+            Some(m) if !m.rw => Err(refused("mounted volume is marked read-only".into())),
+            _ => Ok(()),
+        }
+    }
+    // ANCHOR_END: read_only_mount
 }
 
 impl Drop for ContainerRoot {
@@ -773,6 +792,7 @@ fn copy_in(
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
+    let clean_to = super::spec::clean_container_path("the path", to)?;
     let located = root.locate(to)?;
     let (base, to) = match &located {
         Some(at) => (at.dir.as_fd(), at.path.as_str()),
@@ -792,6 +812,7 @@ fn copy_in(
                 "destination \"{container}:{to}\" must be a directory"
             )));
         }
+        root.check_writable(&clean_to)?;
         let dir = open_dir(&destination.path)?;
         // Plain, gzip, bzip2, xz or zstd, by the magic bytes (Docker's `DecompressStream`),
         // spooled to a temp file and unpacked from there.
@@ -802,6 +823,12 @@ fn copy_in(
         return extract_into(spool, dir.as_fd(), options.archive);
     };
     let (dir_path, name) = placement(&source, &destination)?;
+    let extract_dir = if destination.exists && destination.is_dir {
+        clean_to.clone()
+    } else {
+        split_dir_entry(&clean_to).0
+    };
+    root.check_writable(&extract_dir)?;
     let dir = open_dir(&dir_path)?;
     check_overwrites(&source, dir.as_fd(), &dir_path, &name)?;
     let mut archive = tar_source(
