@@ -820,3 +820,49 @@ fn cp_refuses_read_only_volumes_and_binds() {
         "new\n"
     );
 }
+
+#[test]
+fn cp_onto_a_file_mount_point_is_refused_and_the_bind_stays() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bound = host.path().join("f.txt");
+    std::fs::write(&bound, "bound\n").unwrap();
+    let new = host.path().join("new.txt");
+    std::fs::write(&new, "new\n").unwrap();
+    let resolv = host.path().join("resolv.conf");
+    std::fs::write(&resolv, "new\n").unwrap();
+    let flag = format!("{}:/etc/f.txt", bound.display());
+    m.ok(&[
+        "run", "-d", "--name", "fb", "-v", &flag, "busybox", "sleep", "1000",
+    ]);
+    let (new, resolv) = (new.to_str().unwrap(), resolv.to_str().unwrap());
+    for (source, dest, target) in [
+        (new, "fb:/etc/f.txt", "/etc/f.txt"),
+        (new, "fb:/etc/resolv.conf", "/etc/resolv.conf"),
+        (resolv, "fb:/etc/", "/etc/resolv.conf"),
+    ] {
+        let stderr = m.fails(&["cp", source, dest], 1);
+        assert_eq!(
+            stderr,
+            format!(
+                "minidock: Error processing tar file(exit status 1): unlinkat {target}: \
+                 device or resource busy\n"
+            ),
+            "{dest}"
+        );
+    }
+    // The container's binds are still there: the kernel's mount table and what it reads.
+    let mountinfo = m.ok(&["exec", "fb", "cat", "/proc/self/mountinfo"]);
+    for point in ["/etc/f.txt", "/etc/resolv.conf"] {
+        assert!(
+            mountinfo
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some(point)),
+            "{point}: {mountinfo}"
+        );
+    }
+    std::fs::write(&bound, "changed\n").unwrap();
+    assert_eq!(m.ok(&["exec", "fb", "cat", "/etc/f.txt"]), "changed\n");
+    assert_ne!(m.ok(&["exec", "fb", "cat", "/etc/resolv.conf"]), "new\n");
+    m.ok(&["rm", "-f", "fb"]);
+}
