@@ -866,3 +866,32 @@ fn cp_onto_a_file_mount_point_is_refused_and_the_bind_stays() {
     assert_ne!(m.ok(&["exec", "fb", "cat", "/etc/resolv.conf"]), "new\n");
     m.ok(&["rm", "-f", "fb"]);
 }
+
+#[test]
+fn a_relative_image_volume_is_under_the_root() {
+    let Some(m) = minidock() else { return };
+    m.import("relvol", &[r#"VOLUME ["data"]"#]);
+    let mountinfo = m.ok(&[
+        "run",
+        "--name",
+        "rel",
+        "relvol",
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(
+        mountinfo
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/data")),
+        "{mountinfo}"
+    );
+    let names = volume_names(&m);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(is_anonymous_name(&names[0]), "{names:?}");
+    assert_eq!(
+        m.inspect("rel", "{{range .Mounts}}{{.Destination}}{{end}}"),
+        "/data"
+    );
+    m.ok(&["rm", "-v", "rel"]);
+    assert!(volume_names(&m).is_empty());
+}

@@ -490,7 +490,14 @@ pub fn prepare<'a>(
         }
     }
     for path in wanted.image_volumes {
-        let path = crate::container::spec::clean_container_path("the image's VOLUME", path)?;
+        // Docker's daemon cleans the image's path and binds it under the container's root:
+        // a relative `data` is `/data`.
+        let absolute = if path.starts_with('/') || path.is_empty() {
+            path.clone()
+        } else {
+            format!("/{path}")
+        };
+        let path = crate::container::spec::clean_container_path("the image's VOLUME", &absolute)?;
         if !covered(&mounts, &path) {
             mounts.push(MountRequest {
                 kind: MountKind::Volume,
