@@ -895,3 +895,28 @@ fn a_relative_image_volume_is_under_the_root() {
     m.ok(&["rm", "-v", "rel"]);
     assert!(volume_names(&m).is_empty());
 }
+
+#[test]
+fn a_source_starting_with_a_dot_is_a_bind_relative_to_the_current_directory() {
+    let Some(m) = minidock() else { return };
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join(".hid")).unwrap();
+    std::fs::write(cwd.path().join(".hid/f"), "hidden\n").unwrap();
+    let out = m
+        .cmd()
+        .args([
+            "run", "--name", "dot", "-v", ".hid:/x", "busybox", "cat", "/x/f",
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hidden\n");
+    let mounts = m.inspect("dot", "{{range .Mounts}}{{.Type}} {{.Source}}{{end}}");
+    assert_eq!(
+        mounts,
+        format!("bind {}", cwd.path().join(".hid").display())
+    );
+    assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
+    m.ok(&["rm", "dot"]);
+}
