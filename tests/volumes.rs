@@ -449,6 +449,8 @@ fn cp_reaches_into_volumes_and_export_leaves_them_out() {
 fn inspect_shows_mounts_as_docker_does() {
     let Some(m) = minidock() else { return };
     let host = tempfile::tempdir().unwrap();
+    // `rslave` needs a source on a shared or slave mount, as with Docker.
+    let _shared = TestMount::new(host.path(), true);
     let bind = format!("{}:/host:ro", host.path().display());
     m.ok(&[
         "create",
@@ -919,4 +921,71 @@ fn a_source_starting_with_a_dot_is_a_bind_relative_to_the_current_directory() {
     );
     assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
     m.ok(&["rm", "dot"]);
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct TestMount(PathBuf);
+
+impl TestMount {
+    /// Mounts a tmpfs on `path`, with shared propagation or private.
+    fn new(path: &std::path::Path, shared: bool) -> TestMount {
+        let mounted = TestMount(path.to_owned());
+        let propagation = if shared {
+            "--make-shared"
+        } else {
+            "--make-private"
+        };
+        mounted.mount(&["-t", "tmpfs", "tmpfs"]);
+        mounted.mount(&[propagation]);
+        mounted
+    }
+
+    fn mount(&self, args: &[&str]) {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount {args:?}");
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn shared_and_slave_binds_need_a_shared_or_slave_source_mount() {
+    let Some(m) = minidock() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mounted = TestMount::new(&src, false);
+    let s = src.display().to_string();
+    for (flag, value, what) in [
+        ("-v", format!("{s}:/x:rshared"), "a shared mount"),
+        ("-v", format!("{s}:/x:shared"), "a shared mount"),
+        ("-v", format!("{s}:/x:rslave"), "a shared or slave mount"),
+        (
+            "--mount",
+            format!("type=bind,source={s},target=/x,bind-propagation=rslave"),
+            "a shared or slave mount",
+        ),
+    ] {
+        let stderr = m.fails(&["run", "--rm", flag, &value, "busybox", "true"], 125);
+        assert_eq!(
+            stderr,
+            format!("minidock: path {s} is mounted on {s} but it is not {what}\n"),
+            "{value}"
+        );
+    }
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+    // A shared source mount takes both.
+    mounted.mount(&["--make-shared"]);
+    for option in ["rshared", "rslave"] {
+        let value = format!("{s}:/x:{option}");
+        m.ok(&["run", "--rm", "-v", &value, "busybox", "true"]);
+    }
 }

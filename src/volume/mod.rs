@@ -348,6 +348,7 @@ pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
                 std::fs::create_dir_all(&m.host)
                     .with_context(|| format!("creating {}", m.host.display()))?;
             }
+            check_propagation(&m.host, &m.propagation)?;
             let propagation = if m.propagation.is_empty() {
                 "rprivate"
             } else {
@@ -363,6 +364,55 @@ pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
     Ok(built.build()?)
 }
 // ANCHOR_END: spec_mount
+
+// ANCHOR: propagation
+/// The mount holding `path` as Docker's `getSourceMount` finds it: the longest mount point
+/// above the resolved path (the first mounted there), with its optional fields (`shared:N`,
+/// `master:N`) from /proc/self/mountinfo (proc(5)).
+fn source_mount(path: &Path) -> Result<(String, Vec<String>)> {
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))?;
+    let real = real.to_string_lossy();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut best: Option<(String, Vec<String>)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| crate::overlay::unescape_mountinfo(p)) else {
+            continue;
+        };
+        let holds = point == "/" || *real == point || real.starts_with(&format!("{point}/"));
+        if !holds || best.as_ref().is_some_and(|(b, _)| b.len() >= point.len()) {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        best = Some((point, optional.map(|f| f.to_string()).collect()));
+    }
+    best.with_context(|| format!("no mount holds {real}"))
+}
+
+/// Docker's `ensureShared` and `ensureSharedOrSlave`: a bind with `shared`/`rshared`
+/// propagation needs a source on a shared mount, with `slave`/`rslave` on a shared or slave
+/// one, or the propagation could not happen. Refused with Docker's words (exit 125).
+fn check_propagation(source: &Path, propagation: &str) -> Result<()> {
+    let (needs, what): (&[&str], &str) = match propagation {
+        "shared" | "rshared" => (&["shared:"], "a shared mount"),
+        "slave" | "rslave" => (&["shared:", "master:"], "a shared or slave mount"),
+        _ => return Ok(()),
+    };
+    let (point, optional) = source_mount(source)?;
+    if optional
+        .iter()
+        .any(|o| needs.iter().any(|n| o.starts_with(n)))
+    {
+        return Ok(());
+    }
+    Err(parse::cli_error(format!(
+        "path {} is mounted on {point} but it is not {what}",
+        source.display()
+    )))
+}
+// ANCHOR_END: propagation
 
 // ANCHOR: proc_destination
 /// The files under /proc runc lets a mount cover (those lxcfs emulates).
