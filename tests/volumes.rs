@@ -449,6 +449,8 @@ fn cp_reaches_into_volumes_and_export_leaves_them_out() {
 fn inspect_shows_mounts_as_docker_does() {
     let Some(m) = minidock() else { return };
     let host = tempfile::tempdir().unwrap();
+    // `rslave` needs a source on a shared or slave mount, as with Docker.
+    let _shared = TestMount::new(host.path(), true);
     let bind = format!("{}:/host:ro", host.path().display());
     m.ok(&[
         "create",
@@ -706,4 +708,284 @@ fn a_create_that_fails_leaves_no_anonymous_volume() {
     m.fails(&["run", "--init", "-v", "/anon", "busybox", "true"], 125);
     assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
     assert_eq!(m.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn no_mount_goes_on_or_under_proc() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bind = host.path().join("x");
+    let bind_on = |dest: &str| format!("{}:{dest}", bind.display());
+    m.import("procvol", &[r#"VOLUME ["/proc/sys"]"#]);
+    let inside: Vec<Vec<String>> = vec![
+        vec!["-v".into(), "procsys:/proc/sys".into()],
+        vec!["-v".into(), bind_on("/proc/self/cwd")],
+        vec!["-v".into(), "procroot:/proc/1/root".into()],
+        vec![
+            "--mount".into(),
+            "source=procm,target=/proc/sys/kernel".into(),
+        ],
+        vec!["--tmpfs".into(), "/proc/sys".into()],
+    ];
+    for flags in &inside {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let stderr = m.fails(&args, 125);
+        assert!(
+            stderr.contains("cannot be mounted because it is inside /proc"),
+            "{flags:?}: {stderr}"
+        );
+    }
+    let stderr = m.fails(&["run", "--rm", "procvol", "true"], 125);
+    assert!(stderr.contains("inside /proc"), "{stderr}");
+    let stderr = m.fails(
+        &["run", "--rm", "-v", "procall:/proc", "busybox", "true"],
+        125,
+    );
+    assert!(
+        stderr.contains("\"/proc\" cannot be mounted because it is not of type proc"),
+        "{stderr}"
+    );
+    // Nothing of the kernel's sysctls went into a volume, and the host path has no mount.
+    for volume in ["procsys", "procroot", "procm", "procall"] {
+        let files = std::fs::read_dir(data(&m, volume)).map_or(0, |d| d.count());
+        assert_eq!(files, 0, "{volume}");
+    }
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+    // The files lxcfs emulates may be covered, as runc allows.
+    std::fs::write(&bind, "not the kernel's\n").unwrap();
+    let out = m.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind_on("/proc/uptime"),
+        "busybox",
+        "cat",
+        "/proc/uptime",
+    ]);
+    assert_eq!(out, "not the kernel's\n");
+}
+
+#[test]
+fn cp_refuses_read_only_volumes_and_binds() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bind = host.path().join("d");
+    std::fs::create_dir(&bind).unwrap();
+    let file = host.path().join("f");
+    std::fs::write(&file, "new\n").unwrap();
+    let bind_flag = format!("{}:/bro:ro", bind.display());
+    let tar = host.path().join("f.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(host.path())
+        .arg("f")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for detach in [true, false] {
+        let name = if detach { "roc" } else { "roc2" };
+        let mut args = vec!["create", "--name", name];
+        args.extend(["-v", "rovol:/ro:ro", "-v", &bind_flag, "-v", "rwvol:/rw"]);
+        args.extend(["busybox", "sleep", "1000"]);
+        m.ok(&args);
+        if detach {
+            m.ok(&["start", name]);
+        }
+        let file = file.to_str().unwrap();
+        for dest in ["/ro/x", "/bro/x", "/ro", "/bro/"] {
+            let target = format!("{name}:{dest}");
+            let stderr = m.fails(&["cp", file, &target], 1);
+            assert_eq!(
+                stderr, "minidock: mounted volume is marked read-only\n",
+                "{dest}"
+            );
+        }
+        let out = m
+            .cmd()
+            .args(["cp", "-", &format!("{name}:/ro")])
+            .stdin(std::fs::File::open(&tar).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        // A writable volume takes the copy.
+        m.ok(&["cp", file, &format!("{name}:/rw/x")]);
+        m.ok(&["rm", "-f", name]);
+    }
+    assert_eq!(std::fs::read_dir(&bind).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(data(&m, "rovol")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_to_string(data(&m, "rwvol").join("x")).unwrap(),
+        "new\n"
+    );
+}
+
+#[test]
+fn cp_onto_a_file_mount_point_is_refused_and_the_bind_stays() {
+    let Some(m) = minidock() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let bound = host.path().join("f.txt");
+    std::fs::write(&bound, "bound\n").unwrap();
+    let new = host.path().join("new.txt");
+    std::fs::write(&new, "new\n").unwrap();
+    let resolv = host.path().join("resolv.conf");
+    std::fs::write(&resolv, "new\n").unwrap();
+    let flag = format!("{}:/etc/f.txt", bound.display());
+    m.ok(&[
+        "run", "-d", "--name", "fb", "-v", &flag, "busybox", "sleep", "1000",
+    ]);
+    let (new, resolv) = (new.to_str().unwrap(), resolv.to_str().unwrap());
+    for (source, dest, target) in [
+        (new, "fb:/etc/f.txt", "/etc/f.txt"),
+        (new, "fb:/etc/resolv.conf", "/etc/resolv.conf"),
+        (resolv, "fb:/etc/", "/etc/resolv.conf"),
+    ] {
+        let stderr = m.fails(&["cp", source, dest], 1);
+        assert_eq!(
+            stderr,
+            format!(
+                "minidock: Error processing tar file(exit status 1): unlinkat {target}: \
+                 device or resource busy\n"
+            ),
+            "{dest}"
+        );
+    }
+    // The container's binds are still there: the kernel's mount table and what it reads.
+    let mountinfo = m.ok(&["exec", "fb", "cat", "/proc/self/mountinfo"]);
+    for point in ["/etc/f.txt", "/etc/resolv.conf"] {
+        assert!(
+            mountinfo
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some(point)),
+            "{point}: {mountinfo}"
+        );
+    }
+    std::fs::write(&bound, "changed\n").unwrap();
+    assert_eq!(m.ok(&["exec", "fb", "cat", "/etc/f.txt"]), "changed\n");
+    assert_ne!(m.ok(&["exec", "fb", "cat", "/etc/resolv.conf"]), "new\n");
+    m.ok(&["rm", "-f", "fb"]);
+}
+
+#[test]
+fn a_relative_image_volume_is_under_the_root() {
+    let Some(m) = minidock() else { return };
+    m.import("relvol", &[r#"VOLUME ["data"]"#]);
+    let mountinfo = m.ok(&[
+        "run",
+        "--name",
+        "rel",
+        "relvol",
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(
+        mountinfo
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/data")),
+        "{mountinfo}"
+    );
+    let names = volume_names(&m);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(is_anonymous_name(&names[0]), "{names:?}");
+    assert_eq!(
+        m.inspect("rel", "{{range .Mounts}}{{.Destination}}{{end}}"),
+        "/data"
+    );
+    m.ok(&["rm", "-v", "rel"]);
+    assert!(volume_names(&m).is_empty());
+}
+
+#[test]
+fn a_source_starting_with_a_dot_is_a_bind_relative_to_the_current_directory() {
+    let Some(m) = minidock() else { return };
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join(".hid")).unwrap();
+    std::fs::write(cwd.path().join(".hid/f"), "hidden\n").unwrap();
+    let out = m
+        .cmd()
+        .args([
+            "run", "--name", "dot", "-v", ".hid:/x", "busybox", "cat", "/x/f",
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hidden\n");
+    let mounts = m.inspect("dot", "{{range .Mounts}}{{.Type}} {{.Source}}{{end}}");
+    assert_eq!(
+        mounts,
+        format!("bind {}", cwd.path().join(".hid").display())
+    );
+    assert!(volume_names(&m).is_empty(), "{:?}", volume_names(&m));
+    m.ok(&["rm", "dot"]);
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct TestMount(PathBuf);
+
+impl TestMount {
+    /// Mounts a tmpfs on `path`, with shared propagation or private.
+    fn new(path: &std::path::Path, shared: bool) -> TestMount {
+        let mounted = TestMount(path.to_owned());
+        let propagation = if shared {
+            "--make-shared"
+        } else {
+            "--make-private"
+        };
+        mounted.mount(&["-t", "tmpfs", "tmpfs"]);
+        mounted.mount(&[propagation]);
+        mounted
+    }
+
+    fn mount(&self, args: &[&str]) {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount {args:?}");
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn shared_and_slave_binds_need_a_shared_or_slave_source_mount() {
+    let Some(m) = minidock() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mounted = TestMount::new(&src, false);
+    let s = src.display().to_string();
+    for (flag, value, what) in [
+        ("-v", format!("{s}:/x:rshared"), "a shared mount"),
+        ("-v", format!("{s}:/x:shared"), "a shared mount"),
+        ("-v", format!("{s}:/x:rslave"), "a shared or slave mount"),
+        (
+            "--mount",
+            format!("type=bind,source={s},target=/x,bind-propagation=rslave"),
+            "a shared or slave mount",
+        ),
+    ] {
+        let stderr = m.fails(&["run", "--rm", flag, &value, "busybox", "true"], 125);
+        assert_eq!(
+            stderr,
+            format!("minidock: path {s} is mounted on {s} but it is not {what}\n"),
+            "{value}"
+        );
+    }
+    assert_eq!(m.ok(&["ps", "-aq"]), "");
+    // A shared source mount takes both.
+    mounted.mount(&["--make-shared"]);
+    for option in ["rshared", "rslave"] {
+        let value = format!("{s}:/x:{option}");
+        m.ok(&["run", "--rm", "-v", &value, "busybox", "true"]);
+    }
 }

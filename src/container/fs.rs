@@ -57,6 +57,8 @@ struct ContainerRoot {
     unmount: Option<(Paths, String)>,
     /// The container's binds and volumes, which `cp` reads and writes at their sources.
     mounts: Vec<super::state::MountPoint>,
+    /// The container runs, with `/etc/resolv.conf`, `/etc/hostname` and `/etc/hosts` bound.
+    running: bool,
 }
 
 /// A container path that lies in a bind or a volume: the mount's source directory, the path
@@ -113,6 +115,43 @@ impl ContainerRoot {
         Ok(Some(InMount { dir, path, name }))
     }
     // ANCHOR_END: locate
+
+    // ANCHOR: read_only_mount
+    /// Docker's `checkIfPathIsInAVolume`: a copy into a container directory `dir` (cleaned)
+    /// that lies in a read-only bind or volume (the deepest mount holding it) is refused.
+    fn check_writable(&self, dir: &str) -> Result<()> {
+        let holds = |m: &&super::state::MountPoint| {
+            dir == m.destination || dir.starts_with(&format!("{}/", m.destination))
+        };
+        let deepest = self
+            .mounts
+            .iter()
+            .filter(holds)
+            .max_by_key(|m| m.destination.len());
+        match deepest {
+            Some(m) if !m.rw => Err(refused("mounted volume is marked read-only".into())),
+            _ => Ok(()),
+        }
+    }
+    // ANCHOR_END: read_only_mount
+
+    // ANCHOR: mount_point_busy
+    /// A copy of a non-directory onto a mount point (a bind of one file, or the `/etc` files
+    /// of a running container) would unlink it: the kernel refuses with EBUSY inside the
+    /// container, and Docker's extraction fails with its message. Refused here too, rather
+    /// than replacing the file under the bind on the host side, which detaches the bind.
+    fn check_not_mount_point(&self, target: &str) -> Result<()> {
+        let etc = ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"];
+        let busy = self.mounts.iter().any(|m| m.destination == target)
+            || (self.running && etc.contains(&target));
+        if busy {
+            return Err(refused(format!(
+                "Error processing tar file(exit status 1): unlinkat {target}: device or resource busy"
+            )));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: mount_point_busy
 }
 
 impl Drop for ContainerRoot {
@@ -130,8 +169,8 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
     if !was_mounted {
         super::mount_rootfs(paths, &state)?;
     }
-    let unmount = (!was_mounted && state.observe() != Status::Running)
-        .then(|| (paths.clone(), state.id.clone()));
+    let running = state.observe() == Status::Running;
+    let unmount = (!was_mounted && !running).then(|| (paths.clone(), state.id.clone()));
     let fd = nix::fcntl::open(
         &merged,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -151,6 +190,7 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
         fd,
         unmount,
         mounts: state.config.mounts.clone(),
+        running,
     })
 }
 
@@ -773,6 +813,7 @@ fn copy_in(
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
+    let clean_to = super::spec::clean_container_path("the path", to)?;
     let located = root.locate(to)?;
     let (base, to) = match &located {
         Some(at) => (at.dir.as_fd(), at.path.as_str()),
@@ -792,6 +833,7 @@ fn copy_in(
                 "destination \"{container}:{to}\" must be a directory"
             )));
         }
+        root.check_writable(&clean_to)?;
         let dir = open_dir(&destination.path)?;
         // Plain, gzip, bzip2, xz or zstd, by the magic bytes (Docker's `DecompressStream`),
         // spooled to a temp file and unpacked from there.
@@ -802,6 +844,16 @@ fn copy_in(
         return extract_into(spool, dir.as_fd(), options.archive);
     };
     let (dir_path, name) = placement(&source, &destination)?;
+    let extract_dir = if destination.exists && destination.is_dir {
+        clean_to.clone()
+    } else {
+        split_dir_entry(&clean_to).0
+    };
+    root.check_writable(&extract_dir)?;
+    if !source.is_dir {
+        let target = format!("{}/{name}", extract_dir.trim_end_matches('/'));
+        root.check_not_mount_point(&target)?;
+    }
     let dir = open_dir(&dir_path)?;
     check_overwrites(&source, dir.as_fd(), &dir_path, &name)?;
     let mut archive = tar_source(

@@ -334,6 +334,7 @@ pub struct Wanted<'a> {
 /// `_data` (`rbind`, its propagation, `ro`/`rw`), or a fresh tmpfs with its options. A `-v`
 /// bind makes a missing host directory first, as Docker's does.
 pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
+    check_proc_destination(m)?;
     let access = if m.read_only { "ro" } else { "rw" };
     let builder = oci_spec::runtime::MountBuilder::default().destination(&m.container);
     let built = match m.kind {
@@ -347,6 +348,7 @@ pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
                 std::fs::create_dir_all(&m.host)
                     .with_context(|| format!("creating {}", m.host.display()))?;
             }
+            check_propagation(&m.host, &m.propagation)?;
             let propagation = if m.propagation.is_empty() {
                 "rprivate"
             } else {
@@ -362,6 +364,93 @@ pub fn spec_mount(m: &MountRequest) -> Result<oci_spec::runtime::Mount> {
     Ok(built.build()?)
 }
 // ANCHOR_END: spec_mount
+
+// ANCHOR: propagation
+/// The mount holding `path` as Docker's `getSourceMount` finds it: the longest mount point
+/// above the resolved path (the first mounted there), with its optional fields (`shared:N`,
+/// `master:N`) from /proc/self/mountinfo (proc(5)).
+fn source_mount(path: &Path) -> Result<(String, Vec<String>)> {
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))?;
+    let real = real.to_string_lossy();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut best: Option<(String, Vec<String>)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| crate::overlay::unescape_mountinfo(p)) else {
+            continue;
+        };
+        let holds = point == "/" || *real == point || real.starts_with(&format!("{point}/"));
+        if !holds || best.as_ref().is_some_and(|(b, _)| b.len() >= point.len()) {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        best = Some((point, optional.map(|f| f.to_string()).collect()));
+    }
+    best.with_context(|| format!("no mount holds {real}"))
+}
+
+/// Docker's `ensureShared` and `ensureSharedOrSlave`: a bind with `shared`/`rshared`
+/// propagation needs a source on a shared mount, with `slave`/`rslave` on a shared or slave
+/// one, or the propagation could not happen. Refused with Docker's words (exit 125).
+fn check_propagation(source: &Path, propagation: &str) -> Result<()> {
+    let (needs, what): (&[&str], &str) = match propagation {
+        "shared" | "rshared" => (&["shared:"], "a shared mount"),
+        "slave" | "rslave" => (&["shared:", "master:"], "a shared or slave mount"),
+        _ => return Ok(()),
+    };
+    let (point, optional) = source_mount(source)?;
+    if optional
+        .iter()
+        .any(|o| needs.iter().any(|n| o.starts_with(n)))
+    {
+        return Ok(());
+    }
+    Err(parse::cli_error(format!(
+        "path {} is mounted on {point} but it is not {what}",
+        source.display()
+    )))
+}
+// ANCHOR_END: propagation
+
+// ANCHOR: proc_destination
+/// The files under /proc runc lets a mount cover (those lxcfs emulates).
+const VALID_PROC_MOUNTS: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuses a bind, volume or tmpfs on /proc or under it, as runc's `checkProcMount` does
+/// (with its words, exit 125): over /proc it would hide the container's proc, under it it
+/// would cover the kernel's files (`/proc/sys`) or reach the root (`/proc/1/root`). Only
+/// the files lxcfs emulates ([`VALID_PROC_MOUNTS`]) may be covered.
+pub fn check_proc_destination(m: &MountRequest) -> Result<()> {
+    let dest = m.container.as_str();
+    let why = if dest == "/proc" {
+        "is not of type proc"
+    } else if dest.starts_with("/proc/") && !VALID_PROC_MOUNTS.contains(&dest) {
+        "is inside /proc"
+    } else {
+        return Ok(());
+    };
+    let source = match m.kind {
+        MountKind::Tmpfs => "tmpfs".to_owned(),
+        _ => m.host.display().to_string(),
+    };
+    Err(parse::cli_error(format!(
+        "error mounting {source:?} to rootfs at {dest:?}: {dest:?} cannot be mounted because it {why}"
+    )))
+}
+// ANCHOR_END: proc_destination
 
 /// What `inspect` shows of one request under `Mounts` (nothing for `--tmpfs`).
 pub fn mount_point(m: &MountRequest) -> Option<crate::container::state::MountPoint> {
@@ -451,7 +540,14 @@ pub fn prepare<'a>(
         }
     }
     for path in wanted.image_volumes {
-        let path = crate::container::spec::clean_container_path("the image's VOLUME", path)?;
+        // Docker's daemon cleans the image's path and binds it under the container's root:
+        // a relative `data` is `/data`.
+        let absolute = if path.starts_with('/') || path.is_empty() {
+            path.clone()
+        } else {
+            format!("/{path}")
+        };
+        let path = crate::container::spec::clean_container_path("the image's VOLUME", &absolute)?;
         if !covered(&mounts, &path) {
             mounts.push(MountRequest {
                 kind: MountKind::Volume,

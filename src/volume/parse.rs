@@ -111,19 +111,15 @@ const TMPFS_DEFAULTS: [&str; 3] = ["noexec", "nosuid", "nodev"];
 /// one, `/HOST:/CONTAINER` a bind, each with `[:OPTIONS]` (`ro`, `rw`, `z`, `Z`, `nocopy` for
 /// volumes, a propagation mode for binds).
 pub fn parse_volume_flag(text: &str) -> Result<MountRequest> {
-    // The docker CLI (23 and later) makes a source starting with `.` absolute, and sends it so.
+    // The docker CLI (23 and later) makes a bind's source starting with `.` (`./d`, `..`,
+    // `.hid`) absolute, relative to the current directory, and sends it so.
     if text.starts_with('.') {
         let (source, rest) = text.split_once(':').unwrap_or((text, ""));
         let cwd = std::env::current_dir().context("finding the current directory")?;
         let cwd = cwd.to_string_lossy();
         let absolute =
             crate::container::spec::clean_container_path("the path", &format!("{cwd}/{source}"))?;
-        if !rest.is_empty()
-            && (source == "."
-                || source == ".."
-                || source.starts_with("./")
-                || source.starts_with("../"))
-        {
+        if !rest.is_empty() {
             return parse_volume_flag(&format!("{absolute}:{rest}"));
         }
     }
