@@ -274,6 +274,44 @@ fn prune_removes_unused_anonymous_volumes_unless_all() {
     assert!(volume_names(&m).is_empty());
 }
 
+/// `volume prune -af`, run again and again while containers are created with an anonymous and
+/// a named volume, never removes a volume that a `create` is about to use: every run finds its
+/// volumes (Docker's daemon holds a reference on a volume from create on).
+#[test]
+fn prune_never_takes_a_volume_from_a_container_being_created() {
+    let Some(m) = minidock() else { return };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = m.output(&["volume", "prune", "-af"]);
+            }
+        });
+        let mut failures = Vec::new();
+        for i in 0..12 {
+            let named = format!("racy{i}");
+            let out = m.output(&[
+                "run",
+                "--rm",
+                "-v",
+                "/x",
+                "-v",
+                &format!("{named}:/y"),
+                "busybox",
+                "sh",
+                "-c",
+                "echo hi > /x/f && echo hi > /y/f && cat /x/f /y/f",
+            ]);
+            if !out.status.success() || text(&out.stdout) != "hi\nhi\n" {
+                failures.push(format!("run {i}: {:?} {}", out.status, text(&out.stderr)));
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        failures
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn read_only_root_keeps_volumes_writable_and_tmpfs_options_show() {
     let Some(m) = minidock() else { return };

@@ -130,7 +130,7 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
         }
         VolumeCommand::Inspect(args) => inspect(&store, args),
         VolumeCommand::Rm(args) => {
-            let used = users(&paths.list()?);
+            let (_lock, used) = users_while_locked(&paths)?;
             let mut status = 0;
             for name in &args.volumes {
                 let none = Vec::new();
@@ -178,11 +178,36 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
     }
 }
 
+/// The volumes in use, with the containers' lock held (and returned), so that no `create` can
+/// start using a volume until the caller has removed what it is about to remove. A `create`
+/// records its volumes only when it finishes, so this first waits (up to 10 s) until no
+/// `create` is under way. Docker's daemon closes the same race with a reference count on each
+/// volume, taken at create.
+fn users_while_locked(
+    paths: &Paths,
+) -> Result<(crate::state::Lock, BTreeMap<String, Vec<String>>)> {
+    for _ in 0..500 {
+        // Recovery first: a `create` that was killed half way is removed.
+        paths.list()?;
+        let lock = paths.lock()?;
+        let containers = paths.list_recorded()?;
+        if !containers
+            .iter()
+            .any(|c| c.creating && c.supervisor_alive())
+        {
+            return Ok((lock, users(&containers)));
+        }
+        drop(lock);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    anyhow::bail!("a container is being created with volumes for more than 10 s: try again")
+}
+
 // ANCHOR: prune
 /// `volume prune`: removes the volumes no container uses, anonymous ones only unless `all`
 /// (Docker 23 and later). Returns their names and the bytes their data held.
 pub fn prune(paths: &Paths, store: &Store, all: bool) -> Result<(Vec<String>, u64)> {
-    let used = users(&paths.list()?);
+    let (_lock, used) = users_while_locked(paths)?;
     let mut removed = Vec::new();
     let mut reclaimed = 0;
     for volume in store.list()? {
