@@ -377,7 +377,7 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
 #[test]
 fn many_run_rm_with_a_published_port_leave_nothing_behind() {
     in_private_network(|root| {
-        // 200, as the issue asks; the emulated VM lane sets fewer.
+        // 200 by default; the emulated VM lane sets fewer, to keep its time down.
         let runs: usize = std::env::var("MINIDOCK_TEST_SEQUENTIAL_RUNS")
             .ok()
             .and_then(|n| n.parse().ok())
