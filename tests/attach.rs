@@ -43,10 +43,12 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 /// `minidock attach ARGS` with the pty as its terminal.
 fn attach_in(root: &BusyboxRoot, pty: &mut Pty, args: &[&str]) -> Child {
-    let child = root
-        .cmd()
-        .arg("attach")
-        .args(args)
+    in_pty(root.cmd().arg("attach").args(args), pty)
+}
+
+/// `cmd` with the pty as its terminal.
+fn in_pty(cmd: &mut Command, pty: &mut Pty) -> Child {
+    let child = cmd
         .stdin(pty.stdio())
         .stdout(pty.stdio())
         .stderr(pty.stdio())
@@ -89,7 +91,8 @@ fn attach_to_a_tty_shell_types_reads_and_detaches_with_ctrl_p_ctrl_q() {
     pty.wait_for("hi-42");
     pty.write(b"\x10\x11");
     let status = wait_exit(&mut client);
-    assert_eq!(status.code(), Some(0), "{}", pty.output());
+    // Docker's CLI ends a detached attach with this error, status 1.
+    assert_eq!(status.code(), Some(1), "{}", pty.output());
     pty.wait_for("read escape sequence");
     assert!(
         running(&root, "tty-shell"),
@@ -117,7 +120,7 @@ fn detach_keys_are_dockers_syntax_and_replace_the_default() {
         "ctrl-p ctrl-q detached"
     );
     pty.write(b"\x18y");
-    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert_eq!(wait_exit(&mut client).code(), Some(1), "{}", pty.output());
     assert!(running(&root, "keys"));
     let out = root.output(&["attach", "--detach-keys", "ctrl-1", "keys"]);
     assert_eq!(out.status.code(), Some(1));
@@ -392,4 +395,340 @@ fn a_detached_container_is_the_child_of_the_light_shim() {
     assert_eq!(exe.file_name().unwrap(), "minidock-shim", "{exe:?}");
     let shim_status = std::fs::read_to_string(format!("/proc/{parent}/status")).unwrap();
     assert!(shim_status.contains("State:\tS"), "{shim_status}");
+}
+
+/// Waits (at most 30 s) until `inspect` no longer finds `name`.
+fn wait_removed(root: &BusyboxRoot, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while root.output(&["inspect", name]).status.success() {
+        assert!(Instant::now() < deadline, "{name} was never removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_it_detaches_with_ctrl_p_ctrl_q_and_attach_finds_the_same_shell() {
+    let Some(root) = root() else { return };
+    let mut pty = Pty::new(24, 80);
+    let mut client = in_pty(
+        root.cmd()
+            .args(["run", "-it", "--name", "runit", "busybox", "sh"]),
+        &mut pty,
+    );
+    pty.write(b"x=$((6*7)); echo hi-$x\r");
+    pty.wait_for("hi-42");
+    pty.write(b"\x10\x11");
+    // As Docker's `run`: status 0 and no message.
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert!(
+        !pty.output().contains("read escape sequence"),
+        "{}",
+        pty.output()
+    );
+    assert!(running(&root, "runit"), "detaching stopped the container");
+    // The shell that was typed into is still there: it remembers $x.
+    let mut pty = Pty::new(24, 80);
+    let mut client = attach_in(&root, &mut pty, &["runit"]);
+    pty.write(b"echo again-$x\r");
+    pty.wait_for("again-42");
+    pty.write(b"exit 5\r");
+    assert_eq!(wait_exit(&mut client).code(), Some(5), "{}", pty.output());
+    assert_eq!(
+        root.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "runit"
+        ])
+        .trim(),
+        "exited 5"
+    );
+}
+
+#[test]
+fn run_and_start_take_detach_keys() {
+    let Some(root) = root() else { return };
+    let mut pty = Pty::new(24, 80);
+    let mut client = in_pty(
+        root.cmd().args([
+            "run",
+            "-it",
+            "--detach-keys",
+            "ctrl-x,y",
+            "--name",
+            "runkeys",
+            "busybox",
+            "sh",
+        ]),
+        &mut pty,
+    );
+    // ctrl-p ctrl-q reach the shell as keys like any other.
+    pty.write(b"\x10\x11echo still-$((1+1))\r");
+    pty.wait_for("still-2");
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "ctrl-p ctrl-q detached"
+    );
+    pty.write(b"\x18y");
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert!(running(&root, "runkeys"));
+
+    root.ok(&["create", "-it", "--name", "startkeys", "busybox", "sh"]);
+    let mut pty = Pty::new(24, 80);
+    let mut client = in_pty(
+        root.cmd()
+            .args(["start", "-ai", "--detach-keys", "ctrl-x,y", "startkeys"]),
+        &mut pty,
+    );
+    pty.write(b"echo started-$((2+3))\r");
+    pty.wait_for("started-5");
+    pty.write(b"\x18y");
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert!(running(&root, "startkeys"));
+
+    // Bad keys: exit 1 before the start; the container stays created, as with Docker.
+    let out = root.output(&[
+        "run",
+        "-t",
+        "--detach-keys",
+        "ctrl-1",
+        "--name",
+        "badkeys",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("Invalid detach keys (ctrl-1) provided"));
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.State.Status}}", "badkeys"])
+            .trim(),
+        "created"
+    );
+    let out = root.output(&["start", "-a", "--detach-keys", "ctrl-1", "badkeys"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn run_sig_proxy_false_leaves_the_container_alone_and_a_tty_run_proxies() {
+    let Some(root) = root() else { return };
+    let mut child = root
+        .cmd()
+        .args([
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "runnoproxy",
+            "busybox",
+            "sh",
+            "-c",
+            TICKER,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "tick\n");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let status = wait_exit(&mut child);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGUSR1), "{status:?}");
+    assert!(
+        running(&root, "runnoproxy"),
+        "the signal reached the container, or the container died with the client"
+    );
+
+    // With a terminal too, Docker's `run` passes signals on.
+    let mut pty = Pty::new(24, 80);
+    let mut client = in_pty(
+        root.cmd().args([
+            "run", "-t", "--name", "ttyproxy", "busybox", "sh", "-c", TICKER,
+        ]),
+        &mut pty,
+    );
+    pty.wait_for("tick");
+    let pid = nix::unistd::Pid::from_raw(client.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    assert_eq!(wait_exit(&mut client).code(), Some(9), "{}", pty.output());
+    pty.wait_for("got-usr1");
+}
+
+#[test]
+fn run_rm_it_detached_is_removed_when_it_exits_later() {
+    let Some(root) = root() else { return };
+    let mut pty = Pty::new(24, 80);
+    let mut client = in_pty(
+        root.cmd()
+            .args(["run", "--rm", "-it", "--name", "rmlater", "busybox", "sh"]),
+        &mut pty,
+    );
+    pty.write(b"echo up-$((3*3))\r");
+    pty.wait_for("up-9");
+    pty.write(b"\x10\x11");
+    assert_eq!(wait_exit(&mut client).code(), Some(0), "{}", pty.output());
+    assert!(running(&root, "rmlater"));
+    let id = root.ok(&["inspect", "-f", "{{.Id}}", "rmlater"]);
+    let mut pty = Pty::new(24, 80);
+    let mut client = attach_in(&root, &mut pty, &["rmlater"]);
+    pty.write(b"exit 3\r");
+    assert_eq!(wait_exit(&mut client).code(), Some(3), "{}", pty.output());
+    wait_removed(&root, "rmlater");
+    assert!(!root.path().join("containers").join(id.trim()).exists());
+}
+
+#[test]
+fn a_foreground_tty_run_passes_the_status_and_a_start_failure_through() {
+    let Some(root) = root() else { return };
+    let out = root.output(&["run", "--rm", "-t", "busybox", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(text(&out.stdout), "/dev/pts/0\r\n");
+    let out = root.output(&["run", "--rm", "-t", "busybox", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    let out = root.output(&["run", "--rm", "-t", "busybox", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert_eq!(root.ok(&["ps", "-aq"]), "", "--rm left a container");
+    // Piped input ends as ^D on the terminal; the shell exits.
+    let mut cmd = root.cmd();
+    cmd.args([
+        "run",
+        "--rm",
+        "-it",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got-$x",
+    ]);
+    let out = with_stdin(cmd, b"abc\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("got-abc"), "{out:?}");
+}
+
+/// Runs `args` in a pty under both, types `line`, waits for `expect` and types ctrl-p
+/// ctrl-q; returns each one's status and whether it printed "read escape sequence".
+fn detached_under_both(
+    root: &BusyboxRoot,
+    docker: &Dockerd,
+    args: &[&str],
+    line: &[u8],
+    expect: &str,
+) -> [(Option<i32>, bool); 2] {
+    let mut ours = root.cmd();
+    ours.args(args);
+    let mut theirs = docker.docker_command();
+    theirs.args(args);
+    [ours, theirs].map(|mut cmd| {
+        let mut pty = Pty::new(24, 80);
+        let mut client = in_pty(&mut cmd, &mut pty);
+        pty.write(line);
+        pty.wait_for(expect);
+        pty.write(b"\x10\x11");
+        let status = wait_exit(&mut client);
+        // The pty's reader may lag behind the exit.
+        std::thread::sleep(Duration::from_millis(300));
+        (status.code(), pty.output().contains("read escape sequence"))
+    })
+}
+
+#[test]
+fn detaching_is_dockers_for_run_start_and_attach() {
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    let run = ["run", "-it", "--name", "both", "busybox", "sh"];
+    let [ours, theirs] = detached_under_both(&root, &docker, &run, b"echo r-$((2*4))\r", "r-8");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), false));
+    let [ours, theirs] = detached_under_both(
+        &root,
+        &docker,
+        &["attach", "both"],
+        b"echo a-$((2*5))\r",
+        "a-10",
+    );
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(1), true));
+    let create = ["create", "-it", "--name", "st", "busybox", "sh"];
+    root.ok(&create);
+    docker.ok(&create);
+    let [ours, theirs] = detached_under_both(
+        &root,
+        &docker,
+        &["start", "-ai", "st"],
+        b"echo s-$((2*6))\r",
+        "s-12",
+    );
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), false));
+    // Without a terminal the keys are bytes like any other, as moby copies them.
+    let mut ours = root.cmd();
+    ours.args(["run", "--rm", "-i", "busybox", "cat"]);
+    let mut theirs = docker.docker_command();
+    theirs.args(["run", "--rm", "-i", "busybox", "cat"]);
+    let [ours, theirs] = [ours, theirs].map(|cmd| with_stdin(cmd, b"a\x10\x11b\n"));
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(ours.stdout, b"a\x10\x11b\n");
+    let [ours, theirs] = [root.output(&["ps", "-q"]), docker.docker(&["ps", "-q"])];
+    assert_eq!(text(&ours.stdout).lines().count(), 2);
+    assert_eq!(text(&theirs.stdout).lines().count(), 2);
+}
+
+#[test]
+fn a_tty_run_with_a_restart_policy_returns_at_the_first_exit_and_its_shim_goes_on() {
+    let Some(root) = root() else { return };
+    let script = "echo run; exit 4";
+    let out = root.output(&[
+        "run",
+        "-t",
+        "--name",
+        "ttyrestart",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(text(&out.stdout), "run\r\n");
+    assert_eq!(root.ok(&["wait", "ttyrestart"]).trim(), "4");
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.RestartCount}}", "ttyrestart"])
+            .trim(),
+        "2"
+    );
+    assert_eq!(root.ok(&["logs", "ttyrestart"]), "run\r\nrun\r\nrun\r\n");
+}
+
+#[test]
+fn explain_traces_a_tty_run_through_its_shim_to_the_removal() {
+    let Some(root) = root() else { return };
+    let out = root.output(&["--explain", "run", "--rm", "-t", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let trace = text(&out.stderr);
+    let steps = [
+        "mount the overlay",
+        "start a shim to supervise the container",
+        "clone into new namespaces",
+        "open a terminal in the container",
+        "unmount the overlay",
+        "record the exit status",
+        "remove the container's directory",
+    ];
+    let mut last = 0;
+    for step in steps {
+        let at = trace[last..]
+            .find(step)
+            .unwrap_or_else(|| panic!("step {step:?} missing or out of order in:\n{trace}"));
+        last += at;
+    }
+    // From its terminal on, the container's own steps go where its stderr goes: the pty.
+    assert!(
+        text(&out.stdout).contains("execute the container's program"),
+        "{out:?}"
+    );
 }

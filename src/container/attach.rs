@@ -12,12 +12,19 @@
 //!   once the process has been reaped.
 //! - client to shim: frames `[kind, length (u32 big-endian)]` then the bytes: keystrokes for
 //!   the container's stdin, a window size (rows and columns, u16 big-endian each) that the shim
-//!   sets on the pty with `TIOCSWINSZ`, or a signal number (i32 big-endian) the shim sends to
-//!   the container's process (`--sig-proxy`).
+//!   sets on the pty with `TIOCSWINSZ`, a signal number (i32 big-endian) the shim sends to
+//!   the container's process (`--sig-proxy`), or the end of the client's input (`run -i`:
+//!   Docker's `StdinOnce`), on which the shim closes the container's stdin (with a terminal,
+//!   it types the EOF character, ^D).
 //!
 //! The detach keys (ctrl-p ctrl-q, or `--detach-keys` in Docker's syntax) are recognised in
-//! the client, on its way from the terminal to the socket: the client leaves, the container and
-//! its shim go on.
+//! the client, on its way from the terminal to the socket, and only with a terminal, as moby
+//! does: the client leaves, the container and its shim go on.
+//!
+//! A foreground `run -i`/`-t` and `start -a`/`-i` are Docker's CLI: create (`run`), start
+//! under the light shim, attach, and wait for the exit frame ([`foreground`]). The client's
+//! socket is made before the start and handed to the shim as its stdin, so the container's
+//! first output is already the client's.
 
 use super::Paths;
 use super::state::{ContainerState, Status};
@@ -49,6 +56,7 @@ const EXIT: u8 = 255;
 const STDIN_DATA: u8 = 0;
 const RESIZE: u8 = 1;
 const SIGNAL: u8 = 2;
+const CLOSE_STDIN: u8 = 3;
 
 /// Docker's default detach keys: ctrl-p ctrl-q.
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -69,6 +77,8 @@ pub enum Request {
     /// Rows, columns.
     Resize(u16, u16),
     Signal(i32),
+    /// The client's input ended (`run -i`): close the container's stdin.
+    CloseStdin,
 }
 
 struct Client {
@@ -140,6 +150,14 @@ impl Server {
         requests
     }
 
+    /// Adds a client connected before the container started (a foreground `run`'s, passed to
+    /// the shim as its stdin); its hello byte is already in the socket.
+    pub fn adopt(&mut self, stream: UnixStream) {
+        if let Some(client) = hello(stream) {
+            self.clients.push(client);
+        }
+    }
+
     /// Copies output of the container (stream 1 or 2) to the clients that want it.
     pub fn broadcast(&mut self, stderr: bool, bytes: &[u8]) {
         let (stream, want) = if stderr {
@@ -206,6 +224,7 @@ fn read_request(stream: &mut UnixStream) -> Result<Option<Request>> {
             u16::from_be_bytes([*c0, *c1]),
         ),
         (SIGNAL, [a, b, c, d]) => Request::Signal(i32::from_be_bytes([*a, *b, *c, *d])),
+        (CLOSE_STDIN, []) => Request::CloseStdin,
         (kind, _) => bail!("unknown attach frame kind {kind}"),
     }))
 }
@@ -319,10 +338,28 @@ const PROXIED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// How a client's session ended.
+enum Ended {
+    /// The container exited with this status.
+    Exited(u8),
+    /// The user typed the detach keys.
+    Detached,
+}
+
+/// What a client does besides copying the streams.
+struct Session {
+    /// The container has a terminal: raw mode, window sizes, detach keys.
+    tty: bool,
+    sig_proxy: bool,
+    detach: EscapeProxy,
+    /// The end of our input closes the container's stdin (`run -i`, Docker's `StdinOnce`).
+    stdin_once: bool,
+}
+
 // ANCHOR: attach
 /// `minidock attach CONTAINER`: connects this terminal to a running container's stdio through
-/// its shim, and returns its exit status once it exits (0 after the detach keys, with
-/// "read escape sequence" on stderr, as Docker's CLI prints it).
+/// its shim, and returns its exit status once it exits. The detach keys end it with "read
+/// escape sequence" on stderr and status 1, as Docker's CLI does.
 pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> {
     let keys = parse_detach_keys(
         options
@@ -351,15 +388,72 @@ pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> 
         stream,
         wants: if stdin { WANT_STDIN } else { 0 },
     };
-    let detach = EscapeProxy::new(keys);
-    pump_client(
-        client,
-        &state,
-        detach,
-        options.sig_proxy && !state.config.tty,
-    )
+    let session = Session {
+        tty: state.config.tty,
+        sig_proxy: options.sig_proxy && !state.config.tty,
+        detach: EscapeProxy::new(keys),
+        stdin_once: false,
+    };
+    match pump_client(client, session)? {
+        Ended::Exited(status) => Ok(status),
+        Ended::Detached => {
+            eprintln!("read escape sequence");
+            Ok(1)
+        }
+    }
 }
 // ANCHOR_END: attach
+
+/// A foreground `run` or `start -a`: which streams it attaches, whether it passes signals on,
+/// and its detach keys (Docker's syntax, default ctrl-p,ctrl-q).
+pub struct Foreground<'a> {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub sig_proxy: bool,
+    pub detach_keys: Option<&'a str>,
+}
+
+// ANCHOR: foreground
+/// Docker's CLI's `run` after `create`, and `start -a`: connects a client socket, starts the
+/// container under the light shim with the other end as its first client, then copies the
+/// streams until the exit frame (the container's status, once its exit is recorded and an
+/// `--rm` container removed) or the detach keys (0; the container goes on, and its shim
+/// removes it at its exit with `--rm`). Bad detach keys exit 1 before the start, as Docker's
+/// CLI fails its attach request then.
+pub fn foreground(paths: &Paths, state: &ContainerState, options: &Foreground) -> Result<u8> {
+    let keys = parse_detach_keys(options.detach_keys.unwrap_or(DEFAULT_DETACH_KEYS))?;
+    let (ours, theirs) = UnixStream::pair().context("socketpair for the attach client")?;
+    let mut wants = 0;
+    for (wanted, bit) in [
+        (options.stdin, WANT_STDIN),
+        (options.stdout, WANT_STDOUT),
+        (options.stderr, WANT_STDERR),
+    ] {
+        if wanted {
+            wants |= bit;
+        }
+    }
+    (&ours)
+        .write_all(&[wants])
+        .context("writing the attach hello")?;
+    super::shim::start_attached(paths, &state.id, theirs.into())?;
+    let client = Client {
+        stream: ours,
+        wants,
+    };
+    let session = Session {
+        tty: state.config.tty,
+        sig_proxy: options.sig_proxy,
+        detach: EscapeProxy::new(keys),
+        stdin_once: true,
+    };
+    Ok(match pump_client(client, session)? {
+        Ended::Exited(status) => status,
+        Ended::Detached => 0,
+    })
+}
+// ANCHOR_END: foreground
 
 /// Connects to the shim of `state` and says hello.
 fn connect(paths: &Paths, state: &ContainerState, stdin: bool) -> Result<UnixStream> {
@@ -376,23 +470,18 @@ fn connect(paths: &Paths, state: &ContainerState, stdin: bool) -> Result<UnixStr
 }
 
 /// Copies the shim's frames to our stdout and stderr, and our stdin (through the detach
-/// keys), window size and signals to the shim, until the exit frame.
-fn pump_client(
-    mut client: Client,
-    state: &ContainerState,
-    mut detach: EscapeProxy,
-    sig_proxy: bool,
-) -> Result<u8> {
+/// keys, with a terminal), window size and signals to the shim, until the exit frame.
+fn pump_client(mut client: Client, mut session: Session) -> Result<Ended> {
     let stdin = std::io::stdin();
-    let tty = state.config.tty;
+    let tty = session.tty;
     let mut stdin_open = client.wants & WANT_STDIN != 0;
-    let _raw = if tty && stdin_open {
+    let raw = if tty && stdin_open {
         crate::tty::RawMode::enter(stdin.as_fd())
     } else {
         None
     };
     let mut mask = SigSet::empty();
-    if sig_proxy {
+    if session.sig_proxy {
         PROXIED.iter().for_each(|s| mask.add(*s));
     }
     if tty {
@@ -432,19 +521,27 @@ fn pump_client(
         }
         if stdin_open && ready[2] {
             match nix::unistd::read(&stdin, &mut buf) {
-                // Our input ended: the container's stdin stays open (Docker's StdinOnce is
-                // false for an attach).
-                Ok(0) | Err(_) => stdin_open = false,
+                // Our input ended: an attach leaves the container's stdin open (Docker's
+                // StdinOnce is false for it), a foreground run closes it.
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    if session.stdin_once {
+                        let _ = send_request(&mut client.stream, CLOSE_STDIN, &[]);
+                    }
+                }
                 Ok(n) => {
-                    let (bytes, detached) = detach.filter(&buf[..n]);
+                    let (bytes, detached) = if tty {
+                        session.detach.filter(&buf[..n])
+                    } else {
+                        (buf[..n].to_vec(), false)
+                    };
                     if !bytes.is_empty() {
                         send_request(&mut client.stream, STDIN_DATA, &bytes)
                             .context("writing to the shim")?;
                     }
                     if detached {
-                        drop(_raw);
-                        eprintln!("read escape sequence");
-                        return Ok(0);
+                        drop(raw);
+                        return Ok(Ended::Detached);
                     }
                 }
             }
@@ -452,7 +549,7 @@ fn pump_client(
         if ready[0]
             && let Some(status) = copy_frame(&mut client.stream)?
         {
-            return Ok(status);
+            return Ok(Ended::Exited(status));
         }
     }
 }

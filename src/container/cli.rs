@@ -6,6 +6,7 @@
 //! [`run_command`]; the tables are built by functions that return strings, so the tests check
 //! exactly what a user sees.
 
+use super::attach::Foreground;
 use super::logs::LogsOptions;
 use super::shim::{Attach, start_detached, supervise};
 use super::spec::RunOptions;
@@ -153,6 +154,20 @@ pub struct RunArgs {
     /// Run an init as PID 1 that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
+    /// Proxy received signals to the process
+    #[arg(
+        long = "sig-proxy",
+        value_name = "true|false",
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        action = clap::ArgAction::Set
+    )]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -255,6 +270,9 @@ pub struct StartArgs {
     /// The container reads this terminal's input
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -962,8 +980,12 @@ fn run_shim_step(paths: &Paths, args: &ShimStepArgs) -> Result<u8> {
 }
 
 // ANCHOR: run_run
-/// `minidock run`: create, then start detached (print the ID) or supervise in the foreground
-/// (print the output, exit with the container's status).
+/// `minidock run`: create, then start detached (print the ID), or in the foreground (print
+/// the output, exit with the container's status): with a terminal (`-t`) or `--sig-proxy=false`
+/// as Docker's CLI, started under the light shim and attached to it, so the detach keys leave
+/// it running and a signal that ends this process does not end it ([`attached`]); otherwise
+/// supervised in this process, which spares `run --rm IMAGE true` a shim and lets `-i` hand
+/// the container this process's own stdin.
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
     if args.detach && !args.attach.is_empty() {
         return Err(Exit::new(
@@ -984,14 +1006,44 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         return Ok(0);
     }
     let wants = |stream: &str| args.attach.is_empty() || args.attach.iter().any(|a| a == stream);
-    let attach = Attach::streams(
-        args.interactive && wants("STDIN"),
-        wants("STDOUT"),
-        wants("STDERR"),
-    )?;
+    let foreground = Foreground {
+        stdin: args.interactive && wants("STDIN"),
+        stdout: wants("STDOUT"),
+        stderr: wants("STDERR"),
+        sig_proxy: args.sig_proxy,
+        detach_keys: args.detach_keys.as_deref(),
+    };
+    if args.tty || !args.sig_proxy {
+        return attached(paths, &state, &foreground, run_error);
+    }
+    let mut attach = Attach::streams(foreground.stdin, foreground.stdout, foreground.stderr)?;
+    attach.sig_proxy = args.sig_proxy;
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
 }
 // ANCHOR_END: run_run
+
+/// A foreground `run` or `start -a` as Docker's CLI does it: start under the light shim, attach,
+/// wait ([`super::attach::foreground`]); supervised in this process when the light shim is not
+/// installed. A failed start's error goes through `exit_of`.
+fn attached(
+    paths: &Paths,
+    state: &ContainerState,
+    foreground: &Foreground,
+    exit_of: fn(anyhow::Error) -> anyhow::Error,
+) -> Result<u8> {
+    if super::shim::light_shim_installed() {
+        // Bad detach keys fail before the start (exit 1, the container stays created).
+        super::attach::parse_detach_keys(
+            foreground
+                .detach_keys
+                .unwrap_or(super::attach::DEFAULT_DETACH_KEYS),
+        )?;
+        return super::attach::foreground(paths, state, foreground).map_err(exit_of);
+    }
+    let mut attach = Attach::streams(foreground.stdin, foreground.stdout, foreground.stderr)?;
+    attach.sig_proxy = foreground.sig_proxy;
+    supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(exit_of)
+}
 
 // ANCHOR: cidfile
 /// `create` with `--cidfile`, as the docker CLI does it: the file is made (it must not exist)
@@ -1068,6 +1120,22 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
             )
             .into());
         }
+        // Docker's `start` passes signals on only without a terminal, and has no --sig-proxy.
+        let foreground = Foreground {
+            stdin: args.interactive && state.config.open_stdin,
+            stdout: true,
+            stderr: true,
+            sig_proxy: !state.config.tty,
+            detach_keys: args.detach_keys.as_deref(),
+        };
+        if state.config.tty {
+            return attached(paths, &state, &foreground, |err| err);
+        }
+        super::attach::parse_detach_keys(
+            args.detach_keys
+                .as_deref()
+                .unwrap_or(super::attach::DEFAULT_DETACH_KEYS),
+        )?;
         let attach = Attach::terminal(args.interactive)?;
         return supervise(paths, &state.id, Some(attach), &mut |_| {});
     }

@@ -12,11 +12,14 @@
 //!    ([`super::shim::step_main`]), and reads its one-line answer;
 //! 3. copies the output to the log and serves attach clients ([`super::attach`]), waits for
 //!    the process, and runs `minidock shim-step --exited STATUS ID`, which tears the run down,
-//!    records the exit and restarts the process when the restart policy says so (then the
-//!    light shim goes on from 3), or answers `done`.
+//!    records the exit (removes an `--rm` container) and restarts the process when the
+//!    restart policy says so (then the light shim goes on from 3), or answers `done`. Only
+//!    then do the attach clients get the exit frame: whoever sees it (a foreground `run`) finds
+//!    the exit recorded, as Docker's CLI waits for it.
 //!
 //! The first answer goes to the CLI that started the shim, on the shim's stdout, in the form
-//! [`super::shim::start_detached`] reads.
+//! [`super::shim::start_detached`] reads. A foreground `run` passes its attach socket as the
+//! shim's stdin (`--client-on-stdin`): that client gets the first run's output from its start.
 
 use super::attach::Server;
 use super::logs::LogWriter;
@@ -31,13 +34,15 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The light shim's command line: `minidock-shim --minidock EXE --root ROOT --runtime-root
-/// DIR [--restart-after-ms MS] [--explain] ID`.
+/// DIR [--restart-after-ms MS] [--client-on-stdin] [--explain] ID`.
 #[derive(Debug, Default)]
 pub struct Options {
     pub minidock: PathBuf,
     pub root: PathBuf,
     pub runtime_root: PathBuf,
     pub restart_after_ms: Option<u64>,
+    /// Our stdin is a connected attach client (its hello byte sent).
+    pub client_on_stdin: bool,
     pub explain: bool,
     pub id: String,
 }
@@ -57,6 +62,7 @@ impl Options {
                     options.restart_after_ms = Some(value()?.parse().context("--restart-after-ms")?)
                 }
                 "--explain" => options.explain = true,
+                "--client-on-stdin" => options.client_on_stdin = true,
                 id if !id.starts_with('-') && options.id.is_empty() => options.id = id.to_owned(),
                 other => bail!("unexpected argument {other:?}"),
             }
@@ -82,18 +88,41 @@ pub fn run(options: &Options) -> Result<()> {
         .open("/dev/null")?
         .into();
     nix::unistd::dup2_stdout(&null)?;
+    let mut client = if options.client_on_stdin {
+        let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+        nix::unistd::dup2_stdin(&null)?;
+        Some(std::os::unix::net::UnixStream::from(fd))
+    } else {
+        None
+    };
+    // The last run's exit frame goes out once the step after it has recorded the exit.
+    let mut exited: Option<(Option<Server>, i32)> = None;
+    // With --explain, a foreground CLI shows the steps up to its exit frame: our stderr stays
+    // its stderr until then.
+    let mut trace_to_client = options.client_on_stdin && options.explain;
     let mut step: Vec<String> = match options.restart_after_ms {
         Some(ms) => vec!["--resume-after-ms".into(), ms.to_string()],
         None => vec![],
     };
     loop {
-        let launched = launch(options, &step)?;
+        let launched = launch(options, &step);
+        if let Some((server, status)) = exited.take() {
+            if let Some(server) = server {
+                server.finish(status);
+            }
+            if std::mem::take(&mut trace_to_client) {
+                let _ = nix::unistd::dup2_stderr(&null);
+            }
+        }
+        let launched = launched?;
         let answer = launched.answer.clone();
         let mut answer_cli = |line: &str| {
             if let Some(mut pipe) = report.take() {
                 let _ = pipe.write_all(line.as_bytes());
                 let _ = pipe.write_all(b"\n");
-                let _ = nix::unistd::dup2_stderr(&null);
+                if !trace_to_client {
+                    let _ = nix::unistd::dup2_stderr(&null);
+                }
             }
         };
         let Some((pid, backoff_ms)) = parse_ok(&answer) else {
@@ -106,6 +135,9 @@ pub fn run(options: &Options) -> Result<()> {
         };
         let dir = options.runtime_root.join(&options.id);
         let mut server = Server::bind(&dir).ok();
+        if let (Some(server), Some(client)) = (server.as_mut(), client.take()) {
+            server.adopt(client);
+        }
         answer_cli(&format!("ok {pid}"));
         let log = LogWriter::open(
             &options
@@ -121,9 +153,7 @@ pub fn run(options: &Options) -> Result<()> {
         };
         let _ = pump(outputs, log, None, Pid::from_raw(pid), &mut server);
         let status = wait_for(pid);
-        if let Some(server) = server {
-            server.finish(status);
-        }
+        exited = Some((server, status));
         step = vec![
             "--exited".into(),
             status.to_string(),

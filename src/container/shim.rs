@@ -7,8 +7,9 @@
 //! `minidock shim ID` subcommand, detached from the terminal (setsid(2), stdio on /dev/null).
 //! The shim starts the container with [`crate::runtime`], copies its output to the log, waits,
 //! records the exit code and finish time in `state.json`, unmounts the overlay (or removes the
-//! whole container with `--rm`), and exits. In the foreground, `minidock run` runs the very
-//! same [`supervise`] itself, and also copies the output to the terminal.
+//! whole container with `--rm`), and exits. In the foreground without a terminal, `minidock
+//! run` runs the very same [`supervise`] itself, and also copies the output to the terminal
+//! (with a terminal it attaches to a light shim instead: [`super::attach::foreground`]).
 //!
 //! If a shim (or the foreground `run`) is killed, the next command that reads the container
 //! notices (the recorded supervisor's pid and start time no longer match a live process), kills
@@ -36,6 +37,8 @@ pub struct Attach {
     pub stderr: Option<OwnedFd>,
     /// `-i`: the container reads our stdin.
     pub stdin: bool,
+    /// `--sig-proxy`: the signals this process receives go to the container's process.
+    pub sig_proxy: bool,
 }
 
 impl Attach {
@@ -57,6 +60,7 @@ impl Attach {
             stdout: ours(stdout, std::io::stdout().as_fd())?,
             stderr: ours(stderr, std::io::stderr().as_fd())?,
             stdin,
+            sig_proxy: true,
         })
     }
 }
@@ -237,7 +241,7 @@ fn launch_or_record(
 /// restarts the container (`minidock shim --restart-after-ms MS ID`).
 fn hand_over(paths: &Paths, id: &str, delay: std::time::Duration) -> Result<()> {
     let ms = delay.as_millis().to_string();
-    start_shim(paths, id, &["--restart-after-ms", &ms])
+    start_shim(paths, id, &["--restart-after-ms", &ms], None)
 }
 
 /// The detached shim's side of [`hand_over`]: records itself as the supervisor, answers at
@@ -637,20 +641,21 @@ pub(crate) fn pump(
     pid: Pid,
     server: &mut Option<Server>,
 ) -> Result<()> {
-    let (mut sources, stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) = match outputs.kind {
-        OutputKind::Pipes {
-            stdout,
-            stderr,
-            stdin,
-        } => (
-            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
-            stdin,
-        ),
-        OutputKind::Terminal(master) => {
-            let sink = master.try_clone().ok();
-            (vec![(master, Stream::Stdout)], sink)
-        }
-    };
+    let (mut sources, mut stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) =
+        match outputs.kind {
+            OutputKind::Pipes {
+                stdout,
+                stderr,
+                stdin,
+            } => (
+                vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
+                stdin,
+            ),
+            OutputKind::Terminal(master) => {
+                let sink = master.try_clone().ok();
+                (vec![(master, Stream::Stdout)], sink)
+            }
+        };
     let terminal = sources.len() == 1;
     let stdin = std::io::stdin();
     // With a terminal, the user's keys go to the container as typed (^C included).
@@ -665,9 +670,11 @@ pub(crate) fn pump(
     // Signals arrive as a readable fd. They are blocked only now, after the clone: the
     // container must not inherit the mask.
     let mut mask = SigSet::empty();
-    if attach.is_some() {
-        for signal in FORWARDED {
-            mask.add(signal);
+    if let Some(a) = &attach {
+        if a.sig_proxy {
+            for signal in FORWARDED {
+                mask.add(signal);
+            }
         }
         if terminal {
             mask.add(Signal::SIGWINCH);
@@ -739,7 +746,7 @@ pub(crate) fn pump(
         }
         if let Some(server) = server.as_mut() {
             for request in server.serve(&ready[server_at..]) {
-                serve(request, stdin_sink.as_ref(), terminal, pid);
+                serve(request, &mut stdin_sink, terminal, pid);
             }
         }
         let mut closed = Vec::new();
@@ -784,8 +791,9 @@ pub(crate) fn pump(
 }
 
 /// Carries out an attach client's request: keystrokes to the container's stdin, a window
-/// size to its terminal, a signal to its process.
-fn serve(request: Request, stdin: Option<&OwnedFd>, terminal: bool, pid: Pid) {
+/// size to its terminal, a signal to its process, the end of its input (the stdin pipe
+/// closed; with a terminal, the EOF character typed, as at the in-process `run`).
+fn serve(request: Request, stdin: &mut Option<OwnedFd>, terminal: bool, pid: Pid) {
     match request {
         Request::Stdin(bytes) => {
             if let Some(fd) = stdin {
@@ -793,11 +801,17 @@ fn serve(request: Request, stdin: Option<&OwnedFd>, terminal: bool, pid: Pid) {
             }
         }
         Request::Resize(rows, cols) => {
-            if let (Some(fd), true) = (stdin, terminal) {
+            if let (Some(fd), true) = (stdin.as_ref(), terminal) {
                 super::attach::set_window_size(fd.as_fd(), rows, cols);
             }
         }
         Request::Signal(signo) => send_signal(pid, signo),
+        Request::CloseStdin if terminal => {
+            if let Some(fd) = stdin {
+                let _ = write_all_fd(fd.as_fd(), &[4]);
+            }
+        }
+        Request::CloseStdin => *stdin = None,
     }
 }
 
@@ -812,12 +826,25 @@ fn send_signal(pid: Pid, signo: i32) {
 /// Starts a container under a detached shim and returns once it runs (or failed to start,
 /// with the error and exit code the shim reports).
 pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
-    start_shim(paths, id, &[])
+    start_shim(paths, id, &[], None)
 }
 // ANCHOR_END: start_detached
 
-/// Starts `minidock shim [ARGS] ID` and waits for its one-line answer.
-fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
+/// Starts a container under the light shim with `client`, a connected attach socket whose
+/// hello byte is written, as its first client (the shim's stdin); returns once it runs.
+pub fn start_attached(paths: &Paths, id: &str, client: OwnedFd) -> Result<()> {
+    start_shim(paths, id, &["--client-on-stdin"], Some(client))
+}
+
+/// Whether the light shim is installed beside this binary: a foreground `run` can then be
+/// Docker's create, start and attach ([`super::attach::foreground`]).
+pub fn light_shim_installed() -> bool {
+    light_shim().is_some()
+}
+
+/// Starts `minidock shim [ARGS] ID` (with `client` as its stdin, or /dev/null) and waits for
+/// its one-line answer.
+fn start_shim(paths: &Paths, id: &str, args: &[&str], client: Option<OwnedFd>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let mut command = match light_shim() {
         Some((shim, minidock)) => {
@@ -840,7 +867,7 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str]) -> Result<()> {
         .arg(&paths.runtime_root)
         .args(args)
         .arg(id)
-        .stdin(Stdio::null())
+        .stdin(client.map_or_else(Stdio::null, Stdio::from))
         // The shim answers on its stdout: one line, then it lets go of the pipe.
         .stdout(Stdio::piped())
         // With --explain, the shim's steps (and the container's, up to execve) go to our
