@@ -231,13 +231,10 @@ fn sig_proxy_passes_signals_to_the_container_and_can_be_turned_off() {
     let (mut child, _rx) = attach_to_ticker(&root, &["--sig-proxy=false", "noproxy"]);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait_exit(&mut child);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
-    assert!(
-        running(&root, "noproxy"),
-        "the signal reached the container"
-    );
+    // As Docker's CLI: the signal neither reaches the container nor ends the client, which
+    // stays attached until the container's end (137 from `kill`, not 9 from the trap).
+    root.ok(&["kill", "noproxy"]);
+    assert_eq!(wait_exit(&mut child).code(), Some(137));
 }
 
 #[test]
@@ -532,12 +529,35 @@ fn run_sig_proxy_false_leaves_the_container_alone_and_a_tty_run_proxies() {
     assert_eq!(line, "tick\n");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
-    let status = wait_exit(&mut child);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGUSR1), "{status:?}");
+    // Not passed on, not fatal to the client (Docker's CLI ignores it too): the container
+    // ends by `kill` (137), not by its trap (9).
+    root.ok(&["kill", "runnoproxy"]);
+    assert_eq!(wait_exit(&mut child).code(), Some(137));
+    // The container is the shim's: killing the client leaves it running.
+    root.ok(&["rm", "runnoproxy"]);
+    let mut child = root
+        .cmd()
+        .args([
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "orphan",
+            "busybox",
+            "sh",
+            "-c",
+            TICKER,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert!(
-        running(&root, "runnoproxy"),
-        "the signal reached the container, or the container died with the client"
+        running(&root, "orphan"),
+        "the container died with its client"
     );
 
     // With a terminal too, Docker's `run` passes signals on.
@@ -731,4 +751,70 @@ fn explain_traces_a_tty_run_through_its_shim_to_the_removal() {
         text(&out.stdout).contains("execute the container's program"),
         "{out:?}"
     );
+}
+
+/// Runs `args` (a container printing ticks) under both, sends `signal` to the client once
+/// it has copied a tick, kills the container and returns both clients' exit codes.
+fn signalled_under_both(
+    root: &BusyboxRoot,
+    docker: &Dockerd,
+    args: &[&str],
+    name: &str,
+    signal: nix::sys::signal::Signal,
+) -> [Option<i32>; 2] {
+    let mut ours = root.cmd();
+    ours.args(args);
+    let mut theirs = docker.docker_command();
+    theirs.args(args);
+    let kill_ours = || root.ok(&["kill", name]);
+    let kill_theirs = || docker.ok(&["kill", name]);
+    let kills: [&dyn Fn() -> String; 2] = [&kill_ours, &kill_theirs];
+    let mut codes = [None, None];
+    for (i, mut cmd) in [ours, theirs].into_iter().enumerate() {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(line, "tick\n");
+        // Keep draining, so the container never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        kills[i]();
+        codes[i] = wait_exit(&mut child).code();
+    }
+    codes
+}
+
+#[test]
+fn signals_without_sig_proxy_are_ignored_as_dockers() {
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    use nix::sys::signal::Signal;
+    let run = [
+        "run",
+        "--sig-proxy=false",
+        "--name",
+        "np",
+        "busybox",
+        "sh",
+        "-c",
+        TICKER,
+    ];
+    for signal in [Signal::SIGTERM, Signal::SIGUSR1] {
+        let codes = signalled_under_both(&root, &docker, &run, "np", signal);
+        assert_eq!(codes, [Some(137), Some(137)], "run {signal:?}");
+        root.ok(&["rm", "np"]);
+        docker.ok(&["rm", "np"]);
+    }
+    let detached = ["run", "-d", "--name", "np", "busybox", "sh", "-c", TICKER];
+    root.ok(&detached);
+    docker.ok(&detached);
+    let attach = ["attach", "--sig-proxy=false", "np"];
+    let codes = signalled_under_both(&root, &docker, &attach, "np", Signal::SIGTERM);
+    assert_eq!(codes, [Some(137), Some(137)], "attach");
 }

@@ -323,7 +323,7 @@ pub struct AttachOptions {
     /// Do not attach stdin.
     pub no_stdin: bool,
     /// Pass the signals this process receives on to the container (only without a tty, as
-    /// Docker's CLI does).
+    /// Docker's CLI does); off, they are ignored, as Docker's CLI ignores them.
     pub sig_proxy: bool,
     pub detach_keys: Option<String>,
 }
@@ -480,10 +480,10 @@ fn pump_client(mut client: Client, mut session: Session) -> Result<Ended> {
     } else {
         None
     };
+    // Caught either way: Docker's CLI, without --sig-proxy, neither passes them on nor dies
+    // of them (it stays attached).
     let mut mask = SigSet::empty();
-    if session.sig_proxy {
-        PROXIED.iter().for_each(|s| mask.add(*s));
-    }
+    PROXIED.iter().for_each(|s| mask.add(*s));
     if tty {
         mask.add(Signal::SIGWINCH);
         send_window_size(&mut client.stream, stdin.as_fd());
@@ -514,7 +514,7 @@ fn pump_client(mut client: Client, mut session: Session) -> Result<Ended> {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
                     send_window_size(&mut client.stream, stdin.as_fd());
-                } else {
+                } else if session.sig_proxy {
                     let _ = send_request(&mut client.stream, SIGNAL, &signo.to_be_bytes());
                 }
             }

@@ -670,11 +670,11 @@ pub(crate) fn pump(
     // Signals arrive as a readable fd. They are blocked only now, after the clone: the
     // container must not inherit the mask.
     let mut mask = SigSet::empty();
-    if let Some(a) = &attach {
-        if a.sig_proxy {
-            for signal in FORWARDED {
-                mask.add(signal);
-            }
+    // Without --sig-proxy they are caught and ignored, as Docker's CLI does.
+    let sig_proxy = attach.as_ref().is_some_and(|a| a.sig_proxy);
+    if attach.is_some() {
+        for signal in FORWARDED {
+            mask.add(signal);
         }
         if terminal {
             mask.add(Signal::SIGWINCH);
@@ -727,7 +727,7 @@ pub(crate) fn pump(
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
                     crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                } else {
+                } else if sig_proxy {
                     send_signal(pid, signo);
                 }
             }
