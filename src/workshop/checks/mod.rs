@@ -75,9 +75,43 @@ pub(crate) fn run_observed<T>(
         .spawn()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let stdin = child.stdin.take();
+    let (lines_rx, stdout) = read_lines(child.stdout.take().expect("piped stdout"));
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = err_pipe.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + limit;
+    let seen = !ready.is_empty() && wait_for_line(&lines_rx, ready, deadline);
+    let observed = seen.then(|| observe(child.id()));
+    drop(stdin);
+    let status = wait_until(&mut child, deadline).with_context(|| {
+        format!(
+            "{:?} did not finish within {}s",
+            cmd.get_program(),
+            limit.as_secs()
+        )
+    })?;
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    Ok((output, observed))
+}
+
+/// Reads a pipe to its end in a thread, which returns every byte; each line is also sent, as
+/// it arrives, to the receiver.
+fn read_lines(
+    pipe: std::process::ChildStdout,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<Vec<u8>>,
+) {
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let mut pipe = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
-    let stdout = std::thread::spawn(move || {
+    let mut pipe = std::io::BufReader::new(pipe);
+    let reader = std::thread::spawn(move || {
         let mut bytes = Vec::new();
         loop {
             let start = bytes.len();
@@ -90,23 +124,7 @@ pub(crate) fn run_observed<T>(
             }
         }
     });
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = err_pipe.read_to_end(&mut bytes);
-        bytes
-    });
-    let deadline = Instant::now() + limit;
-    let seen = !ready.is_empty() && wait_for_line(&lines_rx, ready, deadline);
-    let observed = seen.then(|| observe(child.id()));
-    drop(stdin);
-    let status = wait_until(&mut child, deadline, cmd)?;
-    let output = Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    };
-    Ok((output, observed))
+    (lines_rx, reader)
 }
 
 /// True once `ready` arrives; false when the output ends or the deadline passes first.
@@ -125,11 +143,10 @@ fn wait_for_line(
     }
 }
 
-/// Waits for the child until `deadline`, killing it then.
+/// Waits for the child until `deadline`; kills it then, and fails.
 fn wait_until(
     child: &mut std::process::Child,
     deadline: Instant,
-    cmd: &Command,
 ) -> Result<std::process::ExitStatus> {
     loop {
         if let Some(status) = child.try_wait().context("waiting for the lesson program")? {
@@ -138,7 +155,7 @@ fn wait_until(
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{:?} did not finish in time (killed)", cmd.get_program(),);
+            bail!("killed");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
