@@ -113,6 +113,95 @@ pub fn step(what: &str, call: impl FnOnce() -> String, chapter: Chapter) {
     let _ = writeln!(err, "{line}");
 }
 
+/// mount(2)'s flags as strace(1) prints them: names joined by `|` in bit order, `0` for none,
+/// and any bit without a name in hex. No Rust `Debug` form reaches a trace line.
+pub fn ms_flags(flags: nix::mount::MsFlags) -> String {
+    use nix::mount::MsFlags as F;
+    const NAMES: &[(F, &str)] = &[
+        (F::MS_RDONLY, "MS_RDONLY"),
+        (F::MS_NOSUID, "MS_NOSUID"),
+        (F::MS_NODEV, "MS_NODEV"),
+        (F::MS_NOEXEC, "MS_NOEXEC"),
+        (F::MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
+        (F::MS_REMOUNT, "MS_REMOUNT"),
+        (F::MS_MANDLOCK, "MS_MANDLOCK"),
+        (F::MS_DIRSYNC, "MS_DIRSYNC"),
+        (F::MS_NOATIME, "MS_NOATIME"),
+        (F::MS_NODIRATIME, "MS_NODIRATIME"),
+        (F::MS_BIND, "MS_BIND"),
+        (F::MS_MOVE, "MS_MOVE"),
+        (F::MS_REC, "MS_REC"),
+        (F::MS_SILENT, "MS_SILENT"),
+        (F::MS_POSIXACL, "MS_POSIXACL"),
+        (F::MS_UNBINDABLE, "MS_UNBINDABLE"),
+        (F::MS_PRIVATE, "MS_PRIVATE"),
+        (F::MS_SLAVE, "MS_SLAVE"),
+        (F::MS_SHARED, "MS_SHARED"),
+        (F::MS_RELATIME, "MS_RELATIME"),
+        (F::MS_I_VERSION, "MS_I_VERSION"),
+        (F::MS_STRICTATIME, "MS_STRICTATIME"),
+        (F::MS_LAZYTIME, "MS_LAZYTIME"),
+    ];
+    let mut names: Vec<String> = NAMES
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| (*name).to_owned())
+        .collect();
+    let named = NAMES.iter().fold(F::empty(), |all, (flag, _)| all | *flag);
+    let rest = flags.bits() & !named.bits();
+    if rest != 0 {
+        names.push(format!("{rest:#x}"));
+    }
+    if names.is_empty() {
+        "0".to_owned()
+    } else {
+        names.join("|")
+    }
+}
+
+/// clone(2)'s namespace flags as strace(1) prints them, in bit order, then the exit signal:
+/// `CLONE_NEWNS|CLONE_NEWPID|SIGCHLD`.
+pub fn clone_flags(flags: nix::sched::CloneFlags, signal: &str) -> String {
+    use nix::sched::CloneFlags as F;
+    let names = [
+        (F::CLONE_NEWNS, "CLONE_NEWNS"),
+        (F::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (F::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (F::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (F::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (F::CLONE_NEWPID, "CLONE_NEWPID"),
+        (F::CLONE_NEWNET, "CLONE_NEWNET"),
+    ];
+    let mut out: Vec<&str> = names
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    out.push(signal);
+    out.join("|")
+}
+
+/// A mount(2) call as strace(1) prints it: quoted strings, `NULL` for an absent argument,
+/// the flags by [`ms_flags`]. `mount_call(None, "/", None, MS_REC|MS_PRIVATE, None)` is
+/// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)`.
+pub fn mount_call(
+    source: Option<&std::path::Path>,
+    target: &std::path::Path,
+    fstype: Option<&str>,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) -> String {
+    let quoted = |s: Option<String>| s.map_or_else(|| "NULL".to_owned(), |s| format!("{s:?}"));
+    format!(
+        "mount({}, {}, {}, {}, {})",
+        quoted(source.map(|p| p.to_string_lossy().into_owned())),
+        quoted(Some(target.to_string_lossy().into_owned())),
+        quoted(fstype.map(str::to_owned)),
+        ms_flags(flags),
+        quoted(data.map(str::to_owned)),
+    )
+}
+
 /// Prints a heading or a note between steps (no number), only when tracing is on.
 pub fn note(text: &str) {
     if enabled() {
@@ -135,6 +224,36 @@ mod tests {
         assert!(line.starts_with("[ 3] pivot_root into the rootfs"));
         assert!(line.contains("pivot_root(\".\", \".\")"));
         assert!(line.ends_with("book: 2 Namespaces"));
+    }
+
+    #[test]
+    fn flags_and_mounts_read_as_strace_prints_them() {
+        use nix::mount::MsFlags as F;
+        assert_eq!(ms_flags(F::empty()), "0");
+        assert_eq!(
+            ms_flags(F::MS_STRICTATIME | F::MS_NOSUID),
+            "MS_NOSUID|MS_STRICTATIME"
+        );
+        assert_eq!(
+            mount_call(
+                Some(std::path::Path::new("tmpfs")),
+                std::path::Path::new("/c/merged/dev"),
+                Some("tmpfs"),
+                F::MS_NOSUID | F::MS_STRICTATIME,
+                Some("mode=755,size=65536k"),
+            ),
+            r#"mount("tmpfs", "/c/merged/dev", "tmpfs", MS_NOSUID|MS_STRICTATIME, "mode=755,size=65536k")"#
+        );
+        assert_eq!(
+            mount_call(
+                None,
+                std::path::Path::new("/"),
+                None,
+                F::MS_REC | F::MS_PRIVATE,
+                None
+            ),
+            r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#
+        );
     }
 
     #[test]

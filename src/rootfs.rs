@@ -32,7 +32,10 @@ impl RootfsOptions {
 pub fn make_mounts_private() -> Result<()> {
     explain::step(
         "stop mount propagation to the host",
-        || "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)".into(),
+        || {
+            let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+            explain::mount_call(None, Path::new("/"), None, private, None)
+        },
         Chapter::Namespaces,
     );
     mount(
@@ -53,7 +56,10 @@ pub fn mount_proc(target: &Path) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("mkdir {}", target.display()))?;
     explain::step(
         "mount a fresh /proc",
-        || format!("mount(\"proc\", {target:?}, \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+        || {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            explain::mount_call(Some(Path::new("proc")), target, Some("proc"), flags, None)
+        },
         Chapter::Namespaces,
     );
     mount(
@@ -97,6 +103,10 @@ pub fn in_initial_user_namespace() -> bool {
         .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
+/// The flags and options of the tmpfs on `/dev`, as runc's default spec has them.
+const DEV_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_STRICTATIME);
+const DEV_DATA: &str = "mode=755,size=65536k";
+
 // ANCHOR: dev
 /// Mounts a minimal /dev: a tmpfs with the default device nodes, a private devpts instance
 /// for terminals, and /dev/shm. The nodes are bind mounts of the host's: that works inside
@@ -106,39 +116,65 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
     std::fs::create_dir_all(&dev).with_context(|| format!("mkdir {}", dev.display()))?;
     explain::step(
         "mount a minimal /dev (tmpfs)",
-        || format!("mount(\"tmpfs\", {dev:?}, \"tmpfs\", MS_NOSUID, \"mode=755\")"),
+        || {
+            let tmpfs = Some(Path::new("tmpfs"));
+            explain::mount_call(tmpfs, &dev, Some("tmpfs"), DEV_FLAGS, Some(DEV_DATA))
+        },
         Chapter::Namespaces,
     );
     mount(
         Some("tmpfs"),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
+        DEV_FLAGS,
+        Some(DEV_DATA),
     )
     .with_context(|| format!("mount tmpfs on {}", dev.display()))?;
     populate_dev(&dev)?;
     let pts = dev.join("pts");
     std::fs::create_dir_all(&pts).with_context(|| format!("mkdir {}", pts.display()))?;
     // newinstance: the container's ptys are its own, not the host's (devpts docs).
+    let (pts_flags, pts_data) = (
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    );
+    explain::step(
+        "mount a private devpts for terminals",
+        || {
+            let devpts = Some(Path::new("devpts"));
+            explain::mount_call(devpts, &pts, Some("devpts"), pts_flags, Some(pts_data))
+        },
+        Chapter::Namespaces,
+    );
     mount(
         Some("devpts"),
         &pts,
         Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
+        pts_flags,
+        Some(pts_data),
     )
     .with_context(|| format!("mount devpts on {}", pts.display()))?;
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).with_context(|| format!("mkdir {}", shm.display()))?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
+    let (shm_flags, shm_data) = (
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )
-    .with_context(|| format!("mount tmpfs on {}", shm.display()))?;
+        "mode=1777,size=65536k",
+    );
+    explain::step(
+        "mount /dev/shm (tmpfs)",
+        || {
+            explain::mount_call(
+                Some(Path::new("shm")),
+                &shm,
+                Some("tmpfs"),
+                shm_flags,
+                Some(shm_data),
+            )
+        },
+        Chapter::Namespaces,
+    );
+    mount(Some("shm"), &shm, Some("tmpfs"), shm_flags, Some(shm_data))
+        .with_context(|| format!("mount tmpfs on {}", shm.display()))?;
     Ok(())
 }
 // ANCHOR_END: dev
@@ -233,7 +269,11 @@ pub fn mount_sys(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
     std::fs::create_dir_all(&sys).with_context(|| format!("mkdir {}", sys.display()))?;
     explain::step(
         "mount /sys read-only",
-        || format!("mount(\"sysfs\", {sys:?}, \"sysfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+        || {
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            explain::mount_call(Some(Path::new("sysfs")), &sys, Some("sysfs"), flags, None)
+        },
         Chapter::Namespaces,
     );
     let result = mount(
@@ -265,7 +305,7 @@ pub fn pivot_root_into(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
     explain::step(
         "pivot_root into the rootfs",
-        || format!("pivot_root(\".\", \".\")  [cwd {}]", rootfs.display()),
+        || format!("pivot_root(\".\", \".\") in {}", rootfs.display()),
         Chapter::Namespaces,
     );
     nix::unistd::pivot_root(".", ".")
@@ -289,7 +329,10 @@ pub fn enter_rootfs(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
         .with_context(|| format!("resolving rootfs {}", rootfs.display()))?;
     explain::step(
         "make the rootfs a mount point",
-        || format!("mount({rootfs:?}, {rootfs:?}, NULL, MS_BIND|MS_REC)"),
+        || {
+            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            explain::mount_call(Some(&rootfs), &rootfs, None, bind, None)
+        },
         Chapter::Namespaces,
     );
     bind(&rootfs, &rootfs)?;

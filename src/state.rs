@@ -189,7 +189,7 @@ fn lock(path: &Path, mode: FlockArg, mode_name: &str) -> Result<Lock> {
     explain::step(
         "lock against parallel writers",
         || format!("flock(\"{}\", {mode_name})", path.display()),
-        Chapter::Images,
+        Chapter::PuttingTogether,
     );
     loop {
         match Flock::lock(file, mode) {

@@ -2,12 +2,14 @@
 //! names it in its assertions: the CI host is v1-hybrid, the VM lane pure v2, and a green run
 //! must say which of the two paths it proved.
 //!
-//! The evidence is read from the kernel: the cgroup's own counters (as reported by the run),
-//! `/proc/self/cgroup` of the command, and the cgroup directories, which must all be gone.
+//! The evidence is read from the kernel: the cgroup's own counters (read by the test from the
+//! cgroup's files while the command waits on its stdin), `/proc/self/cgroup` of the command,
+//! and the cgroup directories, which must all be gone.
 
 mod common;
 
 use assert_cmd::prelude::*;
+use minidock::cgroup::Version;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -114,22 +116,46 @@ fn a_memory_hog_is_oom_killed_at_32m_and_exits_137() {
     }
     let layout = layout();
     let name = unique("oom");
-    let out = cgroup_demo()
-        .args(["run", "--memory", "32M", "--name", &name, "--"])
-        .args([helper().as_str(), "hog", "--mib", "256"])
-        .output()
-        .unwrap();
+    let detected = minidock::cgroup::detect().unwrap();
+    let events = match detected.default_version() {
+        Version::V1 => detected
+            .controller("memory")
+            .unwrap()
+            .mount
+            .join("memory.oom_control"),
+        Version::V2 => detected.unified.clone().unwrap().join("memory.events"),
+    };
+    let (dir, file) = (events.parent().unwrap(), events.file_name().unwrap());
+    let events = dir.join("minidock").join(&name).join(file);
+    // A first hog is OOM-killed; then the command waits on its stdin while the test reads the
+    // kernel's counter in the cgroup itself. Then it becomes a second hog, whose death by the
+    // OOM killer is cgroup-demo's exit status.
+    let script = r#""$0" hog --mib 256 >/dev/null; echo READY; read x; exec "$0" hog --mib 256"#;
+    let (mut child, _, mut rest) = common::mounts::start_until_ready(
+        cgroup_demo()
+            .args(["run", "--memory", "32M", "--name", &name, "--"])
+            .args(["sh", "-c", script, helper().as_str()])
+            .stderr(Stdio::piped()),
+        "READY",
+    );
+    let counters = std::fs::read_to_string(&events).unwrap();
+    let kills = keyed(&counters, "oom_kill");
+    assert!(
+        kills >= 1,
+        "{layout}: no OOM kill in {}:\n{counters}",
+        events.display()
+    );
+    drop(child.stdin.take());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut rest, &mut stdout).unwrap();
+    let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(137), "{layout}: {}", describe(&out));
     assert!(
         stderr.contains("exit    137: killed by the OOM killer (memory limit 32 MiB)"),
         "{layout}: {stderr}"
     );
-    // The kernel's counter, not just the signal: at least one OOM kill in the cgroup.
-    let kills = number_after(&stderr, "limit, ", " OOM kill").unwrap_or(0.0);
-    assert!(kills >= 1.0, "{layout}: no OOM kill counted:\n{stderr}");
     // The hog got partway and no further: it never printed that it got everything.
-    let stdout = text(&out.stdout);
     assert!(stdout.contains("hog: 8 MiB written"), "{layout}: {stdout}");
     assert!(!stdout.contains("nothing stopped me"), "{layout}: {stdout}");
     assert_eq!(
@@ -137,6 +163,13 @@ fn a_memory_hog_is_oom_killed_at_32m_and_exits_137() {
         Vec::<PathBuf>::new(),
         "{layout}: cgroup left behind"
     );
+}
+
+/// One key of a flat keyed cgroup file (`memory.events`, `memory.oom_control`, `cpu.stat`).
+fn keyed(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 #[test]
@@ -228,26 +261,56 @@ fn cpus_half_measures_about_half_a_cpu_from_the_cgroups_own_usage() {
         })
         .unwrap();
     let name = unique("cpu");
-    let out = cgroup_demo()
-        .args([
-            "run",
-            "--cpus",
-            "0.5",
-            "--cgroup-parent",
-            &parent,
-            "--name",
-            &name,
-            "--",
-        ])
-        .args([helper().as_str(), "spin", "--seconds", "2"])
-        .output()
-        .unwrap();
+    // The command times the spin, then waits on its stdin while the test reads the cgroup's
+    // cpu usage from the kernel's own file.
+    let usage_file = match detected.default_version() {
+        Version::V1 => detected
+            .controller("cpuacct")
+            .unwrap()
+            .mount
+            .join("cpuacct.usage"),
+        Version::V2 => detected.unified.clone().unwrap().join("cpu.stat"),
+    };
+    let (dir, file) = (
+        usage_file.parent().unwrap(),
+        usage_file.file_name().unwrap(),
+    );
+    let usage_file = dir.join(&parent).join(&name).join(file);
+    let script =
+        r#"date +%s%N; "$0" spin --seconds 2 >/dev/null; date +%s%N; echo READY; read x || true"#;
+    let (mut child, lines, _rest) = common::mounts::start_until_ready(
+        cgroup_demo()
+            .args([
+                "run",
+                "--cpus",
+                "0.5",
+                "--cgroup-parent",
+                &parent,
+                "--name",
+                &name,
+                "--",
+            ])
+            .args(["sh", "-c", script, helper().as_str()])
+            .stderr(Stdio::piped()),
+        "READY",
+    );
+    let counters = std::fs::read_to_string(&usage_file).unwrap();
+    let used_ns = match detected.default_version() {
+        Version::V1 => counters.trim().parse::<u64>().unwrap(),
+        Version::V2 => keyed(&counters, "usage_usec") * 1000,
+    };
+    let stamps: Vec<u64> = lines.iter().map(|l| l.trim().parse().unwrap()).collect();
+    let wall_ns = stamps[1] - stamps[0];
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{layout}: {}", describe(&out));
-    let share = number_after(&stderr, "= ", " CPU measured")
-        .unwrap_or_else(|| panic!("{layout}: no measured share in:\n{stderr}"));
+    let share = used_ns as f64 / wall_ns as f64;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("{layout}: measured {share:.2} CPU for --cpus 0.5 (loadavg {load})");
+    eprintln!(
+        "{layout}: {} says {used_ns} ns used in {wall_ns} ns: {share:.2} CPU for --cpus 0.5 (loadavg {load})",
+        usage_file.display()
+    );
     assert!(
         (0.35..=0.65).contains(&share),
         "{layout}: measured {share} CPU, expected 0.35..0.65 (loadavg {load}):\n{stderr}"

@@ -464,7 +464,7 @@ fn explain_shows_every_step_from_the_image_to_execve() {
             .find(step)
             .unwrap_or_else(|| panic!("no {step:?} in:\n{trace}"))
     };
-    let cgroup = at("put the container into its cgroup");
+    let cgroup = at("move the process into the cgroup");
     assert!(at("clone into new namespaces") < cgroup, "{trace}");
     assert!(cgroup < at("execute the container's program"), "{trace}");
     env.finish();

@@ -4,7 +4,7 @@ mod common;
 
 use assert_cmd::prelude::*;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn ns_demo() -> Command {
     let mut cmd = Command::cargo_bin("ns-demo").unwrap();
@@ -113,19 +113,29 @@ fn rootfs_pivots_into_busybox_and_hides_the_host() {
     // A marker file that exists only on the host, next to the rootfs.
     let marker = tempfile::NamedTempFile::new().unwrap();
     let marker_path = marker.path().to_str().unwrap().to_owned();
+    // The command waits on its stdin at the end, so its mount namespace can be read from the
+    // host while it lives: from inside, mountinfo hides whatever is outside the root (a
+    // chroot would pass an inside-only check).
     let script = format!(
-        "ls /; test -e {marker_path} && echo host-visible || echo host-hidden; cat /proc/self/mountinfo"
+        "ls /; test -e {marker_path} && echo host-visible || echo host-hidden; cat /proc/self/mountinfo; echo READY; read x || true"
     );
-    let out = stdout_of(
+    let (mut child, lines, _rest) = common::mounts::start_until_ready(
         ns_demo()
             .arg("run")
             .arg("--all")
             .arg("--rootfs")
             .arg(rootfs.path())
             .args(["--", "sh", "-c", &script]),
+        "READY",
     );
-    let listing: Vec<&str> = out
-        .lines()
+    let namespaces = common::mounts::descendant_namespaces_mountinfo(child.id());
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ns-demo: {status:?}\n{lines:?}");
+    let out = lines.join("\n");
+    let listing: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
         .take_while(|l| !l.starts_with("host-"))
         .collect();
     let expected: Vec<String> = {
@@ -138,11 +148,22 @@ fn rootfs_pivots_into_busybox_and_hides_the_host() {
     };
     assert_eq!(listing, expected, "/ inside is not the rootfs");
     assert!(out.contains("host-hidden"), "{out}");
-    // The old root was detached: no mount of the host's / remains inside.
     let mount_points: Vec<&str> = out.lines().filter_map(|l| l.split(' ').nth(4)).collect();
     assert!(mount_points.contains(&"/proc"), "{out}");
     assert!(mount_points.contains(&"/dev/pts"), "{out}");
-    assert!(!mount_points.iter().any(|m| m.contains("tmp")), "{out}");
+    // The old root was detached: the command's whole mount namespace, read from the host,
+    // holds no mount of the host's / (a chroot would leave it there, hidden from inside).
+    assert!(
+        !namespaces.is_empty(),
+        "the command is not in a mount namespace of its own"
+    );
+    for table in &namespaces {
+        let old = common::mounts::old_root_mounts(table);
+        assert!(
+            old.is_empty(),
+            "the host's / is still mounted at {old:?}:\n{table}"
+        );
+    }
     // Nothing stays mounted on the host.
     assert!(common::mounts_containing(rootfs.path().to_str().unwrap()).is_empty());
 }
@@ -275,7 +296,15 @@ fn the_tour_shows_every_namespace() {
     if !common::require_root() {
         return;
     }
-    let out = stdout_of(ns_demo().arg("tour"));
+    let tour = ns_demo()
+        .arg("tour")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tour_pid = tour.id();
+    let out = tour.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
     let hostname = regex_escape(&host_hostname());
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"(uts|pid|mnt|ipc|net|user|cgroup):\[\d+\]", "$1:[INODE]");
@@ -295,17 +324,32 @@ fn the_tour_shows_every_namespace() {
         assert_eq!(ids.len(), 2, "{ns}: {ids:?}");
         assert_ne!(ids[0], ids[1], "{ns} namespace did not change");
     }
+    // The tour's cgroup, named after its pid, is gone from the cgroup2 mount (at
+    // /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a pure v2 one).
+    let cgroup2 = cgroup2_mount();
     assert!(
-        std::fs::read_dir("/sys/fs/cgroup/unified")
-            .into_iter()
-            .flatten()
-            .all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("minidock-tour")),
-        "the tour left its cgroup behind"
+        cgroup2.join("cgroup.procs").is_file(),
+        "{}",
+        cgroup2.display()
     );
+    let left = cgroup2.join(format!("minidock-tour-{tour_pid}"));
+    assert!(
+        out.contains(&format!("/minidock-tour-{tour_pid}")),
+        "the tour did not use {}:\n{out}",
+        left.display()
+    );
+    assert!(!left.exists(), "the tour left {} behind", left.display());
+}
+
+/// Where cgroup2 is mounted, from this process's mount table.
+fn cgroup2_mount() -> std::path::PathBuf {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .map(std::path::PathBuf::from)
+        .expect("no cgroup2 mount")
 }
 
 fn regex_escape(s: &str) -> String {

@@ -24,6 +24,10 @@ enum Command {
         /// Check the reference solution instead of your starter.
         #[arg(long)]
         solution: bool,
+        /// Check one of the lesson's known-wrong answers instead (the file name under
+        /// lessons/NN/wrong/, without .rs).
+        #[arg(long, value_name = "NAME", conflicts_with = "solution")]
+        wrong: Option<String>,
     },
     /// Show the hints for lesson N.
     Hint { lesson: u32 },
@@ -46,12 +50,16 @@ fn main() -> ExitCode {
             }
             Ok(0)
         }
-        Command::Check { lesson, solution } => {
+        Command::Check {
+            lesson,
+            solution,
+            wrong,
+        } => {
             let lesson = workshop::find_lesson(&dir, lesson)?;
-            let variant = if solution {
-                Variant::Solution
-            } else {
-                Variant::Learner
+            let variant = match wrong {
+                Some(name) => Variant::Wrong(workshop::wrong_answer_index(&lesson, &name)?),
+                None if solution => Variant::Solution,
+                None => Variant::Learner,
             };
             let report = workshop::check(&dir, &lesson, variant)?;
             print!("{}", report.render());

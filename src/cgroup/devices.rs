@@ -551,7 +551,7 @@ pub fn load(insns: &[Insn]) -> Result<OwnedFd> {
     explain::step(
         "load the device filter",
         || format!("bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} insns)", insns.len()),
-        Chapter::Cgroups,
+        Chapter::Security,
     );
     let fd = match bpf(BPF_PROG_LOAD, &attr) {
         Ok(fd) => fd,
@@ -590,7 +590,7 @@ pub fn attach_v2(dir: &Path, rules: &[DeviceRule], cache_dir: Option<&Path>) -> 
     explain::step(
         "attach the device filter",
         || format!("bpf(BPF_PROG_ATTACH, {}, BPF_CGROUP_DEVICE)", dir.display()),
-        Chapter::Cgroups,
+        Chapter::Security,
     );
     bpf(BPF_PROG_ATTACH, &attr).with_context(|| {
         format!(

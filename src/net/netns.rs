@@ -119,7 +119,10 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
                 explain::step(
                     "pin it with a bind mount",
-                    || format!("mount(\"/proc/thread-self/ns/net\", {path:?}, MS_BIND)"),
+                    || {
+                        let source = Some(Path::new("/proc/thread-self/ns/net"));
+                        explain::mount_call(source, path, None, MsFlags::MS_BIND, None)
+                    },
                     Chapter::Networking,
                 );
                 nix::mount::mount(

@@ -327,10 +327,9 @@ pub fn spawn_process(
     let _ = std::io::stdout().flush();
 
     // ANCHOR: clone
-    let names: Vec<&str> = namespaces.iter().map(|n| n.proc_name()).collect();
     explain::step(
         "clone into new namespaces",
-        || format!("clone(CLONE_NEW{{{}}} | SIGCHLD)", names.join(",")),
+        || format!("clone(flags={})", explain::clone_flags(flags, "SIGCHLD")),
         Chapter::Namespaces,
     );
     let child_main = Box::new(|| {
@@ -426,6 +425,11 @@ pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
     );
     write_proc(pid, "uid_map", &uid_map)?;
     if !Uid::effective().is_root() {
+        explain::step(
+            "refuse setgroups before mapping gids",
+            || format!("write(\"/proc/{pid}/setgroups\", \"deny\")"),
+            Chapter::Namespaces,
+        );
         write_proc(pid, "setgroups", "deny")?;
     }
     explain::step(

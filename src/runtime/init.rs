@@ -70,8 +70,8 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     // flag for the container's own program (prctl(2), PR_SET_DUMPABLE).
     explain::step(
         "hide the runtime binary from the container",
-        || "prctl(PR_SET_DUMPABLE, 0)".into(),
-        Chapter::Security,
+        || "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE)".into(),
+        Chapter::PuttingTogether,
     );
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
     if let Some(score) = process.oom_score_adj() {
@@ -238,10 +238,8 @@ fn setup_filesystem(ctx: &InitContext, ready: &Ready) -> Result<()> {
         explain::step(
             "make the rootfs a mount point",
             || {
-                format!(
-                    "mount({:?}, {:?}, NULL, MS_BIND|MS_REC)",
-                    ctx.rootfs, ctx.rootfs
-                )
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                explain::mount_call(Some(ctx.rootfs), ctx.rootfs, None, bind, None)
             },
             Chapter::RuntimeSpec,
         );
@@ -368,7 +366,7 @@ fn set_root_propagation(rootfs: &Path, propagation: Option<&str>) -> Result<()> 
     }
     explain::step(
         "set the propagation of the container's /",
-        || format!("mount(NULL, \"/\", NULL, {:?})", options.propagation),
+        || explain::mount_call(None, Path::new("/"), None, options.propagation, None),
         Chapter::RuntimeSpec,
     );
     mount(
@@ -429,16 +427,31 @@ fn become_root_of_user_namespace(unshare_ipc: bool) -> Result<()> {
     use nix::unistd::{Gid, Uid};
     explain::step(
         "become root of the user namespace",
-        || "setresuid(0, 0, 0); setgroups([]); setresgid(0, 0, 0)".into(),
+        || "setresuid(0, 0, 0)".into(),
         Chapter::Namespaces,
     );
     let (uid, gid) = (Uid::from_raw(0), Gid::from_raw(0));
     nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the user namespace")?;
     if unshare_ipc {
+        explain::step(
+            "a new IPC namespace, owned by the user namespace",
+            || "unshare(CLONE_NEWIPC)".into(),
+            Chapter::Namespaces,
+        );
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)
             .context("unshare(CLONE_NEWIPC)")?;
     }
+    explain::step(
+        "drop the supplementary groups",
+        || "setgroups(0, [])".into(),
+        Chapter::Namespaces,
+    );
     let _ = nix::unistd::setgroups(&[]);
+    explain::step(
+        "become root's group",
+        || "setresgid(0, 0, 0)".into(),
+        Chapter::Namespaces,
+    );
     nix::unistd::setresgid(gid, gid, gid).context("setresgid(0) in the user namespace")
 }
 
@@ -529,8 +542,8 @@ fn enter_cwd(cwd: &Path, may_wait: bool) -> Result<bool> {
 pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
     use nix::unistd::{Gid, Uid};
     explain::step(
-        "become the container's user",
-        || format!("setgroups({additional:?}); setresgid({gid}); setresuid({uid})"),
+        "set the supplementary groups",
+        || format!("setgroups({}, {additional:?})", additional.len()),
         Chapter::Security,
     );
     let groups: Vec<Gid> = additional.iter().map(|g| Gid::from_raw(*g)).collect();
@@ -541,7 +554,17 @@ pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
         return Err(errno).context("setgroups");
     }
     let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    explain::step(
+        "become the container's group",
+        || format!("setresgid({gid}, {gid}, {gid})"),
+        Chapter::Security,
+    );
     nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;
+    explain::step(
+        "become the container's user",
+        || format!("setresuid({uid}, {uid}, {uid})"),
+        Chapter::Security,
+    );
     nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("setresuid({uid})"))
 }
 // ANCHOR_END: switch_user
@@ -591,7 +614,15 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
         enter_cgroup(ctx, ready)?;
         explain::step(
             "mount cgroup2",
-            || format!("mount({source:?}, {destination:?}, \"cgroup2\", {flags:?})"),
+            || {
+                explain::mount_call(
+                    Some(Path::new(&source)),
+                    &target,
+                    Some("cgroup2"),
+                    flags,
+                    None,
+                )
+            },
             Chapter::RuntimeSpec,
         );
         return mount(
@@ -608,6 +639,14 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
         .with_context(|| format!("stat {}", target.display()))?
         .permissions();
     let writable = flags - MsFlags::MS_RDONLY;
+    explain::step(
+        "mount a tmpfs for the cgroup hierarchies",
+        || {
+            let tmpfs = Some(Path::new("tmpfs"));
+            explain::mount_call(tmpfs, &target, Some("tmpfs"), writable, Some("mode=755"))
+        },
+        Chapter::RuntimeSpec,
+    );
     mount(
         Some("tmpfs"),
         &target,
@@ -627,13 +666,18 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
         explain::step(
             "bind the container's cgroup",
             || {
-                format!(
-                    "mount({host_dir:?}, \"/sys/fs/cgroup/{name}\", NULL, MS_BIND); remount {flags:?}"
-                )
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                explain::mount_call(Some(&host_dir), &dir, None, bind, None)
             },
             Chapter::RuntimeSpec,
         );
         rootfs::bind(&host_dir, &dir)?;
+        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+        explain::step(
+            "remount it with the mount's flags",
+            || explain::mount_call(None, &dir, None, remount, None),
+            Chapter::RuntimeSpec,
+        );
         mount(
             None::<&str>,
             &dir,
@@ -641,7 +685,10 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
             None::<&str>,
         )
-        .with_context(|| format!("remount {}/{name} with {flags:?}", destination.display()))?;
+        .with_context(|| {
+            let flags = explain::ms_flags(flags);
+            format!("remount {}/{name} with {flags}", destination.display())
+        })?;
     }
     Ok(())
 }
@@ -706,7 +753,14 @@ fn create_device(rootfs: &Path, device: &oci_spec::runtime::LinuxDevice) -> Resu
     }
     explain::step(
         "create a device node",
-        || format!("mknod({path:?}, {kind:?}|{mode:o}, makedev({major}, {minor}))"),
+        || {
+            let kind = match kind {
+                SFlag::S_IFBLK => "S_IFBLK",
+                SFlag::S_IFIFO => "S_IFIFO",
+                _ => "S_IFCHR",
+            };
+            format!("mknod({target:?}, {kind}|0{mode:o}, makedev({major}, {minor}))")
+        },
         Chapter::RuntimeSpec,
     );
     let _ = std::fs::remove_file(&target);

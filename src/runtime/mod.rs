@@ -455,11 +455,6 @@ fn spawn_container(
             id_maps.as_ref(),
             go,
             &mut |pid| {
-                explain::step(
-                    "put the container into its cgroup",
-                    || format!("write(\"cgroup.procs\", \"{pid}\")"),
-                    Chapter::Cgroups,
-                );
                 cgroup.add_pid(pid)?;
                 if let Some(sync) = sync.take() {
                     let mut state = hook_state.clone();

@@ -216,10 +216,8 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         explain::step(
             "bind mount into the container",
             || {
-                format!(
-                    "mount({source:?}, {target:?}, NULL, MS_BIND{})",
-                    if options.recursive { "|MS_REC" } else { "" }
-                )
+                let bind = MsFlags::MS_BIND | recursive;
+                explain::mount_call(Some(&source), &target, None, bind, None)
             },
             Chapter::RuntimeSpec,
         );
@@ -239,6 +237,12 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         })?;
         // Flags such as ro are ignored by the first bind mount(2) call: they need a remount.
         if !options.flags.is_empty() {
+            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | options.flags;
+            explain::step(
+                "remount it with the mount's flags",
+                || explain::mount_call(None, &target, None, remount, None),
+                Chapter::RuntimeSpec,
+            );
             mount(
                 None::<&str>,
                 &target,
@@ -260,12 +264,8 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         explain::step(
             "mount a filesystem into the container",
             || {
-                format!(
-                    "mount({source:?}, {:?}, {typ:?}, {:?}, {:?})",
-                    destination,
-                    options.flags,
-                    data.as_deref().unwrap_or("")
-                )
+                let source = Some(Path::new(&source));
+                explain::mount_call(source, &target, Some(typ), options.flags, data.as_deref())
             },
             Chapter::RuntimeSpec,
         );
@@ -305,6 +305,11 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         }
     }
     if !options.propagation.is_empty() {
+        explain::step(
+            "set the mount's propagation",
+            || explain::mount_call(None, &target, None, options.propagation, None),
+            Chapter::RuntimeSpec,
+        );
         mount(
             None::<&str>,
             &target,

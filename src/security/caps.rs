@@ -301,6 +301,27 @@ pub fn mask_names(mask: u64) -> Vec<&'static str> {
         .collect()
 }
 
+/// A capability set as strace(1) prints one: `1<<CAP_CHOWN|1<<CAP_KILL`, or `0`.
+fn strace_mask(mask: u64) -> String {
+    if mask == 0 {
+        return "0".into();
+    }
+    let names: Vec<String> = (0..64u8)
+        .filter(|n| mask & (1u64 << n) != 0)
+        .map(|n| format!("1<<{}", cap_name(n)))
+        .collect();
+    names.join("|")
+}
+
+/// A capability's name as capabilities(7) and strace(1) spell it (`CAP_NET_RAW`), or its
+/// number when this table does not know it.
+fn cap_name(cap: u8) -> String {
+    mask_names(1u64 << cap)
+        .into_iter()
+        .next()
+        .map_or_else(|| cap.to_string(), |name| name.to_string())
+}
+
 // ANCHOR: bounding
 /// Drops every capability outside `caps.bounding` from the bounding set, one
 /// `prctl(PR_CAPBSET_DROP, cap)` per capability. Needs CAP_SETPCAP in the effective set, so it
@@ -309,12 +330,12 @@ pub fn apply_bounding_set(caps: &LinuxCapabilities) -> Result<()> {
     let keep = CapMasks::from_oci(caps).bounding;
     let last = last_cap();
     let dropped: Vec<u8> = (0..=last).filter(|n| keep & (1u64 << n) == 0).collect();
-    explain::step(
-        "drop capabilities from the bounding set",
-        || format!("prctl(PR_CAPBSET_DROP, cap) x{}", dropped.len()),
-        Chapter::Security,
-    );
     for cap in dropped {
+        explain::step(
+            "drop a capability from the bounding set",
+            || format!("prctl(PR_CAPBSET_DROP, {})", cap_name(cap)),
+            Chapter::Security,
+        );
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc != 0 {
@@ -436,10 +457,11 @@ pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
         "set the process's capabilities",
         || {
             format!(
-                "capset(eff={}, prm={}, inh={})",
-                status_hex(effective),
-                status_hex(permitted),
-                status_hex(inheritable)
+                "capset({{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, \
+                 {{effective={}, permitted={}, inheritable={}}})",
+                strace_mask(effective),
+                strace_mask(permitted),
+                strace_mask(inheritable)
             )
         },
         Chapter::Security,
@@ -478,13 +500,8 @@ pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
 
 fn apply_ambient(want: u64, raisable: u64) -> Result<()> {
     explain::step(
-        "set the ambient capabilities",
-        || {
-            format!(
-                "prctl(PR_CAP_AMBIENT, CLEAR_ALL), RAISE x{}",
-                (want & raisable).count_ones()
-            )
-        },
+        "clear the ambient capabilities",
+        || "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)".into(),
         Chapter::Security,
     );
     let clear = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
@@ -501,6 +518,16 @@ fn apply_ambient(want: u64, raisable: u64) -> Result<()> {
     }
     let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
     for cap in (0..64u8).filter(|n| want & raisable & (1u64 << n) != 0) {
+        explain::step(
+            "raise an ambient capability",
+            || {
+                format!(
+                    "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, {}, 0, 0)",
+                    cap_name(cap)
+                )
+            },
+            Chapter::Security,
+        );
         // SAFETY: prctl with integer arguments only.
         let rc =
             unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, libc::c_ulong::from(cap), 0, 0) };

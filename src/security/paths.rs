@@ -138,6 +138,12 @@ fn open_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The flags of the empty tmpfs that masks a directory.
+const MASK_DIR: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
 // ANCHOR: mask
 /// Masks `path` inside the container: a file gets `/dev/null` bind-mounted over it (reads are
 /// empty, writes vanish), a directory gets an empty read-only tmpfs. A path that does not
@@ -152,14 +158,18 @@ pub fn mask_path(path: &Path) -> Result<()> {
     if kind == SFlag::S_IFDIR {
         explain::step(
             "mask a directory with an empty tmpfs",
-            || format!("mount(\"tmpfs\", {path:?}, \"tmpfs\", MS_RDONLY)"),
+            || {
+                let tmpfs = Some(Path::new("tmpfs"));
+                let call = explain::mount_call(tmpfs, &target, Some("tmpfs"), MASK_DIR, None);
+                format!("{call} over {}", path.display())
+            },
             Chapter::Security,
         );
         mount(
             Some("tmpfs"),
             &target,
             Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MASK_DIR,
             None::<&str>,
         )
         .with_context(|| format!("mount read-only tmpfs over {}", path.display()))
@@ -171,7 +181,11 @@ pub fn mask_path(path: &Path) -> Result<()> {
         let source = mount_path_of(&null, Path::new("/dev/null"));
         explain::step(
             "mask a file with /dev/null",
-            || format!("mount(\"/dev/null\", {path:?}, NULL, MS_BIND)"),
+            || {
+                let call =
+                    explain::mount_call(Some(&source), &target, None, MsFlags::MS_BIND, None);
+                format!("{call} (/dev/null over {})", path.display())
+            },
             Chapter::Security,
         );
         mount(
@@ -225,7 +239,11 @@ pub fn readonly_path(path: &Path) -> Result<()> {
     let target = mount_path_of(&target_fd, path);
     explain::step(
         "bind a path onto itself",
-        || format!("mount({path:?}, {path:?}, NULL, MS_BIND|MS_REC)"),
+        || {
+            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            let call = explain::mount_call(Some(&target), &target, None, bind, None);
+            format!("{call} ({})", path.display())
+        },
         Chapter::Security,
     );
     mount(
@@ -244,7 +262,11 @@ pub fn readonly_path(path: &Path) -> Result<()> {
     let target = mount_path_of(&bound_fd, path);
     explain::step(
         "remount it read-only",
-        || format!("mount(NULL, {path:?}, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|{flags:?})"),
+        || {
+            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+            let call = explain::mount_call(None, &target, None, remount, None);
+            format!("{call} ({})", path.display())
+        },
         Chapter::Security,
     );
     mount(

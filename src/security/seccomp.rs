@@ -1040,7 +1040,7 @@ pub fn install(program: &Program) -> Result<()> {
         "install the seccomp filter",
         || {
             format!(
-                "seccomp(SECCOMP_SET_MODE_FILTER, {:#x}, {{len={}}})",
+                "seccomp(SECCOMP_SET_MODE_FILTER, {}, {{len={}}})",
                 program.flags,
                 program.len()
             )

@@ -670,7 +670,11 @@ pub fn mount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()>
         let data_text = parsed.data.join(",");
         explain::step(
             "mount the volume's filesystem",
-            || format!("mount({device:?}, {data:?}, {typ:?}, {flags:?}, {data_text:?})"),
+            || {
+                let data_text = (!data_text.is_empty()).then_some(data_text.as_str());
+                let device = Some(std::path::Path::new(device));
+                explain::mount_call(device, &data, Some(typ), flags, data_text)
+            },
             Chapter::Volumes,
         );
         nix::mount::mount(

@@ -6,8 +6,13 @@
 //! edits `starter.rs`; `solution.rs` sits beside it. `workshop check N` builds the learner's
 //! binary, runs it in a throwaway environment, and compares what the kernel shows (hostname,
 //! PID 1, mounts, cgroup files, links, upper-dir contents) with what the lesson asks for.
+//! Each lesson also lists known-wrong answers (`lessons/NN/wrong/*.rs`): the shortcuts a learner
+//! would try, which `workshop verify` proves the check fails.
 
 mod checks;
+mod observe;
+
+pub use observe::{enter_throwaway_environment, namespace_mountinfo};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -29,6 +34,20 @@ pub struct Lesson {
     /// The book chapter that teaches it, e.g. "2 Namespaces".
     pub chapter: String,
     pub hints: Vec<String>,
+    /// The shortcuts a learner would try; each must fail the check.
+    pub wrong: Vec<WrongAnswer>,
+}
+
+/// A known-wrong answer of a lesson: a program that looks like it does the job and does not.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrongAnswer {
+    /// The binary name in `lessons/Cargo.toml`.
+    pub bin: String,
+    /// Its source, relative to `lessons/`.
+    pub file: String,
+    /// The shortcut it takes, in a few words.
+    pub shortcut: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +61,8 @@ struct Manifest {
 pub enum Variant {
     Learner,
     Solution,
+    /// The known-wrong answer at this index of [`Lesson::wrong`].
+    Wrong(usize),
 }
 
 /// One thing the checker looked at: what the lesson expects and what the kernel showed.
@@ -146,11 +167,38 @@ pub fn find_lesson(dir: &Path, id: u32) -> Result<Lesson> {
         .with_context(|| format!("no lesson {id} (lessons: {})", known.join(", ")))
 }
 
+/// The index in [`Lesson::wrong`] of the known-wrong answer whose file is `wrong/NAME.rs`.
+pub fn wrong_answer_index(lesson: &Lesson, name: &str) -> Result<usize> {
+    let stem = |w: &WrongAnswer| {
+        Path::new(&w.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+    };
+    lesson
+        .wrong
+        .iter()
+        .position(|w| stem(w).as_deref() == Some(name))
+        .with_context(|| {
+            let known: Vec<String> = lesson.wrong.iter().filter_map(stem).collect();
+            format!(
+                "lesson {} has no wrong answer {name:?} (known: {})",
+                lesson.id,
+                known.join(", ")
+            )
+        })
+}
+
 /// Builds the lesson binary with cargo and returns its path.
 pub fn build(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<PathBuf> {
     let bin = match variant {
         Variant::Learner => lesson.bin.clone(),
         Variant::Solution => format!("{}-solution", lesson.bin),
+        Variant::Wrong(i) => lesson
+            .wrong
+            .get(i)
+            .with_context(|| format!("lesson {} has no wrong answer {i}", lesson.id))?
+            .bin
+            .clone(),
     };
     let target = dir.join("target");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -168,6 +216,7 @@ pub fn build(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<PathBuf> {
 /// Builds and checks one lesson.
 pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
     let bin = build(dir, lesson, variant)?;
+    enter_throwaway_environment()?;
     let observations =
         checks::run(lesson.id, &bin).with_context(|| format!("checking lesson {}", lesson.id))?;
     Ok(Report {
@@ -176,40 +225,38 @@ pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
     })
 }
 
-/// The CI invariant, as rustlings has it: every starter fails its check and every solution
-/// passes. Returns one line per lesson, and an error naming the lessons that break it.
+/// The CI invariant, as rustlings has it: every starter fails its check, every known-wrong
+/// answer fails it too, and every solution passes. Returns one line per lesson, and an error
+/// naming the lessons that break it.
 pub fn verify(dir: &Path) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut broken = Vec::new();
     for lesson in load_manifest(dir)? {
-        let starter = check(dir, &lesson, Variant::Learner);
-        let solution = check(dir, &lesson, Variant::Solution);
-        let starter_fails = match &starter {
-            Ok(report) => !report.passed(),
-            // A starter that cannot even build or run also "fails", but we want it to compile
-            // and run so the learner sees the checker's explanation: treat errors as broken.
-            Err(_) => false,
-        };
-        let solution_passes = matches!(&solution, Ok(report) if report.passed());
-        let line = format!(
-            "lesson {:02}: starter {} / solution {}",
-            lesson.id,
-            if starter_fails {
-                "fails (good)"
-            } else {
-                "DOES NOT FAIL CLEANLY"
-            },
-            if solution_passes {
-                "passes (good)"
-            } else {
-                "DOES NOT PASS"
-            },
-        );
-        lines.push(line);
-        if !starter_fails || !solution_passes {
-            let mut why = format!("lesson {:02}", lesson.id);
-            for (name, result) in [("starter", &starter), ("solution", &solution)] {
-                match result {
+        let mut runs = vec![("starter".to_owned(), Variant::Learner, false)];
+        runs.extend(lesson.wrong.iter().enumerate().map(|(i, w)| {
+            (
+                format!("wrong answer ({})", w.shortcut),
+                Variant::Wrong(i),
+                false,
+            )
+        }));
+        runs.push(("solution".to_owned(), Variant::Solution, true));
+        let mut verdicts = Vec::new();
+        let mut why = format!("lesson {:02}", lesson.id);
+        for (name, variant, must_pass) in runs {
+            let result = check(dir, &lesson, variant);
+            // A starter or wrong answer that cannot even build or run is broken too: the
+            // learner must see the checker's explanation, not a crash.
+            let good = matches!(&result, Ok(report) if report.passed() == must_pass);
+            let word = match (must_pass, good) {
+                (true, true) => "passes (good)",
+                (true, false) => "DOES NOT PASS",
+                (false, true) => "fails (good)",
+                (false, false) => "DOES NOT FAIL CLEANLY",
+            };
+            verdicts.push(format!("{name} {word}"));
+            if !good {
+                match &result {
                     Ok(report) => {
                         let _ = write!(why, "\n--- {name} ---\n{}", report.render());
                     }
@@ -218,6 +265,9 @@ pub fn verify(dir: &Path) -> Result<Vec<String>> {
                     }
                 }
             }
+        }
+        lines.push(format!("lesson {:02}: {}", lesson.id, verdicts.join(" / ")));
+        if why.contains("\n---") {
             broken.push(why);
         }
     }
@@ -250,6 +300,14 @@ mod tests {
             assert!(dir.join(&lesson.solution).is_file(), "{}", lesson.solution);
             assert!(!lesson.hints.is_empty(), "lesson {} has no hint", lesson.id);
             assert!(
+                !lesson.wrong.is_empty(),
+                "lesson {} has no known-wrong answer",
+                lesson.id
+            );
+            for wrong in &lesson.wrong {
+                assert!(dir.join(&wrong.file).is_file(), "{}", wrong.file);
+            }
+            assert!(
                 checks::has_check(lesson.id),
                 "lesson {} has no check",
                 lesson.id
@@ -267,6 +325,7 @@ mod tests {
             solution: "s".into(),
             chapter: "2 Namespaces".into(),
             hints: vec!["try unshare".into()],
+            wrong: Vec::new(),
         };
         let mut report = Report {
             lesson,

@@ -7,6 +7,7 @@
 pub mod dockerd;
 pub mod engine;
 pub mod minidock_root;
+pub mod mounts;
 pub mod net;
 pub mod pty;
 pub mod registry;

@@ -1,8 +1,8 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
 use super::{
-    failed_run, host_mounts_unchanged, line, require_root, rootfs_with_marker, run_captured,
-    unmount_leftovers,
+    READY, descendants, failed_run, host_mounts_unchanged, line, old_root_detached, require_root,
+    rootfs_with_marker, run_observed, unmount_leftovers,
 };
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
@@ -42,20 +42,24 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
         "hostname; echo $$; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; \
          test -e {} && echo host-visible || echo host-hidden; \
          tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; echo; \
-         i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+         i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo {READY}; read x || true",
         host_marker.path().display()
     );
-    let output = run_captured(
+    // While the command waits on its stdin, the checker looks at its mount namespace from the
+    // host: from inside, a chroot hides the old root.
+    let output = run_observed(
         Command::new(bin)
             .arg(rootfs.path())
             .arg(&dir)
             .args(["/bin/sh", "-c", &script]),
         LIMIT,
+        READY,
+        old_root_detached,
     );
     let stats = cgroup.stats();
     let leftover = unmount_leftovers(rootfs.path());
     let _ = cgroup.remove();
-    let output = output?;
+    let (output, from_host) = output?;
     let mut observations = vec![host_mounts_unchanged(&leftover)];
     if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
         observations.push(failed);
@@ -94,6 +98,7 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
         format!("{} µs", cpu.as_micros()),
         !cpu.is_zero(),
     ));
+    observations.extend(from_host);
     Ok(observations)
 }
 
@@ -121,18 +126,29 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
         .iter()
         .map(|ns| own_ns(&target, *ns))
         .collect();
-    let output = run_captured(
+    // The command's own PID namespace is read from the host while it waits on its stdin: a
+    // `readlink` it starts would show only where its children go.
+    let output = run_observed(
         Command::new(bin).arg(&target).args([
             "/bin/sh",
             "-c",
-            "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net; \
-             readlink /proc/self/ns/pid; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing",
+            &format!(
+                "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net; \
+                 readlink /proc/self/ns/pid; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; \
+                 echo {READY}; read x || true"
+            ),
         ]),
         LIMIT,
+        READY,
+        |pid| {
+            let command = descendants(pid).last().copied().unwrap_or(pid);
+            own_ns(&command.to_string(), Namespace::Pid)
+                .unwrap_or_else(|e| format!("unreadable ({e:#})"))
+        },
     );
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = crate::ns::wait_for(pid);
-    let (output, expected) = (output?, expected?);
+    let ((output, command_pid_ns), expected) = (output?, expected?);
     if let Some(failed) = failed_run("the program runs the command in the container", &output) {
         return Ok(vec![failed]);
     }
@@ -153,6 +169,14 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
         "a file of the container's rootfs",
         "inside the container",
         line(&stdout, 4),
+    ));
+    observations.push(Observation::judged(
+        "PID namespace of the command itself (/proc/PID/ns/pid, read from the host)",
+        expected[2].clone(),
+        command_pid_ns
+            .clone()
+            .unwrap_or_else(|| "(the command never ran)".into()),
+        command_pid_ns.as_ref() == Some(&expected[2]),
     ));
     Ok(observations)
 }

@@ -50,42 +50,196 @@ pub fn run(id: u32, bin: &Path) -> Result<Vec<Observation>> {
 /// lesson may well hang (waiting on a pipe, a child that never exits), and the checker must
 /// still report.
 pub(crate) fn run_captured(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    run_observed(cmd, limit, "", |_| ()).map(|(output, _)| output)
+}
+
+/// The line a lesson's command prints when it has done its work and waits on its stdin, so the
+/// checker can look at the live process from the host ([`run_observed`]).
+pub(crate) const READY: &str = "WORKSHOP_READY";
+
+/// Runs a learner's program as [`run_captured`] does, with stdin a pipe. When the program
+/// prints the line [`READY`], `observe` is called with its pid while it is still alive (the
+/// command then waits for its stdin to close); then stdin is closed and the run completes.
+/// `observe` is not called when the program exits without printing it, nor when `ready` is
+/// empty (stdin is closed at once then).
+pub(crate) fn run_observed<T>(
+    cmd: &mut Command,
+    limit: Duration,
+    ready: &str,
+    observe: impl FnOnce(u32) -> T,
+) -> Result<(Output, Option<T>)> {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let stdin = child.stdin.take();
+    let (lines_rx, stdout) = read_lines(child.stdout.take().expect("piped stdout"));
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = err_pipe.read_to_end(&mut bytes);
+        bytes
+    });
     let deadline = Instant::now() + limit;
-    let status = loop {
+    let seen = !ready.is_empty() && wait_for_line(&lines_rx, ready, deadline);
+    let observed = seen.then(|| observe(child.id()));
+    drop(stdin);
+    let status = wait_until(&mut child, deadline).with_context(|| {
+        format!(
+            "{:?} did not finish within {}s",
+            cmd.get_program(),
+            limit.as_secs()
+        )
+    })?;
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    Ok((output, observed))
+}
+
+/// Reads a pipe to its end in a thread, which returns every byte; each line is also sent, as
+/// it arrives, to the receiver.
+fn read_lines(
+    pipe: std::process::ChildStdout,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<Vec<u8>>,
+) {
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let mut pipe = std::io::BufReader::new(pipe);
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        loop {
+            let start = bytes.len();
+            match std::io::BufRead::read_until(&mut pipe, b'\n', &mut bytes) {
+                Ok(0) | Err(_) => break bytes,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&bytes[start..]).trim().to_owned();
+                    let _ = lines_tx.send(line);
+                }
+            }
+        }
+    });
+    (lines_rx, reader)
+}
+
+/// True once `ready` arrives; false when the output ends or the deadline passes first.
+fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    ready: &str,
+    deadline: Instant,
+) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line == ready => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Waits for the child until `deadline`; kills it then, and fails.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> Result<std::process::ExitStatus> {
+    loop {
         if let Some(status) = child.try_wait().context("waiting for the lesson program")? {
-            break status;
+            return Ok(status);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!(
-                "{:?} did not finish within {}s (killed)",
-                cmd.get_program(),
-                limit.as_secs()
-            );
+            bail!("killed");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes descended from `pid` (itself included) whose mount namespace differs from
+/// the checker's: where a learner's program put its command.
+pub(crate) fn descendants_in_other_mount_ns(pid: u32) -> Vec<u32> {
+    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+    descendants(pid)
+        .into_iter()
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok() != own)
+        .collect()
+}
+
+/// `pid` and every process descended from it, parents before children: while a lesson's
+/// command waits on its stdin, the last one is the command itself.
+pub(crate) fn descendants(pid: u32) -> Vec<u32> {
+    let mut family = vec![pid];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        family.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+        i += 1;
+    }
+    family
+}
+
+/// The old root as a mount of the checker's own: `(major:minor, root)` of the mount at `/`
+/// (fields 3 and 4 of mountinfo, proc(5)). A mount namespace that still holds a mount of the
+/// same filesystem and root has not detached the host's root.
+pub(crate) fn host_root_mount() -> Result<(String, String)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    text.lines()
+        .rev()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[4] == "/")
+        .map(|f| (f[2].to_owned(), f[3].to_owned()))
+        .context("no mount at / in /proc/self/mountinfo")
+}
+
+/// What a process's own mount namespace holds beyond its root: checked from the host, where a
+/// `chroot` cannot hide the old root. `pid` is the learner's program; each of its descendants
+/// in a mount namespace of its own is looked at. Mount points listed are whole-namespace.
+pub(crate) fn old_root_detached(pid: u32) -> Observation {
+    let what = "the command's mount namespace, seen from the host (setns, mountinfo)";
+    let expected = "the host's / is not in it (pivot_root, then umount2 of the old root)";
+    let verdict = || -> Result<(String, bool)> {
+        let (dev, root) = host_root_mount()?;
+        let pids = descendants_in_other_mount_ns(pid);
+        anyhow::ensure!(
+            !pids.is_empty(),
+            "no process in a new mount namespace (unshare(CLONE_NEWNS)?)"
+        );
+        for p in pids {
+            let mounts = crate::workshop::namespace_mountinfo(p)?;
+            let old: Vec<&str> = mounts
+                .lines()
+                .map(|l| l.split(' ').collect::<Vec<_>>())
+                .filter(|f| f.len() > 4 && f[2] == dev && f[3] == root)
+                .map(|f| f[4])
+                .collect();
+            if !old.is_empty() {
+                let count = mounts.lines().count();
+                return Ok((
+                    format!(
+                        "the host's / is still mounted at {old:?} among {count} mounts: a chroot hides it from the process, but it is still there"
+                    ),
+                    false,
+                ));
+            }
+        }
+        Ok((expected.to_owned(), true))
     };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
+    match verdict() {
+        Ok((actual, ok)) => Observation::judged(what, expected, actual, ok),
+        Err(err) => Observation::judged(what, expected, format!("{err:#}"), false),
+    }
 }
 
 /// The lines a program printed, or a one-line summary of how it failed, for an observation.

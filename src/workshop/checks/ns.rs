@@ -4,8 +4,8 @@
 //! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
 
 use super::{
-    failed_run, host_mounts_unchanged, line, require_root, rootfs_with_marker, run_captured,
-    unmount_leftovers,
+    READY, failed_run, host_mounts_unchanged, line, old_root_detached, require_root,
+    rootfs_with_marker, run_captured, run_observed, unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
@@ -146,15 +146,19 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
     let host_marker_path = host_marker.path().to_string_lossy().into_owned();
     let mounts_before = mount_table()?;
 
-    let output = run_captured(
+    // The command stays alive (reading its stdin) while the checker looks at its mount
+    // namespace from the host: from inside, a chroot hides the old root.
+    let (output, from_host) = run_observed(
         Command::new(bin).arg(rootfs.path()).args([
             "/bin/sh",
             "-c",
             &format!(
-                "cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; test -e {host_marker_path} && echo host-visible || echo host-hidden; cut -d' ' -f5 /proc/self/mountinfo | sort | tr '\\n' ' '"
+                "cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; test -e {host_marker_path} && echo host-visible || echo host-hidden; cut -d' ' -f5 /proc/self/mountinfo | sort | tr '\\n' ' '; echo; echo {READY}; read x || true"
             ),
         ]),
         LIMIT,
+        READY,
+        old_root_detached,
     )?;
     let mounts_after = mount_table()?;
     // Mounts of the rootfs left on the host, and a /proc mounted over the host's.
@@ -191,5 +195,6 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
             && points.contains(&"/proc")
             && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
     ));
+    observations.extend(from_host);
     Ok(observations)
 }
