@@ -84,6 +84,8 @@ enum Command {
         /// The network's resolver directory.
         dir: PathBuf,
     },
+    /// Serve the Docker Engine API on a unix socket, so the docker CLI drives minidock.
+    Daemon(minidock::daemon::DaemonArgs),
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -179,6 +181,9 @@ fn main() -> ExitCode {
         Command::NetworkResolver { dir } => {
             minidock::net::resolver::serve(&dir)?;
             Ok(0)
+        }
+        Command::Daemon(args) => {
+            minidock::daemon::run(minidock::container::Paths::new(cli.root.as_deref()), &args)
         }
         Command::Doctor { json } => {
             let checks = doctor::run();
