@@ -341,3 +341,230 @@ fn the_cli_prints_what_it_prints_against_dockerd() {
         );
     }
 }
+
+#[test]
+fn exec_runs_in_the_container_with_pipes_and_with_a_terminal() {
+    let Some(d) = daemon("minidock-daemon-exec") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let out = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("out\n".into(), "err\n".into())
+    );
+    // -i: the client's input, then its end, reach the process.
+    let mut cmd = d.docker_command();
+    cmd.args(["exec", "-i", "box", "sh", "-c", "cat; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"piped\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "piped\ndone\n");
+    // The exec shares the container's namespaces: it sees the container's PID 1.
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/proc/1/cmdline"]),
+        "sleep\x001000\x00"
+    );
+    d.ok(&["exec", "-d", "box", "touch", "/tmp/made-by-exec"]);
+    eventually(&d, &["diff", "box"], "C /tmp\nA /tmp/made-by-exec\n");
+    // -it through a pty: the terminal's size reaches the process.
+    let mut pty = Pty::new(30, 100);
+    let mut cmd = d.docker_command();
+    cmd.args(["exec", "-it", "box", "sh"])
+        .stdin(pty.stdio())
+        .stdout(pty.stdio())
+        .stderr(pty.stdio());
+    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut client = cmd.spawn().unwrap();
+    pty.close_slave();
+    pty.wait_for("# ");
+    pty.write(b"stty size; echo x-$((6*7))\r");
+    pty.wait_for("x-42");
+    assert!(pty.output().contains("30 100"), "{}", pty.output());
+    pty.write(b"exit 6\r");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker exec -it never exited: {}",
+            pty.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(6), "{}", pty.output());
+    let top = d.ok(&["top", "box"]);
+    assert!(top.starts_with("UID "), "{top}");
+    assert!(top.contains("sleep 1000"), "{top}");
+}
+
+#[test]
+fn images_are_listed_tagged_inspected_and_removed() {
+    let Some(d) = daemon("minidock-daemon-images") else {
+        return;
+    };
+    let id = d.minidock(&["images", "-q", "--no-trunc"]);
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]),
+        format!("busybox:latest {}", &id.trim()[7..19]) + "\n"
+    );
+    d.ok(&["tag", "busybox", "mine/box:v1"]);
+    assert_eq!(
+        d.minidock(&["images", "-q", "mine/box"]),
+        d.ok(&["images", "-q", "mine/box"])
+    );
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}} {{.RepoTags}}",
+            "mine/box:v1"
+        ]),
+        format!("{} [busybox:latest mine/box:v1]\n", id.trim())
+    );
+    assert_eq!(d.ok(&["rmi", "mine/box:v1"]), "Untagged: mine/box:v1\n");
+    let err = d.fails(&["rmi", "mine/box:v1"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such image: mine/box:v1\n"
+    );
+    let history = d.ok(&["history", "--format", "{{.ID}} {{.Size}}", "busybox"]);
+    assert!(history.starts_with(&id.trim()[7..19]), "{history}");
+}
+
+#[test]
+fn pull_streams_dockers_progress_and_run_pulls_a_missing_image() {
+    let Some(d) = daemon("minidock-daemon-pull") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    let name = registry.name("daemon/busybox:1");
+    d.minidock(&["tag", "busybox", &name]);
+    d.minidock(&["push", &name]);
+    d.minidock(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    let lines: Vec<&str> = pulled.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"1: Pulling from daemon/busybox"),
+        "{pulled}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Digest: sha256:")),
+        "{pulled}"
+    );
+    assert_eq!(
+        &lines[lines.len() - 2..],
+        [
+            format!("Status: Downloaded newer image for {name}").as_str(),
+            name.as_str()
+        ],
+        "{pulled}"
+    );
+    // `run` of an image the store lacks: create's 404 makes the CLI pull it first.
+    let other = registry.name("daemon/other:2");
+    d.minidock(&["tag", "busybox", &other]);
+    d.minidock(&["push", &other]);
+    d.minidock(&["rmi", &other]);
+    let out = d.docker(&["run", "--rm", &other, "echo", "pulled"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout).lines().last(), Some("pulled"), "{out:?}");
+    // The CLI shows the pull's progress on stderr, as against dockerd.
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "Unable to find image '{other}' locally\n2: Pulling from daemon/other\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!("Status: Downloaded newer image for {other}\n")),
+        "{err}"
+    );
+    let err = d.fails(&["pull", &registry.name("daemon/none:1")], 1);
+    assert!(err.contains("manifest unknown"), "{err}");
+}
+
+/// The book's walk through `docker run`, by hand: create, wait (its headers come at once),
+/// attach without a hijack (the body is the output, multiplexed), start.
+#[test]
+fn create_wait_attach_and_start_by_hand_with_curl() {
+    let Some(d) = daemon("minidock-daemon-curl") else {
+        return;
+    };
+    // ANCHOR: curl_create
+    let created = d.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Image": "busybox", "Cmd": ["echo", "hello"]}"#,
+        "http://localhost/v1.41/containers/create?name=by-hand",
+    ]);
+    // ANCHOR_END: curl_create
+    assert!(created.starts_with("{\"Id\":\""), "{created}");
+    let (wait, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/by-hand/wait?condition=next-exit",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (attach, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/by-hand/attach?stream=1&stdout=1&stderr=1",
+    );
+    assert!(
+        head.contains("application/vnd.docker.multiplexed-stream"),
+        "{head}"
+    );
+    // ANCHOR: curl_start
+    let started = d.curl(&[
+        "-i",
+        "-X",
+        "POST",
+        "http://localhost/v1.41/containers/by-hand/start",
+    ]);
+    // ANCHOR_END: curl_start
+    assert!(started.starts_with("HTTP/1.1 204 No Content"), "{started}");
+    let rest = |mut stream: std::os::unix::net::UnixStream| {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut bytes);
+        bytes
+    };
+    let output = rest(attach);
+    let frame = b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n";
+    assert!(
+        output.windows(frame.len()).any(|w| w == frame),
+        "{output:?}"
+    );
+    let waited = text(&rest(wait));
+    assert!(
+        waited.contains("{\"StatusCode\":0,\"Error\":null}"),
+        "{waited}"
+    );
+    // ANCHOR: curl_logs
+    let logs = d.curl(&["http://localhost/v1.41/containers/by-hand/logs?stdout=1"]);
+    // ANCHOR_END: curl_logs
+    assert_eq!(logs.as_bytes(), frame);
+    d.ok(&["rm", "by-hand"]);
+}

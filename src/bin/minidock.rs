@@ -182,9 +182,7 @@ fn main() -> ExitCode {
             minidock::net::resolver::serve(&dir)?;
             Ok(0)
         }
-        Command::Daemon(args) => {
-            minidock::daemon::run(minidock::container::Paths::new(cli.root.as_deref()), &args)
-        }
+        Command::Daemon(args) => minidock::daemon::run(cli.root.as_deref(), &args),
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {

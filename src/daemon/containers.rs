@@ -35,6 +35,10 @@ pub async fn route(
         (Method::GET, [id, "top"]) => top(daemon, id).await,
         (Method::GET, [id, "changes"]) => changes(daemon, id).await,
         (Method::POST, [id, "rename"]) => rename(daemon, id, &query).await,
+        (Method::POST, [id, "exec"]) => {
+            let id = id.to_string();
+            super::exec::create(daemon, &id, req).await
+        }
         (Method::POST, [id, "pause"]) => pause(daemon, id, true).await,
         (Method::POST, [id, "unpause"]) => pause(daemon, id, false).await,
         _ => Err(ApiError::not_found_route()),
@@ -587,8 +591,7 @@ async fn wait(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Bod
     let waiting = if running {
         None
     } else if condition == "not-running" || condition.is_empty() {
-        let body = object!({ "StatusCode": state.exit_code, "Error": null });
-        let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
+        let _ = tx.send(wait_body(state.exit_code)).await;
         return Ok(response);
     } else {
         Some(register(&daemon, &state.id, 0))
@@ -615,12 +618,16 @@ async fn wait(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Bod
         if condition == "removed" {
             wait_removed(&daemon, &state.id).await;
         }
-        let body = object!({ "StatusCode": status, "Error": null });
-        let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
+        let _ = tx.send(wait_body(status)).await;
     });
     Ok(response)
 }
 // ANCHOR_END: wait
+
+/// The wait's answer, `{"StatusCode":N,"Error":null}`, keys in Docker's order.
+fn wait_body(status: i32) -> Bytes {
+    Bytes::from(format!("{{\"StatusCode\":{status},\"Error\":null}}\n"))
+}
 
 /// The exit code once the container is not running (the library's `wait`), or the recorded
 /// one; 0 for a container gone meanwhile.

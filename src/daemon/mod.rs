@@ -82,6 +82,8 @@ pub struct Pending {
 /// What every handler shares: the state root and the connections waiting for a start.
 pub struct Daemon {
     pub paths: Paths,
+    /// The `--root` the daemon was given, for the `minidock` processes it starts (`exec`).
+    pub root_arg: Option<PathBuf>,
     pub pending: Mutex<HashMap<String, Vec<Pending>>>,
     pub execs: Mutex<HashMap<String, exec::ExecRecord>>,
 }
@@ -370,7 +372,8 @@ fn group_id(name: &str) -> Result<u32> {
 
 // ANCHOR: serve
 /// `minidock daemon`: serves the Engine API on every socket until SIGINT or SIGTERM.
-pub fn run(paths: Paths, args: &DaemonArgs) -> Result<u8> {
+pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
+    let paths = Paths::new(cli_root);
     let sockets = socket_paths(&args.hosts)?;
     let group = args.group.as_deref().map(group_id).transpose()?;
     crate::state::private_dir(&paths.root)?;
@@ -380,8 +383,10 @@ pub fn run(paths: Paths, args: &DaemonArgs) -> Result<u8> {
         listeners.push(listen(path, group)?);
         bound.0.push(path.clone());
     }
+    let root_arg = cli_root.map(|_| paths.root.clone());
     let daemon: Shared = Arc::new(Daemon {
         paths,
+        root_arg,
         pending: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),
     });

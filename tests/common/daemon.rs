@@ -159,3 +159,29 @@ impl Drop for Daemon {
         self.stop();
     }
 }
+
+/// An HTTP/1.1 request on the daemon's socket whose response head has come: the stream, for
+/// the rest of the response, and the head (`HTTP/1.1 200 OK\r\n...`).
+pub fn request_head(
+    socket: &Path,
+    method: &str,
+    path: &str,
+) -> (std::os::unix::net::UnixStream, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (stream, text(&head))
+}
