@@ -568,3 +568,79 @@ fn create_wait_attach_and_start_by_hand_with_curl() {
     assert_eq!(logs.as_bytes(), frame);
     d.ok(&["rm", "by-hand"]);
 }
+
+#[test]
+fn kill_restart_pause_rename_and_wait_change_the_container() {
+    let Some(d) = daemon("minidock-daemon-verbs") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(d.ok(&["pause", "v1"]), "v1\n");
+    assert_eq!(d.ok(&["ps", "--format", "{{.State}}"]), "paused\n");
+    assert_eq!(d.ok(&["unpause", "v1"]), "v1\n");
+    assert_eq!(d.ok(&["rename", "v1", "w1"]), "");
+    assert_eq!(d.minidock(&["ps", "--format", "{{.Names}}"]), "w1\n");
+    // The trap proves the signal reached the container's process.
+    assert_eq!(d.ok(&["kill", "-s", "USR1", "w1"]), "w1\n");
+    assert_eq!(d.ok(&["wait", "w1"]), "7\n");
+    let err = d.fails(&["kill", "w1"], 1);
+    assert!(err.contains("is not running"), "{err}");
+    assert_eq!(d.ok(&["restart", "-t", "1", "w1"]), "w1\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "w1"]),
+        "true\n"
+    );
+    assert_eq!(d.ok(&["kill", "w1"]), "w1\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "w1"]),
+        "137\n"
+    );
+}
+
+#[test]
+fn the_group_owns_the_socket() {
+    let Some(d) = daemon("minidock-daemon-group") else {
+        return;
+    };
+    let gid = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .map(|g| g.gid.as_raw());
+    let Some(gid) = gid else {
+        panic!("this machine has no group named daemon");
+    };
+    let socket = d.root.path().join("grouped.sock");
+    let mut child = d
+        .root
+        .cmd()
+        .args(["daemon", "--group", "daemon", "-H"])
+        .arg(format!("unix://{}", socket.display()))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the daemon never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&socket).unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, gid, 0o660)
+    );
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the socket stayed");
+}
