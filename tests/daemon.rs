@@ -69,6 +69,12 @@ fn ping_version_and_info_answer_as_the_cli_negotiates() {
     // An unknown route is Docker's 404 body.
     let missing = d.curl(&["http://localhost/v1.41/nothing"]);
     assert_eq!(missing, "{\"message\":\"page not found\"}\n");
+    // An Engine API route minidock does not serve is Docker's "not implemented" (501).
+    let err = d.fails(&["volume", "ls"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: GET /volumes is not supported by minidock daemon\n"
+    );
 }
 
 #[test]

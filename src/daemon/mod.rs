@@ -247,6 +247,52 @@ async fn route(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Bod
     let parts = segments(req.uri().path());
     let words: Vec<&str> = parts.iter().map(String::as_str).collect();
     let method = req.method().clone();
+    let area = words.first().copied().unwrap_or("");
+    let shown = format!("{method} /{}", parts.join("/"));
+    route_to(daemon, req, &words).await.map_err(|err| {
+        if err == ApiError::not_found_route() && ENGINE_AREAS.contains(&area) {
+            return ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("{shown} is not supported by minidock daemon"),
+            );
+        }
+        err
+    })
+}
+
+/// The Engine API's areas: a route in one of them that minidock does not serve is answered
+/// 501 (Docker's "not implemented"), anything else 404.
+const ENGINE_AREAS: &[&str] = &[
+    "_ping",
+    "auth",
+    "build",
+    "commit",
+    "configs",
+    "containers",
+    "distribution",
+    "events",
+    "exec",
+    "images",
+    "info",
+    "networks",
+    "nodes",
+    "plugins",
+    "secrets",
+    "services",
+    "session",
+    "swarm",
+    "system",
+    "tasks",
+    "version",
+    "volumes",
+];
+
+async fn route_to(
+    daemon: Shared,
+    req: Request<Incoming>,
+    words: &[&str],
+) -> ApiResult<Response<Body>> {
+    let method = req.method().clone();
     match (words.first().copied(), words.len()) {
         (Some("_ping"), 1) => Ok(system::ping(&method)),
         (Some("version"), 1) if method == Method::GET => system::version().await,
