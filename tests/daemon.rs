@@ -332,20 +332,34 @@ fn the_cli_prints_what_it_prints_against_dockerd() {
         &["logs", "nosuch"],
         &["ps", "-a", "--format", "{{.Names}}"],
         &["run", "--rm", "--name", "named", "busybox", "true"],
+        &["inspect", "nosuch"],
+        &["image", "inspect", "nosuch"],
+        &["rmi", "nosuch"],
+        &["rmi", "nosuch:v2"],
+        &["tag", "nosuch", "other"],
+        &["exec", "nosuch", "true"],
+        &["kill", "nosuch"],
+        &["start", "nosuch"],
+        &["wait", "nosuch"],
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
     ];
+    let mut differ = Vec::new();
     for args in commands {
         let ours = d.docker(args);
         let theirs = dockerd.docker(args);
-        assert_eq!(
-            (text(&ours.stdout), text(&ours.stderr), ours.status.code()),
-            (
-                text(&theirs.stdout),
-                text(&theirs.stderr),
-                theirs.status.code()
-            ),
-            "docker {args:?}"
+        let ours = (text(&ours.stdout), text(&ours.stderr), ours.status.code());
+        let theirs = (
+            text(&theirs.stdout),
+            text(&theirs.stderr),
+            theirs.status.code(),
         );
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
     }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
 #[test]

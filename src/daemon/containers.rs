@@ -504,7 +504,10 @@ async fn restart(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<
 
 async fn kill(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
     let signal = signal_of(query)?.unwrap_or(crate::runtime::signal::Signal::KILL);
-    let state = resolve(&daemon, id).await?;
+    let state = resolve(&daemon, id).await.map_err(|mut err| {
+        err.message = format!("Cannot kill container: {id}: {}", err.message);
+        err
+    })?;
     if state.observe() != Status::Running {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -32,6 +32,23 @@ pub async fn route(
     }
 }
 
+/// A 404 names the image as Docker's daemon does: `busybox:latest` for `busybox`.
+fn named_404(name: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |err| {
+        if err.status != StatusCode::NOT_FOUND || name.starts_with("sha256:") {
+            return err;
+        }
+        match Reference::parse(name) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => match r.with_tag("latest") {
+                Ok(tagged) => ApiError::no_such_image(&tagged.familiar()),
+                Err(_) => err,
+            },
+            Ok(r) => ApiError::no_such_image(&r.familiar()),
+            Err(_) => err,
+        }
+    }
+}
+
 fn unix_seconds(time: Option<std::time::SystemTime>) -> u64 {
     time.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs())
@@ -114,22 +131,35 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
 // ANCHOR_END: list
 
 async fn inspect(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
+    let wanted = name.clone();
     let record = blocking(move || {
         let store = Store::open(&daemon.paths.root)?;
-        let image = store.resolve(&name)?;
+        let image = store.resolve(&wanted)?;
         Ok(serde_json::to_value(crate::image::cli::inspect(
             &store, &image,
         )?)?)
     })
-    .await?;
+    .await
+    .map_err(|err| {
+        // Docker 20.10's words, which the CLI prints as they come.
+        let named = named_404(&name)(err);
+        if named.status == StatusCode::NOT_FOUND && !name.starts_with("sha256:") {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such image: {name}: {}", named.message),
+            );
+        }
+        named
+    })?;
     Ok(json(StatusCode::OK, &record))
 }
 
 /// `GET /images/NAME/history`: `history`'s rows, newest first.
 async fn history(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
+    let wanted = name.clone();
     let rows = blocking(move || {
         let store = Store::open(&daemon.paths.root)?;
-        let image = store.resolve(&name)?;
+        let image = store.resolve(&wanted)?;
         let sizes = crate::image::size::layer_sizes(&store, &image)?;
         let rows = crate::image::history::history_rows(&image, &sizes);
         let tags: Vec<String> = image.names.iter().map(Reference::familiar).collect();
@@ -153,7 +183,8 @@ async fn history(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
             })
             .collect::<Vec<_>>())
     })
-    .await?;
+    .await
+    .map_err(named_404(&name))?;
     Ok(json(StatusCode::OK, &rows))
 }
 
@@ -166,17 +197,21 @@ async fn tag(daemon: Shared, name: String, query: &Query) -> ApiResult<Response<
     };
     let target =
         Reference::parse(&target).map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
-    blocking(move || Store::open(&daemon.paths.root)?.tag(&name, &target)).await?;
+    let source = name.clone();
+    blocking(move || Store::open(&daemon.paths.root)?.tag(&source, &target))
+        .await
+        .map_err(named_404(&name))?;
     Ok(super::empty(StatusCode::CREATED))
 }
 
 /// `DELETE /images/NAME?force=`: `rmi`, answering what was untagged and deleted.
 async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Response<Body>> {
     let force = query.bool("force");
+    let wanted = name.clone();
     let removed = blocking(move || {
         let root = daemon.paths.root.clone();
         let store = Store::open(&root)?;
-        store.remove(&name, force, |_| {
+        store.remove(&wanted, force, |_| {
             crate::image::store::containers_from_state(&root)
         })
     })
@@ -185,7 +220,7 @@ async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Respon
         if err.message.contains("must be forced") || err.message.contains("is using") {
             err.status = StatusCode::CONFLICT;
         }
-        err
+        named_404(&name)(err)
     })?;
     let list: Vec<Value> = removed
         .iter()
