@@ -150,6 +150,8 @@ fn a_detached_container_is_listed_logged_inspected_stopped_and_removed() {
         ]),
         "/web running map[tier:front]\n"
     );
+    // One record, two fronts: the same JSON, in Docker's field order.
+    assert_eq!(d.ok(&["inspect", "web"]), d.minidock(&["inspect", "web"]));
     // A container the CLI made shows through the daemon.
     d.minidock(&["create", "--name", "made-by-cli", "busybox", "true"]);
     assert_eq!(
@@ -463,6 +465,10 @@ fn images_are_listed_tagged_inspected_and_removed() {
     assert_eq!(
         err,
         "Error response from daemon: No such image: mine/box:v1\n"
+    );
+    assert_eq!(
+        d.ok(&["image", "inspect", "busybox"]),
+        d.minidock(&["image", "inspect", "busybox"])
     );
     let history = d.ok(&["history", "--format", "{{.ID}} {{.Size}}", "busybox"]);
     assert!(history.starts_with(&id.trim()[7..19]), "{history}");

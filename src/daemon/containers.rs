@@ -121,11 +121,8 @@ fn summary(paths: &container::Paths, c: &ContainerState, now: std::time::SystemT
 
 async fn inspect(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
     let state = resolve(&daemon, id).await?;
-    let record = blocking(move || {
-        serde_json::to_value(container::inspect::inspect(&daemon.paths, &state))
-            .map_err(anyhow::Error::from)
-    })
-    .await?;
+    // The record itself, not a `Value`: its fields keep Docker's order.
+    let record = blocking(move || Ok(container::inspect::inspect(&daemon.paths, &state))).await?;
     Ok(json(StatusCode::OK, &record))
 }
 

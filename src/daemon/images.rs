@@ -135,9 +135,7 @@ async fn inspect(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
     let record = blocking(move || {
         let store = Store::open(&daemon.paths.root)?;
         let image = store.resolve(&wanted)?;
-        Ok(serde_json::to_value(crate::image::cli::inspect(
-            &store, &image,
-        )?)?)
+        crate::image::cli::inspect(&store, &image)
     })
     .await
     .map_err(|err| {
