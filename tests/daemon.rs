@@ -96,6 +96,15 @@ fn run_rm_prints_the_output_and_exits_with_the_status() {
         assert_eq!(text(&out.stderr), "err\n");
     }
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    // -i: the client's input reaches the container, and its end ends the container's stdin.
+    let mut cmd = d.docker_command();
+    cmd.args(["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"typed\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "typed\ndone\n");
     // --rm: nothing left, seen from both fronts.
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert_eq!(d.minidock(&["ps", "-aq"]), "");

@@ -12,8 +12,9 @@
 //!   once the process has been reaped.
 //! - client to shim: frames `[kind, length (u32 big-endian)]` then the bytes: keystrokes for
 //!   the container's stdin, a window size (rows and columns, u16 big-endian each) that the shim
-//!   sets on the pty with `TIOCSWINSZ`, or a signal number (i32 big-endian) the shim sends to
-//!   the container's process (`--sig-proxy`).
+//!   sets on the pty with `TIOCSWINSZ`, a signal number (i32 big-endian) the shim sends to
+//!   the container's process (`--sig-proxy`), or the end of the client's input, which ends the
+//!   container's stdin (the pipe closed, or ^D on a terminal; Docker's `StdinOnce`).
 //!
 //! The detach keys (ctrl-p ctrl-q, or `--detach-keys` in Docker's syntax) are recognised in
 //! the client, on its way from the terminal to the socket: the client leaves, the container and
@@ -57,6 +58,7 @@ pub const FIRST_CLIENTS_WAIT: Duration = Duration::from_secs(5);
 const STDIN_DATA: u8 = 0;
 const RESIZE: u8 = 1;
 const SIGNAL: u8 = 2;
+const STDIN_CLOSE: u8 = 3;
 
 /// Docker's default detach keys: ctrl-p ctrl-q.
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -77,6 +79,9 @@ pub enum Request {
     /// Rows, columns.
     Resize(u16, u16),
     Signal(i32),
+    /// The client's input ended and the container's stdin should end too (Docker's
+    /// `StdinOnce`): the pipe is closed, or a terminal gets its end-of-file character.
+    CloseStdin,
 }
 
 struct Client {
@@ -128,7 +133,8 @@ impl Server {
             match read_request(&mut client.stream) {
                 Ok(Some(request)) => {
                     let stdin_allowed = client.wants & WANT_STDIN != 0;
-                    if stdin_allowed || !matches!(request, Request::Stdin(_)) {
+                    if stdin_allowed || !matches!(request, Request::Stdin(_) | Request::CloseStdin)
+                    {
                         requests.push(request);
                     }
                 }
@@ -244,6 +250,7 @@ fn read_request(stream: &mut UnixStream) -> Result<Option<Request>> {
             u16::from_be_bytes([*c0, *c1]),
         ),
         (SIGNAL, [a, b, c, d]) => Request::Signal(i32::from_be_bytes([*a, *b, *c, *d])),
+        (STDIN_CLOSE, []) => Request::CloseStdin,
         (kind, _) => bail!("unknown attach frame kind {kind}"),
     }))
 }
@@ -420,6 +427,11 @@ pub fn connect_wanting(paths: &Paths, id: &str, wants: u8) -> Result<UnixStream>
 /// A client's frame of keystrokes for the container's stdin.
 pub fn stdin_frame(bytes: &[u8]) -> Vec<u8> {
     request_frame(STDIN_DATA, bytes)
+}
+
+/// A client's frame ending the container's stdin ([`Request::CloseStdin`]).
+pub fn close_stdin_frame() -> Vec<u8> {
+    request_frame(STDIN_CLOSE, &[])
 }
 
 /// A client's frame setting the container's terminal to `rows` x `cols`.

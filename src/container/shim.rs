@@ -640,20 +640,21 @@ pub(crate) fn pump(
     pid: Pid,
     server: &mut Option<Server>,
 ) -> Result<()> {
-    let (mut sources, stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) = match outputs.kind {
-        OutputKind::Pipes {
-            stdout,
-            stderr,
-            stdin,
-        } => (
-            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
-            stdin,
-        ),
-        OutputKind::Terminal(master) => {
-            let sink = master.try_clone().ok();
-            (vec![(master, Stream::Stdout)], sink)
-        }
-    };
+    let (mut sources, mut stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) =
+        match outputs.kind {
+            OutputKind::Pipes {
+                stdout,
+                stderr,
+                stdin,
+            } => (
+                vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
+                stdin,
+            ),
+            OutputKind::Terminal(master) => {
+                let sink = master.try_clone().ok();
+                (vec![(master, Stream::Stdout)], sink)
+            }
+        };
     let terminal = sources.len() == 1;
     let stdin = std::io::stdin();
     // With a terminal, the user's keys go to the container as typed (^C included).
@@ -742,7 +743,16 @@ pub(crate) fn pump(
         }
         if let Some(server) = server.as_mut() {
             for request in server.serve(&ready[server_at..]) {
-                serve(request, stdin_sink.as_ref(), terminal, pid);
+                match (request, terminal) {
+                    (Request::CloseStdin, true) => {
+                        if let Some(fd) = &stdin_sink {
+                            let _ = write_all_fd(fd.as_fd(), &[4]);
+                        }
+                    }
+                    // Our write end goes: the container reads end-of-file.
+                    (Request::CloseStdin, false) => stdin_sink = None,
+                    (request, _) => serve(request, stdin_sink.as_ref(), terminal, pid),
+                }
             }
         }
         let mut closed = Vec::new();
@@ -801,6 +811,7 @@ fn serve(request: Request, stdin: Option<&OwnedFd>, terminal: bool, pid: Pid) {
             }
         }
         Request::Signal(signo) => send_signal(pid, signo),
+        Request::CloseStdin => {}
     }
 }
 

@@ -750,6 +750,9 @@ async fn attach(
             .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?,
         None => attach::parse_detach_keys(attach::DEFAULT_DETACH_KEYS)?,
     };
+    // An attach made before the start is the run's own (`docker run -i`, `start -ai`): the
+    // end of its input ends the container's stdin, as Docker's `StdinOnce`.
+    let stdin_once = state.observe() != Status::Running;
     let shim = if state.observe() == Status::Running {
         let d = daemon.clone();
         let owned = state.id.clone();
@@ -779,8 +782,11 @@ async fn attach(
             return;
         };
         let client = hyper_util::rt::TokioIo::new(upgraded);
-        let proxy = (stdin && tty).then(|| EscapeProxy::new(keys));
-        let _ = pipe(shim, client, tty, if stdin { Some(proxy) } else { None }).await;
+        let input = stdin.then(|| Input {
+            proxy: tty.then(|| EscapeProxy::new(keys)),
+            stdin_once,
+        });
+        let _ = pipe(shim, client, tty, input).await;
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -817,6 +823,13 @@ async fn output_to_channel(
     }
 }
 
+/// The client's input to a container: through the detach keys (with a terminal), and
+/// whether its end ends the container's stdin.
+struct Input {
+    proxy: Option<EscapeProxy>,
+    stdin_once: bool,
+}
+
 // ANCHOR: pipe
 /// Copies between a shim connection and an attached client until the exit frame (or the
 /// detach keys, when `stdin` carries an escape proxy): the shim's stdout and stderr frames
@@ -826,7 +839,7 @@ async fn pipe<C>(
     shim: std::os::unix::net::UnixStream,
     client: C,
     tty: bool,
-    stdin: Option<Option<EscapeProxy>>,
+    stdin: Option<Input>,
 ) -> std::io::Result<()>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -858,13 +871,22 @@ where
         let _ = client_w.shutdown().await;
     };
     let input = async {
-        let Some(mut proxy) = stdin else {
+        let Some(Input {
+            mut proxy,
+            stdin_once,
+        }) = stdin
+        else {
             return std::future::pending::<()>().await;
         };
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match client_r.read(&mut buf).await {
-                Ok(0) | Err(_) => return std::future::pending::<()>().await,
+                Ok(0) | Err(_) => {
+                    if stdin_once {
+                        let _ = shim_w.write_all(&attach::close_stdin_frame()).await;
+                    }
+                    return std::future::pending::<()>().await;
+                }
                 Ok(n) => n,
             };
             let (bytes, detached) = match proxy.as_mut() {
