@@ -8,6 +8,7 @@ pub mod build;
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod daemon;
 pub mod doctor;
 pub mod explain;
 pub mod format;

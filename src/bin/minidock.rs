@@ -84,6 +84,8 @@ enum Command {
         /// The network's resolver directory.
         dir: PathBuf,
     },
+    /// Serve the Docker Engine API on a unix socket, so the docker CLI drives minidock.
+    Daemon(minidock::daemon::DaemonArgs),
     /// Check this machine for everything minidock and the workshop need.
     Doctor {
         /// Machine-readable output.
@@ -180,6 +182,7 @@ fn main() -> ExitCode {
             minidock::net::resolver::serve(&dir)?;
             Ok(0)
         }
+        Command::Daemon(args) => minidock::daemon::run(cli.root.as_deref(), &args),
         Command::Doctor { json } => {
             let checks = doctor::run();
             if json {

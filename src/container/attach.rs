@@ -48,9 +48,17 @@ pub const WANT_STDOUT: u8 = 2;
 pub const WANT_STDERR: u8 = 4;
 
 /// Shim-to-client stream numbers (moby's `stdcopy`), and the exit frame.
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const EXIT: u8 = 255;
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+pub const EXIT: u8 = 255;
+
+/// A file in the container's directory, written before a start: the number of attach clients
+/// the shim waits for (at most [`FIRST_CLIENTS_WAIT`]) before it copies any output, so a
+/// client that asked before the start (`docker run`'s attach and wait) sees all of it.
+pub const FIRST_CLIENTS: &str = "attach-first";
+
+/// How long a shim waits for the clients [`FIRST_CLIENTS`] announced.
+pub const FIRST_CLIENTS_WAIT: Duration = Duration::from_secs(5);
 
 /// Client-to-shim frame kinds.
 const STDIN_DATA: u8 = 0;
@@ -130,7 +138,8 @@ impl Server {
             match read_request(&mut client.stream) {
                 Ok(Some(request)) => {
                     let stdin_allowed = client.wants & WANT_STDIN != 0;
-                    if stdin_allowed || !matches!(request, Request::Stdin(_)) {
+                    if stdin_allowed || !matches!(request, Request::Stdin(_) | Request::CloseStdin)
+                    {
                         requests.push(request);
                     }
                 }
@@ -155,6 +164,36 @@ impl Server {
     pub fn adopt(&mut self, stream: UnixStream) {
         if let Some(client) = hello(stream) {
             self.clients.push(client);
+        }
+    }
+
+    /// Before the first output is copied: when `container_dir` holds [`FIRST_CLIENTS`], removes
+    /// it and waits for that many clients (at most [`FIRST_CLIENTS_WAIT`] in all).
+    pub fn await_first_clients(&mut self, container_dir: &Path) {
+        let marker = container_dir.join(FIRST_CLIENTS);
+        let Ok(text) = std::fs::read_to_string(&marker) else {
+            return;
+        };
+        let _ = std::fs::remove_file(&marker);
+        let wanted: usize = text.trim().parse().unwrap_or(0).min(64);
+        let deadline = std::time::Instant::now() + FIRST_CLIENTS_WAIT;
+        while self.clients.len() < wanted {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            if ms == 0 {
+                return;
+            }
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => return,
+                Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                Err(_) => return,
+            }
+            while let Ok((stream, _)) = self.listener.accept() {
+                if let Some(client) = hello(stream) {
+                    self.clients.push(client);
+                }
+            }
         }
     }
 
@@ -230,11 +269,8 @@ fn read_request(stream: &mut UnixStream) -> Result<Option<Request>> {
 }
 
 fn send_request(stream: &mut UnixStream, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
-    let mut frame = vec![kind];
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(bytes);
-    stream.write_all(&frame)
+    u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    stream.write_all(&request_frame(kind, bytes))
 }
 
 /// Sets the window size `rows` x `cols` on the pty master `fd` (`TIOCSWINSZ`).
@@ -457,16 +493,48 @@ pub fn foreground(paths: &Paths, state: &ContainerState, options: &Foreground) -
 
 /// Connects to the shim of `state` and says hello.
 fn connect(paths: &Paths, state: &ContainerState, stdin: bool) -> Result<UnixStream> {
-    let dir = paths.runtime_root.join(&state.id);
-    let (_dir_fd, path) = short_path(&dir)?;
-    let mut stream = UnixStream::connect(&path)
-        .with_context(|| format!("connecting to the shim of container {}", state.name))?;
     let mut wants = WANT_STDOUT | WANT_STDERR;
     if stdin {
         wants |= WANT_STDIN;
     }
+    connect_wanting(paths, &state.id, wants)
+}
+
+/// Connects to the shim of container `id` and says hello: `wants` is the streams (the
+/// `WANT_*` bits; 0 for the exit frame only). The shim then sends its frames (see the module's
+/// documentation).
+pub fn connect_wanting(paths: &Paths, id: &str, wants: u8) -> Result<UnixStream> {
+    let dir = paths.runtime_root.join(id);
+    let (_dir_fd, path) = short_path(&dir)?;
+    let mut stream = UnixStream::connect(&path)
+        .with_context(|| format!("connecting to the shim of container {id}"))?;
     stream.write_all(&[wants])?;
     Ok(stream)
+}
+
+/// A client's frame of keystrokes for the container's stdin.
+pub fn stdin_frame(bytes: &[u8]) -> Vec<u8> {
+    request_frame(STDIN_DATA, bytes)
+}
+
+/// A client's frame ending the container's stdin ([`Request::CloseStdin`]).
+pub fn close_stdin_frame() -> Vec<u8> {
+    request_frame(CLOSE_STDIN, &[])
+}
+
+/// A client's frame setting the container's terminal to `rows` x `cols`.
+pub fn resize_frame(rows: u16, cols: u16) -> Vec<u8> {
+    let mut size = rows.to_be_bytes().to_vec();
+    size.extend_from_slice(&cols.to_be_bytes());
+    request_frame(RESIZE, &size)
+}
+
+fn request_frame(kind: u8, bytes: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let mut frame = vec![kind];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    frame
 }
 
 /// Copies the shim's frames to our stdout and stderr, and our stdin (through the detach

@@ -1347,15 +1347,26 @@ pub fn ps_table(paths: &Paths, args: &PsArgs, now: SystemTime) -> Result<String>
 /// The containers `ps` lists, newest first: `--filter`, `-a`, `-n`/`-l`
 /// ([`super::filter::select_containers`]).
 fn ps_select(paths: &Paths, args: &PsArgs) -> Result<Vec<ContainerState>> {
-    let filters = super::filter::Filters::parse(&args.filter, super::filter::PS_KEYS)?;
     let last = match (args.latest, args.last) {
         (true, _) => Some(1),
         (false, n) if n > 0 => Some(n as usize),
         _ => None,
     };
+    select(paths, &args.filter, args.all, last)
+}
+
+/// The containers `ps` lists, newest first: `filter` as `--filter` takes them (`KEY=VALUE`
+/// each), `all` (`-a`), `last` (`-n`). The Engine API's container list selects the same way.
+pub fn select(
+    paths: &Paths,
+    filter: &[String],
+    all: bool,
+    last: Option<usize>,
+) -> Result<Vec<ContainerState>> {
+    let filters = super::filter::Filters::parse(filter, super::filter::PS_KEYS)?;
     let containers = paths.list().context("listing containers")?;
     let store = crate::image::store::Store::open(&paths.root).ok();
-    super::filter::select_containers(containers, &filters, args.all, last, |name| {
+    super::filter::select_containers(containers, &filters, all, last, |name| {
         store
             .as_ref()
             .and_then(|s| s.resolve(name).ok())
@@ -1489,7 +1500,7 @@ pub fn ps_row(
 
 /// The COMMAND of `ps` as moby builds it: the program, then its arguments, those with a space
 /// in single quotes (`sh -c 'exit 3'`).
-fn ps_command(c: &ContainerState) -> String {
+pub fn ps_command(c: &ContainerState) -> String {
     let mut args = c.config.entrypoint.iter().chain(&c.config.cmd);
     let Some(program) = args.next() else {
         return String::new();

@@ -273,27 +273,25 @@ fn parse(text: &[u8]) -> (Vec<Entry>, usize) {
     (entries, used)
 }
 
-fn print(entries: &[Entry], options: &LogsOptions) -> Result<()> {
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+/// Where [`logs_to`] puts each entry's text (after its timestamp and `--details` prefix):
+/// called with `true` for a stderr entry. An error ends the copy (the reader went away).
+pub type Sink<'a> = dyn FnMut(bool, &[u8]) -> Result<()> + 'a;
+
+fn print(entries: &[Entry], options: &LogsOptions, sink: &mut Sink) -> Result<()> {
     for entry in entries {
-        let sink: &mut dyn Write = if entry.stream == "stderr" {
-            &mut err
-        } else {
-            &mut out
-        };
         if !in_window(entry, options) {
             continue;
         }
+        let mut line = Vec::new();
         if options.timestamps {
-            write!(sink, "{} ", fixed_nano(&entry.time))?;
+            write!(line, "{} ", fixed_nano(&entry.time))?;
         }
         if options.details {
-            sink.write_all(b" ")?;
+            line.push(b' ');
         }
-        sink.write_all(entry.log.as_bytes())?;
+        line.extend_from_slice(entry.log.as_bytes());
+        sink(entry.stream == "stderr", &line)?;
     }
-    out.flush()?;
-    err.flush()?;
     Ok(())
 }
 
@@ -302,6 +300,28 @@ fn print(entries: &[Entry], options: &LogsOptions) -> Result<()> {
 /// to stderr. With `follow`, keeps printing what the container writes until it stops.
 pub fn logs(paths: &super::Paths, name_or_id: &str, options: &LogsOptions) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
+    logs_to(paths, &state, options, &mut |stderr, bytes| {
+        if stderr {
+            let mut err = std::io::stderr().lock();
+            err.write_all(bytes)?;
+            err.flush()?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+        }
+        Ok(())
+    })
+}
+
+/// [`logs`] of container `state`, each entry given to `sink` (the Engine API's `logs`
+/// endpoint frames them for its client).
+pub fn logs_to(
+    paths: &super::Paths,
+    state: &super::ContainerState,
+    options: &LogsOptions,
+    sink: &mut Sink,
+) -> Result<()> {
     let path = paths.dir(&state.id).join("log");
     let mut file = match File::open(&path) {
         Ok(file) => file,
@@ -326,7 +346,7 @@ pub fn logs(paths: &super::Paths, name_or_id: &str, options: &LogsOptions) -> Re
         let skip = entries.len().saturating_sub(tail);
         entries.drain(..skip);
     }
-    print(&entries, options)?;
+    print(&entries, options, sink)?;
     if !options.follow {
         return Ok(());
     }
@@ -343,7 +363,7 @@ pub fn logs(paths: &super::Paths, name_or_id: &str, options: &LogsOptions) -> Re
         offset += read as u64;
         let (entries, used) = parse(&pending);
         pending.drain(..used);
-        print(&entries, options)?;
+        print(&entries, options, sink)?;
         let past_until = options.until.is_some_and(|until| SystemTime::now() > until);
         if !running || past_until {
             return Ok(());

@@ -139,13 +139,11 @@ pub fn run(options: &Options) -> Result<()> {
             server.adopt(client);
         }
         answer_cli(&format!("ok {pid}"));
-        let log = LogWriter::open(
-            &options
-                .root
-                .join("containers")
-                .join(&options.id)
-                .join("log"),
-        )?;
+        let container_dir = options.root.join("containers").join(&options.id);
+        if let Some(server) = server.as_mut() {
+            server.await_first_clients(&container_dir);
+        }
+        let log = LogWriter::open(&container_dir.join("log"))?;
         let ran_since = std::time::Instant::now();
         let outputs = Outputs {
             kind: launched.outputs,

@@ -294,6 +294,9 @@ fn run_to_exit(
     attach: Option<Attach>,
 ) -> Result<RunExit> {
     let mut server = outputs.server.take();
+    if let Some(server) = server.as_mut() {
+        server.await_first_clients(&paths.dir(id));
+    }
     let pumped = pump(outputs, log, attach, pid, &mut server);
     let status = crate::ns::wait_for(pid);
     if let Some(server) = server {

@@ -473,7 +473,7 @@ pub const IMAGES_FILTER_KEYS: &[&str] = &["before", "dangling", "label", "refere
 /// images (`false` the tagged), `label=KEY[=VALUE]` the images whose config has every label,
 /// `before=IMAGE`/`since=IMAGE` those created before/after that image (an unknown one is
 /// `No such image`). Errors: `Invalid filter 'dangling=[VALUE]'` for any other value (exit 1).
-fn filter_images(
+pub fn filter_images(
     store: &Store,
     images: Vec<Image>,
     filters: &crate::container::filter::Filters,
@@ -515,7 +515,7 @@ fn filter_images(
 
 /// `reference=PATTERN`: Go's `path.Match` of any pattern against the familiar name with its
 /// tag (`busybox:latest`), or else without it (`busybox`), as distribution's `FamiliarMatch`.
-fn reference_matches(patterns: &[String], name: &Reference) -> bool {
+pub fn reference_matches(patterns: &[String], name: &Reference) -> bool {
     let with_tag = name.familiar();
     let without = name.familiar_repository();
     patterns.iter().any(|p| {

@@ -12,11 +12,28 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     bars: Option<MultiProgress>,
     quiet: bool,
+    /// Instead of stdout: each line, with the layer's ID for a layer's (the Engine API sends
+    /// them as Docker's progress JSON messages).
+    sink: Option<Box<LineSink>>,
     /// Serialises the plain lines of parallel layers.
     lines: Mutex<()>,
 }
 
+/// Where a [`Progress`] made by [`Progress::to_sink`] sends its lines: the text (a status),
+/// and the layer's short ID for a layer's line.
+pub type LineSink = dyn Fn(&str, Option<&str>) + Send + Sync;
+
 impl Progress {
+    /// No bars and nothing on stdout: every line goes to `sink`.
+    pub fn to_sink(sink: Box<LineSink>) -> Progress {
+        Progress {
+            bars: None,
+            quiet: false,
+            sink: Some(sink),
+            lines: Mutex::new(()),
+        }
+    }
+
     /// Bars when stdout is a terminal, plain lines otherwise; nothing but the final line with
     /// `quiet` (`pull -q`).
     pub fn new(quiet: bool) -> Progress {
@@ -25,6 +42,7 @@ impl Progress {
         Progress {
             bars,
             quiet,
+            sink: None,
             lines: Mutex::new(()),
         }
     }
@@ -32,6 +50,10 @@ impl Progress {
     /// A line that is not about one layer (`latest: Pulling from library/busybox`).
     pub fn line(&self, text: &str) {
         if self.quiet {
+            return;
+        }
+        if let Some(sink) = &self.sink {
+            sink(text, None);
             return;
         }
         let _guard = self.lines.lock().expect("progress lines");
@@ -99,6 +121,10 @@ impl LayerProgress<'_> {
     pub fn finish(self, status: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+        if let Some(sink) = &self.progress.sink {
+            sink(status, Some(&self.id));
+            return;
         }
         self.progress.line(&format!("{}: {status}", self.id));
     }

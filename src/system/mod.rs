@@ -110,6 +110,13 @@ pub struct Version {
     server: ServerVersion,
 }
 
+impl Version {
+    /// The `Server` object alone: the Engine API's `GET /version` answer.
+    pub fn server(&self) -> serde_json::Value {
+        serde_json::to_value(&self.server).unwrap_or_default()
+    }
+}
+
 /// The version record of this binary on this machine.
 pub fn version() -> Version {
     let kernel = kernel_version();

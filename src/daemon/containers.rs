@@ -1,0 +1,1051 @@
+//! `/containers/...`: the container endpoints, each a call of the library the CLI uses.
+
+use super::error::{ApiError, ApiResult};
+use super::{Body, Pending, Query, Shared, blocking, empty, json, streamed};
+use crate::container::attach::{self, EscapeProxy};
+use crate::container::{self, ContainerState, CreateOptions, Status, spec::RunOptions};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json as object};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Routes `/containers/REST`.
+pub async fn route(
+    daemon: Shared,
+    req: Request<Incoming>,
+    rest: &[&str],
+) -> ApiResult<Response<Body>> {
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    match (method, rest) {
+        (Method::GET, ["json"]) => list(daemon, &query).await,
+        (Method::POST, ["create"]) => create(daemon, &query, req).await,
+        (Method::GET, [id, "json"]) => inspect(daemon, id).await,
+        (Method::POST, [id, "start"]) => start(daemon, id).await,
+        (Method::POST, [id, "stop"]) => stop(daemon, id, &query).await,
+        (Method::POST, [id, "restart"]) => restart(daemon, id, &query).await,
+        (Method::POST, [id, "kill"]) => kill(daemon, id, &query).await,
+        (Method::POST, [id, "wait"]) => wait(daemon, id, &query).await,
+        (Method::DELETE, [id]) => remove(daemon, id, &query).await,
+        (Method::GET, [id, "logs"]) => logs(daemon, id, &query).await,
+        (Method::POST, [id, "attach"]) => attach(daemon, id, &query, req).await,
+        (Method::POST, [id, "resize"]) => resize(daemon, id, &query).await,
+        (Method::GET, [id, "top"]) => top(daemon, id).await,
+        (Method::GET, [id, "changes"]) => changes(daemon, id).await,
+        (Method::POST, [id, "rename"]) => rename(daemon, id, &query).await,
+        (Method::POST, [id, "exec"]) => {
+            let id = id.to_string();
+            super::exec::create(daemon, &id, req).await
+        }
+        (Method::POST, [id, "pause"]) => pause(daemon, id, true).await,
+        (Method::POST, [id, "unpause"]) => pause(daemon, id, false).await,
+        _ => Err(ApiError::not_found_route()),
+    }
+}
+
+/// Finds a container by name, ID or ID prefix (404 with Docker's words).
+async fn resolve(daemon: &Shared, name: &str) -> ApiResult<ContainerState> {
+    let d = daemon.clone();
+    let wanted = name.to_owned();
+    blocking(move || d.paths.resolve(&wanted)).await
+}
+
+// ANCHOR: list
+/// `GET /containers/json`: `ps`'s selection (`all`, `limit`, `filters`), each container as
+/// Docker's summary.
+async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    let filters = query.filters()?;
+    let all = query.bool("all");
+    let last = query.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
+    let rows = blocking(move || {
+        let selected = container::cli::select(&daemon.paths, &filters, all, last)?;
+        let now = std::time::SystemTime::now();
+        Ok(selected
+            .iter()
+            .map(|c| summary(&daemon.paths, c, now))
+            .collect::<Vec<_>>())
+    })
+    .await
+    .map_err(|mut err| {
+        if err.status == StatusCode::INTERNAL_SERVER_ERROR && err.message.contains("filter") {
+            err.status = StatusCode::BAD_REQUEST;
+        }
+        err
+    })?;
+    Ok(json(StatusCode::OK, &rows))
+}
+// ANCHOR_END: list
+
+/// One container as the API's list shows it (moby's `types.Container`).
+fn summary(paths: &container::Paths, c: &ContainerState, now: std::time::SystemTime) -> Value {
+    let att = container::network::attachment(paths, &c.id);
+    let ports = container::network::settings_ports(&c.config, att.as_ref());
+    let mut port_list = Vec::new();
+    for (key, bindings) in &ports {
+        let (number, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let private: u16 = number.parse().unwrap_or(0);
+        match bindings {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    port_list.push(object!({
+                        "IP": b.host_ip, "PrivatePort": private,
+                        "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": proto,
+                    }));
+                }
+            }
+            _ => port_list.push(object!({ "PrivatePort": private, "Type": proto })),
+        }
+    }
+    let created = crate::state::parse_rfc3339(&c.created)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let network = container::network::Mode::of(&c.config).network_name();
+    object!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": container::cli::ps_command(c),
+        "Created": created,
+        "Ports": port_list,
+        "Labels": c.config.labels,
+        "State": container::filter::state_name(c),
+        "Status": container::cli::status_text(c, now),
+        "HostConfig": { "NetworkMode": network },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": c.config.mounts,
+    })
+}
+
+async fn inspect(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    // The record itself, not a `Value`: its fields keep Docker's order.
+    let record = blocking(move || Ok(container::inspect::inspect(&daemon.paths, &state))).await?;
+    Ok(json(StatusCode::OK, &record))
+}
+
+/// Docker's `StrSlice`: a string or a list of strings.
+fn str_slice(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(list) => Some(
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct PortBindingBody {
+    host_ip: Option<String>,
+    host_port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RestartPolicyBody {
+    name: Option<String>,
+    maximum_retry_count: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct MountBody {
+    #[serde(rename = "Type")]
+    kind: Option<String>,
+    source: Option<String>,
+    target: Option<String>,
+    read_only: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct HostConfigBody {
+    binds: Option<Vec<String>>,
+    network_mode: Option<String>,
+    port_bindings: Option<BTreeMap<String, Option<Vec<PortBindingBody>>>>,
+    restart_policy: Option<RestartPolicyBody>,
+    auto_remove: Option<bool>,
+    volumes_from: Option<Vec<String>>,
+    cap_add: Option<Vec<String>>,
+    cap_drop: Option<Vec<String>>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    extra_hosts: Option<Vec<String>>,
+    group_add: Option<Vec<String>>,
+    privileged: Option<bool>,
+    publish_all_ports: Option<bool>,
+    readonly_rootfs: Option<bool>,
+    security_opt: Option<Vec<String>>,
+    tmpfs: Option<BTreeMap<String, String>>,
+    memory: Option<i64>,
+    nano_cpus: Option<i64>,
+    pids_limit: Option<i64>,
+    init: Option<bool>,
+    mounts: Option<Vec<MountBody>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct EndpointBody {
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<BTreeMap<String, Value>>,
+    aliases: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct NetworkingBody {
+    endpoints_config: Option<BTreeMap<String, Option<EndpointBody>>>,
+}
+
+// ANCHOR: create_body
+/// The fields of Docker's `ContainerCreateRequest` that minidock's `create` takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct CreateBody {
+    hostname: Option<String>,
+    user: Option<String>,
+    env: Option<Vec<String>>,
+    cmd: Value,
+    entrypoint: Value,
+    image: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    working_dir: Option<String>,
+    tty: Option<bool>,
+    open_stdin: Option<bool>,
+    stop_signal: Option<String>,
+    stop_timeout: Option<i64>,
+    host_config: Option<HostConfigBody>,
+    networking_config: Option<NetworkingBody>,
+}
+// ANCHOR_END: create_body
+
+/// `NanoCpus` as `--cpus` writes it: `1.5` for 1500000000.
+fn cpus_text(nanos: i64) -> String {
+    let whole = nanos / 1_000_000_000;
+    let fraction = format!("{:09}", nanos % 1_000_000_000);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{fraction}")
+    }
+}
+
+/// `-p` values for `PortBindings`: `IP:HOST:PORT/PROTO`, `HOST:PORT/PROTO` or `PORT/PROTO`.
+fn publish_flags(bindings: &BTreeMap<String, Option<Vec<PortBindingBody>>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (port, list) in bindings {
+        for b in list.iter().flatten() {
+            let ip = b.host_ip.as_deref().unwrap_or("");
+            let host = b.host_port.as_deref().unwrap_or("");
+            out.push(match (ip, host) {
+                ("", "") => port.clone(),
+                ("", host) => format!("{host}:{port}"),
+                (ip, host) => format!("{ip}:{host}:{port}"),
+            });
+        }
+    }
+    out
+}
+
+/// `--mount` values for `HostConfig.Mounts`.
+fn mount_flags(mounts: &[MountBody]) -> Vec<String> {
+    mounts
+        .iter()
+        .map(|m| {
+            let mut parts = vec![format!("type={}", m.kind.as_deref().unwrap_or("volume"))];
+            if let Some(source) = m.source.as_deref().filter(|s| !s.is_empty()) {
+                parts.push(format!("source={source}"));
+            }
+            parts.push(format!("target={}", m.target.as_deref().unwrap_or("")));
+            if m.read_only == Some(true) {
+                parts.push("readonly".into());
+            }
+            parts.join(",")
+        })
+        .collect()
+}
+
+// ANCHOR: create_options
+/// The request as `create`'s options: the body's fields are the CLI's flags after the docker
+/// CLI parsed them, so each becomes the flag it came from.
+fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
+    let host = body.host_config.unwrap_or_default();
+    let mut command = str_slice(&body.cmd).unwrap_or_default();
+    let entrypoint = str_slice(&body.entrypoint).map(|mut words| {
+        if words.len() > 1 {
+            let rest: Vec<String> = words.drain(1..).collect();
+            command.splice(0..0, rest);
+        }
+        words.into_iter().next().unwrap_or_default()
+    });
+    let endpoint = body
+        .networking_config
+        .and_then(|n| n.endpoints_config)
+        .and_then(|e| e.into_values().next().flatten())
+        .unwrap_or_default();
+    let ip = endpoint
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.get("IPv4Address"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let restart = host.restart_policy.unwrap_or_default();
+    let restart = match (
+        restart.name.as_deref().unwrap_or(""),
+        restart.maximum_retry_count,
+    ) {
+        ("", _) => "no".to_owned(),
+        ("on-failure", Some(n)) if n > 0 => format!("on-failure:{n}"),
+        (name, _) => name.to_owned(),
+    };
+    let network = host
+        .network_mode
+        .filter(|m| !m.is_empty() && m != "default");
+    let text = |s: Option<String>| s.filter(|s| !s.is_empty());
+    CreateOptions {
+        image: body.image.unwrap_or_default(),
+        name: name.filter(|n| !n.is_empty()),
+        run: RunOptions {
+            command,
+            entrypoint,
+            env: body.env.unwrap_or_default(),
+            workdir: text(body.working_dir),
+            user: text(body.user),
+            group_add: host.group_add.unwrap_or_default(),
+            hostname: text(body.hostname),
+            memory: host.memory.filter(|m| *m > 0).map(|m| m.to_string()),
+            cpus: host.nano_cpus.filter(|n| *n > 0).map(cpus_text),
+            pids_limit: host.pids_limit.filter(|n| *n != 0),
+            volumes: host.binds.unwrap_or_default(),
+            mounts: mount_flags(&host.mounts.unwrap_or_default()),
+            tmpfs: host
+                .tmpfs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, opts)| {
+                    if opts.is_empty() {
+                        path
+                    } else {
+                        format!("{path}:{opts}")
+                    }
+                })
+                .collect(),
+            volumes_from: host.volumes_from.unwrap_or_default(),
+            read_only: host.readonly_rootfs.unwrap_or(false),
+            network,
+            cap_add: host.cap_add.unwrap_or_default(),
+            cap_drop: host.cap_drop.unwrap_or_default(),
+            security_opt: host.security_opt.unwrap_or_default(),
+            privileged: host.privileged.unwrap_or(false),
+            tty: body.tty.unwrap_or(false),
+            interactive: body.open_stdin.unwrap_or(false),
+            auto_remove: host.auto_remove.unwrap_or(false),
+            restart,
+            labels: body
+                .labels
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            stop_signal: text(body.stop_signal),
+            stop_timeout: body.stop_timeout,
+            init: host.init.unwrap_or(false),
+            publish: publish_flags(&host.port_bindings.unwrap_or_default()),
+            publish_all: host.publish_all_ports.unwrap_or(false),
+            dns: host.dns.unwrap_or_default(),
+            dns_search: host.dns_search.unwrap_or_default(),
+            add_host: host.extra_hosts.unwrap_or_default(),
+            ip,
+            network_alias: endpoint.aliases.unwrap_or_default(),
+            ..RunOptions::default()
+        },
+        supervised: false,
+    }
+}
+// ANCHOR_END: create_options
+
+// ANCHOR: create
+/// `POST /containers/create?name=NAME`: 404 `No such image` when the image is not in the
+/// store (the CLI then pulls it and asks again), else `create`, answering 201 with the ID.
+async fn create(
+    daemon: Shared,
+    query: &Query,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let body: CreateBody = super::body_json::<Option<CreateBody>>(req)
+        .await?
+        .unwrap_or_default();
+    let options = create_options(body, query.get("name").map(str::to_owned));
+    if options.image.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "config cannot be empty in order to create a container",
+        ));
+    }
+    let image = options.image.clone();
+    let d = daemon.clone();
+    let known = blocking(move || {
+        let store = crate::image::store::Store::open(&d.paths.root)?;
+        Ok(store.resolve(&image).is_ok())
+    })
+    .await?;
+    if !known {
+        let shown = crate::image::reference::Reference::parse(&options.image)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| options.image.clone());
+        return Err(ApiError::no_such_image(&shown));
+    }
+    let state = tokio::task::spawn_blocking(move || container::create(&daemon.paths, &options))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|err| ApiError::from_input(&err))?;
+    Ok(json(
+        StatusCode::CREATED,
+        &object!({ "Id": state.id, "Warnings": [] }),
+    ))
+}
+// ANCHOR_END: create
+
+// ANCHOR: start
+/// Starts container `id` under a detached shim. The connections that were waiting for this
+/// start (an attach, a wait) are made now: the shim is told how many to wait for before it
+/// copies any output ([`attach::FIRST_CLIENTS`]), so they miss nothing.
+pub async fn start_container(daemon: &Shared, id: &str) -> ApiResult<()> {
+    let waiting: Vec<Pending> = daemon
+        .pending
+        .lock()
+        .map(|mut p| p.remove(id).unwrap_or_default())
+        .unwrap_or_default();
+    let marker = daemon.paths.dir(id).join(attach::FIRST_CLIENTS);
+    if !waiting.is_empty() {
+        std::fs::write(&marker, waiting.len().to_string())
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
+    let d = daemon.clone();
+    let owned = id.to_owned();
+    let started = blocking(move || container::shim::start_detached(&d.paths, &owned)).await;
+    if let Err(err) = started {
+        let _ = std::fs::remove_file(&marker);
+        return Err(err);
+    }
+    for pending in waiting {
+        let d = daemon.clone();
+        let owned = id.to_owned();
+        let wants = pending.wants;
+        if let Ok(stream) = blocking(move || attach::connect_wanting(&d.paths, &owned, wants)).await
+        {
+            let _ = pending.reply.send(stream);
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: start
+
+async fn start(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    if state.observe() == Status::Running {
+        return Ok(empty(StatusCode::NOT_MODIFIED));
+    }
+    start_container(&daemon, &state.id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+fn signal_of(query: &Query) -> ApiResult<Option<crate::runtime::signal::Signal>> {
+    query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::runtime::signal::Signal::parse(s)
+                .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))
+        })
+        .transpose()
+}
+
+fn timeout_of(query: &Query) -> ApiResult<Option<std::time::Duration>> {
+    Ok(query.int("t")?.map(|t| {
+        if t < 0 {
+            std::time::Duration::from_secs(u64::from(u32::MAX))
+        } else {
+            std::time::Duration::from_secs(t as u64)
+        }
+    }))
+}
+
+async fn stop(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let (timeout, signal) = (timeout_of(query)?, signal_of(query)?);
+    let state = resolve(&daemon, id).await?;
+    if state.observe() != Status::Running {
+        return Ok(empty(StatusCode::NOT_MODIFIED));
+    }
+    blocking(move || container::stop(&daemon.paths, &state.id, timeout, signal)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn restart(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let (timeout, signal) = (timeout_of(query)?, signal_of(query)?);
+    let state = resolve(&daemon, id).await?;
+    let d = daemon.clone();
+    let owned = state.id.clone();
+    blocking(move || container::stop(&d.paths, &owned, timeout, signal)).await?;
+    start_container(&daemon, &state.id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn kill(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let signal = signal_of(query)?.unwrap_or(crate::runtime::signal::Signal::KILL);
+    let state = resolve(&daemon, id).await.map_err(|mut err| {
+        err.message = format!("Cannot kill container: {id}: {}", err.message);
+        err
+    })?;
+    if state.observe() != Status::Running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Cannot kill container: {id}: container {} is not running",
+                state.id
+            ),
+        ));
+    }
+    blocking(move || container::kill(&daemon.paths, &state.id, signal)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn remove(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let (force, volumes) = (query.bool("force"), query.bool("v"));
+    let state = resolve(&daemon, id).await?;
+    if state.observe() == Status::Running && !force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "cannot remove container \"/{}\": container is running: stop the container \
+                 before removing or force remove",
+                state.name
+            ),
+        ));
+    }
+    blocking(move || container::remove_with_volumes(&daemon.paths, &state.id, force, volumes))
+        .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Registers a connection to be made when container `id` starts.
+fn register(
+    daemon: &Shared,
+    id: &str,
+    wants: u8,
+) -> tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream> {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    if let Ok(mut pending) = daemon.pending.lock() {
+        pending
+            .entry(id.to_owned())
+            .or_default()
+            .push(Pending { wants, reply });
+    }
+    rx
+}
+
+/// Reads a shim connection's frames until its exit frame: the process's exit status.
+async fn exit_status(stream: std::os::unix::net::UnixStream) -> Option<i32> {
+    stream.set_nonblocking(true).ok()?;
+    let mut stream = tokio::net::UnixStream::from_std(stream).ok()?;
+    loop {
+        let mut header = [0u8; 8];
+        stream.read_exact(&mut header).await.ok()?;
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut body = vec![0u8; len.min(1 << 20)];
+        stream.read_exact(&mut body).await.ok()?;
+        if header[0] == attach::EXIT {
+            let bytes: [u8; 4] = body.get(..4)?.try_into().ok()?;
+            return Some(i32::from_be_bytes(bytes));
+        }
+    }
+}
+
+// ANCHOR: wait
+/// `POST /containers/ID/wait?condition=...`: the headers go at once (the CLI starts the
+/// container only once they came), the body `{"StatusCode":N,"Error":null}` when it exits.
+/// `not-running` answers at once for a stopped container; `next-exit` waits for the next
+/// exit, through the exit frame of the shim's attach socket (made at the start when the
+/// container is not running yet); `removed` also waits until the container is gone.
+async fn wait(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let condition = query.get("condition").unwrap_or("not-running").to_owned();
+    if !matches!(
+        condition.as_str(),
+        "" | "not-running" | "next-exit" | "removed"
+    ) {
+        return Err(ApiError::bad_parameter(format!(
+            "invalid condition: {condition:?}"
+        )));
+    }
+    let state = resolve(&daemon, id).await?;
+    let running = state.observe() == Status::Running;
+    let (response, tx) = streamed("application/json");
+    let waiting = if running {
+        None
+    } else if condition == "not-running" || condition.is_empty() {
+        let _ = tx.send(wait_body(state.exit_code)).await;
+        return Ok(response);
+    } else {
+        Some(register(&daemon, &state.id, 0))
+    };
+    tokio::spawn(async move {
+        let stream = match waiting {
+            Some(rx) => rx.await.ok(),
+            None => {
+                let d = daemon.clone();
+                let id = state.id.clone();
+                blocking(move || attach::connect_wanting(&d.paths, &id, 0))
+                    .await
+                    .ok()
+            }
+        };
+        let status = match stream {
+            Some(stream) => exit_status(stream).await,
+            None => None,
+        };
+        let status = match status {
+            Some(status) => status,
+            None => last_exit_code(&daemon, &state.id).await,
+        };
+        if condition == "removed" {
+            wait_removed(&daemon, &state.id).await;
+        }
+        let _ = tx.send(wait_body(status)).await;
+    });
+    Ok(response)
+}
+// ANCHOR_END: wait
+
+/// The wait's answer, `{"StatusCode":N,"Error":null}`, keys in Docker's order.
+fn wait_body(status: i32) -> Bytes {
+    Bytes::from(format!("{{\"StatusCode\":{status},\"Error\":null}}\n"))
+}
+
+/// The exit code once the container is not running (the library's `wait`), or the recorded
+/// one; 0 for a container gone meanwhile.
+async fn last_exit_code(daemon: &Shared, id: &str) -> i32 {
+    let d = daemon.clone();
+    let owned = id.to_owned();
+    blocking(move || container::wait(&d.paths, &owned))
+        .await
+        .unwrap_or(0)
+}
+
+async fn wait_removed(daemon: &Shared, id: &str) {
+    loop {
+        let d = daemon.clone();
+        let owned = id.to_owned();
+        let gone = blocking(move || Ok(ContainerState::load(&d.paths, &owned)?.is_none()))
+            .await
+            .unwrap_or(true);
+        if gone {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// moby's `stdcopy` frame: `[stream, 0, 0, 0, length (u32 big-endian)]` then the bytes.
+pub fn frame(stream: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + bytes.len());
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+// ANCHOR: logs
+/// `GET /containers/ID/logs`: the library's `logs` (`follow`, `tail`, `since`, `until`,
+/// `timestamps`), multiplexed without a tty, raw with one.
+async fn logs(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let (want_out, want_err) = (query.bool("stdout"), query.bool("stderr"));
+    if !want_out && !want_err {
+        return Err(ApiError::bad_parameter(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let now = std::time::SystemTime::now();
+    let time = |key: &str| -> ApiResult<Option<std::time::SystemTime>> {
+        query
+            .get(key)
+            .filter(|v| !v.is_empty() && *v != "0")
+            .map(|v| {
+                container::logs::parse_log_time(key, v, now)
+                    .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))
+            })
+            .transpose()
+    };
+    let options = container::logs::LogsOptions {
+        follow: query.bool("follow"),
+        tail: query.get("tail").and_then(|t| t.parse().ok()),
+        timestamps: query.bool("timestamps"),
+        since: time("since")?,
+        until: time("until")?,
+        details: query.bool("details"),
+    };
+    let state = resolve(&daemon, id).await?;
+    let tty = state.config.tty;
+    let (response, tx) = streamed(stream_type(tty));
+    tokio::task::spawn_blocking(move || {
+        let _ = container::logs::logs_to(&daemon.paths, &state, &options, &mut |stderr, bytes| {
+            if (stderr && !want_err) || (!stderr && !want_out) {
+                return Ok(());
+            }
+            let chunk = if tty {
+                bytes.to_vec()
+            } else {
+                frame(if stderr { 2 } else { 1 }, bytes)
+            };
+            tx.blocking_send(Bytes::from(chunk))
+                .map_err(|_| anyhow::anyhow!("the client went away"))
+        });
+    });
+    Ok(response)
+}
+// ANCHOR_END: logs
+
+// ANCHOR: attach
+/// `POST /containers/ID/attach`: the connection hijack. With `Upgrade: tcp` the answer is
+/// `101 UPGRADED` and the connection becomes the container's stdio (without it, a 200 whose
+/// body is the output): the shim's frames go to the client (as they are without a tty, the
+/// bytes alone with one), the client's bytes go to the container's stdin. A container that
+/// is not running yet is attached when it starts.
+async fn attach(
+    daemon: Shared,
+    id: &str,
+    query: &Query,
+    mut req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let tty = state.config.tty;
+    let stdin = query.bool("stdin") && state.config.open_stdin;
+    let mut wants = 0;
+    if stdin {
+        wants |= attach::WANT_STDIN;
+    }
+    if query.bool("stdout") {
+        wants |= attach::WANT_STDOUT;
+    }
+    if query.bool("stderr") {
+        wants |= attach::WANT_STDERR;
+    }
+    let keys = match query.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(keys) => attach::parse_detach_keys(keys)
+            .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?,
+        None => attach::parse_detach_keys(attach::DEFAULT_DETACH_KEYS)?,
+    };
+    // An attach made before the start is the run's own (`docker run -i`, `start -ai`): the
+    // end of its input ends the container's stdin, as Docker's `StdinOnce`.
+    let stdin_once = state.observe() != Status::Running;
+    let shim = if state.observe() == Status::Running {
+        let d = daemon.clone();
+        let owned = state.id.clone();
+        let stream = blocking(move || attach::connect_wanting(&d.paths, &owned, wants)).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(stream);
+        rx
+    } else {
+        register(&daemon, &state.id, wants)
+    };
+    let upgrade_asked = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    if !upgrade_asked {
+        let (response, tx) = streamed(stream_type(tty));
+        tokio::spawn(async move {
+            if let Ok(shim) = shim.await {
+                let _ = output_to_channel(shim, tx, tty).await;
+            }
+        });
+        return Ok(response);
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let (Ok(shim), Ok(upgraded)) = (shim.await, upgrade.await) else {
+            return;
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        let input = stdin.then(|| Input {
+            proxy: tty.then(|| EscapeProxy::new(keys)),
+            stdin_once,
+        });
+        let _ = pipe(shim, client, tty, input).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Content-Type", stream_type(tty))
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .body(Body::Full(None))
+        .unwrap_or_else(|_| Response::new(Body::Full(None))))
+}
+// ANCHOR_END: attach
+
+/// Without a hijack: the shim's output frames into a streamed response, until the exit
+/// frame.
+async fn output_to_channel(
+    shim: std::os::unix::net::UnixStream,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tty: bool,
+) -> std::io::Result<()> {
+    shim.set_nonblocking(true)?;
+    let mut shim = tokio::net::UnixStream::from_std(shim)?;
+    loop {
+        let mut header = [0u8; 8];
+        shim.read_exact(&mut header).await?;
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut body = vec![0u8; len.min(1 << 20)];
+        shim.read_exact(&mut body).await?;
+        if header[0] == attach::EXIT {
+            return Ok(());
+        }
+        let chunk = if tty { body } else { frame(header[0], &body) };
+        if tx.send(Bytes::from(chunk)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The client's input to a container: through the detach keys (with a terminal), and
+/// whether its end ends the container's stdin.
+struct Input {
+    proxy: Option<EscapeProxy>,
+    stdin_once: bool,
+}
+
+// ANCHOR: pipe
+/// Copies between a shim connection and an attached client until the exit frame (or the
+/// detach keys, when `stdin` carries an escape proxy): the shim's stdout and stderr frames
+/// to the client (the bytes alone with a `tty`), the client's bytes to the container's stdin
+/// as the shim's stdin frames. `stdin`: `None` when the client's input is not wanted.
+async fn pipe<C>(
+    shim: std::os::unix::net::UnixStream,
+    client: C,
+    tty: bool,
+    stdin: Option<Input>,
+) -> std::io::Result<()>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    shim.set_nonblocking(true)?;
+    let shim = tokio::net::UnixStream::from_std(shim)?;
+    let (mut shim_r, mut shim_w) = shim.into_split();
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let output = async {
+        loop {
+            let mut header = [0u8; 8];
+            if shim_r.read_exact(&mut header).await.is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let mut body = vec![0u8; len.min(1 << 20)];
+            if shim_r.read_exact(&mut body).await.is_err() || header[0] == attach::EXIT {
+                break;
+            }
+            let sent = if tty {
+                client_w.write_all(&body).await
+            } else {
+                client_w.write_all(&frame(header[0], &body)).await
+            };
+            if sent.and(client_w.flush().await).is_err() {
+                break;
+            }
+        }
+        let _ = client_w.shutdown().await;
+    };
+    let input = async {
+        let Some(Input {
+            mut proxy,
+            stdin_once,
+        }) = stdin
+        else {
+            return std::future::pending::<()>().await;
+        };
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match client_r.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    if stdin_once {
+                        let _ = shim_w.write_all(&attach::close_stdin_frame()).await;
+                    }
+                    return std::future::pending::<()>().await;
+                }
+                Ok(n) => n,
+            };
+            let (bytes, detached) = match proxy.as_mut() {
+                Some(p) => p.filter(&buf[..n]),
+                None => (buf[..n].to_vec(), false),
+            };
+            if !bytes.is_empty()
+                && shim_w
+                    .write_all(&attach::stdin_frame(&bytes))
+                    .await
+                    .is_err()
+            {
+                return std::future::pending::<()>().await;
+            }
+            if detached {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = output => {}
+        _ = input => {}
+    }
+    Ok(())
+}
+// ANCHOR_END: pipe
+
+async fn resize(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let rows = query.int("h")?.unwrap_or(0).clamp(0, i64::from(u16::MAX)) as u16;
+    let cols = query.int("w")?.unwrap_or(0).clamp(0, i64::from(u16::MAX)) as u16;
+    let state = resolve(&daemon, id).await?;
+    if state.observe() != Status::Running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", state.id),
+        ));
+    }
+    blocking(move || {
+        use std::io::Write;
+        let mut stream = attach::connect_wanting(&daemon.paths, &state.id, 0)?;
+        stream.write_all(&attach::resize_frame(rows, cols))?;
+        Ok(())
+    })
+    .await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `GET /containers/ID/top`: `top`'s table as `{"Titles": [...], "Processes": [[...]]}`.
+async fn top(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let owned = id.to_owned();
+    let text = blocking(move || container::top::top(&daemon.paths, &owned)).await?;
+    let mut lines = text.lines();
+    let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let processes: Vec<Vec<String>> = lines
+        .map(|line| split_columns(line, titles.len()))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &object!({ "Titles": titles, "Processes": processes }),
+    ))
+}
+
+/// A table row cut into `n` columns at runs of spaces; the last column keeps its spaces.
+fn split_columns(line: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line.trim_start();
+    while out.len() + 1 < n {
+        let end = rest.find(' ').unwrap_or(rest.len());
+        out.push(rest[..end].to_owned());
+        rest = rest[end..].trim_start();
+    }
+    out.push(rest.trim_end().to_owned());
+    out
+}
+
+/// `GET /containers/ID/changes`: `diff`'s changes, `Kind` 0 changed, 1 added, 2 deleted.
+async fn changes(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let found = blocking(move || {
+        let upper = daemon.paths.dir(&state.id).join("upper");
+        container::diff::changes(&upper, &state.lower_dirs)
+    })
+    .await?;
+    let list: Vec<Value> = found
+        .iter()
+        .map(|c| {
+            let kind = match c.kind {
+                'A' => 1,
+                'D' => 2,
+                _ => 0,
+            };
+            object!({ "Path": c.path, "Kind": kind })
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &list))
+}
+
+async fn rename(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let name = query.get("name").unwrap_or("").to_owned();
+    let owned = id.to_owned();
+    blocking(move || container::rename::rename(&daemon.paths, &owned, &name)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn pause(daemon: Shared, id: &str, frozen: bool) -> ApiResult<Response<Body>> {
+    let owned = id.to_owned();
+    blocking(move || {
+        if frozen {
+            container::pause::pause(&daemon.paths, &owned)
+        } else {
+            container::pause::unpause(&daemon.paths, &owned)
+        }
+    })
+    .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_request_becomes_the_clis_flags() {
+        let body: CreateBody = serde_json::from_str(
+            r#"{"Image":"busybox","Cmd":["echo","hi"],"Entrypoint":null,"Env":null,
+                "Tty":true,"OpenStdin":true,"Labels":{"a":"b"},
+                "HostConfig":{"AutoRemove":true,"NetworkMode":"default","NanoCpus":1500000000,
+                  "Memory":0,"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},
+                  "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},"PidsLimit":null}}"#,
+        )
+        .unwrap();
+        let options = create_options(body, Some("web".into()));
+        assert_eq!(options.image, "busybox");
+        assert_eq!(options.name.as_deref(), Some("web"));
+        let run = &options.run;
+        assert_eq!(run.command, ["echo", "hi"]);
+        assert!(run.tty && run.interactive && run.auto_remove);
+        assert_eq!(run.network, None);
+        assert_eq!(run.cpus.as_deref(), Some("1.5"));
+        assert_eq!(run.memory, None);
+        assert_eq!(run.publish, ["8080:80/tcp"]);
+        assert_eq!(run.restart, "on-failure:3");
+        assert_eq!(run.labels, ["a=b"]);
+    }
+
+    #[test]
+    fn an_entrypoint_list_keeps_its_arguments_before_the_command() {
+        let body: CreateBody =
+            serde_json::from_str(r#"{"Image":"x","Entrypoint":["sh","-c"],"Cmd":"echo"}"#).unwrap();
+        let options = create_options(body, None);
+        assert_eq!(options.run.entrypoint.as_deref(), Some("sh"));
+        assert_eq!(options.run.command, ["-c", "echo"]);
+    }
+
+    #[test]
+    fn top_rows_keep_the_commands_spaces() {
+        assert_eq!(
+            split_columns("root  1  0  sleep 100 ", 4),
+            ["root", "1", "0", "sleep 100"]
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! `/images/...`: the image endpoints, each a call of the library the CLI uses.
+
+use super::error::{ApiError, ApiResult};
+use super::{Body, Query, Shared, blocking, json, streamed};
+use crate::image::reference::Reference;
+use crate::image::store::{Image, Removed, Store};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json as object};
+
+/// Routes `/images/REST`. An image name may hold slashes (`localhost:5000/team/app`): the
+/// segments before the last word are the name.
+pub async fn route(
+    daemon: Shared,
+    req: Request<Incoming>,
+    rest: &[&str],
+) -> ApiResult<Response<Body>> {
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let (name, last) = match rest {
+        [] => (String::new(), ""),
+        [.., last] => (rest[..rest.len() - 1].join("/"), *last),
+    };
+    match (method, rest, last) {
+        (Method::GET, ["json"], _) => list(daemon, &query).await,
+        (Method::POST, ["create"], _) => pull(daemon, &query).await,
+        (Method::GET, [_, _, ..], "json") => inspect(daemon, name).await,
+        (Method::GET, [_, _, ..], "history") => history(daemon, name).await,
+        (Method::POST, [_, _, ..], "tag") => tag(daemon, name, &query).await,
+        (Method::DELETE, [_, ..], _) => remove(daemon, rest.join("/"), &query).await,
+        _ => Err(ApiError::not_found_route()),
+    }
+}
+
+/// A 404 names the image as Docker's daemon does: `busybox:latest` for `busybox`.
+fn named_404(name: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |err| {
+        if err.status != StatusCode::NOT_FOUND || name.starts_with("sha256:") {
+            return err;
+        }
+        match Reference::parse(name) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => match r.with_tag("latest") {
+                Ok(tagged) => ApiError::no_such_image(&tagged.familiar()),
+                Err(_) => err,
+            },
+            Ok(r) => ApiError::no_such_image(&r.familiar()),
+            Err(_) => err,
+        }
+    }
+}
+
+fn unix_seconds(time: Option<std::time::SystemTime>) -> u64 {
+    time.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One image as the API's list shows it (moby's `image.Summary`).
+/// `references`: the `reference` filter's patterns, which also choose the tags shown.
+fn summary(store: &Store, image: &Image, references: &[String]) -> anyhow::Result<Value> {
+    let record = crate::image::cli::inspect(store, image)?;
+    let size = crate::image::size::image_size(store, image)?;
+    let tags: Vec<String> = image
+        .names
+        .iter()
+        .filter(|n| references.is_empty() || crate::image::cli::reference_matches(references, n))
+        .map(Reference::familiar)
+        .collect();
+    // A digest per repository shown: the CLI makes a row of each repository it names.
+    let shown: Vec<String> = image
+        .names
+        .iter()
+        .filter(|n| references.is_empty() || crate::image::cli::reference_matches(references, n))
+        .map(Reference::familiar_repository)
+        .collect();
+    let digests: Vec<&String> = record
+        .repo_digests
+        .iter()
+        .filter(|d| {
+            shown
+                .iter()
+                .any(|r| d.split('@').next() == Some(r.as_str()))
+        })
+        .collect();
+    Ok(object!({
+        "Containers": -1,
+        "Created": unix_seconds(image.created()),
+        "Id": image.id.to_string(),
+        "Labels": record.config.labels,
+        "ParentId": "",
+        "RepoDigests": digests,
+        "RepoTags": tags,
+        "SharedSize": -1,
+        "Size": size,
+        "VirtualSize": size,
+    }))
+}
+
+// ANCHOR: list
+/// `GET /images/json`: `images`' selection (`filters`), newest first.
+async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    let filters = query.filters()?;
+    let rows = blocking(move || {
+        let store = Store::open(&daemon.paths.root)?;
+        let filters = crate::container::filter::Filters::parse(
+            &filters,
+            crate::image::cli::IMAGES_FILTER_KEYS,
+        )?;
+        let mut images = store.images()?;
+        images.sort_by(|a, b| {
+            b.created()
+                .cmp(&a.created())
+                .then_with(|| a.names.cmp(&b.names))
+        });
+        let images = crate::image::cli::filter_images(&store, images, &filters)?;
+        let references = filters.get("reference");
+        images
+            .iter()
+            .filter(|image| {
+                references.is_empty()
+                    || image
+                        .names
+                        .iter()
+                        .any(|n| crate::image::cli::reference_matches(references, n))
+            })
+            .map(|image| summary(&store, image, references))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &rows))
+}
+// ANCHOR_END: list
+
+async fn inspect(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
+    let wanted = name.clone();
+    let record = blocking(move || {
+        let store = Store::open(&daemon.paths.root)?;
+        let image = store.resolve(&wanted)?;
+        crate::image::cli::inspect(&store, &image)
+    })
+    .await
+    .map_err(|err| {
+        // Docker 20.10's words, which the CLI prints as they come.
+        let named = named_404(&name)(err);
+        if named.status == StatusCode::NOT_FOUND && !name.starts_with("sha256:") {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such image: {name}: {}", named.message),
+            );
+        }
+        named
+    })?;
+    Ok(json(StatusCode::OK, &record))
+}
+
+/// `GET /images/NAME/history`: `history`'s rows, newest first.
+async fn history(daemon: Shared, name: String) -> ApiResult<Response<Body>> {
+    let wanted = name.clone();
+    let rows = blocking(move || {
+        let store = Store::open(&daemon.paths.root)?;
+        let image = store.resolve(&wanted)?;
+        let sizes = crate::image::size::layer_sizes(&store, &image)?;
+        let rows = crate::image::history::history_rows(&image, &sizes);
+        let tags: Vec<String> = image.names.iter().map(Reference::familiar).collect();
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let id = if i == 0 {
+                    image.id.to_string()
+                } else {
+                    "<missing>".to_owned()
+                };
+                object!({
+                    "Id": id,
+                    "Created": unix_seconds(row.created),
+                    "CreatedBy": row.created_by,
+                    "Tags": if i == 0 { Some(&tags) } else { None },
+                    "Size": row.size,
+                    "Comment": row.comment,
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .map_err(named_404(&name))?;
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// `POST /images/NAME/tag?repo=REPO&tag=TAG`: 201.
+async fn tag(daemon: Shared, name: String, query: &Query) -> ApiResult<Response<Body>> {
+    let repo = query.get("repo").unwrap_or("");
+    let target = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => format!("{repo}:{tag}"),
+        None => repo.to_owned(),
+    };
+    let target =
+        Reference::parse(&target).map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let source = name.clone();
+    blocking(move || Store::open(&daemon.paths.root)?.tag(&source, &target))
+        .await
+        .map_err(named_404(&name))?;
+    Ok(super::empty(StatusCode::CREATED))
+}
+
+/// `DELETE /images/NAME?force=`: `rmi`, answering what was untagged and deleted.
+async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Response<Body>> {
+    let force = query.bool("force");
+    let wanted = name.clone();
+    let removed = blocking(move || {
+        let root = daemon.paths.root.clone();
+        let store = Store::open(&root)?;
+        store.remove(&wanted, force, |_| {
+            crate::image::store::containers_from_state(&root)
+        })
+    })
+    .await
+    .map_err(|mut err| {
+        if err.message.contains("must be forced") || err.message.contains("is using") {
+            err.status = StatusCode::CONFLICT;
+        }
+        named_404(&name)(err)
+    })?;
+    let list: Vec<Value> = removed
+        .iter()
+        .map(|event| match event {
+            Removed::Untagged(reference) => object!({ "Untagged": reference.familiar() }),
+            Removed::Deleted(id) => object!({ "Deleted": id.to_string() }),
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &list))
+}
+
+/// A progress message as Docker's JSON stream carries it.
+fn message(status: &str, id: Option<&str>) -> Bytes {
+    let value = match id {
+        Some(id) => object!({ "status": status, "progressDetail": {}, "id": id }),
+        None => object!({ "status": status }),
+    };
+    Bytes::from(format!("{value}\r\n"))
+}
+
+// ANCHOR: pull
+/// `POST /images/create?fromImage=NAME&tag=TAG`: `pull`, its lines streamed as Docker's
+/// progress JSON messages; an error ends the stream as `{"error": ...}`.
+async fn pull(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    let from = query.get("fromImage").unwrap_or("");
+    if from.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "importing an image (fromSrc) is not supported; give fromImage",
+        ));
+    }
+    let wanted = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) if tag.starts_with("sha256:") => format!("{from}@{tag}"),
+        Some(tag) => format!("{from}:{tag}"),
+        None => from.to_owned(),
+    };
+    let reference =
+        Reference::parse(&wanted).map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let platform = query
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(crate::registry::Platform::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let (response, tx) = streamed("application/json");
+    tokio::task::spawn_blocking(move || {
+        let lines = tx.clone();
+        let progress = crate::registry::progress::Progress::to_sink(Box::new(move |text, id| {
+            let _ = lines.blocking_send(message(text, id));
+        }));
+        let result = (|| {
+            let options = crate::registry::PullOptions {
+                platform,
+                client: crate::registry::cli::client_options(reference.domain(), &[])?,
+                jobs: 0,
+                unpack: true,
+            };
+            let store = Store::open(&daemon.paths.root)?;
+            crate::registry::pull(&store, &reference, &options, &progress)
+        })();
+        let _ = match result {
+            Ok(pulled) => {
+                progress.line(&format!("Digest: {}", pulled.digest));
+                progress.line(&if pulled.changed {
+                    format!(
+                        "Status: Downloaded newer image for {}",
+                        pulled.name.familiar()
+                    )
+                } else {
+                    format!("Status: Image is up to date for {}", pulled.name.familiar())
+                });
+                Ok(())
+            }
+            Err(err) => {
+                let text = crate::cli::one_line(&format!("{err:#}"));
+                let value = object!({ "errorDetail": { "message": text }, "error": text });
+                tx.blocking_send(Bytes::from(format!("{value}\r\n")))
+            }
+        };
+    });
+    Ok(response)
+}
+// ANCHOR_END: pull

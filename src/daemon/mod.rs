@@ -1,0 +1,518 @@
+//! `minidock daemon`: the Docker Engine API over a unix socket, so the docker CLI drives
+//! minidock (`DOCKER_HOST=unix:///run/minidock.sock docker run ...`).
+//!
+//! Docker's client never touches a container: it sends HTTP requests to the daemon, which does
+//! the work. Here every endpoint calls the same library functions as the `minidock` CLI (the
+//! CLI stays daemonless, as podman's), so containers and images made through either are the
+//! same ones, under the same locks. The HTTP server is hyper on a single-threaded tokio
+//! runtime; the library's blocking calls run on tokio's blocking pool.
+//!
+//! Routes follow the Engine API (<https://docs.docker.com/reference/api/engine/>): a
+//! `/v1.NN` prefix is accepted and stripped; the version advertised is
+//! [`crate::system::API_VERSION`].
+//!
+//! Stopping the daemon leaves running containers running: their shims own them.
+
+pub mod containers;
+pub mod error;
+pub mod exec;
+pub mod images;
+pub mod system;
+
+use anyhow::{Context, Result, bail};
+use error::{ApiError, ApiResult};
+use hyper::body::Bytes;
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use crate::container::Paths;
+
+/// The socket `minidock daemon` listens on when no `-H` is given (Docker's).
+pub const DEFAULT_HOST: &str = "unix:///run/minidock.sock";
+
+/// `minidock daemon`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Socket to listen on, `unix:///PATH` (repeatable). TCP is not supported: without TLS
+    /// client certificates a TCP socket would give root to whoever reaches it.
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Group that owns the sockets (mode 0660), as Docker's `docker` group.
+    #[arg(short = 'G', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+/// A response body: all at once, or streamed (logs, wait, pull progress) from a channel whose
+/// sender the handler keeps.
+pub enum Body {
+    Full(Option<Bytes>),
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
+/// A request the daemon answers with a connection of its own to a container's shim, once the
+/// container starts (`docker run` attaches and waits before it starts the container).
+pub struct Pending {
+    /// The attach hello's stream bits (`container::attach::WANT_*`; 0: the exit frame only).
+    pub wants: u8,
+    pub reply: tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>,
+}
+
+/// What every handler shares: the state root and the connections waiting for a start.
+pub struct Daemon {
+    pub paths: Paths,
+    /// The `--root` the daemon was given, for the `minidock` processes it starts (`exec`).
+    pub root_arg: Option<PathBuf>,
+    pub pending: Mutex<HashMap<String, Vec<Pending>>>,
+    pub execs: Mutex<HashMap<String, exec::ExecRecord>>,
+}
+
+pub type Shared = Arc<Daemon>;
+
+/// The parsed query string; a key given twice keeps its last value.
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A boolean parameter as moby's `httputils.BoolValue`: anything but empty, `0`, `no`,
+    /// `false` and `none` is true.
+    pub fn bool(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| {
+            !matches!(
+                v.trim().to_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            )
+        })
+    }
+
+    /// An integer parameter; absent or empty is `None`, anything else that does not parse
+    /// is a 400.
+    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_parameter(format!("invalid value for {key:?}: {v:?}"))),
+        }
+    }
+
+    /// `filters` (JSON: `{"key":{"value":true}}`, or the older `{"key":["value"]}`) as the
+    /// CLI's `--filter KEY=VALUE` list.
+    pub fn filters(&self) -> ApiResult<Vec<String>> {
+        let Some(text) = self.get("filters").filter(|t| !t.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_parameter(format!("invalid filters: {e}")))?;
+        let mut out = Vec::new();
+        for (key, values) in value.as_object().into_iter().flatten() {
+            match values {
+                serde_json::Value::Object(map) => {
+                    out.extend(map.keys().map(|v| format!("{key}={v}")));
+                }
+                serde_json::Value::Array(list) => out.extend(
+                    list.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(|v| format!("{key}={v}")),
+                ),
+                _ => return Err(ApiError::bad_parameter("invalid filters")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    let mut bytes = text;
+    bytes.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(Body::Full(Some(Bytes::from(bytes))))
+        .unwrap_or_else(|_| Response::new(Body::Full(None)))
+}
+
+/// An empty response (`204 No Content`, `304 Not Modified`, ...).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Full(None));
+    *response.status_mut() = status;
+    response
+}
+
+/// A streamed response: the handler sends chunks into the returned sender; the headers go
+/// out at once.
+pub fn streamed(content_type: &str) -> (Response<Body>, tokio::sync::mpsc::Sender<Bytes>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", content_type)
+        .body(Body::Stream(rx))
+        .unwrap_or_else(|_| Response::new(Body::Full(None)));
+    (response, tx)
+}
+
+/// Runs a blocking library call on tokio's blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("a worker failed: {e}"),
+        )),
+    }
+}
+
+/// Reads a request's whole body (at most 16 MiB) and parses it as JSON; an empty body is
+/// `null`.
+pub async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResult<T> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), 16 << 20);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_parameter(format!("invalid JSON in the request body: {e}")))
+}
+
+// ANCHOR: route
+/// The path without its `/v1.NN` prefix, split at `/`.
+fn segments(path: &str) -> Vec<String> {
+    let mut parts: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let versioned = parts.first().is_some_and(|first| {
+        first
+            .strip_prefix('v')
+            .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    });
+    if versioned {
+        parts.remove(0);
+    }
+    parts
+}
+
+/// Answers one request: the route is the method and the path's segments.
+async fn route(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let parts = segments(req.uri().path());
+    let words: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    let area = words.first().copied().unwrap_or("");
+    let shown = format!("{method} /{}", parts.join("/"));
+    route_to(daemon, req, &words).await.map_err(|err| {
+        if err == ApiError::not_found_route() && ENGINE_AREAS.contains(&area) {
+            return ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("{shown} is not supported by minidock daemon"),
+            );
+        }
+        err
+    })
+}
+
+/// The Engine API's areas: a route in one of them that minidock does not serve is answered
+/// 501 (Docker's "not implemented"), anything else 404.
+const ENGINE_AREAS: &[&str] = &[
+    "_ping",
+    "auth",
+    "build",
+    "commit",
+    "configs",
+    "containers",
+    "distribution",
+    "events",
+    "exec",
+    "images",
+    "info",
+    "networks",
+    "nodes",
+    "plugins",
+    "secrets",
+    "services",
+    "session",
+    "swarm",
+    "system",
+    "tasks",
+    "version",
+    "volumes",
+];
+
+async fn route_to(
+    daemon: Shared,
+    req: Request<Incoming>,
+    words: &[&str],
+) -> ApiResult<Response<Body>> {
+    let method = req.method().clone();
+    match (words.first().copied(), words.len()) {
+        (Some("_ping"), 1) => Ok(system::ping(&method)),
+        (Some("version"), 1) if method == Method::GET => system::version().await,
+        (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
+        (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
+        (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
+        (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
+        _ => Err(ApiError::not_found_route()),
+    }
+}
+// ANCHOR_END: route
+
+/// Every response carries the API version and the server's name, as dockerd's.
+async fn handle(
+    daemon: Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let mut response = route(daemon, req).await.unwrap_or_else(|err| {
+        let mut response = json(err.status, &serde_json::json!({ "message": err.message }));
+        *response.status_mut() = err.status;
+        response
+    });
+    let headers = response.headers_mut();
+    headers.insert(
+        "Api-Version",
+        hyper::header::HeaderValue::from_static(crate::system::API_VERSION),
+    );
+    headers.insert(
+        "Server",
+        hyper::header::HeaderValue::from_static(concat!(
+            "minidock/",
+            env!("CARGO_PKG_VERSION"),
+            " (linux)"
+        )),
+    );
+    Ok(response)
+}
+
+/// The unix socket paths named by `-H` (the default when none); TCP is refused.
+pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
+    let hosts: Vec<&str> = if hosts.is_empty() {
+        vec![DEFAULT_HOST]
+    } else {
+        hosts.iter().map(String::as_str).collect()
+    };
+    hosts
+        .into_iter()
+        .map(|host| {
+            if let Some(path) = host.strip_prefix("unix://") {
+                if path.is_empty() {
+                    return Ok(PathBuf::from("/run/minidock.sock"));
+                }
+                return Ok(PathBuf::from(path));
+            }
+            if host.starts_with("tcp://") || host.starts_with("http") {
+                bail!(
+                    "refusing to listen on {}: TCP is not supported (TLS client certificates \
+                     are not implemented, and an unauthenticated TCP socket gives root to \
+                     whoever reaches it); use unix:///PATH",
+                    crate::cli::quote(host)
+                );
+            }
+            bail!("invalid host {}: use unix:///PATH", crate::cli::quote(host))
+        })
+        .collect()
+}
+
+// ANCHOR: listen
+/// Binds a unix socket at `path`, mode 0660, owned by root and `group` when given. A stale
+/// socket (nobody accepts on it) is replaced; a live one is refused.
+fn listen(path: &Path, group: Option<u32>) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!("{} exists and is not a socket", path.display());
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another daemon is listening on {}: refusing to replace its socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(0)),
+        group.map(nix::unistd::Gid::from_raw),
+    )
+    .with_context(|| format!("chown {}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+// ANCHOR_END: listen
+
+/// Removes the daemon's sockets when it stops.
+struct Sockets(Vec<PathBuf>);
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name).context("reading the group database")? {
+        Some(group) => Ok(group.gid.as_raw()),
+        None => bail!("no such group: {}", crate::cli::quote(name)),
+    }
+}
+
+// ANCHOR: serve
+/// `minidock daemon`: serves the Engine API on every socket until SIGINT or SIGTERM.
+pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
+    let paths = Paths::new(cli_root);
+    let sockets = socket_paths(&args.hosts)?;
+    let group = args.group.as_deref().map(group_id).transpose()?;
+    crate::state::private_dir(&paths.root)?;
+    let mut listeners = Vec::new();
+    let mut bound = Sockets(Vec::new());
+    for path in &sockets {
+        listeners.push(listen(path, group)?);
+        bound.0.push(path.clone());
+    }
+    let root_arg = cli_root.map(|_| paths.root.clone());
+    let daemon: Shared = Arc::new(Daemon {
+        paths,
+        root_arg,
+        pending: Mutex::new(HashMap::new()),
+        execs: Mutex::new(HashMap::new()),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        for listener in listeners {
+            let listener = tokio::net::UnixListener::from_std(listener)?;
+            tokio::spawn(accept_loop(listener, daemon.clone()));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    drop(bound);
+    // Handlers still blocked in the library (a `wait`, a followed log) are not waited for.
+    runtime.shutdown_background();
+    Ok(0)
+}
+
+async fn accept_loop(listener: tokio::net::UnixListener, daemon: Shared) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(daemon.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+// ANCHOR_END: serve
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_prefix_is_stripped() {
+        assert_eq!(segments("/v1.41/containers/json"), ["containers", "json"]);
+        assert_eq!(
+            segments("/containers/a%2Fb/json"),
+            ["containers", "a/b", "json"]
+        );
+        assert_eq!(segments("/_ping"), ["_ping"]);
+        assert_eq!(segments("/version"), ["version"]);
+    }
+
+    #[test]
+    fn tcp_is_refused_and_unix_paths_are_read() {
+        let err = socket_paths(&["tcp://0.0.0.0:2375".into()]).unwrap_err();
+        assert!(err.to_string().contains("TCP is not supported"), "{err}");
+        assert_eq!(
+            socket_paths(&["unix:///tmp/x.sock".into()]).unwrap(),
+            [PathBuf::from("/tmp/x.sock")]
+        );
+        assert_eq!(
+            socket_paths(&[]).unwrap(),
+            [PathBuf::from("/run/minidock.sock")]
+        );
+    }
+
+    #[test]
+    fn filters_become_the_clis_flags() {
+        let q = Query::parse(Some(
+            "filters=%7B%22name%22%3A%7B%22web%22%3Atrue%7D%7D&all=1",
+        ));
+        assert_eq!(q.filters().unwrap(), ["name=web"]);
+        assert!(q.bool("all"));
+        assert!(!q.bool("size"));
+    }
+}

@@ -1,0 +1,681 @@
+//! `minidock daemon`: the real docker CLI drives minidock through the Engine API on a unix
+//! socket (`DOCKER_HOST`). Each test asserts what the CLI printed and its exit code; where
+//! the output is stable it is compared with the same command against a private dockerd.
+
+mod common;
+
+use common::daemon::Daemon;
+use common::dockerd::{Dockerd, require_docker};
+use common::pty::Pty;
+use common::text;
+use std::time::{Duration, Instant};
+
+fn daemon(prefix: &str) -> Option<Daemon> {
+    Daemon::start(prefix)
+}
+
+/// Waits (at most 30 s) until `docker ARGS` prints `want`.
+fn eventually(d: &Daemon, args: &[&str], want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = text(&d.docker(args).stdout);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker {args:?}: {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ping_version_and_info_answer_as_the_cli_negotiates() {
+    let Some(d) = daemon("minidock-daemon-sys") else {
+        return;
+    };
+    // ANCHOR: curl_ping
+    let ping = d.curl(&["-i", "http://localhost/_ping"]);
+    // ANCHOR_END: curl_ping
+    assert!(ping.starts_with("HTTP/1.1 200 OK"), "{ping}");
+    assert!(ping.ends_with("\r\n\r\nOK"), "{ping}");
+    let lower = ping.to_lowercase();
+    for header in [
+        "api-version: 1.41",
+        "ostype: linux",
+        "docker-experimental: false",
+    ] {
+        assert!(lower.contains(header), "{header} missing: {ping}");
+    }
+    let head = d.curl(&["-I", "http://localhost/_ping"]);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(
+        d.ok(&[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Client.APIVersion}}"
+        ]),
+        "1.41 1.41\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "info",
+            "--format",
+            "{{.Images}} {{.Containers}} {{.OSType}} {{.Driver}}"
+        ]),
+        "1 0 linux overlay2\n"
+    );
+    // An unknown route is Docker's 404 body.
+    let missing = d.curl(&["http://localhost/v1.41/nothing"]);
+    assert_eq!(missing, "{\"message\":\"page not found\"}\n");
+    // An Engine API route minidock does not serve is Docker's "not implemented" (501).
+    let err = d.fails(&["volume", "ls"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: GET /volumes is not supported by minidock daemon\n"
+    );
+}
+
+#[test]
+fn run_rm_prints_the_output_and_exits_with_the_status() {
+    let Some(d) = daemon("minidock-daemon-run") else {
+        return;
+    };
+    for _ in 0..3 {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert_eq!(text(&out.stdout), "out\n");
+        assert_eq!(text(&out.stderr), "err\n");
+    }
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    // -i: the client's input reaches the container, and its end ends the container's stdin.
+    let mut cmd = d.docker_command();
+    cmd.args(["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"typed\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "typed\ndone\n");
+    // --rm: nothing left, seen from both fronts.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(d.minidock(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_detached_container_is_listed_logged_inspected_stopped_and_removed() {
+    let Some(d) = daemon("minidock-daemon-life") else {
+        return;
+    };
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "tier=front",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; exec sleep 1000",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    // The daemon's container is minidock's: the CLI without a daemon lists it too.
+    assert_eq!(
+        d.minidock(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "web running\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "ps",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Command}} {{.State}}"
+        ]),
+        format!("{} web \"sh -c 'echo one; ec…\" running\n", &id[..12])
+    );
+    assert_eq!(
+        d.ok(&["ps", "-q", "--filter", "label=tier=front"]),
+        format!("{}\n", &id[..12])
+    );
+    assert_eq!(d.ok(&["ps", "-q", "--filter", "name=nothing"]), "");
+    eventually(&d, &["logs", "web"], "one\n");
+    let logs = d.docker(&["logs", "web"]);
+    assert_eq!(text(&logs.stderr), "two\n");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{.Config.Labels}}",
+            "web"
+        ]),
+        "/web running map[tier:front]\n"
+    );
+    // One record, two fronts: the same JSON, in Docker's field order.
+    assert_eq!(d.ok(&["inspect", "web"]), d.minidock(&["inspect", "web"]));
+    // A container the CLI made shows through the daemon.
+    d.minidock(&["create", "--name", "made-by-cli", "busybox", "true"]);
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]),
+        "made-by-cli Created\nweb Up Less than a second\n".replace(
+            "Up Less than a second",
+            d.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=web"])
+                .trim()
+        )
+    );
+    // Removing a running container needs force: Docker's 409.
+    let err = d.fails(&["rm", "web"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: cannot remove container \"/web\": container is running: \
+         stop the container before removing or force remove\n"
+    );
+    assert_eq!(d.ok(&["stop", "-t", "1", "web"]), "web\n");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "web"
+        ]),
+        "exited 137\n"
+    );
+    assert_eq!(d.ok(&["start", "web"]), "web\n");
+    assert_eq!(
+        d.ok(&["rm", "-f", "web", "made-by-cli"]),
+        "web\nmade-by-cli\n"
+    );
+    assert_eq!(d.minidock(&["ps", "-aq"]), "");
+    let err = d.fails(&["rm", "web"], 1);
+    assert_eq!(err, "Error response from daemon: No such container: web\n");
+}
+
+#[test]
+fn logs_follow_ends_when_the_container_exits() {
+    let Some(d) = daemon("minidock-daemon-logs") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
+    assert_eq!(d.ok(&["logs", "-f", "counter"]), "1\n2\n3\n");
+    assert_eq!(d.ok(&["logs", "--tail", "1", "counter"]), "3\n");
+    let stamped = d.ok(&["logs", "-t", "--tail", "1", "counter"]);
+    assert!(
+        stamped.ends_with("Z 3\n") && stamped.len() == 33,
+        "{stamped:?}"
+    );
+    assert_eq!(d.ok(&["wait", "counter"]), "0\n");
+}
+
+#[test]
+fn run_it_is_a_terminal_through_the_hijacked_connection() {
+    let Some(d) = daemon("minidock-daemon-tty") else {
+        return;
+    };
+    let mut pty = Pty::new(24, 80);
+    let mut cmd = d.docker_command();
+    cmd.args(["run", "-it", "--rm", "busybox", "sh"])
+        .stdin(pty.stdio())
+        .stdout(pty.stdio())
+        .stderr(pty.stdio());
+    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe: the pty becomes the CLI's
+    // controlling terminal, as in a real session.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut client = cmd.spawn().unwrap();
+    pty.close_slave();
+    pty.wait_for("# ");
+    // The shell's arithmetic proves the keys reached it.
+    pty.write(b"echo hi-$((6*7))\r");
+    pty.wait_for("hi-42");
+    pty.write(b"stty size\r");
+    pty.wait_for("24 80");
+    pty.write(b"exit 5\r");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker run -it never exited: {}",
+            pty.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(5), "{}", pty.output());
+}
+
+#[test]
+fn stopping_the_daemon_leaves_containers_running() {
+    let Some(mut d) = daemon("minidock-daemon-live") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "keeps", "busybox", "sleep", "1000"]);
+    d.stop();
+    assert!(
+        !d.socket().exists(),
+        "the socket stayed after the daemon stopped"
+    );
+    assert_eq!(
+        d.minidock(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "keeps running\n"
+    );
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "keeps\n");
+    d.ok(&["rm", "-f", "keeps"]);
+}
+
+#[test]
+fn tcp_and_a_live_socket_are_refused() {
+    let Some(d) = daemon("minidock-daemon-refuse") else {
+        return;
+    };
+    let out = d.daemon_fails(&["-H", "tcp://127.0.0.1:2375"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("TCP is not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+    let live = format!("unix://{}", d.socket().display());
+    let out = d.daemon_fails(&["-H", &live]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("another daemon is listening"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The live daemon still answers.
+    d.ok(&["version"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+}
+
+/// The same commands against a private dockerd print the same.
+#[test]
+fn the_cli_prints_what_it_prints_against_dockerd() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-same") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let commands: &[&[&str]] = &[
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        &["run", "--rm", "busybox", "echo", "hi"],
+        &["rm", "nosuch"],
+        &["stop", "nosuch"],
+        &["logs", "nosuch"],
+        &["ps", "-a", "--format", "{{.Names}}"],
+        &["run", "--rm", "--name", "named", "busybox", "true"],
+        &["inspect", "nosuch"],
+        &["image", "inspect", "nosuch"],
+        &["rmi", "nosuch"],
+        &["rmi", "nosuch:v2"],
+        &["tag", "nosuch", "other"],
+        &["exec", "nosuch", "true"],
+        &["kill", "nosuch"],
+        &["start", "nosuch"],
+        &["wait", "nosuch"],
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+    ];
+    let mut differ = Vec::new();
+    for args in commands {
+        let ours = d.docker(args);
+        let theirs = dockerd.docker(args);
+        let ours = (text(&ours.stdout), text(&ours.stderr), ours.status.code());
+        let theirs = (
+            text(&theirs.stdout),
+            text(&theirs.stderr),
+            theirs.status.code(),
+        );
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+#[test]
+fn exec_runs_in_the_container_with_pipes_and_with_a_terminal() {
+    let Some(d) = daemon("minidock-daemon-exec") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let out = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("out\n".into(), "err\n".into())
+    );
+    // -i: the client's input, then its end, reach the process.
+    let mut cmd = d.docker_command();
+    cmd.args(["exec", "-i", "box", "sh", "-c", "cat; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"piped\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "piped\ndone\n");
+    // The exec shares the container's namespaces: it sees the container's PID 1.
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/proc/1/cmdline"]),
+        "sleep\x001000\x00"
+    );
+    d.ok(&["exec", "-d", "box", "touch", "/tmp/made-by-exec"]);
+    eventually(&d, &["diff", "box"], "C /tmp\nA /tmp/made-by-exec\n");
+    // -it through a pty: the terminal's size reaches the process.
+    let mut pty = Pty::new(30, 100);
+    let mut cmd = d.docker_command();
+    cmd.args(["exec", "-it", "box", "sh"])
+        .stdin(pty.stdio())
+        .stdout(pty.stdio())
+        .stderr(pty.stdio());
+    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut client = cmd.spawn().unwrap();
+    pty.close_slave();
+    pty.wait_for("# ");
+    pty.write(b"stty size; echo x-$((6*7))\r");
+    pty.wait_for("x-42");
+    assert!(pty.output().contains("30 100"), "{}", pty.output());
+    pty.write(b"exit 6\r");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker exec -it never exited: {}",
+            pty.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(6), "{}", pty.output());
+    let top = d.ok(&["top", "box"]);
+    assert!(top.starts_with("UID "), "{top}");
+    assert!(top.contains("sleep 1000"), "{top}");
+}
+
+#[test]
+fn images_are_listed_tagged_inspected_and_removed() {
+    let Some(d) = daemon("minidock-daemon-images") else {
+        return;
+    };
+    let id = d.minidock(&["images", "-q", "--no-trunc"]);
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]),
+        format!("busybox:latest {}", &id.trim()[7..19]) + "\n"
+    );
+    d.ok(&["tag", "busybox", "mine/box:v1"]);
+    assert_eq!(
+        d.minidock(&["images", "-q", "mine/box"]),
+        d.ok(&["images", "-q", "mine/box"])
+    );
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}} {{.RepoTags}}",
+            "mine/box:v1"
+        ]),
+        format!("{} [busybox:latest mine/box:v1]\n", id.trim())
+    );
+    assert_eq!(d.ok(&["rmi", "mine/box:v1"]), "Untagged: mine/box:v1\n");
+    let err = d.fails(&["rmi", "mine/box:v1"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such image: mine/box:v1\n"
+    );
+    assert_eq!(
+        d.ok(&["image", "inspect", "busybox"]),
+        d.minidock(&["image", "inspect", "busybox"])
+    );
+    let history = d.ok(&["history", "--format", "{{.ID}} {{.Size}}", "busybox"]);
+    assert!(history.starts_with(&id.trim()[7..19]), "{history}");
+}
+
+#[test]
+fn pull_streams_dockers_progress_and_run_pulls_a_missing_image() {
+    let Some(d) = daemon("minidock-daemon-pull") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    let name = registry.name("daemon/busybox:1");
+    d.minidock(&["tag", "busybox", &name]);
+    d.minidock(&["push", &name]);
+    d.minidock(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    let lines: Vec<&str> = pulled.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"1: Pulling from daemon/busybox"),
+        "{pulled}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Digest: sha256:")),
+        "{pulled}"
+    );
+    assert_eq!(
+        &lines[lines.len() - 2..],
+        [
+            format!("Status: Downloaded newer image for {name}").as_str(),
+            name.as_str()
+        ],
+        "{pulled}"
+    );
+    // `run` of an image the store lacks: create's 404 makes the CLI pull it first.
+    let other = registry.name("daemon/other:2");
+    d.minidock(&["tag", "busybox", &other]);
+    d.minidock(&["push", &other]);
+    d.minidock(&["rmi", &other]);
+    let out = d.docker(&["run", "--rm", &other, "echo", "pulled"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout).lines().last(), Some("pulled"), "{out:?}");
+    // The CLI shows the pull's progress on stderr, as against dockerd.
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "Unable to find image '{other}' locally\n2: Pulling from daemon/other\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!("Status: Downloaded newer image for {other}\n")),
+        "{err}"
+    );
+    let err = d.fails(&["pull", &registry.name("daemon/none:1")], 1);
+    assert!(err.contains("manifest unknown"), "{err}");
+}
+
+/// The book's walk through `docker run`, by hand: create, wait (its headers come at once),
+/// attach without a hijack (the body is the output, multiplexed), start.
+#[test]
+fn create_wait_attach_and_start_by_hand_with_curl() {
+    let Some(d) = daemon("minidock-daemon-curl") else {
+        return;
+    };
+    // ANCHOR: curl_create
+    let created = d.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Image": "busybox", "Cmd": ["echo", "hello"]}"#,
+        "http://localhost/v1.41/containers/create?name=by-hand",
+    ]);
+    // ANCHOR_END: curl_create
+    assert!(created.starts_with("{\"Id\":\""), "{created}");
+    let (wait, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/by-hand/wait?condition=next-exit",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (attach, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/by-hand/attach?stream=1&stdout=1&stderr=1",
+    );
+    assert!(
+        head.contains("application/vnd.docker.multiplexed-stream"),
+        "{head}"
+    );
+    // ANCHOR: curl_start
+    let started = d.curl(&[
+        "-i",
+        "-X",
+        "POST",
+        "http://localhost/v1.41/containers/by-hand/start",
+    ]);
+    // ANCHOR_END: curl_start
+    assert!(started.starts_with("HTTP/1.1 204 No Content"), "{started}");
+    let rest = |mut stream: std::os::unix::net::UnixStream| {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut bytes);
+        bytes
+    };
+    let output = rest(attach);
+    let frame = b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n";
+    assert!(
+        output.windows(frame.len()).any(|w| w == frame),
+        "{output:?}"
+    );
+    let waited = text(&rest(wait));
+    assert!(
+        waited.contains("{\"StatusCode\":0,\"Error\":null}"),
+        "{waited}"
+    );
+    // ANCHOR: curl_logs
+    let logs = d.curl(&["http://localhost/v1.41/containers/by-hand/logs?stdout=1"]);
+    // ANCHOR_END: curl_logs
+    assert_eq!(logs.as_bytes(), frame);
+    d.ok(&["rm", "by-hand"]);
+}
+
+#[test]
+fn kill_restart_pause_rename_and_wait_change_the_container() {
+    let Some(d) = daemon("minidock-daemon-verbs") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(d.ok(&["pause", "v1"]), "v1\n");
+    assert_eq!(d.ok(&["ps", "--format", "{{.State}}"]), "paused\n");
+    assert_eq!(d.ok(&["unpause", "v1"]), "v1\n");
+    assert_eq!(d.ok(&["rename", "v1", "w1"]), "");
+    assert_eq!(d.minidock(&["ps", "--format", "{{.Names}}"]), "w1\n");
+    // The trap proves the signal reached the container's process.
+    assert_eq!(d.ok(&["kill", "-s", "USR1", "w1"]), "w1\n");
+    assert_eq!(d.ok(&["wait", "w1"]), "7\n");
+    let err = d.fails(&["kill", "w1"], 1);
+    assert!(err.contains("is not running"), "{err}");
+    assert_eq!(d.ok(&["restart", "-t", "1", "w1"]), "w1\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "w1"]),
+        "true\n"
+    );
+    assert_eq!(d.ok(&["kill", "w1"]), "w1\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "w1"]),
+        "137\n"
+    );
+}
+
+#[test]
+fn the_group_owns_the_socket() {
+    let Some(d) = daemon("minidock-daemon-group") else {
+        return;
+    };
+    let gid = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .map(|g| g.gid.as_raw());
+    let Some(gid) = gid else {
+        panic!("this machine has no group named daemon");
+    };
+    let socket = d.root.path().join("grouped.sock");
+    let mut child = d
+        .root
+        .cmd()
+        .args(["daemon", "--group", "daemon", "-H"])
+        .arg(format!("unix://{}", socket.display()))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the daemon never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&socket).unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, gid, 0o660)
+    );
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the socket stayed");
+}
