@@ -310,6 +310,10 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
             "10.0.0.9",
             "--dns-search",
             "example.com",
+            "--dns-opt",
+            "ndots:3",
+            "--dns-option",
+            "timeout:2",
             "busybox",
             "sh",
             "-c",
@@ -335,7 +339,10 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
             "{}",
             parts[1]
         );
-        assert_eq!(parts[2], "search example.com\nnameserver 10.0.0.9\n");
+        assert_eq!(
+            parts[2],
+            "search example.com\nnameserver 10.0.0.9\noptions ndots:3 timeout:2\n"
+        );
         // host-gateway is the default bridge's gateway, as dockerd's default.
         let hosts = root.ok(&[
             "run",
@@ -353,7 +360,7 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
         // Without --dns: the host's resolvers minus loopback ones.
         let resolv = root.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let expected = minidock::container::network::resolv_conf(&host, &[], &[]);
+        let expected = minidock::container::network::resolv_conf(&host, &[], &[], &[]);
         assert_eq!(resolv, expected);
         assert!(!resolv.contains("nameserver 127."), "{resolv}");
         assert!(resolv.contains("nameserver "), "{resolv}");

@@ -41,6 +41,7 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_REPLACE: u16 = 0x100;
 /// Set by the kernel on an error message that carries extended-ack attributes.
 const NLM_F_ACK_TLVS: u16 = 0x200;
 /// Set by the kernel when it did not copy our whole request back into the error (CAP_ACK).
@@ -663,6 +664,20 @@ impl Netlink {
         self.request(&mut msg)
     }
     // ANCHOR_END: add_default_route
+
+    /// `ip route replace default via GATEWAY dev INDEX`: the default route, whatever it was.
+    pub fn replace_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<()> {
+        explain::step(
+            "replace the default route",
+            || format!("sendmsg(RTM_NEWROUTE, NLM_F_REPLACE, 0.0.0.0/0 via {gateway} oif={index})"),
+            Chapter::Networking,
+        );
+        let mut msg = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+        msg.raw(&rtmsg(0))
+            .attr(RTA_GATEWAY, &gateway.octets())
+            .attr_u32(RTA_OIF, index);
+        self.request(&mut msg)
+    }
 
     /// Every link in this namespace (`ip link show`).
     pub fn links(&mut self) -> Result<Vec<Link>> {
