@@ -171,6 +171,22 @@ fn a_published_port_answers_from_loopback_outside_and_another_container() {
         let url = format!("http://{ip}/hostname");
         let got = root.ok(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
         assert_eq!(got, format!("{short}\n"));
+        // The container itself, through its own published port on the host's address. With
+        // br_netfilter's bridge calls on (as on Docker's hosts), the DNAT happens as the frame
+        // crosses the bridge, which sends it back out of the port it came in on: only the
+        // port's hairpin mode lets it (Docker sets it when its userland proxy is off).
+        let bridge_nf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+        if bridge_nf.exists() {
+            std::fs::write(bridge_nf, "1").unwrap();
+        }
+        let got = root.ok(&[
+            "exec",
+            "web",
+            "wget",
+            "-qO-",
+            "http://172.17.0.1:8080/hostname",
+        ]);
+        assert_eq!(got, format!("{short}\n"));
         // Another container, through the published port on the host's address (hairpin). With
         // br_netfilter's bridge calls off in this namespace, the reply crosses the bridge
         // without netfilter, as on a host without br_netfilter: only the hairpin MASQUERADE

@@ -499,6 +499,14 @@ pub fn setup_endpoint(
             let _ = delete_link_if_present(&mut nl, &veth);
         }
     });
+    // Hairpin, as Docker's bridge ports without its userland proxy: a container reaches its
+    // own published port on the host's address.
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    let port = nl
+        .link_index(&host_veth)?
+        .with_context(|| format!("{host_veth} vanished after creation"))?;
+    nl.set_hairpin(port)
+        .with_context(|| format!("turning hairpin mode on for {host_veth}"))?;
 
     let attachment = Attachment {
         container: container.to_owned(),
