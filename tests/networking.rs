@@ -819,3 +819,25 @@ fn parallel_runs_get_distinct_addresses_and_ephemeral_ports() {
         }
     });
 }
+
+#[test]
+fn an_ipv6_host_address_in_publish_is_refused_as_not_supported() {
+    in_private_network(|root| {
+        for spec in ["[::1]:8080:80", "[::]:8080:80"] {
+            let err = root.fails(&["run", "--rm", "-p", spec, "busybox", "true"], 125);
+            assert!(
+                err.contains("IPv6 host address ::") && err.contains("IPv4 only"),
+                "{spec}: {err}"
+            );
+        }
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "-p",
+            "[127.0.0.1]:8080:80",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out, "");
+    });
+}

@@ -107,20 +107,31 @@ pub fn parse_publish(text: &str) -> Result<Vec<(String, PortBinding)>> {
         Some((_, p)) => return Err(bad_flag(format!("invalid proto: {p}"))),
         None => (text, "tcp"),
     };
+    // go-connections' `splitParts`: the last two parts are the ports, the rest the address.
     let parts: Vec<&str> = rest.split(':').collect();
-    let (ip, host, container) = match parts.as_slice() {
-        [c] => ("", "", *c),
-        [h, c] => ("", *h, *c),
-        [ip, h, c] => (*ip, *h, *c),
-        _ => {
-            return Err(bad_flag(format!(
-                "invalid port format: {text:?} (IPv6 host addresses are not supported)"
-            )));
-        }
+    let n = parts.len();
+    let (ip, host, container) = match n {
+        1 => (String::new(), "", parts[0]),
+        2 => (String::new(), parts[0], parts[1]),
+        _ => (parts[..n - 2].join(":"), parts[n - 2], parts[n - 1]),
+    };
+    let ip = match ip.strip_prefix('[') {
+        Some(inner) => match inner.strip_suffix(']') {
+            Some(inner) if !inner.contains(['[', ']']) => inner.to_owned(),
+            _ => return Err(bad_flag(format!("Invalid ip address {ip}: missing ']'"))),
+        },
+        None => ip,
     };
     if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+        if ip.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(bad_flag(format!(
+                "IPv6 host address {ip} in -p {text:?} is not supported: minidock's networks \
+                 are IPv4 only (publish on an IPv4 address, or on all of them without one)"
+            )));
+        }
         return Err(bad_flag(format!("Invalid ip address: {ip}")));
     }
+    let ip = ip.as_str();
     let (c_low, c_high) = port_range(container)
         .map_err(|_| bad_flag(format!("Invalid containerPort: {container}")))?;
     let host_range = if host.is_empty() {
@@ -1202,6 +1213,23 @@ mod tests {
         assert_eq!(err("x:80"), "Invalid hostPort: x");
         assert_eq!(err("80/sctp"), "invalid proto: sctp");
         assert_eq!(err("1.2.3:80:80"), "Invalid ip address: 1.2.3");
+        assert_eq!(
+            parse_publish("[127.0.0.1]:8084:80").unwrap(),
+            vec![("80/tcp".into(), binding("127.0.0.1", "8084"))]
+        );
+        for ipv6 in [
+            "[::1]:8080:80",
+            "[::]:8080:80",
+            "::1:8080:80",
+            "[::1]::80/udp",
+        ] {
+            let e = err(ipv6);
+            assert!(
+                e.starts_with("IPv6 host address ::") && e.contains("is not supported"),
+                "{ipv6}: {e}"
+            );
+        }
+        assert_eq!(err("[::1:80:80"), "Invalid ip address [::1: missing ']'");
         assert_eq!(
             err("8000-8002:80-81"),
             "Invalid ranges specified for container and host Ports: 80-81 and 8000-8002"
