@@ -515,9 +515,15 @@ fn recovery_after_a_killed_shim_reclaims_the_network() {
             ])
             .trim()
             .to_owned();
+        // A second network, connected while it runs: its veth, address and resolver record go
+        // too.
+        let net_id = root.ok(&["network", "create", "--subnet", "10.74.0.0/24", "extra"]);
+        root.ok(&["network", "connect", "extra", "web"]);
         let veth = net::host_veth_name(&id);
+        let extra_veth = net::host_veth_name(&format!("{id}.eth1"));
         let mut nl = Netlink::open().unwrap();
         assert!(nl.link_index(&veth).unwrap().is_some());
+        assert!(nl.link_index(&extra_veth).unwrap().is_some());
         let shim = common::minidock_root::shim_of(&id).expect("the container's shim");
         let shim = nix::unistd::Pid::from_raw(shim);
         nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -534,8 +540,25 @@ fn recovery_after_a_killed_shim_reclaims_the_network() {
         assert!(net::attachment(&state, &id).unwrap().is_none());
         let pool = net::ipam::pool(&state, "minidock0").unwrap().unwrap();
         assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        assert!(
+            nl.link_index(&extra_veth).unwrap().is_none(),
+            "{extra_veth} is left"
+        );
+        assert!(net::container_attachments(&state, &id).unwrap().is_empty());
+        let extra_bridge = format!("br-{}", &net_id.trim()[..12]);
+        let pool = net::ipam::pool(&state, &extra_bridge).unwrap().unwrap();
+        assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        let members = root
+            .path()
+            .join("network/dns")
+            .join(net_id.trim())
+            .join("members");
+        let left = std::fs::read_dir(&members).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "resolver records left in {}", members.display());
         // The host port is free again.
         root.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+        root.ok(&["rm", "web"]);
+        root.ok(&["network", "rm", "extra"]);
     });
 }
 
