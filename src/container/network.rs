@@ -9,6 +9,8 @@
 //! address from the flock'd IPAM ([`net::setup_container_network_at`]) and publishes the
 //! ports ([`net::publish`]: DNAT in PREROUTING and OUTPUT, with `route_localnet`, as Docker
 //! without its userland proxy). [`release`] undoes exactly that, whatever ended the container.
+//! [`connect_network`] and [`disconnect_network`] (`network connect|disconnect`) add and take
+//! away one network of a container, at once while it runs, else for its next start.
 
 use super::Paths;
 use super::state::{ContainerState, PortBinding, RunConfig};
