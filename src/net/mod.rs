@@ -14,7 +14,9 @@
 //! The API is what `minidock run` calls: [`setup_bridge`] once per network,
 //! [`setup_container_network`] for each container (veth, address, routes, `lo`: netlink only,
 //! no NAT, so it is fast), [`publish`] for `-p`, and [`teardown_container_network`] /
-//! [`teardown_bridge`] to undo exactly what was done. State lives under a [`StateDir`].
+//! [`teardown_bridge`] to undo exactly what was done. A container on several networks gets one
+//! [`setup_endpoint`] per network (`eth0`, `eth1`, ...), and [`teardown_endpoint`] takes one
+//! away. State lives under a [`StateDir`].
 
 pub mod cli;
 pub mod dns;
