@@ -171,6 +171,22 @@ fn a_published_port_answers_from_loopback_outside_and_another_container() {
         let url = format!("http://{ip}/hostname");
         let got = root.ok(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
         assert_eq!(got, format!("{short}\n"));
+        // The container itself, through its own published port on the host's address. With
+        // br_netfilter's bridge calls on (as on Docker's hosts), the DNAT happens as the frame
+        // crosses the bridge, which sends it back out of the port it came in on: only the
+        // port's hairpin mode lets it (Docker sets it when its userland proxy is off).
+        let bridge_nf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+        if bridge_nf.exists() {
+            std::fs::write(bridge_nf, "1").unwrap();
+        }
+        let got = root.ok(&[
+            "exec",
+            "web",
+            "wget",
+            "-qO-",
+            "http://172.17.0.1:8080/hostname",
+        ]);
+        assert_eq!(got, format!("{short}\n"));
         // Another container, through the published port on the host's address (hairpin). With
         // br_netfilter's bridge calls off in this namespace, the reply crosses the bridge
         // without netfilter, as on a host without br_netfilter: only the hairpin MASQUERADE
@@ -310,6 +326,10 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
             "10.0.0.9",
             "--dns-search",
             "example.com",
+            "--dns-opt",
+            "ndots:3",
+            "--dns-option",
+            "timeout:2",
             "busybox",
             "sh",
             "-c",
@@ -335,7 +355,10 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
             "{}",
             parts[1]
         );
-        assert_eq!(parts[2], "search example.com\nnameserver 10.0.0.9\n");
+        assert_eq!(
+            parts[2],
+            "search example.com\nnameserver 10.0.0.9\noptions ndots:3 timeout:2\n"
+        );
         // host-gateway is the default bridge's gateway, as dockerd's default.
         let hosts = root.ok(&[
             "run",
@@ -353,7 +376,7 @@ fn etc_files_carry_the_address_the_name_and_the_resolvers() {
         // Without --dns: the host's resolvers minus loopback ones.
         let resolv = root.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let expected = minidock::container::network::resolv_conf(&host, &[], &[]);
+        let expected = minidock::container::network::resolv_conf(&host, &[], &[], &[]);
         assert_eq!(resolv, expected);
         assert!(!resolv.contains("nameserver 127."), "{resolv}");
         assert!(resolv.contains("nameserver "), "{resolv}");
@@ -492,9 +515,15 @@ fn recovery_after_a_killed_shim_reclaims_the_network() {
             ])
             .trim()
             .to_owned();
+        // A second network, connected while it runs: its veth, address and resolver record go
+        // too.
+        let net_id = root.ok(&["network", "create", "--subnet", "10.74.0.0/24", "extra"]);
+        root.ok(&["network", "connect", "extra", "web"]);
         let veth = net::host_veth_name(&id);
+        let extra_veth = net::host_veth_name(&format!("{id}.eth1"));
         let mut nl = Netlink::open().unwrap();
         assert!(nl.link_index(&veth).unwrap().is_some());
+        assert!(nl.link_index(&extra_veth).unwrap().is_some());
         let shim = common::minidock_root::shim_of(&id).expect("the container's shim");
         let shim = nix::unistd::Pid::from_raw(shim);
         nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -511,8 +540,25 @@ fn recovery_after_a_killed_shim_reclaims_the_network() {
         assert!(net::attachment(&state, &id).unwrap().is_none());
         let pool = net::ipam::pool(&state, "minidock0").unwrap().unwrap();
         assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        assert!(
+            nl.link_index(&extra_veth).unwrap().is_none(),
+            "{extra_veth} is left"
+        );
+        assert!(net::container_attachments(&state, &id).unwrap().is_empty());
+        let extra_bridge = format!("br-{}", &net_id.trim()[..12]);
+        let pool = net::ipam::pool(&state, &extra_bridge).unwrap().unwrap();
+        assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
+        let members = root
+            .path()
+            .join("network/dns")
+            .join(net_id.trim())
+            .join("members");
+        let left = std::fs::read_dir(&members).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "resolver records left in {}", members.display());
         // The host port is free again.
         root.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+        root.ok(&["rm", "web"]);
+        root.ok(&["network", "rm", "extra"]);
     });
 }
 
@@ -794,5 +840,27 @@ fn parallel_runs_get_distinct_addresses_and_ephemeral_ports() {
             list.dedup();
             assert_eq!(list.len(), 10, "{list:?}");
         }
+    });
+}
+
+#[test]
+fn an_ipv6_host_address_in_publish_is_refused_as_not_supported() {
+    in_private_network(|root| {
+        for spec in ["[::1]:8080:80", "[::]:8080:80"] {
+            let err = root.fails(&["run", "--rm", "-p", spec, "busybox", "true"], 125);
+            assert!(
+                err.contains("IPv6 host address ::") && err.contains("IPv4 only"),
+                "{spec}: {err}"
+            );
+        }
+        let out = root.ok(&[
+            "run",
+            "--rm",
+            "-p",
+            "[127.0.0.1]:8080:80",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out, "");
     });
 }

@@ -99,12 +99,12 @@ impl Drop for OutsideDns {
 }
 
 fn member(root: &Path, id: &str, names: &[&str], last_octet: u8) -> Member {
-    Member {
-        id: id.into(),
-        names: names.iter().map(|n| n.to_string()).collect(),
-        addr: Ipv4Addr::new(10, 89, 0, last_octet),
-        netns: root.join("ns").join(id),
-    }
+    Member::new(
+        id,
+        names.iter().map(|n| n.to_string()).collect(),
+        Ipv4Addr::new(10, 89, 0, last_octet),
+        root.join("ns").join(id),
+    )
 }
 
 /// `busybox nslookup NAME 127.0.0.11` inside the namespace of `from`: (success, stdout).
@@ -557,10 +557,6 @@ fn containers_on_a_user_network_resolve_each_other_by_name_and_alias() {
         assert_eq!(members, format!("web {web_ip}/24 {mac}"));
         let err = root.fails(&["network", "rm", "appnet"], 1);
         assert!(err.contains("has active endpoints"), "{err}");
-        for verb in ["connect", "disconnect"] {
-            let err = root.fails(&["network", verb, "appnet", "web"], 1);
-            assert!(err.contains("is not supported"), "{err}");
-        }
         // The resolver's socket is inside the container's namespace, not the host's.
         assert!(port_53_free(Path::new("/proc/thread-self/ns/net")));
 
@@ -684,6 +680,226 @@ fn two_user_networks_cannot_reach_each_other() {
             links.iter().all(|l| !l.name.starts_with("br-")),
             "bridges left"
         );
+        wait_resolvers_gone(root.path());
+    });
+}
+
+/// `ping -c1` from container `from` to `to` (a name or an address): whether a reply came.
+fn pings(root: &common::minidock_root::Root, from: &str, to: &str) -> bool {
+    let out = root.output(&["exec", from, "ping", "-c1", "-W2", to]);
+    out.status.success() && common::text(&out.stdout).contains("1 packets received")
+}
+
+/// The IPv4 address of `interface` in container `name`, if it has one.
+fn address_of(root: &common::minidock_root::Root, name: &str, interface: &str) -> Option<String> {
+    let out = root.output(&["exec", name, "ip", "-4", "-o", "addr", "show", interface]);
+    let text = common::text(&out.stdout);
+    let word = text.split_whitespace().nth(3)?;
+    Some(word.split('/').next()?.to_owned())
+}
+
+fn veths() -> Vec<String> {
+    minidock::net::netlink::Netlink::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n.starts_with("veth"))
+        .collect()
+}
+
+#[test]
+fn network_connect_puts_a_container_on_two_networks_and_disconnect_takes_one_away() {
+    if !common::require_busybox_overlay() || !require_tools() {
+        return;
+    }
+    private_netns(|| {
+        let root = common::minidock_root::Root::new(&[]);
+        root.ok(&["network", "create", "--subnet", "10.71.0.0/24", "neta"]);
+        root.ok(&["network", "create", "--subnet", "10.72.0.0/24", "netb"]);
+        for (name, net) in [("a1", "neta"), ("b1", "netb"), ("mm", "neta")] {
+            root.ok(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                "busybox",
+                "sleep",
+                "1000",
+            ]);
+        }
+        // On neta only: b1 is neither resolved nor reached.
+        assert!(pings(&root, "mm", "a1"));
+        assert!(!pings(&root, "mm", "b1"));
+
+        root.ok(&["network", "connect", "--alias", "mb", "netb", "mm"]);
+        let eth1 = address_of(&root, "mm", "eth1").expect("m has eth1 after connect");
+        assert!(eth1.starts_with("10.72.0."), "{eth1}");
+        let eth0 = address_of(&root, "mm", "eth0").unwrap();
+        // By name on both networks, from m; and m by name and by alias from netb.
+        assert!(pings(&root, "mm", "a1"));
+        assert!(pings(&root, "mm", "b1"));
+        assert!(pings(&root, "b1", "mm"));
+        assert!(pings(&root, "b1", "mb"));
+        let found = root.ok(&["exec", "b1", "nslookup", "mm"]);
+        assert!(found.contains(&format!("Address: {eth1}")), "{found}");
+        // The default route stays on neta (the first name), as Docker's gateway endpoint.
+        let route = root.ok(&["exec", "mm", "ip", "route", "show", "default"]);
+        assert!(route.contains("dev eth0"), "{route}");
+        let hosts = root.ok(&["exec", "mm", "cat", "/etc/hosts"]);
+        let id = root.inspect("mm", "{{.Id}}");
+        let short = &id.trim()[..12];
+        assert!(
+            hosts.ends_with(&format!("{eth0}\t{short}\n{eth1}\t{short}\n")),
+            "{hosts}"
+        );
+        let tmpl = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}";
+        assert_eq!(
+            root.inspect("mm", tmpl).trim(),
+            format!("neta={eth0} netb={eth1}")
+        );
+        let ps = root.ok(&["ps", "--format", "{{.Names}} {{.Networks}}"]);
+        assert!(ps.lines().any(|l| l == "mm neta,netb"), "{ps}");
+        let members = root.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            "netb",
+        ]);
+        let mut members: Vec<&str> = members.split_whitespace().collect();
+        members.sort();
+        assert_eq!(members, ["b1", "mm"]);
+        let err = root.fails(&["network", "connect", "netb", "mm"], 1);
+        assert!(
+            err.contains("endpoint with name mm already exists in network netb"),
+            "{err}"
+        );
+
+        root.ok(&["network", "disconnect", "netb", "mm"]);
+        assert_eq!(address_of(&root, "mm", "eth1"), None);
+        assert!(!pings(&root, "mm", "b1"));
+        assert!(!pings(&root, "b1", "mm"));
+        assert!(pings(&root, "mm", "a1"));
+        let err = root.fails(&["network", "disconnect", "netb", "mm"], 1);
+        assert!(err.contains("is not connected to network netb"), "{err}");
+
+        // Disconnecting the first network moves the default route to the one left.
+        root.ok(&["network", "connect", "netb", "mm"]);
+        root.ok(&["network", "disconnect", "neta", "mm"]);
+        let route = root.ok(&["exec", "mm", "ip", "route", "show", "default"]);
+        assert!(route.contains("via 10.72.0.1 dev eth2"), "{route}");
+        assert!(pings(&root, "mm", "b1"));
+        assert!(!pings(&root, "mm", "a1"));
+
+        // A stopped container keeps a connect for its next start.
+        root.ok(&[
+            "create",
+            "--name",
+            "ss",
+            "--network",
+            "neta",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        root.ok(&["network", "connect", "netb", "ss"]);
+        root.ok(&["start", "ss"]);
+        assert!(
+            address_of(&root, "ss", "eth0")
+                .unwrap()
+                .starts_with("10.71.0.")
+        );
+        assert!(
+            address_of(&root, "ss", "eth1")
+                .unwrap()
+                .starts_with("10.72.0.")
+        );
+        assert!(pings(&root, "ss", "a1"));
+        assert!(pings(&root, "ss", "b1"));
+
+        root.ok(&["rm", "-f", "a1", "b1", "mm", "ss"]);
+        wait_resolvers_gone(root.path());
+        assert_eq!(veths(), Vec::<String>::new());
+        let records = std::fs::read_dir(root.path().join("network/containers"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(records, 0, "attachment records left");
+        root.ok(&["network", "rm", "neta", "netb"]);
+        assert_eq!(isolation_rules_present(), 0);
+    });
+}
+
+/// `text` with every 64-digit ID replaced by `ID`.
+fn hide_ids(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            let id = w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit());
+            if id { "ID" } else { w }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn network_connect_and_disconnect_refuse_what_docker_refuses_in_its_words() {
+    if !common::require_busybox_overlay() || !common::dockerd::require_docker() {
+        return;
+    }
+    let docker = common::dockerd::Dockerd::start();
+    docker.load_busybox();
+    private_netns(|| {
+        let root = common::minidock_root::Root::new(&[]);
+        let create = ["network", "create", "--subnet", "10.73.0.0/24", "netc"];
+        docker.ok(&create);
+        root.ok(&create);
+        let run = |name: &str, net: &str| {
+            let args = [
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                "busybox",
+                "sleep",
+                "1000",
+            ];
+            docker.ok(&args);
+            root.ok(&args);
+        };
+        run("c1", "netc");
+        run("n1", "none");
+        let cases: [&[&str]; 6] = [
+            &["network", "connect", "netc", "c1"],
+            &["network", "connect", "host", "c1"],
+            &["network", "connect", "netc", "n1"],
+            &["network", "connect", "nosuch", "c1"],
+            &["network", "disconnect", "nosuch", "c1"],
+            &["network", "disconnect", "host", "c1"],
+        ];
+        for args in cases {
+            let (m, d) = (root.output(args), docker.docker(args));
+            assert_eq!(m.status.code(), d.status.code(), "{args:?}");
+            let d_err = common::text(&d.stderr);
+            let d_msg = d_err
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("Error response from daemon: ");
+            // Docker names the container by its ID; minidock's has another.
+            let d_msg = hide_ids(d_msg);
+            let m_err = hide_ids(&common::text(&m.stderr));
+            assert!(
+                !d_msg.is_empty() && m_err.contains(&d_msg),
+                "{args:?}: {m_err} vs {d_err}"
+            );
+        }
+        root.ok(&["rm", "-f", "c1", "n1"]);
+        root.ok(&["network", "rm", "netc"]);
         wait_resolvers_gone(root.path());
     });
 }

@@ -1027,3 +1027,61 @@ fn shared_and_slave_binds_need_a_shared_or_slave_source_mount() {
         m.ok(&["run", "--rm", "-v", &value, "busybox", "true"]);
     }
 }
+
+#[test]
+fn cp_follows_a_symlink_in_the_container_into_a_volume() {
+    let Some(m) = minidock() else { return };
+    // `/link` and `/etc/rel` lead into the volume at /data, as absolute and relative links.
+    m.ok(&[
+        "run",
+        "--name",
+        "cplink",
+        "-v",
+        "cplinkvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s /data /link && ln -s ../data /etc/rel",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "through the link").unwrap();
+    // Into the volume: through a directory link, and onto the link itself (followed, as
+    // Docker extracts into the directory a destination link points to).
+    m.ok(&["cp", file.to_str().unwrap(), "cplink:/link/"]);
+    std::fs::write(&file, "onto the link").unwrap();
+    m.ok(&["cp", file.to_str().unwrap(), "cplink:/etc/rel/second.txt"]);
+    let vol = data(&m, "cplinkvol");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("in.txt")).unwrap(),
+        "through the link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("second.txt")).unwrap(),
+        "onto the link"
+    );
+    // Out of the volume, through either link.
+    let one = dir.path().join("one.txt");
+    m.ok(&["cp", "cplink:/link/in.txt", one.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "through the link");
+    let two = dir.path().join("two.txt");
+    m.ok(&["cp", "cplink:/etc/rel/second.txt", two.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&two).unwrap(), "onto the link");
+    // The link itself, without a trailing slash, is copied as a link.
+    let link = dir.path().join("link");
+    m.ok(&["cp", "cplink:/link", link.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::Path::new("/data")
+    );
+    // The container's own root has no such files: they are the volume's.
+    let upper = m.root().join("containers");
+    let found = std::process::Command::new("find")
+        .arg(&upper)
+        .args(["-name", "second.txt", "-path", "*upper*"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&found.stdout), "");
+    m.ok(&["rm", "cplink"]);
+    m.ok(&["volume", "rm", "cplinkvol"]);
+}

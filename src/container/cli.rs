@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// Set custom DNS search domains
     #[arg(long = "dns-search", value_name = "DOMAIN")]
     pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     /// Add a custom host-to-IP mapping (NAME:IP)
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
@@ -222,6 +225,7 @@ impl RunArgs {
                 publish_all: self.publish_all,
                 dns: self.dns.clone(),
                 dns_search: self.dns_search.clone(),
+                dns_option: self.dns_option.clone(),
                 add_host: self.add_host.clone(),
                 ip: self.ip.clone(),
                 network_alias: self.network_alias.clone(),
@@ -1484,7 +1488,7 @@ pub fn ps_row(
         ("Mounts", mounts.join(",")),
         (
             "Networks",
-            super::network::Mode::of(&c.config).network_name(),
+            super::network::network_names(paths, c).join(","),
         ),
         (
             "LocalVolumes",

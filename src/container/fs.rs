@@ -76,8 +76,8 @@ impl ContainerRoot {
     /// volumes for a copy, since the container's own root does not hold them. The mount
     /// point is matched on the path's text; a symlink leading into a volume is resolved in
     /// the container's root instead, and a bind of a single file is not redirected.
-    fn locate(&self, path: &str) -> Result<Option<InMount>> {
-        let clean = super::spec::clean_container_path("the path", path)?;
+    fn locate(&self, path: &str, follow_last: bool) -> Result<Option<InMount>> {
+        let clean = self.resolve_to_mount(path, follow_last)?;
         let best = self
             .mounts
             .iter()
@@ -115,6 +115,79 @@ impl ContainerRoot {
         Ok(Some(InMount { dir, path, name }))
     }
     // ANCHOR_END: locate
+
+    // ANCHOR: resolve_to_mount
+    /// The container path `path` (cleaned) with its symlinks resolved inside the container's
+    /// root, as moby's `FollowSymlinkInScope` resolves it with the container's volumes
+    /// mounted, up to the first bind or volume it enters: a link that leads into a volume
+    /// takes the copy into the volume's source. The rest, inside the mount, is left to the
+    /// open in the mount's source. `follow_last`: the last component is followed too (moby's
+    /// `GetResourcePath` for a copy in; a copy out follows only the directories, as its
+    /// `ResolvePath`, unless the path ends with `/` or `/.`).
+    fn resolve_to_mount(&self, path: &str, follow_last: bool) -> Result<String> {
+        let clean = super::spec::clean_container_path("the path", path)?;
+        let follow_last = follow_last || path.ends_with('/') || path.ends_with("/.");
+        let mut todo: std::collections::VecDeque<String> = clean
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut current = String::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop_front() {
+            if part == ".." {
+                current.truncate(current.rfind('/').unwrap_or(0));
+                continue;
+            }
+            let candidate = format!("{current}/{part}");
+            let in_mount = self.mounts.iter().any(|m| {
+                m.kind != "tmpfs"
+                    && (candidate == m.destination
+                        || candidate.starts_with(&format!("{}/", m.destination)))
+            });
+            if in_mount || (todo.is_empty() && !follow_last) {
+                current = candidate;
+                break;
+            }
+            let Some(target) = self.read_link(&current, &part) else {
+                current = candidate;
+                continue;
+            };
+            links += 1;
+            if links > 255 {
+                return Err(refused(format!("too many links in {path:?}")));
+            }
+            if target.starts_with('/') {
+                current.clear();
+            }
+            for part in target
+                .split('/')
+                .rev()
+                .filter(|c| !c.is_empty() && *c != ".")
+            {
+                todo.push_front(part.to_owned());
+            }
+        }
+        for part in todo {
+            current.push('/');
+            current.push_str(&part);
+        }
+        Ok(if current.is_empty() {
+            "/".into()
+        } else {
+            current
+        })
+    }
+    // ANCHOR_END: resolve_to_mount
+
+    /// The target of the symlink `name` in the container directory `dir` (resolved, no
+    /// symlinks), or `None` when it is not a symlink.
+    fn read_link(&self, dir: &str, name: &str) -> Option<String> {
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let parent = open_in_root(self.fd.as_fd(), dir, OFlag::O_PATH | OFlag::O_DIRECTORY).ok()?;
+        let target = nix::fcntl::readlinkat(parent.as_fd(), name).ok()?;
+        Some(target.to_string_lossy().into_owned())
+    }
 
     // ANCHOR: read_only_mount
     /// Docker's `checkIfPathIsInAVolume`: a copy into a container directory `dir` (cleaned)
@@ -756,7 +829,7 @@ fn copy_out(
     options: &CpOptions,
 ) -> Result<()> {
     let root = container_root(paths, container)?;
-    let located = root.locate(from)?;
+    let located = root.locate(from, false)?;
     let source = match &located {
         Some(at) => {
             let mut source =
@@ -813,8 +886,8 @@ fn copy_in(
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
-    let clean_to = super::spec::clean_container_path("the path", to)?;
-    let located = root.locate(to)?;
+    let clean_to = root.resolve_to_mount(to, true)?;
+    let located = root.locate(to, true)?;
     let (base, to) = match &located {
         Some(at) => (at.dir.as_fd(), at.path.as_str()),
         None => (root.fd.as_fd(), to),

@@ -182,12 +182,11 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     data.insert("WorkDir", path_of("work"));
     let mode = super::network::Mode::of(config);
     let att = super::network::attachment(paths, &state.id);
-    let endpoint = endpoint(paths, state, &mode, att.as_ref());
     let mut networks = BTreeMap::new();
-    if !matches!(mode, super::network::Mode::Container(_)) {
-        networks.insert(mode.network_name(), endpoint);
+    for (name, network_id, att) in super::network::inspect_networks(paths, state) {
+        networks.insert(name, endpoint(state, network_id, att.as_ref()));
     }
-    let main = networks.values().next();
+    let main = networks.get(&mode.network_name());
     let text = |f: fn(&Endpoint) -> String| main.map(f).unwrap_or_default();
     let sandbox_key = if mode.own_netns() && att.is_some() {
         path_of(super::spec::NETNS_PIN)
@@ -242,7 +241,7 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             cap_add: some_if_any(&config.cap_add),
             cap_drop: some_if_any(&config.cap_drop),
             dns: config.dns.clone(),
-            dns_options: Vec::new(),
+            dns_options: config.dns_options.clone(),
             dns_search: config.dns_search.clone(),
             extra_hosts: some_if_any(&config.extra_hosts),
             group_add: some_if_any(&config.group_add),
@@ -312,17 +311,10 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
 /// The container's endpoint on its network: the address, gateway and MAC while it is
 /// connected, only the network's ID otherwise (as Docker shows a stopped container).
 fn endpoint(
-    paths: &Paths,
     state: &ContainerState,
-    mode: &super::network::Mode,
+    network_id: String,
     att: Option<&crate::net::Attachment>,
 ) -> Endpoint {
-    let net_state = super::network::state_dir(paths);
-    let network_id = crate::net::network::find(&net_state, &mode.network_name())
-        .ok()
-        .flatten()
-        .map(|n| n.id)
-        .unwrap_or_default();
     let mut e = Endpoint {
         network_id,
         endpoint_id: String::new(),

@@ -9,6 +9,8 @@
 //! address from the flock'd IPAM ([`net::setup_container_network_at`]) and publishes the
 //! ports ([`net::publish`]: DNAT in PREROUTING and OUTPUT, with `route_localnet`, as Docker
 //! without its userland proxy). [`release`] undoes exactly that, whatever ended the container.
+//! [`connect_network`] and [`disconnect_network`] (`network connect|disconnect`) add and take
+//! away one network of a container, at once while it runs, else for its next start.
 
 use super::Paths;
 use super::state::{ContainerState, PortBinding, RunConfig};
@@ -107,20 +109,31 @@ pub fn parse_publish(text: &str) -> Result<Vec<(String, PortBinding)>> {
         Some((_, p)) => return Err(bad_flag(format!("invalid proto: {p}"))),
         None => (text, "tcp"),
     };
+    // go-connections' `splitParts`: the last two parts are the ports, the rest the address.
     let parts: Vec<&str> = rest.split(':').collect();
-    let (ip, host, container) = match parts.as_slice() {
-        [c] => ("", "", *c),
-        [h, c] => ("", *h, *c),
-        [ip, h, c] => (*ip, *h, *c),
-        _ => {
-            return Err(bad_flag(format!(
-                "invalid port format: {text:?} (IPv6 host addresses are not supported)"
-            )));
-        }
+    let n = parts.len();
+    let (ip, host, container) = match n {
+        1 => (String::new(), "", parts[0]),
+        2 => (String::new(), parts[0], parts[1]),
+        _ => (parts[..n - 2].join(":"), parts[n - 2], parts[n - 1]),
+    };
+    let ip = match ip.strip_prefix('[') {
+        Some(inner) => match inner.strip_suffix(']') {
+            Some(inner) if !inner.contains(['[', ']']) => inner.to_owned(),
+            _ => return Err(bad_flag(format!("Invalid ip address {ip}: missing ']'"))),
+        },
+        None => ip,
     };
     if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+        if ip.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(bad_flag(format!(
+                "IPv6 host address {ip} in -p {text:?} is not supported: minidock's networks \
+                 are IPv4 only (publish on an IPv4 address, or on all of them without one)"
+            )));
+        }
         return Err(bad_flag(format!("Invalid ip address: {ip}")));
     }
+    let ip = ip.as_str();
     let (c_low, c_high) = port_range(container)
         .map_err(|_| bad_flag(format!("Invalid containerPort: {container}")))?;
     let host_range = if host.is_empty() {
@@ -218,29 +231,52 @@ pub fn requested_mappings(config: &RunConfig) -> Result<Vec<PortMapping>> {
 
 // ANCHOR: connect
 /// Wires the container's network before its process starts. `none`: a pinned namespace with
-/// `lo` up. A bridge network: the same namespace, the network's bridge (made on first use),
-/// a veth pair with an address (`--ip`) and a MAC derived from it as Docker's (`02:42` and the
-/// four bytes of the address), the published ports, and `/etc/hosts` with the address. On
-/// error everything done here is undone.
+/// `lo` up. Bridge networks: the same namespace and, for each network the container is on
+/// (`--network`, then those `network connect` added), the network's bridge (made on first
+/// use), a veth pair (`eth0`, `eth1`, ...) with an address (`--ip`) and a MAC derived from it
+/// as Docker's (`02:42` and the four bytes of the address); then the published ports on
+/// `eth0`, the default route, the DNS resolvers and `/etc/hosts` ([`refresh`]). On error
+/// everything done here is undone.
 pub fn connect(paths: &Paths, state: &ContainerState) -> Result<()> {
     let mode = Mode::of(&state.config);
     if !mode.own_netns() {
         return Ok(());
     }
     super::pin_network(paths, &state.id)?;
-    let Mode::Bridge(name) = mode else {
+    let list = connections(paths, state);
+    if list.is_empty() {
         return Ok(());
-    };
-    let wired = connect_bridge(paths, state, &name);
+    }
+    let wired = connect_all(paths, state, &list);
     if wired.is_err() {
         let _ = release(paths, &state.id);
     }
     wired
 }
 
-fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<()> {
+fn connect_all(paths: &Paths, state: &ContainerState, list: &[Connection]) -> Result<()> {
+    for (i, conn) in list.iter().enumerate() {
+        attach(paths, state, conn, &format!("eth{i}"))?;
+    }
+    save_next_interface(paths, &state.id, list.len())?;
+    let mappings = requested_mappings(&state.config)?;
+    if !mappings.is_empty() {
+        net::publish(&state_dir(paths), &state.id, &mappings).map_err(|e| port_error(e, state))?;
+    }
+    refresh(paths, state, false)
+}
+// ANCHOR_END: connect
+
+/// Joins the container to the bridge network of `conn` as `interface`: the bridge (made on
+/// first use, with its NAT and isolation rules), the veth pair and address, the MAC.
+fn attach(
+    paths: &Paths,
+    state: &ContainerState,
+    conn: &Connection,
+    interface: &str,
+) -> Result<net::Attachment> {
     let net_state = state_dir(paths);
-    let net = find_network(&net_state, name)?;
+    let net = find_network(&net_state, &conn.network)?;
     let cfg = net.bridge_config()?;
     // The backend is chosen once, when the bridge is made (choosing runs `iptables --version`).
     let backend = match net::bridge(&net_state, &cfg.name)? {
@@ -251,93 +287,333 @@ fn connect_bridge(paths: &Paths, state: &ContainerState, name: &str) -> Result<(
         .with_context(|| format!("setting up network {}", net.name))?;
     net::isolation::isolate(&net_state, &cfg.name)
         .with_context(|| format!("isolating network {}", net.name))?;
-    let requested = match state.config.ip_address.as_str() {
+    let requested = match conn.ip_address.as_str() {
         "" => None,
         ip => Some(ip.parse().with_context(|| format!("invalid --ip {ip:?}"))?),
     };
     let pin = paths.dir(&state.id).join(super::spec::NETNS_PIN);
-    let att = net::setup_container_network_at(
-        &net_state,
-        &cfg,
-        &state.id,
-        &net::ContainerNetns::Pinned(pin.clone()),
-        requested,
-    )
-    .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
-    let ns = net::Netns::open(&pin)?;
-    let mut nl = ns.netlink()?;
-    let eth0 = nl
-        .link_index(net::CONTAINER_INTERFACE)?
-        .context("the container's eth0 is missing")?;
-    nl.set_mac(eth0, mac_of(att.address))
-        .context("setting the MAC address of eth0")?;
-    let mappings = requested_mappings(&state.config)?;
-    if !mappings.is_empty() {
-        net::publish(&net_state, &state.id, &mappings).map_err(|e| port_error(e, state))?;
+    let endpoint = net::Endpoint {
+        interface,
+        address: requested,
+        default_route: false,
+    };
+    let netns = net::ContainerNetns::Pinned(pin.clone());
+    let att = net::setup_endpoint(&net_state, &cfg, &state.id, &netns, &endpoint)
+        .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
+    let set_mac = || -> Result<()> {
+        let mut nl = net::Netns::open(&pin)?.netlink()?;
+        let index = nl
+            .link_index(interface)?
+            .with_context(|| format!("the container's {interface} is missing"))?;
+        nl.set_mac(index, mac_of(att.address))
+            .with_context(|| format!("setting the MAC address of {interface}"))
+    };
+    if let Err(err) = set_mac() {
+        let _ = net::teardown_endpoint(&net_state, &state.id, interface);
+        return Err(err);
     }
-    if net.name != network::DEFAULT_NETWORK {
-        join_resolver(paths, state, &net, att.address, &pin)?;
+    Ok(att)
+}
+
+/// One network a container is on, as Docker's `EndpointSettings` keeps what was asked for:
+/// the network (as named), its `--alias`es and `--ip`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Connection {
+    pub network: String,
+    pub aliases: Vec<String>,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+}
+
+/// The file in a container's directory that lists its networks once `network connect` or
+/// `disconnect` changed them.
+const CONNECTIONS_FILE: &str = "networks.json";
+
+/// The bridge networks of a container, in the order it joins them at its start: the list
+/// `network connect`/`disconnect` keep, else the one `--network` names (none for `none`,
+/// `host` and `container:`).
+pub fn connections(paths: &Paths, state: &ContainerState) -> Vec<Connection> {
+    let path = paths.dir(&state.id).join(CONNECTIONS_FILE);
+    if let Some(list) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Connection>>(&b).ok())
+    {
+        return list;
     }
-    let gateway = host_gateway(paths, &state.config)?;
-    let hosts = hosts_file(&state.config, Some(att.address), gateway);
+    match Mode::of(&state.config) {
+        Mode::Bridge(name) => vec![Connection {
+            network: name,
+            aliases: state.config.aliases.clone(),
+            ip_address: state.config.ip_address.clone(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+fn save_connections(paths: &Paths, id: &str, list: &[Connection]) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(list)?;
     crate::state::write_atomic_unsynced_with_mode(
-        &paths.dir(&state.id).join("hosts"),
-        hosts.as_bytes(),
-        0o644,
+        &paths.dir(id).join(CONNECTIONS_FILE),
+        &bytes,
+        0o600,
     )
 }
-// ANCHOR_END: connect
 
-/// Makes the container a member of its user network's embedded DNS resolver (started on
-/// first need, see `net::resolver`), answering to its name, short ID and `--network-alias`es,
-/// and points its `/etc/resolv.conf` at `127.0.0.11`, as Docker does on user networks.
-fn join_resolver(
+/// The file in a container's directory with the number of its next interface: as in
+/// libnetwork, `ethN` numbers only grow while the container runs, so a network connected after
+/// a disconnect gets a new one.
+const NEXT_INTERFACE_FILE: &str = "next-interface";
+
+fn next_interface(paths: &Paths, id: &str) -> usize {
+    std::fs::read_to_string(paths.dir(id).join(NEXT_INTERFACE_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn save_next_interface(paths: &Paths, id: &str, next: usize) -> Result<()> {
+    crate::state::write_atomic_unsynced_with_mode(
+        &paths.dir(id).join(NEXT_INTERFACE_FILE),
+        next.to_string().as_bytes(),
+        0o600,
+    )
+}
+
+/// True when `conn` names network `net` (by name or ID).
+fn names_network(net_state: &StateDir, conn: &Connection, net: &network::Network) -> bool {
+    conn.network == net.name
+        || conn.network == net.id
+        || network::find(net_state, &conn.network)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n.id == net.id)
+}
+
+/// The container's live endpoints, by interface: each with its network and what was asked.
+fn live_endpoints(
     paths: &Paths,
     state: &ContainerState,
-    net: &network::Network,
-    addr: Ipv4Addr,
+) -> Result<Vec<(network::Network, Connection, net::Attachment)>> {
+    let net_state = state_dir(paths);
+    let networks = network::list(&net_state)?;
+    let list = connections(paths, state);
+    let mut out = Vec::new();
+    for att in net::container_attachments(&net_state, &state.id)? {
+        let Some(net) = networks
+            .iter()
+            .find(|n| n.driver == "bridge" && n.bridge_name() == att.bridge)
+        else {
+            continue;
+        };
+        let conn = list
+            .iter()
+            .find(|c| names_network(&net_state, c, net))
+            .cloned()
+            .unwrap_or_else(|| Connection {
+                network: net.name.clone(),
+                ..Connection::default()
+            });
+        out.push((net.clone(), conn, att));
+    }
+    Ok(out)
+}
+
+/// The networks `inspect` shows in `NetworkSettings.Networks`: name, ID and the live endpoint
+/// (`None` while the container is not running). `none` and `host` are networks too.
+pub fn inspect_networks(
+    paths: &Paths,
+    state: &ContainerState,
+) -> Vec<(String, String, Option<net::Attachment>)> {
+    let net_state = state_dir(paths);
+    let id_of = |name: &str| {
+        network::find(&net_state, name)
+            .ok()
+            .flatten()
+            .map(|n| n.id)
+            .unwrap_or_default()
+    };
+    match Mode::of(&state.config) {
+        Mode::Container(_) => return Vec::new(),
+        Mode::None | Mode::Host => {
+            let name = Mode::of(&state.config).network_name();
+            return vec![(name.clone(), id_of(&name), None)];
+        }
+        Mode::Bridge(_) => {}
+    }
+    let atts = if net_state.root().exists() {
+        net::container_attachments(&net_state, &state.id).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::new();
+    for conn in connections(paths, state) {
+        let Ok(Some(net)) = network::find(&net_state, &conn.network) else {
+            out.push((conn.network.clone(), String::new(), None));
+            continue;
+        };
+        let att = (net.driver == "bridge")
+            .then(|| atts.iter().find(|a| a.bridge == net.bridge_name()).cloned())
+            .flatten();
+        out.push((net.name.clone(), net.id.clone(), att));
+    }
+    out
+}
+
+/// The names of the networks a container is on, for `ps`'s NETWORKS (sorted, as Docker's).
+pub fn network_names(paths: &Paths, state: &ContainerState) -> Vec<String> {
+    let mut names: Vec<String> = inspect_networks(paths, state)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    names.sort();
+    names
+}
+
+// ANCHOR: refresh
+/// Brings what depends on the whole set of a container's networks up to date: the default
+/// route goes through the network whose name sorts first (as Docker chooses the gateway
+/// endpoint), the embedded DNS resolvers of its user networks know it, `/etc/hosts` has a line
+/// per address, and `/etc/resolv.conf` names `127.0.0.11` once it is on a user network.
+/// `running`: the files are bound into a live container, so they are rewritten in place.
+fn refresh(paths: &Paths, state: &ContainerState, running: bool) -> Result<()> {
+    let endpoints = live_endpoints(paths, state)?;
+    let pin = paths.dir(&state.id).join(super::spec::NETNS_PIN);
+    if let Some((_, _, att)) = endpoints.iter().min_by(|a, b| a.0.name.cmp(&b.0.name)) {
+        let ns = net::Netns::open(&pin)?;
+        net::set_default_route(&ns, &att.interface, att.gateway)?;
+    }
+    sync_resolvers(paths, state, &endpoints, &pin)?;
+    let gateway = host_gateway(paths, &state.config)?;
+    let addresses: Vec<Ipv4Addr> = endpoints.iter().map(|(_, _, a)| a.address).collect();
+    let dir = paths.dir(&state.id);
+    let write = |file: &str, text: String| -> Result<()> {
+        let path = dir.join(file);
+        if running {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        } else {
+            crate::state::write_atomic_unsynced_with_mode(&path, text.as_bytes(), 0o644)
+        }
+    };
+    write("hosts", hosts_file_with(&state.config, &addresses, gateway))?;
+    if endpoints
+        .iter()
+        .any(|(n, _, _)| n.name != network::DEFAULT_NETWORK)
+    {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        write(
+            "resolv.conf",
+            internal_resolv_conf(&host, &state.config.dns_search, &state.config.dns_options),
+        )?;
+    }
+    Ok(())
+}
+// ANCHOR_END: refresh
+
+/// Makes the container a member of the embedded DNS resolver of each of its user networks
+/// (started on first need, see `net::resolver`), answering to its name, short ID and aliases
+/// on that network, and takes it out of the others. Its `127.0.0.11:53` sockets belong to its
+/// first user network's resolver, which also answers for the names of its other networks.
+fn sync_resolvers(
+    paths: &Paths,
+    state: &ContainerState,
+    endpoints: &[(network::Network, Connection, net::Attachment)],
     pin: &Path,
 ) -> Result<()> {
     let net_state = state_dir(paths);
-    let dir = net::cli::resolver_dir(&net_state, &net.id);
-    if !dir.path().join("config.json").exists() {
-        net::cli::write_resolver_config(&net_state, net)?;
+    let user: Vec<_> = endpoints
+        .iter()
+        .filter(|(n, _, _)| n.name != network::DEFAULT_NETWORK)
+        .collect();
+    let dirs: Vec<_> = user
+        .iter()
+        .map(|(n, _, _)| net::cli::resolver_dir(&net_state, &n.id))
+        .collect();
+    // First out of the networks it left, so that a resolver taking over its sockets can bind.
+    if let Ok(entries) = std::fs::read_dir(net_state.path("dns")) {
+        for entry in entries {
+            let path = entry?.path();
+            if dirs.iter().all(|d| d.path() != path) {
+                let dir = net::resolver::ResolverDir::new(path);
+                if dir
+                    .path()
+                    .join(format!("members/{}.json", state.id))
+                    .exists()
+                {
+                    dir.remove_member(&state.id)?;
+                }
+            }
+        }
     }
-    let mut names = vec![state.name.clone(), state.id[..12].to_owned()];
-    names.extend(state.config.aliases.iter().cloned());
-    let member = net::resolver::Member {
-        id: state.id.clone(),
-        names,
-        addr,
-        netns: pin.to_path_buf(),
-    };
     let exe = std::env::current_exe().context("finding the minidock binary")?;
-    dir.add_member(&member, &exe)
-        .with_context(|| format!("starting the DNS resolver of network {}", net.name))?;
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    crate::state::write_atomic_unsynced_with_mode(
-        &paths.dir(&state.id).join("resolv.conf"),
-        internal_resolv_conf(&host, &state.config.dns_search).as_bytes(),
-        0o644,
-    )
+    for (k, ((net, conn, att), dir)) in user.iter().zip(&dirs).enumerate().rev() {
+        if !dir.path().join("config.json").exists() {
+            net::cli::write_resolver_config(&net_state, net)?;
+        }
+        let mut names = vec![state.name.clone(), state.id[..12].to_owned()];
+        names.extend(conn.aliases.iter().cloned());
+        let mut member =
+            net::resolver::Member::new(&state.id, names, att.address, pin.to_path_buf());
+        member.serve = k == 0;
+        member.also = dirs
+            .iter()
+            .filter(|d| d.path() != dir.path())
+            .map(|d| d.path().to_path_buf())
+            .collect();
+        dir.add_member(&member, &exe)
+            .with_context(|| format!("starting the DNS resolver of network {}", net.name))?;
+    }
+    Ok(())
 }
 
-/// `/etc/resolv.conf` on a user network: the embedded resolver as the only nameserver, the
-/// host's (or `--dns-search`) search domains, and `ndots:0`, as libnetwork writes it.
-pub fn internal_resolv_conf(host: &str, dns_search: &[String]) -> String {
+/// `/etc/resolv.conf` on a user network, as libnetwork's `rebuildDNS` writes it: the host's
+/// (or `--dns-search`) search domains, the embedded resolver as the only nameserver, and the
+/// host's (or `--dns-option`) options followed by `ndots:0` unless they set `ndots`.
+pub fn internal_resolv_conf(host: &str, dns_search: &[String], dns_options: &[String]) -> String {
     let search: Vec<String> = if dns_search.is_empty() {
-        host.lines()
-            .filter_map(|l| l.trim().strip_prefix("search "))
-            .flat_map(|s| s.split_whitespace().map(str::to_owned))
-            .collect()
+        host_words(host, "search")
     } else {
         dns_search.to_vec()
     };
-    let mut out = format!("nameserver {}\n", net::dns::RESOLVER_ADDR);
+    let mut options = if dns_options.is_empty() {
+        host_words(host, "options")
+    } else {
+        dns_options.to_vec()
+    };
+    let ndots_set = options.iter().any(|o| {
+        o.strip_prefix("ndots:")
+            .is_some_and(|n| n.parse::<i64>().is_ok_and(|n| n >= 0))
+    });
+    if !ndots_set {
+        options.push("ndots:0".into());
+    }
+    let servers = [net::dns::RESOLVER_ADDR.to_string()];
+    build_resolv_conf(&search, &servers, &options)
+}
+
+/// The words after `key` on the host's `resolv.conf` lines that start with it.
+fn host_words(host: &str, key: &str) -> Vec<String> {
+    host.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(key)).then(|| words.map(str::to_owned).collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect()
+}
+
+/// libnetwork's `resolvconf.Build`: `search` (unless only "."), the nameservers, `options`.
+fn build_resolv_conf(search: &[String], servers: &[String], options: &[String]) -> String {
+    let mut out = String::new();
     if !search.is_empty() && search.join(" ").trim() != "." {
         out.push_str(&format!("search {}\n", search.join(" ")));
     }
-    out.push_str("options ndots:0\n");
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() && !options.join(" ").trim().is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
     out
 }
 
@@ -368,6 +644,165 @@ pub fn find_network(net_state: &StateDir, name: &str) -> Result<network::Network
         .filter(|n| !(disabled && n.name == network::DEFAULT_NETWORK))
         .with_context(|| format!("network {name} not found"))
         .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")).into())
+}
+
+/// Docker's errors for a container whose network cannot change (`runconfig` errors).
+const SHARED_NETWORK: &str = "container sharing network namespace with another container or \
+                              host cannot be connected to any other network";
+const HOST_NETWORK: &str =
+    "container cannot be disconnected from host network or connected to host network";
+const NONE_NETWORK: &str = "container cannot be connected to multiple networks with one of the \
+                            networks in private (none) mode";
+
+fn request_failed(message: String) -> anyhow::Error {
+    Exit::new(code::REQUEST_FAILED, message).into()
+}
+
+/// True while the container's process runs in its pinned network namespace.
+fn is_running(paths: &Paths, state: &ContainerState) -> bool {
+    state.observe() == super::state::Status::Running
+        && state.process_alive()
+        && net::netns::is_pinned(&paths.dir(&state.id).join(super::spec::NETNS_PIN))
+}
+
+/// Docker's checks before `network connect` (moby `updateNetworkConfig`,
+/// `updateNetworkSettings`), with its messages.
+fn check_connect(
+    mode: &Mode,
+    net: &network::Network,
+    aliases: &[String],
+    ip: Option<&str>,
+) -> Result<()> {
+    let refuse = |m: &str| Err(request_failed(m.to_owned()));
+    match mode {
+        Mode::Container(_) => return refuse(SHARED_NETWORK),
+        _ if net.driver == "host" => return refuse(HOST_NETWORK),
+        Mode::Host => return refuse(SHARED_NETWORK),
+        Mode::None => return refuse(NONE_NETWORK),
+        Mode::Bridge(_) if net.driver == "null" => return refuse(NONE_NETWORK),
+        Mode::Bridge(_) => {}
+    }
+    if net.is_predefined() && ip.is_some() {
+        return refuse("user specified IP address is supported on user defined networks only");
+    }
+    if net.is_predefined() && !aliases.is_empty() {
+        return refuse(
+            "network-scoped alias is supported only for containers in user defined networks",
+        );
+    }
+    if let Some(ip) = ip
+        && ip.parse::<Ipv4Addr>().is_err()
+    {
+        return refuse(format!("invalid IPv4 address: {ip}").as_str());
+    }
+    Ok(())
+}
+
+// ANCHOR: connect_network
+/// `network connect [--alias A] [--ip IP] NETWORK CONTAINER`, as dockerd's
+/// `ConnectToNetwork`: a running container gets one more veth (`ethN`), an address, a line in
+/// `/etc/hosts` and its names in the network's resolver at once; a stopped one keeps the
+/// network for its next start. Errors (exit 1) in Docker's words: an unknown network or
+/// container, `host`/`none`/`container:` modes, `--ip`/`--alias` on the default bridge, and
+/// `endpoint with name NAME already exists in network NET` for a running container already
+/// on it (a stopped one is left as it is, as Docker does).
+pub fn connect_network(
+    paths: &Paths,
+    network_name: &str,
+    container: &str,
+    aliases: &[String],
+    ip: Option<&str>,
+) -> Result<()> {
+    let net_state = state_dir(paths);
+    let net =
+        find_network(&net_state, network_name).map_err(|e| request_failed(format!("{e:#}")))?;
+    let _lock = paths.lock()?;
+    let state = paths.resolve(container)?;
+    let mode = Mode::of(&state.config);
+    check_connect(&mode, &net, aliases, ip)?;
+    let mut list = connections(paths, &state);
+    let running = is_running(paths, &state);
+    if list.iter().any(|c| names_network(&net_state, c, &net)) {
+        if running {
+            return Err(request_failed(format!(
+                "endpoint with name {} already exists in network {}",
+                state.name, net.name
+            )));
+        }
+        return Ok(());
+    }
+    let conn = Connection {
+        network: net.name.clone(),
+        aliases: aliases.to_vec(),
+        ip_address: ip.unwrap_or_default().to_owned(),
+    };
+    if running {
+        let next = next_interface(paths, &state.id);
+        attach(paths, &state, &conn, &format!("eth{next}"))
+            .map_err(|e| request_failed(format!("{e:#}")))?;
+        save_next_interface(paths, &state.id, next + 1)?;
+    }
+    list.push(conn);
+    save_connections(paths, &state.id, &list)?;
+    if running {
+        refresh(paths, &state, true)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: connect_network
+
+/// `network disconnect [-f] NETWORK CONTAINER`, as dockerd's `DisconnectFromNetwork`: a
+/// running container loses that network's veth, address, `/etc/hosts` line and resolver
+/// records at once (the default route moves to another network); a stopped one forgets the
+/// network. `-f` forgets a network that no longer exists. Errors (exit 1) in Docker's words.
+pub fn disconnect_network(
+    paths: &Paths,
+    network_name: &str,
+    container: &str,
+    force: bool,
+) -> Result<()> {
+    let net_state = state_dir(paths);
+    let _lock = paths.lock()?;
+    let state = paths.resolve(container)?;
+    let found =
+        network::find(&net_state, network_name).map_err(|e| request_failed(format!("{e:#}")))?;
+    let mut list = connections(paths, &state);
+    let running = is_running(paths, &state);
+    if !running || (found.is_none() && force) {
+        let position = list.iter().position(|c| {
+            c.network == network_name
+                || found
+                    .as_ref()
+                    .is_some_and(|n| names_network(&net_state, c, n))
+        });
+        let Some(i) = position else {
+            return Err(request_failed(format!(
+                "container {} is not connected to the network {network_name}",
+                state.id
+            )));
+        };
+        list.remove(i);
+        return save_connections(paths, &state.id, &list);
+    }
+    let Some(net) = found else {
+        return Err(request_failed(format!("network {network_name} not found")));
+    };
+    if net.driver == "host" && Mode::of(&state.config) == Mode::Host {
+        return Err(request_failed(HOST_NETWORK.to_owned()));
+    }
+    let att = net::container_attachments(&net_state, &state.id)?
+        .into_iter()
+        .find(|a| net.driver == "bridge" && a.bridge == net.bridge_name());
+    let Some(att) = att else {
+        return Err(request_failed(format!(
+            "container {} is not connected to network {}",
+            state.id, net.name
+        )));
+    };
+    net::teardown_endpoint(&net_state, &state.id, &att.interface)?;
+    list.retain(|c| !names_network(&net_state, c, &net));
+    save_connections(paths, &state.id, &list)?;
+    refresh(paths, &state, true)
 }
 
 /// Docker's words for a host port that is taken (exit 125).
@@ -462,6 +897,16 @@ pub fn hosts_file(
     address: Option<Ipv4Addr>,
     gateway: Option<Ipv4Addr>,
 ) -> String {
+    hosts_file_with(config, address.as_slice(), gateway)
+}
+
+/// [`hosts_file`] for a container on several networks: one line for each of its addresses,
+/// in the order it joined the networks (libnetwork adds one per endpoint).
+pub fn hosts_file_with(
+    config: &RunConfig,
+    addresses: &[Ipv4Addr],
+    gateway: Option<Ipv4Addr>,
+) -> String {
     let mut out = HOSTS_DEFAULTS.to_owned();
     for entry in &config.extra_hosts {
         match entry.split_once(':') {
@@ -474,7 +919,7 @@ pub fn hosts_file(
             None => {}
         }
     }
-    if let Some(ip) = address {
+    for ip in addresses {
         let host = &config.hostname;
         match host.split_once('.') {
             Some((short, _)) => out.push_str(&format!("{ip}\t{host} {short}\n")),
@@ -487,42 +932,41 @@ pub fn hosts_file(
 
 // ANCHOR: resolv_conf
 /// `/etc/resolv.conf` as libnetwork writes it for a container that does not share the host's
-/// network: with `--dns`/`--dns-search`, `search` then `nameserver` lines built from those
-/// (the host's for what is not given); otherwise the host's file without loopback
-/// nameservers (unreachable from another namespace) and IPv6 ones (the bridge has no IPv6),
-/// and Google's resolvers when none is left (`resolvconf.FilterResolvDNS`).
-pub fn resolv_conf(host: &str, dns: &[String], dns_search: &[String]) -> String {
-    let nameservers: Vec<&str> = host
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some("nameserver"))
-                .then(|| words.next())
-                .flatten()
-        })
-        .collect();
-    if !dns.is_empty() || !dns_search.is_empty() {
-        let search: Vec<String> = if dns_search.is_empty() {
-            host.lines()
-                .filter_map(|l| l.trim().strip_prefix("search "))
-                .flat_map(|s| s.split_whitespace().map(str::to_owned))
-                .collect()
-        } else {
-            dns_search.to_vec()
+/// network: with `--dns`/`--dns-search`/`--dns-option`, `search`, `nameserver` and `options`
+/// lines built from those (the host's for what is not given); otherwise the host's file
+/// without loopback nameservers (unreachable from another namespace) and IPv6 ones (the
+/// bridge has no IPv6), and Google's resolvers when none is left (`resolvconf.FilterResolvDNS`).
+pub fn resolv_conf(
+    host: &str,
+    dns: &[String],
+    dns_search: &[String],
+    dns_options: &[String],
+) -> String {
+    if !dns.is_empty() || !dns_search.is_empty() || !dns_options.is_empty() {
+        let pick = |given: &[String], key: &str| {
+            if given.is_empty() {
+                host_words(host, key)
+            } else {
+                given.to_vec()
+            }
         };
         let servers: Vec<String> = if dns.is_empty() {
-            nameservers.iter().map(|s| s.to_string()).collect()
+            host.lines()
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace();
+                    (words.next() == Some("nameserver"))
+                        .then(|| words.next().map(str::to_owned))
+                        .flatten()
+                })
+                .collect()
         } else {
             dns.to_vec()
         };
-        let mut out = String::new();
-        if !search.is_empty() && search.join(" ").trim() != "." {
-            out.push_str(&format!("search {}\n", search.join(" ")));
-        }
-        for s in servers {
-            out.push_str(&format!("nameserver {s}\n"));
-        }
-        return out;
+        return build_resolv_conf(
+            &pick(dns_search, "search"),
+            &servers,
+            &pick(dns_options, "options"),
+        );
     }
     let dropped = |l: &str| {
         let mut words = l.split_whitespace();
@@ -557,15 +1001,28 @@ pub fn write_etc_files(
     let (hosts, resolv) = match mode {
         Mode::Host => (
             std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-            if config.dns.is_empty() && config.dns_search.is_empty() {
+            if config.dns.is_empty()
+                && config.dns_search.is_empty()
+                && config.dns_options.is_empty()
+            {
                 host_resolv
             } else {
-                resolv_conf(&host_resolv, &config.dns, &config.dns_search)
+                resolv_conf(
+                    &host_resolv,
+                    &config.dns,
+                    &config.dns_search,
+                    &config.dns_options,
+                )
             },
         ),
         _ => (
             hosts_file(config, None, gateway),
-            resolv_conf(&host_resolv, &config.dns, &config.dns_search),
+            resolv_conf(
+                &host_resolv,
+                &config.dns,
+                &config.dns_search,
+                &config.dns_options,
+            ),
         ),
     };
     for (file, content) in [
@@ -759,6 +1216,23 @@ mod tests {
         assert_eq!(err("80/sctp"), "invalid proto: sctp");
         assert_eq!(err("1.2.3:80:80"), "Invalid ip address: 1.2.3");
         assert_eq!(
+            parse_publish("[127.0.0.1]:8084:80").unwrap(),
+            vec![("80/tcp".into(), binding("127.0.0.1", "8084"))]
+        );
+        for ipv6 in [
+            "[::1]:8080:80",
+            "[::]:8080:80",
+            "::1:8080:80",
+            "[::1]::80/udp",
+        ] {
+            let e = err(ipv6);
+            assert!(
+                e.starts_with("IPv6 host address ::") && e.contains("is not supported"),
+                "{ipv6}: {e}"
+            );
+        }
+        assert_eq!(err("[::1:80:80"), "Invalid ip address [::1: missing ']'");
+        assert_eq!(
             err("8000-8002:80-81"),
             "Invalid ranges specified for container and host Ports: 80-81 and 8000-8002"
         );
@@ -803,22 +1277,49 @@ mod tests {
     fn resolv_conf_drops_loopback_resolvers_as_docker_does() {
         let host = "# generated\nnameserver 127.0.0.53\nsearch lan\noptions edns0\n";
         assert_eq!(
-            resolv_conf(host, &[], &[]),
+            resolv_conf(host, &[], &[], &[]),
             "# generated\nsearch lan\noptions edns0\n\nnameserver 8.8.8.8\nnameserver 8.8.4.4"
         );
         let host = "nameserver 10.0.0.2\nnameserver ::1\nnameserver fe80::1\n";
-        assert_eq!(resolv_conf(host, &[], &[]), "nameserver 10.0.0.2\n");
+        assert_eq!(resolv_conf(host, &[], &[], &[]), "nameserver 10.0.0.2\n");
         assert_eq!(
             resolv_conf(
                 "search lan\nnameserver 10.0.0.2\n",
                 &["1.1.1.1".into()],
+                &[],
                 &[]
             ),
             "search lan\nnameserver 1.1.1.1\n"
         );
         assert_eq!(
-            resolv_conf("nameserver 10.0.0.2\n", &[], &["example.com".into()]),
+            resolv_conf("nameserver 10.0.0.2\n", &[], &["example.com".into()], &[]),
             "search example.com\nnameserver 10.0.0.2\n"
+        );
+    }
+
+    #[test]
+    fn dns_options_go_on_an_options_line_as_docker_writes_them() {
+        let host = "search lan\nnameserver 10.0.0.2\noptions edns0\n";
+        let opts = ["ndots:3".to_owned(), "timeout:2".to_owned()];
+        assert_eq!(
+            resolv_conf(host, &[], &[], &opts),
+            "search lan\nnameserver 10.0.0.2\noptions ndots:3 timeout:2\n"
+        );
+        assert_eq!(
+            resolv_conf(host, &["1.1.1.1".into()], &[], &[]),
+            "search lan\nnameserver 1.1.1.1\noptions edns0\n"
+        );
+        assert_eq!(
+            internal_resolv_conf("nameserver 10.0.0.2\n", &[], &["timeout:2".into()]),
+            "nameserver 127.0.0.11\noptions timeout:2 ndots:0\n"
+        );
+        assert_eq!(
+            internal_resolv_conf(host, &["x.org".into()], &["ndots:2".into()]),
+            "search x.org\nnameserver 127.0.0.11\noptions ndots:2\n"
+        );
+        assert_eq!(
+            internal_resolv_conf(host, &[], &[]),
+            "search lan\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
         );
     }
 

@@ -74,9 +74,10 @@ pub struct RunOptions {
     pub publish: Vec<String>,
     /// `-P`.
     pub publish_all: bool,
-    /// `--dns`, `--dns-search`, `--add-host NAME:IP`, `--ip`.
+    /// `--dns`, `--dns-search`, `--dns-option`, `--add-host NAME:IP`, `--ip`.
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
+    pub dns_option: Vec<String>,
     pub add_host: Vec<String>,
     pub ip: Option<String>,
     /// `--network-alias`: more names the container answers to on a user network.
@@ -457,7 +458,10 @@ fn parse_network_flags(
             if !bindings.is_empty() || options.publish_all {
                 return conflict("port publishing");
             }
-            if !options.dns.is_empty() || !options.dns_search.is_empty() {
+            if !options.dns.is_empty()
+                || !options.dns_search.is_empty()
+                || !options.dns_option.is_empty()
+            {
                 return conflict("dns");
             }
             if !options.add_host.is_empty() {
@@ -1086,6 +1090,7 @@ pub fn build(
         publish_all_ports: options.publish_all,
         dns: options.dns.clone(),
         dns_search: options.dns_search.clone(),
+        dns_options: options.dns_option.clone(),
         extra_hosts: options.add_host.clone(),
         ip_address: options.ip.clone().unwrap_or_default(),
         aliases: options.network_alias.clone(),

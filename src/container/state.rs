@@ -126,6 +126,8 @@ pub struct RunConfig {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `--dns-option`, as given (resolv.conf's `options`).
+    pub dns_options: Vec<String>,
     /// `--ip`, or empty.
     pub ip_address: String,
     /// `--network-alias`, as given.

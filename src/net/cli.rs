@@ -33,9 +33,9 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove all unused networks.
     Prune(PruneArgs),
-    /// Connect a container to a network (not supported: a container has one network).
+    /// Connect a container to a network.
     Connect(ConnectArgs),
-    /// Disconnect a container from a network (not supported: a container has one network).
+    /// Disconnect a container from a network.
     Disconnect(DisconnectArgs),
 }
 
@@ -144,18 +144,27 @@ pub fn run(paths: &Paths, command: &NetworkCommand) -> Result<u8> {
         NetworkCommand::Inspect(args) => inspect(paths, &state, args),
         NetworkCommand::Rm(args) => rm(&state, args),
         NetworkCommand::Prune(args) => prune(&state, args),
-        NetworkCommand::Connect(ConnectArgs { network, .. })
-        | NetworkCommand::Disconnect(DisconnectArgs { network, .. }) => {
-            network::get(&state, network).map_err(failed)?;
-            Err(Exit::new(REQUEST_FAILED, ONE_NETWORK).into())
+        NetworkCommand::Connect(args) => {
+            crate::container::network::connect_network(
+                paths,
+                &args.network,
+                &args.container,
+                &args.aliases,
+                args.ip.as_deref(),
+            )?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect(args) => {
+            crate::container::network::disconnect_network(
+                paths,
+                &args.network,
+                &args.container,
+                args.force,
+            )?;
+            Ok(0)
         }
     }
 }
-
-/// Why `connect` and `disconnect` are refused.
-const ONE_NETWORK: &str = "connecting a container to a network after it was created is not \
-                           supported: a minidock container has exactly one network, chosen with \
-                           run --network";
 
 fn failed(err: anyhow::Error) -> anyhow::Error {
     crate::image::cli::request_failed(err)

@@ -85,6 +85,13 @@ pub type Upstream<'a> = &'a mut dyn FnMut(&[u8]) -> Option<Vec<u8>>;
 /// else from `upstream`. `None` means "send nothing" (a message with no question, or one too
 /// short to carry an ID).
 pub fn answer(query: &[u8], zone: &Zone, upstream: Upstream<'_>) -> Option<Vec<u8>> {
+    answer_from(query, std::slice::from_ref(zone), upstream)
+}
+
+/// [`answer`] for a container on several user networks: the first of `zones` (in the order of
+/// the container's networks) that knows the name answers, as Docker's resolver asks each of a
+/// container's networks in turn before going upstream.
+pub fn answer_from(query: &[u8], zones: &[Zone], upstream: Upstream<'_>) -> Option<Vec<u8>> {
     let request = match Message::from_vec(query) {
         Ok(m) => m,
         Err(_) => return format_error(query),
@@ -93,8 +100,10 @@ pub fn answer(query: &[u8], zone: &Zone, upstream: Upstream<'_>) -> Option<Vec<u
     if request.metadata.message_type != MessageType::Query {
         return None;
     }
-    if let Some(local) = answer_locally(&request, &question, zone) {
-        return local.to_vec().ok();
+    for zone in zones {
+        if let Some(local) = answer_locally(&request, &question, zone) {
+            return local.to_vec().ok();
+        }
     }
     if let Some(reply) = upstream(query) {
         return Some(reply);

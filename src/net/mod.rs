@@ -14,7 +14,9 @@
 //! The API is what `minidock run` calls: [`setup_bridge`] once per network,
 //! [`setup_container_network`] for each container (veth, address, routes, `lo`: netlink only,
 //! no NAT, so it is fast), [`publish`] for `-p`, and [`teardown_container_network`] /
-//! [`teardown_bridge`] to undo exactly what was done. State lives under a [`StateDir`].
+//! [`teardown_bridge`] to undo exactly what was done. A container on several networks gets one
+//! [`setup_endpoint`] per network (`eth0`, `eth1`, ...), and [`teardown_endpoint`] takes one
+//! away. State lives under a [`StateDir`].
 
 pub mod cli;
 pub mod dns;
@@ -178,6 +180,16 @@ fn bridge_file(name: &str) -> String {
 
 fn container_file(id: &str) -> String {
     format!("containers/{id}.json")
+}
+
+/// The record key of a container's endpoint: the container itself for `eth0` (its first
+/// network, the only one net-demo's containers have), `CONTAINER.ethN` for the others.
+fn endpoint_key(container: &str, interface: &str) -> String {
+    if interface == CONTAINER_INTERFACE {
+        container.to_owned()
+    } else {
+        format!("{container}.{interface}")
+    }
 }
 
 /// Undo steps run in reverse order on drop, unless committed: whatever fails half-way leaves
@@ -395,7 +407,40 @@ pub fn setup_container_network_at(
     netns: &ContainerNetns,
     address: Option<Ipv4Addr>,
 ) -> Result<Attachment> {
+    let endpoint = Endpoint {
+        interface: CONTAINER_INTERFACE,
+        address,
+        default_route: true,
+    };
+    setup_endpoint(state, bridge, container, netns, &endpoint)
+}
+
+/// Where and how a container joins one more bridge: the interface inside its namespace
+/// (`eth0`, `eth1`, ...), the address (`--ip`, else the next free one) and whether the
+/// default route goes through this bridge's gateway.
+#[derive(Debug, Clone)]
+pub struct Endpoint<'a> {
+    pub interface: &'a str,
+    pub address: Option<Ipv4Addr>,
+    pub default_route: bool,
+}
+
+/// [`setup_container_network`] for one of several networks of a container (Docker's
+/// `network connect`): the veth's inside end is `endpoint.interface`, its host end is named
+/// after the container and that interface, and the record is one per interface. The address
+/// is allocated in the bridge's pool under the container's ID, so a container has at most one
+/// address per network. On error nothing is left behind.
+pub fn setup_endpoint(
+    state: &StateDir,
+    bridge: &BridgeConfig,
+    container: &str,
+    netns: &ContainerNetns,
+    endpoint: &Endpoint<'_>,
+) -> Result<Attachment> {
     validate_container_id(container)?;
+    validate_ifname(endpoint.interface)?;
+    let key = endpoint_key(container, endpoint.interface);
+    let address = endpoint.address;
     let record: BridgeRecord = state.read(&bridge_file(&bridge.name))?.with_context(|| {
         format!(
             "network {} is not set up (create its bridge first)",
@@ -440,7 +485,7 @@ pub fn setup_container_network_at(
         let _ = ipam::release(&state2, &net, &id);
     });
 
-    let host_veth = host_veth_name(container);
+    let host_veth = host_veth_name(&key);
     let link = VethLink {
         bridge: &bridge.name,
         host_veth: &host_veth,
@@ -448,7 +493,7 @@ pub fn setup_container_network_at(
         prefix: bridge.subnet.prefix,
         gateway: bridge.gateway,
     };
-    connect_veth(&ns, &link)
+    connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
     let veth = host_veth.clone();
     undo.push(move || {
@@ -456,19 +501,27 @@ pub fn setup_container_network_at(
             let _ = delete_link_if_present(&mut nl, &veth);
         }
     });
+    // Hairpin, as Docker's bridge ports without its userland proxy: a container reaches its
+    // own published port on the host's address.
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    let port = nl
+        .link_index(&host_veth)?
+        .with_context(|| format!("{host_veth} vanished after creation"))?;
+    nl.set_hairpin(port)
+        .with_context(|| format!("turning hairpin mode on for {host_veth}"))?;
 
     let attachment = Attachment {
         container: container.to_owned(),
         bridge: bridge.name.clone(),
         host_veth,
-        interface: CONTAINER_INTERFACE.to_owned(),
+        interface: endpoint.interface.to_owned(),
         address,
         prefix: bridge.subnet.prefix,
         gateway: bridge.gateway,
         ports: Vec::new(),
         rules: Vec::new(),
     };
-    state.write(&container_file(container), &attachment)?;
+    state.write(&container_file(&key), &attachment)?;
     undo.commit();
     Ok(attachment)
 }
@@ -489,44 +542,38 @@ pub struct VethLink<'a> {
 /// peer `eth0` already inside `ns`), then inside `ns` the index of `eth0`, `eth0` up, its
 /// address, `lo` up and the default route. On error the pair is deleted again.
 pub fn connect_veth(ns: &Netns, link: &VethLink<'_>) -> Result<()> {
+    connect_veth_as(ns, link, CONTAINER_INTERFACE, true)
+}
+
+/// [`connect_veth`] with the inside end named `interface`, and the default route only when
+/// `default_route` (a container's further networks only get their subnet's route).
+pub fn connect_veth_as(
+    ns: &Netns,
+    link: &VethLink<'_>,
+    interface: &str,
+    default_route: bool,
+) -> Result<()> {
     let mut host = Netlink::open().context("opening a netlink socket")?;
     let bridge_index = host
         .link_index(link.bridge)?
         .with_context(|| format!("bridge {} does not exist", link.bridge))?;
-    host.create_veth(
-        link.host_veth,
-        CONTAINER_INTERFACE,
-        ns.fd(),
-        Some(bridge_index),
-        None,
-    )
-    .with_context(|| {
-        format!(
-            "creating veth pair {}/{CONTAINER_INTERFACE}",
-            link.host_veth
-        )
-    })?;
+    host.create_veth(link.host_veth, interface, ns.fd(), Some(bridge_index), None)
+        .with_context(|| format!("creating veth pair {}/{interface}", link.host_veth))?;
     let inside = || -> Result<()> {
         let mut nl = ns.netlink()?;
-        let eth0 = nl.link_index(CONTAINER_INTERFACE)?.with_context(|| {
-            format!(
-                "{CONTAINER_INTERFACE} is missing in {}",
-                ns.origin.display()
-            )
-        })?;
-        nl.set_up(eth0, CONTAINER_INTERFACE, None)
-            .with_context(|| format!("bringing {CONTAINER_INTERFACE} up"))?;
+        let eth0 = nl
+            .link_index(interface)?
+            .with_context(|| format!("{interface} is missing in {}", ns.origin.display()))?;
+        nl.set_up(eth0, interface, None)
+            .with_context(|| format!("bringing {interface} up"))?;
         nl.add_address(eth0, link.address, link.prefix)
-            .with_context(|| {
-                format!(
-                    "adding {}/{} to {CONTAINER_INTERFACE}",
-                    link.address, link.prefix
-                )
-            })?;
+            .with_context(|| format!("adding {}/{} to {interface}", link.address, link.prefix))?;
         nl.set_up(LOOPBACK_INDEX, "lo", None)
             .context("bringing lo up")?;
-        nl.add_default_route(link.gateway, eth0)
-            .with_context(|| format!("adding the default route via {}", link.gateway))?;
+        if default_route {
+            nl.add_default_route(link.gateway, eth0)
+                .with_context(|| format!("adding the default route via {}", link.gateway))?;
+        }
         Ok(())
     };
     if let Err(err) = inside() {
@@ -717,20 +764,50 @@ fn host_port_is_free(p: PortMapping) -> bool {
 }
 
 // ANCHOR: teardown_container_network
-/// Undoes [`setup_container_network`] and [`publish`]: deletes the container's rules and its
-/// veth pair (both ends go together) and releases its address. Idempotent; a rule that cannot
-/// be deleted stays in the record so a second teardown can retry.
+/// Undoes [`setup_container_network`] and [`publish`] for every network of the container:
+/// deletes its rules and its veth pairs (both ends go together) and releases its addresses.
+/// Idempotent; a rule that cannot be deleted stays in the record so a second teardown can
+/// retry.
 pub fn teardown_container_network(state: &StateDir, container: &str) -> Result<()> {
     validate_container_id(container)?;
     let mut nl = Netlink::open().context("opening a netlink socket")?;
-    let Some(mut att) = state.read::<Attachment>(&container_file(container))? else {
+    let endpoints = container_attachments(state, container)?;
+    if endpoints.is_empty() {
         // No record (a crash before it was written): remove what can be found by name.
         delete_link_if_present(&mut nl, &host_veth_name(container))?;
         for network in state.list("ipam")? {
             ipam::release(state, &network, container)?;
         }
         return Ok(());
+    }
+    let mut first_error = None;
+    for att in endpoints {
+        if let Err(err) = teardown_attachment(state, &mut nl, att) {
+            first_error.get_or_insert(err);
+        }
+    }
+    match first_error {
+        None => Ok(()),
+        Some(err) => Err(err),
+    }
+}
+// ANCHOR_END: teardown_container_network
+
+/// Undoes [`setup_endpoint`] for the container's `interface` only (`network disconnect`):
+/// its rules, its veth pair and its address on that network. Idempotent.
+pub fn teardown_endpoint(state: &StateDir, container: &str, interface: &str) -> Result<()> {
+    validate_container_id(container)?;
+    validate_ifname(interface)?;
+    let key = endpoint_key(container, interface);
+    let Some(att) = state.read::<Attachment>(&container_file(&key))? else {
+        return Ok(());
     };
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    teardown_attachment(state, &mut nl, att)
+}
+
+fn teardown_attachment(state: &StateDir, nl: &mut Netlink, mut att: Attachment) -> Result<()> {
+    let key = endpoint_key(&att.container, &att.interface);
     let mut first_error = None;
     let mut kept = Vec::new();
     for rule in att.rules.iter().rev() {
@@ -739,21 +816,58 @@ pub fn teardown_container_network(state: &StateDir, container: &str) -> Result<(
             kept.push(rule.clone());
         }
     }
-    if let Err(err) = delete_link_if_present(&mut nl, &att.host_veth) {
+    if let Err(err) = delete_link_if_present(nl, &att.host_veth) {
         first_error.get_or_insert(err);
     }
-    ipam::release(state, &att.bridge, container)?;
+    ipam::release(state, &att.bridge, &att.container)?;
     match first_error {
-        None => state.remove(&container_file(container)),
+        None => state.remove(&container_file(&key)),
         Some(err) => {
             kept.reverse();
             att.rules = kept;
-            state.write(&container_file(container), &att)?;
+            state.write(&container_file(&key), &att)?;
+            let container = att.container.clone();
             Err(err.context(format!("tearing down the network of container {container}")))
         }
     }
 }
-// ANCHOR_END: teardown_container_network
+
+/// Every endpoint of `container`, by interface (`eth0` first).
+pub fn container_attachments(state: &StateDir, container: &str) -> Result<Vec<Attachment>> {
+    validate_container_id(container)?;
+    let prefix = format!("{container}.");
+    let mut out = Vec::new();
+    for key in state.list("containers")? {
+        if key != container && !key.starts_with(&prefix) {
+            continue;
+        }
+        if let Some(att) = state.read::<Attachment>(&container_file(&key))?
+            && att.container == container
+        {
+            out.push(att);
+        }
+    }
+    out.sort_by_key(|a| interface_number(&a.interface));
+    Ok(out)
+}
+
+/// `ethN`'s N (`u32::MAX` for another name), to order a container's interfaces.
+pub fn interface_number(name: &str) -> u32 {
+    name.strip_prefix("eth")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Points the default route of the namespace `ns` at `gateway` through `interface` (the
+/// network that gives the container its way out), replacing the one it had.
+pub fn set_default_route(ns: &Netns, interface: &str, gateway: Ipv4Addr) -> Result<()> {
+    let mut nl = ns.netlink()?;
+    let index = nl
+        .link_index(interface)?
+        .with_context(|| format!("{interface} is missing in {}", ns.origin.display()))?;
+    nl.replace_default_route(gateway, index)
+        .with_context(|| format!("setting the default route via {gateway} dev {interface}"))
+}
 
 /// Undoes [`setup_bridge`], after tearing down every container still attached to it. Only
 /// touches a bridge that this state root's records say minidock created.

@@ -41,6 +41,7 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_REPLACE: u16 = 0x100;
 /// Set by the kernel on an error message that carries extended-ack attributes.
 const NLM_F_ACK_TLVS: u16 = 0x200;
 /// Set by the kernel when it did not copy our whole request back into the error (CAP_ACK).
@@ -56,6 +57,12 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
+/// `IFLA_BRPORT_MODE` inside `IFLA_PROTINFO`: the port's hairpin mode.
+const IFLA_BRPORT_MODE: u16 = 4;
+const NLA_F_NESTED: u16 = 0x8000;
+const AF_BRIDGE: u8 = 7;
+const RTM_SETLINK: u16 = 19;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -613,6 +620,27 @@ impl Netlink {
         self.request(&mut msg)
     }
 
+    /// `bridge link set dev INDEX hairpin on`: the bridge may send a frame back out of the
+    /// port it came in on, so a container reaches its own published port through the host's
+    /// address (its DNAT'ed packet returns through its own veth). Docker sets it on every
+    /// port when its userland proxy is off. An `RTM_SETLINK` of family `AF_BRIDGE` with
+    /// `IFLA_PROTINFO { IFLA_BRPORT_MODE = 1 }` (rtnetlink(7), `br_setport`).
+    pub fn set_hairpin(&mut self, index: u32) -> Result<()> {
+        explain::step(
+            "let the bridge port send frames back where they came from (hairpin)",
+            || format!("sendmsg(RTM_SETLINK, AF_BRIDGE, index={index}, IFLA_BRPORT_MODE=1)"),
+            Chapter::Networking,
+        );
+        let mut info = ifinfomsg(index, 0, 0);
+        info[0] = AF_BRIDGE;
+        let mut msg = Message::new(RTM_SETLINK, 0);
+        msg.raw(&info)
+            .begin_nested(IFLA_PROTINFO | NLA_F_NESTED)
+            .attr(IFLA_BRPORT_MODE, &[1])
+            .end_nested();
+        self.request(&mut msg)
+    }
+
     /// `ip link del NAME`. Deleting one end of a veth pair deletes both.
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         explain::step(
@@ -663,6 +691,20 @@ impl Netlink {
         self.request(&mut msg)
     }
     // ANCHOR_END: add_default_route
+
+    /// `ip route replace default via GATEWAY dev INDEX`: the default route, whatever it was.
+    pub fn replace_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<()> {
+        explain::step(
+            "replace the default route",
+            || format!("sendmsg(RTM_NEWROUTE, NLM_F_REPLACE, 0.0.0.0/0 via {gateway} oif={index})"),
+            Chapter::Networking,
+        );
+        let mut msg = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+        msg.raw(&rtmsg(0))
+            .attr(RTA_GATEWAY, &gateway.octets())
+            .attr_u32(RTA_OIF, index);
+        self.request(&mut msg)
+    }
 
     /// Every link in this namespace (`ip link show`).
     pub fn links(&mut self) -> Result<Vec<Link>> {

@@ -25,6 +25,11 @@
 //! never lost. The process forks at once and serves from the child, so whoever started it
 //! (a container's supervisor) keeps no child, zombie or thread for it. It exits when the
 //! network has no member left.
+//!
+//! A container on several user networks is a member of each network's resolver, but only the
+//! first one ([`Member::serve`]) holds its sockets (one `127.0.0.11:53` per namespace); that one
+//! answers from its own members, then from the records of the container's other networks
+//! ([`Member::also`]).
 
 use super::dns::{self, Host, RESOLVER_ADDR, Zone};
 use super::netns::Netns;
@@ -69,6 +74,33 @@ pub struct Member {
     pub addr: Ipv4Addr,
     /// Its pinned network namespace (a bind mount of `/proc/PID/ns/net`).
     pub netns: PathBuf,
+    /// Whether this network's resolver holds the container's `127.0.0.11:53` sockets. A
+    /// container on several user networks has one pair of sockets, held by its first user
+    /// network's resolver; the others only know its name.
+    #[serde(default = "serves_by_default")]
+    pub serve: bool,
+    /// The resolver directories of the container's other user networks, whose members the
+    /// serving resolver also answers for (read when a question comes).
+    #[serde(default)]
+    pub also: Vec<PathBuf>,
+}
+
+fn serves_by_default() -> bool {
+    true
+}
+
+impl Member {
+    /// A member that holds its own sockets and is on no other user network.
+    pub fn new(id: &str, names: Vec<String>, addr: Ipv4Addr, netns: PathBuf) -> Member {
+        Member {
+            id: id.to_owned(),
+            names,
+            addr,
+            netns,
+            serve: true,
+            also: Vec::new(),
+        }
+    }
 }
 
 /// A network's resolver directory.
@@ -273,16 +305,22 @@ fn lock_file(path: &Path, how: FlockArg) -> Result<Flock<File>> {
         .with_context(|| format!("flock({})", path.display()))
 }
 
-/// A member's two listening sockets, inside its network namespace.
+/// A member's two listening sockets, inside its network namespace (none when another
+/// network's resolver serves it).
 struct Endpoint {
     member: Member,
-    udp: Arc<UdpSocket>,
-    tcp: TcpListener,
+    sockets: Option<(Arc<UdpSocket>, TcpListener)>,
 }
 
 impl Endpoint {
     fn open(member: &Member) -> Result<Self> {
         let ns = Netns::open(&member.netns)?;
+        if !member.serve {
+            return Ok(Endpoint {
+                member: member.clone(),
+                sockets: None,
+            });
+        }
         let (udp, tcp) = ns.run(|| -> Result<(UdpSocket, TcpListener)> {
             let at = (RESOLVER_ADDR, 53);
             let udp = UdpSocket::bind(at).context("bind(127.0.0.11:53/udp)")?;
@@ -291,10 +329,30 @@ impl Endpoint {
         })??;
         Ok(Endpoint {
             member: member.clone(),
-            udp: Arc::new(udp),
-            tcp,
+            sockets: Some((Arc::new(udp), tcp)),
         })
     }
+}
+
+/// The zones a question from `member` is answered from: its network's, then those of its
+/// other user networks, read from their directories now (their members change on their own).
+fn zones_for(own: &Zone, also: &[PathBuf]) -> Vec<Zone> {
+    let mut zones = vec![own.clone()];
+    for dir in also {
+        let dir = ResolverDir::new(dir);
+        let (Ok(config), Ok(members)) = (dir.config(), dir.members()) else {
+            continue;
+        };
+        let hosts = members.into_iter().map(|m| Host {
+            names: m.names,
+            addr: m.addr,
+        });
+        zones.push(Zone {
+            network: config.network,
+            hosts: hosts.collect(),
+        });
+    }
+    zones
 }
 
 /// The running process's state: its control socket, the open endpoints by member ID, and
@@ -395,11 +453,15 @@ impl Server {
 
     /// Waits for one event and handles it.
     fn poll_once(&mut self) -> Result<()> {
-        let eps: Vec<&Endpoint> = self.endpoints.values().collect();
+        let eps: Vec<(&Endpoint, &Arc<UdpSocket>, &TcpListener)> = self
+            .endpoints
+            .values()
+            .filter_map(|ep| ep.sockets.as_ref().map(|(u, t)| (ep, u, t)))
+            .collect();
         let mut fds = vec![PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
-        for ep in &eps {
-            fds.push(PollFd::new(ep.udp.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(ep.tcp.as_fd(), PollFlags::POLLIN));
+        for (_, udp, tcp) in &eps {
+            fds.push(PollFd::new(udp.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(tcp.as_fd(), PollFlags::POLLIN));
         }
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => return Ok(()),
@@ -413,11 +475,11 @@ impl Server {
             .collect();
         drop(fds);
         for i in ready.iter().copied().filter(|i| *i > 0) {
-            let ep = eps[(i - 1) / 2];
+            let (ep, udp, tcp) = eps[(i - 1) / 2];
             if (i - 1) % 2 == 0 {
-                self.udp_query(&ep.udp);
-            } else if let Ok((stream, _)) = ep.tcp.accept() {
-                self.tcp_client(stream);
+                self.udp_query(udp, &ep.member.also);
+            } else if let Ok((stream, _)) = tcp.accept() {
+                self.tcp_client(stream, &ep.member.also);
             }
         }
         if ready.first() == Some(&0) {
@@ -426,28 +488,32 @@ impl Server {
         Ok(())
     }
 
-    fn udp_query(&self, socket: &Arc<UdpSocket>) {
+    fn udp_query(&self, socket: &Arc<UdpSocket>, also: &[PathBuf]) {
         let mut buf = vec![0u8; 65535];
         let Ok((n, peer)) = socket.recv_from(&mut buf) else {
             return;
         };
         buf.truncate(n);
         let (socket, zone, upstream) = (socket.clone(), self.zone.clone(), self.upstream.clone());
+        let also = also.to_vec();
         std::thread::spawn(move || {
+            let zones = zones_for(&zone, &also);
             let mut ask = |q: &[u8]| dns::forward(&upstream, q, false);
-            if let Some(reply) = dns::answer(&buf, &zone, &mut ask) {
+            if let Some(reply) = dns::answer_from(&buf, &zones, &mut ask) {
                 let _ = socket.send_to(&reply, peer);
             }
         });
     }
 
-    fn tcp_client(&self, mut stream: TcpStream) {
+    fn tcp_client(&self, mut stream: TcpStream, also: &[PathBuf]) {
         let (zone, upstream) = (self.zone.clone(), self.upstream.clone());
+        let also = also.to_vec();
         std::thread::spawn(move || {
             let _ = stream.set_read_timeout(Some(TCP_IDLE));
             while let Ok(query) = dns::read_tcp_message(&mut stream) {
+                let zones = zones_for(&zone, &also);
                 let mut ask = |q: &[u8]| dns::forward(&upstream, q, true);
-                let Some(reply) = dns::answer(&query, &zone, &mut ask) else {
+                let Some(reply) = dns::answer_from(&query, &zones, &mut ask) else {
                     break;
                 };
                 if dns::write_tcp_message(&mut stream, &reply).is_err() {
