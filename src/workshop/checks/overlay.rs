@@ -73,6 +73,14 @@ impl Drop for Scratch {
     }
 }
 
+/// The owner (uid and gid) and mode the checker gives the image's `hello.txt` in lesson 06.
+const IMAGE_ID: u32 = 4242;
+const IMAGE_MODE: u32 = 0o604;
+
+fn describe_owner(uid: u32, gid: u32, mode: u32) -> String {
+    format!("uid {uid}, gid {gid}, mode {mode:04o}")
+}
+
 fn read_or_absent(path: &Path) -> String {
     match std::fs::read_to_string(path) {
         Ok(text) => format!("{text:?}"),
@@ -98,6 +106,16 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
     let scratch = Scratch::new("lesson06")?;
     scratch.write("lower/hello.txt", ORIGINAL)?;
     scratch.write("lower/untouched.txt", "nobody writes me\n")?;
+    // The image's file has an owner and a mode of its own: copy-up carries them into UPPER,
+    // a file written into UPPER directly would not have them.
+    let image_file = scratch.path("lower/hello.txt");
+    std::os::unix::fs::chown(&image_file, Some(IMAGE_ID), Some(IMAGE_ID))
+        .context("chown of the image's file")?;
+    std::fs::set_permissions(
+        &image_file,
+        std::os::unix::fs::PermissionsExt::from_mode(IMAGE_MODE),
+    )
+    .context("chmod of the image's file")?;
     let output = run_captured(Command::new(bin).args(scratch.layer_args()), LIMIT)?;
     let mut observations = Vec::new();
 
@@ -126,6 +144,14 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
         "UPPER/hello.txt: the kernel copied the file up, then wrote",
         format!("{NEW_TEXT:?}"),
         read_or_absent(&scratch.path("upper/hello.txt")),
+    ));
+    observations.push(Observation::equal(
+        "UPPER/hello.txt's owner and mode: the image file's, carried up by the kernel",
+        describe_owner(IMAGE_ID, IMAGE_ID, IMAGE_MODE),
+        std::fs::symlink_metadata(scratch.path("upper/hello.txt")).map_or_else(
+            |_| "(absent)".to_owned(),
+            |m| describe_owner(m.uid(), m.gid(), m.mode() & 0o7777),
+        ),
     ));
     observations.push(Observation::equal(
         "LOWER/hello.txt: the image layer is untouched",
