@@ -1,9 +1,9 @@
 //! The workshop's checks against the shortcuts a learner would try: a `chroot` in place of
 //! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
 //! printed (lessons 1, 2, 3, 10), unshare(1) or nsenter(1) in place of the system calls
-//! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6) and a trusted
-//! manifest (lesson 12) must fail, the solutions must pass. (`workshop verify`, run by
-//! scripts/test, covers every lesson.)
+//! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
+//! from a fixed list (lesson 7) and a trusted manifest (lesson 12) must fail, the solutions
+//! must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
 
@@ -186,5 +186,18 @@ fn a_program_that_trusts_the_manifest_fails_lesson_12() {
         "trust-manifest",
         "a manifest whose bytes do not match",
         "exit 0, config.json written",
+    );
+}
+
+#[test]
+fn a_layer_written_from_a_fixed_list_misses_what_upper_already_held() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "7",
+        "fixed-list",
+        "in UPPER before your program ran, in the layer",
+        "actual:   (absent)",
     );
 }

@@ -182,6 +182,10 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
         scratch.write(&format!("{root}/cache/b.tmp"), "b\n")
     };
     image("lower")?;
+    // A change the container made before the program ran, under a name no program can know
+    // in advance: the layer is the whole upper dir, as `docker commit` makes it.
+    let earlier = earlier_change();
+    scratch.write(&format!("upper/{}", earlier.0), &earlier.1)?;
     let layer_path = scratch.path("layer.tar");
     let output = run_captured(
         Command::new(bin)
@@ -267,18 +271,46 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                     )
                 })
                 .map(|_| tree(&scratch.path("replay")));
+            let mut expected = [
+                "cache/".to_owned(),
+                "cache/fresh.txt".to_owned(),
+                earlier.0.clone(),
+                "keep.txt".to_owned(),
+            ];
+            expected.sort();
             observations.push(Observation::equal(
                 "the image with your layer applied (minidock's unpacker)",
-                "[cache/, cache/fresh.txt, keep.txt]",
+                format!("[{}]", expected.join(", ")),
                 match replayed {
                     Ok(names) => format!("[{}]", names.join(", ")),
                     Err(err) => format!("applying failed: {err:#}"),
                 },
             ));
+            observations.push(Observation::equal(
+                &format!(
+                    "{}, in UPPER before your program ran, in the layer",
+                    earlier.0
+                ),
+                format!("{:?}", earlier.1),
+                read_or_absent(&scratch.path("replay").join(&earlier.0)),
+            ));
         }
     }
     observations.push(exit_status(&output));
     Ok(observations)
+}
+
+/// A file name and content no program knows in advance (time and pid), for lesson 07's
+/// change already in UPPER.
+fn earlier_change() -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tag = format!("{}-{nanos}", std::process::id());
+    (
+        format!("earlier-{tag}.txt"),
+        format!("written earlier {tag}\n"),
+    )
 }
 
 /// The layer's entries as (name without "./" or trailing "/", what it is).
