@@ -1,6 +1,9 @@
 //! The workshop's checks against the shortcuts a learner would try: a `chroot` in place of
-//! `pivot_root` (lessons 3 and 10) and a missing MS_PRIVATE (lesson 3) must fail, the
-//! solutions must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
+//! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
+//! printed (lessons 1, 2, 3, 10), unshare(1) or nsenter(1) in place of the system calls
+//! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
+//! from a fixed list (lesson 7) and a trusted manifest (lesson 12) must fail, the solutions
+//! must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
 
@@ -87,5 +90,114 @@ fn an_unknown_wrong_answer_is_named_with_the_known_ones() {
     assert!(
         stderr.contains("chroot") && stderr.contains("no-private"),
         "{stderr}"
+    );
+}
+
+/// Checks `lesson` with its known-wrong answer `name`: it must fail, and the observation
+/// `what` must be the one that fails it, with `because` in it. Returns the report.
+fn fails_on(lesson: &str, name: &str, what: &str, because: &str) -> String {
+    let out = workshop(&["check", lesson, "--wrong", name]);
+    let report = common::text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "lesson {lesson} {name}:\n{report}"
+    );
+    let seen = observation(&report, what);
+    assert!(seen.starts_with("  ✘"), "lesson {lesson} {name}:\n{report}");
+    assert!(seen.contains(because), "lesson {lesson} {name}:\n{seen}");
+    report
+}
+
+#[test]
+fn printed_output_fails_where_the_checker_looks_at_the_command_from_the_host() {
+    if !common::require_root() {
+        return;
+    }
+    let never = "never printed WORKSHOP_READY";
+    // Every line the command would print is there: only the host side tells.
+    let report = fails_on("1", "fake-output", "UTS namespace and its hostname", never);
+    assert!(
+        observation(&report, "hostname inside").starts_with("  ✔"),
+        "{report}"
+    );
+    let report = fails_on("2", "fake-output", "its pid in its own namespace", never);
+    assert!(
+        observation(&report, "the shell's pid").starts_with("  ✔"),
+        "{report}"
+    );
+    fails_on("3", "fake-output", FROM_HOST, never);
+    let report = fails_on("10", "fake-output", FROM_HOST, never);
+    assert!(
+        observation(&report, "cpu time charged").starts_with("  ✔"),
+        "{report}"
+    );
+    for (lesson, what) in [
+        ("1", "UTS namespace and its hostname"),
+        ("2", "its pid in its own namespace"),
+    ] {
+        let solution = workshop(&["check", lesson, "--solution"]);
+        let report = common::text(&solution.stdout);
+        assert_eq!(
+            solution.status.code(),
+            Some(0),
+            "lesson {lesson}:\n{report}"
+        );
+        assert!(observation(&report, what).starts_with("  ✔"), "{report}");
+    }
+}
+
+#[test]
+fn unshare_and_nsenter_commands_are_off_during_a_check_and_stay_on_the_host() {
+    if !common::require_root() {
+        return;
+    }
+    let off = "is turned off during the check";
+    fails_on("1", "unshare-command", "the program runs the command", off);
+    fails_on("2", "unshare-command", "the program runs the command", off);
+    fails_on("11", "nsenter-command", "the program runs the command", off);
+    let host = std::process::Command::new("unshare")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(host.status.success(), "{host:?}");
+}
+
+#[test]
+fn a_file_written_into_upper_directly_is_not_a_copy_up() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "6",
+        "upper-write",
+        "UPPER/hello.txt's owner and mode",
+        "actual:   uid 0, gid 0",
+    );
+}
+
+#[test]
+fn a_program_that_trusts_the_manifest_fails_lesson_12() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "12",
+        "trust-manifest",
+        "a manifest whose bytes do not match",
+        "exit 0, config.json written",
+    );
+}
+
+#[test]
+fn a_layer_written_from_a_fixed_list_misses_what_upper_already_held() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "7",
+        "fixed-list",
+        "in UPPER before your program ran, in the layer",
+        "actual:   (absent)",
     );
 }

@@ -12,7 +12,7 @@
 mod checks;
 mod observe;
 
-pub use observe::{enter_throwaway_environment, namespace_mountinfo};
+pub use observe::{enter_throwaway_environment, namespace_hostname, namespace_mountinfo};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;

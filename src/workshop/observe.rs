@@ -22,16 +22,45 @@ use std::os::fd::AsRawFd;
 ///
 /// Errors: the process is gone, or setns is refused (not root).
 pub fn namespace_mountinfo(pid: u32) -> Result<String> {
-    let ns_path = format!("/proc/{pid}/ns/mnt");
-    let ns = File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
     let proc_dir = File::open("/proc").context("opening /proc")?;
+    read_in_namespace(pid, "mnt", |ns, out| {
+        copy_mountinfo(ns, proc_dir.as_raw_fd(), out)
+    })
+}
+
+/// The hostname (uname(2) `nodename`) of the UTS namespace process `pid` is in, read by a
+/// forked child that joins it with setns(2): what the process itself would see, whatever it
+/// printed.
+///
+/// Errors: the process is gone, or setns is refused (not root).
+pub fn namespace_hostname(pid: u32) -> Result<String> {
+    read_in_namespace(pid, "uts", |ns, out| {
+        // SAFETY: plain system calls on descriptors this process owns, with a stack buffer.
+        unsafe {
+            let mut name: libc::utsname = std::mem::zeroed();
+            if libc::setns(ns, libc::CLONE_NEWUTS) != 0 || libc::uname(&mut name) != 0 {
+                return false;
+            }
+            let len = libc::strlen(name.nodename.as_ptr());
+            libc::write(out, name.nodename.as_ptr().cast(), len) == len as isize
+        }
+    })
+    .map(|name| name.trim().to_owned())
+}
+
+/// Forks a child that runs `job(namespace fd, pipe fd)` on `/proc/PID/ns/KIND` and exits; the
+/// text it writes into the pipe is returned when it succeeds. The child must call only
+/// async-signal-safe functions (the checker may have threads).
+fn read_in_namespace(pid: u32, kind: &str, job: impl FnOnce(i32, i32) -> bool) -> Result<String> {
+    let ns_path = format!("/proc/{pid}/ns/{kind}");
+    let ns = File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
     let (read_end, write_end) = nix::unistd::pipe().context("pipe")?;
     // SAFETY: the child calls only async-signal-safe functions (setns, openat, read, write,
-    // _exit) on memory prepared before the fork, and never returns.
+    // uname, _exit) on memory prepared before the fork, and never returns.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(read_end);
-            let ok = copy_mountinfo(ns.as_raw_fd(), proc_dir.as_raw_fd(), write_end.as_raw_fd());
+            let ok = job(ns.as_raw_fd(), write_end.as_raw_fd());
             // SAFETY: _exit ends the forked child without running the parent's destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
@@ -40,10 +69,10 @@ pub fn namespace_mountinfo(pid: u32) -> Result<String> {
             let mut text = String::new();
             File::from(read_end)
                 .read_to_string(&mut text)
-                .context("reading the namespace's mountinfo")?;
+                .with_context(|| format!("reading from the {kind} namespace of process {pid}"))?;
             match waitpid(child, None).context("waitpid")? {
                 WaitStatus::Exited(_, 0) => Ok(text),
-                _ => bail!("could not join the mount namespace of process {pid} (setns)"),
+                _ => bail!("could not join the {kind} namespace of process {pid} (setns)"),
             }
         }
     }
@@ -79,7 +108,9 @@ fn copy_mountinfo(ns: i32, proc_dir: i32, out: i32) -> bool {
 /// Many hosts (Debian's systemd among them) make `/` shared, others do not. Here it always is,
 /// so a learner's program that forgets MS_PRIVATE leaks its mounts into the checker's table,
 /// where the check sees them (and they never reach the host). The UTS namespace keeps a
-/// `sethostname` without a namespace from renaming the host. Called once per process.
+/// `sethostname` without a namespace from renaming the host. The commands unshare(1) and
+/// nsenter(1) are turned off in it ([`turn_off_commands`]): the lessons are the system calls.
+/// Called once per process.
 ///
 /// Errors: unshare(2) or mount(2) refused (not root).
 pub fn enter_throwaway_environment() -> Result<()> {
@@ -103,10 +134,50 @@ pub fn enter_throwaway_environment() -> Result<()> {
                 )
                 .with_context(|| format!("making / {name}"))?;
             }
-            Ok(())
+            turn_off_commands(&["unshare", "nsenter"])
         };
         enter().map_err(|e| format!("{e:#}"))
     })
     .clone()
     .map_err(|e| anyhow::anyhow!("entering the checker's throwaway environment: {e}"))
+}
+
+/// Mounts a stub that prints why and exits 126 over each of `names` in /usr/bin, /usr/sbin,
+/// /bin and /sbin, in the checker's own mount namespace (and the copies a learner's program
+/// makes of it); the host keeps its commands. The stub file is unlinked once mounted.
+///
+/// Errors: the stub cannot be written or a bind mount is refused.
+fn turn_off_commands(names: &[&str]) -> Result<()> {
+    let stub = tempfile::Builder::new()
+        .prefix("minidock-workshop-stub")
+        .tempfile()
+        .context("creating the command stub")?;
+    let text = "#!/bin/sh\necho \"workshop: ${0##*/}(1) is turned off during the check: make the system call yourself\" >&2\nexit 126\n";
+    std::fs::write(stub.path(), text).context("writing the command stub")?;
+    std::fs::set_permissions(
+        stub.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .context("making the command stub executable")?;
+    let mut done = Vec::new();
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        for name in names {
+            let Ok(target) = std::fs::canonicalize(format!("{dir}/{name}")) else {
+                continue;
+            };
+            if done.contains(&target) {
+                continue;
+            }
+            mount(
+                Some(stub.path()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .with_context(|| format!("mounting the command stub over {}", target.display()))?;
+            done.push(target);
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
 use super::{
-    READY, descendants, failed_run, host_mounts_unchanged, line, old_root_detached, require_root,
-    rootfs_with_marker, run_observed, unmount_leftovers,
+    OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, descendants, failed_run, host_mounts_unchanged,
+    line, never_ready, old_root_detached, require_root, rootfs_with_marker, run_observed,
+    unmount_leftovers,
 };
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
@@ -60,6 +61,7 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
     let leftover = unmount_leftovers(rootfs.path());
     let _ = cgroup.remove();
     let (output, from_host) = output?;
+    let from_host = from_host.unwrap_or_else(|| never_ready(OLD_ROOT_FROM_HOST, OLD_ROOT_EXPECTED));
     let mut observations = vec![host_mounts_unchanged(&leftover)];
     if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
         observations.push(failed);
@@ -98,7 +100,7 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
         format!("{} µs", cpu.as_micros()),
         !cpu.is_zero(),
     ));
-    observations.extend(from_host);
+    observations.push(from_host);
     Ok(observations)
 }
 

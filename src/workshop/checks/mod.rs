@@ -203,12 +203,31 @@ pub(crate) fn host_root_mount() -> Result<(String, String)> {
         .context("no mount at / in /proc/self/mountinfo")
 }
 
+pub(crate) const OLD_ROOT_FROM_HOST: &str =
+    "the command's mount namespace, seen from the host (setns, mountinfo)";
+pub(crate) const OLD_ROOT_EXPECTED: &str =
+    "the host's / is not in it (pivot_root, then umount2 of the old root)";
+
+/// The failed observation of a check that looks at the live command from the host when the
+/// command never got there: it never printed [`READY`] (the program printed the expected
+/// lines itself, or ran nothing that waits).
+pub(crate) fn never_ready(what: &str, expected: &str) -> Observation {
+    Observation::judged(
+        what,
+        expected,
+        format!(
+            "nothing to look at: the command never printed {READY} and waited, so the checker's command did not run as asked (was the output printed by the program itself?)"
+        ),
+        false,
+    )
+}
+
 /// What a process's own mount namespace holds beyond its root: checked from the host, where a
 /// `chroot` cannot hide the old root. `pid` is the learner's program; each of its descendants
 /// in a mount namespace of its own is looked at. Mount points listed are whole-namespace.
 pub(crate) fn old_root_detached(pid: u32) -> Observation {
-    let what = "the command's mount namespace, seen from the host (setns, mountinfo)";
-    let expected = "the host's / is not in it (pivot_root, then umount2 of the old root)";
+    let what = OLD_ROOT_FROM_HOST;
+    let expected = OLD_ROOT_EXPECTED;
     let verdict = || -> Result<(String, bool)> {
         let (dev, root) = host_root_mount()?;
         let pids = descendants_in_other_mount_ns(pid);

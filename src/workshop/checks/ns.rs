@@ -4,8 +4,9 @@
 //! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
 
 use super::{
-    READY, failed_run, host_mounts_unchanged, line, old_root_detached, require_root,
-    rootfs_with_marker, run_captured, run_observed, unmount_leftovers,
+    OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, descendants, failed_run, host_mounts_unchanged,
+    line, never_ready, old_root_detached, require_root, rootfs_with_marker, run_observed,
+    unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
@@ -41,14 +42,19 @@ fn mount_table() -> Result<Vec<String>> {
 pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     let host_before = hostname()?;
-    let output = run_captured(
+    let host_uts = own_ns("uts")?;
+    // While the command waits on its stdin, the checker reads its UTS namespace and that
+    // namespace's hostname itself: printed text proves nothing.
+    let (output, from_host) = run_observed(
         Command::new(bin).args([
             "workshop-box",
             "sh",
             "-c",
-            "hostname; readlink /proc/self/ns/uts",
+            &format!("hostname; readlink /proc/self/ns/uts; echo {READY}; read x || true"),
         ]),
         LIMIT,
+        READY,
+        |pid| command_uts(pid, &host_uts),
     )?;
     let host_after = hostname()?;
     let mut observations = Vec::new();
@@ -72,7 +78,6 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
         "workshop-box",
         line(&stdout, 0),
     ));
-    let host_uts = own_ns("uts")?;
     let inside_uts = line(&stdout, 1);
     observations.push(Observation::judged(
         "UTS namespace inside (/proc/self/ns/uts)",
@@ -80,19 +85,107 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
         inside_uts.clone(),
         inside_uts.starts_with("uts:[") && inside_uts != host_uts,
     ));
+    observations.push(from_host.unwrap_or_else(|| never_ready(UTS_FROM_HOST, UTS_EXPECTED)));
     Ok(observations)
+}
+
+const UTS_FROM_HOST: &str = "the command's UTS namespace and its hostname, seen from the host";
+const UTS_EXPECTED: &str = "a UTS namespace of its own whose hostname is workshop-box";
+
+/// The command's UTS namespace (`/proc/PID/ns/uts`) and the hostname in it (setns, uname),
+/// read from the host while it waits.
+fn command_uts(pid: u32, host_uts: &str) -> Observation {
+    let command = descendants(pid).last().copied().unwrap_or(pid);
+    let seen = || -> Result<(String, String)> {
+        let ns = own_ns_of(command, "uts")?;
+        Ok((ns, crate::workshop::namespace_hostname(command)?))
+    };
+    match seen() {
+        Ok((ns, name)) => Observation::judged(
+            UTS_FROM_HOST,
+            UTS_EXPECTED,
+            format!("{ns} (the host's is {host_uts}), hostname {name:?}"),
+            ns != host_uts && name == "workshop-box",
+        ),
+        Err(err) => Observation::judged(UTS_FROM_HOST, UTS_EXPECTED, format!("{err:#}"), false),
+    }
+}
+
+fn own_ns_of(pid: u32, name: &str) -> Result<String> {
+    let path = format!("/proc/{pid}/ns/{name}");
+    Ok(std::fs::read_link(&path)
+        .with_context(|| format!("readlink {path}"))?
+        .to_string_lossy()
+        .into_owned())
+}
+
+const PID_FROM_HOST: &str =
+    "the command seen from the host: its pid in its own namespace (NSpid) and its /proc";
+const PID_EXPECTED: &str =
+    "pid 1 in a PID namespace of its own, a new procfs mounted on /proc in its mount namespace";
+
+/// The command's pids (`NSpid` in `/proc/PID/status`, proc(5)), its PID namespace and the
+/// procfs on `/proc` in its mount namespace, read from the host while it waits: its /proc must
+/// be a new procfs (another device than the checker's), not the host's.
+fn command_pid(pid: u32, host_pid: &str) -> Observation {
+    let command = descendants(pid).last().copied().unwrap_or(pid);
+    let seen = || -> Result<(String, bool)> {
+        let ns = own_ns_of(command, "pid")?;
+        let status = std::fs::read_to_string(format!("/proc/{command}/status"))
+            .context("reading the command's status")?;
+        let nspid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let host_proc = proc_device(&std::fs::read_to_string("/proc/self/mountinfo")?);
+        let inside_proc = proc_device(&crate::workshop::namespace_mountinfo(command)?);
+        let ok = ns != host_pid
+            && nspid.split_whitespace().last() == Some("1")
+            && inside_proc.is_some()
+            && inside_proc != host_proc;
+        Ok((
+            format!(
+                "{ns} (the host's is {host_pid}), NSpid {nspid:?}, /proc device {} (the host's {})",
+                inside_proc.as_deref().unwrap_or("(no procfs on /proc)"),
+                host_proc.as_deref().unwrap_or("(none)")
+            ),
+            ok,
+        ))
+    };
+    match seen() {
+        Ok((actual, ok)) => Observation::judged(PID_FROM_HOST, PID_EXPECTED, actual, ok),
+        Err(err) => Observation::judged(PID_FROM_HOST, PID_EXPECTED, format!("{err:#}"), false),
+    }
+}
+
+/// The device (`major:minor`, mountinfo field 3) of the topmost procfs mounted on `/proc`.
+fn proc_device(mountinfo: &str) -> Option<String> {
+    mountinfo
+        .lines()
+        .rev()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[4] == "/proc" && f.contains(&"proc"))
+        .map(|f| f[2].to_owned())
 }
 
 pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     let mounts_before = mount_table()?;
-    let output = run_captured(
+    let host_pid = own_ns("pid")?;
+    let (output, from_host) = run_observed(
         Command::new(bin).args([
             "sh",
             "-c",
-            "echo $$; ls /proc | grep -cE '^[0-9]+$'; readlink /proc/self/ns/pid",
+            &format!(
+                "echo $$; ls /proc | grep -cE '^[0-9]+$'; readlink /proc/self/ns/pid; echo {READY}; read x || true"
+            ),
         ]),
         LIMIT,
+        READY,
+        |pid| command_pid(pid, &host_pid),
     )?;
     let mounts_after = mount_table()?;
     let mut observations = Vec::new();
@@ -128,7 +221,6 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
         count.clone(),
         count.parse::<u32>().is_ok_and(|n| (1..=4).contains(&n)),
     ));
-    let host_pid = own_ns("pid")?;
     let inside = line(&stdout, 2);
     observations.push(Observation::judged(
         "PID namespace inside",
@@ -136,6 +228,7 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
         inside.clone(),
         inside.starts_with("pid:[") && inside != host_pid,
     ));
+    observations.push(from_host.unwrap_or_else(|| never_ready(PID_FROM_HOST, PID_EXPECTED)));
     Ok(observations)
 }
 
@@ -160,6 +253,7 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         READY,
         old_root_detached,
     )?;
+    let from_host = from_host.unwrap_or_else(|| never_ready(OLD_ROOT_FROM_HOST, OLD_ROOT_EXPECTED));
     let mounts_after = mount_table()?;
     // Mounts of the rootfs left on the host, and a /proc mounted over the host's.
     let mut leaked = unmount_leftovers(rootfs.path());
@@ -195,6 +289,6 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
             && points.contains(&"/proc")
             && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
     ));
-    observations.extend(from_host);
+    observations.push(from_host);
     Ok(observations)
 }

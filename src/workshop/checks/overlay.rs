@@ -73,6 +73,14 @@ impl Drop for Scratch {
     }
 }
 
+/// The owner (uid and gid) and mode the checker gives the image's `hello.txt` in lesson 06.
+const IMAGE_ID: u32 = 4242;
+const IMAGE_MODE: u32 = 0o604;
+
+fn describe_owner(uid: u32, gid: u32, mode: u32) -> String {
+    format!("uid {uid}, gid {gid}, mode {mode:04o}")
+}
+
 fn read_or_absent(path: &Path) -> String {
     match std::fs::read_to_string(path) {
         Ok(text) => format!("{text:?}"),
@@ -98,6 +106,16 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
     let scratch = Scratch::new("lesson06")?;
     scratch.write("lower/hello.txt", ORIGINAL)?;
     scratch.write("lower/untouched.txt", "nobody writes me\n")?;
+    // The image's file has an owner and a mode of its own: copy-up carries them into UPPER,
+    // a file written into UPPER directly would not have them.
+    let image_file = scratch.path("lower/hello.txt");
+    std::os::unix::fs::chown(&image_file, Some(IMAGE_ID), Some(IMAGE_ID))
+        .context("chown of the image's file")?;
+    std::fs::set_permissions(
+        &image_file,
+        std::os::unix::fs::PermissionsExt::from_mode(IMAGE_MODE),
+    )
+    .context("chmod of the image's file")?;
     let output = run_captured(Command::new(bin).args(scratch.layer_args()), LIMIT)?;
     let mut observations = Vec::new();
 
@@ -128,6 +146,14 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
         read_or_absent(&scratch.path("upper/hello.txt")),
     ));
     observations.push(Observation::equal(
+        "UPPER/hello.txt's owner and mode: the image file's, carried up by the kernel",
+        describe_owner(IMAGE_ID, IMAGE_ID, IMAGE_MODE),
+        std::fs::symlink_metadata(scratch.path("upper/hello.txt")).map_or_else(
+            |_| "(absent)".to_owned(),
+            |m| describe_owner(m.uid(), m.gid(), m.mode() & 0o7777),
+        ),
+    ));
+    observations.push(Observation::equal(
         "LOWER/hello.txt: the image layer is untouched",
         format!("{ORIGINAL:?}"),
         read_or_absent(&scratch.path("lower/hello.txt")),
@@ -156,6 +182,10 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
         scratch.write(&format!("{root}/cache/b.tmp"), "b\n")
     };
     image("lower")?;
+    // A change the container made before the program ran, under a name no program can know
+    // in advance: the layer is the whole upper dir, as `docker commit` makes it.
+    let earlier = earlier_change();
+    scratch.write(&format!("upper/{}", earlier.0), &earlier.1)?;
     let layer_path = scratch.path("layer.tar");
     let output = run_captured(
         Command::new(bin)
@@ -241,18 +271,46 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                     )
                 })
                 .map(|_| tree(&scratch.path("replay")));
+            let mut expected = [
+                "cache/".to_owned(),
+                "cache/fresh.txt".to_owned(),
+                earlier.0.clone(),
+                "keep.txt".to_owned(),
+            ];
+            expected.sort();
             observations.push(Observation::equal(
                 "the image with your layer applied (minidock's unpacker)",
-                "[cache/, cache/fresh.txt, keep.txt]",
+                format!("[{}]", expected.join(", ")),
                 match replayed {
                     Ok(names) => format!("[{}]", names.join(", ")),
                     Err(err) => format!("applying failed: {err:#}"),
                 },
             ));
+            observations.push(Observation::equal(
+                &format!(
+                    "{}, in UPPER before your program ran, in the layer",
+                    earlier.0
+                ),
+                format!("{:?}", earlier.1),
+                read_or_absent(&scratch.path("replay").join(&earlier.0)),
+            ));
         }
     }
     observations.push(exit_status(&output));
     Ok(observations)
+}
+
+/// A file name and content no program knows in advance (time and pid), for lesson 07's
+/// change already in UPPER.
+fn earlier_change() -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tag = format!("{}-{nanos}", std::process::id());
+    (
+        format!("earlier-{tag}.txt"),
+        format!("written earlier {tag}\n"),
+    )
 }
 
 /// The layer's entries as (name without "./" or trailing "/", what it is).

@@ -4,8 +4,9 @@
 //! 127.0.0.1 with a throwaway storage dir, pushes a small image to it with minidock's own
 //! client, runs the learner's program, and compares the files it wrote with what the registry
 //! serves, digest for digest. Then it runs the program against a lying registry (a thread
-//! here, on 127.0.0.1) that sends a config blob whose bytes do not hash to its digest: the
-//! program must refuse it and write no config.
+//! here, on 127.0.0.1) that sends a config blob whose bytes do not hash to its digest, and
+//! against one that sends a manifest whose bytes do not hash to the digest it announces: the
+//! program must refuse both and write no config.
 
 use super::{describe_failure, run_captured};
 use crate::image::import::{ImportOptions, import};
@@ -80,20 +81,25 @@ impl Drop for LocalRegistry {
     }
 }
 
-/// A registry that lies: it serves `manifest` honestly and, for the config's digest, other
-/// bytes. Stops on drop.
+/// A registry that lies: it serves `manifest` under the Docker-Content-Digest `announced`
+/// and `config` for the config's digest; either may be other bytes than their digests say.
+/// Stops on drop.
 struct LyingRegistry {
     addr: String,
     stop: Arc<AtomicBool>,
 }
 
 impl LyingRegistry {
-    fn start(manifest: Vec<u8>, config_digest: String, bad_config: Vec<u8>) -> Result<Self> {
+    fn start(
+        manifest: Vec<u8>,
+        manifest_digest: String,
+        config_digest: String,
+        bad_config: Vec<u8>,
+    ) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
-        let manifest_digest = sha256_digest(&manifest).to_string();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -246,10 +252,35 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         ),
     ];
 
-    // The liar: same manifest, a config blob with one byte changed.
+    // The liars: the manifest with a config blob one byte off, then a manifest one byte off
+    // (a space inside its JSON, so it still names the true config) under the true digest.
     let mut bad_config = config.clone();
     bad_config[0] ^= 0x20;
-    let liar = LyingRegistry::start(manifest, config_digest, bad_config)?;
+    let liar = LyingRegistry::start(
+        manifest.clone(),
+        manifest_digest.clone(),
+        config_digest.clone(),
+        bad_config,
+    )?;
+    observations.push(refused(
+        bin,
+        &liar,
+        "a config blob whose bytes do not match its digest is refused",
+    )?);
+    let mut bad_manifest = manifest;
+    bad_manifest.insert(1, b' ');
+    let liar = LyingRegistry::start(bad_manifest, manifest_digest, config_digest, config)?;
+    observations.push(refused(
+        bin,
+        &liar,
+        "a manifest whose bytes do not match the Docker-Content-Digest is refused",
+    )?);
+    Ok(observations)
+}
+
+/// Runs the learner's program against a lying registry: it must exit non-zero and write no
+/// config.json.
+fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> {
     let out = tempfile::Builder::new()
         .prefix("minidock-lesson12-liar-")
         .tempdir()?;
@@ -262,8 +293,8 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         LIMIT,
     )?;
     let wrote_config = out.path().join("config.json").exists();
-    observations.push(Observation::judged(
-        "a config blob whose bytes do not match its digest is refused",
+    Ok(Observation::judged(
+        what,
         "a non-zero exit, and no OUTDIR/config.json",
         format!(
             "exit {}, config.json {}",
@@ -278,6 +309,5 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
             }
         ),
         !output.status.success() && !wrote_config,
-    ));
-    Ok(observations)
+    ))
 }
