@@ -702,13 +702,22 @@ pub struct InspectConfig {
     pub exposed_ports: Option<BTreeMap<String, Empty>>,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    /// Docker's `HealthConfig` (`Test`, durations in ns, `Retries`), as the image has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
     pub entrypoint: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, Empty>>,
     pub working_dir: String,
+    /// The `ONBUILD` triggers, shown when the image has the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// The `SHELL` of shell-form commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Go's `struct{}` in a map (`"ExposedPorts": {"80/tcp": {}}`).
@@ -782,14 +791,17 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             exposed_ports: as_set(run.exposed_ports().clone()),
             env: run.env().clone(),
             cmd: run.cmd().clone(),
+            healthcheck: image.config_extra.get("Healthcheck").cloned(),
             entrypoint: run.entrypoint().clone(),
             volumes: as_set(run.volumes().clone()),
             working_dir: run.working_dir().clone().unwrap_or_default(),
+            on_build: extra_list(image, "OnBuild"),
             labels: run
                 .labels()
                 .clone()
                 .map(|labels| labels.into_iter().collect()),
             stop_signal: run.stop_signal().clone(),
+            shell: extra_list(image, "Shell"),
         },
         architecture: config.architecture().to_string(),
         variant: config.variant().clone(),
@@ -811,6 +823,11 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
     })
 }
 // ANCHOR_END: inspect
+
+/// A list of strings among the image's Docker config fields (`OnBuild`, `Shell`).
+fn extra_list(image: &Image, key: &str) -> Option<Vec<String>> {
+    serde_json::from_value(image.config_extra.get(key)?.clone()).ok()
+}
 
 /// JSON indented with four spaces, as Docker's `inspect` prints it.
 pub fn to_docker_json(value: &impl Serialize) -> Result<String> {

@@ -544,6 +544,7 @@ impl Store {
         let config_bytes = self.read_blob(&config_digest)?;
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
             .with_context(|| format!("parsing image config {config_digest}"))?;
+        let config_extra = docker_config_fields(&config_bytes);
         names.sort();
         repo_digests.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Image {
@@ -551,6 +552,7 @@ impl Store {
             manifest_descriptor: descriptor,
             manifest,
             config,
+            config_extra,
             names,
             repo_digests,
         })
@@ -1036,6 +1038,34 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The keys of the config's `config` object that the OCI image spec defines (config.md
+/// "Properties"), which [`ImageConfiguration`] reads.
+const OCI_CONFIG_FIELDS: [&str; 10] = [
+    "User",
+    "ExposedPorts",
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "Volumes",
+    "WorkingDir",
+    "Labels",
+    "StopSignal",
+    "ArgsEscaped",
+];
+
+/// The fields of an image config's `config` object beyond the OCI ones (empty when the
+/// bytes are not a JSON object or have none).
+fn docker_config_fields(config_bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(serde_json::Value::Object(mut top)) = serde_json::from_slice(config_bytes) else {
+        return serde_json::Map::new();
+    };
+    let Some(serde_json::Value::Object(mut config)) = top.remove("config") else {
+        return serde_json::Map::new();
+    };
+    config.retain(|key, value| !OCI_CONFIG_FIELDS.contains(&key.as_str()) && !value.is_null());
+    config
+}
+
 /// One image: a manifest, its config, and the names pointing at it.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -1045,6 +1075,10 @@ pub struct Image {
     pub manifest_descriptor: Descriptor,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// The fields of the config's `config` object that the OCI image spec does not define and
+    /// Docker writes (`Healthcheck`, `OnBuild`, `Shell`, …), kept as read so a commit on top
+    /// of the image writes them again.
+    pub config_extra: serde_json::Map<String, serde_json::Value>,
     /// The normalised names, sorted; empty for an untagged image.
     pub names: Vec<Reference>,
     /// The names pulled through an image index, with the index's digest: their repo digest
