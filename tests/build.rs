@@ -1020,3 +1020,67 @@ fn a_missing_base_is_pulled_and_pull_always_pulls() {
     );
     env.assert_no_containers();
 }
+
+#[test]
+fn intermediate_images_are_hidden_and_rmi_removes_them() {
+    let Some(env) = Env::new() else { return };
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo 1 > /one\nENV A=1\nRUN echo 2 > /two\n",
+        0o644,
+    );
+    let out = env.build(&["-t", "steps"]);
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix(" ---> "))
+        .filter(|l| !l.starts_with("Running") && !l.starts_with("Using"))
+        .collect();
+    assert_eq!(ids.len(), 4, "{out}");
+    let listed = |all: bool| -> Vec<String> {
+        let mut args = vec!["images", "-q", "--no-trunc"];
+        if all {
+            args.push("-a");
+        }
+        let mut ids: Vec<String> = env
+            .ok(&args)
+            .lines()
+            .map(|l| l.trim_start_matches("sha256:")[..12].to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut shown = vec![ids[0].to_owned(), ids[3].to_owned()];
+    shown.sort();
+    assert_eq!(listed(false), shown);
+    let mut all: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    all.sort();
+    assert_eq!(listed(true), all);
+    // Each step's parent is the step before it.
+    let parent = env.ok(&["image", "inspect", "-f", "{{.Parent}}", "steps"]);
+    assert!(
+        parent.starts_with(&format!("sha256:{}", ids[2])),
+        "{parent}"
+    );
+    // An intermediate image with a child cannot be deleted by ID.
+    let out = env.output(&["rmi", ids[1]]);
+    assert!(
+        text(&out.stderr).contains("image has dependent child images"),
+        "{out:?}"
+    );
+
+    // A longer build on the same steps: rmi of the first untags it (a child uses it).
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo 1 > /one\nENV A=1\nRUN echo 2 > /two\nENV B=2\n",
+        0o644,
+    );
+    env.build(&["-t", "longer"]);
+    assert_eq!(env.ok(&["rmi", "steps"]), "Untagged: steps:latest\n");
+    assert_eq!(listed(true).len(), 5);
+    // rmi of the last removes every step image nothing else uses, as Docker does.
+    let out = env.ok(&["rmi", "longer"]);
+    let deleted = out.lines().filter(|l| l.starts_with("Deleted: ")).count();
+    assert_eq!(deleted, 4, "{out}");
+    assert_eq!(listed(true), vec![ids[0].to_owned()]);
+    env.assert_no_containers();
+}

@@ -111,6 +111,9 @@ pub struct Builder<'a> {
     names: Vec<Option<String>>,
     /// Whether `ONBUILD` triggers are running: their steps print no ` ---> <id>` line.
     in_triggers: bool,
+    /// The store's images by ID, read once on the first lookup by ID (a store lookup by ID
+    /// reads every image), with the build's own commits added.
+    by_id: std::cell::RefCell<Option<HashMap<String, Image>>>,
 }
 
 // ANCHOR: build
@@ -152,6 +155,7 @@ pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Resu
         built: HashMap::new(),
         names: stages.stages.iter().map(|s| s.name.clone()).collect(),
         in_triggers: false,
+        by_id: std::cell::RefCell::new(None),
     };
     builder.meta_steps(&stages)?;
     for (i, stage) in stages.stages.iter().enumerate().take(target + 1) {
@@ -490,7 +494,7 @@ impl Builder<'_> {
         };
         let mut current = current;
         let id = self.ensure_committed(&mut current)?;
-        self.store.resolve(&id)
+        self.image(&id)
     }
 
     /// The bytes of the file `path` in the image's layers (`None`: no such file).
@@ -498,7 +502,7 @@ impl Builder<'_> {
         let Some(id) = &current.id else {
             return Ok(None);
         };
-        let image = self.store.resolve(id)?;
+        let image = self.image(id)?;
         let rel = path.trim_start_matches('/');
         for layer in self.store.unpacked_layers(&image)?.iter().rev() {
             let p = layer.join(rel);
@@ -535,7 +539,7 @@ impl Builder<'_> {
         let Some(id) = &current.id else {
             return Ok(None);
         };
-        let image = self.store.resolve(id)?;
+        let image = self.image(id)?;
         let rel = path.trim_start_matches('/');
         for layer in self.store.unpacked_layers(&image)?.iter().rev() {
             let p = layer.join(rel.trim_end_matches('/'));
@@ -584,12 +588,37 @@ impl Builder<'_> {
             step,
             &[],
         )?;
+        if let Some(parent) = &current.id {
+            self.store.set_parent(&image.id, parent)?;
+        }
+        self.known(&image);
         self.remember(&cache_key, &image)?;
         self.say_id(&image)?;
         *current = from_image(&image);
         Ok(())
     }
     // ANCHOR_END: commit_step
+
+    /// The image of a full ID (`sha256:<hex>`), from the build's table of the store's images.
+    pub(crate) fn image(&self, id: &str) -> Result<Image> {
+        let mut table = self.by_id.borrow_mut();
+        if table.is_none() {
+            let images = self.store.images()?;
+            *table = Some(images.into_iter().map(|i| (i.id.to_string(), i)).collect());
+        }
+        if let Some(image) = table.as_ref().and_then(|t| t.get(id)) {
+            return Ok(image.clone());
+        }
+        drop(table);
+        self.store.resolve(id)
+    }
+
+    /// Adds an image the build committed to its table.
+    fn known(&self, image: &Image) {
+        if let Some(table) = self.by_id.borrow_mut().as_mut() {
+            table.insert(image.id.to_string(), image.clone());
+        }
+    }
 
     /// A step's ` ---> <id>` line (none inside `ONBUILD` triggers, as moby prints it once
     /// for the `FROM` after them).
@@ -607,7 +636,7 @@ impl Builder<'_> {
     /// The image the cache holds for `key`, if it is still in the store.
     fn cached(&self, key: &str) -> Option<Image> {
         let id = std::fs::read_to_string(self.cache_dir().join(key)).ok()?;
-        self.store.resolve(id.trim()).ok()
+        self.image(id.trim()).ok()
     }
 
     /// Records `image` under `key` (a temp file renamed into place).
@@ -652,10 +681,11 @@ impl Builder<'_> {
                 unused.join(" ")
             ))?;
         }
-        for name in &self.options.tags {
-            self.store.tag(&id, name)?;
+        let image = self.image(&id)?;
+        if !self.options.tags.is_empty() {
+            self.store
+                .add_image(&image.manifest_descriptor, &self.options.tags)?;
         }
-        let image = self.store.resolve(&id)?;
         self.say(&format!("Successfully built {}", image.short_id()))?;
         for name in &self.options.tags {
             self.say(&format!("Successfully tagged {}", name.familiar()))?;

@@ -52,6 +52,9 @@ pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long)]
+    pub all: bool,
     /// Show digests
     #[arg(long)]
     pub digests: bool,
@@ -170,6 +173,25 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> Result<u8> {
         .write_all(table.as_bytes())
         .context("writing to stdout")?;
     Ok(0)
+}
+
+/// The images less the intermediate ones (untagged, and the parent of another image in the
+/// store: the classic builder's step images), which Docker lists only with `-a`.
+fn without_intermediate(store: &Store, images: Vec<Image>) -> Result<Vec<Image>> {
+    let links = store.parents()?;
+    if links.is_empty() {
+        return Ok(images);
+    }
+    let present: BTreeSet<String> = store.images()?.iter().map(|i| i.id.to_string()).collect();
+    let parents: BTreeSet<&String> = links
+        .iter()
+        .filter(|(child, _)| present.contains(*child))
+        .map(|(_, parent)| parent)
+        .collect();
+    Ok(images
+        .into_iter()
+        .filter(|i| !i.names.is_empty() || !parents.contains(&i.id.to_string()))
+        .collect())
 }
 
 /// `minidock tag`
@@ -310,6 +332,9 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
     });
     let filters = crate::container::filter::Filters::parse(&args.filters, IMAGES_FILTER_KEYS)?;
     images = filter_images(store, images, &filters)?;
+    if !args.all {
+        images = without_intermediate(store, images)?;
+    }
 
     let id_of = |image: &Image| {
         if args.no_trunc {
@@ -781,7 +806,10 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             .filter_map(|name| Some(format!("{}:{}", name.familiar_repository(), name.tag()?)))
             .collect(),
         repo_digests: repo_digests.into_iter().collect(),
-        parent: String::new(),
+        parent: store
+            .parents()?
+            .remove(&image.id.to_string())
+            .unwrap_or_default(),
         comment: history_comment.unwrap_or_default(),
         created: config.created().clone().unwrap_or_default(),
         docker_version: String::new(),

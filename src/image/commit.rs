@@ -191,8 +191,9 @@ pub fn commit_layer_with(
         .context("building the image manifest")?;
     let manifest_bytes = serde_json::to_vec(&manifest).context("serialising the manifest")?;
     let manifest_blob = store.put_blob(&manifest_bytes, None)?;
-    store.add_image(&manifest_blob.descriptor(MediaType::ImageManifest), names)?;
-    store.resolve(config_blob.digest.as_ref())
+    let manifest = manifest_blob.descriptor(MediaType::ImageManifest);
+    store.add_image(&manifest, names)?;
+    store.image_of(&manifest)
 }
 // ANCHOR_END: commit
 
