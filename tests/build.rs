@@ -633,6 +633,12 @@ fn docker_classic_builder_builds_the_same_image() {
     );
     let lines = ["Step ", "# ", " ---> Using", "Successfully tagged"];
     compare("child", &lines, &fields, 3);
+
+    // The same images listed: the step images only with -a.
+    let count = |out: String| out.lines().count();
+    for args in [["images", "-q"], ["images", "-aq"]] {
+        assert_eq!(count(env.ok(&args)), count(d.ok(&args)), "{args:?}");
+    }
 }
 
 /// A parent with `SHELL`, `HEALTHCHECK` and `ONBUILD`, and a child built on it.

@@ -293,6 +293,7 @@ impl Builder<'_> {
         if !self.options.pull
             && let Ok(image) = self.store.resolve(base)
         {
+            self.known(&image);
             return Ok(image);
         }
         let reference = Reference::parse(base)
@@ -322,7 +323,9 @@ impl Builder<'_> {
             },
             pulled.name.familiar()
         ))?;
-        self.store.resolve(base)
+        let image = self.store.resolve(base)?;
+        self.known(&image);
+        Ok(image)
     }
 
     /// The base image's `ONBUILD` triggers, run as the stage's first steps (moby's
@@ -608,6 +611,11 @@ impl Builder<'_> {
         }
         if let Some(image) = table.as_ref().and_then(|t| t.get(id)) {
             return Ok(image.clone());
+        }
+        // The table has every image of the store: a full ID it lacks is gone (a cache entry
+        // whose image was removed), and asking the store would read every image again.
+        if id.len() == 71 && id.starts_with("sha256:") {
+            bail!("No such image: {id}");
         }
         drop(table);
         self.store.resolve(id)
