@@ -690,7 +690,8 @@ impl Builder<'_> {
             ))?;
         }
         let image = self.image(&id)?;
-        if !self.options.tags.is_empty() {
+        // A rebuild that names the same image again leaves the index (and its fsync) alone.
+        if !self.options.tags.iter().all(|t| image.names.contains(t)) {
             self.store
                 .add_image(&image.manifest_descriptor, &self.options.tags)?;
         }
