@@ -335,18 +335,18 @@ fn what_is_not_supported_is_refused() {
             "FROM --platform=linux/s390x busybox\n",
             "FROM --platform=linux/s390x is not supported",
         ),
-        ("FROM nosuchimage\n", "minidock build does not pull"),
+        // A missing base is pulled: here from a port where nothing listens.
         (
-            "FROM busybox\nHEALTHCHECK CMD true\n",
-            "HEALTHCHECK is not supported",
-        ),
-        (
-            "FROM busybox\nONBUILD RUN true\n",
-            "ONBUILD is not supported",
+            "FROM 127.0.0.1:1/nosuchimage\n",
+            "pulling the base image 127.0.0.1:1/nosuchimage",
         ),
         (
             "FROM busybox\nADD http://127.0.0.1:1/x /x\n",
-            "ADD from a URL is not supported",
+            "failed to GET http://127.0.0.1:1/x",
+        ),
+        (
+            "FROM busybox\nCOPY --chown=nosuchuser a /a\n",
+            "can't find uid for user nosuchuser: no such user: nosuchuser",
         ),
     ];
     for (dockerfile, message) in cases {
@@ -592,4 +592,501 @@ fn docker_classic_builder_builds_the_same_image() {
     // Docker's last entry is the base image's import; ours names the same step differently.
     let n = docker_history.len() - 1;
     assert_eq!(our_history[..n], docker_history[..n]);
+
+    // SHELL, HEALTHCHECK and ONBUILD in the config and history, and the triggers in a child.
+    env.write("Dockerfile", PARENT, 0o644);
+    env.write("child.txt", "child\n", 0o644);
+    let compare = |tag: &str, lines: &[&str], fields: &[&str], steps: usize| {
+        let docker_build = d
+            .docker_command()
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--network", "none", "-t", tag])
+            .arg(env.ctx())
+            .output()
+            .unwrap();
+        assert!(docker_build.status.success(), "{docker_build:?}");
+        let ours = env.build(&["-t", tag]);
+        let pick = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| lines.iter().any(|p| l.starts_with(p)))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(pick(&ours), pick(&text(&docker_build.stdout)), "{ours}");
+        let docker_config: serde_json::Value =
+            serde_json::from_str(&d.ok(&["image", "inspect", "-f", "{{json .Config}}", tag]))
+                .unwrap();
+        let config = env.config(tag);
+        for field in fields {
+            assert_eq!(config[field], docker_config[field], "{tag}: {field}");
+        }
+        let args = ["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag];
+        let (ours, theirs) = (history(env.ok(&args)), history(d.ok(&args)));
+        assert_eq!(ours[..steps], theirs[..steps], "{tag}");
+    };
+    let fields = ["Healthcheck", "OnBuild", "Shell", "Cmd"];
+    compare("parent", &["Step ", "Successfully tagged"], &fields, 5);
+    env.write(
+        "Dockerfile",
+        "FROM parent\nRUN echo child > /child-ran\n",
+        0o644,
+    );
+    let lines = ["Step ", "# ", " ---> Using", "Successfully tagged"];
+    compare("child", &lines, &fields, 3);
+
+    // The same images listed: the step images only with -a.
+    let count = |out: String| out.lines().count();
+    for args in [["images", "-q"], ["images", "-aq"]] {
+        assert_eq!(count(env.ok(&args)), count(d.ok(&args)), "{args:?}");
+    }
+}
+
+/// A parent with `SHELL`, `HEALTHCHECK` and `ONBUILD`, and a child built on it.
+const PARENT: &str = r#"FROM busybox
+SHELL ["/bin/sh", "-ec"]
+HEALTHCHECK --interval=5m --timeout=3s --retries=3 CMD wget -q -O- localhost || exit 1
+ONBUILD RUN echo "trigger ran with $0 $-" > /onbuild-ran
+ONBUILD COPY child.txt /child.txt
+CMD echo parent
+"#;
+
+#[test]
+fn healthcheck_onbuild_and_shell_are_kept_and_triggers_run_in_a_child() {
+    let Some(env) = Env::new() else { return };
+    env.write("Dockerfile", PARENT, 0o644);
+    env.write("child.txt", "from the child's context\n", 0o644);
+    let out = env.build(&["-t", "parent"]);
+    assert!(!out.contains("Executing"), "{out}");
+    let config = env.config("parent");
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({
+            "Test": ["CMD-SHELL", "wget -q -O- localhost || exit 1"],
+            "Interval": 300_000_000_000u64,
+            "Timeout": 3_000_000_000u64,
+            "Retries": 3,
+        })
+    );
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!([
+            r#"RUN echo "trigger ran with $0 $-" > /onbuild-ran"#,
+            "COPY child.txt /child.txt"
+        ])
+    );
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    // The shell form uses the SHELL, in CMD and in the history.
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["/bin/sh", "-ec", "echo parent"])
+    );
+    let history = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "parent",
+    ]);
+    let history: Vec<&str> = history.lines().collect();
+    assert_eq!(
+        history[..5],
+        [
+            r#"/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo parent"]"#,
+            "/bin/sh -ec #(nop)  ONBUILD COPY child.txt /child.txt",
+            r#"/bin/sh -ec #(nop)  ONBUILD RUN echo "trigger ran with $0 $-" > /onbuild-ran"#,
+            r#"/bin/sh -ec #(nop)  HEALTHCHECK &{["CMD-SHELL" "wget -q -O- localhost || exit 1"] "5m0s" "3s" "0s" '\x03'}"#,
+            "/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]",
+        ]
+    );
+    // The parent's triggers did not run in the parent.
+    let ls = env.run("parent", &["ls", "/"]);
+    assert!(!ls.contains("onbuild-ran"), "{ls}");
+
+    // The child: the triggers run first, then its own steps, with the parent's shell.
+    env.write(
+        "Dockerfile",
+        "FROM parent\nRUN echo child > /child-ran\n",
+        0o644,
+    );
+    let out = env.build(&["-t", "child"]);
+    assert!(
+        out.starts_with("Step 1/2 : FROM parent\n# Executing 2 build triggers\n ---> Running in "),
+        "{out}"
+    );
+    let ran = env.run(
+        "child",
+        &["cat", "/onbuild-ran", "/child.txt", "/child-ran"],
+    );
+    assert_eq!(
+        ran,
+        "trigger ran with /bin/sh ce\nfrom the child's context\nchild\n"
+    );
+    let config = env.config("child");
+    assert_eq!(config["OnBuild"], serde_json::Value::Null);
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["Healthcheck"]["Retries"], 3);
+    let history = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "child",
+    ]);
+    assert!(
+        history.starts_with("/bin/sh -ec echo child > /child-ran\n"),
+        "{history}"
+    );
+    // A grandchild has no triggers left to run.
+    env.write("Dockerfile", "FROM child\nRUN true\n", 0o644);
+    let out = env.build(&["-t", "grandchild"]);
+    assert!(!out.contains("Executing"), "{out}");
+    env.assert_no_containers();
+}
+
+const HEREDOCS: &str = r#"FROM busybox
+ENV WHO=world
+RUN <<EOF
+echo one > /plain
+echo two >> /plain
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "script $0" > /script
+EOF
+RUN cat <<A > /a && cat <<-'B' > /b
+hello $WHO
+A
+	tab $WHO
+	B
+COPY <<EOF /etc/expanded
+hi "$WHO"
+EOF
+COPY <<'EOF' <<NAMED /docs/
+raw $WHO
+EOF
+second $WHO
+NAMED
+"#;
+
+#[test]
+fn heredocs_in_run_and_copy_follow_buildkit() {
+    let Some(env) = Env::new() else { return };
+    env.write("Dockerfile", HEREDOCS, 0o644);
+    let out = env.build(&["-t", "heredocs"]);
+    assert!(out.contains("Successfully tagged heredocs:latest"), "{out}");
+    let files = [
+        "/plain",
+        "/script",
+        "/a",
+        "/b",
+        "/etc/expanded",
+        "/docs/EOF",
+        "/docs/NAMED",
+    ];
+    let mut cat = vec!["cat"];
+    cat.extend(files);
+    assert_eq!(
+        env.run("heredocs", &cat),
+        "one\ntwo\nscript /dev/pipes/EOF\nhello world\ntab $WHO\nhi \"world\"\nraw $WHO\nsecond world\n"
+    );
+    let modes = env.run(
+        "heredocs",
+        &["stat", "-c", "%n %a %u", "/etc/expanded", "/docs/EOF"],
+    );
+    assert_eq!(modes, "/etc/expanded 644 0\n/docs/EOF 644 0\n");
+    // The script's text is part of the cache key.
+    let again = env.build(&["-t", "heredocs"]);
+    assert_eq!(again.matches(" ---> Using cache\n").count(), 6, "{again}");
+    env.write(
+        "Dockerfile",
+        &HEREDOCS.replace("script $0", "changed $0"),
+        0o644,
+    );
+    let changed = env.build(&["-t", "heredocs"]);
+    assert_eq!(
+        changed.matches(" ---> Using cache\n").count(),
+        2,
+        "{changed}"
+    );
+    env.assert_no_containers();
+}
+
+const ADD_USERS: &str = "FROM busybox\n\
+    RUN echo 'app:x:1234:1:app:/:/bin/sh' >> /etc/passwd && echo 'staff:x:4321:' >> /etc/group\n\
+    COPY --chown=app:staff a.txt /named\n";
+
+#[test]
+fn chown_takes_names_from_the_image_and_link_is_accepted() {
+    let Some(env) = Env::new() else { return };
+    env.write("a.txt", "a\n", 0o644);
+    // The classic builder takes a user alone as the group's name too.
+    let alone = format!("{ADD_USERS}COPY --chown=nobody a.txt /user-alone\n");
+    env.write("Dockerfile", &alone, 0o644);
+    let out = env.output(&["build", env.ctx().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("can't find gid for group nobody: no such group: nobody"),
+        "{}",
+        text(&out.stderr)
+    );
+    let names = format!(
+        "{ADD_USERS}COPY --chown=nobody:nogroup --link a.txt /nobody\nCOPY --chown=app:7 a.txt /mixed\n"
+    );
+    env.write("Dockerfile", &names, 0o644);
+    env.build(&["-t", "owners"]);
+    let owners = env.run(
+        "owners",
+        &["stat", "-c", "%n %u:%g", "/named", "/nobody", "/mixed"],
+    );
+    assert_eq!(
+        owners,
+        "/named 1234:4321\n/nobody 65534:65534\n/mixed 1234:7\n"
+    );
+    env.assert_no_containers();
+}
+
+/// An HTTP server on 127.0.0.1 answering GETs from `files` (path, body, Last-Modified),
+/// 404 otherwise; it serves until the test process ends. Returns `http://127.0.0.1:PORT`.
+fn http_server(files: Vec<(&'static str, Vec<u8>, Option<&'static str>)>) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = request.split(' ').nth(1).unwrap_or("");
+            let reply = match files.iter().find(|(p, _, _)| *p == path) {
+                Some((_, body, modified)) => {
+                    let mut head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    if let Some(m) = modified {
+                        head.push_str(&format!("Last-Modified: {m}\r\n"));
+                    }
+                    let mut reply = format!("{head}\r\n").into_bytes();
+                    reply.extend_from_slice(body);
+                    reply
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A gzip'd tar of `files` (name, content), made by the host's `tar czf`.
+fn tarball(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        fs::write(dir.path().join(name), content).unwrap();
+    }
+    let out = Command::new("tar")
+        .arg("czf")
+        .arg("-")
+        .arg("-C")
+        .arg(dir.path())
+        .args(files.iter().map(|(n, _)| *n))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.starts_with(&[0x1f, 0x8b]));
+    out.stdout
+}
+
+#[test]
+fn add_fetches_urls_and_contexts_come_from_urls_and_stdin() {
+    let Some(env) = Env::new() else { return };
+    let context = tarball(&[
+        ("Dockerfile", "FROM busybox\nCOPY in-tar.txt /in-tar.txt\n"),
+        ("in-tar.txt", "from the tarball\n"),
+    ]);
+    let pkg = tarball(&[("x", "x\n")]);
+    let base = http_server(vec![
+        (
+            "/files/pkg.tar.gz",
+            pkg.clone(),
+            Some("Tue, 15 Nov 1994 08:12:31 GMT"),
+        ),
+        ("/files/plain.txt", b"plain\n".to_vec(), None),
+        ("/context.tar.gz", context.clone(), None),
+        (
+            "/Dockerfile",
+            b"FROM busybox\nLABEL from=url\n".to_vec(),
+            None,
+        ),
+    ]);
+    env.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD {base}/files/pkg.tar.gz /downloads/\nADD --chown=65534:65534 {base}/files/plain.txt /plain\n"
+        ),
+        0o644,
+    );
+    env.build(&["-t", "fetched"]);
+    // Not unpacked, 0600, the server's mtime.
+    let stat = env.run(
+        "fetched",
+        &[
+            "stat",
+            "-c",
+            "%n %a %u:%g %Y %s",
+            "/downloads/pkg.tar.gz",
+            "/plain",
+        ],
+    );
+    let lines: Vec<&str> = stat.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("/downloads/pkg.tar.gz 600 0:0 784887151 {}", pkg.len())
+    );
+    assert!(lines[1].starts_with("/plain 600 65534:65534 "), "{stat}");
+    env.write(
+        "Dockerfile",
+        &format!("FROM busybox\nADD {base}/nothing /x\n"),
+        0o644,
+    );
+    let out = env.output(&["build", env.ctx().to_str().unwrap()]);
+    assert!(
+        text(&out.stderr).contains(&format!("failed to GET {base}/nothing with status 404")),
+        "{out:?}"
+    );
+
+    // The context as a URL: a tarball, or a Dockerfile alone.
+    let url = format!("{base}/context.tar.gz");
+    env.ok(&["build", "-t", "url-context", &url]);
+    assert_eq!(
+        env.run("url-context", &["cat", "/in-tar.txt"]),
+        "from the tarball\n"
+    );
+    let url = format!("{base}/Dockerfile");
+    env.ok(&["build", "-t", "url-dockerfile", &url]);
+    assert_eq!(env.config("url-dockerfile")["Labels"]["from"], "url");
+
+    // The context as a tarball on stdin.
+    let mut child = Command::cargo_bin("minidock")
+        .unwrap()
+        .arg("--root")
+        .arg(env.root.path())
+        .args(["build", "-t", "stdin-context", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&context).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        env.run("stdin-context", &["cat", "/in-tar.txt"]),
+        "from the tarball\n"
+    );
+    env.assert_no_containers();
+}
+
+#[test]
+fn a_missing_base_is_pulled_and_pull_always_pulls() {
+    let Some(env) = Env::new() else { return };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    let name = format!("{}/build-test/base:1", registry.addr);
+    env.ok(&["tag", "busybox", &name]);
+    env.ok(&["push", &name]);
+    env.ok(&["rmi", &name]);
+    env.write(
+        "Dockerfile",
+        &format!("FROM {name}\nRUN echo on-pulled > /x\n"),
+        0o644,
+    );
+    let out = env.build(&["-t", "on-pulled"]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert_eq!(env.run("on-pulled", &["cat", "/x"]), "on-pulled\n");
+    let out = env.build(&["-t", "on-pulled"]);
+    assert!(!out.contains("Pulling from"), "{out}");
+    let out = env.build(&["-t", "on-pulled", "--pull"]);
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {name}"))
+            && out.contains(" ---> Using cache"),
+        "{out}"
+    );
+    env.assert_no_containers();
+}
+
+#[test]
+fn intermediate_images_are_hidden_and_rmi_removes_them() {
+    let Some(env) = Env::new() else { return };
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo 1 > /one\nENV A=1\nRUN echo 2 > /two\n",
+        0o644,
+    );
+    let out = env.build(&["-t", "steps"]);
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix(" ---> "))
+        .filter(|l| !l.starts_with("Running") && !l.starts_with("Using"))
+        .collect();
+    assert_eq!(ids.len(), 4, "{out}");
+    let listed = |all: bool| -> Vec<String> {
+        let mut args = vec!["images", "-q", "--no-trunc"];
+        if all {
+            args.push("-a");
+        }
+        let mut ids: Vec<String> = env
+            .ok(&args)
+            .lines()
+            .map(|l| l.trim_start_matches("sha256:")[..12].to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut shown = vec![ids[0].to_owned(), ids[3].to_owned()];
+    shown.sort();
+    assert_eq!(listed(false), shown);
+    let mut all: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    all.sort();
+    assert_eq!(listed(true), all);
+    // Each step's parent is the step before it.
+    let parent = env.ok(&["image", "inspect", "-f", "{{.Parent}}", "steps"]);
+    assert!(
+        parent.starts_with(&format!("sha256:{}", ids[2])),
+        "{parent}"
+    );
+    // An intermediate image with a child cannot be deleted by ID.
+    let out = env.output(&["rmi", ids[1]]);
+    assert!(
+        text(&out.stderr).contains("image has dependent child images"),
+        "{out:?}"
+    );
+
+    // A longer build on the same steps: rmi of the first untags it (a child uses it).
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo 1 > /one\nENV A=1\nRUN echo 2 > /two\nENV B=2\n",
+        0o644,
+    );
+    env.build(&["-t", "longer"]);
+    assert_eq!(env.ok(&["rmi", "steps"]), "Untagged: steps:latest\n");
+    assert_eq!(listed(true).len(), 5);
+    // rmi of the last removes every step image nothing else uses, as Docker does.
+    let out = env.ok(&["rmi", "longer"]);
+    let deleted = out.lines().filter(|l| l.starts_with("Deleted: ")).count();
+    assert_eq!(deleted, 4, "{out}");
+    assert_eq!(listed(true), vec![ids[0].to_owned()]);
+    env.assert_no_containers();
 }

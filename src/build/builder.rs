@@ -31,7 +31,7 @@ use crate::build::parser;
 use crate::build::shell::Lex;
 use crate::cli::Exit;
 use crate::container::Paths;
-use crate::image::commit::{LayerStep, commit_layer};
+use crate::image::commit::{LayerStep, commit_layer_with};
 use crate::image::reference::Reference;
 use crate::image::store::{Image, Store, hex};
 
@@ -59,6 +59,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--network` of the `RUN` containers, as `minidock run` takes it (default `none`).
     pub network: Option<String>,
+    /// `--pull`: pull every base image named by a `FROM`, even one the store has.
+    pub pull: bool,
 }
 
 /// The image a stage has built so far: its config and layers, and its ID once committed
@@ -66,6 +68,8 @@ pub struct BuildOptions {
 #[derive(Debug, Clone)]
 pub(crate) struct CurrentImage {
     config: ImageConfiguration,
+    /// Docker's config fields beyond the OCI ones (`Healthcheck`, `OnBuild`, `Shell`).
+    extra: serde_json::Map<String, serde_json::Value>,
     layers: Vec<Descriptor>,
     id: Option<String>,
 }
@@ -105,6 +109,11 @@ pub struct Builder<'a> {
     built: HashMap<usize, CurrentImage>,
     /// The stages' `AS` names, by index.
     names: Vec<Option<String>>,
+    /// Whether `ONBUILD` triggers are running: their steps print no ` ---> <id>` line.
+    in_triggers: bool,
+    /// The store's images by ID, read once on the first lookup by ID (a store lookup by ID
+    /// reads every image), with the build's own commits added.
+    by_id: std::cell::RefCell<Option<HashMap<String, Image>>>,
 }
 
 // ANCHOR: build
@@ -145,6 +154,8 @@ pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Resu
         lex,
         built: HashMap::new(),
         names: stages.stages.iter().map(|s| s.name.clone()).collect(),
+        in_triggers: false,
+        by_id: std::cell::RefCell::new(None),
     };
     builder.meta_steps(&stages)?;
     for (i, stage) in stages.stages.iter().enumerate().take(target + 1) {
@@ -229,14 +240,20 @@ impl Builder<'_> {
             }
         }
         let current = self.base(stages, i, &base)?;
-        let id = current.id.as_deref().map(short).unwrap_or_default();
-        self.say(&format!(" ---> {id}"))?;
+        let shell = extra_list(&current.extra, "Shell")
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
         let mut state = StageState {
             current,
             args: args.for_stage(),
-            shell: vec!["/bin/sh".into(), "-c".into()],
+            shell,
             cmd_set: false,
         };
+        self.in_triggers = true;
+        let triggers = self.run_triggers(&mut state);
+        self.in_triggers = false;
+        triggers?;
+        let id = state.current.id.as_deref().map(short).unwrap_or_default();
+        self.say(&format!(" ---> {id}"))?;
         for command in &stage.commands {
             self.announce(&command.original)?;
             self.step_one(&mut state, command)
@@ -258,13 +275,7 @@ impl Builder<'_> {
         } else if base.eq_ignore_ascii_case("scratch") {
             scratch()?
         } else {
-            let image = self.store.resolve(base).map_err(|_| {
-                anyhow::anyhow!(
-                    "pull access denied for {base}: the image is not in the store, and minidock \
-                     build does not pull (run minidock pull {base} first)"
-                )
-            })?;
-            from_image(&image)
+            from_image(&self.base_image(base)?)
         };
         let mut config = current.config.config().clone().unwrap_or_default();
         let mut env = config.env().clone().unwrap_or_default();
@@ -274,6 +285,106 @@ impl Builder<'_> {
             current.config.set_config(Some(config));
         }
         Ok(current)
+    }
+
+    /// A `FROM` image: from the store, else (or always with `--pull`) pulled first, as the
+    /// classic builder pulls a missing base.
+    fn base_image(&mut self, base: &str) -> Result<Image> {
+        if !self.options.pull
+            && let Ok(image) = self.store.resolve(base)
+        {
+            self.known(&image);
+            return Ok(image);
+        }
+        let reference = Reference::parse(base)
+            .with_context(|| format!("invalid reference format: {base:?}"))?;
+        use crate::registry::{PullOptions, cli::client_options, progress::Progress};
+        let options = PullOptions {
+            platform: None,
+            client: client_options(reference.domain(), &[])?,
+            jobs: 0,
+            unpack: true,
+        };
+        let progress = Progress::new(true);
+        let pulled = crate::registry::pull(&self.store, &reference, &options, &progress)
+            .with_context(|| format!("pulling the base image {base}"))?;
+        self.say(&format!(
+            "{}: Pulling from {}",
+            reference.tag().unwrap_or("latest"),
+            reference.path()
+        ))?;
+        self.say(&format!("Digest: {}", pulled.digest))?;
+        self.say(&format!(
+            "Status: {} for {}",
+            if pulled.changed {
+                "Downloaded newer image"
+            } else {
+                "Image is up to date"
+            },
+            pulled.name.familiar()
+        ))?;
+        let image = self.store.resolve(base)?;
+        self.known(&image);
+        Ok(image)
+    }
+
+    /// The base image's `ONBUILD` triggers, run as the stage's first steps (moby's
+    /// `processOnBuild`): `# Executing N build trigger(s)`, then each trigger as an
+    /// instruction without a `Step` line (the `FROM`'s ` ---> <id>` line follows them). The
+    /// stage's image keeps no triggers (`OnBuild` is removed, as moby's `initializeStage`
+    /// sets it to nil).
+    fn run_triggers(&mut self, state: &mut StageState) -> Result<()> {
+        let Some(triggers) = extra_list(&state.current.extra, "OnBuild") else {
+            return Ok(());
+        };
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let word = if triggers.len() > 1 {
+            "triggers"
+        } else {
+            "trigger"
+        };
+        self.say(&format!("# Executing {} build {word}", triggers.len()))?;
+        state.current.extra.remove("OnBuild");
+        for trigger in &triggers {
+            let text = format!("FROM scratch\n{trigger}\n");
+            let df =
+                parser::parse(&text).map_err(|e| anyhow::anyhow!(e.report("ONBUILD trigger")))?;
+            let stages = instructions::stages(&df)
+                .map_err(|e| anyhow::anyhow!(e.report("ONBUILD trigger")))?;
+            for command in &stages.stages[0].commands {
+                self.step_one(state, command)
+                    .with_context(|| format!("ONBUILD trigger {trigger:?}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `HEALTHCHECK`: the config's `Healthcheck` (Docker's `HealthConfig`), with moby's note
+    /// when it replaces an earlier check.
+    fn healthcheck(
+        &mut self,
+        current: &mut CurrentImage,
+        health: &instructions::Health,
+    ) -> Result<()> {
+        if let Some(old) = current.extra.get("Healthcheck")
+            && let Some(test) = old.get("Test").and_then(|t| t.as_array())
+            && test
+                .first()
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t != "NONE")
+        {
+            let words: Vec<&str> = test.iter().filter_map(|t| t.as_str()).collect();
+            self.say(&format!(
+                "Note: overriding previous HEALTHCHECK: [{}]",
+                words.join(" ")
+            ))?;
+        }
+        current
+            .extra
+            .insert("Healthcheck".into(), health.config_json());
+        Ok(())
     }
 
     /// Runs one instruction on the stage's image.
@@ -288,8 +399,6 @@ impl Builder<'_> {
                 let add = matches!(kind, Kind::Add(_));
                 return copy::copy_step(self, state_parts(state), spec, add);
             }
-            Kind::Healthcheck(_) => bail!("HEALTHCHECK is not supported by minidock build"),
-            Kind::Onbuild(_) => bail!("ONBUILD is not supported by minidock build"),
             _ => {}
         }
         let mut config = state.current.config.config().clone().unwrap_or_default();
@@ -301,7 +410,22 @@ impl Builder<'_> {
                     state.args.declare(&d.key, d.default.clone());
                 }
             }
-            Kind::Shell(shell) => state.shell = shell.clone(),
+            Kind::Shell(shell) => {
+                state.shell = shell.clone();
+                state
+                    .current
+                    .extra
+                    .insert("Shell".into(), serde_json::json!(shell));
+            }
+            Kind::Onbuild(trigger) => {
+                let mut triggers = extra_list(&state.current.extra, "OnBuild").unwrap_or_default();
+                triggers.push(trigger.clone());
+                state
+                    .current
+                    .extra
+                    .insert("OnBuild".into(), serde_json::json!(triggers));
+            }
+            Kind::Healthcheck(health) => self.healthcheck(&mut state.current, health)?,
             Kind::Workdir(dir) => {
                 let dir = workdir(config.working_dir().as_deref(), dir);
                 config.set_working_dir(Some(dir.clone()));
@@ -315,6 +439,9 @@ impl Builder<'_> {
                 nop_single(&state.shell, &format!("WORKDIR {dir}"))
             }
             Kind::Cmd(c) => nop_command("CMD", &state.shell, c),
+            Kind::Healthcheck(h) => {
+                instructions::nop_created_by(&state.shell, &format!("HEALTHCHECK {}", h.go_q()))
+            }
             Kind::Entrypoint(c) => nop_command(
                 "ENTRYPOINT",
                 &state.shell,
@@ -370,7 +497,33 @@ impl Builder<'_> {
         };
         let mut current = current;
         let id = self.ensure_committed(&mut current)?;
-        self.store.resolve(&id)
+        self.image(&id)
+    }
+
+    /// The bytes of the file `path` in the image's layers (`None`: no such file).
+    pub(crate) fn read_in(&self, current: &CurrentImage, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(id) = &current.id else {
+            return Ok(None);
+        };
+        let image = self.image(id)?;
+        let rel = path.trim_start_matches('/');
+        for layer in self.store.unpacked_layers(&image)?.iter().rev() {
+            let p = layer.join(rel);
+            if let Ok(meta) = std::fs::symlink_metadata(&p) {
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                let bytes =
+                    std::fs::read(&p).with_context(|| format!("reading {path} in the image"))?;
+                return Ok(Some(bytes));
+            }
+            if let Some(name) = p.file_name().and_then(|n| n.to_str())
+                && p.with_file_name(format!(".wh.{name}")).exists()
+            {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `path` exists in the image's layers.
@@ -389,7 +542,7 @@ impl Builder<'_> {
         let Some(id) = &current.id else {
             return Ok(None);
         };
-        let image = self.store.resolve(id)?;
+        let image = self.image(id)?;
         let rel = path.trim_start_matches('/');
         for layer in self.store.unpacked_layers(&image)?.iter().rev() {
             let p = layer.join(rel.trim_end_matches('/'));
@@ -421,7 +574,7 @@ impl Builder<'_> {
             && let Some(image) = self.cached(&cache_key)
         {
             self.say(" ---> Using cache")?;
-            self.say(&format!(" ---> {}", image.short_id()))?;
+            self.say_id(&image)?;
             *current = from_image(&image);
             return Ok(());
         }
@@ -430,19 +583,59 @@ impl Builder<'_> {
             history: HistoryBuilder::default().created_by(created_by.to_owned()),
             created: SystemTime::now(),
         };
-        let image = commit_layer(
+        let image = commit_layer_with(
             &self.store,
             &current.layers,
             current.config.clone(),
+            &current.extra,
             step,
             &[],
         )?;
+        if let Some(parent) = &current.id {
+            self.store.set_parent(&image.id, parent)?;
+        }
+        self.known(&image);
         self.remember(&cache_key, &image)?;
-        self.say(&format!(" ---> {}", image.short_id()))?;
+        self.say_id(&image)?;
         *current = from_image(&image);
         Ok(())
     }
     // ANCHOR_END: commit_step
+
+    /// The image of a full ID (`sha256:<hex>`), from the build's table of the store's images.
+    pub(crate) fn image(&self, id: &str) -> Result<Image> {
+        let mut table = self.by_id.borrow_mut();
+        if table.is_none() {
+            let images = self.store.images()?;
+            *table = Some(images.into_iter().map(|i| (i.id.to_string(), i)).collect());
+        }
+        if let Some(image) = table.as_ref().and_then(|t| t.get(id)) {
+            return Ok(image.clone());
+        }
+        // The table has every image of the store: a full ID it lacks is gone (a cache entry
+        // whose image was removed), and asking the store would read every image again.
+        if id.len() == 71 && id.starts_with("sha256:") {
+            bail!("No such image: {id}");
+        }
+        drop(table);
+        self.store.resolve(id)
+    }
+
+    /// Adds an image the build committed to its table.
+    fn known(&self, image: &Image) {
+        if let Some(table) = self.by_id.borrow_mut().as_mut() {
+            table.insert(image.id.to_string(), image.clone());
+        }
+    }
+
+    /// A step's ` ---> <id>` line (none inside `ONBUILD` triggers, as moby prints it once
+    /// for the `FROM` after them).
+    fn say_id(&mut self, image: &Image) -> Result<()> {
+        if self.in_triggers {
+            return Ok(());
+        }
+        self.say(&format!(" ---> {}", image.short_id()))
+    }
 
     fn cache_dir(&self) -> PathBuf {
         self.store.dir().join("build-cache")
@@ -451,7 +644,7 @@ impl Builder<'_> {
     /// The image the cache holds for `key`, if it is still in the store.
     fn cached(&self, key: &str) -> Option<Image> {
         let id = std::fs::read_to_string(self.cache_dir().join(key)).ok()?;
-        self.store.resolve(id.trim()).ok()
+        self.image(id.trim()).ok()
     }
 
     /// Records `image` under `key` (a temp file renamed into place).
@@ -477,7 +670,14 @@ impl Builder<'_> {
                     history: HistoryBuilder::default().created_by(String::new()),
                     created: SystemTime::now(),
                 };
-                let image = commit_layer(&self.store, &c.layers, c.config.clone(), step, &[])?;
+                let image = commit_layer_with(
+                    &self.store,
+                    &c.layers,
+                    c.config.clone(),
+                    &c.extra,
+                    step,
+                    &[],
+                )?;
                 c.id = Some(image.id.to_string());
                 image.id.to_string()
             }
@@ -489,10 +689,12 @@ impl Builder<'_> {
                 unused.join(" ")
             ))?;
         }
-        for name in &self.options.tags {
-            self.store.tag(&id, name)?;
+        let image = self.image(&id)?;
+        // A rebuild that names the same image again leaves the index (and its fsync) alone.
+        if !self.options.tags.iter().all(|t| image.names.contains(t)) {
+            self.store
+                .add_image(&image.manifest_descriptor, &self.options.tags)?;
         }
-        let image = self.store.resolve(&id)?;
         self.say(&format!("Successfully built {}", image.short_id()))?;
         for name in &self.options.tags {
             self.say(&format!("Successfully tagged {}", name.familiar()))?;
@@ -527,6 +729,7 @@ fn cache_key(parent: Option<&str>, key: &str) -> String {
 fn from_image(image: &Image) -> CurrentImage {
     CurrentImage {
         config: image.config.clone(),
+        extra: image.config_extra.clone(),
         layers: image.manifest.layers().clone(),
         id: Some(image.id.to_string()),
     }
@@ -548,9 +751,18 @@ fn scratch() -> Result<CurrentImage> {
         .context("building the image config")?;
     Ok(CurrentImage {
         config,
+        extra: serde_json::Map::new(),
         layers: Vec::new(),
         id: None,
     })
+}
+
+/// A list of strings among Docker's config fields (`Shell`, `OnBuild`).
+fn extra_list(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<Vec<String>> {
+    serde_json::from_value(extra.get(key)?.clone()).ok()
 }
 
 /// The image's `Env`.
@@ -724,22 +936,36 @@ impl Builder<'_> {
     /// becomes the step's layer. Its history (and cache key) is Docker's: the build args as
     /// `|N K=V …`, then the command (`|1 V=2 /bin/sh -c make`).
     fn run_step(&mut self, state: &mut StageState, cmd: &CommandLine) -> Result<()> {
-        if !cmd.files.is_empty() {
-            bail!("RUN with a heredoc is not supported by minidock build");
-        }
+        let (cmd, script) = heredoc_command(cmd)?;
         let env = env_of(&state.current.config);
-        let argv = argv(&state.shell, cmd);
+        let argv = argv(&state.shell, &cmd);
         let mut words = state.args.run_prefix(&env);
         words.extend(argv.iter().cloned());
         let created_by = words.join(" ");
-        let cache_key = cache_key(state.current.id.as_deref(), &created_by);
+        // A heredoc script's text is part of the key, since the command only names its file.
+        let key = match &script {
+            Some((_, data)) => format!("{created_by}\n{data}"),
+            None => created_by.clone(),
+        };
+        let cache_key = cache_key(state.current.id.as_deref(), &key);
         if !self.options.no_cache && self.cached(&cache_key).is_some() {
-            return self.commit_step(&mut state.current, &created_by, None, &created_by);
+            return self.commit_step(&mut state.current, &key, None, &created_by);
+        }
+        let _pipes;
+        let mut volumes = Vec::new();
+        if let Some((name, data)) = script {
+            _pipes = TempDir::new(&self.paths.root)?;
+            let file = _pipes.path.join(&name);
+            std::fs::write(&file, data).with_context(|| format!("writing {}", file.display()))?;
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .with_context(|| format!("chmod {}", file.display()))?;
+            volumes.push(format!("{}:/dev/pipes:ro", _pipes.path.display()));
         }
         let image = self.ensure_committed(&mut state.current)?;
-        let container = self.run_container(&image, argv.clone(), state.args.run_env(&env))?;
+        let container =
+            self.run_container(&image, argv.clone(), state.args.run_env(&env), volumes)?;
         let upper = self.paths.dir(&container.id).join("upper");
-        let result = self.commit_step(&mut state.current, &created_by, Some(&upper), &created_by);
+        let result = self.commit_step(&mut state.current, &key, Some(&upper), &created_by);
         drop(container);
         result
     }
@@ -754,10 +980,11 @@ impl Builder<'_> {
             history: HistoryBuilder::default().created_by(String::new()),
             created: SystemTime::now(),
         };
-        let image = commit_layer(
+        let image = commit_layer_with(
             &self.store,
             &current.layers,
             current.config.clone(),
+            &current.extra,
             step,
             &[],
         )?;
@@ -766,7 +993,13 @@ impl Builder<'_> {
 
     /// Runs `argv` in a new container on `image` to its end; errors when it exits non-zero
     /// (Docker's message, the command's status as the exit code).
-    fn run_container(&mut self, image: &str, argv: Vec<String>, env: Vec<String>) -> Result<Step> {
+    fn run_container(
+        &mut self,
+        image: &str,
+        argv: Vec<String>,
+        env: Vec<String>,
+        volumes: Vec<String>,
+    ) -> Result<Step> {
         use crate::container::{CreateOptions, shim, spec::RunOptions};
         let options = CreateOptions {
             image: image.to_owned(),
@@ -775,6 +1008,7 @@ impl Builder<'_> {
                 command: argv.clone(),
                 entrypoint: Some(String::new()),
                 env,
+                volumes,
                 network: Some(
                     self.options
                         .network
@@ -814,6 +1048,53 @@ impl Builder<'_> {
     }
 }
 // ANCHOR_END: run_step
+
+// ANCHOR: heredoc_command
+/// A `RUN` with heredocs as buildkit runs it (the classic builder has none): a command that
+/// is one heredoc alone runs the heredoc's text as the shell's command, or, when the text
+/// starts with `#!`, as a script file `/dev/pipes/NAME` (0755, returned as `(NAME, text)`
+/// for the step to mount); any other command goes to the shell with each heredoc's text and
+/// terminator appended, so the shell reads them as its own here-documents.
+fn heredoc_command(cmd: &CommandLine) -> Result<(CommandLine, Option<(String, String)>)> {
+    let Some(first) = cmd.files.first() else {
+        return Ok((cmd.clone(), None));
+    };
+    if cmd.args.len() != 1 || !cmd.prepend_shell {
+        bail!("parsing produced an invalid run command: {:?}", cmd.args);
+    }
+    let shell_form = |text: String| CommandLine {
+        args: vec![text],
+        prepend_shell: true,
+        files: Vec::new(),
+    };
+    let alone = parser::parse_heredoc(cmd.args[0].trim()).ok().flatten();
+    if alone.is_none() {
+        let mut full = cmd.args[0].clone();
+        for file in &cmd.files {
+            full.push('\n');
+            full.push_str(&file.content);
+            full.push_str(&file.name);
+        }
+        return Ok((shell_form(full), None));
+    }
+    let data = if first.chomp {
+        parser::chomp_heredoc_content(&first.content)
+    } else {
+        first.content.clone()
+    };
+    if data.starts_with("#!") {
+        if first.name.contains('/') || first.name.starts_with('.') {
+            bail!(
+                "a heredoc script's name must be a plain file name: {:?}",
+                first.name
+            );
+        }
+        let run = shell_form(format!("/dev/pipes/{}", first.name));
+        return Ok((run, Some((first.name.clone(), data))));
+    }
+    Ok((shell_form(data), None))
+}
+// ANCHOR_END: heredoc_command
 
 /// A `RUN` that exited non-zero: the build exits with its status and Docker's message.
 #[derive(Debug)]

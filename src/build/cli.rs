@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::build::builder::{BuildOptions, build};
+use crate::build::builder::{BuildOptions, TempDir, build};
 use crate::cli::Exit;
 use crate::container::Paths;
 use crate::image::reference::Reference;
@@ -25,6 +25,9 @@ pub struct BuildCommand {
     /// Do not use the layer cache
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
     /// The build stage to build
     #[arg(long)]
     pub target: Option<String>,
@@ -40,15 +43,17 @@ pub struct BuildCommand {
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
-    /// A directory, or - for a Dockerfile on stdin
+    /// A directory, an http(s) URL of a tarball or a Dockerfile, or - for a tarball or a
+    /// Dockerfile on stdin
     pub context: String,
 }
 
 // ANCHOR: run_build
 /// `minidock build`: builds, then prints `sha256:<id>` with `-q`, writes `--iidfile`.
 pub fn run_build(paths: &Paths, args: &BuildCommand) -> Result<u8> {
-    let options =
-        options(args).map_err(|e| Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")))?;
+    // A context from stdin or a URL is unpacked into a temp dir, removed when the build ends.
+    let (options, _context) = options(paths, args)
+        .map_err(|e| Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}")))?;
     if let Some(file) = &args.iidfile {
         // Docker removes a stale ID file first, so a failed build leaves none.
         let _ = std::fs::remove_file(file);
@@ -74,7 +79,7 @@ pub fn run_build(paths: &Paths, args: &BuildCommand) -> Result<u8> {
 // ANCHOR_END: run_build
 
 /// The build's options from the flags: the Dockerfile read, the names and args checked.
-fn options(args: &BuildCommand) -> Result<BuildOptions> {
+fn options(paths: &Paths, args: &BuildCommand) -> Result<(BuildOptions, Option<TempDir>)> {
     let bad = |e: anyhow::Error| Exit::new(crate::container::REQUEST_FAILED, format!("{e:#}"));
     let tags = args
         .tags
@@ -85,7 +90,7 @@ fn options(args: &BuildCommand) -> Result<BuildOptions> {
         })
         .collect::<Result<Vec<_>>>()
         .map_err(bad)?;
-    let (context, dockerfile, name) = dockerfile(args)?;
+    let (context, dockerfile, name, temp) = dockerfile(paths, args)?;
     let build_args = args
         .build_args
         .iter()
@@ -102,7 +107,7 @@ fn options(args: &BuildCommand) -> Result<BuildOptions> {
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    Ok(BuildOptions {
+    let options = BuildOptions {
         context,
         dockerfile,
         dockerfile_name: name,
@@ -113,23 +118,39 @@ fn options(args: &BuildCommand) -> Result<BuildOptions> {
         labels,
         quiet: args.quiet,
         network: args.network.clone(),
-    })
+        pull: args.pull,
+    };
+    Ok((options, temp))
 }
 
-/// The context directory (none for `-`), the Dockerfile's text and its name.
-fn dockerfile(args: &BuildCommand) -> Result<(Option<PathBuf>, String, String)> {
-    if args.context == "-" {
-        if args.file.is_some() {
-            bail!("-f with a Dockerfile on stdin is not supported by minidock build");
+/// The context directory (none for a Dockerfile alone), the Dockerfile's text and its name,
+/// and the temp dir holding a context that came as a tarball (stdin or URL).
+fn dockerfile(
+    paths: &Paths,
+    args: &BuildCommand,
+) -> Result<(Option<PathBuf>, String, String, Option<TempDir>)> {
+    let remote = args.context.starts_with("http://") || args.context.starts_with("https://");
+    if args.context == "-" || remote {
+        let bytes = if remote {
+            fetch(&args.context)?
+        } else {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading the build context from stdin")?;
+            bytes
+        };
+        if !is_archive(&bytes) {
+            if args.file.is_some() && !remote {
+                bail!("-f with a Dockerfile on stdin is not supported by minidock build");
+            }
+            let text = String::from_utf8(bytes).context("the Dockerfile is not UTF-8")?;
+            return Ok((None, text, "Dockerfile".into(), None));
         }
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the Dockerfile from stdin")?;
-        return Ok((None, text, "Dockerfile".into()));
-    }
-    if args.context.starts_with("http://") || args.context.starts_with("https://") {
-        bail!("a URL as the build context is not supported by minidock build");
+        let temp = TempDir::new(&paths.root)?;
+        unpack_context(&bytes, &temp.path)?;
+        let (text, name) = read_dockerfile(&temp.path, args, true)?;
+        return Ok((Some(temp.path.clone()), text, name, Some(temp)));
     }
     let context = PathBuf::from(&args.context);
     if !context.is_dir() {
@@ -138,14 +159,65 @@ fn dockerfile(args: &BuildCommand) -> Result<(Option<PathBuf>, String, String)> 
             args.context
         );
     }
-    let file = args
-        .file
-        .clone()
-        .unwrap_or_else(|| context.join("Dockerfile"));
+    let (text, name) = read_dockerfile(&context, args, false)?;
+    Ok((Some(context), text, name, None))
+}
+
+/// The Dockerfile `-f` names (default `CONTEXT/Dockerfile`) and its name; `-f` of a tarball
+/// context (`inside`) is a path inside it, else a path on the host.
+fn read_dockerfile(context: &Path, args: &BuildCommand, inside: bool) -> Result<(String, String)> {
+    let file = match &args.file {
+        Some(f) if inside => context.join(f.strip_prefix("/").unwrap_or(f)),
+        Some(f) => f.clone(),
+        None => context.join("Dockerfile"),
+    };
     let text = std::fs::read(&file)
         .map_err(|_| anyhow::anyhow!("Cannot locate specified Dockerfile: {}", name_of(&file)))?;
     let text = String::from_utf8(text).context("the Dockerfile is not UTF-8")?;
-    Ok((Some(context), text, name_of(&file)))
+    Ok((text, name_of(&file)))
+}
+
+/// The body of an http(s) context URL. Errors: unreachable, a status other than 2xx.
+fn fetch(url: &str) -> Result<Vec<u8>> {
+    let response = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .with_context(|| {
+            format!("unable to prepare context: unable to download remote context {url}")
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("unable to prepare context: unable to download remote context {url}: {status}");
+    }
+    let mut bytes = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {url}"))?;
+    Ok(bytes)
+}
+
+/// Whether the bytes are a tar stream, plain or compressed (gzip, bzip2, xz, zstd), as
+/// Docker's `archive.IsArchive` tells a context tarball from a Dockerfile.
+fn is_archive(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+        || bytes.starts_with(b"BZh")
+        || bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (bytes.len() >= 262 && &bytes[257..262] == b"ustar")
+}
+
+/// Unpacks a context tarball into `dir` (entries leaving `dir` are refused by the reader).
+fn unpack_context(bytes: &[u8], dir: &Path) -> Result<()> {
+    let (reader, _) = crate::image::archive::decompressed(std::io::Cursor::new(bytes))?;
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive
+        .unpack(dir)
+        .context("unpacking the build context tarball")
 }
 
 fn name_of(file: &Path) -> String {

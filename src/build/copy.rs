@@ -8,7 +8,11 @@
 //! use Go's `filepath.Match` wildcards (`*`, `?`, `[a-z]`) in their last component. The cache
 //! key names a hash of every copied path, mode, owner and content, as Docker's
 //! `COPY file:<hash> in <dest>`. `ADD` unpacks a local tar archive (plain or compressed) into
-//! the destination directory; `ADD` from a URL is not supported.
+//! the destination directory, and fetches an http(s) URL as one file (not unpacked, mode
+//! 0600, its mtime from `Last-Modified`). `--chown` takes names too, looked up in the image's
+//! `/etc/passwd` and `/etc/group`. A heredoc source (`COPY <<EOF /file`, buildkit's syntax:
+//! the classic builder has none) is a file named after its terminator, mode 0644, its text
+//! expanded unless the terminator was quoted. `--link` is accepted and gives the same image.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -17,8 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::build::builder::{Builder, TempDir};
-use crate::build::instructions::CopySpec;
+use crate::build::builder::{Builder, CurrentImage, TempDir};
+use crate::build::instructions::{CopySpec, InlineSource};
 use crate::image::store::hex;
 
 /// The part of a stage's state a copy changes.
@@ -45,17 +49,17 @@ pub fn copy_step(
     add: bool,
 ) -> Result<()> {
     let name = if add { "ADD" } else { "COPY" };
-    if !spec.inline.is_empty() {
-        bail!("{name} with a heredoc is not supported by minidock build");
-    }
-    if spec.link {
-        bail!("{name} --link is not supported by minidock build");
-    }
+    let (urls, paths): (Vec<String>, Vec<String>) = spec
+        .sources
+        .iter()
+        .cloned()
+        .partition(|s| add && (s.starts_with("http://") || s.starts_with("https://")));
     // The source: the context (less what .dockerignore excludes), or with --from another
     // stage's or image's root filesystem, mounted read-only for the step.
     let _from_dir;
     let _from_mount;
     let (context, ignore) = match &spec.from {
+        None if paths.is_empty() => (PathBuf::from("/nonexistent"), Ignore::default()),
         None => {
             let context = builder.options.context.clone().with_context(|| {
                 format!("{name} needs a build context: the Dockerfile came on stdin")
@@ -73,20 +77,50 @@ pub fn copy_step(
             (_from_dir.path.join("merged"), Ignore::default())
         }
     };
-    let owner = owner(spec)?;
-    let sources = expand_sources(&context, &spec.sources, add, &ignore)?;
+    let owner = owner(builder, state.current, spec)?;
+    let tmp = TempDir::new(&builder.paths.root)?;
+    let mut sources = if paths.is_empty() {
+        Vec::new()
+    } else {
+        expand_sources(&context, &paths, &ignore)?
+    };
+    let inline_dir = tmp.path.join(".inline");
+    for file in &spec.inline {
+        sources.push(write_inline(&inline_dir, file)?);
+    }
+    let downloads = tmp.path.join(".download");
+    let fetched = urls
+        .iter()
+        .map(|url| download(url, &downloads))
+        .collect::<Result<Vec<_>>>()?;
+    let layer = tmp.path.join("layer");
     let workdir = state.current.working_dir();
     let dest = absolute(&workdir, &spec.dest);
+    let count = sources.len() + fetched.len();
     let dest_is_dir =
-        spec.dest.ends_with('/') || sources.len() > 1 || builder.is_dir_in(state.current, &dest)?;
-    let tmp = TempDir::new(&builder.paths.root)?;
+        spec.dest.ends_with('/') || count > 1 || builder.is_dir_in(state.current, &dest)?;
     let mut hasher = Sha256::new();
+    for (path, mtime) in &fetched {
+        let file = path.file_name().context("a download without a name")?;
+        let target = if dest_is_dir {
+            format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
+        } else {
+            dest.clone()
+        };
+        let to = layer.join(target.trim_start_matches('/'));
+        make_parents(&to)?;
+        let url_owner = Owner {
+            mode: Some(owner.mode.unwrap_or(0o600)),
+            ..owner
+        };
+        copy_download(path, &to, url_owner, *mtime, &mut hasher)?;
+    }
     for source in &sources {
         if add && is_archive(source) {
             if spec.chmod.is_some() {
                 bail!("ADD --chmod of an archive is not supported by minidock build");
             }
-            let dir = tmp.path.join(dest.trim_start_matches('/'));
+            let dir = layer.join(dest.trim_start_matches('/'));
             unpack_archive(
                 source,
                 &dir,
@@ -103,19 +137,23 @@ pub fn copy_step(
             let file = source.file_name().context("a source without a name")?;
             format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
         };
-        let to = tmp.path.join(target.trim_start_matches('/'));
+        let to = layer.join(target.trim_start_matches('/'));
         make_parents(&to)?;
         let walk = Walk {
-            layer: &tmp.path,
-            context: &context.canonicalize()?,
+            layer: &layer,
+            context: &context.canonicalize().unwrap_or_else(|_| context.clone()),
             ignore: &ignore,
             owner,
         };
         copy_tree(source, &to, &walk, &mut hasher)?;
     }
-    let kind = if sources.len() > 1 {
+    fs::create_dir_all(&layer).with_context(|| format!("mkdir {}", layer.display()))?;
+    let kind = if count > 1 {
         "multi"
-    } else if fs::metadata(&sources[0]).is_ok_and(|m| m.is_dir()) {
+    } else if sources
+        .first()
+        .is_some_and(|s| fs::metadata(s).is_ok_and(|m| m.is_dir()))
+    {
         "dir"
     } else {
         "file"
@@ -132,7 +170,7 @@ pub fn copy_step(
         spec.dest
     );
     let created_by = crate::build::builder::nop_single(state.shell, &comment);
-    builder.commit_step(state.current, &comment, Some(&tmp.path), &created_by)
+    builder.commit_step(state.current, &comment, Some(&layer), &created_by)
 }
 // ANCHOR_END: copy_step
 
@@ -202,18 +240,32 @@ fn mount_image(
     )
 }
 
-/// `--chown` (numeric `UID[:GID]` only) and `--chmod` (octal).
-fn owner(spec: &CopySpec) -> Result<Owner> {
+// ANCHOR: chown
+/// `--chown USER[:GROUP]` and `--chmod` (octal). As the classic builder's `parseChownFlag`:
+/// a name is looked up in the image's `/etc/passwd` or `/etc/group`, a number is taken as
+/// it is, and `USER` alone stands for the group too (`--chown=app` is `app:app`).
+fn owner(builder: &Builder, current: &CurrentImage, spec: &CopySpec) -> Result<Owner> {
     let (uid, gid) = match &spec.chown {
         None => (0, 0),
         Some(text) => {
             let (u, g) = text.split_once(':').unwrap_or((text, text));
-            let num = |s: &str| {
-                s.parse::<u32>().with_context(|| {
-                    format!("--chown with a user or group name ({s:?}) is not supported by minidock build: give numbers")
+            let lookup = |file: &str, name: &str, what: &str| -> Result<u32> {
+                if let Ok(n) = name.parse::<u32>() {
+                    return Ok(n);
+                }
+                let table = builder.read_in(current, file)?.unwrap_or_default();
+                id_by_name(&String::from_utf8_lossy(&table), name).with_context(|| {
+                    format!(
+                        "unable to convert uid/gid chown string to host mapping: can't find {what} for {}: no such {}: {name}",
+                        if what == "uid" { format!("user {name}") } else { format!("group {name}") },
+                        if what == "uid" { "user" } else { "group" },
+                    )
                 })
             };
-            (num(u)?, num(g)?)
+            (
+                lookup("/etc/passwd", u, "uid")?,
+                lookup("/etc/group", g, "gid")?,
+            )
         }
     };
     let mode = spec
@@ -229,22 +281,122 @@ fn owner(spec: &CopySpec) -> Result<Owner> {
     Ok(Owner { uid, gid, mode })
 }
 
+/// The third field (the ID) of the `/etc/passwd` or `/etc/group` line named `name`.
+fn id_by_name(table: &str, name: &str) -> Option<u32> {
+    table
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+}
+// ANCHOR_END: chown
+
+/// A heredoc source written as `dir/NAME` (0644), its text as the parser left it (already
+/// expanded by the step when the terminator was not quoted).
+fn write_inline(dir: &Path, file: &InlineSource) -> Result<PathBuf> {
+    if file.path.is_empty() || file.path.contains('/') || file.path == ".." || file.path == "." {
+        bail!(
+            "a heredoc source's name must be a plain file name: {:?}",
+            file.path
+        );
+    }
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let path = dir.join(&file.path);
+    fs::write(&path, &file.data).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(path)
+}
+
+// ANCHOR: download
+/// `ADD URL`: the body fetched into `dir/NAME` (NAME the URL path's last component), with its
+/// `Last-Modified` time when the server sends one. Errors: a URL without a file name, a
+/// connection failure, a status other than 2xx (moby's `failed to GET … with status …`).
+fn download(url: &str, dir: &Path) -> Result<(PathBuf, Option<std::time::SystemTime>)> {
+    let path_part = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| p.split(['?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    let name = path_part.rsplit('/').next().unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        bail!("cannot determine filename from url: {url}");
+    }
+    let response = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .with_context(|| format!("failed to GET {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("failed to GET {url} with status {status}");
+    }
+    let mtime = response
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date);
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let path = dir.join(name);
+    let mut file =
+        fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    std::io::copy(&mut response.into_body().into_reader(), &mut file)
+        .with_context(|| format!("reading {url}"))?;
+    Ok((path, mtime))
+}
+
+/// An HTTP date (`Mon, 02 Jan 2006 15:04:05 GMT`, RFC 7231's IMF-fixdate) as a time.
+fn parse_http_date(text: &str) -> Option<std::time::SystemTime> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = words.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let day: u32 = day.parse().ok()?;
+    crate::state::parse_rfc3339(&format!("{year}-{month:02}-{day:02}T{time}Z"))
+}
+
+/// A downloaded file into the layer at `to`, owned and moded as `owner` says, its mtime set.
+fn copy_download(
+    from: &Path,
+    to: &Path,
+    owner: Owner,
+    mtime: Option<std::time::SystemTime>,
+    hasher: &mut Sha256,
+) -> Result<()> {
+    let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    let mode = owner.mode.unwrap_or(0o600);
+    hasher.update(to.file_name().unwrap_or_default().as_encoded_bytes());
+    hasher.update(format!("\0{mode:o}\0{}:{}\0", owner.uid, owner.gid).as_bytes());
+    hasher.update(&bytes);
+    fs::write(to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+    std::os::unix::fs::chown(to, Some(owner.uid), Some(owner.gid))
+        .with_context(|| format!("chown {}", to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", to.display()))?;
+    if let Some(mtime) = mtime {
+        fs::File::options()
+            .write(true)
+            .open(to)
+            .and_then(|f| f.set_modified(mtime))
+            .with_context(|| format!("setting the mtime of {}", to.display()))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: download
+
 /// The source paths inside the context, wildcards matched; a path leaving the context is
-/// refused, and so are `ADD`'s URLs and archives.
-fn expand_sources(
-    context: &Path,
-    sources: &[String],
-    add: bool,
-    ignore: &Ignore,
-) -> Result<Vec<PathBuf>> {
+/// refused.
+fn expand_sources(context: &Path, sources: &[String], ignore: &Ignore) -> Result<Vec<PathBuf>> {
     let root = context
         .canonicalize()
         .with_context(|| format!("the build context {}", context.display()))?;
     let mut out = Vec::new();
     for source in sources {
-        if add && (source.starts_with("http://") || source.starts_with("https://")) {
-            bail!("ADD from a URL is not supported by minidock build");
-        }
         let rel = clean(source);
         let (dir, last) = match rel.rsplit_once('/') {
             Some((d, l)) => (d.to_owned(), l.to_owned()),

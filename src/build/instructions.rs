@@ -117,6 +117,126 @@ pub enum Health {
     },
 }
 
+impl Health {
+    /// The check as the image config's `Healthcheck` (Docker's `HealthConfig`: `Test`, and
+    /// `Interval`, `Timeout`, `StartPeriod`, `StartInterval` in ns and `Retries` when set).
+    pub fn config_json(&self) -> serde_json::Value {
+        match self {
+            Health::None => serde_json::json!({ "Test": ["NONE"] }),
+            Health::Check {
+                test,
+                interval,
+                timeout,
+                start_period,
+                start_interval,
+                retries,
+            } => {
+                let mut map = serde_json::Map::new();
+                map.insert("Test".into(), serde_json::json!(test));
+                let fields = [
+                    ("Interval", *interval),
+                    ("Timeout", *timeout),
+                    ("StartPeriod", *start_period),
+                    ("StartInterval", *start_interval),
+                    ("Retries", u64::from(*retries)),
+                ];
+                for (key, value) in fields.into_iter().filter(|(_, v)| *v != 0) {
+                    map.insert(key.into(), serde_json::json!(value));
+                }
+                serde_json::Value::Object(map)
+            }
+        }
+    }
+
+    /// The check as Go's `%q` prints the classic builder's `*HealthConfig`, which it records
+    /// in the history: `&{["CMD-SHELL" "true"] "30s" "0s" "0s" '\x03'}` (test, interval,
+    /// timeout, start period, retries; the classic builder has no start interval).
+    pub fn go_q(&self) -> String {
+        let (test, durations, retries) = match self {
+            Health::None => (vec!["NONE".to_string()], [0; 3], 0),
+            Health::Check {
+                test,
+                interval,
+                timeout,
+                start_period,
+                retries,
+                ..
+            } => (test.clone(), [*interval, *timeout, *start_period], *retries),
+        };
+        let test: Vec<String> = test
+            .iter()
+            .map(|w| crate::build::shell::go_quote(w))
+            .collect();
+        let durations: Vec<String> = durations
+            .iter()
+            .map(|d| format!("\"{}\"", go_duration_string(*d)))
+            .collect();
+        format!(
+            "&{{[{}] {} {}}}",
+            test.join(" "),
+            durations.join(" "),
+            go_quote_rune(retries)
+        )
+    }
+}
+
+/// Go's `time.Duration.String` for a non-negative duration in ns: `0s`, `1.5s`, `5m0s`,
+/// `1h0m0s`, `300ms`.
+pub fn go_duration_string(ns: u64) -> String {
+    let fraction = |value: u64, unit: u64| {
+        let digits = unit.ilog10() as usize;
+        let (whole, part) = (value / unit, value % unit);
+        if part == 0 {
+            whole.to_string()
+        } else {
+            let part = format!("{part:0digits$}");
+            format!("{whole}.{}", part.trim_end_matches('0'))
+        }
+    };
+    match ns {
+        0 => "0s".into(),
+        1..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{}µs", fraction(ns, 1_000)),
+        1_000_000..1_000_000_000 => format!("{}ms", fraction(ns, 1_000_000)),
+        _ => {
+            let (hours, rest) = (ns / 3_600_000_000_000, ns % 3_600_000_000_000);
+            let (minutes, seconds) = (rest / 60_000_000_000, rest % 60_000_000_000);
+            let mut out = String::new();
+            if hours > 0 {
+                out.push_str(&format!("{hours}h"));
+            }
+            if hours > 0 || minutes > 0 {
+                out.push_str(&format!("{minutes}m"));
+            }
+            out.push_str(&format!("{}s", fraction(seconds, 1_000_000_000)));
+            out
+        }
+    }
+}
+
+/// Go's `%q` of an integer: the rune literal (`'a'`, `'\n'`, `'\x03'`).
+fn go_quote_rune(n: u32) -> String {
+    let escaped = match n {
+        7 => "\\a".into(),
+        8 => "\\b".into(),
+        9 => "\\t".into(),
+        10 => "\\n".into(),
+        11 => "\\v".into(),
+        12 => "\\f".into(),
+        13 => "\\r".into(),
+        0x27 => "\\'".into(),
+        0x5c => "\\\\".into(),
+        0x20..0x7f => char::from_u32(n).map(String::from).unwrap_or_default(),
+        0..0x80 => format!("\\x{n:02x}"),
+        _ => match char::from_u32(n) {
+            Some(c) if !c.is_control() => c.to_string(),
+            _ if n < 0x10000 => format!("\\u{n:04x}"),
+            _ => format!("\\U{n:08x}"),
+        },
+    };
+    format!("'{escaped}'")
+}
+
 /// A build stage: a `FROM` and the instructions after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
@@ -242,8 +362,26 @@ impl Kind {
                     .collect::<anyhow::Result<Vec<_>>>()?,
             ),
             Kind::Copy(c) | Kind::Add(c) => {
+                // Heredoc text expands as buildkit's `ExpandRaw`: quotes stay as written.
+                let raw = Lex {
+                    raw_quotes: true,
+                    ..lex.clone()
+                };
+                let inline = c
+                    .inline
+                    .iter()
+                    .map(|f| {
+                        let data = if f.expand {
+                            raw.process_word(&f.data, env)?
+                        } else {
+                            f.data.clone()
+                        };
+                        Ok(InlineSource { data, ..f.clone() })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let spec = CopySpec {
                     sources: all(&c.sources)?,
+                    inline,
                     dest: w(&c.dest)?,
                     from: opt(&c.from)?,
                     chown: opt(&c.chown)?,
@@ -286,10 +424,6 @@ impl Kind {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let go_list = |v: &[String]| {
-            let q: Vec<String> = v.iter().map(|s| crate::build::shell::go_quote(s)).collect();
-            format!("[{}]", q.join(" "))
-        };
         Some(match self {
             Kind::Env(v) => format!("ENV {}", kvs(v)),
             Kind::Label(v) => format!("LABEL {}", kvs(v)),
@@ -310,7 +444,8 @@ impl Kind {
             Kind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
             Kind::Volume(v) => format!("VOLUME [{}]", v.join(" ")),
             Kind::Onbuild(t) => format!("ONBUILD {t}"),
-            Kind::Shell(v) => format!("SHELL {}", go_list(v)),
+            // Go's `%v` of a string slice: no quotes.
+            Kind::Shell(v) => format!("SHELL [{}]", v.join(" ")),
             Kind::Cmd(_)
             | Kind::Entrypoint(_)
             | Kind::Run(_)
@@ -1103,7 +1238,7 @@ mod tests {
             .map(|c| c.kind.commit_comment())
             .collect();
         assert_eq!(c[0].as_deref(), Some("ARG A B=1"));
-        assert_eq!(c[1].as_deref(), Some(r#"SHELL ["/bin/bash" "-c"]"#));
+        assert_eq!(c[1].as_deref(), Some("SHELL [/bin/bash -c]"));
         assert_eq!(c[2].as_deref(), Some("VOLUME [/a /b]"));
         assert_eq!(c[3], None);
         let shell = ["/bin/bash".to_string(), "-c".to_string()];

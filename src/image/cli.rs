@@ -52,6 +52,9 @@ pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long)]
+    pub all: bool,
     /// Show digests
     #[arg(long)]
     pub digests: bool,
@@ -170,6 +173,25 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> Result<u8> {
         .write_all(table.as_bytes())
         .context("writing to stdout")?;
     Ok(0)
+}
+
+/// The images less the intermediate ones (untagged, and the parent of another image in the
+/// store: the classic builder's step images), which Docker lists only with `-a`.
+fn without_intermediate(store: &Store, images: Vec<Image>) -> Result<Vec<Image>> {
+    let links = store.parents()?;
+    if links.is_empty() {
+        return Ok(images);
+    }
+    let present: BTreeSet<String> = store.images()?.iter().map(|i| i.id.to_string()).collect();
+    let parents: BTreeSet<&String> = links
+        .iter()
+        .filter(|(child, _)| present.contains(*child))
+        .map(|(_, parent)| parent)
+        .collect();
+    Ok(images
+        .into_iter()
+        .filter(|i| !i.names.is_empty() || !parents.contains(&i.id.to_string()))
+        .collect())
 }
 
 /// `minidock tag`
@@ -310,6 +332,9 @@ pub fn images_table(store: &Store, args: &ImagesArgs, now: SystemTime) -> Result
     });
     let filters = crate::container::filter::Filters::parse(&args.filters, IMAGES_FILTER_KEYS)?;
     images = filter_images(store, images, &filters)?;
+    if !args.all {
+        images = without_intermediate(store, images)?;
+    }
 
     let id_of = |image: &Image| {
         if args.no_trunc {
@@ -702,13 +727,22 @@ pub struct InspectConfig {
     pub exposed_ports: Option<BTreeMap<String, Empty>>,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    /// Docker's `HealthConfig` (`Test`, durations in ns, `Retries`), as the image has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
     pub entrypoint: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, Empty>>,
     pub working_dir: String,
+    /// The `ONBUILD` triggers, shown when the image has the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// The `SHELL` of shell-form commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Go's `struct{}` in a map (`"ExposedPorts": {"80/tcp": {}}`).
@@ -772,7 +806,10 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             .filter_map(|name| Some(format!("{}:{}", name.familiar_repository(), name.tag()?)))
             .collect(),
         repo_digests: repo_digests.into_iter().collect(),
-        parent: String::new(),
+        parent: store
+            .parents()?
+            .remove(&image.id.to_string())
+            .unwrap_or_default(),
         comment: history_comment.unwrap_or_default(),
         created: config.created().clone().unwrap_or_default(),
         docker_version: String::new(),
@@ -782,14 +819,17 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
             exposed_ports: as_set(run.exposed_ports().clone()),
             env: run.env().clone(),
             cmd: run.cmd().clone(),
+            healthcheck: image.config_extra.get("Healthcheck").cloned(),
             entrypoint: run.entrypoint().clone(),
             volumes: as_set(run.volumes().clone()),
             working_dir: run.working_dir().clone().unwrap_or_default(),
+            on_build: extra_list(image, "OnBuild"),
             labels: run
                 .labels()
                 .clone()
                 .map(|labels| labels.into_iter().collect()),
             stop_signal: run.stop_signal().clone(),
+            shell: extra_list(image, "Shell"),
         },
         architecture: config.architecture().to_string(),
         variant: config.variant().clone(),
@@ -811,6 +851,11 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
     })
 }
 // ANCHOR_END: inspect
+
+/// A list of strings among the image's Docker config fields (`OnBuild`, `Shell`).
+fn extra_list(image: &Image, key: &str) -> Option<Vec<String>> {
+    serde_json::from_value(image.config_extra.get(key)?.clone()).ok()
+}
 
 /// JSON indented with four spaces, as Docker's `inspect` prints it.
 pub fn to_docker_json(value: &impl Serialize) -> Result<String> {

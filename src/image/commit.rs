@@ -101,7 +101,14 @@ pub fn commit(
         history: entry,
         created,
     };
-    commit_layer(&store, &layers, image_config, step, names)
+    commit_layer_with(
+        &store,
+        &layers,
+        image_config,
+        &base.config_extra,
+        step,
+        names,
+    )
 }
 
 /// One layer's worth of [`commit_layer`]: the upper dir holding the changes (`None`: none),
@@ -120,7 +127,21 @@ pub struct LayerStep<'a> {
 pub fn commit_layer(
     store: &Store,
     base_layers: &[oci_spec::image::Descriptor],
+    image_config: ImageConfiguration,
+    step: LayerStep,
+    names: &[Reference],
+) -> Result<Image> {
+    let none = serde_json::Map::new();
+    commit_layer_with(store, base_layers, image_config, &none, step, names)
+}
+
+/// [`commit_layer`] with `extra` (Docker's fields beyond the OCI ones, as
+/// [`Image::config_extra`] holds them) written into the config's `config` object too.
+pub fn commit_layer_with(
+    store: &Store,
+    base_layers: &[oci_spec::image::Descriptor],
     mut image_config: ImageConfiguration,
+    extra: &serde_json::Map<String, serde_json::Value>,
     step: LayerStep,
     names: &[Reference],
 ) -> Result<Image> {
@@ -155,7 +176,7 @@ pub fn commit_layer(
     history.push(entry.build().context("building the history entry")?);
     image_config.set_history(Some(history));
     image_config.set_created(Some(created));
-    let config_bytes = serde_json::to_vec(&image_config).context("serialising the image config")?;
+    let config_bytes = config_json(&image_config, extra)?;
     let config_blob = store.put_blob(&config_bytes, None)?;
 
     // 3. The manifest: the base's layers (the same blobs), then the new one.
@@ -170,10 +191,34 @@ pub fn commit_layer(
         .context("building the image manifest")?;
     let manifest_bytes = serde_json::to_vec(&manifest).context("serialising the manifest")?;
     let manifest_blob = store.put_blob(&manifest_bytes, None)?;
-    store.add_image(&manifest_blob.descriptor(MediaType::ImageManifest), names)?;
-    store.resolve(config_blob.digest.as_ref())
+    let manifest = manifest_blob.descriptor(MediaType::ImageManifest);
+    store.add_image(&manifest, names)?;
+    store.image_of(&manifest)
 }
 // ANCHOR_END: commit
+
+/// The config's bytes, with `extra` merged into its `config` object.
+fn config_json(
+    image_config: &ImageConfiguration,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u8>> {
+    if extra.is_empty() {
+        return serde_json::to_vec(image_config).context("serialising the image config");
+    }
+    let mut value = serde_json::to_value(image_config).context("serialising the image config")?;
+    let top = value
+        .as_object_mut()
+        .context("the image config is not a JSON object")?;
+    let config = top
+        .entry("config")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let serde_json::Value::Object(config) = config {
+        for (key, field) in extra {
+            config.insert(key.clone(), field.clone());
+        }
+    }
+    serde_json::to_vec(&value).context("serialising the image config")
+}
 
 // ANCHOR: container_config
 /// The container's config in the image config's shape: what it was created with (the image's

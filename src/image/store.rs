@@ -498,6 +498,18 @@ impl Store {
     // Images
     // --------------------------------------------------------------------------------------
 
+    /// The image of an indexed manifest, with its names: only its own blobs are read, unlike
+    /// a lookup by ID, which reads every image.
+    pub fn image_of(&self, manifest: &Descriptor) -> Result<Image> {
+        let same: Vec<Descriptor> = self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.digest() == manifest.digest())
+            .collect();
+        let first = same.first().cloned().unwrap_or_else(|| manifest.clone());
+        self.load_image(first, &same)
+    }
+
     /// Every image in the store, one per manifest, with its names.
     pub fn images(&self) -> Result<Vec<Image>> {
         let mut by_manifest: BTreeMap<String, (Descriptor, Vec<Descriptor>)> = BTreeMap::new();
@@ -544,6 +556,7 @@ impl Store {
         let config_bytes = self.read_blob(&config_digest)?;
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
             .with_context(|| format!("parsing image config {config_digest}"))?;
+        let config_extra = docker_config_fields(&config_bytes);
         names.sort();
         repo_digests.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Image {
@@ -551,6 +564,7 @@ impl Store {
             manifest_descriptor: descriptor,
             manifest,
             config,
+            config_extra,
             names,
             repo_digests,
         })
@@ -651,8 +665,9 @@ impl Store {
     ) -> Result<Vec<Removed>> {
         let _exclusive = state::lock_file(&self.dir.join("gc.lock"))?;
         let image = self.resolve(name_or_id)?;
-        let users: Vec<ContainerUse> = in_use(self)?
-            .into_iter()
+        let all_users = in_use(self)?;
+        let users: Vec<&ContainerUse> = all_users
+            .iter()
             .filter(|usage| usage.uses(&image))
             .collect();
         let short = short_id(&image.id).to_owned();
@@ -695,13 +710,30 @@ impl Store {
 
         let mut removed: Vec<Removed> =
             image.names.iter().cloned().map(Removed::Untagged).collect();
-        if users.is_empty() {
+        // An image another one was built from stays, untagged, while that child exists.
+        let has_child = self
+            .parents()?
+            .iter()
+            .any(|(child, parent)| *parent == image.id.to_string() && self.resolve(child).is_ok());
+        if has_child && image.names.is_empty() {
+            return Err(Exit::new(
+                USER_ERROR,
+                format!(
+                    "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+                ),
+            )
+            .into());
+        }
+        if has_child {
+            self.untag(&image, &image.names)?;
+        } else if users.is_empty() {
             let manifest = image.manifest_descriptor.digest().clone();
             self.update_index(|entries| {
                 entries.retain(|entry| entry.digest() != &manifest);
                 Ok(())
             })?;
             removed.push(Removed::Deleted(image.id.clone()));
+            self.prune_parents(&image, &all_users, &mut removed)?;
             self.collect_garbage()?;
         } else if image.names.is_empty() {
             return Err(Exit::new(
@@ -719,6 +751,67 @@ impl Store {
         Ok(removed)
     }
     // ANCHOR_END: remove
+
+    // ANCHOR: parents
+    /// Records `parent` as the image `child` was made from (the classic builder's step images,
+    /// as moby's image store keeps a parent per image): `<store>/parents/<child hex>`.
+    pub fn set_parent(&self, child: &Digest, parent: &str) -> Result<()> {
+        let dir = self.dir.join("parents");
+        fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        state::write_atomic_unsynced(&dir.join(sha256_hex(child)?), parent.as_bytes())
+    }
+
+    /// Every recorded parent link: child image ID to parent image ID (`sha256:<hex>`).
+    pub fn parents(&self) -> Result<HashMap<String, String>> {
+        let dir = self.dir.join("parents");
+        let mut links = HashMap::new();
+        for name in read_dir_names(&dir)? {
+            if let Ok(parent) = fs::read_to_string(dir.join(&name)) {
+                links.insert(format!("sha256:{name}"), parent.trim().to_owned());
+            }
+        }
+        Ok(links)
+    }
+
+    /// After `image` was deleted: its parent, and the parent's parent and so on, are deleted
+    /// too while each is untagged, has no other child and no container uses it, as moby's
+    /// `imageDeleteHelper` prunes the classic builder's intermediate images.
+    fn prune_parents(
+        &self,
+        image: &Image,
+        users: &[ContainerUse],
+        removed: &mut Vec<Removed>,
+    ) -> Result<()> {
+        let mut links = self.parents()?;
+        let mut child = image.id.to_string();
+        while let Some(parent) = links.remove(&child) {
+            let _ = fs::remove_file(
+                self.dir
+                    .join("parents")
+                    .join(child.trim_start_matches("sha256:")),
+            );
+            let Ok(image) = self.resolve(&parent) else {
+                break;
+            };
+            if !image.names.is_empty()
+                || links
+                    .iter()
+                    .any(|(c, p)| *p == parent && self.resolve(c).is_ok())
+                || users.iter().any(|u| u.uses(&image))
+            {
+                break;
+            }
+            let manifest = image.manifest_descriptor.digest().clone();
+            self.update_index(|entries| {
+                entries.retain(|entry| entry.digest() != &manifest);
+                Ok(())
+            })?;
+            removed.push(Removed::Deleted(image.id.clone()));
+            child = parent;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: parents
 
     /// Removes names from an image, keeping it as untagged if it loses its last one.
     fn untag(&self, image: &Image, names: &[Reference]) -> Result<()> {
@@ -1036,6 +1129,34 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The keys of the config's `config` object that the OCI image spec defines (config.md
+/// "Properties"), which [`ImageConfiguration`] reads.
+const OCI_CONFIG_FIELDS: [&str; 10] = [
+    "User",
+    "ExposedPorts",
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "Volumes",
+    "WorkingDir",
+    "Labels",
+    "StopSignal",
+    "ArgsEscaped",
+];
+
+/// The fields of an image config's `config` object beyond the OCI ones (empty when the
+/// bytes are not a JSON object or have none).
+fn docker_config_fields(config_bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(serde_json::Value::Object(mut top)) = serde_json::from_slice(config_bytes) else {
+        return serde_json::Map::new();
+    };
+    let Some(serde_json::Value::Object(mut config)) = top.remove("config") else {
+        return serde_json::Map::new();
+    };
+    config.retain(|key, value| !OCI_CONFIG_FIELDS.contains(&key.as_str()) && !value.is_null());
+    config
+}
+
 /// One image: a manifest, its config, and the names pointing at it.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -1045,6 +1166,10 @@ pub struct Image {
     pub manifest_descriptor: Descriptor,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// The fields of the config's `config` object that the OCI image spec does not define and
+    /// Docker writes (`Healthcheck`, `OnBuild`, `Shell`, …), kept as read so a commit on top
+    /// of the image writes them again.
+    pub config_extra: serde_json::Map<String, serde_json::Value>,
     /// The normalised names, sorted; empty for an untagged image.
     pub names: Vec<Reference>,
     /// The names pulled through an image index, with the index's digest: their repo digest
