@@ -122,7 +122,8 @@ fn detach_keys_are_dockers_syntax_and_replace_the_default() {
     pty.write(b"\x18y");
     assert_eq!(wait_exit(&mut client).code(), Some(1), "{}", pty.output());
     assert!(running(&root, "keys"));
-    let out = root.output(&["attach", "--detach-keys", "ctrl-1", "keys"]);
+    // Without a terminal here, only --no-stdin gets as far as the keys (Docker's order).
+    let out = root.output(&["attach", "--no-stdin", "--detach-keys", "ctrl-1", "keys"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("Invalid detach keys (ctrl-1) provided"));
 }
@@ -609,20 +610,12 @@ fn a_foreground_tty_run_passes_the_status_and_a_start_failure_through() {
     let out = root.output(&["run", "--rm", "-t", "busybox", "/etc"]);
     assert_eq!(out.status.code(), Some(126), "{out:?}");
     assert_eq!(root.ok(&["ps", "-aq"]), "", "--rm left a container");
-    // Piped input ends as ^D on the terminal; the shell exits.
+    // Piped input is no terminal: `-it` is refused before anything is made.
     let mut cmd = root.cmd();
-    cmd.args([
-        "run",
-        "--rm",
-        "-it",
-        "busybox",
-        "sh",
-        "-c",
-        "read x; echo got-$x",
-    ]);
+    cmd.args(["run", "--rm", "-it", "busybox", "sh", "-c", "read x"]);
     let out = with_stdin(cmd, b"abc\n");
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(text(&out.stdout).contains("got-abc"), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
 }
 
 /// Runs `args` in a pty under both, types `line`, waits for `expect` and types ctrl-p
@@ -817,4 +810,189 @@ fn signals_without_sig_proxy_are_ignored_as_dockers() {
     let attach = ["attach", "--sig-proxy=false", "np"];
     let codes = signalled_under_both(&root, &docker, &attach, "np", Signal::SIGTERM);
     assert_eq!(codes, [Some(137), Some(137)], "attach");
+}
+
+/// A container that prints `tick` every 0.1 s once its trap for `signal` (a name or number
+/// as `trap` takes it) is set; the trap prints `got-SIGNAL` and exits 9.
+fn trap_ticker(signal: &str) -> String {
+    format!("trap 'echo got-{signal}; exit 9' {signal}; while true; do echo tick; sleep 0.1; done")
+}
+
+/// Spawns `cmd` (a client of a ticker), sends `signo` once it has copied a tick, and returns
+/// how it exited; with `then_kill`, kills container `name` after the signal (through `kill`).
+fn signal_client(
+    mut cmd: Command,
+    signo: i32,
+    then_kill: Option<&dyn Fn()>,
+) -> std::process::ExitStatus {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "tick\n");
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signo) }, 0);
+    if let Some(kill) = then_kill {
+        std::thread::sleep(Duration::from_millis(500));
+        kill();
+    }
+    wait_exit(&mut child)
+}
+
+#[test]
+fn every_catchable_signal_is_passed_on_or_ignored_as_dockers() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    // Passed on (the trap's 9), for `run` in this process and `attach` through the shim.
+    for (signo, name) in [
+        (libc::SIGALRM, "ALRM"),
+        (37, "37"),
+        (libc::SIGWINCH, "WINCH"),
+    ] {
+        let script = trap_ticker(name);
+        let run = ["run", "--rm", "busybox", "sh", "-c", &script];
+        let mut ours = root.cmd();
+        ours.args(run);
+        let mut theirs = docker.docker_command();
+        theirs.args(run);
+        let codes = [ours, theirs].map(|cmd| signal_client(cmd, signo, None).code());
+        assert_eq!(codes, [Some(9), Some(9)], "run, signal {name}");
+        let detached = ["run", "-d", "--name", "sig", "busybox", "sh", "-c", &script];
+        root.ok(&detached);
+        docker.ok(&detached);
+        let mut ours = root.cmd();
+        ours.args(["attach", "sig"]);
+        let mut theirs = docker.docker_command();
+        theirs.args(["attach", "sig"]);
+        let codes = [ours, theirs].map(|cmd| signal_client(cmd, signo, None).code());
+        assert_eq!(codes, [Some(9), Some(9)], "attach, signal {name}");
+        root.ok(&["rm", "sig"]);
+        docker.ok(&["rm", "sig"]);
+    }
+    // Without --sig-proxy: SIGALRM is ignored (the client stays until the `kill`, 137),
+    // SIGHUP ends the client, and the container goes on.
+    let script = trap_ticker("ALRM");
+    let run = [
+        "run",
+        "--sig-proxy=false",
+        "--name",
+        "np",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let mut ours = root.cmd();
+    ours.args(run);
+    let kill_ours = || {
+        root.ok(&["kill", "np"]);
+    };
+    let ours = signal_client(ours, libc::SIGALRM, Some(&kill_ours));
+    let mut theirs = docker.docker_command();
+    theirs.args(run);
+    let kill_theirs = || {
+        docker.ok(&["kill", "np"]);
+    };
+    let theirs = signal_client(theirs, libc::SIGALRM, Some(&kill_theirs));
+    assert_eq!([ours.code(), theirs.code()], [Some(137), Some(137)]);
+    root.ok(&["rm", "np"]);
+    docker.ok(&["rm", "np"]);
+    let mut ours = root.cmd();
+    ours.args(run);
+    let mut theirs = docker.docker_command();
+    theirs.args(run);
+    let signals = [ours, theirs].map(|cmd| signal_client(cmd, libc::SIGHUP, None).signal());
+    assert_eq!(signals, [Some(libc::SIGHUP), Some(libc::SIGHUP)]);
+    assert!(running(&root, "np"));
+    root.ok(&["rm", "-f", "np"]);
+}
+
+#[test]
+fn a_terminal_for_a_piped_stdin_is_refused_as_dockers() {
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    let run = ["run", "-it", "--name", "notty", "busybox", "true"];
+    same(&root, &docker, &run, b"\n");
+    let mut ours = root.cmd();
+    ours.args(run);
+    let out = with_stdin(ours, b"\n");
+    assert_eq!(
+        text(&out.stderr),
+        "minidock: the input device is not a TTY\n"
+    );
+    // Nothing was created.
+    assert!(!root.output(&["inspect", "notty"]).status.success());
+    assert!(!docker.docker(&["inspect", "notty"]).status.success());
+    // `-i` attaches stdin even when `-a` names only stdout.
+    let run = ["run", "-it", "-a", "stdout", "busybox", "true"];
+    same(&root, &docker, &run, b"");
+    let detached = ["run", "-dt", "--name", "ttyd", "busybox", "sh"];
+    root.ok(&detached);
+    docker.ok(&detached);
+    same(&root, &docker, &["attach", "ttyd"], b"exit 3\n");
+    assert!(running(&root, "ttyd"));
+    // Without a terminal on the container's side, piped input is fine.
+    same(
+        &root,
+        &docker,
+        &["run", "--rm", "-t", "busybox", "true"],
+        b"",
+    );
+}
+
+#[test]
+fn bad_detach_keys_fail_the_attach_as_dockers() {
+    let Some(root) = root() else { return };
+    if !require_docker() {
+        return;
+    }
+    let docker = Dockerd::start();
+    docker.load_busybox();
+    for (name, tty) in [("bk-t", "-t"), ("bk", "--sig-proxy=true")] {
+        let run = [
+            "run",
+            tty,
+            "--detach-keys",
+            "ctrl-1",
+            "--name",
+            name,
+            "busybox",
+            "true",
+        ];
+        same(&root, &docker, &run, b"");
+        // The container stays created.
+        let status = ["inspect", "-f", "{{.State.Status}}", name];
+        assert_eq!(root.ok(&status).trim(), "created");
+        assert_eq!(docker.ok(&status).trim(), "created");
+    }
+    same(
+        &root,
+        &docker,
+        &["start", "-a", "--detach-keys", "ab", "bk"],
+        b"",
+    );
+    let status = ["inspect", "-f", "{{.State.Status}}", "bk"];
+    assert_eq!(root.ok(&status).trim(), "created");
+    let detached = ["run", "-d", "--name", "up", "busybox", "sleep", "100"];
+    root.ok(&detached);
+    docker.ok(&detached);
+    same(
+        &root,
+        &docker,
+        &["attach", "--detach-keys", "ctrl-1", "up"],
+        b"",
+    );
+    // A detached run never attaches: its keys are not looked at.
+    let run = ["run", "-d", "--detach-keys", "ctrl-1", "busybox", "true"];
+    same(&root, &docker, &run, b"");
 }

@@ -289,9 +289,18 @@ pub fn set_window_size(fd: BorrowedFd, rows: u16, cols: u16) {
 
 // ANCHOR: detach_keys
 /// Parses Docker's `--detach-keys` (moby's `term.ToBytes`): comma-separated keys, each a
-/// single character or `ctrl-X` with X one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`.
+/// single character or `ctrl-X` with X one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`. Bad keys
+/// exit 1 with the line Docker's CLI prints when its daemon refuses the attach request (HTTP
+/// 400), then the daemon's reason, which that line leaves out.
 pub fn parse_detach_keys(text: &str) -> Result<Vec<u8>> {
-    let invalid = || Exit::new(1, format!("Invalid detach keys ({text}) provided"));
+    let invalid = || {
+        Exit::new(
+            1,
+            format!(
+                "unable to upgrade to tcp, received 400: Invalid detach keys ({text}) provided"
+            ),
+        )
+    };
     let mut keys = Vec::new();
     for key in text.split(',') {
         let lower = key.to_ascii_lowercase();
@@ -364,15 +373,58 @@ pub struct AttachOptions {
     pub detach_keys: Option<String>,
 }
 
-/// The signals `--sig-proxy` passes on.
-const PROXIED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+// ANCHOR: caught_signals
+/// The signals a foreground client catches. With `sig_proxy`, every catchable signal but
+/// SIGCHLD, SIGPIPE and SIGURG, to pass on to the container (SIGWINCH too, besides the
+/// resize), as Docker's CLI (`signal.Notify` of all, `ForwardAllSignals`) does. Without, the
+/// ones Docker's CLI, a Go program, ignores then: SIGINT and SIGTERM, the user signals,
+/// the timers, SIGWINCH, SIGIO, SIGPWR, SIGXCPU, SIGXFSZ and the real-time signals; SIGHUP
+/// still ends the client and SIGTSTP still stops it.
+pub fn caught_signals(sig_proxy: bool) -> SigSet {
+    use crate::runtime::signal::{SIGRTMAX, SIGRTMIN};
+    const NOT_PROXIED: [i32; 5] = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+        libc::SIGURG,
+    ];
+    const IGNORED: [i32; 14] = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGWINCH,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGURG,
+        libc::SIGCONT,
+    ];
+    let standard = 1..SIGRTMIN - 2;
+    let caught: Vec<i32> = if sig_proxy {
+        standard
+            .filter(|s| !NOT_PROXIED.contains(s))
+            .chain(SIGRTMIN..=SIGRTMAX)
+            .collect()
+    } else {
+        IGNORED.into_iter().chain(SIGRTMIN..=SIGRTMAX).collect()
+    };
+    // SAFETY: sigemptyset and sigaddset fill the set; every number is a valid signal.
+    unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        for signo in caught {
+            libc::sigaddset(&mut raw, signo);
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    }
+}
+// ANCHOR_END: caught_signals
 
 /// How a client's session ended.
 enum Ended {
@@ -397,12 +449,6 @@ struct Session {
 /// its shim, and returns its exit status once it exits. The detach keys end it with "read
 /// escape sequence" on stderr and status 1, as Docker's CLI does.
 pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> {
-    let keys = parse_detach_keys(
-        options
-            .detach_keys
-            .as_deref()
-            .unwrap_or(DEFAULT_DETACH_KEYS),
-    )?;
     let state = paths.resolve(name)?;
     if state.observe() != Status::Running {
         return Err(Exit::new(
@@ -418,6 +464,15 @@ pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> 
         )
         .into());
     }
+    if state.config.tty && !options.no_stdin {
+        check_tty()?;
+    }
+    let keys = parse_detach_keys(
+        options
+            .detach_keys
+            .as_deref()
+            .unwrap_or(DEFAULT_DETACH_KEYS),
+    )?;
     let stdin = state.config.open_stdin && !options.no_stdin;
     let stream = connect(paths, &state, stdin)?;
     let client = Client {
@@ -439,6 +494,15 @@ pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> 
     }
 }
 // ANCHOR_END: attach
+
+/// Refuses a container's terminal to a client whose stdin is not one (piped or redirected),
+/// as Docker's CLI does for `run -it` and `attach`: exit 1, "the input device is not a TTY".
+pub fn check_tty() -> Result<()> {
+    if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        return Err(Exit::new(1, "the input device is not a TTY").into());
+    }
+    Ok(())
+}
 
 /// A foreground `run` or `start -a`: which streams it attaches, whether it passes signals on,
 /// and its detach keys (Docker's syntax, default ctrl-p,ctrl-q).
@@ -550,8 +614,7 @@ fn pump_client(mut client: Client, mut session: Session) -> Result<Ended> {
     };
     // Caught either way: Docker's CLI, without --sig-proxy, neither passes them on nor dies
     // of them (it stays attached).
-    let mut mask = SigSet::empty();
-    PROXIED.iter().for_each(|s| mask.add(*s));
+    let mut mask = caught_signals(session.sig_proxy);
     if tty {
         mask.add(Signal::SIGWINCH);
         send_window_size(&mut client.stream, stdin.as_fd());
@@ -580,9 +643,10 @@ fn pump_client(mut client: Client, mut session: Session) -> Result<Ended> {
         if ready[1] {
             while let Ok(Some(info)) = signals.read_signal() {
                 let signo = info.ssi_signo as i32;
-                if signo == libc::SIGWINCH {
+                if signo == libc::SIGWINCH && tty {
                     send_window_size(&mut client.stream, stdin.as_fd());
-                } else if session.sig_proxy {
+                }
+                if session.sig_proxy {
                     let _ = send_request(&mut client.stream, SIGNAL, &signo.to_be_bytes());
                 }
             }
@@ -679,6 +743,36 @@ mod tests {
         assert_eq!(parse_detach_keys("ctrl-@,a,ctrl-_").unwrap(), [0, b'a', 31]);
         assert!(parse_detach_keys("ctrl-1").is_err());
         assert!(parse_detach_keys("ab").is_err());
+    }
+
+    #[test]
+    fn the_proxy_catches_every_signal_but_the_uncatchable_and_chld_pipe_urg() {
+        let all = caught_signals(true);
+        let has = |set: &SigSet, s: i32| unsafe { libc::sigismember(set.as_ref(), s) } == 1;
+        for s in [
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGALRM,
+            libc::SIGTSTP,
+            libc::SIGWINCH,
+            34,
+            64,
+        ] {
+            assert!(has(&all, s), "{s}");
+        }
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGPIPE,
+            libc::SIGURG,
+            libc::SIGKILL,
+            32,
+            33,
+        ] {
+            assert!(!has(&all, s), "{s}");
+        }
+        let ignored = caught_signals(false);
+        assert!(has(&ignored, libc::SIGTERM) && has(&ignored, 40));
+        assert!(!has(&ignored, libc::SIGHUP) && !has(&ignored, libc::SIGTSTP));
     }
 
     #[test]

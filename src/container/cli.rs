@@ -998,6 +998,11 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
         )
         .into());
     }
+    // Docker's CLI: `-i` attaches stdin whatever `-a` says.
+    let attach_stdin = args.interactive || args.attach.iter().any(|a| a == "STDIN");
+    if !args.detach && args.tty && attach_stdin {
+        super::attach::check_tty()?;
+    }
     check_resources(args).map_err(run_error)?;
     let options = CreateOptions {
         supervised: true,
@@ -1020,6 +1025,12 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
     if args.tty || !args.sig_proxy {
         return attached(paths, &state, &foreground, run_error);
     }
+    // Bad detach keys fail the attach request: exit 1, the container stays created.
+    super::attach::parse_detach_keys(
+        args.detach_keys
+            .as_deref()
+            .unwrap_or(super::attach::DEFAULT_DETACH_KEYS),
+    )?;
     let mut attach = Attach::streams(foreground.stdin, foreground.stdout, foreground.stderr)?;
     attach.sig_proxy = args.sig_proxy;
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)

@@ -65,17 +65,6 @@ impl Attach {
     }
 }
 
-/// The signals the foreground `run` passes on to the container instead of dying of them, as
-/// Docker's CLI does (`--sig-proxy`, on by default).
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")
 }
@@ -673,12 +662,10 @@ pub(crate) fn pump(
     // Signals arrive as a readable fd. They are blocked only now, after the clone: the
     // container must not inherit the mask.
     let mut mask = SigSet::empty();
-    // Without --sig-proxy they are caught and ignored, as Docker's CLI does.
+    // Without --sig-proxy those Docker's CLI ignores are caught and ignored.
     let sig_proxy = attach.as_ref().is_some_and(|a| a.sig_proxy);
-    if attach.is_some() {
-        for signal in FORWARDED {
-            mask.add(signal);
-        }
+    if let Some(a) = &attach {
+        mask = super::attach::caught_signals(a.sig_proxy);
         if terminal {
             mask.add(Signal::SIGWINCH);
         }
@@ -728,9 +715,10 @@ pub(crate) fn pump(
         if ready[n_sources] {
             while let Ok(Some(info)) = signals.read_signal() {
                 let signo = info.ssi_signo as i32;
-                if signo == libc::SIGWINCH {
+                if signo == libc::SIGWINCH && terminal {
                     crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                } else if sig_proxy {
+                }
+                if sig_proxy {
                     send_signal(pid, signo);
                 }
             }
