@@ -118,8 +118,37 @@ fn escape(path: &Path) -> String {
 /// answer with EINVAL, so the error says what is wrong.
 // ANCHOR: mount
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<OverlayMount> {
+    mount_with(lowers, upper, work, merged, false)
+}
+
+/// [`mount`], and with `volatile` overlayfs's `volatile` option (Linux 5.10, overlayfs.rst
+/// "Volatile mount"): the overlay never flushes its upper dir, so fsync(2) in it returns at
+/// once and the unmount skips the syncfs(2) of the upper dir's whole filesystem, which on a
+/// busy disk takes from milliseconds to seconds. For an upper dir that is thrown away with
+/// the container (`run --rm`). The kernel leaves `WORK/work/incompat/volatile` behind and
+/// refuses to mount that work dir again until it is removed. A kernel without the option
+/// (EINVAL) gets the plain mount.
+pub fn mount_with(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+    volatile: bool,
+) -> Result<OverlayMount> {
     check(lowers, upper, work, merged)?;
-    let options = mount_options(lowers, upper, work);
+    let plain = mount_options(lowers, upper, work);
+    if volatile {
+        match mount_data(merged, &format!("{plain},volatile")) {
+            Err(err)
+                if err.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EINVAL) => {}
+            result => return result,
+        }
+    }
+    mount_data(merged, &plain)
+}
+
+/// mount(2) of an overlay on `merged` with the option string `options`.
+fn mount_data(merged: &Path, options: &str) -> Result<OverlayMount> {
     // The data page of mount(2) is one page; longer option strings are cut by the kernel.
     if options.len() >= 4096 {
         bail!(
@@ -138,8 +167,9 @@ pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Re
         merged,
         Some("overlay"),
         MsFlags::empty(),
-        Some(options.as_str()),
+        Some(options),
     )
+    .map_err(anyhow::Error::new)
     .with_context(|| {
         format!(
             "mount overlay on {} (options {options}; `dmesg | tail` has the kernel's reason)",

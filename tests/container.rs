@@ -210,6 +210,36 @@ fn run_prints_the_output_and_exits_with_the_status() {
     env.finish();
 }
 
+/// A `--rm` container's overlay is mounted `volatile` (its upper dir is thrown away, so it is
+/// never flushed to disk, and the unmount skips a syncfs of the whole disk); a container that
+/// is kept gets a plain overlay. The evidence is the kernel's: the superblock options of `/` in
+/// the container's own mountinfo.
+#[test]
+fn only_a_removed_containers_overlay_is_volatile() {
+    let Some(env) = Env::new() else { return };
+    let root_line = "grep ' / / ' /proc/self/mountinfo";
+    let removed = env.ok(&["run", "--rm", "busybox", "sh", "-c", root_line]);
+    let options = |line: &str| line.split(" - ").nth(1).unwrap_or_default().to_owned();
+    let removed = options(&removed);
+    assert!(removed.starts_with("overlay "), "{removed}");
+    // Linux 6.6 and later show the option as `fsync=volatile`.
+    let volatile = |options: &str| {
+        options
+            .trim_end()
+            .split(',')
+            .any(|o| o == "volatile" || o == "fsync=volatile")
+    };
+    assert!(volatile(&removed), "{removed}");
+    let kept = env.ok(&["run", "--name", "kept", "busybox", "sh", "-c", root_line]);
+    let kept = options(&kept);
+    assert!(kept.starts_with("overlay "), "{kept}");
+    assert!(!volatile(&kept), "{kept}");
+    // The kept container starts again on the same upper and work dirs.
+    env.ok(&["start", "kept"]);
+    env.ok(&["rm", "-f", "kept"]);
+    env.finish();
+}
+
 #[test]
 fn exit_codes_follow_docker() {
     let Some(env) = Env::new() else { return };

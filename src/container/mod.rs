@@ -479,11 +479,24 @@ pub fn mount_rootfs(paths: &Paths, state: &ContainerState) -> Result<()> {
     if crate::overlay::mount_type(&merged)?.as_deref() == Some("overlay") {
         return Ok(());
     }
-    let mount = crate::overlay::mount(
+    // A `--rm` container's upper dir goes with it: never flushed to disk (`volatile`). A
+    // second mount of it (its start after a reboot) must first remove the kernel's marker of
+    // the earlier volatile mount, or overlayfs refuses the work dir.
+    let volatile = state.config.auto_remove;
+    if volatile {
+        let marker = dir.join("work/work/incompat/volatile");
+        match std::fs::remove_dir(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", marker.display())),
+        }
+    }
+    let mount = crate::overlay::mount_with(
         &state.lower_dirs,
         &dir.join("upper"),
         &dir.join("work"),
         &merged,
+        volatile,
     )?;
     // The overlay stays mounted after this function: the container's supervisor unmounts it
     // when the container stops, or `rm` does.
