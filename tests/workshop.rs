@@ -2,8 +2,9 @@
 //! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
 //! printed (lessons 1, 2, 3, 10), unshare(1) or nsenter(1) in place of the system calls
 //! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
-//! from a fixed list (lesson 7) and a trusted manifest (lesson 12) must fail, the solutions
-//! must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
+//! from a fixed list (lesson 7), a trusted manifest (lesson 12) and a volume bind-mounted
+//! after pivot_root or copied instead of mounted (lesson 13) must fail, the solutions must
+//! pass. (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
 
@@ -199,5 +200,34 @@ fn a_layer_written_from_a_fixed_list_misses_what_upper_already_held() {
         "fixed-list",
         "in UPPER before your program ran, in the layer",
         "actual:   (absent)",
+    );
+}
+
+#[test]
+fn a_volume_copied_or_mounted_after_pivot_root_fails_lesson_13_where_the_solution_passes() {
+    if !common::require_root() {
+        return;
+    }
+    const MOUNTED: &str = "a mount of the volume in the new root";
+    // The file reaches the host directory, but no mount was ever there.
+    let report = fails_on("13", "copy", MOUNTED, "the host directory is not mounted");
+    assert!(
+        observation(&report, "the file the command wrote").contains("a copy in the rootfs"),
+        "{report}"
+    );
+    // After the pivot the host path is gone: the mount fails and so does the program.
+    fails_on(
+        "13",
+        "after-pivot",
+        "the program runs /bin/sh with the volume",
+        "exit status: 1",
+    );
+    let solution = workshop(&["check", "13", "--solution"]);
+    let report = common::text(&solution.stdout);
+    assert_eq!(solution.status.code(), Some(0), "{report}");
+    assert!(observation(&report, MOUNTED).starts_with("  ✔"), "{report}");
+    assert!(
+        observation(&report, FROM_HOST).starts_with("  ✔"),
+        "{report}"
     );
 }

@@ -31,7 +31,7 @@ fn hostname() -> Result<String> {
         .into_owned())
 }
 
-fn mount_table() -> Result<Vec<String>> {
+pub(super) fn mount_table() -> Result<Vec<String>> {
     Ok(std::fs::read_to_string("/proc/self/mountinfo")
         .context("reading /proc/self/mountinfo")?
         .lines()
