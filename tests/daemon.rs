@@ -70,10 +70,10 @@ fn ping_version_and_info_answer_as_the_cli_negotiates() {
     let missing = d.curl(&["http://localhost/v1.41/nothing"]);
     assert_eq!(missing, "{\"message\":\"page not found\"}\n");
     // An Engine API route minidock does not serve is Docker's "not implemented" (501).
-    let err = d.fails(&["volume", "ls"], 1);
+    let err = d.fails(&["plugin", "ls"], 1);
     assert_eq!(
         err,
-        "Error response from daemon: GET /volumes is not supported by minidock daemon\n"
+        "Error response from daemon: GET /plugins is not supported by minidock daemon\n"
     );
 }
 
@@ -678,4 +678,69 @@ fn the_group_owns_the_socket() {
     );
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "the socket stayed");
+}
+
+#[test]
+fn volumes_are_created_listed_inspected_removed_and_pruned() {
+    let Some(d) = daemon("minidock-daemon-vol") else {
+        return;
+    };
+    assert_eq!(d.ok(&["volume", "create", "data"]), "data\n");
+    assert_eq!(
+        d.ok(&["volume", "create", "--label", "team=web", "labelled"]),
+        "labelled\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "data\nlabelled\n");
+    // The CLI's own front sees the same volumes.
+    assert_eq!(d.minidock(&["volume", "ls", "-q"]), "data\nlabelled\n");
+    assert_eq!(
+        d.ok(&[
+            "volume",
+            "ls",
+            "-f",
+            "label=team=web",
+            "--format",
+            "{{.Name}}"
+        ]),
+        "labelled\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}",
+            "labelled"
+        ]),
+        "labelled local local map[team:web]\n"
+    );
+    let err = d.fails(&["volume", "inspect", "nothing"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: get nothing: no such volume\n"
+    );
+    let bad = d.fails(&["volume", "create", "-d", "nfs", "x"], 1);
+    assert!(bad.contains("plugin \"nfs\" not found"), "{bad}");
+    // In use: refused with Docker's 409, then removed once the container is gone.
+    let id = d.ok(&["run", "-d", "-v", "data:/d", "busybox", "sleep", "300"]);
+    let id = id.trim();
+    let err = d.fails(&["volume", "rm", "data"], 1);
+    assert_eq!(
+        err,
+        format!("Error response from daemon: remove data: volume is in use - [{id}]\n")
+    );
+    d.ok(&["rm", "-f", id]);
+    assert_eq!(d.ok(&["volume", "rm", "data"]), "data\n");
+    let err = d.fails(&["volume", "rm", "data"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: get data: no such volume\n"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "-f", "data"]), "data\n");
+    // API 1.41's prune removes every unused volume, named ones too.
+    assert_eq!(
+        d.ok(&["volume", "prune", "-f"]),
+        "Deleted Volumes:\nlabelled\n\nTotal reclaimed space: 0B\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }

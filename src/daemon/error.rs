@@ -52,7 +52,11 @@ impl ApiError {
         if let Some(at) = lower.find("no such image: ") {
             return ApiError::no_such_image(&message[at + "no such image: ".len()..]);
         }
-        const CONFLICTS: [&str; 7] = [
+        if lower.contains("no such volume") {
+            return ApiError::new(StatusCode::NOT_FOUND, message);
+        }
+        const CONFLICTS: [&str; 8] = [
+            "volume is in use",
             "already in use",
             "is running",
             "is not running",

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exec;
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 use anyhow::{Context, Result, bail};
 use error::{ApiError, ApiResult};
@@ -300,6 +301,7 @@ async fn route_to(
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
+        (Some("volumes"), _) => volumes::route(daemon, req, &words[1..]).await,
         _ => Err(ApiError::not_found_route()),
     }
 }
