@@ -744,3 +744,152 @@ fn volumes_are_created_listed_inspected_removed_and_pruned() {
     );
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn networks_are_created_listed_inspected_removed_and_pruned() {
+    if !common::daemon::require_daemon_prerequisites() {
+        return;
+    }
+    // Removing a network tears down its firewall rules: inside a namespace of the test's own.
+    common::net::private_netns(|| {
+        let Some(d) = daemon("minidock-daemon-net") else {
+            return;
+        };
+        let id = d.ok(&[
+            "network",
+            "create",
+            "--label",
+            "team=web",
+            "--subnet",
+            "10.123.0.0/24",
+            "webnet",
+        ]);
+        let id = id.trim();
+        assert_eq!(id.len(), 64, "{id}");
+        assert_eq!(
+            d.ok(&[
+                "network",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Driver}} {{.Scope}}"
+            ]),
+            "bridge bridge local\nhost host local\nnone null local\nwebnet bridge local\n"
+        );
+        assert_eq!(
+            d.ok(&["network", "ls", "-q", "-f", "label=team=web"]),
+            format!("{}\n", &id[..12])
+        );
+        // The CLI's own front sees the same network.
+        assert_eq!(
+            d.minidock(&["network", "ls", "-q", "--no-trunc", "-f", "name=webnet"]),
+            format!("{id}\n")
+        );
+        assert_eq!(
+            d.ok(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Id}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{.Labels}}",
+                "webnet"
+            ]),
+            format!("webnet {id} 10.123.0.0/24 10.123.0.1 map[team:web]\n")
+        );
+        let err = d.fails(&["network", "create", "webnet"], 1);
+        assert_eq!(
+            err,
+            "Error response from daemon: network with name webnet already exists\n"
+        );
+        let err = d.fails(&["network", "create", "-d", "overlay", "other"], 1);
+        assert_eq!(
+            err,
+            "Error response from daemon: plugin \"overlay\" not found\n"
+        );
+        let err = d.fails(&["network", "inspect", "nothing"], 1);
+        assert_eq!(
+            err,
+            "Error response from daemon: network nothing not found\n"
+        );
+        let err = d.fails(&["network", "rm", "bridge"], 1);
+        assert_eq!(
+            err,
+            "Error response from daemon: bridge is a pre-defined network and cannot be removed\n\
+             exit status 1\n"
+        );
+        assert_eq!(d.ok(&["network", "rm", "webnet"]), "webnet\n");
+        let err = d.fails(&["network", "rm", "webnet"], 1);
+        // The docker CLI's `network rm` ends its errors with that line.
+        assert_eq!(
+            err,
+            "Error response from daemon: network webnet not found\nexit status 1\n"
+        );
+        d.ok(&["network", "create", "--subnet", "10.124.0.0/24", "first"]);
+        d.ok(&["network", "create", "--subnet", "10.125.0.0/24", "second"]);
+        assert_eq!(
+            d.ok(&["network", "prune", "-f"]),
+            "Deleted Networks:\nfirst\nsecond\n\n"
+        );
+        assert_eq!(
+            d.ok(&["network", "ls", "--format", "{{.Name}}"]),
+            "bridge\nhost\nnone\n"
+        );
+    });
+}
+
+#[test]
+fn export_and_the_container_and_image_prunes_answer_as_the_cli_expects() {
+    let Some(d) = daemon("minidock-daemon-prune") else {
+        return;
+    };
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "ex",
+        "busybox",
+        "sh",
+        "-c",
+        "echo exported > /made",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let tar = d.socket().with_file_name("ex.tar");
+    let tar_arg = tar.to_str().unwrap();
+    assert_eq!(d.ok(&["export", "-o", tar_arg, "ex"]), "");
+    let listed = std::process::Command::new("tar")
+        .args(["-xOf", tar_arg, "made"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&listed.stdout), "exported\n", "{listed:?}");
+    let err = d.fails(&["export", "-o", tar_arg, "nothing"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nothing\n"
+    );
+    std::fs::remove_file(&tar).unwrap();
+    // container prune: the stopped container goes, the running one stays.
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "ex"]);
+    let kept = d.ok(&["run", "-d", "busybox", "sleep", "300"]);
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    let want = format!(
+        "Deleted Containers:\n{}\n\nTotal reclaimed space: ",
+        id.trim()
+    );
+    assert!(pruned.starts_with(&want), "{pruned}");
+    assert_eq!(d.ok(&["ps", "-aq", "--no-trunc"]), kept);
+    // image prune: nothing dangling; with -a the image in use stays until its container goes.
+    assert_eq!(
+        d.ok(&["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
+    assert_eq!(
+        d.ok(&["image", "prune", "-af"]),
+        "Total reclaimed space: 0B\n"
+    );
+    d.ok(&["rm", "-f", kept.trim()]);
+    let image = d.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    let pruned = d.ok(&["image", "prune", "-af"]);
+    let want = format!(
+        "Deleted Images:\nuntagged: busybox:latest\ndeleted: {}\n\nTotal reclaimed space: ",
+        image.trim()
+    );
+    assert!(pruned.starts_with(&want), "{pruned}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}

@@ -866,21 +866,24 @@ fn copy_in(
     extract_into(archive, dir.as_fd(), options.archive)
 }
 
+/// The container's whole filesystem as a tar, written to `sink`.
+pub fn export_to(paths: &Paths, container: &str, sink: &mut dyn Write) -> Result<()> {
+    let root = container_root(paths, container)?;
+    let dir = openat(
+        root.fd.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // With the xattrs (file capabilities, `user.*`), as `docker export` keeps them.
+    crate::image::layer::write_tree(dir.as_fd(), sink)?.flush()?;
+    Ok(())
+}
+
 // ANCHOR: export
 /// `export`: the container's whole filesystem as a tar, to `output` or stdout.
 pub fn export(paths: &Paths, container: &str, output: Option<&Path>) -> Result<()> {
-    let root = container_root(paths, container)?;
-    let write = |sink: &mut dyn Write| -> Result<()> {
-        let dir = openat(
-            root.fd.as_fd(),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        // With the xattrs (file capabilities, `user.*`), as `docker export` keeps them.
-        crate::image::layer::write_tree(dir.as_fd(), sink)?.flush()?;
-        Ok(())
-    };
+    let write = |sink: &mut dyn Write| export_to(paths, container, sink);
     match output {
         Some(path) => {
             // A temp file renamed into place: an interrupted export leaves no half archive.

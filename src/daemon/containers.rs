@@ -21,6 +21,8 @@ pub async fn route(
     let method = req.method().clone();
     match (method, rest) {
         (Method::GET, ["json"]) => list(daemon, &query).await,
+        (Method::POST, ["prune"]) => prune(daemon, &query).await,
+        (Method::GET, [id, "export"]) => export(daemon, id).await,
         (Method::POST, ["create"]) => create(daemon, &query, req).await,
         (Method::GET, [id, "json"]) => inspect(daemon, id).await,
         (Method::POST, [id, "start"]) => start(daemon, id).await,
@@ -1002,6 +1004,65 @@ async fn pause(daemon: Shared, id: &str, frozen: bool) -> ApiResult<Response<Bod
     })
     .await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/prune`: `container prune`, `{"ContainersDeleted": [ID...],
+/// "SpaceReclaimed": BYTES}`. Filters (`until`, `label`) are not supported: 400.
+async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    if let Some(filter) = query.filters()?.first() {
+        return Err(ApiError::bad_parameter(format!(
+            "filter {filter:?} is not supported by container prune"
+        )));
+    }
+    let pruned = blocking(move || container::prune::prune_containers(&daemon.paths)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &object!({
+            "ContainersDeleted": pruned.containers,
+            "SpaceReclaimed": pruned.reclaimed,
+        }),
+    ))
+}
+
+/// Sends what is written to a streamed response's channel, in 32 KiB chunks.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 32 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+/// `GET /containers/{id}/export`: `export`'s tar, streamed.
+async fn export(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let (response, tx) = super::streamed("application/x-tar");
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter {
+            tx,
+            buffer: Vec::new(),
+        };
+        // A failure half way cuts the stream short: the client sees a truncated archive.
+        let _ = container::fs::export_to(&daemon.paths, &state.id, &mut sink);
+    });
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -301,6 +302,7 @@ async fn route_to(
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
+        (Some("networks"), _) => networks::route(daemon, req, &words[1..]).await,
         (Some("volumes"), _) => volumes::route(daemon, req, &words[1..]).await,
         _ => Err(ApiError::not_found_route()),
     }
