@@ -893,3 +893,49 @@ fn export_and_the_container_and_image_prunes_answer_as_the_cli_expects() {
     assert!(pruned.starts_with(&want), "{pruned}");
     assert_eq!(d.ok(&["images", "-q"]), "");
 }
+
+#[test]
+fn stats_answer_once_and_streamed() {
+    let Some(d) = daemon("minidock-daemon-stats") else {
+        return;
+    };
+    let id = d.ok(&["run", "-d", "--name", "st", "busybox", "sleep", "300"]);
+    let id = id.trim();
+    assert_eq!(
+        d.ok(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Container}} {{.Name}} {{.ID}} {{.PIDs}} {{.NetIO}}",
+            "st"
+        ]),
+        format!("st st {} 1 0B / 0B\n", &id[..12])
+    );
+    let err = d.fails(&["stats", "--no-stream", "nothing"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nothing\n"
+    );
+    // Streamed: each reading carries the one before as precpu_stats.
+    let mut curl = std::process::Command::new("curl")
+        .args(["-sN", "--unix-socket"])
+        .arg(d.socket())
+        .arg("http://localhost/v1.41/containers/st/stats")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(curl.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    curl.kill().unwrap();
+    curl.wait().unwrap();
+    assert_eq!(first["id"], id);
+    assert_eq!(first["name"], "/st");
+    assert_eq!(first["pids_stats"]["current"], 1);
+    assert_eq!(first["precpu_stats"]["system_cpu_usage"], 0);
+    let system = first["cpu_stats"]["system_cpu_usage"].as_u64().unwrap();
+    assert!(system > 0, "{first}");
+    assert_eq!(second["precpu_stats"]["system_cpu_usage"], system);
+    assert!(second["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > system);
+    d.ok(&["rm", "-f", "st"]);
+}

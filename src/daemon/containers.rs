@@ -23,6 +23,7 @@ pub async fn route(
         (Method::GET, ["json"]) => list(daemon, &query).await,
         (Method::POST, ["prune"]) => prune(daemon, &query).await,
         (Method::GET, [id, "export"]) => export(daemon, id).await,
+        (Method::GET, [id, "stats"]) => stats(daemon, id, &query).await,
         (Method::POST, ["create"]) => create(daemon, &query, req).await,
         (Method::GET, [id, "json"]) => inspect(daemon, id).await,
         (Method::POST, [id, "start"]) => start(daemon, id).await,
@@ -1061,6 +1062,77 @@ async fn export(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
         };
         // A failure half way cuts the stream short: the client sees a truncated archive.
         let _ = container::fs::export_to(&daemon.paths, &state.id, &mut sink);
+    });
+    Ok(response)
+}
+
+/// One reading as Docker's `StatsJSON` (`GET /containers/{id}/stats`), from the library's
+/// samples: the docker CLI computes its columns from these fields as `minidock stats` does.
+fn stats_json(
+    state: &ContainerState,
+    previous: &container::stats::Sample,
+    now: &container::stats::Sample,
+) -> Value {
+    let cpu = |s: &container::stats::Sample| {
+        object!({
+            "cpu_usage": { "total_usage": s.cpu_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0 },
+            "system_cpu_usage": s.system_ns,
+            "online_cpus": s.online_cpus,
+            "throttling_data": { "periods": 0, "throttled_periods": 0, "throttled_time": 0 },
+        })
+    };
+    let networks = if now.net_rx == 0 && now.net_tx == 0 {
+        object!({})
+    } else {
+        object!({ "eth0": { "rx_bytes": now.net_rx, "tx_bytes": now.net_tx } })
+    };
+    let block =
+        |op: &str, value: u64| object!({ "major": 0, "minor": 0, "op": op, "value": value });
+    object!({
+        "read": crate::state::rfc3339(std::time::SystemTime::now()),
+        "preread": "0001-01-01T00:00:00Z",
+        "pids_stats": { "current": now.pids },
+        "blkio_stats": {
+            "io_service_bytes_recursive": [block("read", now.block_read), block("write", now.block_write)],
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu(now),
+        "precpu_stats": cpu(previous),
+        "memory_stats": {
+            "usage": now.memory_usage,
+            "stats": { "total_inactive_file": now.memory_inactive_file },
+            "limit": now.memory_limit,
+        },
+        "name": format!("/{}", state.name),
+        "id": state.id,
+        "networks": networks,
+    })
+}
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: with `stream` (the default) a reading every
+/// second, each with the one before as `precpu_stats`; `stream=false` one reading taken a
+/// second after the first (so it has a CPU rate), `one-shot=true` at once (no rate).
+async fn stats(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let stream = query.get("stream").is_none_or(|_| query.bool("stream"));
+    let one_shot = !stream && query.bool("one-shot");
+    let (response, tx) = streamed("application/json");
+    tokio::task::spawn_blocking(move || {
+        let mut previous = container::stats::Sample::default();
+        if !stream && !one_shot {
+            previous = container::stats::sample(&state).unwrap_or_default();
+            std::thread::sleep(container::stats::INTERVAL);
+        }
+        loop {
+            let now = container::stats::sample(&state).unwrap_or_default();
+            let line = format!("{}\n", stats_json(&state, &previous, &now));
+            if tx.blocking_send(Bytes::from(line)).is_err() || !stream {
+                return;
+            }
+            previous = now;
+            std::thread::sleep(container::stats::INTERVAL);
+        }
     });
     Ok(response)
 }
