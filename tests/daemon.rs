@@ -939,3 +939,33 @@ fn stats_answer_once_and_streamed() {
     assert!(second["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > system);
     d.ok(&["rm", "-f", "st"]);
 }
+
+#[test]
+fn update_changes_the_limits_and_the_restart_policy() {
+    let Some(d) = daemon("minidock-daemon-update") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "300"]);
+    assert_eq!(
+        d.ok(&["update", "--memory", "64m", "--pids-limit", "50", "up"]),
+        "up\n"
+    );
+    assert_eq!(d.ok(&["update", "--restart", "on-failure:3", "up"]), "up\n");
+    let shown = "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} \
+                 {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    assert_eq!(
+        d.ok(&["inspect", "-f", shown, "up"]),
+        "67108864 50 on-failure:3\n"
+    );
+    // Both fronts read the same record.
+    assert_eq!(
+        d.minidock(&["inspect", "-f", shown, "up"]),
+        "67108864 50 on-failure:3\n"
+    );
+    let err = d.fails(&["update", "--memory", "64m", "nothing"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nothing\n"
+    );
+    d.ok(&["rm", "-f", "up"]);
+}

@@ -24,6 +24,7 @@ pub async fn route(
         (Method::POST, ["prune"]) => prune(daemon, &query).await,
         (Method::GET, [id, "export"]) => export(daemon, id).await,
         (Method::GET, [id, "stats"]) => stats(daemon, id, &query).await,
+        (Method::POST, [id, "update"]) => update(daemon, id, req).await,
         (Method::POST, ["create"]) => create(daemon, &query, req).await,
         (Method::GET, [id, "json"]) => inspect(daemon, id).await,
         (Method::POST, [id, "start"]) => start(daemon, id).await,
@@ -1135,6 +1136,65 @@ async fn stats(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Bo
         }
     });
     Ok(response)
+}
+
+/// `POST /containers/{id}/update`'s body (moby's `container.UpdateConfig`), the fields
+/// `update` changes; zero (or absent) leaves a limit as it is, as dockerd does.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    memory: i64,
+    memory_swap: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    pids_limit: Option<i64>,
+    restart_policy: Option<RestartBody>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartBody {
+    name: String,
+    maximum_retry_count: i64,
+}
+
+/// `POST /containers/{id}/update`: `update`'s limits and restart policy;
+/// `{"Warnings": []}`.
+async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let body: Option<UpdateBody> = super::body_json(req).await?;
+    let body = body.unwrap_or_default();
+    let restart = body
+        .restart_policy
+        .as_ref()
+        .filter(|p| !p.name.is_empty())
+        .map(|p| {
+            let text = match p.maximum_retry_count {
+                0 => p.name.clone(),
+                count => format!("{}:{count}", p.name),
+            };
+            container::state::RestartPolicy::parse(&text).map_err(ApiError::bad_parameter)
+        })
+        .transpose()?;
+    let positive = |v: i64| (v != 0).then_some(v);
+    let options = container::update::UpdateOptions {
+        memory: positive(body.memory),
+        memory_swap: positive(body.memory_swap),
+        nano_cpus: positive(body.nano_cpus),
+        cpu_shares: u64::try_from(body.cpu_shares).ok().filter(|s| *s != 0),
+        pids_limit: body.pids_limit.filter(|p| *p != 0),
+    };
+    let name = id.to_owned();
+    blocking(move || {
+        if let Some(policy) = &restart {
+            container::update::update_restart_policy(&daemon.paths, &name, policy)?;
+        }
+        if restart.is_none() || options != container::update::UpdateOptions::default() {
+            container::update::update(&daemon.paths, &name, &options)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &object!({ "Warnings": [] })))
 }
 
 #[cfg(test)]
