@@ -83,7 +83,11 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
 // ANCHOR_END: list
 
 /// One container as the API's list shows it (moby's `types.Container`).
-fn summary(paths: &container::Paths, c: &ContainerState, now: std::time::SystemTime) -> Value {
+pub(super) fn summary(
+    paths: &container::Paths,
+    c: &ContainerState,
+    now: std::time::SystemTime,
+) -> Value {
     let att = container::network::attachment(paths, &c.id);
     let ports = container::network::settings_ports(&c.config, att.as_ref());
     let mut port_list = Vec::new();

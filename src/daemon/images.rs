@@ -57,7 +57,11 @@ fn unix_seconds(time: Option<std::time::SystemTime>) -> u64 {
 
 /// One image as the API's list shows it (moby's `image.Summary`).
 /// `references`: the `reference` filter's patterns, which also choose the tags shown.
-fn summary(store: &Store, image: &Image, references: &[String]) -> anyhow::Result<Value> {
+pub(super) fn summary(
+    store: &Store,
+    image: &Image,
+    references: &[String],
+) -> anyhow::Result<Value> {
     let record = crate::image::cli::inspect(store, image)?;
     let size = crate::image::size::image_size(store, image)?;
     let tags: Vec<String> = image

@@ -299,6 +299,9 @@ async fn route_to(
         (Some("_ping"), 1) => Ok(system::ping(&method)),
         (Some("version"), 1) if method == Method::GET => system::version().await,
         (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
+        (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
+            system::df(daemon).await
+        }
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
