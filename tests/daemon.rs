@@ -1018,3 +1018,37 @@ fn system_df_prints_what_minidock_system_df_prints() {
     assert!(counts(lines[3]).starts_with("Local Volumes 1 1"), "{shown}");
     d.ok(&["rm", "-f", "busy", "done"]);
 }
+
+#[test]
+fn cp_copies_both_ways_through_the_archive_endpoints() {
+    let Some(d) = daemon("minidock-daemon-cp") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo inside > /in.txt; sleep 300",
+    ]);
+    eventually(&d, &["exec", "box", "cat", "/in.txt"], "inside\n");
+    let dir = d.socket().with_file_name("cp");
+    std::fs::create_dir(&dir).unwrap();
+    let out = dir.join("out.txt");
+    assert_eq!(d.ok(&["cp", "box:/in.txt", out.to_str().unwrap()]), "");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "inside\n");
+    let src = dir.join("host.txt");
+    std::fs::write(&src, "from the host\n").unwrap();
+    assert_eq!(d.ok(&["cp", src.to_str().unwrap(), "box:/tmp/"]), "");
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/tmp/host.txt"]),
+        "from the host\n"
+    );
+    let err = d.fails(&["cp", "box:/nothing", out.to_str().unwrap()], 1);
+    assert!(err.contains("/nothing"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    d.ok(&["rm", "-f", "box"]);
+}

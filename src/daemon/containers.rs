@@ -24,6 +24,9 @@ pub async fn route(
         (Method::POST, ["prune"]) => prune(daemon, &query).await,
         (Method::GET, [id, "export"]) => export(daemon, id).await,
         (Method::GET, [id, "stats"]) => stats(daemon, id, &query).await,
+        (Method::HEAD, [id, "archive"]) => archive_stat(daemon, id, &query, false).await,
+        (Method::GET, [id, "archive"]) => archive_stat(daemon, id, &query, true).await,
+        (Method::PUT, [id, "archive"]) => archive_put(daemon, id, &query, req).await,
         (Method::POST, [id, "update"]) => update(daemon, id, req).await,
         (Method::POST, ["create"]) => create(daemon, &query, req).await,
         (Method::GET, [id, "json"]) => inspect(daemon, id).await,
@@ -1199,6 +1202,96 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
     })
     .await?;
     Ok(json(StatusCode::OK, &object!({ "Warnings": [] })))
+}
+
+/// A library error about a container path: 404 when it does not exist, as dockerd's.
+fn path_error(err: ApiError) -> ApiError {
+    if err.message.contains("no such container:path") {
+        return ApiError::new(StatusCode::NOT_FOUND, err.message);
+    }
+    err
+}
+
+/// `HEAD` (with `body` false) or `GET /containers/{id}/archive?path=`: the path's stat in
+/// `X-Docker-Container-Path-Stat` (base64 JSON), and for `GET` its tar.
+async fn archive_stat(
+    daemon: Shared,
+    id: &str,
+    query: &Query,
+    body: bool,
+) -> ApiResult<Response<Body>> {
+    use base64::Engine;
+    let state = resolve(&daemon, id).await?;
+    let path = query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
+        .to_owned();
+    let (d, cid, p) = (daemon.clone(), state.id.clone(), path.clone());
+    let stat = blocking(move || container::fs::stat_path(&d.paths, &cid, &p))
+        .await
+        .map_err(path_error)?;
+    let header = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(&stat).unwrap_or_default());
+    let mut response = if body {
+        let (response, tx) = streamed("application/x-tar");
+        tokio::task::spawn_blocking(move || {
+            let mut sink = ChannelWriter {
+                tx,
+                buffer: Vec::new(),
+            };
+            // A failure half way cuts the stream short: the client sees a truncated archive.
+            let _ = container::fs::archive_out(&daemon.paths, &state.id, &path, &mut sink);
+        });
+        response
+    } else {
+        empty(StatusCode::OK)
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&header) {
+        response
+            .headers_mut()
+            .insert("X-Docker-Container-Path-Stat", value);
+    }
+    Ok(response)
+}
+
+/// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the body's tar unpacked into the
+/// directory `path`.
+async fn archive_put(
+    daemon: Shared,
+    id: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    use hyper::body::Body as _;
+    let state = resolve(&daemon, id).await?;
+    let path = query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
+        .to_owned();
+    let preserve = query.bool("copyUIDGID");
+    let mut spool = tempfile::tempfile()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}")))?;
+    let mut incoming = req.into_body();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
+    {
+        let frame =
+            frame.map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            std::io::Write::write_all(&mut spool, &data).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}"))
+            })?;
+        }
+    }
+    blocking(move || {
+        std::io::Seek::rewind(&mut spool)?;
+        container::fs::archive_in(&daemon.paths, &state.id, &path, spool, preserve)
+    })
+    .await
+    .map_err(path_error)?;
+    Ok(empty(StatusCode::OK))
 }
 
 #[cfg(test)]
