@@ -1052,3 +1052,33 @@ fn cp_copies_both_ways_through_the_archive_endpoints() {
     std::fs::remove_dir_all(&dir).unwrap();
     d.ok(&["rm", "-f", "box"]);
 }
+
+#[test]
+fn the_daemon_starts_always_and_unless_stopped_containers_at_its_start() {
+    let Some(mut d) = daemon("minidock-daemon-restore") else {
+        return;
+    };
+    for (name, policy) in [("al", "always"), ("us", "unless-stopped"), ("no", "no")] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+        d.ok(&["stop", "-t", "1", name]);
+    }
+    assert_eq!(d.ok(&["ps", "-q"]), "");
+    d.stop();
+    d.spawn();
+    // `always` comes back even after a user's stop; `unless-stopped` and `no` stay stopped.
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "no exited\nus exited\nal running\n"
+    );
+    d.ok(&["rm", "-f", "al", "us", "no"]);
+}
