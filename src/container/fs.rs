@@ -939,21 +939,147 @@ fn copy_in(
     extract_into(archive, dir.as_fd(), options.archive)
 }
 
+/// A path in a container as the Engine API's archive endpoints describe it (moby's
+/// `container.PathStat`, sent base64 JSON in `X-Docker-Container-Path-Stat`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode`: the permission bits and Go's type bits (directory `1<<31`,
+    /// symlink `1<<27`, ...).
+    pub mode: u32,
+    /// RFC 3339, UTC.
+    pub mtime: String,
+    /// A symlink's target, as stored.
+    pub link_target: String,
+}
+
+/// Go's `os.FileMode` of a `st_mode`.
+fn go_file_mode(mode: u32) -> u32 {
+    let mut go = mode & 0o777;
+    go |= match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFDIR => 1 << 31,
+        SFlag::S_IFLNK => 1 << 27,
+        SFlag::S_IFIFO => 1 << 25,
+        SFlag::S_IFSOCK => 1 << 24,
+        SFlag::S_IFBLK => 1 << 26,
+        SFlag::S_IFCHR => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    if mode & 0o4000 != 0 {
+        go |= 1 << 23;
+    }
+    if mode & 0o2000 != 0 {
+        go |= 1 << 22;
+    }
+    if mode & 0o1000 != 0 {
+        go |= 1 << 20;
+    }
+    go
+}
+
+/// Resolves `path` in the container (its volumes included) as `cp` does.
+fn api_source(root: &ContainerRoot, container: &str, path: &str) -> Result<Source> {
+    let source = match root.locate(path)? {
+        Some(at) => {
+            let mut source = container_source(at.dir.as_fd(), container, &at.path, false)?;
+            if !at.name.is_empty() && source.base.is_empty() {
+                source.base = at.name.clone();
+            }
+            source
+        }
+        None => container_source(root.fd.as_fd(), container, path, false)?,
+    };
+    Ok(source)
+}
+
+/// `HEAD /containers/{id}/archive?path=`: what `path` is in container `container`. Errors:
+/// "no such container:path" when it does not exist.
+pub fn stat_path(paths: &Paths, container: &str, path: &str) -> Result<PathStat> {
+    let root = container_root(paths, container)?;
+    let source = api_source(&root, container, path)?;
+    let st = lstat_at(source.parent.as_fd(), &source.name)?;
+    let link_target = if kind(&st) == SFlag::S_IFLNK {
+        let name = String::from_utf8_lossy(&source.name).into_owned();
+        nix::fcntl::readlinkat(source.parent.as_fd(), name.as_str())?
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        String::new()
+    };
+    let (_, base) = split_dir_entry(path);
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(st.st_mtime.max(0) as u64);
+    Ok(PathStat {
+        name: if base.is_empty() { "/".into() } else { base },
+        size: st.st_size,
+        mode: go_file_mode(st.st_mode),
+        mtime: crate::state::rfc3339(mtime),
+        link_target,
+    })
+}
+
+/// `GET /containers/{id}/archive?path=`: `path` as a tar written to `sink` (what
+/// `cp CONTAINER:PATH -` writes), with its stat.
+pub fn archive_out(paths: &Paths, container: &str, path: &str, sink: &mut dyn Write) -> Result<()> {
+    let root = container_root(paths, container)?;
+    let source = api_source(&root, container, path)?;
+    tar_source(&source, &source.base, sink)?
+        .flush()
+        .context("writing the archive")
+}
+
+/// `PUT /containers/{id}/archive?path=`: unpacks the tar `input` (plain or compressed) into
+/// the existing directory `path` (what `cp - CONTAINER:PATH` does); files belong to root
+/// unless `preserve_owners`.
+pub fn archive_in(
+    paths: &Paths,
+    container: &str,
+    path: &str,
+    input: std::fs::File,
+    preserve_owners: bool,
+) -> Result<()> {
+    let root = container_root(paths, container)?;
+    let clean = super::spec::clean_container_path("the path", path)?;
+    let located = root.locate(path)?;
+    let (base, to) = match &located {
+        Some(at) => (at.dir.as_fd(), at.path.as_str()),
+        None => (root.fd.as_fd(), path),
+    };
+    let destination = container_destination(base, to);
+    if !(destination.exists && destination.is_dir) {
+        return Err(refused(format!(
+            "destination \"{container}:{path}\" must be a directory"
+        )));
+    }
+    root.check_writable(&clean)?;
+    let dir = open_in_root(base, &destination.path, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .map_err(|_| refused(format!("no such container:path: {container}:{path}")))?;
+    let (mut input, _) = crate::image::archive::decompressed(input)?;
+    let mut spool = tempfile::tempfile().context("creating a temp file")?;
+    std::io::copy(&mut input, &mut spool).context("reading the tar stream")?;
+    spool.rewind()?;
+    extract_into(spool, dir.as_fd(), preserve_owners)
+}
+
+/// The container's whole filesystem as a tar, written to `sink`.
+pub fn export_to(paths: &Paths, container: &str, sink: &mut dyn Write) -> Result<()> {
+    let root = container_root(paths, container)?;
+    let dir = openat(
+        root.fd.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // With the xattrs (file capabilities, `user.*`), as `docker export` keeps them.
+    crate::image::layer::write_tree(dir.as_fd(), sink)?.flush()?;
+    Ok(())
+}
+
 // ANCHOR: export
 /// `export`: the container's whole filesystem as a tar, to `output` or stdout.
 pub fn export(paths: &Paths, container: &str, output: Option<&Path>) -> Result<()> {
-    let root = container_root(paths, container)?;
-    let write = |sink: &mut dyn Write| -> Result<()> {
-        let dir = openat(
-            root.fd.as_fd(),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        // With the xattrs (file capabilities, `user.*`), as `docker export` keeps them.
-        crate::image::layer::write_tree(dir.as_fd(), sink)?.flush()?;
-        Ok(())
-    };
+    let write = |sink: &mut dyn Write| export_to(paths, container, sink);
     match output {
         Some(path) => {
             // A temp file renamed into place: an interrupted export leaves no half archive.

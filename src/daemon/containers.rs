@@ -21,6 +21,13 @@ pub async fn route(
     let method = req.method().clone();
     match (method, rest) {
         (Method::GET, ["json"]) => list(daemon, &query).await,
+        (Method::POST, ["prune"]) => prune(daemon, &query).await,
+        (Method::GET, [id, "export"]) => export(daemon, id).await,
+        (Method::GET, [id, "stats"]) => stats(daemon, id, &query).await,
+        (Method::HEAD, [id, "archive"]) => archive_stat(daemon, id, &query, false).await,
+        (Method::GET, [id, "archive"]) => archive_stat(daemon, id, &query, true).await,
+        (Method::PUT, [id, "archive"]) => archive_put(daemon, id, &query, req).await,
+        (Method::POST, [id, "update"]) => update(daemon, id, req).await,
         (Method::POST, ["create"]) => create(daemon, &query, req).await,
         (Method::GET, [id, "json"]) => inspect(daemon, id).await,
         (Method::POST, [id, "start"]) => start(daemon, id).await,
@@ -79,7 +86,11 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
 // ANCHOR_END: list
 
 /// One container as the API's list shows it (moby's `types.Container`).
-fn summary(paths: &container::Paths, c: &ContainerState, now: std::time::SystemTime) -> Value {
+pub(super) fn summary(
+    paths: &container::Paths,
+    c: &ContainerState,
+    now: std::time::SystemTime,
+) -> Value {
     let att = container::network::attachment(paths, &c.id);
     let ports = container::network::settings_ports(&c.config, att.as_ref());
     let mut port_list = Vec::new();
@@ -1002,6 +1013,285 @@ async fn pause(daemon: Shared, id: &str, frozen: bool) -> ApiResult<Response<Bod
     })
     .await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/prune`: `container prune`, `{"ContainersDeleted": [ID...],
+/// "SpaceReclaimed": BYTES}`. Filters (`until`, `label`) are not supported: 400.
+async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    if let Some(filter) = query.filters()?.first() {
+        return Err(ApiError::bad_parameter(format!(
+            "filter {filter:?} is not supported by container prune"
+        )));
+    }
+    let pruned = blocking(move || container::prune::prune_containers(&daemon.paths)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &object!({
+            "ContainersDeleted": pruned.containers,
+            "SpaceReclaimed": pruned.reclaimed,
+        }),
+    ))
+}
+
+/// Sends what is written to a streamed response's channel, in 32 KiB chunks.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 32 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+/// `GET /containers/{id}/export`: `export`'s tar, streamed.
+async fn export(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let (response, tx) = super::streamed("application/x-tar");
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter {
+            tx,
+            buffer: Vec::new(),
+        };
+        // A failure half way cuts the stream short: the client sees a truncated archive.
+        let _ = container::fs::export_to(&daemon.paths, &state.id, &mut sink);
+    });
+    Ok(response)
+}
+
+/// One reading as Docker's `StatsJSON` (`GET /containers/{id}/stats`), from the library's
+/// samples: the docker CLI computes its columns from these fields as `minidock stats` does.
+fn stats_json(
+    state: &ContainerState,
+    previous: &container::stats::Sample,
+    now: &container::stats::Sample,
+) -> Value {
+    let cpu = |s: &container::stats::Sample| {
+        object!({
+            "cpu_usage": { "total_usage": s.cpu_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0 },
+            "system_cpu_usage": s.system_ns,
+            "online_cpus": s.online_cpus,
+            "throttling_data": { "periods": 0, "throttled_periods": 0, "throttled_time": 0 },
+        })
+    };
+    let networks = if now.net_rx == 0 && now.net_tx == 0 {
+        object!({})
+    } else {
+        object!({ "eth0": { "rx_bytes": now.net_rx, "tx_bytes": now.net_tx } })
+    };
+    let block =
+        |op: &str, value: u64| object!({ "major": 0, "minor": 0, "op": op, "value": value });
+    object!({
+        "read": crate::state::rfc3339(std::time::SystemTime::now()),
+        "preread": "0001-01-01T00:00:00Z",
+        "pids_stats": { "current": now.pids },
+        "blkio_stats": {
+            "io_service_bytes_recursive": [block("read", now.block_read), block("write", now.block_write)],
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu(now),
+        "precpu_stats": cpu(previous),
+        "memory_stats": {
+            "usage": now.memory_usage,
+            "stats": { "total_inactive_file": now.memory_inactive_file },
+            "limit": now.memory_limit,
+        },
+        "name": format!("/{}", state.name),
+        "id": state.id,
+        "networks": networks,
+    })
+}
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: with `stream` (the default) a reading every
+/// second, each with the one before as `precpu_stats`; `stream=false` one reading taken a
+/// second after the first (so it has a CPU rate), `one-shot=true` at once (no rate).
+async fn stats(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let state = resolve(&daemon, id).await?;
+    let stream = query.get("stream").is_none_or(|_| query.bool("stream"));
+    let one_shot = !stream && query.bool("one-shot");
+    let (response, tx) = streamed("application/json");
+    tokio::task::spawn_blocking(move || {
+        let mut previous = container::stats::Sample::default();
+        if !stream && !one_shot {
+            previous = container::stats::sample(&state).unwrap_or_default();
+            std::thread::sleep(container::stats::INTERVAL);
+        }
+        loop {
+            let now = container::stats::sample(&state).unwrap_or_default();
+            let line = format!("{}\n", stats_json(&state, &previous, &now));
+            if tx.blocking_send(Bytes::from(line)).is_err() || !stream {
+                return;
+            }
+            previous = now;
+            std::thread::sleep(container::stats::INTERVAL);
+        }
+    });
+    Ok(response)
+}
+
+/// `POST /containers/{id}/update`'s body (moby's `container.UpdateConfig`), the fields
+/// `update` changes; zero (or absent) leaves a limit as it is, as dockerd does.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    memory: i64,
+    memory_swap: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    pids_limit: Option<i64>,
+    restart_policy: Option<RestartBody>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartBody {
+    name: String,
+    maximum_retry_count: i64,
+}
+
+/// `POST /containers/{id}/update`: `update`'s limits and restart policy;
+/// `{"Warnings": []}`.
+async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let body: Option<UpdateBody> = super::body_json(req).await?;
+    let body = body.unwrap_or_default();
+    let restart = body
+        .restart_policy
+        .as_ref()
+        .filter(|p| !p.name.is_empty())
+        .map(|p| {
+            let text = match p.maximum_retry_count {
+                0 => p.name.clone(),
+                count => format!("{}:{count}", p.name),
+            };
+            container::state::RestartPolicy::parse(&text).map_err(ApiError::bad_parameter)
+        })
+        .transpose()?;
+    let positive = |v: i64| (v != 0).then_some(v);
+    let options = container::update::UpdateOptions {
+        memory: positive(body.memory),
+        memory_swap: positive(body.memory_swap),
+        nano_cpus: positive(body.nano_cpus),
+        cpu_shares: u64::try_from(body.cpu_shares).ok().filter(|s| *s != 0),
+        pids_limit: body.pids_limit.filter(|p| *p != 0),
+    };
+    let name = id.to_owned();
+    blocking(move || {
+        if let Some(policy) = &restart {
+            container::update::update_restart_policy(&daemon.paths, &name, policy)?;
+        }
+        if restart.is_none() || options != container::update::UpdateOptions::default() {
+            container::update::update(&daemon.paths, &name, &options)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &object!({ "Warnings": [] })))
+}
+
+/// A library error about a container path: 404 when it does not exist, as dockerd's.
+fn path_error(err: ApiError) -> ApiError {
+    if err.message.contains("no such container:path") {
+        return ApiError::new(StatusCode::NOT_FOUND, err.message);
+    }
+    err
+}
+
+/// `HEAD` (with `body` false) or `GET /containers/{id}/archive?path=`: the path's stat in
+/// `X-Docker-Container-Path-Stat` (base64 JSON), and for `GET` its tar.
+async fn archive_stat(
+    daemon: Shared,
+    id: &str,
+    query: &Query,
+    body: bool,
+) -> ApiResult<Response<Body>> {
+    use base64::Engine;
+    let state = resolve(&daemon, id).await?;
+    let path = query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
+        .to_owned();
+    let (d, cid, p) = (daemon.clone(), state.id.clone(), path.clone());
+    let stat = blocking(move || container::fs::stat_path(&d.paths, &cid, &p))
+        .await
+        .map_err(path_error)?;
+    let header = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(&stat).unwrap_or_default());
+    let mut response = if body {
+        let (response, tx) = streamed("application/x-tar");
+        tokio::task::spawn_blocking(move || {
+            let mut sink = ChannelWriter {
+                tx,
+                buffer: Vec::new(),
+            };
+            // A failure half way cuts the stream short: the client sees a truncated archive.
+            let _ = container::fs::archive_out(&daemon.paths, &state.id, &path, &mut sink);
+        });
+        response
+    } else {
+        empty(StatusCode::OK)
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&header) {
+        response
+            .headers_mut()
+            .insert("X-Docker-Container-Path-Stat", value);
+    }
+    Ok(response)
+}
+
+/// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the body's tar unpacked into the
+/// directory `path`.
+async fn archive_put(
+    daemon: Shared,
+    id: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    use hyper::body::Body as _;
+    let state = resolve(&daemon, id).await?;
+    let path = query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
+        .to_owned();
+    let preserve = query.bool("copyUIDGID");
+    let mut spool = tempfile::tempfile()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}")))?;
+    let mut incoming = req.into_body();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
+    {
+        let frame =
+            frame.map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            std::io::Write::write_all(&mut spool, &data).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}"))
+            })?;
+        }
+    }
+    blocking(move || {
+        std::io::Seek::rewind(&mut spool)?;
+        container::fs::archive_in(&daemon.paths, &state.id, &path, spool, preserve)
+    })
+    .await
+    .map_err(path_error)?;
+    Ok(empty(StatusCode::OK))
 }
 
 #[cfg(test)]

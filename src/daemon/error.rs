@@ -52,7 +52,16 @@ impl ApiError {
         if let Some(at) = lower.find("no such image: ") {
             return ApiError::no_such_image(&message[at + "no such image: ".len()..]);
         }
-        const CONFLICTS: [&str; 7] = [
+        let network_missing = lower.starts_with("network ") && lower.ends_with(" not found");
+        if lower.contains("no such volume") || network_missing {
+            return ApiError::new(StatusCode::NOT_FOUND, message);
+        }
+        if lower.contains("is a pre-defined network") || lower.contains("has active endpoints") {
+            return ApiError::new(StatusCode::FORBIDDEN, message);
+        }
+        const CONFLICTS: [&str; 9] = [
+            "already exists",
+            "volume is in use",
             "already in use",
             "is running",
             "is not running",

@@ -24,6 +24,7 @@ pub async fn route(
     match (method, rest, last) {
         (Method::GET, ["json"], _) => list(daemon, &query).await,
         (Method::POST, ["create"], _) => pull(daemon, &query).await,
+        (Method::POST, ["prune"], _) => prune(daemon, &query).await,
         (Method::GET, [_, _, ..], "json") => inspect(daemon, name).await,
         (Method::GET, [_, _, ..], "history") => history(daemon, name).await,
         (Method::POST, [_, _, ..], "tag") => tag(daemon, name, &query).await,
@@ -56,7 +57,11 @@ fn unix_seconds(time: Option<std::time::SystemTime>) -> u64 {
 
 /// One image as the API's list shows it (moby's `image.Summary`).
 /// `references`: the `reference` filter's patterns, which also choose the tags shown.
-fn summary(store: &Store, image: &Image, references: &[String]) -> anyhow::Result<Value> {
+pub(super) fn summary(
+    store: &Store,
+    image: &Image,
+    references: &[String],
+) -> anyhow::Result<Value> {
     let record = crate::image::cli::inspect(store, image)?;
     let size = crate::image::size::image_size(store, image)?;
     let tags: Vec<String> = image
@@ -220,14 +225,46 @@ async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Respon
         }
         named_404(&name)(err)
     })?;
-    let list: Vec<Value> = removed
+    Ok(json(StatusCode::OK, &removed_list(&removed)))
+}
+
+/// What `rmi` and `image prune` untagged and deleted, as Docker's `DeleteResponse` list.
+fn removed_list(removed: &[Removed]) -> Vec<Value> {
+    removed
         .iter()
         .map(|event| match event {
             Removed::Untagged(reference) => object!({ "Untagged": reference.familiar() }),
             Removed::Deleted(id) => object!({ "Deleted": id.to_string() }),
         })
-        .collect();
-    Ok(json(StatusCode::OK, &list))
+        .collect()
+}
+
+/// `POST /images/prune`: `image prune`, dangling images only unless the filter
+/// `dangling=false` (`-a`). `{"ImagesDeleted": [...], "SpaceReclaimed": BYTES}`; other
+/// filters (`until`, `label`) are not supported: 400.
+async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    let mut all = false;
+    for filter in query.filters()? {
+        match filter.as_str() {
+            "dangling=false" | "dangling=0" => all = true,
+            "dangling=true" | "dangling=1" => all = false,
+            other => {
+                return Err(ApiError::bad_parameter(format!(
+                    "filter {other:?} is not supported by image prune"
+                )));
+            }
+        }
+    }
+    let pruned =
+        blocking(move || crate::container::prune::prune_images(&daemon.paths, all)).await?;
+    let deleted = removed_list(&pruned.images);
+    Ok(json(
+        StatusCode::OK,
+        &object!({
+            "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
+            "SpaceReclaimed": pruned.reclaimed,
+        }),
+    ))
 }
 
 /// A progress message as Docker's JSON stream carries it.

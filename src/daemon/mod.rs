@@ -17,7 +17,9 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod system;
+pub mod volumes;
 
 use anyhow::{Context, Result, bail};
 use error::{ApiError, ApiResult};
@@ -297,9 +299,14 @@ async fn route_to(
         (Some("_ping"), 1) => Ok(system::ping(&method)),
         (Some("version"), 1) if method == Method::GET => system::version().await,
         (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
+        (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
+            system::df(daemon).await
+        }
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
+        (Some("networks"), _) => networks::route(daemon, req, &words[1..]).await,
+        (Some("volumes"), _) => volumes::route(daemon, req, &words[1..]).await,
         _ => Err(ApiError::not_found_route()),
     }
 }
@@ -429,6 +436,7 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
         listeners.push(listen(path, group)?);
         bound.0.push(path.clone());
     }
+    restart_on_start(&paths);
     let root_arg = cli_root.map(|_| paths.root.clone());
     let daemon: Shared = Arc::new(Daemon {
         paths,
@@ -458,6 +466,30 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
     // Handlers still blocked in the library (a `wait`, a followed log) are not waited for.
     runtime.shutdown_background();
     Ok(0)
+}
+
+/// As dockerd at its start: every exited container whose restart policy is `always`, or
+/// `unless-stopped` and not stopped by the user, is started again (through the detached start
+/// `minidock start` uses). A failure is reported and the others are still started.
+fn restart_on_start(paths: &Paths) {
+    let containers = match paths.list() {
+        Ok(containers) => containers,
+        Err(err) => {
+            eprintln!("minidock daemon: listing containers: {err:#}");
+            return;
+        }
+    };
+    for c in containers {
+        let policy = c.config.restart_policy.name.as_str();
+        let wanted =
+            policy == "always" || (policy == "unless-stopped" && !c.has_been_manually_stopped);
+        if !wanted || c.observe() != crate::container::Status::Exited {
+            continue;
+        }
+        if let Err(err) = crate::container::shim::start_detached(paths, &c.id) {
+            eprintln!("minidock daemon: restarting container {}: {err:#}", c.id);
+        }
+    }
 }
 
 async fn accept_loop(listener: tokio::net::UnixListener, daemon: Shared) {

@@ -36,3 +36,47 @@ pub async fn info(daemon: Shared) -> ApiResult<Response<Body>> {
     let info = super::blocking(move || crate::system::info::info(&daemon.paths)).await?;
     Ok(json(StatusCode::OK, &info))
 }
+
+/// `GET /system/df`: `system df`'s measures in Docker's `DiskUsage` shape: `LayersSize`,
+/// the images (with `Size`, `SharedSize`, `Containers`), the containers (with `SizeRw`), the
+/// volumes (with `UsageData`) and an empty `BuildCache` (minidock has none).
+pub async fn df(daemon: Shared) -> ApiResult<Response<Body>> {
+    let usage = super::blocking(move || {
+        let usage = crate::system::df::usage(&daemon.paths)?;
+        let store = crate::image::store::Store::open(&daemon.paths.root)?;
+        let mut images = Vec::new();
+        for (image, size, shared, containers) in usage.images() {
+            let mut row = super::images::summary(&store, image, &[])?;
+            row["Size"] = size.into();
+            row["VirtualSize"] = size.into();
+            row["SharedSize"] = shared.into();
+            row["Containers"] = containers.into();
+            images.push(row);
+        }
+        let now = std::time::SystemTime::now();
+        let containers: Vec<serde_json::Value> = usage
+            .containers()
+            .map(|(state, size)| {
+                let mut row = super::containers::summary(&daemon.paths, state, now);
+                row["SizeRw"] = size.into();
+                row
+            })
+            .collect();
+        let volume_store = crate::volume::Store::new(&daemon.paths.root);
+        let mut volumes = Vec::new();
+        for (name, links, size) in usage.volumes() {
+            let mut row = serde_json::to_value(volume_store.get(name)?)?;
+            row["UsageData"] = serde_json::json!({ "Size": size, "RefCount": links });
+            volumes.push(row);
+        }
+        Ok(serde_json::json!({
+            "LayersSize": usage.layers_size(),
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        }))
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &usage))
+}

@@ -180,10 +180,6 @@ fn key_values(args: &[String]) -> BTreeMap<String, String> {
 }
 
 fn create(state: &StateDir, args: &CreateArgs) -> Result<u8> {
-    if args.driver != "bridge" {
-        let msg = format!("plugin \"{}\" not found", args.driver);
-        return Err(Exit::new(REQUEST_FAILED, msg).into());
-    }
     let subnet = args
         .subnet
         .as_deref()
@@ -205,10 +201,21 @@ fn create(state: &StateDir, args: &CreateArgs) -> Result<u8> {
         labels: key_values(&args.labels),
         options: key_values(&args.opts),
     };
-    let net = network::create(state, &req).map_err(failed)?;
-    write_resolver_config(state, &net)?;
+    let net = create_network(state, &args.driver, &req).map_err(failed)?;
     println!("{}", net.id);
     Ok(0)
+}
+
+/// `network create`: the record, then its resolver's settings. Only the `bridge` driver is
+/// supported (Docker's "plugin not found", exit 1, for any other).
+pub fn create_network(state: &StateDir, driver: &str, req: &CreateRequest) -> Result<Network> {
+    if driver != "bridge" {
+        let msg = format!("plugin \"{driver}\" not found");
+        return Err(Exit::new(REQUEST_FAILED, msg).into());
+    }
+    let net = network::create(state, req)?;
+    write_resolver_config(state, &net)?;
+    Ok(net)
 }
 
 /// The resolver settings of a user network: its name, and the host's resolvers unless it is
@@ -286,16 +293,26 @@ fn ls_row(net: &Network, no_trunc: bool) -> gotmpl::Value {
 
 const LS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 
-fn ls(state: &StateDir, args: &LsArgs) -> Result<u8> {
-    let filters = Filters::parse(&args.filters, LS_KEYS)?;
+/// The networks `network ls` shows for `filters` (`KEY=VALUE`; Docker's keys `dangling`,
+/// `driver`, `id`, `label`, `name`, `scope`, `type`).
+pub fn list(state: &StateDir, filters: &[String]) -> Result<Vec<Network>> {
+    let filters = Filters::parse(filters, LS_KEYS)?;
     let attachments = super::attachments(state)?;
-    let mut rows = Vec::new();
+    let mut shown = Vec::new();
     for net in network::list(state)? {
         let in_use = !attached(&net, &attachments).is_empty();
         if ls_matches(&filters, &net, in_use) {
-            rows.push(ls_row(&net, args.no_trunc));
+            shown.push(net);
         }
     }
+    Ok(shown)
+}
+
+fn ls(state: &StateDir, args: &LsArgs) -> Result<u8> {
+    let rows: Vec<_> = list(state, &args.filters)?
+        .iter()
+        .map(|net| ls_row(net, args.no_trunc))
+        .collect();
     let template = match format::chosen(args.format.as_deref(), args.quiet) {
         Some(t) => t.to_owned(),
         None if args.quiet => "{{.ID}}".to_owned(),
@@ -356,18 +373,11 @@ fn inspect(paths: &Paths, state: &StateDir, args: &InspectArgs) -> Result<u8> {
         .map(Format::inspect)
         .transpose()
         .map_err(|e| Exit::new(format::BAD_TEMPLATE, format!("{e:#}")))?;
-    let attachments = super::attachments(state)?;
     let mut found = Vec::new();
     let mut status = 0;
     for term in &args.networks {
-        match network::get(state, term) {
-            Ok(mut net) => {
-                for a in attached(&net, &attachments) {
-                    net.containers
-                        .insert(a.container.clone(), endpoint(paths, a));
-                }
-                found.push(net);
-            }
+        match inspect_one(paths, state, term) {
+            Ok(net) => found.push(net),
             Err(e) => {
                 eprintln!("minidock: {}", crate::cli::one_line(&format!("{e:#}")));
                 status = REQUEST_FAILED;
@@ -387,8 +397,19 @@ fn inspect(paths: &Paths, state: &StateDir, args: &InspectArgs) -> Result<u8> {
     Ok(status)
 }
 
+/// Network `term` (name, ID or ID prefix) as `network inspect` shows it: `Containers` holds
+/// the attached containers' endpoints.
+pub fn inspect_one(paths: &Paths, state: &StateDir, term: &str) -> Result<Network> {
+    let mut net = network::get(state, term)?;
+    for a in attached(&net, &super::attachments(state)?) {
+        net.containers
+            .insert(a.container.clone(), endpoint(paths, a));
+    }
+    Ok(net)
+}
+
 /// Removes one network and its resolver directory.
-fn remove_one(state: &StateDir, term: &str) -> Result<Network> {
+pub fn remove_one(state: &StateDir, term: &str) -> Result<Network> {
     let net = network::remove(state, term)?;
     if net.driver == "bridge" {
         super::isolation::unisolate(state, &net.bridge_name())?;
@@ -414,21 +435,27 @@ fn rm(state: &StateDir, args: &RmArgs) -> Result<u8> {
     Ok(status)
 }
 
-fn prune(state: &StateDir, args: &PruneArgs) -> Result<u8> {
-    let warning = "WARNING! This will remove all custom networks not used by at least one \
-                   container.\nAre you sure you want to continue? [y/N] ";
-    if !args.force && !crate::container::prune::confirm(warning)? {
-        return Ok(0);
-    }
+/// `network prune`: removes every custom network no container is attached to; their names.
+pub fn prune_unused(state: &StateDir) -> Result<Vec<String>> {
     let attachments = super::attachments(state)?;
     let mut deleted = Vec::new();
     for net in network::list(state)? {
         if net.is_predefined() || !attached(&net, &attachments).is_empty() {
             continue;
         }
-        remove_one(state, &net.id).map_err(failed)?;
+        remove_one(state, &net.id)?;
         deleted.push(net.name);
     }
+    Ok(deleted)
+}
+
+fn prune(state: &StateDir, args: &PruneArgs) -> Result<u8> {
+    let warning = "WARNING! This will remove all custom networks not used by at least one \
+                   container.\nAre you sure you want to continue? [y/N] ";
+    if !args.force && !crate::container::prune::confirm(warning)? {
+        return Ok(0);
+    }
+    let deleted = prune_unused(state).map_err(failed)?;
     if !deleted.is_empty() {
         println!("Deleted Networks:\n{}\n", deleted.join("\n"));
     }

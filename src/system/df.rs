@@ -39,6 +39,31 @@ pub struct Usage {
     volumes: Vec<(String, usize, u64)>,
 }
 
+impl Usage {
+    /// Each layer once, bytes.
+    pub fn layers_size(&self) -> u64 {
+        self.layers_size
+    }
+
+    /// Each image with its size, the part of it other images share, and how many containers
+    /// use it (bytes).
+    pub fn images(&self) -> impl Iterator<Item = (&Image, u64, u64, usize)> {
+        self.images
+            .iter()
+            .map(|i| (&i.image, i.size, i.shared, i.containers))
+    }
+
+    /// Each container with what it wrote (its upper dir), bytes.
+    pub fn containers(&self) -> impl Iterator<Item = (&ContainerState, u64)> {
+        self.containers.iter().map(|c| (&c.state, c.size))
+    }
+
+    /// Each volume: its name, how many containers use it, and its size in bytes.
+    pub fn volumes(&self) -> &[(String, usize, u64)] {
+        &self.volumes
+    }
+}
+
 /// Each volume's name, links (containers using it) and size.
 fn volume_usage(paths: &Paths, containers: &[ContainerUsage]) -> Result<Vec<(String, usize, u64)>> {
     let states: Vec<ContainerState> = containers.iter().map(|c| c.state.clone()).collect();

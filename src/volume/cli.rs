@@ -102,25 +102,15 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
     let store = Store::new(&paths.root);
     match command {
         VolumeCommand::Create(args) => {
-            crate::state::private_dir(&paths.root)?;
-            let name = match &args.name {
-                Some(name) => name.clone(),
-                None => crate::container::new_id()?,
-            };
-            if args.driver != super::DRIVER {
-                return Err(Exit::new(
-                    REQUEST_FAILED,
-                    format!(
-                        "create {name}: error looking up volume plugin {}: plugin {:?} not \
-                         found (only the local driver is supported)",
-                        args.driver, args.driver
-                    ),
-                )
-                .into());
-            }
-            let (volume, _) = store
-                .create(&name, pairs(&args.label), pairs(&args.opt))
-                .map_err(request)?;
+            let volume = create(
+                &paths,
+                &store,
+                args.name.as_deref(),
+                &args.driver,
+                pairs(&args.label),
+                pairs(&args.opt),
+            )
+            .map_err(request)?;
             println!("{}", volume.name);
             Ok(0)
         }
@@ -130,15 +120,10 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
         }
         VolumeCommand::Inspect(args) => inspect(&store, args),
         VolumeCommand::Rm(args) => {
-            let (_lock, used) = users_while_locked(&paths)?;
             let mut status = 0;
             for name in &args.volumes {
-                let none = Vec::new();
-                match store.remove(name, used.get(name).unwrap_or(&none)) {
+                match remove(&paths, &store, name, args.force) {
                     Ok(()) => println!("{name}"),
-                    Err(_) if args.force && store.find(name).ok().flatten().is_none() => {
-                        println!("{name}")
-                    }
                     Err(err) => {
                         eprintln!("minidock: {}", crate::cli::one_line(&format!("{err:#}")));
                         status = REQUEST_FAILED;
@@ -175,6 +160,45 @@ pub fn run_command(cli_root: Option<&std::path::Path>, command: &VolumeCommand) 
             print!("{out}");
             Ok(0)
         }
+    }
+}
+
+/// `volume create`: volume `name` (a random 64-hex name when `None`) with the local driver's
+/// `options`; an existing volume is returned as it is. Any driver but `local` is refused
+/// (exit 1).
+pub fn create(
+    paths: &Paths,
+    store: &Store,
+    name: Option<&str>,
+    driver: &str,
+    labels: BTreeMap<String, String>,
+    options: BTreeMap<String, String>,
+) -> Result<Volume> {
+    crate::state::private_dir(&paths.root)?;
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(name) => name.to_owned(),
+        None => crate::container::new_id()?,
+    };
+    if driver != super::DRIVER {
+        return Err(Exit::new(
+            REQUEST_FAILED,
+            format!(
+                "create {name}: error looking up volume plugin {driver}: plugin {driver:?} not \
+                 found (only the local driver is supported)"
+            ),
+        )
+        .into());
+    }
+    Ok(store.create(&name, labels, options)?.0)
+}
+
+/// `volume rm NAME`: refused (exit 1) while a container uses it; with `force` a missing
+/// volume is no error.
+pub fn remove(paths: &Paths, store: &Store, name: &str, force: bool) -> Result<()> {
+    let (_lock, used) = users_while_locked(paths)?;
+    match store.remove(name, used.get(name).map_or(&[][..], Vec::as_slice)) {
+        Err(_) if force && store.find(name).ok().flatten().is_none() => Ok(()),
+        other => other,
     }
 }
 
@@ -307,20 +331,25 @@ fn ls_row(volume: &Volume) -> gotmpl::Value {
     ])
 }
 
-// ANCHOR: ls
-/// `volume ls`: Docker's `DRIVER  VOLUME NAME` table, names only with `-q`, or `--format`.
-pub fn ls(paths: &Paths, store: &Store, args: &LsArgs) -> Result<String> {
-    let filters = args
-        .filter
+/// The volumes that pass every `KEY=VALUE` filter (`dangling`, `name`, `label`, `driver`),
+/// by name; an unknown filter is an error with Docker's words.
+pub fn list(paths: &Paths, store: &Store, filters: &[String]) -> Result<Vec<Volume>> {
+    let filters = filters
         .iter()
         .map(|f| parse_filter(f))
         .collect::<Result<Vec<_>>>()?;
     let used = users(&paths.list()?);
-    let volumes: Vec<Volume> = store
+    Ok(store
         .list()?
         .into_iter()
         .filter(|v| passes(v, &filters, &used))
-        .collect();
+        .collect())
+}
+
+// ANCHOR: ls
+/// `volume ls`: Docker's `DRIVER  VOLUME NAME` table, names only with `-q`, or `--format`.
+pub fn ls(paths: &Paths, store: &Store, args: &LsArgs) -> Result<String> {
+    let volumes = list(paths, store, &args.filter)?;
     if args.quiet {
         return Ok(volumes.iter().map(|v| format!("{}\n", v.name)).collect());
     }
