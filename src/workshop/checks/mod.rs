@@ -7,6 +7,7 @@ mod net;
 mod ns;
 mod overlay;
 mod registry;
+mod run_step;
 
 use super::Observation;
 use anyhow::{Context, Result, bail};
@@ -32,6 +33,7 @@ const CHECKS: &[(u32, Check)] = &[
     (10, container::lesson10_container),
     (11, container::lesson11_exec),
     (12, registry::lesson12_fetch_and_verify),
+    (14, run_step::lesson14_run_step),
 ];
 
 #[cfg(test)]
