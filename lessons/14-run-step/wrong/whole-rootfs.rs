@@ -1,9 +1,9 @@
 //! Lesson 14, a known-wrong answer: the command runs in the overlay, but the layer is the
 //! whole merged tree, base image and all, not the upper dir.
 //!
-//! Such a layer is correct when applied, but it copies the base into every step: the layer
-//! of a RUN is the diff, what the command changed. And a file the command deleted is simply
-//! absent from it, so applied on the base it would come back. `workshop verify` proves the
+//! Such a layer copies the base into every step, where the layer of a RUN is the diff: what
+//! the command changed. And a file the command deleted is simply absent from it, with no
+//! whiteout, so applied on the base it stays there. `workshop verify` proves the
 //! check fails it.
 //!
 //! Usage: lesson14 LOWER UPPER WORK MERGED LAYOUT COMMAND...
