@@ -231,3 +231,22 @@ fn a_volume_copied_or_mounted_after_pivot_root_fails_lesson_13_where_the_solutio
         "{report}"
     );
 }
+
+#[test]
+fn a_run_step_that_tars_the_whole_rootfs_or_drops_whiteouts_fails_lesson_14() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "14",
+        "whole-rootfs",
+        "entries of the new layer beyond built.txt",
+        "more, e.g.",
+    );
+    fails_on(
+        "14",
+        "no-whiteout",
+        "the deletion of /etc/motd in the new layer",
+        "no etc/.wh.motd",
+    );
+}

@@ -290,12 +290,14 @@ mod tests {
         let dir = lessons_dir();
         let lessons = load_manifest(&dir).unwrap();
         assert!(!lessons.is_empty());
-        for (i, lesson) in lessons.iter().enumerate() {
-            assert_eq!(
-                lesson.id as usize,
-                i + 1,
-                "lessons are numbered 1, 2, 3, ..."
+        assert_eq!(lessons[0].id, 1, "the first lesson is lesson 1");
+        for pair in lessons.windows(2) {
+            assert!(
+                pair[0].id < pair[1].id,
+                "lessons are listed by increasing number"
             );
+        }
+        for lesson in &lessons {
             assert!(dir.join(&lesson.starter).is_file(), "{}", lesson.starter);
             assert!(dir.join(&lesson.solution).is_file(), "{}", lesson.solution);
             assert!(!lesson.hints.is_empty(), "lesson {} has no hint", lesson.id);

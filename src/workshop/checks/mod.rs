@@ -8,6 +8,7 @@ mod ns;
 mod overlay;
 mod registry;
 mod volume;
+mod run_step;
 
 use super::Observation;
 use anyhow::{Context, Result, bail};
@@ -34,6 +35,7 @@ const CHECKS: &[(u32, Check)] = &[
     (11, container::lesson11_exec),
     (12, registry::lesson12_fetch_and_verify),
     (13, volume::lesson13_volume),
+    (14, run_step::lesson14_run_step),
 ];
 
 #[cfg(test)]
