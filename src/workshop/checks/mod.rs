@@ -7,8 +7,8 @@ mod net;
 mod ns;
 mod overlay;
 mod registry;
-mod volume;
 mod run_step;
+mod volume;
 
 use super::Observation;
 use anyhow::{Context, Result, bail};
