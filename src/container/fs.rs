@@ -981,7 +981,7 @@ fn go_file_mode(mode: u32) -> u32 {
 
 /// Resolves `path` in the container (its volumes included) as `cp` does.
 fn api_source(root: &ContainerRoot, container: &str, path: &str) -> Result<Source> {
-    let source = match root.locate(path)? {
+    let source = match root.locate(path, false)? {
         Some(at) => {
             let mut source = container_source(at.dir.as_fd(), container, &at.path, false)?;
             if !at.name.is_empty() && source.base.is_empty() {
@@ -1041,7 +1041,7 @@ pub fn archive_in(
 ) -> Result<()> {
     let root = container_root(paths, container)?;
     let clean = super::spec::clean_container_path("the path", path)?;
-    let located = root.locate(path)?;
+    let located = root.locate(path, true)?;
     let (base, to) = match &located {
         Some(at) => (at.dir.as_fd(), at.path.as_str()),
         None => (root.fd.as_fd(), path),
