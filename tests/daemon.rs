@@ -229,25 +229,11 @@ fn run_it_is_a_terminal_through_the_hijacked_connection() {
         return;
     };
     let mut pty = Pty::new(24, 80);
-    let mut cmd = d.docker_command();
-    cmd.args(["run", "-it", "--rm", "busybox", "sh"])
-        .stdin(pty.stdio())
-        .stdout(pty.stdio())
-        .stderr(pty.stdio());
-    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe: the pty becomes the CLI's
-    // controlling terminal, as in a real session.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut client = cmd.spawn().unwrap();
-    pty.close_slave();
+    // The pty is the CLI's controlling terminal, as in a real session.
+    let mut client = pty.spawn_controlling(
+        d.docker_command()
+            .args(["run", "-it", "--rm", "busybox", "sh"]),
+    );
     pty.wait_for("# ");
     // The shell's arithmetic proves the keys reached it.
     pty.write(b"echo hi-$((6*7))\r");
@@ -255,18 +241,7 @@ fn run_it_is_a_terminal_through_the_hijacked_connection() {
     pty.write(b"stty size\r");
     pty.wait_for("24 80");
     pty.write(b"exit 5\r");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = client.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "docker run -it never exited: {}",
-            pty.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = pty.wait_exit(&mut client, "docker run -it");
     assert_eq!(status.code(), Some(5), "{}", pty.output());
 }
 
@@ -403,41 +378,13 @@ fn exec_runs_in_the_container_with_pipes_and_with_a_terminal() {
     eventually(&d, &["diff", "box"], "C /tmp\nA /tmp/made-by-exec\n");
     // -it through a pty: the terminal's size reaches the process.
     let mut pty = Pty::new(30, 100);
-    let mut cmd = d.docker_command();
-    cmd.args(["exec", "-it", "box", "sh"])
-        .stdin(pty.stdio())
-        .stdout(pty.stdio())
-        .stderr(pty.stdio());
-    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut client = cmd.spawn().unwrap();
-    pty.close_slave();
+    let mut client = pty.spawn_controlling(d.docker_command().args(["exec", "-it", "box", "sh"]));
     pty.wait_for("# ");
     pty.write(b"stty size; echo x-$((6*7))\r");
     pty.wait_for("x-42");
     assert!(pty.output().contains("30 100"), "{}", pty.output());
     pty.write(b"exit 6\r");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = client.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "docker exec -it never exited: {}",
-            pty.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = pty.wait_exit(&mut client, "docker exec -it");
     assert_eq!(status.code(), Some(6), "{}", pty.output());
     let top = d.ok(&["top", "box"]);
     assert!(top.starts_with("UID "), "{top}");

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Stdio;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,46 @@ impl Pty {
     /// Closes the test's own copy of the slave, once the command has it.
     pub fn close_slave(&mut self) {
         self.slave = None;
+    }
+
+    /// Starts `cmd` in a new session with the slave as its stdin, stdout, stderr and
+    /// controlling terminal (setsid(2), `TIOCSCTTY`), as a login shell has it; then closes the
+    /// test's own copy of the slave.
+    pub fn spawn_controlling(&mut self, cmd: &mut Command) -> Child {
+        cmd.stdin(self.stdio())
+            .stdout(self.stdio())
+            .stderr(self.stdio());
+        // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        self.close_slave();
+        child
+    }
+
+    /// Waits (at most 30 s) for `child` to exit; panics with the terminal's output, naming
+    /// `what`, if it does not.
+    pub fn wait_exit(&self, child: &mut Child, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} never exited: {}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Types `bytes`, as a user at the terminal would.
