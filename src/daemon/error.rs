@@ -59,6 +59,15 @@ impl ApiError {
         if lower.contains("is a pre-defined network") || lower.contains("has active endpoints") {
             return ApiError::new(StatusCode::FORBIDDEN, message);
         }
+        // The caller's input, refused by the library before it did anything: Docker's 400.
+        const BAD_INPUT: [&str; 3] = [
+            "invalid container name",
+            "it needs to be an absolute path",
+            "must be a directory",
+        ];
+        if BAD_INPUT.iter().any(|c| lower.contains(c)) {
+            return ApiError::bad_parameter(message);
+        }
         const CONFLICTS: [&str; 9] = [
             "already exists",
             "volume is in use",
@@ -113,6 +122,10 @@ mod tests {
         assert_eq!(api.body(), r#"{"message":"No such container: web"}"#);
         let err = anyhow::anyhow!("the container name \"/a\" is already in use by container");
         assert_eq!(ApiError::from_library(&err).status, StatusCode::CONFLICT);
+        let err = anyhow::anyhow!("invalid container name \"a/b\": only [a-zA-Z0-9] are allowed");
+        assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);
+        let err = anyhow::anyhow!("destination \"c:/tmp/l\" must be a directory");
+        assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);
         let err = anyhow::Error::new(Exit::new(125, "invalid memory"));
         assert_eq!(ApiError::from_input(&err).status, StatusCode::BAD_REQUEST);
         assert_eq!(
