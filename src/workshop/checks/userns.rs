@@ -102,7 +102,9 @@ pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
 /// What a failed run most likely means, from its last line of stderr.
 fn user_hint(output: &std::process::Output) -> Observation {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let likely = if stderr.contains("gid_map") {
+    let likely = if stderr.contains("CLONE_NEWUSER") {
+        "unshare(CLONE_NEWUSER) was refused: this host may forbid unprivileged user namespaces (user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns)"
+    } else if stderr.contains("gid_map") {
         "the gid map was refused: an unprivileged process must write \"deny\" to /proc/self/setgroups first"
     } else if stderr.contains("uid_map") || stderr.contains("setgroups") {
         "a map file was refused: it is written once, by a process in the parent namespace or the namespace itself, with its own id only"
