@@ -1029,3 +1029,207 @@ fn the_daemon_starts_always_and_unless_stopped_containers_at_its_start() {
     );
     d.ok(&["rm", "-f", "al", "us", "no"]);
 }
+
+/// `docker login` checks the password through `POST /auth`; pull and push then carry it in
+/// `X-Registry-Auth` (the daemon has no credentials of its own).
+#[test]
+fn login_push_and_pull_through_a_registry_that_wants_a_password() {
+    let Some(d) = daemon("minidock-daemon-auth") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(Some(("alice", "s3cret"))) else {
+        return;
+    };
+    let addr = registry.addr.as_str();
+    let login = ["login", "-u", "alice", "--password-stdin", addr];
+    let out = d.docker_stdin(&login, "wrong\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        text(&out.stderr).trim_end(),
+        format!(
+            "Error response from daemon: login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized"
+        ),
+        "{out:?}"
+    );
+    let name = registry.name("private/app:1");
+    d.ok(&["tag", "busybox", &name]);
+    // Not logged in: the registry refuses the push.
+    let out = d.docker(&["push", &name]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("unauthorized"), "{out:?}");
+    // The registry's own storage (its catalog wants the password too).
+    let stored = registry
+        .storage()
+        .join("docker/registry/v2/repositories/private/app/_manifests/tags/1");
+    assert!(!stored.exists());
+
+    let out = d.docker_stdin(&login, "s3cret\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "Login Succeeded\n", "{out:?}");
+    let pushed = d.ok(&["push", &name]);
+    let lines: Vec<&str> = pushed.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("The push refers to repository [{addr}/private/app]"),
+        "{pushed}"
+    );
+    assert!(lines.iter().any(|l| l.ends_with(": Pushed")), "{pushed}");
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("1: digest: sha256:"), "{pushed}");
+    assert!(last.contains(" size: "), "{pushed}");
+    assert!(stored.is_dir(), "{}", stored.display());
+    // Again: the registry has every blob.
+    let again = d.ok(&["push", &name]);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+
+    d.ok(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    assert!(
+        pulled.ends_with(&format!(
+            "Status: Downloaded newer image for {name}\n{name}\n"
+        )),
+        "{pulled}"
+    );
+    d.ok(&["logout", addr]);
+    d.ok(&["rmi", &name]);
+    let err = d.fails(&["pull", &name], 1);
+    assert!(err.contains("unauthorized"), "{err}");
+}
+
+#[test]
+fn pushing_an_image_the_store_lacks_fails_as_with_dockerd() {
+    let Some(d) = daemon("minidock-daemon-push-none") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    let name = registry.name("nothing/here:1");
+    let out = d.docker(&["push", &name]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "The push refers to repository [{}]\n",
+            registry.name("nothing/here")
+        )
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "An image does not exist locally with the tag: {}\n",
+            registry.name("nothing/here")
+        )
+    );
+    assert!(registry.catalog().is_empty());
+}
+
+/// The `Step` lines of a classic build's output.
+fn steps(output: &str) -> Vec<&str> {
+    output.lines().filter(|l| l.starts_with("Step ")).collect()
+}
+
+/// `DOCKER_BUILDKIT=0 docker build` sends the context as a tarball to `POST /build`, which
+/// runs the build `minidock build` runs.
+#[test]
+fn docker_build_prints_the_classic_builders_lines() {
+    let Some(d) = daemon("minidock-daemon-build") else {
+        return;
+    };
+    let ctx = d.root.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("greeting"), "hi from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY greeting /greeting\nRUN echo run says $(cat /greeting)\nLABEL a=b\n",
+    )
+    .unwrap();
+    let dir = ctx.to_str().unwrap();
+    let mut build = d.docker_command();
+    build.env("DOCKER_BUILDKIT", "0").args([
+        "build",
+        "--no-cache",
+        "-t",
+        "built:1",
+        "-t",
+        "built:2",
+        dir,
+    ]);
+    let out = build.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = text(&out.stdout);
+    let lines: Vec<&str> = got.lines().collect();
+    let run = lines
+        .iter()
+        .position(|l| *l == "run says hi from the context")
+        .unwrap_or_else(|| panic!("{got}"));
+    assert!(lines[run - 2].starts_with("Step 3/4 : RUN echo"), "{got}");
+    assert!(lines[run - 1].starts_with(" ---> Running in "), "{got}");
+    assert_eq!(
+        &lines[lines.len() - 2..],
+        ["Successfully tagged built:1", "Successfully tagged built:2"],
+        "{got}"
+    );
+    let built = lines[lines.len() - 3]
+        .strip_prefix("Successfully built ")
+        .unwrap_or_else(|| panic!("{got}"));
+    let id = d.ok(&["images", "-q", "built:2"]);
+    assert_eq!(id.trim(), built);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Config.Labels.a}}", "built:1"]),
+        "b\n"
+    );
+    let cli = d.minidock(&["build", "--no-cache", "-t", "cli", dir]);
+    assert_eq!(steps(&got), steps(&cli));
+    assert_eq!(steps(&got).len(), 4);
+
+    // A failing RUN: dockerd's message, and its status as the exit code, as `minidock build`.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    let out = d
+        .docker_command()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        text(&out.stderr)
+            .ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\n"),
+        "{out:?}"
+    );
+    let cli = d.root.output(&["build", dir]);
+    assert_eq!(cli.status.code(), Some(3), "{cli:?}");
+    assert_eq!(steps(&text(&out.stdout)), steps(&text(&cli.stdout)));
+
+    // A Dockerfile on stdin, no context; `-q` prints the ID alone.
+    let mut piped = d.docker_command();
+    piped.env("DOCKER_BUILDKIT", "0");
+    let out = {
+        use std::io::Write;
+        let mut child = piped
+            .args(["build", "-q", "-t", "piped", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"FROM busybox\nENV PIPED=yes\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "piped"]);
+    assert_eq!(text(&out.stdout), id);
+    assert_eq!(
+        d.ok(&["run", "--rm", "piped", "sh", "-c", "echo $PIPED"]),
+        "yes\n"
+    );
+    // BuildKit is refused with what to do instead.
+    let out = d.curl(&["-X", "POST", "http://d/build?version=2"]);
+    assert!(out.contains("DOCKER_BUILDKIT=0"), "{out}");
+}

@@ -13,11 +13,14 @@
 //!
 //! Stopping the daemon leaves running containers running: their shims own them.
 
+pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod registry;
 pub mod system;
 pub mod volumes;
 
@@ -302,6 +305,8 @@ async fn route_to(
         (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
             system::df(daemon).await
         }
+        (Some("auth"), 1) if method == Method::POST => auth::login(daemon, req).await,
+        (Some("build"), 1) if method == Method::POST => build::build(daemon, req).await,
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,

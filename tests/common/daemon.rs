@@ -50,6 +50,8 @@ impl Daemon {
             .cmd()
             .args(["daemon", "-H"])
             .arg(format!("unix://{}", self.socket.display()))
+            // The daemon's own registry credentials: none (clients send theirs).
+            .env("MINIDOCK_CONFIG", self.root.path().join("daemon-config"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -103,6 +105,26 @@ impl Daemon {
 
     pub fn docker(&self, args: &[&str]) -> Output {
         self.docker_command().args(args).output().unwrap()
+    }
+
+    /// `docker ARGS` with `input` on its stdin (`login --password-stdin`, `build -`).
+    pub fn docker_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .docker_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// `docker ARGS`, which must succeed; its stdout.
