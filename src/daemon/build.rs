@@ -293,7 +293,7 @@ mod tests {
         ))
         .unwrap();
         let tags: Vec<String> = o.tags.iter().map(Reference::familiar).collect();
-        assert_eq!(tags, ["a:1", "b"]);
+        assert_eq!(tags, ["a:1", "b:latest"]);
         assert_eq!(
             o.build_args,
             [
