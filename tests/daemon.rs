@@ -1233,3 +1233,50 @@ fn docker_build_prints_the_classic_builders_lines() {
     let out = d.curl(&["-X", "POST", "http://d/build?version=2"]);
     assert!(out.contains("DOCKER_BUILDKIT=0"), "{out}");
 }
+
+/// `docker search REGISTRY/TERM` through `GET /images/search`: the results `minidock search`
+/// prints (the distribution registry has no `/v1/search`: its catalog), in Docker's columns.
+#[test]
+fn search_of_a_registry_prints_what_minidock_search_prints() {
+    let Some(d) = daemon("minidock-daemon-search") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    for repo in ["team/searched", "other/searchedtoo", "team/unrelated"] {
+        let name = registry.name(&format!("{repo}:1"));
+        d.minidock(&["tag", "busybox", &name]);
+        d.minidock(&["push", "-q", &name]);
+    }
+    let term = registry.name("searched");
+    let got = d.ok(&["search", &term]);
+    assert_eq!(got, d.minidock(&["search", &term]));
+    let names = d.ok(&["search", "--format", "{{.Name}} {{.StarCount}}", &term]);
+    assert_eq!(
+        names,
+        format!(
+            "{} 0\n{} 0\n",
+            registry.name("other/searchedtoo"),
+            registry.name("team/searched")
+        )
+    );
+    let one = d.ok(&["search", "--limit", "1", "--format", "{{.Name}}", &term]);
+    assert_eq!(one, format!("{}\n", registry.name("other/searchedtoo")));
+    let official = d.ok(&[
+        "search",
+        "-f",
+        "is-official=true",
+        "--format",
+        "{{.Name}}",
+        &term,
+    ]);
+    assert_eq!(official, "");
+    let err = d.fails(&["search", "-f", "foo=1", &term], 1);
+    assert_eq!(err, "Error response from daemon: Invalid filter 'foo'\n");
+    let err = d.fails(&["search", "--limit", "101", &term], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Limit 101 is outside the range of [1, 100]\n"
+    );
+}
