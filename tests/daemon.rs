@@ -273,7 +273,7 @@ fn tcp_and_a_live_socket_are_refused() {
     let out = d.daemon_fails(&["-H", "tcp://127.0.0.1:2375"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        text(&out.stderr).contains("TCP is not supported"),
+        text(&out.stderr).contains("without TLS client certificates"),
         "{}",
         text(&out.stderr)
     );
@@ -1279,4 +1279,180 @@ fn search_of_a_registry_prints_what_minidock_search_prints() {
         err,
         "Error response from daemon: Limit 101 is outside the range of [1, 100]\n"
     );
+}
+
+/// Runs `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA (`NAME-ca.pem`) and a certificate it signed for `usage` (`NAME.pem`, `NAME-key.pem`),
+/// with `extra` extensions.
+fn certificate(dir: &std::path::Path, name: &str, usage: &str, extra: &str) {
+    let ca = format!("{name}-ca.pem");
+    let ca_key = format!("{name}-ca-key.pem");
+    if !dir.join(&ca).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=minidock test CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        );
+    }
+    let (key, csr, cert, ext) = (
+        format!("{name}-key.pem"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    std::fs::write(dir.join(&ext), format!("extendedKeyUsage={usage}\n{extra}")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
+/// TCP is served only with TLS, and only to clients with a certificate the daemon's CA
+/// signed: `docker --tlsverify -H tcp://...` works; without a certificate, with one from
+/// another CA, or without TLS, the connection goes nowhere.
+#[test]
+fn tcp_is_served_with_tls_to_clients_with_a_certificate() {
+    if !common::prerequisite(
+        common::have("openssl", "version"),
+        "openssl is not installed (apt-get install openssl)",
+    ) {
+        return;
+    }
+    let certs = tempfile::Builder::new()
+        .prefix("minidock-daemon-tls")
+        .tempdir()
+        .unwrap();
+    let dir = certs.path();
+    // The client's CA signs the daemon's certificate too, as in Docker's guide.
+    certificate(dir, "server", "serverAuth", "subjectAltName=IP:127.0.0.1\n");
+    std::fs::copy(dir.join("server-ca.pem"), dir.join("client-ca.pem")).unwrap();
+    std::fs::copy(dir.join("server-ca-key.pem"), dir.join("client-ca-key.pem")).unwrap();
+    certificate(dir, "client", "clientAuth", "");
+    certificate(dir, "stranger", "clientAuth", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let flags = [
+        "-H".to_owned(),
+        host.clone(),
+        "--tlsverify".to_owned(),
+        "--tlscacert".to_owned(),
+        file("server-ca.pem"),
+        "--tlscert".to_owned(),
+        file("server.pem"),
+        "--tlskey".to_owned(),
+        file("server-key.pem"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let Some(d) = Daemon::start_with("minidock-daemon-tls", &flags) else {
+        return;
+    };
+    let docker = |tls: &[String], args: &[&str]| {
+        let mut cmd = std::process::Command::new("docker");
+        cmd.env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .args(tls)
+            .args(["-H", &host])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let with = |name: &str| {
+        vec![
+            "--tlsverify".to_owned(),
+            "--tlscacert".to_owned(),
+            file("client-ca.pem"),
+            "--tlscert".to_owned(),
+            file(&format!("{name}.pem")),
+            "--tlskey".to_owned(),
+            file(&format!("{name}-key.pem")),
+        ]
+    };
+    let out = docker(&with("client"), &["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "linux\n");
+    let out = docker(
+        &with("client"),
+        &["run", "--rm", "busybox", "echo", "over tls"],
+    );
+    assert_eq!(text(&out.stdout), "over tls\n", "{out:?}");
+
+    // No client certificate: the handshake fails.
+    let out = docker(
+        &[
+            "--tlsverify".into(),
+            "--tlscacert".into(),
+            file("client-ca.pem"),
+        ],
+        &["version", "--format", "{{.Server.Os}}"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("tls:"), "{out:?}");
+    // A certificate another CA signed.
+    let out = docker(&with("stranger"), &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("tls:"), "{out:?}");
+    // Plain HTTP.
+    let out = docker(&[], &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // The unix socket still serves.
+    assert_eq!(d.ok(&["ps", "-q"]), "");
 }
