@@ -1098,7 +1098,7 @@ fn login_push_and_pull_through_a_registry_that_wants_a_password() {
 }
 
 #[test]
-fn pushing_an_image_the_store_lacks_fails_as_with_dockerd() {
+fn push_of_a_missing_image_fails_as_with_dockerd_and_all_tags_pushes_each_tag() {
     let Some(d) = daemon("minidock-daemon-push-none") else {
         return;
     };
@@ -1123,6 +1123,22 @@ fn pushing_an_image_the_store_lacks_fails_as_with_dockerd() {
         )
     );
     assert!(registry.catalog().is_empty());
+    // `push -a`: no tag in the request, every tag of the repository pushed.
+    for tag in ["1", "2"] {
+        d.ok(&[
+            "tag",
+            "busybox",
+            &registry.name(&format!("every/tag:{tag}")),
+        ]);
+    }
+    let out = d.ok(&["push", "-a", &registry.name("every/tag")]);
+    let digests: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(": digest: sha256:"))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(digests, ["1", "2"], "{out}");
+    assert_eq!(registry.catalog(), ["every/tag"]);
 }
 
 /// The `Step` lines of a classic build's output.

@@ -90,16 +90,15 @@ pub fn registry_auth(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     config.credentials()
 }
 
-/// The client options for `registry` with the request's credentials: `X-Registry-Auth` when
-/// it has some, else what the daemon's own `config.json` holds (as `minidock pull` reads it).
+/// The client options for `registry` (its mirrors and insecure registries, as `minidock
+/// pull` reads them) with the request's credentials only: as dockerd, the daemon never lends
+/// the credentials `minidock login` stored to a client that sent none.
 pub fn client_options(
     registry: &str,
     credentials: Option<Credentials>,
 ) -> anyhow::Result<ClientOptions> {
     let mut options = crate::registry::cli::client_options(registry, &[])?;
-    if credentials.is_some() {
-        options.credentials = credentials;
-    }
+    options.credentials = credentials;
     Ok(options)
 }
 
