@@ -273,7 +273,7 @@ fn tcp_and_a_live_socket_are_refused() {
     let out = d.daemon_fails(&["-H", "tcp://127.0.0.1:2375"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        text(&out.stderr).contains("TCP is not supported"),
+        text(&out.stderr).contains("without TLS client certificates"),
         "{}",
         text(&out.stderr)
     );
@@ -1028,4 +1028,447 @@ fn the_daemon_starts_always_and_unless_stopped_containers_at_its_start() {
         "no exited\nus exited\nal running\n"
     );
     d.ok(&["rm", "-f", "al", "us", "no"]);
+}
+
+/// `docker login` checks the password through `POST /auth`; pull and push then carry it in
+/// `X-Registry-Auth` (the daemon has no credentials of its own).
+#[test]
+fn login_push_and_pull_through_a_registry_that_wants_a_password() {
+    let Some(d) = daemon("minidock-daemon-auth") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(Some(("alice", "s3cret"))) else {
+        return;
+    };
+    let addr = registry.addr.as_str();
+    let login = ["login", "-u", "alice", "--password-stdin", addr];
+    let out = d.docker_stdin(&login, "wrong\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        text(&out.stderr).trim_end(),
+        format!(
+            "Error response from daemon: login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized"
+        ),
+        "{out:?}"
+    );
+    let name = registry.name("private/app:1");
+    d.ok(&["tag", "busybox", &name]);
+    // Not logged in: the registry refuses the push.
+    let out = d.docker(&["push", &name]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("unauthorized"), "{out:?}");
+    // The registry's own storage (its catalog wants the password too).
+    let stored = registry
+        .storage()
+        .join("docker/registry/v2/repositories/private/app/_manifests/tags/1");
+    assert!(!stored.exists());
+
+    let out = d.docker_stdin(&login, "s3cret\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "Login Succeeded\n", "{out:?}");
+    let pushed = d.ok(&["push", &name]);
+    let lines: Vec<&str> = pushed.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("The push refers to repository [{addr}/private/app]"),
+        "{pushed}"
+    );
+    assert!(lines.iter().any(|l| l.ends_with(": Pushed")), "{pushed}");
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("1: digest: sha256:"), "{pushed}");
+    assert!(last.contains(" size: "), "{pushed}");
+    assert!(stored.is_dir(), "{}", stored.display());
+    // Again: the registry has every blob.
+    let again = d.ok(&["push", &name]);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+
+    d.ok(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    assert!(
+        pulled.ends_with(&format!(
+            "Status: Downloaded newer image for {name}\n{name}\n"
+        )),
+        "{pulled}"
+    );
+    d.ok(&["logout", addr]);
+    d.ok(&["rmi", &name]);
+    let err = d.fails(&["pull", &name], 1);
+    assert!(err.contains("unauthorized"), "{err}");
+}
+
+#[test]
+fn push_of_a_missing_image_fails_as_with_dockerd_and_all_tags_pushes_each_tag() {
+    let Some(d) = daemon("minidock-daemon-push-none") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    let name = registry.name("nothing/here:1");
+    let out = d.docker(&["push", &name]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "The push refers to repository [{}]\n",
+            registry.name("nothing/here")
+        )
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "An image does not exist locally with the tag: {}\n",
+            registry.name("nothing/here")
+        )
+    );
+    assert!(registry.catalog().is_empty());
+    // `push -a`: no tag in the request, every tag of the repository pushed.
+    for tag in ["1", "2"] {
+        d.ok(&[
+            "tag",
+            "busybox",
+            &registry.name(&format!("every/tag:{tag}")),
+        ]);
+    }
+    let out = d.ok(&["push", "-a", &registry.name("every/tag")]);
+    let digests: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(": digest: sha256:"))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(digests, ["1", "2"], "{out}");
+    assert_eq!(registry.catalog(), ["every/tag"]);
+}
+
+/// The `Step` lines of a classic build's output.
+fn steps(output: &str) -> Vec<&str> {
+    output.lines().filter(|l| l.starts_with("Step ")).collect()
+}
+
+/// `DOCKER_BUILDKIT=0 docker build` sends the context as a tarball to `POST /build`, which
+/// runs the build `minidock build` runs.
+#[test]
+fn docker_build_prints_the_classic_builders_lines() {
+    let Some(d) = daemon("minidock-daemon-build") else {
+        return;
+    };
+    let ctx = d.root.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("greeting"), "hi from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY greeting /greeting\nRUN echo run says $(cat /greeting)\nLABEL a=b\n",
+    )
+    .unwrap();
+    let dir = ctx.to_str().unwrap();
+    let mut build = d.docker_command();
+    build.env("DOCKER_BUILDKIT", "0").args([
+        "build",
+        "--no-cache",
+        "-t",
+        "built:1",
+        "-t",
+        "built:2",
+        dir,
+    ]);
+    let out = build.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = text(&out.stdout);
+    let lines: Vec<&str> = got.lines().collect();
+    let run = lines
+        .iter()
+        .position(|l| *l == "run says hi from the context")
+        .unwrap_or_else(|| panic!("{got}"));
+    assert!(lines[run - 2].starts_with("Step 3/4 : RUN echo"), "{got}");
+    assert!(lines[run - 1].starts_with(" ---> Running in "), "{got}");
+    assert_eq!(
+        &lines[lines.len() - 2..],
+        ["Successfully tagged built:1", "Successfully tagged built:2"],
+        "{got}"
+    );
+    let built = lines[lines.len() - 3]
+        .strip_prefix("Successfully built ")
+        .unwrap_or_else(|| panic!("{got}"));
+    let id = d.ok(&["images", "-q", "built:2"]);
+    assert_eq!(id.trim(), built);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Config.Labels.a}}", "built:1"]),
+        "b\n"
+    );
+    let cli = d.minidock(&["build", "--no-cache", "-t", "cli", dir]);
+    assert_eq!(steps(&got), steps(&cli));
+    assert_eq!(steps(&got).len(), 4);
+
+    // A failing RUN: dockerd's message, and its status as the exit code, as `minidock build`.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    let out = d
+        .docker_command()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        text(&out.stderr)
+            .ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\n"),
+        "{out:?}"
+    );
+    let cli = d.root.output(&["build", dir]);
+    assert_eq!(cli.status.code(), Some(3), "{cli:?}");
+    assert_eq!(steps(&text(&out.stdout)), steps(&text(&cli.stdout)));
+
+    // A Dockerfile on stdin, no context; `-q` prints the ID alone.
+    let mut piped = d.docker_command();
+    piped.env("DOCKER_BUILDKIT", "0");
+    let out = {
+        use std::io::Write;
+        let mut child = piped
+            .args(["build", "-q", "-t", "piped", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"FROM busybox\nENV PIPED=yes\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "piped"]);
+    assert_eq!(text(&out.stdout), id);
+    assert_eq!(
+        d.ok(&["run", "--rm", "piped", "sh", "-c", "echo $PIPED"]),
+        "yes\n"
+    );
+    // BuildKit is refused with what to do instead.
+    let out = d.curl(&["-X", "POST", "http://d/build?version=2"]);
+    assert!(out.contains("DOCKER_BUILDKIT=0"), "{out}");
+}
+
+/// `docker search REGISTRY/TERM` through `GET /images/search`: the results `minidock search`
+/// prints (the distribution registry has no `/v1/search`: its catalog), in Docker's columns.
+#[test]
+fn search_of_a_registry_prints_what_minidock_search_prints() {
+    let Some(d) = daemon("minidock-daemon-search") else {
+        return;
+    };
+    let Some(registry) = common::registry::Registry::start(None) else {
+        return;
+    };
+    for repo in ["team/searched", "other/searchedtoo", "team/unrelated"] {
+        let name = registry.name(&format!("{repo}:1"));
+        d.minidock(&["tag", "busybox", &name]);
+        d.minidock(&["push", "-q", &name]);
+    }
+    let term = registry.name("searched");
+    let got = d.ok(&["search", &term]);
+    assert_eq!(got, d.minidock(&["search", &term]));
+    let names = d.ok(&["search", "--format", "{{.Name}} {{.StarCount}}", &term]);
+    assert_eq!(
+        names,
+        format!(
+            "{} 0\n{} 0\n",
+            registry.name("other/searchedtoo"),
+            registry.name("team/searched")
+        )
+    );
+    let one = d.ok(&["search", "--limit", "1", "--format", "{{.Name}}", &term]);
+    assert_eq!(one, format!("{}\n", registry.name("other/searchedtoo")));
+    let official = d.ok(&[
+        "search",
+        "-f",
+        "is-official=true",
+        "--format",
+        "{{.Name}}",
+        &term,
+    ]);
+    assert_eq!(official, "");
+    let err = d.fails(&["search", "-f", "foo=1", &term], 1);
+    assert_eq!(err, "Error response from daemon: Invalid filter 'foo'\n");
+    let err = d.fails(&["search", "--limit", "101", &term], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Limit 101 is outside the range of [1, 100]\n"
+    );
+}
+
+/// Runs `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA (`NAME-ca.pem`) and a certificate it signed for `usage` (`NAME.pem`, `NAME-key.pem`),
+/// with `extra` extensions.
+fn certificate(dir: &std::path::Path, name: &str, usage: &str, extra: &str) {
+    let ca = format!("{name}-ca.pem");
+    let ca_key = format!("{name}-ca-key.pem");
+    if !dir.join(&ca).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=minidock test CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        );
+    }
+    let (key, csr, cert, ext) = (
+        format!("{name}-key.pem"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    std::fs::write(dir.join(&ext), format!("extendedKeyUsage={usage}\n{extra}")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
+/// TCP is served only with TLS, and only to clients with a certificate the daemon's CA
+/// signed: `docker --tlsverify -H tcp://...` works; without a certificate, with one from
+/// another CA, or without TLS, the connection goes nowhere.
+#[test]
+fn tcp_is_served_with_tls_to_clients_with_a_certificate() {
+    if !common::prerequisite(
+        common::have("openssl", "version"),
+        "openssl is not installed (apt-get install openssl)",
+    ) {
+        return;
+    }
+    let certs = tempfile::Builder::new()
+        .prefix("minidock-daemon-tls")
+        .tempdir()
+        .unwrap();
+    let dir = certs.path();
+    // The client's CA signs the daemon's certificate too, as in Docker's guide.
+    certificate(dir, "server", "serverAuth", "subjectAltName=IP:127.0.0.1\n");
+    std::fs::copy(dir.join("server-ca.pem"), dir.join("client-ca.pem")).unwrap();
+    std::fs::copy(dir.join("server-ca-key.pem"), dir.join("client-ca-key.pem")).unwrap();
+    certificate(dir, "client", "clientAuth", "");
+    certificate(dir, "stranger", "clientAuth", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let flags = [
+        "-H".to_owned(),
+        host.clone(),
+        "--tlsverify".to_owned(),
+        "--tlscacert".to_owned(),
+        file("server-ca.pem"),
+        "--tlscert".to_owned(),
+        file("server.pem"),
+        "--tlskey".to_owned(),
+        file("server-key.pem"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let Some(d) = Daemon::start_with("minidock-daemon-tls", &flags) else {
+        return;
+    };
+    let docker = |tls: &[String], args: &[&str]| {
+        let mut cmd = std::process::Command::new("docker");
+        cmd.env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .args(tls)
+            .args(["-H", &host])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let with = |name: &str| {
+        vec![
+            "--tlsverify".to_owned(),
+            "--tlscacert".to_owned(),
+            file("client-ca.pem"),
+            "--tlscert".to_owned(),
+            file(&format!("{name}.pem")),
+            "--tlskey".to_owned(),
+            file(&format!("{name}-key.pem")),
+        ]
+    };
+    let out = docker(&with("client"), &["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "linux\n");
+    let out = docker(
+        &with("client"),
+        &["run", "--rm", "busybox", "echo", "over tls"],
+    );
+    assert_eq!(text(&out.stdout), "over tls\n", "{out:?}");
+
+    // No client certificate: the handshake fails.
+    let out = docker(
+        &[
+            "--tlsverify".into(),
+            "--tlscacert".into(),
+            file("client-ca.pem"),
+        ],
+        &["version", "--format", "{{.Server.Os}}"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("tls:"), "{out:?}");
+    // A certificate another CA signed.
+    let out = docker(&with("stranger"), &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("tls:"), "{out:?}");
+    // Plain HTTP.
+    let out = docker(&[], &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // The unix socket still serves.
+    assert_eq!(d.ok(&["ps", "-q"]), "");
 }

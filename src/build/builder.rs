@@ -61,6 +61,9 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `--pull`: pull every base image named by a `FROM`, even one the store has.
     pub pull: bool,
+    /// Where `RUN` steps' stdout and stderr go besides their logs (`None`: this process's
+    /// own stdout and stderr). The daemon gives the pipe its build output goes to.
+    pub run_output: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The image a stage has built so far: its config and layers, and its ID once committed
@@ -1027,7 +1030,15 @@ impl Builder<'_> {
         };
         self.say(&format!(" ---> Running in {}", short(&state.id)))?;
         // `-q`: the step's output goes only to its log.
-        let attach = shim::Attach::streams(false, !self.options.quiet, !self.options.quiet)?;
+        let attach = match &self.options.run_output {
+            Some(fd) if !self.options.quiet => shim::Attach {
+                stdout: Some(fd.try_clone().context("dup of the build output")?),
+                stderr: Some(fd.try_clone().context("dup of the build output")?),
+                stdin: false,
+                sig_proxy: false,
+            },
+            _ => shim::Attach::streams(false, !self.options.quiet, !self.options.quiet)?,
+        };
         let status = shim::supervise(self.paths, &state.id, Some(attach), &mut |_| {})?;
         if status != 0 {
             let words: Vec<String> = argv.iter().map(|w| w.to_string()).collect();

@@ -119,6 +119,7 @@ fn options(paths: &Paths, args: &BuildCommand) -> Result<(BuildOptions, Option<T
         quiet: args.quiet,
         network: args.network.clone(),
         pull: args.pull,
+        run_output: None,
     };
     Ok((options, temp))
 }

@@ -23,14 +23,23 @@ pub async fn route(
     };
     match (method, rest, last) {
         (Method::GET, ["json"], _) => list(daemon, &query).await,
-        (Method::POST, ["create"], _) => pull(daemon, &query).await,
+        (Method::POST, ["create"], _) => pull(daemon, &query, auth(&req)?).await,
+        (Method::GET, ["search"], _) => super::registry::search(&query, req.headers()).await,
         (Method::POST, ["prune"], _) => prune(daemon, &query).await,
         (Method::GET, [_, _, ..], "json") => inspect(daemon, name).await,
         (Method::GET, [_, _, ..], "history") => history(daemon, name).await,
         (Method::POST, [_, _, ..], "tag") => tag(daemon, name, &query).await,
+        (Method::POST, [_, _, ..], "push") => {
+            super::registry::push(daemon, name, &query, auth(&req)?).await
+        }
         (Method::DELETE, [_, ..], _) => remove(daemon, rest.join("/"), &query).await,
         _ => Err(ApiError::not_found_route()),
     }
+}
+
+/// The registry credentials of the request's `X-Registry-Auth` header.
+fn auth(req: &Request<Incoming>) -> ApiResult<Option<crate::registry::auth::Credentials>> {
+    super::auth::registry_auth(req.headers())
 }
 
 /// A 404 names the image as Docker's daemon does: `busybox:latest` for `busybox`.
@@ -278,8 +287,13 @@ fn message(status: &str, id: Option<&str>) -> Bytes {
 
 // ANCHOR: pull
 /// `POST /images/create?fromImage=NAME&tag=TAG`: `pull`, its lines streamed as Docker's
-/// progress JSON messages; an error ends the stream as `{"error": ...}`.
-async fn pull(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+/// progress JSON messages; an error ends the stream as `{"error": ...}`. The registry
+/// credentials are the request's `X-Registry-Auth`.
+async fn pull(
+    daemon: Shared,
+    query: &Query,
+    credentials: Option<crate::registry::auth::Credentials>,
+) -> ApiResult<Response<Body>> {
     let from = query.get("fromImage").unwrap_or("");
     if from.is_empty() {
         return Err(ApiError::bad_parameter(
@@ -308,7 +322,7 @@ async fn pull(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
         let result = (|| {
             let options = crate::registry::PullOptions {
                 platform,
-                client: crate::registry::cli::client_options(reference.domain(), &[])?,
+                client: super::auth::client_options(reference.domain(), credentials)?,
                 jobs: 0,
                 unpack: true,
             };

@@ -13,12 +13,16 @@
 //!
 //! Stopping the daemon leaves running containers running: their shims own them.
 
+pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod registry;
 pub mod system;
+pub mod tls;
 pub mod volumes;
 
 use anyhow::{Context, Result, bail};
@@ -40,10 +44,13 @@ pub const DEFAULT_HOST: &str = "unix:///run/minidock.sock";
 /// `minidock daemon`'s flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
-    /// Socket to listen on, `unix:///PATH` (repeatable). TCP is not supported: without TLS
-    /// client certificates a TCP socket would give root to whoever reaches it.
+    /// Socket to listen on, `unix:///PATH` or `tcp://HOST:PORT` (repeatable). TCP only with
+    /// --tlsverify and its certificates: without TLS client certificates a TCP socket would
+    /// give root to whoever reaches it.
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
     /// Group that owns the sockets (mode 0660), as Docker's `docker` group.
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
@@ -302,6 +309,8 @@ async fn route_to(
         (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
             system::df(daemon).await
         }
+        (Some("auth"), 1) if method == Method::POST => auth::login(daemon, req).await,
+        (Some("build"), 1) if method == Method::POST => build::build(daemon, req).await,
         (Some("containers"), _) => containers::route(daemon, req, &words[1..]).await,
         (Some("exec"), _) => exec::route(daemon, req, &words[1..]).await,
         (Some("images"), _) => images::route(daemon, req, &words[1..]).await,
@@ -338,7 +347,8 @@ async fn handle(
     Ok(response)
 }
 
-/// The unix socket paths named by `-H` (the default when none); TCP is refused.
+/// The unix socket paths named by `-H` (the default when none); the `tcp://` hosts are
+/// [`tls::tcp_addrs`]'.
 pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
     let hosts: Vec<&str> = if hosts.is_empty() {
         vec![DEFAULT_HOST]
@@ -348,23 +358,25 @@ pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
     hosts
         .into_iter()
         .map(|host| {
+            if host.starts_with("tcp://") {
+                return Ok(PathBuf::new());
+            }
             if let Some(path) = host.strip_prefix("unix://") {
                 if path.is_empty() {
                     return Ok(PathBuf::from("/run/minidock.sock"));
                 }
                 return Ok(PathBuf::from(path));
             }
-            if host.starts_with("tcp://") || host.starts_with("http") {
-                bail!(
-                    "refusing to listen on {}: TCP is not supported (TLS client certificates \
-                     are not implemented, and an unauthenticated TCP socket gives root to \
-                     whoever reaches it); use unix:///PATH",
-                    crate::cli::quote(host)
-                );
-            }
-            bail!("invalid host {}: use unix:///PATH", crate::cli::quote(host))
+            bail!(
+                "invalid host {}: use unix:///PATH or tcp://HOST:PORT",
+                crate::cli::quote(host)
+            )
         })
-        .collect()
+        .collect::<Result<Vec<PathBuf>>>()
+        .map(|mut paths| {
+            paths.retain(|p| !p.as_os_str().is_empty());
+            paths
+        })
 }
 
 // ANCHOR: listen
@@ -428,6 +440,15 @@ fn group_id(name: &str) -> Result<u32> {
 pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
     let paths = Paths::new(cli_root);
     let sockets = socket_paths(&args.hosts)?;
+    let tcp = tls::tcp_addrs(&args.hosts)?;
+    let acceptor = tls::acceptor(&args.tls, &tcp)?;
+    let mut tcp_listeners = Vec::new();
+    for addr in &tcp {
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding tcp://{addr}"))?;
+        listener.set_nonblocking(true)?;
+        tcp_listeners.push(listener);
+    }
     let group = args.group.as_deref().map(group_id).transpose()?;
     crate::state::private_dir(&paths.root)?;
     let mut listeners = Vec::new();
@@ -453,6 +474,11 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
         for listener in listeners {
             let listener = tokio::net::UnixListener::from_std(listener)?;
             tokio::spawn(accept_loop(listener, daemon.clone()));
+        }
+        for listener in tcp_listeners {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let acceptor = acceptor.clone().context("TCP without TLS")?;
+            tokio::spawn(tls::accept_loop(listener, acceptor, daemon.clone()));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -497,15 +523,21 @@ async fn accept_loop(listener: tokio::net::UnixListener, daemon: Shared) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let daemon = daemon.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(daemon.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
+        tokio::spawn(serve(stream, daemon.clone()));
     }
+}
+
+/// Serves the API on one connection (a unix socket's, or a TCP one after its TLS handshake),
+/// with the upgrades `attach` and `exec` hijack it with.
+async fn serve<S>(stream: S, daemon: Shared)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(daemon.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
 }
 // ANCHOR_END: serve
 
@@ -525,9 +557,14 @@ mod tests {
     }
 
     #[test]
-    fn tcp_is_refused_and_unix_paths_are_read() {
-        let err = socket_paths(&["tcp://0.0.0.0:2375".into()]).unwrap_err();
-        assert!(err.to_string().contains("TCP is not supported"), "{err}");
+    fn tcp_is_left_to_tls_and_unix_paths_are_read() {
+        assert!(
+            socket_paths(&["tcp://0.0.0.0:2375".into()])
+                .unwrap()
+                .is_empty()
+        );
+        let err = socket_paths(&["http://x".into()]).unwrap_err();
+        assert!(err.to_string().contains("invalid host"), "{err}");
         assert_eq!(
             socket_paths(&["unix:///tmp/x.sock".into()]).unwrap(),
             [PathBuf::from("/tmp/x.sock")]

@@ -144,7 +144,7 @@ pub fn run_push(root: &Path, args: &PushArgs) -> Result<u8> {
 }
 
 /// `SERVER` as `login`/`logout` take it: a host, or a URL Docker's CLI would accept.
-fn registry_host(server: Option<&str>) -> String {
+pub fn registry_host(server: Option<&str>) -> String {
     let server = server.unwrap_or(DEFAULT_DOMAIN);
     let host = server
         .strip_prefix("https://")

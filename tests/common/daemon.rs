@@ -13,6 +13,8 @@ pub struct Daemon {
     /// Declared first: stopped before the root's containers are removed.
     daemon: Option<Child>,
     socket: PathBuf,
+    /// More `minidock daemon` flags (`-H tcp://...`, `--tlsverify`, ...).
+    extra: Vec<String>,
     pub root: BusyboxRoot,
 }
 
@@ -29,6 +31,11 @@ impl Daemon {
     /// A daemon on `ROOT/../NAME.sock` serving a fresh busybox root; `None` when the
     /// prerequisites are missing (outside CI).
     pub fn start(prefix: &str) -> Option<Daemon> {
+        Daemon::start_with(prefix, &[])
+    }
+
+    /// [`Daemon::start`] with more `minidock daemon` flags.
+    pub fn start_with(prefix: &str, extra: &[&str]) -> Option<Daemon> {
         if !require_daemon_prerequisites() {
             return None;
         }
@@ -37,6 +44,7 @@ impl Daemon {
         let mut daemon = Daemon {
             daemon: None,
             socket,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             root,
         };
         daemon.spawn();
@@ -50,6 +58,9 @@ impl Daemon {
             .cmd()
             .args(["daemon", "-H"])
             .arg(format!("unix://{}", self.socket.display()))
+            // The daemon's own registry credentials: none (clients send theirs).
+            .env("MINIDOCK_CONFIG", self.root.path().join("daemon-config"))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -103,6 +114,26 @@ impl Daemon {
 
     pub fn docker(&self, args: &[&str]) -> Output {
         self.docker_command().args(args).output().unwrap()
+    }
+
+    /// `docker ARGS` with `input` on its stdin (`login --password-stdin`, `build -`).
+    pub fn docker_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .docker_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// `docker ARGS`, which must succeed; its stdout.
