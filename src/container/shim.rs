@@ -745,6 +745,7 @@ pub(crate) fn pump(
             if !ready[i] {
                 continue;
             }
+            // ANCHOR: pump_copy
             match nix::unistd::read(fd, &mut buf) {
                 // EIO on a pty master: every slave descriptor is closed.
                 Ok(0) | Err(nix::errno::Errno::EIO) => closed.push(i),
@@ -771,6 +772,7 @@ pub(crate) fn pump(
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
                 Err(_) => closed.push(i),
             }
+            // ANCHOR_END: pump_copy
         }
         for i in closed.into_iter().rev() {
             let (_, stream) = sources.remove(i);
