@@ -255,6 +255,7 @@ fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
+// ANCHOR: merge_env
 /// The container's `Config.Env` as Docker's daemon merges it (moby `merge`, daemon/commit.go):
 /// the flags' entries as given, a bare `KEY` included, then each image entry whose key no
 /// flag names.
@@ -268,6 +269,7 @@ pub fn merge_env(flags: &[String], image: &[String]) -> Vec<String> {
     );
     env
 }
+// ANCHOR_END: merge_env
 
 /// moby's `ReplaceOrAppendEnvValues`: each override replaces the default with its key, or is
 /// appended; a bare `KEY` removes the default's `KEY`. (Like moby, an appended entry is not

@@ -261,6 +261,7 @@ pub fn setup_bridge(
         );
     }
 
+    // ANCHOR: endpoint_core
     let mut undo = Undo::default();
     nl.create_bridge(&cfg.name)
         .with_context(|| format!("creating bridge {}", cfg.name))?;
@@ -495,6 +496,7 @@ pub fn setup_endpoint(
     };
     connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
+    // ANCHOR_END: endpoint_core
     let veth = host_veth.clone();
     undo.push(move || {
         if let Ok(mut nl) = Netlink::open() {

@@ -688,6 +688,7 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     // One directory per v1 hierarchy, holding a bind of the container's cgroup there. A bind
     // takes no flags: ro and the rest come with a second, remounting call (mount(2),
     // MS_REMOUNT).
+    // ANCHOR: mount_cgroup_v1
     for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
         let dir = target.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
@@ -700,6 +701,7 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
             Chapter::RuntimeSpec,
         );
         rootfs::bind(&host_dir, &dir)?;
+        // ANCHOR_END: mount_cgroup_v1
         let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
         explain::step(
             "remount it with the mount's flags",
