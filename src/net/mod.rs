@@ -261,7 +261,6 @@ pub fn setup_bridge(
         );
     }
 
-    // ANCHOR: endpoint_core
     let mut undo = Undo::default();
     nl.create_bridge(&cfg.name)
         .with_context(|| format!("creating bridge {}", cfg.name))?;
@@ -471,6 +470,7 @@ pub fn setup_endpoint(
         }
     };
 
+    // ANCHOR: endpoint_core
     let mut undo = Undo::default();
     let address = ipam::allocate_requested(
         state,
