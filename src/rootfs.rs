@@ -109,8 +109,9 @@ const DEV_DATA: &str = "mode=755,size=65536k";
 
 // ANCHOR: dev
 /// Mounts a minimal /dev: a tmpfs with the default device nodes, a private devpts instance
-/// for terminals, and /dev/shm. The nodes are bind mounts of the host's: that works inside
-/// a user namespace too, where mknod(2) is not allowed (runc does the same when rootless).
+/// for terminals, and /dev/shm. The nodes are made with mknod(2) as root of the host's user
+/// namespace; inside a user namespace, where mknod(2) is not allowed, they are bind mounts of
+/// the host's (runc does the same when rootless).
 pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
     let dev = rootfs.join("dev");
     std::fs::create_dir_all(&dev).with_context(|| format!("mkdir {}", dev.display()))?;

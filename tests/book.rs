@@ -25,11 +25,13 @@ fn includes(text: &str) -> Vec<(String, Option<String>)> {
             let rest = &text[start + "{{#include ".len()..];
             let end = rest.find("}}")?;
             let spec = rest[..end].trim();
-            Some(match spec.rsplit_once(':') {
-                Some((path, anchor)) if !anchor.chars().all(|c| c.is_ascii_digit()) => {
-                    (path.to_owned(), Some(anchor.to_owned()))
+            // PATH:ANCHOR, or PATH with a line range (PATH:5:, PATH:5:20), or PATH alone.
+            Some(match spec.split_once(':') {
+                Some((path, rest)) if rest.chars().all(|c| c.is_ascii_digit() || c == ':') => {
+                    (path.to_owned(), None)
                 }
-                _ => (spec.to_owned(), None),
+                Some((path, anchor)) => (path.to_owned(), Some(anchor.to_owned())),
+                None => (spec.to_owned(), None),
             })
         })
         .collect()

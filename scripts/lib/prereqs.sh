@@ -34,12 +34,13 @@ require_cargo() {
 # build_release: the release binaries, with minidock-shim linked statically (+crt-static), as
 # containerd's shims are static binaries: the shim that stays with each container then maps no
 # shared libc, ld.so or libgcc_s, and stays near 1.4 MiB RSS instead of 2.2 MiB. It is linked
-# last, because `cargo build` links it again without the flag.
+# last, because `cargo build` links it again without the flag. Arguments go to cargo:
+# `build_release --quiet` hides its progress.
 build_release() {
-  cargo build --release --quiet
-  cargo rustc --release --quiet --bin minidock-shim -- -C target-feature=+crt-static
+  cargo build --release "$@"
+  cargo rustc --release "$@" --bin minidock-shim -- -C target-feature=+crt-static
 }
 
 # The Debian packages minidock, its tests and its workshop use.
 RUNTIME_PACKAGES=(busybox-static iproute2 iptables nftables kmod ca-certificates)
-TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 tar gzip bzip2 xz-utils zstd)
+TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 tar gzip bzip2 xz-utils zstd chromium)

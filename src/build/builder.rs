@@ -964,6 +964,7 @@ impl Builder<'_> {
                 .with_context(|| format!("chmod {}", file.display()))?;
             volumes.push(format!("{}:/dev/pipes:ro", _pipes.path.display()));
         }
+        // ANCHOR: run_step_core
         let image = self.ensure_committed(&mut state.current)?;
         let container =
             self.run_container(&image, argv.clone(), state.args.run_env(&env), volumes)?;
@@ -971,6 +972,7 @@ impl Builder<'_> {
         let result = self.commit_step(&mut state.current, &key, Some(&upper), &created_by);
         drop(container);
         result
+        // ANCHOR_END: run_step_core
     }
 
     /// The current image's ID, committing a `FROM scratch` stage's empty image first.

@@ -688,6 +688,7 @@ impl Ignore {
         Ok(Ignore { patterns })
     }
 
+    // ANCHOR: dockerignore_excluded
     /// Whether `rel` (a path relative to the context) is excluded.
     pub fn excluded(&self, rel: &str) -> bool {
         let rel = clean(rel);
@@ -709,6 +710,7 @@ impl Ignore {
         }
         excluded
     }
+    // ANCHOR_END: dockerignore_excluded
 
     /// Whether any pattern is an `!` exception (an excluded directory is walked then).
     pub fn has_exceptions(&self) -> bool {

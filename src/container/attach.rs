@@ -197,6 +197,7 @@ impl Server {
         }
     }
 
+    // ANCHOR: server_broadcast
     /// Copies output of the container (stream 1 or 2) to the clients that want it.
     pub fn broadcast(&mut self, stderr: bool, bytes: &[u8]) {
         let (stream, want) = if stderr {
@@ -208,6 +209,7 @@ impl Server {
             c.wants & want == 0 || write_frame(&mut c.stream, stream, bytes).is_ok()
         });
     }
+    // ANCHOR_END: server_broadcast
 
     /// Tells every client the exit status and lets them go.
     pub fn finish(mut self, status: i32) {

@@ -341,6 +341,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
         armed: true,
     };
     let dir = paths.dir(&id);
+    // ANCHOR: create_bundle
     for sub in ["upper", "work", "merged"] {
         std::fs::create_dir(dir.join(sub))
             .with_context(|| format!("mkdir {}", dir.join(sub).display()))?;
@@ -363,6 +364,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     }
     spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
     drop(lease);
+    // ANCHOR_END: create_bundle
 
     state.config = built.config;
     state.creating = false;

@@ -525,6 +525,7 @@ fn launch(
         let master = dev_null()?;
         (launched, OutputKind::Terminal(master))
     } else {
+        // ANCHOR: launch_pipes
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         // Without -i the container reads /dev/null, as with Docker: it must not compete with
@@ -552,6 +553,7 @@ fn launch(
         // Our copies of the write ends go now: once the container's are closed too, we read
         // end-of-file.
         drop(stdio);
+        // ANCHOR_END: launch_pipes
         (
             launched,
             OutputKind::Pipes {
@@ -745,6 +747,7 @@ pub(crate) fn pump(
             if !ready[i] {
                 continue;
             }
+            // ANCHOR: pump_copy
             match nix::unistd::read(fd, &mut buf) {
                 // EIO on a pty master: every slave descriptor is closed.
                 Ok(0) | Err(nix::errno::Errno::EIO) => closed.push(i),
@@ -771,6 +774,7 @@ pub(crate) fn pump(
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
                 Err(_) => closed.push(i),
             }
+            // ANCHOR_END: pump_copy
         }
         for i in closed.into_iter().rev() {
             let (_, stream) = sources.remove(i);
@@ -1039,6 +1043,7 @@ fn run_step(
         s.supervisor_start_time = shim_start;
     })?
     .ok_or_else(|| super::no_such_container(id))?;
+    // ANCHOR: run_step_core
     let (state, backoff) = match step {
         Step::First => (first_start(paths, &state)?, std::time::Duration::ZERO),
         Step::Resume(delay) => {
@@ -1073,6 +1078,7 @@ fn run_step(
     let (pid, _outputs, cgroup) = launch_or_record(paths, &state, None, Some(given))?;
     // The cgroup outlives this process: the next step removes it from `state.json`'s paths.
     std::mem::forget(cgroup);
+    // ANCHOR_END: run_step_core
     Ok(Some((pid.as_raw(), backoff)))
 }
 

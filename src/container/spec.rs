@@ -7,18 +7,19 @@
 //! the spec says and nothing more, so `config.json` is the whole contract between the layers:
 //! `minidock runtime run --bundle <root>/containers/<id> x` would start the same container.
 
-use super::state::RunConfig;
+use super::state::{MountPoint, RunConfig};
 use crate::cgroup::{Limit, Resources, units};
 use crate::cli::{Exit, code};
 use crate::explain::{self, Chapter};
-use crate::security::{self, SecurityOptions};
+use crate::security::{self, ContainerSecurity, SecurityOptions};
 use anyhow::{Context, Result};
-use oci_spec::image::ImageConfiguration;
+use oci_spec::image::{Config as ImageConfig, ImageConfiguration};
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    Linux, LinuxBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
     LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder, Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use std::path::{Path, PathBuf};
 
@@ -254,6 +255,7 @@ fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
+// ANCHOR: merge_env
 /// The container's `Config.Env` as Docker's daemon merges it (moby `merge`, daemon/commit.go):
 /// the flags' entries as given, a bare `KEY` included, then each image entry whose key no
 /// flag names.
@@ -267,6 +269,7 @@ pub fn merge_env(flags: &[String], image: &[String]) -> Vec<String> {
     );
     env
 }
+// ANCHOR_END: merge_env
 
 /// moby's `ReplaceOrAppendEnvValues`: each override replaces the default with its key, or is
 /// appended; a bare `KEY` removes the default's `KEY`. (Like moby, an appended entry is not
@@ -810,7 +813,7 @@ fn pure_cgroup_v2() -> bool {
 
 // ANCHOR: build
 /// Builds the container's spec. `bundle` is its directory, with its overlay mounted on
-/// `merged`, where the user is looked up.
+/// `merged`, where the user is looked up. Each step below is one part of the spec.
 pub fn build(
     parsed: &ParsedOptions,
     image: &ImageConfiguration,
@@ -825,9 +828,59 @@ pub fn build(
     );
     let options = &parsed.options;
     let config = image.config().clone().unwrap_or_default();
+    let command = command(options, &config, rootfs)?;
+    let hostname = hostname(parsed, id);
+    let (user_text, user, config_env, env) = user_and_env(parsed, &config, rootfs, &hostname)?;
+    let cwd = working_dir(parsed, &config, rootfs)?;
+    let security = security::container_security(&parsed.security, user.uid)?;
+    let process = process(options, &user, command.args, env, &cwd, &security)?;
+    let (mounts, mount_points) = mounts(parsed, command.init)?;
+    let linux = linux(parsed, bundle, id, &security)?;
+    let spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path("merged")
+                .readonly(options.read_only)
+                .build()?,
+        )
+        .process(process)
+        .hostname(hostname.clone())
+        .mounts(mounts)
+        .linux(linux)
+        .build()?;
+    let run_config = RunConfig {
+        hostname: hostname.clone(),
+        user: user_text.unwrap_or_default(),
+        env: config_env,
+        cmd: command.cmd,
+        entrypoint: command.entrypoint,
+        working_dir: cwd,
+        mounts: mount_points,
+        ..run_config(parsed, &config)
+    };
+    Ok(Built {
+        spec,
+        hostname,
+        config: run_config,
+    })
+}
+// ANCHOR_END: build
 
-    // What to run: --entrypoint replaces the image's Entrypoint and then also drops its Cmd;
-    // arguments after the image name replace Cmd.
+/// What the container runs: the image's `Entrypoint` and `Cmd` as the flags change them, and
+/// the whole argument vector (behind `docker-init --` with `--init`).
+struct Command {
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    args: Vec<String>,
+    /// The bind mount of `docker-init`, with `--init`.
+    init: Option<Mount>,
+}
+
+// ANCHOR: command
+/// What to run: `--entrypoint` replaces the image's `Entrypoint` and then also drops its `Cmd`;
+/// arguments after the image name replace `Cmd`. Errors when nothing is left to run.
+fn command(options: &RunOptions, config: &ImageConfig, rootfs: &Path) -> Result<Command> {
     let entrypoint: Vec<String> = match options.entrypoint.as_deref() {
         Some("") => Vec::new(),
         Some(e) => vec![e.to_owned()],
@@ -848,18 +901,41 @@ pub fn build(
     if init.is_some() {
         args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
     }
+    Ok(Command {
+        entrypoint,
+        cmd,
+        args,
+        init,
+    })
+}
+// ANCHOR_END: command
 
-    let hostname = match (&options.hostname, &parsed.network) {
+/// `--hostname`, else the host's name with the host's network (as in Docker), else the short
+/// container ID.
+fn hostname(parsed: &ParsedOptions, id: &str) -> String {
+    match (&parsed.options.hostname, &parsed.network) {
         (Some(h), _) => h.clone(),
-        // The host's network comes with the host's name, as in Docker.
         (None, Network::Host) => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| super::short_id(id).to_owned()),
         (None, _) => super::short_id(id).to_owned(),
-    };
+    }
+}
 
-    // The environment: the flags', then the image's for the keys the flags do not name. The
-    // process also gets PATH, HOSTNAME, TERM with a terminal, and HOME from passwd.
+/// The user as typed (`-u`, else the image's `USER`), as resolved in the rootfs's
+/// `/etc/passwd` and `/etc/group`, the environment `inspect` shows and the process's own.
+type UserAndEnv = (Option<String>, ResolvedUser, Vec<String>, Vec<String>);
+
+// ANCHOR: user_and_env
+/// The environment: the flags', then the image's for the keys the flags do not name. The
+/// process also gets PATH, HOSTNAME, TERM with a terminal, and HOME from passwd.
+fn user_and_env(
+    parsed: &ParsedOptions,
+    config: &ImageConfig,
+    rootfs: &Path,
+    hostname: &str,
+) -> Result<UserAndEnv> {
+    let options = &parsed.options;
     let config_env = merge_env(&parsed.env, config.env().as_deref().unwrap_or_default());
     // An empty -u keeps the image's USER, as Docker's merge does.
     let user_text = options
@@ -873,8 +949,13 @@ pub fn build(
         user_text.as_deref().unwrap_or_default(),
         &options.group_add,
     )?;
-    let env = process_env(&config_env, &hostname, options.tty, &user.home);
+    let env = process_env(&config_env, hostname, options.tty, &user.home);
+    Ok((user_text, user, config_env, env))
+}
+// ANCHOR_END: user_and_env
 
+/// `-w`, else the image's `WorkingDir`, else `/`; made in the rootfs when missing.
+fn working_dir(parsed: &ParsedOptions, config: &ImageConfig, rootfs: &Path) -> Result<String> {
     let cwd = match &parsed.workdir {
         Some(w) => w.clone(),
         None => match config.working_dir().as_deref() {
@@ -885,9 +966,20 @@ pub fn build(
     if cwd != "/" {
         setup_working_directory(rootfs, &cwd)?;
     }
+    Ok(cwd)
+}
 
-    let security = security::container_security(&parsed.security, user.uid)?;
-    let process = ProcessBuilder::default()
+// ANCHOR: process
+/// The spec's `process`: what runs, as whom, where, with which capabilities.
+fn process(
+    options: &RunOptions,
+    user: &ResolvedUser,
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: &str,
+    security: &ContainerSecurity,
+) -> Result<Process> {
+    Ok(ProcessBuilder::default()
         .terminal(options.tty)
         .user(
             UserBuilder::default()
@@ -898,7 +990,7 @@ pub fn build(
         )
         .args(args)
         .env(env)
-        .cwd(&cwd)
+        .cwd(cwd)
         .capabilities(security.capabilities.clone())
         .no_new_privileges(security.no_new_privileges)
         // Docker's default (`--oom-score-adj 0`), whatever minidock itself runs with.
@@ -906,20 +998,34 @@ pub fn build(
         // No rlimits: the container keeps the limits minidock was started with, as Docker's
         // do unless --ulimit is given (raising a hard limit would need CAP_SYS_RESOURCE).
         .rlimits(Vec::new())
-        .build()?;
+        .build()?)
+}
+// ANCHOR_END: process
 
-    let mut mounts = default_mounts(options.privileged)?;
+// ANCHOR: mounts
+/// The spec's `mounts`: Docker's defaults, the volumes (parents before children, so
+/// `/data/sub` lands on top of `/data`), the `/etc` files and `docker-init`; and the mount
+/// points `inspect` lists.
+fn mounts(parsed: &ParsedOptions, init: Option<Mount>) -> Result<(Vec<Mount>, Vec<MountPoint>)> {
+    let mut mounts = default_mounts(parsed.options.privileged)?;
     let mut mount_points = Vec::new();
     let mut volumes = parsed.volumes.clone();
-    // Parents before children, so /data/sub lands on top of /data.
     volumes.sort_by_key(|v| v.container.matches('/').count());
     for volume in &volumes {
         mounts.push(crate::volume::spec_mount(volume)?);
         mount_points.extend(crate::volume::mount_point(volume));
     }
-    mounts.extend(etc_mounts(&volumes, options.read_only)?);
+    mounts.extend(etc_mounts(&volumes, parsed.options.read_only)?);
     mounts.extend(init);
+    Ok((mounts, mount_points))
+}
+// ANCHOR_END: mounts
 
+// ANCHOR: namespaces
+/// The namespaces the container gets: its own PID, IPC, UTS and mount namespaces; the network
+/// namespace pinned for it (or another container's, or none with the host's network); a cgroup
+/// namespace on a pure v2 host, as Docker gives.
+fn namespaces(parsed: &ParsedOptions, bundle: &Path) -> Result<Vec<LinuxNamespace>> {
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid)?,
         namespace(LinuxNamespaceType::Ipc)?,
@@ -945,7 +1051,13 @@ pub fn build(
     if pure_cgroup_v2() {
         namespaces.push(namespace(LinuxNamespaceType::Cgroup)?);
     }
+    Ok(namespaces)
+}
+// ANCHOR_END: namespaces
 
+// ANCHOR: resources
+/// The cgroup limits (`--memory`, `--cpus`, `--pids-limit`) and the device rules.
+fn resources(parsed: &ParsedOptions) -> Result<LinuxResources> {
     let mut resources = LinuxResourcesBuilder::default();
     let limits = &parsed.resources;
     if let Some(Limit::Value(bytes)) = limits.memory {
@@ -962,74 +1074,71 @@ pub fn build(
     if let Some(Limit::Value(pids)) = limits.pids {
         resources = resources.pids(LinuxPidsBuilder::default().limit(pids as i64).build()?);
     }
+    resources = resources.devices(device_rules(parsed.options.privileged)?);
+    Ok(resources.build()?)
+}
+// ANCHOR_END: resources
 
-    resources = resources.devices(device_rules(options.privileged)?);
-
-    // The cgroup is named in the spec, as Docker names `/docker/<id>`.
+// ANCHOR: linux
+/// The spec's `linux`: the cgroup, named as Docker names `/docker/<id>`, the namespaces, the
+/// limits, the security profile, the host's devices with `--privileged`, and the sysctls.
+fn linux(
+    parsed: &ParsedOptions,
+    bundle: &Path,
+    id: &str,
+    security: &ContainerSecurity,
+) -> Result<Linux> {
     let mut linux = LinuxBuilder::default()
         .cgroups_path(format!("/{}/{id}", crate::cgroup::PARENT))
-        .namespaces(namespaces)
-        .resources(resources.build()?)
+        .namespaces(namespaces(parsed, bundle)?)
+        .resources(resources(parsed)?)
         .masked_paths(security.masked_paths.clone())
         .readonly_paths(security.readonly_paths.clone());
     if let Some(seccomp) = &security.seccomp {
         linux = linux.seccomp(seccomp.clone());
     }
-    if options.privileged {
+    if parsed.options.privileged {
         linux = linux.devices(host_devices(Path::new("/dev"))?);
     }
     if parsed.network != Network::Host {
-        // Docker's defaults for a network namespace of the container's own: binding ports
-        // below 1024 and ICMP echo sockets need no capability inside it.
-        linux = linux.sysctl(std::collections::HashMap::from([
-            (
-                "net.ipv4.ip_unprivileged_port_start".to_owned(),
-                "0".to_owned(),
-            ),
-            (
-                "net.ipv4.ping_group_range".to_owned(),
-                "0 2147483647".to_owned(),
-            ),
-        ]));
+        linux = linux.sysctl(unprivileged_net_sysctls());
     }
+    Ok(linux.build()?)
+}
+// ANCHOR_END: linux
 
-    let spec = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path("merged")
-                .readonly(options.read_only)
-                .build()?,
-        )
-        .process(process)
-        .hostname(hostname.clone())
-        .mounts(mounts)
-        .linux(linux.build()?)
-        .build()?;
+/// Docker's defaults for a network namespace of the container's own: binding ports below 1024
+/// and ICMP echo sockets need no capability inside it.
+fn unprivileged_net_sysctls() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        (
+            "net.ipv4.ip_unprivileged_port_start".to_owned(),
+            "0".to_owned(),
+        ),
+        (
+            "net.ipv4.ping_group_range".to_owned(),
+            "0 2147483647".to_owned(),
+        ),
+    ])
+}
 
-    let run_config = RunConfig {
-        hostname: hostname.clone(),
-        user: user_text.unwrap_or_default(),
+/// What `inspect` shows of the flags (`HostConfig` and `Config`), apart from the fields
+/// [`build`] resolves itself (user, environment, command, working directory, mount points).
+fn run_config(parsed: &ParsedOptions, config: &ImageConfig) -> RunConfig {
+    let options = &parsed.options;
+    let limits = &parsed.resources;
+    RunConfig {
         group_add: options.group_add.clone(),
-        env: config_env,
-        cmd,
-        entrypoint,
-        working_dir: cwd,
         tty: options.tty,
         open_stdin: options.interactive,
         auto_remove: options.auto_remove,
-        network_mode: match &parsed.network {
-            Network::Bridge(_) if options.network.is_none() => "default".to_owned(),
-            Network::Container(id) => format!("container:{id}"),
-            other => other.network_name(),
-        },
+        network_mode: network_mode(parsed),
         binds: parsed
             .volumes
             .iter()
             .filter(|v| !v.text.is_empty())
             .map(|v| v.text.clone())
             .collect(),
-        mounts: mount_points,
         volumes_from: options.volumes_from.clone(),
         tmpfs: options
             .tmpfs
@@ -1055,15 +1164,7 @@ pub fn build(
             .clone()
             .or_else(|| config.stop_signal().clone())
             .unwrap_or_else(|| "SIGTERM".into()),
-        exposed_ports: {
-            let mut ports = config.exposed_ports().clone().unwrap_or_default();
-            for (key, _) in &parsed.port_bindings {
-                if !ports.contains(key) {
-                    ports.push(key.clone());
-                }
-            }
-            ports
-        },
+        exposed_ports: exposed_ports(parsed, config),
         labels: config
             .labels()
             .clone()
@@ -1078,15 +1179,7 @@ pub fn build(
         restart_policy: parsed.restart_policy.clone(),
         stop_timeout: options.stop_timeout,
         init: options.init,
-        port_bindings: parsed.port_bindings.iter().fold(
-            std::collections::BTreeMap::new(),
-            |mut map, (key, binding)| {
-                map.entry(key.clone())
-                    .or_insert_with(Vec::new)
-                    .push(binding.clone());
-                map
-            },
-        ),
+        port_bindings: port_bindings(parsed),
         publish_all_ports: options.publish_all,
         dns: options.dns.clone(),
         dns_search: options.dns_search.clone(),
@@ -1095,14 +1188,41 @@ pub fn build(
         ip_address: options.ip.clone().unwrap_or_default(),
         aliases: options.network_alias.clone(),
         ..RunConfig::default()
-    };
-    Ok(Built {
-        spec,
-        hostname,
-        config: run_config,
-    })
+    }
 }
-// ANCHOR_END: build
+
+/// `HostConfig.NetworkMode`: `default` for the default bridge, `container:<id>`, or the name.
+fn network_mode(parsed: &ParsedOptions) -> String {
+    match &parsed.network {
+        Network::Bridge(_) if parsed.options.network.is_none() => "default".to_owned(),
+        Network::Container(id) => format!("container:{id}"),
+        other => other.network_name(),
+    }
+}
+
+/// The image's exposed ports, then the published ones it does not expose.
+fn exposed_ports(parsed: &ParsedOptions, config: &ImageConfig) -> Vec<String> {
+    let mut ports = config.exposed_ports().clone().unwrap_or_default();
+    for (key, _) in &parsed.port_bindings {
+        if !ports.contains(key) {
+            ports.push(key.clone());
+        }
+    }
+    ports
+}
+
+/// `-p`'s bindings grouped by container port, as `HostConfig.PortBindings`.
+fn port_bindings(
+    parsed: &ParsedOptions,
+) -> std::collections::BTreeMap<String, Vec<super::state::PortBinding>> {
+    let mut map = std::collections::BTreeMap::new();
+    for (key, binding) in &parsed.port_bindings {
+        map.entry(key.clone())
+            .or_insert_with(Vec::new)
+            .push(binding.clone());
+    }
+    map
+}
 
 // ANCHOR: write_bundle
 /// Writes `config.json` into the bundle directory. Beside the OCI fields it carries

@@ -69,6 +69,7 @@ pub fn commit(
         .resolve(&container.image_id)
         .with_context(|| format!("the image of container {}", container.name))?;
 
+    // ANCHOR: commit_config
     // The changes first: a bad -c must fail before anything is written.
     let mut image_config = base.config.clone();
     let from = container_config(&container.config, image_config.config().as_ref());
@@ -76,6 +77,7 @@ pub fn commit(
     apply_changes(&mut config, &options.changes)?;
     merge(&mut config, &from);
     image_config.set_config(Some(config));
+    // ANCHOR_END: commit_config
 
     // The layer is written while the container's processes are frozen (thawed again when
     // `_paused` drops, error or not).

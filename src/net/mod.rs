@@ -470,6 +470,7 @@ pub fn setup_endpoint(
         }
     };
 
+    // ANCHOR: endpoint_core
     let mut undo = Undo::default();
     let address = ipam::allocate_requested(
         state,
@@ -495,6 +496,7 @@ pub fn setup_endpoint(
     };
     connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
+    // ANCHOR_END: endpoint_core
     let veth = host_veth.clone();
     undo.push(move || {
         if let Ok(mut nl) = Netlink::open() {

@@ -154,6 +154,7 @@ impl Message {
         self
     }
 
+    // ANCHOR: message_attr
     /// Appends one attribute: `u16` length (header included, padding not), `u16` type, payload.
     pub fn attr(&mut self, kind: u16, payload: &[u8]) -> &mut Self {
         let len = (4 + payload.len()) as u16;
@@ -161,6 +162,7 @@ impl Message {
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.raw(payload)
     }
+    // ANCHOR_END: message_attr
 
     pub fn attr_u32(&mut self, kind: u16, value: u32) -> &mut Self {
         self.attr(kind, &value.to_ne_bytes())

@@ -34,6 +34,7 @@ pub const CONFIG_ENV: &str = "MINIDOCK_CONFIG";
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
 // ANCHOR: challenge
+// ANCHOR: challenge_enum
 /// One parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
@@ -46,6 +47,7 @@ pub enum Challenge {
         scope: Option<String>,
     },
 }
+// ANCHOR_END: challenge_enum
 
 impl Challenge {
     /// Parses a `WWW-Authenticate` value: a scheme, then `key="value"` (or `key=token`)

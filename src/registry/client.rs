@@ -125,6 +125,7 @@ impl Client {
     /// registry on loopback, or an insecure one (`insecure-registries`, by name or network,
     /// as dockerd decides), is asked over plain HTTP first, then over HTTPS without
     /// certificate verification. No credentials travel in the version check.
+    // ANCHOR: connect_bases
     pub fn connect(registry: &str, options: &ClientOptions) -> Result<Client> {
         let api_host = if registry == "docker.io" || registry == "index.docker.io" {
             DOCKER_HUB_API
@@ -137,6 +138,7 @@ impl Client {
         } else {
             vec![format!("https://{api_host}")]
         };
+        // ANCHOR_END: connect_bases
         Client::connect_to(registry, &bases, insecure, options.clone()).map_err(|failures| {
             let hint = if insecure {
                 ""
@@ -257,6 +259,7 @@ impl Client {
     }
 
     // ANCHOR: authorize
+    // ANCHOR: authorization
     /// The `Authorization` header for requests in `repository` with `access`, fetching a
     /// Bearer token from the registry's token server the first time.
     fn authorization(&self, repository: &str, access: Access) -> Result<Option<String>> {
@@ -279,6 +282,7 @@ impl Client {
             }
         }
     }
+    // ANCHOR_END: authorization
 
     /// `GET realm?service=...&scope=...`, with the user's credentials as Basic auth if there
     /// are any (anonymous pulls get a token too, on public registries). Returns the

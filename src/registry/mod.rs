@@ -281,6 +281,7 @@ fn pull_from(
         .unwrap_or("latest")
         .to_owned();
 
+    // ANCHOR: pull_manifest
     // 1. The manifest the reference names. A digest in the reference pins its content.
     let pinned = reference.digest().map(parse_digest).transpose()?;
     let mut fetched = fetch_manifest(client, repository, &tag_or_digest, pinned.as_ref(), None)?;
@@ -309,6 +310,7 @@ fn pull_from(
     let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
         .map_err(|err| crate::cli::untrusted_error("parsing the image manifest", err))?;
     check_manifest(&manifest)?;
+    // ANCHOR_END: pull_manifest
 
     // From here on, blobs land in the store: hold a lease so gc does not sweep them before
     // the image names them.

@@ -57,12 +57,63 @@ fn setns_type(ns: Namespace) -> nix::sched::CloneFlags {
 }
 
 // ANCHOR: init
-/// The child's side of `create`/`run`. Returns only on failure.
+/// The child's side of `create`/`run`, step by step. Returns only on failure.
 pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     let spec = ctx.spec;
     let process = spec.process().as_ref().context("process: missing")?;
-    // No descriptor of the caller may survive into the container: a leaked directory fd is a
-    // way out of the rootfs (CVE-2024-21626). Mark them all close-on-exec now.
+    protect_the_runtime(ctx, process)?;
+    // 1. Join the namespaces the spec names by path (a shared network namespace, say).
+    join_namespaces(ctx)?;
+    // 2. The hostname, in the new UTS namespace.
+    if let Some(hostname) = spec.hostname() {
+        crate::ns::set_hostname(hostname)?;
+    }
+    // 3. The filesystem: mounts, devices, the hooks, pivot_root (or chroot without a mount
+    //    namespace), then the sysctls and the paths to mask. The runtime moves us into the
+    //    container's cgroup meanwhile; what needs the cgroup waits for that (`enter_cgroup`).
+    setup_filesystem(ctx, ready)?;
+    enter_cgroup(ctx, ready)?;
+    // A terminal, opened from the container's own /dev/ptmx, as its stdin/stdout/stderr.
+    if let Some(socket) = ctx.console {
+        crate::tty::setup_console_in_child(socket)?;
+    }
+    // 4. Limits on this process (rlimits are per process, inherited across execve).
+    for rlimit in process.rlimits().as_deref().unwrap_or_default() {
+        set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
+    }
+    // 5. and 6. The spec's user, capabilities and working directory.
+    become_user(ctx, process)?;
+    // 7. Find the program in the container's PATH now, so "not found" is reported before
+    //    `create` returns, as runc does.
+    let args = process.args().as_deref().unwrap_or_default();
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let program = find_program(&args[0], &env)?;
+    // 8. `create` stops here until `start`.
+    wait_for_start(ctx, ready)?;
+    // 9. The last steps before execve: no new privileges, then seccomp, so that the filter
+    //    confines only the container's program, not this setup.
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if no_new_privs {
+        security::set_no_new_privs()?;
+        if let Some(program) = ctx.seccomp {
+            security::seccomp::install(program)?;
+        }
+    }
+    // 10. The signal state of a fresh process: minidock (like every Rust program) ignores
+    //     SIGPIPE, and an ignored signal stays ignored across execve (signal(7)); `yes | head`
+    //     in the container would then never end. Then exec, with the stdio asked for.
+    reset_signals();
+    Err(exec(&program, args, &env, &ctx.stdio))
+}
+// ANCHOR_END: init
+
+// ANCHOR: protect
+/// Before anything else: no descriptor of the caller may survive into the container, and the
+/// runtime binary must be out of the container's reach; then the OOM score, and the mapped
+/// root of a new user namespace.
+fn protect_the_runtime(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
+    // A leaked directory fd is a way out of the rootfs (CVE-2024-21626): mark every inherited
+    // descriptor close-on-exec now.
     close_range_cloexec();
     // Until execve this process *is* the host's minidock binary. Non-dumpable, its
     // /proc/PID/exe can only be opened with CAP_SYS_PTRACE on the host, so a process in the
@@ -83,8 +134,12 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     if ctx.become_mapped_root {
         become_root_of_user_namespace(ctx.unshare_ipc)?;
     }
+    Ok(())
+}
+// ANCHOR_END: protect
 
-    // 1. Join the namespaces the spec names by path (a shared network namespace, say).
+/// Joins the namespaces the spec names by path (opened before clone).
+fn join_namespaces(ctx: &InitContext) -> Result<()> {
     for (ns, fd) in ctx.join {
         explain::step(
             "join an existing namespace",
@@ -94,30 +149,15 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
         nix::sched::setns(fd, setns_type(*ns))
             .with_context(|| format!("setns into the {} namespace", ns.proc_name()))?;
     }
-    // 2. The hostname, in the new UTS namespace.
-    if let Some(hostname) = spec.hostname() {
-        crate::ns::set_hostname(hostname)?;
-    }
+    Ok(())
+}
 
-    // 3. The filesystem: mounts, devices, the hooks, pivot_root (or chroot without a mount
-    //    namespace), then the sysctls and the paths to mask. The runtime moves us into the
-    //    container's cgroup meanwhile; what needs the cgroup waits for that (`enter_cgroup`).
-    setup_filesystem(ctx, ready)?;
-    enter_cgroup(ctx, ready)?;
-
-    // A terminal, opened from the container's own /dev/ptmx, as its stdin/stdout/stderr.
-    if let Some(socket) = ctx.console {
-        crate::tty::setup_console_in_child(socket)?;
-    }
-
-    // 4. Limits on this process (rlimits are per process, inherited across execve).
-    for rlimit in process.rlimits().as_deref().unwrap_or_default() {
-        set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
-    }
-
-    // 5. Become the spec's user with the capabilities the spec grants. Without no_new_privs
-    //    the kernel takes a seccomp filter only while we still hold CAP_SYS_ADMIN, so then the
-    //    filter goes in now, before the capabilities are dropped (as runc does).
+// ANCHOR: become_user
+/// Becomes the spec's user with the capabilities the spec grants, and enters `process.cwd`.
+/// Without no_new_privs the kernel takes a seccomp filter only while we still hold
+/// CAP_SYS_ADMIN, so then the filter goes in first, before the capabilities are dropped and
+/// the user switched (as runc does; Docker's default).
+fn become_user(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
     let no_new_privs = process.no_new_privileges() == Some(true);
     if let (Some(program), false) = (ctx.seccomp, no_new_privs) {
         security::seccomp::install(program)?;
@@ -134,19 +174,21 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             caps::keep_capabilities_across_setuid()?;
         }
     }
-    switch_user(
-        user.uid(),
-        user.gid(),
-        user.additional_gids().as_deref().unwrap_or_default(),
-    )?;
+    let additional = user.additional_gids().as_deref().unwrap_or_default();
+    switch_user(user.uid(), user.gid(), additional)?;
     if let Some(caps) = capabilities {
         caps::apply_process_capabilities(caps)?;
     }
-
-    // 6. The working directory, which must be inside the rootfs.
     if enter_later {
         enter_cwd(cwd, false)?;
     }
+    check_cwd_inside_root(cwd)
+}
+// ANCHOR_END: become_user
+
+/// The working directory must be inside the rootfs: the kernel names a directory outside the
+/// process's root `(unreachable)/...` (getcwd(2)).
+fn check_cwd_inside_root(cwd: &Path) -> Result<()> {
     let here = nix::unistd::getcwd().context("getcwd")?;
     if here.to_string_lossy().starts_with("(unreachable)") {
         bail!(
@@ -154,14 +196,14 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             cwd.display()
         );
     }
+    Ok(())
+}
 
-    // 7. Find the program in the container's PATH now, so "not found" is reported before
-    //    `create` returns, as runc does.
-    let args = process.args().as_deref().unwrap_or_default();
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let program = find_program(&args[0], &env)?;
-
-    // 8. `create` stops here until `start`.
+// ANCHOR: wait_for_start
+/// `create` ends here: the runtime is told the container is created, and this process blocks
+/// opening the exec fifo for writing until `start` opens it for reading. Then the
+/// `startContainer` hooks run, in the container.
+fn wait_for_start(ctx: &InitContext, ready: &Ready) -> Result<()> {
     if let Some(fifo) = ctx.exec_fifo {
         ready.signal();
         explain::step(
@@ -176,23 +218,9 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
             .context("waiting on the exec fifo")?;
     }
-    run_hooks_in_container(ctx, Kind::StartContainer, "created")?;
-
-    // 9. The last steps before execve: no new privileges, then seccomp, so that the filter
-    //    confines only the container's program, not this setup.
-    if no_new_privs {
-        security::set_no_new_privs()?;
-        if let Some(program) = ctx.seccomp {
-            security::seccomp::install(program)?;
-        }
-    }
-    // 10. The signal state of a fresh process: minidock (like every Rust program) ignores
-    //     SIGPIPE, and an ignored signal stays ignored across execve (signal(7)); `yes | head`
-    //     in the container would then never end. Then exec, with the stdio asked for.
-    reset_signals();
-    Err(exec(&program, args, &env, &ctx.stdio))
+    run_hooks_in_container(ctx, Kind::StartContainer, "created")
 }
-// ANCHOR_END: init
+// ANCHOR_END: wait_for_start
 
 // ANCHOR: enter_cgroup
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
@@ -660,6 +688,7 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     // One directory per v1 hierarchy, holding a bind of the container's cgroup there. A bind
     // takes no flags: ro and the rest come with a second, remounting call (mount(2),
     // MS_REMOUNT).
+    // ANCHOR: mount_cgroup_v1
     for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
         let dir = target.join(&name);
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
@@ -672,6 +701,7 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
             Chapter::RuntimeSpec,
         );
         rootfs::bind(&host_dir, &dir)?;
+        // ANCHOR_END: mount_cgroup_v1
         let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
         explain::step(
             "remount it with the mount's flags",

@@ -198,7 +198,6 @@ fn now_rfc3339() -> String {
     crate::state::rfc3339(std::time::SystemTime::now())
 }
 
-// ANCHOR: launch
 fn launch(
     root: &Path,
     id: &str,
@@ -302,6 +301,9 @@ fn mapped_root(spec: &Spec) -> Option<(u32, u32)> {
 /// The runtime-spec version minidock implements, reported in the state.
 const OCI_VERSION: &str = "1.0.2";
 
+// ANCHOR: launch
+/// `create`'s work once the state directory exists: the cgroup, the namespaces to join, the
+/// exec fifo, the seccomp filter and the terminal, then the clone (`spawn_container`).
 fn launch_in(
     spec: &Spec,
     bundle: &Path,
@@ -324,67 +326,12 @@ fn launch_in(
     let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));
     cgroup.apply_cached(&resources, cache.as_deref())?;
 
-    // Namespaces to join are opened now; a PID namespace is joined by this process itself,
-    // because setns(CLONE_NEWPID) only moves the children created afterwards.
-    let mut new = Vec::new();
-    let mut unshare_cgroup = false;
-    let mut join: Vec<(Namespace, OwnedFd)> = Vec::new();
-    for (ns, path) in spec::namespaces(spec) {
-        match path {
-            // A new cgroup namespace takes the cgroup the process is in *when it is made* as
-            // its root. At clone time that is still ours, so the child unshares it once we
-            // have moved it into the container's cgroup (as runc does).
-            None if ns == Namespace::Cgroup => unshare_cgroup = true,
-            None => new.push(ns),
-            Some(path) => {
-                let fd: OwnedFd = std::fs::File::open(&path)
-                    .with_context(|| format!("linux.namespaces: opening {}", path.display()))?
-                    .into();
-                if ns == Namespace::Pid {
-                    nix::sched::setns(&fd, ns.clone_flag())
-                        .with_context(|| format!("setns into {}", path.display()))?;
-                } else {
-                    join.push((ns, fd));
-                }
-            }
-        }
-    }
+    let (mut new, unshare_cgroup, join) = open_namespaces(spec)?;
     let fifo = match mode {
-        Mode::Create => {
-            let path = dir.join("exec.fifo");
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-                .with_context(|| format!("mkfifo {}", path.display()))?;
-            // In a user namespace the container's root is another uid on the host: the fifo
-            // is its to open (as runc chowns it).
-            if let Some((uid, gid)) = mapped_root(spec) {
-                nix::unistd::chown(
-                    &path,
-                    Some(nix::unistd::Uid::from_raw(uid)),
-                    Some(nix::unistd::Gid::from_raw(gid)),
-                )
-                .with_context(|| format!("chown {}", path.display()))?;
-            }
-            Some(OwnedFd::from(
-                std::fs::File::options()
-                    .read(true)
-                    .custom_flags(libc::O_PATH)
-                    .open(&path)
-                    .with_context(|| format!("opening {}", path.display()))?,
-            ))
-        }
+        Mode::Create => Some(make_exec_fifo(spec, dir)?),
         Mode::Run => None,
     };
-    // Compile the seccomp filter here, once, and cache it by the profile's hash: the child
-    // only installs it.
-    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => Some(crate::security::seccomp::compile_cached(
-            profile,
-            dir.parent()
-                .map(|runtime| runtime.join(".seccomp-cache"))
-                .as_deref(),
-        )?),
-        None => None,
-    };
+    let seccomp = compile_seccomp(spec, dir)?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let console = if terminal {
         Some(crate::tty::ConsoleSocket::new()?)
@@ -427,6 +374,84 @@ fn launch_in(
     })
 }
 // ANCHOR_END: launch
+
+/// The namespaces to make (`linux.namespaces` without a path), whether the child unshares a
+/// new cgroup namespace itself, and the ones to join, opened now. A PID namespace is joined by
+/// this process itself, because setns(CLONE_NEWPID) only moves the children created afterwards.
+type Namespaces = (Vec<Namespace>, bool, Vec<(Namespace, OwnedFd)>);
+
+// ANCHOR: open_namespaces
+fn open_namespaces(spec: &Spec) -> Result<Namespaces> {
+    let mut new = Vec::new();
+    let mut unshare_cgroup = false;
+    let mut join: Vec<(Namespace, OwnedFd)> = Vec::new();
+    for (ns, path) in spec::namespaces(spec) {
+        match path {
+            // A new cgroup namespace takes the cgroup the process is in *when it is made* as
+            // its root. At clone time that is still ours, so the child unshares it once we
+            // have moved it into the container's cgroup (as runc does).
+            None if ns == Namespace::Cgroup => unshare_cgroup = true,
+            None => new.push(ns),
+            Some(path) => {
+                let fd: OwnedFd = std::fs::File::open(&path)
+                    .with_context(|| format!("linux.namespaces: opening {}", path.display()))?
+                    .into();
+                if ns == Namespace::Pid {
+                    nix::sched::setns(&fd, ns.clone_flag())
+                        .with_context(|| format!("setns into {}", path.display()))?;
+                } else {
+                    join.push((ns, fd));
+                }
+            }
+        }
+    }
+    Ok((new, unshare_cgroup, join))
+}
+// ANCHOR_END: open_namespaces
+
+// ANCHOR: exec_fifo
+/// `create`'s exec fifo (fifo(7)) in the state directory, opened O_PATH: the container
+/// process opens it for writing through this descriptor and blocks until `start` opens it
+/// for reading.
+fn make_exec_fifo(spec: &Spec, dir: &Path) -> Result<OwnedFd> {
+    let path = dir.join("exec.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .with_context(|| format!("mkfifo {}", path.display()))?;
+    // In a user namespace the container's root is another uid on the host: the fifo is its to
+    // open (as runc chowns it).
+    if let Some((uid, gid)) = mapped_root(spec) {
+        nix::unistd::chown(
+            &path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .with_context(|| format!("chown {}", path.display()))?;
+    }
+    Ok(OwnedFd::from(
+        std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?,
+    ))
+}
+// ANCHOR_END: exec_fifo
+
+/// Compiles `linux.seccomp` here, once, cached by the profile's hash: the child only installs
+/// it.
+fn compile_seccomp(
+    spec: &Spec,
+    dir: &Path,
+) -> Result<Option<std::sync::Arc<crate::security::seccomp::Program>>> {
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let cache = dir.parent().map(|runtime| runtime.join(".seccomp-cache"));
+    Ok(Some(crate::security::seccomp::compile_cached(
+        profile,
+        cache.as_deref(),
+    )?))
+}
 
 /// Clones the container process into its namespaces and cgroup (`ns::spawn_process`). With
 /// `sync`, a thread of ours runs the `prestart` and `createRuntime` hooks when the process

@@ -184,6 +184,7 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         .typ()
         .as_deref()
         .unwrap_or(if options.bind { "bind" } else { "none" });
+    // ANCHOR: mount_one_resolve
     let destination = m.destination();
     let unresolved = rootfs.join(destination.strip_prefix("/").unwrap_or(destination));
     if matches!(typ, "proc" | "sysfs")
@@ -195,6 +196,7 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         );
     }
     let target = secure_join(rootfs, destination)?;
+    // ANCHOR_END: mount_one_resolve
     let data = options.data.join(",");
     let data = (!data.is_empty()).then_some(data);
     if options.bind || typ == "bind" {

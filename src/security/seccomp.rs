@@ -889,6 +889,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
     let high = asm.label();
     let outcome_labels: Vec<Label> = outcomes.iter().map(|_| asm.label()).collect();
 
+    // ANCHOR: compile_program
     // 1. Architecture.
     asm.load(OFFSET_ARCH);
     asm.jump_if(JMP_JEQ_K, AUDIT_ARCH_X86_64, false, kill);
@@ -902,6 +903,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
     asm.jump_if(JMP_JGE_K, 0x8000_0000, true, outcome_labels[0]);
     asm.place(kill);
     asm.ret(RET_KILL_PROCESS);
+    // ANCHOR_END: compile_program
     // 3. One block per outcome.
     // (Plain verdicts other than the default are returned inside the search itself.)
     for (id, (outcome, label)) in outcomes.iter().zip(&outcome_labels).enumerate() {

@@ -15,9 +15,14 @@ impl Root {
     /// A root with `busybox` imported. `env` is set (or, with `None`, removed) for every
     /// command run against it.
     pub fn new(env: &[(&str, Option<&str>)]) -> Root {
+        Root::new_in(&std::env::temp_dir(), env)
+    }
+
+    /// As [`Root::new`], with the state root made under `parent`.
+    pub fn new_in(parent: &Path, env: &[(&str, Option<&str>)]) -> Root {
         let dir = tempfile::Builder::new()
             .prefix("minidock-root")
-            .tempdir()
+            .tempdir_in(parent)
             .unwrap();
         let root = Root {
             dir,

@@ -907,6 +907,7 @@ impl<'a> Unpacker<'a> {
                     Err(WalkError::Missing(_)) => return Ok(()),
                     Err(e) => return Err(entry_error(raw, e.describe())),
                 };
+                // ANCHOR: whiteout_apply
                 if self.fresh.contains(&victim) {
                     // This layer's own entry of that name wins: whiteouts hide lower layers
                     // only (image-spec), whatever the order in the archive.
@@ -922,6 +923,7 @@ impl<'a> Unpacker<'a> {
                 self.dirs.clear();
                 beneath::remove_all_at(dir.as_fd(), target)
                     .map_err(|e| entry_error(raw, format!("deleting: {}", e.desc())))
+                // ANCHOR_END: whiteout_apply
             }
             Whiteouts::Overlay => {
                 if !self.opts.allow_devices {
