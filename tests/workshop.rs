@@ -4,7 +4,8 @@
 //! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
 //! from a fixed list (lesson 7), a trusted manifest (lesson 12) and a volume bind-mounted
 //! after pivot_root or copied instead of mounted (lesson 13) must fail, the solutions must
-//! pass. (`workshop verify`, run by scripts/test, covers every lesson.)
+//! pass. (`workshop verify`, run by scripts/test, covers every lesson.) Every known-wrong answer
+//! fails with its own misunderstanding named, and hints come one step at a time.
 
 mod common;
 
@@ -248,5 +249,87 @@ fn a_run_step_that_tars_the_whole_rootfs_or_drops_whiteouts_fails_lesson_14() {
         "no-whiteout",
         "the deletion of /etc/motd in the new layer",
         "no etc/.wh.motd",
+    );
+}
+
+#[test]
+fn every_known_wrong_answer_fails_naming_its_misunderstanding_and_only_the_first_hint() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = minidock::workshop::lessons_dir();
+    let lessons = minidock::workshop::load_manifest(&dir).unwrap();
+    let mut checked = 0;
+    let mut wrong_reasons = Vec::new();
+    for lesson in &lessons {
+        for wrong in &lesson.wrong {
+            let name = std::path::Path::new(&wrong.file)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let id = lesson.id.to_string();
+            let out = workshop(&["check", &id, "--wrong", &name]);
+            let report = common::text(&out.stdout);
+            let context = format!(
+                "lesson {id} --wrong {name}:\n{report}{}",
+                common::text(&out.stderr)
+            );
+            checked += 1;
+            // The explanation sits on a failed observation's "likely:" line, and only the
+            // first hint step is shown, with the way to the next.
+            let named = !wrong.misunderstanding.is_empty()
+                && report.lines().any(|l| {
+                    l.trim_start().starts_with("likely:") && l.contains(&wrong.misunderstanding)
+                });
+            let first_hint = format!(
+                "hint 1 of {} (the idea): {}",
+                lesson.hints.len(),
+                lesson.hints[0]
+            );
+            let hints_ok = report.contains(&first_hint)
+                && report.contains(&format!("workshop hint {id} 2"))
+                && !report.contains(&lesson.hints[1]);
+            if out.status.code() != Some(1) || !named || !hints_ok {
+                wrong_reasons.push(format!(
+                    "expected exit 1, a likely: line with {:?} and only hint 1 in {context}",
+                    wrong.misunderstanding
+                ));
+            }
+        }
+    }
+    assert!(wrong_reasons.is_empty(), "{}", wrong_reasons.join("\n\n"));
+    assert!(checked >= 27, "{checked} known-wrong answers checked");
+}
+
+#[test]
+fn hints_come_in_steps_from_the_idea_to_the_order() {
+    let dir = minidock::workshop::lessons_dir();
+    let lessons = minidock::workshop::load_manifest(&dir).unwrap();
+    let lesson = lessons.iter().find(|l| l.id == 3).unwrap();
+    let first = workshop(&["hint", "3"]);
+    assert!(first.status.success(), "{first:?}");
+    let text = common::text(&first.stdout);
+    assert_eq!(
+        text,
+        format!(
+            "hint 1 of 4 (the idea): {}\n(next step: workshop hint 3 2)\n",
+            lesson.hints[0]
+        )
+    );
+    let second = common::text(&workshop(&["hint", "3", "2"]).stdout);
+    assert!(
+        second.starts_with(&format!("hint 2 of 4 (the call): {}", lesson.hints[1])),
+        "{second}"
+    );
+    let last = common::text(&workshop(&["hint", "3", "4"]).stdout);
+    assert!(last.contains("workshop solution 3"), "{last}");
+    let all = common::text(&workshop(&["hint", "3", "--all"]).stdout);
+    assert_eq!(all.matches("hint ").count(), 4 + 3, "{all}");
+    let beyond = workshop(&["hint", "3", "5"]);
+    assert!(!beyond.status.success());
+    assert!(
+        common::text(&beyond.stderr).contains("hints 1 to 4"),
+        "{beyond:?}"
     );
 }

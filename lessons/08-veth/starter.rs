@@ -27,20 +27,16 @@ fn main() -> Result<()> {
         bail!("usage: lesson08 PID_A PID_B");
     };
 
-    // TODO 1: create the pair with each end made directly in its namespace, in one command:
-    //         ip link add veth-a netns PID_A type veth peer name veth-b netns PID_B
-    //         (`netns PID` means "the network namespace of process PID").
+    // TODO 1: make the cable: end veth-a in PID_A's network namespace, end veth-b in PID_B's.
+    //         (README.md; stuck: `workshop hint 8`.)
     let _ = (pid_a, pid_b);
 
     // A way back: this process's own network namespace, opened before leaving it.
     let home = File::open("/proc/self/ns/net").context("opening our own netns")?;
 
-    // TODO 2: for each end: enter its namespace
-    //             nix::sched::setns(File::open(format!("/proc/{pid}/ns/net"))?, CloneFlags::CLONE_NEWNET)
-    //         then give the end its address and bring it up:
-    //             ip addr add 10.0.0.1/24 dev veth-a
-    //             ip link set veth-a up
-    //         and return home: setns(&home, CloneFlags::CLONE_NEWNET).
+    // TODO 2: configure each end where it lives: 10.0.0.1/24 on veth-a, 10.0.0.2/24 on
+    //         veth-b, both up. `ip` acts on the namespace of the process that runs it; come
+    //         back through `home` when done.
     let _ = &home;
 
     println!("lesson08: nothing connected yet (see the TODOs)");

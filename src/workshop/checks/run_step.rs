@@ -229,7 +229,7 @@ fn inspect(layout: &Path, base_diff_id: &str, obs: &mut Vec<Observation>) -> Res
         "the config's last diff_id: the sha256 of the new layer's uncompressed tar",
         sha256_digest(&tar).to_string(),
         diff_id.as_str().unwrap_or("(not a string)"),
-    ));
+    ).likely("the diff_id is not the digest of the uncompressed tar: the config names layers by diff_id (the tar), the manifest by digest (the stored, gzipped blob)"));
     layer_entries(&tar, obs)
 }
 
@@ -270,7 +270,7 @@ fn layer_entries(tar: &[u8], obs: &mut Vec<Observation>) -> Result<()> {
             "no etc/.wh.motd: applied on the base, the layer leaves /etc/motd in place".to_owned()
         },
         names.iter().any(|n| n == "etc/.wh.motd"),
-    ));
+    ).likely("the deletion is lost: the kernel records it in UPPER as a character device 0/0, which the layer must carry as an empty regular file .wh.NAME in the same directory"));
     let extra: Vec<&String> = names
         .iter()
         .filter(|n| !EXPECTED_ENTRIES.contains(&n.as_str()))
@@ -288,6 +288,6 @@ fn layer_entries(tar: &[u8], obs: &mut Vec<Observation>) -> Result<()> {
             )
         },
         extra.is_empty(),
-    ));
+    ).likely("the layer holds files the RUN step never touched: a layer is only the diff, what UPPER recorded. Did you tar MERGED (or LOWER) instead of UPPER?"));
     Ok(())
 }
