@@ -319,13 +319,16 @@ pub fn verify(dir: &Path) -> Result<Vec<String>> {
             let result = check(dir, &lesson, variant);
             // A starter or wrong answer that cannot even build or run is broken too: the
             // learner must see the checker's explanation, not a crash.
-            let good = matches!(&result, Ok(report) if report.passed() == must_pass
-                && names_misunderstanding(&lesson, variant, report));
-            let word = match (must_pass, good) {
-                (true, true) => "passes (good)",
-                (true, false) => "DOES NOT PASS",
-                (false, true) => "fails (good)",
-                (false, false) => "DOES NOT FAIL CLEANLY",
+            let as_asked = matches!(&result, Ok(report) if report.passed() == must_pass);
+            let named =
+                matches!(&result, Ok(report) if names_misunderstanding(&lesson, variant, report));
+            let good = as_asked && named;
+            let word = match (must_pass, as_asked, named) {
+                (true, true, _) => "passes (good)",
+                (true, false, _) => "DOES NOT PASS",
+                (false, true, true) => "fails (good)",
+                (false, true, false) => "FAILS WITHOUT NAMING ITS MISUNDERSTANDING",
+                (false, false, _) => "DOES NOT FAIL CLEANLY",
             };
             verdicts.push(format!("{name} {word}"));
             if !good {

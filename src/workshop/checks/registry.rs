@@ -268,7 +268,8 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         bin,
         &liar,
         "a config blob whose bytes do not match its digest is refused",
-    )?.likely("the config blob was trusted although its bytes do not hash to the digest the manifest names: a blob is known by its digest, so hash every blob you fetch and refuse it before writing anything"));
+        "the config blob was trusted although its bytes do not hash to the digest the manifest names: a blob is known by its digest, so hash every blob you fetch and refuse it before writing anything",
+    )?);
     let mut bad_manifest = manifest;
     bad_manifest.insert(1, b' ');
     let liar = LyingRegistry::start(bad_manifest, manifest_digest, config_digest, config)?;
@@ -276,13 +277,15 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         bin,
         &liar,
         "a manifest whose bytes do not match the Docker-Content-Digest is refused",
-    )?.likely("the manifest was trusted although its bytes do not hash to the Docker-Content-Digest: checking the blobs proves nothing if the manifest that names them is not checked first"));
+        "the manifest was trusted although its bytes do not hash to the Docker-Content-Digest: checking the blobs proves nothing if the manifest that names them is not checked first",
+    )?);
     Ok(observations)
 }
 
 /// Runs the learner's program against a lying registry: it must exit non-zero and write no
 /// config.json.
-fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> {
+/// `trusted` names the misunderstanding when the program wrote the config all the same.
+fn refused(bin: &Path, liar: &LyingRegistry, what: &str, trusted: &str) -> Result<Observation> {
     let out = tempfile::Builder::new()
         .prefix("minidock-lesson12-liar-")
         .tempdir()?;
@@ -295,6 +298,11 @@ fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> 
         LIMIT,
     )?;
     let wrote_config = out.path().join("config.json").exists();
+    let likely = if wrote_config {
+        trusted
+    } else {
+        "the program exited 0 without writing anything: a refusal is an error, a non-zero exit"
+    };
     Ok(Observation::judged(
         what,
         "a non-zero exit, and no OUTDIR/config.json",
@@ -311,5 +319,6 @@ fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> 
             }
         ),
         !output.status.success() && !wrote_config,
-    ))
+    )
+    .likely(likely))
 }
