@@ -9,10 +9,9 @@
 //! - end `veth-a` inside PID_A's namespace, address 10.0.0.1/24, up;
 //! - end `veth-b` inside PID_B's namespace, address 10.0.0.2/24, up.
 //!
-//! Then each side can ping the other. `ip` does the talking to the kernel (it sends netlink
-//! messages; minidock sends the same ones itself, see src/net/netlink.rs). `ip` acts on the
-//! namespace of the process that runs it, so to configure an end you first enter its
-//! namespace with setns(2), and come back afterwards through a descriptor of your own.
+//! Then each side can ping the other. The given `ip` helper does the talking to the kernel (it
+//! sends netlink messages; minidock sends the same ones itself, see src/net/netlink.rs), in the
+//! network namespace of the process that runs it.
 //! Read: book chapter "Networking", and the man pages veth(4), setns(2), network_namespaces(7).
 //!
 //! Check your work: `workshop check 8` (as root).

@@ -9,15 +9,9 @@
 //! 2. a veth pair: `veth0` on the host, attached to br0 and up; `eth0` made directly in the
 //!    container's namespace;
 //! 3. inside the container: eth0 10.0.0.2/24 and up, `lo` up, default route via 10.0.0.1;
-//! 4. publish host port 8080 to the container's port 80, for connections from the host
-//!    itself to 127.0.0.1:8080:
-//!    - DNAT in the nat table's OUTPUT chain (packets the host sends), only for local
-//!      destinations (`-m addrtype --dst-type LOCAL`), to 10.0.0.2:80;
-//!    - `net.ipv4.conf.br0.route_localnet = 1`: after DNAT the packet still comes from
-//!      127.0.0.1, and the kernel refuses to route loopback addresses out of a real link
-//!      unless this is set;
-//!    - MASQUERADE in POSTROUTING for sources in 127.0.0.0/8 leaving through br0, so the
-//!      container sees (and answers) 10.0.0.1 instead of its own 127.0.0.1.
+//! 4. publish host port 8080 to the container's port 80, for connections the host itself
+//!    makes to 127.0.0.1:8080. README.md explains which path such a packet takes through the
+//!    nat table, and what else it needs once it is rewritten.
 //!
 //! The checker then starts an HTTP server on port 80 in the container and fetches
 //! http://127.0.0.1:8080/ from the host.

@@ -4,8 +4,8 @@
 //!
 //! Run CMD inside the container whose main process is PID (a pid as the host sees it): in its
 //! UTS, IPC, network, PID and mount namespaces. Each namespace of a process is a file in
-//! /proc/PID/ns/; setns(2) on an open descriptor of that file moves the caller into it.
-//! Read: book chapter "Namespaces" (how a namespace is identified), setns(2).
+//! /proc/PID/ns/, and joining one takes an open descriptor of that file.
+//! Read: README.md, and book chapter "Namespaces" (how a namespace is identified).
 //!
 //! Check your work: `workshop check 11` (as root).
 
