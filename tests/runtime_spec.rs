@@ -1,7 +1,8 @@
 //! `minidock runtime` on the runtime-spec items runc honours: the read-only cgroupfs,
 //! `root.path` without a private mount namespace, a user namespace without host root,
-//! `linux.sysctl`, `process.oomScoreAdj`, `linux.rootfsPropagation`, the config read once at
-//! `create`, every hook, annotations, unknown capabilities and runc's exit status. Each test
+//! `linux.sysctl`, a hostname without a UTS namespace, `process.oomScoreAdj`,
+//! `linux.rootfsPropagation`, the config read once at `create`, every hook, annotations,
+//! unknown capabilities and runc's exit status. Each test
 //! runs the same bundle under runc and compares.
 
 #[path = "common/bundle.rs"]
@@ -194,6 +195,33 @@ fn masked_paths_without_a_mount_namespace_are_refused_as_by_runc() {
         "{}",
         stderr(&ours)
     );
+}
+
+#[test]
+fn a_hostname_without_a_uts_namespace_is_refused_as_by_runc() {
+    if !require_peers() {
+        return;
+    }
+    // This thread's own UTS namespace: a runtime that set the hostname anyway renames it, and
+    // never the host.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).unwrap();
+    let before = nix::unistd::gethostname().unwrap();
+    let bundle = Bundle::new(&["hostname"]);
+    bundle.edit(|c| {
+        c["hostname"] = json!("no-uts-box");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
+    });
+    let ours = same_as_runc(&bundle);
+    assert_eq!(ours.status.code(), Some(1), "{}", stdout(&ours));
+    assert!(
+        stderr(&ours).contains("without a private UTS namespace"),
+        "{}",
+        stderr(&ours)
+    );
+    assert_eq!(nix::unistd::gethostname().unwrap(), before);
 }
 
 #[test]

@@ -6,6 +6,10 @@
 //! after pivot_root or copied instead of mounted (lesson 13) must fail, the solutions must
 //! pass. (`workshop verify`, run by scripts/test, covers every lesson.) Every known-wrong answer
 //! fails with its own misunderstanding named, and hints come one step at a time.
+//! after pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups
+//! "deny" or no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a
+//! killing seccomp filter or one without no_new_privs (lesson 17) and a bundle without a UTS
+//! namespace or a read-only root (lesson 18) must fail, the solutions must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
 
@@ -331,5 +335,110 @@ fn hints_come_in_steps_from_the_idea_to_the_order() {
     assert!(
         common::text(&beyond.stderr).contains("hints 1 to 4"),
         "{beyond:?}"
+/// Checks `lesson`'s solution: it must pass, and each observation in `passing` with it.
+fn solution_passes(lesson: &str, passing: &[&str]) {
+    let solution = workshop(&["check", lesson, "--solution"]);
+    let report = common::text(&solution.stdout);
+    assert_eq!(
+        solution.status.code(),
+        Some(0),
+        "lesson {lesson}:\n{report}"
+    );
+    for what in passing {
+        assert!(observation(&report, what).starts_with("  ✔"), "{report}");
+    }
+}
+
+#[test]
+fn a_gid_map_before_setgroups_deny_or_no_gid_map_fails_lesson_15() {
+    if !common::require_root() {
+        return;
+    }
+    // The kernel refuses the gid map (EPERM), and the report says why.
+    fails_on(
+        "15",
+        "gid-map-first",
+        "the likely misunderstanding",
+        "write \"deny\" to /proc/self/setgroups first",
+    );
+    let report = fails_on("15", "uid-map-only", "/proc/PID/gid_map", "(empty)");
+    assert!(
+        observation(&report, "id -u and id -g inside").contains("actual:   0 65534"),
+        "{report}"
+    );
+    solution_passes("15", &["/proc/PID/uid_map", "/proc/PID/setgroups"]);
+}
+
+#[test]
+fn dropping_only_the_effective_set_fails_lesson_16_because_execve_refills_it() {
+    if !common::require_root() {
+        return;
+    }
+    // Effective was cut before execve, and yet the command holds CAP_SYS_ADMIN.
+    let report = fails_on(
+        "16",
+        "effective-only",
+        "/proc/PID/status CapEff",
+        "CAP_SYS_ADMIN",
+    );
+    assert!(
+        observation(&report, "/proc/PID/status CapBnd").starts_with("  ✘"),
+        "{report}"
+    );
+    assert!(
+        observation(&report, "sethostname").contains("still holds CAP_SYS_ADMIN"),
+        "{report}"
+    );
+    solution_passes("16", &["/proc/PID/status CapBnd", "sethostname", "mknod"]);
+}
+
+#[test]
+fn a_killing_filter_or_one_without_no_new_privs_fails_lesson_17() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on("17", "kill", "mkdir in the command", "killed by SIGSYS");
+    fails_on(
+        "17",
+        "no-new-privs",
+        "the likely misunderstanding",
+        "set no_new_privs first",
+    );
+    solution_passes(
+        "17",
+        &[
+            "mkdir in the command",
+            "/proc/PID/status Seccomp",
+            "other system calls",
+        ],
+    );
+}
+
+#[test]
+fn a_bundle_without_a_uts_namespace_or_a_readonly_root_fails_lesson_18() {
+    if !common::require_root() {
+        return;
+    }
+    let host = nix::unistd::gethostname().unwrap();
+    // The runtime refuses it, as runc does, and nothing was renamed.
+    let report = fails_on(
+        "18",
+        "no-uts",
+        "minidock runtime run",
+        "without a private UTS namespace",
+    );
+    assert!(
+        observation(&report, "the host's hostname").starts_with("  ✔"),
+        "{report}"
+    );
+    assert_eq!(nix::unistd::gethostname().unwrap(), host);
+    fails_on("18", "writable-root", "mountinfo options", "mounted rw");
+    solution_passes(
+        "18",
+        &[
+            "UTS namespace and hostname",
+            "mountinfo options",
+            "memory cgroup's limit",
+        ],
     );
 }

@@ -406,8 +406,9 @@ pub fn wait_for(pid: Pid) -> Result<u8> {
 }
 
 // ANCHOR: id_maps
-/// Writes the uid and gid maps of the child's new user namespace. Only a process outside the
-/// namespace may write these files, and only once (user_namespaces(7)). For an unprivileged
+/// Writes the uid and gid maps of the child's new user namespace, from the parent namespace.
+/// Each file is written once, by a process in the parent namespace or in the namespace itself
+/// (user_namespaces(7)). For an unprivileged
 /// writer, `setgroups` must be denied before `gid_map` is written, or the process could drop
 /// supplementary groups to gain access (CVE-2014-8989).
 pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {

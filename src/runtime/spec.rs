@@ -101,6 +101,13 @@ fn validate(spec: &Spec) -> Result<()> {
             bail!("linux.namespaces: joining a user namespace by path is not supported");
         }
     }
+    // A hostname outside a UTS namespace of the container's would rename the host (runc's
+    // validator refuses it with these words).
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !namespaces.iter().any(|(ns, _)| *ns == Namespace::Uts)
+    {
+        bail!("hostname: unable to set hostname without a private UTS namespace");
+    }
     let linux = spec.linux().as_ref();
     if !namespaces.iter().any(|(ns, _)| *ns == Namespace::Mount) {
         let listed = |l: Option<&Vec<String>>| l.is_some_and(|l| !l.is_empty());

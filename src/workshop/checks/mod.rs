@@ -1,6 +1,8 @@
 //! One check per lesson, grouped by mechanism. Each runs the learner's binary and reads the
 //! kernel's own evidence; none trusts what the binary says about itself alone.
 
+mod bundle;
+mod caps;
 mod cgroup;
 mod container;
 mod net;
@@ -8,6 +10,8 @@ mod ns;
 mod overlay;
 mod registry;
 mod run_step;
+mod seccomp;
+mod userns;
 mod volume;
 
 use super::Observation;
@@ -36,6 +40,10 @@ const CHECKS: &[(u32, Check)] = &[
     (12, registry::lesson12_fetch_and_verify),
     (13, volume::lesson13_volume),
     (14, run_step::lesson14_run_step),
+    (15, userns::lesson15_userns),
+    (16, caps::lesson16_capabilities),
+    (17, seccomp::lesson17_seccomp),
+    (18, bundle::lesson18_bundle),
 ];
 
 #[cfg(test)]

@@ -1,0 +1,173 @@
+//! The check for the user namespace lesson (15): an unprivileged program becomes root in a
+//! user namespace of its own, mapping its own uid and gid.
+//!
+//! The program runs as [`UID`]/[`GID`]; the checker reads the command's `uid_map`, `gid_map`,
+//! `setgroups` and `status` from the host (proc(5), user_namespaces(7)) while it waits.
+
+use super::{READY, descendants, failed_run, line, never_ready, run_observed};
+use crate::workshop::Observation;
+use anyhow::{Context, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+/// The ordinary user the checker runs an unprivileged lesson as: ids no account uses.
+pub(crate) const UID: u32 = 41500;
+pub(crate) const GID: u32 = 41501;
+
+/// A directory an ordinary user can use, holding a copy of the lesson binary it can run (the
+/// lessons' target directory may not be reachable by other users). Mode 0777: the command
+/// writes there.
+pub(crate) fn unprivileged_workdir(bin: &Path) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("minidock-workshop-user")
+        .tempdir()
+        .context("creating a temp dir")?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .context("opening the temp dir to every user")?;
+    let copy = dir.path().join("lesson");
+    std::fs::copy(bin, &copy).context("copying the lesson program")?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+        .context("making the lesson program executable")?;
+    Ok((dir, copy))
+}
+
+/// `bin` started as [`UID`]/[`GID`] with no supplementary groups, in `dir`.
+pub(crate) fn as_ordinary_user(bin: &Path, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    // As root, std drops the supplementary groups itself (setgroups(0)) before setuid.
+    cmd.uid(UID).gid(GID).current_dir(dir);
+    cmd
+}
+
+/// Field `name` of `/proc/PID/status` (proc(5)), whitespace collapsed, or "(none)".
+pub(crate) fn status_field(pid: u32, name: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "(none)".to_owned())
+}
+
+/// A `/proc/PID/FILE` with its whitespace collapsed, "(empty)" when it holds nothing.
+fn proc_file(pid: u32, file: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
+const WHAT_NS: &str = "the command's user namespace, seen from the host";
+const WHAT_UID_MAP: &str = "/proc/PID/uid_map";
+const WHAT_GID_MAP: &str = "/proc/PID/gid_map";
+const WHAT_SETGROUPS: &str = "/proc/PID/setgroups";
+const WHAT_CAPS: &str = "/proc/PID/status CapEff (capabilities in its own namespace)";
+
+pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
+    super::require_root()?;
+    let (dir, copy) = unprivileged_workdir(bin)?;
+    let script = format!("id -u; id -g; echo {READY}; read x || true");
+    let (output, seen) = run_observed(
+        as_ordinary_user(&copy, dir.path()).args(["/bin/sh", "-c", &script]),
+        LIMIT,
+        READY,
+        |pid| observe(*descendants(pid).last().unwrap_or(&pid)),
+    )?;
+    if let Some(failed) = failed_run("the program runs the command as an ordinary user", &output) {
+        return Ok(vec![failed, user_hint(&output)]);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut observations = vec![Observation::equal(
+        "id -u and id -g inside",
+        "0 0",
+        format!("{} {}", line(&stdout, 0), line(&stdout, 1)),
+    )];
+    match seen {
+        Some(seen) => observations.extend(seen),
+        None => {
+            for what in [WHAT_NS, WHAT_UID_MAP, WHAT_GID_MAP, WHAT_SETGROUPS] {
+                observations.push(never_ready(what, "read from the live command"));
+            }
+        }
+    }
+    Ok(observations)
+}
+
+/// What a failed run most likely means, from its last line of stderr.
+fn user_hint(output: &std::process::Output) -> Observation {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let likely = if stderr.contains("CLONE_NEWUSER") {
+        "unshare(CLONE_NEWUSER) was refused: this host may forbid unprivileged user namespaces (user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns)"
+    } else if stderr.contains("gid_map") {
+        "the gid map was refused: an unprivileged process must write \"deny\" to /proc/self/setgroups first"
+    } else if stderr.contains("uid_map") || stderr.contains("setgroups") {
+        "a map file was refused: it is written once, by a process in the parent namespace or the namespace itself, with its own id only"
+    } else {
+        "see the program's error above"
+    };
+    Observation::judged("the likely misunderstanding", "none", likely, false)
+}
+
+/// The observations made on the live command `pid` from the host.
+fn observe(pid: u32) -> Vec<Observation> {
+    let own = std::fs::read_link("/proc/self/ns/user").ok();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+    let new_ns = theirs.is_some() && theirs != own;
+    let expected_uid = format!("0 {UID} 1");
+    let expected_gid = format!("0 {GID} 1");
+    let mut out = vec![Observation::judged(
+        WHAT_NS,
+        "a user namespace of its own",
+        if new_ns {
+            "a user namespace of its own".to_owned()
+        } else {
+            format!("the host's ({theirs:?})")
+        },
+        new_ns,
+    )];
+    let uid_map = proc_file(pid, "uid_map");
+    let gid_map = proc_file(pid, "gid_map");
+    out.push(map_observation(WHAT_UID_MAP, &expected_uid, uid_map, "uid"));
+    out.push(map_observation(WHAT_GID_MAP, &expected_gid, gid_map, "gid"));
+    out.push(Observation::equal(
+        WHAT_SETGROUPS,
+        "deny",
+        proc_file(pid, "setgroups"),
+    ));
+    out.push(Observation::equal(
+        "/proc/PID/status Uid and Gid (the ids the host sees)",
+        format!("{UID} {UID} {UID} {UID} / {GID} {GID} {GID} {GID}"),
+        format!(
+            "{} / {}",
+            status_field(pid, "Uid"),
+            status_field(pid, "Gid")
+        ),
+    ));
+    // Every capability this kernel knows, 0 to cap_last_cap.
+    let last = u32::from(crate::security::caps::last_cap());
+    let full = crate::security::caps::status_hex(u64::MAX >> (63 - last.min(63)));
+    out.push(Observation::equal(
+        WHAT_CAPS,
+        full,
+        status_field(pid, "CapEff"),
+    ));
+    out
+}
+
+fn map_observation(what: &str, expected: &str, actual: String, kind: &str) -> Observation {
+    let ok = actual == expected;
+    let actual = match actual.as_str() {
+        "(empty)" => format!(
+            "(empty): no {kind} is mapped, so every {kind} reads as 65534 (the overflow id) inside"
+        ),
+        "0 0 4294967295" => format!("0 0 4294967295: the host's own {kind} map, no new namespace"),
+        _ => actual,
+    };
+    Observation::judged(what, expected, actual, ok)
+}
