@@ -119,7 +119,7 @@ fn refused_likely(output: &std::process::Output) -> &'static str {
     if stderr.contains("UTS namespace") {
         NO_UTS
     } else if stderr.contains("config.json") {
-        "the runtime could not use config.json: a field has another name or shape than the runtime-spec's (its error is above)"
+        "the runtime refused config.json: the field its error names has another name, shape or value than the runtime-spec asks for"
     } else {
         "the runtime refused the bundle: its error is on the line above"
     }

@@ -73,7 +73,8 @@ pub(crate) const READY: &str = "WORKSHOP_READY";
 /// prints the line [`READY`], `observe` is called with its pid while it is still alive (the
 /// command then waits for its stdin to close); then stdin is closed and the run completes.
 /// `observe` is not called when the program exits without printing it, nor when `ready` is
-/// empty (stdin is closed at once then).
+/// empty (stdin is closed at once then). RUST_BACKTRACE is removed from the program's
+/// environment: a failed run is reported by its error's last line, not a backtrace's.
 pub(crate) fn run_observed<T>(
     cmd: &mut Command,
     limit: Duration,
@@ -81,6 +82,7 @@ pub(crate) fn run_observed<T>(
     observe: impl FnOnce(u32) -> T,
 ) -> Result<(Output, Option<T>)> {
     let mut child = cmd
+        .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
