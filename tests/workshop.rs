@@ -2,11 +2,13 @@
 //! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
 //! printed (lessons 1, 2, 3, 10), unshare(1) or nsenter(1) in place of the system calls
 //! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
-//! from a fixed list (lesson 7), a trusted manifest (lesson 12) and a volume bind-mounted
-//! after pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups
-//! "deny" or no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a
-//! killing seccomp filter or one without no_new_privs (lesson 17) and a bundle without a UTS
-//! namespace or a read-only root (lesson 18) must fail, the solutions must pass. (`workshop verify`, run by scripts/test, covers every lesson.)
+//! from a fixed list (lesson 7), a trusted manifest (lesson 12), a volume bind-mounted after
+//! pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups "deny" or
+//! no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a killing
+//! seccomp filter or one without no_new_privs (lesson 17) and a bundle without a UTS namespace
+//! or a read-only root (lesson 18) must fail, the solutions must pass. Every known-wrong answer
+//! fails with its own misunderstanding named, and hints come one step at a time.
+//! (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
 
@@ -19,14 +21,19 @@ fn workshop(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The report's lines for the observation named `what`: its mark, expected and actual.
+/// The report's lines for the observation named `what`: its mark, expected and actual, and
+/// the likely misunderstanding when one is printed under them.
 fn observation(report: &str, what: &str) -> String {
     let lines: Vec<&str> = report.lines().collect();
     let at = lines
         .iter()
         .position(|l| l.contains(what))
         .unwrap_or_else(|| panic!("no {what:?} in:\n{report}"));
-    lines[at..(at + 3).min(lines.len())].join("\n")
+    let likely = lines
+        .get(at + 3)
+        .is_some_and(|l| l.trim_start().starts_with("likely:"));
+    let end = at + if likely { 4 } else { 3 };
+    lines[at..end.min(lines.len())].join("\n")
 }
 
 const FROM_HOST: &str = "the command's mount namespace, seen from the host";
@@ -253,6 +260,88 @@ fn a_run_step_that_tars_the_whole_rootfs_or_drops_whiteouts_fails_lesson_14() {
     );
 }
 
+#[test]
+fn every_known_wrong_answer_fails_naming_its_misunderstanding_and_only_the_first_hint() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = minidock::workshop::lessons_dir();
+    let lessons = minidock::workshop::load_manifest(&dir).unwrap();
+    let mut checked = 0;
+    let mut wrong_reasons = Vec::new();
+    for lesson in &lessons {
+        for wrong in &lesson.wrong {
+            let name = std::path::Path::new(&wrong.file)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let id = lesson.id.to_string();
+            let out = workshop(&["check", &id, "--wrong", &name]);
+            let report = common::text(&out.stdout);
+            let context = format!(
+                "lesson {id} --wrong {name}:\n{report}{}",
+                common::text(&out.stderr)
+            );
+            checked += 1;
+            // The explanation sits on a failed observation's "likely:" line, and only the
+            // first hint step is shown, with the way to the next.
+            let named = !wrong.misunderstanding.is_empty()
+                && report.lines().any(|l| {
+                    l.trim_start().starts_with("likely:") && l.contains(&wrong.misunderstanding)
+                });
+            let first_hint = format!(
+                "hint 1 of {} (the idea): {}",
+                lesson.hints.len(),
+                lesson.hints[0]
+            );
+            let hints_ok = report.contains(&first_hint)
+                && report.contains(&format!("workshop hint {id} 2"))
+                && !report.contains(&lesson.hints[1]);
+            if out.status.code() != Some(1) || !named || !hints_ok {
+                wrong_reasons.push(format!(
+                    "expected exit 1, a likely: line with {:?} and only hint 1 in {context}",
+                    wrong.misunderstanding
+                ));
+            }
+        }
+    }
+    assert!(wrong_reasons.is_empty(), "{}", wrong_reasons.join("\n\n"));
+    assert!(checked >= 34, "{checked} known-wrong answers checked");
+}
+
+#[test]
+fn hints_come_in_steps_from_the_idea_to_the_order() {
+    let dir = minidock::workshop::lessons_dir();
+    let lessons = minidock::workshop::load_manifest(&dir).unwrap();
+    let lesson = lessons.iter().find(|l| l.id == 3).unwrap();
+    let first = workshop(&["hint", "3"]);
+    assert!(first.status.success(), "{first:?}");
+    let text = common::text(&first.stdout);
+    assert_eq!(
+        text,
+        format!(
+            "hint 1 of 4 (the idea): {}\n(next step: workshop hint 3 2)\n",
+            lesson.hints[0]
+        )
+    );
+    let second = common::text(&workshop(&["hint", "3", "2"]).stdout);
+    assert!(
+        second.starts_with(&format!("hint 2 of 4 (the call): {}", lesson.hints[1])),
+        "{second}"
+    );
+    let last = common::text(&workshop(&["hint", "3", "4"]).stdout);
+    assert!(last.contains("workshop solution 3"), "{last}");
+    let all = common::text(&workshop(&["hint", "3", "--all"]).stdout);
+    assert_eq!(all.matches("hint ").count(), 4 + 3, "{all}");
+    let beyond = workshop(&["hint", "3", "5"]);
+    assert!(!beyond.status.success());
+    assert!(
+        common::text(&beyond.stderr).contains("hints 1 to 4"),
+        "{beyond:?}"
+    );
+}
+
 /// Checks `lesson`'s solution: it must pass, and each observation in `passing` with it.
 fn solution_passes(lesson: &str, passing: &[&str]) {
     let solution = workshop(&["check", lesson, "--solution"]);
@@ -276,7 +365,7 @@ fn a_gid_map_before_setgroups_deny_or_no_gid_map_fails_lesson_15() {
     fails_on(
         "15",
         "gid-map-first",
-        "the likely misunderstanding",
+        "the program runs the command as an ordinary user",
         "write \"deny\" to /proc/self/setgroups first",
     );
     let report = fails_on("15", "uid-map-only", "/proc/PID/gid_map", "(empty)");
@@ -319,7 +408,7 @@ fn a_killing_filter_or_one_without_no_new_privs_fails_lesson_17() {
     fails_on(
         "17",
         "no-new-privs",
-        "the likely misunderstanding",
+        "the program runs the command as an ordinary user",
         "set no_new_privs first",
     );
     solution_passes(

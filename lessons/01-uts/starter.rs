@@ -19,11 +19,11 @@ fn main() -> Result<()> {
         .context("usage: lesson01 HOSTNAME CMD [ARGS...]")?;
     let (program, program_args) = cmd.split_first().context("no command given")?;
 
-    // TODO 1: move this process into a new UTS namespace.
-    //         Hint: nix::sched::unshare with CloneFlags::CLONE_NEWUTS.
-    //         Careful: without TODO 1, TODO 2 renames the host itself!
+    // TODO 1: give this process a hostname of its own, one the host never sees: where does
+    //         the kernel keep a hostname, and how does a process get a copy of its own?
+    //         (README.md, "The idea"; stuck: `workshop hint 1`.)
 
-    // TODO 2: set the hostname to `hostname` (nix::unistd::sethostname).
+    // TODO 2: name it `hostname`. Careful: without TODO 1, this renames the host itself.
     let _ = hostname;
 
     // exec replaces this process with CMD; it returns only on failure.

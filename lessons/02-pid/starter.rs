@@ -17,15 +17,15 @@ fn main() -> Result<()> {
     let cmd: Vec<String> = std::env::args().skip(1).collect();
     let (program, program_args) = cmd.split_first().context("usage: lesson02 CMD [ARGS...]")?;
 
-    // TODO 1: unshare a new PID namespace AND a new mount namespace (for /proc).
-    //         unshare(CLONE_NEWPID) does not move the caller: its NEXT child is PID 1.
+    // TODO 1: arrange that the child forked below is PID 1 of a process tree of its own, and
+    //         that its mounts can differ from the host's. Which process does that move: this
+    //         one, or the one forked next? (README.md; stuck: `workshop hint 2`.)
 
     // SAFETY: this program is single-threaded.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // TODO 2: make every mount private (mount "/" with MS_REC | MS_PRIVATE), or your
-            //         /proc mount would propagate to the host.
-            // TODO 3: mount a fresh proc filesystem on /proc.
+            // TODO 2: make sure no mount made from here on reaches the host.
+            // TODO 3: give the command a /proc that lists its own process tree, not the host's.
             let err = Command::new(program).args(program_args).exec();
             eprintln!("exec {program}: {err}");
             std::process::exit(127);

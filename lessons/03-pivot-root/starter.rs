@@ -19,12 +19,15 @@ fn main() -> Result<()> {
         .context("usage: lesson03 ROOTFS CMD [ARGS...]")?;
     let (program, program_args) = cmd.split_first().context("no command given")?;
 
-    // TODO 1: unshare a new mount namespace, and make every mount in it private
-    //         (mount "/" with MS_REC | MS_PRIVATE).
-    // TODO 2: bind-mount `rootfs` onto itself: pivot_root needs the new root to be a mount.
-    // TODO 3: chdir into the rootfs and call pivot_root(".", ".").
-    // TODO 4: detach the old root, now stacked on "/": umount2(".", MNT_DETACH); chdir("/").
-    // TODO 5: mount a fresh proc filesystem on /proc.
+    // TODO 1: give this process a mount table of its own, from which nothing propagates back
+    //         to the host.
+    // TODO 2: make `rootfs` the root of that mount table: not only where paths start (a
+    //         chroot does that much), but the mount at `/`. The kernel's way of swapping
+    //         roots wants the new root to be a mount point of its own.
+    // TODO 3: the host's old root must not stay mounted anywhere in this mount table: the
+    //         checker reads the table from the host, where nothing is hidden.
+    // TODO 4: give the command a /proc of its own inside the new root.
+    // (README.md; stuck: `workshop hint 3`.)
     let _ = rootfs;
 
     let err = Command::new(program).args(program_args).exec();

@@ -35,20 +35,19 @@ fn main() -> Result<()> {
         .context("usage: lesson04 CGROUP_DIR")?
         .into();
 
-    // TODO 1: create the cgroup: one mkdir (std::fs::create_dir). The kernel fills the new
-    //         directory with the controller's files.
+    // TODO 1: create the cgroup CGROUP_DIR. (A cgroup is a directory: what does the kernel
+    //         put in a new one?)
 
-    // TODO 2: set the limit. Write LIMIT (as text) into memory.max on v2 or
-    //         memory.limit_in_bytes on v1 (`is_cgroup2` tells you which). Then forbid swap,
-    //         if the host has the file: memory.swap.max = "0" on v2,
-    //         memory.memsw.limit_in_bytes = LIMIT on v1 (memory plus swap).
+    // TODO 2: limit its memory to LIMIT bytes, and forbid swap beyond it where the host
+    //         accounts swap (the table above; `is_cgroup2` tells the version).
+    //         (README.md; stuck: `workshop hint 4`.)
     let _ = (LIMIT, is_cgroup2(&dir));
 
     // SAFETY: this program is single-threaded.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // TODO 3: move this child into the cgroup BEFORE the hog starts: write its pid
-            //         (std::process::id()) into CGROUP_DIR/cgroup.procs.
+            // TODO 3: make the hog's memory count against the limit. Which processes does a
+            //         limit hold, and when is memory charged?
             hog();
             std::process::exit(0);
         }

@@ -32,16 +32,16 @@ fn main() -> Result<()> {
         .context("usage: lesson05 CGROUP_DIR")?
         .into();
 
-    // TODO 1: create the cgroup directory (std::fs::create_dir).
+    // TODO 1: create the cgroup CGROUP_DIR.
 
-    // TODO 2: write MAX_TASKS (as text) into CGROUP_DIR/pids.max.
+    // TODO 2: allow it at most MAX_TASKS tasks. (README.md; stuck: `workshop hint 5`.)
     let _ = (&dir, MAX_TASKS);
 
     // SAFETY: this program is single-threaded.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // TODO 3: move this child into the cgroup before the bomb goes off: write its pid
-            //         (std::process::id()) into CGROUP_DIR/cgroup.procs.
+            // TODO 3: make the limit hold the bomb and every process it makes, and nothing
+            //         else on the machine.
             bomb();
             std::process::exit(0);
         }

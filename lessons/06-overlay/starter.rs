@@ -24,20 +24,17 @@ fn main() -> Result<()> {
         anyhow::bail!("usage: lesson06 LOWER UPPER WORK MERGED");
     };
 
-    // TODO 1: mount the overlay. It is mount(2) with the filesystem type "overlay", no flags,
-    //         and the layers in the data string:
-    //             "lowerdir=LOWER,upperdir=UPPER,workdir=WORK"
-    //         nix::mount::mount(Some("overlay"), merged, Some("overlay"),
-    //                           nix::mount::MsFlags::empty(), Some(data.as_str()))
+    // TODO 1: make MERGED show LOWER and UPPER as one filesystem: LOWER read-only, every
+    //         change landing in UPPER, WORK the kernel's scratch space. Nothing may be copied
+    //         by this program. (README.md; stuck: `workshop hint 6`.)
     let _ = (lower, upper, work);
 
     // Given: the container edits a file of the image.
     std::fs::write(merged.join("hello.txt"), NEW_TEXT)
         .with_context(|| format!("writing {}", merged.join("hello.txt").display()))?;
 
-    // TODO 2: prove copy-up. Print what UPPER/hello.txt and LOWER/hello.txt contain: the new
-    //         text landed in the upper layer, and the lower layer still has the original.
-    //         (Before TODO 1 is done, MERGED is a plain directory and UPPER stays empty.)
+    // TODO 2: show where the new text went: print what UPPER/hello.txt and LOWER/hello.txt
+    //         hold. (Before TODO 1 is done, MERGED is a plain directory and UPPER stays empty.)
     println!("wrote {}", merged.join("hello.txt").display());
     Ok(())
 }

@@ -23,12 +23,13 @@ fn main() -> Result<()> {
     };
     mount_overlay(lower, upper, work, merged)?;
 
-    // TODO 1: delete old.txt through the overlay (std::fs::remove_file on MERGED/old.txt).
-    //         It is in the lower layer, which never changes: look at what appears in UPPER.
+    // TODO 1: delete old.txt, as a program in the container would. It is in the lower layer,
+    //         which never changes: look at what appears in UPPER (`ls -l UPPER`).
 
-    // TODO 2: replace the directory `cache`: remove it with everything in it
-    //         (std::fs::remove_dir_all), create it again, and write MERGED/cache/fresh.txt.
-    //         Then look at UPPER/cache's xattrs: `getfattr -d -m - UPPER/cache`.
+    // TODO 2: replace the directory `cache`, as a program in the container would: remove it
+    //         with everything in it, make it again, and write fresh.txt in it. Then look at
+    //         UPPER/cache's extended attributes: `getfattr -d -m - UPPER/cache`.
+    //         (README.md; stuck: `workshop hint 7`.)
 
     nix::mount::umount(merged.as_path()).context("umount")?;
 
@@ -49,13 +50,12 @@ fn write_dir(out: &mut File, dir: &Path, prefix: &str) -> Result<()> {
         let meta = fs::symlink_metadata(&path)?;
         let entry = format!("{prefix}{name}");
         let mode = meta.mode() & 0o7777;
-        // TODO 3: a whiteout (a character device with rdev 0: meta.file_type().is_char_device()
-        //         with std::os::unix::fs::FileTypeExt, and meta.rdev() == 0) must become an
-        //         empty regular file named `.wh.NAME` in the same directory.
+        // TODO 3: the kernel's record of a deletion (what TODO 1 left in UPPER) must reach the
+        //         layer in the image-spec's spelling (layer.md, "Whiteouts"), not as is.
         if meta.is_dir() {
             append(out, &format!("{entry}/"), DIR, mode, &[])?;
-            // TODO 4: if this directory is opaque (xattr(&path, "trusted.overlay.opaque") is
-            //         Some(b"y")), also write an empty regular file `ENTRY/.wh..wh..opq`.
+            // TODO 4: a directory the kernel marked opaque (what TODO 2 left on UPPER/cache)
+            //         must be opaque in the layer too, in the image-spec's spelling.
             write_dir(out, &path, &format!("{entry}/"))?;
         } else if meta.is_file() {
             append(out, &entry, REGULAR, mode, &fs::read(&path)?)?;

@@ -9,10 +9,9 @@
 //! - end `veth-a` inside PID_A's namespace, address 10.0.0.1/24, up;
 //! - end `veth-b` inside PID_B's namespace, address 10.0.0.2/24, up.
 //!
-//! Then each side can ping the other. `ip` does the talking to the kernel (it sends netlink
-//! messages; minidock sends the same ones itself, see src/net/netlink.rs). `ip` acts on the
-//! namespace of the process that runs it, so to configure an end you first enter its
-//! namespace with setns(2), and come back afterwards through a descriptor of your own.
+//! Then each side can ping the other. The given `ip` helper does the talking to the kernel (it
+//! sends netlink messages; minidock sends the same ones itself, see src/net/netlink.rs), in the
+//! network namespace of the process that runs it.
 //! Read: book chapter "Networking", and the man pages veth(4), setns(2), network_namespaces(7).
 //!
 //! Check your work: `workshop check 8` (as root).
@@ -27,20 +26,16 @@ fn main() -> Result<()> {
         bail!("usage: lesson08 PID_A PID_B");
     };
 
-    // TODO 1: create the pair with each end made directly in its namespace, in one command:
-    //         ip link add veth-a netns PID_A type veth peer name veth-b netns PID_B
-    //         (`netns PID` means "the network namespace of process PID").
+    // TODO 1: make the cable: end veth-a in PID_A's network namespace, end veth-b in PID_B's.
+    //         (README.md; stuck: `workshop hint 8`.)
     let _ = (pid_a, pid_b);
 
     // A way back: this process's own network namespace, opened before leaving it.
     let home = File::open("/proc/self/ns/net").context("opening our own netns")?;
 
-    // TODO 2: for each end: enter its namespace
-    //             nix::sched::setns(File::open(format!("/proc/{pid}/ns/net"))?, CloneFlags::CLONE_NEWNET)
-    //         then give the end its address and bring it up:
-    //             ip addr add 10.0.0.1/24 dev veth-a
-    //             ip link set veth-a up
-    //         and return home: setns(&home, CloneFlags::CLONE_NEWNET).
+    // TODO 2: configure each end where it lives: 10.0.0.1/24 on veth-a, 10.0.0.2/24 on
+    //         veth-b, both up. `ip` acts on the namespace of the process that runs it; come
+    //         back through `home` when done.
     let _ = &home;
 
     println!("lesson08: nothing connected yet (see the TODOs)");

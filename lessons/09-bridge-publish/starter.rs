@@ -9,15 +9,9 @@
 //! 2. a veth pair: `veth0` on the host, attached to br0 and up; `eth0` made directly in the
 //!    container's namespace;
 //! 3. inside the container: eth0 10.0.0.2/24 and up, `lo` up, default route via 10.0.0.1;
-//! 4. publish host port 8080 to the container's port 80, for connections from the host
-//!    itself to 127.0.0.1:8080:
-//!    - DNAT in the nat table's OUTPUT chain (packets the host sends), only for local
-//!      destinations (`-m addrtype --dst-type LOCAL`), to 10.0.0.2:80;
-//!    - `net.ipv4.conf.br0.route_localnet = 1`: after DNAT the packet still comes from
-//!      127.0.0.1, and the kernel refuses to route loopback addresses out of a real link
-//!      unless this is set;
-//!    - MASQUERADE in POSTROUTING for sources in 127.0.0.0/8 leaving through br0, so the
-//!      container sees (and answers) 10.0.0.1 instead of its own 127.0.0.1.
+//! 4. publish host port 8080 to the container's port 80, for connections the host itself
+//!    makes to 127.0.0.1:8080. README.md explains which path such a packet takes through the
+//!    nat table, and what else it needs once it is rewritten.
 //!
 //! The checker then starts an HTTP server on port 80 in the container and fetches
 //! http://127.0.0.1:8080/ from the host.
@@ -36,25 +30,19 @@ fn main() -> Result<()> {
         bail!("usage: lesson09 PID");
     };
 
-    // TODO 1: the bridge: ip link add br0 type bridge; ip addr add 10.0.0.1/24 dev br0;
-    //         ip link set br0 up.
+    // TODO 1: point 1 above: the containers' switch and gateway.
 
-    // TODO 2: the veth pair, the container's end made in its namespace:
-    //         ip link add veth0 type veth peer name eth0 netns PID
-    //         then attach the host end and bring it up: ip link set veth0 master br0 up
+    // TODO 2: point 2 above: the container's cable, one end on the switch.
     let _ = pid;
 
-    // TODO 3: inside the container (setns into /proc/PID/ns/net, as in lesson 08, then come
-    //         back through `home`): ip addr add 10.0.0.2/24 dev eth0; ip link set eth0 up;
-    //         ip link set lo up; ip route add default via 10.0.0.1
+    // TODO 3: point 3 above, configured from inside the container's namespace as in lesson 08
+    //         (come back through `home`).
     let home = File::open("/proc/self/ns/net").context("opening our own netns")?;
     let _ = &home;
 
-    // TODO 4: publish 8080 -> 10.0.0.2:80 for the host itself:
-    //         write_sysctl("net/ipv4/conf/br0/route_localnet", "1")
-    //         iptables -t nat -A OUTPUT -p tcp --dport 8080 -m addrtype --dst-type LOCAL
-    //                  -j DNAT --to-destination 10.0.0.2:80
-    //         iptables -t nat -A POSTROUTING -s 127.0.0.0/8 -o br0 -j MASQUERADE
+    // TODO 4: point 4 above: 127.0.0.1:8080 on the host reaches port 80 in the container.
+    //         Which path does a packet the host sends to itself take through the nat table?
+    //         (README.md; stuck: `workshop hint 9`.)
 
     println!("lesson09: no network built yet (see the TODOs)");
     Ok(())

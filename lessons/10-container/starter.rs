@@ -23,16 +23,17 @@ fn main() -> Result<()> {
     let (program, program_args) = cmd.split_first().context("no command given")?;
     let _ = (rootfs, cgroup_dir);
 
-    // TODO 1: unshare the UTS, PID, mount, IPC and network namespaces (one unshare call).
+    // TODO 1: arrange that the child forked below starts as PID 1 in new UTS, PID, mount, IPC
+    //         and network namespaces. (README.md; stuck: `workshop hint 10`.)
 
     // SAFETY: this program is single-threaded.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // TODO 2: join the cgroup: write "0" (meaning "me") to CGROUP_DIR/cgroup.procs.
-            // TODO 3: set the hostname to "lesson10".
-            // TODO 4: make / private, bind ROOTFS onto itself, chdir into it,
-            //         pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/").
-            // TODO 5: mount a fresh proc on /proc.
+            // TODO 2: put this child into the cgroup CGROUP_DIR, before all else it does.
+            // TODO 3: give it the hostname "lesson10".
+            // TODO 4: make ROOTFS its root as in lesson 03: no mount reaching the host, and
+            //         the old root gone from its mount table.
+            // TODO 5: give it a /proc of its own.
             let err = Command::new(program).args(program_args).exec();
             eprintln!("exec {program}: {err}");
             std::process::exit(127);

@@ -4,8 +4,8 @@
 //!
 //! Run CMD inside the container whose main process is PID (a pid as the host sees it): in its
 //! UTS, IPC, network, PID and mount namespaces. Each namespace of a process is a file in
-//! /proc/PID/ns/; setns(2) on an open descriptor of that file moves the caller into it.
-//! Read: book chapter "Namespaces" (how a namespace is identified), setns(2).
+//! /proc/PID/ns/, and joining one takes an open descriptor of that file.
+//! Read: README.md, and book chapter "Namespaces" (how a namespace is identified).
 //!
 //! Check your work: `workshop check 11` (as root).
 
@@ -21,16 +21,18 @@ fn main() -> Result<()> {
     let (program, program_args) = cmd.split_first().context("no command given")?;
     let _ = pid;
 
-    // TODO 1: open /proc/PID/ns/{uts,ipc,net,pid,mnt} FIRST (after joining the mount
+    // TODO 1: get hold of the container's UTS, IPC, network, PID and mount namespaces while
+    //         PID still names the container's process here (inside the container's mount
     //         namespace, /proc is the container's and PID means nothing there).
-    // TODO 2: setns into each (nix::sched::setns with the matching CloneFlags). Join mnt last.
-    //         Joining the PID namespace only affects the children created afterwards:
-    //         that is why we fork below.
+    // TODO 2: move into each of them, the mount namespace last. Only the processes created
+    //         afterwards land in a PID namespace joined this way: that is why we fork below.
+    //         (README.md; stuck: `workshop hint 11`.)
 
     // SAFETY: this program is single-threaded.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // TODO 3: chdir("/"): the old working directory belongs to the host's filesystem.
+            // TODO 3: start in the container's root directory: the old working directory
+            //         belongs to the host's filesystem.
             let err = Command::new(program).args(program_args).exec();
             eprintln!("exec {program}: {err}");
             std::process::exit(127);

@@ -104,14 +104,14 @@ fn main() -> Result<()> {
     let _ = (addr, repository, tag, &outdir, OCI_MANIFEST);
     let _ = (http_get, sha256_digest, config_digest);
 
-    // TODO 1: GET /v2/{repository}/manifests/{tag}, accepting OCI_MANIFEST. Insist on status
-    //         200.
-    // TODO 2: the manifest's digest is the sha256 of its bytes, exactly as received. Compare
-    //         it with the Docker-Content-Digest header; bail! if they differ.
-    // TODO 3: GET /v2/{repository}/blobs/{config_digest(manifest)} and check that its bytes
-    //         hash to that digest. Trust nothing: bail! on a mismatch, before writing.
+    // TODO 1: fetch the manifest of REPOSITORY:TAG as an OCI image manifest (OCI_MANIFEST);
+    //         anything but success is an error.
+    // TODO 2: prove that its bytes are the ones the registry vouches for (the
+    //         Docker-Content-Digest header); stop if they are not.
+    // TODO 3: fetch the config blob the manifest names, and prove that its bytes are what
+    //         that name says; stop before writing anything if they are not.
     // TODO 4: write OUTDIR/manifest.json and OUTDIR/config.json, and print
-    //         "verified {manifest digest}".
+    //         "verified {manifest digest}". (README.md; stuck: `workshop hint 12`.)
     println!("TODO: fetch the manifest and the config, and verify them");
     Ok(())
 }

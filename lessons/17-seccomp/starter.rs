@@ -6,7 +6,7 @@
 //! creating a directory fails with "Operation not permitted" while every other system call
 //! works as before, for CMD and everything it starts: what Docker's seccomp profile does to
 //! keyctl, mount or unshare.
-//! Read: book chapter "Security defaults", seccomp(2), prctl(2) (PR_SET_NO_NEW_PRIVS).
+//! Read: book chapter "Security defaults", seccomp(2), prctl(2).
 //!
 //! Check your work: `workshop check 17` (as root: the checker switches to the ordinary user).
 

@@ -29,8 +29,16 @@ enum Command {
         #[arg(long, value_name = "NAME", conflicts_with = "solution")]
         wrong: Option<String>,
     },
-    /// Show the hints for lesson N.
-    Hint { lesson: u32 },
+    /// Show hint STEP of lesson N (default 1): the idea, then the call, then its flags and
+    /// arguments, then the order.
+    Hint {
+        lesson: u32,
+        /// Which step (1 is the gentlest).
+        step: Option<usize>,
+        /// Show every step at once.
+        #[arg(long, conflicts_with = "step")]
+        all: bool,
+    },
     /// Print the reference solution of lesson N.
     Solution { lesson: u32 },
     /// For every lesson: the starter must fail its check and the solution must pass (CI).
@@ -65,10 +73,16 @@ fn main() -> ExitCode {
             print!("{}", report.render());
             Ok(if report.passed() { 0 } else { 1 })
         }
-        Command::Hint { lesson } => {
+        Command::Hint { lesson, step, all } => {
             let lesson = workshop::find_lesson(&dir, lesson)?;
-            for (i, hint) in lesson.hints.iter().enumerate() {
-                println!("hint {}: {hint}", i + 1);
+            let steps = if all {
+                1..=lesson.hints.len()
+            } else {
+                let step = step.unwrap_or(1);
+                step..=step
+            };
+            for step in steps {
+                println!("{}", workshop::hint(&lesson, step)?);
             }
             Ok(0)
         }

@@ -7,7 +7,12 @@
 //! binary, runs it in a throwaway environment, and compares what the kernel shows (hostname,
 //! PID 1, mounts, cgroup files, links, upper-dir contents) with what the lesson asks for.
 //! Each lesson also lists known-wrong answers (`lessons/NN/wrong/*.rs`): the shortcuts a learner
-//! would try, which `workshop verify` proves the check fails.
+//! would try, which `workshop verify` proves the check fails, each with the misunderstanding
+//! behind it named in the failure output.
+//!
+//! Hints come in steps (`workshop hint N [STEP]`): the idea, then the call, then its flags and
+//! arguments, then the order of the steps; a failed check prints only the first
+//! ([`HINT_STEPS`], `lessons/README.md`).
 
 mod checks;
 mod observe;
@@ -33,6 +38,8 @@ pub struct Lesson {
     pub solution: String,
     /// The book chapter that teaches it, e.g. "2 Namespaces".
     pub chapter: String,
+    /// The hints in steps, gentlest first: [`HINT_STEPS`] names what each step gives. At least
+    /// three.
     pub hints: Vec<String>,
     /// The shortcuts a learner would try; each must fail the check.
     pub wrong: Vec<WrongAnswer>,
@@ -48,6 +55,41 @@ pub struct WrongAnswer {
     pub file: String,
     /// The shortcut it takes, in a few words.
     pub shortcut: String,
+    /// Words the check's failure output holds for this answer: the misunderstanding it names
+    /// (an [`Observation::likely`] text, or part of one). `workshop verify` requires them.
+    #[serde(default)]
+    pub misunderstanding: String,
+}
+
+/// What each step of a lesson's hints gives, by position: step 1 the idea (no call named),
+/// step 2 the system call (or request) that does it, step 3 its flags and arguments, step 4
+/// and later the order the steps go in or a detail that trips learners up.
+pub const HINT_STEPS: [&str; 4] = [
+    "the idea",
+    "the call",
+    "the flags and arguments",
+    "the order",
+];
+
+/// Hint `step` (1-based) of `lesson`, headed by what it gives, and how to get the next one.
+/// Errors: a step beyond the lesson's hints, or 0.
+pub fn hint(lesson: &Lesson, step: usize) -> Result<String> {
+    let total = lesson.hints.len();
+    let Some(text) = step.checked_sub(1).and_then(|i| lesson.hints.get(i)) else {
+        bail!("lesson {} has hints 1 to {total}, not {step}", lesson.id);
+    };
+    let about = HINT_STEPS.get(step - 1).unwrap_or(&"more");
+    let next = if step < total {
+        format!("next step: workshop hint {} {}", lesson.id, step + 1)
+    } else {
+        format!(
+            "that was the last step; the reference: workshop solution {}",
+            lesson.id
+        )
+    };
+    Ok(format!(
+        "hint {step} of {total} ({about}): {text}\n({next})"
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +114,9 @@ pub struct Observation {
     pub expected: String,
     pub actual: String,
     pub ok: bool,
+    /// The likely misunderstanding behind a failure, printed under expected and actual when
+    /// the observation fails.
+    pub likely: Option<String>,
 }
 
 impl Observation {
@@ -83,6 +128,7 @@ impl Observation {
             what: what.into(),
             expected,
             actual,
+            likely: None,
         }
     }
 
@@ -98,7 +144,14 @@ impl Observation {
             expected: expected.into(),
             actual: actual.into(),
             ok,
+            likely: None,
         }
+    }
+
+    /// The same observation, naming the misunderstanding that most likely makes it fail.
+    pub fn likely(mut self, misunderstanding: impl Into<String>) -> Self {
+        self.likely = Some(misunderstanding.into());
+        self
     }
 }
 
@@ -114,7 +167,8 @@ impl Report {
         !self.observations.is_empty() && self.observations.iter().all(|o| o.ok)
     }
 
-    /// Expected next to what happened, one line each, and the first hint on failure.
+    /// Expected next to what happened, one line each, with the likely misunderstanding under
+    /// each failed observation, and on failure the first hint step only.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "lesson {:02}: {}", self.lesson.id, self.lesson.title);
@@ -125,17 +179,23 @@ impl Report {
                 "  {mark} {}\n      expected: {}\n      actual:   {}",
                 o.what, o.expected, o.actual
             );
+            if let Some(likely) = o.likely.as_ref().filter(|_| !o.ok) {
+                let _ = writeln!(out, "      likely:   {likely}");
+            }
         }
         if self.passed() {
             let _ = writeln!(out, "PASS");
         } else {
-            if let Some(hint) = self.lesson.hints.first() {
-                let _ = writeln!(out, "hint: {hint}");
+            if let Ok(first) = hint(&self.lesson, 1) {
+                let _ = writeln!(out, "{first}");
             }
             let _ = writeln!(
                 out,
-                "FAIL (more help: workshop hint {}; book: {})",
-                self.lesson.id, self.lesson.chapter
+                "FAIL (book: {}; lessons/{})",
+                self.lesson.chapter,
+                Path::new(&self.lesson.starter)
+                    .parent()
+                    .map_or_else(String::new, |d| format!("{}/README.md", d.display()))
             );
         }
         out
@@ -225,8 +285,20 @@ pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
     })
 }
 
+/// Whether a known-wrong answer's failure output names its misunderstanding (true for the
+/// starter and the solution, and for a wrong answer whose manifest entry names none).
+fn names_misunderstanding(lesson: &Lesson, variant: Variant, report: &Report) -> bool {
+    let Variant::Wrong(i) = variant else {
+        return true;
+    };
+    lesson
+        .wrong
+        .get(i)
+        .is_none_or(|w| report.render().contains(w.misunderstanding.as_str()))
+}
+
 /// The CI invariant, as rustlings has it: every starter fails its check, every known-wrong
-/// answer fails it too, and every solution passes. Returns one line per lesson, and an error
+/// answer fails it too and names its misunderstanding, and every solution passes. Returns one line per lesson, and an error
 /// naming the lessons that break it.
 pub fn verify(dir: &Path) -> Result<Vec<String>> {
     let mut lines = Vec::new();
@@ -247,12 +319,16 @@ pub fn verify(dir: &Path) -> Result<Vec<String>> {
             let result = check(dir, &lesson, variant);
             // A starter or wrong answer that cannot even build or run is broken too: the
             // learner must see the checker's explanation, not a crash.
-            let good = matches!(&result, Ok(report) if report.passed() == must_pass);
-            let word = match (must_pass, good) {
-                (true, true) => "passes (good)",
-                (true, false) => "DOES NOT PASS",
-                (false, true) => "fails (good)",
-                (false, false) => "DOES NOT FAIL CLEANLY",
+            let as_asked = matches!(&result, Ok(report) if report.passed() == must_pass);
+            let named =
+                matches!(&result, Ok(report) if names_misunderstanding(&lesson, variant, report));
+            let good = as_asked && named;
+            let word = match (must_pass, as_asked, named) {
+                (true, true, _) => "passes (good)",
+                (true, false, _) => "DOES NOT PASS",
+                (false, true, true) => "fails (good)",
+                (false, true, false) => "FAILS WITHOUT NAMING ITS MISUNDERSTANDING",
+                (false, false, _) => "DOES NOT FAIL CLEANLY",
             };
             verdicts.push(format!("{name} {word}"));
             if !good {
@@ -300,7 +376,11 @@ mod tests {
         for lesson in &lessons {
             assert!(dir.join(&lesson.starter).is_file(), "{}", lesson.starter);
             assert!(dir.join(&lesson.solution).is_file(), "{}", lesson.solution);
-            assert!(!lesson.hints.is_empty(), "lesson {} has no hint", lesson.id);
+            assert!(
+                lesson.hints.len() >= 3,
+                "lesson {} needs hints in at least three steps (the idea, the call, the flags)",
+                lesson.id
+            );
             assert!(
                 !lesson.wrong.is_empty(),
                 "lesson {} has no known-wrong answer",
@@ -308,6 +388,11 @@ mod tests {
             );
             for wrong in &lesson.wrong {
                 assert!(dir.join(&wrong.file).is_file(), "{}", wrong.file);
+                assert!(
+                    !wrong.misunderstanding.trim().is_empty(),
+                    "{}: name the misunderstanding its failure shows",
+                    wrong.file
+                );
             }
             assert!(
                 checks::has_check(lesson.id),
@@ -326,7 +411,11 @@ mod tests {
             starter: "s".into(),
             solution: "s".into(),
             chapter: "2 Namespaces".into(),
-            hints: vec!["try unshare".into()],
+            hints: vec![
+                "a namespace of its own".into(),
+                "try unshare".into(),
+                "CLONE_NEWUTS".into(),
+            ],
             wrong: Vec::new(),
         };
         let mut report = Report {
@@ -334,13 +423,53 @@ mod tests {
             observations: vec![Observation::equal("hostname", "box", "box")],
         };
         assert!(report.passed());
+        report.observations.push(
+            Observation::equal("hostname again", "box", "box").likely("never shown: it passed"),
+        );
+        assert!(!report.render().contains("likely:"), "{}", report.render());
         report
             .observations
-            .push(Observation::equal("pid", "1", "4242"));
+            .push(Observation::equal("pid", "1", "4242").likely("no fork after unshare"));
         assert!(!report.passed());
         let text = report.render();
         assert!(text.contains("expected: 1"));
-        assert!(text.contains("actual:   4242"));
-        assert!(text.contains("hint: try unshare"));
+        assert!(text.contains("actual:   4242\n      likely:   no fork after unshare\n"));
+        assert!(!text.contains("never shown"), "{text}");
+        // Only the first step of the hints, and the way to the next.
+        assert!(
+            text.contains("hint 1 of 3 (the idea): a namespace of its own"),
+            "{text}"
+        );
+        assert!(text.contains("workshop hint 1 2"), "{text}");
+        assert!(!text.contains("try unshare"), "{text}");
+    }
+
+    #[test]
+    fn hints_come_one_step_at_a_time_and_say_what_comes_next() {
+        let lesson = Lesson {
+            id: 7,
+            title: "t".into(),
+            bin: "b".into(),
+            starter: "07-x/starter.rs".into(),
+            solution: "s".into(),
+            chapter: "4 Union filesystems and layers".into(),
+            hints: vec!["idea".into(), "call".into(), "flags".into(), "order".into()],
+            wrong: Vec::new(),
+        };
+        let second = hint(&lesson, 2).unwrap();
+        assert_eq!(
+            second,
+            "hint 2 of 4 (the call): call\n(next step: workshop hint 7 3)"
+        );
+        let last = hint(&lesson, 4).unwrap();
+        assert!(
+            last.starts_with("hint 4 of 4 (the order): order\n"),
+            "{last}"
+        );
+        assert!(last.contains("workshop solution 7"), "{last}");
+        for bad in [0, 5] {
+            let err = hint(&lesson, bad).unwrap_err().to_string();
+            assert!(err.contains("hints 1 to 4"), "{err}");
+        }
     }
 }

@@ -31,7 +31,9 @@ pub fn lesson18_bundle(bin: &Path) -> Result<Vec<Observation>> {
     busybox_rootfs(&bundle.path().join("rootfs"))?;
     let written = super::run_captured(Command::new(bin).arg(bundle.path()), LIMIT)?;
     if let Some(failed) = super::failed_run("the program writes BUNDLE/config.json", &written) {
-        return Ok(vec![failed]);
+        return Ok(vec![failed.likely(
+            "the program failed before config.json was written whole: its error is on the line above",
+        )]);
     }
     let state = bundle.path().join("state");
     let id = format!("workshop-bundle-{}", std::process::id());
@@ -59,33 +61,40 @@ pub fn lesson18_bundle(bin: &Path) -> Result<Vec<Observation>> {
     }
     let (output, seen) = result?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut observations = vec![Observation::judged(
-        "the host's hostname",
-        format!("unchanged ({before:?})"),
-        if after == before {
-            format!("unchanged ({before:?})")
-        } else {
-            format!("renamed to {after:?}: the hostname was set outside a new UTS namespace")
-        },
-        after == before,
-    )];
+    let mut observations = vec![
+        Observation::judged(
+            "the host's hostname",
+            format!("unchanged ({before:?})"),
+            if after == before {
+                format!("unchanged ({before:?})")
+            } else {
+                format!("renamed to {after:?}: the hostname was set outside a new UTS namespace")
+            },
+            after == before,
+        )
+        .likely(NO_UTS),
+    ];
     if !output.status.success() && seen.is_none() {
         observations.push(
             super::failed_run("minidock runtime run --bundle BUNDLE", &output)
+                .map(|failed| failed.likely(refused_likely(&output)))
                 .unwrap_or_else(|| never_ready(WHAT_UTS, HOSTNAME)),
         );
         return Ok(observations);
     }
-    observations.push(Observation::equal(
-        "hostname inside",
-        HOSTNAME,
-        line(&stdout, 0),
-    ));
-    observations.push(Observation::equal(
-        "touch /written inside",
-        "touch: /written: Read-only file system",
-        line(&stdout, 1),
-    ));
+    observations.push(
+        Observation::equal("hostname inside", HOSTNAME, line(&stdout, 0)).likely(
+            "the container kept another name: \"hostname\" in config.json is what --hostname sets",
+        ),
+    );
+    observations.push(
+        Observation::equal(
+            "touch /written inside",
+            "touch: /written: Read-only file system",
+            line(&stdout, 1),
+        )
+        .likely(WRITABLE_ROOT),
+    );
     match seen {
         Some(seen) => observations.extend(seen),
         None => {
@@ -95,6 +104,25 @@ pub fn lesson18_bundle(bin: &Path) -> Result<Vec<Observation>> {
         }
     }
     Ok(observations)
+}
+
+/// The misunderstanding behind a hostname without a UTS namespace of the container's.
+const NO_UTS: &str = "a hostname needs a UTS namespace of its own: without {\"type\": \"uts\"} in linux.namespaces, sethostname would rename the host, and the runtime refuses (as runc does)";
+
+/// The misunderstanding behind a root the container can write to.
+const WRITABLE_ROOT: &str =
+    "the root stays writable unless root.readonly is true: that field is what --read-only sets";
+
+/// What a bundle the runtime refused most likely got wrong, from the runtime's error.
+fn refused_likely(output: &std::process::Output) -> &'static str {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("UTS namespace") {
+        NO_UTS
+    } else if stderr.contains("config.json") {
+        "the runtime refused config.json: the field its error names has another name, shape or value than the runtime-spec asks for"
+    } else {
+        "the runtime refused the bundle: its error is on the line above"
+    }
 }
 
 /// The `minidock` binary beside the running `workshop`.
@@ -143,7 +171,12 @@ fn uts(pid: u32) -> Observation {
         Err(err) => format!("{err:#}"),
     };
     let ok = actual == expected;
-    Observation::judged(WHAT_UTS, expected, actual, ok)
+    let likely = if theirs.is_some() && theirs != own {
+        "the container's UTS namespace has another name: \"hostname\" in config.json is what --hostname sets"
+    } else {
+        "the container runs in the host's UTS namespace: a name of its own needs {\"type\": \"uts\"} in linux.namespaces (a hostname set in the host's would rename the host)"
+    };
+    Observation::judged(WHAT_UTS, expected, actual, ok).likely(likely)
 }
 
 /// The options (mountinfo field 6) of the topmost mount at `/` in the container's namespace.
@@ -163,7 +196,7 @@ fn root_readonly(pid: u32) -> Observation {
         Err(err) => format!("{err:#}"),
     };
     let ok = actual == expected;
-    Observation::judged(WHAT_ROOT, expected, actual, ok)
+    Observation::judged(WHAT_ROOT, expected, actual, ok).likely(WRITABLE_ROOT)
 }
 
 /// The memory and memory+swap limits of the cgroup `pid` is in (`/proc/PID/cgroup`): v1's
@@ -199,7 +232,11 @@ fn memory(pid: u32) -> (Observation, Observation) {
         }
     };
     (
-        Observation::equal(WHAT_MEMORY, MEMORY.to_string(), limit),
-        Observation::equal(WHAT_SWAP, swap_expected.to_string(), swap),
+        Observation::equal(WHAT_MEMORY, MEMORY.to_string(), limit).likely(
+            "the memory cgroup has no 32 MiB limit: linux.resources.memory.limit, in bytes, is what -m sets",
+        ),
+        Observation::equal(WHAT_SWAP, swap_expected.to_string(), swap).likely(
+            "the memory+swap limit is not twice the limit: linux.resources.memory.swap is memory+swap, and Docker sets it to twice -m when -m is given alone",
+        ),
     )
 }

@@ -31,6 +31,10 @@ fn expected_sets() -> [(&'static str, u64); 5] {
     ]
 }
 
+/// The misunderstanding behind a command that still holds CAP_SYS_ADMIN. The kernel shows the
+/// same sets after execve whether effective was cut before it or nothing was dropped at all.
+const STILL_ADMIN: &str = "the bounding set still holds CAP_SYS_ADMIN, and when root executes a program the kernel refills permitted and effective from the bounding set: only what leaves the bounding set stays dropped";
+
 pub fn lesson16_capabilities(bin: &Path) -> Result<Vec<Observation>> {
     super::require_root()?;
     let dir = tempfile::Builder::new()
@@ -71,11 +75,15 @@ pub fn lesson16_capabilities(bin: &Path) -> Result<Vec<Observation>> {
                 format!("{hostname:?}: the command still holds CAP_SYS_ADMIN")
             },
             refused,
-        ),
+        )
+        .likely(STILL_ADMIN),
         Observation::equal(
             "mknod (CAP_MKNOD, which Docker keeps) in the command",
             "mknod-ok",
             line(&stdout, 1),
+        )
+        .likely(
+            "CAP_MKNOD is gone: Docker's set keeps it, so drop only what lies outside Docker's set",
         ),
     ];
     match seen {
@@ -96,15 +104,12 @@ fn observe(pid: u32) -> Vec<Observation> {
             let actual = status_field(pid, field);
             let ok = actual == status_hex(mask);
             let got = crate::security::caps::parse_status_mask(&actual).unwrap_or(0);
+            let extra = mask_names(got & !mask);
+            let missing = mask_names(mask & !got);
             let detail = if ok {
                 actual
             } else {
-                let extra = mask_names(got & !mask);
-                let missing = mask_names(mask & !got);
-                format!(
-                    "{actual} (extra: {extra:?}, missing: {missing:?}){}",
-                    why(field)
-                )
+                format!("{actual} (extra: {extra:?}, missing: {missing:?})")
             };
             Observation::judged(
                 &format!("/proc/PID/status {field}"),
@@ -112,19 +117,26 @@ fn observe(pid: u32) -> Vec<Observation> {
                 detail,
                 ok,
             )
+            .likely(why(field, extra.is_empty()))
         })
         .collect()
 }
 
-/// The likely misunderstanding behind a wrong set.
-fn why(field: &str) -> &'static str {
+/// The likely misunderstanding behind a wrong set: one holding more than it should, or (when
+/// `only_missing`) one missing capabilities Docker keeps.
+fn why(field: &str, only_missing: bool) -> &'static str {
     match field {
+        "CapInh" | "CapAmb" => {
+            "something is passed on: Docker leaves inheritable and ambient empty, so no capability survives execve for a non-root user"
+        }
+        _ if only_missing => {
+            "capabilities Docker keeps were dropped too: drop only those outside Docker's set"
+        }
         "CapBnd" => {
-            "; the bounding set limits what execve gives root: drop from it (PR_CAPBSET_DROP)"
+            "the bounding set still holds capabilities outside Docker's set: it limits what execve gives root, so drop from it"
         }
-        "CapEff" | "CapPrm" => {
-            "; when root executes a program, permitted and effective are refilled from the bounding set"
+        _ => {
+            "when root executes a program, the kernel refills permitted and effective from the bounding set: what stays in the bounding set comes back"
         }
-        _ => "; nothing should be passed on: Docker leaves inheritable and ambient empty",
     }
 }

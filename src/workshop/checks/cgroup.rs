@@ -67,7 +67,11 @@ fn created(cgroup: &LessonCgroup) -> Observation {
         },
         exists,
     )
+    .likely("the cgroup does not exist: a cgroup is a directory the kernel fills with files when you create it")
 }
+
+/// The misunderstanding behind a limit that holds nobody.
+const NOT_INSIDE: &str = "the limit is set, but the work never ran inside the cgroup: a limit applies only to the processes in its cgroup.procs, and a process starts in its parent's cgroup. Did you move the child into the cgroup before it started?";
 
 pub fn lesson04_memory(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
@@ -88,28 +92,37 @@ pub fn lesson04_memory(bin: &Path) -> Result<Vec<Observation>> {
         ),
     };
     let limit = (32u64 << 20).to_string();
-    observations.push(Observation::equal(
-        &format!("the memory limit in {limit_file}"),
-        limit.clone(),
-        show(cgroup.read(limit_file)),
-    ));
+    observations.push(
+        Observation::equal(
+            &format!("the memory limit in {limit_file}"),
+            limit.clone(),
+            show(cgroup.read(limit_file)),
+        )
+        .likely("the limit is not 32 MiB: the file takes plain bytes (33554432), and the name differs between cgroup v1 and v2"),
+    );
     let oom_kills = cgroup.keyed(events_file, "oom_kill");
-    observations.push(Observation::judged(
-        &format!("OOM kills the kernel counted in the cgroup ({events_file}, oom_kill)"),
-        "at least 1",
-        show(oom_kills),
-        oom_kills.is_some_and(|n| n >= 1),
-    ));
+    observations.push(
+        Observation::judged(
+            &format!("OOM kills the kernel counted in the cgroup ({events_file}, oom_kill)"),
+            "at least 1",
+            show(oom_kills),
+            oom_kills.is_some_and(|n| n >= 1),
+        )
+        .likely(NOT_INSIDE),
+    );
     // memory.peak exists on v2 since Linux 5.19; where it is missing, the OOM-kill counter
     // above is the proof on its own.
     if let Some(peak) = cgroup.read(peak_file) {
         let peak: u64 = peak.parse().unwrap_or(0);
-        observations.push(Observation::judged(
-            &format!("the cgroup's peak usage ({peak_file})"),
-            "between 8 MiB (the hog ran inside) and 32 MiB (the limit)",
-            format!("{peak} bytes ({} MiB)", peak >> 20),
-            (8 << 20..=32 << 20).contains(&peak),
-        ));
+        observations.push(
+            Observation::judged(
+                &format!("the cgroup's peak usage ({peak_file})"),
+                "between 8 MiB (the hog ran inside) and 32 MiB (the limit)",
+                format!("{peak} bytes ({} MiB)", peak >> 20),
+                (8 << 20..=32 << 20).contains(&peak),
+            )
+            .likely(NOT_INSIDE),
+        );
     }
     if !output.status.success() {
         observations.push(Observation::judged(
@@ -131,26 +144,31 @@ pub fn lesson05_pids(bin: &Path) -> Result<Vec<Observation>> {
     let host_forks = Command::new("true").status().is_ok_and(|s| s.success());
     let mut observations = vec![created(&cgroup)];
     if cgroup.dir.is_dir() {
-        observations.push(Observation::equal(
-            "the limit in pids.max",
-            "20",
-            show(cgroup.read("pids.max")),
-        ));
+        observations.push(
+            Observation::equal("the limit in pids.max", "20", show(cgroup.read("pids.max")))
+                .likely("pids.max does not hold 20: the limit was never written"),
+        );
         let refused = cgroup.keyed("pids.events", "max");
-        observations.push(Observation::judged(
-            "forks the kernel refused in the cgroup (pids.events, max)",
-            "at least 1",
-            show(refused),
-            refused.is_some_and(|n| n >= 1),
-        ));
+        observations.push(
+            Observation::judged(
+                "forks the kernel refused in the cgroup (pids.events, max)",
+                "at least 1",
+                show(refused),
+                refused.is_some_and(|n| n >= 1),
+            )
+            .likely(NOT_INSIDE),
+        );
         // pids.peak is recent (Linux 6.x); without it, pids.events above is the proof.
         if let Some(peak) = cgroup.read("pids.peak") {
-            observations.push(Observation::judged(
-                "the most tasks at once (pids.peak)",
-                "between 2 and 20",
-                peak.clone(),
-                peak.parse::<u64>().is_ok_and(|n| (2..=20).contains(&n)),
-            ));
+            observations.push(
+                Observation::judged(
+                    "the most tasks at once (pids.peak)",
+                    "between 2 and 20",
+                    peak.clone(),
+                    peak.parse::<u64>().is_ok_and(|n| (2..=20).contains(&n)),
+                )
+                .likely(NOT_INSIDE),
+            );
         }
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -158,12 +176,19 @@ pub fn lesson05_pids(bin: &Path) -> Result<Vec<Observation>> {
         .lines()
         .find(|l| l.starts_with("bomb:"))
         .unwrap_or("(nothing)");
-    observations.push(Observation::judged(
-        "what the bomb saw inside",
-        "fork failed with EAGAIN",
-        saw,
-        saw.contains("EAGAIN"),
-    ));
+    observations.push(
+        Observation::judged(
+            "what the bomb saw inside",
+            "fork failed with EAGAIN",
+            saw,
+            saw.contains("EAGAIN"),
+        )
+        .likely(if cgroup.dir.is_dir() {
+            NOT_INSIDE
+        } else {
+            "nothing limited the bomb: there is no cgroup to hold it"
+        }),
+    );
     observations.push(Observation::judged(
         "the host still forks",
         "`true` runs",

@@ -68,38 +68,43 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal(
-        "hostname inside",
-        "lesson10",
-        line(&stdout, 0),
-    ));
-    observations.push(Observation::equal(
-        "the shell's pid ($$)",
-        "1",
-        line(&stdout, 1),
-    ));
-    observations.push(Observation::equal(
-        "/WORKSHOP_ROOTFS read inside",
-        "inside the rootfs",
-        line(&stdout, 2),
-    ));
-    observations.push(Observation::equal(
-        "a host file outside the rootfs",
-        "host-hidden",
-        line(&stdout, 3),
-    ));
-    observations.push(Observation::equal(
-        "network interfaces inside (/proc/net/dev)",
-        "lo",
-        line(&stdout, 4),
-    ));
+    let inside = [
+        (
+            "hostname inside",
+            "lesson10",
+            "the hostname was not set in a UTS namespace of the command's own",
+        ),
+        (
+            "the shell's pid ($$)",
+            "1",
+            "the command is not PID 1: a new PID namespace takes effect for the next child forked, not for the process that made it",
+        ),
+        (
+            "/WORKSHOP_ROOTFS read inside",
+            "inside the rootfs",
+            "the rootfs never became the command's /",
+        ),
+        (
+            "a host file outside the rootfs",
+            "host-hidden",
+            "the host's files are still reachable from the command",
+        ),
+        (
+            "network interfaces inside (/proc/net/dev)",
+            "lo",
+            "the command sees the host's network: it has no network namespace of its own",
+        ),
+    ];
+    for (i, (what, expected, likely)) in inside.into_iter().enumerate() {
+        observations.push(Observation::equal(what, expected, line(&stdout, i)).likely(likely));
+    }
     let cpu = stats.ok().and_then(|s| s.cpu_usage).unwrap_or_default();
     observations.push(Observation::judged(
         "cpu time charged to the cgroup",
         format!("more than 0 in {}", dir.display()),
         format!("{} µs", cpu.as_micros()),
         !cpu.is_zero(),
-    ));
+    ).likely("the command ran outside the cgroup: a cgroup counts only the processes listed in its cgroup.procs, and a child starts in its parent's cgroup"));
     observations.push(from_host);
     Ok(observations)
 }
@@ -161,17 +166,27 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
         line(&stdout, 0),
     )];
     for (i, name) in ["UTS", "network", "PID"].iter().enumerate() {
-        observations.push(Observation::equal(
-            &format!("{name} namespace of the command"),
-            expected[i].clone(),
-            line(&stdout, i + 1),
-        ));
+        observations.push(
+            Observation::equal(
+                &format!("{name} namespace of the command"),
+                expected[i].clone(),
+                line(&stdout, i + 1),
+            )
+            .likely(format!(
+                "the command is not in the container's {name} namespace: was it joined through /proc/PID/ns before the exec?"
+            )),
+        );
     }
-    observations.push(Observation::equal(
-        "a file of the container's rootfs",
-        "inside the container",
-        line(&stdout, 4),
-    ));
+    observations.push(
+        Observation::equal(
+            "a file of the container's rootfs",
+            "inside the container",
+            line(&stdout, 4),
+        )
+        .likely(
+            "the command sees the host's files: the container's mount namespace was not joined",
+        ),
+    );
     observations.push(Observation::judged(
         "PID namespace of the command itself (/proc/PID/ns/pid, read from the host)",
         expected[2].clone(),
@@ -179,6 +194,10 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
             .clone()
             .unwrap_or_else(|| "(the command never ran)".into()),
         command_pid_ns.as_ref() == Some(&expected[2]),
-    ));
+    ).likely(if line(&stdout, 3) == expected[2] {
+        "the command itself stayed in the host's PID namespace while its children are in the container's: joining a PID namespace moves only the children made afterwards, so did you exec without forking first?"
+    } else {
+        "the command is not in the container's PID namespace, nor are its children: it was never joined"
+    }));
     Ok(observations)
 }

@@ -73,7 +73,8 @@ pub(crate) const READY: &str = "WORKSHOP_READY";
 /// prints the line [`READY`], `observe` is called with its pid while it is still alive (the
 /// command then waits for its stdin to close); then stdin is closed and the run completes.
 /// `observe` is not called when the program exits without printing it, nor when `ready` is
-/// empty (stdin is closed at once then).
+/// empty (stdin is closed at once then). RUST_BACKTRACE is removed from the program's
+/// environment: a failed run is reported by its error's last line, not a backtrace's.
 pub(crate) fn run_observed<T>(
     cmd: &mut Command,
     limit: Duration,
@@ -81,6 +82,7 @@ pub(crate) fn run_observed<T>(
     observe: impl FnOnce(u32) -> T,
 ) -> Result<(Output, Option<T>)> {
     let mut child = cmd
+        .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,7 +234,14 @@ pub(crate) fn never_ready(what: &str, expected: &str) -> Observation {
         ),
         false,
     )
+    .likely(PRINTED_ITSELF)
 }
+
+/// The misunderstanding behind a command the checker never found running.
+pub(crate) const PRINTED_ITSELF: &str = "the lines came from your program, not from the command: did your program print the expected output itself instead of running the command it was given (exec) in the new namespaces?";
+
+/// The misunderstanding behind an old root still mounted in the command's namespace.
+pub(crate) const OLD_ROOT_STILL_THERE: &str = "the old root is still mounted in your namespace: did you chroot instead of pivot_root, or forget to detach the old root after the pivot?";
 
 /// What a process's own mount namespace holds beyond its root: checked from the host, where a
 /// `chroot` cannot hide the old root. `pid` is the learner's program; each of its descendants
@@ -268,8 +277,12 @@ pub(crate) fn old_root_detached(pid: u32) -> Observation {
         Ok((expected.to_owned(), true))
     };
     match verdict() {
-        Ok((actual, ok)) => Observation::judged(what, expected, actual, ok),
-        Err(err) => Observation::judged(what, expected, format!("{err:#}"), false),
+        Ok((actual, ok)) => {
+            Observation::judged(what, expected, actual, ok).likely(OLD_ROOT_STILL_THERE)
+        }
+        Err(err) => Observation::judged(what, expected, format!("{err:#}"), false).likely(
+            "the command shares the host's mount namespace: without a mount namespace of its own, every mount and the new root would be the host's",
+        ),
     }
 }
 
@@ -349,11 +362,29 @@ pub(crate) fn host_mounts_unchanged(leaked: &[String]) -> Observation {
         },
         leaked.is_empty(),
     )
+    .likely(
+        "your mounts propagated to the host: a new mount namespace keeps the host's shared propagation, so did you forget to make every mount in it private (recursively) before mounting?",
+    )
 }
 
 /// A failed observation when the learner's program did not exit 0 (`what` says what it was
 /// asked to do), or None when it did and its output can be checked.
 pub(crate) fn failed_run(what: &str, output: &Output) -> Option<Observation> {
-    (!output.status.success())
-        .then(|| Observation::judged(what, "exit status 0", describe_failure(output), false))
+    (!output.status.success()).then(|| {
+        let failed = Observation::judged(what, "exit status 0", describe_failure(output), false);
+        match command_turned_off(output) {
+            Some(likely) => failed.likely(likely),
+            None => failed,
+        }
+    })
+}
+
+/// The misunderstanding behind a program that ran the unshare(1) or nsenter(1) command (which
+/// the checker turns off) instead of making the system calls itself.
+pub(crate) fn command_turned_off(output: &Output) -> Option<&'static str> {
+    String::from_utf8_lossy(&output.stderr)
+        .contains("is turned off during the check")
+        .then_some(
+            "a command did the work for your program: the lesson is the system calls themselves (unshare(2), setns(2)), made by your own process, not a tool that makes them",
+        )
 }

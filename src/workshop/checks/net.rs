@@ -112,13 +112,18 @@ fn link_observation(
         expected.push_str(&format!(" master {m}"));
     }
     Ok(match link_summary(nl, name)? {
-        None => Observation::judged(what, expected, format!("no link named {name}"), false),
+        None => Observation::judged(what, expected, format!("no link named {name}"), false)
+            .likely(format!(
+                "no {name} in this namespace: a link lives in exactly one network namespace, and one made in the host's namespace stays there. Was {name} made in (or moved into) this one?"
+            )),
         Some((actual, up)) => {
             let ok = up
                 && actual.starts_with(&format!("{name} ({kind})"))
                 && address.is_none_or(|a| actual.split(' ').any(|w| w == a))
                 && master.is_none_or(|m| actual.ends_with(&format!(" master {m}")));
-            Observation::judged(what, expected, actual, ok)
+            Observation::judged(what, expected, actual, ok).likely(format!(
+                "{name} is here but not configured as asked: `ip` configures the namespace of the process that runs it, so configure {name} from inside its namespace, and bring it up"
+            ))
         }
     })
 }
@@ -131,7 +136,8 @@ fn ping_observation(what: &str, from: Option<&Netns>, to: Ipv4Addr) -> Observati
             format!("echo reply in {:.3} ms", rtt.as_secs_f64() * 1000.0),
             true,
         ),
-        Err(err) => Observation::judged(what, "an echo reply", format!("{err:#}"), false),
+        Err(err) => Observation::judged(what, "an echo reply", format!("{err:#}"), false)
+            .likely("no echo reply: both ends must be up, in their namespaces, with addresses of one subnet"),
     }
 }
 
@@ -185,6 +191,9 @@ pub fn lesson08_veth(bin: &Path) -> Result<Vec<Observation>> {
     })
 }
 
+/// The misunderstanding behind a published port the host itself cannot reach.
+const PUBLISH_FROM_HOST: &str = "the host's own connections to 127.0.0.1:8080 never pass nat PREROUTING (only packets arriving from outside do): they go through the nat table's OUTPUT chain, and after DNAT they need route_localnet=1 on br0 and a MASQUERADE of 127.0.0.0/8 leaving br0. Is the DNAT in PREROUTING only?";
+
 pub fn lesson09_bridge_publish(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     netns::isolated(|| {
@@ -227,7 +236,7 @@ pub fn lesson09_bridge_publish(bin: &Path) -> Result<Vec<Observation>> {
                 r.gateway
                     .map_or("no gateway".into(), |g| format!("via {g}"))
             }),
-        ));
+        ).likely("no default route in the container: its answers to anything outside 10.0.0.0/24 have no way out"));
         observations.push(ping_observation(
             "ping 10.0.0.2 from the host",
             None,
@@ -255,7 +264,8 @@ pub fn lesson09_bridge_publish(bin: &Path) -> Result<Vec<Observation>> {
                 secret.trim(),
                 format!("{err:#}"),
                 false,
-            ),
+            )
+            .likely(PUBLISH_FROM_HOST),
         });
         observations.extend(program_observation(&output));
         Ok(observations)

@@ -63,28 +63,35 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
         // back, and say so.
         let _ = nix::unistd::sethostname(&host_before);
     }
-    observations.push(Observation::equal(
-        "the host's hostname is unchanged",
-        host_before.clone(),
-        host_after,
-    ));
+    observations.push(
+        Observation::equal(
+            "the host's hostname is unchanged",
+            host_before.clone(),
+            host_after,
+        )
+        .likely(
+            "sethostname ran in the host's UTS namespace and renamed the machine (the checker put the name back): did you set the hostname before moving into a UTS namespace of your own, or without one?",
+        ),
+    );
     if let Some(failed) = failed_run("the program runs the command", &output) {
         observations.push(failed);
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal(
-        "hostname inside",
-        "workshop-box",
-        line(&stdout, 0),
-    ));
+    observations.push(
+        Observation::equal("hostname inside", "workshop-box", line(&stdout, 0))
+            .likely("the command still sees the old name: was the hostname set at all?"),
+    );
     let inside_uts = line(&stdout, 1);
-    observations.push(Observation::judged(
-        "UTS namespace inside (/proc/self/ns/uts)",
-        format!("not {host_uts} (the host's)"),
-        inside_uts.clone(),
-        inside_uts.starts_with("uts:[") && inside_uts != host_uts,
-    ));
+    observations.push(
+        Observation::judged(
+            "UTS namespace inside (/proc/self/ns/uts)",
+            format!("not {host_uts} (the host's)"),
+            inside_uts.clone(),
+            inside_uts.starts_with("uts:[") && inside_uts != host_uts,
+        )
+        .likely("the command runs in the host's UTS namespace: nothing made a new one for it"),
+    );
     observations.push(from_host.unwrap_or_else(|| never_ready(UTS_FROM_HOST, UTS_EXPECTED)));
     Ok(observations)
 }
@@ -106,7 +113,12 @@ fn command_uts(pid: u32, host_uts: &str) -> Observation {
             UTS_EXPECTED,
             format!("{ns} (the host's is {host_uts}), hostname {name:?}"),
             ns != host_uts && name == "workshop-box",
-        ),
+        )
+        .likely(if ns == host_uts {
+            "the command runs in the host's UTS namespace: nothing made a new one for it"
+        } else {
+            "the command has a UTS namespace of its own, but its hostname was not set in it"
+        }),
         Err(err) => Observation::judged(UTS_FROM_HOST, UTS_EXPECTED, format!("{err:#}"), false),
     }
 }
@@ -156,7 +168,9 @@ fn command_pid(pid: u32, host_pid: &str) -> Observation {
         ))
     };
     match seen() {
-        Ok((actual, ok)) => Observation::judged(PID_FROM_HOST, PID_EXPECTED, actual, ok),
+        Ok((actual, ok)) => Observation::judged(PID_FROM_HOST, PID_EXPECTED, actual, ok).likely(
+            "seen from the host, the command is not PID 1 of a namespace of its own with its own /proc",
+        ),
         Err(err) => Observation::judged(PID_FROM_HOST, PID_EXPECTED, format!("{err:#}"), false),
     }
 }
@@ -170,6 +184,9 @@ fn proc_device(mountinfo: &str) -> Option<String> {
         .find(|f| f.len() > 4 && f[4] == "/proc" && f.contains(&"proc"))
         .map(|f| f[2].to_owned())
 }
+
+/// The misunderstanding behind a command that is not PID 1 of its namespace.
+const NOT_PID_1: &str = "the command is not PID 1: a new PID namespace does not move the process that asks for it, only the next child it forks (and when that child exits, the namespace is dead and every later fork fails). Did you exec the command without forking first?";
 
 pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
@@ -205,29 +222,42 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     }
     observations.push(host_mounts_unchanged(&leaked));
     if let Some(failed) = failed_run("the program runs the command", &output) {
-        observations.push(failed);
+        // The usual cause: the command itself was left outside the new PID namespace, its
+        // first child became PID 1 there, and once that child exited no fork could succeed.
+        let likely = failed
+            .likely
+            .clone()
+            .unwrap_or_else(|| NOT_PID_1.to_owned());
+        observations.push(failed.likely(likely));
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal(
-        "the shell's pid ($$)",
-        "1",
-        line(&stdout, 0),
-    ));
+    observations.push(
+        Observation::equal("the shell's pid ($$)", "1", line(&stdout, 0)).likely(
+            if line(&stdout, 2) == host_pid {
+                "the command runs in the host's PID namespace: nothing made a new one for it"
+            } else {
+                NOT_PID_1
+            },
+        ),
+    );
     let count = line(&stdout, 1);
     observations.push(Observation::judged(
         "processes listed in /proc inside",
         "only the command's own (at most 4)",
         count.clone(),
         count.parse::<u32>().is_ok_and(|n| (1..=4).contains(&n)),
-    ));
+    ).likely("/proc lists the host's processes: a procfs shows the PID namespace of the process that mounts it, so mount a new one from inside the new namespace"));
     let inside = line(&stdout, 2);
-    observations.push(Observation::judged(
-        "PID namespace inside",
-        format!("not {host_pid} (the host's)"),
-        inside.clone(),
-        inside.starts_with("pid:[") && inside != host_pid,
-    ));
+    observations.push(
+        Observation::judged(
+            "PID namespace inside",
+            format!("not {host_pid} (the host's)"),
+            inside.clone(),
+            inside.starts_with("pid:[") && inside != host_pid,
+        )
+        .likely("the command runs in the host's PID namespace"),
+    );
     observations.push(from_host.unwrap_or_else(|| never_ready(PID_FROM_HOST, PID_EXPECTED)));
     Ok(observations)
 }
@@ -269,16 +299,22 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal(
-        "/WORKSHOP_ROOTFS read inside",
-        "inside the rootfs",
-        line(&stdout, 0),
-    ));
-    observations.push(Observation::equal(
-        "a host file outside the rootfs",
-        "host-hidden",
-        line(&stdout, 1),
-    ));
+    observations.push(
+        Observation::equal(
+            "/WORKSHOP_ROOTFS read inside",
+            "inside the rootfs",
+            line(&stdout, 0),
+        )
+        .likely("the command's / is still the host's: the rootfs never became its root"),
+    );
+    observations.push(
+        Observation::equal(
+            "a host file outside the rootfs",
+            "host-hidden",
+            line(&stdout, 1),
+        )
+        .likely("the host's files are still reachable: the old root is still there"),
+    );
     let inside_mounts = line(&stdout, 2);
     let points: Vec<&str> = inside_mounts.split_whitespace().collect();
     observations.push(Observation::judged(
@@ -288,7 +324,7 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         points.contains(&"/")
             && points.contains(&"/proc")
             && points.iter().all(|p| *p == "/" || p.starts_with("/proc")),
-    ));
+    ).likely("the command sees other mounts than its new / and /proc: is the old root still there, or /proc not mounted after the pivot?"));
     observations.push(from_host);
     Ok(observations)
 }

@@ -125,10 +125,8 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
         "overlay",
         mounted
             .as_ref()
-            .map_or("(not a mount point: TODO 1)".to_owned(), |m| {
-                m.fstype.clone()
-            }),
-    ));
+            .map_or("(not a mount point)".to_owned(), |m| m.fstype.clone()),
+    ).likely("MERGED is not an overlay mount, so the kernel merges nothing: only a mounted overlay makes LOWER and UPPER one filesystem (copied files are a second copy of the image, not a union of its layers)"));
     if let Some(m) = mounted.as_ref().filter(|m| m.fstype == "overlay") {
         let lower = format!("lowerdir={}", scratch.path("lower").display());
         let upper = format!("upperdir={}", scratch.path("upper").display());
@@ -138,13 +136,13 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
             format!("{lower},{upper}"),
             m.options.clone(),
             options.contains(&lower.as_str()) && options.contains(&upper.as_str()),
-        ));
+        ).likely("the overlay on MERGED has other layers than LOWER (read-only) and UPPER (writable)"));
     }
     observations.push(Observation::equal(
         "UPPER/hello.txt: the kernel copied the file up, then wrote",
         format!("{NEW_TEXT:?}"),
         read_or_absent(&scratch.path("upper/hello.txt")),
-    ));
+    ).likely("the new text is not in UPPER: a write lands in the upper layer only when it goes through the overlay mounted on MERGED"));
     observations.push(Observation::equal(
         "UPPER/hello.txt's owner and mode: the image file's, carried up by the kernel",
         describe_owner(IMAGE_ID, IMAGE_ID, IMAGE_MODE),
@@ -152,12 +150,16 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
             |_| "(absent)".to_owned(),
             |m| describe_owner(m.uid(), m.gid(), m.mode() & 0o7777),
         ),
-    ));
+    ).likely(if scratch.path("upper/hello.txt").exists() {
+        "UPPER/hello.txt was written there directly, not copied up by the kernel: copy-up keeps the image file's owner and mode. Write through MERGED, never into UPPER yourself"
+    } else {
+        "nothing was copied up: the kernel copies a file up only when it is written through a mounted overlay"
+    }));
     observations.push(Observation::equal(
         "LOWER/hello.txt: the image layer is untouched",
         format!("{ORIGINAL:?}"),
         read_or_absent(&scratch.path("lower/hello.txt")),
-    ));
+    ).likely("the image layer changed: the kernel never writes to LOWER, so something wrote there directly"));
     let mut in_upper: Vec<String> = std::fs::read_dir(scratch.path("upper"))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -167,7 +169,11 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
         "what UPPER holds: only what changed",
         "[hello.txt]",
         format!("[{}]", in_upper.join(", ")),
-    ));
+    ).likely(if in_upper.is_empty() {
+        "UPPER is empty: no write went through an overlay"
+    } else {
+        "UPPER holds other files than the one written through MERGED: the kernel copies up only what changes"
+    }));
     observations.push(exit_status(&output));
     Ok(observations)
 }
@@ -206,9 +212,9 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                 libc::minor(m.rdev())
             ),
             Ok(_) => "not a character device".into(),
-            Err(_) => "(absent: TODO 1)".into(),
+            Err(_) => "(absent)".into(),
         },
-    ));
+    ).likely("old.txt was not deleted through MERGED: the kernel records the deletion of a lower file as a character device 0:0 in UPPER"));
     let opaque =
         layer::beneath::lgetxattr(&scratch.path("upper/cache"), layer::OVERLAY_OPAQUE_XATTR)
             .ok()
@@ -216,10 +222,10 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
     observations.push(Observation::equal(
         &format!("UPPER/cache: {}", layer::OVERLAY_OPAQUE_XATTR),
         "\"y\"",
-        opaque.map_or("(not set: TODO 2)".into(), |v| {
+        opaque.map_or("(not set)".into(), |v| {
             format!("{:?}", String::from_utf8_lossy(&v))
         }),
-    ));
+    ).likely("cache was not removed and made again through MERGED: only then does the kernel mark the new directory opaque, hiding the lower one's files"));
 
     match layer_entries(&layer_path) {
         Err(err) => observations.push(Observation::judged(
@@ -238,12 +244,12 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                 "the layer's entry .wh.old.txt (old.txt deleted)",
                 "empty regular file",
                 empty_file(".wh.old.txt"),
-            ));
+            ).likely("the layer does not carry the deletion: the kernel's whiteout (a character device 0:0) must become an empty regular file .wh.NAME in the layer"));
             observations.push(Observation::equal(
                 "the layer's entry cache/.wh..wh..opq (cache replaced)",
                 "empty regular file",
                 empty_file("cache/.wh..wh..opq"),
-            ));
+            ).likely("the layer has no opaque marker for cache: applied on the image, the old files of cache come back. An opaque directory in UPPER (its xattr) must get an empty .wh..wh..opq entry in the layer"));
             let devices: Vec<&str> = entries
                 .iter()
                 .filter(|(_, kind)| kind.starts_with("character device"))
@@ -257,7 +263,7 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                 } else {
                     devices.join(", ")
                 },
-            ));
+            ).likely("the kernel's whiteouts went into the layer as devices: the image-spec spells a deletion as an empty file .wh.NAME, and an unpacker makes a device of a device"));
             // The proof that matters: the image plus this layer is what the container saw.
             image("replay")?;
             let replayed = std::fs::File::open(&layer_path)
@@ -285,7 +291,7 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                     Ok(names) => format!("[{}]", names.join(", ")),
                     Err(err) => format!("applying failed: {err:#}"),
                 },
-            ));
+            ).likely("the image with your layer applied is not what the container saw through MERGED: a deletion, a replaced directory or a change is missing from the layer"));
             observations.push(Observation::equal(
                 &format!(
                     "{}, in UPPER before your program ran, in the layer",
@@ -293,7 +299,7 @@ pub fn lesson07_whiteouts(bin: &Path) -> Result<Vec<Observation>> {
                 ),
                 format!("{:?}", earlier.1),
                 read_or_absent(&scratch.path("replay").join(&earlier.0)),
-            ));
+            ).likely("the layer is not written from UPPER: a change UPPER already held is missing. A layer is everything in UPPER, not a list of what you think changed"));
         }
     }
     observations.push(exit_status(&output));

@@ -232,12 +232,14 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
             "OUTDIR/manifest.json is the manifest the registry serves (its sha256)",
             served_digest.clone(),
             digest_of_file(&out.path().join("manifest.json")),
-        ),
+        )
+        .likely("OUTDIR/manifest.json is not the bytes the registry served: a digest is over bytes, so store the body exactly as received, never re-serialised"),
         Observation::equal(
             "OUTDIR/config.json is the config blob the manifest names (its sha256)",
             config_digest.clone(),
             digest_of_file(&out.path().join("config.json")),
-        ),
+        )
+        .likely("OUTDIR/config.json is not the blob the manifest names: fetch the config by the digest in the manifest"),
         Observation::judged(
             "the program printed the manifest digest",
             format!("verified {manifest_digest}"),
@@ -266,6 +268,7 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         bin,
         &liar,
         "a config blob whose bytes do not match its digest is refused",
+        "the config blob was trusted although its bytes do not hash to the digest the manifest names: a blob is known by its digest, so hash every blob you fetch and refuse it before writing anything",
     )?);
     let mut bad_manifest = manifest;
     bad_manifest.insert(1, b' ');
@@ -274,13 +277,15 @@ pub fn lesson12_fetch_and_verify(bin: &Path) -> Result<Vec<Observation>> {
         bin,
         &liar,
         "a manifest whose bytes do not match the Docker-Content-Digest is refused",
+        "the manifest was trusted although its bytes do not hash to the Docker-Content-Digest: checking the blobs proves nothing if the manifest that names them is not checked first",
     )?);
     Ok(observations)
 }
 
 /// Runs the learner's program against a lying registry: it must exit non-zero and write no
 /// config.json.
-fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> {
+/// `trusted` names the misunderstanding when the program wrote the config all the same.
+fn refused(bin: &Path, liar: &LyingRegistry, what: &str, trusted: &str) -> Result<Observation> {
     let out = tempfile::Builder::new()
         .prefix("minidock-lesson12-liar-")
         .tempdir()?;
@@ -293,6 +298,11 @@ fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> 
         LIMIT,
     )?;
     let wrote_config = out.path().join("config.json").exists();
+    let likely = if wrote_config {
+        trusted
+    } else {
+        "the program exited 0 without writing anything: a refusal is an error, a non-zero exit"
+    };
     Ok(Observation::judged(
         what,
         "a non-zero exit, and no OUTDIR/config.json",
@@ -309,5 +319,6 @@ fn refused(bin: &Path, liar: &LyingRegistry, what: &str) -> Result<Observation> 
             }
         ),
         !output.status.success() && !wrote_config,
-    ))
+    )
+    .likely(likely))
 }

@@ -85,7 +85,8 @@ pub fn lesson14_run_step(bin: &Path) -> Result<Vec<Observation>> {
             "every blob present and valid",
             format!("{err:#}"),
             false,
-        )),
+        )
+        .likely("the image in LAYOUT is incomplete: a commit writes the layer, a new config and a new manifest as blobs, and points index.json at the new manifest")),
     }
     Ok(observations)
 }
@@ -189,7 +190,7 @@ fn inspect(layout: &Path, base_diff_id: &str, obs: &mut Vec<Observation>) -> Res
         "the number of the manifest's layers (the base's, then the new one)",
         "2",
         format!("{}", layers.len()),
-    ));
+    ).likely("the manifest index.json names does not list the new layer on top of the base's: was the image committed, and does index.json name the new manifest?"));
     let diff_ids = config["rootfs"]["diff_ids"]
         .as_array()
         .context("the config has no rootfs.diff_ids")?;
@@ -200,13 +201,13 @@ fn inspect(layout: &Path, base_diff_id: &str, obs: &mut Vec<Observation>) -> Res
             [base, _] if base == base_diff_id => format!("[{base_diff_id:?}, the new layer's]"),
             other => serde_json::to_string(other).unwrap_or_default(),
         },
-    ));
+    ).likely("the config does not list the new layer's diff_id after the base's: the config names the layers by diff_id, in order"));
     let history = config["history"].as_array().map_or(0, Vec::len);
     obs.push(Observation::equal(
         "the number of the config's history entries (the base's, then the RUN's)",
         "2",
         format!("{history}"),
-    ));
+    ).likely("the config's history has no entry for the RUN step: each step adds one, saying what made the layer"));
     let (Some(layer), Some(diff_id)) = (layers.get(1), diff_ids.get(1)) else {
         anyhow::bail!("no second layer and diff_id: nothing was committed");
     };
@@ -229,7 +230,7 @@ fn inspect(layout: &Path, base_diff_id: &str, obs: &mut Vec<Observation>) -> Res
         "the config's last diff_id: the sha256 of the new layer's uncompressed tar",
         sha256_digest(&tar).to_string(),
         diff_id.as_str().unwrap_or("(not a string)"),
-    ));
+    ).likely("the diff_id is not the digest of the uncompressed tar: the config names layers by diff_id (the tar), the manifest by digest (the stored, gzipped blob)"));
     layer_entries(&tar, obs)
 }
 
@@ -270,7 +271,7 @@ fn layer_entries(tar: &[u8], obs: &mut Vec<Observation>) -> Result<()> {
             "no etc/.wh.motd: applied on the base, the layer leaves /etc/motd in place".to_owned()
         },
         names.iter().any(|n| n == "etc/.wh.motd"),
-    ));
+    ).likely("the deletion is lost: the kernel records it in UPPER as a character device 0/0, which the layer must carry as an empty regular file .wh.NAME in the same directory"));
     let extra: Vec<&String> = names
         .iter()
         .filter(|n| !EXPECTED_ENTRIES.contains(&n.as_str()))
@@ -288,6 +289,6 @@ fn layer_entries(tar: &[u8], obs: &mut Vec<Observation>) -> Result<()> {
             )
         },
         extra.is_empty(),
-    ));
+    ).likely("the layer holds files the RUN step never touched: a layer is only the diff, what UPPER recorded. Did you tar MERGED (or LOWER) instead of UPPER?"));
     Ok(())
 }

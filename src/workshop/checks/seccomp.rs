@@ -33,17 +33,7 @@ pub fn lesson17_seccomp(bin: &Path) -> Result<Vec<Observation>> {
         |pid| observe(*descendants(pid).last().unwrap_or(&pid)),
     )?;
     if let Some(failed) = failed_run("the program runs the command as an ordinary user", &output) {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let mut observations = vec![failed];
-        if stderr.contains("Permission denied") && stderr.contains("seccomp") {
-            observations.push(Observation::judged(
-                "the likely misunderstanding",
-                "none",
-                "seccomp refused the filter (EACCES): without CAP_SYS_ADMIN, set no_new_privs first",
-                false,
-            ));
-        }
-        return Ok(observations);
+        return Ok(vec![failed.likely(refused_likely(&output))]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut observations = vec![
@@ -56,12 +46,14 @@ pub fn lesson17_seccomp(bin: &Path) -> Result<Vec<Observation>> {
             } else {
                 "not created"
             },
-        ),
+        )
+        .likely("mkdir went through: no filter answered it with an errno"),
         Observation::equal(
             "other system calls in the command (open, write)",
             "write-ok",
             line(&stdout, 1),
-        ),
+        )
+        .likely("other system calls were refused too: the filter must allow every call but the two that create a directory"),
     ];
     match seen {
         Some(seen) => observations.extend(seen),
@@ -71,6 +63,18 @@ pub fn lesson17_seccomp(bin: &Path) -> Result<Vec<Observation>> {
         )),
     }
     Ok(observations)
+}
+
+/// What a program whose filter the kernel refused most likely got wrong, from its error.
+fn refused_likely(output: &std::process::Output) -> &'static str {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("seccomp") && stderr.contains("Permission denied") {
+        "seccomp refused the filter (EACCES): a process without CAP_SYS_ADMIN must set no_new_privs first, so that nothing it executes gains privileges"
+    } else if stderr.contains("seccomp") && stderr.contains("Invalid argument") {
+        "seccomp refused the filter program (EINVAL): every instruction must be a valid classic BPF one, and the program must end in a return"
+    } else {
+        "the program failed before the command ran: its error is on the line above"
+    }
 }
 
 /// mkdir's exit status and message: it must fail with EPERM, and not be killed.
@@ -84,7 +88,16 @@ fn mkdir_observation(seen: &str) -> Observation {
         _ => format!("exit status {status}, {text:?}"),
     };
     let ok = actual == expected;
-    Observation::judged("mkdir in the command", expected, actual, ok)
+    let likely = match status {
+        "0" => {
+            "mkdir was allowed: no filter answers it with EPERM (on x86_64 both mkdir and mkdirat create a directory)"
+        }
+        "159" => {
+            "the filter kills the process (SECCOMP_RET_KILL_PROCESS): Docker's profile answers with an errno (SECCOMP_RET_ERRNO | EPERM), and the command lives on"
+        }
+        _ => "mkdir failed with another error: the filter's errno must be EPERM",
+    };
+    Observation::judged("mkdir in the command", expected, actual, ok).likely(likely)
 }
 
 /// The live command's seccomp mode and no_new_privs bit, read from the host.
@@ -94,11 +107,13 @@ fn observe(pid: u32) -> Vec<Observation> {
             "/proc/PID/status Seccomp (2 is a filter)",
             "2",
             status_field(pid, "Seccomp"),
-        ),
+        )
+        .likely("the command runs without a seccomp filter: none was installed before the exec"),
         Observation::equal(
             "/proc/PID/status NoNewPrivs",
             "1",
             status_field(pid, "NoNewPrivs"),
-        ),
+        )
+        .likely("no_new_privs is not set: an unprivileged process sets it before it may install a filter"),
     ]
 }

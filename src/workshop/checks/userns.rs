@@ -80,14 +80,14 @@ pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
         |pid| observe(*descendants(pid).last().unwrap_or(&pid)),
     )?;
     if let Some(failed) = failed_run("the program runs the command as an ordinary user", &output) {
-        return Ok(vec![failed, user_hint(&output)]);
+        let likely = user_likely(&output);
+        return Ok(vec![failed.likely(likely)]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut observations = vec![Observation::equal(
-        "id -u and id -g inside",
-        "0 0",
-        format!("{} {}", line(&stdout, 0), line(&stdout, 1)),
-    )];
+    let ids = format!("{} {}", line(&stdout, 0), line(&stdout, 1));
+    let likely = ids_likely(&ids);
+    let mut observations =
+        vec![Observation::equal("id -u and id -g inside", "0 0", ids).likely(likely)];
     match seen {
         Some(seen) => observations.extend(seen),
         None => {
@@ -99,19 +99,33 @@ pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
     Ok(observations)
 }
 
-/// What a failed run most likely means, from its last line of stderr.
-fn user_hint(output: &std::process::Output) -> Observation {
+/// What a failed run most likely means, picked from the program's error (stderr).
+fn user_likely(output: &std::process::Output) -> &'static str {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let likely = if stderr.contains("CLONE_NEWUSER") {
+    if stderr.contains("CLONE_NEWUSER") {
         "unshare(CLONE_NEWUSER) was refused: this host may forbid unprivileged user namespaces (user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns)"
     } else if stderr.contains("gid_map") {
-        "the gid map was refused: an unprivileged process must write \"deny\" to /proc/self/setgroups first"
+        "the kernel refused the gid map (EPERM): an unprivileged process must write \"deny\" to /proc/self/setgroups first, then its gid map"
     } else if stderr.contains("uid_map") || stderr.contains("setgroups") {
-        "a map file was refused: it is written once, by a process in the parent namespace or the namespace itself, with its own id only"
+        "the kernel refused a map file: each is written once, from this namespace or its parent, and an unprivileged process maps its own id only (\"0 OUTSIDE 1\")"
     } else {
-        "see the program's error above"
-    };
-    Observation::judged("the likely misunderstanding", "none", likely, false)
+        "the program failed before the command ran: its error is on the line above"
+    }
+}
+
+/// What `id -u` and `id -g` printing `ids` most likely means.
+fn ids_likely(ids: &str) -> String {
+    let (uid, gid) = ids.split_once(' ').unwrap_or((ids, ""));
+    if uid == UID.to_string() {
+        "the command is still the ordinary user: it runs in the host's user namespace, and nothing made a new one for it".to_owned()
+    } else if uid == "65534" || gid == "65534" {
+        let kind = if uid == "65534" { "uid" } else { "gid" };
+        format!(
+            "the command reads 65534 (the overflow id): no {kind} is mapped, so write a line of /proc/self/{kind}_map as well"
+        )
+    } else {
+        "the command is not root inside: map 0 inside to your own id outside".to_owned()
+    }
 }
 
 /// The observations made on the live command `pid` from the host.
@@ -121,25 +135,32 @@ fn observe(pid: u32) -> Vec<Observation> {
     let new_ns = theirs.is_some() && theirs != own;
     let expected_uid = format!("0 {UID} 1");
     let expected_gid = format!("0 {GID} 1");
-    let mut out = vec![Observation::judged(
-        WHAT_NS,
-        "a user namespace of its own",
-        if new_ns {
-            "a user namespace of its own".to_owned()
-        } else {
-            format!("the host's ({theirs:?})")
-        },
-        new_ns,
-    )];
+    let mut out = vec![
+        Observation::judged(
+            WHAT_NS,
+            "a user namespace of its own",
+            if new_ns {
+                "a user namespace of its own".to_owned()
+            } else {
+                format!("the host's ({theirs:?})")
+            },
+            new_ns,
+        )
+        .likely("the command runs in the host's user namespace: nothing made a new one for it"),
+    ];
     let uid_map = proc_file(pid, "uid_map");
     let gid_map = proc_file(pid, "gid_map");
     out.push(map_observation(WHAT_UID_MAP, &expected_uid, uid_map, "uid"));
     out.push(map_observation(WHAT_GID_MAP, &expected_gid, gid_map, "gid"));
-    out.push(Observation::equal(
-        WHAT_SETGROUPS,
-        "deny",
-        proc_file(pid, "setgroups"),
-    ));
+    out.push(
+        Observation::equal(WHAT_SETGROUPS, "deny", proc_file(pid, "setgroups")).likely(
+            if new_ns {
+                "setgroups still says allow: an unprivileged process must write \"deny\" to it before its gid map (CVE-2014-8989)"
+            } else {
+                "the host's setgroups: the command is in the host's user namespace"
+            },
+        ),
+    );
     out.push(Observation::equal(
         "/proc/PID/status Uid and Gid (the ids the host sees)",
         format!("{UID} {UID} {UID} {UID} / {GID} {GID} {GID} {GID}"),
@@ -148,20 +169,33 @@ fn observe(pid: u32) -> Vec<Observation> {
             status_field(pid, "Uid"),
             status_field(pid, "Gid")
         ),
-    ));
+    ).likely("the host sees other ids than the ordinary user's: a user namespace changes ids only inside it"));
     // Every capability this kernel knows, 0 to cap_last_cap.
     let last = u32::from(crate::security::caps::last_cap());
     let full = crate::security::caps::status_hex(u64::MAX >> (63 - last.min(63)));
-    out.push(Observation::equal(
-        WHAT_CAPS,
-        full,
-        status_field(pid, "CapEff"),
-    ));
+    out.push(
+        Observation::equal(WHAT_CAPS, full, status_field(pid, "CapEff")).likely(if new_ns {
+            "the command lost its capabilities at execve: uid 0 must be mapped before the exec"
+        } else {
+            "an ordinary user holds no capability in the host's user namespace: a process is root only in a user namespace of its own"
+        }),
+    );
     out
 }
 
 fn map_observation(what: &str, expected: &str, actual: String, kind: &str) -> Observation {
     let ok = actual == expected;
+    let likely = match actual.as_str() {
+        "(empty)" => format!(
+            "no {kind} is mapped: nothing was written to /proc/self/{kind}_map, so every {kind} reads as 65534 inside"
+        ),
+        "0 0 4294967295" => {
+            format!("the host's identity {kind} map: the command is in the host's user namespace")
+        }
+        _ => format!(
+            "the {kind} map is not \"0 OUTSIDE 1\" with your own {kind} outside: an unprivileged process maps its own id, once"
+        ),
+    };
     let actual = match actual.as_str() {
         "(empty)" => format!(
             "(empty): no {kind} is mapped, so every {kind} reads as 65534 (the overflow id) inside"
@@ -169,5 +203,5 @@ fn map_observation(what: &str, expected: &str, actual: String, kind: &str) -> Ob
         "0 0 4294967295" => format!("0 0 4294967295: the host's own {kind} map, no new namespace"),
         _ => actual,
     };
-    Observation::judged(what, expected, actual, ok)
+    Observation::judged(what, expected, actual, ok).likely(likely)
 }

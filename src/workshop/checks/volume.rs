@@ -59,15 +59,20 @@ pub fn lesson13_volume(bin: &Path) -> Result<Vec<Observation>> {
     );
     let mut observations = vec![host_mounts_unchanged(&leaked)];
     if let Some(failed) = failed_run("the program runs /bin/sh with the volume", &output) {
-        observations.push(failed);
+        observations.push(failed.likely(
+            "the program failed before the command ran: if a mount failed with ENOENT, the host path VOLUME no longer resolves after pivot_root (the host's tree is gone with the old root). Did you mount the volume after pivot_root?",
+        ));
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    observations.push(Observation::equal(
-        "/WORKSHOP_ROOTFS read inside",
-        "inside the rootfs",
-        line(&stdout, 1),
-    ));
+    observations.push(
+        Observation::equal(
+            "/WORKSHOP_ROOTFS read inside",
+            "inside the rootfs",
+            line(&stdout, 1),
+        )
+        .likely("the rootfs never became the command's /"),
+    );
     observations.push(written_to_host(volume.path(), rootfs.path()));
     let (mounted, detached) = match from_host {
         Some(seen) => seen,
@@ -107,6 +112,7 @@ fn written_to_host(volume: &Path, rootfs: &Path) -> Observation {
         actual,
         ok,
     )
+    .likely("what the command wrote under the target did not land in the host directory (only): a volume is the host directory itself, mounted, not a copy")
 }
 
 /// Whether the namespace of the command holds a mount of `volume` at [`TARGET`]: a mount
@@ -146,7 +152,9 @@ fn volume_mounted(pid: u32, volume: &Path) -> Observation {
         })
     };
     match verdict() {
-        Ok((actual, ok)) => Observation::judged(MOUNT_FROM_HOST, &expected, actual, ok),
+        Ok((actual, ok)) => Observation::judged(MOUNT_FROM_HOST, &expected, actual, ok).likely(
+            "there is no mount of the volume at the target: copied files are a snapshot, not a volume, and what the container writes later stays in the rootfs. Bind-mount the host directory at ROOTFS + TARGET before pivot_root",
+        ),
         Err(err) => Observation::judged(MOUNT_FROM_HOST, &expected, format!("{err:#}"), false),
     }
 }
