@@ -229,6 +229,7 @@ async fn change(work: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> A
     }
 }
 
+// ANCHOR: connect
 /// `POST /networks/{id}/connect`: 200 with no body once the container is on the network
 /// (at once when it runs, at its next start otherwise), as `network connect`.
 async fn connect(
@@ -259,6 +260,7 @@ async fn connect(
     .await?;
     Ok(empty(StatusCode::OK))
 }
+// ANCHOR_END: connect
 
 /// `POST /networks/{id}/disconnect`: 200 with no body, as `network disconnect [-f]`.
 async fn disconnect(

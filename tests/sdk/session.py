@@ -16,9 +16,11 @@ pulled = os.environ["SDK_PULL"]
 
 print("ping:", client.ping())
 
+# ANCHOR: run
 # containers.run without detach: create, start, wait, the logs, then the removal.
 out = client.containers.run("busybox", ["echo", "hello from the sdk"], remove=True)
 print("run:", out.decode().strip())
+# ANCHOR_END: run
 
 try:
     client.containers.run("busybox", ["sh", "-c", "echo failing >&2; exit 3"], remove=True)
@@ -40,8 +42,10 @@ for _ in range(300):
 print("logs:", web.logs().decode().strip())
 web.reload()
 print("status:", web.status, web.name, web.labels["role"])
+# ANCHOR: exec
 code, output = web.exec_run(["sh", "-c", "echo exec $((1 + 2)); exit 4"])
 print("exec:", code, output.decode().strip())
+# ANCHOR_END: exec
 code, output = web.exec_run("cat /etc/hostname", demux=True)
 print("exec demux:", code, output[0].decode().strip() == web.id[:12], output[1])
 listed = client.containers.list(filters={"label": "role=web"})
