@@ -43,4 +43,16 @@ build_release() {
 
 # The Debian packages minidock, its tests and its workshop use.
 RUNTIME_PACKAGES=(busybox-static iproute2 iptables nftables kmod ca-certificates)
-TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 tar gzip bzip2 xz-utils zstd chromium)
+TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 python3-venv docker-compose tar gzip bzip2 xz-utils zstd chromium)
+
+# The Docker SDK for Python (`docker` on PyPI), in a venv of Debian's python3 that the daemon's
+# client tests use (tests/daemon_clients.rs reads MINIDOCK_PYTHON_SDK, else this path).
+SDK_VENV="${SDK_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/python-sdk}"
+
+# install_python_sdk: makes $SDK_VENV with the `docker` package, once.
+install_python_sdk() {
+  if "$SDK_VENV/bin/python" -c 'import docker' >/dev/null 2>&1; then return 0; fi
+  echo "== installing the Docker SDK for Python into $SDK_VENV"
+  /usr/bin/python3 -m venv "$SDK_VENV"
+  "$SDK_VENV/bin/pip" install --quiet --disable-pip-version-check docker
+}

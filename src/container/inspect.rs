@@ -29,6 +29,7 @@ struct InspectState {
 #[serde(rename_all = "PascalCase")]
 struct HostConfig {
     binds: Option<Vec<String>>,
+    log_config: LogConfig,
     network_mode: String,
     port_bindings: BTreeMap<String, Vec<super::state::PortBinding>>,
     restart_policy: super::state::RestartPolicy,
@@ -54,6 +55,15 @@ struct HostConfig {
     volumes_from: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tmpfs: Option<BTreeMap<String, String>>,
+}
+
+/// The logging driver: minidock's logs are JSON lines, Docker's default `json-file`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LogConfig {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    config: BTreeMap<String, String>,
 }
 
 #[derive(serde::Serialize)]
@@ -234,6 +244,10 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
         exec_ids: None,
         host_config: HostConfig {
             binds: some_if_any(&config.binds),
+            log_config: LogConfig {
+                kind: "json-file",
+                config: BTreeMap::new(),
+            },
             network_mode: config.network_mode.clone(),
             port_bindings: config.port_bindings.clone(),
             restart_policy: config.restart_policy.clone(),

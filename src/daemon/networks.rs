@@ -1,6 +1,5 @@
-//! `/networks/...`: list, create, inspect, remove and prune, through `net::cli`, as
-//! `minidock network` does. Connecting a created container to another network is not
-//! supported (a minidock container has exactly one network): those routes answer 501.
+//! `/networks/...`: list, create, inspect, remove and prune, through `net::cli`, and
+//! connect and disconnect, through `container::network`, as `minidock network` does.
 
 use super::error::{ApiError, ApiResult};
 use super::{Body, Query, Shared, blocking, empty, json};
@@ -23,6 +22,8 @@ pub async fn route(
         (Method::GET, []) => list(daemon, &query).await,
         (Method::POST, ["create"]) => create(daemon, req).await,
         (Method::POST, ["prune"]) => prune(daemon).await,
+        (Method::POST, [term, "connect"]) => connect(daemon, (*term).to_owned(), req).await,
+        (Method::POST, [term, "disconnect"]) => disconnect(daemon, (*term).to_owned(), req).await,
         (Method::GET, [term]) => inspect(daemon, (*term).to_owned()).await,
         (Method::DELETE, [term]) => remove(daemon, (*term).to_owned()).await,
         _ => Err(ApiError::not_found_route()),
@@ -49,13 +50,14 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     Ok(json(StatusCode::OK, &networks))
 }
 
-/// `POST /networks/create`'s body (moby's `network.CreateRequest`), the fields minidock uses.
+/// `POST /networks/create`'s body (moby's `network.CreateRequest`), the fields minidock uses;
+/// the SDK for Python sends `null` for a driver or flag not given.
 #[derive(Default, serde::Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
     name: String,
-    driver: String,
-    internal: bool,
+    driver: Option<String>,
+    internal: Option<bool>,
     #[serde(rename = "EnableIPv6")]
     enable_ipv6: Option<bool>,
     labels: Option<BTreeMap<String, String>>,
@@ -113,7 +115,7 @@ fn request(body: &CreateBody) -> ApiResult<CreateRequest> {
         name: body.name.clone(),
         subnet,
         gateway,
-        internal: body.internal,
+        internal: body.internal.unwrap_or(false),
         labels: body.labels.clone().unwrap_or_default(),
         options: body.options.clone().unwrap_or_default(),
     })
@@ -124,11 +126,10 @@ async fn create(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Bo
     let body: Option<CreateBody> = super::body_json(req).await?;
     let body = body.unwrap_or_default();
     let request = request(&body)?;
-    let driver = if body.driver.is_empty() {
-        "bridge".to_owned()
-    } else {
-        body.driver
-    };
+    let driver = body
+        .driver
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "bridge".to_owned());
     let net =
         blocking(move || crate::net::cli::create_network(&state(&daemon)?, &driver, &request))
             .await?;
@@ -162,4 +163,124 @@ async fn prune(daemon: Shared) -> ApiResult<Response<Body>> {
         StatusCode::OK,
         &object!({ "NetworksDeleted": deleted }),
     ))
+}
+
+/// `POST /networks/{id}/connect`'s body (moby's `network.ConnectOptions`), the fields minidock
+/// uses: the container, its aliases on the network and its fixed IPv4 address.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: String,
+    endpoint_config: Option<EndpointBody>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointBody {
+    aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<EndpointIpamBody>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct EndpointIpamBody {
+    #[serde(rename = "IPv4Address", default)]
+    ipv4_address: Option<String>,
+}
+
+/// `POST /networks/{id}/disconnect`'s body (moby's `network.DisconnectOptions`).
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct DisconnectBody {
+    container: String,
+    force: bool,
+}
+
+/// The status dockerd gives a refused connect or disconnect: 404 for an unknown network or
+/// container, 403 for an endpoint already there (libnetwork's `ForbiddenError`), 400 for a
+/// mode or flag the network cannot take (moby's `runconfig` errors), else the library's.
+fn connect_error(err: anyhow::Error) -> ApiError {
+    let api = ApiError::from_library(&err);
+    let lower = api.message.to_lowercase();
+    if lower.contains("already exists in network") {
+        return ApiError::new(StatusCode::FORBIDDEN, api.message);
+    }
+    const INVALID: [&str; 5] = [
+        "cannot be connected",
+        "cannot be disconnected",
+        "supported only for containers in user defined networks",
+        "supported on user defined networks only",
+        "invalid ipv4 address",
+    ];
+    if INVALID.iter().any(|m| lower.contains(m)) {
+        return ApiError::bad_parameter(api.message);
+    }
+    api
+}
+
+/// Runs a connect or disconnect on the blocking pool, its errors as dockerd answers them.
+async fn change(work: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> ApiResult<()> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(connect_error),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("a worker failed: {e}"),
+        )),
+    }
+}
+
+// ANCHOR: connect
+/// `POST /networks/{id}/connect`: 200 with no body once the container is on the network
+/// (at once when it runs, at its next start otherwise), as `network connect`.
+async fn connect(
+    daemon: Shared,
+    term: String,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let body: Option<ConnectBody> = super::body_json(req).await?;
+    let body = body.unwrap_or_default();
+    if body.container.is_empty() {
+        return Err(ApiError::bad_parameter("no container given to connect"));
+    }
+    let endpoint = body.endpoint_config.unwrap_or_default();
+    let aliases = endpoint.aliases.unwrap_or_default();
+    let ip = endpoint
+        .ipam_config
+        .and_then(|c| c.ipv4_address)
+        .filter(|ip| !ip.is_empty());
+    change(move || {
+        crate::container::network::connect_network(
+            &daemon.paths,
+            &term,
+            &body.container,
+            &aliases,
+            ip.as_deref(),
+        )
+    })
+    .await?;
+    Ok(empty(StatusCode::OK))
+}
+// ANCHOR_END: connect
+
+/// `POST /networks/{id}/disconnect`: 200 with no body, as `network disconnect [-f]`.
+async fn disconnect(
+    daemon: Shared,
+    term: String,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let body: Option<DisconnectBody> = super::body_json(req).await?;
+    let body = body.unwrap_or_default();
+    if body.container.is_empty() {
+        return Err(ApiError::bad_parameter("no container given to disconnect"));
+    }
+    change(move || {
+        crate::container::network::disconnect_network(
+            &daemon.paths,
+            &term,
+            &body.container,
+            body.force,
+        )
+    })
+    .await?;
+    Ok(empty(StatusCode::OK))
 }

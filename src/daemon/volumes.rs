@@ -45,12 +45,13 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     ))
 }
 
-/// `POST /volumes/create`'s body (moby's `volume.CreateOptions`).
+/// `POST /volumes/create`'s body (moby's `volume.CreateOptions`); the SDK for Python sends
+/// `null` for a name or driver not given.
 #[derive(Default, serde::Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateOptions {
-    name: String,
-    driver: String,
+    name: Option<String>,
+    driver: Option<String>,
     driver_opts: Option<BTreeMap<String, String>>,
     labels: Option<BTreeMap<String, String>>,
 }
@@ -61,15 +62,15 @@ async fn create(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Bo
     let options = options.unwrap_or_default();
     let volume = blocking(move || {
         let store = Store::new(&daemon.paths.root);
-        let driver = if options.driver.is_empty() {
-            crate::volume::DRIVER
-        } else {
-            &options.driver
-        };
+        let driver = options
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .unwrap_or(crate::volume::DRIVER);
         crate::volume::cli::create(
             &daemon.paths,
             &store,
-            Some(&options.name),
+            options.name.as_deref(),
             driver,
             options.labels.unwrap_or_default(),
             options.driver_opts.unwrap_or_default(),

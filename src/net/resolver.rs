@@ -256,13 +256,25 @@ impl ResolverDir {
         let log_path = self.path.join("resolver.log");
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg(SUBCOMMAND)
             .arg(&self.path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
-            .process_group(0)
+            .process_group(0);
+        // The resolver outlives its caller: it must hold none of the caller's descriptors (a
+        // supervisor's copy of a container's output pipes would keep that container's output
+        // open, so its supervisor would never see the exit).
+        // SAFETY: close_range(2) is a plain system call, safe between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                crate::runtime::init::close_range_cloexec();
+                Ok(())
+            });
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {} {SUBCOMMAND}", exe.display()))?;
         let mut line = String::new();
