@@ -487,8 +487,7 @@ fn explain_shows_every_step_from_the_image_to_execve() {
             .unwrap_or_else(|| panic!("step {step:?} missing or out of order in:\n{trace}"));
         last += at;
     }
-    // The runtime moves the process into its cgroup while the process mounts: after the
-    // clone, before the exec.
+    // The process is moved into its cgroup after the clone, before the exec.
     let at = |step: &str| {
         trace
             .find(step)
@@ -497,6 +496,24 @@ fn explain_shows_every_step_from_the_image_to_execve() {
     let cgroup = at("move the process into the cgroup");
     assert!(at("clone into new namespaces") < cgroup, "{trace}");
     assert!(cgroup < at("execute the container's program"), "{trace}");
+    // On v1 it moves itself before its first mount, writing 0 into each hierarchy's `tasks`,
+    // which needs no write lock on every process's fork and exit (and no RCU grace period).
+    // A hybrid host's cgroup2 directory is joined through `cgroup.procs`, by the runtime.
+    if common::cgroup_layout_name() != "v2" {
+        let moves: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("move the process into the cgroup"))
+            .collect();
+        let v1: Vec<&str> = moves
+            .into_iter()
+            .filter(|l| !l.contains("/sys/fs/cgroup/unified/"))
+            .collect();
+        assert!(v1.len() >= 3, "{trace}");
+        for line in v1 {
+            assert!(line.contains("/tasks, \"0\")"), "{trace}");
+        }
+        assert!(cgroup < at("pivot_root into the rootfs"), "{trace}");
+    }
     env.finish();
 }
 

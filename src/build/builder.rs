@@ -572,15 +572,10 @@ impl Builder<'_> {
         upper: Option<&Path>,
         created_by: &str,
     ) -> Result<()> {
-        let cache_key = cache_key(current.id.as_deref(), key);
-        if !self.options.no_cache
-            && let Some(image) = self.cached(&cache_key)
-        {
-            self.say(" ---> Using cache")?;
-            self.say_id(&image)?;
-            *current = from_image(&image);
+        if self.use_cache(current, key)? {
             return Ok(());
         }
+        let cache_key = cache_key(current.id.as_deref(), key);
         let step = LayerStep {
             upper,
             history: HistoryBuilder::default().created_by(created_by.to_owned()),
@@ -604,6 +599,23 @@ impl Builder<'_> {
         Ok(())
     }
     // ANCHOR_END: commit_step
+
+    /// The cached half of [`Builder::commit_step`]: when the layer cache has an image made
+    /// from `current` by the step `key` (and `--no-cache` is not given), says ` ---> Using
+    /// cache`, makes it `current` and returns true.
+    pub(crate) fn use_cache(&mut self, current: &mut CurrentImage, key: &str) -> Result<bool> {
+        let cache_key = cache_key(current.id.as_deref(), key);
+        if self.options.no_cache {
+            return Ok(false);
+        }
+        let Some(image) = self.cached(&cache_key) else {
+            return Ok(false);
+        };
+        self.say(" ---> Using cache")?;
+        self.say_id(&image)?;
+        *current = from_image(&image);
+        Ok(true)
+    }
 
     /// The image of a full ID (`sha256:<hex>`), from the build's table of the store's images.
     pub(crate) fn image(&self, id: &str) -> Result<Image> {

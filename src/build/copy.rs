@@ -78,12 +78,39 @@ pub fn copy_step(
         }
     };
     let owner = owner(builder, state.current, spec)?;
-    let tmp = TempDir::new(&builder.paths.root)?;
     let mut sources = if paths.is_empty() {
         Vec::new()
     } else {
         expand_sources(&context, &paths, &ignore)?
     };
+    let workdir = state.current.working_dir();
+    let dest = absolute(&workdir, &spec.dest);
+    // When nothing has to be fetched, unpacked or written first, the sources are hashed where
+    // they are and a cached step copies nothing at all.
+    let plain = urls.is_empty()
+        && spec.inline.is_empty()
+        && !(add && sources.iter().any(|s| is_archive(s)));
+    if plain && !builder.options.no_cache {
+        let dest_is_dir = spec.dest.ends_with('/')
+            || sources.len() > 1
+            || builder.is_dir_in(state.current, &dest)?;
+        let walk = Walk {
+            layer: Path::new("/"),
+            context: &context.canonicalize().unwrap_or_else(|_| context.clone()),
+            ignore: &ignore,
+            owner,
+            write: false,
+        };
+        let mut hasher = Sha256::new();
+        for source in &sources {
+            copy_source(source, &dest, dest_is_dir, &walk, &mut hasher, name)?;
+        }
+        let comment = step_comment(name, spec, &sources, hasher);
+        if builder.use_cache(state.current, &comment)? {
+            return Ok(());
+        }
+    }
+    let tmp = TempDir::new(&builder.paths.root)?;
     let inline_dir = tmp.path.join(".inline");
     for file in &spec.inline {
         sources.push(write_inline(&inline_dir, file)?);
@@ -94,8 +121,6 @@ pub fn copy_step(
         .map(|url| download(url, &downloads))
         .collect::<Result<Vec<_>>>()?;
     let layer = tmp.path.join("layer");
-    let workdir = state.current.working_dir();
-    let dest = absolute(&workdir, &spec.dest);
     let count = sources.len() + fetched.len();
     let dest_is_dir =
         spec.dest.ends_with('/') || count > 1 || builder.is_dir_in(state.current, &dest)?;
@@ -129,26 +154,57 @@ pub fn copy_step(
             )?;
             continue;
         }
-        let meta = fs::symlink_metadata(source)
-            .with_context(|| format!("{name} failed: stat {}", source.display()))?;
-        let target = if meta.is_dir() || !dest_is_dir {
-            dest.clone()
-        } else {
-            let file = source.file_name().context("a source without a name")?;
-            format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
-        };
-        let to = layer.join(target.trim_start_matches('/'));
-        make_parents(&to)?;
         let walk = Walk {
             layer: &layer,
             context: &context.canonicalize().unwrap_or_else(|_| context.clone()),
             ignore: &ignore,
             owner,
+            write: true,
         };
-        copy_tree(source, &to, &walk, &mut hasher)?;
+        copy_source(source, &dest, dest_is_dir, &walk, &mut hasher, name)?;
     }
     fs::create_dir_all(&layer).with_context(|| format!("mkdir {}", layer.display()))?;
-    let kind = if count > 1 {
+    let all: Vec<PathBuf> = fetched
+        .iter()
+        .map(|(p, _)| p.clone())
+        .chain(sources)
+        .collect();
+    let comment = step_comment(name, spec, &all, hasher);
+    let created_by = crate::build::builder::nop_single(state.shell, &comment);
+    builder.commit_step(state.current, &comment, Some(&layer), &created_by)
+}
+// ANCHOR_END: copy_step
+
+/// Copies one source (not an archive to unpack) to its place under `walk.layer`: into `dest`
+/// when it is a directory or `dest_is_dir` is false, else into `dest/NAME`.
+fn copy_source(
+    source: &Path,
+    dest: &str,
+    dest_is_dir: bool,
+    walk: &Walk,
+    hasher: &mut Sha256,
+    name: &str,
+) -> Result<()> {
+    let meta = fs::symlink_metadata(source)
+        .with_context(|| format!("{name} failed: stat {}", source.display()))?;
+    let target = if meta.is_dir() || !dest_is_dir {
+        dest.to_owned()
+    } else {
+        let file = source.file_name().context("a source without a name")?;
+        format!("{}/{}", dest.trim_end_matches('/'), file.to_string_lossy())
+    };
+    let to = walk.layer.join(target.trim_start_matches('/'));
+    if walk.write {
+        make_parents(&to)?;
+    }
+    copy_tree(source, &to, walk, hasher)
+}
+
+/// The step's cache key and history comment, in Docker's words, the missing space after the
+/// flags included (`COPY --chown=1000:1000file:<hash> in ./ `), with the destination as
+/// written; `sources` are every fetched file and source, in that order.
+fn step_comment(name: &str, spec: &CopySpec, sources: &[PathBuf], hasher: Sha256) -> String {
+    let kind = if sources.len() > 1 {
         "multi"
     } else if sources
         .first()
@@ -158,21 +214,16 @@ pub fn copy_step(
     } else {
         "file"
     };
-    // Docker's words, the missing space after the flags included
-    // (`COPY --chown=1000:1000file:<hash> in ./ `), with the destination as written.
     let flags: String = [("chown", &spec.chown), ("chmod", &spec.chmod)]
         .iter()
         .filter_map(|(flag, value)| value.as_ref().map(|v| format!("--{flag}={v}")))
         .collect();
-    let comment = format!(
+    format!(
         "{name} {flags}{kind}:{} in {} ",
         hex(&hasher.finalize()),
         spec.dest
-    );
-    let created_by = crate::build::builder::nop_single(state.shell, &comment);
-    builder.commit_step(state.current, &comment, Some(&layer), &created_by)
+    )
 }
-// ANCHOR_END: copy_step
 
 // ANCHOR: unpack_archive
 /// `ADD`'s local archive: a tar (plain, gzip, bzip2, xz or zstd) unpacked into `dir`, owners
@@ -581,8 +632,8 @@ fn make_parents(to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies `from` (a file, symlink or directory's contents) to `to`, owned and moded as
-/// `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
+/// Copies `from` (a file, symlink or directory's contents) to `to` (unless `walk.write` is
+/// false), owned and moded as `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
 fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result<()> {
     let (root, owner) = (walk.layer, walk.owner);
     let meta = fs::symlink_metadata(from).with_context(|| format!("stat {}", from.display()))?;
@@ -597,6 +648,9 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result
     if meta.file_type().is_symlink() {
         let target = fs::read_link(from)?;
         hasher.update(target.as_os_str().as_encoded_bytes());
+        if !walk.write {
+            return Ok(());
+        }
         let _ = fs::remove_file(&to);
         std::os::unix::fs::symlink(&target, &to)
             .with_context(|| format!("symlink {}", to.display()))?;
@@ -604,7 +658,9 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result
         return Ok(());
     }
     if meta.is_dir() {
-        fs::create_dir_all(&to).with_context(|| format!("mkdir {}", to.display()))?;
+        if walk.write {
+            fs::create_dir_all(&to).with_context(|| format!("mkdir {}", to.display()))?;
+        }
         let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
@@ -621,12 +677,17 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result
     } else if meta.is_file() {
         let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         hasher.update(&bytes);
-        fs::write(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+        if walk.write {
+            fs::write(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+        }
     } else {
         bail!(
             "copying {}: only files, directories and symlinks are supported",
             from.display()
         );
+    }
+    if !walk.write {
+        return Ok(());
     }
     let mode = owner.mode.unwrap_or(meta.mode() & 0o7777);
     std::os::unix::fs::chown(&to, Some(owner.uid), Some(owner.gid))
@@ -644,6 +705,8 @@ struct Walk<'a> {
     context: &'a Path,
     ignore: &'a Ignore,
     owner: Owner,
+    /// False: only hash what would be copied (to look the step up in the cache).
+    write: bool,
 }
 
 // ANCHOR: dockerignore

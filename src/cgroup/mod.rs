@@ -614,6 +614,28 @@ impl Cgroup {
         }
     }
 
+    /// On v1, the `tasks` file of every v1 hierarchy's directory: a single-threaded process
+    /// joins the cgroup there by writing `0` into each of them itself ([`join_self`]), which
+    /// is cheaper than being written into `cgroup.procs`; the directory in a hybrid host's
+    /// cgroup2 mount is joined through [`Cgroup::add_pid_to_cgroup2`]. `None` on v2, where a
+    /// process enters a domain cgroup only as a whole (`cgroup.procs`, or
+    /// clone3(CLONE_INTO_CGROUP)).
+    pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        match &self.backend {
+            Backend::V1(cgroup) => Some(cgroup.task_files()),
+            Backend::V2(_) => None,
+        }
+    }
+
+    /// With [`Cgroup::self_join_files`]: moves `pid` into the rest of the group, the directory
+    /// in a hybrid host's cgroup2 mount (`cgroup.procs`), if there is one.
+    pub fn add_pid_to_cgroup2(&self, pid: Pid) -> Result<()> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.add_pid_to_cgroup2(pid),
+            Backend::V2(cgroup) => cgroup.add_pid(pid),
+        }
+    }
+
     /// The processes in this cgroup now.
     pub fn procs(&self) -> Result<Vec<Pid>> {
         match &self.backend {
@@ -706,6 +728,30 @@ pub fn cgroup_dir_of(layout: &Layout, controller: &str, pid: Pid) -> Result<Opti
         });
     Ok(membership.map(|m| found.mount.join(m.path.trim_start_matches('/'))))
 }
+
+// ANCHOR: join_self
+/// Moves the calling thread into the v1 cgroups whose `tasks` files are given
+/// ([`Cgroup::self_join_files`]) by writing `0` (the caller itself) into each; for a
+/// single-threaded process that is the whole process. Writing a pid into `cgroup.procs` makes
+/// the kernel take `cgroup_threadgroup_rwsem` for writing, and the first writer after a quiet
+/// moment waits for an RCU grace period (milliseconds); a thread moving itself needs no such
+/// lock (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). Errors name the file.
+pub fn join_self(task_files: &[PathBuf]) -> Result<()> {
+    for file in task_files {
+        explain::step(
+            "move the process into the cgroup",
+            || format!("write({}, \"0\")", file.display()),
+            Chapter::Cgroups,
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .and_then(|mut handle| handle.write_all(b"0"))
+            .with_context(|| format!("writing \"0\" to {}", file.display()))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: join_self
 
 // ---------------------------------------------------------------------------------------------
 // File helpers shared by v1 and v2. Interface files hold one value, or "key value" lines (the

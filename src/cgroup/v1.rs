@@ -154,6 +154,32 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The `tasks` file of the directory in every v1 hierarchy, for [`super::join_self`].
+    pub fn task_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for (controllers, dir) in &self.dirs {
+            let file = dir.join("tasks");
+            if !controllers.is_empty() && !files.contains(&file) {
+                files.push(file);
+            }
+        }
+        files
+    }
+
+    /// Writes `pid` into `cgroup.procs` of the directory in a hybrid host's cgroup2 mount, if
+    /// the group has one (the v1 hierarchies are left to [`Cgroup::task_files`]).
+    pub fn add_pid_to_cgroup2(&self, pid: Pid) -> Result<()> {
+        for (_, dir) in self.dirs.iter().filter(|(c, _)| c.is_empty()) {
+            write_file(
+                dir,
+                "cgroup.procs",
+                &pid.to_string(),
+                "move the process into the cgroup",
+            )?;
+        }
+        Ok(())
+    }
+
     /// Every process in any of the directories.
     pub fn procs(&self) -> Result<Vec<Pid>> {
         let mut all = Vec::new();

@@ -327,8 +327,19 @@ fn teardown(
     crate::runtime::forget(&paths.runtime_root, id);
     let exit_code = status.as_ref().map_or(-1, |s| i32::from(*s));
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
-    // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
-    let unmounted = super::network::release(paths, id).and(unmount_rootfs(paths, id));
+    // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once. The network's
+    // teardown and the unmount do not depend on each other and each mostly waits for the
+    // kernel (deleting a veth and unmounting wait for RCU grace periods): they run side by
+    // side.
+    let (released, unmounted) = std::thread::scope(|scope| {
+        let network = scope.spawn(|| super::network::release(paths, id));
+        let unmounted = unmount_rootfs(paths, id);
+        let released = network
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the network teardown panicked")));
+        (released, unmounted)
+    });
+    let unmounted = released.and(unmounted);
     RunExit {
         status,
         pumped,

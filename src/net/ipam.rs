@@ -288,7 +288,7 @@ fn record_allocation(
         },
         crate::explain::Chapter::Networking,
     );
-    state.write(file, &pool)?;
+    state.write_unsynced(file, &pool)?;
     Ok(addr)
 }
 
@@ -306,7 +306,7 @@ pub fn release(state: &StateDir, network: &str, container: &str) -> Result<Optio
         .map(|(addr, _)| *addr);
     if let Some(addr) = found {
         pool.allocations.remove(&addr);
-        state.write(&file, &pool)?;
+        state.write_unsynced(&file, &pool)?;
     }
     Ok(found)
 }

@@ -523,7 +523,7 @@ pub fn setup_endpoint(
         ports: Vec::new(),
         rules: Vec::new(),
     };
-    state.write(&container_file(&key), &attachment)?;
+    state.write_unsynced(&container_file(&key), &attachment)?;
     undo.commit();
     Ok(attachment)
 }
@@ -666,7 +666,7 @@ pub fn publish(
     let added = nat::add_rules(backend, &specs)?;
     att.rules.extend(added.iter().cloned());
     att.ports.extend_from_slice(&chosen);
-    if let Err(err) = state.write(&container_file(container), &att) {
+    if let Err(err) = state.write_unsynced(&container_file(container), &att) {
         for rule in added.iter().rev() {
             let _ = nat::delete_rule(rule);
         }
@@ -827,7 +827,7 @@ fn teardown_attachment(state: &StateDir, nl: &mut Netlink, mut att: Attachment) 
         Some(err) => {
             kept.reverse();
             att.rules = kept;
-            state.write(&container_file(&key), &att)?;
+            state.write_unsynced(&container_file(&key), &att)?;
             let container = att.container.clone();
             Err(err.context(format!("tearing down the network of container {container}")))
         }

@@ -2,7 +2,8 @@
 //! record per bridge and per container (with the exact NAT rules added for it), and what we
 //! changed in the host's sysctls. Every change happens under one `flock(2)` and every file is
 //! replaced atomically (write a temp file, fsync, rename(2)), so a crash leaves either the old
-//! or the new version of a file, never half of one.
+//! or the new version of a file, never half of one. The records of a running container skip
+//! the fsync ([`StateDir::write_unsynced`]): a power cut ends what they describe.
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -74,6 +75,19 @@ impl StateDir {
     // ANCHOR: atomic_write
     /// Replaces `rel` atomically: readers see the old file or the new one, never a mix.
     pub fn write<T: Serialize>(&self, rel: &str, value: &T) -> Result<()> {
+        self.replace(rel, value, true)
+    }
+
+    /// [`StateDir::write`] without the fsync, for the records of a running container (its
+    /// attachments and its address leases): readers still see the old or the new file, and
+    /// only a power cut can lose the last version, when it has also ended the container,
+    /// its veths and its rules; a lease whose owner is gone is reclaimed by the next
+    /// allocation. The same reasoning as `crate::state::write_atomic_unsynced`.
+    pub fn write_unsynced<T: Serialize>(&self, rel: &str, value: &T) -> Result<()> {
+        self.replace(rel, value, false)
+    }
+
+    fn replace<T: Serialize>(&self, rel: &str, value: &T, sync: bool) -> Result<()> {
         let path = self.root.join(rel);
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -89,7 +103,9 @@ impl StateDir {
             file.write_all(&bytes)?;
             // fsync before rename: otherwise after a power cut the new name could point at
             // a file whose data never reached the disk.
-            file.sync_all()?;
+            if sync {
+                file.sync_all()?;
+            }
             std::fs::rename(&tmp, &path)?;
             Ok(())
         })();

@@ -24,6 +24,10 @@ pub struct InitContext<'a> {
     /// The container's cgroup directories, one per hierarchy (`Cgroup::paths`): the v1 binds
     /// of the cgroup mount.
     pub cgroup_dirs: &'a [PathBuf],
+    /// On v1 without a user namespace, the `tasks` files through which the process moves
+    /// itself into its v1 hierarchies before anything else (`cgroup::join_self`); the runtime
+    /// moves it into the rest (`cgroup.procs`: all of them with `None`) while it mounts.
+    pub cgroup_tasks: Option<&'a [PathBuf]>,
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
@@ -61,6 +65,10 @@ fn setns_type(ns: Namespace) -> nix::sched::CloneFlags {
 pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     let spec = ctx.spec;
     let process = spec.process().as_ref().context("process: missing")?;
+    // 0. Into the container's cgroup v1 hierarchies, by this process itself (see `join_self`).
+    if let Some(tasks) = ctx.cgroup_tasks {
+        crate::cgroup::join_self(tasks)?;
+    }
     protect_the_runtime(ctx, process)?;
     // 1. Join the namespaces the spec names by path (a shared network namespace, say).
     join_namespaces(ctx)?;
@@ -225,8 +233,9 @@ fn wait_for_start(ctx: &InitContext, ready: &Ready) -> Result<()> {
 // ANCHOR: enter_cgroup
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
 /// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
-/// becomes its root. The runtime moves us while we mount (`ns::Go::WhenChildAsks`), because
-/// the first move into a cgroup can wait milliseconds for an RCU grace period;
+/// becomes its root. Where we do not join ourselves (`cgroup::join_self`), the runtime
+/// moves us while we mount (`ns::Go::WhenChildAsks`), because the first move through
+/// `cgroup.procs` can wait milliseconds for an RCU grace period;
 /// the hooks, a cgroup2 mount and the rest of the process setup (user, capabilities, seccomp,
 /// execve) come after this. Idempotent.
 fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {

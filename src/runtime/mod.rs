@@ -344,7 +344,12 @@ fn launch_in(
     let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
     new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
     let cgroup_dirs = cgroup.paths();
+    // Without a user namespace the process moves itself into its v1 hierarchies, first thing.
+    let user_ns =
+        spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
+    let cgroup_tasks = cgroup.self_join_files().filter(|_| !user_ns);
     let ctx = init::InitContext {
+        cgroup_tasks: cgroup_tasks.as_deref(),
         hook_state: &hook_state,
         hooks_sync: sync.as_ref().map(HooksSync::child_ends),
         become_mapped_root,
@@ -453,7 +458,8 @@ fn compile_seccomp(
     )?))
 }
 
-/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`). With
+/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`): the
+/// process joins its v1 hierarchies itself (`ctx.cgroup_tasks`), we move it into the rest. With
 /// `sync`, a thread of ours runs the `prestart` and `createRuntime` hooks when the process
 /// asks for them, between its mounts and its pivot_root.
 fn spawn_container(
@@ -480,7 +486,11 @@ fn spawn_container(
             id_maps.as_ref(),
             go,
             &mut |pid| {
-                cgroup.add_pid(pid)?;
+                if ctx.cgroup_tasks.is_some() {
+                    cgroup.add_pid_to_cgroup2(pid)?;
+                } else {
+                    cgroup.add_pid(pid)?;
+                }
                 if let Some(sync) = sync.take() {
                     let mut state = hook_state.clone();
                     state.pid = pid.as_raw();
