@@ -329,6 +329,7 @@ fn teardown(
     // A stopped container keeps its upper dir, but not its mount. Unmount before recording the
     // exit: whoever sees "exited" (`start`, `cp`) may mount it again at once.
     let unmounted = super::network::release(paths, id).and(unmount_rootfs(paths, id));
+    crate::events::container_died(paths, id, exit_code);
     RunExit {
         status,
         pumped,
@@ -425,7 +426,11 @@ fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     });
     if state.config.auto_remove {
         let _lock = paths.lock()?;
+        let existed = paths.dir(&state.id).exists();
         remove_files(paths, &state.id)?;
+        if existed {
+            crate::events::container(paths, state, "destroy", &[]);
+        }
         crate::volume::remove_anonymous(paths, state)?;
     }
     exit.pumped?;
@@ -601,6 +606,10 @@ fn launch(
     }
     if stopped_by_user {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    if let Ok(Some(started)) = &recorded {
+        crate::events::volumes_mounted(paths, started);
+        crate::events::container(paths, started, "start", &[]);
     }
     let crate::runtime::Launched {
         cgroup, console, ..

@@ -744,6 +744,7 @@ async fn attach(
     mut req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
     let state = resolve(&daemon, id).await?;
+    crate::events::container(&daemon.paths, &state, "attach", &[]);
     let tty = state.config.tty;
     let stdin = query.bool("stdin") && state.config.open_stdin;
     let mut wants = 0;

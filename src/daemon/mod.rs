@@ -299,6 +299,7 @@ async fn route_to(
         (Some("_ping"), 1) => Ok(system::ping(&method)),
         (Some("version"), 1) if method == Method::GET => system::version().await,
         (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
+        (Some("events"), 1) if method == Method::GET => system::events(daemon, &req).await,
         (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
             system::df(daemon).await
         }
