@@ -19,6 +19,7 @@ pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 use anyhow::{Context, Result, bail};
@@ -300,6 +301,7 @@ async fn route_to(
         (Some("version"), 1) if method == Method::GET => system::version().await,
         (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
         (Some("events"), 1) if method == Method::GET => system::events(daemon, &req).await,
+        (Some("commit"), 1) if method == Method::POST => transfer::commit(daemon, req).await,
         (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
             system::df(daemon).await
         }
