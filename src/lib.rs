@@ -10,6 +10,7 @@ pub mod cli;
 pub mod container;
 pub mod daemon;
 pub mod doctor;
+pub mod events;
 pub mod explain;
 pub mod format;
 pub mod image;

@@ -1,5 +1,6 @@
 //! minidock: a small Docker, built from the mechanisms the demos show one at a time.
 use clap::{Parser, Subcommand};
+use minidock::container::Paths;
 use minidock::image::cli as image_cli;
 use minidock::{doctor, explain};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ enum Command {
     /// Manage containers.
     #[command(subcommand, name = "container")]
     ContainerManage(minidock::system::aliases::ContainerManageCommand),
+    /// Get real time events from minidock (its journal of events, `docker events`).
+    Events(minidock::events::EventsArgs),
     /// Show the minidock version information.
     Version(minidock::system::VersionArgs),
     /// Display system-wide information.
@@ -136,6 +139,9 @@ fn main() -> ExitCode {
             minidock::system::aliases::run_container(cli.root.as_deref(), &root, &command)
         }
         Command::Version(args) => minidock::system::run_version(&args),
+        Command::Events(args) => {
+            minidock::events::run_events(&Paths::new(cli.root.as_deref()), &args)
+        }
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             let paths = minidock::container::Paths::new(cli.root.as_deref());
             minidock::system::info::run_info(&paths, &args)

@@ -477,6 +477,7 @@ pub fn attach(paths: &Paths, name: &str, options: &AttachOptions) -> Result<u8> 
     )?;
     let stdin = state.config.open_stdin && !options.no_stdin;
     let stream = connect(paths, &state, stdin)?;
+    crate::events::container(paths, &state, "attach", &[]);
     let client = Client {
         stream,
         wants: if stdin { WANT_STDIN } else { 0 },
@@ -539,6 +540,7 @@ pub fn foreground(paths: &Paths, state: &ContainerState, options: &Foreground) -
     (&ours)
         .write_all(&[wants])
         .context("writing the attach hello")?;
+    crate::events::container(paths, state, "attach", &[]);
     super::shim::start_attached(paths, &state.id, theirs.into())?;
     let client = Client {
         stream: ours,

@@ -281,14 +281,25 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     }
     let pid = state.pid;
     let mut prepared = prepare(paths, &state, options)?;
+    let exec_id = super::new_id()?;
+    crate::events::exec(paths, &state, "exec_create", &exec_id, &options.command);
+    crate::events::exec(paths, &state, "exec_start", &exec_id, &options.command);
     let child = spawn_in(&prepared, pid, &state.cgroup_paths)?;
-    match prepared.console.take() {
+    let status = match prepared.console.take() {
         Some(socket) => {
             let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
             crate::tty::proxy(master, child)
         }
         None => crate::ns::wait_for(child),
-    }
+    };
+    let code = status.as_ref().map_or(-1, |s| i32::from(*s)).to_string();
+    crate::events::container(
+        paths,
+        &state,
+        "exec_die",
+        &[("execID", exec_id), ("exitCode", code)],
+    );
+    status
 }
 
 /// Starts the process `p` describes inside the container whose first process is `pid`: joins

@@ -1059,7 +1059,84 @@ pub fn archive_in(
     let mut spool = tempfile::tempfile().context("creating a temp file")?;
     std::io::copy(&mut input, &mut spool).context("reading the tar stream")?;
     spool.rewind()?;
+    check_upload(&mut spool, &clean)?;
     extract_into(spool, dir.as_fd(), preserve_owners)
+}
+
+// ANCHOR: check_upload
+/// Reads the whole tar `archive` before anything of it is written, and refuses it (exit 1)
+/// when an entry would land outside `dest` (`"../x" is outside of "/tmp"`), or a link would
+/// point out of it (`invalid symlink "/x" -> "../../x"`, `invalid hardlink ...`), with the
+/// words of moby's `pkg/archive` untar; the paths are resolved lexically, as there (absolute
+/// link targets are read under `dest`, as Go's `filepath.Join` does). Rewinds `archive` for
+/// the extraction.
+fn check_upload(archive: &mut std::fs::File, dest: &str) -> Result<()> {
+    let join = |base: &str, name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        super::spec::clean_container_path("the path", &format!("{base}/{name}")).unwrap_or_default()
+    };
+    let inside = |path: &str| {
+        dest == "/" || path == dest || path.strip_prefix(dest).is_some_and(|r| r.starts_with('/'))
+    };
+    // An entry climbing above `dest` is refused even when `dest` is `/` (where moby would put
+    // it at `/`): the extraction below refuses it too, and only after earlier entries.
+    let mut tar = tar::Archive::new(std::io::BufReader::new(&*archive));
+    let entries = tar.entries().context("reading the tar stream")?;
+    for entry in entries {
+        let entry = entry.map_err(|e| crate::cli::untrusted_error("reading the tar stream", e))?;
+        let name = entry.path_bytes().into_owned();
+        let path = join(dest, &name);
+        if !inside(&path) || escapes(&name) {
+            return Err(refused(format!(
+                "{} is outside of {}",
+                crate::cli::quote(&name),
+                crate::cli::quote(dest)
+            )));
+        }
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let Some(link) = link else { continue };
+        let (kind, target) = match entry.header().entry_type() {
+            tar::EntryType::Symlink => {
+                let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
+                (
+                    "symlink",
+                    join(if parent.is_empty() { "/" } else { parent }, &link),
+                )
+            }
+            tar::EntryType::Link => ("hardlink", join(dest, &link)),
+            _ => continue,
+        };
+        if !inside(&target) {
+            return Err(refused(format!(
+                "invalid {kind} {} -> {}",
+                crate::cli::quote(&target),
+                crate::cli::quote(&link)
+            )));
+        }
+    }
+    drop(tar);
+    archive.rewind()?;
+    Ok(())
+}
+// ANCHOR_END: check_upload
+
+/// Whether relative `name` climbs above its start (`../x`, `a/../../x`): Go's
+/// `filepath.Join` of it onto `dest` would leave `dest`.
+fn escapes(name: &[u8]) -> bool {
+    let mut depth = 0i32;
+    for part in name.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
 }
 
 /// The container's whole filesystem as a tar, written to `sink`.

@@ -375,6 +375,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     state.save(paths)?;
     guard.armed = false;
     made.keep();
+    crate::events::container(paths, &state, "create", &[]);
     Ok(state)
 }
 // ANCHOR_END: create
@@ -644,6 +645,12 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
         || format!("kill({}, {signal})", state.pid),
         Chapter::PuttingTogether,
     );
+    crate::events::container(
+        paths,
+        &state,
+        "kill",
+        &[("signal", signal.number().to_string())],
+    );
     signal
         .send(state.pid)
         .with_context(|| format!("kill({}, {signal})", state.pid))?;
@@ -731,6 +738,12 @@ pub fn stop(
             || format!("kill({pid}, {signal})"),
             Chapter::PuttingTogether,
         );
+        crate::events::container(
+            paths,
+            &state,
+            "kill",
+            &[("signal", signal.number().to_string())],
+        );
         let _ = signal.send(pid);
         if !wait_until(timeout, || !state.process_alive()) {
             explain::step(
@@ -738,6 +751,7 @@ pub fn stop(
                 || format!("kill({pid}, SIGKILL)"),
                 Chapter::PuttingTogether,
             );
+            crate::events::container(paths, &state, "kill", &[("signal", "9".to_owned())]);
             let _ = Signal::KILL.send(pid);
             let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
@@ -746,6 +760,7 @@ pub fn stop(
         }
     }
     wait_recorded(paths, &state.id, std::time::Duration::from_secs(10));
+    crate::events::container(paths, &state, "stop", &[]);
     Ok(())
 }
 
@@ -788,6 +803,7 @@ pub fn remove_with_volumes(
         }
         mark_stopped_by_user(paths, &state.id)?;
         if state.process_alive() {
+            crate::events::container(paths, &state, "kill", &[("signal", "9".to_owned())]);
             let _ = Signal::KILL.send(state.pid);
             let _ = pause::thaw_after_kill(&state);
             wait_until(std::time::Duration::from_secs(10), || {
@@ -799,7 +815,11 @@ pub fn remove_with_volumes(
     // A supervisor may still be between recording the exit and exiting (unmounting, or
     // removing an --rm container itself): removal is idempotent, so both may go ahead.
     let _lock = paths.lock()?;
+    let existed = paths.dir(&state.id).exists();
     remove_files(paths, &state.id)?;
+    if existed {
+        crate::events::container(paths, &state, "destroy", &[]);
+    }
     if volumes {
         crate::volume::remove_anonymous(paths, &state)?;
     }

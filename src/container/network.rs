@@ -747,6 +747,14 @@ pub fn connect_network(
     if running {
         refresh(paths, &state, true)?;
     }
+    crate::events::network(
+        &paths.root,
+        &net.id,
+        &net.name,
+        &net.driver,
+        "connect",
+        &[("container", state.id.clone())],
+    );
     Ok(())
 }
 // ANCHOR_END: connect_network
@@ -802,7 +810,16 @@ pub fn disconnect_network(
     net::teardown_endpoint(&net_state, &state.id, &att.interface)?;
     list.retain(|c| !names_network(&net_state, c, &net));
     save_connections(paths, &state.id, &list)?;
-    refresh(paths, &state, true)
+    refresh(paths, &state, true)?;
+    crate::events::network(
+        &paths.root,
+        &net.id,
+        &net.name,
+        &net.driver,
+        "disconnect",
+        &[("container", state.id.clone())],
+    );
+    Ok(())
 }
 
 /// Docker's words for a host port that is taken (exit 125).

@@ -99,13 +99,17 @@ fn set(paths: &Paths, name: &str, wanted: FreezerState) -> Result<()> {
 /// `pause CONTAINER`. Errors (exit 1, as Docker's): no such container, `Container ID is not
 /// running`, `Container ID is already paused`.
 pub fn pause(paths: &Paths, name: &str) -> Result<()> {
-    set(paths, name, FreezerState::Frozen)
+    set(paths, name, FreezerState::Frozen)?;
+    crate::events::container_named(paths, name, "pause", &[]);
+    Ok(())
 }
 
 /// `unpause CONTAINER`. Errors (exit 1): no such container, not running,
 /// `Container ID is not paused`.
 pub fn unpause(paths: &Paths, name: &str) -> Result<()> {
-    set(paths, name, FreezerState::Thawed)
+    set(paths, name, FreezerState::Thawed)?;
+    crate::events::container_named(paths, name, "unpause", &[]);
+    Ok(())
 }
 
 /// After a SIGKILL was sent to a paused container: thaws it, so its processes die (a frozen

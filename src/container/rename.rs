@@ -30,6 +30,9 @@ pub fn rename(paths: &Paths, old: &str, new: &str) -> Result<()> {
     let Some(mut current) = ContainerState::load(paths, &state.id)? else {
         return Err(super::no_such_container(old));
     };
+    let old_name = format!("/{}", current.name);
     current.name = new.to_owned();
-    current.save(paths)
+    current.save(paths)?;
+    crate::events::container(paths, &current, "rename", &[("oldName", old_name)]);
+    Ok(())
 }

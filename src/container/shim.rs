@@ -340,6 +340,7 @@ fn teardown(
         (released, unmounted)
     });
     let unmounted = released.and(unmounted);
+    crate::events::container_died(paths, id, exit_code);
     RunExit {
         status,
         pumped,
@@ -436,7 +437,11 @@ fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     });
     if state.config.auto_remove {
         let _lock = paths.lock()?;
+        let existed = paths.dir(&state.id).exists();
         remove_files(paths, &state.id)?;
+        if existed {
+            crate::events::container(paths, state, "destroy", &[]);
+        }
         crate::volume::remove_anonymous(paths, state)?;
     }
     exit.pumped?;
@@ -614,6 +619,10 @@ fn launch(
     }
     if stopped_by_user {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    if let Ok(Some(started)) = &recorded {
+        crate::events::volumes_mounted(paths, started);
+        crate::events::container(paths, started, "start", &[]);
     }
     let crate::runtime::Launched {
         cgroup, console, ..

@@ -547,21 +547,79 @@ async fn remove(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<B
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// Registers a connection to be made when container `id` starts.
+/// Registers a connection to be made when container `id` starts: by this daemon
+/// ([`start_container`]), or by anyone else (`minidock start`), which
+/// [`watch_external_start`] notices.
 fn register(
     daemon: &Shared,
     id: &str,
     wants: u8,
 ) -> tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream> {
     let (reply, rx) = tokio::sync::oneshot::channel();
+    let mut first = false;
     if let Ok(mut pending) = daemon.pending.lock() {
-        pending
-            .entry(id.to_owned())
-            .or_default()
-            .push(Pending { wants, reply });
+        let list = pending.entry(id.to_owned()).or_default();
+        first = list.is_empty();
+        list.push(Pending { wants, reply });
+    }
+    if first {
+        let started_at = ContainerState::load(&daemon.paths, id)
+            .ok()
+            .flatten()
+            .map(|s| s.started_at)
+            .unwrap_or_default();
+        tokio::spawn(watch_external_start(
+            daemon.clone(),
+            id.to_owned(),
+            started_at,
+        ));
     }
     rx
 }
+
+// ANCHOR: watch_external_start
+/// While connections wait for container `id` to start, looks at its state every 50 ms: once
+/// something other than this daemon started it (`minidock start`; its `StartedAt` moved on
+/// from `started_at`, or it runs), the waiting connections are made to its shim now, and
+/// see its output from then on. One that exited already gets no connection: a `wait` then
+/// reads the recorded exit code, an attach ends. A container removed meanwhile drops them.
+async fn watch_external_start(daemon: Shared, id: String, started_at: String) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let still_waiting = daemon
+            .pending
+            .lock()
+            .is_ok_and(|p| p.get(&id).is_some_and(|l| !l.is_empty()));
+        if !still_waiting {
+            return;
+        }
+        let (d, owned) = (daemon.clone(), id.clone());
+        let state = blocking(move || ContainerState::load(&d.paths, &owned)).await;
+        let started = match &state {
+            Ok(Some(s)) => s.observe() == Status::Running || s.started_at != started_at,
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if !started {
+            continue;
+        }
+        let waiting: Vec<Pending> = daemon
+            .pending
+            .lock()
+            .map(|mut p| p.remove(&id).unwrap_or_default())
+            .unwrap_or_default();
+        for pending in waiting {
+            let (d, owned, wants) = (daemon.clone(), id.clone(), pending.wants);
+            if let Ok(stream) =
+                blocking(move || attach::connect_wanting(&d.paths, &owned, wants)).await
+            {
+                let _ = pending.reply.send(stream);
+            }
+        }
+        return;
+    }
+}
+// ANCHOR_END: watch_external_start
 
 /// Reads a shim connection's frames until its exit frame: the process's exit status.
 async fn exit_status(stream: std::os::unix::net::UnixStream) -> Option<i32> {
@@ -744,6 +802,7 @@ async fn attach(
     mut req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
     let state = resolve(&daemon, id).await?;
+    crate::events::container(&daemon.paths, &state, "attach", &[]);
     let tty = state.config.tty;
     let stdin = query.bool("stdin") && state.config.open_stdin;
     let mut wants = 0;
@@ -1208,6 +1267,11 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
 fn path_error(err: ApiError) -> ApiError {
     if err.message.contains("no such container:path") {
         return ApiError::new(StatusCode::NOT_FOUND, err.message);
+    }
+    // An upload refused whole ([`container::fs::archive_in`]'s checks) is the client's error.
+    let refused = [" is outside of ", "invalid symlink ", "invalid hardlink "];
+    if refused.iter().any(|r| err.message.contains(r)) {
+        return ApiError::bad_parameter(err.message);
     }
     err
 }

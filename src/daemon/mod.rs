@@ -23,6 +23,7 @@ pub mod networks;
 pub mod registry;
 pub mod system;
 pub mod tls;
+pub mod transfer;
 pub mod volumes;
 
 use anyhow::{Context, Result, bail};
@@ -306,6 +307,8 @@ async fn route_to(
         (Some("_ping"), 1) => Ok(system::ping(&method)),
         (Some("version"), 1) if method == Method::GET => system::version().await,
         (Some("info"), 1) if method == Method::GET => system::info(daemon).await,
+        (Some("events"), 1) if method == Method::GET => system::events(daemon, &req).await,
+        (Some("commit"), 1) if method == Method::POST => transfer::commit(daemon, req).await,
         (Some("system"), 2) if method == Method::GET && words[1] == "df" => {
             system::df(daemon).await
         }

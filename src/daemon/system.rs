@@ -80,3 +80,55 @@ pub async fn df(daemon: Shared) -> ApiResult<Response<Body>> {
     .await?;
     Ok(json(StatusCode::OK, &usage))
 }
+
+// ANCHOR: events
+/// `GET /events`: the journal's events ([`crate::events`]) that pass `filters`, streamed as
+/// JSON lines: those at or after `since` first, then the new ones as they are appended, until
+/// `until` passes or the client goes away. Without `since` only new events come; the headers
+/// go out at once. `since` and `until` are Unix seconds with an optional fraction (what the
+/// CLI sends), or anything `--since` takes. Errors: 400 for a time or a filter that does not
+/// parse.
+pub async fn events(
+    daemon: Shared,
+    req: &hyper::Request<hyper::body::Incoming>,
+) -> ApiResult<Response<Body>> {
+    use super::error::ApiError;
+    let query = super::Query::parse(req.uri().query());
+    let now = std::time::SystemTime::now();
+    let time = |key: &str| -> ApiResult<Option<std::time::SystemTime>> {
+        match query.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => crate::container::logs::parse_log_time(key, v, now)
+                .map(Some)
+                .map_err(|e| ApiError::bad_parameter(format!("{e:#}"))),
+        }
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let filter = crate::events::Filter::parse(&query.filters()?)
+        .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let mut follower = crate::events::Follower::new(&daemon.paths.root, since, until);
+    let (response, tx) = super::streamed("application/json");
+    tokio::spawn(async move {
+        loop {
+            for event in follower.next_events().unwrap_or_default() {
+                if !filter.includes(&event) {
+                    continue;
+                }
+                let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                line.push(b'\n');
+                if tx.send(line.into()).await.is_err() {
+                    return;
+                }
+            }
+            if follower.done() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(crate::events::POLL) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(response)
+}
+// ANCHOR_END: events

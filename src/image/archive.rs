@@ -145,6 +145,9 @@ pub fn save(
         .context("finishing the archive")?
         .flush()
         .context("writing the archive")?;
+    for s in &selected {
+        crate::events::image_by_id(store.state_root(), &s.image.id, "save");
+    }
     Ok(())
 }
 // ANCHOR_END: save
@@ -672,15 +675,19 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<Loaded>> {
         Chapter::Images,
     );
     let archive = extract(store, input)?;
-    if archive.exists("index.json") && archive.exists("oci-layout") {
-        load_oci(store, &archive)
+    let loaded = if archive.exists("index.json") && archive.exists("oci-layout") {
+        load_oci(store, &archive)?
     } else if archive.exists("manifest.json") {
-        load_docker(store, &archive)
+        load_docker(store, &archive)?
     } else {
         bail!(
             "the archive has neither manifest.json (docker save) nor index.json and oci-layout (OCI): not an image archive"
         )
+    };
+    for l in &loaded {
+        crate::events::image_by_id(store.state_root(), &l.id, "load");
     }
+    Ok(loaded)
 }
 // ANCHOR_END: load
 

@@ -1085,16 +1085,26 @@ pub fn run_load(root: &Path, args: &LoadArgs) -> Result<u8> {
         .map_err(|err| request_failed(disk_full_at(err, store.dir())))?;
     if !args.quiet {
         let mut out = io::stdout().lock();
-        for image in loaded {
-            if image.names.is_empty() {
-                writeln!(out, "Loaded image ID: {}", image.id).context("writing to stdout")?;
-            }
-            for name in image.names {
-                writeln!(out, "Loaded image: {}", name.familiar()).context("writing to stdout")?;
-            }
+        for line in loaded_lines(&loaded) {
+            writeln!(out, "{line}").context("writing to stdout")?;
         }
     }
     Ok(0)
+}
+
+/// What `load` reports for each loaded image: `Loaded image: NAME` for each of its names,
+/// `Loaded image ID: ID` for one without a name.
+pub fn loaded_lines(loaded: &[super::archive::Loaded]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for image in loaded {
+        if image.names.is_empty() {
+            lines.push(format!("Loaded image ID: {}", image.id));
+        }
+        for name in &image.names {
+            lines.push(format!("Loaded image: {}", name.familiar()));
+        }
+    }
+    lines
 }
 
 /// `minidock history`

@@ -103,14 +103,16 @@ pub fn commit(
         history: entry,
         created,
     };
-    commit_layer_with(
+    let image = commit_layer_with(
         &store,
         &layers,
         image_config,
         &base.config_extra,
         step,
         names,
-    )
+    )?;
+    crate::events::committed(paths, &container, &image, names, options.message.as_deref());
+    Ok(image)
 }
 
 /// One layer's worth of [`commit_layer`]: the upper dir holding the changes (`None`: none),

@@ -134,7 +134,9 @@ pub fn import(
     let manifest_blob = store.put_blob(&manifest_bytes, None)?;
     let manifest_descriptor = manifest_blob.descriptor(MediaType::ImageManifest);
     store.add_image(&manifest_descriptor, names)?;
-    store.resolve(&format!("sha256:{}", config_blob.digest.digest()))
+    let image = store.resolve(&format!("sha256:{}", config_blob.digest.digest()))?;
+    crate::events::image_by_id(store.state_root(), &image.id, "import");
+    Ok(image)
 }
 // ANCHOR_END: import
 

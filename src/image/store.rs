@@ -491,7 +491,10 @@ impl Store {
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         let _lease = self.lease()?;
         let image = self.resolve(source)?;
-        self.add_image(&image.manifest_descriptor, std::slice::from_ref(target))
+        self.add_image(&image.manifest_descriptor, std::slice::from_ref(target))?;
+        let id = image.id.to_string();
+        crate::events::image(&self.state_root, &id, &target.familiar(), "tag");
+        Ok(())
     }
 
     // --------------------------------------------------------------------------------------
@@ -680,7 +683,9 @@ impl Store {
             && image.names.len() > 1
         {
             self.untag(&image, std::slice::from_ref(reference))?;
-            return Ok(vec![Removed::Untagged(reference.clone())]);
+            let removed = vec![Removed::Untagged(reference.clone())];
+            crate::events::images_removed(&self.state_root, &image.id, &removed);
+            return Ok(removed);
         }
         if let Some(user) = users.first().filter(|_| !force) {
             let message = match &by_name {
@@ -748,6 +753,7 @@ impl Store {
             // Forced while in use: untag, keep the content for the containers.
             self.untag(&image, &image.names)?;
         }
+        crate::events::images_removed(&self.state_root, &image.id, &removed);
         Ok(removed)
     }
     // ANCHOR_END: remove

@@ -339,6 +339,7 @@ pub fn create(state: &StateDir, req: &CreateRequest) -> Result<Network> {
         );
     }
     state.write(&network_file(&net.id), &net)?;
+    crate::events::network_in(state, &net.id, &net.name, &net.driver, "create", &[]);
     Ok(net)
 }
 
@@ -404,6 +405,7 @@ pub fn remove(state: &StateDir, term: &str) -> Result<Network> {
     }
     let _lock = state.lock()?;
     state.remove(&network_file(&net.id))?;
+    crate::events::network_in(state, &net.id, &net.name, &net.driver, "destroy", &[]);
     Ok(net)
 }
 

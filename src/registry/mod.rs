@@ -379,6 +379,12 @@ fn pull_from(
     // the digest printed, `RepoDigests` and `repo@digest` all agree.
     store.add_image_as(&descriptor, std::slice::from_ref(&name), Some(&top_digest))?;
     let image = store.resolve(&name.to_string())?;
+    crate::events::image(
+        store.state_root(),
+        &name.familiar(),
+        &name.familiar(),
+        "pull",
+    );
     Ok(Pulled {
         image,
         digest: top_digest,
@@ -794,6 +800,12 @@ pub fn push(
     }
     let size = manifest_bytes.len() as u64;
     progress.line(&format!("{target}: digest: {manifest_digest} size: {size}"));
+    crate::events::image(
+        store.state_root(),
+        &reference.familiar(),
+        &reference.familiar(),
+        "push",
+    );
     Ok(Pushed {
         digest: manifest_digest,
         size,

@@ -190,6 +190,7 @@ impl Store {
         };
         let json = serde_json::to_vec_pretty(&volume)?;
         crate::state::write_atomic(&self.metadata(name), &json)?;
+        crate::events::volume(self.state_root(), name, DRIVER, "create", &[]);
         Ok((volume, true))
     }
     // ANCHOR_END: create
@@ -221,10 +222,17 @@ impl Store {
             Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
         }
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
         }
+        crate::events::volume(self.state_root(), name, &volume.driver, "destroy", &[]);
+        Ok(())
+    }
+
+    /// The state root the volumes are in.
+    fn state_root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
     }
 }
 
