@@ -330,3 +330,107 @@ fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// Runs `cmd` with stdout and stderr on one open file description, so the two interleave as
+/// on a terminal; its exit status and what it printed.
+fn interleaved(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    let log = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = log.reopen().unwrap();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+    (status, std::fs::read_to_string(log.path()).unwrap())
+}
+
+/// The trace the cgroups chapter shows is this snapshot, one per cgroup layout (the chapter
+/// includes the v1-hybrid one, the CI host's): `cgroup-demo run --memory 32M` around a memory
+/// hog, its steps and the hog's output interleaved, then the report read from the kernel.
+#[test]
+fn the_cgroups_trace_is_a_snapshot() {
+    if !common::require_root() {
+        return;
+    }
+    let name = format!("booktrace-{:06}", std::process::id() % 1_000_000);
+    let demo = assert_cmd::cargo::cargo_bin("cgroup-demo");
+    let mut cmd = Command::new(&demo);
+    cmd.args(["run", "--memory", "32M", "--name", &name, "--"])
+        .arg(&demo)
+        .args(["hog", "--mib", "256"]);
+    let (status, printed) = interleaved(cmd);
+    let left = cgroup_dirs_named(&name);
+    for dir in &left {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(left.is_empty(), "cgroups left over: {left:?}");
+    assert_eq!(status.code(), Some(137), "{printed}");
+    assert!(printed.contains("1 OOM kill(s)"), "{printed}");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_suffix(common::cgroup_layout_name());
+    settings.add_filter(&name, "[NAME]");
+    // The pid moved into the cgroup, the machine's CPUs and the measured times vary.
+    settings.add_filter(r#"(cgroup\.procs, )"\d+"\) +book:"#, "${1}\"[PID]\") book:");
+    settings.add_filter(
+        r#"(cpuset\.cpus, )"[0-9,-]+"\) +book:"#,
+        "${1}\"[CPUS]\") book:",
+    );
+    settings.add_filter(
+        r"\d+\.\d+ s used in \d+\.\d+ s wall = \d+\.\d+ CPU",
+        "[T] s used in [T] s wall = [N] CPU",
+    );
+    settings.bind(|| insta::assert_snapshot!("cgroups_trace", printed));
+}
+
+/// Every directory named `name` under a `minidock` cgroup of any hierarchy.
+fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        dirs.push(Path::new(base).join("minidock").join(name));
+    }
+    for entry in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        dirs.push(entry.path().join("minidock").join(name));
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.retain(|d| d.exists());
+    dirs
+}
+
+/// The trace the Networking chapter shows is this snapshot (the chapter includes the file):
+/// `net-demo tour` with the iptables-nft backend, in a private network namespace, its steps
+/// on stderr.
+#[test]
+fn the_networking_trace_is_a_snapshot() {
+    let backend = minidock::net::Backend::IptablesNft;
+    if !common::require_root()
+        || !common::prerequisite(backend.is_available(), "iptables-nft in PATH")
+    {
+        return;
+    }
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = common::net::private_netns(|| {
+        Command::new(assert_cmd::cargo::cargo_bin("net-demo"))
+            .arg("--root")
+            .arg(root.path())
+            .args(["--nat-backend", backend.name(), "tour"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success(), "{out:?}");
+    let trace: String = common::text(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(trace.contains("unshare(CLONE_NEWNET)"), "{trace}");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&root.path().to_string_lossy()), "[ROOT]");
+    settings.bind(|| insta::assert_snapshot!("networking_trace", trace));
+}
