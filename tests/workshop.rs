@@ -5,9 +5,11 @@
 //! from a fixed list (lesson 7), a trusted manifest (lesson 12), a volume bind-mounted after
 //! pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups "deny" or
 //! no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a killing
-//! seccomp filter or one without no_new_privs (lesson 17) and a bundle without a UTS namespace
-//! or a read-only root (lesson 18) must fail, the solutions must pass. Every known-wrong answer
-//! fails with its own misunderstanding named, and hints come one step at a time.
+//! seccomp filter or one without no_new_privs (lesson 17), a bundle without a UTS namespace or
+//! a read-only root (lesson 18) and a daemon client that prints the API's names as they come
+//! or lists only running containers (lesson 19) must fail, the solutions must pass. Every
+//! known-wrong answer fails with its own misunderstanding named, and hints come one step at a
+//! time.
 //! (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
@@ -446,6 +448,39 @@ fn a_bundle_without_a_uts_namespace_or_a_readonly_root_fails_lesson_18() {
             "UTS namespace and hostname",
             "mountinfo options",
             "memory cgroup's limit",
+        ],
+    );
+}
+
+#[test]
+fn names_with_their_slash_or_running_containers_only_fail_lesson_19() {
+    if !common::require_root()
+        || !common::prerequisite(
+            common::dockerd::have("docker"),
+            "the docker CLI is missing (apt-get install docker.io)",
+        )
+    {
+        return;
+    }
+    // The real docker CLI, against the checker's own daemon, is the reference.
+    let report = fails_on(
+        "19",
+        "leading-slash",
+        "against docker ps -a",
+        "keeps a leading '/' on every name",
+    );
+    assert!(report.contains(" /lesson19-web"), "{report}");
+    fails_on(
+        "19",
+        "running-only",
+        "how many containers the program printed",
+        "all=1",
+    );
+    solution_passes(
+        "19",
+        &[
+            "how many containers the program printed",
+            "against docker ps -a",
         ],
     );
 }

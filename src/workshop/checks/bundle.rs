@@ -126,7 +126,7 @@ fn refused_likely(output: &std::process::Output) -> &'static str {
 }
 
 /// The `minidock` binary beside the running `workshop`.
-fn minidock() -> Result<PathBuf> {
+pub(super) fn minidock() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the workshop binary")?;
     let path = exe.with_file_name("minidock");
     anyhow::ensure!(
@@ -138,7 +138,7 @@ fn minidock() -> Result<PathBuf> {
 }
 
 /// A busybox root filesystem at `dir`, made by `scripts/busybox-rootfs`.
-fn busybox_rootfs(dir: &Path) -> Result<()> {
+pub(super) fn busybox_rootfs(dir: &Path) -> Result<()> {
     let script = crate::workshop::lessons_dir()
         .parent()
         .map(|repo| repo.join("scripts/busybox-rootfs"))

@@ -5,6 +5,7 @@ mod bundle;
 mod caps;
 mod cgroup;
 mod container;
+mod daemon;
 mod net;
 mod ns;
 mod overlay;
@@ -44,6 +45,7 @@ const CHECKS: &[(u32, Check)] = &[
     (16, caps::lesson16_capabilities),
     (17, seccomp::lesson17_seccomp),
     (18, bundle::lesson18_bundle),
+    (19, daemon::lesson19_daemon_client),
 ];
 
 #[cfg(test)]
