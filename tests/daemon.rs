@@ -1001,6 +1001,86 @@ fn cp_copies_both_ways_through_the_archive_endpoints() {
 }
 
 #[test]
+fn cp_through_hostile_paths_stays_in_the_container_and_a_missing_path_is_dockerds_404() {
+    let Some(d) = daemon("minidock-daemon-cp-hostile") else {
+        return;
+    };
+    let dir = d.socket().with_file_name("cp-hostile");
+    std::fs::create_dir(&dir).unwrap();
+    let host_dir = dir.to_str().unwrap().to_owned();
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    // Absolute and relative symlinks that would name the host's directory if followed there.
+    let links = format!(
+        "mkdir -p /d {host_dir} && ln -s {host_dir} /abs && ln -s ../../../../..{host_dir} /rel \
+         && ln -s / /d/root && echo ok"
+    );
+    assert_eq!(d.ok(&["exec", "box", "sh", "-c", &links]), "ok\n");
+    let src = dir.join("host.txt");
+    std::fs::write(&src, "from the host\n").unwrap();
+    let src = src.to_str().unwrap();
+    for target in ["box:/abs/", "box:/rel/"] {
+        assert_eq!(d.ok(&["cp", src, target]), "");
+    }
+    // The copies went to the container's own directory of that name, never the host's.
+    let listed = d.docker(&["exec", "box", "ls", &host_dir]);
+    assert_eq!(
+        text(&listed.stdout),
+        "host.txt\n",
+        "{}",
+        text(&listed.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "only host.txt in the host's directory"
+    );
+    // `..` and a symlink to / resolve inside the container's root.
+    let passwd = dir.join("passwd");
+    d.ok(&["cp", "box:/d/root/etc/passwd", passwd.to_str().unwrap()]);
+    let container_passwd = d.ok(&["exec", "box", "cat", "/etc/passwd"]);
+    assert_eq!(std::fs::read_to_string(&passwd).unwrap(), container_passwd);
+    let err = d.fails(
+        &[
+            "cp",
+            "box:/../../../../etc/shadow",
+            passwd.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(
+        err,
+        "Error response from daemon: Could not find the file /../../../../etc/shadow in container box\n"
+    );
+    let err = d.fails(&["cp", "box:/nothing", passwd.to_str().unwrap()], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Could not find the file /nothing in container box\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    d.ok(&["rm", "-f", "box"]);
+}
+
+#[test]
+fn a_newer_api_version_than_served_is_dockerds_400() {
+    let Some(d) = daemon("minidock-daemon-version") else {
+        return;
+    };
+    let answer = d.curl(&["-i", "http://localhost/v9.99/containers/json"]);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.ends_with(
+            "\r\n\r\n{\"message\":\"client version 9.99 is too new. Maximum supported API version is 1.41\"}\n"
+        ),
+        "{answer}"
+    );
+    // The version the CLI negotiates, and an older one, are served.
+    for version in ["v1.41", "v1.24"] {
+        let list = d.curl(&[&format!("http://localhost/{version}/containers/json")]);
+        assert_eq!(list, "[]\n");
+    }
+}
+
+#[test]
 fn the_daemon_starts_always_and_unless_stopped_containers_at_its_start() {
     let Some(mut d) = daemon("minidock-daemon-restore") else {
         return;

@@ -1263,10 +1263,14 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
     Ok(json(StatusCode::OK, &object!({ "Warnings": [] })))
 }
 
-/// A library error about a container path: 404 when it does not exist, as dockerd's.
-fn path_error(err: ApiError) -> ApiError {
+/// A library error about a container path: 404 when it does not exist, in dockerd's words
+/// ("Could not find the file PATH in container NAME", with the name the request gave).
+fn path_error(err: ApiError, container: &str, path: &str) -> ApiError {
     if err.message.contains("no such container:path") {
-        return ApiError::new(StatusCode::NOT_FOUND, err.message);
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Could not find the file {path} in container {container}"),
+        );
     }
     // An upload refused whole ([`container::fs::archive_in`]'s checks) is the client's error.
     let refused = [" is outside of ", "invalid symlink ", "invalid hardlink "];
@@ -1294,7 +1298,7 @@ async fn archive_stat(
     let (d, cid, p) = (daemon.clone(), state.id.clone(), path.clone());
     let stat = blocking(move || container::fs::stat_path(&d.paths, &cid, &p))
         .await
-        .map_err(path_error)?;
+        .map_err(|err| path_error(err, id, &path))?;
     let header = base64::engine::general_purpose::STANDARD
         .encode(serde_json::to_vec(&stat).unwrap_or_default());
     let mut response = if body {
@@ -1335,6 +1339,7 @@ async fn archive_put(
         .ok_or_else(|| ApiError::bad_parameter("path is required"))?
         .to_owned();
     let preserve = query.bool("copyUIDGID");
+    let shown = path.clone();
     let mut spool = tempfile::tempfile()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}")))?;
     let mut incoming = req.into_body();
@@ -1354,7 +1359,7 @@ async fn archive_put(
         container::fs::archive_in(&daemon.paths, &state.id, &path, spool, preserve)
     })
     .await
-    .map_err(path_error)?;
+    .map_err(|err| path_error(err, id, &shown))?;
     Ok(empty(StatusCode::OK))
 }
 

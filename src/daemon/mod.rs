@@ -229,8 +229,9 @@ pub async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -
 }
 
 // ANCHOR: route
-/// The path without its `/v1.NN` prefix, split at `/`.
-fn segments(path: &str) -> Vec<String> {
+/// The API version a path's `/v1.NN` prefix asks for (`None` without one), and the path's
+/// other segments.
+fn split_version(path: &str) -> (Option<String>, Vec<String>) {
     let mut parts: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -246,15 +247,39 @@ fn segments(path: &str) -> Vec<String> {
             .strip_prefix('v')
             .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
     });
-    if versioned {
-        parts.remove(0);
+    let version = if versioned {
+        Some(parts.remove(0)[1..].to_owned())
+    } else {
+        None
+    };
+    (version, parts)
+}
+
+/// dockerd's answer to a request whose version prefix is newer than the API it serves: 400,
+/// "client version 9.99 is too new. Maximum supported API version is 1.41". Older versions
+/// are served (clients that pin an older version get the current shapes).
+fn check_version(version: Option<&str>) -> ApiResult<()> {
+    let Some(version) = version else {
+        return Ok(());
+    };
+    let numbers = |v: &str| -> Vec<u64> {
+        v.split('.')
+            .map(|n| n.parse().unwrap_or(u64::MAX))
+            .collect()
+    };
+    if numbers(version) > numbers(crate::system::API_VERSION) {
+        return Err(ApiError::bad_parameter(format!(
+            "client version {version} is too new. Maximum supported API version is {}",
+            crate::system::API_VERSION
+        )));
     }
-    parts
+    Ok(())
 }
 
 /// Answers one request: the route is the method and the path's segments.
 async fn route(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    let parts = segments(req.uri().path());
+    let (version, parts) = split_version(req.uri().path());
+    check_version(version.as_deref())?;
     let words: Vec<&str> = parts.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let area = words.first().copied().unwrap_or("");
@@ -548,6 +573,10 @@ where
 mod tests {
     use super::*;
 
+    fn segments(path: &str) -> Vec<String> {
+        split_version(path).1
+    }
+
     #[test]
     fn the_version_prefix_is_stripped() {
         assert_eq!(segments("/v1.41/containers/json"), ["containers", "json"]);
@@ -557,6 +586,20 @@ mod tests {
         );
         assert_eq!(segments("/_ping"), ["_ping"]);
         assert_eq!(segments("/version"), ["version"]);
+    }
+
+    #[test]
+    fn a_newer_version_than_served_is_refused() {
+        assert!(check_version(Some("1.41")).is_ok());
+        assert!(check_version(Some("1.24")).is_ok());
+        assert!(check_version(None).is_ok());
+        let err = check_version(Some("9.99")).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.message,
+            "client version 9.99 is too new. Maximum supported API version is 1.41"
+        );
+        assert!(check_version(Some("1.100")).is_err());
     }
 
     #[test]
