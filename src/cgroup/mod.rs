@@ -539,6 +539,17 @@ impl Cgroup {
         &self.parent
     }
 
+    /// No cgroup at all: no directory, no limits, nothing to remove. A rootless container
+    /// without a delegated subtree and without limits runs so, in the cgroup of its caller.
+    pub fn none() -> Cgroup {
+        Cgroup {
+            name: String::new(),
+            parent: String::new(),
+            backend: Backend::V1(v1::Cgroup::from_dirs(Vec::new())),
+            removed: true,
+        }
+    }
+
     pub fn version(&self) -> Version {
         match self.backend {
             Backend::V1(_) => Version::V1,

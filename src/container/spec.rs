@@ -988,7 +988,7 @@ pub fn build(
             ),
             (
                 "net.ipv4.ping_group_range".to_owned(),
-                "0 2147483647".to_owned(),
+                crate::rootless::ping_group_range(),
             ),
         ]));
     }

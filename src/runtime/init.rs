@@ -408,8 +408,14 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// `process.oomScoreAdj`, in /proc/self/oom_score_adj (inherited by the program).
+/// `process.oomScoreAdj`, in /proc/self/oom_score_adj (inherited by the program). A score
+/// the process already has is not written again: in a user namespace, a non-dumpable
+/// process's /proc files belong to the host's root, so the write would be refused.
 fn set_oom_score_adj(score: i32) -> Result<()> {
+    let current = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    if current.trim() == score.to_string() {
+        return Ok(());
+    }
     explain::step(
         "set the OOM killer's score adjustment",
         || format!("write(\"/proc/self/oom_score_adj\", \"{score}\")"),
