@@ -127,10 +127,10 @@ fn main() -> ExitCode {
     };
     explain::enable(cli.explain);
     // `doctor` checks the rootless setup from outside, as the user.
-    if !matches!(cli.command, Command::Doctor { .. }) {
-        if let Err(status) = enter_rootless() {
-            return status;
-        }
+    if !matches!(cli.command, Command::Doctor { .. })
+        && let Err(status) = enter_rootless()
+    {
+        return status;
     }
     let root = minidock::state::root(cli.root.as_deref());
     minidock::cli::run_main("minidock", || match cli.command {

@@ -275,6 +275,13 @@ fn attach(
     conn: &Connection,
     interface: &str,
 ) -> Result<net::Attachment> {
+    if crate::rootless::active() {
+        bail!(
+            "rootless: network {:?} is a bridge, which needs root on the host's network (a \
+             bridge, veth pairs and NAT rules); use --network none or --network host",
+            conn.network
+        );
+    }
     let net_state = state_dir(paths);
     let net = find_network(&net_state, &conn.network)?;
     let cfg = net.bridge_config()?;

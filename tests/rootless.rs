@@ -1,0 +1,240 @@
+//! Rootless minidock, as a user without root: each test makes an unprivileged user
+//! (`common::rootless`) and runs `minidock` as that user, with its state under the user's
+//! `XDG_DATA_HOME` and `XDG_RUNTIME_DIR`. The evidence is the kernel's: the uid map of the
+//! holder's user namespace, `/proc/PID/status` of a container process seen from the host,
+//! the owner and mode of every file the runs made, and the cgroup files of a limited
+//! container in a delegated subtree (pure cgroup v2, the VM lane).
+
+mod common;
+
+use common::rootless::RootlessUser;
+use common::{failed_stderr, ok_stdout, text};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// A user with the busybox image pulled from a local registry (pushed there by root).
+fn user_with_busybox() -> Option<(RootlessUser, common::registry::Registry, String)> {
+    let user = RootlessUser::new()?;
+    let registry = common::registry::Registry::start(None)?;
+    let root = common::minidock_root::Root::new(&[]);
+    let name = registry.name("rootless/busybox:1");
+    root.ok(&["tag", "busybox", &name]);
+    root.ok(&["push", &name]);
+    let out = user.ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    Some((user, registry, name))
+}
+
+/// `Uid:` or `Gid:` of /proc/PID/status: the four ids as the host sees them.
+fn status_ids(pid: i32, key: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_user_without_root_pulls_runs_execs_and_reads_logs() {
+    let Some((user, _registry, image)) = user_with_busybox() else {
+        return;
+    };
+    // uid 0 inside is the user outside: the holder's maps, from the host.
+    let holder = user.holder_pid().expect("the holder's pid is recorded");
+    let uid_map = std::fs::read_to_string(format!("/proc/{holder}/uid_map")).unwrap();
+    let (start, count) = user.range.unwrap();
+    let lines: Vec<Vec<u32>> = uid_map
+        .lines()
+        .map(|l| l.split_whitespace().map(|n| n.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![vec![0, user.uid, 1], vec![1, start, count]],
+        "{uid_map}"
+    );
+
+    let out = user.ok(&["run", "--rm", &image, "id"]);
+    assert_eq!(out, "uid=0(root) gid=0(root) groups=0(root)\n");
+
+    let id = user.ok(&["run", "-d", &image, "sh", "-c", "echo started; sleep 1000"]);
+    let id = id.trim();
+    let pid: i32 = user
+        .ok(&["inspect", "-f", "{{.State.Pid}}", id])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pid, "Uid:"), vec![user.uid; 4]);
+    assert_eq!(status_ids(pid, "Gid:"), vec![user.gid; 4]);
+    let out = user.ok(&["exec", id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"));
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>()),
+        Some(vec!["0".to_owned(), user.uid.to_string(), "1".to_owned()])
+    );
+    // Another id inside is a subordinate id outside, which the user owns too.
+    assert_eq!(user.ok(&["exec", "-u", "1000", id, "id", "-u"]), "1000\n");
+    let logs = user.minidock(&["logs", id]);
+    assert_eq!(ok_stdout(&["logs"], &logs), "started\n");
+    user.ok(&["rm", "-f", id]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "rm -f left the container process running"
+    );
+    assert_eq!(user.ok(&["ps", "-aq"]), "");
+    assert_private(&user);
+}
+
+/// Nothing a rootless run made belongs to a user other than this one (or its subordinate
+/// ids), and no one else can enter the state directories.
+fn assert_private(user: &RootlessUser) {
+    let (start, count) = user.range.unwrap_or((0, 0));
+    let ours = |uid: u32| uid == user.uid || (uid >= start && uid - start < count);
+    for top in [
+        user.data_dir().join("minidock"),
+        user.run_dir().join("minidock"),
+    ] {
+        let meta = std::fs::metadata(&top).unwrap();
+        assert_eq!(meta.uid(), user.uid, "{}", top.display());
+        assert_eq!(meta.mode() & 0o777, 0o700, "{}", top.display());
+        let mut stack = vec![top];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert!(
+                ours(meta.uid()),
+                "{} belongs to {}",
+                path.display(),
+                meta.uid()
+            );
+            assert!(
+                ours(meta.gid()) || meta.gid() == user.gid,
+                "{}",
+                path.display()
+            );
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+    }
+}
+
+#[test]
+fn limits_need_a_delegated_cgroup_v2_subtree() {
+    let Some(mut user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    if !user.delegate_cgroup() {
+        // v1 (or hybrid): nothing can be delegated, and a limit is refused, never ignored.
+        user.ok(&["load", "-i", tar.to_str().unwrap()]);
+        for flag in [["-m", "32m"], ["--cpus", "1"], ["--pids-limit", "10"]] {
+            let args = ["run", "--rm", flag[0], flag[1], "busybox", "true"];
+            let err = failed_stderr(&args, &user.minidock(&args));
+            assert!(
+                err.contains("need a cgroup v2 subtree delegated to this user")
+                    && err.contains(common::cgroup_layout_name()),
+                "{err}"
+            );
+        }
+        assert_eq!(user.ok(&["ps", "-aq"]), "");
+        return;
+    }
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let args = [
+        "run",
+        "-d",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "10",
+        "busybox",
+        "sleep",
+        "1000",
+    ];
+    let id = user.ok(&args);
+    let id = id.trim();
+    let dir = user.delegated_cgroup().unwrap().join("minidock").join(id);
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    assert_eq!(read("memory.max"), "33554432\n");
+    assert_eq!(read("pids.max"), "10\n");
+    let pid = user.ok(&["inspect", "-f", "{{.State.Pid}}", id]);
+    assert!(
+        read("cgroup.procs").lines().any(|l| l == pid.trim()),
+        "{}",
+        read("cgroup.procs")
+    );
+    user.ok(&["rm", "-f", id]);
+    assert!(!dir.exists(), "rm left {}", dir.display());
+}
+
+#[test]
+fn host_and_none_networks_work_and_a_bridge_is_refused() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let netns = |network: &str| {
+        let args = ["run", "--rm", "--network", network, "busybox", "sh", "-c"];
+        let script = "readlink /proc/self/ns/net; ls /sys/class/net";
+        let out = user.ok(&[&args[..], &[script]].concat());
+        let mut lines = out.lines().map(str::to_owned);
+        let ns = lines.next().unwrap();
+        (ns, lines.collect::<Vec<_>>().join(" "))
+    };
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host = host.to_string_lossy();
+    let (ns, links) = netns("none");
+    assert_ne!(ns, host);
+    assert_eq!(links, "lo");
+    let (ns, _) = netns("host");
+    assert_eq!(ns, host);
+    let args = ["run", "--rm", "--network", "bridge", "busybox", "true"];
+    let err = failed_stderr(&args, &user.minidock_with_bridge(&args));
+    assert!(
+        err.contains("rootless: network \"bridge\" is a bridge"),
+        "{err}"
+    );
+    // The default network too, when the default bridge is on.
+    let args = ["run", "--rm", "busybox", "true"];
+    let err = failed_stderr(&args, &user.minidock_with_bridge(&args));
+    assert!(
+        err.contains("rootless: network \"bridge\" is a bridge"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_a_subordinate_range_only_the_user_is_mapped_and_that_is_said_once() {
+    let Some(user) = RootlessUser::without_range() else {
+        return;
+    };
+    let first = user.minidock(&["images"]);
+    ok_stdout(&["images"], &first);
+    let said = text(&first.stderr);
+    assert!(
+        said.contains("no subordinate ids for uid") && said.contains("cannot be unpacked"),
+        "{said}"
+    );
+    let holder = user.holder_pid().unwrap();
+    let uid_map = std::fs::read_to_string(format!("/proc/{holder}/uid_map")).unwrap();
+    let fields: Vec<String> = uid_map.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(
+        fields,
+        vec!["0".to_owned(), user.uid.to_string(), "1".into()]
+    );
+    let again = user.minidock(&["images"]);
+    ok_stdout(&["images"], &again);
+    assert_eq!(text(&again.stderr), "");
+}
