@@ -238,3 +238,60 @@ fn without_a_subordinate_range_only_the_user_is_mapped_and_that_is_said_once() {
     ok_stdout(&["images"], &again);
     assert_eq!(text(&again.stderr), "");
 }
+
+/// `doctor --json` as the user: its checks, by name.
+fn doctor(user: &RootlessUser) -> (bool, std::collections::HashMap<String, serde_json::Value>) {
+    let out = user.minidock(&["doctor", "--json"]);
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let by_name = checks
+        .into_iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c))
+        .collect();
+    (out.status.success(), by_name)
+}
+
+#[test]
+fn doctor_checks_the_rootless_setup_as_the_user() {
+    let Some(mut user) = RootlessUser::new() else {
+        return;
+    };
+    let delegated = user.delegate_cgroup();
+    let (_, checks) = doctor(&user);
+    let ok = |name: &str| checks[name]["ok"].as_bool().unwrap();
+    let (start, count) = user.range.unwrap();
+    let detail = checks["subordinate ids"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("uids {start}+{count}")),
+        "{detail}"
+    );
+    for name in [
+        "subordinate ids",
+        "newuidmap",
+        "newgidmap",
+        "overlay in a user namespace",
+    ] {
+        assert!(ok(name), "{:?}", checks[name]);
+    }
+    // Delegation is found exactly when the test gave it, and nothing was made by looking.
+    assert_eq!(
+        ok("cgroup delegation"),
+        delegated,
+        "{:?}",
+        checks["cgroup delegation"]
+    );
+    assert!(!user.data_dir().join("minidock").exists());
+    assert!(
+        user.holder_pid().is_none(),
+        "doctor entered the user namespace"
+    );
+
+    let Some(bare) = RootlessUser::without_range() else {
+        return;
+    };
+    let (success, checks) = doctor(&bare);
+    assert!(!success);
+    let subids = &checks["subordinate ids"];
+    assert!(!subids["ok"].as_bool().unwrap());
+    let fix = subids["fix"].as_str().unwrap();
+    assert!(fix.contains("usermod --add-subuids"), "{fix}");
+}
