@@ -295,3 +295,35 @@ fn doctor_checks_the_rootless_setup_as_the_user() {
     let fix = subids["fix"].as_str().unwrap();
     assert!(fix.contains("usermod --add-subuids"), "{fix}");
 }
+
+#[test]
+fn ns_demo_runs_rootless_with_a_user_namespace_and_says_why_without_one() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let demo = assert_cmd::cargo::cargo_bin("ns-demo");
+    let args = ["-q", "run", "--user", "--pid", "--hostname", "demo", "--"];
+    let out = user
+        .command(&demo)
+        .args(args)
+        .args([
+            "sh",
+            "-c",
+            "id -u; hostname; echo $$; cat /proc/self/uid_map",
+        ])
+        .output()
+        .unwrap();
+    let out = ok_stdout(&args, &out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["0", "demo", "1"], "{out}");
+    let map: Vec<String> = lines[3].split_whitespace().map(str::to_owned).collect();
+    assert_eq!(map, ["0".to_owned(), user.uid.to_string(), "1".into()]);
+    // Without --user, the demo says what is missing.
+    let out = user
+        .command(&demo)
+        .args(["-q", "run", "--pid", "--", "true"])
+        .output()
+        .unwrap();
+    let err = failed_stderr(&["run", "--pid"], &out);
+    assert!(err.contains("add --user"), "{err}");
+}
