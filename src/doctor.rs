@@ -73,7 +73,33 @@ fn rootless() -> Vec<Check> {
     }
     checks.push(cgroup_delegation());
     checks.push(overlay_in_user_namespace());
+    checks.push(match which("slirp4netns") {
+        Some(path) => Check::pass("slirp4netns", path.display().to_string()),
+        None => Check::fail(
+            "slirp4netns",
+            "not installed: the default network (user-mode) cannot start",
+            "apt-get install slirp4netns (as root)",
+        ),
+    });
+    checks.push(tun_device());
     checks
+}
+
+/// slirp4netns opens /dev/net/tun as the user.
+fn tun_device() -> Check {
+    let name = "/dev/net/tun";
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name)
+    {
+        Ok(_) => Check::pass(name, "readable and writable by this user"),
+        Err(err) => Check::fail(
+            name,
+            format!("cannot be opened by this user ({err}): the default network cannot start"),
+            "as root: chmod 0666 /dev/net/tun (Debian's udev default)",
+        ),
+    }
 }
 // ANCHOR_END: rootless_checks
 

@@ -176,7 +176,7 @@ fn limits_need_a_delegated_cgroup_v2_subtree() {
 }
 
 #[test]
-fn host_and_none_networks_work_and_a_bridge_is_refused() {
+fn host_and_none_networks_work_and_a_user_bridge_is_refused() {
     let Some(user) = RootlessUser::new() else {
         return;
     };
@@ -200,17 +200,21 @@ fn host_and_none_networks_work_and_a_bridge_is_refused() {
     assert_eq!(links, "lo");
     let (ns, _) = netns("host");
     assert_eq!(ns, host);
-    let args = ["run", "--rm", "--network", "bridge", "busybox", "true"];
+    // A user-defined network is a bridge: refused, with what to use instead.
+    let out = user.minidock_with_bridge(&["network", "create", "rootless-net"]);
+    ok_stdout(&["network", "create"], &out);
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "rootless-net",
+        "busybox",
+        "true",
+    ];
     let err = failed_stderr(&args, &user.minidock_with_bridge(&args));
     assert!(
-        err.contains("rootless: network \"bridge\" is a bridge"),
-        "{err}"
-    );
-    // The default network too, when the default bridge is on.
-    let args = ["run", "--rm", "busybox", "true"];
-    let err = failed_stderr(&args, &user.minidock_with_bridge(&args));
-    assert!(
-        err.contains("rootless: network \"bridge\" is a bridge"),
+        err.contains("rootless: network \"rootless-net\" is a bridge")
+            && err.contains("--network none"),
         "{err}"
     );
 }
@@ -279,6 +283,13 @@ fn doctor_checks_the_rootless_setup_as_the_user() {
         "{:?}",
         checks["cgroup delegation"]
     );
+    let tun_mode = std::fs::metadata("/dev/net/tun").map_or(0, |m| m.mode());
+    assert_eq!(
+        ok("/dev/net/tun"),
+        tun_mode & 0o006 == 0o006,
+        "{:?}",
+        checks["/dev/net/tun"]
+    );
     assert!(!user.data_dir().join("minidock").exists());
     assert!(
         user.holder_pid().is_none(),
@@ -326,4 +337,109 @@ fn ns_demo_runs_rootless_with_a_user_namespace_and_says_why_without_one() {
         .unwrap();
     let err = failed_stderr(&["run", "--pid"], &out);
     assert!(err.contains("add --user"), "{err}");
+}
+
+#[test]
+fn the_default_network_is_user_mode_and_publishes_ports_through_slirp4netns() {
+    if !common::prerequisite(
+        common::have("slirp4netns", "--version"),
+        "slirp4netns is not installed (apt-get install slirp4netns)",
+    ) {
+        return;
+    }
+    // In a private network namespace: the forwarder listens on its loopback, and the
+    // container's traffic has nowhere else to go.
+    common::net::private_netns(user_mode_network);
+}
+
+fn user_mode_network() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let _tun = open_tun_device();
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let script = "mkdir /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
+    let args = ["run", "-d", "-p", &publish, "busybox", "sh", "-c", script];
+    let out = user.minidock_with_bridge(&args);
+    let id = ok_stdout(&args, &out).trim().to_owned();
+    let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "tap0"]);
+    assert!(addr.contains("inet 10.0.2.100/24"), "{addr}");
+    let slirp_pid: i32 = std::fs::read_to_string(
+        user.data_dir()
+            .join("minidock/containers")
+            .join(&id)
+            .join("slirp4netns.pid"),
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    // The forwarder is the user's process, not root's.
+    assert_eq!(status_ids(slirp_pid, "Uid:"), vec![user.uid; 4]);
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = http_get(port).unwrap_or_default();
+        if body.contains("hello") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(body.contains("hello"), "{body:?}");
+    user.ok(&["rm", "-f", &id]);
+    assert!(
+        !Path::new(&format!("/proc/{slirp_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{slirp_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "rm left slirp4netns running"
+    );
+}
+
+/// `GET /` on 127.0.0.1:PORT; the whole response.
+fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// slirp4netns opens /dev/net/tun as the user: Debian's udev makes it 0666, and this machine's
+/// may be narrower. In this test's private mount namespace a 0666 node of the same device
+/// (10:200) is bound over it; the host's node is left as it is.
+fn open_tun_device() -> tempfile::TempDir {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("minidock-rootless-tun")
+        .tempdir()
+        .unwrap();
+    let node = dir.path().join("tun");
+    mknod(
+        &node,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(10, 200),
+    )
+    .unwrap();
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o666)).unwrap();
+    nix::mount::mount(
+        Some(&node),
+        "/dev/net/tun",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    dir
 }
