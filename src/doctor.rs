@@ -175,8 +175,11 @@ fn cgroup_delegation() -> Check {
     let Ok(layout) = crate::cgroup::detect() else {
         return Check::fail(name, "no cgroup layout", "mount cgroup2 at /sys/fs/cgroup");
     };
-    match crate::rootless::delegated_parent(&layout) {
-        Some(parent) => Check::pass(name, format!("containers' cgroups go under {parent}")),
+    match crate::rootless::delegated_base(&layout) {
+        Some(base) => Check::pass(
+            name,
+            format!("containers' cgroups go under {}/minidock", base.display()),
+        ),
         None if layout.kind != crate::cgroup::Kind::V2 => Check::fail(
             name,
             format!(

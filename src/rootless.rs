@@ -25,7 +25,7 @@
 //! `$XDG_DATA_HOME/minidock` (else `~/.local/share/minidock`), runtime state, locks and the
 //! holder's pid under `$XDG_RUNTIME_DIR/minidock` (else `/tmp/minidock-run-UID`), both 0700.
 
-use crate::cgroup::{self, Cgroup, Resources, Version};
+use crate::cgroup::{self, Cgroup, Resources};
 use anyhow::{Context, Result, bail};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, User, fork};
@@ -330,17 +330,14 @@ fn run_map_helper(helper: &str, pid: Pid, id: u32, range: SubRange) -> Result<()
 // ANCHOR_END: map_ids
 
 // ANCHOR: cgroup_for
-/// The cgroup of a rootless container. With a delegated cgroup v2 subtree (the topmost
-/// directory above this process's own cgroup that belongs to the user, as systemd's
-/// `Delegate=yes` gives `user@UID.service`), the container's cgroup is made in it, under
-/// `minidock`, and limits work. Without one, limits (`-m`, `--cpus`, `--pids-limit`, ...) are
+/// The cgroup of a rootless container. With a delegated cgroup v2 subtree
+/// ([`delegated_base`], as systemd's `Delegate=yes` gives `user@UID.service`), the
+/// container's cgroup is made in it, as `BASE/minidock/ID`, and limits work. Without one, limits (`-m`, `--cpus`, `--pids-limit`, ...) are
 /// refused with what is missing, and a container without limits runs in no cgroup of its own.
 pub fn cgroup_for(resources: &Resources, id: &str) -> Result<Cgroup> {
     let layout = cgroup::detect()?;
-    if let Some(parent) = delegated_parent(&layout) {
-        Cgroup::check(&layout, Version::V2, resources)?;
-        let cgroup = Cgroup::create_in(&layout, Version::V2, &parent, id)?;
-        return Ok(cgroup);
+    if let Some(base) = delegated_base(&layout) {
+        return Cgroup::create_delegated(&base, id, resources);
     }
     let limits: Vec<&str> = resources
         .controllers()
@@ -372,32 +369,28 @@ fn no_delegation_reason(layout: &cgroup::Layout) -> String {
         .to_owned()
 }
 
-/// `PARENT/minidock` relative to the v2 mount, where PARENT is the topmost directory above
-/// this process's cgroup owned by its uid, when that is writable; `None` otherwise.
-pub fn delegated_parent(layout: &cgroup::Layout) -> Option<String> {
+/// The delegated cgroup v2 subtree: the topmost directory above this process's cgroup (its
+/// own included) that belongs to its uid. `None` on v1 and hybrid hosts, or when there is none.
+pub fn delegated_base(layout: &cgroup::Layout) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     if layout.kind != cgroup::Kind::V2 {
         return None;
     }
-    let mount = layout.controller("memory").map(|c| c.mount.clone())?;
+    let mount = layout.unified.clone()?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let relative = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
     let uid = Uid::current().as_raw();
     let mut best = None;
     let mut dir = PathBuf::from(relative.trim_start_matches('/'));
-    loop {
-        if dir.as_os_str().is_empty() {
-            break;
-        }
-        match std::fs::metadata(mount.join(&dir)) {
-            Ok(meta) if meta.uid() == uid => best = Some(dir.clone()),
-            _ => {}
+    while !dir.as_os_str().is_empty() {
+        if std::fs::metadata(mount.join(&dir)).is_ok_and(|meta| meta.uid() == uid) {
+            best = Some(mount.join(&dir));
         }
         if !dir.pop() {
             break;
         }
     }
-    best.map(|dir| format!("{}/{}", dir.display(), cgroup::PARENT))
+    best
 }
 
 #[cfg(test)]
