@@ -344,6 +344,9 @@ fn the_default_network_is_user_mode_and_publishes_ports_through_slirp4netns() {
     if !common::prerequisite(
         common::have("slirp4netns", "--version"),
         "slirp4netns is not installed (apt-get install slirp4netns)",
+    ) || !common::prerequisite(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing (modprobe tun)",
     ) {
         return;
     }

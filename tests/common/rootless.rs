@@ -132,7 +132,11 @@ impl RootlessUser {
         let start = end(&subuid).max(end(&subgid)).max(100_000) as u32;
         let line = format!("{}:{start}:65536\n", self.name);
         for file in ["/etc/subuid", "/etc/subgid"] {
-            let mut f = fs::OpenOptions::new().append(true).open(file).unwrap();
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .unwrap();
             f.write_all(line.as_bytes()).unwrap();
         }
         self.wrote = Some(line);
