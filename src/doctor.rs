@@ -44,11 +44,228 @@ fn root() -> Check {
     if uid.is_root() {
         Check::pass("root", "running as root (uid 0)")
     } else {
-        Check::fail(
+        Check::pass(
             "root",
-            format!("running as uid {uid}"),
-            "run minidock as root (sudo): namespaces, mounts and cgroups need CAP_SYS_ADMIN",
+            format!(
+                "running as uid {uid}: rootless mode, in a user namespace of minidock's own \
+                 (the rootless checks below)"
+            ),
         )
+    }
+}
+
+// ANCHOR: rootless_checks
+/// What rootless mode needs (`crate::rootless`), checked as the user who will run it.
+fn rootless() -> Vec<Check> {
+    let mut checks = vec![sub_ids()];
+    checks.extend(["newuidmap", "newgidmap"].map(id_map_helper));
+    if let Ok(value) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
+        let name = "unprivileged_userns_clone";
+        checks.push(if value.trim() == "0" {
+            Check::fail(
+                name,
+                "kernel.unprivileged_userns_clone is 0",
+                "sysctl -w kernel.unprivileged_userns_clone=1 (as root; persist it in /etc/sysctl.d)",
+            )
+        } else {
+            Check::pass(name, format!("kernel.unprivileged_userns_clone is {}", value.trim()))
+        });
+    }
+    checks.push(cgroup_delegation());
+    checks.push(overlay_in_user_namespace());
+    checks.push(match which("slirp4netns") {
+        Some(path) => Check::pass("slirp4netns", path.display().to_string()),
+        None => Check::fail(
+            "slirp4netns",
+            "not installed: the default network (user-mode) cannot start",
+            "apt-get install slirp4netns (as root)",
+        ),
+    });
+    checks.push(tun_device());
+    checks
+}
+
+/// slirp4netns opens /dev/net/tun as the user.
+fn tun_device() -> Check {
+    let name = "/dev/net/tun";
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name)
+    {
+        Ok(_) => Check::pass(name, "readable and writable by this user"),
+        Err(err) => Check::fail(
+            name,
+            format!("cannot be opened by this user ({err}): the default network cannot start"),
+            "as root: chmod 0666 /dev/net/tun (Debian's udev default)",
+        ),
+    }
+}
+// ANCHOR_END: rootless_checks
+
+fn sub_ids() -> Check {
+    let name = "subordinate ids";
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name);
+    match crate::rootless::user_ranges() {
+        Some((uids, gids)) => Check::pass(
+            name,
+            format!(
+                "{user}: uids {}+{}, gids {}+{} in /etc/subuid and /etc/subgid",
+                uids.start, uids.count, gids.start, gids.count
+            ),
+        ),
+        None => Check::fail(
+            name,
+            format!(
+                "no range for {user} in /etc/subuid and /etc/subgid: only uid {uid} can be mapped"
+            ),
+            format!(
+                "as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} \
+                 (a range no other user has)"
+            ),
+        ),
+    }
+}
+
+/// `newuidmap`/`newgidmap`: installed, and setuid root (or with file capabilities), because
+/// only a privileged writer may map ids other than its own.
+fn id_map_helper(helper: &str) -> Check {
+    use std::os::unix::fs::MetadataExt;
+    let fix = "apt-get install uidmap (as root)";
+    let Some(path) = which(helper) else {
+        return Check::fail(helper, "not installed", fix);
+    };
+    let meta = match std::fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(err) => return Check::fail(helper, format!("{}: {err}", path.display()), fix),
+    };
+    let setuid = meta.mode() & 0o4000 != 0 && meta.uid() == 0;
+    let caps = crate::image::layer::beneath::lgetxattr(&path, "security.capability")
+        .ok()
+        .flatten()
+        .is_some();
+    if setuid || caps {
+        let how = if setuid {
+            "setuid root"
+        } else {
+            "file capabilities"
+        };
+        Check::pass(helper, format!("{} ({how})", path.display()))
+    } else {
+        Check::fail(
+            helper,
+            format!(
+                "{} is neither setuid root nor given capabilities",
+                path.display()
+            ),
+            format!(
+                "chmod u+s {} (as root), or reinstall uidmap",
+                path.display()
+            ),
+        )
+    }
+}
+
+fn cgroup_delegation() -> Check {
+    let name = "cgroup delegation";
+    let Ok(layout) = crate::cgroup::detect() else {
+        return Check::fail(name, "no cgroup layout", "mount cgroup2 at /sys/fs/cgroup");
+    };
+    match crate::rootless::delegated_base(&layout) {
+        Some(base) => Check::pass(
+            name,
+            format!("containers' cgroups go under {}/minidock", base.display()),
+        ),
+        None if layout.kind != crate::cgroup::Kind::V2 => Check::fail(
+            name,
+            format!(
+                "the {} layout cannot delegate: -m, --cpus and --pids-limit are refused",
+                layout.kind.name()
+            ),
+            "boot with systemd.unified_cgroup_hierarchy=1 (pure cgroup v2), then log in again",
+        ),
+        None => Check::fail(
+            name,
+            "no directory above this process's cgroup belongs to you: -m, --cpus and \
+             --pids-limit are refused",
+            "as root: mkdir /etc/systemd/system/user@.service.d and give it delegate.conf with \
+             [Service] Delegate=cpu cpuset io memory pids; systemctl daemon-reload; log in again",
+        ),
+    }
+}
+
+/// Mounts an overlay with `userxattr` in a throwaway child's own user and mount namespaces.
+fn overlay_in_user_namespace() -> Check {
+    let name = "overlay in a user namespace";
+    let fix = "use Linux 5.11 or later (overlayfs in user namespaces): rootless containers need it";
+    let Ok(dir) = tempfile::tempdir() else {
+        return Check::fail(
+            name,
+            "cannot make a temp dir",
+            "set TMPDIR to a writable directory",
+        );
+    };
+    for sub in ["lower", "upper", "work", "merged"] {
+        if std::fs::create_dir(dir.path().join(sub)).is_err() {
+            return Check::fail(
+                name,
+                "cannot make a temp dir",
+                "set TMPDIR to a writable directory",
+            );
+        }
+    }
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let options = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,userxattr",
+        dir.path().display()
+    );
+    // SAFETY: the child only makes system calls and leaves with _exit.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // The exit status names the step that failed.
+            let step = (|| -> Result<(), i32> {
+                use nix::sched::CloneFlags;
+                nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+                    .map_err(|_| 2)?;
+                // Its own maps, from inside: setgroups denied first, as for any unprivileged
+                // writer (user_namespaces(7)).
+                let write = |file: &str, text: String| {
+                    std::fs::write(format!("/proc/self/{file}"), text).map_err(|_| 3)
+                };
+                write("setgroups", "deny".into())?;
+                write("uid_map", format!("0 {uid} 1"))?;
+                write("gid_map", format!("0 {gid} 1"))?;
+                nix::mount::mount(
+                    Some("overlay"),
+                    &dir.path().join("merged"),
+                    Some("overlay"),
+                    nix::mount::MsFlags::empty(),
+                    Some(options.as_str()),
+                )
+                .map_err(|errno| 10 + (errno as i32).min(100))
+            })();
+            // SAFETY: leave the forked copy immediately.
+            unsafe { libc::_exit(step.err().unwrap_or(0)) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => match crate::ns::wait_for(child) {
+            Ok(0) => Check::pass(name, "mount -t overlay -o userxattr works"),
+            Ok(2) => Check::fail(name, "unshare(CLONE_NEWUSER|CLONE_NEWNS) failed", fix),
+            Ok(3) => Check::fail(name, "writing the uid/gid maps failed", fix),
+            Ok(code) if code > 10 => Check::fail(
+                name,
+                format!(
+                    "mount -t overlay -o userxattr was refused: {}",
+                    nix::errno::Errno::from_raw(code as i32 - 10).desc()
+                ),
+                fix,
+            ),
+            _ => Check::fail(name, "the checking process failed", fix),
+        },
+        Err(errno) => Check::fail(name, format!("fork failed: {errno}"), "retry"),
     }
 }
 
@@ -272,6 +489,9 @@ pub fn run() -> Vec<Check> {
     let mut checks = vec![root()];
     checks.extend(namespaces());
     checks.push(user_namespaces());
+    if !nix::unistd::geteuid().is_root() {
+        checks.extend(rootless());
+    }
     checks.extend(cgroups());
     checks.push(overlayfs());
     checks.extend(nat_backends());

@@ -19,6 +19,7 @@ pub mod ns;
 pub mod overlay;
 pub mod registry;
 pub mod rootfs;
+pub mod rootless;
 pub mod runtime;
 pub mod security;
 pub mod state;

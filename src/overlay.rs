@@ -91,12 +91,22 @@ pub fn mount_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> String {
         escape(work)
     );
     for feature in ["index", "redirect_dir", "metacopy"] {
+        // With userxattr the kernel never writes redirects (it defaults to `nofollow`) and
+        // refuses `redirect_dir=off`, which it reads as `follow`.
+        if feature == "redirect_dir" && crate::rootless::active() {
+            continue;
+        }
         if Path::new("/sys/module/overlay/parameters")
             .join(feature)
             .exists()
         {
             options.push_str(&format!(",{feature}=off"));
         }
+    }
+    if crate::rootless::active() {
+        // In a user namespace overlayfs keeps its xattrs as `user.overlay.*` (Linux 5.11):
+        // `trusted.*` needs CAP_SYS_ADMIN on the host.
+        options.push_str(",userxattr");
     }
     options
 }
@@ -334,9 +344,10 @@ pub fn unescape_mountinfo(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether `dir` is an opaque directory (`trusted.overlay.opaque` is "y").
+/// Whether `dir` is an opaque directory (`trusted.overlay.opaque`, rootless
+/// `user.overlay.opaque`, is "y").
 pub fn is_opaque(dir: &Path) -> Result<bool> {
-    let value = crate::image::layer::beneath::lgetxattr(dir, OVERLAY_OPAQUE_XATTR)
+    let value = crate::image::layer::beneath::lgetxattr(dir, crate::image::layer::opaque_xattr())
         .with_context(|| format!("reading the xattrs of {}", dir.display()))?;
     Ok(value.as_deref() == Some(b"y"))
 }

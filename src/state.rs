@@ -33,13 +33,14 @@ pub const ROOT_ENV: &str = "MINIDOCK_ROOT";
 
 // ANCHOR: root
 /// Resolves the state root: `--root DIR` wins, then `$MINIDOCK_ROOT`, then
-/// `/var/lib/minidock`. Tests always pass a temp dir, so they never touch the real store.
+/// `/var/lib/minidock` (rootless: `$XDG_DATA_HOME/minidock`, see [`crate::rootless`]). Tests always pass a temp dir, so they never touch the real store.
 pub fn root(cli_root: Option<&Path>) -> PathBuf {
     if let Some(dir) = cli_root {
         return dir.to_path_buf();
     }
     match std::env::var_os(ROOT_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ if crate::rootless::active() => crate::rootless::data_root(),
         _ => PathBuf::from(DEFAULT_ROOT),
     }
 }

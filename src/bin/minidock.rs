@@ -119,6 +119,9 @@ fn main() -> ExitCode {
     // runc's command line has its own --root: it is parsed apart from minidock's.
     if let Some((root, explain_on, args)) = minidock::runtime::cli::split_args(&argv) {
         explain::enable(explain_on);
+        if let Err(status) = enter_rootless() {
+            return status;
+        }
         return minidock::runtime::cli::main(root.as_deref(), args);
     }
     let cli = match minidock::cli::parse_args::<Cli>("minidock", argv) {
@@ -126,6 +129,12 @@ fn main() -> ExitCode {
         Err(status) => return status,
     };
     explain::enable(cli.explain);
+    // `doctor` checks the rootless setup from outside, as the user.
+    if !matches!(cli.command, Command::Doctor { .. })
+        && let Err(status) = enter_rootless()
+    {
+        return status;
+    }
     let root = minidock::state::root(cli.root.as_deref());
     minidock::cli::run_main("minidock", || match cli.command {
         Command::Import(args) => image_cli::run_import(&root, &args),
@@ -199,4 +208,18 @@ fn main() -> ExitCode {
             Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
         }
     })
+}
+
+/// Run by a user other than root, minidock works inside its own user namespace
+/// (`minidock::rootless`). Called while the process has one thread.
+fn enter_rootless() -> Result<(), ExitCode> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    match minidock::rootless::enter() {
+        Ok(()) => Ok(()),
+        Err(err) => Err(minidock::cli::run_main("minidock", || {
+            Err(err.context("rootless"))
+        })),
+    }
 }

@@ -539,6 +539,42 @@ impl Cgroup {
         &self.parent
     }
 
+    /// Creates `base/minidock/name` in a cgroup2 subtree delegated to the caller (`base`, a
+    /// directory it owns, as systemd's `Delegate=yes` gives): controllers are enabled from
+    /// `base` down, never above it, where the caller may not write. Errors: a controller
+    /// `resources` needs that `base` was not given (its `cgroup.controllers`).
+    pub fn create_delegated(base: &Path, name: &str, resources: &Resources) -> Result<Cgroup> {
+        let available = std::fs::read_to_string(base.join("cgroup.controllers"))
+            .with_context(|| format!("reading {}/cgroup.controllers", base.display()))?;
+        for needed in resources.controllers() {
+            if needed != "devices" && !available.split_whitespace().any(|c| c == needed) {
+                bail!(
+                    "the delegated cgroup {} has no {needed} controller (enable it in its \
+                     parent's cgroup.subtree_control)",
+                    base.display()
+                );
+            }
+        }
+        let cgroup = v2::Cgroup::create_at(base, PARENT, name, V2_CONTROLLERS, false)?;
+        Ok(Cgroup {
+            name: name.to_owned(),
+            parent: PARENT.to_owned(),
+            backend: Backend::V2(cgroup),
+            removed: false,
+        })
+    }
+
+    /// No cgroup at all: no directory, no limits, nothing to remove. A rootless container
+    /// without a delegated subtree and without limits runs so, in the cgroup of its caller.
+    pub fn none() -> Cgroup {
+        Cgroup {
+            name: String::new(),
+            parent: String::new(),
+            backend: Backend::V1(v1::Cgroup::from_dirs(Vec::new())),
+            removed: true,
+        }
+    }
+
     pub fn version(&self) -> Version {
         match self.backend {
             Backend::V1(_) => Version::V1,

@@ -247,7 +247,11 @@ pub fn connect(paths: &Paths, state: &ContainerState) -> Result<()> {
     if list.is_empty() {
         return Ok(());
     }
-    let wired = connect_all(paths, state, &list);
+    let wired = if crate::rootless::active() {
+        connect_user_mode(paths, state, &list)
+    } else {
+        connect_all(paths, state, &list)
+    };
     if wired.is_err() {
         let _ = release(paths, &state.id);
     }
@@ -267,6 +271,43 @@ fn connect_all(paths: &Paths, state: &ContainerState, list: &[Connection]) -> Re
 }
 // ANCHOR_END: connect
 
+/// The pid file of a rootless container's slirp4netns, in its directory.
+const SLIRP_PID: &str = "slirp4netns.pid";
+
+/// The API socket of a rootless container's slirp4netns: under the runtime dir, because a
+/// unix socket's path is limited to 107 bytes.
+fn slirp_socket(id: &str) -> std::path::PathBuf {
+    crate::rootless::runtime_dir().join(format!("slirp-{}.sock", super::short_id(id)))
+}
+
+// ANCHOR: connect_user_mode
+/// Rootless: the default network is user-mode networking (`net::slirp`), as rootless
+/// podman's, and `-p` goes through slirp4netns's port forwarder. Other networks are bridges,
+/// which need root on the host's network.
+fn connect_user_mode(paths: &Paths, state: &ContainerState, list: &[Connection]) -> Result<()> {
+    if let Some(conn) = list.iter().find(|c| c.network != network::DEFAULT_NETWORK) {
+        bail!(
+            "rootless: network {:?} is a bridge, which needs root on the host's network (a \
+             bridge, veth pairs and NAT rules); use the default network (user-mode, \
+             slirp4netns), --network none or --network host",
+            conn.network
+        );
+    }
+    let pin = paths.dir(&state.id).join(super::spec::NETNS_PIN);
+    let socket = slirp_socket(&state.id);
+    let log = paths.dir(&state.id).join("slirp4netns.log");
+    let pid = net::slirp::start(&pin, &socket, &log)?;
+    crate::state::write_atomic_unsynced(
+        &paths.dir(&state.id).join(SLIRP_PID),
+        format!("{pid}\n").as_bytes(),
+    )?;
+    for mapping in requested_mappings(&state.config)? {
+        net::slirp::add_hostfwd(&socket, &mapping).map_err(|e| port_error(e, state))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: connect_user_mode
+
 /// Joins the container to the bridge network of `conn` as `interface`: the bridge (made on
 /// first use, with its NAT and isolation rules), the veth pair and address, the MAC.
 fn attach(
@@ -275,6 +316,13 @@ fn attach(
     conn: &Connection,
     interface: &str,
 ) -> Result<net::Attachment> {
+    if crate::rootless::active() {
+        bail!(
+            "rootless: network {:?} is a bridge, which needs root on the host's network (a \
+             bridge, veth pairs and NAT rules); use --network none or --network host",
+            conn.network
+        );
+    }
     let net_state = state_dir(paths);
     let net = find_network(&net_state, &conn.network)?;
     let cfg = net.bridge_config()?;
@@ -851,8 +899,14 @@ pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
 /// Undoes [`connect`]: the rules, the veth pair and the address (by the record, or by name
 /// when a crash came before the record), then the namespace's pin. Idempotent.
 pub fn release(paths: &Paths, id: &str) -> Result<()> {
+    let slirp = net::slirp::stop(&paths.dir(id).join(SLIRP_PID));
+    if slirp.is_ok() {
+        let _ = std::fs::remove_file(slirp_socket(id));
+    }
+    slirp?;
     let net_state = state_dir(paths);
-    let torn = if net_state.root().exists() {
+    // Rootless, no bridge, veth or rule was made (and deleting by name would be refused).
+    let torn = if net_state.root().exists() && !crate::rootless::active() {
         let left = leave_resolvers(&net_state, id);
         net::teardown_container_network(&net_state, id).and(left)
     } else {

@@ -1117,7 +1117,7 @@ fn unprivileged_net_sysctls() -> std::collections::HashMap<String, String> {
         ),
         (
             "net.ipv4.ping_group_range".to_owned(),
-            "0 2147483647".to_owned(),
+            crate::rootless::ping_group_range(),
         ),
     ])
 }

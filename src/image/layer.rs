@@ -22,7 +22,7 @@ mod tree;
 
 pub use apply::{
     Applied, ApplyOptions, DEFAULT_MAX_ENTRIES, MAX_PAX_BYTES, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_PREFIX, Whiteouts, apply,
+    USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, Whiteouts, apply, opaque_xattr,
 };
 pub use codec::{Compression, LayerDigests};
 pub use diff::{diff, diff_skipping, is_whiteout};

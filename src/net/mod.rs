@@ -28,6 +28,7 @@ pub mod netns;
 pub mod network;
 pub mod probe;
 pub mod resolver;
+pub mod slirp;
 pub mod state;
 pub mod tour;
 

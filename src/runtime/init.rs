@@ -445,8 +445,14 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// `process.oomScoreAdj`, in /proc/self/oom_score_adj (inherited by the program).
+/// `process.oomScoreAdj`, in /proc/self/oom_score_adj (inherited by the program). A score
+/// the process already has is not written again: in a user namespace, a non-dumpable
+/// process's /proc files belong to the host's root, so the write would be refused.
 fn set_oom_score_adj(score: i32) -> Result<()> {
+    let current = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    if current.trim() == score.to_string() {
+        return Ok(());
+    }
     explain::step(
         "set the OOM killer's score adjustment",
         || format!("write(\"/proc/self/oom_score_adj\", \"{score}\")"),
@@ -662,14 +668,36 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
             },
             Chapter::RuntimeSpec,
         );
-        return mount(
+        let mounted = mount(
             Some(source.as_str()),
             &target,
             Some("cgroup2"),
             flags,
             None::<&str>,
-        )
-        .with_context(|| format!("mount cgroup2 on {}", destination.display()));
+        );
+        return match mounted {
+            // In a user namespace on the host's network, /sys is the host's, bound (see
+            // mounts::mount_one), and a cgroup2 mount over its cgroup directory is refused:
+            // bind the host's instead, as runc does (rootfs_linux.go, mountCgroupV2).
+            Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)
+                if !crate::rootfs::in_initial_user_namespace() =>
+            {
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                mount(
+                    Some("/sys/fs/cgroup"),
+                    &target,
+                    None::<&str>,
+                    bind,
+                    None::<&str>,
+                )
+                .with_context(|| format!("bind mount /sys/fs/cgroup on {}", target.display()))?;
+                // A bind takes its flags (`ro`) only from a remount.
+                let remount = bind | MsFlags::MS_REMOUNT | (flags & MsFlags::MS_RDONLY);
+                mount(None::<&str>, &target, None::<&str>, remount, None::<&str>)
+                    .with_context(|| format!("remount {}", target.display()))
+            }
+            other => other.with_context(|| format!("mount cgroup2 on {}", destination.display())),
+        };
     }
     // The tmpfs keeps the mode of the directory it covers (0555 in sysfs), as runc keeps it.
     let covered = std::fs::metadata(&target)

@@ -41,6 +41,7 @@ pub fn state_root(cli_root: Option<&Path>) -> PathBuf {
         .or_else(|| std::env::var_os("MINIDOCK_ROOT").map(PathBuf::from))
     {
         Some(root) => root.join("run/runtime"),
+        None if crate::rootless::active() => crate::rootless::runtime_dir().join("runtime"),
         None => PathBuf::from("/run/minidock/runtime"),
     }
 }
@@ -314,13 +315,20 @@ fn launch_in(
     stdio: Option<&Stdio>,
 ) -> Result<Launched> {
     // The cgroup first, with its limits, so the process is limited from its first instruction.
-    let resources = spec::resources(spec)?;
-    let layout = cgroup::detect()?;
-    let version = layout.default_version();
-    Cgroup::check(&layout, version, &resources)?;
-    let cgroup = match spec::cgroups_path(spec)? {
-        Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
-        None => Cgroup::create(&layout, version, id)?,
+    let mut resources = spec::resources(spec)?;
+    let cgroup = if crate::rootless::active() {
+        // In a user namespace the device cgroup cannot be set (nor is it needed: mknod is
+        // refused there, and /dev holds bind mounts of the host's nodes), as runc rootless.
+        resources.devices = None;
+        crate::rootless::cgroup_for(&resources, id)?
+    } else {
+        let layout = cgroup::detect()?;
+        let version = layout.default_version();
+        Cgroup::check(&layout, version, &resources)?;
+        match spec::cgroups_path(spec)? {
+            Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
+            None => Cgroup::create(&layout, version, id)?,
+        }
     };
     warn_if_not_empty(&cgroup);
     let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));

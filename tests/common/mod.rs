@@ -13,6 +13,7 @@ pub mod net;
 pub mod pty;
 pub mod registry;
 pub mod root;
+pub mod rootless;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

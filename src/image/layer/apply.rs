@@ -62,6 +62,20 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// overlayfs.rst, "whiteouts and opaque directories").
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
+/// The same xattr in the `user.` namespace, which overlayfs reads instead when mounted with
+/// `userxattr` (in a user namespace, where `trusted.*` xattrs cannot be set).
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque xattr this process writes and its overlays read: [`USER_OVERLAY_OPAQUE_XATTR`]
+/// in rootless mode ([`crate::rootless::active`]), else [`OVERLAY_OPAQUE_XATTR`].
+pub fn opaque_xattr() -> &'static str {
+    if crate::rootless::active() {
+        USER_OVERLAY_OPAQUE_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    }
+}
+
 /// The default limit on entries per layer. Large real layers (a node_modules tree, a full
 /// distribution) have a few hundred thousand; a million empty files is an attack on the inode
 /// table, not an image.
@@ -971,7 +985,7 @@ impl<'a> Unpacker<'a> {
                     .map_err(|e| entry_error(raw, e.describe()))?;
                 self.mark_touched(dir_path);
                 self.trace("mark the directory opaque", || {
-                    format!("fsetxattr(dirfd, \"{OVERLAY_OPAQUE_XATTR}\", \"y\")")
+                    format!("fsetxattr(dirfd, \"{}\", \"y\")", opaque_xattr())
                 });
                 set_opaque(raw, fd.as_fd())
             }
@@ -1053,10 +1067,10 @@ pub(crate) fn is_whiteout_stat(st: &nix::sys::stat::FileStat) -> bool {
 }
 
 fn set_opaque(raw: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
-    beneath::fsetxattr(fd, OVERLAY_OPAQUE_XATTR, b"y").map_err(|e| {
+    beneath::fsetxattr(fd, opaque_xattr(), b"y").map_err(|e| {
         entry_error(
             raw,
-            format!("setting {OVERLAY_OPAQUE_XATTR} (needs root): {}", e.desc()),
+            format!("setting {} (needs root): {}", opaque_xattr(), e.desc()),
         )
     })
 }
