@@ -288,35 +288,26 @@ fn a_failing_run_stops_the_build_with_dockers_message_and_status() {
 fn stdin_dockerfile_quiet_iidfile_and_labels() {
     let Some(env) = Env::new() else { return };
     let iid = env.ctx().join("iid");
-    let mut child = Command::cargo_bin("minidock")
-        .unwrap()
-        .arg("--root")
-        .arg(env.root.path())
-        .args([
-            "build",
-            "-q",
-            "--label",
-            "b=2",
-            "--label",
-            "a=1",
-            "-t",
-            "fromstdin:v1",
-        ])
-        .arg("--iidfile")
-        .arg(&iid)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"FROM busybox\nRUN echo loud\nCMD [\"true\"]\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        Command::cargo_bin("minidock")
+            .unwrap()
+            .arg("--root")
+            .arg(env.root.path())
+            .args([
+                "build",
+                "-q",
+                "--label",
+                "b=2",
+                "--label",
+                "a=1",
+                "-t",
+                "fromstdin:v1",
+            ])
+            .arg("--iidfile")
+            .arg(&iid)
+            .arg("-"),
+        b"FROM busybox\nRUN echo loud\nCMD [\"true\"]\n",
+    );
     assert!(out.status.success(), "{out:?}");
     let id = fs::read_to_string(&iid).unwrap();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");

@@ -1302,21 +1302,10 @@ fn docker_build_prints_the_classic_builders_lines() {
     let mut piped = d.docker_command();
     piped.env("DOCKER_BUILDKIT", "0");
     let out = {
-        use std::io::Write;
-        let mut child = piped
-            .args(["build", "-q", "-t", "piped", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"FROM busybox\nENV PIPED=yes\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(
+            piped.args(["build", "-q", "-t", "piped", "-"]),
+            b"FROM busybox\nENV PIPED=yes\n",
+        )
     };
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "piped"]);

@@ -11,7 +11,6 @@ mod common;
 
 use assert_cmd::prelude::*;
 use common::{require_busybox_overlay, text};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -66,21 +65,7 @@ impl Env {
     }
 
     fn with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .cmd()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(self.cmd().args(args), input.as_bytes())
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -78,23 +78,14 @@ impl World {
     }
 
     fn minidock_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_minidock"))
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("MINIDOCK_CONFIG", self.config.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_minidock"))
+                .arg("--root")
+                .arg(self.root.path())
+                .args(args)
+                .env("MINIDOCK_CONFIG", self.config.path()),
+            stdin.as_bytes(),
+        )
     }
 
     /// Runs minidock and insists on success; returns stdout.

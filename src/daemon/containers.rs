@@ -1092,41 +1092,12 @@ async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     ))
 }
 
-/// Sends what is written to a streamed response's channel, in 32 KiB chunks.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= 32 << 10 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
-    }
-}
-
 /// `GET /containers/{id}/export`: `export`'s tar, streamed.
 async fn export(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
     let state = resolve(&daemon, id).await?;
     let (response, tx) = super::streamed("application/x-tar");
     tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelWriter {
-            tx,
-            buffer: Vec::new(),
-        };
+        let mut sink = super::ChannelWriter::new(tx, 32 << 10);
         // A failure half way cuts the stream short: the client sees a truncated archive.
         let _ = container::fs::export_to(&daemon.paths, &state.id, &mut sink);
     });
@@ -1304,10 +1275,7 @@ async fn archive_stat(
     let mut response = if body {
         let (response, tx) = streamed("application/x-tar");
         tokio::task::spawn_blocking(move || {
-            let mut sink = ChannelWriter {
-                tx,
-                buffer: Vec::new(),
-            };
+            let mut sink = super::ChannelWriter::new(tx, 32 << 10);
             // A failure half way cuts the stream short: the client sees a truncated archive.
             let _ = container::fs::archive_out(&daemon.paths, &state.id, &path, &mut sink);
         });

@@ -196,6 +196,52 @@ pub fn streamed(content_type: &str) -> (Response<Body>, tokio::sync::mpsc::Sende
     (response, tx)
 }
 
+/// A blocking writer into a [`streamed`] response's channel: what is written goes out in
+/// chunks of `chunk` bytes (the last one at `flush` or drop). A gone client is `BrokenPipe`.
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+    chunk: usize,
+}
+
+impl ChannelWriter {
+    /// A writer sending through `tx` in chunks of `chunk` bytes.
+    pub fn new(tx: tokio::sync::mpsc::Sender<Bytes>, chunk: usize) -> Self {
+        Self {
+            tx,
+            buffer: Vec::with_capacity(chunk),
+            chunk,
+        }
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= self.chunk {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = self.flush();
+    }
+}
+
 /// Runs a blocking library call on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,

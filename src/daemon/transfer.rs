@@ -70,32 +70,6 @@ pub async fn commit(daemon: Shared, req: Request<Incoming>) -> ApiResult<Respons
 }
 // ANCHOR_END: commit
 
-/// Sends what is written to a streamed response's channel, in 256 KiB chunks.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= 256 << 10 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
-    }
-}
-
 // ANCHOR: save
 /// `GET /images/get?names=A&names=B` (`name`: `None`) and `GET /images/{name}/get`: the
 /// archive `minidock save` writes (Docker's format: an OCI layout with `manifest.json`),
@@ -125,10 +99,7 @@ pub async fn save(
     .await?;
     let (response, tx) = streamed("application/x-tar");
     tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelWriter {
-            tx,
-            buffer: Vec::with_capacity(256 << 10),
-        };
+        let mut sink = super::ChannelWriter::new(tx, 256 << 10);
         let saved = Store::open(&daemon.paths.root).and_then(|store| {
             crate::image::archive::save(&store, &names, Default::default(), &mut sink)
         });

@@ -118,22 +118,7 @@ impl Daemon {
 
     /// `docker ARGS` with `input` on its stdin (`login --password-stdin`, `build -`).
     pub fn docker_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .docker_command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        crate::common::output_with_stdin(self.docker_command().args(args), input.as_bytes())
     }
 
     /// `docker ARGS`, which must succeed; its stdout.
