@@ -1081,6 +1081,37 @@ fn a_newer_api_version_than_served_is_dockerds_400() {
 }
 
 #[test]
+fn a_memory_limit_under_6mb_or_negative_is_dockerds_400_before_the_image_is_looked_at() {
+    let Some(d) = daemon("minidock-daemon-minmem") else {
+        return;
+    };
+    for image in ["busybox", "no-such-image"] {
+        let out = d.docker(&["create", "-m", "1k", image, "true"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            common::text(&out.stderr),
+            "Error response from daemon: Minimum memory limit allowed is 6MB\n"
+        );
+    }
+    let answer = d.curl(&[
+        "-i",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Image":"busybox","HostConfig":{"Memory":-5}}"#,
+        "http://localhost/v1.41/containers/create",
+    ]);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.ends_with("{\"message\":\"Minimum memory limit allowed is 6MB\"}\n"),
+        "{answer}"
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
 fn the_daemon_starts_always_and_unless_stopped_containers_at_its_start() {
     let Some(mut d) = daemon("minidock-daemon-restore") else {
         return;

@@ -287,6 +287,18 @@ fn mount_flags(mounts: &[MountBody]) -> Vec<String> {
 // ANCHOR: create_options
 /// The request as `create`'s options: the body's fields are the CLI's flags after the docker
 /// CLI parsed them, so each becomes the flag it came from.
+/// The limits dockerd refuses before it looks at the image (`verifyContainerSettings`): a
+/// memory limit that is negative or under 6 MiB.
+fn check_host_config(host: Option<&HostConfigBody>) -> ApiResult<()> {
+    let memory = host.and_then(|h| h.memory).unwrap_or(0);
+    if memory < 0 || (memory > 0 && memory < crate::cgroup::MIN_MEMORY as i64) {
+        return Err(ApiError::bad_parameter(
+            "Minimum memory limit allowed is 6MB",
+        ));
+    }
+    Ok(())
+}
+
 fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
     let host = body.host_config.unwrap_or_default();
     let mut command = str_slice(&body.cmd).unwrap_or_default();
@@ -395,6 +407,7 @@ async fn create(
     let body: CreateBody = super::body_json::<Option<CreateBody>>(req)
         .await?
         .unwrap_or_default();
+    check_host_config(body.host_config.as_ref())?;
     let options = create_options(body, query.get("name").map(str::to_owned));
     if options.image.is_empty() {
         return Err(ApiError::bad_parameter(
