@@ -123,7 +123,8 @@ pub fn add_hostfwd(api_socket: &Path, mapping: &PortMapping) -> Result<()> {
 // ANCHOR_END: add_hostfwd
 
 /// Ends the slirp4netns whose pid is in `pid_file` (when it is still slirp4netns) and removes
-/// the file. Idempotent.
+/// the file; the forwarder is gone (or a zombie for its parent to reap) when this returns, so
+/// its host ports are free again. Idempotent.
 pub fn stop(pid_file: &Path) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(pid_file) else {
         return Ok(());
@@ -131,7 +132,7 @@ pub fn stop(pid_file: &Path) -> Result<()> {
     if let Ok(pid) = text.trim().parse::<i32>() {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim_end() == "slirp4netns" {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGTERM);
+            end(Pid::from_raw(pid));
         }
     }
     std::fs::remove_file(pid_file)
@@ -143,4 +144,30 @@ pub fn stop(pid_file: &Path) -> Result<()> {
             }
         })
         .with_context(|| format!("removing {}", pid_file.display()))
+}
+
+/// SIGTERM, then up to a second for `pid` to end, then SIGKILL. A process that has ended but
+/// is not yet reaped (state `Z`) has released its sockets.
+fn end(pid: Pid) {
+    use nix::sys::signal::{Signal, kill};
+    let ended = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    let _ = kill(pid, Signal::SIGTERM);
+    for _ in 0..100 {
+        if ended() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    for _ in 0..100 {
+        if ended() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
