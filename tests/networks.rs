@@ -155,11 +155,15 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Waits (bounded) until no process serves `dir`.
+/// Waits (at most 5 s) until no resolver for `dir` is left and its `running.lock` is free;
+/// the resolvers still found. A dying process's command line empties when its memory goes,
+/// a moment before its descriptors (and so its flock) are closed: both are waited for.
 fn wait_gone(dir: &Path) -> Vec<i32> {
     let needle = dir.to_str().unwrap();
+    let lock_free = || !ResolverDir::new(dir.to_path_buf()).is_running().unwrap();
     for _ in 0..100 {
         let pids = pids_with_args(&["network-resolver", needle]);
-        if pids.is_empty() {
+        if pids.is_empty() && lock_free() {
             return pids;
         }
         std::thread::sleep(Duration::from_millis(50));
