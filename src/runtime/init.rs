@@ -108,6 +108,7 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
 }
 // ANCHOR_END: init
 
+// ANCHOR: confine
 /// Step 9 of [`container_init`]: no new privileges, then seccomp, so that the filter confines
 /// only the container's program, not this setup.
 fn confine(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
@@ -120,6 +121,7 @@ fn confine(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()
     }
     Ok(())
 }
+// ANCHOR_END: confine
 
 // ANCHOR: protect
 /// Before anything else: no descriptor of the caller may survive into the container, and the
@@ -703,6 +705,7 @@ fn mount_cgroup2(source: &str, target: &Path, destination: &Path, flags: MsFlags
 }
 // ANCHOR_END: mount_cgroup_v2
 
+// ANCHOR: mount_cgroup_v2_bind
 /// The fallback of [`mount_cgroup2`] in a user namespace: a bind of the host's
 /// `/sys/fs/cgroup`, then a remount for `ro`, since a bind takes its flags only from a
 /// remount.
@@ -720,7 +723,9 @@ fn bind_host_cgroup2(target: &Path, flags: MsFlags) -> Result<()> {
     mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
         .with_context(|| format!("remount {}", target.display()))
 }
+// ANCHOR_END: mount_cgroup_v2_bind
 
+// ANCHOR: mount_cgroup_tmpfs
 /// On v1: the tmpfs that holds one directory per hierarchy. It is writable whatever the
 /// spec says (the binds inside carry the `ro`), and keeps the mode of the directory it
 /// covers (0555 in sysfs), as runc keeps it.
@@ -747,6 +752,7 @@ fn mount_cgroup_tmpfs(target: &Path, destination: &Path, flags: MsFlags) -> Resu
     .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
     std::fs::set_permissions(target, covered).with_context(|| format!("chmod {}", target.display()))
 }
+// ANCHOR_END: mount_cgroup_tmpfs
 
 // ANCHOR: mount_cgroup_v1
 /// On v1, for hierarchy `name`: a directory in the tmpfs holding a bind of the container's

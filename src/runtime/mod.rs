@@ -381,6 +381,7 @@ fn make_cgroup(spec: &Spec, dir: &Path, id: &str) -> Result<Cgroup> {
 }
 // ANCHOR_END: launch_cgroup
 
+// ANCHOR: launch_console
 /// The socket the container sends its terminal's master end over, when `process.terminal`
 /// asks for one.
 fn console_socket(spec: &Spec) -> Result<Option<crate::tty::ConsoleSocket>> {
@@ -391,7 +392,9 @@ fn console_socket(spec: &Spec) -> Result<Option<crate::tty::ConsoleSocket>> {
         Ok(None)
     }
 }
+// ANCHOR_END: launch_console
 
+// ANCHOR: launch_ipc
 /// Whether the child becomes root of its new user namespace before anything else, and then
 /// makes the IPC namespace itself, as that root, so the namespace and its mqueue filesystem
 /// belong to the user namespace's root, as with runc. The IPC namespace is then taken out of
@@ -402,7 +405,9 @@ fn ipc_after_root(spec: &Spec, new: &mut Vec<Namespace>) -> (bool, bool) {
     new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
     (become_mapped_root, unshare_ipc)
 }
+// ANCHOR_END: launch_ipc
 
+// ANCHOR: launch_receive_console
 /// The terminal's master end, which the container sent over the console socket before exec
 /// (or before waiting in `created`).
 fn receive_console(console: Option<crate::tty::ConsoleSocket>) -> Result<Option<OwnedFd>> {
@@ -410,7 +415,9 @@ fn receive_console(console: Option<crate::tty::ConsoleSocket>) -> Result<Option<
         .map(|socket| crate::tty::receive_master(socket.parent.as_fd()))
         .transpose()
 }
+// ANCHOR_END: launch_receive_console
 
+// ANCHOR: launch_self_join
 /// The v1 `tasks` files the container process writes itself into, first thing. Only without
 /// a user namespace: in one it may not write them, and the runtime moves it instead.
 fn self_join_files(
@@ -422,6 +429,7 @@ fn self_join_files(
         spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
     cgroup.self_join_files().filter(|_| !user_ns)
 }
+// ANCHOR_END: launch_self_join
 
 /// The namespaces to make (`linux.namespaces` without a path), whether the child unshares a
 /// new cgroup namespace itself, and the ones to join, opened now. A PID namespace is joined by

@@ -326,6 +326,7 @@ fn mount_filesystem(m: &Mount, typ: &str, target: &Path, options: &Options) -> R
 }
 // ANCHOR_END: mount_one_filesystem
 
+// ANCHOR: mount_one_host_sys
 /// The host's `/sys`, bound read-only on `target`: the sysfs of a container that shares the
 /// host's network namespace from inside a user namespace.
 fn bind_host_sys(target: &Path) -> Result<()> {
@@ -346,6 +347,7 @@ fn bind_host_sys(target: &Path) -> Result<()> {
     )
     .context("remount /sys read-only")
 }
+// ANCHOR_END: mount_one_host_sys
 
 #[cfg(test)]
 mod tests {

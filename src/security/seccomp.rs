@@ -713,6 +713,7 @@ fn resolve(profile: &LinuxSeccomp) -> Result<Resolved> {
 }
 // ANCHOR_END: resolve
 
+// ANCHOR: resolve_arch
 /// Refuses a profile whose `architectures` leave out x86_64: its rules would be meant for
 /// another ABI's numbers. An empty or missing list means the native one.
 fn check_architectures(profile: &LinuxSeccomp) -> Result<()> {
@@ -726,6 +727,7 @@ fn check_architectures(profile: &LinuxSeccomp) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: resolve_arch
 
 // ANCHOR: resolve_conditions
 /// The argument conditions of rule `i`. A syscall has six arguments, so an index past 5 is
@@ -772,6 +774,7 @@ fn alternatives(conditions: Vec<Condition>, verdict: u32) -> Vec<Alternative> {
 }
 // ANCHOR_END: resolve_conditions
 
+// ANCHOR: resolve_unreachable
 /// After an unconditional alternative, later ones for the same call can never be reached:
 /// they are dropped, so the compiled program has no dead code.
 fn drop_unreachable(rules: &mut BTreeMap<u32, Vec<Alternative>>) {
@@ -781,6 +784,7 @@ fn drop_unreachable(rules: &mut BTreeMap<u32, Vec<Alternative>>) {
         }
     }
 }
+// ANCHOR_END: resolve_unreachable
 
 // The OCI operators as numbers (oci-spec's enum is `repr(u32)`), so conditions can be sorted
 // and hashed.
@@ -995,6 +999,7 @@ fn emit_outcomes(
 }
 // ANCHOR_END: emit_outcomes
 
+// ANCHOR: compile_finish
 /// Resolves the jumps and checks the length against the kernel's limit on a filter. Says
 /// once how many of the profile's names are not x86_64 syscalls (Docker's profile names
 /// 32-bit calls such as `chown32`), so a skipped name is visible in the trace.
@@ -1015,6 +1020,7 @@ fn finish_program(asm: Assembler, unknown_names: &[String]) -> Result<Vec<Insn>>
     }
     Ok(insns)
 }
+// ANCHOR_END: compile_finish
 
 // ANCHOR: search
 /// Emits the binary search: with the syscall number in A, jump to the outcome of the range

@@ -546,12 +546,15 @@ pub fn prepare<'a>(
 }
 // ANCHOR_END: prepare
 
+// ANCHOR: prepare_covered
 /// Whether one of `mounts` already has the container path `path`: the first to claim a path
 /// keeps it.
 fn covered(mounts: &[MountRequest], path: &str) -> bool {
     mounts.iter().any(|m| m.container == path)
 }
+// ANCHOR_END: prepare_covered
 
+// ANCHOR: prepare_volumes_from
 /// Step 1 of [`prepare`]: the mounts of each `--volumes-from` container, at the paths the
 /// container's own requests leave free.
 fn add_volumes_from(
@@ -568,6 +571,7 @@ fn add_volumes_from(
     }
     Ok(())
 }
+// ANCHOR_END: prepare_volumes_from
 
 // ANCHOR: prepare_image_volumes
 /// Step 2 of [`prepare`]: an anonymous volume for each of the image's `VOLUME` paths that

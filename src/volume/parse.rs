@@ -402,10 +402,12 @@ pub fn parse_mount_flag(text: &str) -> Result<MountRequest> {
 }
 // ANCHOR_END: parse_mount
 
+// ANCHOR: mount_config
 /// The daemon's words for a `--mount` it refuses.
 fn mount_config(kind: MountKind, why: &str) -> anyhow::Error {
     anyhow::anyhow!("invalid mount config for type {:?}: {why}", kind.name())
 }
+// ANCHOR_END: mount_config
 
 // ANCHOR: bind_fields
 /// The fields of `--mount type=bind`. Unlike `-v`, which makes a missing host directory,
