@@ -335,7 +335,9 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
     insns.push(Insn::new(JMP_EXIT, 0, 0, 0, 0));
     insns
 }
+// ANCHOR_END: ebpf_program
 
+// ANCHOR: ebpf_rule_block
 /// One rule: each check that fails jumps past the block to the next rule; a request that
 /// passes them all gets the rule's verdict.
 fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
@@ -371,7 +373,7 @@ fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
     block.push(Insn::new(JMP_EXIT, 0, 0, 0, 0));
     block
 }
-// ANCHOR_END: ebpf_program
+// ANCHOR_END: ebpf_rule_block
 
 /// Runs a generated program on one request, as the kernel would: for the tests, since
 /// BPF_PROG_TEST_RUN does not support this program type. Only the instructions [`program`]

@@ -180,44 +180,22 @@ pub fn detect() -> Result<Layout> {
 pub fn parse(mountinfo: &str, v2_controllers: impl Fn(&Path) -> Result<String>) -> Result<Layout> {
     let mut controllers: Vec<Controller> = Vec::new();
     let mut unified: Option<PathBuf> = None;
-    let mut any_v1 = false;
     for line in mountinfo.lines() {
         let Some(mount) = MountLine::parse(line) else {
             continue;
         };
         match mount.fstype {
-            "cgroup" => {
-                for option in mount.super_options.split(',') {
-                    if KNOWN_CONTROLLERS.contains(&option)
-                        && !controllers.iter().any(|c| c.name == option)
-                    {
-                        any_v1 = true;
-                        controllers.push(Controller {
-                            name: option.to_owned(),
-                            version: Version::V1,
-                            mount: mount.mount_point.clone(),
-                        });
-                    }
-                }
-            }
+            "cgroup" => add_v1_controllers(&mut controllers, &mount),
             // The same hierarchy may be mounted twice (bind mounts in containers): the first
-            // mount wins, as for v1 above.
+            // mount wins, as for v1.
             "cgroup2" if unified.is_none() => unified = Some(mount.mount_point),
             _ => {}
         }
     }
+    // Only v1 hierarchies have added controllers so far.
+    let any_v1 = !controllers.is_empty();
     if let Some(mount) = &unified {
-        let text = v2_controllers(mount)?;
-        for name in text.split_whitespace() {
-            // A controller bound to a v1 hierarchy is never listed by cgroup2 too, but be safe.
-            if !controllers.iter().any(|c| c.name == name) {
-                controllers.push(Controller {
-                    name: name.to_owned(),
-                    version: Version::V2,
-                    mount: mount.clone(),
-                });
-            }
-        }
+        add_v2_controllers(&mut controllers, mount, &v2_controllers(mount)?);
     }
     let kind = match (any_v1, unified.is_some()) {
         (true, true) => Kind::Hybrid,
@@ -235,6 +213,38 @@ pub fn parse(mountinfo: &str, v2_controllers: impl Fn(&Path) -> Result<String>) 
     })
 }
 // ANCHOR_END: parse
+
+// ANCHOR: parse_controllers
+/// The controllers of one v1 mount, read from its super options (`rw,memory`): a v1
+/// hierarchy names its controllers there. When the same controller is mounted twice, the
+/// first mount wins.
+fn add_v1_controllers(controllers: &mut Vec<Controller>, mount: &MountLine) {
+    for option in mount.super_options.split(',') {
+        if KNOWN_CONTROLLERS.contains(&option) && !controllers.iter().any(|c| c.name == option) {
+            controllers.push(Controller {
+                name: option.to_owned(),
+                version: Version::V1,
+                mount: mount.mount_point.clone(),
+            });
+        }
+    }
+}
+
+/// The controllers of the cgroup2 mount, from its `cgroup.controllers` (`text`), except those
+/// a v1 hierarchy already holds.
+fn add_v2_controllers(controllers: &mut Vec<Controller>, mount: &Path, text: &str) {
+    for name in text.split_whitespace() {
+        // A controller bound to a v1 hierarchy is never listed by cgroup2 too, but be safe.
+        if !controllers.iter().any(|c| c.name == name) {
+            controllers.push(Controller {
+                name: name.to_owned(),
+                version: Version::V2,
+                mount: mount.to_path_buf(),
+            });
+        }
+    }
+}
+// ANCHOR_END: parse_controllers
 
 /// One hierarchy a process belongs to: a v1 mount (its controllers, or `name=systemd` for a
 /// named one) or the cgroup2 mount (empty `controllers`). A process has one cgroup in each.

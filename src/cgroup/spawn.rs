@@ -111,9 +111,25 @@ impl Cgroup {
         arg_ptrs.push(std::ptr::null());
         let (exec_read, exec_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2 for the exec report")?;
+        let child = self.start_signals_blocked(prefer, &arg_ptrs, &exec_read, &exec_write)?;
+        // Our copy of the write end must go, or the read below would wait for ourselves.
+        drop(exec_write);
+        exec_report(&child, &exec_read, program)?;
+        Ok(child)
+    }
+    // ANCHOR_END: spawn
 
-        // Block the signals we forward until the child has reset them: otherwise a Ctrl-C
-        // between clone and execve would run the parent's handler inside the child.
+    // ANCHOR: spawn_signals
+    /// Starts the child with the signals we forward blocked, until the child has reset them:
+    /// otherwise a Ctrl-C between clone and execve would run the parent's handler inside the
+    /// child. The parent's mask is restored whether or not the start worked.
+    fn start_signals_blocked(
+        &self,
+        prefer: Placement,
+        argv: &[*const c_char],
+        exec_read: &OwnedFd,
+        exec_write: &OwnedFd,
+    ) -> Result<Child> {
         let mut forwarded = SigSet::empty();
         for sig in [
             Signal::SIGINT,
@@ -126,30 +142,11 @@ impl Cgroup {
         let mut old_mask = SigSet::empty();
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old_mask))
             .context("blocking signals around fork")?;
-        let started = self.start(prefer, &arg_ptrs, &exec_read, &exec_write);
+        let started = self.start(prefer, argv, exec_read, exec_write);
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-        let child = started?;
-
-        // Our copy of the write end must go, or the read below would wait for ourselves.
-        drop(exec_write);
-        let mut errno_bytes = [0u8; 4];
-        let read = read_full(&exec_read, &mut errno_bytes);
-        if read == errno_bytes.len() {
-            let _ = waitpid(child.pid, None);
-            let errno = Errno::from_raw(i32::from_ne_bytes(errno_bytes));
-            let name = program.to_string_lossy();
-            return Err(match errno {
-                Errno::ENOENT => Exit::new(code::NOT_FOUND, format!("exec \"{name}\": not found")),
-                other => Exit::new(
-                    code::CANNOT_EXECUTE,
-                    format!("exec \"{name}\": {}", other.desc()),
-                ),
-            }
-            .into());
-        }
-        Ok(child)
+        started
     }
-    // ANCHOR_END: spawn
+    // ANCHOR_END: spawn_signals
 
     fn start(
         &self,
@@ -223,6 +220,30 @@ impl Cgroup {
     // ANCHOR_END: fork_then_join
 }
 
+// ANCHOR: spawn_report
+/// Reads the exec report: the pipe is close-on-exec, so EOF means the child's execve
+/// worked, while four bytes are the errno of a failed one. That failure becomes Docker's
+/// status: 127 for a command not found, 126 for one that cannot be executed.
+fn exec_report(child: &Child, exec_read: &OwnedFd, program: &OsString) -> Result<()> {
+    let mut errno_bytes = [0u8; 4];
+    let read = read_full(exec_read, &mut errno_bytes);
+    if read == errno_bytes.len() {
+        let _ = waitpid(child.pid, None);
+        let errno = Errno::from_raw(i32::from_ne_bytes(errno_bytes));
+        let name = program.to_string_lossy();
+        return Err(match errno {
+            Errno::ENOENT => Exit::new(code::NOT_FOUND, format!("exec \"{name}\": not found")),
+            other => Exit::new(
+                code::CANNOT_EXECUTE,
+                format!("exec \"{name}\": {}", other.desc()),
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+// ANCHOR_END: spawn_report
+
 // ANCHOR: clone3
 /// clone3(CLONE_INTO_CGROUP): the child is born in `dir`. Returns `None` when this kernel
 /// cannot do it (ENOSYS: no clone3 before 5.3 or a seccomp filter; E2BIG: no `cgroup` field
@@ -239,13 +260,6 @@ fn clone_into_cgroup(
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("opening {}", dir.display()))?;
-    let mut args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        // Like fork: the parent gets SIGCHLD when the child ends, so waitpid works as usual.
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup_fd.as_raw_fd() as u64,
-        ..Default::default()
-    };
     explain::step(
         "start the command in the cgroup",
         || {
@@ -256,6 +270,39 @@ fn clone_into_cgroup(
         },
         Chapter::Cgroups,
     );
+    match clone3_into(&cgroup_fd) {
+        Err(Errno::ENOSYS | Errno::E2BIG) => {
+            explain::note("clone3(CLONE_INTO_CGROUP) unsupported here: falling back to fork");
+            Ok(None)
+        }
+        // EBUSY: the no-internal-processes rule (that cgroup enables controllers for
+        // children); EAGAIN: its pids.max is reached.
+        Err(errno) => Err(errno).with_context(|| format!("clone3 into {}", dir.display())),
+        Ok(0) => {
+            let fds = ChildFds {
+                go_read: None,
+                close: [exec_read.as_raw_fd(), -1],
+                exec_write: exec_write.as_raw_fd(),
+            };
+            // SAFETY: in the child of clone3, see clone3_into.
+            unsafe { exec_child(&fds, argv) }
+        }
+        Ok(pid) => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+// ANCHOR_END: clone3
+
+// ANCHOR: clone3_call
+/// The clone3 system call itself, which libc has no wrapper for: `struct clone_args` and
+/// its size. Returns twice, as fork does: the child's pid in the parent, 0 in the child.
+fn clone3_into(cgroup_fd: &OwnedFd) -> nix::Result<libc::c_long> {
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        // Like fork: the parent gets SIGCHLD when the child ends, so waitpid works as usual.
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd.as_raw_fd() as u64,
+        ..Default::default()
+    };
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of our memory
     // and continues on a copy of this stack. From here on the child only makes
     // async-signal-safe calls (see exec_child). glibc's cached thread id is stale in a child
@@ -267,29 +314,9 @@ fn clone_into_cgroup(
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    match ret {
-        -1 => match Errno::last() {
-            Errno::ENOSYS | Errno::E2BIG => {
-                explain::note("clone3(CLONE_INTO_CGROUP) unsupported here: falling back to fork");
-                Ok(None)
-            }
-            // EBUSY: the no-internal-processes rule (that cgroup enables controllers for
-            // children); EAGAIN: its pids.max is reached.
-            errno => Err(errno).with_context(|| format!("clone3 into {}", dir.display())),
-        },
-        0 => {
-            let fds = ChildFds {
-                go_read: None,
-                close: [exec_read.as_raw_fd(), -1],
-                exec_write: exec_write.as_raw_fd(),
-            };
-            // SAFETY: in the child of clone3, see above.
-            unsafe { exec_child(&fds, argv) }
-        }
-        pid => Ok(Some(Pid::from_raw(pid as i32))),
-    }
+    Errno::result(ret)
 }
-// ANCHOR_END: clone3
+// ANCHOR_END: clone3_call
 
 /// The descriptors the child deals with before execve.
 struct ChildFds {

@@ -274,40 +274,7 @@ impl ControllerFiles for Memory {
     const NAME: &'static str = "memory";
 
     fn apply(dir: &Path, resources: &Resources) -> Result<()> {
-        let memory = resources.memory.map(limit_text);
-        let has_memsw = dir.join("memory.memsw.limit_in_bytes").exists();
-        let memsw = match resources.memory_swap {
-            Some(swap) if has_memsw => Some(limit_text(swap)),
-            Some(swap) if swap != resources.memory.unwrap_or(Limit::Unlimited) => bail!(
-                "this kernel cannot limit swap: {} has no memory.memsw.limit_in_bytes (boot with \
-                 swapaccount=1)",
-                dir.display()
-            ),
-            _ => None,
-        };
-        // The kernel keeps limit_in_bytes <= memsw.limit_in_bytes at every moment and refuses
-        // (EINVAL) a write that would break it. So when the new limit is above the current
-        // memory+swap limit, raise memory+swap first; otherwise lower memory first.
-        let current_memsw = read_u64(dir, "memory.memsw.limit_in_bytes")?.unwrap_or(u64::MAX);
-        let raising = matches!(resources.memory, Some(Limit::Value(m)) if m > current_memsw)
-            || resources.memory == Some(Limit::Unlimited);
-        let mut writes: Vec<(&str, String, &str)> = Vec::new();
-        if let Some(value) = memory {
-            writes.push(("memory.limit_in_bytes", value, "set the memory limit"));
-        }
-        if let Some(value) = memsw {
-            let write = (
-                "memory.memsw.limit_in_bytes",
-                value,
-                "set the memory+swap limit",
-            );
-            if raising {
-                writes.insert(0, write);
-            } else {
-                writes.push(write);
-            }
-        }
-        for (file, value, what) in writes {
+        for (file, value, what) in memory_writes(dir, resources)? {
             write_file(dir, file, &value, what).with_context(|| {
                 format!("setting {file} (EBUSY here means the group already uses more)")
             })?;
@@ -332,6 +299,51 @@ impl ControllerFiles for Memory {
     }
 }
 // ANCHOR_END: v1_memory
+
+// ANCHOR: v1_memory_order
+/// The limit writes, in an order the kernel accepts: (file, value, what the trace says).
+/// Asking to limit swap where the kernel has no `memory.memsw.*` files is an error, unless
+/// the swap limit equals the memory one (no swap at all, which needs no file).
+fn memory_writes(
+    dir: &Path,
+    resources: &Resources,
+) -> Result<Vec<(&'static str, String, &'static str)>> {
+    let memory = resources.memory.map(limit_text);
+    let has_memsw = dir.join("memory.memsw.limit_in_bytes").exists();
+    let memsw = match resources.memory_swap {
+        Some(swap) if has_memsw => Some(limit_text(swap)),
+        Some(swap) if swap != resources.memory.unwrap_or(Limit::Unlimited) => bail!(
+            "this kernel cannot limit swap: {} has no memory.memsw.limit_in_bytes (boot with \
+             swapaccount=1)",
+            dir.display()
+        ),
+        _ => None,
+    };
+    // The kernel keeps limit_in_bytes <= memsw.limit_in_bytes at every moment and refuses
+    // (EINVAL) a write that would break it. So when the new limit is above the current
+    // memory+swap limit, raise memory+swap first; otherwise lower memory first.
+    let current_memsw = read_u64(dir, "memory.memsw.limit_in_bytes")?.unwrap_or(u64::MAX);
+    let raising = matches!(resources.memory, Some(Limit::Value(m)) if m > current_memsw)
+        || resources.memory == Some(Limit::Unlimited);
+    let mut writes: Vec<(&str, String, &str)> = Vec::new();
+    if let Some(value) = memory {
+        writes.push(("memory.limit_in_bytes", value, "set the memory limit"));
+    }
+    if let Some(value) = memsw {
+        let write = (
+            "memory.memsw.limit_in_bytes",
+            value,
+            "set the memory+swap limit",
+        );
+        if raising {
+            writes.insert(0, write);
+        } else {
+            writes.push(write);
+        }
+    }
+    Ok(writes)
+}
+// ANCHOR_END: v1_memory_order
 
 /// The soft limit, swappiness and the OOM killer switch: `memory.soft_limit_in_bytes`,
 /// `memory.swappiness` (0..=100), `memory.oom_control` (`1` disables the OOM killer).

@@ -231,30 +231,7 @@ impl ControllerFiles for Memory {
             )?;
         }
         if let Some(swap) = resources.memory_swap {
-            // The OCI spec's `swap` is memory+swap (the v1 meaning); memory.swap.max is swap
-            // alone, so subtract. Docker's `--memory 32M --memory-swap 32M` means no swap.
-            let swap_only = match (swap, resources.memory) {
-                (Limit::Value(total), Some(Limit::Value(memory))) => {
-                    Limit::Value(total.saturating_sub(memory))
-                }
-                _ => Limit::Unlimited,
-            };
-            if dir.join("memory.swap.max").exists() {
-                write_file(
-                    dir,
-                    "memory.swap.max",
-                    &limit_text(swap_only),
-                    "set the swap limit",
-                )?;
-            } else if swap_only != Limit::Value(0) {
-                bail!(
-                    "this kernel cannot limit swap: {} has no memory.swap.max (swap accounting \
-                     is off)",
-                    dir.display()
-                );
-            } else {
-                explain::note("no memory.swap.max here (no swap accounting): swap not limited");
-            }
+            apply_swap(dir, swap, resources.memory)?;
         }
         memory_extras(dir, resources)
     }
@@ -272,6 +249,38 @@ impl ControllerFiles for Memory {
     }
 }
 // ANCHOR_END: v2_memory
+
+// ANCHOR: v2_swap
+/// Writes `memory.swap.max`. The OCI spec's `swap` is memory+swap (the v1 meaning);
+/// memory.swap.max is swap alone, so the memory limit is subtracted. Docker's
+/// `--memory 32M --memory-swap 32M` means no swap, which a kernel without swap accounting
+/// gives anyway: only a real swap limit there is an error.
+fn apply_swap(dir: &Path, swap: Limit, memory: Option<Limit>) -> Result<()> {
+    let swap_only = match (swap, memory) {
+        (Limit::Value(total), Some(Limit::Value(memory))) => {
+            Limit::Value(total.saturating_sub(memory))
+        }
+        _ => Limit::Unlimited,
+    };
+    if dir.join("memory.swap.max").exists() {
+        write_file(
+            dir,
+            "memory.swap.max",
+            &limit_text(swap_only),
+            "set the swap limit",
+        )?;
+    } else if swap_only != Limit::Value(0) {
+        bail!(
+            "this kernel cannot limit swap: {} has no memory.swap.max (swap accounting \
+             is off)",
+            dir.display()
+        );
+    } else {
+        explain::note("no memory.swap.max here (no swap accounting): swap not limited");
+    }
+    Ok(())
+}
+// ANCHOR_END: v2_swap
 
 /// The soft limit is `memory.low` on v2; swappiness and the OOM killer switch have no v2
 /// file, so asking for them is an error rather than a silent no-op.

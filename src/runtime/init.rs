@@ -98,15 +98,8 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     let program = find_program(&args[0], &env)?;
     // 8. `create` stops here until `start`.
     wait_for_start(ctx, ready)?;
-    // 9. The last steps before execve: no new privileges, then seccomp, so that the filter
-    //    confines only the container's program, not this setup.
-    let no_new_privs = process.no_new_privileges() == Some(true);
-    if no_new_privs {
-        security::set_no_new_privs()?;
-        if let Some(program) = ctx.seccomp {
-            security::seccomp::install(program)?;
-        }
-    }
+    // 9. The last steps before execve.
+    confine(ctx, process)?;
     // 10. The signal state of a fresh process: minidock (like every Rust program) ignores
     //     SIGPIPE, and an ignored signal stays ignored across execve (signal(7)); `yes | head`
     //     in the container would then never end. Then exec, with the stdio asked for.
@@ -114,6 +107,21 @@ pub fn container_init(ctx: &InitContext, ready: &Ready) -> Result<i32> {
     Err(exec(&program, args, &env, &ctx.stdio))
 }
 // ANCHOR_END: init
+
+// ANCHOR: confine
+/// Step 9 of [`container_init`]: no new privileges, then seccomp, so that the filter confines
+/// only the container's program, not this setup.
+fn confine(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if no_new_privs {
+        security::set_no_new_privs()?;
+        if let Some(program) = ctx.seccomp {
+            security::seccomp::install(program)?;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: confine
 
 // ANCHOR: protect
 /// Before anything else: no descriptor of the caller may survive into the container, and the
@@ -655,52 +663,74 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     if layout.kind == crate::cgroup::Kind::V2 {
         // A cgroup2 mount shows the hierarchy from the root of our cgroup namespace.
         enter_cgroup(ctx, ready)?;
-        explain::step(
-            "mount cgroup2",
-            || {
-                explain::mount_call(
-                    Some(Path::new(&source)),
-                    &target,
-                    Some("cgroup2"),
-                    flags,
-                    None,
-                )
-            },
-            Chapter::RuntimeSpec,
-        );
-        let mounted = mount(
-            Some(source.as_str()),
-            &target,
-            Some("cgroup2"),
-            flags,
-            None::<&str>,
-        );
-        return match mounted {
-            // In a user namespace on the host's network, /sys is the host's, bound (see
-            // mounts::mount_one), and a cgroup2 mount over its cgroup directory is refused:
-            // bind the host's instead, as runc does (rootfs_linux.go, mountCgroupV2).
-            Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)
-                if !crate::rootfs::in_initial_user_namespace() =>
-            {
-                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-                mount(
-                    Some("/sys/fs/cgroup"),
-                    &target,
-                    None::<&str>,
-                    bind,
-                    None::<&str>,
-                )
-                .with_context(|| format!("bind mount /sys/fs/cgroup on {}", target.display()))?;
-                // A bind takes its flags (`ro`) only from a remount.
-                let remount = bind | MsFlags::MS_REMOUNT | (flags & MsFlags::MS_RDONLY);
-                mount(None::<&str>, &target, None::<&str>, remount, None::<&str>)
-                    .with_context(|| format!("remount {}", target.display()))
-            }
-            other => other.with_context(|| format!("mount cgroup2 on {}", destination.display())),
-        };
+        return mount_cgroup2(&source, &target, destination, flags);
     }
-    // The tmpfs keeps the mode of the directory it covers (0555 in sysfs), as runc keeps it.
-    let covered = std::fs::metadata(&target)
+    mount_cgroup_tmpfs(&target, destination, flags)?;
+    for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
+        bind_v1_cgroup(&name, &host_dir, &target, destination, flags)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: mount_cgroup
+
+// ANCHOR: mount_cgroup_v2
+/// On a pure v2 host: one cgroup2 mount with the spec's flags. Made after entering the
+/// container's cgroup, so the cgroup namespace shows that cgroup as the root.
+fn mount_cgroup2(source: &str, target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
+    explain::step(
+        "mount cgroup2",
+        || {
+            explain::mount_call(
+                Some(Path::new(source)),
+                target,
+                Some("cgroup2"),
+                flags,
+                None,
+            )
+        },
+        Chapter::RuntimeSpec,
+    );
+    let mounted = mount(Some(source), target, Some("cgroup2"), flags, None::<&str>);
+    match mounted {
+        // In a user namespace on the host's network, /sys is the host's, bound (see
+        // mounts::mount_one), and a cgroup2 mount over its cgroup directory is refused:
+        // bind the host's instead, as runc does (rootfs_linux.go, mountCgroupV2).
+        Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)
+            if !crate::rootfs::in_initial_user_namespace() =>
+        {
+            bind_host_cgroup2(target, flags)
+        }
+        other => other.with_context(|| format!("mount cgroup2 on {}", destination.display())),
+    }
+}
+// ANCHOR_END: mount_cgroup_v2
+
+// ANCHOR: mount_cgroup_v2_bind
+/// The fallback of [`mount_cgroup2`] in a user namespace: a bind of the host's
+/// `/sys/fs/cgroup`, then a remount for `ro`, since a bind takes its flags only from a
+/// remount.
+fn bind_host_cgroup2(target: &Path, flags: MsFlags) -> Result<()> {
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(
+        Some("/sys/fs/cgroup"),
+        target,
+        None::<&str>,
+        bind,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount /sys/fs/cgroup on {}", target.display()))?;
+    let remount = bind | MsFlags::MS_REMOUNT | (flags & MsFlags::MS_RDONLY);
+    mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
+        .with_context(|| format!("remount {}", target.display()))
+}
+// ANCHOR_END: mount_cgroup_v2_bind
+
+// ANCHOR: mount_cgroup_tmpfs
+/// On v1: the tmpfs that holds one directory per hierarchy. It is writable whatever the
+/// spec says (the binds inside carry the `ro`), and keeps the mode of the directory it
+/// covers (0555 in sysfs), as runc keeps it.
+fn mount_cgroup_tmpfs(target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
+    let covered = std::fs::metadata(target)
         .with_context(|| format!("stat {}", target.display()))?
         .permissions();
     let writable = flags - MsFlags::MS_RDONLY;
@@ -708,58 +738,56 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
         "mount a tmpfs for the cgroup hierarchies",
         || {
             let tmpfs = Some(Path::new("tmpfs"));
-            explain::mount_call(tmpfs, &target, Some("tmpfs"), writable, Some("mode=755"))
+            explain::mount_call(tmpfs, target, Some("tmpfs"), writable, Some("mode=755"))
         },
         Chapter::RuntimeSpec,
     );
     mount(
         Some("tmpfs"),
-        &target,
+        target,
         Some("tmpfs"),
         writable,
         Some("mode=755"),
     )
     .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
-    std::fs::set_permissions(&target, covered)
-        .with_context(|| format!("chmod {}", target.display()))?;
-    // One directory per v1 hierarchy, holding a bind of the container's cgroup there. A bind
-    // takes no flags: ro and the rest come with a second, remounting call (mount(2),
-    // MS_REMOUNT).
-    // ANCHOR: mount_cgroup_v1
-    for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
-        let dir = target.join(&name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        explain::step(
-            "bind the container's cgroup",
-            || {
-                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-                explain::mount_call(Some(&host_dir), &dir, None, bind, None)
-            },
-            Chapter::RuntimeSpec,
-        );
-        rootfs::bind(&host_dir, &dir)?;
-        // ANCHOR_END: mount_cgroup_v1
-        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
-        explain::step(
-            "remount it with the mount's flags",
-            || explain::mount_call(None, &dir, None, remount, None),
-            Chapter::RuntimeSpec,
-        );
-        mount(
-            None::<&str>,
-            &dir,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
-        )
-        .with_context(|| {
-            let flags = explain::ms_flags(flags);
-            format!("remount {}/{name} with {flags}", destination.display())
-        })?;
-    }
-    Ok(())
+    std::fs::set_permissions(target, covered).with_context(|| format!("chmod {}", target.display()))
 }
-// ANCHOR_END: mount_cgroup
+// ANCHOR_END: mount_cgroup_tmpfs
+
+// ANCHOR: mount_cgroup_v1
+/// On v1, for hierarchy `name`: a directory in the tmpfs holding a bind of the container's
+/// cgroup there (`host_dir`). A bind takes no flags: `ro` and the rest come with a second,
+/// remounting call (mount(2), MS_REMOUNT).
+fn bind_v1_cgroup(
+    name: &str,
+    host_dir: &Path,
+    target: &Path,
+    destination: &Path,
+    flags: MsFlags,
+) -> Result<()> {
+    let dir = target.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    explain::step(
+        "bind the container's cgroup",
+        || {
+            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            explain::mount_call(Some(host_dir), &dir, None, bind, None)
+        },
+        Chapter::RuntimeSpec,
+    );
+    rootfs::bind(host_dir, &dir)?;
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    explain::step(
+        "remount it with the mount's flags",
+        || explain::mount_call(None, &dir, None, remount, None),
+        Chapter::RuntimeSpec,
+    );
+    mount(None::<&str>, &dir, None::<&str>, remount, None::<&str>).with_context(|| {
+        let flags = explain::ms_flags(flags);
+        format!("remount {}/{name} with {flags}", destination.display())
+    })
+}
+// ANCHOR_END: mount_cgroup_v1
 
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
 /// the container's cgroup there (the one of `dirs` under its mount point).

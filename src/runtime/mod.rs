@@ -315,47 +315,18 @@ fn launch_in(
     stdio: Option<&Stdio>,
 ) -> Result<Launched> {
     // The cgroup first, with its limits, so the process is limited from its first instruction.
-    let mut resources = spec::resources(spec)?;
-    let cgroup = if crate::rootless::active() {
-        // In a user namespace the device cgroup cannot be set (nor is it needed: mknod is
-        // refused there, and /dev holds bind mounts of the host's nodes), as runc rootless.
-        resources.devices = None;
-        crate::rootless::cgroup_for(&resources, id)?
-    } else {
-        let layout = cgroup::detect()?;
-        let version = layout.default_version();
-        Cgroup::check(&layout, version, &resources)?;
-        match spec::cgroups_path(spec)? {
-            Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
-            None => Cgroup::create(&layout, version, id)?,
-        }
-    };
-    warn_if_not_empty(&cgroup);
-    let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));
-    cgroup.apply_cached(&resources, cache.as_deref())?;
-
+    let cgroup = make_cgroup(spec, dir, id)?;
     let (mut new, unshare_cgroup, join) = open_namespaces(spec)?;
-    let fifo = match mode {
-        Mode::Create => Some(make_exec_fifo(spec, dir)?),
-        Mode::Run => None,
-    };
+    let fifo = (mode == Mode::Create)
+        .then(|| make_exec_fifo(spec, dir))
+        .transpose()?;
     let seccomp = compile_seccomp(spec, dir)?;
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    let console = if terminal {
-        Some(crate::tty::ConsoleSocket::new()?)
-    } else {
-        None
-    };
+    let console = console_socket(spec)?;
     let hook_state = hook_state(spec, bundle, id, "creating");
     let sync = HooksSync::new(spec)?;
-    let become_mapped_root = new.contains(&Namespace::User) && mapped_root(spec).is_some();
-    let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
-    new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
+    let (become_mapped_root, unshare_ipc) = ipc_after_root(spec, &mut new);
     let cgroup_dirs = cgroup.paths();
-    // Without a user namespace the process moves itself into its v1 hierarchies, first thing.
-    let user_ns =
-        spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
-    let cgroup_tasks = cgroup.self_join_files().filter(|_| !user_ns);
+    let cgroup_tasks = self_join_files(spec, &cgroup, &join);
     let ctx = init::InitContext {
         cgroup_tasks: cgroup_tasks.as_deref(),
         hook_state: &hook_state,
@@ -375,11 +346,7 @@ fn launch_in(
     };
     let pid = spawn_container(spec, &new, &cgroup, sync, &hook_state, &ctx)
         .with_context(|| format!("starting container {id:?}"))?;
-    let console = match console {
-        // The container sent its pty master before exec (or before waiting in `created`).
-        Some(socket) => Some(crate::tty::receive_master(socket.parent.as_fd())?),
-        None => None,
-    };
+    let console = receive_console(console)?;
     Ok(Launched {
         pid,
         cgroup,
@@ -387,6 +354,82 @@ fn launch_in(
     })
 }
 // ANCHOR_END: launch
+
+// ANCHOR: launch_cgroup
+/// The container's cgroup, made and limited before the process exists. Rootless, it goes
+/// under the user's delegated subtree and gets no device rules (nor needs them: mknod is
+/// refused in a user namespace, and /dev holds bind mounts of the host's nodes), as runc
+/// rootless. Otherwise `linux.cgroupsPath` places it, or the container's id names it.
+fn make_cgroup(spec: &Spec, dir: &Path, id: &str) -> Result<Cgroup> {
+    let mut resources = spec::resources(spec)?;
+    let cgroup = if crate::rootless::active() {
+        resources.devices = None;
+        crate::rootless::cgroup_for(&resources, id)?
+    } else {
+        let layout = cgroup::detect()?;
+        let version = layout.default_version();
+        Cgroup::check(&layout, version, &resources)?;
+        match spec::cgroups_path(spec)? {
+            Some(path) => Cgroup::create_at(&layout, version, &path, true)?,
+            None => Cgroup::create(&layout, version, id)?,
+        }
+    };
+    warn_if_not_empty(&cgroup);
+    let cache = dir.parent().map(|runtime| runtime.join(".devices-cache"));
+    cgroup.apply_cached(&resources, cache.as_deref())?;
+    Ok(cgroup)
+}
+// ANCHOR_END: launch_cgroup
+
+// ANCHOR: launch_console
+/// The socket the container sends its terminal's master end over, when `process.terminal`
+/// asks for one.
+fn console_socket(spec: &Spec) -> Result<Option<crate::tty::ConsoleSocket>> {
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal {
+        Ok(Some(crate::tty::ConsoleSocket::new()?))
+    } else {
+        Ok(None)
+    }
+}
+// ANCHOR_END: launch_console
+
+// ANCHOR: launch_ipc
+/// Whether the child becomes root of its new user namespace before anything else, and then
+/// makes the IPC namespace itself, as that root, so the namespace and its mqueue filesystem
+/// belong to the user namespace's root, as with runc. The IPC namespace is then taken out of
+/// those the clone makes.
+fn ipc_after_root(spec: &Spec, new: &mut Vec<Namespace>) -> (bool, bool) {
+    let become_mapped_root = new.contains(&Namespace::User) && mapped_root(spec).is_some();
+    let unshare_ipc = become_mapped_root && new.contains(&Namespace::Ipc);
+    new.retain(|ns| !(unshare_ipc && *ns == Namespace::Ipc));
+    (become_mapped_root, unshare_ipc)
+}
+// ANCHOR_END: launch_ipc
+
+// ANCHOR: launch_receive_console
+/// The terminal's master end, which the container sent over the console socket before exec
+/// (or before waiting in `created`).
+fn receive_console(console: Option<crate::tty::ConsoleSocket>) -> Result<Option<OwnedFd>> {
+    console
+        .map(|socket| crate::tty::receive_master(socket.parent.as_fd()))
+        .transpose()
+}
+// ANCHOR_END: launch_receive_console
+
+// ANCHOR: launch_self_join
+/// The v1 `tasks` files the container process writes itself into, first thing. Only without
+/// a user namespace: in one it may not write them, and the runtime moves it instead.
+fn self_join_files(
+    spec: &Spec,
+    cgroup: &Cgroup,
+    join: &[(Namespace, OwnedFd)],
+) -> Option<Vec<PathBuf>> {
+    let user_ns =
+        spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
+    cgroup.self_join_files().filter(|_| !user_ns)
+}
+// ANCHOR_END: launch_self_join
 
 /// The namespaces to make (`linux.namespaces` without a path), whether the child unshares a
 /// new cgroup namespace itself, and the ones to join, opened now. A PID namespace is joined by

@@ -197,114 +197,10 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
     }
     let target = secure_join(rootfs, destination)?;
     // ANCHOR_END: mount_one_resolve
-    let data = options.data.join(",");
-    let data = (!data.is_empty()).then_some(data);
     if options.bind || typ == "bind" {
-        let source = m.source().as_ref().context("a bind mount needs a source")?;
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            bundle.join(source)
-        };
-        let is_file = !std::fs::metadata(&source)
-            .with_context(|| format!("bind source {} does not exist", source.display()))?
-            .is_dir();
-        create_target(&target, is_file)?;
-        let recursive = if options.recursive {
-            MsFlags::MS_REC
-        } else {
-            MsFlags::empty()
-        };
-        explain::step(
-            "bind mount into the container",
-            || {
-                let bind = MsFlags::MS_BIND | recursive;
-                explain::mount_call(Some(&source), &target, None, bind, None)
-            },
-            Chapter::RuntimeSpec,
-        );
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | recursive,
-            None::<&str>,
-        )
-        .with_context(|| {
-            format!(
-                "bind mount {} on {}",
-                source.display(),
-                destination.display()
-            )
-        })?;
-        // Flags such as ro are ignored by the first bind mount(2) call: they need a remount.
-        if !options.flags.is_empty() {
-            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | options.flags;
-            explain::step(
-                "remount it with the mount's flags",
-                || explain::mount_call(None, &target, None, remount, None),
-                Chapter::RuntimeSpec,
-            );
-            mount(
-                None::<&str>,
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | options.flags,
-                None::<&str>,
-            )
-            .with_context(|| {
-                format!("remount {} with {:?}", destination.display(), options.flags)
-            })?;
-        }
+        bind_into(bundle, m, &target, &options)?;
     } else {
-        create_target(&target, false)?;
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| typ.to_owned());
-        explain::step(
-            "mount a filesystem into the container",
-            || {
-                let source = Some(Path::new(&source));
-                explain::mount_call(source, &target, Some(typ), options.flags, data.as_deref())
-            },
-            Chapter::RuntimeSpec,
-        );
-        let result = mount(
-            Some(source.as_str()),
-            &target,
-            Some(typ),
-            options.flags,
-            data.as_deref(),
-        );
-        match (result, typ) {
-            (Ok(()), _) => {}
-            // A fresh sysfs needs a network namespace of our own when in a user namespace;
-            // without one, bind the host's read-only, as runc does.
-            (Err(nix::errno::Errno::EPERM), "sysfs") => {
-                mount(
-                    Some("/sys"),
-                    &target,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .context("bind mount /sys")?;
-                mount(
-                    None::<&str>,
-                    &target,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                    None::<&str>,
-                )
-                .context("remount /sys read-only")?;
-            }
-            (Err(errno), _) => {
-                return Err(errno)
-                    .with_context(|| format!("mount {typ} on {}", destination.display()));
-            }
-        }
+        mount_filesystem(m, typ, &target, &options)?;
     }
     if !options.propagation.is_empty() {
         explain::step(
@@ -324,6 +220,134 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: mount_one
+
+// ANCHOR: mount_one_bind
+/// A bind mount: the source (relative to the bundle when not absolute) must exist, and the
+/// target is made as a file or a directory to match it, since a bind needs one of the same
+/// kind to cover.
+fn bind_into(bundle: &Path, m: &Mount, target: &Path, options: &Options) -> Result<()> {
+    let destination = m.destination();
+    let source = m.source().as_ref().context("a bind mount needs a source")?;
+    let source = if source.is_absolute() {
+        source.clone()
+    } else {
+        bundle.join(source)
+    };
+    let is_file = !std::fs::metadata(&source)
+        .with_context(|| format!("bind source {} does not exist", source.display()))?
+        .is_dir();
+    create_target(target, is_file)?;
+    let recursive = if options.recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    explain::step(
+        "bind mount into the container",
+        || {
+            let bind = MsFlags::MS_BIND | recursive;
+            explain::mount_call(Some(&source), target, None, bind, None)
+        },
+        Chapter::RuntimeSpec,
+    );
+    mount(
+        Some(&source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | recursive,
+        None::<&str>,
+    )
+    .with_context(|| {
+        format!(
+            "bind mount {} on {}",
+            source.display(),
+            destination.display()
+        )
+    })?;
+    remount_bind(target, destination, options.flags)
+}
+// ANCHOR_END: mount_one_bind
+
+// ANCHOR: mount_one_remount
+/// Flags such as `ro` are ignored by the first bind mount(2) call: they need a second call,
+/// a remount of the bind with `MS_BIND|MS_REMOUNT` and the flags. None asked, none made.
+fn remount_bind(target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    explain::step(
+        "remount it with the mount's flags",
+        || explain::mount_call(None, target, None, remount, None),
+        Chapter::RuntimeSpec,
+    );
+    mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
+        .with_context(|| format!("remount {} with {:?}", destination.display(), flags))
+}
+// ANCHOR_END: mount_one_remount
+
+// ANCHOR: mount_one_filesystem
+/// Any other mount: a filesystem of type `typ` (proc, tmpfs, mqueue...), its source a label
+/// in the mount table (the type when the spec gives none), its options split into flags and
+/// the filesystem's own data.
+fn mount_filesystem(m: &Mount, typ: &str, target: &Path, options: &Options) -> Result<()> {
+    let data = options.data.join(",");
+    let data = (!data.is_empty()).then_some(data);
+    create_target(target, false)?;
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_owned());
+    explain::step(
+        "mount a filesystem into the container",
+        || {
+            let source = Some(Path::new(&source));
+            explain::mount_call(source, target, Some(typ), options.flags, data.as_deref())
+        },
+        Chapter::RuntimeSpec,
+    );
+    let result = mount(
+        Some(source.as_str()),
+        target,
+        Some(typ),
+        options.flags,
+        data.as_deref(),
+    );
+    match (result, typ) {
+        (Ok(()), _) => Ok(()),
+        // A fresh sysfs needs a network namespace of our own when in a user namespace;
+        // without one, bind the host's read-only, as runc does.
+        (Err(nix::errno::Errno::EPERM), "sysfs") => bind_host_sys(target),
+        (Err(errno), _) => {
+            Err(errno).with_context(|| format!("mount {typ} on {}", m.destination().display()))
+        }
+    }
+}
+// ANCHOR_END: mount_one_filesystem
+
+// ANCHOR: mount_one_host_sys
+/// The host's `/sys`, bound read-only on `target`: the sysfs of a container that shares the
+/// host's network namespace from inside a user namespace.
+fn bind_host_sys(target: &Path) -> Result<()> {
+    mount(
+        Some("/sys"),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("bind mount /sys")?;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .context("remount /sys read-only")
+}
+// ANCHOR_END: mount_one_host_sys
 
 #[cfg(test)]
 mod tests {

@@ -436,8 +436,20 @@ pub fn bounding_set() -> Result<u64> {
 /// skips them with a warning.
 pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
     let want = CapMasks::from_oci(caps);
-    let (effective_now, held, held_inheritable) = current_sets()?;
     let known = known_caps_mask();
+    let grant = grantable(&want, known)?;
+    capset(grant.effective, grant.permitted, grant.inheritable)?;
+    apply_ambient(want.ambient & known, grant.permitted & grant.inheritable)
+}
+// ANCHOR_END: capset
+
+// ANCHOR: grantable
+/// Step 1 of [`apply_process_capabilities`]: the part of the wanted sets the kernel will
+/// accept from this process. Permitted is cut to what the runtime holds, effective to
+/// permitted, and inheritable to the ceiling `cap_capset` enforces; what is left out is said
+/// once, as runc warns. Only `bounding` and `ambient` of the result are unused.
+fn grantable(want: &CapMasks, known: u64) -> Result<CapMasks> {
+    let (effective_now, held, held_inheritable) = current_sets()?;
     let permitted = want.permitted & held & known;
     let effective = want.effective & permitted;
     // The kernel's rules for the new inheritable set (security/commoncap.c, cap_capset): never
@@ -453,6 +465,21 @@ pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
             mask_names(missing).join(", ")
         ));
     }
+    Ok(CapMasks {
+        bounding: 0,
+        effective,
+        permitted,
+        inheritable,
+        ambient: 0,
+    })
+}
+// ANCHOR_END: grantable
+
+// ANCHOR: capset_call
+/// Step 2 of [`apply_process_capabilities`]: one `capset(2)` for the three main sets, each
+/// 64-bit mask split into the two 32-bit halves of the v3 ABI. The error names the sets in
+/// `/proc/PID/status` form, so it can be compared with what the process holds.
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
     explain::step(
         "set the process's capabilities",
         || {
@@ -494,9 +521,9 @@ pub fn apply_process_capabilities(caps: &LinuxCapabilities) -> Result<()> {
             )
         });
     }
-    apply_ambient(want.ambient & known, permitted & inheritable)
+    Ok(())
 }
-// ANCHOR_END: capset
+// ANCHOR_END: capset_call
 
 fn apply_ambient(want: u64, raisable: u64) -> Result<()> {
     explain::step(

@@ -156,49 +156,59 @@ pub fn mask_path(path: &Path) -> Result<()> {
     let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
     let target = mount_path_of(&target_fd, path);
     if kind == SFlag::S_IFDIR {
-        explain::step(
-            "mask a directory with an empty tmpfs",
-            || {
-                let tmpfs = Some(Path::new("tmpfs"));
-                let call = explain::mount_call(tmpfs, &target, Some("tmpfs"), MASK_DIR, None);
-                format!("{call} over {}", path.display())
-            },
-            Chapter::Security,
-        );
-        mount(
-            Some("tmpfs"),
-            &target,
-            Some("tmpfs"),
-            MASK_DIR,
-            None::<&str>,
-        )
-        .with_context(|| format!("mount read-only tmpfs over {}", path.display()))
+        mask_dir(&target, path)
     } else if kind == SFlag::S_IFLNK {
         // O_NOFOLLOW on an O_PATH open yields the link itself: never mount through it.
         bail!("refusing to mask {}: it is a symlink", path.display())
     } else {
-        let null = open_dev_null()?;
-        let source = mount_path_of(&null, Path::new("/dev/null"));
-        explain::step(
-            "mask a file with /dev/null",
-            || {
-                let call =
-                    explain::mount_call(Some(&source), &target, None, MsFlags::MS_BIND, None);
-                format!("{call} (/dev/null over {})", path.display())
-            },
-            Chapter::Security,
-        );
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .with_context(|| format!("bind mount /dev/null over {}", path.display()))
+        mask_file(&target, path)
     }
 }
 // ANCHOR_END: mask
+
+// ANCHOR: mask_dir
+/// Masks a directory: an empty tmpfs mounted read-only over it hides every entry, and nothing
+/// can be written there. `target` is the `/proc/self/fd/N` path of `path`.
+fn mask_dir(target: &Path, path: &Path) -> Result<()> {
+    explain::step(
+        "mask a directory with an empty tmpfs",
+        || {
+            let tmpfs = Some(Path::new("tmpfs"));
+            let call = explain::mount_call(tmpfs, target, Some("tmpfs"), MASK_DIR, None);
+            format!("{call} over {}", path.display())
+        },
+        Chapter::Security,
+    );
+    mount(Some("tmpfs"), target, Some("tmpfs"), MASK_DIR, None::<&str>)
+        .with_context(|| format!("mount read-only tmpfs over {}", path.display()))
+}
+// ANCHOR_END: mask_dir
+
+// ANCHOR: mask_file
+/// Masks a file: the container's `/dev/null`, bound over it, reads empty and swallows writes.
+/// It is bound through a descriptor checked to be the null device (char 1:3), so nothing else
+/// can be bound over the file in its place.
+fn mask_file(target: &Path, path: &Path) -> Result<()> {
+    let null = open_dev_null()?;
+    let source = mount_path_of(&null, Path::new("/dev/null"));
+    explain::step(
+        "mask a file with /dev/null",
+        || {
+            let call = explain::mount_call(Some(&source), target, None, MsFlags::MS_BIND, None);
+            format!("{call} (/dev/null over {})", path.display())
+        },
+        Chapter::Security,
+    );
+    mount(
+        Some(&source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount /dev/null over {}", path.display()))
+}
+// ANCHOR_END: mask_file
 
 /// The mount flags a read-only remount must keep. A bind remount replaces the per-mount flags
 /// wholesale, and inside a user namespace the kernel refuses to clear a `nosuid`, `nodev` or
@@ -236,49 +246,63 @@ pub fn readonly_path(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    let target = mount_path_of(&target_fd, path);
-    explain::step(
-        "bind a path onto itself",
-        || {
-            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-            let call = explain::mount_call(Some(&target), &target, None, bind, None);
-            format!("{call} ({})", path.display())
-        },
-        Chapter::Security,
-    );
-    mount(
-        Some(&target),
-        &target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind mount {} onto itself", path.display()))?;
+    bind_onto_itself(&mount_path_of(&target_fd, path), path)?;
     // The first descriptor still points below the new mount; reopen to get the bind mount.
     let Some(bound_fd) = open_target(path)? else {
         bail!("{} vanished after the bind mount", path.display());
     };
     let flags = kept_flags(&bound_fd, path)?;
-    let target = mount_path_of(&bound_fd, path);
+    remount_readonly(&mount_path_of(&bound_fd, path), path, flags)
+}
+// ANCHOR_END: readonly
+
+// ANCHOR: bind_onto_itself
+/// Step 1 of [`readonly_path`]: bind the path onto itself. Read-only is a property of a mount,
+/// so the path must first be a mount point of its own before it can be made read-only alone.
+fn bind_onto_itself(target: &Path, path: &Path) -> Result<()> {
+    explain::step(
+        "bind a path onto itself",
+        || {
+            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            let call = explain::mount_call(Some(target), target, None, bind, None);
+            format!("{call} ({})", path.display())
+        },
+        Chapter::Security,
+    );
+    mount(
+        Some(target),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount {} onto itself", path.display()))
+}
+// ANCHOR_END: bind_onto_itself
+
+// ANCHOR: remount_readonly
+/// Step 2 of [`readonly_path`]: remount the new bind mount read-only. A remount replaces the
+/// per-mount flags, so `flags` (read back by [`kept_flags`]) are passed again with `MS_RDONLY`.
+fn remount_readonly(target: &Path, path: &Path, flags: MsFlags) -> Result<()> {
     explain::step(
         "remount it read-only",
         || {
             let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
-            let call = explain::mount_call(None, &target, None, remount, None);
+            let call = explain::mount_call(None, target, None, remount, None);
             format!("{call} ({})", path.display())
         },
         Chapter::Security,
     );
     mount(
         None::<&str>,
-        &target,
+        target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
         None::<&str>,
     )
     .with_context(|| format!("remount {} read-only", path.display()))
 }
-// ANCHOR_END: readonly
+// ANCHOR_END: remount_readonly
 
 /// Masks every path of `linux.maskedPaths`, in order.
 pub fn apply_masked_paths(paths: &[String]) -> Result<()> {

@@ -119,6 +119,8 @@ const DOCKER_ALLOWED: &[&str] = &[
     "clock_getres", "clock_getres_time64", "clock_gettime", "clock_gettime64", "clock_nanosleep",
     "clock_nanosleep_time64", "close", "close_range", "connect", "copy_file_range", "creat", "dup",
     "dup2", "dup3", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait",
+    // ANCHOR_END: allowlist
+    // ANCHOR: allowlist_rest
     "epoll_pwait2", "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat",
     "exit", "exit_group", "faccessat", "faccessat2", "fadvise64", "fadvise64_64", "fallocate",
     "fanotify_mark", "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchown32", "fchownat",
@@ -169,7 +171,7 @@ const DOCKER_ALLOWED: &[&str] = &[
     "uname", "unlink", "unlinkat", "uretprobe", "utime", "utimensat", "utimensat_time64", "utimes",
     "vfork", "vmsplice", "wait4", "waitid", "waitpid", "write", "writev",
 ];
-// ANCHOR_END: allowlist
+// ANCHOR_END: allowlist_rest
 
 // ANCHOR: groups
 /// The rest of Docker's profile, for x86_64 (the groups for arm, s390, ppc and riscv are left
@@ -188,6 +190,8 @@ const DOCKER_GROUPS: &[Group] = &[
     Group::allow(&["personality"]).arg(0, Op::ScmpCmpEq, 0x20008, 0),
     Group::allow(&["personality"]).arg(0, Op::ScmpCmpEq, 0xffff_ffff, 0),
     Group::allow(&["arch_prctl", "modify_ldt"]),
+    // ANCHOR_END: groups
+    // ANCHOR: groups_caps
     Group::allow(&["open_by_handle_at"]).needs(C::DacReadSearch),
     Group::allow(&[
         "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
@@ -223,7 +227,7 @@ const DOCKER_GROUPS: &[Group] = &[
     Group::allow(&["bpf"]).needs(C::Bpf),
     Group::allow(&["perf_event_open"]).needs(C::Perfmon),
 ];
-// ANCHOR_END: groups
+// ANCHOR_END: groups_caps
 
 /// The errno of Docker's default action: EPERM, "Operation not permitted".
 pub const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
@@ -671,19 +675,15 @@ struct Resolved {
 }
 
 // ANCHOR: resolve
+/// Resolves a profile into rules per x86_64 syscall number, in profile order, as runc does:
+/// a rule with the default action is skipped, and names this architecture lacks are
+/// collected instead of failing.
 fn resolve(profile: &LinuxSeccomp) -> Result<Resolved> {
     if !cfg!(target_arch = "x86_64") {
         bail!("the seccomp compiler only knows x86_64");
     }
     let default = verdict(profile.default_action(), profile.default_errno_ret())?;
-    if let Some(arches) = profile.architectures()
-        && !arches.is_empty()
-        && !arches
-            .iter()
-            .any(|a| matches!(a, Arch::ScmpArchX86_64 | Arch::ScmpArchNative))
-    {
-        bail!("linux.seccomp.architectures has no SCMP_ARCH_X86_64, the only one minidock filters");
-    }
+    check_architectures(profile)?;
     let mut rules: BTreeMap<u32, Vec<Alternative>> = BTreeMap::new();
     let mut unknown_names = Vec::new();
     for (i, call) in profile.syscalls().iter().flatten().enumerate() {
@@ -693,40 +693,7 @@ fn resolve(profile: &LinuxSeccomp) -> Result<Resolved> {
         if verdict == default {
             continue;
         }
-        let args = call.args().as_deref().unwrap_or(&[]);
-        let mut conditions = Vec::new();
-        for arg in args {
-            if arg.index() >= 6 {
-                bail!(
-                    "linux.seccomp.syscalls[{i}]: argument index {} (a syscall has 6)",
-                    arg.index()
-                );
-            }
-            conditions.push(Condition {
-                index: arg.index() as u32,
-                op: arg.op() as u32,
-                value: arg.value(),
-                value_two: arg.value_two().unwrap_or(0),
-            });
-        }
-        // runc's rule: conditions on different arguments must all hold (AND); if one
-        // argument appears twice, each condition becomes a rule of its own (OR).
-        let mut seen = [0; 6];
-        conditions.iter().for_each(|c| seen[c.index as usize] += 1);
-        let alternatives: Vec<Alternative> = if seen.iter().any(|&n| n > 1) {
-            conditions
-                .iter()
-                .map(|c| Alternative {
-                    conditions: vec![*c],
-                    verdict,
-                })
-                .collect()
-        } else {
-            vec![Alternative {
-                conditions,
-                verdict,
-            }]
-        };
+        let alternatives = alternatives(conditions(i, call)?, verdict);
         for name in call.names() {
             match syscall_number(name) {
                 Some(nr) => rules
@@ -737,12 +704,7 @@ fn resolve(profile: &LinuxSeccomp) -> Result<Resolved> {
             }
         }
     }
-    // After an unconditional alternative, later ones for the same call can never be reached.
-    for alternatives in rules.values_mut() {
-        if let Some(first_always) = alternatives.iter().position(|a| a.conditions.is_empty()) {
-            alternatives.truncate(first_always + 1);
-        }
-    }
+    drop_unreachable(&mut rules);
     Ok(Resolved {
         default,
         rules,
@@ -750,6 +712,79 @@ fn resolve(profile: &LinuxSeccomp) -> Result<Resolved> {
     })
 }
 // ANCHOR_END: resolve
+
+// ANCHOR: resolve_arch
+/// Refuses a profile whose `architectures` leave out x86_64: its rules would be meant for
+/// another ABI's numbers. An empty or missing list means the native one.
+fn check_architectures(profile: &LinuxSeccomp) -> Result<()> {
+    if let Some(arches) = profile.architectures()
+        && !arches.is_empty()
+        && !arches
+            .iter()
+            .any(|a| matches!(a, Arch::ScmpArchX86_64 | Arch::ScmpArchNative))
+    {
+        bail!("linux.seccomp.architectures has no SCMP_ARCH_X86_64, the only one minidock filters");
+    }
+    Ok(())
+}
+// ANCHOR_END: resolve_arch
+
+// ANCHOR: resolve_conditions
+/// The argument conditions of rule `i`. A syscall has six arguments, so an index past 5 is
+/// refused rather than read from beyond `seccomp_data`.
+fn conditions(i: usize, call: &LinuxSyscall) -> Result<Vec<Condition>> {
+    let args = call.args().as_deref().unwrap_or(&[]);
+    let mut conditions = Vec::new();
+    for arg in args {
+        if arg.index() >= 6 {
+            bail!(
+                "linux.seccomp.syscalls[{i}]: argument index {} (a syscall has 6)",
+                arg.index()
+            );
+        }
+        conditions.push(Condition {
+            index: arg.index() as u32,
+            op: arg.op() as u32,
+            value: arg.value(),
+            value_two: arg.value_two().unwrap_or(0),
+        });
+    }
+    Ok(conditions)
+}
+
+/// runc's rule for combining conditions: conditions on different arguments must all hold
+/// (AND); if one argument appears twice, each condition becomes a rule of its own (OR).
+fn alternatives(conditions: Vec<Condition>, verdict: u32) -> Vec<Alternative> {
+    let mut seen = [0; 6];
+    conditions.iter().for_each(|c| seen[c.index as usize] += 1);
+    if seen.iter().any(|&n| n > 1) {
+        conditions
+            .iter()
+            .map(|c| Alternative {
+                conditions: vec![*c],
+                verdict,
+            })
+            .collect()
+    } else {
+        vec![Alternative {
+            conditions,
+            verdict,
+        }]
+    }
+}
+// ANCHOR_END: resolve_conditions
+
+// ANCHOR: resolve_unreachable
+/// After an unconditional alternative, later ones for the same call can never be reached:
+/// they are dropped, so the compiled program has no dead code.
+fn drop_unreachable(rules: &mut BTreeMap<u32, Vec<Alternative>>) {
+    for alternatives in rules.values_mut() {
+        if let Some(first_always) = alternatives.iter().position(|a| a.conditions.is_empty()) {
+            alternatives.truncate(first_always + 1);
+        }
+    }
+}
+// ANCHOR_END: resolve_unreachable
 
 // The OCI operators as numbers (oci-spec's enum is `repr(u32)`), so conditions can be sorted
 // and hashed.
@@ -800,30 +835,40 @@ fn emit_condition(asm: &mut Assembler, c: &Condition, fail: Label) -> Result<()>
             asm.and(m_lo);
             asm.jump_if(JMP_JEQ_K, d_lo, false, fail);
         }
-        OP_GT | OP_GE => {
-            // high > v_hi: holds; high < v_hi: fails; equal: the low words decide.
-            asm.load(high);
-            asm.jump_if(JMP_JGT_K, v_hi, true, pass);
-            asm.jump_if(JMP_JEQ_K, v_hi, false, fail);
-            asm.load(low);
-            let low_op = if c.op == OP_GT { JMP_JGT_K } else { JMP_JGE_K };
-            asm.jump_if(low_op, v_lo, false, fail);
-        }
-        OP_LT | OP_LE => {
-            // high < v_hi: holds; high > v_hi: fails; equal: the low words decide.
-            asm.load(high);
-            asm.jump_if(JMP_JGE_K, v_hi, false, pass);
-            asm.jump_if(JMP_JEQ_K, v_hi, false, fail);
-            asm.load(low);
-            let low_op = if c.op == OP_LT { JMP_JGE_K } else { JMP_JGT_K };
-            asm.jump_if(low_op, v_lo, true, fail);
-        }
+        OP_GT | OP_GE | OP_LT | OP_LE => emit_ordering(asm, c, (high, low), pass, fail),
         other => bail!("unknown seccomp operator {other}"),
     }
     asm.place(pass);
     Ok(())
 }
 // ANCHOR_END: condition
+
+// ANCHOR: condition_order
+/// Emits `>`, `>=`, `<` or `<=` on a 64-bit argument whose words are at `(high, low)`: the
+/// high words decide unless they are equal, and only then do the low words. Jumps to `pass`
+/// or `fail` as soon as the answer is known.
+fn emit_ordering(asm: &mut Assembler, c: &Condition, words: (u32, u32), pass: Label, fail: Label) {
+    let (high, low) = words;
+    let (v_hi, v_lo) = ((c.value >> 32) as u32, c.value as u32);
+    if c.op == OP_GT || c.op == OP_GE {
+        // high > v_hi: holds; high < v_hi: fails; equal: the low words decide.
+        asm.load(high);
+        asm.jump_if(JMP_JGT_K, v_hi, true, pass);
+        asm.jump_if(JMP_JEQ_K, v_hi, false, fail);
+        asm.load(low);
+        let low_op = if c.op == OP_GT { JMP_JGT_K } else { JMP_JGE_K };
+        asm.jump_if(low_op, v_lo, false, fail);
+    } else {
+        // high < v_hi: holds; high > v_hi: fails; equal: the low words decide.
+        asm.load(high);
+        asm.jump_if(JMP_JGE_K, v_hi, false, pass);
+        asm.jump_if(JMP_JEQ_K, v_hi, false, fail);
+        asm.load(low);
+        let low_op = if c.op == OP_LT { JMP_JGE_K } else { JMP_JGT_K };
+        asm.jump_if(low_op, v_lo, true, fail);
+    }
+}
+// ANCHOR_END: condition_order
 
 /// What happens to one syscall number: a plain verdict, or a chain of conditional rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -857,9 +902,40 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
         .iter()
         .flatten()
         .fold(0, |acc, f| acc | filter_flag(*f));
+    let (outcomes, ranges) = outcome_ranges(&resolved);
 
-    // Distinct outcomes, numbered; 0 is the default action. Then the ranges: walk the
-    // numbers up to one past the last rule, starting a new range where the outcome changes.
+    let mut asm = Assembler::default();
+    let kill = asm.label();
+    let high = asm.label();
+    let outcome_labels: Vec<Label> = outcomes.iter().map(|_| asm.label()).collect();
+
+    // ANCHOR: compile_program
+    // 1. Architecture.
+    asm.load(OFFSET_ARCH);
+    asm.jump_if(JMP_JEQ_K, AUDIT_ARCH_X86_64, false, kill);
+    asm.load(OFFSET_NR);
+    asm.jump_if(JMP_JGE_K, X32_SYSCALL_BIT, true, high);
+    // 2. Binary search over the ranges.
+    emit_search(&mut asm, &ranges, &outcomes, &outcome_labels);
+    // Numbers with bit 30 set: x32 calls are a foreign ABI (kill); negative numbers, such as
+    // the -1 a debugger uses to skip a call, are not a syscall: the default action.
+    asm.place(high);
+    asm.jump_if(JMP_JGE_K, 0x8000_0000, true, outcome_labels[0]);
+    asm.place(kill);
+    asm.ret(RET_KILL_PROCESS);
+    // ANCHOR_END: compile_program
+    // 3. One block per outcome.
+    emit_outcomes(&mut asm, &outcomes, &outcome_labels, resolved.default)?;
+    let insns = finish_program(asm, &resolved.unknown_names)?;
+    Ok(Program { insns, flags })
+}
+// ANCHOR_END: compile
+
+// ANCHOR: outcome_ranges
+/// The distinct outcomes, numbered (0 is the default action), and the ranges: the numbers
+/// up to one past the last rule, walked in order, a new range starting where the outcome
+/// changes. Fewer ranges mean a shorter search.
+fn outcome_ranges(resolved: &Resolved) -> (Vec<Outcome>, Vec<Range>) {
     let mut outcomes: Vec<Outcome> = vec![Outcome::Verdict(resolved.default)];
     let mut ranges: Vec<Range> = Vec::new();
     let last_nr = resolved.rules.keys().next_back().copied().unwrap_or(0);
@@ -883,30 +959,22 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
             });
         }
     }
+    (outcomes, ranges)
+}
+// ANCHOR_END: outcome_ranges
 
-    let mut asm = Assembler::default();
-    let kill = asm.label();
-    let high = asm.label();
-    let outcome_labels: Vec<Label> = outcomes.iter().map(|_| asm.label()).collect();
-
-    // ANCHOR: compile_program
-    // 1. Architecture.
-    asm.load(OFFSET_ARCH);
-    asm.jump_if(JMP_JEQ_K, AUDIT_ARCH_X86_64, false, kill);
-    asm.load(OFFSET_NR);
-    asm.jump_if(JMP_JGE_K, X32_SYSCALL_BIT, true, high);
-    // 2. Binary search over the ranges.
-    emit_search(&mut asm, &ranges, &outcomes, &outcome_labels);
-    // Numbers with bit 30 set: x32 calls are a foreign ABI (kill); negative numbers, such as
-    // the -1 a debugger uses to skip a call, are not a syscall: the default action.
-    asm.place(high);
-    asm.jump_if(JMP_JGE_K, 0x8000_0000, true, outcome_labels[0]);
-    asm.place(kill);
-    asm.ret(RET_KILL_PROCESS);
-    // ANCHOR_END: compile_program
-    // 3. One block per outcome.
-    // (Plain verdicts other than the default are returned inside the search itself.)
-    for (id, (outcome, label)) in outcomes.iter().zip(&outcome_labels).enumerate() {
+// ANCHOR: emit_outcomes
+/// Part 3 of the program: one block per outcome. The default action is a `ret`; a call with
+/// rules tries each alternative in profile order (its conditions, then its verdict) and ends
+/// with the default action. Plain verdicts other than the default are returned inside the
+/// search itself, so they get no block.
+fn emit_outcomes(
+    asm: &mut Assembler,
+    outcomes: &[Outcome],
+    labels: &[Label],
+    default: u32,
+) -> Result<()> {
+    for (id, (outcome, label)) in outcomes.iter().zip(labels).enumerate() {
         match outcome {
             Outcome::Verdict(v) if id == 0 => {
                 asm.place(*label);
@@ -918,15 +986,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
                 for alternative in alternatives {
                     let next = asm.label();
                     for condition in &alternative.conditions {
-                        emit_condition(&mut asm, condition, next)?;
+                        emit_condition(asm, condition, next)?;
                     }
                     asm.ret(alternative.verdict);
                     asm.place(next);
                 }
-                asm.ret(resolved.default);
+                asm.ret(default);
             }
         }
     }
+    Ok(())
+}
+// ANCHOR_END: emit_outcomes
+
+// ANCHOR: compile_finish
+/// Resolves the jumps and checks the length against the kernel's limit on a filter. Says
+/// once how many of the profile's names are not x86_64 syscalls (Docker's profile names
+/// 32-bit calls such as `chown32`), so a skipped name is visible in the trace.
+fn finish_program(asm: Assembler, unknown_names: &[String]) -> Result<Vec<Insn>> {
     let insns = asm.finish()?;
     if insns.len() > MAX_INSTRUCTIONS {
         bail!(
@@ -934,16 +1011,16 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program> {
             insns.len()
         );
     }
-    if !resolved.unknown_names.is_empty() {
+    if !unknown_names.is_empty() {
         explain::note(&format!(
             "seccomp: {} names are not x86_64 syscalls and were skipped (e.g. {})",
-            resolved.unknown_names.len(),
-            resolved.unknown_names[0]
+            unknown_names.len(),
+            unknown_names[0]
         ));
     }
-    Ok(Program { insns, flags })
+    Ok(insns)
 }
-// ANCHOR_END: compile
+// ANCHOR_END: compile_finish
 
 // ANCHOR: search
 /// Emits the binary search: with the syscall number in A, jump to the outcome of the range

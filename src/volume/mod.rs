@@ -539,15 +539,45 @@ pub fn prepare<'a>(
     rootfs: &Path,
 ) -> Result<(Vec<MountRequest>, Made<'a>)> {
     let mut mounts: Vec<MountRequest> = wanted.requests.to_vec();
-    let covered = |mounts: &[MountRequest], path: &str| mounts.iter().any(|m| m.container == path);
-    for (name, read_only) in wanted.volumes_from {
+    add_volumes_from(paths, wanted.volumes_from, &mut mounts)?;
+    add_image_volumes(wanted.image_volumes, &mut mounts)?;
+    let made = create_volumes(paths, rootfs, &mut mounts)?;
+    Ok((mounts, made))
+}
+// ANCHOR_END: prepare
+
+// ANCHOR: prepare_covered
+/// Whether one of `mounts` already has the container path `path`: the first to claim a path
+/// keeps it.
+fn covered(mounts: &[MountRequest], path: &str) -> bool {
+    mounts.iter().any(|m| m.container == path)
+}
+// ANCHOR_END: prepare_covered
+
+// ANCHOR: prepare_volumes_from
+/// Step 1 of [`prepare`]: the mounts of each `--volumes-from` container, at the paths the
+/// container's own requests leave free.
+fn add_volumes_from(
+    paths: &Paths,
+    volumes_from: &[(String, Option<bool>)],
+    mounts: &mut Vec<MountRequest>,
+) -> Result<()> {
+    for (name, read_only) in volumes_from {
         for m in mounts_from(paths, name, *read_only)? {
-            if !covered(&mounts, &m.container) {
+            if !covered(mounts, &m.container) {
                 mounts.push(m);
             }
         }
     }
-    for path in wanted.image_volumes {
+    Ok(())
+}
+// ANCHOR_END: prepare_volumes_from
+
+// ANCHOR: prepare_image_volumes
+/// Step 2 of [`prepare`]: an anonymous volume for each of the image's `VOLUME` paths that
+/// no mount covers yet, so data written there outlives the container's writable layer.
+fn add_image_volumes(image_volumes: &[String], mounts: &mut Vec<MountRequest>) -> Result<()> {
+    for path in image_volumes {
         // Docker's daemon cleans the image's path and binds it under the container's root:
         // a relative `data` is `/data`.
         let absolute = if path.starts_with('/') || path.is_empty() {
@@ -556,7 +586,7 @@ pub fn prepare<'a>(
             format!("/{path}")
         };
         let path = crate::container::spec::clean_container_path("the image's VOLUME", &absolute)?;
-        if !covered(&mounts, &path) {
+        if !covered(mounts, &path) {
             mounts.push(MountRequest {
                 kind: MountKind::Volume,
                 container: path,
@@ -564,6 +594,20 @@ pub fn prepare<'a>(
             });
         }
     }
+    Ok(())
+}
+// ANCHOR_END: prepare_image_volumes
+
+// ANCHOR: prepare_create
+/// Step 3 of [`prepare`]: creates each volume that does not exist yet (an anonymous one
+/// under a fresh 64-hex name), points the mount at its `_data`, and copies the image's
+/// files into a new one. The anonymous volumes made here are in the returned [`Made`], which
+/// removes them again if creating the container fails.
+fn create_volumes<'a>(
+    paths: &'a Paths,
+    rootfs: &Path,
+    mounts: &mut [MountRequest],
+) -> Result<Made<'a>> {
     let store = Store::new(&paths.root);
     let mut made = Made {
         paths,
@@ -585,9 +629,9 @@ pub fn prepare<'a>(
             copy_up(rootfs, &m.container, &m.host)?;
         }
     }
-    Ok((mounts, made))
+    Ok(made)
 }
-// ANCHOR_END: prepare
+// ANCHOR_END: prepare_create
 
 /// Removes the anonymous volumes `names` made for a container that was not created.
 fn forget(paths: &Paths, names: &[String]) {
@@ -664,39 +708,50 @@ pub fn mount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()>
         if crate::overlay::mount_type(&data)?.is_some() {
             continue;
         }
-        let o: Vec<String> = options
-            .get("o")
-            .map(|o| o.split(',').map(str::to_owned).collect())
-            .unwrap_or_default();
-        let parsed = crate::runtime::mounts::parse_options(&o);
-        let typ = options.get("type").map_or("none", String::as_str);
-        let device = options.get("device").map_or("", String::as_str);
-        let mut flags = parsed.flags;
-        if parsed.bind || typ == "none" {
-            flags |= nix::mount::MsFlags::MS_BIND;
-        }
-        let data_text = parsed.data.join(",");
-        explain::step(
-            "mount the volume's filesystem",
-            || {
-                let data_text = (!data_text.is_empty()).then_some(data_text.as_str());
-                let device = Some(std::path::Path::new(device));
-                explain::mount_call(device, &data, Some(typ), flags, data_text)
-            },
-            Chapter::Volumes,
-        );
-        nix::mount::mount(
-            Some(device),
-            &data,
-            Some(typ),
-            flags,
-            (!data_text.is_empty()).then_some(data_text.as_str()),
-        )
-        .with_context(|| format!("mounting {typ} {device:?} for volume {name}"))?;
+        mount_volume_data(name, options, &data)?;
     }
     Ok(())
 }
+// ANCHOR_END: driver_mount
 
+// ANCHOR: driver_mount_one
+/// Mounts volume `name`'s filesystem on its `_data` from its driver options, read as
+/// `mount -t TYPE -o O DEVICE` reads them: `o` is split into flags and data by the same
+/// parser as a runtime-spec mount's options, and `type=none` means a bind.
+fn mount_volume_data(name: &str, options: &BTreeMap<String, String>, data: &Path) -> Result<()> {
+    let o: Vec<String> = options
+        .get("o")
+        .map(|o| o.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let parsed = crate::runtime::mounts::parse_options(&o);
+    let typ = options.get("type").map_or("none", String::as_str);
+    let device = options.get("device").map_or("", String::as_str);
+    let mut flags = parsed.flags;
+    if parsed.bind || typ == "none" {
+        flags |= nix::mount::MsFlags::MS_BIND;
+    }
+    let data_text = parsed.data.join(",");
+    explain::step(
+        "mount the volume's filesystem",
+        || {
+            let data_text = (!data_text.is_empty()).then_some(data_text.as_str());
+            let device = Some(std::path::Path::new(device));
+            explain::mount_call(device, data, Some(typ), flags, data_text)
+        },
+        Chapter::Volumes,
+    );
+    nix::mount::mount(
+        Some(device),
+        data,
+        Some(typ),
+        flags,
+        (!data_text.is_empty()).then_some(data_text.as_str()),
+    )
+    .with_context(|| format!("mounting {typ} {device:?} for volume {name}"))
+}
+// ANCHOR_END: driver_mount_one
+
+// ANCHOR: driver_unmount
 /// After container `state` stopped (or was found dead): unmounts the driver filesystems of
 /// its volumes that no running container uses any more. Idempotent.
 pub fn unmount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<()> {
@@ -721,7 +776,7 @@ pub fn unmount_driver_volumes(paths: &Paths, state: &ContainerState) -> Result<(
     }
     Ok(())
 }
-// ANCHOR_END: driver_mount
+// ANCHOR_END: driver_unmount
 
 /// Unmounts what the driver mounted on the volume's `_data` (nothing when it has no options
 /// or nothing is mounted).

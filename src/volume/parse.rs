@@ -111,18 +111,48 @@ const TMPFS_DEFAULTS: [&str; 3] = ["noexec", "nosuid", "nodev"];
 /// one, `/HOST:/CONTAINER` a bind, each with `[:OPTIONS]` (`ro`, `rw`, `z`, `Z`, `nocopy` for
 /// volumes, a propagation mode for binds).
 pub fn parse_volume_flag(text: &str) -> Result<MountRequest> {
-    // The docker CLI (23 and later) makes a bind's source starting with `.` (`./d`, `..`,
-    // `.hid`) absolute, relative to the current directory, and sends it so.
-    if text.starts_with('.') {
-        let (source, rest) = text.split_once(':').unwrap_or((text, ""));
-        let cwd = std::env::current_dir().context("finding the current directory")?;
-        let cwd = cwd.to_string_lossy();
-        let absolute =
-            crate::container::spec::clean_container_path("the path", &format!("{cwd}/{source}"))?;
-        if !rest.is_empty() {
-            return parse_volume_flag(&format!("{absolute}:{rest}"));
-        }
+    if let Some(absolute) = relative_bind(text)? {
+        return parse_volume_flag(&absolute);
     }
+    let (source, container, options) = volume_sections(text)?;
+    let kind = if source.starts_with('/') {
+        MountKind::Bind
+    } else {
+        MountKind::Volume
+    };
+    let container = volume_target(text, kind, container)?;
+    if kind == MountKind::Volume && !source.is_empty() {
+        check_volume_name(source)?;
+    }
+    let mut request = volume_request(text, kind, source, container, options);
+    if kind == MountKind::Volume && !source.is_empty() && options.is_empty() {
+        request.mode = "z".into();
+    }
+    volume_options(&mut request, options)
+        .map_err(|_| anyhow::anyhow!("invalid mode: {options}"))?;
+    Ok(request)
+}
+// ANCHOR_END: parse_volume
+
+// ANCHOR: volume_sections
+/// The docker CLI (23 and later) makes a bind's source starting with `.` (`./d`, `..`,
+/// `.hid`) absolute, relative to the current directory, and sends it so: the flag rewritten
+/// with the absolute source, or None when there is nothing to rewrite.
+fn relative_bind(text: &str) -> Result<Option<String>> {
+    if !text.starts_with('.') {
+        return Ok(None);
+    }
+    let (source, rest) = text.split_once(':').unwrap_or((text, ""));
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let cwd = cwd.to_string_lossy();
+    let absolute =
+        crate::container::spec::clean_container_path("the path", &format!("{cwd}/{source}"))?;
+    Ok((!rest.is_empty()).then(|| format!("{absolute}:{rest}")))
+}
+
+/// Splits `-v` at its colons into source, container path and options, each possibly empty
+/// when absent. One to three sections, none of them empty, as the docker CLI checks.
+fn volume_sections(text: &str) -> Result<(&str, &str, &str)> {
     let parts: Vec<&str> = text.split(':').collect();
     if parts.len() > 3 {
         return Err(cli_error(format!("invalid spec: {text}: too many colons")));
@@ -132,50 +162,59 @@ pub fn parse_volume_flag(text: &str) -> Result<MountRequest> {
             "invalid spec: {text}: empty section between colons"
         )));
     }
-    let (source, container, options) = match parts.as_slice() {
+    Ok(match parts.as_slice() {
         [container] => ("", *container, ""),
         [source, container] => (*source, *container, ""),
         [source, container, options] => (*source, *container, *options),
         _ => unreachable!("one to three parts"),
-    };
-    let kind = if source.starts_with('/') {
-        MountKind::Bind
-    } else {
-        MountKind::Volume
-    };
+    })
+}
+// ANCHOR_END: volume_sections
+
+// ANCHOR: volume_target
+/// The container path of `-v`, cleaned; the daemon refuses `/` (the volume would hide the
+/// whole root) and a relative path, in its own words.
+fn volume_target(text: &str, kind: MountKind, container: &str) -> Result<String> {
     let invalid = |why: String| {
         anyhow::anyhow!(
             "invalid volume specification: '{text}': invalid mount config for type {:?}: {why}",
             kind.name()
         )
     };
-    let container = match target(kind, container) {
-        Ok(path) if path == "/" => {
-            return Err(invalid(
-                "invalid specification: destination can't be '/'".into(),
-            ));
-        }
-        Ok(path) => path,
-        Err(_) => {
-            return Err(invalid(format!(
-                "invalid mount path: '{container}' mount path must be absolute"
-            )));
-        }
-    };
-    if kind == MountKind::Volume && !source.is_empty() {
-        check_volume_name(source)?;
+    match target(kind, container) {
+        Ok(path) if path == "/" => Err(invalid(
+            "invalid specification: destination can't be '/'".into(),
+        )),
+        Ok(path) => Ok(path),
+        Err(_) => Err(invalid(format!(
+            "invalid mount path: '{container}' mount path must be absolute"
+        ))),
     }
-    let mut request = MountRequest {
+}
+// ANCHOR_END: volume_target
+
+// ANCHOR: volume_request
+/// The request one `-v` makes, before its options: a bind keeps the host path and Docker's
+/// `rprivate`, a volume its name (empty for an anonymous one, which keeps no text either).
+fn volume_request(
+    text: &str,
+    kind: MountKind,
+    source: &str,
+    container: String,
+    options: &str,
+) -> MountRequest {
+    let bind = kind == MountKind::Bind;
+    MountRequest {
         kind,
-        host: PathBuf::from(if kind == MountKind::Bind { source } else { "" }),
-        name: if kind == MountKind::Volume {
-            source.to_owned()
-        } else {
+        host: PathBuf::from(if bind { source } else { "" }),
+        name: if bind {
             String::new()
+        } else {
+            source.to_owned()
         },
         container,
         mode: options.to_owned(),
-        propagation: if kind == MountKind::Bind {
+        propagation: if bind {
             "rprivate".into()
         } else {
             String::new()
@@ -187,15 +226,9 @@ pub fn parse_volume_flag(text: &str) -> Result<MountRequest> {
         },
         create_host: true,
         ..MountRequest::default()
-    };
-    if kind == MountKind::Volume && !source.is_empty() && options.is_empty() {
-        request.mode = "z".into();
     }
-    volume_options(&mut request, options)
-        .map_err(|_| anyhow::anyhow!("invalid mode: {options}"))?;
-    Ok(request)
 }
-// ANCHOR_END: parse_volume
+// ANCHOR_END: volume_request
 
 /// The options of one `-v` (`ro,nocopy`): at most one of `ro`/`rw`, one label mode, one
 /// propagation (binds), `nocopy` (volumes).
@@ -340,11 +373,12 @@ pub fn parse_mount_flag(text: &str) -> Result<MountRequest> {
         "tmpfs" => MountKind::Tmpfs,
         other => anyhow::bail!("invalid mount config for type {other:?}: mount type unknown"),
     };
-    let config =
-        |why: &str| anyhow::anyhow!("invalid mount config for type {:?}: {why}", kind.name());
     let container = target(kind, &f.target)?;
     if container == "/" {
-        return Err(config("invalid specification: destination can't be '/'"));
+        return Err(mount_config(
+            kind,
+            "invalid specification: destination can't be '/'",
+        ));
     }
     let mut request = MountRequest {
         kind,
@@ -353,34 +387,7 @@ pub fn parse_mount_flag(text: &str) -> Result<MountRequest> {
         ..MountRequest::default()
     };
     match kind {
-        MountKind::Bind => {
-            if f.source.is_empty() {
-                return Err(config("field Source must not be empty"));
-            }
-            if !f.source.starts_with('/') {
-                return Err(config(&format!(
-                    "invalid mount path: '{}' mount path must be absolute",
-                    f.source
-                )));
-            }
-            if !std::path::Path::new(&f.source).exists() {
-                return Err(config(&format!(
-                    "bind source path does not exist: {}",
-                    f.source
-                )));
-            }
-            request.host = PathBuf::from(&f.source);
-            request.propagation = f.propagation.unwrap_or_else(|| "rprivate".into());
-            if !matches!(
-                request.propagation.as_str(),
-                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
-            ) {
-                return Err(config(&format!(
-                    "invalid propagation mode: {}",
-                    request.propagation
-                )));
-            }
-        }
+        MountKind::Bind => bind_fields(&mut request, f)?,
         MountKind::Volume => {
             if !f.source.is_empty() {
                 check_volume_name(&f.source)?;
@@ -389,22 +396,74 @@ pub fn parse_mount_flag(text: &str) -> Result<MountRequest> {
             request.mode = "z".into();
             request.nocopy = f.nocopy.unwrap_or(false);
         }
-        MountKind::Tmpfs => {
-            if !f.source.is_empty() {
-                return Err(config("field Source must not be specified"));
-            }
-            request.tmpfs = TMPFS_DEFAULTS.map(str::to_owned).to_vec();
-            request
-                .tmpfs
-                .extend(f.tmpfs_size.filter(|s| *s > 0).map(tmpfs_size));
-            request
-                .tmpfs
-                .extend(f.tmpfs_mode.map(|m| format!("mode={m:o}")));
-        }
+        MountKind::Tmpfs => tmpfs_fields(&mut request, f)?,
     }
     Ok(request)
 }
 // ANCHOR_END: parse_mount
+
+// ANCHOR: mount_config
+/// The daemon's words for a `--mount` it refuses.
+fn mount_config(kind: MountKind, why: &str) -> anyhow::Error {
+    anyhow::anyhow!("invalid mount config for type {:?}: {why}", kind.name())
+}
+// ANCHOR_END: mount_config
+
+// ANCHOR: bind_fields
+/// The fields of `--mount type=bind`. Unlike `-v`, which makes a missing host directory,
+/// `--mount` wants the source to exist; the propagation defaults to Docker's `rprivate`.
+fn bind_fields(request: &mut MountRequest, f: MountFields) -> Result<()> {
+    let config = |why: &str| mount_config(MountKind::Bind, why);
+    if f.source.is_empty() {
+        return Err(config("field Source must not be empty"));
+    }
+    if !f.source.starts_with('/') {
+        return Err(config(&format!(
+            "invalid mount path: '{}' mount path must be absolute",
+            f.source
+        )));
+    }
+    if !std::path::Path::new(&f.source).exists() {
+        return Err(config(&format!(
+            "bind source path does not exist: {}",
+            f.source
+        )));
+    }
+    request.host = PathBuf::from(&f.source);
+    request.propagation = f.propagation.unwrap_or_else(|| "rprivate".into());
+    if !matches!(
+        request.propagation.as_str(),
+        "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+    ) {
+        return Err(config(&format!(
+            "invalid propagation mode: {}",
+            request.propagation
+        )));
+    }
+    Ok(())
+}
+// ANCHOR_END: bind_fields
+
+// ANCHOR: tmpfs_fields
+/// The fields of `--mount type=tmpfs`: no source (a tmpfs is made, not found), Docker's
+/// defaults, then the size and mode as the kernel's options.
+fn tmpfs_fields(request: &mut MountRequest, f: MountFields) -> Result<()> {
+    if !f.source.is_empty() {
+        return Err(mount_config(
+            MountKind::Tmpfs,
+            "field Source must not be specified",
+        ));
+    }
+    request.tmpfs = TMPFS_DEFAULTS.map(str::to_owned).to_vec();
+    request
+        .tmpfs
+        .extend(f.tmpfs_size.filter(|s| *s > 0).map(tmpfs_size));
+    request
+        .tmpfs
+        .extend(f.tmpfs_mode.map(|m| format!("mode={m:o}")));
+    Ok(())
+}
+// ANCHOR_END: tmpfs_fields
 
 /// Parses `--tmpfs /PATH[:OPTIONS]`: a tmpfs with Docker's defaults (`noexec,nosuid,nodev`),
 /// then the options as given (`size=64m,mode=1777,exec`...), which the kernel checks.
