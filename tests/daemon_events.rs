@@ -379,17 +379,27 @@ fn attach_and_wait_follow_a_container_the_cli_created_and_started() {
     );
 }
 
-/// The host pids of the processes whose command line is exactly `args`.
+/// The host pids of the processes whose command line is exactly `args` and that are PID 1 of
+/// their PID namespace (a container's first process; a child the shell forked shows the same
+/// command line until it executes).
 fn pids_running(args: &[&str]) -> Vec<i32> {
     let want: Vec<u8> = args
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
         .collect();
+    let first_in_namespace = |pid: &i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|ids| ids.split_whitespace().last() == Some("1"))
+    };
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
         .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(first_in_namespace)
         .collect()
 }
 
