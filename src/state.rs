@@ -210,6 +210,28 @@ fn lock(path: &Path, mode: FlockArg, mode_name: &str) -> Result<Lock> {
 }
 // ANCHOR_END: lock_file
 
+/// Takes an exclusive flock(2) on the directory `path` itself (no lock file in it), waiting for
+/// other holders. The directory is opened close-on-exec, so a program started while the lock
+/// is held does not keep it. Errors: the directory cannot be opened (`NotFound` once it is
+/// removed), or flock(2) fails.
+pub fn lock_dir(path: &Path) -> Result<Lock> {
+    let mut dir = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    loop {
+        match Flock::lock(dir, FlockArg::LockExclusive) {
+            Ok(held) => {
+                return Ok(Lock {
+                    _held: held,
+                    path: path.to_path_buf(),
+                });
+            }
+            Err((back, Errno::EINTR)) => dir = back,
+            Err((_, errno)) => {
+                return Err(errno).with_context(|| format!("flock {} LOCK_EX", path.display()));
+            }
+        }
+    }
+}
+
 // ANCHOR: disk_full
 /// Whether an I/O error says the disk is full: ENOSPC, or EDQUOT (a quota), however it was
 /// wrapped (the tar and gzip readers keep the error's kind).

@@ -108,10 +108,12 @@ impl Env {
     /// Removes every container, then checks that nothing is left behind.
     fn finish(mut self) {
         self.finished = true;
+        let mut leftovers = common::leftovers::Leftovers::before_removal(self.root());
         let ids = self.all_ids();
         for id in &ids {
-            self.ok(&["rm", "-f", id]);
+            leftovers.removed(id, &self.output(&["rm", "-f", id]));
         }
+        leftovers.check();
         assert_clean(self.root(), &ids);
     }
 }
@@ -119,11 +121,13 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         if !self.finished {
-            // A failed test: clean up as well as possible, without asserting.
+            // A failed test: clean up everything (the failure is reported already).
+            let mut leftovers = common::leftovers::Leftovers::before_removal(self.root());
             let out = self.output(&["ps", "-aq", "--no-trunc"]);
             for id in text(&out.stdout).lines() {
-                let _ = self.output(&["rm", "-f", id]);
+                leftovers.removed(id, &self.output(&["rm", "-f", id]));
             }
+            leftovers.check();
         }
     }
 }

@@ -379,6 +379,129 @@ fn attach_and_wait_follow_a_container_the_cli_created_and_started() {
     );
 }
 
+/// The host pids of the processes whose command line is exactly `args` and that are PID 1 of
+/// their PID namespace (a container's first process; a child the shell forked shows the same
+/// command line until it executes).
+fn pids_running(args: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let first_in_namespace = |pid: &i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|ids| ids.split_whitespace().last() == Some("1"))
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(first_in_namespace)
+        .collect()
+}
+
+/// How many mounts are exactly at `path` in this process's mount table.
+fn mounts_at(path: &std::path::Path) -> usize {
+    common::mounts_containing(&path.display().to_string())
+        .iter()
+        .filter(|p| std::path::Path::new(p) == path)
+        .count()
+}
+
+#[test]
+fn starts_at_once_from_the_cli_and_the_daemon_run_the_container_once() {
+    let Some(d) = Daemon::start("minidock-devents-starts") else {
+        return;
+    };
+    let name = "devents-starts";
+    // Each run says so, waits for /release, takes it away for the next run, and exits 4. The
+    // no-op `:` naming the state root tells its processes from any other test's.
+    let script = format!(
+        ": {}; echo run; while [ ! -e /release ]; do sleep 0.05; done; rm /release; exit 4",
+        d.root.path().display()
+    );
+    let script = script.as_str();
+    d.minidock(&["create", "--name", name, "busybox", "sh", "-c", script]);
+    let id = d.minidock(&["inspect", "--format", "{{.Id}}", name]);
+    let merged = d
+        .root
+        .path()
+        .join("containers")
+        .join(id.trim())
+        .join("merged");
+    // The first round starts it created (its rootfs mounted by create), the others exited
+    // (its rootfs unmounted by the last exit).
+    let rounds = 3;
+    for round in 0..rounds {
+        let mut starts = Vec::new();
+        for _ in 0..3 {
+            let mut cli = d.root.cmd();
+            cli.args(["start", name]);
+            let mut docker = d.docker_command();
+            docker.args(["start", name]);
+            for cmd in [&mut cli, &mut docker] {
+                starts.push(
+                    cmd.stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+        }
+        // Every start succeeds, as Docker's start of a running container does.
+        for (i, start) in starts.into_iter().enumerate() {
+            let out = start.wait_with_output().unwrap();
+            let who = if i % 2 == 0 { "minidock" } else { "docker" };
+            assert!(
+                out.status.success(),
+                "round {round}: {who} start: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(
+                text(&out.stdout),
+                format!("{name}\n"),
+                "round {round}: {who}"
+            );
+        }
+        // One process, the one recorded, on one overlay.
+        let pids = pids_running(&["sh", "-c", script]);
+        assert_eq!(
+            pids.len(),
+            1,
+            "round {round}: the container's processes: {pids:?}"
+        );
+        let recorded = d.minidock(&["inspect", "--format", "{{.State.Pid}}", name]);
+        assert_eq!(recorded.trim(), pids[0].to_string(), "round {round}");
+        assert_eq!(
+            mounts_at(&merged),
+            1,
+            "round {round}: overlays on {merged:?}"
+        );
+        d.minidock(&["exec", name, "touch", "/release"]);
+        let mut wait = d.root.cmd();
+        let mut wait = wait
+            .args(["wait", name])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(exit_of(&mut wait, "the wait").success(), "round {round}");
+        let mut code = String::new();
+        std::io::Read::read_to_string(&mut wait.stdout.take().unwrap(), &mut code).unwrap();
+        assert_eq!(code, "4\n", "round {round}");
+        assert_eq!(
+            mounts_at(&merged),
+            0,
+            "round {round}: overlays left on {merged:?}"
+        );
+    }
+    // The journal of the container's output: one line per run.
+    let logs = d.minidock(&["logs", name]);
+    assert_eq!(logs, "run\n".repeat(rounds), "{logs}");
+}
+
 /// A tar of `entries`: (name, link target or None for a file holding `x`), names written
 /// as they are (`..` included).
 fn raw_tar(entries: &[(&str, Option<&str>)]) -> Vec<u8> {

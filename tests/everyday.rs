@@ -111,18 +111,12 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        let mut leftovers = common::leftovers::Leftovers::before_removal(self.root());
         let out = self.output(&["ps", "-aq", "--no-trunc"]);
-        let ids: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
-        for id in &ids {
-            let _ = self.output(&["rm", "-f", id]);
+        for id in text(&out.stdout).lines() {
+            leftovers.removed(id, &self.output(&["rm", "-f", id]));
         }
-        if !std::thread::panicking() {
-            let mounts = common::mounts_containing(&self.root().display().to_string());
-            assert!(mounts.is_empty(), "leftover mounts: {mounts:?}");
-            for id in &ids {
-                assert!(cgroup_dirs_named(id).is_empty(), "leftover cgroup of {id}");
-            }
-        }
+        leftovers.check();
     }
 }
 
@@ -143,14 +137,6 @@ fn cgroup_mounts() -> Vec<(PathBuf, String, bool)> {
                 _ => None,
             }
         })
-        .collect()
-}
-
-fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
-    cgroup_mounts()
-        .into_iter()
-        .map(|(mount, _, _)| mount.join("minidock").join(id))
-        .filter(|d| d.exists())
         .collect()
 }
 

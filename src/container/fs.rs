@@ -230,7 +230,7 @@ impl ContainerRoot {
 impl Drop for ContainerRoot {
     fn drop(&mut self) {
         if let Some((paths, id)) = self.unmount.take() {
-            let _ = super::unmount_rootfs(&paths, &id);
+            let _ = super::release_rootfs(&paths, &id);
         }
     }
 }
@@ -254,7 +254,7 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
         Ok(fd) => fd,
         Err(err) => {
             if let Some((paths, id)) = unmount {
-                let _ = super::unmount_rootfs(&paths, &id);
+                let _ = super::release_rootfs(&paths, &id);
             }
             return Err(err);
         }

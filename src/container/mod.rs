@@ -474,11 +474,59 @@ fn share_etc_files(
     Ok(())
 }
 
+/// Takes container `id`'s start lock, an flock(2) on its directory: a start holds it from its
+/// check that the container does not run until the container is recorded running (or its
+/// start failed), so two starts at once (`minidock start` and the daemon's, two `docker
+/// start`s) never launch it twice: the second finds it running ([`already_running`]). A
+/// command that mounts the rootfs of a stopped container for a while (`cp`, `export`) takes
+/// it to unmount ([`release_rootfs`]). Errors: no such container (removed meanwhile).
+pub fn lock_start(paths: &Paths, id: &str) -> Result<crate::state::Lock> {
+    let dir = paths.dir(id);
+    crate::state::lock_dir(&dir).map_err(|err| {
+        if dir.is_dir() {
+            err
+        } else {
+            no_such_container(id)
+        }
+    })
+}
+
+/// The refusal of a start that finds the container running (a container waiting to restart
+/// runs too). A detached start ([`shim::start_detached`]) takes it as done, as Docker's start
+/// of a running container changes nothing and succeeds.
+pub fn already_running(id: &str) -> anyhow::Error {
+    Exit::new(REQUEST_FAILED, format!("container {id} is already running")).into()
+}
+
+/// Whether `err` is [`already_running`]'s refusal for container `id`, also as the shim
+/// reports it back (its code and message).
+pub fn is_already_running(err: &anyhow::Error, id: &str) -> bool {
+    let refusal = format!("container {id} is already running");
+    err.downcast_ref::<Exit>()
+        .is_some_and(|e| e.code == REQUEST_FAILED && e.message == refusal)
+}
+
+/// Claims container `id` for a start: takes its start lock ([`lock_start`]) and refuses a
+/// container that runs ([`already_running`]). Hold the lock until the container is recorded
+/// running: the next start then finds it running.
+pub fn claim_start(paths: &Paths, id: &str) -> Result<crate::state::Lock> {
+    let lock = lock_start(paths, id)?;
+    let state = ContainerState::load(paths, id)?.ok_or_else(|| no_such_container(id))?;
+    if state.observe() == Status::Running || state.process_alive() {
+        return Err(already_running(id));
+    }
+    Ok(lock)
+}
+
 /// Mounts the container's overlay on `merged` if it is not mounted already: lowers are the
-/// image's unpacked layers, the upper dir keeps the container's own changes.
+/// image's unpacked layers, the upper dir keeps the container's own changes. The check and the
+/// mount hold the containers lock, so two callers at once (a start and a `cp`) never stack two
+/// overlays on `merged`: overlayfs only warns when a second mount shares an upper dir, and the
+/// unmount of one would leave the other.
 pub fn mount_rootfs(paths: &Paths, state: &ContainerState) -> Result<()> {
     let dir = paths.dir(&state.id);
     let merged = dir.join("merged");
+    let _lock = paths.lock()?;
     if crate::overlay::mount_type(&merged)?.as_deref() == Some("overlay") {
         return Ok(());
     }
@@ -530,16 +578,35 @@ pub fn unpin_network(paths: &Paths, id: &str) -> Result<()> {
     crate::net::netns::unpin(&paths.dir(id).join(spec::NETNS_PIN))
 }
 
-/// Unmounts the container's overlay (nothing to do when it is not mounted).
+/// Unmounts the container's overlay (nothing to do when it is not mounted). Every overlay on
+/// `merged` goes, should there be more than one, so none outlives the container.
 pub fn unmount_rootfs(paths: &Paths, id: &str) -> Result<()> {
     let merged = paths.dir(id).join("merged");
-    if let Err(err) = crate::overlay::unmount(&merged) {
-        // Busy (a process of ours still has a file open in it): detach it, so it disappears
-        // from the mount table now and is freed when the last user closes it.
-        nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH)
-            .with_context(|| format!("{err:#}; detaching {}", merged.display()))?;
+    // Each pass removes the topmost mount; the bound only guards against a mount table that
+    // does not change.
+    for _ in 0..16 {
+        if let Err(err) = crate::overlay::unmount(&merged) {
+            // Busy (a process of ours still has a file open in it): detach it, so it disappears
+            // from the mount table now and is freed when the last user closes it.
+            nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH)
+                .with_context(|| format!("{err:#}; detaching {}", merged.display()))?;
+        }
+        if crate::overlay::mount_type(&merged)?.as_deref() != Some("overlay") {
+            return Ok(());
+        }
     }
-    Ok(())
+    bail!("{} stays mounted after 16 unmounts", merged.display())
+}
+
+/// Unmounts the overlay a command mounted for a while on a stopped container (`cp`,
+/// `export`), unless the container started meanwhile and runs on it: under its start lock
+/// ([`lock_start`]), so no start is half way.
+pub fn release_rootfs(paths: &Paths, id: &str) -> Result<()> {
+    let _start = lock_start(paths, id)?;
+    match ContainerState::load(paths, id)? {
+        Some(state) if state.observe() == Status::Running => Ok(()),
+        _ => unmount_rootfs(paths, id),
+    }
 }
 
 /// The cgroup directories the runtime makes for container `id`: the ones recorded, and the

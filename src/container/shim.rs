@@ -102,18 +102,18 @@ pub fn supervise(
     attach: Option<Attach>,
     started: &mut dyn FnMut(Result<i32, &anyhow::Error>),
 ) -> Result<u8> {
+    // One start at a time: the lock is held until the container is recorded running.
+    let start = match super::claim_start(paths, id) {
+        Ok(start) => start,
+        Err(err) => {
+            started(Err(&err));
+            return Err(err);
+        }
+    };
     let state = match ContainerState::load(paths, id)? {
         Some(state) => state,
         None => bail!("container {id} does not exist"),
     };
-    if state.observe() == Status::Running {
-        let err = anyhow::Error::new(Exit::new(
-            super::REQUEST_FAILED,
-            format!("container {id} is already running"),
-        ));
-        started(Err(&err));
-        return Err(err);
-    }
     // From now on this process owns the container: if it dies, the next command's recovery
     // finishes its work (see [`super::recover`]). A start is a new life for the restart
     // policy, as with Docker: no restarts counted, no stop remembered.
@@ -135,6 +135,7 @@ pub fn supervise(
             return Err(err);
         }
     };
+    drop(start);
     started(Ok(launched.0.as_raw()));
     supervise_runs(paths, &state, launched, attach, Backoff::default())
 }
@@ -841,7 +842,11 @@ fn send_signal(pid: Pid, signo: i32) {
 /// Starts a container under a detached shim and returns once it runs (or failed to start,
 /// with the error and exit code the shim reports).
 pub fn start_detached(paths: &Paths, id: &str) -> Result<()> {
-    start_shim(paths, id, &[], None)
+    match start_shim(paths, id, &[], None) {
+        // Another start won the race: it runs, as this start wanted.
+        Err(err) if super::is_already_running(&err, id) => Ok(()),
+        started => started,
+    }
 }
 // ANCHOR_END: start_detached
 
@@ -1050,14 +1055,10 @@ fn run_step(
     given: Given,
 ) -> Result<Option<(i32, std::time::Duration)>> {
     let (shim, shim_start) = given.supervisor;
-    let loaded = ContainerState::load(paths, id)?.ok_or_else(|| super::no_such_container(id))?;
-    if matches!(step, Step::First) && loaded.pid > 0 && loaded.process_alive() {
-        return Err(Exit::new(
-            super::REQUEST_FAILED,
-            format!("container {id} is already running"),
-        )
-        .into());
-    }
+    // A first start holds the start lock until the container is recorded running.
+    let _start = matches!(step, Step::First)
+        .then(|| super::claim_start(paths, id))
+        .transpose()?;
     let state = ContainerState::update(paths, id, |s| {
         s.supervisor_pid = shim;
         s.supervisor_start_time = shim_start;

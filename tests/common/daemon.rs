@@ -1,6 +1,7 @@
 //! `minidock daemon` on a temporary socket, over a temp state root with busybox imported
 //! ([`super::root::BusyboxRoot`]), and the real docker CLI pointed at it (`DOCKER_HOST`).
-//! Dropping it stops the daemon (SIGTERM, then SIGKILL) and removes every container.
+//! Dropping it stops the daemon (SIGTERM, then SIGKILL), removes every container and fails the
+//! test if anything of theirs is left ([`super::leftovers`]).
 
 use super::root::BusyboxRoot;
 use super::text;

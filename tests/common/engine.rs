@@ -1,12 +1,13 @@
 //! A temp state root with images imported from the busybox rootfs, and `minidock` commands
-//! run against it. Dropping it removes every container and volume, then checks that no mount
-//! under the root is left.
+//! run against it. Dropping it removes every container and volume, and fails the test if
+//! anything of theirs is left ([`super::leftovers`]).
 
 use assert_cmd::prelude::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{mounts_containing, ok_stdout, text};
+use super::leftovers::Leftovers;
+use super::{ok_stdout, text};
 
 pub struct Minidock {
     root: tempfile::TempDir,
@@ -80,13 +81,11 @@ impl Minidock {
 
 impl Drop for Minidock {
     fn drop(&mut self) {
+        let mut leftovers = Leftovers::before_removal(self.root());
         for id in text(&self.output(&["ps", "-aq", "--no-trunc"]).stdout).lines() {
-            let _ = self.output(&["rm", "-f", id]);
+            leftovers.removed(id, &self.output(&["rm", "-f", id]));
         }
         let _ = self.output(&["volume", "prune", "-af"]);
-        if !std::thread::panicking() {
-            let mounts = mounts_containing(&self.root().display().to_string());
-            assert!(mounts.is_empty(), "leftover mounts: {mounts:?}");
-        }
+        leftovers.check();
     }
 }

@@ -1,6 +1,8 @@
 //! A temp state root with the busybox image imported, and `minidock --root ROOT` commands
-//! against it. Dropping it removes every container (`rm -f`).
+//! against it. Dropping it removes every container (`rm -f`) and fails the test if anything
+//! of theirs is left ([`super::leftovers`]).
 
+use super::leftovers::Leftovers;
 use super::{build_busybox_rootfs, tar_dir, text};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -110,10 +112,12 @@ impl Root {
 
 impl Drop for Root {
     fn drop(&mut self) {
+        let mut leftovers = Leftovers::before_removal(self.path());
         let out = self.output(&["ps", "-aq", "--no-trunc"]);
         for id in text(&out.stdout).lines() {
-            let _ = self.output(&["rm", "-f", id]);
+            leftovers.removed(id, &self.output(&["rm", "-f", id]));
         }
+        leftovers.check();
     }
 }
 

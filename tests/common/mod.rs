@@ -7,6 +7,7 @@
 pub mod daemon;
 pub mod dockerd;
 pub mod engine;
+pub mod leftovers;
 pub mod minidock_root;
 pub mod mounts;
 pub mod net;

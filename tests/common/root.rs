@@ -1,11 +1,13 @@
 //! A temp minidock state root with the busybox image imported, for container tests.
-//! Dropping it removes every container it holds and checks that no overlay mount is left.
+//! Dropping it removes every container it holds and fails the test if anything of theirs is
+//! left ([`super::leftovers`]).
 
 use assert_cmd::prelude::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{busybox_rootfs, mounts_containing, tar_dir, text};
+use super::leftovers::Leftovers;
+use super::{busybox_rootfs, tar_dir, text};
 
 pub struct BusyboxRoot {
     dir: tempfile::TempDir,
@@ -51,13 +53,11 @@ impl BusyboxRoot {
 
 impl Drop for BusyboxRoot {
     fn drop(&mut self) {
+        let mut leftovers = Leftovers::before_removal(self.path());
         let out = self.output(&["ps", "-aq", "--no-trunc"]);
         for id in text(&out.stdout).lines() {
-            let _ = self.output(&["rm", "-f", id]);
+            leftovers.removed(id, &self.output(&["rm", "-f", id]));
         }
-        if !std::thread::panicking() {
-            let mounts = mounts_containing(&self.path().display().to_string());
-            assert!(mounts.is_empty(), "leftover mounts: {mounts:?}");
-        }
+        leftovers.check();
     }
 }
