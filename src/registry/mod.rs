@@ -956,8 +956,8 @@ fn upload_blob(
 // ANCHOR_END: upload_blob
 
 // ANCHOR: registry_has_blob
-/// `HEAD /v2/<name>/blobs/<digest>`: 200 means the registry has the blob (from an earlier
-/// push, or another repository's mount), so its bytes need not travel; 404 means upload it.
+/// `HEAD /v2/<name>/blobs/<digest>`: 200 means the repository has the blob (an earlier push
+/// brought it), so its bytes need not travel; 404 means upload it.
 fn registry_has_blob(client: &Client, repository: &str, digest: &Digest) -> Result<bool> {
     let head_url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
     let head = client.send(
