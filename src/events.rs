@@ -319,8 +319,10 @@ pub fn volumes_mounted(paths: &Paths, state: &ContainerState) {
 pub struct Filter {
     pairs: Vec<(String, String)>,
 }
+// ANCHOR_END: filter
 
 impl Filter {
+    // ANCHOR: filter_parse
     /// Parses `KEY=VALUE` flags. Errors: one without `=`, as the CLI's
     /// `bad format of filter (expected name=value)`.
     pub fn parse(flags: &[String]) -> Result<Filter> {
@@ -341,7 +343,11 @@ impl Filter {
         }
         Ok(Filter { pairs })
     }
+    // ANCHOR_END: filter_parse
 
+    // ANCHOR: filter_match
+    /// The values given for `key`, None when the key was not given at all (then it does not
+    /// filter).
     fn values(&self, key: &str) -> Option<Vec<&str>> {
         let values: Vec<&str> = self
             .pairs
@@ -352,11 +358,14 @@ impl Filter {
         (!values.is_empty()).then_some(values)
     }
 
+    /// Whether `key` holds for an event whose side of it is `source`: not given, or one of
+    /// its values equals one of `source`.
     fn exact(&self, key: &str, source: &[&str]) -> bool {
         self.values(key)
             .is_none_or(|values| values.iter().any(|v| source.contains(v)))
     }
 
+    /// As [`Filter::exact`], a value also matching as a prefix (an ID's first characters).
     fn fuzzy(&self, key: &str, source: &[&str]) -> bool {
         self.values(key).is_none_or(|values| {
             values
@@ -365,6 +374,9 @@ impl Filter {
         })
     }
 
+    // ANCHOR_END: filter_match
+
+    // ANCHOR: filter_includes
     /// Whether `event` passes every filter.
     pub fn includes(&self, event: &Message) -> bool {
         let attrs = &event.actor.attributes;
@@ -395,6 +407,8 @@ impl Filter {
             && self.labels(attrs)
     }
 
+    /// `label=`: every value given must hold, `KEY` present or `KEY=VALUE` among the
+    /// attributes.
     fn labels(&self, attrs: &BTreeMap<String, String>) -> bool {
         self.values("label").is_none_or(|values| {
             values.iter().all(|want| match want.split_once('=') {
@@ -403,8 +417,8 @@ impl Filter {
             })
         })
     }
+    // ANCHOR_END: filter_includes
 }
-// ANCHOR_END: filter
 
 /// A reference without its tag (`busybox:1.36` → `busybox`; a registry port stays).
 fn strip_tag(reference: &str) -> &str {

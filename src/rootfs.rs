@@ -115,23 +115,18 @@ const DEV_DATA: &str = "mode=755,size=65536k";
 pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
     let dev = rootfs.join("dev");
     std::fs::create_dir_all(&dev).with_context(|| format!("mkdir {}", dev.display()))?;
-    explain::step(
-        "mount a minimal /dev (tmpfs)",
-        || {
-            let tmpfs = Some(Path::new("tmpfs"));
-            explain::mount_call(tmpfs, &dev, Some("tmpfs"), DEV_FLAGS, Some(DEV_DATA))
-        },
-        Chapter::Namespaces,
-    );
-    mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        DEV_FLAGS,
-        Some(DEV_DATA),
-    )
-    .with_context(|| format!("mount tmpfs on {}", dev.display()))?;
+    let what = "mount a minimal /dev (tmpfs)";
+    mount_traced(what, "tmpfs", &dev, "tmpfs", DEV_FLAGS, DEV_DATA)?;
     populate_dev(&dev)?;
+    mount_devpts(&dev)?;
+    mount_shm(&dev)
+}
+// ANCHOR_END: dev
+
+// ANCHOR: mount_devpts
+/// Mounts a devpts of the container's own on `dev/pts`: `newinstance` gives it its own set
+/// of ptys, so a terminal inside is never one of the host's (the kernel's devpts docs).
+fn mount_devpts(dev: &Path) -> Result<()> {
     let pts = dev.join("pts");
     std::fs::create_dir_all(&pts).with_context(|| format!("mkdir {}", pts.display()))?;
     // newinstance: the container's ptys are its own, not the host's (devpts docs).
@@ -139,46 +134,56 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620",
     );
-    explain::step(
-        "mount a private devpts for terminals",
-        || {
-            let devpts = Some(Path::new("devpts"));
-            explain::mount_call(devpts, &pts, Some("devpts"), pts_flags, Some(pts_data))
-        },
-        Chapter::Namespaces,
-    );
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        pts_flags,
-        Some(pts_data),
-    )
-    .with_context(|| format!("mount devpts on {}", pts.display()))?;
+    let what = "mount a private devpts for terminals";
+    mount_traced(what, "devpts", &pts, "devpts", pts_flags, pts_data)
+}
+// ANCHOR_END: mount_devpts
+
+// ANCHOR: mount_shm
+/// Mounts `dev/shm`, the tmpfs POSIX shared memory lives in (shm_open(3)): writable by all
+/// with the sticky bit, as `/tmp`, no devices or programs on it, 64 MiB as Docker's default
+/// `--shm-size`.
+fn mount_shm(dev: &Path) -> Result<()> {
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).with_context(|| format!("mkdir {}", shm.display()))?;
     let (shm_flags, shm_data) = (
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         "mode=1777,size=65536k",
     );
-    explain::step(
+    mount_traced(
         "mount /dev/shm (tmpfs)",
+        "shm",
+        &shm,
+        "tmpfs",
+        shm_flags,
+        shm_data,
+    )
+}
+// ANCHOR_END: mount_shm
+
+// ANCHOR: mount_traced
+/// mount(2) of a filesystem of type `fstype` from `source` on `target`, printed first as
+/// the step `what` under `--explain`. Errors name the filesystem type and the target.
+fn mount_traced(
+    what: &str,
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<()> {
+    explain::step(
+        what,
         || {
-            explain::mount_call(
-                Some(Path::new("shm")),
-                &shm,
-                Some("tmpfs"),
-                shm_flags,
-                Some(shm_data),
-            )
+            let source = Some(Path::new(source));
+            explain::mount_call(source, target, Some(fstype), flags, Some(data))
         },
         Chapter::Namespaces,
     );
-    mount(Some("shm"), &shm, Some("tmpfs"), shm_flags, Some(shm_data))
-        .with_context(|| format!("mount tmpfs on {}", shm.display()))?;
-    Ok(())
+    mount(Some(source), target, Some(fstype), flags, Some(data))
+        .with_context(|| format!("mount {fstype} on {}", target.display()))
 }
-// ANCHOR_END: dev
+// ANCHOR_END: mount_traced
 
 /// Makes `dev/ptmx` the symlink `pts/ptmx`, replacing whatever node is there.
 pub fn link_ptmx(dev: &Path) -> Result<()> {

@@ -540,54 +540,82 @@ fn extract(store: &Store, input: impl Read) -> Result<Extracted> {
         }
         let mut entry =
             entry.map_err(|err| untrusted_error("the input is not a valid tar archive", err))?;
-        let raw = entry
-            .path()
-            .map_err(|err| untrusted_error("reading an archive path", err))?
-            .into_owned();
-        let name = raw.to_string_lossy().into_owned();
-        let Some(rel) = clean_path(&name).filter(|p| !p.starts_with("..")) else {
-            if name.trim_matches('/').trim_matches('.').is_empty() {
-                continue; // "./" itself
-            }
-            bail!("the archive entry {} escapes the archive", quote(&name));
+        let Some((rel, name)) = entry_path(&entry)? else {
+            continue; // "./" itself
         };
-        if raw.components().any(|c| c == Component::ParentDir) {
-            bail!("the archive entry {} contains '..'", quote(&name));
-        }
-        let dest = dir.path().join(&rel);
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&dest)
-                    .with_context(|| format!("creating {}", dest.display()))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                let mut file =
-                    File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
-                io::copy(&mut entry, &mut file)
-                    .with_context(|| format!("extracting {} from the archive", quote(&name)))?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|err| untrusted_error("reading a symlink target", err))?
-                    .context("a symlink without a target")?
-                    .into_owned();
-                symlinks.insert(rel, target);
-            }
-            // Hard links, devices, fifos: an image archive has no use for them.
-            other => bail!(
-                "the archive entry {} has an unsupported type {other:?}",
-                quote(&name)
-            ),
-        }
+        extract_entry(&mut entry, dir.path(), rel, &name, &mut symlinks)?;
     }
     Ok(Extracted { dir, symlinks })
 }
 // ANCHOR_END: extract
+
+// ANCHOR: entry_path
+/// Where an archive entry goes, as a clean relative path, with its name as written (for
+/// errors): None for the archive's root (`./`). An entry that climbs out of the archive, or
+/// names `..` at all, is refused, even when `a/../b` would stay inside.
+fn entry_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Option<(PathBuf, String)>> {
+    let raw = entry
+        .path()
+        .map_err(|err| untrusted_error("reading an archive path", err))?
+        .into_owned();
+    let name = raw.to_string_lossy().into_owned();
+    let Some(rel) = clean_path(&name).filter(|p| !p.starts_with("..")) else {
+        if name.trim_matches('/').trim_matches('.').is_empty() {
+            return Ok(None); // "./" itself
+        }
+        bail!("the archive entry {} escapes the archive", quote(&name));
+    };
+    if raw.components().any(|c| c == Component::ParentDir) {
+        bail!("the archive entry {} contains '..'", quote(&name));
+    }
+    Ok(Some((rel, name)))
+}
+// ANCHOR_END: entry_path
+
+// ANCHOR: extract_entry
+/// Writes one entry under `root`: a directory or a regular file. A symlink is not created on
+/// disk but remembered in `symlinks`, to be resolved inside the archive when a path is
+/// looked up; hard links, devices and fifos are refused, as an image archive has no use for
+/// them.
+fn extract_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    root: &Path,
+    rel: PathBuf,
+    name: &str,
+    symlinks: &mut HashMap<PathBuf, PathBuf>,
+) -> Result<()> {
+    let dest = root.join(&rel);
+    match entry.header().entry_type() {
+        tar::EntryType::Directory => {
+            fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let mut file =
+                File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
+            io::copy(entry, &mut file)
+                .with_context(|| format!("extracting {} from the archive", quote(name)))?;
+        }
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(|err| untrusted_error("reading a symlink target", err))?
+                .context("a symlink without a target")?
+                .into_owned();
+            symlinks.insert(rel, target);
+        }
+        // Hard links, devices, fifos: an image archive has no use for them.
+        other => bail!(
+            "the archive entry {} has an unsupported type {other:?}",
+            quote(name)
+        ),
+    }
+    Ok(())
+}
+// ANCHOR_END: extract_entry
 
 /// A compression `docker load` and `docker import` recognise by an archive's first bytes
 /// (moby `pkg/archive.DetectCompression`).

@@ -87,8 +87,24 @@ pub fn commit(
         None
     };
     let upper = paths.dir(&container.id).join("upper");
-    let created = options.created.unwrap_or_else(SystemTime::now);
-    // Docker records the container's Cmd as what created the layer.
+    image_config.set_author(options.author.clone());
+    let step = LayerStep {
+        upper: Some(&upper),
+        history: history_entry(&container, options),
+        created: options.created.unwrap_or_else(SystemTime::now),
+    };
+    let extra = &base.config_extra;
+    let layers = base.manifest.layers();
+    let image = commit_layer_with(&store, layers, image_config, extra, step, names)?;
+    crate::events::committed(paths, &container, &image, names, options.message.as_deref());
+    Ok(image)
+}
+// ANCHOR_END: commit
+
+// ANCHOR: history_entry
+/// The history entry of a commit, as Docker writes it: the container's Cmd as what created
+/// the layer, `-a` as its author and `-m` as its comment.
+fn history_entry(container: &ContainerState, options: &CommitOptions) -> HistoryBuilder {
     let mut entry = HistoryBuilder::default().created_by(container.config.cmd.join(" "));
     if let Some(author) = &options.author {
         entry = entry.author(author.clone());
@@ -96,25 +112,11 @@ pub fn commit(
     if let Some(message) = &options.message {
         entry = entry.comment(message.clone());
     }
-    image_config.set_author(options.author.clone());
-    let layers = base.manifest.layers().clone();
-    let step = LayerStep {
-        upper: Some(&upper),
-        history: entry,
-        created,
-    };
-    let image = commit_layer_with(
-        &store,
-        &layers,
-        image_config,
-        &base.config_extra,
-        step,
-        names,
-    )?;
-    crate::events::committed(paths, &container, &image, names, options.message.as_deref());
-    Ok(image)
+    entry
 }
+// ANCHOR_END: history_entry
 
+// ANCHOR: layer_step
 /// One layer's worth of [`commit_layer`]: the upper dir holding the changes (`None`: none),
 /// the history entry (its `created` and `empty_layer` are filled in) and the creation time.
 pub struct LayerStep<'a> {
@@ -122,7 +124,9 @@ pub struct LayerStep<'a> {
     pub history: HistoryBuilder,
     pub created: SystemTime,
 }
+// ANCHOR_END: layer_step
 
+// ANCHOR: commit_layer
 /// Writes an image made of `base_layers` (the base manifest's layer descriptors), plus the
 /// upper dir of `step` as one more gzip layer when it holds any change, with `image_config`
 /// as its config (one more diff_id and history entry added). No change adds no layer, only a
@@ -138,7 +142,9 @@ pub fn commit_layer(
     let none = serde_json::Map::new();
     commit_layer_with(store, base_layers, image_config, &none, step, names)
 }
+// ANCHOR_END: commit_layer
 
+// ANCHOR: commit_layer_with
 /// [`commit_layer`] with `extra` (Docker's fields beyond the OCI ones, as
 /// [`Image::config_extra`] holds them) written into the config's `config` object too.
 pub fn commit_layer_with(
@@ -150,42 +156,84 @@ pub fn commit_layer_with(
     names: &[Reference],
 ) -> Result<Image> {
     // 1. The layer: the upper dir as a gzip tar, streamed into the store.
-    let mut layer = None;
-    if let Some(upper) = step.upper {
-        let mut writer = store.blob_writer()?;
-        let digests = layer::diff(upper, &mut writer, Compression::Gzip)
-            .with_context(|| format!("making a layer of {}", upper.display()))?;
-        // No change at all: the blob is dropped unwritten.
-        if digests.diff_id != layer::EMPTY_LAYER_DIFF_ID {
-            let blob = writer.commit(Some(&Blob {
-                digest: parse_digest(&digests.digest)?,
-                size: digests.size,
-            }))?;
-            layer = Some((blob, digests.diff_id));
-        }
-    }
-
+    let layer = match step.upper {
+        Some(upper) => diff_layer(store, upper)?,
+        None => None,
+    };
     // 2. The config: one more diff_id, one more history entry.
-    let created = state::rfc3339(step.created);
+    let diff_id = layer.as_ref().map(|(_, diff_id)| diff_id.clone());
+    record_layer(&mut image_config, diff_id, step.history, step.created)?;
+    let config_bytes = config_json(&image_config, extra)?;
+    let config_blob = store.put_blob(&config_bytes, None)?;
+    // 3. The manifest: the base's layers (the same blobs), then the new one.
+    let layer = layer.map(|(blob, _)| blob);
+    let manifest = write_manifest(store, base_layers, &config_blob, layer)?;
+    store.add_image(&manifest, names)?;
+    store.image_of(&manifest)
+}
+// ANCHOR_END: commit_layer_with
+
+// ANCHOR: diff_layer
+/// Step 1: the upper dir as a gzip tar, streamed into the store and named by its digest.
+/// Returns the blob and its DiffID, or None when the upper dir holds no change at all: then
+/// the blob is dropped unwritten, and the image gets no layer.
+fn diff_layer(store: &Store, upper: &Path) -> Result<Option<(Blob, String)>> {
+    let mut writer = store.blob_writer()?;
+    let digests = layer::diff(upper, &mut writer, Compression::Gzip)
+        .with_context(|| format!("making a layer of {}", upper.display()))?;
+    // No change at all: the blob is dropped unwritten.
+    if digests.diff_id == layer::EMPTY_LAYER_DIFF_ID {
+        return Ok(None);
+    }
+    let blob = writer.commit(Some(&Blob {
+        digest: parse_digest(&digests.digest)?,
+        size: digests.size,
+    }))?;
+    Ok(Some((blob, digests.diff_id)))
+}
+// ANCHOR_END: diff_layer
+
+// ANCHOR: record_layer
+/// Step 2: the config records the layer. Its DiffID goes at the end of `rootfs.diff_ids`
+/// and a history entry at the end of `history`, both stamped `created`; without a layer,
+/// the entry is marked `empty_layer`, so the n-th non-empty entry still goes with the n-th
+/// layer.
+fn record_layer(
+    image_config: &mut ImageConfiguration,
+    diff_id: Option<String>,
+    history: HistoryBuilder,
+    created: SystemTime,
+) -> Result<()> {
+    let created = state::rfc3339(created);
     let mut rootfs = image_config.rootfs().clone();
     let mut diff_ids = rootfs.diff_ids().clone();
-    let mut entry = step.history.created(created.clone());
-    match &layer {
-        Some((_, diff_id)) => diff_ids.push(diff_id.clone()),
+    let mut entry = history.created(created.clone());
+    match diff_id {
+        Some(diff_id) => diff_ids.push(diff_id),
         None => entry = entry.empty_layer(true),
     }
     rootfs.set_diff_ids(diff_ids);
     image_config.set_rootfs(rootfs);
-    let mut history = image_config.history().clone().unwrap_or_default();
-    history.push(entry.build().context("building the history entry")?);
-    image_config.set_history(Some(history));
+    let mut entries = image_config.history().clone().unwrap_or_default();
+    entries.push(entry.build().context("building the history entry")?);
+    image_config.set_history(Some(entries));
     image_config.set_created(Some(created));
-    let config_bytes = config_json(&image_config, extra)?;
-    let config_blob = store.put_blob(&config_bytes, None)?;
+    Ok(())
+}
+// ANCHOR_END: record_layer
 
-    // 3. The manifest: the base's layers (the same blobs), then the new one.
+// ANCHOR: write_manifest
+/// Step 3: the manifest, stored as a blob: the new config, the base's layers (the same
+/// blobs, not copies, so a commit costs only what the container changed), then the new
+/// layer if there is one. Returns its descriptor.
+fn write_manifest(
+    store: &Store,
+    base_layers: &[oci_spec::image::Descriptor],
+    config_blob: &Blob,
+    layer: Option<Blob>,
+) -> Result<oci_spec::image::Descriptor> {
     let mut layers: Vec<_> = base_layers.iter().map(oci_layer).collect();
-    layers.extend(layer.map(|(l, _)| l.descriptor(MediaType::ImageLayerGzip)));
+    layers.extend(layer.map(|l| l.descriptor(MediaType::ImageLayerGzip)));
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -195,11 +243,9 @@ pub fn commit_layer_with(
         .context("building the image manifest")?;
     let manifest_bytes = serde_json::to_vec(&manifest).context("serialising the manifest")?;
     let manifest_blob = store.put_blob(&manifest_bytes, None)?;
-    let manifest = manifest_blob.descriptor(MediaType::ImageManifest);
-    store.add_image(&manifest, names)?;
-    store.image_of(&manifest)
+    Ok(manifest_blob.descriptor(MediaType::ImageManifest))
 }
-// ANCHOR_END: commit
+// ANCHOR_END: write_manifest
 
 /// The config's bytes, with `extra` merged into its `config` object.
 fn config_json(

@@ -51,6 +51,19 @@ pub fn unpack_to_new_dir<R: Read + Send>(
     final_dir: &Path,
     opts: &ApplyOptions,
 ) -> Result<Applied> {
+    let (temp, parent) = temp_dir_beside(final_dir)?;
+    let applied = apply(blob, compression, temp.path(), opts)?;
+    publish(temp, final_dir, parent, opts.sync)?;
+    Ok(applied)
+}
+// ANCHOR_END: unpack_to_new_dir
+
+// ANCHOR: temp_dir_beside
+/// The directory a layer is applied into: a fresh `.NAME.unpacking-XXXXXX` next to
+/// `final_dir` (which must not exist yet), in the same directory so the final rename(2)
+/// stays on one filesystem and is atomic. Mode 0755, a layer root's unless the layer says
+/// otherwise. Returns it with `final_dir`'s parent; dropped, it removes itself.
+fn temp_dir_beside(final_dir: &Path) -> Result<(tempfile::TempDir, &Path)> {
     let parent = final_dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -84,7 +97,15 @@ pub fn unpack_to_new_dir<R: Read + Send>(
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .with_context(|| format!("chmod {}", temp.path().display()))?;
-    let applied = apply(blob, compression, temp.path(), opts)?;
+    Ok((temp, parent))
+}
+// ANCHOR_END: temp_dir_beside
+
+// ANCHOR: publish
+/// Renames the applied layer to `final_dir` in one step, refusing to replace anything there,
+/// and (with `sync`) makes the rename durable by syncing the parent directory. Until this
+/// rename, nothing named like a complete layer exists.
+fn publish(temp: tempfile::TempDir, final_dir: &Path, parent: &Path, sync: bool) -> Result<()> {
     explain::step(
         "publish the layer in one step",
         || {
@@ -99,15 +120,15 @@ pub fn unpack_to_new_dir<R: Read + Send>(
     rename_noreplace(temp.path(), final_dir)?;
     // Renamed away: nothing left for TempDir to delete.
     let _ = temp.keep();
-    if opts.sync {
+    if sync {
         // Make the rename itself durable.
         File::open(parent)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("fsync {}", parent.display()))?;
     }
-    Ok(applied)
+    Ok(())
 }
-// ANCHOR_END: unpack_to_new_dir
+// ANCHOR_END: publish
 
 /// rename(2) would silently replace an existing *empty* directory; RENAME_NOREPLACE makes
 /// "someone else already put a layer here" an error instead.

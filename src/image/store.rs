@@ -758,7 +758,7 @@ impl Store {
     }
     // ANCHOR_END: remove
 
-    // ANCHOR: parents
+    // ANCHOR: set_parent
     /// Records `parent` as the image `child` was made from (the classic builder's step images,
     /// as moby's image store keeps a parent per image): `<store>/parents/<child hex>`.
     pub fn set_parent(&self, child: &Digest, parent: &str) -> Result<()> {
@@ -766,7 +766,9 @@ impl Store {
         fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         state::write_atomic_unsynced(&dir.join(sha256_hex(child)?), parent.as_bytes())
     }
+    // ANCHOR_END: set_parent
 
+    // ANCHOR: parents
     /// Every recorded parent link: child image ID to parent image ID (`sha256:<hex>`).
     pub fn parents(&self) -> Result<HashMap<String, String>> {
         let dir = self.dir.join("parents");
@@ -778,7 +780,9 @@ impl Store {
         }
         Ok(links)
     }
+    // ANCHOR_END: parents
 
+    // ANCHOR: prune_parents
     /// After `image` was deleted: its parent, and the parent's parent and so on, are deleted
     /// too while each is untagged, has no other child and no container uses it, as moby's
     /// `imageDeleteHelper` prunes the classic builder's intermediate images.
@@ -817,7 +821,7 @@ impl Store {
         }
         Ok(())
     }
-    // ANCHOR_END: parents
+    // ANCHOR_END: prune_parents
 
     /// Removes names from an image, keeping it as untagged if it loses its last one.
     fn untag(&self, image: &Image, names: &[Reference]) -> Result<()> {
@@ -1054,22 +1058,7 @@ impl BlobWriter {
             size,
         };
         if let Some(expected) = expected {
-            if expected.digest != actual.digest {
-                bail!(
-                    "digest mismatch: expected {}, got {} ({} bytes); the blob was not stored",
-                    expected.digest,
-                    actual.digest,
-                    actual.size
-                );
-            }
-            if expected.size != actual.size {
-                bail!(
-                    "size mismatch for {}: expected {} bytes, got {}; the blob was not stored",
-                    expected.digest,
-                    expected.size,
-                    actual.size
-                );
-            }
+            verify_blob(expected, &actual)?;
         }
         let path = blobs_dir.join(actual.digest.digest());
         if path.is_file() {
@@ -1099,6 +1088,31 @@ impl BlobWriter {
     }
     // ANCHOR_END: commit
 }
+
+// ANCHOR: verify_blob
+/// Holds a blob's bytes, as hashed and counted while they were written, to the descriptor
+/// that promised them: the digest first (what the bytes are), then the size (a blob of the
+/// right hash but a wrong size means the descriptor lied).
+fn verify_blob(expected: &Blob, actual: &Blob) -> Result<()> {
+    if expected.digest != actual.digest {
+        bail!(
+            "digest mismatch: expected {}, got {} ({} bytes); the blob was not stored",
+            expected.digest,
+            actual.digest,
+            actual.size
+        );
+    }
+    if expected.size != actual.size {
+        bail!(
+            "size mismatch for {}: expected {} bytes, got {}; the blob was not stored",
+            expected.digest,
+            expected.size,
+            actual.size
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: verify_blob
 
 /// Reads through to `inner` while hashing what passes: the unpacker and the importer use it to
 /// compute a layer's DiffID (the sha256 of the uncompressed tar) on the fly.

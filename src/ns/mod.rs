@@ -47,8 +47,10 @@ pub enum Namespace {
     /// The root of the process's view of the cgroup tree.
     Cgroup,
 }
+// ANCHOR_END: namespace
 
 impl Namespace {
+    /// Every namespace type.
     pub const ALL: [Namespace; 7] = [
         Namespace::Uts,
         Namespace::Pid,
@@ -59,6 +61,7 @@ impl Namespace {
         Namespace::Cgroup,
     ];
 
+    // ANCHOR: clone_flag
     /// The `CLONE_NEW*` flag that creates this namespace in clone(2) and unshare(2).
     pub fn clone_flag(self) -> CloneFlags {
         match self {
@@ -71,6 +74,9 @@ impl Namespace {
             Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
         }
     }
+    // ANCHOR_END: clone_flag
+
+    // ANCHOR: proc_name
 
     /// The file name under `/proc/PID/ns/` that identifies this namespace.
     pub fn proc_name(self) -> &'static str {
@@ -84,8 +90,8 @@ impl Namespace {
             Namespace::Cgroup => "cgroup",
         }
     }
+    // ANCHOR_END: proc_name
 }
-// ANCHOR_END: namespace
 
 /// The namespace a process is in, as the kernel names it: `uts:[4026531838]`. Two processes
 /// are in the same namespace exactly when these are equal.

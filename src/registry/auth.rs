@@ -33,7 +33,6 @@ pub const CONFIG_ENV: &str = "MINIDOCK_CONFIG";
 /// The key Docker's CLI uses for Docker Hub in `auths`, for historical reasons.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
-// ANCHOR: challenge
 // ANCHOR: challenge_enum
 /// One parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +48,7 @@ pub enum Challenge {
 }
 // ANCHOR_END: challenge_enum
 
+// ANCHOR: challenge_parse
 impl Challenge {
     /// Parses a `WWW-Authenticate` value: a scheme, then `key="value"` (or `key=token`)
     /// parameters separated by commas. Quoted values may hold commas and `\"` escapes.
@@ -87,7 +87,12 @@ impl Challenge {
         }
     }
 }
+// ANCHOR_END: challenge_parse
 
+// ANCHOR: parse_params
+/// The parameters of a challenge (RFC 7235's `auth-param`s), by lowercase name: `key=token`
+/// runs to the next comma, `key="value"` to the closing quote, so a quoted scope may hold
+/// commas (`repository:a:pull,push`) and `\"` escapes. A key without `=` is an error.
 fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
     let mut chars = text.chars().peekable();
@@ -132,7 +137,7 @@ fn parse_params(text: &str) -> Result<BTreeMap<String, String>> {
         params.insert(key.trim().to_ascii_lowercase(), value.trim().to_owned());
     }
 }
-// ANCHOR_END: challenge
+// ANCHOR_END: parse_params
 
 /// A user name and password (or identity token) for one registry.
 #[derive(Clone, PartialEq, Eq)]

@@ -114,6 +114,53 @@ fn host_of(registry: &str) -> &str {
     registry.rsplit_once(':').map_or(registry, |(host, _)| host)
 }
 
+/// The HTTP agent for one registry: TLS verified unless the registry is insecure, bounded
+/// waits for a connection and a response (never for a whole layer's body), and no
+/// `Authorization` carried along a redirect, since Docker adds it only to requests for the
+/// registry's own host.
+fn agent(insecure: bool) -> Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(insecure)
+        .build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        // A registry that stops sending mid-layer must not hang the pull forever.
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_recv_body(None)
+        // A redirect (a blob on a storage host, say) never carries the registry's
+        // `Authorization` along: Docker adds it only to requests for the registry's host.
+        .redirect_auth_headers(RedirectAuthHeaders::Never)
+        .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+// ANCHOR: read_token
+/// The token server's answer, at most 1 MiB of JSON: `token`, or the OAuth2 name
+/// `access_token` when `token` is empty. Returns the `Authorization` header value.
+fn read_token(response: &mut Response<Body>, realm: &str) -> Result<String> {
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .with_context(|| format!("reading the token from {realm}"))?;
+    let body: TokenResponse = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing the token from {realm}"))?;
+    let token = if body.token.is_empty() {
+        body.access_token
+    } else {
+        body.token
+    };
+    if token.is_empty() {
+        bail!("the token server {realm} answered without a token");
+    }
+    Ok(format!("Bearer {token}"))
+}
+// ANCHOR_END: read_token
+
 impl Client {
     // ANCHOR: connect
     /// Connects to a registry: `GET /v2/`, the distribution spec's "API version check". The
@@ -151,7 +198,9 @@ impl Client {
             )
         })
     }
+    // ANCHOR_END: connect
 
+    // ANCHOR: connect_to
     /// `GET /v2/` at each base URL in turn; the first that answers as a registry wins.
     /// Returns why each failed otherwise.
     fn connect_to(
@@ -160,24 +209,8 @@ impl Client {
         insecure: bool,
         options: ClientOptions,
     ) -> Result<Client, Vec<String>> {
-        let tls = ureq::tls::TlsConfig::builder()
-            .disable_verification(insecure)
-            .build();
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            // A registry that stops sending mid-layer must not hang the pull forever.
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_recv_body(None)
-            // A redirect (a blob on a storage host, say) never carries the registry's
-            // `Authorization` along: Docker adds it only to requests for the registry's host.
-            .redirect_auth_headers(RedirectAuthHeaders::Never)
-            .user_agent(concat!("minidock/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         let mut client = Client {
-            agent,
+            agent: agent(insecure),
             registry: registry.to_owned(),
             base: String::new(),
             credentials: options.credentials.clone(),
@@ -188,37 +221,51 @@ impl Client {
         let mut failures = Vec::new();
         for base in bases {
             client.base = base.clone();
-            let scheme = base.split(':').next().unwrap_or(base).to_uppercase();
-            explain::step(
-                "ask the registry which API and auth it speaks",
-                || format!("GET {}/v2/", client.base),
-                Chapter::Images,
-            );
-            let response = match client.agent.get(format!("{}/v2/", client.base)).call() {
-                Ok(response) => response,
-                Err(err) => {
-                    failures.push(format!("{scheme} ({err})"));
-                    continue;
+            match client.version_check() {
+                Ok(challenge) => {
+                    client.challenge = challenge;
+                    return Ok(client);
                 }
-            };
-            match response.status().as_u16() {
-                200 => return Ok(client),
-                401 => match challenge_of(&response) {
-                    Ok(challenge) => {
-                        client.challenge = Some(challenge);
-                        return Ok(client);
-                    }
-                    Err(err) => failures.push(format!("{scheme} ({err:#})")),
-                },
-                // A TLS registry answers plain HTTP with 400: try HTTPS next.
-                status => failures.push(format!(
-                    "{scheme} (GET /v2/ answered HTTP {status}: not an OCI registry)"
-                )),
+                Err(failure) => failures.push(failure),
             }
         }
         Err(failures)
     }
-    // ANCHOR_END: connect
+    // ANCHOR_END: connect_to
+
+    // ANCHOR: version_check
+    /// `GET /v2/` at the client's base URL: `Ok(None)` when the registry answers 200 (no
+    /// authentication), `Ok(Some(challenge))` for a 401 with a challenge it can parse, and
+    /// otherwise why this base is not a registry, as a line of the final error.
+    fn version_check(&self) -> Result<Option<Challenge>, String> {
+        let scheme = self
+            .base
+            .split(':')
+            .next()
+            .unwrap_or(&self.base)
+            .to_uppercase();
+        explain::step(
+            "ask the registry which API and auth it speaks",
+            || format!("GET {}/v2/", self.base),
+            Chapter::Images,
+        );
+        let response = match self.agent.get(format!("{}/v2/", self.base)).call() {
+            Ok(response) => response,
+            Err(err) => return Err(format!("{scheme} ({err})")),
+        };
+        match response.status().as_u16() {
+            200 => Ok(None),
+            401 => match challenge_of(&response) {
+                Ok(challenge) => Ok(Some(challenge)),
+                Err(err) => Err(format!("{scheme} ({err:#})")),
+            },
+            // A TLS registry answers plain HTTP with 400: try HTTPS next.
+            status => Err(format!(
+                "{scheme} (GET /v2/ answered HTTP {status}: not an OCI registry)"
+            )),
+        }
+    }
+    // ANCHOR_END: version_check
 
     // ANCHOR: connect_mirror
     /// Connects to a mirror of Docker Hub (`http(s)://host[:port][/path]/`, from
@@ -258,7 +305,6 @@ impl Client {
         }
     }
 
-    // ANCHOR: authorize
     // ANCHOR: authorization
     /// The `Authorization` header for requests in `repository` with `access`, fetching a
     /// Bearer token from the registry's token server the first time.
@@ -284,6 +330,7 @@ impl Client {
     }
     // ANCHOR_END: authorization
 
+    // ANCHOR: fetch_token
     /// `GET realm?service=...&scope=...`, with the user's credentials as Basic auth if there
     /// are any (anonymous pulls get a token too, on public registries). Returns the
     /// `Authorization` header value.
@@ -293,32 +340,7 @@ impl Client {
         service: Option<&str>,
         scope: Option<&str>,
     ) -> Result<String> {
-        let realm_host = realm
-            .strip_prefix("https://")
-            .or_else(|| realm.strip_prefix("http://"))
-            .map(|rest| rest.split('/').next().unwrap_or(rest))
-            .with_context(|| {
-                format!(
-                    "the token server {} is not an http(s) URL",
-                    crate::cli::quote(realm)
-                )
-            })?;
-        if realm.starts_with("http://") && !self.options.is_insecure(realm_host) {
-            bail!("refusing to send credentials to the token server {realm} over plain HTTP");
-        }
-        let mut query = Vec::new();
-        if let Some(service) = service {
-            query.push(format!("service={}", percent_encode(service)));
-        }
-        if let Some(scope) = scope {
-            query.push(format!("scope={}", percent_encode(scope)));
-        }
-        let separator = if realm.contains('?') { '&' } else { '?' };
-        let url = if query.is_empty() {
-            realm.to_owned()
-        } else {
-            format!("{realm}{separator}{}", query.join("&"))
-        };
+        let url = self.token_url(realm, service, scope)?;
         explain::step(
             "get a Bearer token for this repository",
             || format!("GET {url}"),
@@ -345,25 +367,43 @@ impl Client {
         if status != 200 {
             bail!("the token server {realm} answered HTTP {status}");
         }
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .with_context(|| format!("reading the token from {realm}"))?;
-        let body: TokenResponse = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing the token from {realm}"))?;
-        let token = if body.token.is_empty() {
-            body.access_token
-        } else {
-            body.token
-        };
-        if token.is_empty() {
-            bail!("the token server {realm} answered without a token");
-        }
-        Ok(format!("Bearer {token}"))
+        read_token(&mut response, realm)
     }
-    // ANCHOR_END: authorize
+    // ANCHOR_END: fetch_token
+
+    // ANCHOR: token_url
+    /// The token request's URL: the realm with `service` and `scope` added to its query. A
+    /// realm must be an http(s) URL, and plain HTTP only on an insecure host, since the
+    /// user's password travels with the request.
+    fn token_url(&self, realm: &str, service: Option<&str>, scope: Option<&str>) -> Result<String> {
+        let realm_host = realm
+            .strip_prefix("https://")
+            .or_else(|| realm.strip_prefix("http://"))
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
+            .with_context(|| {
+                format!(
+                    "the token server {} is not an http(s) URL",
+                    crate::cli::quote(realm)
+                )
+            })?;
+        if realm.starts_with("http://") && !self.options.is_insecure(realm_host) {
+            bail!("refusing to send credentials to the token server {realm} over plain HTTP");
+        }
+        let mut query = Vec::new();
+        if let Some(service) = service {
+            query.push(format!("service={}", percent_encode(service)));
+        }
+        if let Some(scope) = scope {
+            query.push(format!("scope={}", percent_encode(scope)));
+        }
+        let separator = if realm.contains('?') { '&' } else { '?' };
+        Ok(if query.is_empty() {
+            realm.to_owned()
+        } else {
+            format!("{realm}{separator}{}", query.join("&"))
+        })
+    }
+    // ANCHOR_END: token_url
 
     /// Whether `url` is on the registry's own origin (scheme, host and port, RFC 6454): the
     /// only place its credentials and tokens are sent.
@@ -392,26 +432,9 @@ impl Client {
             None
         };
         for attempt in 0..2 {
-            let mut builder = http::Request::builder().method(method).uri(url);
-            for (name, value) in headers {
-                builder = builder.header(*name, *value);
-            }
-            if let Some(value) = &authorization {
-                builder = builder.header("Authorization", value.as_str());
-            }
             let retryable = !matches!(payload, Payload::Stream(..));
-            let sent = match &mut payload {
-                Payload::Empty => builder.body(()).map(|r| self.agent.run(r)),
-                // A slice is sent whole each attempt (it knows its own length).
-                Payload::Bytes(bytes) => builder.body(*bytes).map(|r| self.agent.run(r)),
-                Payload::Stream(reader, length) => builder
-                    .header("Content-Length", *length)
-                    .body(SendBody::from_reader(reader.as_mut()))
-                    .map(|r| self.agent.run(r)),
-            };
-            let response = sent
-                .with_context(|| format!("building {method} {url}"))?
-                .with_context(|| format!("{method} {url}"))?;
+            let response =
+                self.run(method, url, headers, authorization.as_deref(), &mut payload)?;
             // Only the registry's own challenge is answered, never one from where a redirect led.
             let answered_by_registry = origin_of(response.get_uri())
                 .is_some_and(|origin| Some(origin) == origin_of_url(&self.base));
@@ -425,31 +448,77 @@ impl Client {
             }
             // Refused: answer this response's own challenge, which names the scope it wants.
             let challenge = challenge_of(&response)?;
-            authorization = match &challenge {
-                Challenge::Basic { .. } => match &self.credentials {
-                    Some(credentials) => Some(credentials.basic_header()),
-                    None => return Ok(response),
-                },
-                Challenge::Bearer {
-                    realm,
-                    service,
-                    scope,
-                } => {
-                    let scope = scope
-                        .clone()
-                        .unwrap_or_else(|| scope_for(repository, access));
-                    let value = self.fetch_token(realm, service.as_deref(), Some(&scope))?;
-                    self.tokens
-                        .lock()
-                        .expect("token cache")
-                        .insert(scope_for(repository, access), value.clone());
-                    Some(value)
-                }
+            authorization = match self.answer(&challenge, repository, access)? {
+                Some(value) => Some(value),
+                None => return Ok(response),
             };
         }
         unreachable!("the loop returns on its second attempt")
     }
     // ANCHOR_END: send
+
+    // ANCHOR: run
+    /// One attempt of a request: the headers, the `Authorization` if any, and the body. A
+    /// slice is sent whole each attempt; a stream carries its length in `Content-Length`.
+    fn run(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        authorization: Option<&str>,
+        payload: &mut Payload<'_>,
+    ) -> Result<Response<Body>> {
+        let mut builder = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        if let Some(value) = authorization {
+            builder = builder.header("Authorization", value);
+        }
+        let sent = match payload {
+            Payload::Empty => builder.body(()).map(|r| self.agent.run(r)),
+            // A slice is sent whole each attempt (it knows its own length).
+            Payload::Bytes(bytes) => builder.body(*bytes).map(|r| self.agent.run(r)),
+            Payload::Stream(reader, length) => builder
+                .header("Content-Length", *length)
+                .body(SendBody::from_reader(reader.as_mut()))
+                .map(|r| self.agent.run(r)),
+        };
+        sent.with_context(|| format!("building {method} {url}"))?
+            .with_context(|| format!("{method} {url}"))
+    }
+    // ANCHOR_END: run
+
+    // ANCHOR: answer
+    /// The `Authorization` that answers a 401's challenge: the user's Basic credentials, or a
+    /// token for the scope the challenge names (cached under the request's own scope, so the
+    /// next request in this repository sends it at once). None: nothing to answer with.
+    fn answer(
+        &self,
+        challenge: &Challenge,
+        repository: &str,
+        access: Access,
+    ) -> Result<Option<String>> {
+        match challenge {
+            Challenge::Basic { .. } => Ok(self.credentials.as_ref().map(Credentials::basic_header)),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| scope_for(repository, access));
+                let value = self.fetch_token(realm, service.as_deref(), Some(&scope))?;
+                self.tokens
+                    .lock()
+                    .expect("token cache")
+                    .insert(scope_for(repository, access), value.clone());
+                Ok(Some(value))
+            }
+        }
+    }
+    // ANCHOR_END: answer
 
     /// A registry error as one line, its body quoted: `HTTP 404 "MANIFEST_UNKNOWN: manifest unknown"`.
     pub fn error_of(&self, what: &str, mut response: Response<Body>) -> anyhow::Error {

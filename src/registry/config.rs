@@ -141,8 +141,10 @@ pub struct RegistryConfig {
     /// Insecure registries named by `host[:port]`.
     pub insecure_hosts: Vec<String>,
 }
+// ANCHOR_END: registry_config
 
 impl RegistryConfig {
+    // ANCHOR: registry_config_new
     /// Validates mirrors and insecure entries as dockerd does at start (an invalid one is an
     /// error naming it).
     pub fn new(mirrors: &[String], insecure: &[String]) -> Result<RegistryConfig> {
@@ -170,6 +172,7 @@ impl RegistryConfig {
         }
         Ok(config)
     }
+    // ANCHOR_END: registry_config_new
 
     /// The configuration in effect: `daemon.json`'s keys, with the `insecure-registries` of
     /// the CLI's `config.json` and of `--insecure-registry` flags added.
@@ -182,6 +185,7 @@ impl RegistryConfig {
             .with_context(|| format!("in {}", path.display()))
     }
 
+    // ANCHOR: is_secure
     /// dockerd's `isSecureIndex`: false for a registry (`host[:port]`) listed as insecure,
     /// or whose address (the host itself, or what it resolves to) is in an insecure network.
     pub fn is_secure(&self, registry: &str) -> bool {
@@ -207,8 +211,8 @@ impl RegistryConfig {
             .iter()
             .any(|addr| self.insecure_cidrs.iter().any(|cidr| cidr.contains(*addr)))
     }
+    // ANCHOR_END: is_secure
 }
-// ANCHOR_END: registry_config
 
 enum Insecure {
     Network(Cidr),

@@ -265,8 +265,11 @@ pub fn pull(
     let client = Client::connect(reference.domain(), &options.client)?;
     pull_from(&client, store, reference, options, progress)
 }
+// ANCHOR_END: pull
 
-/// The pull itself, from one endpoint (a registry, or a mirror of Docker Hub).
+// ANCHOR: pull_from
+/// The pull itself, from one endpoint (a registry, or a mirror of Docker Hub): the manifest,
+/// the config, the layers, and last the name, each a step below.
 fn pull_from(
     client: &Client,
     store: &Store,
@@ -275,19 +278,52 @@ fn pull_from(
     progress: &Progress,
 ) -> Result<Pulled> {
     let repository = reference.path();
+    // 1-2. The manifest, through an index for our platform when the tag names one.
+    let (fetched, top_digest, manifest) = pull_manifest(client, reference, options)?;
+
+    // From here on, blobs land in the store: hold a lease so gc does not sweep them before
+    // the image names them.
+    let _lease = store.lease()?;
+
+    // 3. The config: small, fetched first, since it says how many layers to expect.
+    let config = pull_config(client, repository, &manifest, store)?;
+
+    // 4. The layers, in parallel, each unpacked as soon as it is stored; those the store
+    //    has are never downloaded again.
+    let downloaded = download_layers(
+        client,
+        repository,
+        manifest.layers(),
+        config.rootfs().diff_ids(),
+        store,
+        options,
+        progress,
+    )?;
+
+    // 5-6. The manifest itself, then the name: the moment the image appears.
+    name_image(store, reference, &fetched, top_digest, downloaded)
+}
+// ANCHOR_END: pull_from
+
+// ANCHOR: pull_manifest
+/// Steps 1 and 2: the manifest the reference names (a digest in the reference pins its
+/// content) and, when that is an index, our platform's manifest, fetched by its digest.
+/// Returns the manifest as fetched, the digest of the top document (the index's, if any, as
+/// Docker records it) and the parsed, checked manifest.
+fn pull_manifest(
+    client: &Client,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<(Fetched, Digest, ImageManifest)> {
+    let repository = reference.path();
     let tag_or_digest = reference
         .digest()
         .or(reference.tag())
         .unwrap_or("latest")
         .to_owned();
-
-    // ANCHOR: pull_manifest
-    // 1. The manifest the reference names. A digest in the reference pins its content.
     let pinned = reference.digest().map(parse_digest).transpose()?;
     let mut fetched = fetch_manifest(client, repository, &tag_or_digest, pinned.as_ref(), None)?;
     let top_digest = fetched.digest.clone();
-
-    // 2. An index: choose our platform's manifest and fetch it by digest.
     if manifest_kind(&fetched.media_type)? == ManifestKind::Index {
         let index: ImageIndex = serde_json::from_slice(&fetched.bytes)
             .map_err(|err| crate::cli::untrusted_error("parsing the image index", err))?;
@@ -310,13 +346,20 @@ fn pull_from(
     let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
         .map_err(|err| crate::cli::untrusted_error("parsing the image manifest", err))?;
     check_manifest(&manifest)?;
-    // ANCHOR_END: pull_manifest
+    Ok((fetched, top_digest, manifest))
+}
+// ANCHOR_END: pull_manifest
 
-    // From here on, blobs land in the store: hold a lease so gc does not sweep them before
-    // the image names them.
-    let _lease = store.lease()?;
-
-    // 3. The config: small, fetched first, since it says how many layers to expect.
+// ANCHOR: pull_config
+/// Step 3: the image config, downloaded unless the store has it (capped at
+/// [`MAX_CONFIG_BYTES`]), and checked to list as many layers as the manifest does: the two
+/// documents come from the same untrusted source and must agree before any layer is fetched.
+fn pull_config(
+    client: &Client,
+    repository: &str,
+    manifest: &ImageManifest,
+    store: &Store,
+) -> Result<ImageConfiguration> {
     let config_descriptor = manifest.config();
     if !store.has_blob(config_descriptor.digest()) {
         if config_descriptor.size() > MAX_CONFIG_BYTES {
@@ -338,22 +381,23 @@ fn pull_from(
             manifest.layers().len()
         );
     }
+    Ok(config)
+}
+// ANCHOR_END: pull_config
 
-    // 4. The layers, in parallel, each unpacked as soon as it is stored; those the store
-    //    has are never downloaded again.
-    let downloaded = download_layers(
-        client,
-        repository,
-        manifest.layers(),
-        config.rootfs().diff_ids(),
-        store,
-        options,
-        progress,
-    )?;
-
-    // 5. The layers were unpacked as they arrived, as `docker pull` does, before the image
-    //    has a name: a layer the safe unpacker refuses (a path climbing out with `..`, say)
-    //    failed the pull above, and no image appears. The lease keeps gc away meanwhile.
+// ANCHOR: name_image
+/// Steps 5 and 6, once every layer is stored (and unpacked, as `docker pull` does, so a layer
+/// the safe unpacker refuses failed the pull before the image had a name): the manifest blob,
+/// then the name in the store's index, the moment the image appears. Pulled through an index,
+/// the name's repo digest is the index's, as Docker records it: the digest printed,
+/// `RepoDigests` and `repo@digest` all agree.
+fn name_image(
+    store: &Store,
+    reference: &Reference,
+    fetched: &Fetched,
+    top_digest: Digest,
+    downloaded: usize,
+) -> Result<Pulled> {
     let manifest_blob = Blob {
         digest: fetched.digest.clone(),
         size: fetched.bytes.len() as u64,
@@ -363,8 +407,6 @@ fn pull_from(
         Some(tag) => reference.with_tag(tag)?,
         None => reference.clone(),
     };
-
-    // 6. The manifest itself, then the name: the moment the image appears.
     store.put_blob(&fetched.bytes, Some(&manifest_blob))?;
     let before = store
         .resolve(&name.to_string())
@@ -375,16 +417,10 @@ fn pull_from(
         || format!("rename(index.json) naming {name} -> {}", fetched.digest),
         Chapter::Images,
     );
-    // Pulled through an index, the name's repo digest is the index's, as Docker records it:
-    // the digest printed, `RepoDigests` and `repo@digest` all agree.
     store.add_image_as(&descriptor, std::slice::from_ref(&name), Some(&top_digest))?;
     let image = store.resolve(&name.to_string())?;
-    crate::events::image(
-        store.state_root(),
-        &name.familiar(),
-        &name.familiar(),
-        "pull",
-    );
+    let familiar = name.familiar();
+    crate::events::image(store.state_root(), &familiar, &familiar, "pull");
     Ok(Pulled {
         image,
         digest: top_digest,
@@ -393,8 +429,7 @@ fn pull_from(
         name,
     })
 }
-
-// ANCHOR_END: pull
+// ANCHOR_END: name_image
 
 // ANCHOR: pull_via_mirrors
 /// dockerd's endpoint order for a Docker Hub name (`docker.io/...`): each of the
@@ -454,16 +489,30 @@ fn fetch_manifest(
     if response.status().as_u16() != 200 {
         return Err(client.error_of(&what, response));
     }
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let announced = response
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        let value = response.headers().get(name)?;
+        value.to_str().ok().map(str::to_owned)
+    };
+    let content_type = header("content-type");
+    let announced = header("docker-content-digest");
+    let bytes = read_manifest(&mut response, &what)?;
+    let digest = verify_manifest(&bytes, expected, expected_size, announced, &what)?;
+    let media_type =
+        declared_media_type(&bytes, content_type.as_deref()).with_context(|| what.clone())?;
+    manifest_kind(&media_type).with_context(|| what.clone())?;
+    Ok(Fetched {
+        bytes,
+        media_type,
+        digest,
+    })
+}
+// ANCHOR_END: fetch_manifest
+
+// ANCHOR: read_manifest
+/// Reads a manifest's body, refusing one over [`MAX_MANIFEST_BYTES`]: at once when the
+/// `Content-Length` says so, else as soon as the bytes read pass the cap. A registry decides
+/// what a tag points to, but not how much memory the client spends on it.
+fn read_manifest(response: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<Vec<u8>> {
     if let Some(length) = response.body().content_length()
         && length > MAX_MANIFEST_BYTES
     {
@@ -471,19 +520,33 @@ fn fetch_manifest(
             "{what}: the manifest is {length} bytes, more than the {MAX_MANIFEST_BYTES} accepted"
         );
     }
-    let bytes = match response
+    match response
         .body_mut()
         .with_config()
         .limit(MAX_MANIFEST_BYTES)
         .read_to_vec()
     {
-        Ok(bytes) => bytes,
+        Ok(bytes) => Ok(bytes),
         Err(ureq::Error::BodyExceedsLimit(_)) => {
             bail!("{what}: the manifest is more than the {MAX_MANIFEST_BYTES} bytes accepted")
         }
-        Err(err) => return Err(err).with_context(|| what.clone()),
-    };
-    let digest = sha256_digest(&bytes);
+        Err(err) => Err(err).with_context(|| what.to_owned()),
+    }
+}
+// ANCHOR_END: read_manifest
+
+// ANCHOR: verify_manifest
+/// Hashes a manifest's bytes and holds them to every claim made about them: the digest and
+/// size of the descriptor that pointed here (when fetched by digest), and the
+/// `Docker-Content-Digest` the registry announced. Returns the digest.
+fn verify_manifest(
+    bytes: &[u8],
+    expected: Option<&Digest>,
+    expected_size: Option<u64>,
+    announced: Option<String>,
+    what: &str,
+) -> Result<Digest> {
+    let digest = sha256_digest(bytes);
     if let Some(expected) = expected
         && &digest != expected
     {
@@ -504,16 +567,9 @@ fn fetch_manifest(
             "{what}: the registry announced digest {announced}, but the manifest hashes to {digest}"
         );
     }
-    let media_type =
-        declared_media_type(&bytes, content_type.as_deref()).with_context(|| what.clone())?;
-    manifest_kind(&media_type).with_context(|| what.clone())?;
-    Ok(Fetched {
-        bytes,
-        media_type,
-        digest,
-    })
+    Ok(digest)
 }
-// ANCHOR_END: fetch_manifest
+// ANCHOR_END: verify_manifest
 
 /// Refuses configs and layers minidock cannot use, before downloading anything big.
 fn check_manifest(manifest: &ImageManifest) -> Result<()> {
@@ -552,25 +608,14 @@ fn download_layers(
     progress: &Progress,
 ) -> Result<usize> {
     let chain = chain_ids(diff_ids)?;
-    let mut work: Vec<(usize, bool)> = Vec::new();
-    let mut seen: Vec<&Digest> = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
-        let missing = !store.has_blob(layer.digest()) && !seen.contains(&layer.digest());
-        if !missing {
-            progress.line(&format!("{}: Already exists", short_id(layer.digest())));
-        }
-        seen.push(layer.digest());
-        work.push((i, missing));
-    }
+    let work = layers_to_download(layers, store, progress);
     let count = work.iter().filter(|(_, missing)| *missing).count();
     let queue = Mutex::new(work.into_iter());
     let failed = AtomicBool::new(false);
     let errors = Mutex::new(Vec::new());
-    let jobs = if options.jobs == 0 {
-        DEFAULT_JOBS
-    } else {
-        options.jobs
-    };
+    let jobs = Some(options.jobs)
+        .filter(|&j| j > 0)
+        .unwrap_or(DEFAULT_JOBS);
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(layers.len()) {
             scope.spawn(|| {
@@ -579,29 +624,9 @@ fn download_layers(
                         break;
                     };
                     let layer = &layers[i];
-                    let result = if missing {
-                        let bar =
-                            progress.layer(short_id(layer.digest()), "Downloading", layer.size());
-                        let result = download_blob(client, repository, layer, store, Some(&bar))
-                            .and_then(|()| {
-                                if options.unpack {
-                                    bar.status("Extracting");
-                                    store.unpack_layer(layer, &diff_ids[i], &chain[i])?;
-                                }
-                                Ok(())
-                            });
-                        match &result {
-                            Ok(()) => bar.finish("Pull complete"),
-                            Err(_) => bar.fail(),
-                        }
-                        result
-                    } else if options.unpack {
-                        store
-                            .unpack_layer(layer, &diff_ids[i], &chain[i])
-                            .map(|_| ())
-                    } else {
-                        Ok(())
-                    };
+                    let unpack = options.unpack.then(|| (diff_ids[i].as_str(), &chain[i]));
+                    let result =
+                        pull_layer(client, repository, layer, store, missing, unpack, progress);
                     if let Err(err) = result {
                         failed.store(true, Ordering::Relaxed);
                         errors
@@ -619,6 +644,65 @@ fn download_layers(
     }
 }
 // ANCHOR_END: download_layers
+
+// ANCHOR: layers_to_download
+/// Which layers must be downloaded, in the manifest's order, as `(index, missing)`: a layer
+/// the store has (or that an earlier entry of the same manifest will bring) is announced as
+/// "Already exists" and only unpacked, since a blob is named by its digest and one copy is
+/// enough.
+fn layers_to_download(
+    layers: &[Descriptor],
+    store: &Store,
+    progress: &Progress,
+) -> Vec<(usize, bool)> {
+    let mut work: Vec<(usize, bool)> = Vec::new();
+    let mut seen: Vec<&Digest> = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let missing = !store.has_blob(layer.digest()) && !seen.contains(&layer.digest());
+        if !missing {
+            progress.line(&format!("{}: Already exists", short_id(layer.digest())));
+        }
+        seen.push(layer.digest());
+        work.push((i, missing));
+    }
+    work
+}
+// ANCHOR_END: layers_to_download
+
+// ANCHOR: pull_layer
+/// One layer, on its worker thread. A missing one is downloaded under its own progress bar
+/// and, given its DiffID and ChainID, unpacked at once, so "Pull complete" means a usable
+/// layer; one the store has is only unpacked (a no-op when its directory exists).
+fn pull_layer(
+    client: &Client,
+    repository: &str,
+    layer: &Descriptor,
+    store: &Store,
+    missing: bool,
+    unpack: Option<(&str, &Digest)>,
+    progress: &Progress,
+) -> Result<()> {
+    if !missing {
+        return match unpack {
+            Some((diff_id, chain_id)) => store.unpack_layer(layer, diff_id, chain_id).map(|_| ()),
+            None => Ok(()),
+        };
+    }
+    let bar = progress.layer(short_id(layer.digest()), "Downloading", layer.size());
+    let result = download_blob(client, repository, layer, store, Some(&bar)).and_then(|()| {
+        if let Some((diff_id, chain_id)) = unpack {
+            bar.status("Extracting");
+            store.unpack_layer(layer, diff_id, chain_id)?;
+        }
+        Ok(())
+    });
+    match &result {
+        Ok(()) => bar.finish("Pull complete"),
+        Err(_) => bar.fail(),
+    }
+    result
+}
+// ANCHOR_END: pull_layer
 
 // ANCHOR: download_blob
 /// `GET /v2/<name>/blobs/<digest>`, streamed into the store's blob writer, which names the
@@ -652,6 +736,20 @@ fn download_blob(
     }
     // One byte more than promised is enough to know the registry sends too much.
     let body = response.into_body().into_reader().take(expected.size + 1);
+    stream_blob(body, &expected, store, bar)
+}
+// ANCHOR_END: download_blob
+
+// ANCHOR: stream_blob
+/// Copies a blob's body into the store's ingest dir (through the progress bar, if any) and
+/// commits it: only then does it get its name, and only if digest and size match. A full
+/// disk is reported as such; any other failure is the connection's.
+fn stream_blob(
+    body: impl Read,
+    expected: &Blob,
+    store: &Store,
+    bar: Option<&progress::LayerProgress<'_>>,
+) -> Result<()> {
     let mut writer = store.blob_writer()?;
     let copied = match bar {
         Some(bar) => io::copy(
@@ -673,10 +771,10 @@ fn download_blob(
             expected.size
         )
     })?;
-    writer.commit(Some(&expected))?;
+    writer.commit(Some(expected))?;
     Ok(())
 }
-// ANCHOR_END: download_blob
+// ANCHOR_END: stream_blob
 
 // ------------------------------------------------------------------------------------------
 // Push
@@ -826,42 +924,10 @@ fn upload_blob(
     bar: &progress::LayerProgress<'_>,
 ) -> Result<bool> {
     let digest = blob.digest();
-    let head_url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
-    let head = client.send(
-        "HEAD",
-        &head_url,
-        repository,
-        Access::Push,
-        &[],
-        Payload::Empty,
-    )?;
-    match head.status().as_u16() {
-        200 => return Ok(false),
-        404 => {}
-        _ => return Err(client.error_of("checking whether the registry has the blob", head)),
+    if registry_has_blob(client, repository, digest)? {
+        return Ok(false);
     }
-    let start_url = client.url(&format!("/v2/{repository}/blobs/uploads/"));
-    explain::step(
-        "start a blob upload",
-        || format!("POST {start_url}"),
-        Chapter::Images,
-    );
-    let started = client.send(
-        "POST",
-        &start_url,
-        repository,
-        Access::Push,
-        &[],
-        Payload::Empty,
-    )?;
-    if started.status().as_u16() != 202 {
-        return Err(client.error_of("starting the upload", started));
-    }
-    let location = started
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("the registry started an upload without a Location")?;
+    let location = start_upload(client, repository)?;
     let separator = if location.contains('?') { '&' } else { '?' };
     let put_url = client.url(&format!("{location}{separator}digest={digest}"));
     explain::step(
@@ -888,6 +954,57 @@ fn upload_blob(
     Ok(true)
 }
 // ANCHOR_END: upload_blob
+
+// ANCHOR: registry_has_blob
+/// `HEAD /v2/<name>/blobs/<digest>`: 200 means the repository has the blob (an earlier push
+/// brought it), so its bytes need not travel; 404 means upload it.
+fn registry_has_blob(client: &Client, repository: &str, digest: &Digest) -> Result<bool> {
+    let head_url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
+    let head = client.send(
+        "HEAD",
+        &head_url,
+        repository,
+        Access::Push,
+        &[],
+        Payload::Empty,
+    )?;
+    match head.status().as_u16() {
+        200 => Ok(true),
+        404 => Ok(false),
+        _ => Err(client.error_of("checking whether the registry has the blob", head)),
+    }
+}
+// ANCHOR_END: registry_has_blob
+
+// ANCHOR: start_upload
+/// `POST /v2/<name>/blobs/uploads/`: the registry opens an upload session and answers 202
+/// with its `Location`, the URL the bytes go to. Returns that location.
+fn start_upload(client: &Client, repository: &str) -> Result<String> {
+    let start_url = client.url(&format!("/v2/{repository}/blobs/uploads/"));
+    explain::step(
+        "start a blob upload",
+        || format!("POST {start_url}"),
+        Chapter::Images,
+    );
+    let started = client.send(
+        "POST",
+        &start_url,
+        repository,
+        Access::Push,
+        &[],
+        Payload::Empty,
+    )?;
+    if started.status().as_u16() != 202 {
+        return Err(client.error_of("starting the upload", started));
+    }
+    let location = started
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("the registry started an upload without a Location")?;
+    Ok(location.to_owned())
+}
+// ANCHOR_END: start_upload
 
 /// An error for bad user input (exit 1, as Docker's CLI).
 pub(crate) fn request_failed(err: anyhow::Error) -> anyhow::Error {

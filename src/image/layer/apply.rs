@@ -623,6 +623,8 @@ impl<'a> Unpacker<'a> {
     }
 
     // ANCHOR: regular
+    /// A regular file: created fresh (never opened if it exists), its data written, then its
+    /// metadata set through the same file descriptor.
     #[allow(clippy::too_many_arguments)]
     fn regular(
         &mut self,
@@ -634,6 +636,18 @@ impl<'a> Unpacker<'a> {
         meta: &Meta,
         sparse: Sparse,
     ) -> Result<()> {
+        let mut file = self.create_file(raw, dir, name, meta)?;
+        self.write_data(raw, &mut file, data, size, sparse)?;
+        self.set_meta_fd(raw, file.as_fd(), meta)
+    }
+    // ANCHOR_END: regular
+
+    // ANCHOR: create_file
+    /// Creates the file `name` in `dir` with `O_CREAT|O_EXCL|O_NOFOLLOW`, which fails on any
+    /// existing name, symlinks included, so this never writes through a link: an existing
+    /// entry is unlinked first and the file made anew (the image-spec's "changeset over
+    /// existing files").
+    fn create_file(&mut self, raw: &[u8], dir: &OwnedFd, name: &[u8], meta: &Meta) -> Result<File> {
         let mode = Mode::from_bits_truncate(meta.mode & 0o7777);
         self.trace("create a file, never following", || {
             format!(
@@ -656,7 +670,22 @@ impl<'a> Unpacker<'a> {
                 mode,
             )
         })?;
-        let mut file = File::from(fd);
+        Ok(File::from(fd))
+    }
+    // ANCHOR_END: create_file
+
+    // ANCHOR: write_data
+    /// Copies the entry's `size` bytes from the archive into `file`: a sparse file's chunks
+    /// where its map puts them, a small file in one read and one write(2), a big one in
+    /// chunks of the same 1 MiB buffer. A full disk keeps its kind in the error.
+    fn write_data(
+        &mut self,
+        raw: &[u8],
+        file: &mut File,
+        data: &mut impl Read,
+        size: u64,
+        sparse: Sparse,
+    ) -> Result<()> {
         let reading = |e: std::io::Error| entry_error(raw, format!("reading its data: {e}"));
         // A full disk keeps its kind, so the command can say that the disk is full.
         let writing = |e: std::io::Error| {
@@ -667,7 +696,7 @@ impl<'a> Unpacker<'a> {
             }
         };
         if let Some(map) = sparse_map(raw, data, size, sparse)? {
-            self.sparse_data(raw, &mut file, data, &map)?;
+            self.sparse_data(raw, file, data, &map)?;
         } else if size <= WHOLE_FILE {
             // Small files (most of an image) with one read from the stream and one write(2).
             self.buf.resize(size as usize, 0);
@@ -684,9 +713,9 @@ impl<'a> Unpacker<'a> {
                 left -= n as u64;
             }
         }
-        self.set_meta_fd(raw, file.as_fd(), meta)
+        Ok(())
     }
-    // ANCHOR_END: regular
+    // ANCHOR_END: write_data
 
     /// Writes a sparse file's chunks where its map puts them and sets its size: what the map
     /// leaves out stays a hole, taking no disk space.
@@ -903,6 +932,10 @@ impl<'a> Unpacker<'a> {
     }
 
     // ANCHOR: whiteout
+    /// A whiteout entry, `.wh.NAME`, or the opaque marker `.wh..wh..opq`. A name must name
+    /// one file (`.wh.`, `.wh..` and `.wh...` fail the layer); what happens to it depends on
+    /// whether the layer is applied (the file is deleted) or kept for overlayfs (a 0/0
+    /// character device is made in its place).
     fn whiteout(&mut self, raw: &[u8], parent: &[u8], name: &[u8]) -> Result<()> {
         if name == OPAQUE_MARKER.as_bytes() {
             return self.opaque(raw, parent);
@@ -911,58 +944,79 @@ impl<'a> Unpacker<'a> {
         if target.is_empty() || target == b"." || target == b".." {
             return Err(entry_error(raw, "whiteout that names no file"));
         }
-        let victim = path::join(parent, target);
         match self.opts.whiteouts {
             // Literal archives never reach here: their `.wh.` names are plain files.
-            Whiteouts::Apply | Whiteouts::Literal => {
-                let dir = match self.parent_dir(parent, false) {
-                    Ok(dir) => dir,
-                    // Nothing there to delete.
-                    Err(WalkError::Missing(_)) => return Ok(()),
-                    Err(e) => return Err(entry_error(raw, e.describe())),
-                };
-                // ANCHOR: whiteout_apply
-                if self.fresh.contains(&victim) {
-                    // This layer's own entry of that name wins: whiteouts hide lower layers
-                    // only (image-spec), whatever the order in the archive.
-                    return Ok(());
-                }
-                if self.touched.contains(&victim) {
-                    // A directory that this layer also adds to: remove only the lower content.
-                    return self.prune(raw, &victim);
-                }
-                self.trace("apply a whiteout: delete", || {
-                    format!("unlinkat(dirfd, {}) (recursively)", show(target))
-                });
-                self.dirs.clear();
-                beneath::remove_all_at(dir.as_fd(), target)
-                    .map_err(|e| entry_error(raw, format!("deleting: {}", e.desc())))
-                // ANCHOR_END: whiteout_apply
-            }
-            Whiteouts::Overlay => {
-                if !self.opts.allow_devices {
-                    return Err(entry_error(
-                        raw,
-                        "an overlay whiteout is a character device 0/0, which only root can create",
-                    ));
-                }
-                let dir = self.parent(raw, parent, true)?;
-                if self.fresh.contains(&victim) {
-                    return Ok(());
-                }
-                self.trace("make an overlay whiteout", || {
-                    format!("mknodat(dirfd, {}, S_IFCHR, 0/0)", show(target))
-                });
-                let whiteout = |d: BorrowedFd<'_>, n: &[u8]| {
-                    mknodat(d, n, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-                };
-                self.replace_leaf(raw, &dir, target, whiteout)?;
-                self.mark_touched(parent);
-                Ok(())
-            }
+            Whiteouts::Apply | Whiteouts::Literal => self.delete_lower(raw, parent, target),
+            Whiteouts::Overlay => self.overlay_whiteout(raw, parent, target),
         }
     }
+    // ANCHOR_END: whiteout
 
+    // ANCHOR: delete_lower
+    /// Applies a whiteout: deletes `target` in `parent`, reached like any other path (so
+    /// `link/.wh.x` fails when `link` is a symlink). Only what lower layers put there goes:
+    /// an entry of this layer wins, and a directory this layer adds to loses only its lower
+    /// content. Nothing to delete is no error.
+    fn delete_lower(&mut self, raw: &[u8], parent: &[u8], target: &[u8]) -> Result<()> {
+        let victim = path::join(parent, target);
+        let dir = match self.parent_dir(parent, false) {
+            Ok(dir) => dir,
+            // Nothing there to delete.
+            Err(WalkError::Missing(_)) => return Ok(()),
+            Err(e) => return Err(entry_error(raw, e.describe())),
+        };
+        // ANCHOR: whiteout_apply
+        if self.fresh.contains(&victim) {
+            // This layer's own entry of that name wins: whiteouts hide lower layers
+            // only (image-spec), whatever the order in the archive.
+            return Ok(());
+        }
+        if self.touched.contains(&victim) {
+            // A directory that this layer also adds to: remove only the lower content.
+            return self.prune(raw, &victim);
+        }
+        self.trace("apply a whiteout: delete", || {
+            format!("unlinkat(dirfd, {}) (recursively)", show(target))
+        });
+        self.dirs.clear();
+        beneath::remove_all_at(dir.as_fd(), target)
+            .map_err(|e| entry_error(raw, format!("deleting: {}", e.desc())))
+        // ANCHOR_END: whiteout_apply
+    }
+    // ANCHOR_END: delete_lower
+
+    // ANCHOR: overlay_whiteout
+    /// Keeps a whiteout for overlayfs: a character device 0/0 named `target`, overlayfs's own
+    /// form of a deletion, which only root can make (`CAP_MKNOD`). An entry of this layer
+    /// with that name wins, as in `delete_lower`.
+    fn overlay_whiteout(&mut self, raw: &[u8], parent: &[u8], target: &[u8]) -> Result<()> {
+        if !self.opts.allow_devices {
+            return Err(entry_error(
+                raw,
+                "an overlay whiteout is a character device 0/0, which only root can create",
+            ));
+        }
+        let victim = path::join(parent, target);
+        let dir = self.parent(raw, parent, true)?;
+        if self.fresh.contains(&victim) {
+            return Ok(());
+        }
+        self.trace("make an overlay whiteout", || {
+            format!("mknodat(dirfd, {}, S_IFCHR, 0/0)", show(target))
+        });
+        let whiteout = |d: BorrowedFd<'_>, n: &[u8]| {
+            mknodat(d, n, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+        };
+        self.replace_leaf(raw, &dir, target, whiteout)?;
+        self.mark_touched(parent);
+        Ok(())
+    }
+    // ANCHOR_END: overlay_whiteout
+
+    // ANCHOR: opaque
+    /// The opaque marker `.wh..wh..opq`: the directory hides everything lower layers put in
+    /// it. Applied, that lower content is deleted; kept for overlayfs, the directory gets the
+    /// opaque xattr.
     fn opaque(&mut self, raw: &[u8], dir_path: &[u8]) -> Result<()> {
         match self.opts.whiteouts {
             // Literal archives never reach here: their `.wh.` names are plain files.
@@ -992,6 +1046,9 @@ impl<'a> Unpacker<'a> {
         }
     }
 
+    // ANCHOR_END: opaque
+
+    // ANCHOR: prune
     /// Removes from `dir_path` whatever is not this layer's: the lower layers' content.
     fn prune(&mut self, raw: &[u8], dir_path: &[u8]) -> Result<()> {
         let fd = match beneath::open_dir(self.root, dir_path, false, None) {
@@ -1019,7 +1076,7 @@ impl<'a> Unpacker<'a> {
         }
         Ok(())
     }
-    // ANCHOR_END: whiteout
+    // ANCHOR_END: prune
 
     /// The end pass: directory owners, modes and times, now that nothing more will be
     /// created inside them.
