@@ -366,6 +366,85 @@ fn published_tcp_and_udp_ports_nft() {
     published_ports(Backend::Nft);
 }
 
+/// The rules `add_rules` adds in one transaction per table, as `iptables -S` lists them.
+fn batched_rules(backend: Backend) -> Vec<String> {
+    let subnet: net::ipam::Subnet = "10.68.0.0/24".parse().unwrap();
+    let bridge = format!("mdb{}", suffix());
+    let mut specs = net::nat::bridge_rules(&bridge, subnet);
+    let mapping: net::PortMapping = "18082:80".parse().unwrap();
+    specs.extend(net::nat::publish_rules(
+        "batched",
+        mapping,
+        Ipv4Addr::new(10, 68, 0, 2),
+    ));
+    let added = net::nat::add_rules(backend, &specs).unwrap();
+    assert_eq!(added.len(), specs.len());
+    let listed = net::nat::list_rules(backend).unwrap();
+    // Gone already (as after a crash half-way through a teardown): the batch that deletes
+    // it fails, and the others of its table are still deleted one by one.
+    net::nat::delete_rule(&added[1]).unwrap();
+    let reversed: Vec<_> = added.iter().rev().cloned().collect();
+    let (kept, err) = net::nat::delete_rules(&reversed);
+    assert!(err.is_none(), "{err:?}");
+    assert!(kept.is_empty(), "{kept:#?}");
+    assert_eq!(net::nat::list_rules(backend).unwrap(), Vec::<String>::new());
+    // Deleting again is not an error either.
+    assert!(net::nat::delete_rules(&reversed).1.is_none());
+    listed
+}
+
+/// Rules added in one `iptables-restore` transaction per table are the rules added one by
+/// one, in the same order (`-I` rules first in their chain, in reverse), and a batch delete
+/// where one rule is already gone still deletes the rest.
+fn rules_in_one_transaction(backend: Backend) {
+    if !require_root() || !require_backend(backend) {
+        return;
+    }
+    private_netns(|| {
+        let batched = batched_rules(backend);
+        let subnet: net::ipam::Subnet = "10.68.0.0/24".parse().unwrap();
+        let bridge = format!("mdb{}", suffix());
+        let mut specs = net::nat::bridge_rules(&bridge, subnet);
+        let mapping: net::PortMapping = "18082:80".parse().unwrap();
+        specs.extend(net::nat::publish_rules(
+            "batched",
+            mapping,
+            Ipv4Addr::new(10, 68, 0, 2),
+        ));
+        let mut one_by_one = Vec::new();
+        for spec in &specs {
+            one_by_one.push(net::nat::add_rule(backend, spec).unwrap());
+        }
+        let listed = net::nat::list_rules(backend).unwrap();
+        for rule in one_by_one.iter().rev() {
+            net::nat::delete_rule(rule).unwrap();
+        }
+        let strip = |lines: Vec<String>, name: &str| -> Vec<String> {
+            lines
+                .into_iter()
+                .map(|l| l.replace(name, "BRIDGE"))
+                .collect()
+        };
+        let batched_bridge = batched
+            .iter()
+            .find_map(|l| l.split("minidock:bridge:").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|name| name.trim_end_matches('"').to_owned())
+            .expect("a bridge rule");
+        assert_eq!(strip(batched, &batched_bridge), strip(listed, &bridge));
+    });
+}
+
+#[test]
+fn rules_in_one_transaction_iptables_nft() {
+    rules_in_one_transaction(Backend::IptablesNft);
+}
+
+#[test]
+fn rules_in_one_transaction_iptables_legacy() {
+    rules_in_one_transaction(Backend::IptablesLegacy);
+}
+
 // ---------------------------------------------------------------------------------------------
 // IPAM across processes.
 

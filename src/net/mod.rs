@@ -238,20 +238,8 @@ pub fn setup_bridge(
     cfg.validate()?;
     let _lock = state.lock()?;
     let mut nl = Netlink::open().context("opening a netlink socket")?;
-    if let Some(existing) = state.read::<BridgeRecord>(&bridge_file(&cfg.name))? {
-        if existing.subnet != cfg.subnet || existing.gateway != cfg.gateway {
-            bail!(
-                "bridge {} already exists with subnet {} and gateway {}",
-                cfg.name,
-                existing.subnet,
-                existing.gateway
-            );
-        }
-        if nl.link_index(&cfg.name)?.is_some() {
-            return Ok(existing);
-        }
-        // The record outlived its bridge (a reboot): clear what is left, then start afresh.
-        remove_bridge_locked(state, &mut nl, &existing)?;
+    if let Some(existing) = existing_bridge(state, &mut nl, cfg)? {
+        return Ok(existing);
     }
     check_subnet_is_free(state, &mut nl, cfg)?;
     if nl.link_index(&cfg.name)?.is_some() {
@@ -261,8 +249,56 @@ pub fn setup_bridge(
             state.root().display()
         );
     }
-
     let mut undo = Undo::default();
+    create_bridge_link(&mut nl, cfg, &mut undo)?;
+    let mut record = BridgeRecord {
+        name: cfg.name.clone(),
+        subnet: cfg.subnet,
+        gateway: cfg.gateway,
+        backend: nat,
+        rules: Vec::new(),
+    };
+    if let Some(backend) = nat {
+        record.rules = add_bridge_nat(state, cfg, backend, &mut undo)?;
+    }
+    state.write(&bridge_file(&cfg.name), &record)?;
+    undo.commit();
+    Ok(record)
+}
+// ANCHOR_END: setup_bridge
+
+// ANCHOR: existing_bridge
+/// The record of the bridge `cfg` names when it is set up already, with the same subnet and
+/// gateway. A record whose bridge is gone (a reboot) is cleared first, and `None` returned.
+fn existing_bridge(
+    state: &StateDir,
+    nl: &mut Netlink,
+    cfg: &BridgeConfig,
+) -> Result<Option<BridgeRecord>> {
+    let Some(existing) = state.read::<BridgeRecord>(&bridge_file(&cfg.name))? else {
+        return Ok(None);
+    };
+    if existing.subnet != cfg.subnet || existing.gateway != cfg.gateway {
+        bail!(
+            "bridge {} already exists with subnet {} and gateway {}",
+            cfg.name,
+            existing.subnet,
+            existing.gateway
+        );
+    }
+    if nl.link_index(&cfg.name)?.is_some() {
+        return Ok(Some(existing));
+    }
+    // The record outlived its bridge (a reboot): clear what is left, then start afresh.
+    remove_bridge_locked(state, nl, &existing)?;
+    Ok(None)
+}
+// ANCHOR_END: existing_bridge
+
+// ANCHOR: create_bridge_link
+/// Creates the bridge link, gives it the gateway address, brings it up and turns on its
+/// `route_localnet`; pushes the link's deletion to `undo`.
+fn create_bridge_link(nl: &mut Netlink, cfg: &BridgeConfig, undo: &mut Undo) -> Result<()> {
     nl.create_bridge(&cfg.name)
         .with_context(|| format!("creating bridge {}", cfg.name))?;
     let name = cfg.name.clone();
@@ -274,46 +310,40 @@ pub fn setup_bridge(
     let index = nl
         .link_index(&cfg.name)?
         .with_context(|| format!("bridge {} vanished after creation", cfg.name))?;
-    nl.add_address(index, cfg.gateway, cfg.subnet.prefix)
-        .with_context(|| {
-            format!(
-                "adding {}/{} to {}",
-                cfg.gateway, cfg.subnet.prefix, cfg.name
-            )
-        })?;
+    let (gateway, prefix) = (cfg.gateway, cfg.subnet.prefix);
+    nl.add_address(index, gateway, prefix)
+        .with_context(|| format!("adding {gateway}/{prefix} to {}", cfg.name))?;
     nl.set_up(index, &cfg.name, None)
         .with_context(|| format!("bringing {} up", cfg.name))?;
     // Let packets with a 127.0.0.0/8 source leave through this bridge, which DNAT of
     // 127.0.0.1:PORT produces (ip-sysctl.rst, route_localnet). It goes with the bridge.
-    nat::write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", cfg.name), "1")?;
-
-    let mut record = BridgeRecord {
-        name: cfg.name.clone(),
-        subnet: cfg.subnet,
-        gateway: cfg.gateway,
-        backend: nat,
-        rules: Vec::new(),
-    };
-    if let Some(backend) = nat {
-        record.rules = nat::add_rules(backend, &nat::bridge_rules(&cfg.name, cfg.subnet))?;
-        let rules = record.rules.clone();
-        undo.push(move || {
-            for rule in rules.iter().rev() {
-                let _ = nat::delete_rule(rule);
-            }
-        });
-        // Outbound NAT needs the host to route between the bridge and its uplink.
-        acquire_forwarding(state, &cfg.name)?;
-        let (state2, name) = (state.clone(), cfg.name.clone());
-        undo.push(move || {
-            let _ = release_forwarding(&state2, &name);
-        });
-    }
-    state.write(&bridge_file(&cfg.name), &record)?;
-    undo.commit();
-    Ok(record)
+    nat::write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", cfg.name), "1")
 }
-// ANCHOR_END: setup_bridge
+// ANCHOR_END: create_bridge_link
+
+// ANCHOR: add_bridge_nat
+/// Adds the bridge's NAT rules with `backend` and enables `ip_forward`; pushes their undo to
+/// `undo`. Returns the rules added.
+fn add_bridge_nat(
+    state: &StateDir,
+    cfg: &BridgeConfig,
+    backend: Backend,
+    undo: &mut Undo,
+) -> Result<Vec<AppliedRule>> {
+    let rules = nat::add_rules(backend, &nat::bridge_rules(&cfg.name, cfg.subnet))?;
+    let reversed: Vec<AppliedRule> = rules.iter().rev().cloned().collect();
+    undo.push(move || {
+        let _ = nat::delete_rules(&reversed);
+    });
+    // Outbound NAT needs the host to route between the bridge and its uplink.
+    acquire_forwarding(state, &cfg.name)?;
+    let (state2, name) = (state.clone(), cfg.name.clone());
+    undo.push(move || {
+        let _ = release_forwarding(&state2, &name);
+    });
+    Ok(rules)
+}
+// ANCHOR_END: add_bridge_nat
 
 /// Refuses a subnet that overlaps another minidock network or an address already on the host
 /// (routing to it would become ambiguous).
@@ -647,6 +677,27 @@ pub fn publish(
             att.bridge
         )
     })?;
+    let chosen = choose_ports(state, ports)?;
+    let specs: Vec<_> = chosen
+        .iter()
+        .flat_map(|p| nat::publish_rules(container, *p, att.address))
+        .collect();
+    let added = nat::add_rules(backend, &specs)?;
+    att.rules.extend(added.iter().cloned());
+    att.ports.extend_from_slice(&chosen);
+    if let Err(err) = state.write_unsynced(&container_file(container), &att) {
+        let reversed: Vec<AppliedRule> = added.iter().rev().cloned().collect();
+        let _ = nat::delete_rules(&reversed);
+        return Err(err);
+    }
+    Ok(added)
+}
+// ANCHOR_END: publish
+
+// ANCHOR: choose_ports
+/// The host ports of `ports`: each one given, checked to be free ([`check_port`]), and each
+/// 0 replaced by a free ephemeral port.
+fn choose_ports(state: &StateDir, ports: &[PortMapping]) -> Result<Vec<PortMapping>> {
     let others = attachments(state)?;
     let mut taken: Vec<PortMapping> = others.iter().flat_map(|a| a.ports.clone()).collect();
     let mut chosen = Vec::with_capacity(ports.len());
@@ -660,22 +711,9 @@ pub fn publish(
         taken.push(p);
         chosen.push(p);
     }
-    let specs: Vec<_> = chosen
-        .iter()
-        .flat_map(|p| nat::publish_rules(container, *p, att.address))
-        .collect();
-    let added = nat::add_rules(backend, &specs)?;
-    att.rules.extend(added.iter().cloned());
-    att.ports.extend_from_slice(&chosen);
-    if let Err(err) = state.write_unsynced(&container_file(container), &att) {
-        for rule in added.iter().rev() {
-            let _ = nat::delete_rule(rule);
-        }
-        return Err(err);
-    }
-    Ok(added)
+    Ok(chosen)
 }
-// ANCHOR_END: publish
+// ANCHOR_END: choose_ports
 
 /// A host port that cannot be published: given twice, published by another container
 /// (`by`), or in use by a program of the host (`by` is `None`).
@@ -811,14 +849,8 @@ pub fn teardown_endpoint(state: &StateDir, container: &str, interface: &str) -> 
 
 fn teardown_attachment(state: &StateDir, nl: &mut Netlink, mut att: Attachment) -> Result<()> {
     let key = endpoint_key(&att.container, &att.interface);
-    let mut first_error = None;
-    let mut kept = Vec::new();
-    for rule in att.rules.iter().rev() {
-        if let Err(err) = nat::delete_rule(rule) {
-            first_error.get_or_insert(err);
-            kept.push(rule.clone());
-        }
-    }
+    let reversed: Vec<AppliedRule> = att.rules.iter().rev().cloned().collect();
+    let (mut kept, mut first_error) = nat::delete_rules(&reversed);
     if let Err(err) = delete_link_if_present(nl, &att.host_veth) {
         first_error.get_or_insert(err);
     }
@@ -890,8 +922,9 @@ pub fn teardown_bridge(state: &StateDir, name: &str) -> Result<()> {
 }
 
 fn remove_bridge_locked(state: &StateDir, nl: &mut Netlink, record: &BridgeRecord) -> Result<()> {
-    for rule in record.rules.iter().rev() {
-        nat::delete_rule(rule)?;
+    let reversed: Vec<AppliedRule> = record.rules.iter().rev().cloned().collect();
+    if let (_, Some(err)) = nat::delete_rules(&reversed) {
+        return Err(err);
     }
     if record.backend == Some(Backend::Nft) {
         nat::remove_nft_table_if_empty()?;

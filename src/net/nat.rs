@@ -581,66 +581,89 @@ pub fn add_rule(backend: Backend, rule: &RuleSpec) -> Result<AppliedRule> {
         Backend::IptablesNft | Backend::IptablesLegacy => {
             let r = render_iptables(rule);
             let binary = backend.name();
-            let op = if r.insert { "-I" } else { "-A" };
-            explain::step(
-                "add a netfilter rule",
-                || {
-                    format!(
-                        "{binary} -t {} {op} {} {}",
-                        r.table,
-                        r.chain,
-                        shell_words(&r.spec)
-                    )
-                },
-                Chapter::Networking,
-            );
+            let op = explain_add(binary, &r);
             run(iptables(binary)
                 .args(["-t", r.table, op, r.chain])
                 .args(&r.spec))?;
-            Ok(AppliedRule::Iptables {
-                binary: binary.to_owned(),
-                table: r.table.to_owned(),
-                chain: r.chain.to_owned(),
-                spec: r.spec,
-            })
+            Ok(applied_iptables(binary, r))
         }
-        Backend::Nft => {
-            ensure_nft_table()?;
-            let (chain, text) = render_nft(rule);
-            explain::step(
-                "add a netfilter rule",
-                || format!("nft add rule ip {NFT_TABLE} {chain} {text}"),
-                Chapter::Networking,
-            );
-            // A drop between bridges goes first, above the bridges' accepts.
-            let verb = match rule.kind {
-                RuleKind::DropBetweenBridges { .. } => "insert",
-                _ => "add",
-            };
-            // --echo --handle prints the rule back with the handle the kernel gave it.
-            let out = run(Command::new("nft")
-                .args(["--echo", "--handle", verb, "rule", "ip", NFT_TABLE, chain])
-                .arg(&text))?;
-            let handle = out
-                .lines()
-                .find_map(|l| {
-                    l.rsplit_once("# handle ")
-                        .and_then(|(_, h)| h.trim().parse().ok())
-                })
-                .with_context(|| format!("nft did not report the new rule's handle: {out:?}"))?;
-            Ok(AppliedRule::Nft {
-                chain: chain.to_owned(),
-                handle,
-                comment: rule.comment.clone(),
-                rule: text,
-            })
-        }
+        Backend::Nft => add_nft_rule(rule),
+    }
+}
+
+/// Shows the iptables command that adds `r` (under `--explain`) and returns its operation,
+/// `-I` (first in the chain) or `-A` (last).
+fn explain_add(binary: &str, r: &IptablesRule) -> &'static str {
+    let op = if r.insert { "-I" } else { "-A" };
+    explain::step(
+        "add a netfilter rule",
+        || {
+            let spec = shell_words(&r.spec);
+            format!("{binary} -t {} {op} {} {spec}", r.table, r.chain)
+        },
+        Chapter::Networking,
+    );
+    op
+}
+
+/// The record of an iptables rule added with `binary`.
+fn applied_iptables(binary: &str, r: IptablesRule) -> AppliedRule {
+    AppliedRule::Iptables {
+        binary: binary.to_owned(),
+        table: r.table.to_owned(),
+        chain: r.chain.to_owned(),
+        spec: r.spec,
     }
 }
 // ANCHOR_END: add_rule
 
+// ANCHOR: add_nft_rule
+/// Adds one rule to our nft table, made first if missing, and records its handle.
+fn add_nft_rule(rule: &RuleSpec) -> Result<AppliedRule> {
+    ensure_nft_table()?;
+    let (chain, text) = render_nft(rule);
+    explain::step(
+        "add a netfilter rule",
+        || format!("nft add rule ip {NFT_TABLE} {chain} {text}"),
+        Chapter::Networking,
+    );
+    // A drop between bridges goes first, above the bridges' accepts.
+    let verb = match rule.kind {
+        RuleKind::DropBetweenBridges { .. } => "insert",
+        _ => "add",
+    };
+    // --echo --handle prints the rule back with the handle the kernel gave it.
+    let out = run(Command::new("nft")
+        .args(["--echo", "--handle", verb, "rule", "ip", NFT_TABLE, chain])
+        .arg(&text))?;
+    let handle = out
+        .lines()
+        .find_map(|l| {
+            l.rsplit_once("# handle ")
+                .and_then(|(_, h)| h.trim().parse().ok())
+        })
+        .with_context(|| format!("nft did not report the new rule's handle: {out:?}"))?;
+    Ok(AppliedRule::Nft {
+        chain: chain.to_owned(),
+        handle,
+        comment: rule.comment.clone(),
+        rule: text,
+    })
+}
+// ANCHOR_END: add_nft_rule
+
+// ANCHOR: add_rules
 /// Adds `rules` in order; if one fails, deletes the ones already added and returns the error.
+/// With an iptables backend the rules of one table go in one `iptables-restore --noflush`
+/// call, which the kernel applies as one transaction (all of them or none): one process per
+/// table instead of one per rule.
 pub fn add_rules(backend: Backend, rules: &[RuleSpec]) -> Result<Vec<AppliedRule>> {
+    if backend != Backend::Nft && rules.len() > 1 {
+        let rendered: Vec<IptablesRule> = rules.iter().map(render_iptables).collect();
+        if rendered.iter().all(|r| restore_words(&r.spec).is_some()) {
+            return add_iptables_batch(backend.name(), rendered);
+        }
+    }
     let mut added = Vec::new();
     for rule in rules {
         match add_rule(backend, rule) {
@@ -654,6 +677,97 @@ pub fn add_rules(backend: Backend, rules: &[RuleSpec]) -> Result<Vec<AppliedRule
         }
     }
     Ok(added)
+}
+
+/// Adds iptables rules with one `BINARY-restore` call per table, tables in the order they
+/// first appear; if a table's call fails, the tables already added are deleted again.
+fn add_iptables_batch(binary: &str, rules: Vec<IptablesRule>) -> Result<Vec<AppliedRule>> {
+    let mut added: Vec<AppliedRule> = Vec::new();
+    for table in tables_in_order(rules.iter().map(|r| r.table)) {
+        let lines: Vec<String> = rules
+            .iter()
+            .filter(|r| r.table == table)
+            .map(|r| restore_line(explain_add(binary, r), r.chain, &r.spec))
+            .collect();
+        if let Err(err) = restore(binary, table, &lines) {
+            if let (_, Some(undo_err)) = delete_rules(&added) {
+                return Err(err.context(format!("{undo_err:#}")));
+            }
+            return Err(err);
+        }
+        let of_table = rules.iter().filter(|r| r.table == table).cloned();
+        added.extend(of_table.map(|r| applied_iptables(binary, r)));
+    }
+    Ok(added)
+}
+// ANCHOR_END: add_rules
+
+/// The distinct tables, in the order they first appear.
+fn tables_in_order<'a>(tables: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for table in tables {
+        if !out.contains(&table) {
+            out.push(table);
+        }
+    }
+    out
+}
+
+/// The words of a rule as iptables-restore(8) reads them back: a word with whitespace in
+/// double quotes. `None` when a word holds what its parser would read differently (a quote,
+/// a backslash, a line break, or nothing at all).
+fn restore_words(spec: &[String]) -> Option<String> {
+    let mut words = Vec::with_capacity(spec.len());
+    for w in spec {
+        if w.is_empty() || w.contains(['"', '\'', '\\', '\n', '\r']) {
+            return None;
+        }
+        if w.contains(char::is_whitespace) {
+            words.push(format!("\"{w}\""));
+        } else {
+            words.push(w.clone());
+        }
+    }
+    Some(words.join(" "))
+}
+
+/// One line of iptables-restore's input: `OP CHAIN SPEC...` (the spec was checked with
+/// [`restore_words`]).
+fn restore_line(op: &str, chain: &str, spec: &[String]) -> String {
+    format!("{op} {chain} {}", restore_words(spec).unwrap_or_default())
+}
+
+/// Runs `BINARY-restore --noflush -w 10` on `lines` of `table`: one transaction that changes
+/// only those rules, as iptables-restore(8) describes `--noflush`.
+fn restore(binary: &str, table: &str, lines: &[String]) -> Result<()> {
+    use std::io::Write;
+    let program = format!("{binary}-restore");
+    let input = format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"));
+    let mut child = Command::new(&program)
+        .args(["--noflush", "-w", "10"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {program}"))?;
+    let written = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes());
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        bail!(
+            "{program} --noflush of {input:?}: {} ({})",
+            out.status,
+            first.trim()
+        );
+    }
+    written.with_context(|| format!("writing to {program}"))
 }
 
 fn ensure_nft_table() -> Result<()> {
@@ -711,11 +825,7 @@ pub fn delete_rule(rule: &AppliedRule) -> Result<()> {
             chain,
             spec,
         } => {
-            explain::step(
-                "delete a netfilter rule",
-                || format!("{binary} -t {table} -D {chain} {}", shell_words(spec)),
-                Chapter::Networking,
-            );
+            explain_delete(binary, table, chain, spec);
             match run(iptables(binary).args(["-t", table, "-D", chain]).args(spec)) {
                 Ok(_) => Ok(()),
                 Err(err) => {
@@ -736,36 +846,123 @@ pub fn delete_rule(rule: &AppliedRule) -> Result<()> {
             handle,
             comment,
             ..
-        } => {
-            // Handles are unique within a table, but a table deleted and recreated by someone
-            // else could reuse ours: only delete the rule if it still carries our comment.
-            let ours = nft_rules()?.into_iter().any(|r| {
-                r["chain"] == chain.as_str()
-                    && r["handle"].as_u64() == Some(*handle)
-                    && r["comment"] == comment.as_str()
-            });
-            if !ours {
-                return Ok(());
-            }
-            explain::step(
-                "delete a netfilter rule",
-                || format!("nft delete rule ip {NFT_TABLE} {chain} handle {handle}"),
-                Chapter::Networking,
-            );
-            run(Command::new("nft").args([
-                "delete",
-                "rule",
-                "ip",
-                NFT_TABLE,
-                chain,
-                "handle",
-                &handle.to_string(),
-            ]))?;
-            Ok(())
-        }
+        } => delete_nft_rule(chain, *handle, comment),
     }
 }
 // ANCHOR_END: delete_rule
+
+/// Shows the iptables command that deletes a rule (under `--explain`).
+fn explain_delete(binary: &str, table: &str, chain: &str, spec: &[String]) {
+    explain::step(
+        "delete a netfilter rule",
+        || format!("{binary} -t {table} -D {chain} {}", shell_words(spec)),
+        Chapter::Networking,
+    );
+}
+
+// ANCHOR: delete_nft_rule
+/// Deletes the rule at `handle` in our nft table's `chain`, if it still carries `comment`.
+fn delete_nft_rule(chain: &str, handle: u64, comment: &str) -> Result<()> {
+    // Handles are unique within a table, but a table deleted and recreated by someone else
+    // could reuse ours: only delete the rule if it still carries our comment.
+    let ours = nft_rules()?.into_iter().any(|r| {
+        r["chain"] == chain && r["handle"].as_u64() == Some(handle) && r["comment"] == comment
+    });
+    if !ours {
+        return Ok(());
+    }
+    explain::step(
+        "delete a netfilter rule",
+        || format!("nft delete rule ip {NFT_TABLE} {chain} handle {handle}"),
+        Chapter::Networking,
+    );
+    let handle = handle.to_string();
+    run(Command::new("nft").args(["delete", "rule", "ip", NFT_TABLE, chain, "handle", &handle]))?;
+    Ok(())
+}
+// ANCHOR_END: delete_nft_rule
+
+// ANCHOR: delete_rules
+/// Deletes `rules` in the order given, as [`delete_rule`] each. The iptables rules of one
+/// table go in one `iptables-restore --noflush` call; when that fails (a rule is already
+/// gone, which `-D` in a transaction refuses) they are deleted one by one. Returns the rules
+/// that are still there, in the order given, and the first error.
+pub fn delete_rules(rules: &[AppliedRule]) -> (Vec<AppliedRule>, Option<anyhow::Error>) {
+    let mut kept = Vec::new();
+    let mut first_error = None;
+    let mut i = 0;
+    while i < rules.len() {
+        let group = same_table_run(&rules[i..]);
+        let batched = group > 1 && delete_iptables_batch(&rules[i..i + group]);
+        if !batched {
+            for rule in &rules[i..i + group] {
+                if let Err(err) = delete_rule(rule) {
+                    first_error.get_or_insert(err);
+                    kept.push(rule.clone());
+                }
+            }
+        }
+        i += group;
+    }
+    (kept, first_error)
+}
+// ANCHOR_END: delete_rules
+
+/// How many rules from the first are iptables rules of the same binary and table (at least 1).
+fn same_table_run(rules: &[AppliedRule]) -> usize {
+    let key = |r: &AppliedRule| match r {
+        AppliedRule::Iptables { binary, table, .. } => Some((binary.clone(), table.clone())),
+        AppliedRule::Nft { .. } => None,
+    };
+    let Some(first) = key(&rules[0]) else {
+        return 1;
+    };
+    1 + rules[1..]
+        .iter()
+        .take_while(|r| key(r).as_ref() == Some(&first))
+        .count()
+}
+
+/// Deletes iptables rules of one binary and table in one transaction; false when it did not
+/// (nothing was deleted then).
+fn delete_iptables_batch(rules: &[AppliedRule]) -> bool {
+    let mut lines = Vec::with_capacity(rules.len());
+    let mut target = None;
+    for rule in rules {
+        let AppliedRule::Iptables {
+            binary,
+            table,
+            chain,
+            spec,
+        } = rule
+        else {
+            return false;
+        };
+        if restore_words(spec).is_none() {
+            return false;
+        }
+        lines.push(restore_line("-D", chain, spec));
+        target = Some((binary, table));
+    }
+    let Some((binary, table)) = target else {
+        return false;
+    };
+    if restore(binary, table, &lines).is_err() {
+        return false;
+    }
+    for rule in rules {
+        if let AppliedRule::Iptables {
+            binary,
+            table,
+            chain,
+            spec,
+        } = rule
+        {
+            explain_delete(binary, table, chain, spec);
+        }
+    }
+    true
+}
 
 /// Deletes our nft table once no rule of ours is left in it (with nft, the table is ours).
 pub fn remove_nft_table_if_empty() -> Result<()> {
