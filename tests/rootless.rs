@@ -377,6 +377,7 @@ fn user_mode_network() {
     let id = ok_stdout(&args, &out).trim().to_owned();
     let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "tap0"]);
     assert!(addr.contains("inet 10.0.2.100/24"), "{addr}");
+    inspect_shows_the_user_mode_network(&user, &id, &publish);
     let slirp_pid: i32 = std::fs::read_to_string(
         user.data_dir()
             .join("minidock/containers")
@@ -405,6 +406,38 @@ fn user_mode_network() {
                 .is_ok_and(|s| s.contains(") Z ")),
         "rm left slirp4netns running"
     );
+}
+
+/// `inspect` shows slirp4netns's network as the container sees it (address, prefix,
+/// gateway, and the MAC address `ip link` shows for tap0), at the top of NetworkSettings and
+/// in the default network's entry; `ps` and `inspect` show the published port.
+fn inspect_shows_the_user_mode_network(user: &RootlessUser, id: &str, publish: &str) {
+    let link = user.ok(&["exec", id, "ip", "-o", "link", "show", "tap0"]);
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {link:?}"));
+    let fields = "{{.IPAddress}}/{{.IPPrefixLen}} {{.Gateway}} {{.MacAddress}}";
+    let top = user.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{with .NetworkSettings}}}}{fields}{{{{end}}}}"),
+        id,
+    ]);
+    let expected = format!("10.0.2.100/24 10.0.2.2 {mac}\n");
+    assert_eq!(top, expected);
+    let entry =
+        format!("{{{{with index .NetworkSettings.Networks \"bridge\"}}}}{fields}{{{{end}}}}");
+    assert_eq!(user.ok(&["inspect", "-f", &entry, id]), expected);
+    let ports = user.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", id]);
+    let (ip, port) = publish.rsplit_once(':').unwrap().0.split_once(':').unwrap();
+    assert_eq!(
+        ports.trim(),
+        format!(r#"{{"80/tcp":[{{"HostIp":"{ip}","HostPort":"{port}"}}]}}"#)
+    );
+    let ps = user.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, format!("{ip}:{port}->80/tcp\n"));
 }
 
 /// `GET /` on 127.0.0.1:PORT; the whole response.
@@ -445,4 +478,175 @@ fn open_tun_device() -> tempfile::TempDir {
     )
     .unwrap();
     dir
+}
+
+/// A bundle as a user makes one for `runc --rootless`: a busybox rootfs and `runc spec
+/// --rootless` (a user namespace mapping root to the user's own ids), owned by the user, with
+/// `args` and no terminal.
+fn rootless_bundle(user: &RootlessUser, args: &[&str]) -> std::path::PathBuf {
+    let bundle = user.home().join("bundle");
+    common::build_busybox_rootfs(&bundle.join("rootfs"));
+    let owner = format!("{}:{}", user.uid, user.gid);
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &owner])
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let spec = user
+        .command(Path::new("runc"))
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    ok_stdout(&["runc", "spec", "--rootless"], &spec);
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    bundle
+}
+
+/// `create` and `start` of a long-running container from `bundle` by `runtime` (`runc`, or
+/// `minidock runtime`) as the user; the host's view of its process (Uid and Gid of
+/// /proc/PID/status) and `list`'s OWNER; then `kill` and `delete`.
+fn rootless_runtime_run(
+    user: &RootlessUser,
+    runtime: &[&Path],
+    bundle: &Path,
+) -> (Vec<u32>, Vec<u32>, String) {
+    let run = |args: &[&str]| {
+        let mut cmd = user.command(runtime[0]);
+        cmd.args(&runtime[1..]).args(args);
+        let out = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        ok_stdout(args, &out)
+    };
+    let bundle_arg = bundle.to_str().unwrap();
+    // The container keeps its stdio: give it none, so the command's output ends.
+    let mut create = user.command(runtime[0]);
+    create.args(&runtime[1..]);
+    create.args(["create", "--bundle", bundle_arg, "rl1"]);
+    let status = create
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{runtime:?} create failed");
+    run(&["start", "rl1"]);
+    let state: serde_json::Value = serde_json::from_str(&run(&["state", "rl1"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    let ids = (status_ids(pid, "Uid:"), status_ids(pid, "Gid:"));
+    let list: serde_json::Value = serde_json::from_str(&run(&["list", "-f", "json"])).unwrap();
+    let owner = list[0]["owner"].as_str().unwrap().to_owned();
+    run(&["kill", "rl1", "KILL"]);
+    run(&["delete", "--force", "rl1"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        }
+    );
+    (ids.0, ids.1, owner)
+}
+
+#[test]
+fn the_runtime_runs_a_runc_rootless_bundle_as_runc_does() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(common::have("runc", "--version"), "runc is not installed") {
+        return;
+    }
+    let bundle = rootless_bundle(&user, &["sleep", "1000"]);
+    let minidock = assert_cmd::cargo::cargo_bin("minidock");
+    let ours = rootless_runtime_run(&user, &[&minidock, Path::new("runtime")], &bundle);
+    let runc = rootless_runtime_run(&user, &[Path::new("runc")], &bundle);
+    // Root in the bundle's user namespace is the user on the host, under both.
+    assert_eq!(ours, runc);
+    assert_eq!(
+        ours,
+        (vec![user.uid; 4], vec![user.gid; 4], user.name.clone())
+    );
+    let runc_flag = user.minidock(&["runtime", "--rootless=true", "list", "-q"]);
+    assert_eq!(ok_stdout(&["runtime", "--rootless=true"], &runc_flag), "");
+
+    // A host id that is neither the user's nor subordinate is refused.
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["linux"]["uidMappings"][0]["hostID"] = 0.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let args = [
+        "runtime",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "rl2",
+    ];
+    let err = failed_stderr(&args, &user.minidock(&args));
+    assert!(
+        err.contains("uidMappings: host id 0 is neither this user's own id"),
+        "{err}"
+    );
+    assert_eq!(user.ok(&["runtime", "list", "-q"]), "");
+}
+
+#[test]
+fn a_user_without_root_builds_an_image_with_a_run_step() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let context = user.home().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /built && id -u > /uid && chown 1000:1000 /built\n\
+         CMD [\"sh\", \"-c\", \"cat /built /uid; stat -c %u:%g /built\"]\n",
+    )
+    .unwrap();
+    let out = user.ok(&["build", "-t", "rootless-built", context.to_str().unwrap()]);
+    assert!(
+        out.contains("Successfully tagged rootless-built:latest"),
+        "{out}"
+    );
+    let out = user.ok(&["run", "--rm", "--network", "none", "rootless-built"]);
+    assert_eq!(out, "built\n0\n1000:1000\n");
+    // The layer's file belongs to the subordinate id that 1000 maps to, on the host.
+    let (start, _) = user.range.unwrap();
+    let layers = user.data_dir().join("minidock");
+    let found = find_file(&layers, "built").expect("the RUN step's file is in a layer");
+    let meta = std::fs::metadata(&found).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (start + 999, start + 999),
+        "{}",
+        found.display()
+    );
+    assert_eq!(user.ok(&["ps", "-aq"]), "");
+    assert_private(&user);
+}
+
+/// The first regular file named `name` under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let kind = entry.file_type().ok()?;
+        if kind.is_dir() {
+            if let Some(found) = find_file(&entry.path(), name) {
+                return Some(found);
+            }
+        } else if kind.is_file() && entry.file_name() == name {
+            return Some(entry.path());
+        }
+    }
+    None
 }

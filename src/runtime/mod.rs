@@ -294,7 +294,7 @@ fn mapped_root(spec: &Spec) -> Option<(u32, u32)> {
     let new_userns = spec::namespaces(spec)
         .iter()
         .any(|(ns, path)| *ns == Namespace::User && path.is_none());
-    let maps = spec::id_maps(spec).filter(|_| new_userns)?;
+    let maps = spec::id_maps(spec).ok().flatten().filter(|_| new_userns)?;
     let root = |m: &[ns::IdMapping]| m.iter().find(|m| m.inside == 0).map(|m| m.outside);
     Some((root(&maps.uids)?, root(&maps.gids)?))
 }
@@ -354,7 +354,7 @@ fn launch_in(
     let cgroup_dirs = cgroup.paths();
     // Without a user namespace the process moves itself into its v1 hierarchies, first thing.
     let user_ns =
-        spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
+        spec::id_maps(spec)?.is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
     let cgroup_tasks = cgroup.self_join_files().filter(|_| !user_ns);
     let ctx = init::InitContext {
         cgroup_tasks: cgroup_tasks.as_deref(),
@@ -478,7 +478,7 @@ fn spawn_container(
     hook_state: &hooks::HookState,
     ctx: &init::InitContext,
 ) -> Result<Pid> {
-    let id_maps = spec::id_maps(spec);
+    let id_maps = spec::id_maps(spec)?;
     // The child mounts while we move it into its cgroup, unless it must first wait for its
     // uid and gid maps.
     let user_ns = id_maps.is_some() || ctx.join.iter().any(|(ns, _)| *ns == Namespace::User);
