@@ -701,3 +701,105 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
         "{err}"
     );
 }
+
+/// Every path under `dir` with its kind, size, mode, owner and mtime: what a write into a
+/// layer would change.
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push(format!(
+            "{} {:o} {} {} {} {}",
+            path.display(),
+            meta.mode(),
+            meta.uid(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    // A first container unpacks the layers (on overlay).
+    user.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let layers = user.data_dir().join("minidock/layers");
+    let before = tree_listing(&layers);
+    // MINIDOCK_ROOTLESS_OVERLAY=0 asks for the copy this kernel would not need.
+    let copied = |args: &[&str]| {
+        let mut cmd = user.command(Path::new("env"));
+        cmd.arg("MINIDOCK_ROOTLESS_OVERLAY=0")
+            .arg(assert_cmd::cargo::cargo_bin("minidock"))
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let script = "echo changed > /etc/passwd; rm /bin/true; echo new > /new; \
+                  cat /etc/passwd /new; ls /bin/true 2>&1 | wc -l; cat /proc/self/mountinfo";
+    let args = [
+        "run",
+        "--name",
+        "copied",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let first = copied(&args);
+    let out = ok_stdout(&args, &first);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("changed"));
+    assert_eq!(lines.next(), Some("new"));
+    assert_eq!(lines.next(), Some("1"), "{out}");
+    // The root is the copy, bound: no overlay in the container's mount table.
+    let root_line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(!root_line.contains(" - overlay "), "{root_line}");
+    assert!(
+        text(&first.stderr).contains("each container gets a copy"),
+        "{}",
+        text(&first.stderr)
+    );
+    assert_eq!(
+        tree_listing(&layers),
+        before,
+        "the container wrote into a layer"
+    );
+    // A second container is said nothing more, and starts from the image, not the first copy.
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ];
+    let second = copied(&args);
+    assert!(!ok_stdout(&args, &second).contains("changed"));
+    assert_eq!(text(&second.stderr), "");
+    let args = ["commit", "copied", "copied:1"];
+    let err = failed_stderr(&args, &copied(&args));
+    assert!(err.contains("commit is not supported"), "{err}");
+    user.ok(&["rm", "copied"]);
+    assert_eq!(tree_listing(&layers), before);
+    assert_private(&user);
+}
