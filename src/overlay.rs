@@ -191,6 +191,9 @@ fn copy_forced() -> bool {
         && std::env::var_os("MINIDOCK_ROOTLESS_OVERLAY").is_some_and(|v| v == "0")
 }
 
+// ANCHOR_END: copy_fallback
+
+// ANCHOR: copy_mount
 /// The container's root filesystem as a copy of its layers, in `WORK/rootfs` (made once,
 /// kept for the container's life), bind-mounted on `merged`. The image's layers are never
 /// written; the container's changes stay in the copy, so the upper dir stays empty and
@@ -227,7 +230,7 @@ pub fn copy_mount(lowers: &[PathBuf], work: &Path, merged: &Path) -> Result<Over
         mounted: true,
     })
 }
-// ANCHOR_END: copy_fallback
+// ANCHOR_END: copy_mount
 
 /// The directory under the work dir that holds a container's copied layers.
 const COPY_DIR: &str = "rootfs";
