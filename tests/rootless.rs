@@ -749,6 +749,32 @@ fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
     let err = failed_stderr(&args, &copied(&args));
     assert!(err.contains("commit is not supported"), "{err}");
     user.ok(&["rm", "copied"]);
+    // `cp` out of a running container on copied layers mounts nothing more over it, so `rm`
+    // leaves no mount behind.
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "copied2",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ];
+    ok_stdout(&args, &copied(&args));
+    let out = user.home().join("passwd");
+    let dest = out.to_str().unwrap();
+    ok_stdout(&["cp"], &copied(&["cp", "copied2:/etc/passwd", dest]));
+    ok_stdout(&["cp"], &copied(&["cp", "copied2:/etc/group", dest]));
+    let holder = user.holder_pid().unwrap();
+    let merged_mounts = || {
+        let table = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
+        table.lines().filter(|l| l.contains("/merged ")).count()
+    };
+    assert_eq!(merged_mounts(), 1);
+    user.ok(&["rm", "-f", "copied2"]);
+    assert_eq!(merged_mounts(), 0);
     assert_eq!(tree_listing(&layers), before);
     assert_private(&user);
 }
