@@ -146,16 +146,184 @@ pub fn mount_with(
     volatile: bool,
 ) -> Result<OverlayMount> {
     check(lowers, upper, work, merged)?;
+    if copy_forced() {
+        return copy_mount(lowers, work, merged);
+    }
     let plain = mount_options(lowers, upper, work);
     if volatile {
         match mount_data(merged, &format!("{plain},volatile")) {
-            Err(err)
-                if err.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EINVAL) => {}
-            result => return result,
+            Err(err) if errno_of(&err) == Some(nix::errno::Errno::EINVAL) => {}
+            result => return copy_if_refused(result, lowers, work, merged),
         }
     }
-    mount_data(merged, &plain)
+    copy_if_refused(mount_data(merged, &plain), lowers, work, merged)
 }
+// ANCHOR_END: mount
+
+// ANCHOR: copy_fallback
+/// Rootless, where the kernel refuses overlay in a user namespace (before Linux 5.11, or a
+/// filesystem under the upper dir that overlay refuses there: EPERM or EINVAL), the layers
+/// are copied instead ([`copy_mount`]), as rootless podman's `vfs` driver does, and that is
+/// said once. Any other failure, or any failure as root, stays an error.
+fn copy_if_refused(
+    mounted: Result<OverlayMount>,
+    lowers: &[PathBuf],
+    work: &Path,
+    merged: &Path,
+) -> Result<OverlayMount> {
+    match mounted {
+        Err(err)
+            if crate::rootless::joined()
+                && matches!(
+                    errno_of(&err),
+                    Some(nix::errno::Errno::EPERM | nix::errno::Errno::EINVAL)
+                ) =>
+        {
+            copy_mount(lowers, work, merged)
+        }
+        result => result,
+    }
+}
+
+/// `MINIDOCK_ROOTLESS_OVERLAY=0`, rootless: copy the layers without trying overlay.
+fn copy_forced() -> bool {
+    crate::rootless::joined()
+        && std::env::var_os("MINIDOCK_ROOTLESS_OVERLAY").is_some_and(|v| v == "0")
+}
+
+// ANCHOR_END: copy_fallback
+
+// ANCHOR: copy_mount
+/// The container's root filesystem as a copy of its layers, in `WORK/rootfs` (made once,
+/// kept for the container's life), bind-mounted on `merged`. The image's layers are never
+/// written; the container's changes stay in the copy, so the upper dir stays empty and
+/// `commit` refuses such a container ([`is_copied`]).
+pub fn copy_mount(lowers: &[PathBuf], work: &Path, merged: &Path) -> Result<OverlayMount> {
+    say_copy_once();
+    let rootfs = work.join(COPY_DIR);
+    if !rootfs.exists() {
+        let temp = work.join(format!("{COPY_DIR}.tmp"));
+        let _ = std::fs::remove_dir_all(&temp);
+        std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        // The lowest layer first: `lowers` is overlay's order, topmost first.
+        for layer in lowers.iter().rev() {
+            copy_layer(layer, &temp)?;
+        }
+        std::fs::rename(&temp, &rootfs)
+            .with_context(|| format!("renaming {} to {}", temp.display(), rootfs.display()))?;
+    }
+    explain::step(
+        "bind the copied layers",
+        || format!("mount({rootfs:?}, {merged:?}, NULL, MS_BIND, NULL)"),
+        Chapter::Overlay,
+    );
+    nix::mount::mount(
+        Some(&rootfs),
+        merged,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind-mounting {} on {}", rootfs.display(), merged.display()))?;
+    Ok(OverlayMount {
+        merged: merged.to_path_buf(),
+        mounted: true,
+    })
+}
+// ANCHOR_END: copy_mount
+
+/// The directory under the work dir that holds a container's copied layers.
+const COPY_DIR: &str = "rootfs";
+
+/// True when the container whose work dir is `work` runs on copied layers
+/// ([`copy_mount`]): its changes are not in its upper dir.
+pub fn is_copied(work: &Path) -> bool {
+    work.join(COPY_DIR).is_dir()
+}
+
+/// Says, once for this user (a marker under the rootless runtime dir), that layers are
+/// copied.
+fn say_copy_once() {
+    let marker = crate::rootless::runtime_dir().join("overlay-copy-said");
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        eprintln!(
+            "minidock: overlay is refused in this user namespace (or MINIDOCK_ROOTLESS_OVERLAY=0): \
+             each container gets a copy of its image's layers instead (slower to start, more \
+             disk; commit and build of such a container are not supported)"
+        );
+    }
+}
+
+/// Applies one layer onto `dest`: its opaque directories empty the ones below, `cp -a`
+/// copies it, and its whiteouts (character devices 0/0) remove what they name, themselves
+/// included.
+fn copy_layer(layer: &Path, dest: &Path) -> Result<()> {
+    let mut whiteouts = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = layer.join(&rel);
+        if !rel.as_os_str().is_empty() && is_opaque(&dir)? {
+            let below = dest.join(&rel);
+            if below.is_dir() {
+                std::fs::remove_dir_all(&below)
+                    .with_context(|| format!("removing {}", below.display()))?;
+            }
+        }
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if is_whiteout(&meta) {
+                whiteouts.push(rel.join(entry.file_name()));
+            } else if meta.is_dir() {
+                stack.push(rel.join(entry.file_name()));
+            }
+        }
+    }
+    for rel in &whiteouts {
+        let _ = remove_any(&dest.join(rel));
+    }
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(layer.join("."))
+        .arg(dest)
+        .output()
+        .context("running cp -a")?;
+    if !out.status.success() {
+        bail!(
+            "copying layer {}: {}",
+            layer.display(),
+            crate::cli::quote(String::from_utf8_lossy(&out.stderr).trim_end())
+        );
+    }
+    for rel in &whiteouts {
+        remove_any(&dest.join(rel))?;
+    }
+    Ok(())
+}
+
+/// Removes a file or a directory tree.
+fn remove_any(path: &Path) -> Result<()> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => return Ok(()),
+    };
+    result.with_context(|| format!("removing {}", path.display()))
+}
+
+/// The errno of a failed mount(2), if that is what `err` is.
+fn errno_of(err: &anyhow::Error) -> Option<nix::errno::Errno> {
+    err.downcast_ref::<nix::errno::Errno>().copied()
+}
+
+// ANCHOR: mount_data
 
 /// mount(2) of an overlay on `merged` with the option string `options`.
 fn mount_data(merged: &Path, options: &str) -> Result<OverlayMount> {
@@ -191,7 +359,7 @@ fn mount_data(merged: &Path, options: &str) -> Result<OverlayMount> {
         mounted: true,
     })
 }
-// ANCHOR_END: mount
+// ANCHOR_END: mount_data
 
 fn check(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
     if !overlay_supported() {

@@ -26,6 +26,7 @@
 //! holder's pid under `$XDG_RUNTIME_DIR/minidock` (else `/tmp/minidock-run-UID`), both 0700.
 
 use crate::cgroup::{self, Cgroup, Resources};
+use crate::ns::{IdMapping, IdMaps};
 use anyhow::{Context, Result, bail};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, User, fork};
@@ -192,6 +193,15 @@ fn running_holder(dir: &Path) -> Option<Pid> {
     (comm.trim_end() == HOLDER_NAME && uid == Uid::current().as_raw()).then(|| Pid::from_raw(pid))
 }
 
+/// Set once this process has joined the holder's namespaces ([`enter`]).
+static JOINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once this process has joined the holder's user namespace: a command run by a user
+/// other than root, whose host ids (a bundle's `uidMappings`) are the holder's parent's.
+pub fn joined() -> bool {
+    JOINED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// setns(2) into the holder's user namespace, then its mount namespace.
 fn join(holder: Pid) -> Result<()> {
     let open = |ns: &str| -> Result<OwnedFd> {
@@ -206,7 +216,85 @@ fn join(holder: Pid) -> Result<()> {
     setns(&mnt, CloneFlags::CLONE_NEWNS).context("setns into the rootless mount namespace")?;
     // Root inside, with no supplementary groups of the host's (they would show as nogroup).
     let _ = nix::unistd::setgroups(&[]);
+    JOINED.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// The name of the user on the host, who is root in the holder's namespace: what runc's
+/// `list` shows as OWNER of a rootless container. `None` unless [`joined`].
+pub fn host_user_name() -> Option<String> {
+    if !joined() {
+        return None;
+    }
+    let uid = Uid::from_raw(host_uid());
+    let name = User::from_uid(uid).ok().flatten().map(|u| u.name);
+    Some(name.unwrap_or_else(|| uid.to_string()))
+}
+
+// ANCHOR: holder_ids
+/// A bundle's id mappings, whose host ids are the host's (as `runc --rootless` reads them),
+/// rewritten into the ids of the holder's user namespace, the parent of the container's:
+/// `holder_map` is that namespace's `uid_map` or `gid_map` text (`kind` names it in errors).
+/// A mapping is split where the holder's ranges meet, so `0 1001 1` (the user itself) becomes
+/// `0 0 1` and `1 100000 65536` (its subordinate range) `1 1 65536`. Errors: a host id the
+/// holder does not map, which `newuidmap` would refuse too.
+pub fn to_holder_ids(holder_map: &str, maps: &[IdMapping], kind: &str) -> Result<Vec<IdMapping>> {
+    let holder = map_lines(holder_map);
+    let mut out = Vec::new();
+    for m in maps {
+        let mut done = 0;
+        while done < m.count {
+            let (Some(host), Some(inside)) =
+                (m.outside.checked_add(done), m.inside.checked_add(done))
+            else {
+                bail!("{kind}: {} {} {} overflows", m.inside, m.outside, m.count);
+            };
+            let Some([h_in, h_out, h_count]) = holder
+                .iter()
+                .copied()
+                .find(|[_, o, c]| host >= *o && host - o < *c)
+            else {
+                bail!(
+                    "{kind}: host id {host} is neither this user's own id nor in its \
+                     subordinate range (/etc/subuid, /etc/subgid), so it cannot be mapped"
+                );
+            };
+            let count = (h_count - (host - h_out)).min(m.count - done);
+            let outside = h_in + (host - h_out);
+            out.push(IdMapping {
+                inside,
+                outside,
+                count,
+            });
+            done += count;
+        }
+    }
+    Ok(out)
+}
+// ANCHOR_END: holder_ids
+
+/// The `[inside, outside, count]` lines of a uid_map or gid_map text.
+fn map_lines(map: &str) -> Vec<[u32; 3]> {
+    map.lines()
+        .filter_map(|line| {
+            let f: Vec<u32> = line
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            <[u32; 3]>::try_from(f).ok()
+        })
+        .collect()
+}
+
+/// [`to_holder_ids`] for both maps, from this process's own `/proc/self/uid_map` and
+/// `gid_map` (the holder's, once [`joined`]).
+pub fn holder_id_maps(maps: &IdMaps) -> Result<IdMaps> {
+    let read =
+        |file: &str| std::fs::read_to_string(file).with_context(|| format!("reading {file}"));
+    Ok(IdMaps {
+        uids: to_holder_ids(&read("/proc/self/uid_map")?, &maps.uids, "uidMappings")?,
+        gids: to_holder_ids(&read("/proc/self/gid_map")?, &maps.gids, "gidMappings")?,
+    })
 }
 
 // ANCHOR: start_holder
@@ -223,23 +311,7 @@ fn start_holder(dir: &Path) -> Result<Pid> {
         }
         ForkResult::Parent { child } => {
             drop((ready_w, go_r));
-            let mut byte = [0u8; 1];
-            let unshared = std::fs::File::from(ready_r).read(&mut byte).unwrap_or(0) == 1;
-            if !unshared {
-                let _ = nix::sys::wait::waitpid(child, None);
-                bail!(
-                    "unshare(CLONE_NEWUSER|CLONE_NEWNS) failed: user namespaces are disabled \
-                     here (run `minidock doctor`)"
-                );
-            }
-            let mapped = map_ids(child);
-            std::fs::File::from(go_w)
-                .write_all(if mapped.is_ok() { b"g" } else { b"x" })
-                .context("starting the holder")?;
-            if let Err(err) = mapped {
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(err);
-            }
+            map_holder(child, ready_r, go_w)?;
             crate::state::write_atomic(
                 &dir.join(HOLDER_PID_FILE),
                 format!("{child}\n").as_bytes(),
@@ -249,6 +321,30 @@ fn start_holder(dir: &Path) -> Result<Pid> {
     }
 }
 
+/// The parent's side: waits until the child has unshared (`ready`), writes its maps, and
+/// tells it to go on or to end (`go`); a child that fails is reaped.
+fn map_holder(child: Pid, ready: OwnedFd, go: OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    let unshared = std::fs::File::from(ready).read(&mut byte).unwrap_or(0) == 1;
+    if !unshared {
+        let _ = nix::sys::wait::waitpid(child, None);
+        bail!(
+            "unshare(CLONE_NEWUSER|CLONE_NEWNS) failed: user namespaces are disabled here (run \
+             `minidock doctor`)"
+        );
+    }
+    let mapped = map_ids(child);
+    std::fs::File::from(go)
+        .write_all(if mapped.is_ok() { b"g" } else { b"x" })
+        .context("starting the holder")?;
+    if mapped.is_err() {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
+    mapped
+}
+// ANCHOR_END: start_holder
+
+// ANCHOR: holder_main
 /// The holder: unshare, say so, wait to be mapped, then sleep until killed.
 fn holder_main(ready: OwnedFd, go: OwnedFd) -> ! {
     if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).is_err() {
@@ -276,7 +372,7 @@ fn holder_main(ready: OwnedFd, go: OwnedFd) -> ! {
         nix::unistd::pause();
     }
 }
-// ANCHOR_END: start_holder
+// ANCHOR_END: holder_main
 
 // ANCHOR: map_ids
 /// Writes the holder's uid and gid maps: root inside is the user, and 1..=N its subordinate
@@ -413,6 +509,29 @@ mod tests {
         );
         assert_eq!(sub_range(text, "bob", 1002), None);
         assert_eq!(sub_range("garbage\n::\n", "x", 1), None);
+    }
+
+    #[test]
+    fn host_ids_become_the_holders_ids() {
+        let holder = "         0       1001          1\n         1     100000      65536\n";
+        let m = |inside, outside, count| IdMapping {
+            inside,
+            outside,
+            count,
+        };
+        assert_eq!(
+            to_holder_ids(holder, &[m(0, 1001, 1)], "u").unwrap(),
+            [m(0, 0, 1)]
+        );
+        assert_eq!(
+            to_holder_ids(holder, &[m(0, 1001, 1), m(1, 100000, 65536)], "u").unwrap(),
+            [m(0, 0, 1), m(1, 1, 65536)]
+        );
+        // A range that runs from the subordinate ids past their end is refused.
+        let err = to_holder_ids(holder, &[m(0, 165000, 1000)], "u").unwrap_err();
+        assert!(err.to_string().contains("host id 165536"), "{err}");
+        assert!(to_holder_ids(holder, &[m(0, 5, 1)], "u").is_err());
+        assert!(to_holder_ids(holder, &[m(u32::MAX, 1001, 2)], "u").is_err());
     }
 
     #[test]

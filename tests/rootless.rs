@@ -377,6 +377,7 @@ fn user_mode_network() {
     let id = ok_stdout(&args, &out).trim().to_owned();
     let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "tap0"]);
     assert!(addr.contains("inet 10.0.2.100/24"), "{addr}");
+    inspect_shows_the_user_mode_network(&user, &id, &publish);
     let slirp_pid: i32 = std::fs::read_to_string(
         user.data_dir()
             .join("minidock/containers")
@@ -405,6 +406,38 @@ fn user_mode_network() {
                 .is_ok_and(|s| s.contains(") Z ")),
         "rm left slirp4netns running"
     );
+}
+
+/// `inspect` shows slirp4netns's network as the container sees it (address, prefix,
+/// gateway, and the MAC address `ip link` shows for tap0), at the top of NetworkSettings and
+/// in the default network's entry; `ps` and `inspect` show the published port.
+fn inspect_shows_the_user_mode_network(user: &RootlessUser, id: &str, publish: &str) {
+    let link = user.ok(&["exec", id, "ip", "-o", "link", "show", "tap0"]);
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {link:?}"));
+    let fields = "{{.IPAddress}}/{{.IPPrefixLen}} {{.Gateway}} {{.MacAddress}}";
+    let top = user.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{with .NetworkSettings}}}}{fields}{{{{end}}}}"),
+        id,
+    ]);
+    let expected = format!("10.0.2.100/24 10.0.2.2 {mac}\n");
+    assert_eq!(top, expected);
+    let entry =
+        format!("{{{{with index .NetworkSettings.Networks \"bridge\"}}}}{fields}{{{{end}}}}");
+    assert_eq!(user.ok(&["inspect", "-f", &entry, id]), expected);
+    let ports = user.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", id]);
+    let (ip, port) = publish.rsplit_once(':').unwrap().0.split_once(':').unwrap();
+    assert_eq!(
+        ports.trim(),
+        format!(r#"{{"80/tcp":[{{"HostIp":"{ip}","HostPort":"{port}"}}]}}"#)
+    );
+    let ps = user.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, format!("{ip}:{port}->80/tcp\n"));
 }
 
 /// `GET /` on 127.0.0.1:PORT; the whole response.
@@ -445,4 +478,303 @@ fn open_tun_device() -> tempfile::TempDir {
     )
     .unwrap();
     dir
+}
+
+/// A bundle as a user makes one for `runc --rootless`: a busybox rootfs and `runc spec
+/// --rootless` (a user namespace mapping root to the user's own ids), owned by the user, with
+/// `args` and no terminal.
+fn rootless_bundle(user: &RootlessUser, args: &[&str]) -> std::path::PathBuf {
+    let bundle = user.home().join("bundle");
+    common::build_busybox_rootfs(&bundle.join("rootfs"));
+    let owner = format!("{}:{}", user.uid, user.gid);
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &owner])
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let spec = user
+        .command(Path::new("runc"))
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    ok_stdout(&["runc", "spec", "--rootless"], &spec);
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    bundle
+}
+
+/// `create` and `start` of a long-running container from `bundle` by `runtime` (`runc`, or
+/// `minidock runtime`) as the user; the host's view of its process (Uid and Gid of
+/// /proc/PID/status) and `list`'s OWNER; then `kill` and `delete`.
+fn rootless_runtime_run(
+    user: &RootlessUser,
+    runtime: &[&Path],
+    bundle: &Path,
+) -> (Vec<u32>, Vec<u32>, String) {
+    let run = |args: &[&str]| {
+        let mut cmd = user.command(runtime[0]);
+        cmd.args(&runtime[1..]).args(args);
+        let out = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        ok_stdout(args, &out)
+    };
+    let bundle_arg = bundle.to_str().unwrap();
+    // The container keeps its stdio: give it none, so the command's output ends.
+    let mut create = user.command(runtime[0]);
+    create.args(&runtime[1..]);
+    create.args(["create", "--bundle", bundle_arg, "rl1"]);
+    let status = create
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{runtime:?} create failed");
+    run(&["start", "rl1"]);
+    let state: serde_json::Value = serde_json::from_str(&run(&["state", "rl1"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    let ids = (status_ids(pid, "Uid:"), status_ids(pid, "Gid:"));
+    let list: serde_json::Value = serde_json::from_str(&run(&["list", "-f", "json"])).unwrap();
+    let owner = list[0]["owner"].as_str().unwrap().to_owned();
+    run(&["kill", "rl1", "KILL"]);
+    run(&["delete", "--force", "rl1"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        }
+    );
+    (ids.0, ids.1, owner)
+}
+
+#[test]
+fn the_runtime_runs_a_runc_rootless_bundle_as_runc_does() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(common::have("runc", "--version"), "runc is not installed") {
+        return;
+    }
+    let bundle = rootless_bundle(&user, &["sleep", "1000"]);
+    let minidock = assert_cmd::cargo::cargo_bin("minidock");
+    let ours = rootless_runtime_run(&user, &[&minidock, Path::new("runtime")], &bundle);
+    let runc = rootless_runtime_run(&user, &[Path::new("runc")], &bundle);
+    // Root in the bundle's user namespace is the user on the host, under both.
+    assert_eq!(ours, runc);
+    assert_eq!(
+        ours,
+        (vec![user.uid; 4], vec![user.gid; 4], user.name.clone())
+    );
+    let runc_flag = user.minidock(&["runtime", "--rootless=true", "list", "-q"]);
+    assert_eq!(ok_stdout(&["runtime", "--rootless=true"], &runc_flag), "");
+
+    // A host id that is neither the user's nor subordinate is refused.
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["linux"]["uidMappings"][0]["hostID"] = 0.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let args = [
+        "runtime",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "rl2",
+    ];
+    let err = failed_stderr(&args, &user.minidock(&args));
+    assert!(
+        err.contains("uidMappings: host id 0 is neither this user's own id"),
+        "{err}"
+    );
+    assert_eq!(user.ok(&["runtime", "list", "-q"]), "");
+}
+
+#[test]
+fn a_user_without_root_builds_an_image_with_a_run_step() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let context = user.home().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /built && id -u > /uid && chown 1000:1000 /built\n\
+         CMD [\"sh\", \"-c\", \"cat /built /uid; stat -c %u:%g /built\"]\n",
+    )
+    .unwrap();
+    let out = user.ok(&["build", "-t", "rootless-built", context.to_str().unwrap()]);
+    assert!(
+        out.contains("Successfully tagged rootless-built:latest"),
+        "{out}"
+    );
+    let out = user.ok(&["run", "--rm", "--network", "none", "rootless-built"]);
+    assert_eq!(out, "built\n0\n1000:1000\n");
+    // The layer's file belongs to the subordinate id that 1000 maps to, on the host.
+    let (start, _) = user.range.unwrap();
+    let layers = user.data_dir().join("minidock");
+    let found = find_file(&layers, "built").expect("the RUN step's file is in a layer");
+    let meta = std::fs::metadata(&found).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (start + 999, start + 999),
+        "{}",
+        found.display()
+    );
+    assert_eq!(user.ok(&["ps", "-aq"]), "");
+    assert_private(&user);
+}
+
+/// The first regular file named `name` under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let kind = entry.file_type().ok()?;
+        if kind.is_dir() {
+            if let Some(found) = find_file(&entry.path(), name) {
+                return Some(found);
+            }
+        } else if kind.is_file() && entry.file_name() == name {
+            return Some(entry.path());
+        }
+    }
+    None
+}
+
+/// Every path under `dir` with its kind, size, mode, owner and mtime: what a write into a
+/// layer would change.
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push(format!(
+            "{} {:o} {} {} {} {}",
+            path.display(),
+            meta.mode(),
+            meta.uid(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let root = common::minidock_root::Root::new(&[]);
+    let tar = user.home().join("busybox.tar");
+    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    // A first container unpacks the layers (on overlay).
+    user.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let layers = user.data_dir().join("minidock/layers");
+    let before = tree_listing(&layers);
+    // MINIDOCK_ROOTLESS_OVERLAY=0 asks for the copy this kernel would not need.
+    let copied = |args: &[&str]| {
+        let mut cmd = user.command(Path::new("env"));
+        cmd.arg("MINIDOCK_ROOTLESS_OVERLAY=0")
+            .arg(assert_cmd::cargo::cargo_bin("minidock"))
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let script = "echo changed > /etc/passwd; rm /bin/true; echo new > /new; \
+                  cat /etc/passwd /new; ls /bin/true 2>&1 | wc -l; cat /proc/self/mountinfo";
+    let args = [
+        "run",
+        "--name",
+        "copied",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let first = copied(&args);
+    let out = ok_stdout(&args, &first);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("changed"));
+    assert_eq!(lines.next(), Some("new"));
+    assert_eq!(lines.next(), Some("1"), "{out}");
+    // The root is the copy, bound: no overlay in the container's mount table.
+    let root_line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(!root_line.contains(" - overlay "), "{root_line}");
+    assert!(
+        text(&first.stderr).contains("each container gets a copy"),
+        "{}",
+        text(&first.stderr)
+    );
+    assert_eq!(
+        tree_listing(&layers),
+        before,
+        "the container wrote into a layer"
+    );
+    // A second container is said nothing more, and starts from the image, not the first copy.
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ];
+    let second = copied(&args);
+    assert!(!ok_stdout(&args, &second).contains("changed"));
+    assert_eq!(text(&second.stderr), "");
+    let args = ["commit", "copied", "copied:1"];
+    let err = failed_stderr(&args, &copied(&args));
+    assert!(err.contains("commit is not supported"), "{err}");
+    user.ok(&["rm", "copied"]);
+    // `cp` out of a running container on copied layers mounts nothing more over it, so `rm`
+    // leaves no mount behind.
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "copied2",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ];
+    ok_stdout(&args, &copied(&args));
+    let out = user.home().join("passwd");
+    let dest = out.to_str().unwrap();
+    ok_stdout(&["cp"], &copied(&["cp", "copied2:/etc/passwd", dest]));
+    ok_stdout(&["cp"], &copied(&["cp", "copied2:/etc/group", dest]));
+    let holder = user.holder_pid().unwrap();
+    let merged_mounts = || {
+        let table = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
+        table.lines().filter(|l| l.contains("/merged ")).count()
+    };
+    assert_eq!(merged_mounts(), 1);
+    user.ok(&["rm", "-f", "copied2"]);
+    assert_eq!(merged_mounts(), 0);
+    assert_eq!(tree_listing(&layers), before);
+    assert_private(&user);
 }

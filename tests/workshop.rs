@@ -10,6 +10,8 @@
 //! or lists only running containers (lesson 19) must fail, the solutions must pass. Every
 //! known-wrong answer fails with its own misunderstanding named, and hints come one step at a
 //! time.
+//! Run by a user without root, the lessons marked rootless (12, 15) check their solutions and
+//! starters, and the others say in one line that they need root.
 //! (`workshop verify`, run by scripts/test, covers every lesson.)
 
 mod common;
@@ -482,5 +484,61 @@ fn names_with_their_slash_or_running_containers_only_fail_lesson_19() {
             "how many containers the program printed",
             "against docker ps -a",
         ],
+    );
+}
+
+/// `workshop ARGS` as a user without root (`common::rootless`, made by the test). The lesson binaries are built beforehand by root: the user
+/// cannot reach root's toolchain (rustup keeps it under /root), so `CARGO=true` stands in
+/// for the build the checker starts with, and the checker runs what root built.
+fn workshop_as(user: &common::rootless::RootlessUser, args: &[&str]) -> std::process::Output {
+    let mut cmd = user.command(std::path::Path::new("env"));
+    cmd.arg("CARGO=true")
+        .arg(assert_cmd::cargo::cargo_bin("workshop"))
+        .args(args);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
+    let Some(user) = common::rootless::RootlessUser::new() else {
+        return;
+    };
+    let lessons = common::repo().join("lessons");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "--manifest-path"]);
+    build.arg(lessons.join("Cargo.toml"));
+    for bin in ["lesson12", "lesson15"] {
+        build.args(["--bin", bin, "--bin", &format!("{bin}-solution")]);
+    }
+    let status = build
+        .env("CARGO_TARGET_DIR", lessons.join("target"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the lessons failed");
+
+    for lesson in ["12", "15"] {
+        let args = ["check", lesson, "--solution"];
+        let report = common::ok_stdout(&args, &workshop_as(&user, &args));
+        if lesson == "15" {
+            // The learner's own ids, as the kernel shows them from outside.
+            assert!(report.contains(&format!("0 {} 1", user.uid)), "{report}");
+        }
+        let starter = workshop_as(&user, &["check", lesson]);
+        assert_eq!(
+            starter.status.code(),
+            Some(1),
+            "{}",
+            common::text(&starter.stdout)
+        );
+    }
+    let args = ["check", "1", "--solution"];
+    let err = common::failed_stderr(&args, &workshop_as(&user, &args));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("lesson 1 needs root")
+            && err.contains("sudo workshop check 1")
+            && err.contains("lessons 12, 15 run"),
+        "{err}"
     );
 }

@@ -238,7 +238,8 @@ impl Drop for ContainerRoot {
 fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
     let state = paths.resolve(name_or_id)?;
     let merged = paths.dir(&state.id).join("merged");
-    let was_mounted = crate::overlay::mount_type(&merged)?.as_deref() == Some("overlay");
+    // An overlay, or the bind of copied layers where overlay was refused (rootless).
+    let was_mounted = crate::overlay::mount_type(&merged)?.is_some();
     if !was_mounted {
         super::mount_rootfs(paths, &state)?;
     }

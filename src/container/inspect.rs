@@ -193,8 +193,16 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     let mode = super::network::Mode::of(config);
     let att = super::network::attachment(paths, &state.id);
     let mut networks = BTreeMap::new();
+    let user_mode = super::network::user_mode(paths, &state.id);
     for (name, network_id, att) in super::network::inspect_networks(paths, state) {
-        networks.insert(name, endpoint(state, network_id, att.as_ref()));
+        let mut e = endpoint(state, network_id, att.as_ref());
+        if let (Some(u), Some(att)) = (&user_mode, &att)
+            && *att == u.attachment
+        {
+            // User-mode networking: the TAP device's own MAC, which the kernel chose.
+            e.mac_address = u.mac_address.clone();
+        }
+        networks.insert(name, e);
     }
     let main = networks.get(&mode.network_name());
     let text = |f: fn(&Endpoint) -> String| main.map(f).unwrap_or_default();

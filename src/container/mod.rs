@@ -527,7 +527,8 @@ pub fn mount_rootfs(paths: &Paths, state: &ContainerState) -> Result<()> {
     let dir = paths.dir(&state.id);
     let merged = dir.join("merged");
     let _lock = paths.lock()?;
-    if crate::overlay::mount_type(&merged)?.as_deref() == Some("overlay") {
+    // Mounted already: an overlay, or the bind of copied layers (`overlay::copy_mount`).
+    if crate::overlay::mount_type(&merged)?.is_some() {
         return Ok(());
     }
     // A `--rm` container's upper dir goes with it: never flushed to disk (`volatile`). A

@@ -301,12 +301,28 @@ fn connect_user_mode(paths: &Paths, state: &ContainerState, list: &[Connection])
         &paths.dir(&state.id).join(SLIRP_PID),
         format!("{pid}\n").as_bytes(),
     )?;
-    for mapping in requested_mappings(&state.config)? {
-        net::slirp::add_hostfwd(&socket, &mapping).map_err(|e| port_error(e, state))?;
+    let mappings = requested_mappings(&state.config)?;
+    for mapping in &mappings {
+        net::slirp::add_hostfwd(&socket, mapping).map_err(|e| port_error(e, state))?;
     }
-    Ok(())
+    let record = net::slirp::UserModeNet::read(&state.id, &pin, mappings)?;
+    crate::state::write_atomic_unsynced(
+        &paths.dir(&state.id).join(USER_MODE_FILE),
+        &serde_json::to_vec_pretty(&record)?,
+    )
 }
 // ANCHOR_END: connect_user_mode
+
+/// The file in a rootless container's directory holding its [`net::slirp::UserModeNet`]
+/// while its user-mode network is up.
+const USER_MODE_FILE: &str = "user-mode-network.json";
+
+/// A rootless container's user-mode network (address, gateway, ports and MAC), while it is
+/// up.
+pub fn user_mode(paths: &Paths, id: &str) -> Option<net::slirp::UserModeNet> {
+    let bytes = std::fs::read(paths.dir(id).join(USER_MODE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
 
 /// Joins the container to the bridge network of `conn` as `interface`: the bridge (made on
 /// first use, with its NAT and isolation rules), the veth pair and address, the MAC.
@@ -495,7 +511,17 @@ pub fn inspect_networks(
         Vec::new()
     };
     let mut out = Vec::new();
+    let user_mode = user_mode(paths, &state.id).map(|u| u.attachment);
     for conn in connections(paths, state) {
+        if conn.network == network::DEFAULT_NETWORK && crate::rootless::active() {
+            // User-mode networking stands in for the default bridge.
+            out.push((
+                conn.network.clone(),
+                id_of(&conn.network),
+                user_mode.clone(),
+            ));
+            continue;
+        }
         let Ok(Some(net)) = network::find(&net_state, &conn.network) else {
             out.push((conn.network.clone(), String::new(), None));
             continue;
@@ -904,6 +930,7 @@ pub fn release(paths: &Paths, id: &str) -> Result<()> {
         let _ = std::fs::remove_file(slirp_socket(id));
     }
     slirp?;
+    let _ = std::fs::remove_file(paths.dir(id).join(USER_MODE_FILE));
     let net_state = state_dir(paths);
     // Rootless, no bridge, veth or rule was made (and deleting by name would be refused).
     let torn = if net_state.root().exists() && !crate::rootless::active() {
@@ -919,6 +946,9 @@ pub fn release(paths: &Paths, id: &str) -> Result<()> {
 
 /// The container's attachment to its bridge, while it has one.
 pub fn attachment(paths: &Paths, id: &str) -> Option<net::Attachment> {
+    if let Some(user_mode) = user_mode(paths, id) {
+        return Some(user_mode.attachment);
+    }
     let net_state = state_dir(paths);
     if !net_state.root().exists() {
         return None;

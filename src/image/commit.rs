@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use oci_spec::image::{HistoryBuilder, ImageManifestBuilder, MediaType};
 
 use super::import::apply_change;
@@ -178,6 +178,15 @@ pub fn commit_layer_with(
 /// Returns the blob and its DiffID, or None when the upper dir holds no change at all: then
 /// the blob is dropped unwritten, and the image gets no layer.
 fn diff_layer(store: &Store, upper: &Path) -> Result<Option<(Blob, String)>> {
+    if upper
+        .parent()
+        .is_some_and(|dir| crate::overlay::is_copied(&dir.join("work")))
+    {
+        bail!(
+            "the container runs on a copy of its layers (overlay was refused in this user \
+             namespace), so its changes are not in a layer: commit is not supported"
+        );
+    }
     let mut writer = store.blob_writer()?;
     let digests = layer::diff(upper, &mut writer, Compression::Gzip)
         .with_context(|| format!("making a layer of {}", upper.display()))?;

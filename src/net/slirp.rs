@@ -6,11 +6,13 @@
 //! an ordinary socket of the user's on the host. A published port is a listening socket it
 //! opens on the host (`add_hostfwd` on its API socket), forwarding to the container.
 
+use crate::net::Attachment;
 use crate::net::nat::{PortMapping, Protocol};
 use anyhow::{Context, Result, bail};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -18,6 +20,74 @@ use std::process::{Command, Stdio};
 
 /// The container's address on the slirp4netns network (`--configure`'s default).
 pub const CONTAINER_ADDRESS: &str = "10.0.2.100";
+
+/// The gateway slirp4netns plays on its network (`--configure`'s default route).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+/// The prefix length of slirp4netns's network, `10.0.2.0/24` (its default `--cidr`).
+pub const PREFIX: u8 = 24;
+
+/// The interface slirp4netns opens in the container's network namespace.
+pub const TAP: &str = "tap0";
+
+/// What `inspect` shows of a container on user-mode networking, kept in its directory while
+/// the network is up: the address, gateway and published ports (as a bridge's
+/// [`Attachment`], with no bridge or host-side veth), and the MAC address of its TAP device,
+/// which the kernel chose at random.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserModeNet {
+    pub attachment: Attachment,
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac_address: String,
+}
+
+impl UserModeNet {
+    /// The record of container `id` on slirp4netns's network, in the namespace pinned at
+    /// `netns`, with its published `ports`. Errors: the TAP device is missing.
+    pub fn read(id: &str, netns: &Path, ports: Vec<PortMapping>) -> Result<UserModeNet> {
+        let mac = tap_mac(netns)?;
+        Ok(UserModeNet {
+            attachment: Attachment {
+                container: id.to_owned(),
+                bridge: String::new(),
+                host_veth: String::new(),
+                interface: TAP.to_owned(),
+                address: CONTAINER_ADDRESS.parse().expect("a literal address"),
+                prefix: PREFIX,
+                gateway: GATEWAY,
+                ports,
+                rules: Vec::new(),
+            },
+            mac_address: crate::net::netlink::format_mac(mac),
+        })
+    }
+}
+
+/// The MAC address of [`TAP`] in the network namespace at `netns`: `ioctl(SIOCGIFHWADDR)` on
+/// a socket made inside it (netdevice(7)).
+pub fn tap_mac(netns: &Path) -> Result<[u8; 6]> {
+    let ns = crate::net::Netns::open(netns)?;
+    let mac = ns.run(|| -> std::io::Result<[u8; 6]> {
+        // SAFETY: a datagram socket this closure owns, and an ifreq it zeroed and named.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (dst, src) in req.ifr_name.iter_mut().zip(TAP.bytes()) {
+                *dst = src as libc::c_char;
+            }
+            if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let data = req.ifr_ifru.ifru_hwaddr.sa_data;
+            Ok(std::array::from_fn(|i| data[i] as u8))
+        }
+    })?;
+    mac.with_context(|| format!("reading the MAC address of {TAP} in {}", netns.display()))
+}
 
 // ANCHOR: start
 /// Starts slirp4netns for the network namespace pinned at `netns`, with its API socket at

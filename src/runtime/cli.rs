@@ -241,8 +241,11 @@ fn dispatch(minidock_root: Option<&Path>, cli: RuntimeCli) -> Result<u8> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: minidock manages cgroups through cgroupfs");
     }
-    if cli.rootless.as_deref() == Some("true") {
-        bail!("--rootless=true is not supported: minidock runs containers as root");
+    if cli.rootless.as_deref() == Some("true") && !crate::rootless::joined() {
+        bail!(
+            "--rootless=true is for a user other than root: minidock run by root runs \
+             containers as root"
+        );
     }
     let root = cli
         .root

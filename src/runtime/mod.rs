@@ -294,7 +294,7 @@ fn mapped_root(spec: &Spec) -> Option<(u32, u32)> {
     let new_userns = spec::namespaces(spec)
         .iter()
         .any(|(ns, path)| *ns == Namespace::User && path.is_none());
-    let maps = spec::id_maps(spec).filter(|_| new_userns)?;
+    let maps = spec::id_maps(spec).ok().flatten().filter(|_| new_userns)?;
     let root = |m: &[ns::IdMapping]| m.iter().find(|m| m.inside == 0).map(|m| m.outside);
     Some((root(&maps.uids)?, root(&maps.gids)?))
 }
@@ -326,7 +326,7 @@ fn launch_in(
     let sync = HooksSync::new(spec)?;
     let (become_mapped_root, unshare_ipc) = ipc_after_root(spec, &mut new);
     let cgroup_dirs = cgroup.paths();
-    let cgroup_tasks = self_join_files(spec, &cgroup, &join);
+    let cgroup_tasks = self_join_files(spec, &cgroup, &join)?;
     let ctx = init::InitContext {
         cgroup_tasks: cgroup_tasks.as_deref(),
         hook_state: &hook_state,
@@ -424,10 +424,10 @@ fn self_join_files(
     spec: &Spec,
     cgroup: &Cgroup,
     join: &[(Namespace, OwnedFd)],
-) -> Option<Vec<PathBuf>> {
+) -> Result<Option<Vec<PathBuf>>> {
     let user_ns =
-        spec::id_maps(spec).is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
-    cgroup.self_join_files().filter(|_| !user_ns)
+        spec::id_maps(spec)?.is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
+    Ok(cgroup.self_join_files().filter(|_| !user_ns))
 }
 // ANCHOR_END: launch_self_join
 
@@ -521,7 +521,7 @@ fn spawn_container(
     hook_state: &hooks::HookState,
     ctx: &init::InitContext,
 ) -> Result<Pid> {
-    let id_maps = spec::id_maps(spec);
+    let id_maps = spec::id_maps(spec)?;
     // The child mounts while we move it into its cgroup, unless it must first wait for its
     // uid and gid maps.
     let user_ns = id_maps.is_some() || ctx.join.iter().any(|(ns, _)| *ns == Namespace::User);

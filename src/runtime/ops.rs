@@ -222,12 +222,14 @@ pub fn list(root: &Path, format: Format, quiet: bool) -> Result<()> {
         }
         return Ok(());
     }
+    // runc shows the owner of the state; rootless, that is the user, not root inside.
+    let owner = crate::rootless::host_user_name().unwrap_or_else(|| "root".to_owned());
     if format == Format::Json {
         let list: Vec<serde_json::Value> = states
             .iter()
             .map(|s| {
                 let mut value = s.oci_json();
-                value["owner"] = "root".into();
+                value["owner"] = owner.clone().into();
                 value
             })
             .collect();
@@ -248,7 +250,7 @@ pub fn list(root: &Path, format: Format, quiet: bool) -> Result<()> {
             value["status"].as_str().unwrap_or_default().to_owned(),
             s.bundle.display().to_string(),
             s.created.clone(),
-            "root".into(),
+            owner.clone(),
         ]);
     }
     print!("{}", table(&rows));

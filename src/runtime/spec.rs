@@ -230,8 +230,14 @@ pub fn namespaces(spec: &Spec) -> Vec<(Namespace, Option<PathBuf>)> {
         .collect()
 }
 
-pub fn id_maps(spec: &Spec) -> Option<IdMaps> {
-    let linux = spec.linux().as_ref()?;
+/// The spec's `uidMappings` and `gidMappings`, `None` without any. Rootless (joined to the
+/// holder, see [`crate::rootless`]), the host ids are turned into the holder namespace's, so
+/// a bundle made by `runc spec --rootless` maps root to the user, as with runc. Errors: a
+/// host id the user cannot map.
+pub fn id_maps(spec: &Spec) -> Result<Option<IdMaps>> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(None);
+    };
     let convert = |maps: &Option<Vec<LinuxIdMapping>>| -> Vec<IdMapping> {
         maps.iter()
             .flatten()
@@ -246,7 +252,13 @@ pub fn id_maps(spec: &Spec) -> Option<IdMaps> {
         uids: convert(linux.uid_mappings()),
         gids: convert(linux.gid_mappings()),
     };
-    (!maps.uids.is_empty()).then_some(maps)
+    if maps.uids.is_empty() {
+        return Ok(None);
+    }
+    if crate::rootless::joined() {
+        return crate::rootless::holder_id_maps(&maps).map(Some);
+    }
+    Ok(Some(maps))
 }
 
 // ANCHOR: resources

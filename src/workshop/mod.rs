@@ -43,6 +43,10 @@ pub struct Lesson {
     pub hints: Vec<String>,
     /// The shortcuts a learner would try; each must fail the check.
     pub wrong: Vec<WrongAnswer>,
+    /// The check runs for a learner without root (`workshop check N` as an ordinary user);
+    /// every other lesson's check needs root, and says so in one line.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 /// A known-wrong answer of a lesson: a program that looks like it does the job and does not.
@@ -275,14 +279,40 @@ pub fn build(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<PathBuf> {
 
 /// Builds and checks one lesson.
 pub fn check(dir: &Path, lesson: &Lesson, variant: Variant) -> Result<Report> {
+    let root = nix::unistd::geteuid().is_root();
+    if !root && !lesson.rootless {
+        bail!("{}", needs_root(dir, lesson));
+    }
     let bin = build(dir, lesson, variant)?;
-    enter_throwaway_environment()?;
+    // Without root the checker makes no namespace of its own: the lesson's program is the
+    // only thing that makes one, and it makes it as the learner.
+    if root {
+        enter_throwaway_environment()?;
+    }
     let observations =
         checks::run(lesson.id, &bin).with_context(|| format!("checking lesson {}", lesson.id))?;
     Ok(Report {
         lesson: lesson.clone(),
         observations,
     })
+}
+
+/// The one line `workshop check N` says to a learner without root when lesson N needs root,
+/// naming the lessons that do not.
+fn needs_root(dir: &Path, lesson: &Lesson) -> String {
+    let rootless: Vec<String> = load_manifest(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| l.rootless)
+        .map(|l| l.id.to_string())
+        .collect();
+    format!(
+        "lesson {} needs root (its check makes namespaces, mounts or cgroups on the host): run \
+         `sudo workshop check {}`; without root, lessons {} run",
+        lesson.id,
+        lesson.id,
+        rootless.join(", ")
+    )
 }
 
 /// Whether a known-wrong answer's failure output names its misunderstanding (true for the
@@ -417,6 +447,7 @@ mod tests {
                 "CLONE_NEWUTS".into(),
             ],
             wrong: Vec::new(),
+            rootless: false,
         };
         let mut report = Report {
             lesson,
@@ -455,6 +486,7 @@ mod tests {
             chapter: "4 Union filesystems and layers".into(),
             hints: vec!["idea".into(), "call".into(), "flags".into(), "order".into()],
             wrong: Vec::new(),
+            rootless: false,
         };
         let second = hint(&lesson, 2).unwrap();
         assert_eq!(

@@ -1,7 +1,8 @@
 //! The check for the user namespace lesson (15): an unprivileged program becomes root in a
 //! user namespace of its own, mapping its own uid and gid.
 //!
-//! The program runs as [`UID`]/[`GID`]; the checker reads the command's `uid_map`, `gid_map`,
+//! The program runs as [`UID`]/[`GID`] (as the learner when the checker is not root); the
+//! checker reads the command's `uid_map`, `gid_map`,
 //! `setgroups` and `status` from the host (proc(5), user_namespaces(7)) while it waits.
 
 use super::{READY, descendants, failed_run, line, never_ready, run_observed};
@@ -35,11 +36,28 @@ pub(crate) fn unprivileged_workdir(bin: &Path) -> Result<(tempfile::TempDir, Pat
     Ok((dir, copy))
 }
 
-/// `bin` started as [`UID`]/[`GID`] with no supplementary groups, in `dir`.
+/// The ordinary user's uid and gid: [`UID`]/[`GID`] when the checker is root, else the
+/// checker's own (a learner without root checks lesson 15 as themself).
+pub(crate) fn ordinary_ids() -> (u32, u32) {
+    if nix::unistd::geteuid().is_root() {
+        (UID, GID)
+    } else {
+        (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    }
+}
+
+/// `bin` started as the ordinary user ([`ordinary_ids`]) in `dir`: as root, as [`UID`]/[`GID`]
+/// with no supplementary groups; without root, as the checker's own user.
 pub(crate) fn as_ordinary_user(bin: &Path, dir: &Path) -> Command {
     let mut cmd = Command::new(bin);
-    // As root, std drops the supplementary groups itself (setgroups(0)) before setuid.
-    cmd.uid(UID).gid(GID).current_dir(dir);
+    cmd.current_dir(dir);
+    if nix::unistd::geteuid().is_root() {
+        // As root, std drops the supplementary groups itself (setgroups(0)) before setuid.
+        cmd.uid(UID).gid(GID);
+    }
     cmd
 }
 
@@ -69,8 +87,9 @@ const WHAT_GID_MAP: &str = "/proc/PID/gid_map";
 const WHAT_SETGROUPS: &str = "/proc/PID/setgroups";
 const WHAT_CAPS: &str = "/proc/PID/status CapEff (capabilities in its own namespace)";
 
+/// Runs without root too (`rootless = true` in lessons.toml): the program then runs as the
+/// learner, whose ids the maps must name.
 pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
-    super::require_root()?;
     let (dir, copy) = unprivileged_workdir(bin)?;
     let script = format!("id -u; id -g; echo {READY}; read x || true");
     let (output, seen) = run_observed(
@@ -116,7 +135,7 @@ fn user_likely(output: &std::process::Output) -> &'static str {
 /// What `id -u` and `id -g` printing `ids` most likely means.
 fn ids_likely(ids: &str) -> String {
     let (uid, gid) = ids.split_once(' ').unwrap_or((ids, ""));
-    if uid == UID.to_string() {
+    if uid == ordinary_ids().0.to_string() {
         "the command is still the ordinary user: it runs in the host's user namespace, and nothing made a new one for it".to_owned()
     } else if uid == "65534" || gid == "65534" {
         let kind = if uid == "65534" { "uid" } else { "gid" };
@@ -133,8 +152,9 @@ fn observe(pid: u32) -> Vec<Observation> {
     let own = std::fs::read_link("/proc/self/ns/user").ok();
     let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let new_ns = theirs.is_some() && theirs != own;
-    let expected_uid = format!("0 {UID} 1");
-    let expected_gid = format!("0 {GID} 1");
+    let (uid, gid) = ordinary_ids();
+    let expected_uid = format!("0 {uid} 1");
+    let expected_gid = format!("0 {gid} 1");
     let mut out = vec![
         Observation::judged(
             WHAT_NS,
@@ -163,7 +183,7 @@ fn observe(pid: u32) -> Vec<Observation> {
     );
     out.push(Observation::equal(
         "/proc/PID/status Uid and Gid (the ids the host sees)",
-        format!("{UID} {UID} {UID} {UID} / {GID} {GID} {GID} {GID}"),
+        format!("{uid} {uid} {uid} {uid} / {gid} {gid} {gid} {gid}"),
         format!(
             "{} / {}",
             status_field(pid, "Uid"),
