@@ -54,8 +54,6 @@ const LONG: &[(&str, &str)] = &[
     ("src/net/nat.rs", "render_iptables"),
     ("src/net/netlink.rs", "create_veth"),
     ("src/net/netlink.rs", "message_builder"),
-    ("src/overlay.rs", "mount"),
-    ("src/rootless.rs", "start_holder"),
 ];
 
 fn crate_dir() -> &'static Path {
