@@ -10,7 +10,7 @@ use assert_cmd::prelude::*;
 use common::{require_busybox_overlay, text};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -1080,4 +1080,261 @@ fn intermediate_images_are_hidden_and_rmi_removes_them() {
     assert_eq!(deleted, 4, "{out}");
     assert_eq!(listed(true), vec![ids[0].to_owned()]);
     env.assert_no_containers();
+}
+
+/// A trigger is a Dockerfile of its own (moby's `processOnBuild` parses each alone): an error
+/// in it is on its line 1, whatever line the parent's `ONBUILD` was on.
+#[test]
+fn an_error_in_an_onbuild_trigger_is_on_the_triggers_line_1() {
+    let Some(env) = Env::new() else { return };
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nONBUILD COPY --bogus=1 a b\nONBUILD ENV\n",
+        0o644,
+    );
+    env.build(&["-t", "bad-triggers"]);
+    env.write("Dockerfile", "FROM bad-triggers\nRUN true\n", 0o644);
+    let out = env.output(&["build", "-t", "child", env.ctx().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        text(&out.stderr).trim_end(),
+        "minidock: ONBUILD trigger:1: COPY: Unknown flag: bogus"
+    );
+}
+
+/// `images -f dangling=true`, with or without `-a`, lists the untagged images no image was made
+/// from (moby's image list takes `imageStore.Heads()`); the classic builder's intermediate
+/// images are never among them. `dangling=false` lists only the tagged ones, even with `-a`.
+#[test]
+fn dangling_images_are_untagged_heads_never_intermediate_images() {
+    let Some(env) = Env::new() else { return };
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nRUN echo hi > /x\nENV B=2\n",
+        0o644,
+    );
+    let first = built_id(&env.build(&["-t", "steps"]));
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nRUN echo hi > /x\nENV B=3\n",
+        0o644,
+    );
+    let second = built_id(&env.build(&["-t", "steps"]));
+    let full = |id: &str| env.ok(&["image", "inspect", "-f", "{{.Id}}", id]);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["images", "--no-trunc", "-q"];
+        all.extend_from_slice(args);
+        env.ok(&all).lines().map(str::to_owned).collect()
+    };
+    // The two intermediate images (ENV A, RUN; shared by both builds) exist: -a shows
+    // them, with busybox and the two results.
+    assert_eq!(ids(&["-a"]).len(), 5, "{:?}", ids(&["-a"]));
+    for args in [&["-f", "dangling=true"][..], &["-a", "-f", "dangling=true"]] {
+        assert_eq!(ids(args), [full(&first).trim()], "{args:?}");
+    }
+    let busybox = full("busybox");
+    for args in [
+        &["-f", "dangling=false"][..],
+        &["-a", "-f", "dangling=false"],
+    ] {
+        assert_eq!(
+            ids(args),
+            [full(&second).trim(), busybox.trim()],
+            "{args:?}"
+        );
+    }
+}
+
+/// COPY keeps each copied file's, symlink's and directory's modification time in whole
+/// seconds (moby copies through a tar whose headers `FileInfoHeader` truncates to the second),
+/// from the context and from a stage; the directory a directory's contents go into, and the
+/// parents a copy creates, have the time of the build. Checked against Docker 20.10's
+/// classic builder on this Dockerfile.
+#[test]
+fn copy_keeps_mtimes_in_whole_seconds_as_docker() {
+    let Some(env) = Env::new() else { return };
+    env.write("f.txt", "a\n", 0o644);
+    env.write("dir/g.txt", "b\n", 0o644);
+    env.write("dir/sub/h.txt", "c\n", 0o644);
+    std::os::unix::fs::symlink("g.txt", env.ctx().join("dir/link")).unwrap();
+    let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::new(secs, 123_456_789);
+    let file_time = 1_577_934_245; // 2020-01-02 03:04:05
+    let dir_time = 1_557_126_489; // 2019-05-06 07:08:09
+    for f in ["f.txt", "dir/g.txt", "dir/sub/h.txt"] {
+        let file = fs::File::options()
+            .write(true)
+            .open(env.ctx().join(f))
+            .unwrap();
+        file.set_modified(at(file_time)).unwrap();
+    }
+    for d in ["dir/sub", "dir"] {
+        fs::File::open(env.ctx().join(d))
+            .unwrap()
+            .set_modified(at(dir_time))
+            .unwrap();
+    }
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY f.txt /one/f.txt\nCOPY dir /three\n\
+         FROM busybox\nCOPY --from=0 /three /six\nCOPY --from=0 /one/f.txt /seven.txt\n",
+        0o644,
+    );
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    env.build(&["-t", "mtimes"]);
+    let paths = [
+        "/six",
+        "/six/g.txt",
+        "/six/link",
+        "/six/sub",
+        "/six/sub/h.txt",
+        "/seven.txt",
+    ];
+    let mut args = vec!["stat", "-c", "%n %Y %y"];
+    args.extend_from_slice(&paths);
+    let stat = env.run("mtimes", &args);
+    let seen: Vec<(&str, u64, &str)> = stat
+        .lines()
+        .map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let (n, s, y) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+            (n, s.parse().unwrap(), y)
+        })
+        .collect();
+    let symlink_time = fs::symlink_metadata(env.ctx().join("dir/link"))
+        .unwrap()
+        .mtime() as u64;
+    let expected = [file_time, symlink_time, dir_time, file_time, file_time];
+    for ((name, secs, full), want) in seen[1..].iter().zip(expected) {
+        assert_eq!(*secs, want, "{name}: {stat}");
+        assert!(full.contains(".000000000 "), "{name}: {full}");
+    }
+    assert_eq!(seen[0].0, "/six");
+    assert!(seen[0].1 >= started, "/six has the build's time: {stat}");
+}
+
+/// `git daemon` serving the repositories under `base` on 127.0.0.1 (a free port), killed
+/// when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--export-all")
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg("--reuseaddr")
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = GitDaemon { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return daemon;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("git daemon did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `git` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A git context (`git://HOST/repo.git#REF:DIR`) is cloned at REF and DIR is the context, as
+/// the docker CLI's classic build does; the refusals read as Docker 20.10's (checked against
+/// it on the same repository).
+#[test]
+fn a_git_url_context_is_cloned_at_its_ref_and_directory() {
+    if !common::prerequisite(
+        common::dockerd::have("git"),
+        "git is missing (apt-get install git)",
+    ) {
+        return;
+    }
+    let Some(env) = Env::new() else { return };
+    let base = tempfile::Builder::new()
+        .prefix("minidock-build-git")
+        .tempdir()
+        .unwrap();
+    let repo = base.path().join("repo.git");
+    fs::create_dir_all(repo.join("app")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main", "."]);
+    fs::write(
+        repo.join("app/Dockerfile"),
+        "FROM busybox\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    fs::write(repo.join("app/hello.txt"), "from main\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "main"]);
+    git(&repo, &["checkout", "-q", "-b", "other"]);
+    fs::write(repo.join("app/hello.txt"), "from other\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "other"]);
+    let daemon = GitDaemon::start(base.path());
+    let url = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+    for (fragment, want) in [("#main:app", "from main\n"), ("#other:app", "from other\n")] {
+        let context = format!("{url}{fragment}");
+        env.ok(&["build", "-q", "-t", "from-git", &context]);
+        assert_eq!(env.run("from-git", &["cat", "/hello.txt"]), want);
+    }
+    let prefix = "minidock: unable to prepare context: unable to 'git clone' to temporary \
+                  context directory: ";
+    for (fragment, message) in [
+        ("#-x", "invalid refspec: -x\n".to_owned()),
+        // Docker's text, git's newline escaped: an error is one line.
+        (
+            "#nosuch",
+            "error fetching: fatal: couldn't find remote ref nosuch\\n: exit status 128\n".into(),
+        ),
+    ] {
+        let out = env.output(&["build", &format!("{url}{fragment}")]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(text(&out.stderr), format!("{prefix}{message}"));
+    }
+    for (fragment, tail) in [
+        (
+            "#main:app/Dockerfile",
+            "error setting git context, not a directory: ",
+        ),
+        ("#main:nodir", "stat "),
+    ] {
+        let out = env.output(&["build", &format!("{url}{fragment}")]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with(&format!("{prefix}{tail}")), "{stderr}");
+    }
+    // The clones are gone with their builds.
+    let tmp = env.root.path().join("tmp");
+    let left: Vec<_> = fs::read_dir(&tmp).map(|d| d.collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -147,19 +147,7 @@ pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Resu
     crate::state::private_dir(&paths.root)?;
     let store = Store::open(&paths.root)?;
     let _lease = store.lease()?;
-    let mut builder = Builder {
-        paths,
-        store,
-        options,
-        out,
-        step: 0,
-        total: stages.steps(),
-        lex,
-        built: HashMap::new(),
-        names: stages.stages.iter().map(|s| s.name.clone()).collect(),
-        in_triggers: false,
-        by_id: std::cell::RefCell::new(None),
-    };
+    let mut builder = Builder::new(paths, store, options, out, &stages, lex);
     builder.meta_steps(&stages)?;
     for (i, stage) in stages.stages.iter().enumerate().take(target + 1) {
         if !needed.contains(&i) {
@@ -172,6 +160,32 @@ pub fn build(paths: &Paths, options: &BuildOptions, out: &mut dyn Write) -> Resu
     builder.finish(target, &args)
 }
 // ANCHOR_END: build
+
+impl<'a> Builder<'a> {
+    /// A builder at step 0 of `stages`, with nothing built yet.
+    fn new(
+        paths: &'a Paths,
+        store: Store,
+        options: &'a BuildOptions,
+        out: &'a mut dyn Write,
+        stages: &Stages,
+        lex: Lex,
+    ) -> Builder<'a> {
+        Builder {
+            paths,
+            store,
+            options,
+            out,
+            step: 0,
+            total: stages.steps(),
+            lex,
+            built: HashMap::new(),
+            names: stages.stages.iter().map(|s| s.name.clone()).collect(),
+            in_triggers: false,
+            by_id: std::cell::RefCell::new(None),
+        }
+    }
+}
 
 /// `--label`s become one more `LABEL` instruction at the end of the target stage, as the
 /// classic builder appends them to the Dockerfile.
@@ -351,12 +365,9 @@ impl Builder<'_> {
         self.say(&format!("# Executing {} build {word}", triggers.len()))?;
         state.current.extra.remove("OnBuild");
         for trigger in &triggers {
-            let text = format!("FROM scratch\n{trigger}\n");
-            let df =
-                parser::parse(&text).map_err(|e| anyhow::anyhow!(e.report("ONBUILD trigger")))?;
-            let stages = instructions::stages(&df)
-                .map_err(|e| anyhow::anyhow!(e.report("ONBUILD trigger")))?;
-            for command in &stages.stages[0].commands {
+            let report = |e: parser::ParseError| anyhow::anyhow!(e.report("ONBUILD trigger"));
+            let df = parser::parse(trigger).map_err(report)?;
+            for command in &instructions::trigger(&df).map_err(report)? {
                 self.step_one(state, command)
                     .with_context(|| format!("ONBUILD trigger {trigger:?}"))?;
             }
@@ -944,12 +955,12 @@ impl Drop for TempDir {
     }
 }
 
-// ANCHOR: run_step
 impl Builder<'_> {
+    // ANCHOR: run_step
     /// `RUN`: a container on the current image, created and supervised as `minidock run`
-    /// does (network `none` unless `--network`), with the build args in its environment only; its upper dir
-    /// becomes the step's layer. Its history (and cache key) is Docker's: the build args as
-    /// `|N K=V …`, then the command (`|1 V=2 /bin/sh -c make`).
+    /// does (network `none` unless `--network`), with the build args in its environment
+    /// only; its upper dir becomes the step's layer. Its history (and cache key) is Docker's:
+    /// the build args as `|N K=V …`, then the command (`|1 V=2 /bin/sh -c make`).
     fn run_step(&mut self, state: &mut StageState, cmd: &CommandLine) -> Result<()> {
         let (cmd, script) = heredoc_command(cmd)?;
         let env = env_of(&state.current.config);
@@ -962,20 +973,15 @@ impl Builder<'_> {
             Some((_, data)) => format!("{created_by}\n{data}"),
             None => created_by.clone(),
         };
-        let cache_key = cache_key(state.current.id.as_deref(), &key);
-        if !self.options.no_cache && self.cached(&cache_key).is_some() {
-            return self.commit_step(&mut state.current, &key, None, &created_by);
+        // A cached step starts no container (its cache file is read once).
+        if self.use_cache(&mut state.current, &key)? {
+            return Ok(());
         }
-        let _pipes;
         let mut volumes = Vec::new();
-        if let Some((name, data)) = script {
-            _pipes = TempDir::new(&self.paths.root)?;
-            let file = _pipes.path.join(&name);
-            std::fs::write(&file, data).with_context(|| format!("writing {}", file.display()))?;
-            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .with_context(|| format!("chmod {}", file.display()))?;
-            volumes.push(format!("{}:/dev/pipes:ro", _pipes.path.display()));
-        }
+        let _pipes = match script {
+            Some((name, data)) => Some(self.script_dir(&name, &data, &mut volumes)?),
+            None => None,
+        };
         // ANCHOR: run_step_core
         let image = self.ensure_committed(&mut state.current)?;
         let container =
@@ -985,6 +991,19 @@ impl Builder<'_> {
         drop(container);
         result
         // ANCHOR_END: run_step_core
+    }
+    // ANCHOR_END: run_step
+
+    /// A heredoc script `name` (mode 0755) in a temp dir, which `volumes` gets as a
+    /// read-only mount at `/dev/pipes`; the dir goes when the returned guard drops.
+    fn script_dir(&self, name: &str, data: &str, volumes: &mut Vec<String>) -> Result<TempDir> {
+        let pipes = TempDir::new(&self.paths.root)?;
+        let file = pipes.path.join(name);
+        std::fs::write(&file, data).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .with_context(|| format!("chmod {}", file.display()))?;
+        volumes.push(format!("{}:/dev/pipes:ro", pipes.path.display()));
+        Ok(pipes)
     }
 
     /// The current image's ID, committing a `FROM scratch` stage's empty image first.
@@ -1008,6 +1027,7 @@ impl Builder<'_> {
         Ok(image.id.to_string())
     }
 
+    // ANCHOR: run_container
     /// Runs `argv` in a new container on `image` to its end; errors when it exits non-zero
     /// (Docker's message, the command's status as the exit code).
     fn run_container(
@@ -1018,6 +1038,11 @@ impl Builder<'_> {
         volumes: Vec<String>,
     ) -> Result<Step> {
         use crate::container::{CreateOptions, shim, spec::RunOptions};
+        let network = self
+            .options
+            .network
+            .clone()
+            .unwrap_or_else(|| "none".into());
         let options = CreateOptions {
             image: image.to_owned(),
             name: None,
@@ -1026,12 +1051,7 @@ impl Builder<'_> {
                 entrypoint: Some(String::new()),
                 env,
                 volumes,
-                network: Some(
-                    self.options
-                        .network
-                        .clone()
-                        .unwrap_or_else(|| "none".into()),
-                ),
+                network: Some(network),
                 restart: "no".into(),
                 ..RunOptions::default()
             },
@@ -1043,36 +1063,35 @@ impl Builder<'_> {
             id: state.id.clone(),
         };
         self.say(&format!(" ---> Running in {}", short(&state.id)))?;
-        // `-q`: the step's output goes only to its log.
-        let attach = match &self.options.run_output {
-            Some(fd) if !self.options.quiet => shim::Attach {
+        let status = shim::supervise(self.paths, &state.id, Some(self.attach()?), &mut |_| {})?;
+        if status != 0 {
+            let message = format!(
+                "The command '{}' returned a non-zero code: {status}",
+                argv.join(" ")
+            );
+            return Err(RunFailed(Exit::new(status, message)).into());
+        }
+        let removing = format!("Removing intermediate container {}", short(&state.id));
+        self.say(&removing)?;
+        Ok(step)
+    }
+    // ANCHOR_END: run_container
+
+    /// Where a `RUN`'s output goes: the build's output (the daemon's stream), else this
+    /// process's stdout and stderr; with `-q`, only the container's log.
+    fn attach(&self) -> Result<crate::container::shim::Attach> {
+        use crate::container::shim::Attach;
+        Ok(match &self.options.run_output {
+            Some(fd) if !self.options.quiet => Attach {
                 stdout: Some(fd.try_clone().context("dup of the build output")?),
                 stderr: Some(fd.try_clone().context("dup of the build output")?),
                 stdin: false,
                 sig_proxy: false,
             },
-            _ => shim::Attach::streams(false, !self.options.quiet, !self.options.quiet)?,
-        };
-        let status = shim::supervise(self.paths, &state.id, Some(attach), &mut |_| {})?;
-        if status != 0 {
-            let words: Vec<String> = argv.iter().map(|w| w.to_string()).collect();
-            return Err(RunFailed(Exit::new(
-                status,
-                format!(
-                    "The command '{}' returned a non-zero code: {status}",
-                    words.join(" ")
-                ),
-            ))
-            .into());
-        }
-        self.say(&format!(
-            "Removing intermediate container {}",
-            short(&state.id)
-        ))?;
-        Ok(step)
+            _ => Attach::streams(false, !self.options.quiet, !self.options.quiet)?,
+        })
     }
 }
-// ANCHOR_END: run_step
 
 // ANCHOR: heredoc_command
 /// A `RUN` with heredocs as buildkit runs it (the classic builder has none): a command that

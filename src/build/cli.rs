@@ -43,8 +43,8 @@ pub struct BuildCommand {
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
-    /// A directory, an http(s) URL of a tarball or a Dockerfile, or - for a tarball or a
-    /// Dockerfile on stdin
+    /// A directory, a git repository URL (REPO.git#REF:DIR, git://, git@, github.com/), an
+    /// http(s) URL of a tarball or a Dockerfile, or - for a tarball or a Dockerfile on stdin
     pub context: String,
 }
 
@@ -130,6 +130,22 @@ fn dockerfile(
     paths: &Paths,
     args: &BuildCommand,
 ) -> Result<(Option<PathBuf>, String, String, Option<TempDir>)> {
+    if crate::build::git::is_git_url(&args.context) {
+        if crate::doctor::which("git").is_none() {
+            bail!(
+                "unable to prepare context: unable to find 'git': exec: \"git\": executable \
+                 file not found in $PATH"
+            );
+        }
+        let temp = TempDir::new(&paths.root)?;
+        let context = crate::build::git::parse_remote(&args.context)
+            .and_then(|remote| crate::build::git::clone(&remote, &temp.path))
+            .context(
+                "unable to prepare context: unable to 'git clone' to temporary context directory",
+            )?;
+        let (text, name) = read_dockerfile(&context, args, true)?;
+        return Ok((Some(context), text, name, Some(temp)));
+    }
     let remote = args.context.starts_with("http://") || args.context.starts_with("https://");
     if args.context == "-" || remote {
         let bytes = if remote {

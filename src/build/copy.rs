@@ -197,7 +197,7 @@ fn copy_source(
     if walk.write {
         make_parents(&to)?;
     }
-    copy_tree(source, &to, walk, hasher)
+    copy_tree(source, &to, walk, hasher, true)
 }
 
 /// The step's cache key and history comment, in Docker's words, the missing space after the
@@ -396,7 +396,9 @@ fn download(url: &str, dir: &Path) -> Result<(PathBuf, Option<std::time::SystemT
         .with_context(|| format!("reading {url}"))?;
     Ok((path, mtime))
 }
+// ANCHOR_END: download
 
+// ANCHOR: download_mtime
 /// An HTTP date (`Mon, 02 Jan 2006 15:04:05 GMT`, RFC 7231's IMF-fixdate) as a time.
 fn parse_http_date(text: &str) -> Option<std::time::SystemTime> {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -438,7 +440,7 @@ fn copy_download(
     }
     Ok(())
 }
-// ANCHOR_END: download
+// ANCHOR_END: download_mtime
 
 /// The source paths inside the context, wildcards matched; a path leaving the context is
 /// refused.
@@ -513,7 +515,7 @@ fn clean(source: &str) -> String {
 /// symlink on the way is followed with its target read against `root` (an absolute target
 /// starts again at `root`, `..` stops at it), so the result never leaves `root`. The last
 /// component is followed too: a source that is a symlink copies what it points to.
-fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
     let mut parts: std::collections::VecDeque<String> = rel
         .split('/')
         .filter(|p| !p.is_empty())
@@ -633,47 +635,26 @@ fn make_parents(to: &Path) -> Result<()> {
 }
 
 /// Copies `from` (a file, symlink or directory's contents) to `to` (unless `walk.write` is
-/// false), owned and moded as `owner` says, hashing each entry's path (relative to `root`, the layer's dir), mode, owner and bytes.
-fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result<()> {
-    let (root, owner) = (walk.layer, walk.owner);
+/// false), owned and moded as `owner` says, hashing each entry's path (relative to
+/// `walk.layer`), mode, owner and bytes. Every entry keeps its modification time in whole
+/// seconds, as moby's tar copy does (`FileInfoHeader` truncates it), except the directory a
+/// directory's contents go into (`top`), which has the time of the copy.
+fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256, top: bool) -> Result<()> {
+    let owner = walk.owner;
     let meta = fs::symlink_metadata(from).with_context(|| format!("stat {}", from.display()))?;
     let to = if to.to_string_lossy().ends_with('/') && !meta.is_dir() {
         to.join(from.file_name().unwrap_or_default())
     } else {
         to.to_path_buf()
     };
-    let rel = to.strip_prefix(root).unwrap_or(&to);
+    let rel = to.strip_prefix(walk.layer).unwrap_or(&to);
     hasher.update(rel.as_os_str().as_encoded_bytes());
     hasher.update(format!("\0{:o}\0{}:{}\0", meta.mode(), owner.uid, owner.gid).as_bytes());
     if meta.file_type().is_symlink() {
-        let target = fs::read_link(from)?;
-        hasher.update(target.as_os_str().as_encoded_bytes());
-        if !walk.write {
-            return Ok(());
-        }
-        let _ = fs::remove_file(&to);
-        std::os::unix::fs::symlink(&target, &to)
-            .with_context(|| format!("symlink {}", to.display()))?;
-        std::os::unix::fs::lchown(&to, Some(owner.uid), Some(owner.gid))?;
-        return Ok(());
+        return copy_symlink(from, &to, &meta, walk, hasher);
     }
     if meta.is_dir() {
-        if walk.write {
-            fs::create_dir_all(&to).with_context(|| format!("mkdir {}", to.display()))?;
-        }
-        let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let rel = path.strip_prefix(walk.context).unwrap_or(&path);
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if walk.ignore.excluded(&rel.to_string_lossy())
-                && !(is_dir && walk.ignore.has_exceptions())
-            {
-                continue;
-            }
-            copy_tree(&path, &to.join(entry.file_name()), walk, hasher)?;
-        }
+        copy_dir(from, &to, walk, hasher)?;
     } else if meta.is_file() {
         let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         hasher.update(&bytes);
@@ -694,7 +675,64 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result
         .with_context(|| format!("chown {}", to.display()))?;
     fs::set_permissions(&to, fs::Permissions::from_mode(mode))
         .with_context(|| format!("chmod {}", to.display()))?;
+    if top && meta.is_dir() {
+        return Ok(());
+    }
+    keep_mtime(&to, &meta)
+}
+
+/// A directory's entries (less what `.dockerignore` excludes), copied under `to`.
+fn copy_dir(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256) -> Result<()> {
+    if walk.write {
+        fs::create_dir_all(to).with_context(|| format!("mkdir {}", to.display()))?;
+    }
+    let mut entries: Vec<_> = fs::read_dir(from)?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let rel = path.strip_prefix(walk.context).unwrap_or(&path);
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if walk.ignore.excluded(&rel.to_string_lossy()) && !(is_dir && walk.ignore.has_exceptions())
+        {
+            continue;
+        }
+        copy_tree(&path, &to.join(entry.file_name()), walk, hasher, false)?;
+    }
     Ok(())
+}
+
+/// A symlink, recreated at `to` with the step's owner and the link's own mtime.
+fn copy_symlink(
+    from: &Path,
+    to: &Path,
+    meta: &fs::Metadata,
+    walk: &Walk,
+    hasher: &mut Sha256,
+) -> Result<()> {
+    let target = fs::read_link(from)?;
+    hasher.update(target.as_os_str().as_encoded_bytes());
+    if !walk.write {
+        return Ok(());
+    }
+    let _ = fs::remove_file(to);
+    std::os::unix::fs::symlink(&target, to).with_context(|| format!("symlink {}", to.display()))?;
+    std::os::unix::fs::lchown(to, Some(walk.owner.uid), Some(walk.owner.gid))?;
+    keep_mtime(to, meta)
+}
+
+/// Sets `to`'s access and modification times (not following a symlink) to `meta`'s
+/// modification time, whole seconds (utimensat(2)).
+fn keep_mtime(to: &Path, meta: &fs::Metadata) -> Result<()> {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    let time = nix::sys::time::TimeSpec::new(meta.mtime(), 0);
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        to,
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .with_context(|| format!("utimensat {}", to.display()))
 }
 
 /// Where a copy goes and what it skips.
@@ -750,8 +788,11 @@ impl Ignore {
         }
         Ok(Ignore { patterns })
     }
+}
+// ANCHOR_END: dockerignore
 
-    // ANCHOR: dockerignore_excluded
+// ANCHOR: dockerignore_excluded
+impl Ignore {
     /// Whether `rel` (a path relative to the context) is excluded.
     pub fn excluded(&self, rel: &str) -> bool {
         let rel = clean(rel);
@@ -773,14 +814,15 @@ impl Ignore {
         }
         excluded
     }
-    // ANCHOR_END: dockerignore_excluded
 
     /// Whether any pattern is an `!` exception (an excluded directory is walked then).
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|(_, e)| *e)
     }
 }
+// ANCHOR_END: dockerignore_excluded
 
+// ANCHOR: dockerignore_regex
 /// A `.dockerignore` pattern as a regex over slash-separated relative paths.
 fn ignore_regex(pattern: &str) -> Result<regex::Regex> {
     let mut re = String::from("^");
@@ -820,7 +862,7 @@ fn ignore_regex(pattern: &str) -> Result<regex::Regex> {
     re.push('$');
     regex::Regex::new(&re).with_context(|| format!("bad .dockerignore pattern {pattern:?}"))
 }
-// ANCHOR_END: dockerignore
+// ANCHOR_END: dockerignore_regex
 
 #[cfg(test)]
 mod tests {

@@ -336,64 +336,12 @@ impl Kind {
     pub fn expand(&self, lex: &Lex, env: &dyn Env) -> anyhow::Result<Kind> {
         let w = |s: &String| lex.process_word(s, env);
         let all = |v: &[String]| v.iter().map(w).collect::<anyhow::Result<Vec<_>>>();
-        let opt = |o: &Option<String>| o.as_ref().map(w).transpose();
-        let kvs = |v: &[KeyValue]| {
-            v.iter()
-                .map(|kv| {
-                    Ok(KeyValue {
-                        key: w(&kv.key)?,
-                        value: w(&kv.value)?,
-                        no_delim: kv.no_delim,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        };
         Ok(match self {
-            Kind::Env(v) => Kind::Env(kvs(v)?),
-            Kind::Label(v) => Kind::Label(kvs(v)?),
-            Kind::Arg(v) => Kind::Arg(
-                v.iter()
-                    .map(|a| {
-                        Ok(ArgDecl {
-                            key: w(&a.key)?,
-                            default: opt(&a.default)?,
-                        })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            ),
-            Kind::Copy(c) | Kind::Add(c) => {
-                // Heredoc text expands as buildkit's `ExpandRaw`: quotes stay as written.
-                let raw = Lex {
-                    raw_quotes: true,
-                    ..lex.clone()
-                };
-                let inline = c
-                    .inline
-                    .iter()
-                    .map(|f| {
-                        let data = if f.expand {
-                            raw.process_word(&f.data, env)?
-                        } else {
-                            f.data.clone()
-                        };
-                        Ok(InlineSource { data, ..f.clone() })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                let spec = CopySpec {
-                    sources: all(&c.sources)?,
-                    inline,
-                    dest: w(&c.dest)?,
-                    from: opt(&c.from)?,
-                    chown: opt(&c.chown)?,
-                    chmod: opt(&c.chmod)?,
-                    ..c.clone()
-                };
-                if matches!(self, Kind::Copy(_)) {
-                    Kind::Copy(spec)
-                } else {
-                    Kind::Add(spec)
-                }
-            }
+            Kind::Env(v) => Kind::Env(expand_key_values(v, lex, env)?),
+            Kind::Label(v) => Kind::Label(expand_key_values(v, lex, env)?),
+            Kind::Arg(v) => Kind::Arg(expand_arg_decls(v, lex, env)?),
+            Kind::Copy(c) => Kind::Copy(expand_copy(c, lex, env)?),
+            Kind::Add(c) => Kind::Add(expand_copy(c, lex, env)?),
             Kind::Workdir(p) => Kind::Workdir(w(p)?),
             Kind::User(u) => Kind::User(w(u)?),
             Kind::StopSignal(s) => Kind::StopSignal(w(s)?),
@@ -410,6 +358,74 @@ impl Kind {
     }
 }
 // ANCHOR_END: expand
+
+/// `ENV`/`LABEL` pairs with their keys and values expanded.
+fn expand_key_values(v: &[KeyValue], lex: &Lex, env: &dyn Env) -> anyhow::Result<Vec<KeyValue>> {
+    v.iter()
+        .map(|kv| {
+            Ok(KeyValue {
+                key: lex.process_word(&kv.key, env)?,
+                value: lex.process_word(&kv.value, env)?,
+                no_delim: kv.no_delim,
+            })
+        })
+        .collect()
+}
+
+/// `ARG` declarations with their names and defaults expanded.
+fn expand_arg_decls(v: &[ArgDecl], lex: &Lex, env: &dyn Env) -> anyhow::Result<Vec<ArgDecl>> {
+    v.iter()
+        .map(|a| {
+            Ok(ArgDecl {
+                key: lex.process_word(&a.key, env)?,
+                default: a
+                    .default
+                    .as_ref()
+                    .map(|d| lex.process_word(d, env))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+// ANCHOR: expand_copy
+/// A `COPY`/`ADD` with its sources, destination and flags expanded, and its heredocs' text
+/// when their terminator was not quoted.
+fn expand_copy(c: &CopySpec, lex: &Lex, env: &dyn Env) -> anyhow::Result<CopySpec> {
+    let w = |s: &String| lex.process_word(s, env);
+    let opt = |o: &Option<String>| o.as_ref().map(w).transpose();
+    // Heredoc text expands as buildkit's `ExpandRaw`: quotes stay as written.
+    let raw = Lex {
+        raw_quotes: true,
+        ..lex.clone()
+    };
+    let inline = c
+        .inline
+        .iter()
+        .map(|f| {
+            let data = if f.expand {
+                raw.process_word(&f.data, env)?
+            } else {
+                f.data.clone()
+            };
+            Ok(InlineSource { data, ..f.clone() })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CopySpec {
+        sources: c
+            .sources
+            .iter()
+            .map(w)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        inline,
+        dest: w(&c.dest)?,
+        from: opt(&c.from)?,
+        chown: opt(&c.chown)?,
+        chmod: opt(&c.chmod)?,
+        ..c.clone()
+    })
+}
+// ANCHOR_END: expand_copy
 
 // ANCHOR: created_by
 impl Kind {
@@ -457,7 +473,9 @@ impl Kind {
         })
     }
 }
+// ANCHOR_END: created_by
 
+// ANCHOR: nop_created_by
 /// A metadata step's history `created_by`: the stage's shell, `#(nop) `, and the comment
 /// (`/bin/sh -c #(nop)  ENV A=1`: Docker joins the words with a space after `#(nop) `).
 pub fn nop_created_by(shell: &[String], comment: &str) -> String {
@@ -466,7 +484,7 @@ pub fn nop_created_by(shell: &[String], comment: &str) -> String {
     words.push(comment.to_string());
     words.join(" ")
 }
-// ANCHOR_END: created_by
+// ANCHOR_END: nop_created_by
 
 /// The instructions Docker knows, for the unknown-instruction message.
 pub const INSTRUCTIONS: [&str; 18] = [
@@ -502,32 +520,64 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, ParseError> {
         stages: Vec::new(),
     };
     for node in &df.instructions {
-        let at = |message: String| ParseError {
-            line: node.start_line,
-            end_line: node.end_line,
-            instruction: Some(node.keyword.to_uppercase()),
-            message,
-        };
         if node.instruction() == "from" {
-            out.stages.push(stage(node).map_err(at)?);
+            out.stages
+                .push(stage(node).map_err(|m| node_error(node, m))?);
             continue;
         }
-        let kind = instruction(node).map_err(at)?;
-        let step = Instruction {
-            line: node.start_line,
-            end_line: node.end_line,
-            original: node.original.trim().to_string(),
-            kind,
-        };
+        let step = checked(node)?;
         match out.stages.last_mut() {
             Some(current) => current.commands.push(step),
             None if matches!(step.kind, Kind::Arg(_)) => out.meta_args.push(step),
-            None => return Err(at("no build stage in current context".into())),
+            None => {
+                let message = "no build stage in current context".into();
+                return Err(node_error(node, message));
+            }
         }
     }
     Ok(out)
 }
 // ANCHOR_END: stages
+
+/// A ParseError at `node`'s lines, about its instruction.
+fn node_error(node: &Node, message: String) -> ParseError {
+    ParseError {
+        line: node.start_line,
+        end_line: node.end_line,
+        instruction: Some(node.keyword.to_uppercase()),
+        message,
+    }
+}
+
+/// One non-`FROM` node checked and typed, with its lines and text.
+fn checked(node: &Node) -> Result<Instruction, ParseError> {
+    Ok(Instruction {
+        line: node.start_line,
+        end_line: node.end_line,
+        original: node.original.trim().to_string(),
+        kind: instruction(node).map_err(|m| node_error(node, m))?,
+    })
+}
+
+/// The instructions of an `ONBUILD` trigger, which moby parses as a Dockerfile of its own (so
+/// its lines count from 1): each checked as a stage's instruction. Errors as [`stages`], and
+/// moby's refusals of `ONBUILD`, `FROM` and `MAINTAINER` as triggers.
+pub fn trigger(df: &Dockerfile) -> Result<Vec<Instruction>, ParseError> {
+    let mut out = Vec::new();
+    for node in &df.instructions {
+        let keyword = node.keyword.to_uppercase();
+        let refused = match keyword.as_str() {
+            "ONBUILD" => Some("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_owned()),
+            "FROM" | "MAINTAINER" => Some(format!("{keyword} isn't allowed as an ONBUILD trigger")),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(node_error(node, message));
+        }
+        out.push(checked(node)?);
+    }
+    Ok(out)
+}
 
 /// `FROM [--platform=P] image [AS name]`.
 fn stage(node: &Node) -> Result<Stage, String> {

@@ -169,27 +169,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             comments.pop();
         }
         let start = lines.number;
-        let (first, mut eol) = d.trim_continuation(line);
+        let (first, eol) = d.trim_continuation(line);
         if eol && first.is_empty() {
             continue;
         }
         let mut buf = first.to_string();
-        let mut empty_continuation = false;
-        while !eol {
-            let Some(raw) = lines.next_line()? else { break };
-            let (line, _) = d.process_line(raw, false, lines.number)?;
-            if is_comment(raw) {
-                continue;
-            }
-            if line.trim_start_matches(is_space).is_empty() {
-                empty_continuation = true;
-                continue;
-            }
-            let (part, end) = d.trim_continuation(line);
-            buf.push_str(part);
-            eol = end;
-        }
-        if empty_continuation {
+        if !eol && continue_line(&mut buf, &mut lines, &mut d)? {
             warnings.push(format!("Empty continuation line found in: {buf}"));
         }
         let at = |e: NodeError, end| e.at(start, end);
@@ -211,6 +196,35 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     })
 }
 // ANCHOR_END: parse
+
+// ANCHOR: continue_line
+/// Appends to `buf` the continuation lines of an instruction, up to the line that does not
+/// end with the escape character. Comments inside are skipped; so are empty lines, which
+/// makes the result true (Docker's `Empty continuation line` warning).
+fn continue_line(
+    buf: &mut String,
+    lines: &mut Lines,
+    d: &mut Directives,
+) -> Result<bool, ParseError> {
+    let mut empty_continuation = false;
+    while let Some(raw) = lines.next_line()? {
+        let (line, _) = d.process_line(raw, false, lines.number)?;
+        if is_comment(raw) {
+            continue;
+        }
+        if line.trim_start_matches(is_space).is_empty() {
+            empty_continuation = true;
+            continue;
+        }
+        let (part, end) = d.trim_continuation(line);
+        buf.push_str(part);
+        if end {
+            break;
+        }
+    }
+    Ok(empty_continuation)
+}
+// ANCHOR_END: continue_line
 
 impl Dockerfile {
     /// buildkit's `Node.Dump()` of the whole file: one `(keyword ["--flag"…] "arg"…)` line
@@ -481,7 +495,7 @@ impl From<ParseError> for NodeError {
     }
 }
 
-// ANCHOR: dispatch
+// ANCHOR: node_from_line
 /// One instruction line (continuations joined): keyword, flags, then the arguments shaped by
 /// the keyword, as buildkit's dispatch table. `depth` counts enclosing `ONBUILD`s.
 fn node_from_line(
@@ -502,7 +516,33 @@ fn node_from_line(
             "the --mount option requires BuildKit, which minidock does not implement".into(),
         ));
     }
-    let (args, json) = match kw.as_str() {
+    let (args, json) = dispatch(&kw, keyword, rest, d, depth)?;
+    Ok(Node {
+        keyword: keyword.to_string(),
+        flags,
+        args,
+        json,
+        original: line.to_string(),
+        heredocs: Vec::new(),
+        start_line: 0,
+        end_line: 0,
+        comments,
+    })
+}
+// ANCHOR_END: node_from_line
+
+// ANCHOR: dispatch
+/// The arguments of instruction `kw` (lowercase; `keyword` as written) from the rest of its
+/// line, shaped as buildkit's dispatch table shapes them, and whether they were JSON.
+fn dispatch(
+    kw: &str,
+    keyword: &str,
+    rest: &str,
+    d: &Directives,
+    depth: usize,
+) -> Result<(Vec<Arg>, bool), NodeError> {
+    let err = |m: String| NodeError::of(keyword, m);
+    Ok(match kw {
         "run" | "cmd" | "entrypoint" | "shell" => maybe_json(rest).map_err(err)?,
         "add" | "copy" | "volume" => maybe_json_list(rest).map_err(err)?,
         "env" | "label" => (
@@ -528,17 +568,6 @@ fn node_from_line(
         }
         // Unknown instructions keep one empty argument; the builder rejects them.
         _ => (vec![Arg::Word(String::new())], false),
-    };
-    Ok(Node {
-        keyword: keyword.to_string(),
-        flags,
-        args,
-        json,
-        original: line.to_string(),
-        heredocs: Vec::new(),
-        start_line: 0,
-        end_line: 0,
-        comments,
     })
 }
 // ANCHOR_END: dispatch

@@ -178,19 +178,24 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> Result<u8> {
 /// The images less the intermediate ones (untagged, and the parent of another image in the
 /// store: the classic builder's step images), which Docker lists only with `-a`.
 fn without_intermediate(store: &Store, images: Vec<Image>) -> Result<Vec<Image>> {
-    let links = store.parents()?;
-    if links.is_empty() {
-        return Ok(images);
-    }
-    let present: BTreeSet<String> = store.images()?.iter().map(|i| i.id.to_string()).collect();
-    let parents: BTreeSet<&String> = links
-        .iter()
-        .filter(|(child, _)| present.contains(*child))
-        .map(|(_, parent)| parent)
-        .collect();
+    let parents = parent_ids(store)?;
     Ok(images
         .into_iter()
         .filter(|i| !i.names.is_empty() || !parents.contains(&i.id.to_string()))
+        .collect())
+}
+
+/// The IDs of the images some present image was made from (moby's images with children).
+fn parent_ids(store: &Store) -> Result<BTreeSet<String>> {
+    let links = store.parents()?;
+    if links.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let present: BTreeSet<String> = store.images()?.iter().map(|i| i.id.to_string()).collect();
+    Ok(links
+        .into_iter()
+        .filter(|(child, _)| present.contains(child))
+        .map(|(_, parent)| parent)
         .collect())
 }
 
@@ -495,7 +500,8 @@ pub const IMAGES_FILTER_KEYS: &[&str] = &["before", "dangling", "label", "refere
 
 // ANCHOR: images_filters
 /// `images --filter` as moby's image list applies it: `dangling=true` keeps the untagged
-/// images (`false` the tagged), `label=KEY[=VALUE]` the images whose config has every label,
+/// images no other image was made from (moby's `Heads`, so with or without `-a` no
+/// intermediate image), `false` the tagged; `label=KEY[=VALUE]` the images whose config has every label,
 /// `before=IMAGE`/`since=IMAGE` those created before/after that image (an unknown one is
 /// `No such image`). Errors: `Invalid filter 'dangling=[VALUE]'` for any other value (exit 1).
 pub fn filter_images(
@@ -520,6 +526,10 @@ pub fn filter_images(
         }
     };
     let (before, since) = (created_of("before")?, created_of("since")?);
+    let parents = match dangling {
+        Some(true) => parent_ids(store)?,
+        _ => BTreeSet::new(),
+    };
     Ok(images
         .into_iter()
         .filter(|image| {
@@ -531,6 +541,7 @@ pub fn filter_images(
                 .map(|l| l.into_iter().collect())
                 .unwrap_or_default();
             dangling.is_none_or(|d| d == image.names.is_empty())
+                && !parents.contains(&image.id.to_string())
                 && filters.matches_labels("label", &labels)
                 && before.is_none_or(|b| image.created().is_some_and(|c| c < b))
                 && since.is_none_or(|s| image.created().is_some_and(|c| c > s))
