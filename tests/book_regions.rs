@@ -17,14 +17,6 @@ const LONG_REASON: &str = "longer than a screen: shown folded";
 
 /// Included regions longer than a screen: (source file from the top of the crate, anchor).
 const LONG: &[(&str, &str)] = &[
-    ("src/build/builder.rs", "build"),
-    ("src/build/builder.rs", "run_step"),
-    ("src/build/copy.rs", "dockerignore"),
-    ("src/build/copy.rs", "download"),
-    ("src/build/instructions.rs", "created_by"),
-    ("src/build/instructions.rs", "expand"),
-    ("src/build/parser.rs", "dispatch"),
-    ("src/build/parser.rs", "parse"),
     ("src/container/attach.rs", "detach_keys"),
     ("src/container/attach.rs", "server"),
     ("src/container/cli.rs", "run_run"),
