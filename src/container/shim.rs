@@ -379,16 +379,8 @@ fn schedule_restart(
     });
     match recorded {
         Ok(Some(current)) if restart => {
-            explain::step(
-                "the restart policy starts the process again",
-                || {
-                    format!(
-                        "write(\"state.json\", RestartCount={})",
-                        current.restart_count
-                    )
-                },
-                Chapter::PuttingTogether,
-            );
+            explain::trace!(PuttingTogether: "the restart policy starts the process again"
+                => "write(\"state.json\", RestartCount={})", current.restart_count);
             Some(current)
         }
         _ => None,
@@ -424,11 +416,8 @@ fn release_volumes(paths: &Paths, id: &str) -> Result<()> {
 /// Records the last exit (the container is stopped for good) and removes an `--rm` container.
 fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     let exit_code = exit.exit_code;
-    explain::step(
-        "record the exit status",
-        || format!("write(\"state.json\", ExitCode={exit_code})"),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "record the exit status"
+        => "write(\"state.json\", ExitCode={exit_code})");
     let _ = ContainerState::update(paths, &state.id, |s| {
         s.status = Status::Exited;
         s.restarting = false;
@@ -632,11 +621,8 @@ fn spawn_with_pipes(
         stdout: Some(stdout_w),
         stderr: Some(stderr_w),
     };
-    explain::step(
-        "give the container pipes for stdout and stderr",
-        || "pipe2(O_CLOEXEC) x2; dup2 onto 1 and 2 in the container".into(),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "give the container pipes for stdout and stderr"
+        => "pipe2(O_CLOEXEC) x2; dup2 onto 1 and 2 in the container");
     let launched =
         crate::runtime::spawn_with_stdio(&paths.runtime_root, &state.id, bundle, &stdio)?;
     // Our copies of the write ends go now: once the container's are closed too, we read
