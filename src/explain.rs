@@ -113,6 +113,16 @@ pub fn step(what: &str, call: impl FnOnce() -> String, chapter: Chapter) {
     let _ = writeln!(err, "{line}");
 }
 
+/// [`step`] in one line, so a trace line does not crowd the code it describes:
+/// `explain::trace!(Chapter: "what" => "call", args...)` names a [`Chapter`] variant, the
+/// step, then the call as `format!` takes it; the call is formatted only when tracing is on.
+macro_rules! trace {
+    ($chapter:ident: $what:expr => $($call:tt)+) => {
+        $crate::explain::step($what, || format!($($call)+), $crate::explain::Chapter::$chapter)
+    };
+}
+pub(crate) use trace;
+
 /// mount(2)'s flags as strace(1) prints them: names joined by `|` in bit order, `0` for none,
 /// and any bit without a name in hex. No Rust `Debug` form reaches a trace line.
 pub fn ms_flags(flags: nix::mount::MsFlags) -> String {

@@ -309,18 +309,11 @@ pub fn mount_sys(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
 /// for a spare directory inside the rootfs.
 pub fn pivot_root_into(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
-    explain::step(
-        "pivot_root into the rootfs",
-        || format!("pivot_root(\".\", \".\") in {}", rootfs.display()),
-        Chapter::Namespaces,
-    );
+    explain::trace!(Namespaces: "pivot_root into the rootfs"
+        => "pivot_root(\".\", \".\") in {}", rootfs.display());
     nix::unistd::pivot_root(".", ".")
         .with_context(|| format!("pivot_root into {}", rootfs.display()))?;
-    explain::step(
-        "detach the old root",
-        || "umount2(\".\", MNT_DETACH)".into(),
-        Chapter::Namespaces,
-    );
+    explain::trace!(Namespaces: "detach the old root" => "umount2(\".\", MNT_DETACH)");
     umount2(".", MntFlags::MNT_DETACH).context("umount2(old root, MNT_DETACH)")?;
     nix::unistd::chdir("/").context("chdir /")
 }

@@ -334,7 +334,8 @@ fn regex_escape(text: &str) -> String {
 /// Runs `cmd` with stdout and stderr on one open file description, so the two interleave as
 /// on a terminal; its exit status and what it printed.
 fn interleaved(mut cmd: Command) -> (std::process::ExitStatus, String) {
-    let log = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // $TMPDIR, not CARGO_TARGET_TMPDIR: the VM lane's guest has no target directory.
+    let log = tempfile::NamedTempFile::new().unwrap();
     let out = log.reopen().unwrap();
     let status = cmd
         .stdin(Stdio::null())

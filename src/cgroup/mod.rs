@@ -774,11 +774,8 @@ pub fn cgroup_dir_of(layout: &Layout, controller: &str, pid: Pid) -> Result<Opti
 /// lock (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). Errors name the file.
 pub fn join_self(task_files: &[PathBuf]) -> Result<()> {
     for file in task_files {
-        explain::step(
-            "move the process into the cgroup",
-            || format!("write({}, \"0\")", file.display()),
-            Chapter::Cgroups,
-        );
+        explain::trace!(Cgroups: "move the process into the cgroup"
+            => "write({}, \"0\")", file.display());
         std::fs::OpenOptions::new()
             .write(true)
             .open(file)

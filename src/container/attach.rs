@@ -119,6 +119,9 @@ impl Server {
         })
     }
 
+    // ANCHOR_END: server
+
+    // ANCHOR: server_fds
     /// The descriptors to poll for input: the listener first, then each client.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = vec![self.listener.as_fd()];
@@ -126,6 +129,9 @@ impl Server {
         fds
     }
 
+    // ANCHOR_END: server_fds
+
+    // ANCHOR: server_serve
     /// Handles what poll found ready (`ready[i]` for `fds()[i]`): accepts new clients and
     /// returns their requests. A client that leaves or misbehaves is dropped.
     pub fn serve(&mut self, ready: &[bool]) -> Vec<Request> {
@@ -159,6 +165,9 @@ impl Server {
         requests
     }
 
+    // ANCHOR_END: server_serve
+
+    // ANCHOR: server_adopt
     /// Adds a client connected before the container started (a foreground `run`'s, passed to
     /// the shim as its stdin); its hello byte is already in the socket.
     pub fn adopt(&mut self, stream: UnixStream) {
@@ -196,6 +205,7 @@ impl Server {
             }
         }
     }
+    // ANCHOR_END: server_adopt
 
     // ANCHOR: server_broadcast
     /// Copies output of the container (stream 1 or 2) to the clients that want it.
@@ -211,14 +221,15 @@ impl Server {
     }
     // ANCHOR_END: server_broadcast
 
+    // ANCHOR: server_finish
     /// Tells every client the exit status and lets them go.
     pub fn finish(mut self, status: i32) {
         for client in &mut self.clients {
             let _ = write_frame(&mut client.stream, EXIT, &status.to_be_bytes());
         }
     }
+    // ANCHOR_END: server_finish
 }
-// ANCHOR_END: server
 
 /// Reads a new client's hello byte (it comes at once; a silent client is dropped).
 fn hello(stream: UnixStream) -> Option<Client> {
@@ -329,7 +340,9 @@ pub fn parse_detach_keys(text: &str) -> Result<Vec<u8>> {
     }
     Ok(keys)
 }
+// ANCHOR_END: detach_keys
 
+// ANCHOR: escape_proxy
 /// Watches keystrokes for the detach sequence, as moby's escape proxy does: bytes that may
 /// begin the sequence are held back, and passed on once the sequence turns out otherwise.
 pub struct EscapeProxy {
@@ -363,7 +376,7 @@ impl EscapeProxy {
         (out, false)
     }
 }
-// ANCHOR_END: detach_keys
+// ANCHOR_END: escape_proxy
 
 /// `minidock attach`'s options.
 pub struct AttachOptions {

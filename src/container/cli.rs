@@ -991,19 +991,7 @@ fn run_shim_step(paths: &Paths, args: &ShimStepArgs) -> Result<u8> {
 /// supervised in this process, which spares `run --rm IMAGE true` a shim and lets `-i` hand
 /// the container this process's own stdin.
 pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
-    if args.detach && !args.attach.is_empty() {
-        return Err(Exit::new(
-            super::REQUEST_FAILED,
-            "conflicting options: cannot specify both --attach and --detach",
-        )
-        .into());
-    }
-    // Docker's CLI: `-i` attaches stdin whatever `-a` says.
-    let attach_stdin = args.interactive || args.attach.iter().any(|a| a == "STDIN");
-    if !args.detach && args.tty && attach_stdin {
-        super::attach::check_tty()?;
-    }
-    check_resources(args).map_err(run_error)?;
+    check_run_args(args)?;
     let options = CreateOptions {
         supervised: true,
         ..args.create_options()
@@ -1036,6 +1024,27 @@ pub fn run_run(paths: &Paths, args: &RunArgs) -> Result<u8> {
     supervise(paths, &state.id, Some(attach), &mut |_| {}).map_err(run_error)
 }
 // ANCHOR_END: run_run
+
+// ANCHOR: check_run_args
+/// What `run` refuses before anything is made, as Docker's CLI: `-a` with `-d`, a terminal
+/// for a stdin that is not one, and resource flags out of range.
+fn check_run_args(args: &RunArgs) -> Result<()> {
+    if args.detach && !args.attach.is_empty() {
+        return Err(Exit::new(
+            super::REQUEST_FAILED,
+            "conflicting options: cannot specify both --attach and --detach",
+        )
+        .into());
+    }
+    // Docker's CLI: `-i` attaches stdin whatever `-a` says.
+    let attach_stdin = args.interactive || args.attach.iter().any(|a| a == "STDIN");
+    if !args.detach && args.tty && attach_stdin {
+        super::attach::check_tty()?;
+    }
+    check_resources(args).map_err(run_error)?;
+    Ok(())
+}
+// ANCHOR_END: check_run_args
 
 /// A foreground `run` or `start -a` as Docker's CLI does it: start under the light shim, attach,
 /// wait ([`super::attach::foreground`]); supervised in this process when the light shim is not

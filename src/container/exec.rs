@@ -25,7 +25,7 @@ use super::state::ContainerState;
 use super::user::{home_of, read_user_file};
 use super::{Paths, Status};
 use crate::cli::Exit;
-use crate::explain::{self, Chapter};
+use crate::explain;
 use crate::ns::Namespace;
 use crate::runtime::init;
 use crate::security::{self, caps};
@@ -194,52 +194,14 @@ fn prepare(paths: &Paths, state: &ContainerState, options: &ExecOptions) -> Resu
 fn exec_child(p: &Prepared) -> Result<i32> {
     init::close_range_cloexec();
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-    for (ns, fd) in p.join.iter().filter(|(ns, _)| *ns != Namespace::Pid) {
-        explain::step(
-            "join the container's namespace",
-            || {
-                // The mount namespace's flag kept its 2002 name: CLONE_NEWNS.
-                let flag = match ns {
-                    Namespace::Mount => "NS".to_owned(),
-                    other => other.proc_name().to_uppercase(),
-                };
-                format!(
-                    "setns(fd of /proc/PID/ns/{}, CLONE_NEW{flag})",
-                    ns.proc_name()
-                )
-            },
-            Chapter::Namespaces,
-        );
-        nix::sched::setns(fd, ns.clone_flag())
-            .with_context(|| format!("setns into the container's {} namespace", ns.proc_name()))?;
-    }
+    join_namespaces(p)?;
     match (&p.console, &p.stdin) {
         (Some(socket), _) => crate::tty::setup_console_in_child(socket.child.as_raw_fd())?,
         (None, Some(null)) => init::connect_stdio(&[Some(null.as_raw_fd()), None, None])?,
         (None, None) => {}
     }
-    // The same order as the container's first process (see runtime::init).
-    for rlimit in &p.rlimits {
-        init::set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
-    }
-    if let (Some(program), false) = (&p.seccomp, p.no_new_privs) {
-        security::seccomp::install(program)?;
-    }
-    if let Some(caps) = &p.capabilities {
-        caps::apply_bounding_set(caps)?;
-        if p.uid != 0 {
-            caps::keep_capabilities_across_setuid()?;
-        }
-    }
-    init::switch_user(p.uid, p.gid, &p.additional_gids)?;
-    if let Some(caps) = &p.capabilities {
-        caps::apply_process_capabilities(caps)?;
-    }
-    explain::step(
-        "enter the working directory",
-        || format!("chdir({:?})", p.cwd),
-        Chapter::RuntimeSpec,
-    );
+    take_on_limits_and_user(p)?;
+    explain::trace!(RuntimeSpec: "enter the working directory" => "chdir({:?})", p.cwd);
     nix::unistd::chdir(&p.cwd).map_err(|errno| {
         Exit::new(
             super::REQUEST_FAILED,
@@ -257,6 +219,56 @@ fn exec_child(p: &Prepared) -> Result<i32> {
     Err(init::exec(&program, &p.args, &p.env, &[None, None, None]))
 }
 // ANCHOR_END: exec_child
+
+// ANCHOR: join_namespaces
+/// Joins each of the container's namespaces but the PID one, which the parent joined before
+/// the fork (a process never changes its own PID namespace).
+fn join_namespaces(p: &Prepared) -> Result<()> {
+    for (ns, fd) in p.join.iter().filter(|(ns, _)| *ns != Namespace::Pid) {
+        explain::trace!(Namespaces: "join the container's namespace"
+            => "setns(fd of /proc/PID/ns/{}, {})", ns.proc_name(), clone_flag_name(*ns));
+        nix::sched::setns(fd, ns.clone_flag())
+            .with_context(|| format!("setns into the container's {} namespace", ns.proc_name()))?;
+    }
+    Ok(())
+}
+
+/// The name of `ns`'s clone flag, as setns(2) takes it.
+fn clone_flag_name(ns: Namespace) -> String {
+    // The mount namespace's flag kept its 2002 name: CLONE_NEWNS.
+    let flag = match ns {
+        Namespace::Mount => "NS".to_owned(),
+        other => other.proc_name().to_uppercase(),
+    };
+    format!("CLONE_NEW{flag}")
+}
+// ANCHOR_END: join_namespaces
+
+// ANCHOR: take_on_limits_and_user
+/// Takes on what the container's first process got, in the same order (see
+/// `runtime::init`): resource limits, seccomp (before the user switch when `no_new_privs`
+/// is off, as only a privileged process may install it then), capabilities and the user.
+fn take_on_limits_and_user(p: &Prepared) -> Result<()> {
+    // The same order as the container's first process (see runtime::init).
+    for rlimit in &p.rlimits {
+        init::set_rlimit(rlimit.typ(), rlimit.soft(), rlimit.hard())?;
+    }
+    if let (Some(program), false) = (&p.seccomp, p.no_new_privs) {
+        security::seccomp::install(program)?;
+    }
+    if let Some(caps) = &p.capabilities {
+        caps::apply_bounding_set(caps)?;
+        if p.uid != 0 {
+            caps::keep_capabilities_across_setuid()?;
+        }
+    }
+    init::switch_user(p.uid, p.gid, &p.additional_gids)?;
+    if let Some(caps) = &p.capabilities {
+        caps::apply_process_capabilities(caps)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: take_on_limits_and_user
 
 // ANCHOR: exec
 /// `exec`: runs `options.command` in the running container and returns its exit status.
@@ -301,7 +313,9 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     );
     status
 }
+// ANCHOR_END: exec
 
+// ANCHOR: spawn_in
 /// Starts the process `p` describes inside the container whose first process is `pid`: joins
 /// its PID namespace (for our children), forks, writes the child into each of `cgroup_dirs`,
 /// and lets the child join the rest and exec. Returns the child's pid once it has exec'd.
@@ -311,11 +325,8 @@ pub(crate) fn spawn_in(
     cgroup_dirs: &[PathBuf],
 ) -> Result<nix::unistd::Pid> {
     if let Some((_, fd)) = p.join.iter().find(|(ns, _)| *ns == Namespace::Pid) {
-        explain::step(
-            "join the container's PID namespace (for our children)",
-            || format!("setns(fd of /proc/{pid}/ns/pid, CLONE_NEWPID)"),
-            Chapter::Namespaces,
-        );
+        explain::trace!(Namespaces: "join the container's PID namespace (for our children)"
+            => "setns(fd of /proc/{pid}/ns/pid, CLONE_NEWPID)");
         nix::sched::setns(fd, Namespace::Pid.clone_flag())
             .context("setns into the container's PID namespace")?;
     }
@@ -329,11 +340,8 @@ pub(crate) fn spawn_in(
         crate::ns::Go::BeforeChildSetup,
         &mut |child| {
             for procs in &cgroup_procs {
-                explain::step(
-                    "put the process into the container's cgroup",
-                    || format!("write(\"{}\", \"{child}\")", procs.display()),
-                    Chapter::Cgroups,
-                );
+                explain::trace!(Cgroups: "put the process into the container's cgroup"
+                    => "write(\"{}\", \"{child}\")", procs.display());
                 std::fs::write(procs, child.to_string())
                     .with_context(|| format!("writing {child} to {}", procs.display()))?;
             }
@@ -342,4 +350,4 @@ pub(crate) fn spawn_in(
         &mut |_ready| exec_child(p),
     )
 }
-// ANCHOR_END: exec
+// ANCHOR_END: spawn_in

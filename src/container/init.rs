@@ -61,45 +61,17 @@ pub fn loader(exe: &Path) -> Option<PathBuf> {
 /// `docker-init [--] COMMAND [ARG...]`: runs the command as a child, forwards signals to it,
 /// reaps every child, and returns the command's exit status.
 pub fn main(argv: &[OsString]) -> i32 {
-    let mut args = argv.iter().skip(1).peekable();
-    if args.peek().is_some_and(|a| a.as_bytes() == b"--") {
-        args.next();
-    }
-    let command: Vec<CString> = match args
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(command) if !command.is_empty() => command,
-        _ => {
-            eprintln!("docker-init: usage: docker-init [--] COMMAND [ARG...]");
-            return 1;
-        }
+    let Some(command) = command_of(argv) else {
+        eprintln!("docker-init: usage: docker-init [--] COMMAND [ARG...]");
+        return 1;
     };
     // Every signal waits for us to take it; the child gets a clean mask back.
     let all = SigSet::all();
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).is_err() {
         return 1;
     }
-    // SAFETY: single-threaded here; the child only resets its mask and execs.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-            let err = execvp(&command[0], &command).unwrap_err();
-            eprintln!(
-                "docker-init: exec {:?}: {err}",
-                command[0].to_string_lossy()
-            );
-            std::process::exit(if err == nix::errno::Errno::ENOENT {
-                127
-            } else {
-                126
-            });
-        }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(err) => {
-            eprintln!("docker-init: fork: {err}");
-            return 1;
-        }
+    let Some(child) = start_child(&command) else {
+        return 1;
     };
     loop {
         let Ok(signal) = all.wait() else { continue };
@@ -112,7 +84,53 @@ pub fn main(argv: &[OsString]) -> i32 {
         }
     }
 }
+// ANCHOR_END: init_main
 
+// ANCHOR: init_child
+/// The command after an optional `--`; `None` when there is none, or an argument holds a
+/// NUL byte.
+fn command_of(argv: &[OsString]) -> Option<Vec<CString>> {
+    let mut args = argv.iter().skip(1).peekable();
+    if args.peek().is_some_and(|a| a.as_bytes() == b"--") {
+        args.next();
+    }
+    match args
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(command) if !command.is_empty() => Some(command),
+        _ => None,
+    }
+}
+
+/// Forks and execs `command` with an empty signal mask; exits 127 (not found) or 126 in the
+/// child when the exec fails. `None` when the fork fails.
+fn start_child(command: &[CString]) -> Option<Pid> {
+    // SAFETY: single-threaded here; the child only resets its mask and execs.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let err = execvp(&command[0], command).unwrap_err();
+            eprintln!(
+                "docker-init: exec {:?}: {err}",
+                command[0].to_string_lossy()
+            );
+            std::process::exit(if err == nix::errno::Errno::ENOENT {
+                127
+            } else {
+                126
+            });
+        }
+        Ok(ForkResult::Parent { child }) => Some(child),
+        Err(err) => {
+            eprintln!("docker-init: fork: {err}");
+            None
+        }
+    }
+}
+// ANCHOR_END: init_child
+
+// ANCHOR: init_reap
 /// Reaps every exited child; returns the command's status once it is among them.
 fn reap(command: Pid) -> Option<i32> {
     let mut result = None;
@@ -127,7 +145,7 @@ fn reap(command: Pid) -> Option<i32> {
         }
     }
 }
-// ANCHOR_END: init_main
+// ANCHOR_END: init_reap
 
 #[cfg(test)]
 mod tests {

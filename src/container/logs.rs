@@ -66,6 +66,9 @@ impl LogWriter {
         })
     }
 
+    // ANCHOR_END: writer
+
+    // ANCHOR: writer_write
     /// Takes a chunk the container wrote; every complete line becomes one entry.
     pub fn write(&mut self, stream: Stream, bytes: &[u8]) -> Result<()> {
         let slot = stream as usize;
@@ -101,8 +104,8 @@ impl LogWriter {
         encode(&mut out, stream, &std::mem::take(&mut self.partial[slot]))?;
         self.file.write_all(&out).context("writing the log")
     }
+    // ANCHOR_END: writer_write
 }
-// ANCHOR_END: writer
 
 fn encode(out: &mut Vec<u8>, stream: Stream, line: &[u8]) -> Result<()> {
     let entry = Entry {

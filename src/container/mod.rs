@@ -46,7 +46,7 @@ pub mod user;
 pub use state::{ContainerState, Status};
 
 use crate::cli::{Exit, code};
-use crate::explain::{self, Chapter};
+use crate::explain;
 use crate::image::store::Store;
 use crate::runtime::signal::Signal;
 use anyhow::{Context, Result, bail};
@@ -276,95 +276,20 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     let store = Store::open(&paths.root)?;
     let lease = store.lease()?;
     let image = store.resolve(&options.image)?;
-    // A stop signal that does not parse is refused now, as Docker's daemon refuses it, so
-    // `stop` never has to guess.
-    if let Some(text) = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.stop_signal().as_ref())
-    {
-        Signal::parse(text).context("the image's STOPSIGNAL")?;
-    }
+    check_stop_signal(&image)?;
     let layers = store.unpacked_layers(&image)?;
     let lowers: Vec<PathBuf> = layers.into_iter().rev().collect();
 
     let id = new_id()?;
     // Recover first: a killed container's name is free again once it is removed.
     recover::recover_all_or_warn(paths);
-    let mut state = {
-        let _lock = paths.lock()?;
-        let others = paths.list_recorded()?;
-        let name = match &options.name {
-            Some(name) => {
-                let name = name.strip_prefix('/').unwrap_or(name).to_owned();
-                if let Some(other) = others.iter().find(|c| c.name == name) {
-                    return Err(Exit::new(
-                        REQUEST_FAILED,
-                        format!(
-                            "the container name \"/{name}\" is already in use by container {:?}: \
-                             remove (or rename) that container to be able to reuse that name",
-                            other.id
-                        ),
-                    )
-                    .into());
-                }
-                name
-            }
-            None => generate_name(&|n| others.iter().any(|c| c.name == n), &id),
-        };
-        let dir = paths.dir(&id);
-        crate::state::private_dir(&paths.containers())?;
-        explain::step(
-            "make the container's directory",
-            || format!("mkdir(\"{}\")", dir.display()),
-            Chapter::PuttingTogether,
-        );
-        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-            .create(&dir)
-            .with_context(|| format!("mkdir {}", dir.display()))?;
-        let mut state = ContainerState::new(&id, &name, &options.image, image.id.as_ref());
-        // The state goes first, naming this process as its creator: a `create` killed from
-        // now on leaves a container that the next command's recovery removes.
-        state.creating = true;
-        (state.supervisor_pid, state.supervisor_start_time) = self::state::me();
-        state.config.auto_remove = options.run.auto_remove;
-        if let Err(err) = state.save(paths) {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(err);
-        }
-        state
-    };
+    let mut state = record_new(paths, options, &id, &image)?;
     let mut guard = CreateGuard {
         paths,
         id: id.clone(),
         armed: true,
     };
-    let dir = paths.dir(&id);
-    // ANCHOR: create_bundle
-    for sub in ["upper", "work", "merged"] {
-        std::fs::create_dir(dir.join(sub))
-            .with_context(|| format!("mkdir {}", dir.join(sub).display()))?;
-    }
-    // Docker's init layer goes between the image and the container's own changes.
-    let mut lowers = lowers;
-    lowers.insert(0, spec::write_init_layer(&dir)?);
-    state.lower_dirs = lowers;
-    mount_rootfs(paths, &state)?;
-
-    let (parsed, made) = prepare_volumes(paths, parsed, &image.config, &dir)?;
-
-    let mut built = spec::build(&parsed, &image.config, &dir, &id)?;
-    match &shared_etc {
-        Some(other) => share_etc_files(paths, other, &dir, &mut built)?,
-        None => {
-            let gateway = network::host_gateway(paths, &built.config)?;
-            network::write_etc_files(&dir, &built.config, &parsed.network, gateway)?
-        }
-    }
-    spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
-    drop(lease);
-    // ANCHOR_END: create_bundle
+    let (built, made) = make_bundle(paths, &mut state, lowers, parsed, &image, shared_etc, lease)?;
 
     state.config = built.config;
     state.creating = false;
@@ -379,6 +304,113 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     Ok(state)
 }
 // ANCHOR_END: create
+
+// ANCHOR: check_stop_signal
+/// A stop signal that does not parse is refused now, as Docker's daemon refuses it, so
+/// `stop` never has to guess.
+fn check_stop_signal(image: &crate::image::store::Image) -> Result<()> {
+    if let Some(text) = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().as_ref())
+    {
+        Signal::parse(text).context("the image's STOPSIGNAL")?;
+    }
+    Ok(())
+}
+// ANCHOR_END: check_stop_signal
+
+// ANCHOR: record_new
+/// Names the container, makes its directory and writes its state, under the state lock: two
+/// `create`s never take the same name. The state names this process as its creator, so a
+/// `create` killed from now on leaves a container the next command's recovery removes.
+fn record_new(
+    paths: &Paths,
+    options: &CreateOptions,
+    id: &str,
+    image: &crate::image::store::Image,
+) -> Result<ContainerState> {
+    let _lock = paths.lock()?;
+    let others = paths.list_recorded()?;
+    let name = match &options.name {
+        Some(name) => {
+            let name = name.strip_prefix('/').unwrap_or(name).to_owned();
+            if let Some(other) = others.iter().find(|c| c.name == name) {
+                return Err(Exit::new(
+                    REQUEST_FAILED,
+                    format!(
+                        "the container name \"/{name}\" is already in use by container {:?}: \
+                         remove (or rename) that container to be able to reuse that name",
+                        other.id
+                    ),
+                )
+                .into());
+            }
+            name
+        }
+        None => generate_name(&|n| others.iter().any(|c| c.name == n), id),
+    };
+    let dir = paths.dir(id);
+    crate::state::private_dir(&paths.containers())?;
+    explain::trace!(PuttingTogether: "make the container's directory"
+        => "mkdir(\"{}\")", dir.display());
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .with_context(|| format!("mkdir {}", dir.display()))?;
+    let mut state = ContainerState::new(id, &name, &options.image, image.id.as_ref());
+    state.creating = true;
+    (state.supervisor_pid, state.supervisor_start_time) = self::state::me();
+    state.config.auto_remove = options.run.auto_remove;
+    if let Err(err) = state.save(paths) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(err);
+    }
+    Ok(state)
+}
+// ANCHOR_END: record_new
+
+// ANCHOR: make_bundle
+/// Makes the bundle: the overlay's directories and mount over Docker's init layer and the
+/// image's `lowers`, the volumes, the `/etc` files and `config.json`; the store's `lease`
+/// ends once `config.json` names the image.
+fn make_bundle<'a>(
+    paths: &'a Paths,
+    state: &mut ContainerState,
+    lowers: Vec<PathBuf>,
+    parsed: spec::ParsedOptions,
+    image: &crate::image::store::Image,
+    shared_etc: Option<ContainerState>,
+    lease: crate::image::store::Lease,
+) -> Result<(spec::Built, crate::volume::Made<'a>)> {
+    let (id, dir) = (state.id.clone(), paths.dir(&state.id));
+    // ANCHOR: create_bundle
+    for sub in ["upper", "work", "merged"] {
+        std::fs::create_dir(dir.join(sub))
+            .with_context(|| format!("mkdir {}", dir.join(sub).display()))?;
+    }
+    // Docker's init layer goes between the image and the container's own changes.
+    let mut lowers = lowers;
+    lowers.insert(0, spec::write_init_layer(&dir)?);
+    state.lower_dirs = lowers;
+    mount_rootfs(paths, state)?;
+
+    let (parsed, made) = prepare_volumes(paths, parsed, &image.config, &dir)?;
+
+    let mut built = spec::build(&parsed, &image.config, &dir, &id)?;
+    match &shared_etc {
+        Some(other) => share_etc_files(paths, other, &dir, &mut built)?,
+        None => {
+            let gateway = network::host_gateway(paths, &built.config)?;
+            network::write_etc_files(&dir, &built.config, &parsed.network, gateway)?
+        }
+    }
+    spec::write_bundle(&dir, &built.spec, image.id.as_ref())?;
+    drop(lease);
+    // ANCHOR_END: create_bundle
+    Ok((built, made))
+}
+// ANCHOR_END: make_bundle
 
 /// The container's volumes (named, anonymous, `--volumes-from`, the image's `VOLUME`), made
 /// now (see [`crate::volume::prepare`]); the anonymous ones go again unless the container is
@@ -666,11 +698,8 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing {}", merged.display())),
     }
-    explain::step(
-        "remove the container's directory",
-        || format!("rm -r \"{}\"", dir.display()),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "remove the container's directory"
+        => "rm -r \"{}\"", dir.display());
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -708,11 +737,8 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
     // A kill by the user, whatever the signal, ends the restart policy, as moby's
     // `killWithSignal` marks the container manually stopped.
     mark_stopped_by_user(paths, &state.id)?;
-    explain::step(
-        "signal the container's process",
-        || format!("kill({}, {signal})", state.pid),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "signal the container's process"
+        => "kill({}, {signal})", state.pid);
     crate::events::container(
         paths,
         &state,
@@ -799,39 +825,47 @@ pub fn stop(
         None => stop_signal(&state)?,
     };
     mark_stopped_by_user(paths, &state.id)?;
-    let pid = state.pid;
     if state.process_alive() {
-        explain::step(
-            "ask the container to stop",
-            || format!("kill({pid}, {signal})"),
-            Chapter::PuttingTogether,
-        );
-        crate::events::container(
-            paths,
-            &state,
-            "kill",
-            &[("signal", signal.number().to_string())],
-        );
-        let _ = signal.send(pid);
-        if !wait_until(timeout, || !state.process_alive()) {
-            explain::step(
-                "it did not stop in time: kill it",
-                || format!("kill({pid}, SIGKILL)"),
-                Chapter::PuttingTogether,
-            );
-            crate::events::container(paths, &state, "kill", &[("signal", "9".to_owned())]);
-            let _ = Signal::KILL.send(pid);
-            let _ = pause::thaw_after_kill(&state);
-            wait_until(std::time::Duration::from_secs(10), || {
-                !state.process_alive()
-            });
-        }
+        signal_then_kill(paths, &state, signal, timeout);
     }
     wait_recorded(paths, &state.id, std::time::Duration::from_secs(10));
     crate::events::container(paths, &state, "stop", &[]);
     Ok(())
 }
+// ANCHOR_END: stop
 
+// ANCHOR: signal_then_kill
+/// Sends `signal` and waits up to `timeout` for the process to exit; then SIGKILL, which
+/// cannot be caught, ignored or blocked (a frozen container is thawed so it can die).
+fn signal_then_kill(
+    paths: &Paths,
+    state: &ContainerState,
+    signal: Signal,
+    timeout: std::time::Duration,
+) {
+    let pid = state.pid;
+    explain::trace!(PuttingTogether: "ask the container to stop" => "kill({pid}, {signal})");
+    crate::events::container(
+        paths,
+        state,
+        "kill",
+        &[("signal", signal.number().to_string())],
+    );
+    let _ = signal.send(pid);
+    if !wait_until(timeout, || !state.process_alive()) {
+        explain::trace!(PuttingTogether: "it did not stop in time: kill it"
+            => "kill({pid}, SIGKILL)");
+        crate::events::container(paths, state, "kill", &[("signal", "9".to_owned())]);
+        let _ = Signal::KILL.send(pid);
+        let _ = pause::thaw_after_kill(state);
+        wait_until(std::time::Duration::from_secs(10), || {
+            !state.process_alive()
+        });
+    }
+}
+// ANCHOR_END: signal_then_kill
+
+// ANCHOR: stop_signal
 /// The signal `stop` sends first: the container's `StopSignal` (from the image's
 /// `STOPSIGNAL`), SIGTERM when it has none.
 pub fn stop_signal(state: &ContainerState) -> Result<Signal> {
@@ -841,7 +875,7 @@ pub fn stop_signal(state: &ContainerState) -> Result<Signal> {
             .with_context(|| format!("the stop signal of container {}", state.id)),
     }
 }
-// ANCHOR_END: stop
+// ANCHOR_END: stop_signal
 
 /// `rm`: removes a stopped container; with `force`, kills a running one first.
 pub fn remove(paths: &Paths, name_or_id: &str, force: bool) -> Result<()> {

@@ -78,23 +78,7 @@ impl Options {
 /// Runs the light shim until the container stops for good.
 pub fn run(options: &Options) -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
-    // The CLI's answer pipe is our stdout: kept aside, /dev/null in its place.
-    let mut report = Some(std::fs::File::from(
-        std::io::stdout().as_fd().try_clone_to_owned()?,
-    ));
-    let null: OwnedFd = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?
-        .into();
-    nix::unistd::dup2_stdout(&null)?;
-    let mut client = if options.client_on_stdin {
-        let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
-        nix::unistd::dup2_stdin(&null)?;
-        Some(std::os::unix::net::UnixStream::from(fd))
-    } else {
-        None
-    };
+    let (mut report, null, mut client) = take_stdio(options)?;
     // The last run's exit frame goes out once the step after it has recorded the exit.
     let mut exited: Option<(Option<Server>, i32)> = None;
     // With --explain, a foreground CLI shows the steps up to its exit frame: our stderr stays
@@ -106,14 +90,7 @@ pub fn run(options: &Options) -> Result<()> {
     };
     loop {
         let launched = launch(options, &step);
-        if let Some((server, status)) = exited.take() {
-            if let Some(server) = server {
-                server.finish(status);
-            }
-            if std::mem::take(&mut trace_to_client) {
-                let _ = nix::unistd::dup2_stderr(&null);
-            }
-        }
+        send_exit_frame(exited.take(), &mut trace_to_client, &null);
         let launched = launched?;
         let answer = launched.answer.clone();
         let mut answer_cli = |line: &str| {
@@ -133,36 +110,114 @@ pub fn run(options: &Options) -> Result<()> {
             });
             return Ok(());
         };
-        let dir = options.runtime_root.join(&options.id);
-        let mut server = Server::bind(&dir).ok();
-        if let (Some(server), Some(client)) = (server.as_mut(), client.take()) {
-            server.adopt(client);
-        }
-        answer_cli(&format!("ok {pid}"));
-        let container_dir = options.root.join("containers").join(&options.id);
-        if let Some(server) = server.as_mut() {
-            server.await_first_clients(&container_dir);
-        }
-        let log = LogWriter::open(&container_dir.join("log"))?;
-        let ran_since = std::time::Instant::now();
-        let outputs = Outputs {
-            kind: launched.outputs,
-            server: None,
-        };
-        let _ = pump(outputs, log, None, Pid::from_raw(pid), &mut server);
-        let status = wait_for(pid);
+        let (server, status, ran) = serve_run(
+            options,
+            launched.outputs,
+            pid,
+            client.take(),
+            &mut answer_cli,
+        )?;
         exited = Some((server, status));
-        step = vec![
-            "--exited".into(),
-            status.to_string(),
-            "--ran-ms".into(),
-            ran_since.elapsed().as_millis().to_string(),
-            "--backoff-ms".into(),
-            backoff_ms.to_string(),
-        ];
+        step = exited_step(status, ran, backoff_ms);
     }
 }
 // ANCHOR_END: monitor
+
+// ANCHOR: send_exit_frame
+/// Sends the last run's exit frame to the attach clients, once the step after it has recorded
+/// the exit; a foreground CLI's trace ends there, and our stderr goes to /dev/null.
+fn send_exit_frame(
+    exited: Option<(Option<Server>, i32)>,
+    trace_to_client: &mut bool,
+    null: &OwnedFd,
+) {
+    if let Some((server, status)) = exited {
+        if let Some(server) = server {
+            server.finish(status);
+        }
+        if std::mem::take(trace_to_client) {
+            let _ = nix::unistd::dup2_stderr(null);
+        }
+    }
+}
+// ANCHOR_END: send_exit_frame
+
+// ANCHOR: take_stdio
+/// Takes the CLI's answer pipe (our stdout) aside and puts /dev/null in its place, so no
+/// stray print keeps the CLI waiting; with `--client-on-stdin`, our stdin is the first attach
+/// client. Returns the pipe, /dev/null and the client.
+fn take_stdio(
+    options: &Options,
+) -> Result<(
+    Option<std::fs::File>,
+    OwnedFd,
+    Option<std::os::unix::net::UnixStream>,
+)> {
+    // The CLI's answer pipe is our stdout: kept aside, /dev/null in its place.
+    let report = Some(std::fs::File::from(
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+    ));
+    let null: OwnedFd = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into();
+    nix::unistd::dup2_stdout(&null)?;
+    let client = if options.client_on_stdin {
+        let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+        nix::unistd::dup2_stdin(&null)?;
+        Some(std::os::unix::net::UnixStream::from(fd))
+    } else {
+        None
+    };
+    Ok((report, null, client))
+}
+// ANCHOR_END: take_stdio
+
+// ANCHOR: serve_run
+/// One run of the container's process: the attach socket bound (the first client adopted)
+/// before the CLI hears `ok PID`, then the output pumped until it ends, and the process
+/// reaped. Returns the server, the exit status and how long the process ran.
+fn serve_run(
+    options: &Options,
+    outputs: OutputKind,
+    pid: i32,
+    client: Option<std::os::unix::net::UnixStream>,
+    answer_cli: &mut dyn FnMut(&str),
+) -> Result<(Option<Server>, i32, std::time::Duration)> {
+    let dir = options.runtime_root.join(&options.id);
+    let mut server = Server::bind(&dir).ok();
+    if let (Some(server), Some(client)) = (server.as_mut(), client) {
+        server.adopt(client);
+    }
+    answer_cli(&format!("ok {pid}"));
+    let container_dir = options.root.join("containers").join(&options.id);
+    if let Some(server) = server.as_mut() {
+        server.await_first_clients(&container_dir);
+    }
+    let log = LogWriter::open(&container_dir.join("log"))?;
+    let ran_since = std::time::Instant::now();
+    let outputs = Outputs {
+        kind: outputs,
+        server: None,
+    };
+    let _ = pump(outputs, log, None, Pid::from_raw(pid), &mut server);
+    let status = wait_for(pid);
+    Ok((server, status, ran_since.elapsed()))
+}
+
+/// The next `shim-step`'s arguments after the process exited with `status`.
+fn exited_step(status: i32, ran: std::time::Duration, backoff_ms: u64) -> Vec<String> {
+    vec![
+        "--exited".into(),
+        status.to_string(),
+        "--ran-ms".into(),
+        ran.as_millis().to_string(),
+        "--backoff-ms".into(),
+        backoff_ms.to_string(),
+    ]
+}
+// ANCHOR_END: serve_run
 
 fn parse_ok(answer: &str) -> Option<(i32, u64)> {
     let mut words = answer.strip_prefix("ok ")?.split(' ');

@@ -139,7 +139,9 @@ pub fn supervise(
     started(Ok(launched.0.as_raw()));
     supervise_runs(paths, &state, launched, attach, Backoff::default())
 }
+// ANCHOR_END: supervise
 
+// ANCHOR: supervise_runs
 /// Supervises the running process, and restarts it as long as the policy says so. Attached
 /// (the foreground `run`, `start -a`), it returns at the first exit, as Docker's CLI does: a
 /// detached shim takes over the restarts ([`hand_over`]).
@@ -173,7 +175,7 @@ fn supervise_runs(
         launched = open_log_and_launch(paths, &current, None)?;
     }
 }
-// ANCHOR_END: supervise
+// ANCHOR_END: supervise_runs
 
 /// What one run of the container's process left: its status and the teardown's results.
 struct RunExit {
@@ -378,16 +380,8 @@ fn schedule_restart(
     });
     match recorded {
         Ok(Some(current)) if restart => {
-            explain::step(
-                "the restart policy starts the process again",
-                || {
-                    format!(
-                        "write(\"state.json\", RestartCount={})",
-                        current.restart_count
-                    )
-                },
-                Chapter::PuttingTogether,
-            );
+            explain::trace!(PuttingTogether: "the restart policy starts the process again"
+                => "write(\"state.json\", RestartCount={})", current.restart_count);
             Some(current)
         }
         _ => None,
@@ -423,11 +417,8 @@ fn release_volumes(paths: &Paths, id: &str) -> Result<()> {
 /// Records the last exit (the container is stopped for good) and removes an `--rm` container.
 fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     let exit_code = exit.exit_code;
-    explain::step(
-        "record the exit status",
-        || format!("write(\"state.json\", ExitCode={exit_code})"),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "record the exit status"
+        => "write(\"state.json\", ExitCode={exit_code})");
     let _ = ContainerState::update(paths, &state.id, |s| {
         s.status = Status::Exited;
         s.restarting = false;
@@ -507,78 +498,14 @@ fn launch(
     given: Option<Given>,
 ) -> Result<(Pid, Outputs, crate::cgroup::Cgroup)> {
     let id = &state.id;
-    // What a killed supervisor may have left behind from a previous run.
-    crate::runtime::forget(&paths.runtime_root, id);
-    super::remove_cgroups(state)?;
-    crate::volume::mount_driver_volumes(paths, state)?;
-    mount_rootfs(paths, state)?;
-    super::network::connect(paths, state)?;
+    prepare_run(paths, state)?;
     let bundle = paths.dir(id);
     let (launched, outputs) = if state.config.tty {
-        let launched = crate::runtime::spawn(&paths.runtime_root, id, &bundle)?;
-        let Some(master) = launched
-            .console
-            .as_ref()
-            .map(|m| m.try_clone())
-            .transpose()?
-        else {
-            bail!("the runtime gave no terminal for a container with process.terminal");
-        };
-        if let Some(given) = &given {
-            crate::tty::send_master_on(given.console.as_fd(), master.as_fd())?;
-        }
-        (launched, OutputKind::Terminal(master))
+        spawn_with_terminal(paths, id, &bundle, given.as_ref())?
     } else if let Some(given) = &given {
-        let stdio = crate::runtime::Stdio {
-            stdin: Some(if state.config.open_stdin {
-                given.stdin.try_clone()?
-            } else {
-                dev_null()?
-            }),
-            stdout: Some(given.stdout.try_clone()?),
-            stderr: Some(given.stderr.try_clone()?),
-        };
-        let launched = crate::runtime::spawn_with_stdio(&paths.runtime_root, id, &bundle, &stdio)?;
-        let master = dev_null()?;
-        (launched, OutputKind::Terminal(master))
+        spawn_with_given(paths, state, &bundle, given)?
     } else {
-        // ANCHOR: launch_pipes
-        let (stdout_r, stdout_w) = pipe()?;
-        let (stderr_r, stderr_w) = pipe()?;
-        // Without -i the container reads /dev/null, as with Docker: it must not compete with
-        // the terminal for our input. With -i and no terminal of ours, it reads a pipe whose
-        // other end the shim keeps for attach clients.
-        let (stdin, stdin_w) = match attach {
-            Some(a) if a.stdin => (None, None),
-            _ if state.config.open_stdin => {
-                let (r, w) = pipe()?;
-                (Some(r), Some(w))
-            }
-            _ => (Some(dev_null()?), None),
-        };
-        let stdio = crate::runtime::Stdio {
-            stdin,
-            stdout: Some(stdout_w),
-            stderr: Some(stderr_w),
-        };
-        explain::step(
-            "give the container pipes for stdout and stderr",
-            || "pipe2(O_CLOEXEC) x2; dup2 onto 1 and 2 in the container".into(),
-            Chapter::PuttingTogether,
-        );
-        let launched = crate::runtime::spawn_with_stdio(&paths.runtime_root, id, &bundle, &stdio)?;
-        // Our copies of the write ends go now: once the container's are closed too, we read
-        // end-of-file.
-        drop(stdio);
-        // ANCHOR_END: launch_pipes
-        (
-            launched,
-            OutputKind::Pipes {
-                stdout: stdout_r,
-                stderr: stderr_r,
-                stdin: stdin_w,
-            },
-        )
+        spawn_with_pipes(paths, state, &bundle, attach)?
     };
     let pid = launched.pid;
     // Before the container is recorded running: whoever sees it running may attach (a light
@@ -591,8 +518,138 @@ fn launch(
         kind: outputs,
         server,
     };
-    let (me, me_start) = given.as_ref().map_or_else(cstate::me, |g| g.supervisor);
-    let cgroup_paths = launched.cgroup.paths();
+    let supervisor = given.as_ref().map_or_else(cstate::me, |g| g.supervisor);
+    record_running(paths, id, pid, launched.cgroup.paths(), supervisor)?;
+    let crate::runtime::Launched {
+        cgroup, console, ..
+    } = launched;
+    drop(console);
+    Ok((pid, outputs, cgroup))
+}
+// ANCHOR_END: launch
+
+// ANCHOR: prepare_run
+/// Makes the container ready to run: what a killed supervisor may have left behind from a
+/// previous run goes first, then the volumes, the rootfs and the network go in place.
+fn prepare_run(paths: &Paths, state: &ContainerState) -> Result<()> {
+    let id = &state.id;
+    // What a killed supervisor may have left behind from a previous run.
+    crate::runtime::forget(&paths.runtime_root, id);
+    super::remove_cgroups(state)?;
+    crate::volume::mount_driver_volumes(paths, state)?;
+    mount_rootfs(paths, state)?;
+    super::network::connect(paths, state)?;
+    Ok(())
+}
+// ANCHOR_END: prepare_run
+
+// ANCHOR: spawn_with_terminal
+/// Starts a container with a terminal (`-t`): the runtime makes the pty and hands back its
+/// master end, which is the container's only output; a light shim's child sends the master
+/// on to the shim, which outlives it.
+fn spawn_with_terminal(
+    paths: &Paths,
+    id: &str,
+    bundle: &std::path::Path,
+    given: Option<&Given>,
+) -> Result<(crate::runtime::Launched, OutputKind)> {
+    let launched = crate::runtime::spawn(&paths.runtime_root, id, bundle)?;
+    let Some(master) = launched
+        .console
+        .as_ref()
+        .map(|m| m.try_clone())
+        .transpose()?
+    else {
+        bail!("the runtime gave no terminal for a container with process.terminal");
+    };
+    if let Some(given) = given {
+        crate::tty::send_master_on(given.console.as_fd(), master.as_fd())?;
+    }
+    Ok((launched, OutputKind::Terminal(master)))
+}
+// ANCHOR_END: spawn_with_terminal
+
+// ANCHOR: spawn_with_given
+/// Starts a container on the pipes a light shim gave (`minidock shim-step`): the shim holds
+/// the other ends, so this process has no output to copy.
+fn spawn_with_given(
+    paths: &Paths,
+    state: &ContainerState,
+    bundle: &std::path::Path,
+    given: &Given,
+) -> Result<(crate::runtime::Launched, OutputKind)> {
+    let stdio = crate::runtime::Stdio {
+        stdin: Some(if state.config.open_stdin {
+            given.stdin.try_clone()?
+        } else {
+            dev_null()?
+        }),
+        stdout: Some(given.stdout.try_clone()?),
+        stderr: Some(given.stderr.try_clone()?),
+    };
+    let launched =
+        crate::runtime::spawn_with_stdio(&paths.runtime_root, &state.id, bundle, &stdio)?;
+    let master = dev_null()?;
+    Ok((launched, OutputKind::Terminal(master)))
+}
+// ANCHOR_END: spawn_with_given
+
+// ANCHOR: spawn_with_pipes
+/// Starts a container without a terminal: fresh pipes for its stdout and stderr (and its
+/// stdin with `-i`), whose read ends this process keeps.
+fn spawn_with_pipes(
+    paths: &Paths,
+    state: &ContainerState,
+    bundle: &std::path::Path,
+    attach: Option<&Attach>,
+) -> Result<(crate::runtime::Launched, OutputKind)> {
+    // ANCHOR: launch_pipes
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    // Without -i the container reads /dev/null, as with Docker: it must not compete with
+    // the terminal for our input. With -i and no terminal of ours, it reads a pipe whose
+    // other end the shim keeps for attach clients.
+    let (stdin, stdin_w) = match attach {
+        Some(a) if a.stdin => (None, None),
+        _ if state.config.open_stdin => {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        }
+        _ => (Some(dev_null()?), None),
+    };
+    let stdio = crate::runtime::Stdio {
+        stdin,
+        stdout: Some(stdout_w),
+        stderr: Some(stderr_w),
+    };
+    explain::trace!(PuttingTogether: "give the container pipes for stdout and stderr"
+        => "pipe2(O_CLOEXEC) x2; dup2 onto 1 and 2 in the container");
+    let launched =
+        crate::runtime::spawn_with_stdio(&paths.runtime_root, &state.id, bundle, &stdio)?;
+    // Our copies of the write ends go now: once the container's are closed too, we read
+    // end-of-file.
+    drop(stdio);
+    // ANCHOR_END: launch_pipes
+    let outputs = OutputKind::Pipes {
+        stdout: stdout_r,
+        stderr: stderr_r,
+        stdin: stdin_w,
+    };
+    Ok((launched, outputs))
+}
+// ANCHOR_END: spawn_with_pipes
+
+// ANCHOR: record_running
+/// Records the container as running, with its process and its supervisor. A container
+/// removed while it started must not run, as nobody could ever stop it; one stopped while a
+/// restart was on its way is killed at once.
+fn record_running(
+    paths: &Paths,
+    id: &str,
+    pid: Pid,
+    cgroup_paths: Vec<std::path::PathBuf>,
+    (me, me_start): (i32, u64),
+) -> Result<()> {
     let mut stopped_by_user = false;
     let recorded = ContainerState::update(paths, id, |s| {
         // A `stop` while a restart was on its way: it ends here.
@@ -625,13 +682,9 @@ fn launch(
         crate::events::volumes_mounted(paths, started);
         crate::events::container(paths, started, "start", &[]);
     }
-    let crate::runtime::Launched {
-        cgroup, console, ..
-    } = launched;
-    drop(console);
-    Ok((pid, outputs, cgroup))
+    Ok(())
 }
-// ANCHOR_END: launch
+// ANCHOR_END: record_running
 
 fn write_all_fd(fd: BorrowedFd, mut bytes: &[u8]) -> nix::Result<()> {
     while !bytes.is_empty() {
@@ -651,43 +704,128 @@ fn write_all_fd(fd: BorrowedFd, mut bytes: &[u8]) -> nix::Result<()> {
 /// keystrokes, window sizes and signals go the same way ([`super::attach`]).
 pub(crate) fn pump(
     outputs: Outputs,
-    mut log: LogWriter,
+    log: LogWriter,
     attach: Option<Attach>,
     pid: Pid,
     server: &mut Option<Server>,
 ) -> Result<()> {
-    let (mut sources, mut stdin_sink): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) =
-        match outputs.kind {
-            OutputKind::Pipes {
-                stdout,
-                stderr,
-                stdin,
-            } => (
-                vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
-                stdin,
-            ),
-            OutputKind::Terminal(master) => {
-                let sink = master.try_clone().ok();
-                (vec![(master, Stream::Stdout)], sink)
-            }
-        };
+    let (sources, stdin_sink) = output_sources(outputs.kind);
     let terminal = sources.len() == 1;
     let stdin = std::io::stdin();
+    let _raw = attach_terminal(attach.as_ref(), terminal, &stdin, sources[0].0.as_fd());
+    let stdin_open = terminal && attach.as_ref().is_some_and(|a| a.stdin);
+    // Without --sig-proxy those Docker's CLI ignores are caught and ignored.
+    let sig_proxy = attach.as_ref().is_some_and(|a| a.sig_proxy);
+    let (mask, signals) = block_signals(attach.as_ref(), terminal)?;
+    let (out, err) = match attach {
+        Some(a) => (a.stdout, a.stderr),
+        None => (None, None),
+    };
+    let mut pump = Pump {
+        sources,
+        stdin_sink,
+        out,
+        err,
+        log,
+        terminal,
+        stdin_open,
+        sig_proxy,
+        pid,
+        buf: vec![0u8; 64 * 1024],
+    };
+    let result = loop {
+        if pump.sources.is_empty() {
+            break Ok(());
+        }
+        match pump.poll(&signals, &stdin, server.as_ref()) {
+            Ok(Some(ready)) => pump.handle(&ready, &signals, &stdin, server),
+            Ok(None) => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = mask.thread_unblock();
+    result
+}
+// ANCHOR_END: pump
+
+// ANCHOR: pump_state
+/// What the pump reads from and writes to between two polls.
+struct Pump {
+    /// The container's outputs still open: two pipes, or the pty master alone.
+    sources: Vec<(OwnedFd, Stream)>,
+    /// Where the attach clients' keystrokes go: the stdin pipe, or the pty master.
+    stdin_sink: Option<OwnedFd>,
+    /// Our terminal's stdout and stderr, when attached.
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    log: LogWriter,
+    terminal: bool,
+    /// Our stdin is copied to the container's terminal (`-it` in the foreground).
+    stdin_open: bool,
+    sig_proxy: bool,
+    pid: Pid,
+    buf: Vec<u8>,
+}
+
+/// Which of the pump's descriptors poll(2) found ready: the sources, the signalfd, our stdin
+/// (at `stdin_at`, when open) and the attach server's (from `server_at`).
+struct Ready {
+    flags: Vec<bool>,
+    stdin_at: usize,
+    server_at: usize,
+}
+// ANCHOR_END: pump_state
+
+// ANCHOR: output_sources
+/// The container's outputs to read, and where keystrokes for it go: with pipes, its stdout
+/// and stderr and the write end of its stdin; with a terminal, the pty master for both.
+fn output_sources(kind: OutputKind) -> (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) {
+    match kind {
+        OutputKind::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        } => (
+            vec![(stdout, Stream::Stdout), (stderr, Stream::Stderr)],
+            stdin,
+        ),
+        OutputKind::Terminal(master) => {
+            let sink = master.try_clone().ok();
+            (vec![(master, Stream::Stdout)], sink)
+        }
+    }
+}
+// ANCHOR_END: output_sources
+
+// ANCHOR: attach_terminal
+/// Attached with a terminal: the user's keys go to the container as typed (^C included), in
+/// raw mode until the returned guard is dropped, and our window size becomes the container's.
+fn attach_terminal(
+    attach: Option<&Attach>,
+    terminal: bool,
+    stdin: &std::io::Stdin,
+    master: BorrowedFd,
+) -> Option<crate::tty::RawMode> {
     // With a terminal, the user's keys go to the container as typed (^C included).
-    let _raw = match &attach {
+    let raw = match attach {
         Some(a) if terminal && a.stdin => crate::tty::RawMode::enter(stdin.as_fd()),
         _ => None,
     };
     if terminal && attach.is_some() {
-        crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
+        crate::tty::copy_window_size(stdin.as_fd(), master);
     }
-    let mut stdin_open = terminal && attach.as_ref().is_some_and(|a| a.stdin);
+    raw
+}
+// ANCHOR_END: attach_terminal
+
+// ANCHOR: block_signals
+/// Blocks the signals an attached pump passes on (and SIGWINCH with a terminal), and returns
+/// them as a readable descriptor for the poll loop.
+fn block_signals(attach: Option<&Attach>, terminal: bool) -> Result<(SigSet, SignalFd)> {
     // Signals arrive as a readable fd. They are blocked only now, after the clone: the
     // container must not inherit the mask.
     let mut mask = SigSet::empty();
-    // Without --sig-proxy those Docker's CLI ignores are caught and ignored.
-    let sig_proxy = attach.as_ref().is_some_and(|a| a.sig_proxy);
-    if let Some(a) = &attach {
+    if let Some(a) = attach {
         mask = super::attach::caught_signals(a.sig_proxy);
         if terminal {
             mask.add(Signal::SIGWINCH);
@@ -697,26 +835,31 @@ pub(crate) fn pump(
         .context("blocking the forwarded signals")?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
-    let (mut out, mut err) = match attach {
-        Some(a) => (a.stdout, a.stderr),
-        None => (None, None),
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    let result = loop {
-        if sources.is_empty() {
-            break Ok(());
-        }
-        let mut fds: Vec<PollFd> = sources
+    Ok((mask, signals))
+}
+// ANCHOR_END: block_signals
+
+impl Pump {
+    // ANCHOR: pump_poll
+    /// Waits until one of the descriptors is ready; `None` when a signal interrupted the wait.
+    fn poll(
+        &self,
+        signals: &SignalFd,
+        stdin: &std::io::Stdin,
+        server: Option<&Server>,
+    ) -> Result<Option<Ready>> {
+        let mut fds: Vec<PollFd> = self
+            .sources
             .iter()
             .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
         let stdin_at = fds.len();
-        if stdin_open {
+        if self.stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         let server_at = fds.len();
-        if let Some(server) = server.as_ref() {
+        if let Some(server) = server {
             fds.extend(
                 server
                     .fds()
@@ -725,87 +868,131 @@ pub(crate) fn pump(
             );
         }
         match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => break Err(anyhow::Error::new(e).context("poll")),
+            Err(nix::errno::Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context("poll")),
             Ok(_) => {}
         }
-        let ready: Vec<bool> = fds
+        let flags = fds
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
-        drop(fds);
-        let n_sources = sources.len();
-        if ready[n_sources] {
-            while let Ok(Some(info)) = signals.read_signal() {
-                let signo = info.ssi_signo as i32;
-                if signo == libc::SIGWINCH && terminal {
-                    crate::tty::copy_window_size(stdin.as_fd(), sources[0].0.as_fd());
-                }
-                if sig_proxy {
-                    send_signal(pid, signo);
-                }
-            }
+        Ok(Some(Ready {
+            flags,
+            stdin_at,
+            server_at,
+        }))
+    }
+    // ANCHOR_END: pump_poll
+
+    // ANCHOR: pump_handle
+    /// Serves what is ready: signals, our keystrokes, the attach clients' requests, then the
+    /// container's output; an output that reached its end is finished in the log.
+    fn handle(
+        &mut self,
+        ready: &Ready,
+        signals: &SignalFd,
+        stdin: &std::io::Stdin,
+        server: &mut Option<Server>,
+    ) {
+        let n_sources = self.sources.len();
+        if ready.flags[n_sources] {
+            self.forward_signals(signals, stdin);
         }
-        if stdin_open && ready[stdin_at] {
-            match nix::unistd::read(&stdin, &mut buf) {
-                Ok(0) | Err(_) => {
-                    // End of input: the terminal's EOF character, as typing ^D would.
-                    let _ = write_all_fd(sources[0].0.as_fd(), &[4]);
-                    stdin_open = false;
-                }
-                Ok(n) => {
-                    let _ = write_all_fd(sources[0].0.as_fd(), &buf[..n]);
-                }
-            }
+        if self.stdin_open && ready.flags[ready.stdin_at] {
+            self.copy_keys(stdin);
         }
         if let Some(server) = server.as_mut() {
-            for request in server.serve(&ready[server_at..]) {
-                serve(request, &mut stdin_sink, terminal, pid);
+            for request in server.serve(&ready.flags[ready.server_at..]) {
+                serve(request, &mut self.stdin_sink, self.terminal, self.pid);
             }
         }
         let mut closed = Vec::new();
-        for (i, (fd, stream)) in sources.iter().enumerate() {
-            if !ready[i] {
-                continue;
+        for i in 0..n_sources {
+            if ready.flags[i] && self.copy_output(i, server) {
+                closed.push(i);
             }
-            // ANCHOR: pump_copy
-            match nix::unistd::read(fd, &mut buf) {
-                // EIO on a pty master: every slave descriptor is closed.
-                Ok(0) | Err(nix::errno::Errno::EIO) => closed.push(i),
-                Ok(n) => {
-                    let chunk = &buf[..n];
-                    let sink = match stream {
-                        Stream::Stdout => &mut out,
-                        Stream::Stderr => &mut err,
-                    };
-                    // A closed terminal (the user's pipe went away) stops the copy to it,
-                    // never the log.
-                    if let Some(fd) = sink
-                        && write_all_fd(fd.as_fd(), chunk).is_err()
-                    {
-                        *sink = None;
-                    }
-                    if let Some(server) = server.as_mut() {
-                        server.broadcast(*stream == Stream::Stderr, chunk);
-                    }
-                    // A full disk loses log lines, but the container must not block on a
-                    // pipe nobody drains.
-                    let _ = log.write(*stream, chunk);
-                }
-                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
-                Err(_) => closed.push(i),
-            }
-            // ANCHOR_END: pump_copy
         }
         for i in closed.into_iter().rev() {
-            let (_, stream) = sources.remove(i);
-            let _ = log.finish(stream);
+            let (_, stream) = self.sources.remove(i);
+            let _ = self.log.finish(stream);
         }
-    };
-    let _ = mask.thread_unblock();
-    result
+    }
+    // ANCHOR_END: pump_handle
+
+    // ANCHOR: pump_signals
+    /// Passes the signals we received on to the container's process (`--sig-proxy`); a
+    /// window change of our terminal becomes the container's window size.
+    fn forward_signals(&self, signals: &SignalFd, stdin: &std::io::Stdin) {
+        while let Ok(Some(info)) = signals.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo == libc::SIGWINCH && self.terminal {
+                crate::tty::copy_window_size(stdin.as_fd(), self.sources[0].0.as_fd());
+            }
+            if self.sig_proxy {
+                send_signal(self.pid, signo);
+            }
+        }
+    }
+    // ANCHOR_END: pump_signals
+
+    // ANCHOR: pump_keys
+    /// Copies our keystrokes to the container's terminal; at the end of our input, it types
+    /// the terminal's EOF character, as typing ^D would.
+    fn copy_keys(&mut self, stdin: &std::io::Stdin) {
+        match nix::unistd::read(stdin, &mut self.buf) {
+            Ok(0) | Err(_) => {
+                // End of input: the terminal's EOF character, as typing ^D would.
+                let _ = write_all_fd(self.sources[0].0.as_fd(), &[4]);
+                self.stdin_open = false;
+            }
+            Ok(n) => {
+                let _ = write_all_fd(self.sources[0].0.as_fd(), &self.buf[..n]);
+            }
+        }
+    }
+    // ANCHOR_END: pump_keys
+
+    // ANCHOR: pump_output
+    /// Copies one chunk of the container's output `i` three ways; true when the output
+    /// reached its end.
+    fn copy_output(&mut self, i: usize, server: &mut Option<Server>) -> bool {
+        let (fd, stream) = (&self.sources[i].0, &self.sources[i].1);
+        let (buf, log) = (&mut self.buf, &mut self.log);
+        let (out, err) = (&mut self.out, &mut self.err);
+        // ANCHOR: pump_copy
+        match nix::unistd::read(fd, buf) {
+            // EIO on a pty master: every slave descriptor is closed.
+            Ok(0) | Err(nix::errno::Errno::EIO) => return true,
+            Ok(n) => {
+                let chunk = &buf[..n];
+                let sink = match stream {
+                    Stream::Stdout => out,
+                    Stream::Stderr => err,
+                };
+                // A closed terminal (the user's pipe went away) stops the copy to it,
+                // never the log.
+                if let Some(fd) = sink
+                    && write_all_fd(fd.as_fd(), chunk).is_err()
+                {
+                    *sink = None;
+                }
+                if let Some(server) = server.as_mut() {
+                    server.broadcast(*stream == Stream::Stderr, chunk);
+                }
+                // A full disk loses log lines, but the container must not block on a
+                // pipe nobody drains.
+                let _ = log.write(*stream, chunk);
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return true,
+        }
+        // ANCHOR_END: pump_copy
+        false
+    }
+    // ANCHOR_END: pump_output
 }
 
+// ANCHOR: pump_serve
 /// Carries out an attach client's request: keystrokes to the container's stdin, a window
 /// size to its terminal, a signal to its process, the end of its input (the stdin pipe
 /// closed; with a terminal, the EOF character typed, as at the in-process `run`).
@@ -836,7 +1023,7 @@ fn send_signal(pid: Pid, signo: i32) {
         let _ = signal.send(pid.as_raw());
     }
 }
-// ANCHOR_END: pump
+// ANCHOR_END: pump_serve
 
 // ANCHOR: start_detached
 /// Starts a container under a detached shim and returns once it runs (or failed to start,
@@ -1029,7 +1216,9 @@ pub enum Step {
         backoff: std::time::Duration,
     },
 }
+// ANCHOR_END: step
 
+// ANCHOR: step_main
 /// `minidock shim-step`: the container-making half of a light shim, run as its child (as
 /// containerd-shim runs `runc create`). It launches the container, whose process becomes the
 /// light shim's child when this one exits (the shim is a subreaper), and prints one line:
@@ -1047,7 +1236,11 @@ pub fn step_main(paths: &Paths, id: &str, step: Step, given: Given) -> Result<u8
     println!("{line}");
     Ok(0)
 }
+// ANCHOR_END: step_main
 
+// ANCHOR: run_step
+/// Claims the container for the light shim, decides whether (and as what) it runs next,
+/// and launches it; `None` when it stays stopped.
 fn run_step(
     paths: &Paths,
     id: &str,
@@ -1065,7 +1258,28 @@ fn run_step(
     })?
     .ok_or_else(|| super::no_such_container(id))?;
     // ANCHOR: run_step_core
-    let (state, backoff) = match step {
+    let Some((state, backoff)) = next_run(paths, state, step)? else {
+        return Ok(None);
+    };
+    let (pid, _outputs, cgroup) = launch_or_record(paths, &state, None, Some(given))?;
+    // The cgroup outlives this process: the next step removes it from `state.json`'s paths.
+    std::mem::forget(cgroup);
+    // ANCHOR_END: run_step_core
+    Ok(Some((pid.as_raw(), backoff)))
+}
+// ANCHOR_END: run_step
+
+// ANCHOR: next_run
+/// The state to launch next and the back-off so far: a first start, a restart after the
+/// handed-over delay, or, after an exit, the teardown and a restart if the policy allows;
+/// `None` when the container stays stopped.
+fn next_run(
+    paths: &Paths,
+    state: ContainerState,
+    step: Step,
+) -> Result<Option<(ContainerState, std::time::Duration)>> {
+    let id = &state.id;
+    Ok(Some(match step {
         Step::First => (first_start(paths, &state)?, std::time::Duration::ZERO),
         Step::Resume(delay) => {
             if !wait_to_restart(paths, id, delay) {
@@ -1095,14 +1309,11 @@ fn run_step(
             }
             (current, backoff.timeout)
         }
-    };
-    let (pid, _outputs, cgroup) = launch_or_record(paths, &state, None, Some(given))?;
-    // The cgroup outlives this process: the next step removes it from `state.json`'s paths.
-    std::mem::forget(cgroup);
-    // ANCHOR_END: run_step_core
-    Ok(Some((pid.as_raw(), backoff)))
+    }))
 }
+// ANCHOR_END: next_run
 
+// ANCHOR: step_teardown
 /// A start is a new life for the restart policy, as in [`supervise`].
 fn first_start(paths: &Paths, state: &ContainerState) -> Result<ContainerState> {
     ContainerState::update(paths, &state.id, |s| {
@@ -1122,7 +1333,7 @@ fn exited(paths: &Paths, state: &ContainerState, status: i32) -> RunExit {
     let status = u8::try_from(status).context("the exit status of the container");
     teardown(paths, &state.id, status, Ok(()), removed, oom)
 }
-// ANCHOR_END: step
+// ANCHOR_END: step_teardown
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@
 use super::state::{MountPoint, RunConfig};
 use crate::cgroup::{Limit, Resources, units};
 use crate::cli::{Exit, code};
-use crate::explain::{self, Chapter};
+use crate::explain;
 use crate::security::{self, ContainerSecurity, SecurityOptions};
 use anyhow::{Context, Result};
 use oci_spec::image::{Config as ImageConfig, ImageConfiguration};
@@ -205,6 +205,9 @@ pub fn parse_env_flag(text: &str) -> Result<String> {
     })
 }
 
+// ANCHOR_END: env
+
+// ANCHOR: env_file
 /// Reads an `--env-file` as the docker CLI does (its `kvfile` format): UTF-8 only, a BOM at
 /// the start dropped, leading whitespace trimmed, blank lines and `#` comments skipped,
 /// `KEY=VALUE` kept as it is (trailing whitespace included). A bare `KEY` takes the caller's
@@ -254,6 +257,7 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
 fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(k, _)| k)
 }
+// ANCHOR_END: env_file
 
 // ANCHOR: merge_env
 /// The container's `Config.Env` as Docker's daemon merges it (moby `merge`, daemon/commit.go):
@@ -271,6 +275,7 @@ pub fn merge_env(flags: &[String], image: &[String]) -> Vec<String> {
 }
 // ANCHOR_END: merge_env
 
+// ANCHOR: replace_env
 /// moby's `ReplaceOrAppendEnvValues`: each override replaces the default with its key, or is
 /// appended; a bare `KEY` removes the default's `KEY`. (Like moby, an appended entry is not
 /// replaced by a later one with the same key: [`dedup_env`] settles that, as runc does.)
@@ -288,6 +293,9 @@ pub fn replace_or_append_env(defaults: &[String], overrides: &[String]) -> Vec<S
     env.into_iter().flatten().collect()
 }
 
+// ANCHOR_END: replace_env
+
+// ANCHOR: dedup_env
 /// runc's `prepareEnv`: one entry per key, the last one given, at its place; an empty `HOME`
 /// is dropped, and a missing one becomes `HOME=home` at the end.
 pub fn dedup_env(env: &[String], home: &str) -> Vec<String> {
@@ -320,7 +328,7 @@ pub fn process_env(config_env: &[String], hostname: &str, tty: bool, home: &str)
     }
     dedup_env(&replace_or_append_env(&defaults, config_env), home)
 }
-// ANCHOR_END: env
+// ANCHOR_END: dedup_env
 
 /// Sets `KEY=VALUE` in `env`, replacing an existing `KEY`.
 pub fn set_env(env: &mut Vec<String>, entry: &str) {
@@ -599,53 +607,7 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result
 /// `--privileged` drops `ro` from /sys and the cgroups, as moby's `clearReadOnly` does.
 fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
     let writable_when_privileged = ["/sys", "/sys/fs/cgroup"];
-    let mounts: [(&str, &str, &str, &[&str]); 7] = [
-        ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        (
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        (
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        ),
-        (
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
-        (
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["ro", "nosuid", "noexec", "nodev"],
-        ),
-        (
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        (
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
-        ),
-    ];
-    mounts
+    DEFAULT_MOUNTS
         .into_iter()
         .map(|(destination, typ, source, options)| {
             let options: Vec<&str> = options
@@ -660,6 +622,57 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>> {
         .collect()
 }
 // ANCHOR_END: default_mounts
+
+// ANCHOR: default_mounts_table
+/// Docker's standard mounts as destination, type, source and options, in the order they are
+/// mounted: /dev before the devpts, mqueue and shm mounts made inside it.
+const DEFAULT_MOUNTS: [(&str, &str, &str, &[&str]); 7] = [
+    ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+    (
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "strictatime", "mode=755", "size=65536k"],
+    ),
+    (
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ],
+    ),
+    (
+        "/sys",
+        "sysfs",
+        "sysfs",
+        &["nosuid", "noexec", "nodev", "ro"],
+    ),
+    (
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["ro", "nosuid", "noexec", "nodev"],
+    ),
+    (
+        "/dev/mqueue",
+        "mqueue",
+        "mqueue",
+        &["nosuid", "noexec", "nodev"],
+    ),
+    (
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+    ),
+];
+// ANCHOR_END: default_mounts_table
 
 // ANCHOR: device_rules
 /// One rule of `linux.resources.devices` (config-linux.md, "Device allowlist"): `None` for the
@@ -714,7 +727,6 @@ pub fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
 /// (`pts`, `shm`, `fd`, `mqueue`, `.lxc`, `.lxd-mounts`, `.udev`). A node that vanishes while
 /// the walk runs is skipped. Paths are the host's, which are also the container's.
 pub fn host_devices(dev: &Path) -> Result<Vec<LinuxDevice>> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dev)
         .with_context(|| format!("listing {}", dev.display()))?
         .collect::<std::io::Result<_>>()
@@ -729,40 +741,49 @@ pub fn host_devices(dev: &Path) -> Result<Vec<LinuxDevice>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).with_context(|| format!("lstat {}", path.display())),
         };
-        let kind = metadata.file_type();
-        if kind.is_dir() {
+        if metadata.file_type().is_dir() {
             let skipped = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
             if !skipped.iter().any(|s| name == *s) {
                 out.extend(host_devices(&path)?);
             }
             continue;
         }
-        let typ = if kind.is_char_device() {
-            LinuxDeviceType::C
-        } else if kind.is_block_device() {
-            LinuxDeviceType::B
-        } else {
-            continue;
-        };
         if name == "console" {
             continue;
         }
-        let rdev = metadata.rdev();
-        out.push(
-            LinuxDeviceBuilder::default()
-                .path(&path)
-                .typ(typ)
-                .major(i64::from(nix::sys::stat::major(rdev) as u32))
-                .minor(i64::from(nix::sys::stat::minor(rdev) as u32))
-                .file_mode(metadata.mode() & 0o7777)
-                .uid(metadata.uid())
-                .gid(metadata.gid())
-                .build()?,
-        );
+        out.extend(host_device(&path, &metadata)?);
     }
     Ok(out)
 }
 // ANCHOR_END: host_devices
+
+// ANCHOR: host_device
+/// The device node at `path` as the spec lists it: its type, numbers, mode, owner and group;
+/// `None` when it is no character or block device.
+fn host_device(path: &Path, metadata: &std::fs::Metadata) -> Result<Option<LinuxDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let kind = metadata.file_type();
+    let typ = if kind.is_char_device() {
+        LinuxDeviceType::C
+    } else if kind.is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Ok(None);
+    };
+    let rdev = metadata.rdev();
+    Ok(Some(
+        LinuxDeviceBuilder::default()
+            .path(path)
+            .typ(typ)
+            .major(i64::from(nix::sys::stat::major(rdev) as u32))
+            .minor(i64::from(nix::sys::stat::minor(rdev) as u32))
+            .file_mode(metadata.mode() & 0o7777)
+            .uid(metadata.uid())
+            .gid(metadata.gid())
+            .build()?,
+    ))
+}
+// ANCHOR_END: host_device
 
 fn namespace(typ: LinuxNamespaceType) -> Result<LinuxNamespace> {
     Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)
@@ -821,11 +842,8 @@ pub fn build(
     id: &str,
 ) -> Result<Built> {
     let rootfs = &bundle.join("merged");
-    explain::step(
-        "turn the image config and flags into a spec",
-        || "(Entrypoint + Cmd, Env, WorkingDir, User; defaults for the rest)".into(),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "turn the image config and flags into a spec"
+        => "(Entrypoint + Cmd, Env, WorkingDir, User; defaults for the rest)");
     let options = &parsed.options;
     let config = image.config().clone().unwrap_or_default();
     let command = command(options, &config, rootfs)?;
@@ -1230,11 +1248,8 @@ fn port_bindings(
 /// image (`image::store::containers_from_state`); runtimes ignore fields they do not know.
 pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
     let path = dir.join("config.json");
-    explain::step(
-        "write the bundle's config.json",
-        || format!("write(\"{}\")", path.display()),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "write the bundle's config.json"
+        => "write(\"{}\")", path.display());
     let mut value = serde_json::to_value(spec).context("serialising the spec")?;
     value["Image"] = serde_json::Value::from(image_id);
     let bytes = serde_json::to_vec_pretty(&value)?;
@@ -1271,7 +1286,9 @@ pub enum InitEntry {
     File,
     Symlink(&'static str),
 }
+// ANCHOR_END: init_layer
 
+// ANCHOR: write_init_layer
 /// Makes the container's init layer at `<dir>/init` and returns its path: the overlay lower
 /// just below the container's upper dir, as Docker stacks its `<id>-init` layer. The files the
 /// runtime binds over (`/etc/hosts`, ...) and the mount points exist there, so starting the
@@ -1311,7 +1328,7 @@ pub fn write_init_layer(dir: &Path) -> Result<PathBuf> {
     }
     Ok(init)
 }
-// ANCHOR_END: init_layer
+// ANCHOR_END: write_init_layer
 
 #[cfg(test)]
 mod tests {

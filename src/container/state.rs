@@ -162,6 +162,9 @@ impl Default for RestartPolicy {
     }
 }
 
+// ANCHOR_END: restart_policy
+
+// ANCHOR: restart_policy_parse
 impl RestartPolicy {
     /// Parses `--restart` as the docker CLI does (`opts.ParseRestartPolicy`) and checks it as
     /// Docker 20.10's daemon does (`validateRestartPolicy`). The error is Docker's message.
@@ -191,6 +194,9 @@ impl RestartPolicy {
         }
     }
 
+    // ANCHOR_END: restart_policy_parse
+
+    // ANCHOR: should_restart
     /// Whether a policy is set at all (anything but `no`).
     pub fn is_set(&self) -> bool {
         self.name != "no" && !self.name.is_empty()
@@ -218,8 +224,8 @@ impl RestartPolicy {
             _ => false,
         }
     }
+    // ANCHOR_END: should_restart
 }
-// ANCHOR_END: restart_policy
 
 // ANCHOR: state
 /// `<root>/containers/<id>/state.json`.

@@ -188,16 +188,34 @@ pub fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Resul
     let user_arg = parse_arg(user_text)?;
     let group_arg = parse_arg(group_text)?;
     let mut user = ExecUser::default();
+    let matched_name = passwd_user(user_arg.as_ref(), passwd, &mut user)?;
+    if group_arg.is_none() && matched_name.is_empty() {
+        return Ok(user);
+    }
+    group_ids(group_arg.as_ref(), group, &matched_name, &mut user)?;
+    Ok(user)
+}
+// ANCHOR_END: exec_user
+
+// ANCHOR: passwd_user
+/// The user's part: the passwd entry that matches (by default uid 0) gives the uid, gid and
+/// home; a number without an entry is an id of its own, a name without one an error. Returns
+/// the name of the entry matched, empty for none.
+fn passwd_user(
+    user_arg: Option<&Arg>,
+    passwd: Option<&str>,
+    user: &mut ExecUser,
+) -> Result<String> {
     let users = passwd.map(parse_passwd).transpose()?.unwrap_or_default();
     let found = users.iter().find(|u| match &user_arg {
         None => u.uid == 0,
         Some(Arg::Id(uid)) => u.uid == *uid,
         Some(Arg::Name(name)) => u.name == *name,
     });
-    let mut matched_name = "";
+    let mut matched_name = String::new();
     match (found, &user_arg) {
         (Some(entry), _) => {
-            matched_name = &entry.name;
+            matched_name = entry.name.clone();
             (user.uid, user.gid, user.home) = (entry.uid, entry.gid, entry.home.clone());
         }
         (None, Some(Arg::Id(uid))) => user.uid = *uid,
@@ -209,9 +227,19 @@ pub fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Resul
         }
         (None, None) => {}
     }
-    if group_arg.is_none() && matched_name.is_empty() {
-        return Ok(user);
-    }
+    Ok(matched_name)
+}
+// ANCHOR_END: passwd_user
+
+// ANCHOR: group_ids
+/// The group's part: a group named replaces the primary gid and gives no supplementary
+/// groups; without one, every group that lists the user by name is a supplementary group.
+fn group_ids(
+    group_arg: Option<&Arg>,
+    group: Option<&str>,
+    matched_name: &str,
+    user: &mut ExecUser,
+) -> Result<()> {
     let groups = group.map(parse_group).transpose()?.unwrap_or_default();
     match &group_arg {
         // The explicit form: the group named, and no supplementary groups.
@@ -234,9 +262,9 @@ pub fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Resul
                 .collect();
         }
     }
-    Ok(user)
+    Ok(())
 }
-// ANCHOR_END: exec_user
+// ANCHOR_END: group_ids
 
 /// moby/sys `GetAdditionalGroups`: each `--group-add` value, a group name or a gid, as a gid
 /// (a gid the group file does not list is taken as it is; a name must be listed). Each gid

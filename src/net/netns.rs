@@ -111,11 +111,8 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
     let pinned = std::thread::scope(|scope| {
         scope
             .spawn(|| -> Result<()> {
-                explain::step(
-                    "create a network namespace",
-                    || "unshare(CLONE_NEWNET)".into(),
-                    Chapter::Networking,
-                );
+                explain::trace!(Networking: "create a network namespace"
+                    => "unshare(CLONE_NEWNET)");
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
                 explain::step(
                     "pin it with a bind mount",

@@ -425,25 +425,16 @@ pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
             .collect::<String>()
     };
     let (uid_map, gid_map) = (render(&maps.uids), render(&maps.gids));
-    explain::step(
-        "map uids inside to uids outside",
-        || format!("write(\"/proc/{pid}/uid_map\", {:?})", uid_map.trim_end()),
-        Chapter::Namespaces,
-    );
+    explain::trace!(Namespaces: "map uids inside to uids outside"
+        => "write(\"/proc/{pid}/uid_map\", {:?})", uid_map.trim_end());
     write_proc(pid, "uid_map", &uid_map)?;
     if !Uid::effective().is_root() {
-        explain::step(
-            "refuse setgroups before mapping gids",
-            || format!("write(\"/proc/{pid}/setgroups\", \"deny\")"),
-            Chapter::Namespaces,
-        );
+        explain::trace!(Namespaces: "refuse setgroups before mapping gids"
+            => "write(\"/proc/{pid}/setgroups\", \"deny\")");
         write_proc(pid, "setgroups", "deny")?;
     }
-    explain::step(
-        "map gids inside to gids outside",
-        || format!("write(\"/proc/{pid}/gid_map\", {:?})", gid_map.trim_end()),
-        Chapter::Namespaces,
-    );
+    explain::trace!(Namespaces: "map gids inside to gids outside"
+        => "write(\"/proc/{pid}/gid_map\", {:?})", gid_map.trim_end());
     write_proc(pid, "gid_map", &gid_map)
 }
 // ANCHOR_END: id_maps
@@ -479,11 +470,7 @@ fn child_setup(sandbox: &Sandbox, argv: &[CString], child: &mut Child) -> Result
 /// Sets the hostname. Inside a new UTS namespace this changes only the namespace's copy;
 /// the host keeps its own (uts_namespaces(7)).
 pub fn set_hostname(hostname: &str) -> Result<()> {
-    explain::step(
-        "set the hostname",
-        || format!("sethostname({hostname:?})"),
-        Chapter::Namespaces,
-    );
+    explain::trace!(Namespaces: "set the hostname" => "sethostname({hostname:?})");
     nix::unistd::sethostname(hostname).with_context(|| format!("sethostname({hostname:?})"))
 }
 // ANCHOR_END: hostname

@@ -222,11 +222,8 @@ fn check_cwd_inside_root(cwd: &Path) -> Result<()> {
 fn wait_for_start(ctx: &InitContext, ready: &Ready) -> Result<()> {
     if let Some(fifo) = ctx.exec_fifo {
         ready.signal();
-        explain::step(
-            "wait for `start` (the exec fifo)",
-            || "open(\"exec.fifo\", O_WRONLY)".into(),
-            Chapter::RuntimeSpec,
-        );
+        explain::trace!(RuntimeSpec: "wait for `start` (the exec fifo)"
+            => "open(\"exec.fifo\", O_WRONLY)");
         let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
         std::fs::OpenOptions::new()
             .write(true)
@@ -250,11 +247,8 @@ fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     ready.wait_for_parent()?;
     static UNSHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if ctx.unshare_cgroup && !UNSHARED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        explain::step(
-            "a new cgroup namespace, rooted at our cgroup",
-            || "unshare(CLONE_NEWCGROUP)".into(),
-            Chapter::RuntimeSpec,
-        );
+        explain::trace!(RuntimeSpec: "a new cgroup namespace, rooted at our cgroup"
+            => "unshare(CLONE_NEWCGROUP)");
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("unshare(CLONE_NEWCGROUP)")?;
     }
@@ -347,11 +341,8 @@ fn create_cwd(spec: &Spec) -> Result<()> {
     let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) else {
         return Ok(());
     };
-    explain::step(
-        "make the working directory if it is missing",
-        || format!("mkdir -p {cwd:?} (mode 0755)"),
-        Chapter::RuntimeSpec,
-    );
+    explain::trace!(RuntimeSpec: "make the working directory if it is missing"
+        => "mkdir -p {cwd:?} (mode 0755)");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -592,11 +583,8 @@ fn enter_cwd(cwd: &Path, may_wait: bool) -> Result<bool> {
 /// uid changes, we would no longer be allowed to change the others).
 pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
     use nix::unistd::{Gid, Uid};
-    explain::step(
-        "set the supplementary groups",
-        || format!("setgroups({}, {additional:?})", additional.len()),
-        Chapter::Security,
-    );
+    explain::trace!(Security: "set the supplementary groups"
+        => "setgroups({}, {additional:?})", additional.len());
     let groups: Vec<Gid> = additional.iter().map(|g| Gid::from_raw(*g)).collect();
     // setgroups is refused in a user namespace whose setgroups file says "deny".
     if let Err(errno) = nix::unistd::setgroups(&groups)
@@ -605,17 +593,9 @@ pub fn switch_user(uid: u32, gid: u32, additional: &[u32]) -> Result<()> {
         return Err(errno).context("setgroups");
     }
     let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
-    explain::step(
-        "become the container's group",
-        || format!("setresgid({gid}, {gid}, {gid})"),
-        Chapter::Security,
-    );
+    explain::trace!(Security: "become the container's group" => "setresgid({gid}, {gid}, {gid})");
     nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;
-    explain::step(
-        "become the container's user",
-        || format!("setresuid({uid}, {uid}, {uid})"),
-        Chapter::Security,
-    );
+    explain::trace!(Security: "become the container's user" => "setresuid({uid}, {uid}, {uid})");
     nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("setresuid({uid})"))
 }
 // ANCHOR_END: switch_user

@@ -331,11 +331,8 @@ pub fn apply_bounding_set(caps: &LinuxCapabilities) -> Result<()> {
     let last = last_cap();
     let dropped: Vec<u8> = (0..=last).filter(|n| keep & (1u64 << n) == 0).collect();
     for cap in dropped {
-        explain::step(
-            "drop a capability from the bounding set",
-            || format!("prctl(PR_CAPBSET_DROP, {})", cap_name(cap)),
-            Chapter::Security,
-        );
+        explain::trace!(Security: "drop a capability from the bounding set"
+            => "prctl(PR_CAPBSET_DROP, {})", cap_name(cap));
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc != 0 {

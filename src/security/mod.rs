@@ -41,7 +41,7 @@ pub mod paths;
 pub mod seccomp;
 mod syscalls_x86_64;
 
-use crate::explain::{self, Chapter};
+use crate::explain;
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp};
 
@@ -51,11 +51,8 @@ use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp};
 /// It is inherited by every child and can never be unset. It is also what lets an
 /// unprivileged process install a seccomp filter.
 pub fn set_no_new_privs() -> Result<()> {
-    explain::step(
-        "forbid gaining privileges on execve",
-        || "prctl(PR_SET_NO_NEW_PRIVS, 1)".into(),
-        Chapter::Security,
-    );
+    explain::trace!(Security: "forbid gaining privileges on execve"
+        => "prctl(PR_SET_NO_NEW_PRIVS, 1)");
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
