@@ -346,6 +346,81 @@ fn the_cli_prints_what_it_prints_against_dockerd() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
+/// Refusals whose words (and exit codes) are dockerd 20.10's: an exec whose program is missing
+/// (runc's message on stdout, 126), a memory limit under 6 MB on update, `top` with ps
+/// arguments ps refuses or whose output has no PID column, rename's and kill's refusals.
+/// Container IDs are replaced by `ID` before comparing.
+#[test]
+fn refusals_print_what_they_print_against_dockerd() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-refusals") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let setup: &[&[&str]] = &[
+        &["run", "-d", "--name", "web", "busybox", "sleep", "1000"],
+        &["create", "--name", "other", "busybox", "true"],
+    ];
+    let mut ids = (Vec::new(), Vec::new());
+    for args in setup {
+        ids.0.push(d.ok(args).trim().to_owned());
+        ids.1.push(dockerd.ok(args).trim().to_owned());
+    }
+    let commands: &[&[&str]] = &[
+        &["exec", "web", "nosuchprogram"],
+        &["exec", "-i", "web", "nosuchprogram"],
+        &["exec", "web", "sh", "-c", "exit 127"],
+        &["update", "--memory", "1k", "web"],
+        &["update", "--memory", "1k", "nosuch"],
+        &["top", "web", "-bogus"],
+        &["top", "web", "-o", "comm"],
+        &["top", "other"],
+        &["rename", "web", "bad/name"],
+        &["rename", "nosuch", "bad/name"],
+        &["rename", "web", "other"],
+        &["rename", "web", "web"],
+        &["kill", "-s", "BOGUS", "web"],
+        &["kill", "-s", "SIGBOGUS", "nosuch"],
+        &["kill", "-s", "0", "web"],
+        &["kill", "-s", "999", "web"],
+        &["kill", "-s", "32", "web"],
+        &["kill", "-s", "-1", "web"],
+        &["kill", "-s", "999", "nosuch"],
+        &["kill", "-s", "RTMIN+16", "web"],
+        &["kill", "other"],
+    ];
+    let shown = |out: std::process::Output, ids: &[String]| {
+        let mut both = (text(&out.stdout), text(&out.stderr));
+        for id in ids {
+            both.0 = both.0.replace(id.as_str(), "ID");
+            both.1 = both.1.replace(id.as_str(), "ID");
+        }
+        (both.0, both.1, out.status.code())
+    };
+    let mut differ = Vec::new();
+    for args in commands {
+        let ours = shown(d.docker(args), &ids.0);
+        let theirs = shown(dockerd.docker(args), &ids.1);
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // ps arguments are ps's: the columns asked for, the container's process in them.
+    let top = d.ok(&["top", "web", "-o", "pid,comm"]);
+    let theirs = dockerd.ok(&["top", "web", "-o", "pid,comm"]);
+    let first = |t: &str| t.lines().next().unwrap_or("").to_owned();
+    assert_eq!(first(&top), first(&theirs));
+    let rows: Vec<&str> = top.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0].trim_end().ends_with(" sleep"), "{top}");
+}
+
 #[test]
 fn exec_runs_in_the_container_with_pipes_and_with_a_terminal() {
     let Some(d) = daemon("minidock-daemon-exec") else {

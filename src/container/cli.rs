@@ -398,6 +398,10 @@ pub struct ExecArgs {
     /// Set an environment variable
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// A process that cannot start is reported as dockerd reports it (its runtime's message
+    /// on stdout, exit code 126): what `minidock daemon` asks for, as Docker's API does.
+    #[arg(long, hide = true)]
+    pub oci_start_errors: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     #[arg(
@@ -873,6 +877,7 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                 user: args.user.clone(),
                 workdir: args.workdir.clone(),
                 env: args.env.clone(),
+                oci_start_errors: args.oci_start_errors,
             };
             super::exec::exec(&paths, &args.container, &options)
         }
@@ -1389,9 +1394,11 @@ pub fn select(
 ) -> Result<Vec<ContainerState>> {
     let filters = super::filter::Filters::parse(filter, super::filter::PS_KEYS)?;
     let containers = paths.list().context("listing containers")?;
-    let store = crate::image::store::Store::open(&paths.root).ok();
+    // Opened only for an `ancestor=` filter.
+    let store = std::cell::OnceCell::new();
     super::filter::select_containers(containers, &filters, all, last, |name| {
         store
+            .get_or_init(|| crate::image::store::Store::open(&paths.root).ok())
             .as_ref()
             .and_then(|s| s.resolve(name).ok())
             .map(|image| image.id.to_string())

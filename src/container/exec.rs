@@ -43,6 +43,9 @@ pub struct ExecOptions {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub env: Vec<String>,
+    /// A process that cannot start is dockerd's `OCI runtime exec failed: ...` on stdout and
+    /// exit code 126 ([`oci_exec_failed`]), not an error.
+    pub oci_start_errors: bool,
 }
 
 /// Everything the child needs, prepared before the fork. `minidock runtime exec` fills it
@@ -296,7 +299,17 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     let exec_id = super::new_id()?;
     crate::events::exec(paths, &state, "exec_create", &exec_id, &options.command);
     crate::events::exec(paths, &state, "exec_start", &exec_id, &options.command);
-    let child = spawn_in(&prepared, pid, &state.cgroup_paths)?;
+    let child = match spawn_in(&prepared, pid, &state.cgroup_paths) {
+        Ok(child) => child,
+        Err(err) if options.oci_start_errors => {
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = write!(out, "{}\r\n", oci_exec_failed(&err));
+            let _ = out.flush();
+            return Ok(OCI_EXEC_FAILED);
+        }
+        Err(err) => return Err(err),
+    };
     let status = match prepared.console.take() {
         Some(socket) => {
             let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
@@ -314,6 +327,30 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     status
 }
 // ANCHOR_END: exec
+
+/// The exit code of a `docker exec` whose process could not start, with dockerd.
+pub const OCI_EXEC_FAILED: u8 = 126;
+
+/// dockerd 20.10's words for an exec whose process could not start, as runc words them:
+/// `OCI runtime exec failed: exec failed: unable to start container process: exec:
+/// "PROGRAM": executable file not found in $PATH: unknown` (a missing path is `stat PATH: no
+/// such file or directory`).
+pub fn oci_exec_failed(err: &anyhow::Error) -> String {
+    let message = crate::cli::one_line(&format!("{}", err.root_cause()));
+    let why = match message
+        .strip_prefix("exec \"")
+        .and_then(|m| m.split_once("\": "))
+    {
+        Some((program, "no such file or directory")) => {
+            format!("exec: \"{program}\": stat {program}: no such file or directory")
+        }
+        Some((program, rest)) => format!("exec: \"{program}\": {rest}"),
+        None => message,
+    };
+    format!(
+        "OCI runtime exec failed: exec failed: unable to start container process: {why}: unknown"
+    )
+}
 
 // ANCHOR: spawn_in
 /// Starts the process `p` describes inside the container whose first process is `pid`: joins

@@ -98,8 +98,13 @@ impl Paths {
     /// Every container, newest first, after recovering those whose supervisor is gone
     /// ([`recover`]): what it returns is what the kernel shows, not only what was written.
     pub fn list(&self) -> Result<Vec<ContainerState>> {
-        recover::recover_all_or_warn(self);
-        self.list_recorded()
+        match state::outside_snapshot(|| recover::recover_all_or_warn_read(self)) {
+            Some(mut all) => {
+                sort_newest_first(&mut all);
+                Ok(all)
+            }
+            None => self.list_recorded(),
+        }
     }
 
     /// Every container as recorded, newest first; for callers that hold [`Paths::lock`].
@@ -120,9 +125,7 @@ impl Paths {
                 all.push(state);
             }
         }
-        // Times are compared as times: RFC 3339 strings with a trimmed fraction do not sort.
-        let time = |c: &ContainerState| crate::state::parse_rfc3339(&c.created);
-        all.sort_by(|a, b| time(b).cmp(&time(a)).then(a.id.cmp(&b.id)));
+        sort_newest_first(&mut all);
         Ok(all)
     }
 
@@ -154,6 +157,17 @@ impl Paths {
         }
     }
     // ANCHOR_END: resolve
+}
+
+/// Newest container first (ties by ID). Times are compared as times: RFC 3339 strings with a
+/// trimmed fraction do not sort.
+fn sort_newest_first(all: &mut [ContainerState]) {
+    all.sort_by_cached_key(|c| {
+        (
+            std::cmp::Reverse(crate::state::parse_rfc3339(&c.created)),
+            c.id.clone(),
+        )
+    });
 }
 
 pub(crate) fn no_such_container(name: &str) -> anyhow::Error {

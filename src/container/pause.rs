@@ -34,9 +34,11 @@ fn freezer_dir(state: &ContainerState) -> Option<PathBuf> {
 pub fn is_paused(state: &ContainerState) -> bool {
     state.observe() == Status::Running
         && state.process_alive()
-        && freezer_dir(state)
-            .and_then(|dir| freezer::state(&dir).ok().flatten())
-            .is_some_and(|s| s == FreezerState::Frozen)
+        && super::state::paused_seen(&state.id, || {
+            freezer_dir(state)
+                .and_then(|dir| freezer::state(&dir).ok().flatten())
+                .is_some_and(|s| s == FreezerState::Frozen)
+        })
 }
 
 fn freeze(state: &ContainerState, wanted: FreezerState) -> Result<()> {

@@ -65,53 +65,76 @@ pub fn decide(state: &ContainerState) -> Action {
 /// Recovers every container in `containers/` that needs it (see the module docs). Errors on
 /// one container do not stop the others; the first one is returned.
 pub fn recover_all(paths: &Paths) -> Result<()> {
-    recover_each(paths).map_or(Ok(()), Err)
+    recover_each(paths).0.map_or(Ok(()), Err)
 }
 
 /// [`recover_all`] for commands that only read: a container that cannot be recovered (a
 /// process that does not die, a busy mount) must not hide the others, so the error is
 /// printed as a warning and the command goes on.
 pub fn recover_all_or_warn(paths: &Paths) {
-    if let Some(err) = recover_each(paths) {
+    let _ = recover_all_or_warn_read(paths);
+}
+
+/// [`recover_all_or_warn`], giving back the states it read when none needed recovery nor
+/// changed while it looked (what listing them afresh would read); `None` when they must be
+/// read again.
+pub(crate) fn recover_all_or_warn_read(paths: &Paths) -> Option<Vec<ContainerState>> {
+    let (error, states) = recover_each(paths);
+    if let Some(err) = error {
         eprintln!(
             "minidock: warning: {}",
             crate::cli::one_line(&format!("{err:#}"))
         );
     }
+    states
 }
 
-fn recover_each(paths: &Paths) -> Option<anyhow::Error> {
+/// Recovers every container that needs it: the first error, and the states read when every
+/// one was kept as it was read.
+fn recover_each(paths: &Paths) -> (Option<anyhow::Error>, Option<Vec<ContainerState>>) {
     let dir = paths.containers();
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(anyhow::Error::new(e).context(format!("listing {}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, Some(Vec::new())),
+        Err(e) => {
+            let err = anyhow::Error::new(e).context(format!("listing {}", dir.display()));
+            return (Some(err), None);
+        }
     };
-    let mut first_error = None;
+    let (mut first_error, mut kept) = (None, Some(Vec::new()));
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();
         if id.starts_with('.') {
+            kept = None;
             continue;
         }
         let needed = match ContainerState::load(paths, &id) {
             Ok(Some(state)) => {
-                settle(paths, &state);
-                decide(&state) != Action::Keep
+                let needed = settle(paths, &state) || decide(&state) != Action::Keep;
+                match kept.as_mut() {
+                    Some(list) if !needed => list.push(state),
+                    _ => kept = None,
+                }
+                needed
             }
             Ok(None) => true,
             // A damaged state.json is shown by the commands that read it; not ours to remove.
             Err(_) => false,
         };
-        if needed && let Err(err) = recover(paths, &id) {
-            first_error.get_or_insert(err.context(format!("recovering container {id}")));
+        if needed {
+            kept = None;
+            if let Err(err) = recover(paths, &id) {
+                first_error.get_or_insert(err.context(format!("recovering container {id}")));
+            }
         }
     }
-    first_error
+    (first_error, kept)
 }
 
 /// A container whose process just ended while its supervisor lives: the supervisor is about to
 /// record the exit, so wait for that (bounded) rather than show `Up` for a process that is gone.
-fn settle(paths: &Paths, state: &ContainerState) {
+/// Whether it had to wait.
+fn settle(paths: &Paths, state: &ContainerState) -> bool {
     if state.status == Status::Running && !state.process_alive() && state.supervisor_alive() {
         super::wait_until(Duration::from_secs(2), || {
             ContainerState::load(paths, &state.id)
@@ -119,7 +142,9 @@ fn settle(paths: &Paths, state: &ContainerState) {
                 .flatten()
                 .is_none_or(|s| s.status != Status::Running || !s.supervisor_alive())
         });
+        return true;
     }
+    false
 }
 
 // ANCHOR: recover

@@ -296,13 +296,20 @@ impl ContainerState {
     /// Reads a container's state; `None` when it does not exist (any more).
     pub fn load(paths: &Paths, id: &str) -> Result<Option<ContainerState>> {
         let path = ContainerState::path(paths, id);
+        let cached = cache::lookup(&path);
+        if let Some((_, Some(state))) = &cached {
+            return Ok(Some(state.clone()));
+        }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let state = serde_json::from_slice(&bytes)
+        let state: ContainerState = serde_json::from_slice(&bytes)
             .with_context(|| format!("parsing {}", path.display()))?;
+        if let Some((Some(key), None)) = cached {
+            cache::keep(path, key, &state);
+        }
         Ok(Some(state))
     }
 
@@ -364,9 +371,172 @@ impl ContainerState {
     }
 }
 
+/// Parsed `state.json` files kept by a long-lived process ([`enable_cache`]), each with the
+/// file's identity when read (device, inode, size, change time). A state is only ever replaced
+/// by renaming a new file over it, so an unchanged identity is an unchanged state: a listing
+/// costs a stat per container, not a read and a parse.
+mod cache {
+    use super::ContainerState;
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// At most this many states are kept; past it the cache starts over.
+    const MOST: usize = 4096;
+
+    /// How long ago a file must have changed for its state to be kept.
+    const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
+
+    pub(super) type Key = (u64, u64, u64, i64, i64, i64, i64);
+    type Kept = HashMap<PathBuf, (Key, ContainerState)>;
+
+    pub(super) static CACHE: Mutex<Option<Kept>> = Mutex::new(None);
+
+    fn key_of(path: &Path) -> Option<Key> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some((
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))
+    }
+
+    /// `None` when the cache is off; else the file's identity (`None`: it cannot be stat'ed)
+    /// and the state kept for it when that identity is unchanged.
+    pub(super) fn lookup(path: &Path) -> Option<(Option<Key>, Option<ContainerState>)> {
+        if CACHE.lock().ok()?.is_none() {
+            return None;
+        }
+        let key = key_of(path);
+        let mut guard = CACHE.lock().ok()?;
+        let kept = guard.as_mut()?;
+        let Some(key) = key else {
+            kept.remove(path);
+            return Some((None, None));
+        };
+        let state = kept
+            .get(path)
+            .filter(|(k, _)| *k == key)
+            .map(|(_, s)| s.clone());
+        Some((Some(key), state))
+    }
+
+    /// Keeps `state`, read from `path` whose identity was `key`, unless the file changed in
+    /// the last [`SETTLED`]: file times are kernel ticks, so a file replaced twice within a
+    /// tick by one of the same size (and a reused inode) would look unchanged.
+    pub(super) fn keep(path: PathBuf, key: Key, state: &ContainerState) {
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(key.5.max(0) as u64, key.6.clamp(0, 999_999_999) as u32);
+        let settled = std::time::SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age >= SETTLED);
+        if !settled {
+            return;
+        }
+        if let Ok(mut guard) = CACHE.lock()
+            && let Some(kept) = guard.as_mut()
+        {
+            if kept.len() >= MOST {
+                kept.clear();
+            }
+            kept.insert(path, (key, state.clone()));
+        }
+    }
+}
+
+/// Keeps parsed states in memory from now on, for a long-lived process (`minidock daemon`):
+/// [`ContainerState::load`] then reads a `state.json` again only once it was replaced.
+pub fn enable_cache() {
+    if let Ok(mut guard) = cache::CACHE.lock() {
+        guard.get_or_insert_with(Default::default);
+    }
+}
+
 /// Whether `pid` is the live process that started at `start_time`.
 pub fn alive(pid: i32, start_time: u64) -> bool {
-    pid > 0 && process_start_time(pid) == Some(start_time)
+    pid > 0 && start_time_seen(pid) == Some(start_time)
+}
+
+/// What one look at the kernel saw, while [`snapshot`] runs: each process's start time
+/// (`None`: gone) and each container's paused state, by ID.
+#[derive(Default)]
+struct Snapshot {
+    start_times: std::collections::HashMap<i32, Option<u64>>,
+    paused: std::collections::HashMap<String, bool>,
+}
+
+thread_local! {
+    static SNAPSHOT: std::cell::RefCell<Option<Snapshot>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` as one look at the kernel: a process's start time (whether a container's
+/// process or supervisor lives) and a container's freezer state are read once, then taken
+/// from what was seen. A listing that looks at a container several times (its state, its
+/// status text, a filter) so sees it the same each time and reads /proc once. Recovery
+/// ([`super::Paths::list`]) always reads afresh.
+pub fn snapshot<T>(work: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if self.0 {
+                SNAPSHOT.with(|s| *s.borrow_mut() = None);
+            }
+        }
+    }
+    let outermost = SNAPSHOT.with(|s| {
+        let mut s = s.borrow_mut();
+        let outermost = s.is_none();
+        s.get_or_insert_with(Snapshot::default);
+        outermost
+    });
+    let _reset = Reset(outermost);
+    work()
+}
+
+/// Runs `work` outside any [`snapshot`] (what it reads is read afresh); the snapshot is back
+/// afterwards.
+pub(crate) fn outside_snapshot<T>(work: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Snapshot>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(kept) = self.0.take() {
+                SNAPSHOT.with(|s| *s.borrow_mut() = Some(kept));
+            }
+        }
+    }
+    let _restore = Restore(SNAPSHOT.with(|s| s.borrow_mut().take()));
+    work()
+}
+
+fn start_time_seen(pid: i32) -> Option<u64> {
+    SNAPSHOT.with(|s| match s.borrow_mut().as_mut() {
+        Some(seen) => *seen
+            .start_times
+            .entry(pid)
+            .or_insert_with(|| process_start_time(pid)),
+        None => process_start_time(pid),
+    })
+}
+
+/// Whether container `id` is paused, by `look` (the freezer), or as seen before in this
+/// [`snapshot`].
+pub(crate) fn paused_seen(id: &str, look: impl FnOnce() -> bool) -> bool {
+    let seen = SNAPSHOT.with(|s| s.borrow().as_ref().and_then(|s| s.paused.get(id).copied()));
+    if let Some(paused) = seen {
+        return paused;
+    }
+    let paused = look();
+    SNAPSHOT.with(|s| {
+        if let Some(snapshot) = s.borrow_mut().as_mut() {
+            snapshot.paused.insert(id.to_owned(), paused);
+        }
+    });
+    paused
 }
 
 /// This process's own pid and start time, to record as a supervisor.

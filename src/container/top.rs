@@ -98,7 +98,7 @@ fn boot_time() -> u64 {
 }
 
 /// The pids in a container's cgroup.
-fn cgroup_pids(state: &super::ContainerState) -> Result<BTreeSet<i32>> {
+pub fn cgroup_pids(state: &super::ContainerState) -> Result<BTreeSet<i32>> {
     let mut pids = BTreeSet::new();
     for dir in &state.cgroup_paths {
         let procs = dir.join("cgroup.procs");

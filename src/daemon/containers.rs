@@ -39,7 +39,7 @@ pub async fn route(
         (Method::GET, [id, "logs"]) => logs(daemon, id, &query).await,
         (Method::POST, [id, "attach"]) => attach(daemon, id, &query, req).await,
         (Method::POST, [id, "resize"]) => resize(daemon, id, &query).await,
-        (Method::GET, [id, "top"]) => top(daemon, id).await,
+        (Method::GET, [id, "top"]) => top(daemon, id, &query).await,
         (Method::GET, [id, "changes"]) => changes(daemon, id).await,
         (Method::POST, [id, "rename"]) => rename(daemon, id, &query).await,
         (Method::POST, [id, "exec"]) => {
@@ -67,12 +67,14 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     let all = query.bool("all");
     let last = query.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
     let rows = blocking(move || {
-        let selected = container::cli::select(&daemon.paths, &filters, all, last)?;
-        let now = std::time::SystemTime::now();
-        Ok(selected
-            .iter()
-            .map(|c| summary(&daemon.paths, c, now))
-            .collect::<Vec<_>>())
+        container::state::snapshot(|| {
+            let selected = container::cli::select(&daemon.paths, &filters, all, last)?;
+            let now = std::time::SystemTime::now();
+            Ok(selected
+                .iter()
+                .map(|c| summary(&daemon.paths, c, now))
+                .collect::<Vec<_>>())
+        })
     })
     .await
     .map_err(|mut err| {
@@ -523,20 +525,52 @@ async fn restart(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// What dockerd 20.10 makes of `kill`'s `signal` (moby's `signal.ParseSignal`, then
+/// `ValidSignalForPlatform`): a decimal number (sign allowed), or a name with or without
+/// `SIG` in any case. 0 and unknown names are a 400, `Invalid signal: TEXT`, before the
+/// container is looked at; a number Linux has no signal for is `Err(Some(n))`, the `n`
+/// (as Go's uint64) dockerd's 500 names once the container is found.
+fn kill_signal(text: &str) -> Result<crate::runtime::signal::Signal, Option<u64>> {
+    use crate::runtime::signal::{SIGRTMIN, Signal};
+    let number = text
+        .strip_prefix('+')
+        .filter(|t| !t.starts_with(['+', '-']))
+        .unwrap_or(text)
+        .parse::<i64>();
+    match number {
+        Ok(0) => Err(None),
+        Ok(n) if (1..32).contains(&n) || (i64::from(SIGRTMIN)..=64).contains(&n) => {
+            Signal::from_number(n as i32).map_err(|_| Some(n as u64))
+        }
+        Ok(n) => Err(Some(n as u64)),
+        Err(_) => Signal::parse(text).map_err(|_| None),
+    }
+}
+
+/// `POST /containers/ID/kill?signal=`: dockerd's words for each refusal, behind its
+/// `Cannot kill container: NAME: ` (see [`kill_signal`]).
 async fn kill(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
-    let signal = signal_of(query)?.unwrap_or(crate::runtime::signal::Signal::KILL);
+    let raw = query.get("signal").unwrap_or("");
+    let signal = match raw {
+        "" => Ok(crate::runtime::signal::Signal::KILL),
+        text => kill_signal(text),
+    };
+    if let Err(None) = signal {
+        return Err(ApiError::bad_parameter(format!("Invalid signal: {raw}")));
+    }
+    let cannot = |message: String| format!("Cannot kill container: {id}: {message}");
     let state = resolve(&daemon, id).await.map_err(|mut err| {
-        err.message = format!("Cannot kill container: {id}: {}", err.message);
+        err.message = cannot(err.message);
         err
     })?;
+    let signal = signal.map_err(|number| {
+        let shown = number.unwrap_or_default();
+        let message = format!("The linux daemon does not support signal {shown}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, cannot(message))
+    })?;
     if state.observe() != Status::Running {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "Cannot kill container: {id}: container {} is not running",
-                state.id
-            ),
-        ));
+        let message = format!("Container {} is not running", state.id);
+        return Err(ApiError::new(StatusCode::CONFLICT, cannot(message)));
     }
     blocking(move || container::kill(&daemon.paths, &state.id, signal)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -639,16 +673,25 @@ async fn exit_status(stream: std::os::unix::net::UnixStream) -> Option<i32> {
     stream.set_nonblocking(true).ok()?;
     let mut stream = tokio::net::UnixStream::from_std(stream).ok()?;
     loop {
-        let mut header = [0u8; 8];
-        stream.read_exact(&mut header).await.ok()?;
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let mut body = vec![0u8; len.min(1 << 20)];
-        stream.read_exact(&mut body).await.ok()?;
-        if header[0] == attach::EXIT {
+        let (kind, body) = read_frame(&mut stream).await.ok()?;
+        if kind == attach::EXIT {
             let bytes: [u8; 4] = body.get(..4)?.try_into().ok()?;
             return Some(i32::from_be_bytes(bytes));
         }
     }
+}
+
+/// One frame of a shim connection: its stream byte and its bytes (at most 1 MiB are kept).
+async fn read_frame<R>(reader: &mut R) -> std::io::Result<(u8, Vec<u8>)>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let mut header = [0u8; 8];
+    reader.read_exact(&mut header).await?;
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let mut body = vec![0u8; len.min(1 << 20)];
+    reader.read_exact(&mut body).await?;
+    Ok((header[0], body))
 }
 
 // ANCHOR: wait
@@ -721,7 +764,11 @@ async fn last_exit_code(daemon: &Shared, id: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// Returns once container `id` is gone (its `state.json` removed): woken by inotify on the
+/// container's directory, with a look every second in case an event is missed.
 async fn wait_removed(daemon: &Shared, id: &str) {
+    let dir = daemon.paths.dir(id);
+    let watch = DirWatch::new(&dir).ok();
     loop {
         let d = daemon.clone();
         let owned = id.to_owned();
@@ -731,7 +778,72 @@ async fn wait_removed(daemon: &Shared, id: &str) {
         if gone {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        match &watch {
+            Some(watch) => watch.changed(std::time::Duration::from_secs(1)).await,
+            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// An inotify watch on a directory for what removing it does: an entry deleted or moved
+/// away, the directory itself deleted or moved (inotify(7)).
+struct DirWatch(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+impl DirWatch {
+    fn new(dir: &std::path::Path) -> std::io::Result<DirWatch> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: inotify_init1 takes flags only; the fd is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+        let mask =
+            libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+        // SAFETY: a valid fd and NUL-terminated path.
+        let watch = unsafe {
+            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask)
+        };
+        if watch < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the AsyncFd owns the fd from here on; nothing else closes it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }?;
+        Ok(DirWatch(fd))
+    }
+
+    /// Waits until an event came (they are read and dropped) or `limit` passed.
+    async fn changed(&self, limit: std::time::Duration) {
+        let read = async {
+            loop {
+                let Ok(mut guard) = self.0.readable().await else {
+                    return std::future::pending::<()>().await;
+                };
+                let mut buf = [0u8; 4096];
+                let result = guard.try_io(|fd| {
+                    // SAFETY: reads into a buffer of the length given.
+                    let n = unsafe {
+                        libc::read(
+                            std::os::fd::AsRawFd::as_raw_fd(fd),
+                            buf.as_mut_ptr().cast(),
+                            buf.len(),
+                        )
+                    };
+                    if n < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                });
+                if result.is_ok() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, read).await;
     }
 }
 
@@ -891,15 +1003,11 @@ async fn output_to_channel(
     shim.set_nonblocking(true)?;
     let mut shim = tokio::net::UnixStream::from_std(shim)?;
     loop {
-        let mut header = [0u8; 8];
-        shim.read_exact(&mut header).await?;
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let mut body = vec![0u8; len.min(1 << 20)];
-        shim.read_exact(&mut body).await?;
-        if header[0] == attach::EXIT {
+        let (stream, body) = read_frame(&mut shim).await?;
+        if stream == attach::EXIT {
             return Ok(());
         }
-        let chunk = if tty { body } else { frame(header[0], &body) };
+        let chunk = if tty { body } else { frame(stream, &body) };
         if tx.send(Bytes::from(chunk)).await.is_err() {
             return Ok(());
         }
@@ -915,9 +1023,8 @@ struct Input {
 
 // ANCHOR: pipe
 /// Copies between a shim connection and an attached client until the exit frame (or the
-/// detach keys, when `stdin` carries an escape proxy): the shim's stdout and stderr frames
-/// to the client (the bytes alone with a `tty`), the client's bytes to the container's stdin
-/// as the shim's stdin frames. `stdin`: `None` when the client's input is not wanted.
+/// detach keys, when `stdin` carries an escape proxy): [`copy_output`] one way,
+/// [`copy_input`] the other. `stdin`: `None` when the client's input is not wanted.
 async fn pipe<C>(
     shim: std::os::unix::net::UnixStream,
     client: C,
@@ -929,73 +1036,82 @@ where
 {
     shim.set_nonblocking(true)?;
     let shim = tokio::net::UnixStream::from_std(shim)?;
-    let (mut shim_r, mut shim_w) = shim.into_split();
-    let (mut client_r, mut client_w) = tokio::io::split(client);
-    let output = async {
-        loop {
-            let mut header = [0u8; 8];
-            if shim_r.read_exact(&mut header).await.is_err() {
-                break;
-            }
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            let mut body = vec![0u8; len.min(1 << 20)];
-            if shim_r.read_exact(&mut body).await.is_err() || header[0] == attach::EXIT {
-                break;
-            }
-            let sent = if tty {
-                client_w.write_all(&body).await
-            } else {
-                client_w.write_all(&frame(header[0], &body)).await
-            };
-            if sent.and(client_w.flush().await).is_err() {
-                break;
-            }
-        }
-        let _ = client_w.shutdown().await;
-    };
-    let input = async {
-        let Some(Input {
-            mut proxy,
-            stdin_once,
-        }) = stdin
-        else {
-            return std::future::pending::<()>().await;
-        };
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match client_r.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    if stdin_once {
-                        let _ = shim_w.write_all(&attach::close_stdin_frame()).await;
-                    }
-                    return std::future::pending::<()>().await;
-                }
-                Ok(n) => n,
-            };
-            let (bytes, detached) = match proxy.as_mut() {
-                Some(p) => p.filter(&buf[..n]),
-                None => (buf[..n].to_vec(), false),
-            };
-            if !bytes.is_empty()
-                && shim_w
-                    .write_all(&attach::stdin_frame(&bytes))
-                    .await
-                    .is_err()
-            {
-                return std::future::pending::<()>().await;
-            }
-            if detached {
-                return;
-            }
-        }
-    };
+    let (shim_r, shim_w) = shim.into_split();
+    let (client_r, client_w) = tokio::io::split(client);
     tokio::select! {
-        _ = output => {}
-        _ = input => {}
+        _ = copy_output(shim_r, client_w, tty) => {}
+        _ = copy_input(client_r, shim_w, stdin) => {}
     }
     Ok(())
 }
 // ANCHOR_END: pipe
+
+// ANCHOR: copy_output
+/// The shim's stdout and stderr frames to the client (the bytes alone with a `tty`) until the
+/// exit frame or a failed write; then the client's side is shut.
+async fn copy_output<W>(mut shim: tokio::net::unix::OwnedReadHalf, mut client: W, tty: bool)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    while let Ok((stream, body)) = read_frame(&mut shim).await {
+        if stream == attach::EXIT {
+            break;
+        }
+        let sent = if tty {
+            client.write_all(&body).await
+        } else {
+            client.write_all(&frame(stream, &body)).await
+        };
+        if sent.and(client.flush().await).is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown().await;
+}
+// ANCHOR_END: copy_output
+
+// ANCHOR: copy_input
+/// The client's bytes to the container's stdin as the shim's stdin frames, through the
+/// detach keys with a terminal. Returns only at the detach keys: the end of the client's
+/// input (which closes the container's stdin with `stdin_once`) leaves the output running.
+async fn copy_input<R>(
+    mut client: R,
+    mut shim: tokio::net::unix::OwnedWriteHalf,
+    stdin: Option<Input>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let Some(Input {
+        mut proxy,
+        stdin_once,
+    }) = stdin
+    else {
+        return std::future::pending::<()>().await;
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match client.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                if stdin_once {
+                    let _ = shim.write_all(&attach::close_stdin_frame()).await;
+                }
+                return std::future::pending::<()>().await;
+            }
+            Ok(n) => n,
+        };
+        let (bytes, detached) = match proxy.as_mut() {
+            Some(p) => p.filter(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        if !bytes.is_empty() && shim.write_all(&attach::stdin_frame(&bytes)).await.is_err() {
+            return std::future::pending::<()>().await;
+        }
+        if detached {
+            return;
+        }
+    }
+}
+// ANCHOR_END: copy_input
 
 async fn resize(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
     let rows = query.int("h")?.unwrap_or(0).clamp(0, i64::from(u16::MAX)) as u16;
@@ -1017,9 +1133,27 @@ async fn resize(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<B
     Ok(empty(StatusCode::OK))
 }
 
-/// `GET /containers/ID/top`: `top`'s table as `{"Titles": [...], "Processes": [[...]]}`.
-async fn top(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
-    let owned = id.to_owned();
+/// `GET /containers/ID/top?ps_args=`: without `ps_args`, `top`'s table; with them, as
+/// dockerd 20.10: the host's `ps` run with them ([`ps_top`]). Either way
+/// `{"Titles": [...], "Processes": [[...]]}`.
+async fn top(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
+    let ps_args = query.get("ps_args").unwrap_or("").to_owned();
+    let state = resolve(&daemon, id).await?;
+    if state.observe() != Status::Running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", state.id),
+        ));
+    }
+    if !ps_args.is_empty() {
+        let pids = blocking(move || container::top::cgroup_pids(&state)).await?;
+        let (titles, processes) = ps_top(&ps_args, &pids).await?;
+        return Ok(json(
+            StatusCode::OK,
+            &object!({ "Titles": titles, "Processes": processes }),
+        ));
+    }
+    let owned = state.id;
     let text = blocking(move || container::top::top(&daemon.paths, &owned)).await?;
     let mut lines = text.lines();
     let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
@@ -1030,6 +1164,113 @@ async fn top(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
         StatusCode::OK,
         &object!({ "Titles": titles, "Processes": processes }),
     ))
+}
+
+/// dockerd's `top` with `ps_args`: `ps ARGS -qPID,PID...` (ARGS split at single spaces), or
+/// `ps ARGS` when ps refuses that; a ps that fails is a 500, `ps: ` and the first line of its
+/// error. The rows kept are those of `pids` (and the thread lines under them), each cut
+/// into as many columns as the titles.
+async fn ps_top(
+    ps_args: &str,
+    pids: &std::collections::BTreeSet<i32>,
+) -> ApiResult<(Vec<String>, Vec<Vec<String>>)> {
+    if let Some(bad) = ps_args_refused(ps_args) {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, bad));
+    }
+    let args: Vec<&str> = ps_args.split(' ').collect();
+    let listed: Vec<String> = pids.iter().map(i32::to_string).collect();
+    let with_pids = format!("-q{}", listed.join(","));
+    let run = |extra: Option<String>| {
+        let mut command = tokio::process::Command::new("ps");
+        command.args(&args).args(extra);
+        async move { command.stdin(std::process::Stdio::null()).output().await }
+    };
+    let mut output = run(Some(with_pids)).await;
+    if !output.as_ref().is_ok_and(|o| o.status.success()) {
+        output = run(None).await;
+    }
+    let output =
+        output.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("ps: {e}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first = stderr.split('\n').next().unwrap_or("");
+        let why = if first.is_empty() {
+            format!("exit status {}", output.status.code().unwrap_or(-1))
+        } else {
+            first.to_owned()
+        };
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("ps: {why}"),
+        ));
+    }
+    parse_ps_output(&String::from_utf8_lossy(&output.stdout), pids)
+        .map_err(|message| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+}
+
+/// moby's `validatePSArgs`: a `KEY=PID...` column rename other than `pid=` is refused.
+fn ps_args_refused(ps_args: &str) -> Option<String> {
+    let words: Vec<&str> = ps_args.split(char::is_whitespace).collect();
+    for (i, word) in words.iter().enumerate() {
+        let Some((key, value)) = word.split_once('=') else {
+            continue;
+        };
+        // `KEY= PID` (spaces after the `=`) counts as well.
+        let value = if value.is_empty() {
+            words[i + 1..]
+                .iter()
+                .find(|w| !w.is_empty())
+                .copied()
+                .unwrap_or("")
+        } else {
+            value
+        };
+        if i > 0 && value.starts_with("PID") && key != "pid" && !key.contains('=') {
+            return Some(format!("specifying \"{key}={value}\" is not allowed"));
+        }
+    }
+    None
+}
+
+/// moby's `parsePSOutput`: the titles are the first line's fields; a row is kept when its
+/// PID is one of `pids`, and a thread row (PID `-`) when the row before was kept.
+fn parse_ps_output(
+    output: &str,
+    pids: &std::collections::BTreeSet<i32>,
+) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let fields = |line: &str| -> Vec<String> {
+        line.split([' ', '\t', '\n', '\x0B', '\x0C', '\r'])
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut lines = output.split('\n');
+    let titles = fields(lines.next().unwrap_or(""));
+    let Some(at) = titles.iter().position(|t| t == "PID") else {
+        return Err("Couldn't find PID field in ps output".into());
+    };
+    let (mut processes, mut previous_kept) = (Vec::new(), false);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let mut row = fields(line);
+        let Some(pid) = row.get(at).cloned() else {
+            continue;
+        };
+        let keep = if pid == "-" {
+            previous_kept
+        } else {
+            let number: i64 = pid
+                .parse()
+                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            previous_kept = i32::try_from(number).is_ok_and(|n| pids.contains(&n));
+            previous_kept
+        };
+        if keep && row.len() >= titles.len() {
+            let last = row.split_off(titles.len() - 1).join(" ");
+            row.push(last);
+            processes.push(row);
+        }
+    }
+    Ok((titles, processes))
 }
 
 /// A table row cut into `n` columns at runs of spaces; the last column keeps its spaces.
@@ -1067,9 +1308,46 @@ async fn changes(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
     Ok(json(StatusCode::OK, &list))
 }
 
+/// `POST /containers/ID/rename?name=NEW`: dockerd 20.10's checks, in its order and words
+/// (an empty name, the container, its own name, then `Error when allocating new name: ...`
+/// for an invalid or taken name), then the library's `rename`.
 async fn rename(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body>> {
     let name = query.get("name").unwrap_or("").to_owned();
-    let owned = id.to_owned();
+    if id.is_empty() || name.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "Neither old nor new names may be empty",
+        ));
+    }
+    let wanted = format!("/{}", name.strip_prefix('/').unwrap_or(&name));
+    let state = resolve(&daemon, id).await?;
+    if format!("/{}", state.name) == wanted {
+        return Err(ApiError::bad_parameter(
+            "Renaming a container with the same name as its current name",
+        ));
+    }
+    let allocating = |message: String| format!("Error when allocating new name: {message}");
+    if container::validate_name(&wanted).is_err() {
+        return Err(ApiError::bad_parameter(allocating(format!(
+            "Invalid container name ({wanted}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        ))));
+    }
+    let (d, target) = (daemon.clone(), wanted[1..].to_owned());
+    let holder = blocking(move || {
+        let all = d.paths.list()?;
+        Ok(all.into_iter().find(|c| c.name == target).map(|c| c.id))
+    })
+    .await?;
+    if let Some(holder) = holder {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            allocating(format!(
+                "Conflict. The container name \"{wanted}\" is already in use by container \
+                 \"{holder}\". You have to remove (or rename) that container to be able to \
+                 reuse that name."
+            )),
+        ));
+    }
+    let owned = state.id.clone();
     blocking(move || container::rename::rename(&daemon.paths, &owned, &name)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -1233,6 +1511,13 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
         cpu_shares: u64::try_from(body.cpu_shares).ok().filter(|s| *s != 0),
         pids_limit: body.pids_limit.filter(|p| *p != 0),
     };
+    if body.memory != 0 && body.memory < crate::cgroup::MIN_MEMORY as i64 {
+        // dockerd looks the container up first, then refuses the limit.
+        resolve(&daemon, id).await?;
+        return Err(ApiError::bad_parameter(
+            "Minimum memory limit allowed is 6MB",
+        ));
+    }
     let name = id.to_owned();
     blocking(move || {
         if let Some(policy) = &restart {
@@ -1379,6 +1664,38 @@ mod tests {
         let options = create_options(body, None);
         assert_eq!(options.run.entrypoint.as_deref(), Some("sh"));
         assert_eq!(options.run.command, ["-c", "echo"]);
+    }
+
+    #[test]
+    fn kill_signals_are_read_as_dockerd_reads_them() {
+        assert_eq!(kill_signal("9").unwrap().number(), 9);
+        assert_eq!(kill_signal("+9").unwrap().number(), 9);
+        assert_eq!(kill_signal("sigusr1").unwrap().number(), 10);
+        assert_eq!(kill_signal("RTMIN+1").unwrap().number(), 35);
+        assert_eq!(kill_signal("0").unwrap_err(), None);
+        assert_eq!(kill_signal("BOGUS").unwrap_err(), None);
+        assert_eq!(kill_signal("32").unwrap_err(), Some(32));
+        assert_eq!(kill_signal("999").unwrap_err(), Some(999));
+        assert_eq!(kill_signal("-1").unwrap_err(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn ps_output_keeps_the_containers_rows_and_their_threads() {
+        let out =
+            "  PID  LWP CMD\n   10    - sleep 1\n    -   11 -\n   20    - other\n    -   21 -\n";
+        let pids = [10].into_iter().collect();
+        let (titles, rows) = parse_ps_output(out, &pids).unwrap();
+        assert_eq!(titles, ["PID", "LWP", "CMD"]);
+        assert_eq!(rows, [vec!["10", "-", "sleep 1"], vec!["-", "11", "-"]]);
+        assert_eq!(
+            parse_ps_output("COMMAND\nsleep\n", &pids).unwrap_err(),
+            "Couldn't find PID field in ps output"
+        );
+        assert_eq!(
+            ps_args_refused("-o user=PID").as_deref(),
+            Some("specifying \"user=PID\" is not allowed")
+        );
+        assert_eq!(ps_args_refused("-o pid=PID"), None);
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn command(daemon: &Shared, exec: &ExecRecord) -> std::io::Result<std::process::
     if let Some(root) = &daemon.root_arg {
         cmd.arg("--root").arg(root);
     }
-    cmd.arg("exec");
+    cmd.arg("exec").arg("--oci-start-errors");
     let config = &exec.config;
     if config.attach_stdin {
         cmd.arg("-i");

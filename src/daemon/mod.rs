@@ -96,6 +96,9 @@ pub struct Daemon {
     pub root_arg: Option<PathBuf>,
     pub pending: Mutex<HashMap<String, Vec<Pending>>>,
     pub execs: Mutex<HashMap<String, exec::ExecRecord>>,
+    /// Connections being served, and how many were ever accepted ([`trim_when_idle`]).
+    pub connections: std::sync::atomic::AtomicUsize,
+    pub accepted: std::sync::atomic::AtomicU64,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -274,7 +277,7 @@ pub async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -
         .map_err(|e| ApiError::bad_parameter(format!("invalid JSON in the request body: {e}")))
 }
 
-// ANCHOR: route
+// ANCHOR: split_version
 /// The API version a path's `/v1.NN` prefix asks for (`None` without one), and the path's
 /// other segments.
 fn split_version(path: &str) -> (Option<String>, Vec<String>) {
@@ -300,7 +303,9 @@ fn split_version(path: &str) -> (Option<String>, Vec<String>) {
     };
     (version, parts)
 }
+// ANCHOR_END: split_version
 
+// ANCHOR: check_version
 /// dockerd's answer to a request whose version prefix is newer than the API it serves: 400,
 /// "client version 9.99 is too new. Maximum supported API version is 1.41". Older versions
 /// are served (clients that pin an older version get the current shapes).
@@ -321,7 +326,9 @@ fn check_version(version: Option<&str>) -> ApiResult<()> {
     }
     Ok(())
 }
+// ANCHOR_END: check_version
 
+// ANCHOR: route
 /// Answers one request: the route is the method and the path's segments.
 async fn route(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Body>> {
     let (version, parts) = split_version(req.uri().path());
@@ -367,7 +374,11 @@ const ENGINE_AREAS: &[&str] = &[
     "version",
     "volumes",
 ];
+// ANCHOR_END: route
 
+// ANCHOR: route_to
+/// The handler for a request's method and path segments (without the version prefix); an
+/// unknown route is [`ApiError::not_found_route`].
 async fn route_to(
     daemon: Shared,
     req: Request<Incoming>,
@@ -393,7 +404,7 @@ async fn route_to(
         _ => Err(ApiError::not_found_route()),
     }
 }
-// ANCHOR_END: route
+// ANCHOR_END: route_to
 
 /// Every response carries the API version and the server's name, as dockerd's.
 async fn handle(
@@ -512,6 +523,28 @@ fn group_id(name: &str) -> Result<u32> {
 // ANCHOR: serve
 /// `minidock daemon`: serves the Engine API on every socket until SIGINT or SIGTERM.
 pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
+    // One malloc arena, and blocking threads that end a second after their last call: an
+    // idle daemon holds what it needs, not what the last burst of requests took.
+    // SAFETY: mallopt(3) only tunes the allocator; the runtime's threads start after it.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .build()
+        .context("starting the async runtime")?;
+    // SIGTERM and SIGINT are handled before any socket exists: whoever sees the socket can
+    // stop the daemon, and it removes its sockets.
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _entered = runtime.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     let paths = Paths::new(cli_root);
     let sockets = socket_paths(&args.hosts)?;
     let tcp = tls::tcp_addrs(&args.hosts)?;
@@ -532,18 +565,16 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
         bound.0.push(path.clone());
     }
     restart_on_start(&paths);
+    crate::container::state::enable_cache();
     let root_arg = cli_root.map(|_| paths.root.clone());
     let daemon: Shared = Arc::new(Daemon {
         paths,
         root_arg,
         pending: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),
+        connections: Default::default(),
+        accepted: Default::default(),
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("starting the async runtime")?;
     runtime.block_on(async move {
         for listener in listeners {
             let listener = tokio::net::UnixListener::from_std(listener)?;
@@ -554,8 +585,6 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
             let acceptor = acceptor.clone().context("TCP without TLS")?;
             tokio::spawn(tls::accept_loop(listener, acceptor, daemon.clone()));
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -607,11 +636,35 @@ async fn serve<S>(stream: S, daemon: Shared)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| handle(daemon.clone(), req));
+    use std::sync::atomic::Ordering;
+    daemon.connections.fetch_add(1, Ordering::SeqCst);
+    daemon.accepted.fetch_add(1, Ordering::SeqCst);
+    let shared = daemon.clone();
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+    if daemon.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+        tokio::spawn(trim_when_idle(daemon));
+    }
+}
+
+/// Once no connection came for a quarter of a second after the last one ended, gives the
+/// allocator's free memory back to the kernel (malloc_trim(3)), so an idle daemon's resident
+/// memory does not keep the high-water mark of the requests before.
+async fn trim_when_idle(daemon: Shared) {
+    use std::sync::atomic::Ordering;
+    let seen = daemon.accepted.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    if daemon.connections.load(Ordering::SeqCst) == 0
+        && daemon.accepted.load(Ordering::SeqCst) == seen
+    {
+        // SAFETY: malloc_trim(3) takes a size and touches only the allocator's own state.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 // ANCHOR_END: serve
 
