@@ -273,18 +273,15 @@ fn take_on_limits_and_user(p: &Prepared) -> Result<()> {
 }
 // ANCHOR_END: take_on_limits_and_user
 
-// ANCHOR: exec
-/// `exec`: runs `options.command` in the running container and returns its exit status.
-pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8> {
-    let state = paths.resolve(name_or_id)?;
+// ANCHOR: check_exec
+/// Docker's refusals before an exec: the container must be running and not paused, and a
+/// command must be given. Each is a request failure (exit 1), with Docker's words.
+fn check_exec(state: &ContainerState, options: &ExecOptions) -> Result<()> {
     if state.observe() != Status::Running || !state.process_alive() {
-        return Err(Exit::new(
-            super::REQUEST_FAILED,
-            format!("container {} is not running", state.id),
-        )
-        .into());
+        let message = format!("container {} is not running", state.id);
+        return Err(Exit::new(super::REQUEST_FAILED, message).into());
     }
-    if super::pause::is_paused(&state) {
+    if super::pause::is_paused(state) {
         let message = format!(
             "Container {} is paused, unpause the container before exec",
             state.id
@@ -294,6 +291,15 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     if options.command.is_empty() {
         return Err(Exit::new(super::REQUEST_FAILED, "no command given").into());
     }
+    Ok(())
+}
+// ANCHOR_END: check_exec
+
+// ANCHOR: exec
+/// `exec`: runs `options.command` in the running container and returns its exit status.
+pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8> {
+    let state = paths.resolve(name_or_id)?;
+    check_exec(&state, options)?;
     let pid = state.pid;
     let mut prepared = prepare(paths, &state, options)?;
     let exec_id = super::new_id()?;
