@@ -50,7 +50,7 @@ const LONG: &[(&str, &str)] = &[
     ("src/daemon/containers.rs", "pipe"),
     ("src/daemon/mod.rs", "route"),
     ("src/net/ipam.rs", "allocate"),
-    ("src/net/mod.rs", "setup_container_network"),
+    ("src/net/mod.rs", "setup_endpoint"),
     ("src/net/nat.rs", "render_iptables"),
     ("src/net/netlink.rs", "create_veth"),
     ("src/net/netlink.rs", "message_builder"),

@@ -65,11 +65,17 @@ fn events_since_until_list_a_runs_life_as_dockerd_does() {
         "event=die",
     ]);
     // execDuration is whole seconds the process ran: 0 on a quiet machine, more under load.
-    let (head, tail) = die.split_once(" (execDuration=").expect("an execDuration attribute");
+    let (head, tail) = die
+        .split_once(" (execDuration=")
+        .expect("an execDuration attribute");
     assert!(head.ends_with(&format!(" container die {id}")), "{die:?}");
     let (seconds, tail) = tail.split_once(',').unwrap();
     assert!(seconds.parse::<u64>().is_ok(), "{die:?}");
-    assert_eq!(tail, format!(" exitCode=3, image=busybox, name={name})\n"), "{die:?}");
+    assert_eq!(
+        tail,
+        format!(" exitCode=3, image=busybox, name={name})\n"),
+        "{die:?}"
+    );
     assert_eq!(die.lines().count(), 1, "{die}");
     let stamp = die.split(' ').next().unwrap();
     assert_eq!(stamp.len(), "2024-05-01T12:00:00.000000000Z".len(), "{die}");
