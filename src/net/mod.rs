@@ -463,10 +463,9 @@ pub struct Endpoint<'a> {
 
 // ANCHOR: setup_endpoint
 /// [`setup_container_network`] for one of several networks of a container (Docker's
-/// `network connect`): the veth's inside end is `endpoint.interface`, its host end is named
-/// after the container and that interface, and the record is one per interface. The address
-/// is allocated in the bridge's pool under the container's ID, so a container has at most one
-/// address per network. On error nothing is left behind.
+/// `network connect`): the veth's inside end is `endpoint.interface`, its host end and the
+/// record are named after the container and that interface. The address is allocated under
+/// the container's ID: at most one address per network. On error nothing is left behind.
 pub fn setup_endpoint(
     state: &StateDir,
     bridge: &BridgeConfig,
@@ -477,7 +476,6 @@ pub fn setup_endpoint(
     validate_container_id(container)?;
     validate_ifname(endpoint.interface)?;
     let key = endpoint_key(container, endpoint.interface);
-    let address = endpoint.address;
     check_bridge_record(state, bridge)?;
     let (ns, owner) = open_container_netns(netns)?;
 
@@ -490,7 +488,7 @@ pub fn setup_endpoint(
         bridge.gateway,
         container,
         owner,
-        address,
+        endpoint.address,
     )?;
     let (state2, net, id) = (state.clone(), bridge.name.clone(), container.to_owned());
     undo.push(move || {
@@ -508,13 +506,7 @@ pub fn setup_endpoint(
     connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
     // ANCHOR_END: endpoint_core
-    let veth = host_veth.clone();
-    undo.push(move || {
-        if let Ok(mut nl) = Netlink::open() {
-            let _ = delete_link_if_present(&mut nl, &veth);
-        }
-    });
-    set_hairpin(&host_veth)?;
+    hold_host_end(&mut undo, &host_veth)?;
     let attachment = new_attachment(bridge, container, endpoint.interface, host_veth, address);
     state.write_unsynced(&container_file(&key), &attachment)?;
     undo.commit();
@@ -566,10 +558,17 @@ fn open_container_netns(netns: &ContainerNetns) -> Result<(Netns, Owner)> {
 }
 // ANCHOR_END: open_container_netns
 
-// ANCHOR: set_hairpin
-/// Turns hairpin mode on for the host end, as Docker's bridge ports without its userland
-/// proxy: a container reaches its own published port on the host's address.
-fn set_hairpin(host_veth: &str) -> Result<()> {
+// ANCHOR: hold_host_end
+/// Pushes the undo that deletes the host end (deleting it deletes the pair), then turns
+/// hairpin mode on for it, as Docker's bridge ports without its userland proxy: a container
+/// reaches its own published port on the host's address.
+fn hold_host_end(undo: &mut Undo, host_veth: &str) -> Result<()> {
+    let veth = host_veth.to_owned();
+    undo.push(move || {
+        if let Ok(mut nl) = Netlink::open() {
+            let _ = delete_link_if_present(&mut nl, &veth);
+        }
+    });
     let mut nl = Netlink::open().context("opening a netlink socket")?;
     let port = nl
         .link_index(host_veth)?
@@ -577,7 +576,7 @@ fn set_hairpin(host_veth: &str) -> Result<()> {
     nl.set_hairpin(port)
         .with_context(|| format!("turning hairpin mode on for {host_veth}"))
 }
-// ANCHOR_END: set_hairpin
+// ANCHOR_END: hold_host_end
 
 /// The record of a new endpoint: no published ports and no NAT rules yet.
 fn new_attachment(
