@@ -328,82 +328,15 @@ pub struct IptablesRule {
 }
 
 // ANCHOR: render_iptables
+/// The iptables form of a rule: its table, its chain, whether it is inserted at the top
+/// (`-I`) or appended (`-A`), and the arguments after the chain, with the rule's comment
+/// (`-m comment --comment`) before the target, see iptables(8) and iptables-extensions(8).
 pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
-    let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-    let (table, chain, insert, mut spec) = match &rule.kind {
-        RuleKind::MasqueradeOutbound { subnet, bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!("-s {subnet} ! -o {bridge} -j MASQUERADE")),
-        ),
-        RuleKind::MasqueradeLoopback { bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")),
-        ),
-        RuleKind::MasqueradeHairpin { subnet, bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!(
-                "-s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"
-            )),
-        ),
-        RuleKind::AcceptForwardFrom { bridge } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-i {bridge} -j ACCEPT")),
-        ),
-        RuleKind::AcceptForwardTo { bridge } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-o {bridge} -j ACCEPT")),
-        ),
-        RuleKind::DropBetweenBridges { from, to } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-i {from} -o {to} -j DROP")),
-        ),
-        RuleKind::BlockLocalnetFromBridge { bridge } => (
-            "filter",
-            "INPUT",
-            true,
-            args(&format!(
-                "-i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
-            )),
-        ),
-        RuleKind::Dnat {
-            hook,
-            host_ip,
-            protocol,
-            host_port,
-            to,
-        } => (
-            "nat",
-            match hook {
-                Hook::Prerouting => "PREROUTING",
-                Hook::Output => "OUTPUT",
-            },
-            false,
-            // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
-            // the host merely routes elsewhere.
-            args(&match host_ip {
-                Some(ip) => format!(
-                    "-d {ip}/32 -p {p} -m {p} --dport {host_port} -j DNAT --to-destination {to}",
-                    p = protocol.name()
-                ),
-                None => format!(
-                    "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
-                    p = protocol.name()
-                ),
-            }),
-        ),
-    };
+    let (table, chain, insert) = iptables_place(&rule.kind);
+    let mut spec: Vec<String> = iptables_spec(&rule.kind)
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
     // The comment goes before the target, where iptables-save prints it, so the rule reads
     // the same in `iptables -S` as here.
     let target_at = spec.iter().position(|a| a == "-j").unwrap_or(spec.len());
@@ -419,6 +352,72 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
     }
 }
 // ANCHOR_END: render_iptables
+
+// ANCHOR: iptables_place
+/// Where a rule goes: masquerading and DNAT in the `nat` table, appended; forwarding and
+/// input filters in `filter`, inserted at the top so they are seen before the rules already
+/// in the chain.
+fn iptables_place(kind: &RuleKind) -> (&'static str, &'static str, bool) {
+    match kind {
+        RuleKind::MasqueradeOutbound { .. }
+        | RuleKind::MasqueradeLoopback { .. }
+        | RuleKind::MasqueradeHairpin { .. } => ("nat", "POSTROUTING", false),
+        RuleKind::AcceptForwardFrom { .. }
+        | RuleKind::AcceptForwardTo { .. }
+        | RuleKind::DropBetweenBridges { .. } => ("filter", "FORWARD", true),
+        RuleKind::BlockLocalnetFromBridge { .. } => ("filter", "INPUT", true),
+        RuleKind::Dnat { hook, .. } => (
+            "nat",
+            match hook {
+                Hook::Prerouting => "PREROUTING",
+                Hook::Output => "OUTPUT",
+            },
+            false,
+        ),
+    }
+}
+// ANCHOR_END: iptables_place
+
+// ANCHOR: iptables_spec
+/// What a rule matches and its target, as the space-separated iptables arguments.
+fn iptables_spec(kind: &RuleKind) -> String {
+    match kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => {
+            format!("-s {subnet} ! -o {bridge} -j MASQUERADE")
+        }
+        RuleKind::MasqueradeLoopback { bridge } => {
+            format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")
+        }
+        RuleKind::MasqueradeHairpin { subnet, bridge } => {
+            format!("-s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE")
+        }
+        RuleKind::AcceptForwardFrom { bridge } => format!("-i {bridge} -j ACCEPT"),
+        RuleKind::AcceptForwardTo { bridge } => format!("-o {bridge} -j ACCEPT"),
+        RuleKind::DropBetweenBridges { from, to } => format!("-i {from} -o {to} -j DROP"),
+        RuleKind::BlockLocalnetFromBridge { bridge } => format!(
+            "-i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
+        ),
+        RuleKind::Dnat {
+            host_ip,
+            protocol,
+            host_port,
+            to,
+            ..
+        } => match host_ip {
+            Some(ip) => format!(
+                "-d {ip}/32 -p {p} -m {p} --dport {host_port} -j DNAT --to-destination {to}",
+                p = protocol.name()
+            ),
+            // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
+            // the host merely routes elsewhere.
+            None => format!(
+                "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
+                p = protocol.name()
+            ),
+        },
+    }
+}
+// ANCHOR_END: iptables_spec
 
 // ANCHOR: render_nft
 /// The chain of our nft table and the rule text, as `nft add rule ip minidock CHAIN TEXT`.
