@@ -50,8 +50,6 @@ const LONG: &[(&str, &str)] = &[
     ("src/daemon/containers.rs", "pipe"),
     ("src/daemon/mod.rs", "route"),
     ("src/net/ipam.rs", "allocate"),
-    ("src/net/netlink.rs", "create_veth"),
-    ("src/net/netlink.rs", "message_builder"),
     ("src/overlay.rs", "mount"),
     ("src/rootless.rs", "start_holder"),
 ];
