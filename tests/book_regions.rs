@@ -49,7 +49,6 @@ const LONG: &[(&str, &str)] = &[
     ("src/container/user.rs", "exec_user"),
     ("src/daemon/containers.rs", "pipe"),
     ("src/daemon/mod.rs", "route"),
-    ("src/net/ipam.rs", "allocate"),
     ("src/overlay.rs", "mount"),
     ("src/rootless.rs", "start_holder"),
 ];
