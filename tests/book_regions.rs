@@ -35,7 +35,6 @@ const LONG: &[(&str, &str)] = &[
     ("src/container/mod.rs", "create"),
     ("src/container/mod.rs", "stop"),
     ("src/container/monitor.rs", "monitor"),
-    ("src/container/network.rs", "connect_network"),
     ("src/container/shim.rs", "launch"),
     ("src/container/shim.rs", "pump"),
     ("src/container/shim.rs", "step"),
