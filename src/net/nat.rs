@@ -422,59 +422,75 @@ fn iptables_spec(kind: &RuleKind) -> String {
 // ANCHOR: render_nft
 /// The chain of our nft table and the rule text, as `nft add rule ip minidock CHAIN TEXT`.
 pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
-    let (chain, text) = match &rule.kind {
-        RuleKind::MasqueradeOutbound { subnet, bridge } => (
-            "postrouting",
-            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
-        ),
-        RuleKind::MasqueradeLoopback { bridge } => (
-            "postrouting",
-            format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"),
-        ),
-        RuleKind::MasqueradeHairpin { subnet, bridge } => (
-            "postrouting",
-            format!("ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade"),
-        ),
-        RuleKind::AcceptForwardFrom { bridge } => {
-            ("forward", format!("iifname \"{bridge}\" accept"))
+    let text = nft_text(&rule.kind);
+    (
+        nft_chain(&rule.kind),
+        format!("{text} comment \"{}\"", rule.comment),
+    )
+}
+// ANCHOR_END: render_nft
+
+// ANCHOR: nft_chain
+/// The base chain of our table a rule goes in, one per hook (see [`NFT_CHAINS`]).
+fn nft_chain(kind: &RuleKind) -> &'static str {
+    match kind {
+        RuleKind::MasqueradeOutbound { .. }
+        | RuleKind::MasqueradeLoopback { .. }
+        | RuleKind::MasqueradeHairpin { .. } => "postrouting",
+        RuleKind::AcceptForwardFrom { .. }
+        | RuleKind::AcceptForwardTo { .. }
+        | RuleKind::DropBetweenBridges { .. } => "forward",
+        RuleKind::BlockLocalnetFromBridge { .. } => "input",
+        RuleKind::Dnat { hook, .. } => match hook {
+            Hook::Prerouting => "prerouting",
+            Hook::Output => "output",
+        },
+    }
+}
+// ANCHOR_END: nft_chain
+
+// ANCHOR: nft_text
+/// What a rule matches and its verdict, in nft's rule syntax (nft(8)).
+fn nft_text(kind: &RuleKind) -> String {
+    match kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => {
+            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade")
         }
-        RuleKind::AcceptForwardTo { bridge } => ("forward", format!("oifname \"{bridge}\" accept")),
-        RuleKind::DropBetweenBridges { from, to } => (
-            "forward",
-            format!("iifname \"{from}\" oifname \"{to}\" drop"),
-        ),
-        RuleKind::BlockLocalnetFromBridge { bridge } => (
-            "input",
-            format!(
-                "iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
-            ),
+        RuleKind::MasqueradeLoopback { bridge } => {
+            format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade")
+        }
+        RuleKind::MasqueradeHairpin { subnet, bridge } => {
+            format!("ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade")
+        }
+        RuleKind::AcceptForwardFrom { bridge } => format!("iifname \"{bridge}\" accept"),
+        RuleKind::AcceptForwardTo { bridge } => format!("oifname \"{bridge}\" accept"),
+        RuleKind::DropBetweenBridges { from, to } => {
+            format!("iifname \"{from}\" oifname \"{to}\" drop")
+        }
+        RuleKind::BlockLocalnetFromBridge { bridge } => format!(
+            "iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
         ),
         RuleKind::Dnat {
-            hook,
             host_ip,
             protocol,
             host_port,
             to,
-        } => (
-            match hook {
-                Hook::Prerouting => "prerouting",
-                Hook::Output => "output",
-            },
-            match host_ip {
-                Some(ip) => format!(
-                    "ip daddr {ip} {} dport {host_port} dnat to {to}",
-                    protocol.name()
-                ),
-                None => format!(
-                    "fib daddr type local {} dport {host_port} dnat to {to}",
-                    protocol.name()
-                ),
-            },
-        ),
-    };
-    (chain, format!("{text} comment \"{}\"", rule.comment))
+            ..
+        } => match host_ip {
+            Some(ip) => format!(
+                "ip daddr {ip} {} dport {host_port} dnat to {to}",
+                protocol.name()
+            ),
+            None => format!(
+                "fib daddr type local {} dport {host_port} dnat to {to}",
+                protocol.name()
+            ),
+        },
+    }
 }
+// ANCHOR_END: nft_text
 
+// ANCHOR: nft_chains
 /// Our table and its base chains, one per hook we use. `add` is idempotent in nft.
 const NFT_CHAINS: &str = "\
 add table ip minidock
@@ -484,7 +500,7 @@ add chain ip minidock postrouting { type nat hook postrouting priority srcnat; p
 add chain ip minidock input { type filter hook input priority filter; policy accept; }
 add chain ip minidock forward { type filter hook forward priority filter; policy accept; }
 ";
-// ANCHOR_END: render_nft
+// ANCHOR_END: nft_chains
 
 /// A rule we added, recorded with what it takes to delete exactly it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
