@@ -1,29 +1,12 @@
 //! The book includes code a screenful at a time: every region a chapter includes by anchor
 //! (`{{#include PATH:ANCHOR}}`, the lines between `ANCHOR: name` and `ANCHOR_END: name`) is
 //! at most 50 lines. A longer function is split into named steps, each with its own anchor.
-//!
-//! The regions in `LONG` are longer than a screen and shown folded; the list may only shrink:
-//! a listed region that is no longer long (or no longer included) fails the test too, so it
-//! is taken off the list.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The most lines an included region may have.
 const SCREEN: usize = 50;
-
-/// Why the regions of `LONG` are allowed.
-const LONG_REASON: &str = "longer than a screen: shown folded";
-
-/// Included regions longer than a screen: (source file from the top of the crate, anchor).
-const LONG: &[(&str, &str)] = &[
-    ("src/container/network.rs", "connect_network"),
-    ("src/net/ipam.rs", "allocate"),
-    ("src/net/mod.rs", "setup_container_network"),
-    ("src/net/nat.rs", "render_iptables"),
-    ("src/net/netlink.rs", "create_veth"),
-    ("src/net/netlink.rs", "message_builder"),
-];
 
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,9 +112,7 @@ fn every_included_region_fits_a_screen() {
     assert!(!regions.is_empty(), "the book includes no code by anchor");
     let long: Vec<String> = regions
         .iter()
-        .filter(|(file, anchor, lines)| {
-            *lines > SCREEN && !LONG.contains(&(file.as_str(), anchor.as_str()))
-        })
+        .filter(|(_, _, lines)| *lines > SCREEN)
         .map(|(file, anchor, lines)| format!("{file}:{anchor} is {lines} lines"))
         .collect();
     assert!(
@@ -139,26 +120,6 @@ fn every_included_region_fits_a_screen() {
         "included regions longer than {SCREEN} lines (split each into named steps with \
          their own anchors):\n{}",
         long.join("\n")
-    );
-}
-
-#[test]
-fn the_list_of_long_regions_only_shrinks() {
-    let regions = included_regions();
-    let stale: Vec<String> = LONG
-        .iter()
-        .filter(|(file, anchor)| {
-            !regions
-                .iter()
-                .any(|(f, a, lines)| f == file && a == anchor && *lines > SCREEN)
-        })
-        .map(|(file, anchor)| format!("{file}:{anchor}"))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "listed as {LONG_REASON:?}, but no longer an included region over {SCREEN} lines: \
-         take them off LONG:\n{}",
-        stale.join("\n")
     );
 }
 

@@ -811,27 +811,41 @@ pub fn connect_network(
         ip_address: ip.unwrap_or_default().to_owned(),
     };
     if running {
-        let next = next_interface(paths, &state.id);
-        attach(paths, &state, &conn, &format!("eth{next}"))
-            .map_err(|e| request_failed(format!("{e:#}")))?;
-        save_next_interface(paths, &state.id, next + 1)?;
+        attach_next(paths, &state, &conn)?;
     }
     list.push(conn);
     save_connections(paths, &state.id, &list)?;
     if running {
         refresh(paths, &state, true)?;
     }
+    connect_event(paths, &net, &state.id);
+    Ok(())
+}
+// ANCHOR_END: connect_network
+
+// ANCHOR: attach_next
+/// Attaches a running container to one more network as its next interface (`eth1`, `eth2`,
+/// ...), then records the number after it: a start numbers the interfaces from `eth0` and
+/// each connect takes the next, so a number is not handed out twice while the container runs.
+fn attach_next(paths: &Paths, state: &ContainerState, conn: &Connection) -> Result<()> {
+    let next = next_interface(paths, &state.id);
+    attach(paths, state, conn, &format!("eth{next}"))
+        .map_err(|e| request_failed(format!("{e:#}")))?;
+    save_next_interface(paths, &state.id, next + 1)
+}
+// ANCHOR_END: attach_next
+
+/// The `connect` event of the network, naming the container, as `docker events` shows it.
+fn connect_event(paths: &Paths, net: &network::Network, id: &str) {
     crate::events::network(
         &paths.root,
         &net.id,
         &net.name,
         &net.driver,
         "connect",
-        &[("container", state.id.clone())],
+        &[("container", id.to_owned())],
     );
-    Ok(())
 }
-// ANCHOR_END: connect_network
 
 /// `network disconnect [-f] NETWORK CONTAINER`, as dockerd's `DisconnectFromNetwork`: a
 /// running container loses that network's veth, address, `/etc/hosts` line and resolver

@@ -196,6 +196,9 @@ pub fn allocate(
     allocate_requested(state, network, subnet, gateway, container, owner, None)
 }
 
+// ANCHOR_END: allocate
+
+// ANCHOR: allocate_requested
 /// [`allocate`], with `requested` (`--ip`) instead of the next free address when given: it
 /// must be a host address of the subnet, not the gateway, and free (Docker's errors: `no
 /// configured subnet contains IP ADDR`, `Address already in use`).
@@ -210,7 +213,35 @@ pub fn allocate_requested(
 ) -> Result<Ipv4Addr> {
     let _lock = state.lock()?;
     let file = pool_file(network);
-    let mut pool = match state.read::<Pool>(&file)? {
+    let mut pool = load_pool(state, &file, network, subnet, gateway)?;
+    // Reclaim what crashed owners left behind.
+    pool.allocations.retain(|_, a| a.owner.is_alive());
+    if let Some((addr, _)) = pool
+        .allocations
+        .iter()
+        .find(|(_, a)| a.container == container)
+    {
+        return Ok(*addr);
+    }
+    let addr = match requested {
+        Some(addr) => check_requested(&pool, addr)?,
+        None => next_free(&pool, network)?,
+    };
+    record_allocation(state, &file, pool, addr, container, owner)
+}
+// ANCHOR_END: allocate_requested
+
+// ANCHOR: load_pool
+/// Reads the network's pool, or starts an empty one on first use. A pool is never reused
+/// with another subnet: a network recreated with a new subnet must not hand out old addresses.
+fn load_pool(
+    state: &StateDir,
+    file: &str,
+    network: &str,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+) -> Result<Pool> {
+    Ok(match state.read::<Pool>(file)? {
         Some(pool) if pool.subnet != subnet => bail!(
             "network {network} already uses subnet {} (not {subnet})",
             pool.subnet
@@ -222,27 +253,41 @@ pub fn allocate_requested(
             last: None,
             allocations: BTreeMap::new(),
         },
-    };
-    // Reclaim what crashed owners left behind.
-    pool.allocations.retain(|_, a| a.owner.is_alive());
-    if let Some((addr, _)) = pool
-        .allocations
-        .iter()
-        .find(|(_, a)| a.container == container)
-    {
-        return Ok(*addr);
+    })
+}
+// ANCHOR_END: load_pool
+
+/// The first and last host addresses of a subnet: neither its network address nor its
+/// broadcast address.
+fn host_range(subnet: Subnet) -> (u32, u32) {
+    (
+        u32::from(subnet.network) + 1,
+        u32::from(subnet.broadcast()) - 1,
+    )
+}
+
+// ANCHOR: check_requested
+/// Checks an address asked for with `--ip`: a host address of the subnet that is neither the
+/// gateway nor taken, with Docker's error messages.
+fn check_requested(pool: &Pool, addr: Ipv4Addr) -> Result<Ipv4Addr> {
+    let (first, last) = host_range(pool.subnet);
+    if !(first..=last).contains(&u32::from(addr)) {
+        bail!("no configured subnet contains IP {addr}");
     }
-    let first = u32::from(subnet.network) + 1;
-    let last = u32::from(subnet.broadcast()) - 1;
-    if let Some(addr) = requested {
-        if !(first..=last).contains(&u32::from(addr)) {
-            bail!("no configured subnet contains IP {addr}");
-        }
-        if addr == pool.gateway || pool.allocations.contains_key(&addr) {
-            bail!("Address already in use");
-        }
-        return record_allocation(state, &file, pool, addr, container, owner);
+    if addr == pool.gateway || pool.allocations.contains_key(&addr) {
+        bail!("Address already in use");
     }
+    Ok(addr)
+}
+// ANCHOR_END: check_requested
+
+// ANCHOR: next_free
+/// The next free host address after the last one handed out, wrapping around the subnet: a
+/// released address is not reused at once, while it may still sit in the neighbours' ARP
+/// caches.
+fn next_free(pool: &Pool, network: &str) -> Result<Ipv4Addr> {
+    let subnet = pool.subnet;
+    let (first, last) = host_range(subnet);
     let count = last - first + 1;
     let offset = pool
         .last
@@ -258,9 +303,9 @@ pub fn allocate_requested(
             pool.allocations.len()
         );
     };
-    record_allocation(state, &file, pool, addr, container, owner)
+    Ok(addr)
 }
-// ANCHOR_END: allocate
+// ANCHOR_END: next_free
 
 fn record_allocation(
     state: &StateDir,

@@ -428,7 +428,9 @@ pub fn setup_container_network(
 ) -> Result<Attachment> {
     setup_container_network_at(state, bridge, container, netns, None)
 }
+// ANCHOR_END: setup_container_network
 
+// ANCHOR: setup_container_network_at
 /// [`setup_container_network`] with the container's address chosen (`--ip`) when `address`
 /// is given.
 pub fn setup_container_network_at(
@@ -445,7 +447,9 @@ pub fn setup_container_network_at(
     };
     setup_endpoint(state, bridge, container, netns, &endpoint)
 }
+// ANCHOR_END: setup_container_network_at
 
+// ANCHOR: endpoint
 /// Where and how a container joins one more bridge: the interface inside its namespace
 /// (`eth0`, `eth1`, ...), the address (`--ip`, else the next free one) and whether the
 /// default route goes through this bridge's gateway.
@@ -455,12 +459,13 @@ pub struct Endpoint<'a> {
     pub address: Option<Ipv4Addr>,
     pub default_route: bool,
 }
+// ANCHOR_END: endpoint
 
+// ANCHOR: setup_endpoint
 /// [`setup_container_network`] for one of several networks of a container (Docker's
-/// `network connect`): the veth's inside end is `endpoint.interface`, its host end is named
-/// after the container and that interface, and the record is one per interface. The address
-/// is allocated in the bridge's pool under the container's ID, so a container has at most one
-/// address per network. On error nothing is left behind.
+/// `network connect`): the veth's inside end is `endpoint.interface`, its host end and the
+/// record are named after the container and that interface. The address is allocated under
+/// the container's ID: at most one address per network. On error nothing is left behind.
 pub fn setup_endpoint(
     state: &StateDir,
     bridge: &BridgeConfig,
@@ -471,35 +476,8 @@ pub fn setup_endpoint(
     validate_container_id(container)?;
     validate_ifname(endpoint.interface)?;
     let key = endpoint_key(container, endpoint.interface);
-    let address = endpoint.address;
-    let record: BridgeRecord = state.read(&bridge_file(&bridge.name))?.with_context(|| {
-        format!(
-            "network {} is not set up (create its bridge first)",
-            bridge.name
-        )
-    })?;
-    if record.subnet != bridge.subnet {
-        bail!(
-            "bridge {} uses subnet {}, not {}",
-            bridge.name,
-            record.subnet,
-            bridge.subnet
-        );
-    }
-    let (ns, owner) = match netns {
-        ContainerNetns::Pid(pid) => (Netns::of_pid(*pid)?, Owner::process(*pid)?),
-        ContainerNetns::Pinned(path) => {
-            let ns = Netns::open(path)?;
-            let inode = ns.id()?.1;
-            (
-                ns,
-                Owner::PinnedNetns {
-                    path: path.clone(),
-                    inode,
-                },
-            )
-        }
-    };
+    check_bridge_record(state, bridge)?;
+    let (ns, owner) = open_container_netns(netns)?;
 
     // ANCHOR: endpoint_core
     let mut undo = Undo::default();
@@ -510,7 +488,7 @@ pub fn setup_endpoint(
         bridge.gateway,
         container,
         owner,
-        address,
+        endpoint.address,
     )?;
     let (state2, net, id) = (state.clone(), bridge.name.clone(), container.to_owned());
     undo.push(move || {
@@ -528,37 +506,98 @@ pub fn setup_endpoint(
     connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
     // ANCHOR_END: endpoint_core
-    let veth = host_veth.clone();
+    hold_host_end(&mut undo, &host_veth)?;
+    let attachment = new_attachment(bridge, container, endpoint.interface, host_veth, address);
+    state.write_unsynced(&container_file(&key), &attachment)?;
+    undo.commit();
+    Ok(attachment)
+}
+// ANCHOR_END: setup_endpoint
+
+// ANCHOR: check_bridge_record
+/// Checks that the bridge's record exists and has the subnet the caller expects: a container
+/// joins only a network whose bridge is set up, and never one recreated with another subnet.
+fn check_bridge_record(state: &StateDir, bridge: &BridgeConfig) -> Result<()> {
+    let record: BridgeRecord = state.read(&bridge_file(&bridge.name))?.with_context(|| {
+        format!(
+            "network {} is not set up (create its bridge first)",
+            bridge.name
+        )
+    })?;
+    if record.subnet != bridge.subnet {
+        bail!(
+            "bridge {} uses subnet {}, not {}",
+            bridge.name,
+            record.subnet,
+            bridge.subnet
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: check_bridge_record
+
+// ANCHOR: open_container_netns
+/// Opens the container's network namespace and names the owner of its address: the init
+/// process (by pid and start time) or the pinned namespace file (by path and inode), so the
+/// address pool can tell a live owner from a stale one.
+fn open_container_netns(netns: &ContainerNetns) -> Result<(Netns, Owner)> {
+    Ok(match netns {
+        ContainerNetns::Pid(pid) => (Netns::of_pid(*pid)?, Owner::process(*pid)?),
+        ContainerNetns::Pinned(path) => {
+            let ns = Netns::open(path)?;
+            let inode = ns.id()?.1;
+            (
+                ns,
+                Owner::PinnedNetns {
+                    path: path.clone(),
+                    inode,
+                },
+            )
+        }
+    })
+}
+// ANCHOR_END: open_container_netns
+
+// ANCHOR: hold_host_end
+/// Pushes the undo that deletes the host end (deleting it deletes the pair), then turns
+/// hairpin mode on for it, as Docker's bridge ports without its userland proxy: a container
+/// reaches its own published port on the host's address.
+fn hold_host_end(undo: &mut Undo, host_veth: &str) -> Result<()> {
+    let veth = host_veth.to_owned();
     undo.push(move || {
         if let Ok(mut nl) = Netlink::open() {
             let _ = delete_link_if_present(&mut nl, &veth);
         }
     });
-    // Hairpin, as Docker's bridge ports without its userland proxy: a container reaches its
-    // own published port on the host's address.
     let mut nl = Netlink::open().context("opening a netlink socket")?;
     let port = nl
-        .link_index(&host_veth)?
+        .link_index(host_veth)?
         .with_context(|| format!("{host_veth} vanished after creation"))?;
     nl.set_hairpin(port)
-        .with_context(|| format!("turning hairpin mode on for {host_veth}"))?;
+        .with_context(|| format!("turning hairpin mode on for {host_veth}"))
+}
+// ANCHOR_END: hold_host_end
 
-    let attachment = Attachment {
+/// The record of a new endpoint: no published ports and no NAT rules yet.
+fn new_attachment(
+    bridge: &BridgeConfig,
+    container: &str,
+    interface: &str,
+    host_veth: String,
+    address: Ipv4Addr,
+) -> Attachment {
+    Attachment {
         container: container.to_owned(),
         bridge: bridge.name.clone(),
         host_veth,
-        interface: endpoint.interface.to_owned(),
+        interface: interface.to_owned(),
         address,
         prefix: bridge.subnet.prefix,
         gateway: bridge.gateway,
         ports: Vec::new(),
         rules: Vec::new(),
-    };
-    state.write_unsynced(&container_file(&key), &attachment)?;
-    undo.commit();
-    Ok(attachment)
+    }
 }
-// ANCHOR_END: setup_container_network
 
 /// The netlink part of connecting a container: what the bench times against `ip`.
 #[derive(Debug, Clone)]

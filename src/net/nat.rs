@@ -328,82 +328,15 @@ pub struct IptablesRule {
 }
 
 // ANCHOR: render_iptables
+/// The iptables form of a rule: its table, its chain, whether it is inserted at the top
+/// (`-I`) or appended (`-A`), and the arguments after the chain, with the rule's comment
+/// (`-m comment --comment`) before the target, see iptables(8) and iptables-extensions(8).
 pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
-    let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-    let (table, chain, insert, mut spec) = match &rule.kind {
-        RuleKind::MasqueradeOutbound { subnet, bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!("-s {subnet} ! -o {bridge} -j MASQUERADE")),
-        ),
-        RuleKind::MasqueradeLoopback { bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")),
-        ),
-        RuleKind::MasqueradeHairpin { subnet, bridge } => (
-            "nat",
-            "POSTROUTING",
-            false,
-            args(&format!(
-                "-s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"
-            )),
-        ),
-        RuleKind::AcceptForwardFrom { bridge } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-i {bridge} -j ACCEPT")),
-        ),
-        RuleKind::AcceptForwardTo { bridge } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-o {bridge} -j ACCEPT")),
-        ),
-        RuleKind::DropBetweenBridges { from, to } => (
-            "filter",
-            "FORWARD",
-            true,
-            args(&format!("-i {from} -o {to} -j DROP")),
-        ),
-        RuleKind::BlockLocalnetFromBridge { bridge } => (
-            "filter",
-            "INPUT",
-            true,
-            args(&format!(
-                "-i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
-            )),
-        ),
-        RuleKind::Dnat {
-            hook,
-            host_ip,
-            protocol,
-            host_port,
-            to,
-        } => (
-            "nat",
-            match hook {
-                Hook::Prerouting => "PREROUTING",
-                Hook::Output => "OUTPUT",
-            },
-            false,
-            // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
-            // the host merely routes elsewhere.
-            args(&match host_ip {
-                Some(ip) => format!(
-                    "-d {ip}/32 -p {p} -m {p} --dport {host_port} -j DNAT --to-destination {to}",
-                    p = protocol.name()
-                ),
-                None => format!(
-                    "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
-                    p = protocol.name()
-                ),
-            }),
-        ),
-    };
+    let (table, chain, insert) = iptables_place(&rule.kind);
+    let mut spec: Vec<String> = iptables_spec(&rule.kind)
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
     // The comment goes before the target, where iptables-save prints it, so the rule reads
     // the same in `iptables -S` as here.
     let target_at = spec.iter().position(|a| a == "-j").unwrap_or(spec.len());
@@ -420,62 +353,144 @@ pub fn render_iptables(rule: &RuleSpec) -> IptablesRule {
 }
 // ANCHOR_END: render_iptables
 
-// ANCHOR: render_nft
-/// The chain of our nft table and the rule text, as `nft add rule ip minidock CHAIN TEXT`.
-pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
-    let (chain, text) = match &rule.kind {
-        RuleKind::MasqueradeOutbound { subnet, bridge } => (
-            "postrouting",
-            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
+// ANCHOR: iptables_place
+/// Where a rule goes: masquerading and DNAT in the `nat` table, appended; forwarding and
+/// input filters in `filter`, inserted at the top so they are seen before the rules already
+/// in the chain.
+fn iptables_place(kind: &RuleKind) -> (&'static str, &'static str, bool) {
+    match kind {
+        RuleKind::MasqueradeOutbound { .. }
+        | RuleKind::MasqueradeLoopback { .. }
+        | RuleKind::MasqueradeHairpin { .. } => ("nat", "POSTROUTING", false),
+        RuleKind::AcceptForwardFrom { .. }
+        | RuleKind::AcceptForwardTo { .. }
+        | RuleKind::DropBetweenBridges { .. } => ("filter", "FORWARD", true),
+        RuleKind::BlockLocalnetFromBridge { .. } => ("filter", "INPUT", true),
+        RuleKind::Dnat { hook, .. } => (
+            "nat",
+            match hook {
+                Hook::Prerouting => "PREROUTING",
+                Hook::Output => "OUTPUT",
+            },
+            false,
         ),
-        RuleKind::MasqueradeLoopback { bridge } => (
-            "postrouting",
-            format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"),
-        ),
-        RuleKind::MasqueradeHairpin { subnet, bridge } => (
-            "postrouting",
-            format!("ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade"),
-        ),
-        RuleKind::AcceptForwardFrom { bridge } => {
-            ("forward", format!("iifname \"{bridge}\" accept"))
+    }
+}
+// ANCHOR_END: iptables_place
+
+// ANCHOR: iptables_spec
+/// What a rule matches and its target, as the space-separated iptables arguments.
+fn iptables_spec(kind: &RuleKind) -> String {
+    match kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => {
+            format!("-s {subnet} ! -o {bridge} -j MASQUERADE")
         }
-        RuleKind::AcceptForwardTo { bridge } => ("forward", format!("oifname \"{bridge}\" accept")),
-        RuleKind::DropBetweenBridges { from, to } => (
-            "forward",
-            format!("iifname \"{from}\" oifname \"{to}\" drop"),
-        ),
-        RuleKind::BlockLocalnetFromBridge { bridge } => (
-            "input",
-            format!(
-                "iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
-            ),
+        RuleKind::MasqueradeLoopback { bridge } => {
+            format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE")
+        }
+        RuleKind::MasqueradeHairpin { subnet, bridge } => {
+            format!("-s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE")
+        }
+        RuleKind::AcceptForwardFrom { bridge } => format!("-i {bridge} -j ACCEPT"),
+        RuleKind::AcceptForwardTo { bridge } => format!("-o {bridge} -j ACCEPT"),
+        RuleKind::DropBetweenBridges { from, to } => format!("-i {from} -o {to} -j DROP"),
+        RuleKind::BlockLocalnetFromBridge { bridge } => format!(
+            "-i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
         ),
         RuleKind::Dnat {
-            hook,
             host_ip,
             protocol,
             host_port,
             to,
-        } => (
-            match hook {
-                Hook::Prerouting => "prerouting",
-                Hook::Output => "output",
-            },
-            match host_ip {
-                Some(ip) => format!(
-                    "ip daddr {ip} {} dport {host_port} dnat to {to}",
-                    protocol.name()
-                ),
-                None => format!(
-                    "fib daddr type local {} dport {host_port} dnat to {to}",
-                    protocol.name()
-                ),
-            },
-        ),
-    };
-    (chain, format!("{text} comment \"{}\"", rule.comment))
+            ..
+        } => match host_ip {
+            Some(ip) => format!(
+                "-d {ip}/32 -p {p} -m {p} --dport {host_port} -j DNAT --to-destination {to}",
+                p = protocol.name()
+            ),
+            // addrtype LOCAL: only packets for one of this host's own addresses, not traffic
+            // the host merely routes elsewhere.
+            None => format!(
+                "-p {p} -m {p} --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {to}",
+                p = protocol.name()
+            ),
+        },
+    }
 }
+// ANCHOR_END: iptables_spec
 
+// ANCHOR: render_nft
+/// The chain of our nft table and the rule text, as `nft add rule ip minidock CHAIN TEXT`.
+pub fn render_nft(rule: &RuleSpec) -> (&'static str, String) {
+    let text = nft_text(&rule.kind);
+    (
+        nft_chain(&rule.kind),
+        format!("{text} comment \"{}\"", rule.comment),
+    )
+}
+// ANCHOR_END: render_nft
+
+// ANCHOR: nft_chain
+/// The base chain of our table a rule goes in, one per hook (see [`NFT_CHAINS`]).
+fn nft_chain(kind: &RuleKind) -> &'static str {
+    match kind {
+        RuleKind::MasqueradeOutbound { .. }
+        | RuleKind::MasqueradeLoopback { .. }
+        | RuleKind::MasqueradeHairpin { .. } => "postrouting",
+        RuleKind::AcceptForwardFrom { .. }
+        | RuleKind::AcceptForwardTo { .. }
+        | RuleKind::DropBetweenBridges { .. } => "forward",
+        RuleKind::BlockLocalnetFromBridge { .. } => "input",
+        RuleKind::Dnat { hook, .. } => match hook {
+            Hook::Prerouting => "prerouting",
+            Hook::Output => "output",
+        },
+    }
+}
+// ANCHOR_END: nft_chain
+
+// ANCHOR: nft_text
+/// What a rule matches and its verdict, in nft's rule syntax (nft(8)).
+fn nft_text(kind: &RuleKind) -> String {
+    match kind {
+        RuleKind::MasqueradeOutbound { subnet, bridge } => {
+            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade")
+        }
+        RuleKind::MasqueradeLoopback { bridge } => {
+            format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade")
+        }
+        RuleKind::MasqueradeHairpin { subnet, bridge } => {
+            format!("ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade")
+        }
+        RuleKind::AcceptForwardFrom { bridge } => format!("iifname \"{bridge}\" accept"),
+        RuleKind::AcceptForwardTo { bridge } => format!("oifname \"{bridge}\" accept"),
+        RuleKind::DropBetweenBridges { from, to } => {
+            format!("iifname \"{from}\" oifname \"{to}\" drop")
+        }
+        RuleKind::BlockLocalnetFromBridge { bridge } => format!(
+            "iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
+        ),
+        RuleKind::Dnat {
+            host_ip,
+            protocol,
+            host_port,
+            to,
+            ..
+        } => match host_ip {
+            Some(ip) => format!(
+                "ip daddr {ip} {} dport {host_port} dnat to {to}",
+                protocol.name()
+            ),
+            None => format!(
+                "fib daddr type local {} dport {host_port} dnat to {to}",
+                protocol.name()
+            ),
+        },
+    }
+}
+// ANCHOR_END: nft_text
+
+// ANCHOR: nft_chains
 /// Our table and its base chains, one per hook we use. `add` is idempotent in nft.
 const NFT_CHAINS: &str = "\
 add table ip minidock
@@ -485,7 +500,7 @@ add chain ip minidock postrouting { type nat hook postrouting priority srcnat; p
 add chain ip minidock input { type filter hook input priority filter; policy accept; }
 add chain ip minidock forward { type filter hook forward priority filter; policy accept; }
 ";
-// ANCHOR_END: render_nft
+// ANCHOR_END: nft_chains
 
 /// A rule we added, recorded with what it takes to delete exactly it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -135,8 +135,12 @@ pub struct Message {
     buf: Vec<u8>,
     open_nests: Vec<usize>,
 }
+// ANCHOR_END: message_builder
 
+// ANCHOR: message_impl
 impl Message {
+    /// A request of type `kind` (`RTM_NEWLINK`, ...) with `flags` plus `NLM_F_REQUEST`; the
+    /// length and sequence number are written by [`Message::finish`].
     pub fn new(kind: u16, flags: u16) -> Self {
         let mut buf = vec![0u8; HEADER_LEN];
         buf[4..6].copy_from_slice(&kind.to_ne_bytes());
@@ -164,6 +168,7 @@ impl Message {
     }
     // ANCHOR_END: message_attr
 
+    /// A `u32` attribute in host byte order.
     pub fn attr_u32(&mut self, kind: u16, value: u32) -> &mut Self {
         self.attr(kind, &value.to_ne_bytes())
     }
@@ -174,7 +179,11 @@ impl Message {
         bytes.push(0);
         self.attr(kind, &bytes)
     }
+}
+// ANCHOR_END: message_impl
 
+// ANCHOR: message_nested
+impl Message {
     /// Opens a nested attribute; its length is filled in by [`Message::end_nested`].
     pub fn begin_nested(&mut self, kind: u16) -> &mut Self {
         self.open_nests.push(self.buf.len());
@@ -183,6 +192,7 @@ impl Message {
         self
     }
 
+    /// Closes the innermost nested attribute, writing its length (header included).
     pub fn end_nested(&mut self) -> &mut Self {
         let start = self
             .open_nests
@@ -202,7 +212,9 @@ impl Message {
         &self.buf
     }
 }
+// ANCHOR_END: message_nested
 
+// ANCHOR: ifinfomsg
 /// `struct ifinfomsg` (16 bytes): family, pad, type, index, flags, change. `change` is the mask
 /// of `flags` bits to apply, so `flags=IFF_UP, change=IFF_UP` means "bring it up".
 pub fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; 16] {
@@ -213,7 +225,9 @@ pub fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; 16] {
     b[12..16].copy_from_slice(&change.to_ne_bytes());
     b
 }
+// ANCHOR_END: ifinfomsg
 
+// ANCHOR: ifaddrmsg
 /// `struct ifaddrmsg` (8 bytes): family, prefix length, flags, scope, index.
 pub fn ifaddrmsg(prefix: u8, index: u32) -> [u8; 8] {
     let mut b = [0u8; 8];
@@ -223,7 +237,9 @@ pub fn ifaddrmsg(prefix: u8, index: u32) -> [u8; 8] {
     b[4..8].copy_from_slice(&index.to_ne_bytes());
     b
 }
+// ANCHOR_END: ifaddrmsg
 
+// ANCHOR: rtmsg
 /// `struct rtmsg` (12 bytes): family, dst_len, src_len, tos, table, protocol, scope, type, flags.
 pub fn rtmsg(dst_len: u8) -> [u8; 12] {
     [
@@ -241,7 +257,48 @@ pub fn rtmsg(dst_len: u8) -> [u8; 12] {
         0,
     ]
 }
-// ANCHOR_END: message_builder
+// ANCHOR_END: rtmsg
+
+// ANCHOR: veth_message
+/// The `RTM_NEWLINK` request of [`Netlink::create_veth`]: the host end's ifinfomsg and
+/// attributes, then `IFLA_LINKINFO` with kind `veth` and, nested in its data, the peer's own
+/// ifinfomsg and attributes, see veth(4) and rtnetlink(7).
+fn veth_message(
+    host: &str,
+    peer: &str,
+    ns_fd: RawFd,
+    master: Option<u32>,
+    mtu: Option<u32>,
+) -> Message {
+    let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    // IFF_UP in the family header: the kernel applies it right after creating the link
+    // (rtnl_configure_link), so no second "set up" message is needed.
+    msg.raw(&ifinfomsg(0, IFF_UP, IFF_UP))
+        .attr_str(IFLA_IFNAME, host);
+    if let Some(master) = master {
+        msg.attr_u32(IFLA_MASTER, master);
+    }
+    if let Some(mtu) = mtu {
+        msg.attr_u32(IFLA_MTU, mtu);
+    }
+    msg.begin_nested(IFLA_LINKINFO)
+        .attr_str(IFLA_INFO_KIND, "veth")
+        .begin_nested(IFLA_INFO_DATA)
+        .begin_nested(VETH_INFO_PEER)
+        // The peer's own ifinfomsg and attributes. Its flags must stay 0: the kernel
+        // configures the peer before the two ends are joined, and bringing up a veth
+        // without its other end fails with ENOTCONN (veth_open), so the peer is brought
+        // up from inside its namespace afterwards.
+        .raw(&ifinfomsg(0, 0, 0))
+        .attr_str(IFLA_IFNAME, peer)
+        .attr_u32(IFLA_NET_NS_FD, ns_fd as u32);
+    if let Some(mtu) = mtu {
+        msg.attr_u32(IFLA_MTU, mtu);
+    }
+    msg.end_nested().end_nested().end_nested();
+    msg
+}
+// ANCHOR_END: veth_message
 
 /// Walks a list of attributes: yields `(type, payload)` pairs. The type's top two bits are
 /// flags (`NLA_F_NESTED`, `NLA_F_NET_BYTEORDER`) and are masked off.
@@ -508,9 +565,8 @@ impl Netlink {
     // ANCHOR: create_veth
     /// Creates a veth pair in one message: `host` here, attached to `master` and up, and `peer`
     /// (still down) created directly inside the namespace `peer_netns` (IFLA_NET_NS_FD on the
-    /// peer). Making
-    /// the peer in place avoids moving it afterwards, which costs the kernel an RCU grace period
-    /// per move (dev_change_net_namespace).
+    /// peer). Making the peer in place avoids moving it afterwards, which costs the kernel an
+    /// RCU grace period per move (dev_change_net_namespace).
     pub fn create_veth(
         &mut self,
         host: &str,
@@ -530,32 +586,7 @@ impl Netlink {
             },
             Chapter::Networking,
         );
-        let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-        // IFF_UP in the family header: the kernel applies it right after creating the link
-        // (rtnl_configure_link), so no second "set up" message is needed.
-        msg.raw(&ifinfomsg(0, IFF_UP, IFF_UP))
-            .attr_str(IFLA_IFNAME, host);
-        if let Some(master) = master {
-            msg.attr_u32(IFLA_MASTER, master);
-        }
-        if let Some(mtu) = mtu {
-            msg.attr_u32(IFLA_MTU, mtu);
-        }
-        msg.begin_nested(IFLA_LINKINFO)
-            .attr_str(IFLA_INFO_KIND, "veth")
-            .begin_nested(IFLA_INFO_DATA)
-            .begin_nested(VETH_INFO_PEER)
-            // The peer's own ifinfomsg and attributes. Its flags must stay 0: the kernel
-            // configures the peer before the two ends are joined, and bringing up a veth
-            // without its other end fails with ENOTCONN (veth_open), so the peer is brought
-            // up from inside its namespace afterwards.
-            .raw(&ifinfomsg(0, 0, 0))
-            .attr_str(IFLA_IFNAME, peer)
-            .attr_u32(IFLA_NET_NS_FD, ns_fd as u32);
-        if let Some(mtu) = mtu {
-            msg.attr_u32(IFLA_MTU, mtu);
-        }
-        msg.end_nested().end_nested().end_nested();
+        let mut msg = veth_message(host, peer, ns_fd, master, mtu);
         self.request(&mut msg)
     }
     // ANCHOR_END: create_veth
