@@ -111,14 +111,10 @@ pub fn ping_group_range() -> String {
 
 /// The highest inside id of a uid_map or gid_map text.
 fn last_inside(map: &str) -> Option<u32> {
-    map.lines()
-        .filter_map(|line| {
-            let f: Vec<u32> = line
-                .split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            (f.len() == 3 && f[2] > 0).then(|| f[0].saturating_add(f[2] - 1))
-        })
+    map_lines(map)
+        .into_iter()
+        .filter(|[_, _, count]| *count > 0)
+        .map(|[inside, _, count]| inside.saturating_add(count - 1))
         .max()
         .map(|last| last.min(2_147_483_647))
 }

@@ -128,10 +128,7 @@ fn limits_need_a_delegated_cgroup_v2_subtree() {
     let Some(mut user) = RootlessUser::new() else {
         return;
     };
-    let root = common::minidock_root::Root::new(&[]);
-    let tar = user.home().join("busybox.tar");
-    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
-    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
+    let tar = user.busybox_tar();
     if !user.delegate_cgroup() {
         // v1 (or hybrid): nothing can be delegated, and a limit is refused, never ignored.
         user.ok(&["load", "-i", tar.to_str().unwrap()]);
@@ -180,11 +177,7 @@ fn host_and_none_networks_work_and_a_user_bridge_is_refused() {
     let Some(user) = RootlessUser::new() else {
         return;
     };
-    let root = common::minidock_root::Root::new(&[]);
-    let tar = user.home().join("busybox.tar");
-    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
-    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
-    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    user.load_busybox();
     let netns = |network: &str| {
         let args = ["run", "--rm", "--network", network, "busybox", "sh", "-c"];
         let script = "readlink /proc/self/ns/net; ls /sys/class/net";
@@ -360,11 +353,7 @@ fn user_mode_network() {
         return;
     };
     let _tun = open_tun_device();
-    let root = common::minidock_root::Root::new(&[]);
-    let tar = user.home().join("busybox.tar");
-    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
-    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
-    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    user.load_busybox();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -601,11 +590,7 @@ fn a_user_without_root_builds_an_image_with_a_run_step() {
     let Some(user) = RootlessUser::new() else {
         return;
     };
-    let root = common::minidock_root::Root::new(&[]);
-    let tar = user.home().join("busybox.tar");
-    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
-    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
-    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    user.load_busybox();
     let context = user.home().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::write(
@@ -680,11 +665,7 @@ fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
     let Some(user) = RootlessUser::new() else {
         return;
     };
-    let root = common::minidock_root::Root::new(&[]);
-    let tar = user.home().join("busybox.tar");
-    root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
-    std::os::unix::fs::chown(&tar, Some(user.uid), None).unwrap();
-    user.ok(&["load", "-i", tar.to_str().unwrap()]);
+    user.load_busybox();
     // A first container unpacks the layers (on overlay).
     user.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
     let layers = user.data_dir().join("minidock/layers");

@@ -168,6 +168,22 @@ impl RootlessUser {
         self.home.path()
     }
 
+    /// The busybox image as a `docker save` tar in the user's home, owned by the user (saved
+    /// from a root-owned state root that is removed again).
+    pub fn busybox_tar(&self) -> PathBuf {
+        let root = super::minidock_root::Root::new(&[]);
+        let tar = self.home().join("busybox.tar");
+        root.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+        std::os::unix::fs::chown(&tar, Some(self.uid), None).unwrap();
+        tar
+    }
+
+    /// Loads the busybox image into the user's own store ([`RootlessUser::busybox_tar`]).
+    pub fn load_busybox(&self) {
+        let tar = self.busybox_tar();
+        self.ok(&["load", "-i", tar.to_str().unwrap()]);
+    }
+
     /// `$XDG_DATA_HOME` of the user's commands.
     pub fn data_dir(&self) -> PathBuf {
         self.home().join("data")
