@@ -625,6 +625,62 @@ fn create_wait_attach_and_start_by_hand_with_curl() {
 }
 
 #[test]
+fn a_wait_and_an_attach_before_a_start_elsewhere_are_woken_by_the_change_not_a_poll() {
+    let Some(d) = daemon("minidock-daemon-external-start") else {
+        return;
+    };
+    let id = d
+        .minidock(&[
+            "create",
+            "--name",
+            "elsewhere",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 2; echo later; exit 3",
+        ])
+        .trim()
+        .to_owned();
+    let (wait, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/elsewhere/wait?condition=next-exit",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (attach, head) = common::daemon::request_head(
+        d.socket(),
+        "POST",
+        "/v1.41/containers/elsewhere/attach?stream=1&stdout=1&stderr=1",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // While nothing happens to the container, the daemon does not look at its state (a poll
+    // every 50 ms looked 30 times in these 1.5 s; inotify, and a look each second, at most 2).
+    let Some(seen) = d.file_syscalls(&id, Duration::from_millis(1500)) else {
+        return;
+    };
+    assert!(seen.len() <= 3, "the daemon polled the state: {seen:#?}");
+    // `minidock start`, not the daemon's: the daemon sees the state change and connects both.
+    d.minidock(&["start", "elsewhere"]);
+    let rest = |mut stream: std::os::unix::net::UnixStream| {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut bytes);
+        bytes
+    };
+    let output = rest(attach);
+    let frame = b"\x01\x00\x00\x00\x00\x00\x00\x06later\n";
+    assert!(
+        output.windows(frame.len()).any(|w| w == frame),
+        "{output:?}"
+    );
+    let waited = text(&rest(wait));
+    assert!(
+        waited.contains("{\"StatusCode\":3,\"Error\":null}"),
+        "{waited}"
+    );
+    d.ok(&["rm", "elsewhere"]);
+}
+
+#[test]
 fn kill_restart_pause_rename_and_wait_change_the_container() {
     let Some(d) = daemon("minidock-daemon-verbs") else {
         return;

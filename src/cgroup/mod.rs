@@ -735,6 +735,10 @@ pub fn prepare_parent(layout: &Layout, controller: &str) -> Result<PathBuf> {
 /// children first; a missing one is fine. In a v1 hierarchy, the directory at the same path in
 /// the freezer hierarchy (if any) is frozen meanwhile; it is not removed.
 pub fn remove_existing(dir: &Path) -> Result<()> {
+    // Gone already (a second teardown): no need to look for its freezer in the mount table.
+    if !dir.exists() {
+        return Ok(());
+    }
     let dirs = [dir.to_path_buf()];
     if let Some(twin) = teardown::freezer_twin(dir) {
         teardown::kill_all(&[dir.to_path_buf(), twin])?;

@@ -285,11 +285,13 @@ fn launch(options: &Options, step: &[String]) -> Result<Launched> {
             Ok(())
         });
     }
+    crate::daemon::trace::mark(|| format!("shim: shim-step {step:?}"));
     let mut child = command.spawn().context("starting minidock shim-step")?;
     let mut answer = String::new();
     std::io::BufReader::new(child.stdout.take().context("shim-step's stdout")?)
         .read_line(&mut answer)
         .context("reading shim-step's answer")?;
+    crate::daemon::trace::mark(|| format!("shim: shim-step answered {:?}", answer.trim_end()));
     let _ = child.wait();
     drop((stdin_r, stdout_w, stderr_w, console_child, high));
     let answer = answer.trim_end().to_owned();
@@ -328,8 +330,12 @@ fn is_tty(console: &OwnedFd) -> Result<bool> {
 fn wait_for(pid: i32) -> i32 {
     loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => {
+                crate::daemon::trace::mark(|| format!("shim: process {pid} exited {code}"));
+                return code;
+            }
             Ok(WaitStatus::Signaled(p, signal, _)) if p.as_raw() == pid => {
+                crate::daemon::trace::mark(|| format!("shim: process {pid} killed by {signal}"));
                 return 128 + signal as i32;
             }
             Err(nix::errno::Errno::EINTR) | Ok(_) => {}

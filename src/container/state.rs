@@ -426,6 +426,17 @@ mod cache {
         Some((Some(key), state))
     }
 
+    /// Drops what is kept for `path`; the memory of an emptied cache goes back too.
+    pub(super) fn forget(path: &Path) {
+        if let Ok(mut guard) = CACHE.lock()
+            && let Some(kept) = guard.as_mut()
+            && kept.remove(path).is_some()
+            && kept.is_empty()
+        {
+            *kept = HashMap::new();
+        }
+    }
+
     /// Keeps `state`, read from `path` whose identity was `key`, unless the file changed in
     /// the last [`SETTLED`]: file times are kernel ticks, so a file replaced twice within a
     /// tick by one of the same size (and a reused inode) would look unchanged.
@@ -455,6 +466,12 @@ pub fn enable_cache() {
     if let Ok(mut guard) = cache::CACHE.lock() {
         guard.get_or_insert_with(Default::default);
     }
+}
+
+/// Drops the parsed state kept for container `id` ([`enable_cache`]): for its removal, after
+/// which nothing may look it up again to notice it is gone.
+pub fn forget_cached(paths: &Paths, id: &str) {
+    cache::forget(&ContainerState::path(paths, id));
 }
 
 /// Whether `pid` is the live process that started at `start_time`.

@@ -4,6 +4,7 @@ use super::error::{ApiError, ApiResult};
 use super::{Body, Pending, Query, Shared, blocking, empty, json, streamed};
 use crate::container::attach::{self, EscapeProxy};
 use crate::container::{self, ContainerState, CreateOptions, Status, spec::RunOptions};
+use anyhow::{Context, Result};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -450,24 +451,26 @@ pub async fn start_container(daemon: &Shared, id: &str) -> ApiResult<()> {
         .lock()
         .map(|mut p| p.remove(id).unwrap_or_default())
         .unwrap_or_default();
-    let marker = daemon.paths.dir(id).join(attach::FIRST_CLIENTS);
-    if !waiting.is_empty() {
-        std::fs::write(&marker, waiting.len().to_string())
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    }
     let d = daemon.clone();
     let owned = id.to_owned();
-    let started = blocking(move || container::shim::start_detached(&d.paths, &owned)).await;
-    if let Err(err) = started {
+    blocking(move || start_and_connect(&d.paths, &owned, waiting)).await
+}
+
+/// One blocking step: announces the `waiting` connections to the shim, starts it, and makes
+/// them once it answered (the container runs, or already ran: the shim holds its output
+/// until they came).
+fn start_and_connect(paths: &container::Paths, id: &str, waiting: Vec<Pending>) -> Result<()> {
+    let marker = paths.dir(id).join(attach::FIRST_CLIENTS);
+    if !waiting.is_empty() {
+        std::fs::write(&marker, waiting.len().to_string())
+            .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    if let Err(err) = container::shim::start_detached(paths, id) {
         let _ = std::fs::remove_file(&marker);
         return Err(err);
     }
     for pending in waiting {
-        let d = daemon.clone();
-        let owned = id.to_owned();
-        let wants = pending.wants;
-        if let Ok(stream) = blocking(move || attach::connect_wanting(&d.paths, &owned, wants)).await
-        {
+        if let Ok(stream) = attach::connect_wanting(paths, id, pending.wants) {
             let _ = pending.reply.send(stream);
         }
     }
@@ -589,8 +592,12 @@ async fn remove(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<B
             ),
         ));
     }
-    blocking(move || container::remove_with_volumes(&daemon.paths, &state.id, force, volumes))
-        .await?;
+    blocking(move || {
+        container::remove_with_volumes(&daemon.paths, &state.id, force, volumes)?;
+        container::state::forget_cached(&daemon.paths, &state.id);
+        Ok(())
+    })
+    .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -625,14 +632,17 @@ fn register(
 }
 
 // ANCHOR: watch_external_start
-/// While connections wait for container `id` to start, looks at its state every 50 ms: once
-/// something other than this daemon started it (`minidock start`; its `StartedAt` moved on
-/// from `started_at`, or it runs), the waiting connections are made to its shim now, and
-/// see its output from then on. One that exited already gets no connection: a `wait` then
-/// reads the recorded exit code, an attach ends. A container removed meanwhile drops them.
+/// While connections wait for container `id` to start, looks at its state each time its
+/// directory changes (inotify: a `state.json` renamed in, the directory removed; and once a
+/// second in case an event is missed): once something other than this daemon started it
+/// (`minidock start`; its `StartedAt` moved on from `started_at`, or it runs), the waiting
+/// connections are made to its shim now, and see its output from then on. One that exited
+/// already gets no connection: a `wait` then reads the recorded exit code, an attach ends.
+/// A container removed meanwhile drops them.
 async fn watch_external_start(daemon: Shared, id: String, started_at: String) {
+    // Watching before the first look: a start between the two is not missed.
+    let watch = DirWatch::new(&daemon.paths.dir(&id), DirWatch::REPLACED).ok();
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let still_waiting = daemon
             .pending
             .lock()
@@ -648,6 +658,7 @@ async fn watch_external_start(daemon: Shared, id: String, started_at: String) {
             Err(_) => false,
         };
         if !started {
+            changed_or_second(watch.as_ref()).await;
             continue;
         }
         let waiting: Vec<Pending> = daemon
@@ -655,18 +666,60 @@ async fn watch_external_start(daemon: Shared, id: String, started_at: String) {
             .lock()
             .map(|mut p| p.remove(&id).unwrap_or_default())
             .unwrap_or_default();
-        for pending in waiting {
-            let (d, owned, wants) = (daemon.clone(), id.clone(), pending.wants);
-            if let Ok(stream) =
-                blocking(move || attach::connect_wanting(&d.paths, &owned, wants)).await
-            {
-                let _ = pending.reply.send(stream);
-            }
-        }
-        return;
+        return connect_when_served(daemon, id, waiting).await;
     }
 }
 // ANCHOR_END: watch_external_start
+
+/// Connects `waiting` to the shim of container `id`, which another process started. Its
+/// state says it runs a moment before the shim listens on its attach socket, so while the
+/// container runs, a refused connection is tried again each time its runtime directory gets
+/// a new entry (inotify; or after a second), ten times at most. Those never connected are
+/// dropped: a `wait` then reads the recorded exit code, an attach ends.
+async fn connect_when_served(daemon: Shared, id: String, mut waiting: Vec<Pending>) {
+    let dir = daemon.paths.runtime_root.join(&id);
+    let watch = DirWatch::new(&dir, libc::IN_CREATE | libc::IN_MOVED_TO).ok();
+    for _ in 0..10 {
+        let (d, owned) = (daemon.clone(), id.clone());
+        let tried = tokio::task::spawn_blocking(move || connect_all(&d.paths, &owned, waiting));
+        let Ok((left, running)) = tried.await else {
+            return;
+        };
+        if left.is_empty() || !running {
+            return;
+        }
+        waiting = left;
+        changed_or_second(watch.as_ref()).await;
+    }
+}
+
+/// Connects each of `waiting` to the shim of container `id`; returns those refused, and
+/// whether the container runs (when some were).
+fn connect_all(paths: &container::Paths, id: &str, waiting: Vec<Pending>) -> (Vec<Pending>, bool) {
+    let mut left = Vec::new();
+    for pending in waiting {
+        match attach::connect_wanting(paths, id, pending.wants) {
+            Ok(stream) => {
+                let _ = pending.reply.send(stream);
+            }
+            Err(_) => left.push(pending),
+        }
+    }
+    let running = !left.is_empty()
+        && ContainerState::load(paths, id)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.observe() == Status::Running);
+    (left, running)
+}
+
+/// Waits for an event of `watch` or a second; 50 ms without a watch (inotify refused).
+async fn changed_or_second(watch: Option<&DirWatch>) {
+    match watch {
+        Some(watch) => watch.changed(std::time::Duration::from_secs(1)).await,
+        None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+    }
+}
 
 /// Reads a shim connection's frames until its exit frame: the process's exit status.
 async fn exit_status(stream: std::os::unix::net::UnixStream) -> Option<i32> {
@@ -768,7 +821,7 @@ async fn last_exit_code(daemon: &Shared, id: &str) -> i32 {
 /// container's directory, with a look every second in case an event is missed.
 async fn wait_removed(daemon: &Shared, id: &str) {
     let dir = daemon.paths.dir(id);
-    let watch = DirWatch::new(&dir).ok();
+    let watch = DirWatch::new(&dir, DirWatch::REMOVED).ok();
     loop {
         let d = daemon.clone();
         let owned = id.to_owned();
@@ -785,12 +838,19 @@ async fn wait_removed(daemon: &Shared, id: &str) {
     }
 }
 
-/// An inotify watch on a directory for what removing it does: an entry deleted or moved
-/// away, the directory itself deleted or moved (inotify(7)).
+/// An inotify watch on a directory (inotify(7)), for the events of [`DirWatch::REMOVED`] or
+/// [`DirWatch::REPLACED`].
 struct DirWatch(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
 
 impl DirWatch {
-    fn new(dir: &std::path::Path) -> std::io::Result<DirWatch> {
+    /// What removing the directory does: an entry deleted or moved away, the directory itself
+    /// deleted or moved.
+    const REMOVED: u32 =
+        libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+    /// Those, and a file renamed into it (how `state.json` is replaced).
+    const REPLACED: u32 = DirWatch::REMOVED | libc::IN_MOVED_TO;
+
+    fn new(dir: &std::path::Path, mask: u32) -> std::io::Result<DirWatch> {
         use std::os::fd::FromRawFd;
         use std::os::unix::ffi::OsStrExt;
         // SAFETY: inotify_init1 takes flags only; the fd is owned from here on.
@@ -801,8 +861,6 @@ impl DirWatch {
         // SAFETY: a fresh fd nobody else owns.
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
         let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
-        let mask =
-            libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
         // SAFETY: a valid fd and NUL-terminated path.
         let watch = unsafe {
             libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask)

@@ -12,6 +12,9 @@
 //! [`crate::system::API_VERSION`].
 //!
 //! Stopping the daemon leaves running containers running: their shims own them.
+//!
+//! `MINIDOCK_TRACE=FILE` writes a timeline of the requests and of the shims they start
+//! ([`trace`]).
 
 pub mod auth;
 pub mod build;
@@ -23,6 +26,7 @@ pub mod networks;
 pub mod registry;
 pub mod system;
 pub mod tls;
+pub mod trace;
 pub mod transfer;
 pub mod volumes;
 
@@ -74,9 +78,13 @@ impl hyper::body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream(rx) => rx
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|chunk| match chunk {
+                Some(b) => Some(Ok(Frame::data(b))),
+                None => {
+                    trace::mark(|| "stream end".into());
+                    None
+                }
+            }),
         }
     }
 }
@@ -411,6 +419,10 @@ async fn handle(
     daemon: Shared,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
+    let shown = trace::enabled().then(|| format!("{} {}", req.method(), req.uri()));
+    if let Some(shown) = &shown {
+        trace::mark(|| format!("> {shown}"));
+    }
     let mut response = route(daemon, req).await.unwrap_or_else(|err| {
         let mut response = json(err.status, &serde_json::json!({ "message": err.message }));
         *response.status_mut() = err.status;
@@ -429,6 +441,9 @@ async fn handle(
             " (linux)"
         )),
     );
+    if let Some(shown) = &shown {
+        trace::mark(|| format!("< {} {shown}", response.status().as_u16()));
+    }
     Ok(response)
 }
 
@@ -524,10 +539,15 @@ fn group_id(name: &str) -> Result<u32> {
 /// `minidock daemon`: serves the Engine API on every socket until SIGINT or SIGTERM.
 pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
     // One malloc arena, and blocking threads that end a second after their last call: an
-    // idle daemon holds what it needs, not what the last burst of requests took.
+    // idle daemon holds what it needs, not what the last burst of requests took. Blocks of
+    // 64 KiB and more (listings, request bodies, hyper's buffers) are mappings of their own,
+    // unmapped when freed: a fixed threshold, as glibc's moving one would soon put them in
+    // the heap, where one small block left behind pins the pages around it.
     // SAFETY: mallopt(3) only tunes the allocator; the runtime's threads start after it.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()

@@ -104,6 +104,45 @@ impl Daemon {
         &self.socket
     }
 
+    /// The daemon's pid (it must be running).
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().expect("the daemon runs").id()
+    }
+
+    /// The system calls naming a file whose path contains `needle` that the daemon's threads
+    /// made during `window`, as strace(1) saw them (one line each); `None` without strace
+    /// (outside CI).
+    pub fn file_syscalls(&self, needle: &str, window: Duration) -> Option<Vec<String>> {
+        if !super::prerequisite(
+            super::dockerd::have("strace"),
+            "strace is missing (apt-get install strace)",
+        ) {
+            return None;
+        }
+        let log = self.root.path().join("daemon.strace");
+        let mut strace = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=%file", "-o"])
+            .arg(&log)
+            .arg("-p")
+            .arg(self.pid().to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(window);
+        let pid = nix::unistd::Pid::from_raw(strace.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        strace.wait().unwrap();
+        let seen = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        Some(
+            seen.lines()
+                .filter(|line| line.contains(needle))
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
     /// `docker` with `DOCKER_HOST` on the daemon's socket, stdin on /dev/null.
     pub fn docker_command(&self) -> Command {
         let mut cmd = Command::new("docker");
