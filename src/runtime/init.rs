@@ -136,11 +136,8 @@ fn protect_the_runtime(ctx: &InitContext, process: &oci_spec::runtime::Process) 
     // /proc/PID/exe can only be opened with CAP_SYS_PTRACE on the host, so a process in the
     // container cannot reach the binary and overwrite it (CVE-2019-5736). execve resets the
     // flag for the container's own program (prctl(2), PR_SET_DUMPABLE).
-    explain::step(
-        "hide the runtime binary from the container",
-        || "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE)".into(),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "hide the runtime binary from the container"
+        => "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE)");
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
     if let Some(score) = process.oom_score_adj() {
         set_oom_score_adj(score)?;
@@ -250,8 +247,8 @@ fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     if ctx.unshare_cgroup && !UNSHARED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         explain::trace!(RuntimeSpec: "a new cgroup namespace, rooted at our cgroup"
             => "unshare(CLONE_NEWCGROUP)");
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("unshare(CLONE_NEWCGROUP)")?;
+        let new_cgroup = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+        nix::sched::unshare(new_cgroup).context("unshare(CLONE_NEWCGROUP)")?;
     }
     Ok(())
 }
