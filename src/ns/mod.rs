@@ -427,12 +427,8 @@ pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
     let (uid_map, gid_map) = (render(&maps.uids), render(&maps.gids));
     write_proc(pid, "uid_map", &uid_map, "map uids inside to uids outside")?;
     if !Uid::effective().is_root() {
-        write_proc(
-            pid,
-            "setgroups",
-            "deny",
-            "refuse setgroups before mapping gids",
-        )?;
+        let what = "refuse setgroups before mapping gids";
+        write_proc(pid, "setgroups", "deny", what)?;
     }
     write_proc(pid, "gid_map", &gid_map, "map gids inside to gids outside")
 }

@@ -700,10 +700,8 @@ fn mount_cgroup_tmpfs(target: &Path, flags: MsFlags) -> Result<()> {
     let covered = std::fs::metadata(target).with_context(stat)?.permissions();
     let writable = flags - MsFlags::MS_RDONLY;
     let tmpfs = Mount::fs("tmpfs", target, "tmpfs", writable).data("mode=755");
-    tmpfs.run(
-        Chapter::RuntimeSpec,
-        "mount a tmpfs for the cgroup hierarchies",
-    )?;
+    let what = "mount a tmpfs for the cgroup hierarchies";
+    tmpfs.run(Chapter::RuntimeSpec, what)?;
     std::fs::set_permissions(target, covered).with_context(|| format!("chmod {}", target.display()))
 }
 // ANCHOR_END: mount_cgroup_tmpfs
