@@ -23,6 +23,7 @@ pub mod rootless;
 pub mod runtime;
 pub mod security;
 pub mod state;
+pub mod syscall;
 pub mod system;
 pub mod tty;
 pub mod volume;

@@ -24,6 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::explain::{self, Chapter};
+use crate::syscall::Mount;
 
 pub use crate::image::layer::{OVERLAY_OPAQUE_XATTR, is_whiteout};
 
@@ -335,25 +336,9 @@ fn mount_data(merged: &Path, options: &str) -> Result<OverlayMount> {
             options.len()
         );
     }
-    explain::step(
-        "mount the overlay",
-        || format!("mount(\"overlay\", {merged:?}, \"overlay\", 0, \"{options}\")"),
-        Chapter::Overlay,
-    );
-    nix::mount::mount(
-        Some("overlay"),
-        merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options),
-    )
-    .map_err(anyhow::Error::new)
-    .with_context(|| {
-        format!(
-            "mount overlay on {} (options {options}; `dmesg | tail` has the kernel's reason)",
-            merged.display()
-        )
-    })?;
+    let overlay = Mount::fs("overlay", merged, "overlay", MsFlags::empty()).data(options);
+    let mounted = overlay.run(Chapter::Overlay, "mount the overlay");
+    mounted.context("mounting the overlay (`dmesg | tail` has the kernel's reason)")?;
     Ok(OverlayMount {
         merged: merged.to_path_buf(),
         mounted: true,

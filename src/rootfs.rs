@@ -5,6 +5,7 @@
 
 use crate::explain::{self, Chapter};
 use crate::ns::{Namespace, Sandbox};
+use crate::syscall::{self, Mount};
 use anyhow::{Context, Result};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use std::path::Path;
@@ -30,22 +31,8 @@ impl RootfsOptions {
 /// a copy of its parent's, with the same propagation: on systemd hosts `/` is `shared`, so a
 /// mount made here would appear on the host too (mount_namespaces(7), "Shared subtrees").
 pub fn make_mounts_private() -> Result<()> {
-    explain::step(
-        "stop mount propagation to the host",
-        || {
-            let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-            explain::mount_call(None, Path::new("/"), None, private, None)
-        },
-        Chapter::Namespaces,
-    );
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("mount(\"/\", MS_REC|MS_PRIVATE)")
+    Mount::change(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)
+        .run(Chapter::Namespaces, "stop mount propagation to the host")
 }
 // ANCHOR_END: private
 
@@ -54,22 +41,8 @@ pub fn make_mounts_private() -> Result<()> {
 /// inside a new PID namespace `ps` sees only the container's processes (proc(5)).
 pub fn mount_proc(target: &Path) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("mkdir {}", target.display()))?;
-    explain::step(
-        "mount a fresh /proc",
-        || {
-            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            explain::mount_call(Some(Path::new("proc")), target, Some("proc"), flags, None)
-        },
-        Chapter::Namespaces,
-    );
-    mount(
-        Some("proc"),
-        target,
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .with_context(|| format!("mount proc on {}", target.display()))
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    Mount::fs("proc", target, "proc", flags).run(Chapter::Namespaces, "mount a fresh /proc")
 }
 // ANCHOR_END: proc
 
@@ -115,8 +88,8 @@ const DEV_DATA: &str = "mode=755,size=65536k";
 pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
     let dev = rootfs.join("dev");
     std::fs::create_dir_all(&dev).with_context(|| format!("mkdir {}", dev.display()))?;
-    let what = "mount a minimal /dev (tmpfs)";
-    mount_traced(what, "tmpfs", &dev, "tmpfs", DEV_FLAGS, DEV_DATA)?;
+    let tmpfs = Mount::fs("tmpfs", &dev, "tmpfs", DEV_FLAGS).data(DEV_DATA);
+    tmpfs.run(Chapter::Namespaces, "mount a minimal /dev (tmpfs)")?;
     populate_dev(&dev)?;
     mount_devpts(&dev)?;
     mount_shm(&dev)
@@ -129,13 +102,10 @@ pub fn mount_minimal_dev(rootfs: &Path) -> Result<()> {
 fn mount_devpts(dev: &Path) -> Result<()> {
     let pts = dev.join("pts");
     std::fs::create_dir_all(&pts).with_context(|| format!("mkdir {}", pts.display()))?;
-    // newinstance: the container's ptys are its own, not the host's (devpts docs).
-    let (pts_flags, pts_data) = (
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=0620",
-    );
-    let what = "mount a private devpts for terminals";
-    mount_traced(what, "devpts", &pts, "devpts", pts_flags, pts_data)
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let devpts = Mount::fs("devpts", &pts, "devpts", flags);
+    let devpts = devpts.data("newinstance,ptmxmode=0666,mode=0620");
+    devpts.run(Chapter::Namespaces, "mount a private devpts for terminals")
 }
 // ANCHOR_END: mount_devpts
 
@@ -146,44 +116,11 @@ fn mount_devpts(dev: &Path) -> Result<()> {
 fn mount_shm(dev: &Path) -> Result<()> {
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).with_context(|| format!("mkdir {}", shm.display()))?;
-    let (shm_flags, shm_data) = (
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        "mode=1777,size=65536k",
-    );
-    mount_traced(
-        "mount /dev/shm (tmpfs)",
-        "shm",
-        &shm,
-        "tmpfs",
-        shm_flags,
-        shm_data,
-    )
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let tmpfs = Mount::fs("shm", &shm, "tmpfs", flags).data("mode=1777,size=65536k");
+    tmpfs.run(Chapter::Namespaces, "mount /dev/shm (tmpfs)")
 }
 // ANCHOR_END: mount_shm
-
-// ANCHOR: mount_traced
-/// mount(2) of a filesystem of type `fstype` from `source` on `target`, printed first as
-/// the step `what` under `--explain`. Errors name the filesystem type and the target.
-fn mount_traced(
-    what: &str,
-    source: &str,
-    target: &Path,
-    fstype: &str,
-    flags: MsFlags,
-    data: &str,
-) -> Result<()> {
-    explain::step(
-        what,
-        || {
-            let source = Some(Path::new(source));
-            explain::mount_call(source, target, Some(fstype), flags, Some(data))
-        },
-        Chapter::Namespaces,
-    );
-    mount(Some(source), target, Some(fstype), flags, Some(data))
-        .with_context(|| format!("mount {fstype} on {}", target.display()))
-}
-// ANCHOR_END: mount_traced
 
 /// Makes `dev/ptmx` the symlink `pts/ptmx`, replacing whatever node is there.
 pub fn link_ptmx(dev: &Path) -> Result<()> {
@@ -273,29 +210,15 @@ pub fn populate_dev(dev: &Path) -> Result<()> {
 pub fn mount_sys(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
     let sys = rootfs.join("sys");
     std::fs::create_dir_all(&sys).with_context(|| format!("mkdir {}", sys.display()))?;
-    explain::step(
-        "mount /sys read-only",
-        || {
-            let flags =
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            explain::mount_call(Some(Path::new("sysfs")), &sys, Some("sysfs"), flags, None)
-        },
-        Chapter::Namespaces,
-    );
-    let result = mount(
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    );
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let result =
+        Mount::fs("sysfs", &sys, "sysfs", flags).run(Chapter::Namespaces, "mount /sys read-only");
     match result {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EPERM) if !options.new_net => {
+        Err(err) if syscall::errno(&err) == Some(nix::errno::Errno::EPERM) && !options.new_net => {
             explain::note("(sysfs refused without a new network namespace: /sys left empty)");
             Ok(())
         }
-        Err(errno) => Err(errno).with_context(|| format!("mount sysfs on {}", sys.display())),
+        other => other,
     }
 }
 
@@ -308,11 +231,10 @@ pub fn mount_sys(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
 /// stacked on top of the new one at `/`, and a lazy unmount of `.` removes it, with no need
 /// for a spare directory inside the rootfs.
 pub fn pivot_root_into(rootfs: &Path) -> Result<()> {
-    nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
-    explain::trace!(Namespaces: "pivot_root into the rootfs"
-        => "pivot_root(\".\", \".\") in {}", rootfs.display());
-    nix::unistd::pivot_root(".", ".")
-        .with_context(|| format!("pivot_root into {}", rootfs.display()))?;
+    let root = rootfs.display();
+    nix::unistd::chdir(rootfs).with_context(|| format!("chdir {root}"))?;
+    explain::trace!(Namespaces: "pivot_root into the rootfs" => "pivot_root(\".\", \".\") in {root}");
+    nix::unistd::pivot_root(".", ".").with_context(|| format!("pivot_root into {root}"))?;
     explain::trace!(Namespaces: "detach the old root" => "umount2(\".\", MNT_DETACH)");
     umount2(".", MntFlags::MNT_DETACH).context("umount2(old root, MNT_DETACH)")?;
     nix::unistd::chdir("/").context("chdir /")
@@ -323,18 +245,10 @@ pub fn pivot_root_into(rootfs: &Path) -> Result<()> {
 /// The whole sequence for a rootfs: bind it onto itself (pivot_root needs the new root to be
 /// a mount point), mount /proc, /dev and /sys inside, then pivot_root.
 pub fn enter_rootfs(rootfs: &Path, options: &RootfsOptions) -> Result<()> {
-    let rootfs = rootfs
-        .canonicalize()
-        .with_context(|| format!("resolving rootfs {}", rootfs.display()))?;
-    explain::step(
-        "make the rootfs a mount point",
-        || {
-            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-            explain::mount_call(Some(&rootfs), &rootfs, None, bind, None)
-        },
-        Chapter::Namespaces,
-    );
-    bind(&rootfs, &rootfs)?;
+    let resolving = || format!("resolving rootfs {}", rootfs.display());
+    let rootfs = rootfs.canonicalize().with_context(resolving)?;
+    Mount::bind(&rootfs, &rootfs, MsFlags::MS_REC)
+        .run(Chapter::Namespaces, "make the rootfs a mount point")?;
     mount_proc(&rootfs.join("proc"))?;
     mount_minimal_dev(&rootfs)?;
     mount_sys(&rootfs, options)?;

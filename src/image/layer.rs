@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
-use crate::explain::{self, Chapter};
+use crate::explain;
 
 /// The DiffID of a layer with no entries (a tar of only its two end-of-archive blocks), which
 /// Docker treats as no layer at all (moby `layer.EmptyLayer`).
@@ -74,21 +74,13 @@ fn temp_dir_beside(final_dir: &Path) -> Result<(tempfile::TempDir, &Path)> {
     if final_dir.symlink_metadata().is_ok() {
         bail!("{} already exists", final_dir.display());
     }
-    explain::step(
-        "unpack into a temporary directory",
-        || {
-            format!(
-                "mkdtemp(\"{}/.{}.unpacking-XXXXXX\")",
-                parent.display(),
-                name.to_string_lossy()
-            )
-        },
-        Chapter::Overlay,
-    );
+    let (dir, name) = (parent.display(), name.to_string_lossy());
+    explain::trace!(Overlay: "unpack into a temporary directory"
+        => "mkdtemp(\"{dir}/.{name}.unpacking-XXXXXX\")");
     // Same directory as the destination, so the final rename(2) stays on one filesystem and
     // is atomic. TempDir removes it (without following symlinks) if we return early.
     let temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.unpacking-", name.to_string_lossy()))
+        .prefix(&format!(".{name}.unpacking-"))
         .tempdir_in(parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     // mkdtemp makes it 0700; a layer root is 0755 unless the layer says otherwise ("./").
@@ -106,17 +98,8 @@ fn temp_dir_beside(final_dir: &Path) -> Result<(tempfile::TempDir, &Path)> {
 /// and (with `sync`) makes the rename durable by syncing the parent directory. Until this
 /// rename, nothing named like a complete layer exists.
 fn publish(temp: tempfile::TempDir, final_dir: &Path, parent: &Path, sync: bool) -> Result<()> {
-    explain::step(
-        "publish the layer in one step",
-        || {
-            format!(
-                "renameat2({:?}, {:?}, RENAME_NOREPLACE)",
-                temp.path(),
-                final_dir
-            )
-        },
-        Chapter::Overlay,
-    );
+    explain::trace!(Overlay: "publish the layer in one step"
+        => "renameat2({:?}, {final_dir:?}, RENAME_NOREPLACE)", temp.path());
     rename_noreplace(temp.path(), final_dir)?;
     // Renamed away: nothing left for TempDir to delete.
     let _ = temp.keep();

@@ -1070,20 +1070,12 @@ impl BlobWriter {
             .with_context(|| format!("chmod {}", temp.path().display()))?;
         file.sync_all()
             .with_context(|| format!("fsync {}", temp.path().display()))?;
-        explain::step(
-            "name the verified blob by its digest",
-            || {
-                format!(
-                    "rename(\"{}\", \"{}\")",
-                    temp.path().display(),
-                    path.display()
-                )
-            },
-            Chapter::Images,
-        );
+        explain::trace!(Images: "name the verified blob by its digest"
+            => "rename(\"{}\", \"{}\")", temp.path().display(), path.display());
+        let renaming = || format!("renaming a verified blob to {}", path.display());
         temp.persist(&path)
             .map_err(|err| err.error)
-            .with_context(|| format!("renaming a verified blob to {}", path.display()))?;
+            .with_context(renaming)?;
         Ok(actual)
     }
     // ANCHOR_END: commit

@@ -576,16 +576,9 @@ impl Netlink {
         mtu: Option<u32>,
     ) -> Result<()> {
         let ns_fd: RawFd = peer_netns.as_raw_fd();
-        explain::step(
-            "create veth pair, peer in netns",
-            || {
-                format!(
-                    "sendmsg(RTM_NEWLINK, ifname={host:?}, kind=\"veth\", peer={peer:?}, peer.net_ns_fd={ns_fd}, master={})",
-                    master.map_or("-".into(), |m| m.to_string())
-                )
-            },
-            Chapter::Networking,
-        );
+        explain::trace!(Networking: "create veth pair, peer in netns" => "sendmsg(RTM_NEWLINK, \
+            ifname={host:?}, kind=\"veth\", peer={peer:?}, peer.net_ns_fd={ns_fd}, master={})",
+            master.map_or("-".into(), |m| m.to_string()));
         let mut msg = veth_message(host, peer, ns_fd, master, mtu);
         self.request(&mut msg)
     }

@@ -114,23 +114,9 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
                 explain::trace!(Networking: "create a network namespace"
                     => "unshare(CLONE_NEWNET)");
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
-                explain::step(
-                    "pin it with a bind mount",
-                    || {
-                        let source = Some(Path::new("/proc/thread-self/ns/net"));
-                        explain::mount_call(source, path, None, MsFlags::MS_BIND, None)
-                    },
-                    Chapter::Networking,
-                );
-                nix::mount::mount(
-                    Some("/proc/thread-self/ns/net"),
-                    path,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .with_context(|| format!("bind-mounting the new netns on {}", path.display()))?;
-                Ok(())
+                let netns = Path::new("/proc/thread-self/ns/net");
+                crate::syscall::Mount::bind(netns, path, MsFlags::empty())
+                    .run(Chapter::Networking, "pin it with a bind mount")
             })
             .join()
             .map_err(|_| anyhow!("the netns thread panicked"))?

@@ -425,22 +425,19 @@ pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
             .collect::<String>()
     };
     let (uid_map, gid_map) = (render(&maps.uids), render(&maps.gids));
-    explain::trace!(Namespaces: "map uids inside to uids outside"
-        => "write(\"/proc/{pid}/uid_map\", {:?})", uid_map.trim_end());
-    write_proc(pid, "uid_map", &uid_map)?;
+    write_proc(pid, "uid_map", &uid_map, "map uids inside to uids outside")?;
     if !Uid::effective().is_root() {
-        explain::trace!(Namespaces: "refuse setgroups before mapping gids"
-            => "write(\"/proc/{pid}/setgroups\", \"deny\")");
-        write_proc(pid, "setgroups", "deny")?;
+        let what = "refuse setgroups before mapping gids";
+        write_proc(pid, "setgroups", "deny", what)?;
     }
-    explain::trace!(Namespaces: "map gids inside to gids outside"
-        => "write(\"/proc/{pid}/gid_map\", {:?})", gid_map.trim_end());
-    write_proc(pid, "gid_map", &gid_map)
+    write_proc(pid, "gid_map", &gid_map, "map gids inside to gids outside")
 }
 // ANCHOR_END: id_maps
 
-fn write_proc(pid: Pid, file: &str, content: &str) -> Result<()> {
+/// Writes `content` to `/proc/PID/FILE`, traced as the step `what`.
+fn write_proc(pid: Pid, file: &str, content: &str, what: &str) -> Result<()> {
     let path = format!("/proc/{pid}/{file}");
+    explain::trace!(Namespaces: what => "write({path:?}, {:?})", content.trim_end());
     std::fs::write(&path, content).with_context(|| format!("writing {content:?} to {path}"))
 }
 

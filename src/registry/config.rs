@@ -261,9 +261,7 @@ fn parse_insecure(entry: &str) -> Result<Insecure> {
 /// dockerd's `ValidateMirror`: an `http` or `https` URL without query, fragment or user
 /// info; returned with exactly one trailing `/`.
 pub fn validate_mirror(url: &str) -> Result<String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("invalid mirror: unsupported scheme \"\" in {url:?}");
-    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     if scheme != "http" && scheme != "https" {
         bail!("invalid mirror: unsupported scheme {scheme:?} in {url:?}");
     }

@@ -182,24 +182,26 @@ pub fn choose_platform<'a>(index: &'a ImageIndex, platform: &Platform) -> Result
         .manifests()
         .iter()
         .find(|m| platform.matches(m))
-        .ok_or_else(|| {
-            let available: Vec<String> = index
-                .manifests()
-                .iter()
-                .filter_map(|m| m.platform().as_ref())
-                .map(|p| format!("{}/{}", p.os(), p.architecture()))
-                .collect();
-            anyhow!(
-                "no matching manifest for {platform} in the manifest list (it has: {})",
-                if available.is_empty() {
-                    "no platforms".to_owned()
-                } else {
-                    available.join(", ")
-                }
-            )
-        })
+        .ok_or_else(|| no_matching_manifest(index, platform))
 }
 // ANCHOR_END: choose_platform
+
+/// The error of [`choose_platform`]: no manifest for `platform`, with the platforms the index
+/// has.
+fn no_matching_manifest(index: &ImageIndex, platform: &Platform) -> anyhow::Error {
+    let available: Vec<String> = index
+        .manifests()
+        .iter()
+        .filter_map(|m| m.platform().as_ref())
+        .map(|p| format!("{}/{}", p.os(), p.architecture()))
+        .collect();
+    let available = if available.is_empty() {
+        "no platforms".to_owned()
+    } else {
+        available.join(", ")
+    };
+    anyhow!("no matching manifest for {platform} in the manifest list (it has: {available})")
+}
 
 // ------------------------------------------------------------------------------------------
 // Pull

@@ -9,6 +9,7 @@ use crate::explain::{self, Chapter};
 use crate::ns::{Namespace, Ready};
 use crate::rootfs;
 use crate::security::{self, caps, paths};
+use crate::syscall::{self, Mount};
 use anyhow::{Context, Result, bail};
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::{PosixRlimitType, Spec};
@@ -135,11 +136,8 @@ fn protect_the_runtime(ctx: &InitContext, process: &oci_spec::runtime::Process) 
     // /proc/PID/exe can only be opened with CAP_SYS_PTRACE on the host, so a process in the
     // container cannot reach the binary and overwrite it (CVE-2019-5736). execve resets the
     // flag for the container's own program (prctl(2), PR_SET_DUMPABLE).
-    explain::step(
-        "hide the runtime binary from the container",
-        || "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE)".into(),
-        Chapter::PuttingTogether,
-    );
+    explain::trace!(PuttingTogether: "hide the runtime binary from the container"
+        => "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE)");
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
     if let Some(score) = process.oom_score_adj() {
         set_oom_score_adj(score)?;
@@ -249,8 +247,8 @@ fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     if ctx.unshare_cgroup && !UNSHARED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         explain::trace!(RuntimeSpec: "a new cgroup namespace, rooted at our cgroup"
             => "unshare(CLONE_NEWCGROUP)");
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("unshare(CLONE_NEWCGROUP)")?;
+        let new_cgroup = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+        nix::sched::unshare(new_cgroup).context("unshare(CLONE_NEWCGROUP)")?;
     }
     Ok(())
 }
@@ -643,11 +641,11 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     if layout.kind == crate::cgroup::Kind::V2 {
         // A cgroup2 mount shows the hierarchy from the root of our cgroup namespace.
         enter_cgroup(ctx, ready)?;
-        return mount_cgroup2(&source, &target, destination, flags);
+        return mount_cgroup2(&source, &target, flags);
     }
-    mount_cgroup_tmpfs(&target, destination, flags)?;
+    mount_cgroup_tmpfs(&target, flags)?;
     for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
-        bind_v1_cgroup(&name, &host_dir, &target, destination, flags)?;
+        bind_v1_cgroup(&name, &host_dir, &target, flags)?;
     }
     Ok(())
 }
@@ -656,31 +654,19 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
 // ANCHOR: mount_cgroup_v2
 /// On a pure v2 host: one cgroup2 mount with the spec's flags. Made after entering the
 /// container's cgroup, so the cgroup namespace shows that cgroup as the root.
-fn mount_cgroup2(source: &str, target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
-    explain::step(
-        "mount cgroup2",
-        || {
-            explain::mount_call(
-                Some(Path::new(source)),
-                target,
-                Some("cgroup2"),
-                flags,
-                None,
-            )
-        },
-        Chapter::RuntimeSpec,
-    );
-    let mounted = mount(Some(source), target, Some("cgroup2"), flags, None::<&str>);
-    match mounted {
+fn mount_cgroup2(source: &str, target: &Path, flags: MsFlags) -> Result<()> {
+    let cgroup2 = Mount::fs(source, target, "cgroup2", flags);
+    let mounted = cgroup2.run(Chapter::RuntimeSpec, "mount cgroup2");
+    match mounted.as_ref().err().and_then(syscall::errno) {
         // In a user namespace on the host's network, /sys is the host's, bound (see
         // mounts::mount_one), and a cgroup2 mount over its cgroup directory is refused:
         // bind the host's instead, as runc does (rootfs_linux.go, mountCgroupV2).
-        Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)
+        Some(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)
             if !crate::rootfs::in_initial_user_namespace() =>
         {
             bind_host_cgroup2(target, flags)
         }
-        other => other.with_context(|| format!("mount cgroup2 on {}", destination.display())),
+        _ => mounted,
     }
 }
 // ANCHOR_END: mount_cgroup_v2
@@ -709,27 +695,13 @@ fn bind_host_cgroup2(target: &Path, flags: MsFlags) -> Result<()> {
 /// On v1: the tmpfs that holds one directory per hierarchy. It is writable whatever the
 /// spec says (the binds inside carry the `ro`), and keeps the mode of the directory it
 /// covers (0555 in sysfs), as runc keeps it.
-fn mount_cgroup_tmpfs(target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
-    let covered = std::fs::metadata(target)
-        .with_context(|| format!("stat {}", target.display()))?
-        .permissions();
+fn mount_cgroup_tmpfs(target: &Path, flags: MsFlags) -> Result<()> {
+    let stat = || format!("stat {}", target.display());
+    let covered = std::fs::metadata(target).with_context(stat)?.permissions();
     let writable = flags - MsFlags::MS_RDONLY;
-    explain::step(
-        "mount a tmpfs for the cgroup hierarchies",
-        || {
-            let tmpfs = Some(Path::new("tmpfs"));
-            explain::mount_call(tmpfs, target, Some("tmpfs"), writable, Some("mode=755"))
-        },
-        Chapter::RuntimeSpec,
-    );
-    mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        writable,
-        Some("mode=755"),
-    )
-    .with_context(|| format!("mount tmpfs on {}", destination.display()))?;
+    let tmpfs = Mount::fs("tmpfs", target, "tmpfs", writable).data("mode=755");
+    let what = "mount a tmpfs for the cgroup hierarchies";
+    tmpfs.run(Chapter::RuntimeSpec, what)?;
     std::fs::set_permissions(target, covered).with_context(|| format!("chmod {}", target.display()))
 }
 // ANCHOR_END: mount_cgroup_tmpfs
@@ -738,34 +710,13 @@ fn mount_cgroup_tmpfs(target: &Path, destination: &Path, flags: MsFlags) -> Resu
 /// On v1, for hierarchy `name`: a directory in the tmpfs holding a bind of the container's
 /// cgroup there (`host_dir`). A bind takes no flags: `ro` and the rest come with a second,
 /// remounting call (mount(2), MS_REMOUNT).
-fn bind_v1_cgroup(
-    name: &str,
-    host_dir: &Path,
-    target: &Path,
-    destination: &Path,
-    flags: MsFlags,
-) -> Result<()> {
+fn bind_v1_cgroup(name: &str, host_dir: &Path, target: &Path, flags: MsFlags) -> Result<()> {
     let dir = target.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-    explain::step(
-        "bind the container's cgroup",
-        || {
-            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-            explain::mount_call(Some(host_dir), &dir, None, bind, None)
-        },
-        Chapter::RuntimeSpec,
-    );
-    rootfs::bind(host_dir, &dir)?;
-    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
-    explain::step(
-        "remount it with the mount's flags",
-        || explain::mount_call(None, &dir, None, remount, None),
-        Chapter::RuntimeSpec,
-    );
-    mount(None::<&str>, &dir, None::<&str>, remount, None::<&str>).with_context(|| {
-        let flags = explain::ms_flags(flags);
-        format!("remount {}/{name} with {flags}", destination.display())
-    })
+    let bind = Mount::bind(host_dir, &dir, MsFlags::MS_REC);
+    bind.run(Chapter::RuntimeSpec, "bind the container's cgroup")?;
+    let remount = Mount::change(&dir, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags);
+    remount.run(Chapter::RuntimeSpec, "remount it with the mount's flags")
 }
 // ANCHOR_END: mount_cgroup_v1
 

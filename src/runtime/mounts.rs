@@ -5,6 +5,7 @@
 //! CVE-2019-16884 and CVE-2019-19921). procfs and sysfs are refused on a symlink altogether.
 
 use crate::explain::{self, Chapter};
+use crate::syscall;
 use anyhow::{Context, Result, bail};
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
@@ -203,19 +204,8 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         mount_filesystem(m, typ, &target, &options)?;
     }
     if !options.propagation.is_empty() {
-        explain::step(
-            "set the mount's propagation",
-            || explain::mount_call(None, &target, None, options.propagation, None),
-            Chapter::RuntimeSpec,
-        );
-        mount(
-            None::<&str>,
-            &target,
-            None::<&str>,
-            options.propagation,
-            None::<&str>,
-        )
-        .with_context(|| format!("set propagation of {}", destination.display()))?;
+        syscall::Mount::change(&target, options.propagation)
+            .run(Chapter::RuntimeSpec, "set the mount's propagation")?;
     }
     Ok(())
 }
@@ -226,63 +216,31 @@ pub fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
 /// target is made as a file or a directory to match it, since a bind needs one of the same
 /// kind to cover.
 fn bind_into(bundle: &Path, m: &Mount, target: &Path, options: &Options) -> Result<()> {
-    let destination = m.destination();
     let source = m.source().as_ref().context("a bind mount needs a source")?;
     let source = if source.is_absolute() {
         source.clone()
     } else {
         bundle.join(source)
     };
-    let is_file = !std::fs::metadata(&source)
-        .with_context(|| format!("bind source {} does not exist", source.display()))?
-        .is_dir();
+    let missing = || format!("bind source {} does not exist", source.display());
+    let is_file = !std::fs::metadata(&source).with_context(missing)?.is_dir();
     create_target(target, is_file)?;
-    let recursive = if options.recursive {
-        MsFlags::MS_REC
-    } else {
-        MsFlags::empty()
-    };
-    explain::step(
-        "bind mount into the container",
-        || {
-            let bind = MsFlags::MS_BIND | recursive;
-            explain::mount_call(Some(&source), target, None, bind, None)
-        },
-        Chapter::RuntimeSpec,
-    );
-    mount(
-        Some(&source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | recursive,
-        None::<&str>,
-    )
-    .with_context(|| {
-        format!(
-            "bind mount {} on {}",
-            source.display(),
-            destination.display()
-        )
-    })?;
-    remount_bind(target, destination, options.flags)
+    let recursive = options.recursive.then_some(MsFlags::MS_REC);
+    let bind = syscall::Mount::bind(&source, target, recursive.unwrap_or(MsFlags::empty()));
+    bind.run(Chapter::RuntimeSpec, "bind mount into the container")?;
+    remount_bind(target, options.flags)
 }
 // ANCHOR_END: mount_one_bind
 
 // ANCHOR: mount_one_remount
 /// Flags such as `ro` are ignored by the first bind mount(2) call: they need a second call,
 /// a remount of the bind with `MS_BIND|MS_REMOUNT` and the flags. None asked, none made.
-fn remount_bind(target: &Path, destination: &Path, flags: MsFlags) -> Result<()> {
+fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
     if flags.is_empty() {
         return Ok(());
     }
-    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
-    explain::step(
-        "remount it with the mount's flags",
-        || explain::mount_call(None, target, None, remount, None),
-        Chapter::RuntimeSpec,
-    );
-    mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
-        .with_context(|| format!("remount {} with {:?}", destination.display(), flags))
+    let remount = syscall::Mount::change(target, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags);
+    remount.run(Chapter::RuntimeSpec, "remount it with the mount's flags")
 }
 // ANCHOR_END: mount_one_remount
 

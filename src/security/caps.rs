@@ -477,19 +477,10 @@ fn grantable(want: &CapMasks, known: u64) -> Result<CapMasks> {
 /// 64-bit mask split into the two 32-bit halves of the v3 ABI. The error names the sets in
 /// `/proc/PID/status` form, so it can be compared with what the process holds.
 fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
-    explain::step(
-        "set the process's capabilities",
-        || {
-            format!(
-                "capset({{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, \
-                 {{effective={}, permitted={}, inheritable={}}})",
-                strace_mask(effective),
-                strace_mask(permitted),
-                strace_mask(inheritable)
-            )
-        },
-        Chapter::Security,
-    );
+    explain::trace!(Security: "set the process's capabilities"
+        => "capset({{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, \
+            {{effective={}, permitted={}, inheritable={}}})",
+        strace_mask(effective), strace_mask(permitted), strace_mask(inheritable));
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -509,14 +500,11 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
     // SAFETY: the header and a two-element data array, as the v3 ABI requires.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| {
-            format!(
-                "capset(effective={}, permitted={}, inheritable={})",
-                status_hex(effective),
-                status_hex(permitted),
-                status_hex(inheritable)
-            )
-        });
+        let err = std::io::Error::last_os_error();
+        let [e, p, i] = [effective, permitted, inheritable].map(status_hex);
+        return Err(err).context(format!(
+            "capset(effective={e}, permitted={p}, inheritable={i})"
+        ));
     }
     Ok(())
 }

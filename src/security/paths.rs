@@ -8,11 +8,12 @@
 //! container's own mount namespace, right after pivot_root. The OCI spec carries the two
 //! lists as `linux.maskedPaths` and `linux.readonlyPaths`.
 
-use crate::explain::{self, Chapter};
+use crate::explain::Chapter;
+use crate::syscall::Mount;
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
-use nix::mount::{MsFlags, mount};
+use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag, fstat, major, minor};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -170,17 +171,9 @@ pub fn mask_path(path: &Path) -> Result<()> {
 /// Masks a directory: an empty tmpfs mounted read-only over it hides every entry, and nothing
 /// can be written there. `target` is the `/proc/self/fd/N` path of `path`.
 fn mask_dir(target: &Path, path: &Path) -> Result<()> {
-    explain::step(
-        "mask a directory with an empty tmpfs",
-        || {
-            let tmpfs = Some(Path::new("tmpfs"));
-            let call = explain::mount_call(tmpfs, target, Some("tmpfs"), MASK_DIR, None);
-            format!("{call} over {}", path.display())
-        },
-        Chapter::Security,
-    );
-    mount(Some("tmpfs"), target, Some("tmpfs"), MASK_DIR, None::<&str>)
-        .with_context(|| format!("mount read-only tmpfs over {}", path.display()))
+    let over = format!("over {}", path.display());
+    let tmpfs = Mount::fs("tmpfs", target, "tmpfs", MASK_DIR).about(&over);
+    tmpfs.run(Chapter::Security, "mask a directory with an empty tmpfs")
 }
 // ANCHOR_END: mask_dir
 
@@ -191,22 +184,9 @@ fn mask_dir(target: &Path, path: &Path) -> Result<()> {
 fn mask_file(target: &Path, path: &Path) -> Result<()> {
     let null = open_dev_null()?;
     let source = mount_path_of(&null, Path::new("/dev/null"));
-    explain::step(
-        "mask a file with /dev/null",
-        || {
-            let call = explain::mount_call(Some(&source), target, None, MsFlags::MS_BIND, None);
-            format!("{call} (/dev/null over {})", path.display())
-        },
-        Chapter::Security,
-    );
-    mount(
-        Some(&source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind mount /dev/null over {}", path.display()))
+    let over = format!("(/dev/null over {})", path.display());
+    let bind = Mount::bind(&source, target, MsFlags::empty()).about(&over);
+    bind.run(Chapter::Security, "mask a file with /dev/null")
 }
 // ANCHOR_END: mask_file
 
@@ -260,23 +240,9 @@ pub fn readonly_path(path: &Path) -> Result<()> {
 /// Step 1 of [`readonly_path`]: bind the path onto itself. Read-only is a property of a mount,
 /// so the path must first be a mount point of its own before it can be made read-only alone.
 fn bind_onto_itself(target: &Path, path: &Path) -> Result<()> {
-    explain::step(
-        "bind a path onto itself",
-        || {
-            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-            let call = explain::mount_call(Some(target), target, None, bind, None);
-            format!("{call} ({})", path.display())
-        },
-        Chapter::Security,
-    );
-    mount(
-        Some(target),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind mount {} onto itself", path.display()))
+    let about = format!("({})", path.display());
+    let bind = Mount::bind(target, target, MsFlags::MS_REC).about(&about);
+    bind.run(Chapter::Security, "bind a path onto itself")
 }
 // ANCHOR_END: bind_onto_itself
 
@@ -284,23 +250,10 @@ fn bind_onto_itself(target: &Path, path: &Path) -> Result<()> {
 /// Step 2 of [`readonly_path`]: remount the new bind mount read-only. A remount replaces the
 /// per-mount flags, so `flags` (read back by [`kept_flags`]) are passed again with `MS_RDONLY`.
 fn remount_readonly(target: &Path, path: &Path, flags: MsFlags) -> Result<()> {
-    explain::step(
-        "remount it read-only",
-        || {
-            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
-            let call = explain::mount_call(None, target, None, remount, None);
-            format!("{call} ({})", path.display())
-        },
-        Chapter::Security,
-    );
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-        None::<&str>,
-    )
-    .with_context(|| format!("remount {} read-only", path.display()))
+    let about = format!("({})", path.display());
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+    let remount = Mount::change(target, remount).about(&about);
+    remount.run(Chapter::Security, "remount it read-only")
 }
 // ANCHOR_END: remount_readonly
 

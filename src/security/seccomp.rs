@@ -19,7 +19,7 @@
 //! 3. [`install`]: `seccomp(SECCOMP_SET_MODE_FILTER)`, the last step before execve.
 
 use super::syscalls_x86_64::SYSCALLS_X86_64;
-use crate::explain::{self, Chapter};
+use crate::explain;
 use crate::state;
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{
@@ -1115,17 +1115,8 @@ pub fn compile_cached(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Resul
 /// CAP_SYS_ADMIN: otherwise a filter could trick a setuid program into failing a call it
 /// relies on (dropping privileges, say) and keep running with its privileges.
 pub fn install(program: &Program) -> Result<()> {
-    explain::step(
-        "install the seccomp filter",
-        || {
-            format!(
-                "seccomp(SECCOMP_SET_MODE_FILTER, {}, {{len={}}})",
-                program.flags,
-                program.len()
-            )
-        },
-        Chapter::Security,
-    );
+    explain::trace!(Security: "install the seccomp filter"
+        => "seccomp(SECCOMP_SET_MODE_FILTER, {}, {{len={}}})", program.flags, program.len());
     let fprog = libc::sock_fprog {
         len: u16::try_from(program.len()).context("seccomp program too long")?,
         // Insn has the layout of struct sock_filter (repr(C), same fields).
