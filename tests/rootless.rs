@@ -759,3 +759,77 @@ fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
     assert_eq!(tree_listing(&layers), before);
     assert_private(&user);
 }
+
+/// runc's rootless validator's refusals, each a change to a `runc spec --rootless` bundle.
+type BundleChange = (&'static str, fn(&mut serde_json::Value));
+
+const RUNC_ROOTLESS_REFUSALS: [BundleChange; 4] = [
+    ("no user namespace", |c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|ns| ns["type"] != "user");
+    }),
+    ("no uid mappings", |c| {
+        c["linux"]["uidMappings"] = serde_json::json!([]);
+    }),
+    ("no gid mappings", |c| {
+        c["linux"]["gidMappings"] = serde_json::json!([]);
+    }),
+    ("an unmapped gid= mount option", |c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        let pts = mounts
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev/pts")
+            .unwrap();
+        pts["options"].as_array_mut().unwrap().push("gid=5".into());
+    }),
+];
+
+#[test]
+fn the_runtime_refuses_what_runcs_rootless_validator_refuses_in_its_words() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(common::have("runc", "--version"), "runc is not installed") {
+        return;
+    }
+    let bundle = rootless_bundle(&user, &["true"]);
+    let path = bundle.join("config.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let minidock = assert_cmd::cargo::cargo_bin("minidock");
+    let bundle_arg = bundle.to_str().unwrap();
+    let run_args = ["--rootless=true", "run", "--bundle", bundle_arg, "rl3"];
+    for (what, change) in RUNC_ROOTLESS_REFUSALS {
+        let mut config = original.clone();
+        change(&mut config);
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let runc = user
+            .command(Path::new("runc"))
+            .args(run_args)
+            .output()
+            .unwrap();
+        let runc_err = failed_stderr(&run_args, &runc);
+        // runc logs `time=... level=error msg="runc run failed: SENTENCE"`.
+        let sentence = runc_err
+            .split_once("runc run failed: ")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .unwrap_or_else(|| panic!("{what}: runc said {runc_err:?}"))
+            .0;
+        let ours = user
+            .command(&minidock)
+            .arg("runtime")
+            .args(run_args)
+            .output()
+            .unwrap();
+        let our_err = failed_stderr(&run_args, &ours);
+        assert_eq!(
+            (ours.status.code(), our_err.as_str()),
+            (
+                runc.status.code(),
+                format!("minidock runtime: {sentence}\n").as_str()
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(user.ok(&["runtime", "list", "-q"]), "");
+}
