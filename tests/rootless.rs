@@ -833,3 +833,186 @@ fn the_runtime_refuses_what_runcs_rootless_validator_refuses_in_its_words() {
     }
     assert_eq!(user.ok(&["runtime", "list", "-q"]), "");
 }
+
+/// pasta copies the host's outbound interface into the container and refuses to start
+/// without one: in the test's private namespace, a veth pair stands for it (`rl3up0`,
+/// 192.0.2.10/24, default route via 192.0.2.1, TEST-NET-1: nothing is sent anywhere).
+fn outbound_interface() {
+    for args in [
+        "link add rl3up0 type veth peer name rl3up1",
+        "link set rl3up1 up",
+        "addr add 192.0.2.10/24 dev rl3up0",
+        "link set rl3up0 up",
+        "link set lo up",
+        "route add default via 192.0.2.1",
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        ok_stdout(&["ip", args], &out);
+    }
+}
+
+/// pasta's prerequisites: the program, and /dev/net/tun.
+fn have_pasta() -> bool {
+    common::prerequisite(
+        common::have("pasta", "--version"),
+        "pasta is not installed (apt-get install passt)",
+    ) && common::prerequisite(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing (modprobe tun)",
+    )
+}
+
+#[test]
+fn pasta_publishes_a_port_on_the_hosts_loopback_and_rm_leaves_nothing() {
+    if !have_pasta() {
+        return;
+    }
+    common::net::private_netns(pasta_network);
+}
+
+fn pasta_network() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let _tun = open_tun_device();
+    outbound_interface();
+    user.load_busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let script = "mkdir /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
+    let args = [
+        "run",
+        "-d",
+        "--network",
+        "pasta",
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let id = user.ok(&args).trim().to_owned();
+    // The host's interface, address and route, copied in: no NAT'ed network of its own.
+    let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "rl3up0"]);
+    assert!(addr.contains("inet 192.0.2.10/24"), "{addr}");
+    let route = user.ok(&["exec", &id, "ip", "route", "show", "default"]);
+    assert!(
+        route.starts_with("default via 192.0.2.1 dev rl3up0"),
+        "{route}"
+    );
+    // inspect shows what podman shows for pasta: the mode, the ports, the namespace, and no
+    // address, gateway, MAC or network entry.
+    let fields = "{{.HostConfig.NetworkMode}}|{{.NetworkSettings.IPAddress}}|\
+                  {{.NetworkSettings.Gateway}}|{{.NetworkSettings.MacAddress}}|\
+                  {{json .NetworkSettings.Networks}}|{{json .NetworkSettings.Ports}}";
+    assert_eq!(
+        user.ok(&["inspect", "-f", fields, &id]),
+        format!(
+            "pasta||||{{}}|{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}\n"
+        )
+    );
+    let key = user.ok(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &id]);
+    assert!(key.trim().ends_with("netns"), "{key}");
+    let pid_file = user
+        .data_dir()
+        .join("minidock/containers")
+        .join(&id)
+        .join("pasta.pid");
+    let pasta_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pasta_pid, "Uid:"), vec![user.uid; 4]);
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = http_get(port).unwrap_or_default();
+        if body.contains("hello") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(body.contains("hello"), "{body:?}");
+    user.ok(&["rm", "-f", &id]);
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    assert!(gone(pasta_pid), "rm left pasta running");
+    // No pasta for this container's namespace (the shim may still be on its way out).
+    let left: Vec<String> = common::net::pids_with_args(&[&format!("{id}/netns")])
+        .into_iter()
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "rm left pasta running: {left:?}");
+    assert!(!pid_file.exists());
+    // Its port is free again.
+    std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+}
+
+#[test]
+fn root_gets_pasta_and_slirp4netns_when_it_names_them_as_podman_does() {
+    if !have_pasta()
+        || !common::prerequisite(
+            common::have("slirp4netns", "--version"),
+            "slirp4netns is not installed (apt-get install slirp4netns)",
+        )
+    {
+        return;
+    }
+    common::net::private_netns(|| {
+        outbound_interface();
+        let root = common::minidock_root::Root::new(&[]);
+        for (network, address) in [("pasta", ""), ("slirp4netns", "10.0.2.100")] {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let publish = format!("127.0.0.1:{port}:80");
+            let script =
+                "mkdir /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
+            let args = [
+                "run",
+                "-d",
+                "--network",
+                network,
+                "-p",
+                &publish,
+                "busybox",
+                "sh",
+                "-c",
+                script,
+            ];
+            let id = root.ok(&args).trim().to_owned();
+            let shown = root.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &id]);
+            assert_eq!(shown, format!("{address}\n"), "{network}");
+            let mut body = String::new();
+            for _ in 0..100 {
+                body = http_get(port).unwrap_or_default();
+                if body.contains("hello") {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            assert!(body.contains("hello"), "{network}: {body:?}");
+            root.ok(&["rm", "-f", &id]);
+            // Both take the namespace's pin path, which names the container.
+            let left = common::net::pids_with_args(&[&format!("{id}/netns")]);
+            assert!(left.is_empty(), "rm left {network} running: {left:?}");
+        }
+    });
+}
