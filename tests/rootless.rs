@@ -1016,3 +1016,116 @@ fn root_gets_pasta_and_slirp4netns_when_it_names_them_as_podman_does() {
         }
     });
 }
+
+#[test]
+fn the_daemon_listens_on_the_users_socket_and_runs_containers_rootless() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(
+        common::dockerd::have("docker"),
+        "the docker CLI is missing (apt-get install docker.io)",
+    ) {
+        return;
+    }
+    user.load_busybox();
+    let socket = user.run_dir().join("minidock.sock");
+    let host = format!("unix://{}", socket.display());
+    let mut daemon = user
+        .command(&assert_cmd::cargo::cargo_bin("minidock"))
+        .arg("daemon")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The startup line names the socket as DOCKER_HOST; it comes once the socket is bound.
+    let mut said = String::new();
+    let mut stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
+    std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "minidock daemon: rootless, listening on {host}; for the docker CLI: export \
+             DOCKER_HOST={host}\n"
+        )
+    );
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (user.uid, 0o660));
+    let docker = |args: &[&str]| {
+        let out = user
+            .command(Path::new("docker"))
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .unwrap();
+        ok_stdout(args, &out)
+    };
+    assert_eq!(docker(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    // What cannot work rootless is Docker's error in one line: a limit without a delegated
+    // subtree (none is given here, on either layout).
+    let args = ["-H", &host, "run", "--rm", "-m", "32m", "busybox", "true"];
+    let out = user
+        .command(Path::new("docker"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = failed_stderr(&args, &out);
+    assert!(
+        err.lines().any(|l| l.starts_with(
+            "docker: Error response from daemon: rootless: resource limits (memory) need a \
+             cgroup v2 subtree delegated to this user"
+        )),
+        "{err}"
+    );
+    // A user-defined network is a record, made; a container on it (a bridge) is refused.
+    docker(&["network", "create", "rl3net"]);
+    let args = [
+        "-H",
+        &host,
+        "run",
+        "--rm",
+        "--network",
+        "rl3net",
+        "busybox",
+        "true",
+    ];
+    let out = user
+        .command(Path::new("docker"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = failed_stderr(&args, &out);
+    assert!(
+        err.contains("Error response from daemon: rootless: network \"rl3net\" is a bridge"),
+        "{err}"
+    );
+    docker(&["network", "rm", "rl3net"]);
+    let id = docker(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    // The container is the user's on the host, as with `minidock run` rootless.
+    let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", id])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pid, "Uid:"), vec![user.uid; 4]);
+    let ps = docker(&["ps", "--format", "{{.ID}} {{.Image}}"]);
+    assert_eq!(ps, format!("{} busybox\n", &id[..12]));
+    // The CLI without the daemon sees the same state, in the rootless dirs.
+    assert_eq!(user.ok(&["ps", "-q", "--no-trunc"]), format!("{id}\n"));
+    docker(&["rm", "-f", id]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "the daemon left its socket");
+    let holder = user.holder_pid().unwrap();
+    let left: Vec<i32> = user
+        .processes()
+        .into_iter()
+        .filter(|p| *p != holder)
+        .filter(|p| common::net::pids_with_args(&["minidock", "daemon"]).contains(p))
+        .collect();
+    assert!(left.is_empty(), "the daemon left {left:?}");
+}
