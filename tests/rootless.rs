@@ -276,6 +276,21 @@ fn doctor_checks_the_rootless_setup_as_the_user() {
         "{:?}",
         checks["cgroup delegation"]
     );
+    // Either user-mode network will do; slirp4netns is the default when it is there.
+    let (slirp, pasta) = (
+        common::have("slirp4netns", "--version"),
+        common::have("pasta", "--version"),
+    );
+    let user_mode = &checks["user-mode network"];
+    assert_eq!(ok("user-mode network"), slirp || pasta, "{user_mode:?}");
+    if slirp || pasta {
+        let default = if slirp { "slirp4netns" } else { "pasta" };
+        let detail = user_mode["detail"].as_str().unwrap();
+        assert!(
+            detail.ends_with(&format!("(default: {default})")),
+            "{detail}"
+        );
+    }
     let tun_mode = std::fs::metadata("/dev/net/tun").map_or(0, |m| m.mode());
     assert_eq!(
         ok("/dev/net/tun"),
