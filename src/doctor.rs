@@ -73,19 +73,12 @@ fn rootless() -> Vec<Check> {
     }
     checks.push(cgroup_delegation());
     checks.push(overlay_in_user_namespace());
-    checks.push(match which("slirp4netns") {
-        Some(path) => Check::pass("slirp4netns", path.display().to_string()),
-        None => Check::fail(
-            "slirp4netns",
-            "not installed: the default network (user-mode) cannot start",
-            "apt-get install slirp4netns (as root)",
-        ),
-    });
+    checks.push(user_mode_network());
     checks.push(tun_device());
     checks
 }
 
-/// slirp4netns opens /dev/net/tun as the user.
+/// slirp4netns and pasta open /dev/net/tun as the user.
 fn tun_device() -> Check {
     let name = "/dev/net/tun";
     match std::fs::OpenOptions::new()
@@ -102,6 +95,25 @@ fn tun_device() -> Check {
     }
 }
 // ANCHOR_END: rootless_checks
+
+/// The default network of a rootless container: slirp4netns, else pasta
+/// (`net::usermode::Kind::rootless_default`); either installed is enough.
+fn user_mode_network() -> Check {
+    let name = "user-mode network";
+    let found: Vec<String> = ["slirp4netns", "pasta"]
+        .into_iter()
+        .filter_map(|p| which(p).map(|path| path.display().to_string()))
+        .collect();
+    if found.is_empty() {
+        return Check::fail(
+            name,
+            "neither slirp4netns nor pasta is installed: the default network cannot start",
+            "apt-get install slirp4netns (or passt, for pasta) (as root)",
+        );
+    }
+    let default = crate::net::usermode::Kind::rootless_default().name();
+    Check::pass(name, format!("{} (default: {default})", found.join(", ")))
+}
 
 fn sub_ids() -> Check {
     let name = "subordinate ids";

@@ -73,6 +73,16 @@ pub fn runtime_dir() -> PathBuf {
     }
 }
 
+/// The socket a rootless `minidock daemon` listens on by default, as rootless dockerd's
+/// `$XDG_RUNTIME_DIR/docker.sock`: `$XDG_RUNTIME_DIR/minidock.sock`, else
+/// `/tmp/minidock-run-UID/minidock.sock` (inside the user's 0700 runtime dir).
+pub fn daemon_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("minidock.sock"),
+        _ => runtime_dir().join("minidock.sock"),
+    }
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

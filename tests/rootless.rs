@@ -276,6 +276,21 @@ fn doctor_checks_the_rootless_setup_as_the_user() {
         "{:?}",
         checks["cgroup delegation"]
     );
+    // Either user-mode network will do; slirp4netns is the default when it is there.
+    let (slirp, pasta) = (
+        common::have("slirp4netns", "--version"),
+        common::have("pasta", "--version"),
+    );
+    let user_mode = &checks["user-mode network"];
+    assert_eq!(ok("user-mode network"), slirp || pasta, "{user_mode:?}");
+    if slirp || pasta {
+        let default = if slirp { "slirp4netns" } else { "pasta" };
+        let detail = user_mode["detail"].as_str().unwrap();
+        assert!(
+            detail.ends_with(&format!("(default: {default})")),
+            "{detail}"
+        );
+    }
     let tun_mode = std::fs::metadata("/dev/net/tun").map_or(0, |m| m.mode());
     assert_eq!(
         ok("/dev/net/tun"),
@@ -758,4 +773,374 @@ fn where_overlay_is_refused_the_layers_are_copied_and_stay_untouched() {
     assert_eq!(merged_mounts(), 0);
     assert_eq!(tree_listing(&layers), before);
     assert_private(&user);
+}
+
+/// runc's rootless validator's refusals, each a change to a `runc spec --rootless` bundle.
+type BundleChange = (&'static str, fn(&mut serde_json::Value));
+
+const RUNC_ROOTLESS_REFUSALS: [BundleChange; 4] = [
+    ("no user namespace", |c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|ns| ns["type"] != "user");
+    }),
+    ("no uid mappings", |c| {
+        c["linux"]["uidMappings"] = serde_json::json!([]);
+    }),
+    ("no gid mappings", |c| {
+        c["linux"]["gidMappings"] = serde_json::json!([]);
+    }),
+    ("an unmapped gid= mount option", |c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        let pts = mounts
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev/pts")
+            .unwrap();
+        pts["options"].as_array_mut().unwrap().push("gid=5".into());
+    }),
+];
+
+#[test]
+fn the_runtime_refuses_what_runcs_rootless_validator_refuses_in_its_words() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(common::have("runc", "--version"), "runc is not installed") {
+        return;
+    }
+    let bundle = rootless_bundle(&user, &["true"]);
+    let path = bundle.join("config.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let minidock = assert_cmd::cargo::cargo_bin("minidock");
+    let bundle_arg = bundle.to_str().unwrap();
+    let run_args = ["--rootless=true", "run", "--bundle", bundle_arg, "rl3"];
+    for (what, change) in RUNC_ROOTLESS_REFUSALS {
+        let mut config = original.clone();
+        change(&mut config);
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let runc = user
+            .command(Path::new("runc"))
+            .args(run_args)
+            .output()
+            .unwrap();
+        let runc_err = failed_stderr(&run_args, &runc);
+        // runc logs `time=... level=error msg="runc run failed: SENTENCE"`.
+        let sentence = runc_err
+            .split_once("runc run failed: ")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .unwrap_or_else(|| panic!("{what}: runc said {runc_err:?}"))
+            .0;
+        let ours = user
+            .command(&minidock)
+            .arg("runtime")
+            .args(run_args)
+            .output()
+            .unwrap();
+        let our_err = failed_stderr(&run_args, &ours);
+        assert_eq!(
+            (ours.status.code(), our_err.as_str()),
+            (
+                runc.status.code(),
+                format!("minidock runtime: {sentence}\n").as_str()
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(user.ok(&["runtime", "list", "-q"]), "");
+}
+
+/// pasta copies the host's outbound interface into the container and refuses to start
+/// without one: in the test's private namespace, a veth pair stands for it (`rl3up0`,
+/// 192.0.2.10/24, default route via 192.0.2.1, TEST-NET-1: nothing is sent anywhere).
+fn outbound_interface() {
+    for args in [
+        "link add rl3up0 type veth peer name rl3up1",
+        "link set rl3up1 up",
+        "addr add 192.0.2.10/24 dev rl3up0",
+        "link set rl3up0 up",
+        "link set lo up",
+        "route add default via 192.0.2.1",
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        ok_stdout(&["ip", args], &out);
+    }
+}
+
+/// pasta's prerequisites: the program, and /dev/net/tun.
+fn have_pasta() -> bool {
+    common::prerequisite(
+        common::have("pasta", "--version"),
+        "pasta is not installed (apt-get install passt)",
+    ) && common::prerequisite(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing (modprobe tun)",
+    )
+}
+
+#[test]
+fn pasta_publishes_a_port_on_the_hosts_loopback_and_rm_leaves_nothing() {
+    if !have_pasta() {
+        return;
+    }
+    common::net::private_netns(pasta_network);
+}
+
+fn pasta_network() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let _tun = open_tun_device();
+    outbound_interface();
+    user.load_busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let script = "mkdir /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
+    let args = [
+        "run",
+        "-d",
+        "--network",
+        "pasta",
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let id = user.ok(&args).trim().to_owned();
+    // The host's interface, address and route, copied in: no NAT'ed network of its own.
+    let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "rl3up0"]);
+    assert!(addr.contains("inet 192.0.2.10/24"), "{addr}");
+    let route = user.ok(&["exec", &id, "ip", "route", "show", "default"]);
+    assert!(
+        route.starts_with("default via 192.0.2.1 dev rl3up0"),
+        "{route}"
+    );
+    // inspect shows what podman shows for pasta: the mode, the ports, the namespace, and no
+    // address, gateway, MAC or network entry.
+    let fields = "{{.HostConfig.NetworkMode}}|{{.NetworkSettings.IPAddress}}|\
+                  {{.NetworkSettings.Gateway}}|{{.NetworkSettings.MacAddress}}|\
+                  {{json .NetworkSettings.Networks}}|{{json .NetworkSettings.Ports}}";
+    assert_eq!(
+        user.ok(&["inspect", "-f", fields, &id]),
+        format!(
+            "pasta||||{{}}|{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}\n"
+        )
+    );
+    let key = user.ok(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &id]);
+    assert!(key.trim().ends_with("netns"), "{key}");
+    let pid_file = user
+        .data_dir()
+        .join("minidock/containers")
+        .join(&id)
+        .join("pasta.pid");
+    let pasta_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pasta_pid, "Uid:"), vec![user.uid; 4]);
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = http_get(port).unwrap_or_default();
+        if body.contains("hello") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(body.contains("hello"), "{body:?}");
+    user.ok(&["rm", "-f", &id]);
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    assert!(gone(pasta_pid), "rm left pasta running");
+    // No pasta for this container's namespace (the shim may still be on its way out).
+    let left: Vec<String> = common::net::pids_with_args(&[&format!("{id}/netns")])
+        .into_iter()
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "rm left pasta running: {left:?}");
+    assert!(!pid_file.exists());
+    // Its port is free again.
+    std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+}
+
+#[test]
+fn root_gets_pasta_and_slirp4netns_when_it_names_them_as_podman_does() {
+    if !have_pasta()
+        || !common::prerequisite(
+            common::have("slirp4netns", "--version"),
+            "slirp4netns is not installed (apt-get install slirp4netns)",
+        )
+    {
+        return;
+    }
+    common::net::private_netns(|| {
+        outbound_interface();
+        let root = common::minidock_root::Root::new(&[]);
+        for (network, address) in [("pasta", ""), ("slirp4netns", "10.0.2.100")] {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let publish = format!("127.0.0.1:{port}:80");
+            let script =
+                "mkdir /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
+            let args = [
+                "run",
+                "-d",
+                "--network",
+                network,
+                "-p",
+                &publish,
+                "busybox",
+                "sh",
+                "-c",
+                script,
+            ];
+            let id = root.ok(&args).trim().to_owned();
+            let shown = root.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &id]);
+            assert_eq!(shown, format!("{address}\n"), "{network}");
+            let mut body = String::new();
+            for _ in 0..100 {
+                body = http_get(port).unwrap_or_default();
+                if body.contains("hello") {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            assert!(body.contains("hello"), "{network}: {body:?}");
+            root.ok(&["rm", "-f", &id]);
+            // Both take the namespace's pin path, which names the container.
+            let left = common::net::pids_with_args(&[&format!("{id}/netns")]);
+            assert!(left.is_empty(), "rm left {network} running: {left:?}");
+        }
+    });
+}
+
+#[test]
+fn the_daemon_listens_on_the_users_socket_and_runs_containers_rootless() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    if !common::prerequisite(
+        common::dockerd::have("docker"),
+        "the docker CLI is missing (apt-get install docker.io)",
+    ) {
+        return;
+    }
+    user.load_busybox();
+    let socket = user.run_dir().join("minidock.sock");
+    let host = format!("unix://{}", socket.display());
+    let mut daemon = user
+        .command(&assert_cmd::cargo::cargo_bin("minidock"))
+        .arg("daemon")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The startup line names the socket as DOCKER_HOST; it comes once the socket is bound.
+    let mut said = String::new();
+    let mut stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
+    std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "minidock daemon: rootless, listening on {host}; for the docker CLI: export \
+             DOCKER_HOST={host}\n"
+        )
+    );
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (user.uid, 0o660));
+    let docker = |args: &[&str]| {
+        let out = user
+            .command(Path::new("docker"))
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .unwrap();
+        ok_stdout(args, &out)
+    };
+    assert_eq!(docker(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    // What cannot work rootless is Docker's error in one line: a limit without a delegated
+    // subtree (none is given here, on either layout).
+    let args = ["-H", &host, "run", "--rm", "-m", "32m", "busybox", "true"];
+    let out = user
+        .command(Path::new("docker"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = failed_stderr(&args, &out);
+    assert!(
+        err.lines().any(|l| l.starts_with(
+            "docker: Error response from daemon: rootless: resource limits (memory) need a \
+             cgroup v2 subtree delegated to this user"
+        )),
+        "{err}"
+    );
+    // A user-defined network is a record, made; a container on it (a bridge) is refused.
+    docker(&["network", "create", "rl3net"]);
+    let args = [
+        "-H",
+        &host,
+        "run",
+        "--rm",
+        "--network",
+        "rl3net",
+        "busybox",
+        "true",
+    ];
+    let out = user
+        .command(Path::new("docker"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = failed_stderr(&args, &out);
+    assert!(
+        err.contains("Error response from daemon: rootless: network \"rl3net\" is a bridge"),
+        "{err}"
+    );
+    docker(&["network", "rm", "rl3net"]);
+    let id = docker(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    // The container is the user's on the host, as with `minidock run` rootless.
+    let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", id])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pid, "Uid:"), vec![user.uid; 4]);
+    let ps = docker(&["ps", "--format", "{{.ID}} {{.Image}}"]);
+    assert_eq!(ps, format!("{} busybox\n", &id[..12]));
+    // The CLI without the daemon sees the same state, in the rootless dirs.
+    assert_eq!(user.ok(&["ps", "-q", "--no-trunc"]), format!("{id}\n"));
+    docker(&["rm", "-f", id]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "the daemon left its socket");
+    let holder = user.holder_pid().unwrap();
+    let left: Vec<i32> = user
+        .processes()
+        .into_iter()
+        .filter(|p| *p != holder)
+        .filter(|p| common::net::pids_with_args(&["minidock", "daemon"]).contains(p))
+        .collect();
+    assert!(left.is_empty(), "the daemon left {left:?}");
 }

@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 pub use crate::net::network::DEFAULT_NETWORK as DEFAULT_NETWORK_NAME;
+use crate::net::usermode::Kind as UserKind;
 
 /// `--network`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum Mode {
     Bridge(String),
     /// Another container's network namespace (`container:NAME`).
     Container(String),
+    /// User-mode networking (`slirp4netns` or `pasta`, as podman's modes of those names).
+    UserMode(net::usermode::Kind),
 }
 
 /// The variable that turns the default bridge off, as dockerd's `--bridge none`: containers
@@ -62,7 +65,10 @@ impl Mode {
             other => match other.strip_prefix("container:") {
                 Some("") => return Err(bad_flag("--network container: needs a container".into())),
                 Some(name) => Mode::Container(name.to_owned()),
-                None => Mode::Bridge(other.to_owned()),
+                None => match net::usermode::Kind::parse(other) {
+                    Some(kind) => Mode::UserMode(kind),
+                    None => Mode::Bridge(other.to_owned()),
+                },
             },
         })
     }
@@ -80,12 +86,13 @@ impl Mode {
             Mode::Host => "host".into(),
             Mode::Bridge(name) => name.clone(),
             Mode::Container(_) => String::new(),
+            Mode::UserMode(kind) => kind.name().into(),
         }
     }
 
     /// True when the container has a network namespace of its own (none or a bridge).
     pub fn own_netns(&self) -> bool {
-        matches!(self, Mode::None | Mode::Bridge(_))
+        matches!(self, Mode::None | Mode::Bridge(_) | Mode::UserMode(_))
     }
 }
 
@@ -244,13 +251,13 @@ pub fn connect(paths: &Paths, state: &ContainerState) -> Result<()> {
     }
     super::pin_network(paths, &state.id)?;
     let list = connections(paths, state);
-    if list.is_empty() {
-        return Ok(());
-    }
-    let wired = if crate::rootless::active() {
-        connect_user_mode(paths, state, &list)
-    } else {
-        connect_all(paths, state, &list)
+    let wired = match mode {
+        Mode::UserMode(kind) => connect_user_mode(paths, state, kind),
+        _ if list.is_empty() => return Ok(()),
+        _ if crate::rootless::active() => refuse_bridges(&list).and_then(|()| {
+            connect_user_mode(paths, state, net::usermode::Kind::rootless_default())
+        }),
+        _ => connect_all(paths, state, &list),
     };
     if wired.is_err() {
         let _ = release(paths, &state.id);
@@ -271,43 +278,65 @@ fn connect_all(paths: &Paths, state: &ContainerState, list: &[Connection]) -> Re
 }
 // ANCHOR_END: connect
 
-/// The pid file of a rootless container's slirp4netns, in its directory.
-const SLIRP_PID: &str = "slirp4netns.pid";
-
-/// The API socket of a rootless container's slirp4netns: under the runtime dir, because a
-/// unix socket's path is limited to 107 bytes.
-fn slirp_socket(id: &str) -> std::path::PathBuf {
-    crate::rootless::runtime_dir().join(format!("slirp-{}.sock", super::short_id(id)))
+/// The API socket of a container's slirp4netns: under the runtime dir (the rootless one, or
+/// the runtime's state root), not in the container's directory, because a unix socket's path
+/// is limited to 107 bytes.
+fn slirp_socket(paths: &Paths, id: &str) -> std::path::PathBuf {
+    let name = format!("slirp-{}.sock", super::short_id(id));
+    if crate::rootless::active() {
+        crate::rootless::runtime_dir().join(name)
+    } else {
+        paths.runtime_root.join(name)
+    }
 }
 
-// ANCHOR: connect_user_mode
-/// Rootless: the default network is user-mode networking (`net::slirp`), as rootless
-/// podman's, and `-p` goes through slirp4netns's port forwarder. Other networks are bridges,
-/// which need root on the host's network.
-fn connect_user_mode(paths: &Paths, state: &ContainerState, list: &[Connection]) -> Result<()> {
+/// Rootless, every network but the default one is a bridge, which needs root on the host's
+/// network.
+fn refuse_bridges(list: &[Connection]) -> Result<()> {
     if let Some(conn) = list.iter().find(|c| c.network != network::DEFAULT_NETWORK) {
         bail!(
             "rootless: network {:?} is a bridge, which needs root on the host's network (a \
              bridge, veth pairs and NAT rules); use the default network (user-mode, \
-             slirp4netns), --network none or --network host",
+             slirp4netns or pasta), --network none or --network host",
             conn.network
         );
     }
-    let pin = paths.dir(&state.id).join(super::spec::NETNS_PIN);
-    let socket = slirp_socket(&state.id);
-    let log = paths.dir(&state.id).join("slirp4netns.log");
-    let pid = net::slirp::start(&pin, &socket, &log)?;
+    Ok(())
+}
+
+// ANCHOR: connect_user_mode
+/// User-mode networking (`net::slirp` or `net::pasta`), the rootless default as podman's and
+/// `--network slirp4netns|pasta` explicitly: the process of `kind` plays the network of the
+/// container's pinned namespace, `-p` goes through its port forwarding, and its pid is kept
+/// in the container's directory for [`release`]. What `inspect` shows is recorded.
+fn connect_user_mode(paths: &Paths, state: &ContainerState, kind: UserKind) -> Result<()> {
+    let dir = paths.dir(&state.id);
+    let pin = dir.join(super::spec::NETNS_PIN);
+    let log = dir.join(format!("{}.log", kind.name()));
+    let pid_file = dir.join(kind.pid_file());
+    let requested = requested_mappings(&state.config)?;
+    let record = match kind {
+        UserKind::Slirp4netns => {
+            let socket = slirp_socket(paths, &state.id);
+            if let Some(parent) = socket.parent() {
+                crate::state::private_dir(parent)?;
+            }
+            let pid = net::slirp::start(&pin, &socket, &log)?;
+            let text = format!("{pid}\n");
+            crate::state::write_atomic_unsynced(&pid_file, text.as_bytes())?;
+            for mapping in &requested {
+                net::slirp::add_hostfwd(&socket, mapping).map_err(|e| port_error(e, state))?;
+            }
+            net::slirp::UserModeNet::read(&state.id, &pin, requested)?
+        }
+        UserKind::Pasta => {
+            let mappings = net::pasta::choose_host_ports(&requested)?;
+            net::pasta::start(&pin, &mappings, &pid_file, &log)?;
+            net::slirp::UserModeNet::unaddressed(&state.id, mappings)
+        }
+    };
     crate::state::write_atomic_unsynced(
-        &paths.dir(&state.id).join(SLIRP_PID),
-        format!("{pid}\n").as_bytes(),
-    )?;
-    let mappings = requested_mappings(&state.config)?;
-    for mapping in &mappings {
-        net::slirp::add_hostfwd(&socket, mapping).map_err(|e| port_error(e, state))?;
-    }
-    let record = net::slirp::UserModeNet::read(&state.id, &pin, mappings)?;
-    crate::state::write_atomic_unsynced(
-        &paths.dir(&state.id).join(USER_MODE_FILE),
+        &dir.join(USER_MODE_FILE),
         &serde_json::to_vec_pretty(&record)?,
     )
 }
@@ -333,11 +362,7 @@ fn attach(
     interface: &str,
 ) -> Result<net::Attachment> {
     if crate::rootless::active() {
-        bail!(
-            "rootless: network {:?} is a bridge, which needs root on the host's network (a \
-             bridge, veth pairs and NAT rules); use --network none or --network host",
-            conn.network
-        );
+        refuse_bridges(std::slice::from_ref(conn))?;
     }
     let net_state = state_dir(paths);
     let net = find_network(&net_state, &conn.network)?;
@@ -498,7 +523,11 @@ pub fn inspect_networks(
             .unwrap_or_default()
     };
     match Mode::of(&state.config) {
-        Mode::Container(_) => return Vec::new(),
+        Mode::Container(_) | Mode::UserMode(UserKind::Pasta) => return Vec::new(),
+        Mode::UserMode(UserKind::Slirp4netns) => {
+            let att = user_mode(paths, &state.id).map(|u| u.attachment);
+            return vec![(UserKind::Slirp4netns.name().into(), String::new(), att)];
+        }
         Mode::None | Mode::Host => {
             let name = Mode::of(&state.config).network_name();
             return vec![(name.clone(), id_of(&name), None)];
@@ -725,6 +754,9 @@ const SHARED_NETWORK: &str = "container sharing network namespace with another c
                               host cannot be connected to any other network";
 const HOST_NETWORK: &str =
     "container cannot be disconnected from host network or connected to host network";
+/// minidock's own refusal for a container on user-mode networking (no Docker mode).
+const USER_MODE_NETWORK: &str = "container on user-mode networking (slirp4netns or pasta) \
+                                 cannot be connected to any other network";
 const NONE_NETWORK: &str = "container cannot be connected to multiple networks with one of the \
                             networks in private (none) mode";
 
@@ -750,6 +782,7 @@ fn check_connect(
     let refuse = |m: &str| Err(request_failed(m.to_owned()));
     match mode {
         Mode::Container(_) => return refuse(SHARED_NETWORK),
+        Mode::UserMode(_) => return refuse(USER_MODE_NETWORK),
         _ if net.driver == "host" => return refuse(HOST_NETWORK),
         Mode::Host => return refuse(SHARED_NETWORK),
         Mode::None => return refuse(NONE_NETWORK),
@@ -939,11 +972,10 @@ pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
 /// Undoes [`connect`]: the rules, the veth pair and the address (by the record, or by name
 /// when a crash came before the record), then the namespace's pin. Idempotent.
 pub fn release(paths: &Paths, id: &str) -> Result<()> {
-    let slirp = net::slirp::stop(&paths.dir(id).join(SLIRP_PID));
-    if slirp.is_ok() {
-        let _ = std::fs::remove_file(slirp_socket(id));
+    for kind in [UserKind::Slirp4netns, UserKind::Pasta] {
+        net::usermode::stop(kind, &paths.dir(id).join(kind.pid_file()))?;
     }
-    slirp?;
+    let _ = std::fs::remove_file(slirp_socket(paths, id));
     let _ = std::fs::remove_file(paths.dir(id).join(USER_MODE_FILE));
     let net_state = state_dir(paths);
     // Rootless, no bridge, veth or rule was made (and deleting by name would be refused).
@@ -1464,6 +1496,14 @@ mod tests {
         };
         assert_eq!(Mode::parse(None).unwrap(), unset);
         assert_eq!(Mode::parse(Some("none")).unwrap(), Mode::None);
+        assert_eq!(
+            Mode::parse(Some("pasta")).unwrap(),
+            Mode::UserMode(UserKind::Pasta)
+        );
+        assert_eq!(
+            Mode::UserMode(UserKind::Slirp4netns).network_name(),
+            "slirp4netns"
+        );
         assert_eq!(
             Mode::parse(Some("container:web")).unwrap(),
             Mode::Container("web".into())

@@ -1053,7 +1053,7 @@ fn namespaces(parsed: &ParsedOptions, bundle: &Path) -> Result<Vec<LinuxNamespac
     let netns_path = match &parsed.network {
         // Made and pinned before the start (see `container::network::connect`): the runtime
         // joins it by path, as runc joins the namespace Docker's network layer prepared.
-        Network::None | Network::Bridge(_) => Some(bundle.join(NETNS_PIN)),
+        Network::None | Network::Bridge(_) | Network::UserMode(_) => Some(bundle.join(NETNS_PIN)),
         // The other container's pin (its ID was resolved by `create`).
         Network::Container(other) => bundle.parent().map(|d| d.join(other).join(NETNS_PIN)),
         Network::Host => None,

@@ -447,11 +447,24 @@ async fn handle(
     Ok(response)
 }
 
+// ANCHOR: default_socket
+/// The socket the daemon listens on when no `-H` names one: `/run/minidock.sock`
+/// ([`DEFAULT_HOST`]), or for a user other than root [`crate::rootless::daemon_socket`], as
+/// rootless dockerd's default is `$XDG_RUNTIME_DIR/docker.sock`.
+pub fn default_socket() -> PathBuf {
+    if crate::rootless::joined() {
+        crate::rootless::daemon_socket()
+    } else {
+        PathBuf::from(DEFAULT_HOST.trim_start_matches("unix://"))
+    }
+}
+// ANCHOR_END: default_socket
+
 /// The unix socket paths named by `-H` (the default when none); the `tcp://` hosts are
 /// [`tls::tcp_addrs`]'.
 pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
     let hosts: Vec<&str> = if hosts.is_empty() {
-        vec![DEFAULT_HOST]
+        vec!["unix://"]
     } else {
         hosts.iter().map(String::as_str).collect()
     };
@@ -463,7 +476,7 @@ pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
             }
             if let Some(path) = host.strip_prefix("unix://") {
                 if path.is_empty() {
-                    return Ok(PathBuf::from("/run/minidock.sock"));
+                    return Ok(default_socket());
                 }
                 return Ok(PathBuf::from(path));
             }
@@ -480,8 +493,9 @@ pub fn socket_paths(hosts: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 // ANCHOR: listen
-/// Binds a unix socket at `path`, mode 0660, owned by root and `group` when given. A stale
-/// socket (nobody accepts on it) is replaced; a live one is refused.
+/// Binds a unix socket at `path`, mode 0660, owned by root (rootless: the user, root of its
+/// namespace) and `group` when given. A stale socket (nobody accepts on it) is replaced; a
+/// live one is refused.
 fn listen(path: &Path, group: Option<u32>) -> Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -510,6 +524,7 @@ fn listen(path: &Path, group: Option<u32>) -> Result<std::os::unix::net::UnixLis
     )
     .with_context(|| format!("chown {}", path.display()))?;
     listener.set_nonblocking(true)?;
+    say_rootless_host(path);
     Ok(listener)
 }
 // ANCHOR_END: listen
@@ -615,6 +630,19 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
     // Handlers still blocked in the library (a `wait`, a followed log) are not waited for.
     runtime.shutdown_background();
     Ok(0)
+}
+
+/// Rootless, the startup line says where the daemon listens and how the docker CLI reaches
+/// it (as rootless dockerd's setup tool prints `export DOCKER_HOST=...`), because the socket is
+/// not the one the CLI looks for by default.
+fn say_rootless_host(socket: &Path) {
+    if crate::rootless::joined() {
+        eprintln!(
+            "minidock daemon: rootless, listening on unix://{0}; for the docker CLI: export \
+             DOCKER_HOST=unix://{0}",
+            socket.display()
+        );
+    }
 }
 
 /// As dockerd at its start: every exited container whose restart policy is `always`, or

@@ -26,11 +26,13 @@ pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod network;
+pub mod pasta;
 pub mod probe;
 pub mod resolver;
 pub mod slirp;
 pub mod state;
 pub mod tour;
+pub mod usermode;
 
 pub use ipam::{Owner, Subnet};
 pub use nat::{AppliedRule, Backend, PortMapping, Protocol};

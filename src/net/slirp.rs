@@ -61,6 +61,26 @@ impl UserModeNet {
             mac_address: crate::net::netlink::format_mac(mac),
         })
     }
+
+    /// The record of container `id` on pasta's network, which `inspect` shows as podman does:
+    /// only the published `ports`, no address, gateway or MAC (pasta copies the host's, and
+    /// they reach nothing from the host).
+    pub fn unaddressed(id: &str, ports: Vec<PortMapping>) -> UserModeNet {
+        UserModeNet {
+            attachment: Attachment {
+                container: id.to_owned(),
+                bridge: String::new(),
+                host_veth: String::new(),
+                interface: String::new(),
+                address: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+                gateway: Ipv4Addr::UNSPECIFIED,
+                ports,
+                rules: Vec::new(),
+            },
+            mac_address: String::new(),
+        }
+    }
 }
 
 /// The MAC address of [`TAP`] in the network namespace at `netns`: `ioctl(SIOCGIFHWADDR)` on
@@ -141,12 +161,10 @@ pub fn start(netns: &Path, api_socket: &Path, log: &Path) -> Result<Pid> {
     if !ready {
         let _ = child.kill();
         let status = child.wait().ok();
-        let said = std::fs::read_to_string(log).unwrap_or_default();
-        let last = said.lines().collect::<Vec<_>>().join("; ");
         let status = status.map_or_else(String::new, |s| s.to_string());
         bail!(
             "slirp4netns did not come up ({status}): {}",
-            crate::cli::quote(last)
+            super::usermode::said(log)
         );
     }
     Ok(Pid::from_raw(child.id() as i32))
@@ -192,52 +210,8 @@ pub fn add_hostfwd(api_socket: &Path, mapping: &PortMapping) -> Result<()> {
 }
 // ANCHOR_END: add_hostfwd
 
-/// Ends the slirp4netns whose pid is in `pid_file` (when it is still slirp4netns) and removes
-/// the file; the forwarder is gone (or a zombie for its parent to reap) when this returns, so
-/// its host ports are free again. Idempotent.
+/// Ends the slirp4netns whose pid is in `pid_file` and removes the file
+/// ([`super::usermode::stop`]). Idempotent.
 pub fn stop(pid_file: &Path) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(pid_file) else {
-        return Ok(());
-    };
-    if let Ok(pid) = text.trim().parse::<i32>() {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim_end() == "slirp4netns" {
-            end(Pid::from_raw(pid));
-        }
-    }
-    std::fs::remove_file(pid_file)
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .with_context(|| format!("removing {}", pid_file.display()))
-}
-
-/// SIGTERM, then up to a second for `pid` to end, then SIGKILL. A process that has ended but
-/// is not yet reaped (state `Z`) has released its sockets.
-fn end(pid: Pid) {
-    use nix::sys::signal::{Signal, kill};
-    let ended = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-    };
-    let _ = kill(pid, Signal::SIGTERM);
-    for _ in 0..100 {
-        if ended() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let _ = kill(pid, Signal::SIGKILL);
-    for _ in 0..100 {
-        if ended() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    super::usermode::stop(super::usermode::Kind::Slirp4netns, pid_file)
 }

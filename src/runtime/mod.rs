@@ -199,12 +199,16 @@ fn now_rfc3339() -> String {
     crate::state::rfc3339(std::time::SystemTime::now())
 }
 
+/// Reads the bundle's config once, makes the state directory and starts the container
+/// process ([`launch_in`]). `runc_rootless`: the bundle came through runc's verbs run by a
+/// user other than root, so runc's rootless checks apply ([`spec::check_rootless`]).
 fn launch(
     root: &Path,
     id: &str,
     bundle: &Path,
     mode: Mode,
     stdio: Option<&Stdio>,
+    runc_rootless: bool,
 ) -> Result<(Launched, Spec)> {
     let bundle = bundle
         .canonicalize()
@@ -215,6 +219,9 @@ fn launch(
         .with_context(|| format!("reading {}", config_path.display()))?;
     let (spec, ignored) =
         spec::parse_with_warnings(&text).with_context(|| format!("{}", config_path.display()))?;
+    if runc_rootless {
+        spec::check_rootless(&spec)?;
+    }
     if !ignored.is_empty() {
         eprintln!(
             "minidock: warning: ignoring unknown or unavailable capabilities: [{}]",
@@ -630,7 +637,14 @@ fn new_state(id: &str, bundle: &Path, spec: &Spec, launched: &Launched) -> Resul
 /// runc's `--console-socket` does.
 pub fn create(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Result<()> {
     validate_id(id)?;
-    let (mut launched, spec) = launch(root, id, bundle, Mode::Create, None)?;
+    let (mut launched, spec) = launch(
+        root,
+        id,
+        bundle,
+        Mode::Create,
+        None,
+        crate::rootless::joined(),
+    )?;
     if let Some(master) = launched.console.take() {
         let result = (|| -> Result<()> {
             let path = console_socket
@@ -836,7 +850,7 @@ fn remove_cgroups(state: &State, spec: Option<&Spec>) -> Result<()> {
 /// use; the caller waits with [`crate::ns::wait_for`] and then calls [`forget`].
 pub fn spawn(root: &Path, id: &str, bundle: &Path) -> Result<Launched> {
     validate_id(id)?;
-    Ok(launch(root, id, bundle, Mode::Run, None)?.0)
+    Ok(launch(root, id, bundle, Mode::Run, None, false)?.0)
 }
 
 /// Descriptors to give the container as its stdin, stdout and stderr instead of the caller's
@@ -860,7 +874,7 @@ impl Stdio {
 /// the write ends of output pipes after this returns, or their reader never sees end-of-file.
 pub fn spawn_with_stdio(root: &Path, id: &str, bundle: &Path, stdio: &Stdio) -> Result<Launched> {
     validate_id(id)?;
-    Ok(launch(root, id, bundle, Mode::Run, Some(stdio))?.0)
+    Ok(launch(root, id, bundle, Mode::Run, Some(stdio), false)?.0)
 }
 
 /// Removes the runtime's state of a container started with [`spawn`] once it has exited.
@@ -872,7 +886,8 @@ pub fn forget(root: &Path, id: &str) {
 /// `run`: create, start and wait, in the foreground. Returns the program's exit status.
 pub fn run(root: &Path, id: &str, bundle: &Path) -> Result<u8> {
     validate_id(id)?;
-    let (mut launched, spec) = launch(root, id, bundle, Mode::Run, None)?;
+    let (mut launched, spec) =
+        launch(root, id, bundle, Mode::Run, None, crate::rootless::joined())?;
     let bundle_abs = bundle.canonicalize().unwrap_or_else(|_| bundle.to_owned());
     let mut hook_state = hook_state(&spec, &bundle_abs, id, "running");
     hook_state.pid = launched.pid.as_raw();

@@ -75,6 +75,54 @@ fn strip_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
     ignored.into_iter().collect()
 }
 
+// ANCHOR: check_rootless
+/// runc's checks of a bundle run by a user other than root (`runc --rootless`,
+/// libcontainer/configs/validate/rootless.go), in runc's words: the container needs a user
+/// namespace of its own with both id maps, because only a user namespace makes the user root
+/// of anything; and a `uid=`/`gid=` mount option must name an id the container maps.
+pub fn check_rootless(spec: &Spec) -> Result<()> {
+    if !namespaces(spec)
+        .iter()
+        .any(|(ns, _)| *ns == Namespace::User)
+    {
+        bail!("rootless container requires user namespaces");
+    }
+    let linux = spec.linux().as_ref();
+    let uids = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gids = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    if uids.is_empty() {
+        bail!("User namespaces enabled, but no uid mappings found.");
+    }
+    if gids.is_empty() {
+        bail!("User namespaces enabled, but no gid mappings found.");
+    }
+    for mount in spec.mounts().iter().flatten() {
+        for option in mount.options().iter().flatten() {
+            for (key, maps) in [("uid", &uids), ("gid", &gids)] {
+                let Some(id) = option.strip_prefix(key).and_then(|o| o.strip_prefix('=')) else {
+                    continue;
+                };
+                let Ok(id) = id.parse::<i64>() else { continue };
+                if !maps.iter().any(|m| {
+                    let start = i64::from(m.container_id());
+                    id >= start && id < start + i64::from(m.size())
+                }) {
+                    bail!(
+                        "cannot specify {key}= mount options for unmapped {key} in rootless \
+                         containers"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: check_rootless
+
 /// The checks the spec asks a runtime to make before it creates anything.
 fn validate(spec: &Spec) -> Result<()> {
     let process = spec.process().as_ref().context("process: missing")?;
@@ -420,5 +468,35 @@ mod tests {
         assert_eq!(r.memory_swap, Some(Limit::Unlimited));
         assert_eq!(r.pids, Some(Limit::Value(20)));
         assert_eq!(r.cpu_quota, Some(Limit::Value(50000)));
+    }
+
+    #[test]
+    fn runcs_rootless_checks_refuse_what_runc_refuses() {
+        let spec = |linux: &str, mounts: &str| {
+            parse(&format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},"root":{{"path":"rootfs"}},"mounts":[{mounts}],"linux":{linux}}}"#
+            ))
+            .unwrap()
+        };
+        let userns = r#""namespaces":[{"type":"user"},{"type":"mount"}]"#;
+        let maps = r#""uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#;
+        let devpts = |opt: &str| {
+            format!(
+                r#"{{"destination":"/dev/pts","type":"devpts","source":"devpts","options":["{opt}"]}}"#
+            )
+        };
+        let err = |s: &Spec| check_rootless(s).unwrap_err().to_string();
+        assert_eq!(
+            err(&spec(r#"{"namespaces":[{"type":"mount"}]}"#, "")),
+            "rootless container requires user namespaces"
+        );
+        assert!(err(&spec(&format!("{{{userns}}}"), "")).contains("no uid mappings found"));
+        let ok = spec(&format!("{{{userns},{maps}}}"), &devpts("gid=0"));
+        check_rootless(&ok).unwrap();
+        let gid5 = spec(&format!("{{{userns},{maps}}}"), &devpts("gid=5"));
+        assert_eq!(
+            err(&gid5),
+            "cannot specify gid= mount options for unmapped gid in rootless containers"
+        );
     }
 }
