@@ -1,8 +1,8 @@
 //! The workshop's checks against the shortcuts a learner would try: a `chroot` in place of
 //! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
 //! printed (lessons 1, 2, 3, 10), unshare(1), nsenter(1), busybox or a copy of busybox making
-//! the system calls for the program, or setpriv(1) dropping the capabilities (lessons 1, 2, 3,
-//! 11, 15, 16: the trace shows who made them), a file written into the upper dir directly (lesson 6), a layer written
+//! the system calls for the program, mount(8) mounting the overlay or setpriv(1) dropping the
+//! capabilities (lessons 1, 2, 3, 6, 11, 15, 16: the trace shows who made them), a file written into the upper dir directly (lesson 6), a layer written
 //! from a fixed list (lesson 7), a trusted manifest (lesson 12), a volume bind-mounted after
 //! pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups "deny" or
 //! no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a killing
@@ -166,7 +166,7 @@ const MADE_BY: &str = "who made the lesson's system calls";
 const COMMAND_DID_IT: &str = "a command did the work for your program";
 
 /// A command that makes the lesson's system calls for the program (unshare(1), nsenter(1),
-/// setpriv(1), busybox, a copy of busybox under a temp name) fails on the trace, whatever its name: the
+/// mount(8), setpriv(1), busybox, a copy of busybox under a temp name) fails on the trace, whatever its name: the
 /// calls were made, with the right flags, by another program than the learner's. Nothing is
 /// turned off: the same commands work on the host and inside the check.
 #[test]
@@ -179,6 +179,7 @@ fn a_command_that_makes_the_calls_fails_whatever_its_name() {
         ("2", "unshare-command", "/usr/bin/unshare"),
         ("11", "nsenter-command", "/usr/bin/nsenter"),
         ("16", "setpriv-command", "/usr/bin/setpriv"),
+        ("6", "mount-command", "/usr/bin/mount"),
         ("1", "busybox-unshare", "busybox (pid"),
         ("2", "busybox-unshare", "busybox (pid"),
         ("3", "busybox-unshare", "busybox (pid"),
@@ -199,7 +200,7 @@ fn a_command_that_makes_the_calls_fails_whatever_its_name() {
         let failed = report.lines().filter(|l| l.starts_with("  ✘")).count();
         assert_eq!(failed, 1, "lesson {lesson} {name}:\n{report}");
     }
-    for lesson in ["1", "2", "3", "8", "9", "10", "11", "13", "15", "16"] {
+    for lesson in ["1", "2", "3", "6", "8", "9", "10", "11", "13", "15", "16"] {
         let out = workshop(&["check", lesson, "--solution"]);
         let report = common::text(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "lesson {lesson}:\n{report}");
@@ -347,7 +348,7 @@ fn every_known_wrong_answer_fails_naming_its_misunderstanding_and_only_the_first
         }
     }
     assert!(wrong_reasons.is_empty(), "{}", wrong_reasons.join("\n\n"));
-    assert!(checked >= 43, "{checked} known-wrong answers checked");
+    assert!(checked >= 44, "{checked} known-wrong answers checked");
 }
 
 #[test]

@@ -22,7 +22,7 @@ const TRACED: &str = "trace=execve,execveat,?fork,?vfork,clone,clone3,unshare,se
                       sethostname,mount,pivot_root,?open,openat,prctl,capset";
 
 /// The misunderstanding behind a lesson's system call made by another program.
-pub(crate) const COMMAND_DID_IT: &str = "a command did the work for your program: the lesson is the system calls themselves, made by your own process (as the traced process shows), not a tool such as unshare(1), nsenter(1), setpriv(1) or busybox that your program runs to make them";
+pub(crate) const COMMAND_DID_IT: &str = "a command did the work for your program: the lesson is the system calls themselves, made by your own process (as the traced process shows), not a tool such as unshare(1), nsenter(1), mount(8), setpriv(1) or busybox that your program runs to make them";
 
 /// A system call a lesson is about, as the learner's program must make it.
 #[derive(Debug, Clone, Copy)]
