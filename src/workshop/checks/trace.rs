@@ -26,22 +26,24 @@ pub(crate) const COMMAND_DID_IT: &str = "a command did the work for your program
 
 /// A system call a lesson is about, as the learner's program must make it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Need {
+pub(crate) enum Need<'a> {
     /// unshare(2), clone(2) or clone3(2) with this `CLONE_NEW*` flag.
-    Namespace(&'static str),
+    Namespace(&'a str),
     /// setns(2) with this `CLONE_NEW*` flag (or 0, any kind).
-    Join(&'static str),
+    Join(&'a str),
     /// A call of this name, whatever its arguments.
-    Call(&'static str),
+    Call(&'a str),
     /// mount(2) of a filesystem of this type.
-    MountType(&'static str),
+    MountType(&'a str),
     /// A call of this name (the first) with this word (a flag, a constant) in its arguments.
-    CallWith(&'static str, &'static str),
+    CallWith(&'a str, &'a str),
+    /// A bind mount(2) (MS_BIND) of this source path.
+    BindFrom(&'a str),
     /// A file of this name (under any directory) opened for writing (open(2), openat(2)).
-    Write(&'static str),
+    Write(&'a str),
 }
 
-impl Need {
+impl Need<'_> {
     fn describe(&self) -> String {
         match self {
             Need::Namespace(flag) => format!("unshare({flag})"),
@@ -49,6 +51,7 @@ impl Need {
             Need::Call(name) => format!("{name}(2)"),
             Need::MountType(kind) => format!("mount(2) of {kind}"),
             Need::CallWith(name, word) => format!("{name}(2) with {word}"),
+            Need::BindFrom(source) => format!("the bind mount(2) of {source}"),
             Need::Write(file) => format!("a write to {file}"),
         }
     }
@@ -71,6 +74,9 @@ impl Need {
                 Need::Call(name) => call.name == name,
                 Need::MountType(kind) => call.name == "mount" && arg(2) == kind,
                 Need::CallWith(name, word) => call.name == name && words().any(|w| w == word),
+                Need::BindFrom(source) => {
+                    call.name == "mount" && arg(0) == source && words().any(|w| w == "MS_BIND")
+                }
                 Need::Write(file) => {
                     let path = if call.name == "openat" {
                         arg(1)
@@ -150,7 +156,7 @@ impl Trace {
     }
 
     /// Whether each of `needs` was made by a process running the learner's program itself.
-    pub(crate) fn observe(&self, needs: &[Need]) -> Observation {
+    pub(crate) fn observe(&self, needs: &[Need<'_>]) -> Observation {
         let what = "who made the lesson's system calls (strace -f: each process's program, from its execve)";
         let name = self.bin.file_name().unwrap_or_default().to_string_lossy();
         let wanted: Vec<String> = needs.iter().map(Need::describe).collect();
@@ -359,6 +365,12 @@ mod tests {
         assert!(made(Need::MountType("proc")));
         assert!(!made(Need::CallWith("mount", "MS_BIND")));
         assert!(made(Need::CallWith("mount", "MS_NOEXEC")));
+        let bind = call(
+            7,
+            r#"mount("/tmp/vol", "/tmp/root/data", NULL, MS_BIND|MS_REC, NULL) = 0"#,
+        );
+        assert!(Need::BindFrom("/tmp/vol").made_by(&bind.unwrap()));
+        assert!(!made(Need::BindFrom("proc")));
         assert!(!made(Need::Call("pivot_root")));
         let open = call(
             7,

@@ -62,7 +62,7 @@ pub fn lesson13_volume(bin: &Path) -> Result<Vec<Observation>> {
         host_mounts_unchanged(&leaked),
         trace.observe(&[
             Need::Namespace("CLONE_NEWNS"),
-            Need::CallWith("mount", "MS_BIND"),
+            Need::BindFrom(&volume.path().to_string_lossy()),
             Need::Call("pivot_root"),
         ]),
     ];
