@@ -1,7 +1,9 @@
 //! The workshop's checks against the shortcuts a learner would try: a `chroot` in place of
 //! `pivot_root` (lessons 3 and 10), a missing MS_PRIVATE (lesson 3), the expected output
-//! printed (lessons 1, 2, 3, 10), unshare(1) or nsenter(1) in place of the system calls
-//! (lessons 1, 2, 11), a file written into the upper dir directly (lesson 6), a layer written
+//! printed (lessons 1, 2, 3, 10), unshare(1), nsenter(1), busybox or a copy of busybox making
+//! the system calls for the program, mount(8) mounting the overlay or the volume, or setpriv(1)
+//! dropping the capabilities (lessons 1, 2, 3, 6, 11, 13, 15, 16: the trace shows who made
+//! them), a file written into the upper dir directly (lesson 6), a layer written
 //! from a fixed list (lesson 7), a trusted manifest (lesson 12), a volume bind-mounted after
 //! pivot_root or copied instead of mounted (lesson 13), a gid map before setgroups "deny" or
 //! no gid map (lesson 15), only the effective capabilities dropped (lesson 16), a killing
@@ -161,15 +163,52 @@ fn printed_output_fails_where_the_checker_looks_at_the_command_from_the_host() {
     }
 }
 
+const MADE_BY: &str = "who made the lesson's system calls";
+const COMMAND_DID_IT: &str = "a command did the work for your program";
+
+/// A command that makes the lesson's system calls for the program (unshare(1), nsenter(1),
+/// mount(8), setpriv(1), busybox, a copy of busybox under a temp name) fails on the trace, whatever its name: the
+/// calls were made, with the right flags, by another program than the learner's. Nothing is
+/// turned off: the same commands work on the host and inside the check.
 #[test]
-fn unshare_and_nsenter_commands_are_off_during_a_check_and_stay_on_the_host() {
+fn a_command_that_makes_the_calls_fails_whatever_its_name() {
     if !common::require_root() {
         return;
     }
-    let off = "is turned off during the check";
-    fails_on("1", "unshare-command", "the program runs the command", off);
-    fails_on("2", "unshare-command", "the program runs the command", off);
-    fails_on("11", "nsenter-command", "the program runs the command", off);
+    for (lesson, name, program) in [
+        ("1", "unshare-command", "/usr/bin/unshare"),
+        ("2", "unshare-command", "/usr/bin/unshare"),
+        ("11", "nsenter-command", "/usr/bin/nsenter"),
+        ("16", "setpriv-command", "/usr/bin/setpriv"),
+        ("6", "mount-command", "/usr/bin/mount"),
+        ("13", "mount-command", "/usr/bin/mount"),
+        ("1", "busybox-unshare", "busybox (pid"),
+        ("2", "busybox-unshare", "busybox (pid"),
+        ("3", "busybox-unshare", "busybox (pid"),
+        ("15", "busybox-unshare", "busybox (pid"),
+        ("1", "busybox-copy", "-tool-"),
+        ("2", "busybox-copy", "-tool-"),
+        ("3", "busybox-copy", "-tool-"),
+        ("15", "busybox-copy", "-tool-"),
+    ] {
+        let report = fails_on(lesson, name, MADE_BY, COMMAND_DID_IT);
+        let seen = observation(&report, MADE_BY);
+        assert!(
+            seen.contains(program) && seen.contains("not by your program"),
+            "lesson {lesson} {name}:\n{seen}"
+        );
+        // Every other observation passes: the kernel's results are right, only who made
+        // the calls is wrong.
+        let failed = report.lines().filter(|l| l.starts_with("  ✘")).count();
+        assert_eq!(failed, 1, "lesson {lesson} {name}:\n{report}");
+    }
+    for lesson in ["1", "2", "3", "6", "8", "9", "10", "11", "13", "15", "16"] {
+        let out = workshop(&["check", lesson, "--solution"]);
+        let report = common::text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "lesson {lesson}:\n{report}");
+        let seen = observation(&report, MADE_BY);
+        assert!(seen.starts_with("  ✔"), "lesson {lesson}:\n{seen}");
+    }
     let host = std::process::Command::new("unshare")
         .arg("--help")
         .output()
@@ -311,7 +350,7 @@ fn every_known_wrong_answer_fails_naming_its_misunderstanding_and_only_the_first
         }
     }
     assert!(wrong_reasons.is_empty(), "{}", wrong_reasons.join("\n\n"));
-    assert!(checked >= 34, "{checked} known-wrong answers checked");
+    assert!(checked >= 45, "{checked} known-wrong answers checked");
 }
 
 #[test]
@@ -511,6 +550,7 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
     for bin in ["lesson12", "lesson15"] {
         build.args(["--bin", bin, "--bin", &format!("{bin}-solution")]);
     }
+    build.args(["--bin", "lesson15-wrong-busybox-copy"]);
     let status = build
         .env("CARGO_TARGET_DIR", lessons.join("target"))
         .status()
@@ -521,8 +561,10 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
         let args = ["check", lesson, "--solution"];
         let report = common::ok_stdout(&args, &workshop_as(&user, &args));
         if lesson == "15" {
-            // The learner's own ids, as the kernel shows them from outside.
+            // The learner's own ids, as the kernel shows them from outside, and the calls
+            // traced as the learner (strace needs no privilege over its own child).
             assert!(report.contains(&format!("0 {} 1", user.uid)), "{report}");
+            assert!(observation(&report, MADE_BY).starts_with("  ✔"), "{report}");
         }
         let starter = workshop_as(&user, &["check", lesson]);
         assert_eq!(
@@ -532,6 +574,14 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
             common::text(&starter.stdout)
         );
     }
+    let copy = workshop_as(&user, &["check", "15", "--wrong", "busybox-copy"]);
+    let report = common::text(&copy.stdout);
+    assert_eq!(copy.status.code(), Some(1), "{report}");
+    let seen = observation(&report, MADE_BY);
+    assert!(
+        seen.starts_with("  ✘") && seen.contains(COMMAND_DID_IT),
+        "{report}"
+    );
     let args = ["check", "1", "--solution"];
     let err = common::failed_stderr(&args, &workshop_as(&user, &args));
     assert_eq!(err.lines().count(), 1, "{err}");

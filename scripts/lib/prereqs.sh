@@ -44,8 +44,9 @@ build_release() {
 # The Debian packages minidock, its tests and its workshop use.
 # uidmap (the setuid newuidmap/newgidmap), passwd and util-linux (useradd and setpriv, which
 # the rootless tests use to become an unprivileged user), slirp4netns and passt: rootless mode.
-RUNTIME_PACKAGES=(busybox-static git iproute2 iptables nftables kmod ca-certificates uidmap passwd util-linux slirp4netns passt)
-TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io strace apache2-utils openssl hyperfine cpio procps python3 python3-venv docker-compose tar gzip bzip2 xz-utils zstd chromium)
+# strace: the workshop's checker sees with it which program made a lesson's system calls.
+RUNTIME_PACKAGES=(busybox-static git iproute2 iptables nftables kmod ca-certificates uidmap passwd util-linux slirp4netns passt strace)
+TEST_PACKAGES=(runc crun skopeo umoci docker-registry docker.io apache2-utils openssl hyperfine cpio procps python3 python3-venv docker-compose tar gzip bzip2 xz-utils zstd chromium)
 
 # The Docker SDK for Python (`docker` on PyPI), in a venv of Debian's python3 that the daemon's
 # client tests use (tests/daemon_clients.rs reads MINIDOCK_PYTHON_SDK, else this path).

@@ -5,7 +5,9 @@
 //! (its own workspace, so a half-finished starter never breaks the main build). The learner
 //! edits `starter.rs`; `solution.rs` sits beside it. `workshop check N` builds the learner's
 //! binary, runs it in a throwaway environment, and compares what the kernel shows (hostname,
-//! PID 1, mounts, cgroup files, links, upper-dir contents) with what the lesson asks for.
+//! PID 1, mounts, cgroup files, links, upper-dir contents) with what the lesson asks for. A
+//! lesson about system calls runs its program under strace(1), and those calls count only when
+//! the learner's own binary made them, not a command it ran (`checks/trace.rs`).
 //! Each lesson also lists known-wrong answers (`lessons/NN/wrong/*.rs`): the shortcuts a learner
 //! would try, which `workshop verify` proves the check fails, each with the misunderstanding
 //! behind it named in the failure output.

@@ -108,8 +108,9 @@ fn copy_mountinfo(ns: i32, proc_dir: i32, out: i32) -> bool {
 /// Many hosts (Debian's systemd among them) make `/` shared, others do not. Here it always is,
 /// so a learner's program that forgets MS_PRIVATE leaks its mounts into the checker's table,
 /// where the check sees them (and they never reach the host). The UTS namespace keeps a
-/// `sethostname` without a namespace from renaming the host. The commands unshare(1) and
-/// nsenter(1) are turned off in it ([`turn_off_commands`]): the lessons are the system calls.
+/// `sethostname` without a namespace from renaming the host. No command is turned off in it: a
+/// program that runs unshare(1), nsenter(1) or busybox to make a lesson's system calls fails
+/// because the checker traces which program made each call (strace -f), whatever its name.
 /// Called once per process.
 ///
 /// Errors: unshare(2) or mount(2) refused (not root).
@@ -134,50 +135,10 @@ pub fn enter_throwaway_environment() -> Result<()> {
                 )
                 .with_context(|| format!("making / {name}"))?;
             }
-            turn_off_commands(&["unshare", "nsenter"])
+            Ok(())
         };
         enter().map_err(|e| format!("{e:#}"))
     })
     .clone()
     .map_err(|e| anyhow::anyhow!("entering the checker's throwaway environment: {e}"))
-}
-
-/// Mounts a stub that prints why and exits 126 over each of `names` in /usr/bin, /usr/sbin,
-/// /bin and /sbin, in the checker's own mount namespace (and the copies a learner's program
-/// makes of it); the host keeps its commands. The stub file is unlinked once mounted.
-///
-/// Errors: the stub cannot be written or a bind mount is refused.
-fn turn_off_commands(names: &[&str]) -> Result<()> {
-    let stub = tempfile::Builder::new()
-        .prefix("minidock-workshop-stub")
-        .tempfile()
-        .context("creating the command stub")?;
-    let text = "#!/bin/sh\necho \"workshop: ${0##*/}(1) is turned off during the check: make the system call yourself\" >&2\nexit 126\n";
-    std::fs::write(stub.path(), text).context("writing the command stub")?;
-    std::fs::set_permissions(
-        stub.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .context("making the command stub executable")?;
-    let mut done = Vec::new();
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
-        for name in names {
-            let Ok(target) = std::fs::canonicalize(format!("{dir}/{name}")) else {
-                continue;
-            };
-            if done.contains(&target) {
-                continue;
-            }
-            mount(
-                Some(stub.path()),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .with_context(|| format!("mounting the command stub over {}", target.display()))?;
-            done.push(target);
-        }
-    }
-    Ok(())
 }

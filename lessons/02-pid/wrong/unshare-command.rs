@@ -1,7 +1,8 @@
 //! Lesson 02, a known-wrong answer: `unshare --pid --fork --mount-proc` does the work.
 //!
-//! The lesson is the system calls; the checker turns unshare(1) and nsenter(1) off while it
-//! runs a learner's program. `workshop verify` proves the check fails it.
+//! The lesson is the system calls: the checker traces which program makes each (strace -f)
+//! and counts only those the learner's own program makes. `workshop verify` proves the check
+//! fails it.
 
 use anyhow::{Context, Result};
 use std::process::Command;

@@ -1,7 +1,8 @@
 //! Lesson 11, a known-wrong answer: the nsenter(1) command does the work, not setns(2).
 //!
-//! The lesson is the system calls; the checker turns unshare(1) and nsenter(1) off while it
-//! runs a learner's program. `workshop verify` proves the check fails it.
+//! The lesson is the system calls: the checker traces which program makes each (strace -f)
+//! and counts only those the learner's own program makes. `workshop verify` proves the check
+//! fails it.
 
 use anyhow::{Context, Result};
 use std::process::Command;

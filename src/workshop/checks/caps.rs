@@ -5,12 +5,11 @@
 //! from `/proc/PID/status` (proc(5)) and watches what the command can no longer do.
 
 use super::userns::status_field;
-use super::{READY, descendants, failed_run, line, never_ready, run_observed};
+use super::{Need, READY, Trace, descendants, failed_run, line, never_ready, run_observed};
 use crate::security::caps::{DOCKER_DEFAULT_CAPABILITIES, capability_mask, mask_names, status_hex};
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -41,6 +40,7 @@ pub fn lesson16_capabilities(bin: &Path) -> Result<Vec<Observation>> {
         .prefix("minidock-workshop-caps")
         .tempdir()
         .context("creating a temp dir")?;
+    let trace = Trace::new(bin, None)?;
     let before = nix::unistd::gethostname().context("gethostname")?;
     let node = dir.path().join("null");
     let script = format!(
@@ -48,7 +48,7 @@ pub fn lesson16_capabilities(bin: &Path) -> Result<Vec<Observation>> {
         node.display()
     );
     let result = run_observed(
-        Command::new(bin).args(["/bin/sh", "-c", &script]),
+        trace.command().args(["/bin/sh", "-c", &script]),
         LIMIT,
         READY,
         |pid| observe(*descendants(pid).last().unwrap_or(&pid)),
@@ -59,13 +59,18 @@ pub fn lesson16_capabilities(bin: &Path) -> Result<Vec<Observation>> {
         nix::unistd::sethostname(&before).context("restoring the hostname")?;
     }
     let (output, seen) = result?;
+    let made = trace.observe(&[
+        Need::CallWith("prctl", "PR_CAPBSET_DROP"),
+        Need::Call("capset"),
+    ]);
     if let Some(failed) = failed_run("the program runs the command", &output) {
-        return Ok(vec![failed]);
+        return Ok(vec![made, failed]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let hostname = line(&stdout, 0);
     let refused = !hostname.starts_with("0 ") && hostname.contains("Operation not permitted");
     let mut observations = vec![
+        made,
         Observation::judged(
             "sethostname (needs CAP_SYS_ADMIN) in the command",
             "refused: Operation not permitted",

@@ -1,16 +1,15 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
 use super::{
-    OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, descendants, failed_run, host_mounts_unchanged,
-    line, never_ready, old_root_detached, require_root, rootfs_with_marker, run_observed,
-    unmount_leftovers,
+    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, Trace, descendants, failed_run,
+    host_mounts_unchanged, line, never_ready, old_root_detached, require_root, rootfs_with_marker,
+    run_observed, unmount_leftovers,
 };
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -30,6 +29,7 @@ fn accounting_dir(cgroup: &Cgroup) -> Option<PathBuf> {
 
 pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
+    let trace = Trace::new(bin, None)?;
     let rootfs = rootfs_with_marker("inside the rootfs")?;
     let host_marker = tempfile::NamedTempFile::new().context("creating the host marker")?;
     let layout = cgroup::detect()?;
@@ -49,7 +49,8 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
     // While the command waits on its stdin, the checker looks at its mount namespace from the
     // host: from inside, a chroot hides the old root.
     let output = run_observed(
-        Command::new(bin)
+        trace
+            .command()
             .arg(rootfs.path())
             .arg(&dir)
             .args(["/bin/sh", "-c", &script]),
@@ -62,7 +63,18 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
     let _ = cgroup.remove();
     let (output, from_host) = output?;
     let from_host = from_host.unwrap_or_else(|| never_ready(OLD_ROOT_FROM_HOST, OLD_ROOT_EXPECTED));
-    let mut observations = vec![host_mounts_unchanged(&leftover)];
+    let mut observations = vec![
+        host_mounts_unchanged(&leftover),
+        trace.observe(&[
+            Need::Namespace("CLONE_NEWUTS"),
+            Need::Namespace("CLONE_NEWPID"),
+            Need::Namespace("CLONE_NEWNS"),
+            Need::Namespace("CLONE_NEWIPC"),
+            Need::Namespace("CLONE_NEWNET"),
+            Need::Call("sethostname"),
+            Need::Call("pivot_root"),
+        ]),
+    ];
     if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
         observations.push(failed);
         return Ok(observations);
@@ -111,6 +123,7 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
 
 pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
+    let trace = Trace::new(bin, None)?;
     let rootfs = rootfs_with_marker("inside the container")?;
     let container = Sandbox {
         hostname: Some("lesson11-box".into()),
@@ -136,7 +149,7 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
     // The command's own PID namespace is read from the host while it waits on its stdin: a
     // `readlink` it starts would show only where its children go.
     let output = run_observed(
-        Command::new(bin).arg(&target).args([
+        trace.command().arg(&target).args([
             "/bin/sh",
             "-c",
             &format!(
@@ -156,15 +169,24 @@ pub fn lesson11_exec(bin: &Path) -> Result<Vec<Observation>> {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = crate::ns::wait_for(pid);
     let ((output, command_pid_ns), expected) = (output?, expected?);
+    let joined = trace.observe(&[
+        Need::Join("CLONE_NEWUTS"),
+        Need::Join("CLONE_NEWNET"),
+        Need::Join("CLONE_NEWPID"),
+        Need::Join("CLONE_NEWNS"),
+    ]);
     if let Some(failed) = failed_run("the program runs the command in the container", &output) {
-        return Ok(vec![failed]);
+        return Ok(vec![joined, failed]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut observations = vec![Observation::equal(
-        "hostname seen by the command",
-        "lesson11-box",
-        line(&stdout, 0),
-    )];
+    let mut observations = vec![
+        joined,
+        Observation::equal(
+            "hostname seen by the command",
+            "lesson11-box",
+            line(&stdout, 0),
+        ),
+    ];
     for (i, name) in ["UTS", "network", "PID"].iter().enumerate() {
         observations.push(
             Observation::equal(

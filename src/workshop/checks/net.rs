@@ -8,7 +8,7 @@
 //! HTTP request through the published port to a server the check itself starts inside the
 //! container.
 
-use super::{describe_failure, require_root, run_captured};
+use super::{Need, Trace, describe_failure, require_root, run_captured};
 use crate::net::netlink::Netlink;
 use crate::net::{Netns, netns, probe};
 use crate::workshop::Observation;
@@ -155,10 +155,12 @@ fn program_observation(output: &std::process::Output) -> Option<Observation> {
 pub fn lesson08_veth(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     netns::isolated(|| {
+        let trace = Trace::new(bin, None)?;
         let (a, b) = (Container::start()?, Container::start()?);
-        let output = run_captured(Command::new(bin).arg(a.pid()).arg(b.pid()), LIMIT)?;
+        let output = run_captured(trace.command().arg(a.pid()).arg(b.pid()), LIMIT)?;
         let (ns_a, ns_b) = (a.netns()?, b.netns()?);
         let mut observations = vec![
+            trace.observe(&[Need::Join("CLONE_NEWNET")]),
             link_observation(
                 "the veth end in A's namespace",
                 &mut ns_a.netlink()?,
@@ -197,12 +199,14 @@ const PUBLISH_FROM_HOST: &str = "the host's own connections to 127.0.0.1:8080 ne
 pub fn lesson09_bridge_publish(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     netns::isolated(|| {
+        let trace = Trace::new(bin, None)?;
         let container = Container::start()?;
-        let output = run_captured(Command::new(bin).arg(container.pid()), LIMIT)?;
+        let output = run_captured(trace.command().arg(container.pid()), LIMIT)?;
         let ns = container.netns()?;
         let mut host = Netlink::open()?;
         let mut inside = ns.netlink()?;
         let mut observations = vec![
+            trace.observe(&[Need::Join("CLONE_NEWNET")]),
             link_observation(
                 "the bridge on the host",
                 &mut host,

@@ -1,17 +1,18 @@
 //! Checks for the namespace lessons (01 UTS, 02 PID, 03 pivot_root).
 //!
 //! Each check compares what the learner's process saw with what the checker reads from its
-//! own side of the kernel: namespace inodes, the host's hostname, the host's mount table.
+//! own side of the kernel: namespace inodes, the host's hostname, the host's mount table; and
+//! the program runs traced, so that the lesson's system calls count only when the learner's
+//! own program made them ([`Trace`]).
 
 use super::{
-    OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, descendants, failed_run, host_mounts_unchanged,
-    line, never_ready, old_root_detached, require_root, rootfs_with_marker, run_observed,
-    unmount_leftovers,
+    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, Trace, descendants, failed_run,
+    host_mounts_unchanged, line, never_ready, old_root_detached, require_root, rootfs_with_marker,
+    run_observed, unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -43,10 +44,11 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     let host_before = hostname()?;
     let host_uts = own_ns("uts")?;
+    let trace = Trace::new(bin, None)?;
     // While the command waits on its stdin, the checker reads its UTS namespace and that
     // namespace's hostname itself: printed text proves nothing.
     let (output, from_host) = run_observed(
-        Command::new(bin).args([
+        trace.command().args([
             "workshop-box",
             "sh",
             "-c",
@@ -73,6 +75,7 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
             "sethostname ran in the host's UTS namespace and renamed the machine (the checker put the name back): did you set the hostname before moving into a UTS namespace of your own, or without one?",
         ),
     );
+    observations.push(trace.observe(&[Need::Namespace("CLONE_NEWUTS"), Need::Call("sethostname")]));
     if let Some(failed) = failed_run("the program runs the command", &output) {
         observations.push(failed);
         return Ok(observations);
@@ -192,8 +195,9 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
     require_root()?;
     let mounts_before = mount_table()?;
     let host_pid = own_ns("pid")?;
+    let trace = Trace::new(bin, None)?;
     let (output, from_host) = run_observed(
-        Command::new(bin).args([
+        trace.command().args([
             "sh",
             "-c",
             &format!(
@@ -221,14 +225,15 @@ pub fn lesson02_pid(bin: &Path) -> Result<Vec<Observation>> {
         }
     }
     observations.push(host_mounts_unchanged(&leaked));
+    observations.push(trace.observe(&[
+        Need::Namespace("CLONE_NEWPID"),
+        Need::Namespace("CLONE_NEWNS"),
+        Need::MountType("proc"),
+    ]));
     if let Some(failed) = failed_run("the program runs the command", &output) {
         // The usual cause: the command itself was left outside the new PID namespace, its
         // first child became PID 1 there, and once that child exited no fork could succeed.
-        let likely = failed
-            .likely
-            .clone()
-            .unwrap_or_else(|| NOT_PID_1.to_owned());
-        observations.push(failed.likely(likely));
+        observations.push(failed.likely(NOT_PID_1));
         return Ok(observations);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -268,11 +273,12 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
     let host_marker = tempfile::NamedTempFile::new().context("creating the host marker")?;
     let host_marker_path = host_marker.path().to_string_lossy().into_owned();
     let mounts_before = mount_table()?;
+    let trace = Trace::new(bin, None)?;
 
     // The command stays alive (reading its stdin) while the checker looks at its mount
     // namespace from the host: from inside, a chroot hides the old root.
     let (output, from_host) = run_observed(
-        Command::new(bin).arg(rootfs.path()).args([
+        trace.command().arg(rootfs.path()).args([
             "/bin/sh",
             "-c",
             &format!(
@@ -293,7 +299,10 @@ pub fn lesson03_pivot_root(bin: &Path) -> Result<Vec<Observation>> {
         let _ = nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH);
         leaked.push("/proc".into());
     }
-    let mut observations = vec![host_mounts_unchanged(&leaked)];
+    let mut observations = vec![
+        host_mounts_unchanged(&leaked),
+        trace.observe(&[Need::Namespace("CLONE_NEWNS"), Need::Call("pivot_root")]),
+    ];
     if let Some(failed) = failed_run("the program runs /bin/sh from the rootfs", &output) {
         observations.push(failed);
         return Ok(observations);

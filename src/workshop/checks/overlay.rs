@@ -6,7 +6,7 @@
 //! wrote, which it finally applies with minidock's own unpacker. Whatever happens, it unmounts
 //! and removes the scratch directory.
 
-use super::{describe_failure, require_root, run_captured};
+use super::{Need, Trace, describe_failure, require_root, run_captured};
 use crate::image::layer::{self, ApplyOptions, Compression};
 use crate::overlay;
 use crate::workshop::Observation;
@@ -116,8 +116,9 @@ pub fn lesson06_copy_up(bin: &Path) -> Result<Vec<Observation>> {
         std::os::unix::fs::PermissionsExt::from_mode(IMAGE_MODE),
     )
     .context("chmod of the image's file")?;
-    let output = run_captured(Command::new(bin).args(scratch.layer_args()), LIMIT)?;
-    let mut observations = Vec::new();
+    let trace = Trace::new(bin, None)?;
+    let output = run_captured(trace.command().args(scratch.layer_args()), LIMIT)?;
+    let mut observations = vec![trace.observe(&[Need::MountType("overlay")])];
 
     let mounted = overlay::mount_info(&scratch.path("merged"))?;
     observations.push(Observation::equal(

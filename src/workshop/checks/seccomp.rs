@@ -9,6 +9,7 @@ use super::{READY, descendants, failed_run, line, never_ready, run_observed};
 use crate::workshop::Observation;
 use anyhow::Result;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -27,7 +28,7 @@ pub fn lesson17_seccomp(bin: &Path) -> Result<Vec<Observation>> {
         file.display()
     );
     let (output, seen) = run_observed(
-        as_ordinary_user(&copy, dir.path()).args(["/bin/sh", "-c", &script]),
+        as_ordinary_user(Command::new(&copy), dir.path()).args(["/bin/sh", "-c", &script]),
         LIMIT,
         READY,
         |pid| observe(*descendants(pid).last().unwrap_or(&pid)),

@@ -5,7 +5,7 @@
 //! checker reads the command's `uid_map`, `gid_map`,
 //! `setgroups` and `status` from the host (proc(5), user_namespaces(7)) while it waits.
 
-use super::{READY, descendants, failed_run, line, never_ready, run_observed};
+use super::{Need, READY, Trace, descendants, failed_run, line, never_ready, run_observed};
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
@@ -49,10 +49,9 @@ pub(crate) fn ordinary_ids() -> (u32, u32) {
     }
 }
 
-/// `bin` started as the ordinary user ([`ordinary_ids`]) in `dir`: as root, as [`UID`]/[`GID`]
+/// `cmd` started as the ordinary user ([`ordinary_ids`]) in `dir`: as root, as [`UID`]/[`GID`]
 /// with no supplementary groups; without root, as the checker's own user.
-pub(crate) fn as_ordinary_user(bin: &Path, dir: &Path) -> Command {
-    let mut cmd = Command::new(bin);
+pub(crate) fn as_ordinary_user(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir);
     if nix::unistd::geteuid().is_root() {
         // As root, std drops the supplementary groups itself (setgroups(0)) before setuid.
@@ -91,22 +90,31 @@ const WHAT_CAPS: &str = "/proc/PID/status CapEff (capabilities in its own namesp
 /// learner, whose ids the maps must name.
 pub fn lesson15_userns(bin: &Path) -> Result<Vec<Observation>> {
     let (dir, copy) = unprivileged_workdir(bin)?;
+    // Traced as the ordinary user: strace needs no privilege over its own child.
+    let trace = Trace::new(&copy, Some(ordinary_ids()))?;
     let script = format!("id -u; id -g; echo {READY}; read x || true");
     let (output, seen) = run_observed(
-        as_ordinary_user(&copy, dir.path()).args(["/bin/sh", "-c", &script]),
+        as_ordinary_user(trace.command(), dir.path()).args(["/bin/sh", "-c", &script]),
         LIMIT,
         READY,
         |pid| observe(*descendants(pid).last().unwrap_or(&pid)),
     )?;
+    let made = trace.observe(&[
+        Need::Namespace("CLONE_NEWUSER"),
+        Need::Write("uid_map"),
+        Need::Write("gid_map"),
+    ]);
     if let Some(failed) = failed_run("the program runs the command as an ordinary user", &output) {
         let likely = user_likely(&output);
-        return Ok(vec![failed.likely(likely)]);
+        return Ok(vec![made, failed.likely(likely)]);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let ids = format!("{} {}", line(&stdout, 0), line(&stdout, 1));
     let likely = ids_likely(&ids);
-    let mut observations =
-        vec![Observation::equal("id -u and id -g inside", "0 0", ids).likely(likely)];
+    let mut observations = vec![
+        made,
+        Observation::equal("id -u and id -g inside", "0 0", ids).likely(likely),
+    ];
     match seen {
         Some(seen) => observations.extend(seen),
         None => {

@@ -6,15 +6,14 @@
 //! mount there, at the target inside the new root.
 
 use super::{
-    OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, descendants_in_other_mount_ns, failed_run,
-    host_mounts_unchanged, line, never_ready, old_root_detached, rootfs_with_marker, run_observed,
-    unmount_leftovers,
+    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, Trace, descendants_in_other_mount_ns,
+    failed_run, host_mounts_unchanged, line, never_ready, old_root_detached, rootfs_with_marker,
+    run_observed, unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -38,8 +37,10 @@ pub fn lesson13_volume(bin: &Path) -> Result<Vec<Observation>> {
         "echo '{WRITTEN}' > {TARGET}/{FILE} && echo wrote || echo write-failed; cat /WORKSHOP_ROOTFS 2>/dev/null || echo missing; echo {READY}; read x || true"
     );
     let volume_dir = volume.path().to_path_buf();
+    let trace = Trace::new(bin, None)?;
     let (output, from_host) = run_observed(
-        Command::new(bin)
+        trace
+            .command()
             .arg(rootfs.path())
             .arg(volume.path())
             .arg(TARGET)
@@ -57,7 +58,14 @@ pub fn lesson13_volume(bin: &Path) -> Result<Vec<Observation>> {
             .filter(|m| !mounts_before.contains(m))
             .cloned(),
     );
-    let mut observations = vec![host_mounts_unchanged(&leaked)];
+    let mut observations = vec![
+        host_mounts_unchanged(&leaked),
+        trace.observe(&[
+            Need::Namespace("CLONE_NEWNS"),
+            Need::BindFrom(&volume.path().to_string_lossy()),
+            Need::Call("pivot_root"),
+        ]),
+    ];
     if let Some(failed) = failed_run("the program runs /bin/sh with the volume", &output) {
         observations.push(failed.likely(
             "the program failed before the command ran: if a mount failed with ENOENT, the host path VOLUME no longer resolves after pivot_root (the host's tree is gone with the old root). Did you mount the volume after pivot_root?",
