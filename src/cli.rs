@@ -170,15 +170,22 @@ pub fn parse_args<P: clap::Parser>(
     prog: &str,
     argv: Vec<std::ffi::OsString>,
 ) -> Result<P, ExitCode> {
-    let mut command = values_take_hyphens(P::command());
+    let mut command = values_take_hyphens(P::command(), &argv);
     let parsed = command
         .try_get_matches_from_mut(argv.clone())
         .and_then(|matches| P::from_arg_matches(&matches));
     parsed.map_err(|err| usage_exit(prog, &command, &argv, &err))
 }
 
-/// Every option that takes a value takes the next argument even when it starts with `-`.
-fn values_take_hyphens(command: clap::Command) -> clap::Command {
+/// Every option that takes a value takes the next argument even when it starts with `-`: the
+/// options of `command` and of the subcommands `argv` names (only those can parse it; the
+/// others, most of the tree, are left as they are, which keeps start-up short).
+fn values_take_hyphens(command: clap::Command, argv: &[std::ffi::OsString]) -> clap::Command {
+    let named = |sub: &clap::Command| {
+        argv.iter()
+            .filter_map(|a| a.to_str())
+            .any(|a| sub.get_name() == a || sub.get_all_aliases().any(|alias| alias == a))
+    };
     command
         .mut_args(|arg| {
             let optional = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
@@ -188,7 +195,13 @@ fn values_take_hyphens(command: clap::Command) -> clap::Command {
                 arg
             }
         })
-        .mut_subcommands(values_take_hyphens)
+        .mut_subcommands(|sub| {
+            if named(&sub) {
+                values_take_hyphens(sub, argv)
+            } else {
+                sub
+            }
+        })
 }
 
 /// Prints a parse error as Docker's CLI would and returns its exit status.

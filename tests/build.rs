@@ -1338,3 +1338,77 @@ fn a_git_url_context_is_cloned_at_its_ref_and_directory() {
     let left: Vec<_> = fs::read_dir(&tmp).map(|d| d.collect()).unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A cached rebuild reads no unchanged file: the hash of what `COPY` copies is kept under
+/// the files' stat data (inode, size, modification and change times) once they are over a
+/// second old. A file rewritten with the same size and its old modification time has a new
+/// change time (the kernel's clock sets it; nothing sets it back), so the step misses.
+#[test]
+fn copy_hashes_are_kept_by_stat_data_and_a_rewritten_file_still_misses() {
+    let Some(env) = Env::new() else { return };
+    env.write("Dockerfile", "FROM busybox\nCOPY a.txt /a.txt\n", 0o644);
+    env.write("a.txt", "one\n", 0o644);
+    let first = env.build(&["-t", "sums"]);
+    assert!(!first.contains("Using cache"), "{first}");
+    let sums = env.root.path().join("images/build-cache/sums");
+    let count = || fs::read_dir(&sums).map_or(0, |d| d.count());
+    // The change time is the kernel's clock: only waiting makes the file old enough to be
+    // trusted (over a second).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = env.build(&["-t", "sums"]);
+    assert_eq!(second.matches(" ---> Using cache\n").count(), 1, "{second}");
+    assert_eq!(built_id(&second), built_id(&first));
+    // The kept hash is the one the step's history names.
+    assert_eq!(count(), 1);
+    let entry = fs::read_dir(&sums).unwrap().next().unwrap().unwrap();
+    let sum = fs::read_to_string(entry.path()).unwrap();
+    let history = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "sums",
+    ]);
+    let copy = format!("/bin/sh -c #(nop) COPY file:{sum} in /a.txt ");
+    assert_eq!(history.lines().next(), Some(copy.as_str()), "{history}");
+    let third = env.build(&["-t", "sums"]);
+    assert_eq!(third.matches(" ---> Using cache\n").count(), 1, "{third}");
+
+    // Same size, the old modification time put back: the change time still differs.
+    let path = env.ctx().join("a.txt");
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    fs::write(&path, "two\n").unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    let changed = env.build(&["-t", "sums"]);
+    assert!(!changed.contains("Using cache"), "{changed}");
+    assert_eq!(env.run("sums", &["cat", "/a.txt"]), "two\n");
+    env.assert_no_containers();
+}
+
+/// A cache entry whose image was removed is a miss: the step runs again.
+#[test]
+fn a_removed_images_cache_entries_miss() {
+    let Some(env) = Env::new() else { return };
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nRUN echo 1 > /one\n",
+        0o644,
+    );
+    env.build(&["-t", "gone"]);
+    let again = env.build(&["-t", "gone"]);
+    assert_eq!(again.matches(" ---> Using cache\n").count(), 2, "{again}");
+    let out = env.ok(&["rmi", "gone"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("Deleted: ")).count(),
+        2,
+        "{out}"
+    );
+    let rebuilt = env.build(&["-t", "gone"]);
+    assert!(!rebuilt.contains("Using cache"), "{rebuilt}");
+    assert!(rebuilt.contains("Running in"), "{rebuilt}");
+    assert_eq!(env.run("gone", &["cat", "/one"]), "1\n");
+    env.assert_no_containers();
+}

@@ -114,9 +114,15 @@ pub struct Builder<'a> {
     names: Vec<Option<String>>,
     /// Whether `ONBUILD` triggers are running: their steps print no ` ---> <id>` line.
     in_triggers: bool,
-    /// The store's images by ID, read once on the first lookup by ID (a store lookup by ID
-    /// reads every image), with the build's own commits added.
-    by_id: std::cell::RefCell<Option<HashMap<String, Image>>>,
+    /// The store's images by ID: the ones the build has met (its bases, its cache hits, its
+    /// own commits), and every image of the store once a lookup by ID missed them (a store
+    /// lookup by ID reads every image, so it is done at most once).
+    by_id: std::cell::RefCell<HashMap<String, Image>>,
+    /// Whether `by_id` has every image of the store.
+    scanned: std::cell::Cell<bool>,
+    /// `index.json`'s entries, read on the first cache hit (the images of cache hits are
+    /// found through their manifests there; the build's own commits are in `by_id`).
+    entries: std::cell::RefCell<Option<Vec<Descriptor>>>,
 }
 
 // ANCHOR: build
@@ -182,7 +188,9 @@ impl<'a> Builder<'a> {
             built: HashMap::new(),
             names: stages.stages.iter().map(|s| s.name.clone()).collect(),
             in_triggers: false,
-            by_id: std::cell::RefCell::new(None),
+            by_id: std::cell::RefCell::new(HashMap::new()),
+            scanned: std::cell::Cell::new(false),
+            entries: std::cell::RefCell::new(None),
         }
     }
 }
@@ -628,30 +636,56 @@ impl Builder<'_> {
         Ok(true)
     }
 
-    /// The image of a full ID (`sha256:<hex>`), from the build's table of the store's images.
+    /// The image of a full ID (`sha256:<hex>`), from the build's table of the store's images
+    /// (filled with every image of the store on its first miss).
     pub(crate) fn image(&self, id: &str) -> Result<Image> {
-        let mut table = self.by_id.borrow_mut();
-        if table.is_none() {
-            let images = self.store.images()?;
-            *table = Some(images.into_iter().map(|i| (i.id.to_string(), i)).collect());
-        }
-        if let Some(image) = table.as_ref().and_then(|t| t.get(id)) {
+        if let Some(image) = self.by_id.borrow().get(id) {
             return Ok(image.clone());
+        }
+        if !self.scanned.replace(true) {
+            let images = self.store.images()?;
+            let mut table = self.by_id.borrow_mut();
+            table.extend(images.into_iter().map(|i| (i.id.to_string(), i)));
+            if let Some(image) = table.get(id) {
+                return Ok(image.clone());
+            }
         }
         // The table has every image of the store: a full ID it lacks is gone (a cache entry
         // whose image was removed), and asking the store would read every image again.
         if id.len() == 71 && id.starts_with("sha256:") {
             bail!("No such image: {id}");
         }
-        drop(table);
         self.store.resolve(id)
     }
 
-    /// Adds an image the build committed to its table.
+    /// Adds an image the build met (a base, a cache hit, a commit) to its table.
     fn known(&self, image: &Image) {
-        if let Some(table) = self.by_id.borrow_mut().as_mut() {
-            table.insert(image.id.to_string(), image.clone());
+        self.by_id
+            .borrow_mut()
+            .insert(image.id.to_string(), image.clone());
+    }
+
+    /// The image `id` of a cache entry through the manifest the entry names: only that
+    /// image's blobs are read. `None` when the index has no such manifest, or it is not of
+    /// that image.
+    fn image_by_manifest(&self, id: &str, manifest: &str) -> Option<Image> {
+        if let Some(image) = self.by_id.borrow().get(id) {
+            return Some(image.clone());
         }
+        let digest = crate::image::store::parse_digest(manifest).ok()?;
+        let mut entries = self.entries.borrow_mut();
+        if entries.is_none() {
+            *entries = Some(self.store.entries().ok()?);
+        }
+        let image = self
+            .store
+            .image_by_manifest(entries.as_deref()?, &digest)
+            .ok()??;
+        if image.id.to_string() != id {
+            return None;
+        }
+        self.known(&image);
+        Some(image)
     }
 
     /// A step's ` ---> <id>` line (none inside `ONBUILD` triggers, as moby prints it once
@@ -667,17 +701,25 @@ impl Builder<'_> {
         self.store.dir().join("build-cache")
     }
 
-    /// The image the cache holds for `key`, if it is still in the store.
+    /// The image the cache holds for `key`, if it is still in the store. An entry is the
+    /// image's ID and its manifest's digest (`sha256:<id> sha256:<manifest>`); an entry of
+    /// the ID alone is found by ID.
     fn cached(&self, key: &str) -> Option<Image> {
-        let id = std::fs::read_to_string(self.cache_dir().join(key)).ok()?;
-        self.image(id.trim()).ok()
+        let text = std::fs::read_to_string(self.cache_dir().join(key)).ok()?;
+        let mut words = text.split_whitespace();
+        let id = words.next()?;
+        if let Some(image) = words.next().and_then(|m| self.image_by_manifest(id, m)) {
+            return Some(image);
+        }
+        self.image(id).ok()
     }
 
-    /// Records `image` under `key` (a temp file renamed into place).
+    /// Records `image` under `key` (a temp file renamed into place): its ID and manifest.
     fn remember(&self, key: &str, image: &Image) -> Result<()> {
         let dir = self.cache_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        crate::state::write_atomic_unsynced(&dir.join(key), image.id.to_string().as_bytes())
+        let entry = format!("{} {}\n", image.id, image.manifest_descriptor.digest());
+        crate::state::write_atomic_unsynced(&dir.join(key), entry.as_bytes())
     }
 
     /// Tags the target stage's image and prints the classic builder's last lines.

@@ -14,6 +14,7 @@
 //! the classic builder has none) is a file named after its terminator, mode 0644, its text
 //! expanded unless the terminator was quoted. `--link` is accepted and gives the same image.
 
+use std::cell::Cell;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -100,12 +101,22 @@ pub fn copy_step(
             ignore: &ignore,
             owner,
             write: false,
+            stat_only: false,
+            newest_change: Cell::new(i64::MIN),
         };
-        let mut hasher = Sha256::new();
-        for source in &sources {
-            copy_source(source, &dest, dest_is_dir, &walk, &mut hasher, name)?;
-        }
-        let comment = step_comment(name, spec, &sources, hasher);
+        let copied = Copied {
+            sources: &sources,
+            dest: &dest,
+            dest_is_dir,
+            name,
+        };
+        // Another stage's or image's files are hashed as they are (their paths are a
+        // temp mount's, new each build).
+        let sum = match spec.from {
+            None => sources_sum(builder, &copied, walk)?,
+            Some(_) => walk_hash(&copied, &walk)?,
+        };
+        let comment = step_comment(name, spec, &sources, &sum);
         if builder.use_cache(state.current, &comment)? {
             return Ok(());
         }
@@ -160,6 +171,8 @@ pub fn copy_step(
             ignore: &ignore,
             owner,
             write: true,
+            stat_only: false,
+            newest_change: Cell::new(i64::MIN),
         };
         copy_source(source, &dest, dest_is_dir, &walk, &mut hasher, name)?;
     }
@@ -169,7 +182,7 @@ pub fn copy_step(
         .map(|(p, _)| p.clone())
         .chain(sources)
         .collect();
-    let comment = step_comment(name, spec, &all, hasher);
+    let comment = step_comment(name, spec, &all, &hex(&hasher.finalize()));
     let created_by = crate::build::builder::nop_single(state.shell, &comment);
     builder.commit_step(state.current, &comment, Some(&layer), &created_by)
 }
@@ -203,7 +216,7 @@ fn copy_source(
 /// The step's cache key and history comment, in Docker's words, the missing space after the
 /// flags included (`COPY --chown=1000:1000file:<hash> in ./ `), with the destination as
 /// written; `sources` are every fetched file and source, in that order.
-fn step_comment(name: &str, spec: &CopySpec, sources: &[PathBuf], hasher: Sha256) -> String {
+fn step_comment(name: &str, spec: &CopySpec, sources: &[PathBuf], sum: &str) -> String {
     let kind = if sources.len() > 1 {
         "multi"
     } else if sources
@@ -218,11 +231,69 @@ fn step_comment(name: &str, spec: &CopySpec, sources: &[PathBuf], hasher: Sha256
         .iter()
         .filter_map(|(flag, value)| value.as_ref().map(|v| format!("--{flag}={v}")))
         .collect();
-    format!(
-        "{name} {flags}{kind}:{} in {} ",
-        hex(&hasher.finalize()),
-        spec.dest
-    )
+    format!("{name} {flags}{kind}:{sum} in {} ", spec.dest)
+}
+
+/// The sources of a plain copy and where they go.
+struct Copied<'a> {
+    sources: &'a [PathBuf],
+    dest: &'a str,
+    dest_is_dir: bool,
+    /// `COPY` or `ADD`, for errors.
+    name: &'a str,
+}
+
+// ANCHOR: sources_sum
+/// The hash of what a plain copy copies (every path, mode, owner and byte: the hash the copy
+/// itself computes), without reading the bytes when the files have not changed. The hash is
+/// kept in `<images>/build-cache/sums/`, named by a hash of the same walk's stat data in
+/// place of the bytes (device, inode, size, modification and change times in nanoseconds),
+/// as git's index trusts unchanged stat data. Any write, chmod or rename gives a file a new
+/// change time, which no one can set back (stat(2)); a sum is stored only when every
+/// entry's change time is over a second old, so a change in the same clock tick as the
+/// hashing cannot go unseen.
+fn sources_sum(builder: &Builder, copied: &Copied, walk: Walk) -> Result<String> {
+    let stat_walk = Walk {
+        stat_only: true,
+        ..walk
+    };
+    let key = walk_hash(copied, &stat_walk)?;
+    let dir = builder.store.dir().join("build-cache").join("sums");
+    let file = dir.join(&key);
+    if let Ok(sum) = fs::read_to_string(&file)
+        && sum.len() == 64
+        && sum.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok(sum);
+    }
+    let walk = Walk {
+        stat_only: false,
+        ..stat_walk
+    };
+    let sum = walk_hash(copied, &walk)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if walk.newest_change.get() < now - 1 {
+        fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        crate::state::write_atomic_unsynced(&file, sum.as_bytes())?;
+    }
+    Ok(sum)
+}
+// ANCHOR_END: sources_sum
+
+/// One walk of the sources (see [`Walk`]), its hash in hex.
+fn walk_hash(copied: &Copied, walk: &Walk) -> Result<String> {
+    let mut hasher = Sha256::new();
+    if walk.stat_only {
+        hasher.update(b"minidock stat sum 1\0");
+        hasher.update(walk.context.as_os_str().as_encoded_bytes());
+    }
+    for source in copied.sources {
+        let (dest, dir) = (copied.dest, copied.dest_is_dir);
+        copy_source(source, dest, dir, walk, &mut hasher, copied.name)?;
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 // ANCHOR: unpack_archive
@@ -650,11 +721,18 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk, hasher: &mut Sha256, top: bool
     let rel = to.strip_prefix(walk.layer).unwrap_or(&to);
     hasher.update(rel.as_os_str().as_encoded_bytes());
     hasher.update(format!("\0{:o}\0{}:{}\0", meta.mode(), owner.uid, owner.gid).as_bytes());
+    if walk.stat_only {
+        hasher.update(stat_words(&meta).as_bytes());
+        walk.newest_change
+            .set(walk.newest_change.get().max(meta.ctime()));
+    }
     if meta.file_type().is_symlink() {
         return copy_symlink(from, &to, &meta, walk, hasher);
     }
     if meta.is_dir() {
         copy_dir(from, &to, walk, hasher)?;
+    } else if meta.is_file() && walk.stat_only {
+        return Ok(());
     } else if meta.is_file() {
         let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         hasher.update(&bytes);
@@ -720,6 +798,21 @@ fn copy_symlink(
     keep_mtime(to, meta)
 }
 
+/// What tells a changed file from an unchanged one without reading it: device, inode, size,
+/// modification and change times (seconds and nanoseconds).
+fn stat_words(meta: &fs::Metadata) -> String {
+    format!(
+        "{}:{}:{}:{}.{}:{}.{}\0",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
 /// Sets `to`'s access and modification times (not following a symlink) to `meta`'s
 /// modification time, whole seconds (utimensat(2)).
 fn keep_mtime(to: &Path, meta: &fs::Metadata) -> Result<()> {
@@ -745,6 +838,10 @@ struct Walk<'a> {
     owner: Owner,
     /// False: only hash what would be copied (to look the step up in the cache).
     write: bool,
+    /// Hash each entry's stat data instead of its bytes (see [`sources_sum`]); never writes.
+    stat_only: bool,
+    /// The newest change time (ctime, seconds) the walk met.
+    newest_change: Cell<i64>,
 }
 
 // ANCHOR: dockerignore

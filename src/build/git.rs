@@ -15,8 +15,19 @@ use anyhow::{Context, Result, bail};
 /// character as in Go's regex).
 pub fn is_git_url(context: &str) -> bool {
     let http = context.starts_with("http://") || context.starts_with("https://");
-    let git_suffix = regex::Regex::new(".git(?:#.+)?$").expect("a valid regex");
-    (http && git_suffix.is_match(context))
+    // The regex `.git(?:#.+)?$` without compiling one: a character other than a newline,
+    // then `git`, at the end or before a `#` and a fragment of one line.
+    let ends_git = |s: &str| {
+        s.strip_suffix("git")
+            .and_then(|rest| rest.chars().last())
+            .is_some_and(|c| c != '\n')
+    };
+    let git_suffix = ends_git(context)
+        || context.match_indices('#').any(|(i, _)| {
+            let fragment = &context[i + 1..];
+            ends_git(&context[..i]) && !fragment.is_empty() && !fragment.contains('\n')
+        });
+    (http && git_suffix)
         || ["git://", "github.com/", "git@"]
             .iter()
             .any(|p| context.starts_with(p))
@@ -180,11 +191,16 @@ mod tests {
             "github.com/owner/repo",
             // Go's unescaped `.` matches any character.
             "https://example.com/repoxgit",
+            "https://example.com/a#b.git",
+            "https://example.com/a.git#x#y",
         ] {
             assert!(is_git_url(yes), "{yes}");
         }
         for no in [
             "https://example.com/context.tar.gz",
+            "https://example.com/repo.git#",
+            "https://example.com/repo.git#a\nb",
+            "git",
             "file:///srv/repo.git",
             "/srv/repo.git",
             "-",
