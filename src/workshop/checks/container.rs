@@ -1,9 +1,9 @@
 //! Checks for the lessons that put the mechanisms together (10: a whole container, 11: exec).
 
 use super::{
-    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, Trace, descendants, failed_run,
-    host_mounts_unchanged, line, never_ready, old_root_detached, require_root, rootfs_with_marker,
-    run_observed, unmount_leftovers,
+    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, SET_HOSTNAME, Trace, descendants,
+    failed_run, host_mounts_unchanged, line, never_ready, old_root_detached, require_root,
+    rootfs_with_marker, run_observed, unmount_leftovers,
 };
 use crate::cgroup::{self, Cgroup};
 use crate::ns::{Child, Namespace, Sandbox};
@@ -71,7 +71,7 @@ pub fn lesson10_container(bin: &Path) -> Result<Vec<Observation>> {
             Need::Namespace("CLONE_NEWNS"),
             Need::Namespace("CLONE_NEWIPC"),
             Need::Namespace("CLONE_NEWNET"),
-            Need::Call("sethostname"),
+            SET_HOSTNAME,
             Need::Call("pivot_root"),
         ]),
     ];

@@ -22,7 +22,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-pub(crate) use trace::{Need, Trace};
+pub(crate) use trace::{Need, SET_HOSTNAME, Trace};
 
 type Check = fn(&Path) -> Result<Vec<Observation>>;
 

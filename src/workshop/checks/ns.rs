@@ -6,9 +6,9 @@
 //! own program made them ([`Trace`]).
 
 use super::{
-    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, Trace, descendants, failed_run,
-    host_mounts_unchanged, line, never_ready, old_root_detached, require_root, rootfs_with_marker,
-    run_observed, unmount_leftovers,
+    Need, OLD_ROOT_EXPECTED, OLD_ROOT_FROM_HOST, READY, SET_HOSTNAME, Trace, descendants,
+    failed_run, host_mounts_unchanged, line, never_ready, old_root_detached, require_root,
+    rootfs_with_marker, run_observed, unmount_leftovers,
 };
 use crate::workshop::Observation;
 use anyhow::{Context, Result};
@@ -75,7 +75,7 @@ pub fn lesson01_uts(bin: &Path) -> Result<Vec<Observation>> {
             "sethostname ran in the host's UTS namespace and renamed the machine (the checker put the name back): did you set the hostname before moving into a UTS namespace of your own, or without one?",
         ),
     );
-    observations.push(trace.observe(&[Need::Namespace("CLONE_NEWUTS"), Need::Call("sethostname")]));
+    observations.push(trace.observe(&[Need::Namespace("CLONE_NEWUTS"), SET_HOSTNAME]));
     if let Some(failed) = failed_run("the program runs the command", &output) {
         observations.push(failed);
         return Ok(observations);

@@ -41,7 +41,15 @@ pub(crate) enum Need<'a> {
     BindFrom(&'a str),
     /// A file of this name (under any directory) opened for writing (open(2), openat(2)).
     Write(&'a str),
+    /// Any one of these: two interfaces to the same kernel state (sethostname(2), or a write
+    /// to /proc/sys/kernel/hostname).
+    AnyOf(&'a [Need<'a>]),
 }
+
+/// Setting the UTS namespace's hostname: sethostname(2), or the same through
+/// /proc/sys/kernel/hostname (proc(5)).
+pub(crate) const SET_HOSTNAME: Need<'static> =
+    Need::AnyOf(&[Need::Call("sethostname"), Need::Write("hostname")]);
 
 impl Need<'_> {
     fn describe(&self) -> String {
@@ -53,6 +61,10 @@ impl Need<'_> {
             Need::CallWith(name, word) => format!("{name}(2) with {word}"),
             Need::BindFrom(source) => format!("the bind mount(2) of {source}"),
             Need::Write(file) => format!("a write to {file}"),
+            Need::AnyOf(needs) => {
+                let each: Vec<String> = needs.iter().map(Need::describe).collect();
+                each.join(" or ")
+            }
         }
     }
 
@@ -87,6 +99,7 @@ impl Need<'_> {
                         && path.rsplit('/').next() == Some(file)
                         && words().any(|w| w == "O_WRONLY" || w == "O_RDWR")
                 }
+                Need::AnyOf(needs) => needs.iter().any(|need| need.made_by(call)),
             }
     }
 }
@@ -381,5 +394,26 @@ mod tests {
         assert!(!Need::Write("gid_map").made_by(&open));
         let read = call(7, r#"openat(AT_FDCWD, "/proc/self/uid_map", O_RDONLY) = 3"#).unwrap();
         assert!(!Need::Write("uid_map").made_by(&read));
+    }
+
+    #[test]
+    fn the_hostname_may_be_set_by_the_call_or_through_proc() {
+        let set = call(7, r#"sethostname("box", 3) = 0"#).unwrap();
+        let proc = call(
+            7,
+            r#"openat(AT_FDCWD, "/proc/sys/kernel/hostname", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 3"#,
+        )
+        .unwrap();
+        let refused = call(
+            7,
+            r#"sethostname("box", 3) = -1 EPERM (Operation not permitted)"#,
+        );
+        assert!(SET_HOSTNAME.made_by(&set));
+        assert!(SET_HOSTNAME.made_by(&proc));
+        assert!(!SET_HOSTNAME.made_by(&refused.unwrap()));
+        assert_eq!(
+            SET_HOSTNAME.describe(),
+            "sethostname(2) or a write to hostname"
+        );
     }
 }
