@@ -58,10 +58,25 @@ impl Netns {
     }
 
     // ANCHOR: netns_run
-    /// Runs `f` on a short-lived thread that has entered this namespace. Namespaces belong to
-    /// threads, not processes, so the caller's own namespace never changes; sockets that `f`
-    /// creates stay bound to this namespace after the thread ends.
+    /// Runs `f` inside this namespace. Namespaces belong to threads, not processes: as root of
+    /// the host the calling thread enters it and comes back when `f` returns,
+    /// which costs two setns(2) calls and no other thread to schedule; in a user namespace,
+    /// which may not enter the host's namespace again, `f` runs on a short-lived thread
+    /// instead. Sockets that `f` creates stay bound to this namespace either way.
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        if !crate::rootfs::in_initial_user_namespace() {
+            return self.run_on_thread(f);
+        }
+        let home = Entered::remember_home()?;
+        nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("setns(CLONE_NEWNET) into {}", self.origin.display()))?;
+        let result = f();
+        drop(home);
+        Ok(result)
+    }
+
+    /// [`Netns::run`] on a short-lived thread that has entered this namespace.
+    fn run_on_thread<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<R> {
@@ -93,6 +108,38 @@ impl Netns {
     }
 }
 
+/// The calling thread inside another network namespace, until dropped: dropping it enters
+/// the thread's own namespace again. A thread that cannot go back would configure the wrong
+/// namespace from then on, so that failure aborts the process.
+struct Entered {
+    home: OwnedFd,
+}
+
+impl Entered {
+    /// Keeps a descriptor of the calling thread's own namespace, entered again on drop; the
+    /// caller then leaves it (setns(2) or unshare(2)).
+    fn remember_home() -> Result<Entered> {
+        let home: OwnedFd = File::open("/proc/thread-self/ns/net")
+            .context("opening the thread's own network namespace")?
+            .into();
+        Ok(Entered { home })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        explain::step(
+            "go back to the thread's own netns",
+            || "setns(/proc/thread-self/ns/net as it was, CLONE_NEWNET)".to_owned(),
+            Chapter::Networking,
+        );
+        if nix::sched::setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+            eprintln!("minidock: cannot enter the thread's own network namespace again");
+            std::process::abort();
+        }
+    }
+}
+
 // ANCHOR: pin_new
 /// Creates a new network namespace and pins it at `path` with a bind mount, as `ip netns add`
 /// does, so it outlives this process. Like every new network namespace it has only `lo`,
@@ -108,38 +155,48 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
         .create_new(true)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    let pinned = std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> Result<()> {
-                explain::trace!(Networking: "create a network namespace"
-                    => "unshare(CLONE_NEWNET)");
-                nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
-                explain::step(
-                    "pin it with a bind mount",
-                    || {
-                        let source = Some(Path::new("/proc/thread-self/ns/net"));
-                        explain::mount_call(source, path, None, MsFlags::MS_BIND, None)
-                    },
-                    Chapter::Networking,
-                );
-                nix::mount::mount(
-                    Some("/proc/thread-self/ns/net"),
-                    path,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .with_context(|| format!("bind-mounting the new netns on {}", path.display()))?;
-                Ok(())
-            })
-            .join()
-            .map_err(|_| anyhow!("the netns thread panicked"))?
-    });
+    // As in `Netns::run`: on the calling thread when it can come back, else on a thread.
+    let pinned = if crate::rootfs::in_initial_user_namespace() {
+        Entered::remember_home().and_then(|home| {
+            let pinned = unshare_and_pin(path);
+            drop(home);
+            pinned
+        })
+    } else {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| unshare_and_pin(path))
+                .join()
+                .map_err(|_| anyhow!("the netns thread panicked"))?
+        })
+    };
     if let Err(err) = pinned {
         let _ = std::fs::remove_file(path);
         return Err(err);
     }
     Netns::open(path)
+}
+
+/// Moves the calling thread into a new network namespace and bind-mounts it on `path`.
+fn unshare_and_pin(path: &Path) -> Result<()> {
+    explain::trace!(Networking: "create a network namespace" => "unshare(CLONE_NEWNET)");
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    explain::step(
+        "pin it with a bind mount",
+        || {
+            let source = Some(Path::new("/proc/thread-self/ns/net"));
+            explain::mount_call(source, path, None, MsFlags::MS_BIND, None)
+        },
+        Chapter::Networking,
+    );
+    nix::mount::mount(
+        Some("/proc/thread-self/ns/net"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind-mounting the new netns on {}", path.display()))
 }
 // ANCHOR_END: pin_new
 
@@ -163,6 +220,30 @@ pub fn unpin(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
+}
+
+/// The identity ((device, inode), as [`Netns::id`]) of the namespace pinned at `path`, when
+/// one is.
+pub fn pinned_id(path: &Path) -> Option<(u64, u64)> {
+    if !is_pinned(path) {
+        return None;
+    }
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// True when a process other than the caller is inside the namespace `id` ((device, inode),
+/// as [`Netns::id`]): its `/proc/PID/ns/net` is that namespace. Other holders (an open
+/// descriptor, a socket, another bind mount) are not seen. When `/proc` cannot be read, true.
+pub fn has_processes(id: (u64, u64)) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let me = std::process::id();
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .any(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| (m.dev(), m.ino()) == id)
+        })
 }
 
 /// True when `path` is a pinned namespace (a mounted nsfs file), not a leftover empty file.
