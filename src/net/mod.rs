@@ -503,7 +503,6 @@ pub fn setup_endpoint(
     undo.push(move || {
         let _ = ipam::release(&state2, &net, &id);
     });
-
     let host_veth = host_veth_name(&key);
     let link = VethLink {
         bridge: &bridge.name,

@@ -68,6 +68,7 @@ impl Netns {
             return self.run_on_thread(f);
         }
         let home = Entered::remember_home()?;
+        self.trace_enter();
         nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
             .with_context(|| format!("setns(CLONE_NEWNET) into {}", self.origin.display()))?;
         let result = f();
@@ -80,6 +81,7 @@ impl Netns {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<R> {
+                    self.trace_enter();
                     nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).with_context(
                         || format!("setns(CLONE_NEWNET) into {}", self.origin.display()),
                     )?;
@@ -91,20 +93,26 @@ impl Netns {
     }
     // ANCHOR_END: netns_run
 
-    /// A netlink socket that talks to this namespace (opened from inside it).
-    pub fn netlink(&self) -> Result<Netlink> {
+    /// The trace line of entering this namespace.
+    fn trace_enter(&self) {
         explain::step(
-            "open a netlink socket in the netns",
-            || {
-                format!(
-                    "setns({}, CLONE_NEWNET); socket(AF_NETLINK, NETLINK_ROUTE)",
-                    self.origin.display()
-                )
-            },
+            "enter the netns",
+            || format!("setns({}, CLONE_NEWNET)", self.origin.display()),
             Chapter::Networking,
         );
-        self.run(Netlink::open)?
-            .with_context(|| format!("opening a netlink socket in {}", self.origin.display()))
+    }
+
+    /// A netlink socket that talks to this namespace (opened from inside it).
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run(|| {
+            explain::step(
+                "open a netlink socket in the netns",
+                || "socket(AF_NETLINK, NETLINK_ROUTE)".to_owned(),
+                Chapter::Networking,
+            );
+            Netlink::open()
+        })?
+        .with_context(|| format!("opening a netlink socket in {}", self.origin.display()))
     }
 }
 
@@ -176,7 +184,9 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
     }
     Netns::open(path)
 }
+// ANCHOR_END: pin_new
 
+// ANCHOR: unshare_and_pin
 /// Moves the calling thread into a new network namespace and bind-mounts it on `path`.
 fn unshare_and_pin(path: &Path) -> Result<()> {
     explain::trace!(Networking: "create a network namespace" => "unshare(CLONE_NEWNET)");
@@ -198,7 +208,7 @@ fn unshare_and_pin(path: &Path) -> Result<()> {
     )
     .with_context(|| format!("bind-mounting the new netns on {}", path.display()))
 }
-// ANCHOR_END: pin_new
+// ANCHOR_END: unshare_and_pin
 
 /// Unpins a namespace made by [`pin_new`]: lazy unmount, then remove the file. The namespace
 /// itself goes away when nothing else refers to it. Missing pins are fine (idempotent).
