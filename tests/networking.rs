@@ -37,12 +37,8 @@ fn in_private_network(f: impl FnOnce(&Root) + Send) {
 /// No veth, no container address on the bridge, no per-container rule, no IPAM entry, no
 /// attachment record and no mount under the root.
 fn assert_no_container_left(root: &Path) {
-    let mut nl = Netlink::open().unwrap();
-    let links: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
-    assert!(
-        links.iter().all(|l| !l.starts_with("veth")),
-        "veths left: {links:?}"
-    );
+    let links = common::net::links_left("veth");
+    assert!(links.is_empty(), "veths left: {links:?}");
     let state = net::StateDir::new(root.join("network"));
     assert!(net::attachments(&state).unwrap().is_empty());
     if let Some(pool) = net::ipam::pool(&state, "minidock0").unwrap() {
@@ -535,15 +531,12 @@ fn recovery_after_a_killed_shim_reclaims_the_network() {
         }
         // The next command recovers: the container is recorded as killed and its network goes.
         assert_eq!(root.inspect("web", "{{.State.ExitCode}}"), "137");
-        assert!(nl.link_index(&veth).unwrap().is_none(), "{veth} is left");
+        assert!(common::net::link_gone(&veth), "{veth} is left");
         let state = net::StateDir::new(root.path().join("network"));
         assert!(net::attachment(&state, &id).unwrap().is_none());
         let pool = net::ipam::pool(&state, "minidock0").unwrap().unwrap();
         assert!(pool.allocations.is_empty(), "{:?}", pool.allocations);
-        assert!(
-            nl.link_index(&extra_veth).unwrap().is_none(),
-            "{extra_veth} is left"
-        );
+        assert!(common::net::link_gone(&extra_veth), "{extra_veth} is left");
         assert!(net::container_attachments(&state, &id).unwrap().is_empty());
         let extra_bridge = format!("br-{}", &net_id.trim()[..12]);
         let pool = net::ipam::pool(&state, &extra_bridge).unwrap().unwrap();
@@ -862,5 +855,66 @@ fn an_ipv6_host_address_in_publish_is_refused_as_not_supported() {
             "true",
         ]);
         assert_eq!(out, "");
+    });
+}
+
+/// `run --rm` on the bridge leaves the veth pair to the kernel: unpinning the container's
+/// namespace, which nothing else holds, frees it, and the kernel deletes the pairs in it in the
+/// background. So the teardown sends no `RTM_DELLINK` (each waits for an RCU grace period),
+/// and still no veth, address or record is left.
+#[test]
+fn run_rm_on_the_bridge_leaves_the_veth_to_the_kernel() {
+    in_private_network(|root| {
+        let out = root.output(&["--explain", "run", "--rm", "busybox", "true"]);
+        assert!(out.status.success(), "{out:?}");
+        let trace = common::text(&out.stderr);
+        assert!(trace.contains("create veth pair, peer in netns"), "{trace}");
+        assert!(trace.contains("unpin the network namespace"), "{trace}");
+        assert!(!trace.contains("RTM_DELLINK"), "{trace}");
+        let links = common::net::links_left("veth");
+        assert!(links.is_empty(), "veths left: {links:?}");
+    });
+}
+
+/// A container whose network namespace lives on after it ends (a process entered it) has its
+/// veth pair deleted by its teardown, at once: the kernel would keep the pair for as long as
+/// the namespace lives, on the bridge, with an address the pool gives out again.
+#[test]
+fn a_veth_whose_namespace_lives_on_is_deleted_at_once() {
+    in_private_network(|root| {
+        let id = root
+            .ok(&["run", "-d", "--name", "held", "busybox", "sleep", "1000"])
+            .trim()
+            .to_owned();
+        let pin = root.path().join("containers").join(&id).join("netns");
+        let pinned = Netns::open(&pin).unwrap().id().unwrap();
+        let mut holder = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", pin.display()))
+            .args(["sleep", "1000"])
+            .spawn()
+            .unwrap();
+        let inside = |pid: u32| {
+            let ns = Netns::of_pid(pid as i32).and_then(|ns| ns.id());
+            ns.is_ok_and(|id| id == pinned)
+        };
+        let mut entered = false;
+        for _ in 0..400 {
+            entered = inside(holder.id());
+            if entered {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(entered, "nsenter never entered the container's namespace");
+        root.ok(&["rm", "-f", "held"]);
+        let veth = net::host_veth_name(&id);
+        let mut nl = Netlink::open().unwrap();
+        let left = nl.link_index(&veth).unwrap();
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        assert!(
+            left.is_none(),
+            "{veth} is left while its namespace lives on"
+        );
     });
 }

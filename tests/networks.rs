@@ -702,15 +702,9 @@ fn address_of(root: &common::minidock_root::Root, name: &str, interface: &str) -
     Some(word.split('/').next()?.to_owned())
 }
 
+/// The veths left once the kernel had a moment to free the namespaces of removed containers.
 fn veths() -> Vec<String> {
-    minidock::net::netlink::Netlink::open()
-        .unwrap()
-        .links()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .filter(|n| n.starts_with("veth"))
-        .collect()
+    common::net::links_left("veth")
 }
 
 #[test]

@@ -267,6 +267,7 @@ fn run(cli: Cli) -> Result<u8> {
                     address: std::net::Ipv4Addr::from(u32::from(gateway) + 1 + i),
                     prefix,
                     gateway,
+                    mac: None,
                 };
                 net::connect_veth(&ns, &link)?;
             }

@@ -385,23 +385,11 @@ fn attach(
         interface,
         address: requested,
         default_route: false,
+        derived_mac: true,
     };
-    let netns = net::ContainerNetns::Pinned(pin.clone());
-    let att = net::setup_endpoint(&net_state, &cfg, &state.id, &netns, &endpoint)
-        .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
-    let set_mac = || -> Result<()> {
-        let mut nl = net::Netns::open(&pin)?.netlink()?;
-        let index = nl
-            .link_index(interface)?
-            .with_context(|| format!("the container's {interface} is missing"))?;
-        nl.set_mac(index, mac_of(att.address))
-            .with_context(|| format!("setting the MAC address of {interface}"))
-    };
-    if let Err(err) = set_mac() {
-        let _ = net::teardown_endpoint(&net_state, &state.id, interface);
-        return Err(err);
-    }
-    Ok(att)
+    let netns = net::ContainerNetns::Pinned(pin);
+    net::setup_endpoint(&net_state, &cfg, &state.id, &netns, &endpoint)
+        .map_err(|e| Exit::new(code::FAILED, format!("{e:#}")).into())
 }
 
 /// One network a container is on, as Docker's `EndpointSettings` keeps what was asked for:
@@ -962,15 +950,15 @@ fn port_error(err: anyhow::Error, state: &ContainerState) -> anyhow::Error {
     }
 }
 
-/// Docker's MAC for an address: `02:42:` and the address's four bytes.
+/// Docker's MAC for an address: `02:42:` and the address's four bytes ([`net::mac_of`]).
 pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
-    let [a, b, c, d] = address.octets();
-    [0x02, 0x42, a, b, c, d]
+    net::mac_of(address)
 }
 
 // ANCHOR: release
-/// Undoes [`connect`]: the rules, the veth pair and the address (by the record, or by name
-/// when a crash came before the record), then the namespace's pin. Idempotent.
+/// Undoes [`connect`] once the container's processes are gone: the rules, the namespace's
+/// pin, the veth pair (the kernel's to delete when the namespace goes with the pin, see
+/// [`net::release_container_network`]) and the address. Idempotent.
 pub fn release(paths: &Paths, id: &str) -> Result<()> {
     for kind in [UserKind::Slirp4netns, UserKind::Pasta] {
         net::usermode::stop(kind, &paths.dir(id).join(kind.pid_file()))?;
@@ -981,7 +969,8 @@ pub fn release(paths: &Paths, id: &str) -> Result<()> {
     // Rootless, no bridge, veth or rule was made (and deleting by name would be refused).
     let torn = if net_state.root().exists() && !crate::rootless::active() {
         let left = leave_resolvers(&net_state, id);
-        net::teardown_container_network(&net_state, id).and(left)
+        let pin = paths.dir(id).join(super::spec::NETNS_PIN);
+        net::release_container_network(&net_state, id, &pin).and(left)
     } else {
         Ok(())
     };

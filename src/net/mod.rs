@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The name of the container's end of its veth pair, inside its namespace.
 pub const CONTAINER_INTERFACE: &str = "eth0";
@@ -446,6 +446,7 @@ pub fn setup_container_network_at(
         interface: CONTAINER_INTERFACE,
         address,
         default_route: true,
+        derived_mac: false,
     };
     setup_endpoint(state, bridge, container, netns, &endpoint)
 }
@@ -460,6 +461,14 @@ pub struct Endpoint<'a> {
     pub interface: &'a str,
     pub address: Option<Ipv4Addr>,
     pub default_route: bool,
+    /// The inside end's MAC derived from its address, as Docker's ([`mac_of`]), else random.
+    pub derived_mac: bool,
+}
+
+/// Docker's MAC for an address: `02:42:` and the address's four bytes.
+pub fn mac_of(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
 }
 // ANCHOR_END: endpoint
 
@@ -496,7 +505,6 @@ pub fn setup_endpoint(
     undo.push(move || {
         let _ = ipam::release(&state2, &net, &id);
     });
-
     let host_veth = host_veth_name(&key);
     let link = VethLink {
         bridge: &bridge.name,
@@ -504,6 +512,7 @@ pub fn setup_endpoint(
         address,
         prefix: bridge.subnet.prefix,
         gateway: bridge.gateway,
+        mac: endpoint.derived_mac.then(|| mac_of(address)),
     };
     connect_veth_as(&ns, &link, endpoint.interface, endpoint.default_route)
         .with_context(|| format!("connecting container {container} to {}", bridge.name))?;
@@ -609,6 +618,8 @@ pub struct VethLink<'a> {
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// The inside end's MAC address, given at creation (`None`: the kernel's random one).
+    pub mac: Option<[u8; 6]>,
 }
 
 // ANCHOR: connect_veth
@@ -631,8 +642,12 @@ pub fn connect_veth_as(
     let bridge_index = host
         .link_index(link.bridge)?
         .with_context(|| format!("bridge {} does not exist", link.bridge))?;
-    host.create_veth(link.host_veth, interface, ns.fd(), Some(bridge_index), None)
-        .with_context(|| format!("creating veth pair {}/{interface}", link.host_veth))?;
+    let master = Some(bridge_index);
+    match link.mac {
+        Some(mac) => host.create_veth_with_mac(link.host_veth, interface, ns.fd(), master, mac),
+        None => host.create_veth(link.host_veth, interface, ns.fd(), master, None),
+    }
+    .with_context(|| format!("creating veth pair {}/{interface}", link.host_veth))?;
     let inside = || -> Result<()> {
         let mut nl = ns.netlink()?;
         let eth0 = nl
@@ -874,6 +889,83 @@ pub fn teardown_container_network(state: &StateDir, container: &str) -> Result<(
     }
 }
 // ANCHOR_END: teardown_container_network
+
+// ANCHOR: release_container_network
+/// [`teardown_container_network`] for a container whose processes are gone, with the pin of
+/// its namespace at `pin` (unpinned here). A veth pair dies with either namespace it joins:
+/// once unpinned, a namespace that nothing else holds is freed and the kernel deletes its
+/// pairs itself, in the background (`cleanup_net`), so the pairs are deleted here only when a
+/// process still lives inside it ([`netns::has_processes`]) or no pin tells (a crash). That
+/// saves the RCU grace period each `RTM_DELLINK` waits for. Rules first, records last, so a
+/// crash half-way leaves records for the next teardown. Idempotent.
+pub fn release_container_network(state: &StateDir, container: &str, pin: &Path) -> Result<()> {
+    validate_container_id(container)?;
+    let endpoints = container_attachments(state, container)?;
+    let pinned = netns::pinned_id(pin);
+    let kernel_deletes = pinned.is_some_and(|id| !netns::has_processes(id));
+    let mut kept = Vec::with_capacity(endpoints.len());
+    for mut att in endpoints {
+        let rules = delete_attachment_rules(state, &mut att);
+        kept.push((att, rules));
+    }
+    netns::unpin(pin)?;
+    if kept.is_empty() {
+        // No record: released already, or a crash before the record was written, which
+        // leaves the pin (it is made first) and perhaps a pair found by its name.
+        if pinned.is_some() && !kernel_deletes {
+            let mut nl = Netlink::open().context("opening a netlink socket")?;
+            delete_link_if_present(&mut nl, &host_veth_name(container))?;
+        }
+        for network in state.list("ipam")? {
+            ipam::release(state, &network, container)?;
+        }
+        return Ok(());
+    }
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    let mut first_error = None;
+    for (att, rules) in kept {
+        let link = match kernel_deletes {
+            true => Ok(()),
+            false => delete_link_if_present(&mut nl, &att.host_veth),
+        };
+        if let Err(err) = rules
+            .and(link)
+            .and_then(|()| forget_attachment(state, &att))
+        {
+            first_error.get_or_insert(err);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+// ANCHOR_END: release_container_network
+
+/// Deletes the NAT rules of `att`; those that could not be deleted stay in it (and its
+/// record), for the next teardown to retry.
+fn delete_attachment_rules(state: &StateDir, att: &mut Attachment) -> Result<()> {
+    let reversed: Vec<AppliedRule> = att.rules.iter().rev().cloned().collect();
+    let (mut kept, first_error) = nat::delete_rules(&reversed);
+    let Some(err) = first_error else {
+        att.rules.clear();
+        return Ok(());
+    };
+    kept.reverse();
+    att.rules = kept;
+    let key = endpoint_key(&att.container, &att.interface);
+    state.write_unsynced(&container_file(&key), att)?;
+    Err(err.context(format!(
+        "tearing down the network of container {}",
+        att.container
+    )))
+}
+
+/// Releases the address of `att` and removes its record.
+fn forget_attachment(state: &StateDir, att: &Attachment) -> Result<()> {
+    ipam::release(state, &att.bridge, &att.container)?;
+    state.remove(&container_file(&endpoint_key(
+        &att.container,
+        &att.interface,
+    )))
+}
 
 /// Undoes [`setup_endpoint`] for the container's `interface` only (`network disconnect`):
 /// its rules, its veth pair and its address on that network. Idempotent.

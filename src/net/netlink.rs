@@ -269,6 +269,7 @@ fn veth_message(
     ns_fd: RawFd,
     master: Option<u32>,
     mtu: Option<u32>,
+    peer_mac: Option<[u8; 6]>,
 ) -> Message {
     let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     // IFF_UP in the family header: the kernel applies it right after creating the link
@@ -294,6 +295,10 @@ fn veth_message(
         .attr_u32(IFLA_NET_NS_FD, ns_fd as u32);
     if let Some(mtu) = mtu {
         msg.attr_u32(IFLA_MTU, mtu);
+    }
+    // The peer's MAC, set as it is made (rtnl_create_link), instead of a later request.
+    if let Some(mac) = peer_mac {
+        msg.attr(IFLA_ADDRESS, &mac);
     }
     msg.end_nested().end_nested().end_nested();
     msg
@@ -579,10 +584,36 @@ impl Netlink {
         explain::trace!(Networking: "create veth pair, peer in netns" => "sendmsg(RTM_NEWLINK, \
             ifname={host:?}, kind=\"veth\", peer={peer:?}, peer.net_ns_fd={ns_fd}, master={})",
             master.map_or("-".into(), |m| m.to_string()));
-        let mut msg = veth_message(host, peer, ns_fd, master, mtu);
+        let mut msg = veth_message(host, peer, ns_fd, master, mtu, None);
         self.request(&mut msg)
     }
     // ANCHOR_END: create_veth
+
+    /// [`Netlink::create_veth`] with the peer's MAC address given (`IFLA_ADDRESS` on the
+    /// peer), so the peer never needs a request of its own for it.
+    pub fn create_veth_with_mac(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_netns: BorrowedFd<'_>,
+        master: Option<u32>,
+        peer_mac: [u8; 6],
+    ) -> Result<()> {
+        let ns_fd: RawFd = peer_netns.as_raw_fd();
+        explain::step(
+            "create veth pair, peer in netns",
+            || {
+                format!(
+                    "sendmsg(RTM_NEWLINK, ifname={host:?}, kind=\"veth\", peer={peer:?}, peer.net_ns_fd={ns_fd}, peer.address={}, master={})",
+                    format_mac(peer_mac),
+                    master.map_or("-".into(), |m| m.to_string())
+                )
+            },
+            Chapter::Networking,
+        );
+        let mut msg = veth_message(host, peer, ns_fd, master, None, Some(peer_mac));
+        self.request(&mut msg)
+    }
 
     /// `ip link add HOST type veth peer name PEER`, both ends here and down (for lessons and
     /// tests that want to move an end themselves).

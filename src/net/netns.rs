@@ -58,13 +58,30 @@ impl Netns {
     }
 
     // ANCHOR: netns_run
-    /// Runs `f` on a short-lived thread that has entered this namespace. Namespaces belong to
-    /// threads, not processes, so the caller's own namespace never changes; sockets that `f`
-    /// creates stay bound to this namespace after the thread ends.
+    /// Runs `f` inside this namespace. Namespaces belong to threads, not processes: as root of
+    /// the host the calling thread enters it and comes back when `f` returns,
+    /// which costs two setns(2) calls and no other thread to schedule; in a user namespace,
+    /// which may not enter the host's namespace again, `f` runs on a short-lived thread
+    /// instead. Sockets that `f` creates stay bound to this namespace either way.
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        if !crate::rootfs::in_initial_user_namespace() {
+            return self.run_on_thread(f);
+        }
+        let home = Entered::remember_home()?;
+        self.trace_enter();
+        nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("setns(CLONE_NEWNET) into {}", self.origin.display()))?;
+        let result = f();
+        drop(home);
+        Ok(result)
+    }
+
+    /// [`Netns::run`] on a short-lived thread that has entered this namespace.
+    fn run_on_thread<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<R> {
+                    self.trace_enter();
                     nix::sched::setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).with_context(
                         || format!("setns(CLONE_NEWNET) into {}", self.origin.display()),
                     )?;
@@ -76,20 +93,58 @@ impl Netns {
     }
     // ANCHOR_END: netns_run
 
-    /// A netlink socket that talks to this namespace (opened from inside it).
-    pub fn netlink(&self) -> Result<Netlink> {
+    /// The trace line of entering this namespace.
+    fn trace_enter(&self) {
         explain::step(
-            "open a netlink socket in the netns",
-            || {
-                format!(
-                    "setns({}, CLONE_NEWNET); socket(AF_NETLINK, NETLINK_ROUTE)",
-                    self.origin.display()
-                )
-            },
+            "enter the netns",
+            || format!("setns({}, CLONE_NEWNET)", self.origin.display()),
             Chapter::Networking,
         );
-        self.run(Netlink::open)?
-            .with_context(|| format!("opening a netlink socket in {}", self.origin.display()))
+    }
+
+    /// A netlink socket that talks to this namespace (opened from inside it).
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run(|| {
+            explain::step(
+                "open a netlink socket in the netns",
+                || "socket(AF_NETLINK, NETLINK_ROUTE)".to_owned(),
+                Chapter::Networking,
+            );
+            Netlink::open()
+        })?
+        .with_context(|| format!("opening a netlink socket in {}", self.origin.display()))
+    }
+}
+
+/// The calling thread inside another network namespace, until dropped: dropping it enters
+/// the thread's own namespace again. A thread that cannot go back would configure the wrong
+/// namespace from then on, so that failure aborts the process.
+struct Entered {
+    home: OwnedFd,
+}
+
+impl Entered {
+    /// Keeps a descriptor of the calling thread's own namespace, entered again on drop; the
+    /// caller then leaves it (setns(2) or unshare(2)).
+    fn remember_home() -> Result<Entered> {
+        let home: OwnedFd = File::open("/proc/thread-self/ns/net")
+            .context("opening the thread's own network namespace")?
+            .into();
+        Ok(Entered { home })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        explain::step(
+            "go back to the thread's own netns",
+            || "setns(/proc/thread-self/ns/net as it was, CLONE_NEWNET)".to_owned(),
+            Chapter::Networking,
+        );
+        if nix::sched::setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+            eprintln!("minidock: cannot enter the thread's own network namespace again");
+            std::process::abort();
+        }
     }
 }
 
@@ -108,19 +163,21 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
         .create_new(true)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    let pinned = std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> Result<()> {
-                explain::trace!(Networking: "create a network namespace"
-                    => "unshare(CLONE_NEWNET)");
-                nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
-                let netns = Path::new("/proc/thread-self/ns/net");
-                crate::syscall::Mount::bind(netns, path, MsFlags::empty())
-                    .run(Chapter::Networking, "pin it with a bind mount")
-            })
-            .join()
-            .map_err(|_| anyhow!("the netns thread panicked"))?
-    });
+    // As in `Netns::run`: on the calling thread when it can come back, else on a thread.
+    let pinned = if crate::rootfs::in_initial_user_namespace() {
+        Entered::remember_home().and_then(|home| {
+            let pinned = unshare_and_pin(path);
+            drop(home);
+            pinned
+        })
+    } else {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| unshare_and_pin(path))
+                .join()
+                .map_err(|_| anyhow!("the netns thread panicked"))?
+        })
+    };
     if let Err(err) = pinned {
         let _ = std::fs::remove_file(path);
         return Err(err);
@@ -128,6 +185,17 @@ pub fn pin_new(path: &Path) -> Result<Netns> {
     Netns::open(path)
 }
 // ANCHOR_END: pin_new
+
+// ANCHOR: unshare_and_pin
+/// Moves the calling thread into a new network namespace and bind-mounts it on `path`.
+fn unshare_and_pin(path: &Path) -> Result<()> {
+    explain::trace!(Networking: "create a network namespace" => "unshare(CLONE_NEWNET)");
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    let netns = Path::new("/proc/thread-self/ns/net");
+    crate::syscall::Mount::bind(netns, path, MsFlags::empty())
+        .run(Chapter::Networking, "pin it with a bind mount")
+}
+// ANCHOR_END: unshare_and_pin
 
 /// Unpins a namespace made by [`pin_new`]: lazy unmount, then remove the file. The namespace
 /// itself goes away when nothing else refers to it. Missing pins are fine (idempotent).
@@ -149,6 +217,30 @@ pub fn unpin(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
+}
+
+/// The identity ((device, inode), as [`Netns::id`]) of the namespace pinned at `path`, when
+/// one is.
+pub fn pinned_id(path: &Path) -> Option<(u64, u64)> {
+    if !is_pinned(path) {
+        return None;
+    }
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// True when a process other than the caller is inside the namespace `id` ((device, inode),
+/// as [`Netns::id`]): its `/proc/PID/ns/net` is that namespace. Other holders (an open
+/// descriptor, a socket, another bind mount) are not seen. When `/proc` cannot be read, true.
+pub fn has_processes(id: (u64, u64)) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let me = std::process::id();
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .any(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| (m.dev(), m.ino()) == id)
+        })
 }
 
 /// True when `path` is a pinned namespace (a mounted nsfs file), not a leftover empty file.

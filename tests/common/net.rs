@@ -60,3 +60,30 @@ pub fn pids_with_args(needles: &[&str]) -> Vec<i32> {
     })
     .collect()
 }
+
+/// The links of the current namespace whose names start with `prefix`, once they are gone or
+/// after a few seconds. A container's veth pair is deleted by the kernel when it frees the
+/// container's network namespace, a moment after the teardown that unpinned it returns.
+pub fn links_left(prefix: &str) -> Vec<String> {
+    let mut nl = Netlink::open().expect("a netlink socket");
+    let mut left = Vec::new();
+    for _ in 0..250 {
+        left = nl
+            .links()
+            .expect("listing links")
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    left
+}
+
+/// True once the link `name` is gone, polling for a few seconds (see [`links_left`]).
+pub fn link_gone(name: &str) -> bool {
+    links_left(name).iter().all(|n| n != name)
+}
