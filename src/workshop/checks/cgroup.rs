@@ -3,9 +3,11 @@
 //! The checker picks the cgroup's path (under `minidock/` in the right hierarchy of this host),
 //! runs the learner's program with it, and then reads the kernel's files in that cgroup: the
 //! limit as the kernel stored it, and the counters only the kernel writes (OOM kills, refused
-//! forks, peaks). Whatever happens, it removes the cgroup afterwards.
+//! forks, peaks). Whatever happens, it removes the cgroup afterwards. The program runs traced
+//! ([`Trace`]): the limit and the move into the cgroup count only when the learner's own
+//! program wrote them, not a shell it started.
 
-use super::{describe_failure, require_root, run_captured};
+use super::{Need, Trace, describe_failure, require_root, run_captured};
 use crate::cgroup::{self, Layout, Version, parse_flat_keyed};
 use crate::workshop::Observation;
 use anyhow::Result;
@@ -14,6 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
+
+/// Moving a process into a cgroup: cgroup.procs, or v1's per-thread `tasks` file.
+const JOIN: Need<'static> = Need::AnyOf(&[Need::Write("cgroup.procs"), Need::Write("tasks")]);
 
 /// The cgroup a check hands to the learner, removed (with anything still inside) on drop.
 struct LessonCgroup {
@@ -78,8 +83,13 @@ pub fn lesson04_memory(bin: &Path) -> Result<Vec<Observation>> {
     let layout = cgroup::detect()?;
     let version = layout.require("memory", layout.default_version())?.version;
     let cgroup = LessonCgroup::new(&layout, "memory", "lesson04")?;
-    let output = run_captured(Command::new(bin).arg(&cgroup.dir), LIMIT)?;
-    let mut observations = vec![created(&cgroup)];
+    let trace = Trace::new(bin, None)?;
+    let output = run_captured(trace.command().arg(&cgroup.dir), LIMIT)?;
+    let limit = Need::AnyOf(&[
+        Need::Write("memory.max"),
+        Need::Write("memory.limit_in_bytes"),
+    ]);
+    let mut observations = vec![created(&cgroup), trace.observe(&[limit, JOIN])];
     if !cgroup.dir.is_dir() {
         return Ok(observations);
     }
@@ -140,9 +150,11 @@ pub fn lesson05_pids(bin: &Path) -> Result<Vec<Observation>> {
     let layout = cgroup::detect()?;
     layout.require("pids", layout.default_version())?;
     let cgroup = LessonCgroup::new(&layout, "pids", "lesson05")?;
-    let output = run_captured(Command::new(bin).arg(&cgroup.dir), LIMIT)?;
+    let trace = Trace::new(bin, None)?;
+    let output = run_captured(trace.command().arg(&cgroup.dir), LIMIT)?;
     let host_forks = Command::new("true").status().is_ok_and(|s| s.success());
-    let mut observations = vec![created(&cgroup)];
+    let needs = [Need::Write("pids.max"), JOIN];
+    let mut observations = vec![created(&cgroup), trace.observe(&needs)];
     if cgroup.dir.is_dir() {
         observations.push(
             Observation::equal("the limit in pids.max", "20", show(cgroup.read("pids.max")))
