@@ -650,16 +650,18 @@ impl Cgroup {
         }
     }
 
-    /// On v1, the `tasks` file of every v1 hierarchy's directory: a single-threaded process
+    /// On pure v1, the `tasks` file of every hierarchy's directory: a single-threaded process
     /// joins the cgroup there by writing `0` into each of them itself ([`join_self`]), which
-    /// is cheaper than being written into `cgroup.procs`; the directory in a hybrid host's
-    /// cgroup2 mount is joined through [`Cgroup::add_pid_to_cgroup2`]. `None` on v2, where a
-    /// process enters a domain cgroup only as a whole (`cgroup.procs`, or
-    /// clone3(CLONE_INTO_CGROUP)).
+    /// needs no RCU grace period, unlike being written into `cgroup.procs`. `None` on v2, where
+    /// a process enters a domain cgroup only as a whole (`cgroup.procs`, or
+    /// clone3(CLONE_INTO_CGROUP)), and on a hybrid host: there the cgroup2 directory must be
+    /// joined through `cgroup.procs`, whose grace period is paid anyway (holding
+    /// `cgroup_mutex`, so a self-join would wait for it too); the runtime then writes every
+    /// hierarchy at once, the first write paying the wait while the process mounts.
     pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
         match &self.backend {
-            Backend::V1(cgroup) => Some(cgroup.task_files()),
-            Backend::V2(_) => None,
+            Backend::V1(cgroup) if !cgroup.has_cgroup2_dir() => Some(cgroup.task_files()),
+            _ => None,
         }
     }
 

@@ -166,6 +166,11 @@ impl Cgroup {
         files
     }
 
+    /// Whether the group has a directory in a hybrid host's cgroup2 mount (no controllers).
+    pub fn has_cgroup2_dir(&self) -> bool {
+        self.dirs.iter().any(|(c, _)| c.is_empty())
+    }
+
     /// Writes `pid` into `cgroup.procs` of the directory in a hybrid host's cgroup2 mount, if
     /// the group has one (the v1 hierarchies are left to [`Cgroup::task_files`]).
     pub fn add_pid_to_cgroup2(&self, pid: Pid) -> Result<()> {
