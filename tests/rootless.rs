@@ -1247,6 +1247,14 @@ fn cgroup_demo_runs_in_a_delegated_subtree_and_names_what_is_missing_without_one
     let expected = format!("0::/{}/minidock/{name}", relative.display());
     assert_eq!(out.trim(), expected, "{out}");
     assert!(!base.join("minidock").join(&name).exists());
+    let out = user
+        .command(&demo)
+        .args(["--quiet", "tour"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = failed_stderr(&["tour"], &out);
+    assert!(err.contains("the tour needs root"), "{err}");
 }
 
 #[test]

@@ -199,8 +199,8 @@ fn run_command(args: RunArgs) -> Result<u8> {
 }
 
 // ANCHOR: rootless_place
-/// Where a user without root makes its cgroup: `PARENT` inside the cgroup v2 subtree
-/// delegated to it (`minidock::rootless::delegated_base`), as a path relative to the cgroup2
+/// Where a user without root makes its cgroup: the `--cgroup-parent` path inside the cgroup
+/// v2 subtree delegated to it (`minidock::rootless::delegated_base`), as a path relative to the cgroup2
 /// mount. Errors (exit status 1): no delegated subtree (a v1 or hybrid host, or nothing the
 /// user owns), in the words rootless `minidock run -m` uses; `--cgroup-version 1`.
 fn rootless_place(
