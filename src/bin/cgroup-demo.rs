@@ -173,15 +173,15 @@ fn run_command(args: RunArgs) -> Result<u8> {
         Some("2") => Version::V2,
         Some(other) => bail!("invalid --cgroup-version \"{other}\": use 1 or 2"),
     };
-    let (version, parent) = if nix::unistd::geteuid().is_root() {
-        (version, args.cgroup_parent)
+    let (layout, version) = if nix::unistd::geteuid().is_root() {
+        (layout, version)
     } else {
-        rootless_place(&layout, version, &args.cgroup_parent)?
+        rootless_place(layout, version)?
     };
     let request = run::Request {
         resources,
         version,
-        parent,
+        parent: args.cgroup_parent,
         name: args
             .name
             .unwrap_or_else(|| Cgroup::unique_name("cgroup-demo")),
@@ -199,18 +199,15 @@ fn run_command(args: RunArgs) -> Result<u8> {
 }
 
 // ANCHOR: rootless_place
-/// Where a user without root makes its cgroup: the `--cgroup-parent` path inside the cgroup
-/// v2 subtree delegated to it (`minidock::rootless::delegated_base`), as a path relative to the cgroup2
-/// mount. Errors (exit status 1): no delegated subtree (a v1 or hybrid host, or nothing the
-/// user owns), in the words rootless `minidock run -m` uses; `--cgroup-version 1`.
-fn rootless_place(
-    layout: &cgroup::Layout,
-    version: Version,
-    parent: &str,
-) -> Result<(Version, String)> {
+/// Where a user without root makes its cgroup: the layout seen from the cgroup v2 subtree
+/// delegated to it (`minidock::rootless::delegated_base`), whose directory stands for the
+/// cgroup2 mount, so `--cgroup-parent` is made inside it and only the controllers delegated
+/// there are enabled. Errors (exit status 1): no delegated subtree (a v1 or hybrid host, or
+/// nothing the user owns), in the words rootless `minidock run -m` uses; `--cgroup-version 1`.
+fn rootless_place(layout: cgroup::Layout, version: Version) -> Result<(cgroup::Layout, Version)> {
     let what = "cgroup-demo's cgroups";
-    let base = minidock::rootless::delegated_base(layout).ok_or_else(|| {
-        let line = minidock::rootless::no_delegation(layout, what);
+    let base = minidock::rootless::delegated_base(&layout).ok_or_else(|| {
+        let line = minidock::rootless::no_delegation(&layout, what);
         anyhow!(Exit::new(
             code::REQUEST_FAILED,
             format!("{line}; see `minidock doctor`")
@@ -221,10 +218,11 @@ fn rootless_place(
             "rootless: --cgroup-version 1 needs root (only a cgroup v2 subtree is delegated)";
         bail!(Exit::new(code::REQUEST_FAILED, line));
     }
-    let mount = layout.unified.as_deref().context("no cgroup2 mount")?;
-    let relative = base.strip_prefix(mount).context("the delegated cgroup")?;
-    let parent = relative.join(parent.trim_matches('/'));
-    Ok((Version::V2, parent.to_string_lossy().into_owned()))
+    let delegated = cgroup::Layout {
+        unified: Some(base),
+        ..layout
+    };
+    Ok((delegated, Version::V2))
 }
 // ANCHOR_END: rootless_place
 
