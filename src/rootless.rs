@@ -447,16 +447,26 @@ pub fn cgroup_for(resources: &Resources, id: &str) -> Result<Cgroup> {
         .filter(|c| *c != "devices")
         .collect();
     if !limits.is_empty() {
+        let what = format!("resource limits ({})", limits.join(", "));
         bail!(
-            "rootless: resource limits ({}) need a cgroup v2 subtree delegated to this user, \
-             and {}; run without limits, or see `minidock doctor`",
-            limits.join(", "),
-            no_delegation_reason(&layout)
+            "{}; run without limits, or see `minidock doctor`",
+            no_delegation(&layout, &what)
         );
     }
     Ok(Cgroup::none())
 }
 // ANCHOR_END: cgroup_for
+
+/// What a rootless program says when `what` (a plural noun: "resource limits (memory)")
+/// needs a delegated cgroup v2 subtree and [`delegated_base`] finds none: `rootless: WHAT
+/// need a cgroup v2 subtree delegated to this user, and REASON` (the layout, or the missing
+/// ownership).
+pub fn no_delegation(layout: &cgroup::Layout, what: &str) -> String {
+    format!(
+        "rootless: {what} need a cgroup v2 subtree delegated to this user, and {}",
+        no_delegation_reason(layout)
+    )
+}
 
 /// Why no delegated subtree was found, in words.
 fn no_delegation_reason(layout: &cgroup::Layout) -> String {

@@ -1144,3 +1144,144 @@ fn the_daemon_listens_on_the_users_socket_and_runs_containers_rootless() {
         .collect();
     assert!(left.is_empty(), "the daemon left {left:?}");
 }
+
+/// The mountinfo line of `path` in the mount namespace of `pid`, if something is mounted there.
+fn mount_line(pid: i32, path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let path = path.to_str().unwrap();
+    info.lines()
+        .find(|l| l.split_whitespace().nth(4) == Some(path))
+        .map(str::to_owned)
+}
+
+#[test]
+fn overlay_demo_mounts_in_the_users_own_namespaces_with_userxattr() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let demo = assert_cmd::cargo::cargo_bin("overlay-demo");
+    let dir = |name: &str| user.home().join(name);
+    for name in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir(dir(name)).unwrap();
+        std::os::unix::fs::chown(dir(name), Some(user.uid), Some(user.gid)).unwrap();
+    }
+    std::fs::write(dir("lower/from-lower"), "lower\n").unwrap();
+    std::fs::write(dir("upper/from-upper"), "upper\n").unwrap();
+    let run = |args: &[&str]| user.command(&demo).args(args).output().unwrap();
+    let (lower, upper, work, merged) = (dir("lower"), dir("upper"), dir("work"), dir("merged"));
+    let args = [
+        "-q",
+        "mount",
+        "--lower",
+        lower.to_str().unwrap(),
+        "--upper",
+        upper.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    ];
+    let out = ok_stdout(&args, &run(&args));
+    assert!(out.starts_with("mounted overlay on"), "{out}");
+    // The kernel's evidence: an overlay with userxattr in the holder's mount namespace only.
+    let holder = user.holder_pid().expect("a holder");
+    let line = mount_line(holder, &merged).expect("the overlay in the holder's namespace");
+    assert!(
+        line.contains(" - overlay ") && line.contains("userxattr"),
+        "{line}"
+    );
+    assert_eq!(mount_line(std::process::id() as i32, &merged), None);
+    let seen = format!("/proc/{holder}/root{}", merged.display());
+    let mut names: Vec<String> = std::fs::read_dir(&seen)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["from-lower", "from-upper"]);
+    let args = ["-q", "umount", merged.to_str().unwrap()];
+    ok_stdout(&args, &run(&args));
+    assert_eq!(mount_line(holder, &merged), None);
+    // The tour runs too, in the same namespaces.
+    let out = ok_stdout(&["-q", "tour"], &run(&["-q", "tour"]));
+    assert!(out.to_lowercase().contains("whiteout"), "{out}");
+}
+
+#[test]
+fn cgroup_demo_runs_in_a_delegated_subtree_and_names_what_is_missing_without_one() {
+    let Some(mut user) = RootlessUser::new() else {
+        return;
+    };
+    let demo = assert_cmd::cargo::cargo_bin("cgroup-demo");
+    let name = format!("demo-{}", user.uid);
+    let args = [
+        "--quiet",
+        "run",
+        "--pids",
+        "10",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup",
+    ];
+    if !user.delegate_cgroup() {
+        for args in [&args[..], &["--quiet", "tour"]] {
+            let out = user.command(&demo).args(args).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = failed_stderr(args, &out);
+            assert!(
+                err.starts_with(
+                    "cgroup-demo: rootless: cgroup-demo's cgroups need a cgroup v2 \
+                     subtree delegated to this user"
+                ) && err.contains(common::cgroup_layout_name())
+                    && err.lines().count() == 1,
+                "{err}"
+            );
+        }
+        return;
+    }
+    let out = user.command(&demo).args(args).output().unwrap();
+    let out = ok_stdout(&args, &out);
+    let base = user.delegated_cgroup().unwrap().to_owned();
+    let relative = base.strip_prefix("/sys/fs/cgroup").unwrap();
+    let expected = format!("0::/{}/minidock/{name}", relative.display());
+    assert_eq!(out.trim(), expected, "{out}");
+    assert!(!base.join("minidock").join(&name).exists());
+    let out = user
+        .command(&demo)
+        .args(["--quiet", "tour"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = failed_stderr(&["tour"], &out);
+    assert!(err.contains("the tour needs root"), "{err}");
+}
+
+#[test]
+fn net_demo_says_what_it_needs_and_ns_demo_shows_a_private_network() {
+    let Some(user) = RootlessUser::new() else {
+        return;
+    };
+    let net_demo = assert_cmd::cargo::cargo_bin("net-demo");
+    let out = user.command(&net_demo).args(["tour"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = failed_stderr(&["tour"], &out);
+    assert!(
+        err.starts_with("net-demo: net-demo needs root: ")
+            && err.contains("ns-demo run --user --net")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // What the refusal points to works: a network namespace of the user's own, with only lo.
+    let ns_demo = assert_cmd::cargo::cargo_bin("ns-demo");
+    let args = ["-q", "run", "--user", "--net", "--", "cat", "/proc/net/dev"];
+    let out = user.command(&ns_demo).args(args).output().unwrap();
+    let out = ok_stdout(&args, &out);
+    let links: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(links, ["lo"], "{out}");
+}

@@ -1,5 +1,8 @@
 //! cgroup-demo: limit memory, cpu and pids with cgroups v1 and v2, and read what the kernel
 //! counted. Thin front: parse the flags, call `minidock::cgroup`, print.
+//! Run by a user without root, `run` works in the cgroup v2 subtree delegated to that user
+//! (`minidock::rootless::delegated_base`) and is refused, in one line naming what is
+//! missing, where nothing is delegated.
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -100,6 +103,9 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => run_command(*args),
             Command::Tour => {
                 let layout = cgroup::detect()?;
+                if !nix::unistd::geteuid().is_root() {
+                    bail!(Exit::new(code::REQUEST_FAILED, tour_refusal(&layout)));
+                }
                 let helper = std::env::current_exe().context("finding cgroup-demo itself")?;
                 cgroup::tour::tour(&layout, &helper, &mut std::io::stdout())
             }
@@ -167,6 +173,11 @@ fn run_command(args: RunArgs) -> Result<u8> {
         Some("2") => Version::V2,
         Some(other) => bail!("invalid --cgroup-version \"{other}\": use 1 or 2"),
     };
+    let (layout, version) = if nix::unistd::geteuid().is_root() {
+        (layout, version)
+    } else {
+        rootless_place(layout, version)?
+    };
     let request = run::Request {
         resources,
         version,
@@ -185,6 +196,49 @@ fn run_command(args: RunArgs) -> Result<u8> {
     // The report goes to stderr: stdout is the command's own output.
     eprint!("{}", outcome.report());
     Ok(outcome.exit_code())
+}
+
+// ANCHOR: rootless_place
+/// Where a user without root makes its cgroup: the layout seen from the cgroup v2 subtree
+/// delegated to it (`minidock::rootless::delegated_base`), whose directory stands for the
+/// cgroup2 mount, so `--cgroup-parent` is made inside it and only the controllers delegated
+/// there are enabled. Errors (exit status 1): no delegated subtree (a v1 or hybrid host, or
+/// nothing the user owns), in the words rootless `minidock run -m` uses; `--cgroup-version 1`.
+fn rootless_place(layout: cgroup::Layout, version: Version) -> Result<(cgroup::Layout, Version)> {
+    let what = "cgroup-demo's cgroups";
+    let base = minidock::rootless::delegated_base(&layout).ok_or_else(|| {
+        let line = minidock::rootless::no_delegation(&layout, what);
+        anyhow!(Exit::new(
+            code::REQUEST_FAILED,
+            format!("{line}; see `minidock doctor`")
+        ))
+    })?;
+    if version == Version::V1 {
+        let line =
+            "rootless: --cgroup-version 1 needs root (only a cgroup v2 subtree is delegated)";
+        bail!(Exit::new(code::REQUEST_FAILED, line));
+    }
+    let delegated = cgroup::Layout {
+        unified: Some(base),
+        ..layout
+    };
+    Ok((delegated, Version::V2))
+}
+// ANCHOR_END: rootless_place
+
+/// Why the tour does not run without root: it makes cgroups at the top of every hierarchy.
+fn tour_refusal(layout: &cgroup::Layout) -> String {
+    match minidock::rootless::delegated_base(layout) {
+        Some(base) => format!(
+            "rootless: the tour needs root (it makes cgroups at the top of each hierarchy); \
+             `cgroup-demo run` works in the subtree delegated to this user, {}",
+            base.display()
+        ),
+        None => format!(
+            "{}; see `minidock doctor`",
+            minidock::rootless::no_delegation(layout, "cgroup-demo's cgroups")
+        ),
+    }
 }
 
 fn resources_from(args: &RunArgs) -> Result<Resources> {

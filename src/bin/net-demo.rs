@@ -131,7 +131,12 @@ fn bridge_config(state: &StateDir, name: &str) -> Result<BridgeConfig> {
 
 fn run(cli: Cli) -> Result<u8> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("net-demo needs root (it creates links, namespaces and netfilter rules)");
+        bail!(
+            "net-demo needs root: it makes a bridge, veth pairs, network namespaces and \
+             netfilter rules on the host's network (CAP_NET_ADMIN there); without root, \
+             `ns-demo run --user --net` shows a private network namespace, and `minidock run` \
+             gives containers a user-mode network"
+        );
     }
     let state = StateDir::new(&cli.root);
     match cli.command {

@@ -2,6 +2,8 @@
 //!
 //! Every kernel-level step is traced to stderr (pass `--quiet` to silence it); the work is
 //! done by `minidock::overlay` and `minidock::image::layer`, the same code `minidock` runs.
+//! Run by a user without root, `mount`, `umount` and `tour` work as rootless `minidock`
+//! does: inside the user's own user and mount namespaces, with overlayfs's `userxattr`.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -66,9 +68,24 @@ fn main() -> std::process::ExitCode {
     minidock::cli::run_main("overlay-demo", || {
         let cli = Cli::parse();
         explain::enable(!cli.quiet);
+        if !nix::unistd::geteuid().is_root() && needs_mounts(&cli.command) {
+            // As `minidock` does: root of the user's own user namespace, in the mount
+            // namespace its holder keeps, so `umount` finds what `mount` left.
+            minidock::rootless::enter().context("rootless")?;
+        }
         run(cli.command)?;
         Ok(0)
     })
+}
+
+/// Whether the command mounts or unmounts (run by a user without root, it does so in the
+/// user's own user and mount namespaces, `minidock::rootless::enter`); `diff` and `apply`
+/// only read and write files, so they run as the user.
+fn needs_mounts(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Mount { .. } | Command::Umount { .. } | Command::Tour
+    )
 }
 
 fn run(command: Command) -> Result<()> {
