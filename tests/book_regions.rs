@@ -124,7 +124,7 @@ fn included_regions() -> Vec<Region> {
 /// The most plumbing lines a region may have: a third of its code lines, rounded down.
 ///
 /// No region is exempt for being short. A short region is where the plumbing shows most (the
-/// issue's `set_hostname` had 5 of 8), and the third still leaves room for what a short
+/// old `set_hostname` had 5 of 8), and the third still leaves room for what a short
 /// function needs: a signature, a trace line and the call with its context on the call's
 /// line is 3 code lines with 1 of plumbing.
 fn plumbing_allowed(code: usize) -> usize {
@@ -363,7 +363,7 @@ fn regions_are_counted_between_their_markers() {
 
 #[test]
 fn plumbing_is_told_from_code() {
-    // set_hostname as the issue found it: 5 of its 8 code lines are plumbing.
+    // set_hostname as it once was: 5 of its 8 code lines are plumbing.
     let crowded = r#"pub fn set_hostname(hostname: &str) -> Result<()> {
     explain::step(
         "set the hostname",

@@ -500,23 +500,37 @@ fn explain_shows_every_step_from_the_image_to_execve() {
     let cgroup = at("move the process into the cgroup");
     assert!(at("clone into new namespaces") < cgroup, "{trace}");
     assert!(cgroup < at("execute the container's program"), "{trace}");
-    // On v1 it moves itself before its first mount, writing 0 into each hierarchy's `tasks`,
-    // which needs no write lock on every process's fork and exit (and no RCU grace period).
-    // A hybrid host's cgroup2 directory is joined through `cgroup.procs`, by the runtime.
-    if common::cgroup_layout_name() != "v2" {
-        let moves: Vec<&str> = trace
-            .lines()
-            .filter(|l| l.contains("move the process into the cgroup"))
-            .collect();
-        let v1: Vec<&str> = moves
-            .into_iter()
-            .filter(|l| !l.contains("/sys/fs/cgroup/unified/"))
-            .collect();
-        assert!(v1.len() >= 3, "{trace}");
-        for line in v1 {
-            assert!(line.contains("/tasks, \"0\")"), "{trace}");
+    // On pure v1 it moves itself before its first mount, writing 0 into each hierarchy's
+    // `tasks`, which needs no write lock on every process's fork and exit (and no RCU grace
+    // period). On a hybrid host the cgroup2 directory must be joined through `cgroup.procs`,
+    // which pays that wait holding the mutex a self-join needs too: there the runtime writes
+    // the pid into every hierarchy, the unified one included, while the process mounts.
+    let moves: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("move the process into the cgroup"))
+        .collect();
+    match common::cgroup_layout_name() {
+        "v1" => {
+            assert!(moves.len() >= 3, "{trace}");
+            for line in &moves {
+                assert!(line.contains("/tasks, \"0\")"), "{trace}");
+            }
+            assert!(cgroup < at("pivot_root into the rootfs"), "{trace}");
         }
-        assert!(cgroup < at("pivot_root into the rootfs"), "{trace}");
+        "v1-hybrid" => {
+            assert!(moves.len() >= 4, "{trace}");
+            assert!(
+                moves.iter().any(|l| l.contains("/sys/fs/cgroup/unified/")),
+                "{trace}"
+            );
+            for line in &moves {
+                assert!(
+                    line.contains("/cgroup.procs, \"") && !line.contains("\"0\""),
+                    "{trace}"
+                );
+            }
+        }
+        _ => assert_eq!(moves.len(), 1, "{trace}"),
     }
     env.finish();
 }

@@ -382,18 +382,31 @@ fn user_mode_network() {
     let addr = user.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "tap0"]);
     assert!(addr.contains("inet 10.0.2.100/24"), "{addr}");
     inspect_shows_the_user_mode_network(&user, &id, &publish);
-    let slirp_pid: i32 = std::fs::read_to_string(
-        user.data_dir()
-            .join("minidock/containers")
-            .join(&id)
-            .join("slirp4netns.pid"),
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    // The forwarder is the user's process, not root's.
-    assert_eq!(status_ids(slirp_pid, "Uid:"), vec![user.uid; 4]);
+    let slirp_pid = users_forwarder(&user, &id, "slirp4netns.pid");
+    http_hello(port);
+    user.ok(&["rm", "-f", &id]);
+    assert!(exited(slirp_pid), "rm left slirp4netns running");
+}
+
+/// The pid in the container's `file` (its user-mode forwarder's), checked to be the user's
+/// process, not root's.
+fn users_forwarder(user: &RootlessUser, id: &str, file: &str) -> i32 {
+    let path = user
+        .data_dir()
+        .join("minidock/containers")
+        .join(id)
+        .join(file);
+    let pid: i32 = std::fs::read_to_string(&path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_ids(pid, "Uid:"), vec![user.uid; 4]);
+    pid
+}
+
+/// GETs / from 127.0.0.1:`port` until the answer says hello (a forwarder takes a moment).
+fn http_hello(port: u16) {
     let mut body = String::new();
     for _ in 0..100 {
         body = http_get(port).unwrap_or_default();
@@ -403,13 +416,11 @@ fn user_mode_network() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(body.contains("hello"), "{body:?}");
-    user.ok(&["rm", "-f", &id]);
-    assert!(
-        !Path::new(&format!("/proc/{slirp_pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{slirp_pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z ")),
-        "rm left slirp4netns running"
-    );
+}
+
+/// Whether process `pid` has exited (gone, or a zombie not yet reaped).
+fn exited(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
 }
 
 /// `inspect` shows slirp4netns's network as the container sees it (address, prefix,
@@ -941,26 +952,10 @@ fn pasta_network() {
         .join("minidock/containers")
         .join(&id)
         .join("pasta.pid");
-    let pasta_pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(status_ids(pasta_pid, "Uid:"), vec![user.uid; 4]);
-    let mut body = String::new();
-    for _ in 0..100 {
-        body = http_get(port).unwrap_or_default();
-        if body.contains("hello") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(body.contains("hello"), "{body:?}");
+    let pasta_pid = users_forwarder(&user, &id, "pasta.pid");
+    http_hello(port);
     user.ok(&["rm", "-f", &id]);
-    let gone = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    };
-    assert!(gone(pasta_pid), "rm left pasta running");
+    assert!(exited(pasta_pid), "rm left pasta running");
     // No pasta for this container's namespace (the shim may still be on its way out).
     let left: Vec<String> = common::net::pids_with_args(&[&format!("{id}/netns")])
         .into_iter()
