@@ -108,9 +108,15 @@ pub fn step(what: &str, call: impl FnOnce() -> String, chapter: Chapter) {
     }
     let number = counter().fetch_add(1, Ordering::Relaxed) + 1;
     let line = format_step(number, what, &call(), chapter);
-    // One write per line so lines from a parent and its child never interleave mid-line.
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+    write_line(&line);
+}
+
+/// Writes `line` and its newline to stderr in one write(2): stderr is unbuffered, and
+/// `writeln!` would make two, letting a parent's and its child's lines interleave mid-line.
+fn write_line(line: &str) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("{line}\n").as_bytes());
 }
 
 /// [`step`] in one line, so a trace line does not crowd the code it describes:
@@ -215,7 +221,7 @@ pub fn mount_call(
 /// Prints a heading or a note between steps (no number), only when tracing is on.
 pub fn note(text: &str) {
     if enabled() {
-        let _ = writeln!(std::io::stderr().lock(), "     {text}");
+        write_line(&format!("     {text}"));
     }
 }
 

@@ -298,6 +298,19 @@ fn every_call_strace_sees_has_its_trace_line_in_order() {
         checked.get("mount").is_some_and(|n| *n >= 20),
         "{checked:?}"
     );
+    // Each trace line is one write(2) with its newline: stderr is unbuffered, and a line
+    // written in pieces interleaves with the lines of the process's parent or child.
+    let line_writes: Vec<Call> = files
+        .iter()
+        .flat_map(|f| calls_of(f))
+        .filter(|c| c.name == "write" && c.args.starts_with("2<") && c.args.contains(", \"["))
+        .collect();
+    assert!(line_writes.len() >= 20, "{line_writes:?}");
+    let split: Vec<&Call> = line_writes
+        .iter()
+        .filter(|c| !c.args.contains("\\n\", "))
+        .collect();
+    assert!(split.is_empty(), "trace lines written in pieces: {split:?}");
     for needed in [
         "mount",
         "pivot_root",
