@@ -1289,7 +1289,15 @@ fn net_demo_runs_in_a_network_namespace_of_the_users_own() {
     assert!(err.contains("not on the host's network"), "{err}");
     assert_eq!(host_links(), before);
     let steps: [&[&str]; 3] = [
-        &["bridge", "--name", "mdr0", "--subnet", "10.89.7.0/24"],
+        &[
+            "bridge",
+            "--name",
+            "mdr0",
+            "--subnet",
+            "10.89.7.0/24",
+            "--nat-backend",
+            "iptables-legacy",
+        ],
         &["veth", "c1", "--bridge", "mdr0"],
         &["publish", "c1", "8081:80"],
     ];

@@ -139,6 +139,10 @@ fn enter_own_network(quiet: bool) -> Result<()> {
     minidock::rootless::enter().context("rootless")?;
     let pin = rootless_dir().join("netns");
     let created = netns::join_pinned(&pin).context("joining the user's own network namespace")?;
+    // iptables-legacy's lock, /run/xtables.lock, is the host's and only host root may open
+    // it: the user's own lock file instead (iptables(8), XTABLES_LOCKFILE).
+    // SAFETY: the process has one thread here (rootless::enter requires it).
+    unsafe { std::env::set_var("XTABLES_LOCKFILE", rootless_dir().join("xtables.lock")) };
     if !quiet {
         eprintln!(
             "net-demo: without root: working in the network namespace {} ({}), not on the \
