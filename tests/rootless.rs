@@ -1252,31 +1252,72 @@ fn cgroup_demo_runs_in_a_delegated_subtree_and_names_what_is_missing_without_one
     assert!(err.contains("the tour needs root"), "{err}");
 }
 
+/// The names of the links in the test's own network namespace (`ip -o link`).
+fn host_links() -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// net-demo as a user without root: the tour and the step commands work in the user's own
+/// network namespace (pinned under the runtime dir), the host's links never change, and
+/// teardown leaves only that namespace's pin.
 #[test]
-fn net_demo_says_what_it_needs_and_ns_demo_shows_a_private_network() {
+fn net_demo_runs_in_a_network_namespace_of_the_users_own() {
     let Some(user) = RootlessUser::new() else {
         return;
     };
     let net_demo = assert_cmd::cargo::cargo_bin("net-demo");
-    let out = user.command(&net_demo).args(["tour"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    let err = failed_stderr(&["tour"], &out);
+    let run = |args: &[&str]| user.command(&net_demo).args(args).output().unwrap();
+    let before = host_links();
+    let out = run(&["tour"]);
+    let tour = ok_stdout(&["tour"], &out);
+    // The published port answered, and the tour removed its rules.
     assert!(
-        err.starts_with("net-demo: net-demo needs root: ")
-            && err.contains("ns-demo run --user --net")
-            && err.lines().count() == 1,
-        "{err}"
+        tour.contains(" 200 ") && tour.contains("minidock rules left: 0"),
+        "{tour}"
     );
-    // What the refusal points to works: a network namespace of the user's own, with only lo.
-    let ns_demo = assert_cmd::cargo::cargo_bin("ns-demo");
-    let args = ["-q", "run", "--user", "--net", "--", "cat", "/proc/net/dev"];
-    let out = user.command(&ns_demo).args(args).output().unwrap();
-    let out = ok_stdout(&args, &out);
-    let links: Vec<&str> = out
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
-    assert_eq!(links, ["lo"], "{out}");
+    let err = text(&out.stderr);
+    assert!(err.contains("not on the host's network"), "{err}");
+    assert_eq!(host_links(), before);
+    let steps: [&[&str]; 3] = [
+        &[
+            "bridge",
+            "--name",
+            "mdr0",
+            "--subnet",
+            "10.89.7.0/24",
+            "--nat-backend",
+            "iptables-legacy",
+        ],
+        &["veth", "c1", "--bridge", "mdr0"],
+        &["publish", "c1", "8081:80"],
+    ];
+    for args in steps {
+        ok_stdout(args, &run(args));
+    }
+    let shown = ok_stdout(&["show"], &run(&["show"]));
+    assert!(shown.contains("mdr0"), "{shown}");
+    let after = host_links();
+    assert_eq!(after, before);
+    assert!(!after.iter().any(|l| l == "mdr0"));
+    ok_stdout(&["teardown"], &run(&["teardown"]));
+    let shown = ok_stdout(&["show"], &run(&["show"]));
+    assert!(!shown.contains("mdr0"), "{shown}");
+    assert_eq!(host_links(), before);
+    // What stays: the pinned namespace (with only lo) and an empty state.
+    let dir = user.run_dir().join("minidock/net-demo");
+    assert!(dir.join("netns").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.join("state/netns"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

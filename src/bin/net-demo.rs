@@ -13,12 +13,16 @@ use std::path::PathBuf;
 #[command(
     name = "net-demo",
     about = "Container networking, one kernel step at a time: bridge, veth, IPAM, NAT, -p",
-    after_help = "Start with `net-demo tour`. Needs root. The steps go to stderr; --quiet hides them."
+    after_help = "Start with `net-demo tour`. Run by a user without root, it works in a network \
+                  namespace of that user's own (the host's network is untouched). The steps go \
+                  to stderr; --quiet hides them."
 )]
 struct Cli {
-    /// State directory (IPAM pools, records of what was added, pinned namespaces).
-    #[arg(long, global = true, default_value = net::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// State directory (IPAM pools, records of what was added, pinned namespaces). Default:
+    /// /var/lib/minidock/network, and for a user without root
+    /// $XDG_RUNTIME_DIR/minidock/net-demo/state.
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// NAT backend: auto, iptables-nft, iptables-legacy or nft (default: $MINIDOCK_NAT_BACKEND, else auto).
     #[arg(long, global = true)]
     nat_backend: Option<String>,
@@ -110,8 +114,48 @@ fn main() -> std::process::ExitCode {
     minidock::cli::run_main("net-demo", || {
         let cli = Cli::parse();
         minidock::explain::enable(!cli.quiet);
-        run(cli)
+        let root = match (&cli.root, nix::unistd::geteuid().is_root()) {
+            (Some(root), _) => root.clone(),
+            (None, true) => PathBuf::from(net::DEFAULT_ROOT),
+            (None, false) => rootless_dir().join("state"),
+        };
+        if !nix::unistd::geteuid().is_root() {
+            enter_own_network(cli.quiet)?;
+        }
+        run(cli, &root)
     })
+}
+
+/// Where a user without root keeps net-demo's state and network namespace.
+fn rootless_dir() -> PathBuf {
+    minidock::rootless::runtime_dir().join("net-demo")
+}
+
+/// Run by a user without root: become root of the user's own user namespace (the holder's,
+/// as `minidock` does), then join the user's own network namespace, pinned at
+/// `$XDG_RUNTIME_DIR/minidock/net-demo/netns` and made on first use. Every bridge, veth, rule
+/// and sysctl net-demo makes is then in that namespace, never on the host's network.
+fn enter_own_network(quiet: bool) -> Result<()> {
+    minidock::rootless::enter().context("rootless")?;
+    let pin = rootless_dir().join("netns");
+    let created = netns::join_pinned(&pin).context("joining the user's own network namespace")?;
+    // iptables-legacy's lock, /run/xtables.lock, is the host's and only host root may open
+    // it: the user's own lock file instead (iptables(8), XTABLES_LOCKFILE).
+    // SAFETY: the process has one thread here (rootless::enter requires it).
+    unsafe { std::env::set_var("XTABLES_LOCKFILE", rootless_dir().join("xtables.lock")) };
+    if !quiet {
+        eprintln!(
+            "net-demo: without root: working in the network namespace {} ({}), not on the \
+             host's network",
+            pin.display(),
+            if created {
+                "made now"
+            } else {
+                "kept from before"
+            }
+        );
+    }
+    Ok(())
 }
 
 fn backend(cli_choice: &Option<String>) -> Result<nat::Backend> {
@@ -129,16 +173,8 @@ fn bridge_config(state: &StateDir, name: &str) -> Result<BridgeConfig> {
     })
 }
 
-fn run(cli: Cli) -> Result<u8> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "net-demo needs root: it makes a bridge, veth pairs, network namespaces and \
-             netfilter rules on the host's network (CAP_NET_ADMIN there); without root, \
-             `ns-demo run --user --net` shows a private network namespace, and `minidock run` \
-             gives containers a user-mode network"
-        );
-    }
-    let state = StateDir::new(&cli.root);
+fn run(cli: Cli, root: &std::path::Path) -> Result<u8> {
+    let state = StateDir::new(root);
     match cli.command {
         Command::Tour {
             bridge,

@@ -249,6 +249,35 @@ pub fn is_pinned(path: &Path) -> bool {
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+// ANCHOR: join_pinned
+/// Joins (setns(2)) the network namespace pinned at `path`, pinning a new one there first
+/// ([`pin_new`]) when there is none, and brings its `lo` up. The calling thread, the threads
+/// it starts and the processes it spawns then live in that namespace. Call it while the process
+/// has one thread. Run by root of a user namespace (`rootless::enter`), it gives a user without
+/// root a network of its own: that root holds CAP_NET_ADMIN over the network namespaces its
+/// user namespace owns, and over no other (user_namespaces(7)). Returns whether the namespace
+/// was made now. Errors: the pin cannot be made or opened, or setns(2) refuses it.
+pub fn join_pinned(path: &Path) -> Result<bool> {
+    if let Some(parent) = path.parent() {
+        crate::state::private_dir(parent)?;
+    }
+    let _lock = crate::state::lock_file(&path.with_extension("lock"))?;
+    let created = !is_pinned(path);
+    if created {
+        // An empty mount point left from a namespace that went with an earlier holder.
+        let _ = std::fs::remove_file(path);
+        pin_new(path)?;
+    }
+    let ns = Netns::open(path)?;
+    nix::sched::setns(ns.fd(), CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("setns({}, CLONE_NEWNET)", path.display()))?;
+    let mut nl = Netlink::open().context("opening a netlink socket")?;
+    nl.set_up(LOOPBACK_INDEX, "lo", None)
+        .with_context(|| format!("bringing up lo in {}", path.display()))?;
+    Ok(created)
+}
+// ANCHOR_END: join_pinned
+
 // ANCHOR: isolated
 /// Runs `f` on a new thread inside a fresh, private network namespace and mount namespace,
 /// with `lo` up. Everything `f` creates (links, rules, sysctls, mounts) and every process it
