@@ -102,9 +102,9 @@ fn main() -> std::process::ExitCode {
             Command::Info { json } => info(json),
             Command::Run(args) => run_command(*args),
             Command::Tour => {
-                let layout = cgroup::detect()?;
+                let mut layout = cgroup::detect()?;
                 if !nix::unistd::geteuid().is_root() {
-                    bail!(Exit::new(code::REQUEST_FAILED, tour_refusal(&layout)));
+                    layout = rootless_place(layout, Version::V2)?.0;
                 }
                 let helper = std::env::current_exe().context("finding cgroup-demo itself")?;
                 cgroup::tour::tour(&layout, &helper, &mut std::io::stdout())
@@ -225,21 +225,6 @@ fn rootless_place(layout: cgroup::Layout, version: Version) -> Result<(cgroup::L
     Ok((delegated, Version::V2))
 }
 // ANCHOR_END: rootless_place
-
-/// Why the tour does not run without root: it makes cgroups at the top of every hierarchy.
-fn tour_refusal(layout: &cgroup::Layout) -> String {
-    match minidock::rootless::delegated_base(layout) {
-        Some(base) => format!(
-            "rootless: the tour needs root (it makes cgroups at the top of each hierarchy); \
-             `cgroup-demo run` works in the subtree delegated to this user, {}",
-            base.display()
-        ),
-        None => format!(
-            "{}; see `minidock doctor`",
-            minidock::rootless::no_delegation(layout, "cgroup-demo's cgroups")
-        ),
-    }
-}
 
 fn resources_from(args: &RunArgs) -> Result<Resources> {
     let memory = args
