@@ -1251,7 +1251,12 @@ fn cgroup_demo_runs_in_a_delegated_subtree_and_names_what_is_missing_without_one
     let tour = ok_stdout(&["tour"], &out);
     assert!(tour.contains('✔') && !tour.contains('✘'), "{tour}");
     let left: Vec<_> = std::fs::read_dir(base.join("minidock"))
-        .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "the tour left {left:?}");
 }
