@@ -603,3 +603,34 @@ fn exec_options_change_the_process_as_runcs_do() {
         outputs[1]
     );
 }
+
+#[test]
+fn failed_execs_exit_255_and_bad_ids_or_env_are_refused_as_by_runc() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    for rt in Runtime::both() {
+        let id = unique_id("execbad");
+        rt.run_detached(&bundle, &id);
+        for args in [
+            vec!["exec", "no-such-container", "true"],
+            vec!["exec", &id, "/no/such/program"],
+            // uid 4294967295 is -1 to setresuid(2): the process would stay root.
+            vec!["exec", "--user", "4294967295", &id, "id", "-u"],
+            vec!["exec", "--user", "0:4294967295", &id, "id", "-g"],
+            vec!["exec", "--env", "NOEQUALS", &id, "true"],
+            vec!["exec", "--env", "=x", &id, "true"],
+        ] {
+            let out = rt.run(&args);
+            assert_eq!(
+                out.status.code(),
+                Some(255),
+                "{} {args:?}: {out:?}",
+                rt.name
+            );
+            assert_eq!(stdout(&out), "", "{} {args:?} ran the program", rt.name);
+        }
+        assert!(rt.run(&["delete", "--force", &id]).status.success());
+    }
+}

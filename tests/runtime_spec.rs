@@ -797,6 +797,30 @@ fn failures_of_runtime_verbs_exit_1_as_with_runc() {
 }
 
 #[test]
+fn ids_out_of_range_and_malformed_env_are_refused_as_by_runc() {
+    if !require_peers() {
+        return;
+    }
+    // 4294967295 is -1 to setresuid(2) and setresgid(2): "no change", so the process would
+    // run as root; runc refuses every id above 2147483647.
+    let edits: [fn(&mut serde_json::Value); 6] = [
+        |c| c["process"]["user"]["uid"] = json!(4294967295u32),
+        |c| c["process"]["user"]["gid"] = json!(4294967295u32),
+        |c| c["process"]["user"]["uid"] = json!(2147483648u32),
+        |c| c["process"]["user"]["additionalGids"] = json!([4294967295u32]),
+        |c| c["process"]["env"] = json!(["A=1", "NOEQUALS"]),
+        |c| c["process"]["env"] = json!(["=x"]),
+    ];
+    for edit in edits {
+        let bundle = Bundle::new(&["id"]);
+        bundle.edit(edit);
+        let ours = same_as_runc(&bundle);
+        assert_eq!(ours.status.code(), Some(1), "{}", stderr(&ours));
+        assert_eq!(stdout(&ours), "", "the program ran");
+    }
+}
+
+#[test]
 fn minidock_run_gets_the_read_only_cgroupfs_and_privileged_a_writable_one() {
     if !require_peers() {
         return;

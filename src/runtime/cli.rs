@@ -226,13 +226,19 @@ pub fn main(minidock_root: Option<&Path>, args: Vec<OsString>) -> ExitCode {
     if cli.debug {
         logger.write("debug", &format!("{:?}", cli.verb));
     }
+    // runc's exec fails with 255, so that a failure is told apart from the program's status.
+    let failure = if matches!(cli.verb, Verb::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match dispatch(minidock_root, cli) {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
             let message = format!("{err:#}");
             logger.write("error", &message);
             eprintln!("minidock runtime: {message}");
-            ExitCode::from(1)
+            ExitCode::from(failure)
         }
     }
 }

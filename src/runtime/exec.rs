@@ -175,13 +175,8 @@ fn apparmor_enabled() -> bool {
 }
 
 fn prepare(root: &Path, state: &State, spec: &Spec, process: &Process) -> Result<Prepared> {
+    super::spec::check_process(process)?;
     let args = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        bail!("process.args: must name at least the program to run");
-    }
-    if !process.cwd().is_absolute() {
-        bail!("process.cwd: {:?} must be an absolute path", process.cwd());
-    }
     if process
         .apparmor_profile()
         .as_ref()

@@ -126,17 +126,7 @@ pub fn check_rootless(spec: &Spec) -> Result<()> {
 /// The checks the spec asks a runtime to make before it creates anything.
 fn validate(spec: &Spec) -> Result<()> {
     let process = spec.process().as_ref().context("process: missing")?;
-    let args = process
-        .args()
-        .as_ref()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if args.is_empty() {
-        bail!("process.args: must name at least the program to run");
-    }
-    if !process.cwd().is_absolute() {
-        bail!("process.cwd: {:?} must be an absolute path", process.cwd());
-    }
+    check_process(process)?;
     if spec.root().is_none() {
         bail!("root: missing (the bundle's root filesystem)");
     }
@@ -174,6 +164,46 @@ fn validate(spec: &Spec) -> Result<()> {
         .map(|(k, _)| k)
     {
         check_sysctl(key, &namespaces)?;
+    }
+    Ok(())
+}
+
+/// The checks runc makes on a process (`config.json`'s or `exec`'s) before it runs it:
+/// `args` names a program, `cwd` is absolute, every id is in 0..=2147483647 (a uid of
+/// 4294967295 is -1 to setresuid(2), which would leave the process root), and every `env`
+/// entry is `NAME=VALUE` with a non-empty name and no NUL byte. Errors use runc's words.
+pub fn check_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    if process.args().as_ref().is_none_or(Vec::is_empty) {
+        bail!("process.args: must name at least the program to run");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd: {:?} must be an absolute path", process.cwd());
+    }
+    let user = process.user();
+    let groups = user.additional_gids().as_ref();
+    let ids = [user.uid(), user.gid()].into_iter();
+    if ids
+        .chain(groups.into_iter().flatten().copied())
+        .any(|id| id > i32::MAX as u32)
+    {
+        bail!(
+            "process.user: uids and gids must be in range 0-{}",
+            i32::MAX
+        );
+    }
+    for entry in process.env().as_ref().into_iter().flatten() {
+        match entry.split_once('=') {
+            None => bail!("process.env: invalid environment variable: {entry:?}"),
+            Some(("", _)) => {
+                bail!("process.env: environment variable name can't be empty: {entry:?}")
+            }
+            Some(_) if entry.contains('\0') => {
+                bail!(
+                    "process.env: environment variable value can't contain null(\\x00): {entry:?}"
+                )
+            }
+            Some(_) => {}
+        }
     }
     Ok(())
 }
