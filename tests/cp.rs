@@ -234,6 +234,23 @@ fn a_file_to_a_missing_path_ending_in_a_slash_is_no_such_directory() {
 }
 
 #[test]
+fn a_file_to_a_dangling_container_link_ending_in_a_slash_is_no_such_directory() {
+    let Some(env) = Env::new() else { return };
+    // The trailing `/` asks for a directory: the daemon's stat follows the link, finds
+    // nothing, and Docker says "no such directory" (exit 1); nothing is written where the link
+    // points, not even a file named after its target.
+    env.cp_fails(&[&env.hs("hf"), "c1:/dl/"], "no such directory");
+    env.cp_fails(&[&env.hs("hf"), "c1:/ddl/."], "no such directory");
+    assert_eq!(
+        env.inside("test -e /tmp/dl-target || test -e /tmp/ddl-dir || echo absent"),
+        "absent\n"
+    );
+    // A link to an existing directory, with the slash: the file goes inside it.
+    env.cp(&[&env.hs("hf"), "c1:/ld/"]);
+    assert_eq!(env.inside("cat /d/hf"), "hf\n");
+}
+
+#[test]
 fn a_file_to_an_existing_file_overwrites_it() {
     let Some(env) = Env::new() else { return };
     env.cp(&["c1:/f", &env.hs("hf")]);

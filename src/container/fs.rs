@@ -636,13 +636,14 @@ struct Destination {
 }
 
 /// A container destination: a symlink at its end is followed once (as Docker's CLI does),
-/// inside the container's root.
+/// inside the container's root. A path ending in `/` or `/.` keeps its form (the daemon's
+/// stat follows the link there), so a link to nothing is "no such directory", as in Docker.
 fn container_destination(root: BorrowedFd, path: &str) -> Destination {
     let mut path = path.to_owned();
     let (dir, name) = split_dir_entry(&path);
     let link = open_in_root(root, &dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
         .ok()
-        .filter(|_| !name.is_empty())
+        .filter(|_| !name.is_empty() && !asserts_directory(path.as_str()))
         .and_then(|parent| {
             let st = lstat_at(parent.as_fd(), name.as_bytes()).ok()?;
             (kind(&st) == SFlag::S_IFLNK)
