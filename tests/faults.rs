@@ -371,6 +371,43 @@ fn run_killed_at_several_points_leaves_nothing_after_the_next_command() {
 }
 
 #[test]
+fn a_build_killed_during_run_leaves_no_container_after_the_next_command() {
+    if !require_busybox_overlay() {
+        return;
+    }
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let context = env.scratch.path().join("context");
+    fs::create_dir_all(&context).unwrap();
+    fs::write(context.join("Dockerfile"), "FROM busybox\nRUN sleep 1000\n").unwrap();
+    let mut build = env
+        .cmd()
+        .args(["build", "--network", "none", "-q"])
+        .arg(&context)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the RUN step to run", Duration::from_secs(60), || {
+        assert!(build.try_wait().unwrap().is_none(), "build exited");
+        env.output(&["ps", "-q"]).stdout.len() > 1
+    });
+    let ids = env.container_ids();
+    let pid = state_json(&env, &ids[0])["Pid"].as_i64().unwrap() as i32;
+    build.kill().unwrap();
+    build.wait().unwrap();
+    // Docker's daemon removes the step's container when the build is cancelled.
+    assert_eq!(
+        env.ok(&["ps", "-aq"]),
+        "",
+        "the RUN step's container is removed"
+    );
+    assert!(!process_alive(pid));
+    env.assert_clean(&ids);
+}
+
+#[test]
 fn rm_killed_half_way_is_finished_by_the_next_command() {
     if !require_busybox_overlay() || !strace_available() {
         return;

@@ -1098,6 +1098,7 @@ impl Builder<'_> {
                 ..RunOptions::default()
             },
             supervised: true,
+            build_step: true,
         };
         let state = crate::container::create(self.paths, &options)?;
         let step = Step {

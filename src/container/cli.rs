@@ -231,6 +231,7 @@ impl RunArgs {
                 network_alias: self.network_alias.clone(),
             },
             supervised: false,
+            build_step: false,
         }
     }
 }

@@ -253,6 +253,8 @@ pub struct CreateOptions {
     /// the container's supervisor, so a `run` killed before the container starts leaves a
     /// container that recovery can tell apart from a plain `create`.
     pub supervised: bool,
+    /// A build's `RUN` step ([`ContainerState::build_step`]).
+    pub build_step: bool,
 }
 
 /// Removes a container's directory on an error during `create`, unless disarmed.
@@ -374,6 +376,7 @@ fn record_new(
         .with_context(|| format!("mkdir {}", dir.display()))?;
     let mut state = ContainerState::new(id, &name, &options.image, image.id.as_ref());
     state.creating = true;
+    state.build_step = options.build_step;
     (state.supervisor_pid, state.supervisor_start_time) = self::state::me();
     state.config.auto_remove = options.run.auto_remove;
     if let Err(err) = state.save(paths) {

@@ -52,7 +52,7 @@ pub fn decide(state: &ContainerState) -> Action {
         return Action::Keep;
     }
     match state.status {
-        _ if state.creating => Action::Remove,
+        _ if state.creating || state.build_step => Action::Remove,
         Status::Running | Status::Dead if state.config.auto_remove => Action::Remove,
         Status::Running | Status::Dead => Action::RecordKilled,
         Status::Created | Status::Exited if owned && state.config.auto_remove => Action::Remove,
@@ -244,6 +244,11 @@ mod tests {
         let mut creating = state(Status::Created, false, dead);
         creating.creating = true;
         assert_eq!(decide(&creating), Action::Remove);
+        for status in [Status::Running, Status::Exited, Status::Created] {
+            let mut step = state(status, false, dead);
+            step.build_step = true;
+            assert_eq!(decide(&step), Action::Remove, "a build step, {status:?}");
+        }
     }
 
     #[test]

@@ -266,6 +266,8 @@ pub struct ContainerState {
     /// True from `create`'s first write of this file until its last: a container whose
     /// creator died in between was never handed to anyone, and the next command removes it.
     pub creating: bool,
+    /// A build's `RUN` container: the next command removes it once its builder is gone.
+    pub build_step: bool,
     /// The cgroup directories of the current (or last) run.
     pub cgroup_paths: Vec<PathBuf>,
     /// The overlay's lower dirs, top first: the image's unpacked layers.

@@ -338,6 +338,7 @@ fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
         .filter(|m| !m.is_empty() && m != "default");
     let text = |s: Option<String>| s.filter(|s| !s.is_empty());
     CreateOptions {
+        build_step: false,
         image: body.image.unwrap_or_default(),
         name: name.filter(|n| !n.is_empty()),
         run: RunOptions {
