@@ -1412,3 +1412,31 @@ fn a_removed_images_cache_entries_miss() {
     assert_eq!(env.run("gone", &["cat", "/one"]), "1\n");
     env.assert_no_containers();
 }
+
+#[test]
+fn a_source_climbing_out_of_the_context_is_forbidden_as_by_docker() {
+    let Some(env) = Env::new() else { return };
+    env.write("a/y", "y\n", 0o644);
+    env.write("x", "x\n", 0o644);
+    // What the classic builder prints for each: one leading `/`, then `./`, dropped.
+    for (source, shown) in [
+        ("../outside", "../outside"),
+        ("a/../../x", "a/../../x"),
+        ("./../x", "../x"),
+        ("/../x", "../x"),
+        ("..", ".."),
+    ] {
+        env.write(
+            "Dockerfile",
+            &format!("FROM busybox\nCOPY {source} /d/\n"),
+            0o644,
+        );
+        let out = env.output(&["build", "-q", env.ctx().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{source}: {out:?}");
+        let wanted = format!("COPY failed: forbidden path outside the build context: {shown} ()");
+        assert!(text(&out.stderr).contains(&wanted), "{source}: {out:?}");
+    }
+    env.write("Dockerfile", "FROM busybox\nCOPY a/../x /d/\n", 0o644);
+    let id = built_id(&env.build(&[]));
+    assert_eq!(env.run(&id, &["cat", "/d/x"]), "x\n");
+}

@@ -521,6 +521,7 @@ fn expand_sources(context: &Path, sources: &[String], ignore: &Ignore) -> Result
         .with_context(|| format!("the build context {}", context.display()))?;
     let mut out = Vec::new();
     for source in sources {
+        check_inside_context(source)?;
         let rel = clean(source);
         let (dir, last) = match rel.rsplit_once('/') {
             Some((d, l)) => (d.to_owned(), l.to_owned()),
@@ -564,6 +565,29 @@ fn expand_sources(context: &Path, sources: &[String], ignore: &Ignore) -> Result
         }
     }
     Ok(out)
+}
+
+/// Refuses a source whose `..` climbs above the context, read as the classic builder reads it
+/// (one leading `/`, then one leading `./`, dropped), with its message; a pattern with
+/// wildcards is matched inside the context instead.
+fn check_inside_context(source: &str) -> Result<()> {
+    let path = source.strip_prefix('/').unwrap_or(source);
+    let path = path.strip_prefix("./").unwrap_or(path);
+    if has_wildcard(path) {
+        return Ok(());
+    }
+    let mut depth = 0i32;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            bail!("COPY failed: forbidden path outside the build context: {path} ()");
+        }
+    }
+    Ok(())
 }
 
 /// A source path relative to the context, with `.`/`..` resolved inside it.
