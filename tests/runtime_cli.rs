@@ -634,3 +634,33 @@ fn failed_execs_exit_255_and_bad_ids_or_env_are_refused_as_by_runc() {
         assert!(rt.run(&["delete", "--force", &id]).status.success());
     }
 }
+
+#[test]
+fn kill_with_signal_0_checks_that_the_container_runs_as_runcs_does() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    for rt in Runtime::both() {
+        let id = unique_id("kill0");
+        let pid = rt.run_detached(&bundle, &id);
+        let out = rt.run(&["kill", &id, "0"]);
+        assert!(out.status.success(), "{} kill 0: {out:?}", rt.name);
+        assert!(
+            minidock::runtime::process_start_time(pid).is_some(),
+            "{}",
+            rt.name
+        );
+        assert_eq!(rt.state(&id)["status"], "running", "{}", rt.name);
+        assert!(rt.run(&["kill", &id, "KILL"]).status.success());
+        rt.wait_stopped(&id);
+        let out = rt.run(&["kill", &id, "0"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} kill 0 when stopped",
+            rt.name
+        );
+        assert!(rt.run(&["delete", &id]).status.success());
+    }
+}

@@ -266,7 +266,10 @@ fn dispatch(minidock_root: Option<&Path>, cli: RuntimeCli) -> Result<u8> {
             Ok(0)
         }
         Verb::Kill { all, id, signal } => {
-            let signal = super::parse_signal(&signal)?;
+            let signal = match signal.as_str() {
+                "0" => super::signal::Signal::EXISTS,
+                _ => super::parse_signal(&signal)?,
+            };
             if all {
                 ops::kill_all(&root, &id, signal).map(|()| 0)
             } else {

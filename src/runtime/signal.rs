@@ -57,6 +57,8 @@ pub struct Signal(i32);
 impl Signal {
     pub const KILL: Signal = Signal(libc::SIGKILL);
     pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// Signal 0: kill(2) only checks that the process exists (runc's `kill ID 0`).
+    pub const EXISTS: Signal = Signal(0);
 
     /// The signal numbered `number`; errors unless it is 1 to 64.
     pub fn from_number(number: i32) -> Result<Signal> {
