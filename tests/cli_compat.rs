@@ -279,6 +279,12 @@ fn commands_that_cannot_run_give_126_and_127() {
     env.fails(&["create", "--name", "web", "busybox", "true"], 1);
     env.fails(&["create", "--name", "a/b", "busybox", "true"], 1);
     env.fails(&["run", "--rm", "--name", "a/b", "busybox", "true"], 125);
+    // An empty name is no name, as in Docker: a generated one is given.
+    env.ok(&["run", "--rm", "--name", "", "busybox", "true"]);
+    let id = env.ok(&["create", "--name", "", "busybox", "true"]);
+    let name = env.inspect(id.trim(), "{{.Name}}");
+    assert!(name.starts_with('/') && name.len() > 2, "{name:?}");
+    env.ok(&["rm", id.trim()]);
     let ok = env.output(&["run", "--rm", "--cpus", "1", "-m", "6m", "busybox", "true"]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     env.finish();

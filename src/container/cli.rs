@@ -189,7 +189,7 @@ impl RunArgs {
     fn create_options(&self) -> CreateOptions {
         CreateOptions {
             image: self.image.clone(),
-            name: self.name.clone(),
+            name: self.name.clone().filter(|n| !n.is_empty()),
             run: RunOptions {
                 command: self.command.clone(),
                 entrypoint: self.entrypoint.clone(),
