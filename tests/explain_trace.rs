@@ -320,7 +320,7 @@ fn every_call_strace_sees_has_its_trace_line_in_order() {
         "capset",
         "execve",
         "write",
-        "clone",
+        "clone3",
         "prctl",
         "setresuid",
     ] {

@@ -26,8 +26,9 @@ pub struct InitContext<'a> {
     /// of the cgroup mount.
     pub cgroup_dirs: &'a [PathBuf],
     /// On v1 without a user namespace, the `tasks` files through which the process moves
-    /// itself into its v1 hierarchies before anything else (`cgroup::join_self`); the runtime
-    /// moves it into the rest (`cgroup.procs`: all of them with `None`) while it mounts.
+    /// itself into its v1 hierarchies before anything else (`cgroup::join_self`). It is born
+    /// in its cgroup2 directory, if any; where it could not be, and with `None` (in a user
+    /// namespace), the runtime places it while it mounts.
     pub cgroup_tasks: Option<&'a [PathBuf]>,
     pub spec: &'a Spec,
     pub bundle: &'a Path,
@@ -236,11 +237,12 @@ fn wait_for_start(ctx: &InitContext, ready: &Ready) -> Result<()> {
 // ANCHOR: enter_cgroup
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
 /// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
-/// becomes its root. Where we do not join ourselves (`cgroup::join_self`), the runtime
-/// moves us while we mount (`ns::Go::WhenChildAsks`), because the first move through
-/// `cgroup.procs` can wait milliseconds for an RCU grace period;
-/// the hooks, a cgroup2 mount and the rest of the process setup (user, capabilities, seccomp,
-/// execve) come after this. Idempotent.
+/// becomes its root. This process was born in its cgroup2 directory (clone3 with
+/// `CLONE_INTO_CGROUP`) and joined its v1 hierarchies itself (`cgroup::join_self`); where it
+/// could not, the runtime places it while we mount (`ns::Go::WhenChildAsks`), because its
+/// write can wait milliseconds for an RCU grace period. The hooks, a cgroup2 mount and the
+/// rest of the process setup (user, capabilities, seccomp, execve) come after this.
+/// Idempotent.
 fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     ready.wait_for_parent()?;
     static UNSHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
