@@ -639,14 +639,19 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     let flags = options.flags;
     let target = mounts::secure_join(ctx.rootfs, destination)?;
     std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
-    let layout = crate::cgroup::detect()?;
+    // One read of the mount table: the layout, then the v1 hierarchies to bind.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let layout = crate::cgroup::layout::parse(&mountinfo, |mount| {
+        let path = mount.join("cgroup.controllers");
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    })?;
     if layout.kind == crate::cgroup::Kind::V2 {
         // A cgroup2 mount shows the hierarchy from the root of our cgroup namespace.
         enter_cgroup(ctx, ready)?;
         return mount_cgroup2(&source, &target, flags);
     }
     mount_cgroup_tmpfs(&target, flags)?;
-    for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
+    for (name, host_dir) in container_v1_cgroups(&mountinfo, ctx.cgroup_dirs) {
         bind_v1_cgroup(&name, &host_dir, &target, flags)?;
     }
     Ok(())
@@ -723,9 +728,9 @@ fn bind_v1_cgroup(name: &str, host_dir: &Path, target: &Path, flags: MsFlags) ->
 // ANCHOR_END: mount_cgroup_v1
 
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
-/// the container's cgroup there (the one of `dirs` under its mount point).
-fn container_v1_cgroups(dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+/// the container's cgroup there (the one of `dirs` under its mount point), from the text of
+/// /proc/self/mountinfo.
+fn container_v1_cgroups(mountinfo: &str, dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for line in mountinfo.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
@@ -750,7 +755,7 @@ fn container_v1_cgroups(dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     out.sort();
-    Ok(out)
+    out
 }
 
 // ANCHOR: create_device
