@@ -491,47 +491,99 @@ fn explain_shows_every_step_from_the_image_to_execve() {
             .unwrap_or_else(|| panic!("step {step:?} missing or out of order in:\n{trace}"));
         last += at;
     }
-    // The process is moved into its cgroup after the clone, before the exec.
+    // The process is placed in its cgroup after the clone, before the exec, and never by a
+    // write of its pid into `cgroup.procs` (or of a tid into `tasks`): that write takes the
+    // lock every fork and exit on the machine takes, and waits for an RCU grace period. It
+    // is born in its cgroup2 directory (clone3 with CLONE_INTO_CGROUP), and moves itself into
+    // each v1 hierarchy by writing 0 into `tasks` before its first mount.
     let at = |step: &str| {
         trace
             .find(step)
             .unwrap_or_else(|| panic!("no {step:?} in:\n{trace}"))
     };
-    let cgroup = at("move the process into the cgroup");
-    assert!(at("clone into new namespaces") < cgroup, "{trace}");
-    assert!(cgroup < at("execute the container's program"), "{trace}");
-    // On pure v1 it moves itself before its first mount, writing 0 into each hierarchy's
-    // `tasks`, which needs no write lock on every process's fork and exit (and no RCU grace
-    // period). On a hybrid host the cgroup2 directory must be joined through `cgroup.procs`,
-    // which pays that wait holding the mutex a self-join needs too: there the runtime writes
-    // the pid into every hierarchy, the unified one included, while the process mounts.
-    let moves: Vec<&str> = trace
+    let lines = |what: &str| -> Vec<&str> { trace.lines().filter(|l| l.contains(what)).collect() };
+    let pid_writes: Vec<&str> = trace
         .lines()
-        .filter(|l| l.contains("move the process into the cgroup"))
+        .filter(|l| {
+            l.contains("/cgroup.procs, \"")
+                || (l.contains("/tasks, \"") && !l.contains("/tasks, \"0\")"))
+        })
         .collect();
+    assert!(pid_writes.is_empty(), "{trace}");
+    let moves = lines("move the process into the cgroup");
+    let born = lines("CLONE_INTO_CGROUP");
+    for line in &moves {
+        assert!(line.contains("/tasks, \"0\")"), "{trace}");
+    }
+    if !moves.is_empty() {
+        let first_move = at("move the process into the cgroup");
+        assert!(at("clone into new namespaces") < first_move, "{trace}");
+        assert!(first_move < at("pivot_root into the rootfs"), "{trace}");
+    }
     match common::cgroup_layout_name() {
         "v1" => {
             assert!(moves.len() >= 3, "{trace}");
-            for line in &moves {
-                assert!(line.contains("/tasks, \"0\")"), "{trace}");
-            }
-            assert!(cgroup < at("pivot_root into the rootfs"), "{trace}");
+            assert!(born.is_empty(), "{trace}");
         }
         "v1-hybrid" => {
-            assert!(moves.len() >= 4, "{trace}");
+            assert!(moves.len() >= 3, "{trace}");
+            assert_eq!(born.len(), 1, "{trace}");
             assert!(
-                moves.iter().any(|l| l.contains("/sys/fs/cgroup/unified/")),
+                born[0].contains("cgroup=open(\"/sys/fs/cgroup/unified/"),
                 "{trace}"
             );
-            for line in &moves {
-                assert!(
-                    line.contains("/cgroup.procs, \"") && !line.contains("\"0\""),
-                    "{trace}"
-                );
-            }
         }
-        _ => assert_eq!(moves.len(), 1, "{trace}"),
+        _ => {
+            assert!(moves.is_empty(), "{trace}");
+            assert_eq!(born.len(), 1, "{trace}");
+        }
     }
+    env.finish();
+}
+
+/// The container's process, and a process `exec` starts in it, are in the container's cgroup
+/// in every hierarchy, as the kernel lists them in /proc/PID/cgroup: the cgroup2 directory
+/// they were born in and each v1 hierarchy they joined through `tasks`.
+#[test]
+fn the_process_is_in_the_containers_cgroup_in_every_hierarchy() {
+    let Some(env) = Env::new() else { return };
+    let id = env.detach(&["busybox", "sleep", "1000"]);
+    let pid: i32 = env.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+    let listed = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    for line in &lines {
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        assert!(path.ends_with(&format!("/{id}")), "{listed}");
+    }
+    let unified = lines.iter().filter(|l| l.starts_with("0::")).count();
+    let layout = common::cgroup_layout_name();
+    match layout {
+        "v1" => assert!(lines.len() >= 3 && unified == 0, "{listed}"),
+        "v1-hybrid" => assert!(lines.len() >= 4 && unified == 1, "{listed}"),
+        _ => assert!(lines.len() == 1 && unified == 1, "{listed}"),
+    }
+    // exec: born in the cgroup2 directory too, the v1 hierarchies written through `tasks`.
+    let out = env.output(&["--explain", "exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(out.status.success(), "{out:?}");
+    let (seen, trace) = (text(&out.stdout), text(&out.stderr));
+    assert!(!trace.contains("/cgroup.procs"), "{trace}");
+    assert_eq!(
+        trace.contains("CLONE_INTO_CGROUP"),
+        layout != "v1",
+        "{trace}"
+    );
+    for line in seen.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        // On v2 the container has a cgroup namespace rooted at its cgroup.
+        let inside = if layout == "v2" {
+            path == "/"
+        } else {
+            path.ends_with(&format!("/{id}"))
+        };
+        assert!(inside, "{seen}");
+    }
+    assert_eq!(seen.lines().count(), lines.len(), "{seen}");
+    env.ok(&["rm", "-f", &id]);
     env.finish();
 }
 

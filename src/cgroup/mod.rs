@@ -19,7 +19,7 @@ pub mod devices;
 pub mod freezer;
 pub mod layout;
 pub mod run;
-mod spawn;
+pub(crate) mod spawn;
 pub mod teardown;
 pub mod tour;
 pub mod units;
@@ -650,23 +650,45 @@ impl Cgroup {
         }
     }
 
-    /// On pure v1, the `tasks` file of every hierarchy's directory: a single-threaded process
-    /// joins the cgroup there by writing `0` into each of them itself ([`join_self`]), which
-    /// needs no RCU grace period, unlike being written into `cgroup.procs`. `None` on v2, where
-    /// a process enters a domain cgroup only as a whole (`cgroup.procs`, or
-    /// clone3(CLONE_INTO_CGROUP)), and on a hybrid host: there the cgroup2 directory must be
-    /// joined through `cgroup.procs`, whose grace period is paid anyway (holding
-    /// `cgroup_mutex`, so a self-join would wait for it too); the runtime then writes every
-    /// hierarchy at once, the first write paying the wait while the process mounts.
-    pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+    /// The cgroup2 directory of the group, into which a process can be born
+    /// (clone3(CLONE_INTO_CGROUP)): the v2 directory, or the one in a hybrid host's cgroup2
+    /// mount. `None` on pure v1.
+    pub fn cgroup2_dir(&self) -> Option<&Path> {
         match &self.backend {
-            Backend::V1(cgroup) if !cgroup.has_cgroup2_dir() => Some(cgroup.task_files()),
-            _ => None,
+            Backend::V1(cgroup) => cgroup.cgroup2_dir(),
+            Backend::V2(cgroup) => Some(cgroup.path()),
         }
     }
 
-    /// With [`Cgroup::self_join_files`]: moves `pid` into the rest of the group, the directory
-    /// in a hybrid host's cgroup2 mount (`cgroup.procs`), if there is one.
+    /// The `tasks` file of the group's directory in every v1 hierarchy (none on v2): a
+    /// single-threaded process joins the v1 hierarchies through them, by writing `0` itself
+    /// ([`join_self`]), with no RCU grace period, or written there by its tid
+    /// ([`Cgroup::add_tid_to_tasks`]).
+    pub fn task_files(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.task_files(),
+            Backend::V2(_) => Vec::new(),
+        }
+    }
+
+    /// Moves the thread `tid` into every v1 hierarchy through `tasks`: for a process that
+    /// may not write them itself (one in a new user namespace) and is single-threaded, so
+    /// that its one thread is the whole process.
+    pub fn add_tid_to_tasks(&self, tid: Pid) -> Result<()> {
+        for file in self.task_files() {
+            let dir = file.parent().unwrap_or(Path::new("/"));
+            write_file(
+                dir,
+                "tasks",
+                &tid.to_string(),
+                "move the process into the cgroup",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the group's cgroup2 directory ([`Cgroup::cgroup2_dir`]) through
+    /// `cgroup.procs`, if there is one: where it could not be born there.
     pub fn add_pid_to_cgroup2(&self, pid: Pid) -> Result<()> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.add_pid_to_cgroup2(pid),
@@ -773,11 +795,12 @@ pub fn cgroup_dir_of(layout: &Layout, controller: &str, pid: Pid) -> Result<Opti
 
 // ANCHOR: join_self
 /// Moves the calling thread into the v1 cgroups whose `tasks` files are given
-/// ([`Cgroup::self_join_files`]) by writing `0` (the caller itself) into each; for a
-/// single-threaded process that is the whole process. Writing a pid into `cgroup.procs` makes
-/// the kernel take `cgroup_threadgroup_rwsem` for writing, and the first writer after a quiet
-/// moment waits for an RCU grace period (milliseconds); a thread moving itself needs no such
-/// lock (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). Errors name the file.
+/// ([`Cgroup::task_files`]) by writing `0` (the caller itself) into each; for a
+/// single-threaded process that is the whole process. Writing a pid into `cgroup.procs`, or
+/// any other thread's tid into `tasks`, makes the kernel take `cgroup_threadgroup_rwsem` for
+/// writing, and the first writer after a quiet moment waits for an RCU grace period
+/// (milliseconds); a thread moving itself needs no such lock (kernel/cgroup/cgroup.c,
+/// `cgroup_procs_write_start`). Errors name the file.
 pub fn join_self(task_files: &[PathBuf]) -> Result<()> {
     for file in task_files {
         explain::trace!(Cgroups: "move the process into the cgroup"

@@ -246,20 +246,13 @@ fn exec_report(child: &Child, exec_read: &OwnedFd, program: &OsString) -> Result
 
 // ANCHOR: clone3
 /// clone3(CLONE_INTO_CGROUP): the child is born in `dir`. Returns `None` when this kernel
-/// cannot do it (ENOSYS: no clone3 before 5.3 or a seccomp filter; E2BIG: no `cgroup` field
-/// before 5.7), so the caller falls back to fork + cgroup.procs.
+/// cannot do it ([`clone3_into`]), so the caller falls back to fork + cgroup.procs.
 fn clone_into_cgroup(
     dir: &Path,
     argv: &[*const c_char],
     exec_read: &OwnedFd,
     exec_write: &OwnedFd,
 ) -> Result<Option<Pid>> {
-    let cgroup_fd = nix::fcntl::open(
-        dir,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("opening {}", dir.display()))?;
     explain::step(
         "start the command in the cgroup",
         || {
@@ -270,43 +263,69 @@ fn clone_into_cgroup(
         },
         Chapter::Cgroups,
     );
-    match clone3_into(&cgroup_fd) {
-        Err(Errno::ENOSYS | Errno::E2BIG) => {
+    match clone3_into(dir, 0)? {
+        None => {
             explain::note("clone3(CLONE_INTO_CGROUP) unsupported here: falling back to fork");
             Ok(None)
         }
-        // EBUSY: the no-internal-processes rule (that cgroup enables controllers for
-        // children); EAGAIN: its pids.max is reached.
-        Err(errno) => Err(errno).with_context(|| format!("clone3 into {}", dir.display())),
-        Ok(0) => {
+        Some(0) => {
             let fds = ChildFds {
                 go_read: None,
                 close: [exec_read.as_raw_fd(), -1],
                 exec_write: exec_write.as_raw_fd(),
             };
-            // SAFETY: in the child of clone3, see clone3_into.
+            // SAFETY: in the child of clone3, see clone3_call.
             unsafe { exec_child(&fds, argv) }
         }
-        Ok(pid) => Ok(Some(Pid::from_raw(pid as i32))),
+        Some(pid) => Ok(Some(Pid::from_raw(pid as i32))),
     }
 }
 // ANCHOR_END: clone3
 
+// ANCHOR: clone3_into
+/// clone3(`flags` | CLONE_INTO_CGROUP) into the cgroup2 directory `dir`, with SIGCHLD as the
+/// exit signal. Returns twice, as fork does: `Some(pid)` in the parent, `Some(0)` in the
+/// child. `None` when this kernel cannot (ENOSYS: no clone3 before 5.3, or a seccomp filter;
+/// E2BIG: no `cgroup` field before 5.7; EINVAL: no `CLONE_INTO_CGROUP`, or `dir` is not on
+/// the cgroup2 hierarchy) or we may not (EPERM, EACCES: no write access to the cgroups'
+/// common ancestor's `cgroup.procs`): the caller then clones or forks and writes
+/// `cgroup.procs`. Other errors (EBUSY: the no-internal-processes rule, as `dir` enables
+/// controllers for children; EAGAIN: its pids.max is reached) are errors.
+///
+/// Only the child of a single-threaded caller, or one that calls only async-signal-safe
+/// functions until execve, may do anything but that in the child (fork(2)).
+pub(crate) fn clone3_into(dir: &Path, flags: u64) -> Result<Option<libc::c_long>> {
+    let cgroup_fd = nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", dir.display()))?;
+    match clone3_call(&cgroup_fd, flags) {
+        Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EPERM | Errno::EACCES) => {
+            Ok(None)
+        }
+        Err(errno) => Err(errno).with_context(|| format!("clone3 into {}", dir.display())),
+        Ok(pid) => Ok(Some(pid)),
+    }
+}
+// ANCHOR_END: clone3_into
+
 // ANCHOR: clone3_call
 /// The clone3 system call itself, which libc has no wrapper for: `struct clone_args` and
 /// its size. Returns twice, as fork does: the child's pid in the parent, 0 in the child.
-fn clone3_into(cgroup_fd: &OwnedFd) -> nix::Result<libc::c_long> {
+fn clone3_call(cgroup_fd: &OwnedFd, flags: u64) -> nix::Result<libc::c_long> {
     let mut args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: flags | CLONE_INTO_CGROUP,
         // Like fork: the parent gets SIGCHLD when the child ends, so waitpid works as usual.
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup_fd.as_raw_fd() as u64,
         ..Default::default()
     };
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of our memory
-    // and continues on a copy of this stack. From here on the child only makes
-    // async-signal-safe calls (see exec_child). glibc's cached thread id is stale in a child
-    // made by a raw clone3, which nothing before execve depends on.
+    // and continues on a copy of this stack. glibc's cached thread id is stale in a child
+    // made by a raw clone3 (as after its clone(3) wrapper), which nothing before execve
+    // depends on.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,

@@ -166,13 +166,16 @@ impl Cgroup {
         files
     }
 
-    /// Whether the group has a directory in a hybrid host's cgroup2 mount (no controllers).
-    pub fn has_cgroup2_dir(&self) -> bool {
-        self.dirs.iter().any(|(c, _)| c.is_empty())
+    /// The group's directory in a hybrid host's cgroup2 mount (no controllers), if any.
+    pub fn cgroup2_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, dir)| dir.as_path())
     }
 
     /// Writes `pid` into `cgroup.procs` of the directory in a hybrid host's cgroup2 mount, if
-    /// the group has one (the v1 hierarchies are left to [`Cgroup::task_files`]).
+    /// the group has one (the v1 hierarchies are joined through [`Cgroup::task_files`]).
     pub fn add_pid_to_cgroup2(&self, pid: Pid) -> Result<()> {
         for (_, dir) in self.dirs.iter().filter(|(c, _)| c.is_empty()) {
             write_file(

@@ -7,7 +7,9 @@
 //! 2. join its PID namespace with setns(2) *in this process*: for a PID namespace that only
 //!    decides where this process's future children go (pid_namespaces(7)), so the process
 //!    forked next is born inside, with a pid of the container's;
-//! 3. fork; the parent writes the child's pid into the container's `cgroup.procs`;
+//! 3. clone the child into the container's cgroup2 directory (clone3 with
+//!    `CLONE_INTO_CGROUP`; where refused, the parent writes it into `cgroup.procs`), and write
+//!    its tid into each v1 hierarchy's `tasks`;
 //! 4. the child joins the other namespaces (the mount namespace last but one: after it, `/` is
 //!    the container's root), then takes the container's security settings (capabilities, user,
 //!    no_new_privs, seccomp) exactly as its first process did, and execs.
@@ -360,8 +362,9 @@ pub fn oci_exec_failed(err: &anyhow::Error) -> String {
 
 // ANCHOR: spawn_in
 /// Starts the process `p` describes inside the container whose first process is `pid`: joins
-/// its PID namespace (for our children), forks, writes the child into each of `cgroup_dirs`,
-/// and lets the child join the rest and exec. Returns the child's pid once it has exec'd.
+/// its PID namespace (for our children), clones the child into the cgroup2 directory of
+/// `cgroup_dirs` (if any), writes it into the others, and lets the child join the rest and
+/// exec. Returns the child's pid once it has exec'd.
 pub(crate) fn spawn_in(
     p: &Prepared,
     pid: i32,
@@ -373,20 +376,30 @@ pub(crate) fn spawn_in(
         nix::sched::setns(fd, Namespace::Pid.clone_flag())
             .context("setns into the container's PID namespace")?;
     }
-    let cgroup_procs: Vec<PathBuf> = cgroup_dirs
+    // Born in the cgroup2 directory (the only one with `cgroup.controllers`), if any; the
+    // runtime writes the rest, each v1 hierarchy through `tasks` (the child is one thread).
+    let cgroup2 = cgroup_dirs
         .iter()
-        .map(|dir| dir.join("cgroup.procs"))
-        .collect();
+        .find(|dir| dir.join("cgroup.controllers").exists());
     crate::ns::spawn_process(
         &[],
         None,
         crate::ns::Go::BeforeChildSetup,
-        &mut |child| {
-            for procs in &cgroup_procs {
+        cgroup2.map(PathBuf::as_path),
+        &mut |child, born_in_cgroup2| {
+            for dir in cgroup_dirs {
+                let file = if Some(dir) == cgroup2 {
+                    if born_in_cgroup2 {
+                        continue;
+                    }
+                    dir.join("cgroup.procs")
+                } else {
+                    dir.join("tasks")
+                };
                 explain::trace!(Cgroups: "put the process into the container's cgroup"
-                    => "write(\"{}\", \"{child}\")", procs.display());
-                std::fs::write(procs, child.to_string())
-                    .with_context(|| format!("writing {child} to {}", procs.display()))?;
+                    => "write(\"{}\", \"{child}\")", file.display());
+                std::fs::write(&file, child.to_string())
+                    .with_context(|| format!("writing {child} to {}", file.display()))?;
             }
             Ok(())
         },

@@ -229,7 +229,8 @@ impl Sandbox {
             &sandbox.namespaces,
             id_maps.as_ref(),
             Go::BeforeChildSetup,
-            &mut |_pid| Ok(()),
+            None,
+            &mut |_pid, _| Ok(()),
             &mut |_ready| child_setup(&sandbox, &argv, &mut child),
         )
     }
@@ -305,10 +306,11 @@ impl Ready {
 }
 
 // ANCHOR: spawn_process
-/// The mechanism under every container start: clone a child into new `namespaces`, let the
-/// parent prepare it from outside (`parent_setup`: uid/gid maps first, then whatever the
-/// caller needs, such as putting it into a cgroup or giving it a network), then let the child
-/// run `child_setup`, which ends in execve.
+/// The mechanism under every container start: clone a child into new `namespaces` (and,
+/// given a cgroup2 directory, into that cgroup: [`clone_child`]), let the parent prepare it
+/// from outside (`parent_setup`: uid/gid maps first, then whatever the caller needs, such as
+/// putting it into a cgroup or giving it a network; it is told whether the child was born in
+/// `cgroup2`), then let the child run `child_setup`, which ends in execve.
 ///
 /// Returns the child's pid once it has exec'd, or once it called [`Ready::signal`]. If the
 /// child fails first, its error comes back here with its message and exit code, and the child
@@ -317,7 +319,8 @@ pub fn spawn_process(
     namespaces: &[Namespace],
     id_maps: Option<&IdMaps>,
     go: Go,
-    parent_setup: &mut dyn FnMut(Pid) -> Result<()>,
+    cgroup2: Option<&Path>,
+    parent_setup: &mut dyn FnMut(Pid, bool) -> Result<()>,
     child_setup: &mut dyn FnMut(&Ready) -> Result<i32>,
 ) -> Result<Pid> {
     let (go_read, go_write) =
@@ -328,52 +331,25 @@ pub fn spawn_process(
     let flags = namespaces
         .iter()
         .fold(CloneFlags::empty(), |flags, ns| flags | ns.clone_flag());
-    let mut stack = vec![0u8; 1024 * 1024];
     // Rust's stdout buffer would be copied into the child and printed twice.
     let _ = std::io::stdout().flush();
-
-    // ANCHOR: clone
-    explain::step(
-        "clone into new namespaces",
-        || format!("clone(flags={})", explain::clone_flags(flags, "SIGCHLD")),
-        Chapter::Namespaces,
-    );
     let child_main = Box::new(|| {
         let ready = Ready {
             fd: status_w,
             go: go_r,
             went: std::cell::Cell::new(false),
         };
-        let result = match go {
-            Go::BeforeChildSetup => ready.wait_for_parent(),
-            Go::WhenChildAsks => Ok(()),
-        }
-        .and_then(|()| child_setup(&ready))
-        .and_then(|status| ready.wait_for_parent().map(|()| status));
-        // Only reached when setup failed or a function finished: report and exit without
-        // running the parent's destructors or atexit handlers twice.
-        let status = match result {
-            Ok(status) => status,
-            Err(err) => report_to_parent(status_w, &err),
-        };
-        let _ = std::io::stdout().flush();
-        // SAFETY: _exit is async-signal-safe and ends only this process.
-        unsafe { libc::_exit(status) }
+        child_main(&ready, go, child_setup)
     });
-    // SAFETY: the child runs on its own stack, in a copy of our address space (no CLONE_VM),
-    // and leaves only through execve or _exit.
-    let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
-        .context("clone(2) into new namespaces")?;
+    let (pid, in_cgroup) = clone_child(flags, cgroup2, child_main)?;
     drop(go_read);
     drop(status_write);
-    // ANCHOR_END: clone
-
     // From here on, kill and reap the child if we fail, so no half-started process stays.
     let parent_side = || -> Result<()> {
         if let Some(maps) = id_maps {
             write_id_maps(pid, maps)?;
         }
-        parent_setup(pid)?;
+        parent_setup(pid, in_cgroup)?;
         let mut go = std::fs::File::from(go_write);
         // A child that failed before it waited has closed its end: its own error, on the
         // status pipe, says more than our EPIPE.
@@ -390,6 +366,73 @@ pub fn spawn_process(
     Ok(pid)
 }
 // ANCHOR_END: spawn_process
+
+// ANCHOR: clone
+/// Clones the child that runs `child_main` into new namespaces (`flags`). Given a cgroup2
+/// directory, the child is born in that cgroup (clone3 with `CLONE_INTO_CGROUP`), so nobody
+/// writes it into `cgroup.procs` (a write that waits for an RCU grace period, see the cgroups
+/// chapter); where the kernel cannot or we may not, plain clone(2). The bool says whether the
+/// child was born in `cgroup2`.
+fn clone_child(
+    flags: CloneFlags,
+    cgroup2: Option<&Path>,
+    mut child_main: nix::sched::CloneCb<'_>,
+) -> Result<(Pid, bool)> {
+    if let Some(dir) = cgroup2 {
+        explain::step(
+            "clone into new namespaces and the cgroup",
+            || clone3_call(flags, dir),
+            Chapter::Namespaces,
+        );
+        match crate::cgroup::spawn::clone3_into(dir, flags.bits() as u64)? {
+            // SAFETY: in the child of a fork-like clone3; child_main ends in execve or _exit.
+            Some(0) => unsafe { libc::_exit(child_main() as i32) },
+            Some(pid) => return Ok((Pid::from_raw(pid as i32), true)),
+            None => explain::note("clone3(CLONE_INTO_CGROUP) refused here: plain clone"),
+        }
+    }
+    explain::step(
+        "clone into new namespaces",
+        || format!("clone(flags={})", explain::clone_flags(flags, "SIGCHLD")),
+        Chapter::Namespaces,
+    );
+    let mut stack = vec![0u8; 1024 * 1024];
+    // SAFETY: the child runs on its own stack, in a copy of our address space (no CLONE_VM),
+    // and leaves only through execve or _exit.
+    let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .context("clone(2) into new namespaces")?;
+    Ok((pid, false))
+}
+// ANCHOR_END: clone
+
+/// The clone3 call of [`clone_child`] as strace prints it.
+fn clone3_call(flags: CloneFlags, dir: &Path) -> String {
+    let flags = explain::clone_flags(flags, "CLONE_INTO_CGROUP");
+    format!(
+        "clone3({{flags={flags}, exit_signal=SIGCHLD, cgroup=open({:?})}})",
+        dir.display()
+    )
+}
+
+/// The child's side of [`spawn_process`]: waits for the parent's go where `go` says, runs
+/// `child_setup`, and reports a failure on the status pipe. Never returns.
+fn child_main(ready: &Ready, go: Go, child_setup: &mut dyn FnMut(&Ready) -> Result<i32>) -> isize {
+    let result = match go {
+        Go::BeforeChildSetup => ready.wait_for_parent(),
+        Go::WhenChildAsks => Ok(()),
+    }
+    .and_then(|()| child_setup(ready))
+    .and_then(|status| ready.wait_for_parent().map(|()| status));
+    // Only reached when setup failed or a function finished: report and exit without
+    // running the parent's destructors or atexit handlers twice.
+    let status = match result {
+        Ok(status) => status,
+        Err(err) => report_to_parent(ready.fd, &err),
+    };
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit is async-signal-safe and ends only this process.
+    unsafe { libc::_exit(status) }
+}
 
 /// Waits until the parent has prepared us (id maps, cgroup): before that we may be "nobody".
 fn wait_for_go(go: RawFd) -> Result<()> {

@@ -26,8 +26,9 @@ pub struct InitContext<'a> {
     /// of the cgroup mount.
     pub cgroup_dirs: &'a [PathBuf],
     /// On v1 without a user namespace, the `tasks` files through which the process moves
-    /// itself into its v1 hierarchies before anything else (`cgroup::join_self`); the runtime
-    /// moves it into the rest (`cgroup.procs`: all of them with `None`) while it mounts.
+    /// itself into its v1 hierarchies before anything else (`cgroup::join_self`). It is born
+    /// in its cgroup2 directory, if any; where it could not be, and with `None` (in a user
+    /// namespace), the runtime places it while it mounts.
     pub cgroup_tasks: Option<&'a [PathBuf]>,
     pub spec: &'a Spec,
     pub bundle: &'a Path,
@@ -236,11 +237,12 @@ fn wait_for_start(ctx: &InitContext, ready: &Ready) -> Result<()> {
 // ANCHOR: enter_cgroup
 /// Waits until the runtime has moved this process into the container's cgroup, then, with a
 /// new cgroup namespace, unshares it: the cgroup this process is in when the namespace is made
-/// becomes its root. Where we do not join ourselves (`cgroup::join_self`), the runtime
-/// moves us while we mount (`ns::Go::WhenChildAsks`), because the first move through
-/// `cgroup.procs` can wait milliseconds for an RCU grace period;
-/// the hooks, a cgroup2 mount and the rest of the process setup (user, capabilities, seccomp,
-/// execve) come after this. Idempotent.
+/// becomes its root. This process was born in its cgroup2 directory (clone3 with
+/// `CLONE_INTO_CGROUP`) and joined its v1 hierarchies itself (`cgroup::join_self`); where it
+/// could not, the runtime places it while we mount (`ns::Go::WhenChildAsks`), because its
+/// write can wait milliseconds for an RCU grace period. The hooks, a cgroup2 mount and the
+/// rest of the process setup (user, capabilities, seccomp, execve) come after this.
+/// Idempotent.
 fn enter_cgroup(ctx: &InitContext, ready: &Ready) -> Result<()> {
     ready.wait_for_parent()?;
     static UNSHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -637,14 +639,19 @@ fn mount_cgroup(ctx: &InitContext, ready: &Ready, m: &oci_spec::runtime::Mount) 
     let flags = options.flags;
     let target = mounts::secure_join(ctx.rootfs, destination)?;
     std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
-    let layout = crate::cgroup::detect()?;
+    // One read of the mount table: the layout, then the v1 hierarchies to bind.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let layout = crate::cgroup::layout::parse(&mountinfo, |mount| {
+        let path = mount.join("cgroup.controllers");
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    })?;
     if layout.kind == crate::cgroup::Kind::V2 {
         // A cgroup2 mount shows the hierarchy from the root of our cgroup namespace.
         enter_cgroup(ctx, ready)?;
         return mount_cgroup2(&source, &target, flags);
     }
     mount_cgroup_tmpfs(&target, flags)?;
-    for (name, host_dir) in container_v1_cgroups(ctx.cgroup_dirs)? {
+    for (name, host_dir) in container_v1_cgroups(&mountinfo, ctx.cgroup_dirs) {
         bind_v1_cgroup(&name, &host_dir, &target, flags)?;
     }
     Ok(())
@@ -721,9 +728,9 @@ fn bind_v1_cgroup(name: &str, host_dir: &Path, target: &Path, flags: MsFlags) ->
 // ANCHOR_END: mount_cgroup_v1
 
 /// For each v1 hierarchy mounted on the host: its directory name under /sys/fs/cgroup, and
-/// the container's cgroup there (the one of `dirs` under its mount point).
-fn container_v1_cgroups(dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+/// the container's cgroup there (the one of `dirs` under its mount point), from the text of
+/// /proc/self/mountinfo.
+fn container_v1_cgroups(mountinfo: &str, dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for line in mountinfo.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
@@ -748,7 +755,7 @@ fn container_v1_cgroups(dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     out.sort();
-    Ok(out)
+    out
 }
 
 // ANCHOR: create_device

@@ -425,8 +425,9 @@ fn receive_console(console: Option<crate::tty::ConsoleSocket>) -> Result<Option<
 // ANCHOR_END: launch_receive_console
 
 // ANCHOR: launch_self_join
-/// The v1 `tasks` files the container process writes itself into, first thing. Only without
-/// a user namespace: in one it may not write them, and the runtime moves it instead.
+/// The v1 `tasks` files the container process writes itself into, first thing (`None` on v2,
+/// where it is born in its cgroup). Only without a user namespace: in one it may not write
+/// them, and the runtime writes its tid into them instead.
 fn self_join_files(
     spec: &Spec,
     cgroup: &Cgroup,
@@ -434,7 +435,8 @@ fn self_join_files(
 ) -> Result<Option<Vec<PathBuf>>> {
     let user_ns =
         spec::id_maps(spec)?.is_some() || join.iter().any(|(ns, _)| *ns == Namespace::User);
-    Ok(cgroup.self_join_files().filter(|_| !user_ns))
+    let files = cgroup.task_files();
+    Ok((!user_ns && !files.is_empty()).then_some(files))
 }
 // ANCHOR_END: launch_self_join
 
@@ -516,10 +518,12 @@ fn compile_seccomp(
     )?))
 }
 
-/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`): the
-/// process joins its v1 hierarchies itself (`ctx.cgroup_tasks`), we move it into the rest. With
-/// `sync`, a thread of ours runs the `prestart` and `createRuntime` hooks when the process
-/// asks for them, between its mounts and its pivot_root.
+/// Clones the container process into its namespaces and cgroup (`ns::spawn_process`): it is
+/// born in the cgroup2 directory, if the group has one (clone3 with `CLONE_INTO_CGROUP`), and
+/// joins its v1 hierarchies itself (`ctx.cgroup_tasks`); we place it where it could not
+/// ([`place_in_cgroup`]). With `sync`, a thread of ours runs the `prestart` and
+/// `createRuntime` hooks when the process asks for them, between its mounts and its
+/// pivot_root.
 fn spawn_container(
     spec: &Spec,
     new: &[Namespace],
@@ -529,8 +533,8 @@ fn spawn_container(
     ctx: &init::InitContext,
 ) -> Result<Pid> {
     let id_maps = spec::id_maps(spec)?;
-    // The child mounts while we move it into its cgroup, unless it must first wait for its
-    // uid and gid maps.
+    // The child mounts while we finish placing it, unless it must first wait for its uid and
+    // gid maps.
     let user_ns = id_maps.is_some() || ctx.join.iter().any(|(ns, _)| *ns == Namespace::User);
     let go = if user_ns {
         ns::Go::BeforeChildSetup
@@ -543,12 +547,9 @@ fn spawn_container(
             new,
             id_maps.as_ref(),
             go,
-            &mut |pid| {
-                if ctx.cgroup_tasks.is_some() {
-                    cgroup.add_pid_to_cgroup2(pid)?;
-                } else {
-                    cgroup.add_pid(pid)?;
-                }
+            cgroup.cgroup2_dir(),
+            &mut |pid, born_in_cgroup2| {
+                place_in_cgroup(cgroup, pid, born_in_cgroup2, ctx.cgroup_tasks.is_some())?;
                 if let Some(sync) = sync.take() {
                     let mut state = hook_state.clone();
                     state.pid = pid.as_raw();
@@ -566,6 +567,22 @@ fn spawn_container(
         }
     })
 }
+
+// ANCHOR: place_in_cgroup
+/// The runtime's part in placing the container process `pid`: into the cgroup2 directory
+/// through `cgroup.procs` only where it was not born there (clone3 refused), and into the v1
+/// hierarchies through `tasks`, by its tid, only where it does not join them itself (in a
+/// new user namespace). It is single-threaded until execve, so its one thread is the process.
+fn place_in_cgroup(cgroup: &Cgroup, pid: Pid, born_in_cgroup2: bool, joins_v1: bool) -> Result<()> {
+    if !born_in_cgroup2 {
+        cgroup.add_pid_to_cgroup2(pid)?;
+    }
+    if !joins_v1 {
+        cgroup.add_tid_to_tasks(pid)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: place_in_cgroup
 
 /// The pipes on which the container process asks the runtime to run the `prestart` and
 /// `createRuntime` hooks (runc's "procHooks" message): after its mounts, before pivot_root.

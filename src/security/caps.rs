@@ -276,11 +276,15 @@ pub fn status_hex(mask: u64) -> String {
 
 /// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`). A
 /// capability above it cannot be dropped or raised; Docker's `ALL` stops there too.
+/// Read once per process.
 pub fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 fn known_caps_mask() -> u64 {
@@ -405,8 +409,14 @@ pub fn current_sets() -> Result<(u64, u64, u64)> {
 
 /// The calling thread's bounding set, one `prctl(PR_CAPBSET_READ)` per capability.
 pub fn bounding_set() -> Result<u64> {
+    bounding_of(u64::MAX)
+}
+
+/// Which of the capabilities in `asked` are in the calling thread's bounding set: one
+/// `prctl(PR_CAPBSET_READ)` per capability asked about (and known to this kernel).
+pub fn bounding_of(asked: u64) -> Result<u64> {
     let mut mask = 0;
-    for cap in 0..=last_cap() {
+    for cap in (0..=last_cap().min(63)).filter(|cap| asked & (1u64 << cap) != 0) {
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
         match rc {
@@ -453,8 +463,9 @@ fn grantable(want: &CapMasks, known: u64) -> Result<CapMasks> {
     // outside the old inheritable set plus the bounding set, and without CAP_SETPCAP, never
     // outside the old inheritable set plus the permitted one.
     let setpcap = effective_now & (1u64 << capability_number(Capability::Setpcap)) != 0;
-    let ceiling = bounding_set()? & if setpcap { u64::MAX } else { held };
-    let inheritable = want.inheritable & (held_inheritable | ceiling) & known;
+    // Only the capabilities that decide something are looked up in the bounding set.
+    let open = want.inheritable & !held_inheritable & known & if setpcap { u64::MAX } else { held };
+    let inheritable = want.inheritable & (held_inheritable | bounding_of(open)?) & known;
     let missing = (want.permitted | want.effective) & known & !held;
     if missing != 0 {
         explain::note(&format!(
