@@ -445,6 +445,102 @@ fn rules_in_one_transaction_iptables_legacy() {
     rules_in_one_transaction(Backend::IptablesLegacy);
 }
 
+/// The DNAT rules `run -p` adds over netlink with iptables-nft
+/// (`net::nftables::add_dnat_rules`) are the rules `iptables-nft -A` adds: `iptables -S`
+/// prints them alike, and `iptables -D`, which matches a rule byte for byte, deletes each.
+/// With and without a host address, tcp and udp.
+#[test]
+fn dnat_rules_added_over_netlink_are_the_rules_iptables_adds() {
+    let backend = Backend::IptablesNft;
+    if !require_root() || !require_backend(backend) {
+        return;
+    }
+    private_netns(|| {
+        let to = Ipv4Addr::new(10, 68, 0, 3);
+        let mut specs = net::nat::publish_rules("nl-a", "18090:80".parse().unwrap(), to);
+        let udp = net::PortMapping {
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: 18053,
+            container_port: 53,
+            protocol: net::nat::Protocol::Udp,
+        };
+        specs.extend(net::nat::publish_rules("nl-b", udp, to));
+        let applied: Vec<_> = specs
+            .iter()
+            .map(|s| net::nat::add_rule(backend, s).unwrap())
+            .collect();
+        let by_iptables = net::nat::list_rules(backend).unwrap();
+        for rule in &applied {
+            net::nat::delete_rule(rule).unwrap();
+        }
+        let dnat: Vec<net::nftables::DnatRule> = [
+            ("PREROUTING", 6, None, 18090, 80),
+            ("OUTPUT", 6, None, 18090, 80),
+            ("PREROUTING", 17, Some(Ipv4Addr::LOCALHOST), 18053, 53),
+            ("OUTPUT", 17, Some(Ipv4Addr::LOCALHOST), 18053, 53),
+        ]
+        .into_iter()
+        .zip(&specs)
+        .map(
+            |((chain, protocol, host_ip, host_port, port), spec)| net::nftables::DnatRule {
+                chain,
+                protocol,
+                host_ip,
+                host_port,
+                to: SocketAddrV4::new(to, port),
+                comment: &spec.comment,
+            },
+        )
+        .collect();
+        net::nftables::add_dnat_rules(&dnat).unwrap();
+        assert_eq!(net::nat::list_rules(backend).unwrap(), by_iptables);
+        for rule in &applied {
+            net::nat::delete_rule(rule).unwrap();
+        }
+        assert_eq!(net::nat::list_rules(backend).unwrap(), Vec::<String>::new());
+    });
+}
+
+/// Deleting iptables-nft rules over netlink takes exactly the rules with our comments, in
+/// one transaction; it declines (deleting nothing) when the kernel has a different number
+/// of rules with a comment than asked for, so a same-comment rule of someone else's is
+/// never taken.
+#[test]
+fn rules_deleted_over_netlink_are_exactly_the_commented_ones() {
+    let backend = Backend::IptablesNft;
+    if !require_root() || !require_backend(backend) {
+        return;
+    }
+    private_netns(|| {
+        let subnet: net::ipam::Subnet = "10.68.1.0/24".parse().unwrap();
+        let specs = net::nat::bridge_rules("mdnl0", subnet);
+        for spec in &specs {
+            net::nat::add_rule(backend, spec).unwrap();
+        }
+        let nat: Vec<(String, String)> = specs
+            .iter()
+            .filter(|s| net::nat::render_iptables(s).table == "nat")
+            .map(|s| ("POSTROUTING".to_owned(), s.comment.clone()))
+            .collect();
+        assert_eq!(nat.len(), 3);
+        // Two of three: the kernel has three with that comment, so nothing is deleted.
+        assert!(!net::nftables::delete_commented("nat", &nat[..2]).unwrap());
+        assert_eq!(net::nat::list_rules(backend).unwrap().len(), specs.len());
+        assert!(net::nftables::delete_commented("nat", &nat).unwrap());
+        let left = net::nat::list_rules(backend).unwrap();
+        assert_eq!(left.len(), specs.len() - 3, "{left:?}");
+        assert!(left.iter().all(|l| l.starts_with("-t filter")), "{left:?}");
+        let filter: Vec<(String, String)> = specs
+            .iter()
+            .map(net::nat::render_iptables)
+            .filter(|r| r.table == "filter")
+            .map(|r| (r.chain.to_owned(), specs[0].comment.clone()))
+            .collect();
+        assert!(net::nftables::delete_commented("filter", &filter).unwrap());
+        assert_eq!(net::nat::list_rules(backend).unwrap(), Vec::<String>::new());
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // IPAM across processes.
 

@@ -918,3 +918,59 @@ fn a_veth_whose_namespace_lives_on_is_deleted_at_once() {
         );
     });
 }
+
+/// With `iptables-nft`, `run --rm -p` adds its two DNAT rules over netlink in one nf_tables
+/// batch, and its teardown finds them by their comment and deletes them by handle in one
+/// more: no `iptables-nft-restore` at all, once the first published port has made the nat
+/// chains (that one run adds through `iptables-nft-restore`, which makes them). No rule is
+/// left. The restore program is counted through a logging wrapper first in `PATH`.
+#[test]
+fn a_published_port_is_unpublished_over_netlink_without_iptables() {
+    let real = net::nat::which("iptables-nft-restore");
+    if !common::prerequisite(real.is_some(), "iptables-nft-restore is not installed") {
+        return;
+    }
+    let shim = tempfile::tempdir().unwrap();
+    let log = shim.path().join("calls");
+    let wrapper = shim.path().join("iptables-nft-restore");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+        log.display(),
+        real.unwrap().display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        shim.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    if !require_busybox_overlay() {
+        return;
+    }
+    netns::isolated(|| {
+        let env = [
+            ("MINIDOCK_BRIDGE", None),
+            ("MINIDOCK_NAT_BACKEND", Some("iptables-nft")),
+            ("PATH", Some(path.as_str())),
+        ];
+        let root = Root::new(&env);
+        // The first run makes the bridge and its rules (one restore per table).
+        root.ok(&["run", "--rm", "busybox", "true"]);
+        let _ = std::fs::remove_file(&log);
+        let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+        root.ok(&["run", "--rm", "-p", "8083:80", "busybox", "true"]);
+        assert_eq!(calls().lines().count(), 1, "restore calls: {:?}", calls());
+        let _ = std::fs::remove_file(&log);
+        root.ok(&["run", "--rm", "-p", "8083:80", "busybox", "true"]);
+        assert_eq!(calls(), "", "restore calls once the chains exist");
+        root.remove_all();
+        assert_no_container_left(root.path());
+        Ok(())
+    })
+    .unwrap();
+}

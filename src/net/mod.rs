@@ -26,6 +26,7 @@ pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod network;
+pub mod nftables;
 pub mod pasta;
 pub mod probe;
 pub mod resolver;

@@ -14,7 +14,8 @@
 //!
 //! Every rule carries a `minidock:...` comment (iptables) or lives in the `ip minidock` table
 //! (nft), and what we add is recorded, so removal deletes exactly those rules. The binaries are
-//! spawned: NAT is set up once per published port, not on the fast path of every container.
+//! spawned for the bridge's rules, made once per bridge; with `iptables-nft` a published
+//! port's rules go straight to the kernel over netlink ([`super::nftables`]).
 
 use super::ipam::Subnet;
 use crate::explain::{self, Chapter};
@@ -671,8 +672,14 @@ fn add_nft_rule(rule: &RuleSpec) -> Result<AppliedRule> {
 /// Adds `rules` in order; if one fails, deletes the ones already added and returns the error.
 /// With an iptables backend the rules of one table go in one `iptables-restore --noflush`
 /// call, which the kernel applies as one transaction (all of them or none): one process per
-/// table instead of one per rule.
+/// table instead of one per rule. With `iptables-nft`, a published port's DNAT rules go over
+/// netlink, in one transaction too, and no process at all ([`add_dnat_by_netlink`]).
 pub fn add_rules(backend: Backend, rules: &[RuleSpec]) -> Result<Vec<AppliedRule>> {
+    if backend == Backend::IptablesNft
+        && let Some(added) = add_dnat_by_netlink(rules)?
+    {
+        return Ok(added);
+    }
     if backend != Backend::Nft && rules.len() > 1 {
         let rendered: Vec<IptablesRule> = rules.iter().map(render_iptables).collect();
         if rendered.iter().all(|r| restore_words(&r.spec).is_some()) {
@@ -694,6 +701,9 @@ pub fn add_rules(backend: Backend, rules: &[RuleSpec]) -> Result<Vec<AppliedRule
     Ok(added)
 }
 
+// ANCHOR_END: add_rules
+
+// ANCHOR: add_iptables_batch
 /// Adds iptables rules with one `BINARY-restore` call per table, tables in the order they
 /// first appear; if a table's call fails, the tables already added are deleted again.
 fn add_iptables_batch(binary: &str, rules: Vec<IptablesRule>) -> Result<Vec<AppliedRule>> {
@@ -715,7 +725,52 @@ fn add_iptables_batch(binary: &str, rules: Vec<IptablesRule>) -> Result<Vec<Appl
     }
     Ok(added)
 }
-// ANCHOR_END: add_rules
+// ANCHOR_END: add_iptables_batch
+
+/// Adds DNAT rules as `iptables-nft` does, over netlink in one nf_tables transaction
+/// ([`super::nftables::add_dnat_rules`]), when every rule is a DNAT and the kernel takes
+/// them; `None` (nothing added) when not, and `iptables-restore` takes over. No answer from
+/// the kernel is an error: the rules may be in, so adding them again would double them.
+fn add_dnat_by_netlink(rules: &[RuleSpec]) -> Result<Option<Vec<AppliedRule>>> {
+    let mut dnat = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let RuleKind::Dnat {
+            host_ip,
+            protocol,
+            host_port,
+            to,
+            ..
+        } = rule.kind
+        else {
+            return Ok(None);
+        };
+        dnat.push(super::nftables::DnatRule {
+            chain: iptables_place(&rule.kind).1,
+            protocol: match protocol {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+            },
+            host_ip,
+            host_port,
+            to,
+            comment: &rule.comment,
+        });
+    }
+    match super::nftables::add_dnat_rules(&dnat) {
+        Ok(()) => {}
+        Err(err) if err.errno == nix::errno::Errno::EAGAIN => {
+            return Err(err).context("adding DNAT rules over netlink: no answer from the kernel");
+        }
+        Err(_) => return Ok(None),
+    }
+    let binary = Backend::IptablesNft.name();
+    let rendered = rules.iter().map(render_iptables);
+    let added = rendered.map(|r| {
+        explain_add(binary, &r);
+        applied_iptables(binary, r)
+    });
+    Ok(Some(added.collect()))
+}
 
 /// The distinct tables, in the order they first appear.
 fn tables_in_order<'a>(tables: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -899,7 +954,8 @@ fn delete_nft_rule(chain: &str, handle: u64, comment: &str) -> Result<()> {
 
 // ANCHOR: delete_rules
 /// Deletes `rules` in the order given, as [`delete_rule`] each. The iptables rules of one
-/// table go in one `iptables-restore --noflush` call; when that fails (a rule is already
+/// table go in one transaction: with `iptables-nft` a netlink batch by handle, else (or when
+/// that declines) one `iptables-restore --noflush` call; when that fails (a rule is already
 /// gone, which `-D` in a transaction refuses) they are deleted one by one. Returns the rules
 /// that are still there, in the order given, and the first error.
 pub fn delete_rules(rules: &[AppliedRule]) -> (Vec<AppliedRule>, Option<anyhow::Error>) {
@@ -908,7 +964,7 @@ pub fn delete_rules(rules: &[AppliedRule]) -> (Vec<AppliedRule>, Option<anyhow::
     let mut i = 0;
     while i < rules.len() {
         let group = same_table_run(&rules[i..]);
-        let batched = group > 1 && delete_iptables_batch(&rules[i..i + group]);
+        let batched = delete_iptables_batch(&rules[i..i + group]);
         if !batched {
             for rule in &rules[i..i + group] {
                 if let Err(err) = delete_rule(rule) {
@@ -962,7 +1018,9 @@ fn delete_iptables_batch(rules: &[AppliedRule]) -> bool {
     let Some((binary, table)) = target else {
         return false;
     };
-    if restore(binary, table, &lines).is_err() {
+    if !(binary == "iptables-nft" && delete_by_netlink(table, rules))
+        && restore(binary, table, &lines).is_err()
+    {
         return false;
     }
     for rule in rules {
@@ -977,6 +1035,26 @@ fn delete_iptables_batch(rules: &[AppliedRule]) -> bool {
         }
     }
     true
+}
+
+/// Deletes `iptables-nft` rules of `table` by handle over netlink, found by their chain and
+/// comment ([`super::nftables::delete_commented`]); false when it did not (nothing was
+/// deleted then, and `iptables-restore` takes over).
+fn delete_by_netlink(table: &str, rules: &[AppliedRule]) -> bool {
+    let mut wanted = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let AppliedRule::Iptables { chain, spec, .. } = rule else {
+            return false;
+        };
+        let comment = spec.iter().skip_while(|w| *w != "--comment").nth(1);
+        match comment {
+            Some(comment) if comment.starts_with("minidock:") => {
+                wanted.push((chain.clone(), comment.clone()));
+            }
+            _ => return false,
+        }
+    }
+    super::nftables::delete_commented(table, &wanted).unwrap_or(false)
 }
 
 /// Deletes our nft table once no rule of ours is left in it (with nft, the table is ours).

@@ -37,7 +37,7 @@ pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_GETROUTE: u16 = 26;
 
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
@@ -397,14 +397,20 @@ pub struct Netlink {
 }
 
 impl Netlink {
-    /// Opens a socket in the calling thread's network namespace.
+    /// Opens a `NETLINK_ROUTE` socket in the calling thread's network namespace.
     pub fn open() -> Result<Self> {
+        Self::open_protocol(libc::NETLINK_ROUTE)
+    }
+
+    /// Opens a socket of netlink family `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`, see
+    /// netlink(7)) in the calling thread's network namespace.
+    pub fn open_protocol(protocol: libc::c_int) -> Result<Self> {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if raw < 0 {
@@ -505,6 +511,46 @@ impl Netlink {
                 }
             }
         }
+    }
+
+    /// Sends `msgs` in one `send(2)` (a netfilter batch is several messages in one datagram)
+    /// and waits for the answer to each message that asks for an ack (`NLM_F_ACK`): `Ok`
+    /// when every one is 0, else the first error.
+    pub fn request_batch(&mut self, msgs: &mut [Message]) -> Result<()> {
+        let mut bytes = Vec::new();
+        let mut waiting = Vec::new();
+        for msg in msgs.iter_mut() {
+            self.seq = self.seq.wrapping_add(1);
+            let flags = u16::from_ne_bytes([msg.buf[6], msg.buf[7]]);
+            if flags & NLM_F_ACK != 0 {
+                waiting.push(self.seq);
+            }
+            bytes.extend_from_slice(msg.finish(self.seq));
+        }
+        // SAFETY: sending from a live buffer of the given length.
+        let sent =
+            unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
+        if sent < 0 {
+            return Err(nix::errno::Errno::last().into());
+        }
+        while !waiting.is_empty() {
+            let len = self.recv()?;
+            for m in messages(&self.buf[..len]) {
+                if m.kind == NLMSG_ERROR && waiting.contains(&m.seq) {
+                    decode_error(m.flags, m.payload)?;
+                    waiting.retain(|&s| s != m.seq);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a dump request (`NLM_F_DUMP` is added) and returns the payloads of its replies of
+    /// type `reply`, up to `NLMSG_DONE`.
+    pub fn dump(&mut self, msg: &mut Message, reply: u16) -> Result<Vec<Vec<u8>>> {
+        let flags = u16::from_ne_bytes([msg.buf[6], msg.buf[7]]);
+        msg.buf[6..8].copy_from_slice(&(flags | NLM_F_DUMP).to_ne_bytes());
+        self.collect(msg, reply, true)
     }
 
     /// Sends a request and collects the payloads of the replies of type `reply`: one for a
