@@ -596,3 +596,28 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
         "{err}"
     );
 }
+
+#[test]
+fn a_seccomp_made_by_strace_or_blind_to_the_architecture_fails_lesson_17() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "17",
+        "strace-inject",
+        "who made the lesson's system calls",
+        "a command did the work for your program",
+    );
+    fails_on(
+        "17",
+        "no-arch-check",
+        "mkdir with i386 numbers",
+        "another architecture's numbers",
+    );
+    let solution = workshop(&["check", "17", "--solution"]);
+    assert!(
+        solution.status.success(),
+        "{}",
+        common::text(&solution.stdout)
+    );
+}

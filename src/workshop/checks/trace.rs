@@ -19,7 +19,7 @@ use std::process::Command;
 /// process runs or make a new process, and the ones lessons are about. `?` skips a call this
 /// architecture does not have.
 const TRACED: &str = "trace=execve,execveat,?fork,?vfork,clone,clone3,unshare,setns,\
-                      sethostname,mount,pivot_root,?open,openat,prctl,capset";
+                      sethostname,mount,pivot_root,?open,openat,prctl,capset,seccomp";
 
 /// The misunderstanding behind a lesson's system call made by another program.
 pub(crate) const COMMAND_DID_IT: &str = "a command did the work for your program: the lesson is the system calls themselves, made by your own process (as the traced process shows), not a tool such as unshare(1), nsenter(1), mount(8), setpriv(1) or busybox that your program runs to make them";
