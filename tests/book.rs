@@ -217,3 +217,30 @@ fn the_readme_counts_what_is_there() {
         "README.md must say scripts/vm-test runs {default_tests} test files: {claim:?}"
     );
 }
+
+#[test]
+fn every_source_path_the_prose_names_exists() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        let text = std::fs::read_to_string(&chapter).unwrap();
+        for (start, _) in text.match_indices('`') {
+            let rest = &text[start + 1..];
+            let Some(end) = rest.find('`') else { continue };
+            let named = rest[..end].split(':').next().unwrap_or("");
+            let is_path = ["src/", "tests/", "scripts/", "lessons/"]
+                .iter()
+                .any(|top| named.starts_with(top));
+            // `lessons/NN-name/` stands for every lesson's directory.
+            if is_path
+                && !named.contains("NN")
+                && !named.contains(' ')
+                && !repo.join(named).exists()
+            {
+                problems.push(format!("{}: `{named}` does not exist", chapter.display()));
+            }
+        }
+    }
+    problems.dedup();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
