@@ -12,7 +12,8 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let status = Command::new("strace")
         .args(["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null"])
-        .args(["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:error=EPERM", "--"])
+        .args(["-e", "trace=mkdir,mkdirat"])
+        .args(["-e", "inject=mkdir,mkdirat:error=EPERM", "--"])
         .args(&args)
         .status()
         .context("running strace")?;
