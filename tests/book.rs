@@ -152,3 +152,95 @@ fn every_chapter_is_in_the_summary() {
         );
     }
 }
+
+/// A count as the README spells it.
+fn in_words(n: usize) -> String {
+    const WORDS: [&str; 21] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+    ];
+    WORDS
+        .get(n)
+        .map_or_else(|| n.to_string(), |w| (*w).to_owned())
+}
+
+#[test]
+fn the_readme_counts_what_is_there() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let not_run: usize = chapters()
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.matches("<!-- console: not run: ").count()
+        })
+        .sum();
+    let claim = format!("(there\n  are {})", in_words(not_run));
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat(&readme).contains(&flat(&claim)),
+        "README.md must say the book has {not_run} console blocks not run: {claim:?}"
+    );
+    let vm_test = std::fs::read_to_string(repo.join("scripts/vm-test")).unwrap();
+    let default_tests = vm_test
+        .lines()
+        .find_map(|l| l.strip_prefix("default_tests=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("scripts/vm-test lists default_tests=(...)")
+        .split_whitespace()
+        .count();
+    let claim = format!(
+        "({} test files under software emulation)",
+        in_words(default_tests)
+    );
+    assert!(
+        flat(&readme).contains(&flat(&claim)),
+        "README.md must say scripts/vm-test runs {default_tests} test files: {claim:?}"
+    );
+}
+
+#[test]
+fn every_source_path_the_prose_names_exists() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        let text = std::fs::read_to_string(&chapter).unwrap();
+        for (start, _) in text.match_indices('`') {
+            let rest = &text[start + 1..];
+            let Some(end) = rest.find('`') else { continue };
+            let named = rest[..end].split(':').next().unwrap_or("");
+            let is_path = ["src/", "tests/", "scripts/", "lessons/"]
+                .iter()
+                .any(|top| named.starts_with(top));
+            // `lessons/NN-name/` stands for every lesson's directory.
+            if is_path
+                && !named.contains("NN")
+                && !named.contains(' ')
+                && !repo.join(named).exists()
+            {
+                problems.push(format!("{}: `{named}` does not exist", chapter.display()));
+            }
+        }
+    }
+    problems.dedup();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -354,7 +354,7 @@ fn every_known_wrong_answer_fails_naming_its_misunderstanding_and_only_the_first
         }
     }
     assert!(wrong_reasons.is_empty(), "{}", wrong_reasons.join("\n\n"));
-    assert!(checked >= 47, "{checked} known-wrong answers checked");
+    assert!(checked >= 50, "{checked} known-wrong answers checked");
 }
 
 #[test]
@@ -594,5 +594,49 @@ fn the_rootless_lessons_check_as_the_user_and_the_others_say_they_need_root() {
             && err.contains("sudo workshop check 1")
             && err.contains("lessons 12, 15 run"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_seccomp_made_by_strace_or_blind_to_the_architecture_fails_lesson_17() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "17",
+        "strace-inject",
+        "who made the lesson's system calls",
+        "a command did the work for your program",
+    );
+    fails_on(
+        "17",
+        "no-arch-check",
+        "mkdir with i386 numbers",
+        "another architecture's numbers",
+    );
+    let solution = workshop(&["check", "17", "--solution"]);
+    assert!(
+        solution.status.success(),
+        "{}",
+        common::text(&solution.stdout)
+    );
+}
+
+#[test]
+fn the_docker_cli_asking_for_the_program_fails_lesson_19() {
+    if !common::require_root() {
+        return;
+    }
+    fails_on(
+        "19",
+        "docker-cli",
+        "who made the lesson's system calls",
+        "a command did the work for your program",
+    );
+    let solution = workshop(&["check", "19", "--solution"]);
+    assert!(
+        solution.status.success(),
+        "{}",
+        common::text(&solution.stdout)
     );
 }

@@ -43,6 +43,10 @@ enum Command {
     Solution { lesson: u32 },
     /// For every lesson: the starter must fail its check and the solution must pass (CI).
     Verify,
+    /// mkdir(2) of PATH with i386's system call numbers (`int 0x80`), which lesson 17's check
+    /// runs under the learner's filter; exits with the call's errno (0: made).
+    #[command(name = "i386-mkdir", hide = true)]
+    I386Mkdir { path: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +97,10 @@ fn main() -> ExitCode {
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
             print!("{text}");
             Ok(0)
+        }
+        Command::I386Mkdir { path } => {
+            let errno = workshop::mkdir_i386(&path)?;
+            Ok(u8::try_from(errno).unwrap_or(u8::MAX))
         }
         Command::Verify => {
             for line in workshop::verify(&dir)? {

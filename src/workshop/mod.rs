@@ -19,6 +19,7 @@
 mod checks;
 mod observe;
 
+pub use checks::mkdir_i386;
 pub use observe::{enter_throwaway_environment, namespace_hostname, namespace_mountinfo};
 
 use anyhow::{Context, Result, bail};

@@ -5,8 +5,11 @@
 //! starts `minidock daemon` on a temp socket, runs the learner's program with the socket's
 //! path, and compares its lines with what the real docker CLI prints for the same daemon
 //! (`DOCKER_HOST=unix://SOCKET docker ps -a --no-trunc --format '{{.ID}} {{.Names}}'`).
+//! The program runs under strace(1) ([`Trace`]): the connection to the socket counts only when
+//! the learner's own program made it, not the docker CLI or curl(1) it ran.
 
 use super::bundle::{busybox_rootfs, minidock};
+use super::{Need, Trace};
 use crate::workshop::Observation;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -151,15 +154,20 @@ impl Drop for Lab {
 pub fn lesson19_daemon_client(bin: &Path) -> Result<Vec<Observation>> {
     super::require_root()?;
     let lab = Lab::start()?;
-    let output = super::run_captured(Command::new(bin).arg(lab.socket()), LIMIT)?;
+    let trace = Trace::new(bin, None)?;
+    let socket = lab.socket();
+    let output = super::run_captured(trace.command().arg(&socket), LIMIT)?;
+    let connected = trace.observe(&[Need::Connect(&socket.to_string_lossy())]);
     let expected = lab.docker_ps()?;
     drop(lab);
     if let Some(failed) =
         super::failed_run("the program asks SOCKET for GET /containers/json", &output)
     {
-        return Ok(vec![failed.likely(failure_likely(&output))]);
+        return Ok(vec![connected, failed.likely(failure_likely(&output))]);
     }
-    Ok(compare(&expected, &String::from_utf8_lossy(&output.stdout)))
+    let mut observations = vec![connected];
+    observations.extend(compare(&expected, &String::from_utf8_lossy(&output.stdout)));
+    Ok(observations)
 }
 
 /// The program's lines against the docker CLI's, with what most likely differs.

@@ -18,6 +18,7 @@ mod volume;
 
 use super::Observation;
 use anyhow::{Context, Result, bail};
+pub use seccomp::mkdir_i386;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

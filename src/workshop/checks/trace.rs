@@ -19,7 +19,7 @@ use std::process::Command;
 /// process runs or make a new process, and the ones lessons are about. `?` skips a call this
 /// architecture does not have.
 const TRACED: &str = "trace=execve,execveat,?fork,?vfork,clone,clone3,unshare,setns,\
-                      sethostname,mount,pivot_root,?open,openat,prctl,capset";
+                      sethostname,mount,pivot_root,?open,openat,prctl,capset,seccomp,connect";
 
 /// The misunderstanding behind a lesson's system call made by another program.
 pub(crate) const COMMAND_DID_IT: &str = "a command did the work for your program: the lesson is the system calls themselves, made by your own process (as the traced process shows), not a tool such as unshare(1), nsenter(1), mount(8), setpriv(1) or busybox that your program runs to make them";
@@ -41,6 +41,8 @@ pub(crate) enum Need<'a> {
     BindFrom(&'a str),
     /// A file of this name (under any directory) opened for writing (open(2), openat(2)).
     Write(&'a str),
+    /// connect(2) to the unix socket at this path.
+    Connect(&'a str),
     /// Any one of these: two interfaces to the same kernel state (sethostname(2), or a write
     /// to /proc/sys/kernel/hostname).
     AnyOf(&'a [Need<'a>]),
@@ -61,6 +63,7 @@ impl Need<'_> {
             Need::CallWith(name, word) => format!("{name}(2) with {word}"),
             Need::BindFrom(source) => format!("the bind mount(2) of {source}"),
             Need::Write(file) => format!("a write to {file}"),
+            Need::Connect(path) => format!("connect(2) to {path}"),
             Need::AnyOf(needs) => {
                 let each: Vec<String> = needs.iter().map(Need::describe).collect();
                 each.join(" or ")
@@ -98,6 +101,11 @@ impl Need<'_> {
                     ["open", "openat"].contains(&call.name.as_str())
                         && path.rsplit('/').next() == Some(file)
                         && words().any(|w| w == "O_WRONLY" || w == "O_RDWR")
+                }
+                Need::Connect(path) => {
+                    call.name == "connect"
+                        && words().any(|w| w == "AF_UNIX")
+                        && call.args.contains(&format!("sun_path=\"{path}\""))
                 }
                 Need::AnyOf(needs) => needs.iter().any(|need| need.made_by(call)),
             }
