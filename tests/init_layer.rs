@@ -220,3 +220,56 @@ fn export_writes_the_merged_view_with_the_init_layer_and_xattrs() {
         "{records:?}"
     );
 }
+
+/// Every container's overlay shares the one init layer of the state root, made once with
+/// Docker's modes; a container's own directory holds no copy of it, so `run --rm` creates
+/// and removes none of its files.
+#[test]
+fn containers_share_one_init_layer_made_once() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !common::require_busybox_overlay() {
+        return;
+    }
+    let env = Env::new();
+    import_busybox(&env);
+    let shared = env.root.path().join("init-layer");
+    let mut inodes = Vec::new();
+    for _ in 0..2 {
+        let id = env.ok(&["create", "--network", "none", "bb:1", "true"]);
+        let id = id.trim();
+        let inspect = env.inspect(&["inspect", id]);
+        let lower = inspect["GraphDriver"]["Data"]["LowerDir"].as_str().unwrap();
+        let first = lower.split(':').next().unwrap();
+        assert_eq!(Path::new(first), shared, "{lower}");
+        let dir = env.root.path().join("containers").join(id);
+        assert!(!dir.join("init").exists(), "{id} has its own init layer");
+        inodes.push(std::fs::metadata(&shared).unwrap().ino());
+    }
+    assert_eq!(inodes[0], inodes[1], "the init layer was made again");
+    for rel in [
+        "",
+        "dev",
+        "dev/pts",
+        "etc",
+        "etc/hosts",
+        ".dockerenv",
+        "dev/console",
+    ] {
+        let meta = std::fs::metadata(shared.join(rel)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{rel:?}");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{rel:?}");
+    }
+    let mtab = std::fs::read_link(shared.join("etc/mtab")).unwrap();
+    assert_eq!(mtab, Path::new("/proc/mounts"));
+    // No temp dir of its making is left in the root.
+    let temps: Vec<_> = std::fs::read_dir(env.root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".init-layer"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    // A `run --rm` leaves the shared layer as it was, and nothing of its own.
+    env.ok(&["run", "--rm", "--network", "none", "bb:1", "true"]);
+    let entries = std::fs::read_dir(&shared).unwrap().count();
+    assert_eq!(entries, 5, "dev, etc, proc, sys, .dockerenv");
+}

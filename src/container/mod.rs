@@ -408,7 +408,7 @@ fn make_bundle<'a>(
     }
     // Docker's init layer goes between the image and the container's own changes.
     let mut lowers = lowers;
-    lowers.insert(0, spec::write_init_layer(&dir)?);
+    lowers.insert(0, spec::init_layer_dir(&paths.root)?);
     state.lower_dirs = lowers;
     mount_rootfs(paths, state)?;
 

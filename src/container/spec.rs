@@ -1260,8 +1260,9 @@ pub fn write_bundle(dir: &Path, spec: &Spec, image_id: &str) -> Result<()> {
 // ANCHOR_END: write_bundle
 
 // ANCHOR: init_layer
-/// The directory of a container's init layer, inside its own directory.
-pub const INIT_LAYER: &str = "init";
+/// The directory of the init layer, inside the state root: one for every container, as its
+/// content never differs from one container to the next.
+pub const INIT_LAYER: &str = "init-layer";
 
 /// What Docker's init layer holds (moby `daemon/initlayer`): the mount points the runtime binds
 /// or mounts over, and `/.dockerenv`, as (path, what): a directory, an empty file, or a symlink
@@ -1288,15 +1289,41 @@ pub enum InitEntry {
 }
 // ANCHOR_END: init_layer
 
+// ANCHOR: init_layer_dir
+/// The init layer at `<root>/init-layer`, made on first use, and its path: the overlay lower
+/// just below every container's upper dir, as Docker stacks its `<id>-init` layer. The files
+/// the runtime binds over (`/etc/hosts`, ...) and the mount points exist there, so starting a
+/// container writes nothing into its upper dir: `commit` of an unchanged container has no
+/// changes to record. Docker makes one such layer per container; its content is the same for
+/// all, and overlayfs never writes a lower, so minidock makes it once and shares it. It is
+/// built in a temp dir and published by one rename: a crash leaves no half-made layer, and of
+/// two `create`s at once, the second's rename fails and it uses the first's.
+pub fn init_layer_dir(root: &Path) -> Result<PathBuf> {
+    let init = root.join(INIT_LAYER);
+    if init.is_dir() {
+        return Ok(init);
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".init-layer-")
+        .tempdir_in(root)
+        .with_context(|| format!("creating a temp dir in {}", root.display()))?;
+    write_init_layer(temp.path())?;
+    match std::fs::rename(temp.path(), &init) {
+        Ok(()) => {
+            let _ = temp.keep();
+            Ok(init)
+        }
+        Err(_) if init.is_dir() => Ok(init),
+        Err(e) => Err(e).with_context(|| format!("renaming into {}", init.display())),
+    }
+}
+// ANCHOR_END: init_layer_dir
+
 // ANCHOR: write_init_layer
-/// Makes the container's init layer at `<dir>/init` and returns its path: the overlay lower
-/// just below the container's upper dir, as Docker stacks its `<id>-init` layer. The files the
-/// runtime binds over (`/etc/hosts`, ...) and the mount points exist there, so starting the
-/// container writes nothing into the upper dir: `commit` of an unchanged container has no
-/// changes to record. Directories and files are root's, 0755, as Docker makes them.
-pub fn write_init_layer(dir: &Path) -> Result<PathBuf> {
+/// Fills the empty directory `init` with the init layer's entries, each entry's parents first,
+/// with Docker's modes (root's, 0755) whatever the umask; entries are at most two deep.
+pub fn write_init_layer(init: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let init = dir.join(INIT_LAYER);
     // chmod after creating, so the umask does not narrow Docker's modes.
     let make = |path: &Path, create: &dyn Fn(&Path) -> std::io::Result<()>| {
         create(path)
@@ -1307,17 +1334,11 @@ pub fn write_init_layer(dir: &Path) -> Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
     };
-    make(&init, &mkdir)?;
+    make(init, &mkdir)?;
     for (rel, entry) in INIT_LAYER_ENTRIES {
         let path = init.join(rel);
-        let mut parent = init.clone();
-        for dir in Path::new(rel)
-            .parent()
-            .into_iter()
-            .flat_map(Path::components)
-        {
-            parent.push(dir);
-            make(&parent, &mkdir)?;
+        if let Some(parent) = path.parent().filter(|p| !p.is_dir()) {
+            make(parent, &mkdir)?;
         }
         match entry {
             InitEntry::Dir => make(&path, &mkdir)?,
@@ -1326,7 +1347,7 @@ pub fn write_init_layer(dir: &Path) -> Result<PathBuf> {
                 .with_context(|| format!("creating {}", path.display()))?,
         }
     }
-    Ok(init)
+    Ok(())
 }
 // ANCHOR_END: write_init_layer
 
