@@ -273,3 +273,29 @@ fn containers_share_one_init_layer_made_once() {
     let entries = std::fs::read_dir(&shared).unwrap().count();
     assert_eq!(entries, 5, "dev, etc, proc, sys, .dockerenv");
 }
+
+/// A killed first `create` leaves its half-made init layer in a temp dir; the next one that
+/// makes the layer removes such a dir once it is over a minute old, and leaves a younger one,
+/// which may belong to a `create` running at the same time.
+#[test]
+fn a_killed_init_layers_temp_dir_is_removed_by_the_next_create() {
+    if !common::require_busybox_overlay() {
+        return;
+    }
+    let env = Env::new();
+    import_busybox(&env);
+    let stale = env.root.path().join(".init-layer-killed");
+    let young = env.root.path().join(".init-layer-running");
+    for dir in [&stale, &young] {
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+    }
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(&stale)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.ok(&["run", "--rm", "--network", "none", "bb:1", "true"]);
+    assert!(!stale.exists(), "the stale temp dir was left");
+    assert!(young.exists(), "a young temp dir was removed");
+}

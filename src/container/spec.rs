@@ -1303,6 +1303,7 @@ pub fn init_layer_dir(root: &Path) -> Result<PathBuf> {
     if init.is_dir() {
         return Ok(init);
     }
+    remove_stale_init_temps(root);
     let temp = tempfile::Builder::new()
         .prefix(".init-layer-")
         .tempdir_in(root)
@@ -1318,6 +1319,29 @@ pub fn init_layer_dir(root: &Path) -> Result<PathBuf> {
     }
 }
 // ANCHOR_END: init_layer_dir
+
+/// Removes the temp dirs of init layers whose making was killed before its rename: those
+/// over a minute old (a younger one may belong to a `create` running now).
+fn remove_stale_init_temps(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let minute = std::time::Duration::from_secs(60);
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > minute));
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".init-layer-")
+            && stale
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 // ANCHOR: write_init_layer
 /// Fills the empty directory `init` with the init layer's entries, each entry's parents first,
