@@ -664,3 +664,75 @@ fn kill_with_signal_0_checks_that_the_container_runs_as_runcs_does() {
         assert!(rt.run(&["delete", &id]).status.success());
     }
 }
+
+/// `events --stats` prints one JSON line of runc's shape from the container's cgroup (the
+/// same keys runc gives for what both read, and the pids count of its one process); a
+/// stopped container, a missing one and a zero interval are refused with exit 1 by both; a
+/// streaming `events --interval` prints a line per interval.
+#[test]
+fn events_print_runcs_stats_lines_and_refuse_what_runc_refuses() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    for rt in Runtime::both() {
+        let id = unique_id("events");
+        rt.run_detached(&bundle, &id);
+        let out = rt.run(&["events", "--stats", &id]);
+        assert!(out.status.success(), "{} events --stats: {out:?}", rt.name);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "{}: {text}", rt.name);
+        let event: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(event["type"], "stats", "{}", rt.name);
+        assert_eq!(event["id"], id.as_str(), "{}", rt.name);
+        let data = &event["data"];
+        for key in ["cpu", "memory", "pids", "blkio", "hugetlb", "intel_rdt"] {
+            assert!(data[key].is_object(), "{}: no {key} in {data}", rt.name);
+        }
+        assert!(data["network_interfaces"].is_null(), "{}", rt.name);
+        assert_eq!(data["pids"]["current"], 1, "{}: {data}", rt.name);
+        assert!(
+            data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+            "{}",
+            rt.name
+        );
+        assert!(
+            data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+            "{}",
+            rt.name
+        );
+        assert!(
+            data["memory"]["raw"].as_object().unwrap().len() > 5,
+            "{}",
+            rt.name
+        );
+        let out = rt.run(&["events", "--interval", "0s", &id]);
+        assert_eq!(out.status.code(), Some(1), "{} --interval 0s", rt.name);
+        let mut stream = rt.command();
+        stream.args(["events", "--interval", "200ms", &id]);
+        stream.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = stream.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(900));
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert!((2..=5).contains(&lines), "{}: {lines} lines", rt.name);
+        assert!(rt.run(&["kill", &id, "KILL"]).status.success());
+        rt.wait_stopped(&id);
+        let out = rt.run(&["events", "--stats", &id]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} events of a stopped one",
+            rt.name
+        );
+        assert!(rt.run(&["delete", &id]).status.success());
+        let out = rt.run(&["events", "--stats", &id]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} events of a missing one",
+            rt.name
+        );
+    }
+}

@@ -172,6 +172,8 @@ enum Verb {
     Update(ops::UpdateArgs),
     /// What this runtime supports, as runc's features JSON.
     Features,
+    /// The container's cgroup counters as JSON lines, every --interval or once (--stats).
+    Events(super::events::EventsArgs),
 }
 
 /// Finds `runtime` in minidock's own command line: `minidock [--root R] [--explain] runtime
@@ -288,6 +290,7 @@ fn dispatch(minidock_root: Option<&Path>, cli: RuntimeCli) -> Result<u8> {
         Verb::Pause { id } => ops::pause(&root, &id).map(|()| 0),
         Verb::Resume { id } => ops::resume(&root, &id).map(|()| 0),
         Verb::Update(args) => ops::update(&root, &args).map(|()| 0),
+        Verb::Events(args) => super::events::events(&root, &args).map(|()| 0),
         Verb::Features => {
             println!("{}", serde_json::to_string_pretty(&ops::features())?);
             Ok(0)

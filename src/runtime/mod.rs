@@ -13,6 +13,7 @@
 //! seccomp and masked paths.
 
 pub mod cli;
+pub mod events;
 pub mod exec;
 pub mod hooks;
 pub mod init;
