@@ -363,6 +363,18 @@ fn schedule_restart(
     state: &ContainerState,
     exit: &RunExit,
 ) -> Option<ContainerState> {
+    // Nothing to schedule (and nothing to write) for an `--rm` container, or when the policy
+    // as recorded now says no; a `stop` meanwhile is checked again under the lock.
+    let now = ContainerState::load(paths, &state.id).ok().flatten()?;
+    if now.config.auto_remove
+        || !now.config.restart_policy.should_restart(
+            exit.exit_code,
+            now.restart_count,
+            now.has_been_manually_stopped,
+        )
+    {
+        return None;
+    }
     let mut restart = false;
     // The policy as recorded now: `update --restart` may have changed it.
     let recorded = ContainerState::update(paths, &state.id, |s| {
@@ -1247,16 +1259,10 @@ fn run_step(
     step: Step,
     given: Given,
 ) -> Result<Option<(i32, std::time::Duration)>> {
-    let (shim, shim_start) = given.supervisor;
+    let first = matches!(step, Step::First);
     // A first start holds the start lock until the container is recorded running.
-    let _start = matches!(step, Step::First)
-        .then(|| super::claim_start(paths, id))
-        .transpose()?;
-    let state = ContainerState::update(paths, id, |s| {
-        s.supervisor_pid = shim;
-        s.supervisor_start_time = shim_start;
-    })?
-    .ok_or_else(|| super::no_such_container(id))?;
+    let _start = first.then(|| super::claim_start(paths, id)).transpose()?;
+    let state = record_supervisor(paths, id, given.supervisor, first)?;
     // ANCHOR: run_step_core
     let Some((state, backoff)) = next_run(paths, state, step)? else {
         return Ok(None);
@@ -1280,7 +1286,7 @@ fn next_run(
 ) -> Result<Option<(ContainerState, std::time::Duration)>> {
     let id = &state.id;
     Ok(Some(match step {
-        Step::First => (first_start(paths, &state)?, std::time::Duration::ZERO),
+        Step::First => (state, std::time::Duration::ZERO),
         Step::Resume(delay) => {
             if !wait_to_restart(paths, id, delay) {
                 let _ = ContainerState::update(paths, id, |s| {
@@ -1314,26 +1320,62 @@ fn next_run(
 // ANCHOR_END: next_run
 
 // ANCHOR: step_teardown
-/// A start is a new life for the restart policy, as in [`supervise`].
-fn first_start(paths: &Paths, state: &ContainerState) -> Result<ContainerState> {
-    ContainerState::update(paths, &state.id, |s| {
-        s.restart_count = 0;
-        s.restarting = false;
-        s.has_been_manually_stopped = false;
+/// Records the light shim (`supervisor`: its pid and start time) as the container's
+/// supervisor, in one write of `state.json`; a `first` start is also a new life for the
+/// restart policy, as in [`supervise`]. The step after an exit finds the same shim recorded
+/// and writes nothing.
+fn record_supervisor(
+    paths: &Paths,
+    id: &str,
+    (pid, start): (i32, u64),
+    first: bool,
+) -> Result<ContainerState> {
+    if !first
+        && let Some(state) = ContainerState::load(paths, id)?
+        && (state.supervisor_pid, state.supervisor_start_time) == (pid, start)
+    {
+        return Ok(state);
+    }
+    ContainerState::update(paths, id, |s| {
+        s.supervisor_pid = pid;
+        s.supervisor_start_time = start;
+        if first {
+            s.restart_count = 0;
+            s.restarting = false;
+            s.has_been_manually_stopped = false;
+        }
     })?
-    .ok_or_else(|| super::no_such_container(&state.id))
+    .ok_or_else(|| super::no_such_container(id))
 }
 
-/// Tears down the run that exited with `status` (its cgroups found from `state.json`).
+/// Tears down the run that exited with `status` (its cgroups found from `state.json`): the
+/// OOM killer's count read first, then each empty cgroup removed with one rmdir(2); only
+/// what is left (a process or a child cgroup remains) goes through the whole teardown.
 fn exited(paths: &Paths, state: &ContainerState, status: i32) -> RunExit {
-    let oom = crate::cgroup::detect()
-        .and_then(|layout| crate::cgroup::Cgroup::open_existing(&layout, &state.cgroup_paths))
-        .is_ok_and(|cgroup| oom_killed(&cgroup));
+    let oom = oom_kills(&state.cgroup_paths) > 0;
+    for dir in &state.cgroup_paths {
+        // EBUSY leaves it as it was, for the teardown below.
+        let _ = std::fs::remove_dir(dir);
+    }
     let removed = super::remove_cgroups(state);
     let status = u8::try_from(status).context("the exit status of the container");
     teardown(paths, &state.id, status, Ok(()), removed, oom)
 }
 // ANCHOR_END: step_teardown
+
+/// The processes the OOM killer killed in the cgroups at `dirs`: the `oom_kill` line of the
+/// memory controller's `memory.oom_control` (v1) or `memory.events` (v2), whichever of them
+/// has one; 0 when none does.
+fn oom_kills(dirs: &[std::path::PathBuf]) -> u64 {
+    let count = |text: String| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
+    };
+    dirs.iter()
+        .flat_map(|dir| [dir.join("memory.oom_control"), dir.join("memory.events")])
+        .find_map(|file| std::fs::read_to_string(file).ok().and_then(count))
+        .unwrap_or(0)
+}
 
 #[cfg(test)]
 mod tests {
