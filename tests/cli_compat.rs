@@ -443,3 +443,16 @@ fn runtime_kill_takes_real_time_signals() {
     }
     assert_eq!(runtime(&["kill", "nosuch", "RTMIN+16"]).code(), Some(1));
 }
+
+/// A state root whose container list cannot be read gives one line, not a warning from the
+/// recovery pass and then the same error again.
+#[test]
+fn an_unreadable_container_list_is_one_error_line() {
+    let env = Env::bare();
+    std::fs::write(env.root.path().join("containers"), "").unwrap();
+    for args in [&["ps"][..], &["ps", "-a"]] {
+        let stderr = env.fails(args, 1);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("Not a directory"), "{args:?}: {stderr}");
+    }
+}

@@ -96,10 +96,9 @@ fn recover_each(paths: &Paths) -> (Option<anyhow::Error>, Option<Vec<ContainerSt
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, Some(Vec::new())),
-        Err(e) => {
-            let err = anyhow::Error::new(e).context(format!("listing {}", dir.display()));
-            return (Some(err), None);
-        }
+        // Nothing to recover from a directory that cannot be read: the command's own listing
+        // meets the same error and reports it, once.
+        Err(_) => return (None, None),
     };
     let (mut first_error, mut kept) = (None, Some(Vec::new()));
     for entry in entries.flatten() {
