@@ -71,7 +71,11 @@ pub fn lesson17_seccomp(bin: &Path) -> Result<Vec<Observation>> {
             line(&stdout, 1),
         )
         .likely("other system calls were refused too: the filter must allow every call but the two that create a directory"),
-        i386_observation(&line(&stdout, 2), made_i386.exists()),
+        i386_observation(
+            &line(&stdout, 2),
+            made_i386.exists(),
+            kernel_makes_i386_calls(),
+        ),
     ];
     match seen {
         Some(seen) => observations.extend(seen),
@@ -137,22 +141,25 @@ fn observe(pid: u32) -> Vec<Observation> {
 }
 
 /// What the command's `int 0x80` mkdir ([`mkdir_i386`]) showed: `seen` is its `$?` and output,
-/// `made` whether the directory exists on the host. The filter must refuse another
-/// architecture's calls (kill or an errno), not read their numbers as x86_64's.
-fn i386_observation(seen: &str, made: bool) -> Observation {
+/// `made` whether the directory exists on the host, `i386` whether this kernel makes i386
+/// calls at all. The filter must refuse another architecture's calls (kill or any errno,
+/// ENOSYS included), not read their numbers as x86_64's. Where the kernel makes no i386
+/// calls (IA32 emulation off), no such call can reach a filter, and the observation says so.
+fn i386_observation(seen: &str, made: bool, i386: bool) -> Observation {
     let expected = "not created: the filter refuses calls of another architecture";
     let (status, text) = seen.split_once(' ').unwrap_or((seen, ""));
     let refused = status == "159" || status.parse::<u8>().is_ok_and(|n| (1..=125).contains(&n));
     let actual = if made {
         "created: mkdir made with i386's number (39) went through the filter".to_owned()
-    } else if status == "38" {
-        "ENOSYS: this kernel makes no i386 system calls (IA32 emulation off), so the check cannot tell".to_owned()
+    } else if !i386 {
+        "this kernel makes no i386 system calls (IA32 emulation off): none can reach the filter"
+            .to_owned()
     } else if refused && text.trim().is_empty() {
         expected.to_owned()
     } else {
         format!("the i386 mkdir did not run as asked: exit status {status}, {text:?}")
     };
-    let ok = actual == expected;
+    let ok = actual == expected || (!i386 && !made);
     Observation::judged(
         "mkdir with i386 numbers (int 0x80) in the command",
         expected,
@@ -162,6 +169,14 @@ fn i386_observation(seen: &str, made: bool) -> Observation {
     .likely(
         "the filter reads the call's number without its architecture: another architecture's numbers mean other calls (39 is mkdir on i386, getpid on x86_64), so load seccomp_data.arch first and refuse anything but AUDIT_ARCH_X86_64",
     )
+}
+
+/// Whether this kernel makes i386 system calls (IA32 emulation): the checker's own,
+/// unfiltered `int 0x80` mkdir under a parent that does not exist gets ENOENT where it does,
+/// ENOSYS where it does not.
+fn kernel_makes_i386_calls() -> bool {
+    let path = Path::new("/nonexistent-minidock-i386-probe/dir");
+    !matches!(mkdir_i386(path), Ok(libc::ENOSYS) | Err(_))
 }
 
 /// Bytes mapped for [`mkdir_i386`]'s path.
@@ -223,4 +238,33 @@ pub fn mkdir_i386(path: &Path) -> Result<i32> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     anyhow::bail!("the i386 mkdir is made on x86_64 only")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_refusing_another_architecture_with_enosys_passes() {
+        assert!(i386_observation("38 ", false, true).ok);
+        assert!(i386_observation("1 ", false, true).ok);
+        assert!(i386_observation("159 ", false, true).ok);
+    }
+
+    #[test]
+    fn a_filter_blind_to_the_architecture_fails_where_i386_calls_exist() {
+        let seen = i386_observation("0 ", true, true);
+        assert!(!seen.ok, "{}", seen.actual);
+    }
+
+    #[test]
+    fn without_i386_calls_the_observation_says_why_it_passes() {
+        let seen = i386_observation("38 ", false, false);
+        assert!(seen.ok);
+        assert!(
+            seen.actual.contains("no i386 system calls"),
+            "{}",
+            seen.actual
+        );
+    }
 }
