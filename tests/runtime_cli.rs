@@ -736,3 +736,36 @@ fn events_print_runcs_stats_lines_and_refuse_what_runc_refuses() {
         );
     }
 }
+
+/// A mount whose destination is not absolute is taken as relative to the container's root,
+/// with a warning that names it, by both runtimes.
+#[test]
+fn a_relative_mount_destination_is_mounted_with_a_warning_as_by_runc() {
+    if !require_peers() {
+        return;
+    }
+    let bundle = Bundle::new(&["sh", "-c", "grep -c ' /rel tmpfs ' /proc/mounts"]);
+    bundle.edit(|config| {
+        let mount = serde_json::json!({"destination": "rel", "type": "tmpfs", "source": "tmpfs"});
+        config["mounts"].as_array_mut().unwrap().push(mount);
+    });
+    for rt in Runtime::both() {
+        let id = unique_id("relmount");
+        let path = bundle.path().to_str().unwrap();
+        let out = rt.run(&["run", "--bundle", path, &id]);
+        assert!(out.status.success(), "{}: {out:?}", rt.name);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "1",
+            "{}",
+            rt.name
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("rel") && stderr.contains("not absolute"),
+            "{}: {stderr}",
+            rt.name
+        );
+        let _ = rt.run(&["delete", "--force", &id]);
+    }
+}

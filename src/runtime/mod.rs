@@ -229,6 +229,12 @@ fn launch(
             ignored.join(" ")
         );
     }
+    for relative in spec::relative_mount_destinations(&spec) {
+        eprintln!(
+            "minidock: warning: mount destination {relative:?} is not absolute: it is taken \
+             as relative to the container's root, as runc does"
+        );
+    }
     let rootfs = spec::rootfs(&spec, &bundle)?;
     let dir = State::dir(root, id);
     // Modes as runc makes them: the root 0700 (an existing one keeps its mode), each

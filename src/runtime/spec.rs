@@ -123,6 +123,18 @@ pub fn check_rootless(spec: &Spec) -> Result<()> {
 }
 // ANCHOR_END: check_rootless
 
+/// The `mounts` destinations that are not absolute. runtime-spec 1.1 (config.md, "Mounts")
+/// asks for absolute ones; runc warns about the others and takes them as relative to the
+/// container's root, and so does minidock.
+pub fn relative_mount_destinations(spec: &Spec) -> Vec<PathBuf> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    mounts
+        .iter()
+        .map(|m| m.destination().clone())
+        .filter(|d| !d.is_absolute())
+        .collect()
+}
+
 /// The checks the spec asks a runtime to make before it creates anything.
 fn validate(spec: &Spec) -> Result<()> {
     let process = spec.process().as_ref().context("process: missing")?;
