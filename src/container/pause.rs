@@ -20,10 +20,15 @@ use std::path::PathBuf;
 /// (`freezer.state`) where the host mounts one, as runc uses on a v1 or hybrid host, else its
 /// v2 directory (`cgroup.freeze`).
 fn freezer_dir(state: &ContainerState) -> Option<PathBuf> {
+    // The directory under a hierarchy named `freezer` is looked at first: a listing asks
+    // for every running container, and the other hierarchies would each cost a failed stat.
+    let named_freezer = |dir: &&PathBuf| dir.components().any(|c| c.as_os_str() == "freezer");
     let with = |file: &str| {
-        state
-            .cgroup_paths
-            .iter()
+        let (first, rest): (Vec<&PathBuf>, Vec<&PathBuf>) =
+            state.cgroup_paths.iter().partition(named_freezer);
+        first
+            .into_iter()
+            .chain(rest)
             .find(|dir| dir.join(file).exists())
             .cloned()
     };

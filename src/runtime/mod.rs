@@ -107,7 +107,15 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// The start time of a live (not zombie) process, in clock ticks since boot: with the pid, it
 /// names one process for good, since pids are reused.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read: the line is a few hundred bytes, and procfs gives it whole to a buffer that
+    // holds it (read_to_string would stat the file, whose size is 0, and probe in 32 bytes).
+    let mut bytes = Vec::with_capacity(1024);
+    std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let stat = String::from_utf8_lossy(&bytes);
     // The command name (field 2) may contain spaces: count fields after its closing ')'.
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
