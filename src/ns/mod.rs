@@ -379,11 +379,7 @@ fn clone_child(
     mut child_main: nix::sched::CloneCb<'_>,
 ) -> Result<(Pid, bool)> {
     if let Some(dir) = cgroup2 {
-        explain::step(
-            "clone into new namespaces and the cgroup",
-            || clone3_call(flags, dir),
-            Chapter::Namespaces,
-        );
+        trace_clone(flags, Some(dir));
         match crate::cgroup::spawn::clone3_into(dir, flags.bits() as u64)? {
             // SAFETY: in the child of a fork-like clone3; child_main ends in execve or _exit.
             Some(0) => unsafe { libc::_exit(child_main() as i32) },
@@ -391,11 +387,7 @@ fn clone_child(
             None => explain::note("clone3(CLONE_INTO_CGROUP) refused here: plain clone"),
         }
     }
-    explain::step(
-        "clone into new namespaces",
-        || format!("clone(flags={})", explain::clone_flags(flags, "SIGCHLD")),
-        Chapter::Namespaces,
-    );
+    trace_clone(flags, None);
     let mut stack = vec![0u8; 1024 * 1024];
     // SAFETY: the child runs on its own stack, in a copy of our address space (no CLONE_VM),
     // and leaves only through execve or _exit.
@@ -404,6 +396,22 @@ fn clone_child(
     Ok((pid, false))
 }
 // ANCHOR_END: clone
+
+/// The `--explain` line of [`clone_child`]'s call: clone3 into `cgroup2`, or plain clone.
+fn trace_clone(flags: CloneFlags, cgroup2: Option<&Path>) {
+    match cgroup2 {
+        Some(dir) => explain::step(
+            "clone into new namespaces and the cgroup",
+            || clone3_call(flags, dir),
+            Chapter::Namespaces,
+        ),
+        None => explain::step(
+            "clone into new namespaces",
+            || format!("clone(flags={})", explain::clone_flags(flags, "SIGCHLD")),
+            Chapter::Namespaces,
+        ),
+    }
+}
 
 /// The clone3 call of [`clone_child`] as strace prints it.
 fn clone3_call(flags: CloneFlags, dir: &Path) -> String {
