@@ -11,6 +11,7 @@ use common::{require_busybox_overlay, text};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -1216,7 +1217,7 @@ fn copy_keeps_mtimes_in_whole_seconds_as_docker() {
 }
 
 /// `git daemon` serving the repositories under `base` on 127.0.0.1 (a free port), killed
-/// when dropped.
+/// with the git-daemon it starts when dropped.
 struct GitDaemon {
     child: std::process::Child,
     port: u16,
@@ -1239,6 +1240,8 @@ impl GitDaemon {
             .arg(base)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // `git daemon` runs git-daemon as its child: a group of their own, killed whole.
+            .process_group(0)
             .spawn()
             .unwrap();
         let daemon = GitDaemon { child, port };
@@ -1254,7 +1257,8 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
