@@ -567,7 +567,7 @@ pub fn run(cli_root: Option<&Path>, args: &DaemonArgs) -> Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .context("starting the async runtime")?;
     // SIGTERM and SIGINT are handled before any socket exists: whoever sees the socket can
@@ -698,13 +698,19 @@ where
     }
 }
 
-/// Once no connection came for a quarter of a second after the last one ended, gives the
-/// allocator's free memory back to the kernel (malloc_trim(3)), so an idle daemon's resident
-/// memory does not keep the high-water mark of the requests before.
+/// How long a blocking-pool thread waits for another call before it ends.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Once no connection came for a quarter of a second more than the blocking threads' keep-alive
+/// after the last one ended, gives the allocator's free memory back to the kernel
+/// (malloc_trim(3)), so an idle daemon's resident memory does not keep the high-water mark of
+/// the requests before. The wait outlives the blocking threads: each frees its cache of small
+/// blocks (glibc's tcache) into the heap as it ends, and a trim before that would leave those
+/// pages resident.
 async fn trim_when_idle(daemon: Shared) {
     use std::sync::atomic::Ordering;
     let seen = daemon.accepted.load(Ordering::SeqCst);
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    tokio::time::sleep(BLOCKING_KEEP_ALIVE + std::time::Duration::from_millis(250)).await;
     if daemon.connections.load(Ordering::SeqCst) == 0
         && daemon.accepted.load(Ordering::SeqCst) == seen
     {
