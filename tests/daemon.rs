@@ -717,6 +717,137 @@ fn kill_restart_pause_rename_and_wait_change_the_container() {
     );
 }
 
+/// `State` and `Status` of container `name` in the daemon's listing of every container.
+fn listed(d: &Daemon, name: &str) -> Option<(String, String)> {
+    let answer = d.curl(&["http://localhost/v1.41/containers/json?all=1"]);
+    let list: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let wanted = format!("/{name}");
+    list.as_array()?
+        .iter()
+        .find(|c| c["Names"][0] == wanted.as_str())
+        .map(|c| (text_of(&c["State"]), text_of(&c["Status"])))
+}
+
+fn text_of(value: &serde_json::Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits (at most 10 s) until process `pid` has exited (gone, or a zombie).
+fn exited(pid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+    {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_listing_asks_known_processes_and_freezers_without_opening_files() {
+    let Some(d) = daemon("minidock-daemon-list-files") else {
+        return;
+    };
+    for name in ["l1", "l2"] {
+        d.ok(&["run", "-d", "--name", name, "busybox", "sleep", "3600"]);
+    }
+    // The first listing finds each process and freezer file; the next ones only ask them.
+    assert_eq!(listed(&d, "l1").unwrap().0, "running");
+    let socket = d.socket().to_owned();
+    let lister = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..5 {
+            let out = std::process::Command::new("curl")
+                .arg("-sSf")
+                .arg("--unix-socket")
+                .arg(&socket)
+                .arg("http://localhost/v1.41/containers/json")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+    });
+    let Some(seen) = d.file_syscalls("", Duration::from_millis(2500)) else {
+        return;
+    };
+    lister.join().unwrap();
+    // The listings happened while strace looked: each looked at both state files.
+    let states = seen.iter().filter(|l| l.contains("state.json")).count();
+    assert!(states >= 10, "{states} looks at state.json: {seen:#?}");
+    let opened: Vec<_> = seen
+        .iter()
+        .filter(|l| l.contains("/proc/") || l.contains("freezer"))
+        .collect();
+    assert!(opened.is_empty(), "files opened to list: {opened:#?}");
+}
+
+#[test]
+fn a_listing_sees_at_once_what_the_cli_and_the_shims_changed() {
+    let Some(d) = daemon("minidock-daemon-list-fresh") else {
+        return;
+    };
+    for name in ["f1", "f2", "f3", "f4"] {
+        d.ok(&["run", "-d", "--name", name, "busybox", "sleep", "3600"]);
+    }
+    // Listed twice, apart: the daemon keeps every state, process and freezer file it saw.
+    assert_eq!(listed(&d, "f1").unwrap().0, "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(listed(&d, "f1").unwrap().0, "running");
+    let state = |name: &str| listed(&d, name).map(|(state, _)| state);
+    d.minidock(&["pause", "f1"]);
+    let (paused, status) = listed(&d, "f1").unwrap();
+    assert_eq!(paused, "paused");
+    assert!(status.ends_with("(Paused)"), "{status}");
+    d.minidock(&["unpause", "f1"]);
+    assert_eq!(state("f1").unwrap(), "running");
+    d.minidock(&["rename", "f1", "g1"]);
+    assert_eq!(
+        (state("f1"), state("g1").unwrap()),
+        (None, "running".into())
+    );
+    d.minidock(&["stop", "-t", "1", "f2"]);
+    assert_eq!(state("f2").unwrap(), "exited");
+    d.minidock(&["create", "--name", "c1", "busybox", "true"]);
+    assert_eq!(state("c1").unwrap(), "created");
+    // The container's process killed from outside: its shim records the exit and ends.
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "f3"]);
+    let pid = pid.trim();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    exited(pid);
+    let (state_f3, status) = listed(&d, "f3").unwrap();
+    assert_eq!(state_f3, "exited");
+    assert!(status.starts_with("Exited (137) "), "{status}");
+    // The shim itself killed: the listing's recovery records the exit.
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "f4"]);
+    let record = std::fs::read_to_string(
+        d.root
+            .path()
+            .join("containers")
+            .join(id.trim())
+            .join("state.json"),
+    )
+    .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let shim = record["SupervisorPid"].to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &shim])
+            .status()
+            .unwrap()
+            .success()
+    );
+    exited(&shim);
+    assert_eq!(state("f4").unwrap(), "exited");
+    d.minidock(&["rm", "-f", "g1"]);
+    assert_eq!(state("g1"), None);
+}
+
 #[test]
 fn the_group_owns_the_socket() {
     let Some(d) = daemon("minidock-daemon-group") else {

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod fs;
 pub mod init;
 pub mod inspect;
+pub mod liveness;
 pub mod logs;
 pub mod monitor;
 pub mod network;

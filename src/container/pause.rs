@@ -40,10 +40,92 @@ pub fn is_paused(state: &ContainerState) -> bool {
     state.observe() == Status::Running
         && state.process_alive()
         && super::state::paused_seen(&state.id, || {
-            freezer_dir(state)
-                .and_then(|dir| freezer::state(&dir).ok().flatten())
+            if let Some(frozen) = kept::frozen(state) {
+                return frozen;
+            }
+            let dir = freezer_dir(state);
+            if let Some(dir) = &dir {
+                kept::keep(state, dir);
+            }
+            dir.and_then(|dir| freezer::state(&dir).ok().flatten())
                 .is_some_and(|s| s == FreezerState::Frozen)
         })
+}
+
+/// Keeps each running container's v1 `freezer.state` open from now on, for a process that
+/// asks again and again (`minidock daemon`): one `pread` per look instead of finding and
+/// opening the file.
+pub fn keep_freezer_files() {
+    kept::enable();
+}
+
+/// The kept `freezer.state` files, by container ID, with the cgroup paths they were found
+/// from. A file is kept only where [`freezer_dir`] finds it first: in the first directory
+/// under a `freezer` hierarchy, which cannot gain a `cgroup.freeze` (a v1 hierarchy has
+/// none). While the cgroup paths are the same and the file reads, it is the file
+/// [`freezer_dir`] would find: a removed cgroup's files fail with `ENODEV`, and a directory
+/// made again at the same path is another file.
+mod kept {
+    use super::ContainerState;
+    use std::collections::HashMap;
+    use std::os::unix::fs::FileExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// At most this many files are kept; past it they are all closed and opened again.
+    const MOST: usize = 512;
+
+    type Kept = HashMap<String, (Vec<PathBuf>, std::fs::File)>;
+    static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+
+    pub(super) fn enable() {
+        if let Ok(mut kept) = KEPT.lock() {
+            kept.get_or_insert_with(HashMap::new);
+        }
+    }
+
+    /// Frozen (or freezing) as the kept file reads now; `None` when none is kept for these
+    /// cgroup paths or it no longer reads (it is then closed).
+    pub(super) fn frozen(state: &ContainerState) -> Option<bool> {
+        let mut guard = KEPT.lock().ok()?;
+        let kept = guard.as_mut()?;
+        let (paths, file) = kept.get(&state.id)?;
+        let mut text = [0u8; 16];
+        let read = (*paths == state.cgroup_paths)
+            .then(|| file.read_at(&mut text, 0).ok())
+            .flatten()
+            .filter(|n| *n > 0);
+        let Some(read) = read else {
+            kept.remove(&state.id);
+            return None;
+        };
+        Some(text[..read].trim_ascii() != b"THAWED")
+    }
+
+    /// Keeps `dir`'s `freezer.state` for `state` when `dir` is the first directory of a
+    /// `freezer` hierarchy among its cgroup paths.
+    pub(super) fn keep(state: &ContainerState, dir: &Path) {
+        let first = state
+            .cgroup_paths
+            .iter()
+            .find(|d| d.components().any(|c| c.as_os_str() == "freezer"));
+        if first.map(PathBuf::as_path) != Some(dir) {
+            return;
+        }
+        let Ok(mut guard) = KEPT.lock() else {
+            return;
+        };
+        let Some(kept) = guard.as_mut() else {
+            return;
+        };
+        let Ok(file) = std::fs::File::open(dir.join("freezer.state")) else {
+            return;
+        };
+        if kept.len() >= MOST {
+            *kept = HashMap::new();
+        }
+        kept.insert(state.id.clone(), (state.cgroup_paths.clone(), file));
+    }
 }
 
 fn freeze(state: &ContainerState, wanted: FreezerState) -> Result<()> {

@@ -463,11 +463,15 @@ mod cache {
 }
 
 /// Keeps parsed states in memory from now on, for a long-lived process (`minidock daemon`):
-/// [`ContainerState::load`] then reads a `state.json` again only once it was replaced.
+/// [`ContainerState::load`] then reads a `state.json` again only once it was replaced. A
+/// recorded process's liveness ([`super::liveness`]) and a container's freezer state
+/// ([`super::pause`]) are then answered from descriptors kept open.
 pub fn enable_cache() {
     if let Ok(mut guard) = cache::CACHE.lock() {
         guard.get_or_insert_with(Default::default);
     }
+    super::liveness::enable();
+    super::pause::keep_freezer_files();
 }
 
 /// Drops the parsed state kept for container `id` ([`enable_cache`]): for its removal, after
@@ -478,7 +482,7 @@ pub fn forget_cached(paths: &Paths, id: &str) {
 
 /// Whether `pid` is the live process that started at `start_time`.
 pub fn alive(pid: i32, start_time: u64) -> bool {
-    pid > 0 && start_time_seen(pid) == Some(start_time)
+    pid > 0 && start_time_seen(pid, start_time) == Some(start_time)
 }
 
 /// What one look at the kernel saw, while [`snapshot`] runs: each process's start time
@@ -532,13 +536,14 @@ pub(crate) fn outside_snapshot<T>(work: impl FnOnce() -> T) -> T {
     work()
 }
 
-fn start_time_seen(pid: i32) -> Option<u64> {
+/// Process `pid`'s start time, `expected` being the one recorded ([`super::liveness`]).
+fn start_time_seen(pid: i32, expected: u64) -> Option<u64> {
     SNAPSHOT.with(|s| match s.borrow_mut().as_mut() {
         Some(seen) => *seen
             .start_times
             .entry(pid)
-            .or_insert_with(|| process_start_time(pid)),
-        None => process_start_time(pid),
+            .or_insert_with(|| super::liveness::start_time(pid, expected)),
+        None => super::liveness::start_time(pid, expected),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `/containers/...`: the container endpoints, each a call of the library the CLI uses.
 
 use super::error::{ApiError, ApiResult};
-use super::{Body, Pending, Query, Shared, blocking, empty, json, streamed};
+use super::{Body, Pending, Query, Shared, blocking, empty, json, json_bytes, streamed};
 use crate::container::attach::{self, EscapeProxy};
 use crate::container::{self, ContainerState, CreateOptions, Status, spec::RunOptions};
 use anyhow::{Context, Result};
@@ -67,14 +67,15 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     let filters = query.filters()?;
     let all = query.bool("all");
     let last = query.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
-    let rows = blocking(move || {
+    let body = blocking(move || {
         container::state::snapshot(|| {
             let selected = container::cli::select(&daemon.paths, &filters, all, last)?;
             let now = std::time::SystemTime::now();
-            Ok(selected
+            let rows: Vec<Summary> = selected
                 .iter()
                 .map(|c| summary(&daemon.paths, c, now))
-                .collect::<Vec<_>>())
+                .collect();
+            Ok(serde_json::to_vec(&rows)?)
         })
     })
     .await
@@ -84,53 +85,121 @@ async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
         }
         err
     })?;
-    Ok(json(StatusCode::OK, &rows))
+    Ok(json_bytes(StatusCode::OK, body))
 }
 // ANCHOR_END: list
 
+/// One container as the API's list shows it (moby's `types.Container`), its keys in
+/// alphabetical order as the API has always written them.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Summary<'a> {
+    command: String,
+    /// Seconds since the epoch.
+    created: u64,
+    host_config: NetworkMode,
+    id: &'a str,
+    image: &'a str,
+    #[serde(rename = "ImageID")]
+    image_id: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    /// Each mount as an object with its keys in alphabetical order.
+    mounts: Value,
+    names: [String; 1],
+    network_settings: Networks,
+    ports: Vec<Port>,
+    /// Bytes written in the container's layer, for `system df` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    state: &'static str,
+    status: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkMode {
+    network_mode: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Networks {
+    networks: BTreeMap<String, Value>,
+}
+
+/// A published port (with `IP` and `PublicPort`) or an exposed one (without).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Port {
+    #[serde(rename = "IP", skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    private_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    kind: String,
+}
+
 /// One container as the API's list shows it (moby's `types.Container`).
-pub(super) fn summary(
+pub(super) fn summary<'a>(
     paths: &container::Paths,
-    c: &ContainerState,
+    c: &'a ContainerState,
     now: std::time::SystemTime,
-) -> Value {
-    let att = container::network::attachment(paths, &c.id);
-    let ports = container::network::settings_ports(&c.config, att.as_ref());
-    let mut port_list = Vec::new();
-    for (key, bindings) in &ports {
-        let (number, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-        let private: u16 = number.parse().unwrap_or(0);
-        match bindings {
-            Some(list) if !list.is_empty() => {
-                for b in list {
-                    port_list.push(object!({
-                        "IP": b.host_ip, "PrivatePort": private,
-                        "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": proto,
-                    }));
-                }
-            }
-            _ => port_list.push(object!({ "PrivatePort": private, "Type": proto })),
-        }
-    }
+) -> Summary<'a> {
     let created = crate::state::parse_rfc3339(&c.created)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
     let network = container::network::Mode::of(&c.config).network_name();
-    object!({
-        "Id": c.id,
-        "Names": [format!("/{}", c.name)],
-        "Image": c.image,
-        "ImageID": c.image_id,
-        "Command": container::cli::ps_command(c),
-        "Created": created,
-        "Ports": port_list,
-        "Labels": c.config.labels,
-        "State": container::filter::state_name(c),
-        "Status": container::cli::status_text(c, now),
-        "HostConfig": { "NetworkMode": network },
-        "NetworkSettings": { "Networks": {} },
-        "Mounts": c.config.mounts,
-    })
+    Summary {
+        command: container::cli::ps_command(c),
+        created,
+        host_config: NetworkMode {
+            network_mode: network,
+        },
+        id: &c.id,
+        image: &c.image,
+        image_id: &c.image_id,
+        labels: &c.config.labels,
+        mounts: serde_json::to_value(&c.config.mounts).unwrap_or_default(),
+        names: [format!("/{}", c.name)],
+        network_settings: Networks {
+            networks: BTreeMap::new(),
+        },
+        ports: ports(paths, c),
+        size_rw: None,
+        state: container::filter::state_name(c),
+        status: container::cli::status_text(c, now),
+    }
+}
+
+/// The container's ports: each binding of a published port, and each exposed port alone.
+fn ports(paths: &container::Paths, c: &ContainerState) -> Vec<Port> {
+    let att = container::network::attachment(paths, &c.id);
+    let ports = container::network::settings_ports(&c.config, att.as_ref());
+    let mut port_list = Vec::new();
+    for (key, bindings) in ports {
+        let (number, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let private: u16 = number.parse().unwrap_or(0);
+        match bindings {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    port_list.push(Port {
+                        ip: Some(b.host_ip),
+                        private_port: private,
+                        public_port: Some(b.host_port.parse::<u16>().unwrap_or(0)),
+                        kind: proto.to_owned(),
+                    });
+                }
+            }
+            _ => port_list.push(Port {
+                ip: None,
+                private_port: private,
+                public_port: None,
+                kind: proto.to_owned(),
+            }),
+        }
+    }
+    port_list
 }
 
 async fn inspect(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {

@@ -178,8 +178,11 @@ impl Query {
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    let text = serde_json::to_vec(value).unwrap_or_default();
-    let mut bytes = text;
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A JSON response of `bytes`, serialised already, with the newline Docker's ends with.
+pub fn json_bytes(status: StatusCode, mut bytes: Vec<u8>) -> Response<Body> {
     bytes.push(b'\n');
     Response::builder()
         .status(status)

@@ -54,11 +54,11 @@ pub async fn df(daemon: Shared) -> ApiResult<Response<Body>> {
             images.push(row);
         }
         let now = std::time::SystemTime::now();
-        let containers: Vec<serde_json::Value> = usage
+        let containers: Vec<_> = usage
             .containers()
             .map(|(state, size)| {
                 let mut row = super::containers::summary(&daemon.paths, state, now);
-                row["SizeRw"] = size.into();
+                row.size_rw = Some(size);
                 row
             })
             .collect();
