@@ -421,6 +421,173 @@ fn refusals_print_what_they_print_against_dockerd() {
     assert!(rows[0].trim_end().ends_with(" sleep"), "{top}");
 }
 
+/// Requests a user gets wrong, answered in dockerd 20.10's words and exit codes: a missing
+/// network or `--volumes-from` container (never a pull of the image that is there), limits
+/// and restart policies dockerd refuses at create and update, an exec into a paused or
+/// stopped container or as a user the image lacks (dockerd's line on stdout, 126), detach
+/// keys that do not parse, unpause of a container that does not run, a prune filter that is
+/// not one. Container IDs are replaced by `ID` before comparing.
+#[test]
+fn mistakes_get_dockerds_answers() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-mistakes") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let setup: &[&[&str]] = &[
+        &["run", "-d", "--name", "web", "busybox", "sleep", "1000"],
+        &["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"],
+        &["create", "--name", "stopped", "busybox", "true"],
+    ];
+    let mut ids = (Vec::new(), Vec::new());
+    for args in setup {
+        ids.0.push(d.ok(args).trim().to_owned());
+        ids.1.push(dockerd.ok(args).trim().to_owned());
+    }
+    d.ok(&["pause", "frozen"]);
+    dockerd.ok(&["pause", "frozen"]);
+    let commands: &[&[&str]] = &[
+        &["run", "--rm", "--volumes-from", "nosuch", "busybox", "true"],
+        &["run", "--rm", "--network", "nosuch", "busybox", "true"],
+        &["run", "--rm", "--cpus", "1000", "busybox", "true"],
+        &["create", "--restart", "on-failure:-1", "busybox"],
+        &["create", "--restart", "always:3", "busybox"],
+        &["update", "--cpus", "1000", "web"],
+        &["update", "--cpus", "1000", "nosuch"],
+        &["exec", "frozen", "true"],
+        &["exec", "stopped", "true"],
+        &["exec", "--detach-keys", "bogus", "web", "true"],
+        &["exec", "-u", "nosuch", "web", "true"],
+        &["unpause", "stopped"],
+        &["unpause", "web"],
+        &["volume", "prune", "-f", "--filter", "bogus=1"],
+        &["network", "prune", "-f", "--filter", "bogus=1"],
+        &["ps", "--filter", "name=^web$", "--format", "{{.Names}}"],
+        &["ps", "--filter", "name=^/web$", "--format", "{{.Names}}"],
+    ];
+    let shown = |out: std::process::Output, ids: &[String]| {
+        let mut both = (text(&out.stdout), text(&out.stderr));
+        for id in ids {
+            both.0 = both.0.replace(id.as_str(), "ID");
+            both.1 = both.1.replace(id.as_str(), "ID");
+        }
+        (both.0, both.1, out.status.code())
+    };
+    let mut differ = Vec::new();
+    for args in commands {
+        let ours = shown(d.docker(args), &ids.0);
+        let theirs = shown(dockerd.docker(args), &ids.1);
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+/// A prune filter minidock does not apply is refused, never ignored: ignoring it would remove
+/// every unused volume or network instead of those it selects (dockerd removes none of these).
+#[test]
+fn a_prune_filter_not_applied_is_refused_and_nothing_is_removed() {
+    let Some(d) = daemon("minidock-daemon-prune-filter") else {
+        return;
+    };
+    d.ok(&["volume", "create", "keepme"]);
+    d.ok(&["network", "create", "keepnet"]);
+    let err = d.fails(&["volume", "prune", "-f", "--filter", "label=nope"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: filter \"label=nope\" is not supported by volume prune\n"
+    );
+    let err = d.fails(&["network", "prune", "-f", "--filter", "until=1h"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: filter \"until=1h\" is not supported by network prune\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "keepme\n");
+    assert!(
+        d.ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|n| n == "keepnet")
+    );
+    // Without filters both prune as before.
+    d.ok(&["volume", "prune", "-f"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+    d.ok(&["network", "prune", "-f"]);
+}
+
+/// `docker cp` with a container path that is not absolute takes it from the container's root,
+/// as dockerd does (`web:etc/hostname`, `web:tmp`, `web:../../etc/hostname`).
+#[test]
+fn cp_takes_a_relative_container_path_from_the_root() {
+    let Some(d) = daemon("minidock-daemon-cp-relative") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    let host = tempfile::Builder::new()
+        .prefix("minidock-cp-relative")
+        .tempdir()
+        .unwrap();
+    let out = host.path().join("passwd");
+    d.ok(&["cp", "web:../../etc/passwd", out.to_str().unwrap()]);
+    let copied = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(copied, d.ok(&["exec", "web", "cat", "/etc/passwd"]));
+    let file = host.path().join("note");
+    std::fs::write(&file, "hello\n").unwrap();
+    d.ok(&["cp", file.to_str().unwrap(), "web:tmp"]);
+    assert_eq!(d.ok(&["exec", "web", "cat", "/tmp/note"]), "hello\n");
+    d.ok(&["cp", file.to_str().unwrap(), "web:relative"]);
+    assert_eq!(d.ok(&["exec", "web", "cat", "/relative"]), "hello\n");
+}
+
+/// `docker import` through the daemon (`POST /images/create?fromSrc=-`): the tarball in the
+/// request's body becomes an image, named, with `-c` changes and `-m`, printed as dockerd
+/// prints it (the ID), runnable at once; a tarball that is not one is an error.
+#[test]
+fn docker_import_makes_an_image_of_the_tarball() {
+    let Some(d) = daemon("minidock-daemon-import") else {
+        return;
+    };
+    let rootfs = common::busybox_rootfs();
+    let tar = rootfs.path().with_extension("tar");
+    common::tar_dir(rootfs.path(), &tar);
+    let id = d.ok(&[
+        "import",
+        "-c",
+        "ENV GREETING=hi",
+        "-c",
+        "CMD [\"sh\", \"-c\", \"echo $GREETING\"]",
+        "-m",
+        "from a test",
+        tar.to_str().unwrap(),
+        "imported:v1",
+    ]);
+    std::fs::remove_file(&tar).unwrap();
+    assert!(id.starts_with("sha256:") && id.len() == 72, "{id:?}");
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.ID}}", "imported:v1"]),
+        format!("{}\n", &id[7..19])
+    );
+    assert_eq!(d.ok(&["run", "--rm", "imported:v1"]), "hi\n");
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "history",
+            "--format",
+            "{{.Comment}}",
+            "imported:v1"
+        ]),
+        "from a test\n"
+    );
+    let out = d.docker_stdin(&["import", "-", "garbage:v1"], "not a tarball");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    d.ok(&["rmi", "imported:v1"]);
+}
+
 #[test]
 fn exec_runs_in_the_container_with_pipes_and_with_a_terminal() {
     let Some(d) = daemon("minidock-daemon-exec") else {

@@ -714,16 +714,23 @@ fn decimal_nanos(text: &str) -> std::result::Result<i64, String> {
 /// outside 0.01 to the number of CPUs, and a memory limit under 6 MiB.
 pub fn check_resources(args: &RunArgs) -> Result<()> {
     if let Some(NanoCpus(nanos)) = args.cpus {
-        let online = online_cpus();
-        if nanos < 0 || nanos > online * 1_000_000_000 {
-            anyhow::bail!(
-                "Range of CPUs is from 0.01 to {online}.00, as there are only {online} CPUs available"
-            );
-        }
+        check_nano_cpus(nanos)?;
     }
     let memory = args.memory.as_deref().and_then(ram_in_bytes).unwrap_or(0);
     if memory > 0 && memory < MIN_MEMORY {
         anyhow::bail!("Minimum memory limit allowed is 6MB");
+    }
+    Ok(())
+}
+
+/// Docker's check of a CPU limit in billionths of a CPU (`NanoCpus`, `--cpus` times 10^9):
+/// negative or more than the CPUs this process may run on is refused, in Docker's words.
+pub fn check_nano_cpus(nanos: i64) -> Result<()> {
+    let online = online_cpus();
+    if nanos < 0 || nanos > online * 1_000_000_000 {
+        anyhow::bail!(
+            "Range of CPUs is from 0.01 to {online}.00, as there are only {online} CPUs available"
+        );
     }
     Ok(())
 }

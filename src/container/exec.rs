@@ -303,19 +303,20 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     let state = paths.resolve(name_or_id)?;
     check_exec(&state, options)?;
     let pid = state.pid;
-    let mut prepared = prepare(paths, &state, options)?;
+    let mut prepared = match prepare(paths, &state, options) {
+        Ok(prepared) => prepared,
+        // dockerd's words for a user or directory it cannot take are the error's own.
+        Err(err) if options.oci_start_errors => {
+            return Ok(start_failed(&crate::cli::one_line(&format!("{err:#}"))));
+        }
+        Err(err) => return Err(err),
+    };
     let exec_id = super::new_id()?;
     crate::events::exec(paths, &state, "exec_create", &exec_id, &options.command);
     crate::events::exec(paths, &state, "exec_start", &exec_id, &options.command);
     let child = match spawn_in(&prepared, pid, &state.cgroup_paths) {
         Ok(child) => child,
-        Err(err) if options.oci_start_errors => {
-            use std::io::Write;
-            let mut out = std::io::stdout();
-            let _ = write!(out, "{}\r\n", oci_exec_failed(&err));
-            let _ = out.flush();
-            return Ok(OCI_EXEC_FAILED);
-        }
+        Err(err) if options.oci_start_errors => return Ok(start_failed(&oci_exec_failed(&err))),
         Err(err) => return Err(err),
     };
     let status = match prepared.console.take() {
@@ -338,6 +339,16 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
 
 /// The exit code of a `docker exec` whose process could not start, with dockerd.
 pub const OCI_EXEC_FAILED: u8 = 126;
+
+/// An exec that could not start, as dockerd answers it: `message` on stdout (ended `\r\n`),
+/// exit code [`OCI_EXEC_FAILED`].
+fn start_failed(message: &str) -> u8 {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{message}\r\n");
+    let _ = out.flush();
+    OCI_EXEC_FAILED
+}
 
 /// dockerd 20.10's words for an exec whose process could not start, as runc words them:
 /// `OCI runtime exec failed: exec failed: unable to start container process: exec:

@@ -167,7 +167,9 @@ pub fn select_containers(
             && before.is_none_or(|b| index > b)
             && (filters.get("status").is_empty()
                 || filters.get("status").iter().any(|s| s == state))
-            && filters.matches("name", &format!("/{}", c.name))
+            // moby matches the name with and without its `/`: `name=^web$` finds `/web`.
+            && (filters.matches("name", &format!("/{}", c.name))
+                || filters.matches("name", &c.name))
             && filters.matches("id", &c.id)
             && filters.matches_labels("label", &c.config.labels)
             && (!filters.contains("ancestor") || ancestors.contains(&c.image_id))

@@ -139,10 +139,12 @@ fn not_running(name: &str) -> anyhow::Error {
 
 fn set(paths: &Paths, name: &str, wanted: FreezerState) -> Result<()> {
     let state = paths.resolve(name)?;
-    if state.observe() != Status::Running || !state.process_alive() {
+    let running = state.observe() == Status::Running && state.process_alive();
+    // A container that does not run is not paused either: dockerd says which it is not.
+    if !running && wanted == FreezerState::Frozen {
         return Err(not_running(&state.id));
     }
-    let paused = is_paused(&state);
+    let paused = running && is_paused(&state);
     match wanted {
         FreezerState::Frozen if paused => Err(Exit::new(
             REQUEST_FAILED,
@@ -193,8 +195,8 @@ pub fn pause(paths: &Paths, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `unpause CONTAINER`. Errors (exit 1): no such container, not running,
-/// `Container ID is not paused`.
+/// `unpause CONTAINER`. Errors (exit 1): no such container, `Container ID is not paused`
+/// (a container that does not run included, as Docker's).
 pub fn unpause(paths: &Paths, name: &str) -> Result<()> {
     set(paths, name, FreezerState::Thawed)?;
     crate::events::container_named(paths, name, "unpause", &[]);

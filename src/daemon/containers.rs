@@ -359,14 +359,31 @@ fn mount_flags(mounts: &[MountBody]) -> Vec<String> {
 // ANCHOR: create_options
 /// The request as `create`'s options: the body's fields are the CLI's flags after the docker
 /// CLI parsed them, so each becomes the flag it came from.
-/// The limits dockerd refuses before it looks at the image (`verifyContainerSettings`): a
-/// memory limit that is negative or under 6 MiB.
+/// What dockerd refuses before it looks at the image (`verifyContainerSettings`), in its
+/// order and words: a memory limit that is negative or under 6 MiB, a CPU limit out of
+/// range, a restart policy with a retry count it cannot take (negative, or with a policy
+/// other than `on-failure`) or an unknown name.
 fn check_host_config(host: Option<&HostConfigBody>) -> ApiResult<()> {
     let memory = host.and_then(|h| h.memory).unwrap_or(0);
     if memory < 0 || (memory > 0 && memory < crate::cgroup::MIN_MEMORY as i64) {
         return Err(ApiError::bad_parameter(
             "Minimum memory limit allowed is 6MB",
         ));
+    }
+    if let Some(nanos) = host.and_then(|h| h.nano_cpus).filter(|n| *n != 0) {
+        container::cli::check_nano_cpus(nanos)
+            .map_err(|e| ApiError::bad_parameter(e.to_string()))?;
+    }
+    let policy = host.and_then(|h| h.restart_policy.as_ref());
+    if let Some(name) = policy
+        .and_then(|p| p.name.as_deref())
+        .filter(|n| !n.is_empty())
+    {
+        let text = match policy.and_then(|p| p.maximum_retry_count).unwrap_or(0) {
+            0 => name.to_owned(),
+            count => format!("{name}:{count}"),
+        };
+        container::state::RestartPolicy::parse(&text).map_err(ApiError::bad_parameter)?;
     }
     Ok(())
 }
@@ -503,13 +520,23 @@ async fn create(
     let state = tokio::task::spawn_blocking(move || container::create(&daemon.paths, &options))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|err| ApiError::from_input(&err))?;
+        .map_err(|err| create_error(&err))?;
     Ok(json(
         StatusCode::CREATED,
         &object!({ "Id": state.id, "Warnings": [] }),
     ))
 }
 // ANCHOR_END: create
+
+/// A refused `create` once the image was found: a 404 then names something else the request
+/// refers to (a network, the container of `--volumes-from` or `--network container:NAME`),
+/// which dockerd answers 400, as a 404 would make the docker CLI pull the image and try again.
+fn create_error(err: &anyhow::Error) -> ApiError {
+    match ApiError::from_input(err) {
+        e if e.status == StatusCode::NOT_FOUND => ApiError::bad_parameter(e.message),
+        e => e,
+    }
+}
 
 // ANCHOR: start
 /// Starts container `id` under a detached shim. The connections that were waiting for this
@@ -1646,6 +1673,11 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
             "Minimum memory limit allowed is 6MB",
         ));
     }
+    if body.nano_cpus != 0 {
+        resolve(&daemon, id).await?;
+        container::cli::check_nano_cpus(body.nano_cpus)
+            .map_err(|e| ApiError::bad_parameter(e.to_string()))?;
+    }
     let name = id.to_owned();
     blocking(move || {
         if let Some(policy) = &restart {
@@ -1677,6 +1709,25 @@ fn path_error(err: ApiError, container: &str, path: &str) -> ApiError {
     err
 }
 
+/// The `path` of an archive request (400 when there is none).
+fn archive_path(query: &Query) -> ApiResult<String> {
+    query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_parameter("path is required"))
+}
+
+/// A container path as dockerd takes it: a relative one is relative to the container's root
+/// (`docker cp web:etc/hostname .` is `/etc/hostname`).
+fn rooted(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
 /// `HEAD` (with `body` false) or `GET /containers/{id}/archive?path=`: the path's stat in
 /// `X-Docker-Container-Path-Stat` (base64 JSON), and for `GET` its tar.
 async fn archive_stat(
@@ -1687,15 +1738,12 @@ async fn archive_stat(
 ) -> ApiResult<Response<Body>> {
     use base64::Engine;
     let state = resolve(&daemon, id).await?;
-    let path = query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
-        .to_owned();
+    let given = archive_path(query)?;
+    let path = rooted(&given);
     let (d, cid, p) = (daemon.clone(), state.id.clone(), path.clone());
     let stat = blocking(move || container::fs::stat_path(&d.paths, &cid, &p))
         .await
-        .map_err(|err| path_error(err, id, &path))?;
+        .map_err(|err| path_error(err, id, &given))?;
     let header = base64::engine::general_purpose::STANDARD
         .encode(serde_json::to_vec(&stat).unwrap_or_default());
     let mut response = if body {
@@ -1725,35 +1773,14 @@ async fn archive_put(
     query: &Query,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
-    use hyper::body::Body as _;
     let state = resolve(&daemon, id).await?;
-    let path = query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad_parameter("path is required"))?
-        .to_owned();
+    let shown = archive_path(query)?;
+    let path = rooted(&shown);
     let preserve = query.bool("copyUIDGID");
-    let shown = path.clone();
-    let mut spool = tempfile::tempfile()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}")))?;
-    let mut incoming = req.into_body();
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
-    {
-        let frame =
-            frame.map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            std::io::Write::write_all(&mut spool, &data).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}"))
-            })?;
-        }
-    }
-    blocking(move || {
-        std::io::Seek::rewind(&mut spool)?;
-        container::fs::archive_in(&daemon.paths, &state.id, &path, spool, preserve)
-    })
-    .await
-    .map_err(|err| path_error(err, id, &shown))?;
+    let spool = super::spool_body(req).await?;
+    blocking(move || container::fs::archive_in(&daemon.paths, &state.id, &path, spool, preserve))
+        .await
+        .map_err(|err| path_error(err, id, &shown))?;
     Ok(empty(StatusCode::OK))
 }
 

@@ -41,6 +41,7 @@ pub struct ExecConfig {
     pub env: Option<Vec<String>>,
     pub user: Option<String>,
     pub working_dir: Option<String>,
+    pub detach_keys: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,7 +93,8 @@ fn update(daemon: &Shared, id: &str, change: impl FnOnce(&mut ExecRecord)) {
 }
 
 /// `POST /containers/ID/exec`: records an exec instance for a running container; 201 with
-/// its ID.
+/// its ID. Refused as dockerd refuses it: a container not running or paused (409), detach
+/// keys that do not parse (500).
 pub async fn create(
     daemon: Shared,
     container: &str,
@@ -110,7 +112,21 @@ pub async fn create(
     if state.observe() != Status::Running {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("container {} is not running", state.id),
+            format!("Container {} is not running", state.id),
+        ));
+    }
+    if crate::container::pause::is_paused(&state) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {container} is paused, unpause the container before exec"),
+        ));
+    }
+    if let Some(keys) = config.detach_keys.as_deref().filter(|k| !k.is_empty())
+        && crate::container::attach::parse_detach_keys(keys).is_err()
+    {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Invalid escape keys ({keys}) provided"),
         ));
     }
     let id = crate::container::new_id().map_err(ApiError::from)?;

@@ -23,6 +23,9 @@ pub async fn route(
     };
     match (method, rest, last) {
         (Method::GET, ["json"], _) => list(daemon, &query).await,
+        (Method::POST, ["create"], _) if query.get("fromSrc").is_some() => {
+            import(daemon, &query, req).await
+        }
         (Method::POST, ["create"], _) => pull(daemon, &query, auth(&req)?).await,
         (Method::GET, ["search"], _) => super::registry::search(&query, req.headers()).await,
         (Method::POST, ["prune"], _) => prune(daemon, &query).await,
@@ -279,6 +282,68 @@ async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     ))
 }
 
+/// `POST /images/create?fromSrc=SOURCE&repo=NAME&tag=TAG&message=&changes=...`: `import` of
+/// a root filesystem tarball (plain or compressed), the request's body when `SOURCE` is `-`,
+/// else downloaded from the `http(s)://` URL. The answer is dockerd's JSON stream: the new
+/// image's ID as `{"status":"sha256:..."}`, or `{"error": ...}`.
+async fn import(
+    daemon: Shared,
+    query: &Query,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let source = query.get("fromSrc").unwrap_or("").to_owned();
+    let name = match (query.get("repo").unwrap_or(""), query.get("tag")) {
+        ("", _) => None,
+        (repo, Some(tag)) if !tag.is_empty() => Some(format!("{repo}:{tag}")),
+        (repo, _) => Some(repo.to_owned()),
+    };
+    let names = name
+        .map(|n| Reference::parse(&n))
+        .transpose()
+        .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let text = |key: &str| query.get(key).filter(|v| !v.is_empty()).map(str::to_owned);
+    let changes = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .filter(|(key, _)| key == "changes")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    let options = crate::image::import::ImportOptions {
+        source: source.clone(),
+        message: text("message"),
+        changes,
+        platform: text("platform"),
+        created: None,
+    };
+    let body = if source == "-" {
+        Some(super::spool_body(req).await?)
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        None
+    } else {
+        return Err(ApiError::bad_parameter(format!(
+            "fromSrc {source:?} is not supported: give - (the request's body) or an http(s) URL"
+        )));
+    };
+    let (response, tx) = streamed("application/json");
+    tokio::task::spawn_blocking(move || {
+        let result = (|| {
+            let input: Box<dyn std::io::Read> = match body {
+                Some(file) => Box::new(file),
+                None => crate::image::import::open_url(&options.source)?,
+            };
+            let store = Store::open(&daemon.paths.root)?;
+            crate::image::import::import(&store, input, names.as_slice(), &options)
+        })();
+        let value = match result {
+            Ok(image) => object!({ "status": image.id.to_string() }),
+            Err(err) => {
+                let text = crate::cli::one_line(&format!("{err:#}"));
+                object!({ "errorDetail": { "message": text }, "error": text })
+            }
+        };
+        let _ = tx.blocking_send(Bytes::from(format!("{value}\r\n")));
+    });
+    Ok(response)
+}
+
 /// A progress message as Docker's JSON stream carries it.
 fn message(status: &str, id: Option<&str>) -> Bytes {
     let value = match id {
@@ -300,7 +365,7 @@ async fn pull(
     let from = query.get("fromImage").unwrap_or("");
     if from.is_empty() {
         return Err(ApiError::bad_parameter(
-            "importing an image (fromSrc) is not supported; give fromImage",
+            "give fromImage (pull) or fromSrc (import)",
         ));
     }
     let wanted = match query.get("tag").filter(|t| !t.is_empty()) {

@@ -174,6 +174,32 @@ impl Query {
         }
         Ok(out)
     }
+
+    /// A prune's `filters`, those whose key is one of `taken` (the ones minidock applies).
+    /// The others are refused, as ignoring one would remove more than asked for: a key of
+    /// `known` (dockerd applies it, minidock does not) as `filter "KEY=VALUE" is not
+    /// supported by WHAT`, any other with dockerd's words, `Invalid filter 'KEY'`.
+    pub fn prune_filters(
+        &self,
+        what: &str,
+        taken: &[&str],
+        known: &[&str],
+    ) -> ApiResult<Vec<String>> {
+        let filters = self.filters()?;
+        for filter in &filters {
+            let key = filter.split_once('=').map_or(filter.as_str(), |(k, _)| k);
+            if taken.contains(&key) {
+                continue;
+            }
+            if known.contains(&key) {
+                return Err(ApiError::bad_parameter(format!(
+                    "filter {filter:?} is not supported by {what}"
+                )));
+            }
+            return Err(ApiError::bad_parameter(format!("Invalid filter '{key}'")));
+        }
+        Ok(filters)
+    }
 }
 
 /// A JSON response with `status`.
@@ -286,6 +312,28 @@ pub async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -
     };
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_parameter(format!("invalid JSON in the request body: {e}")))
+}
+
+/// Reads a request's whole body into an unnamed temp file (a tar of any size, not held in
+/// memory), rewound for reading.
+pub async fn spool_body(req: Request<Incoming>) -> ApiResult<std::fs::File> {
+    use hyper::body::Body as _;
+    let failed = |e: std::io::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}"))
+    };
+    let mut spool = tempfile::tempfile().map_err(failed)?;
+    let mut incoming = req.into_body();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
+    {
+        let frame =
+            frame.map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            std::io::Write::write_all(&mut spool, &data).map_err(failed)?;
+        }
+    }
+    std::io::Seek::rewind(&mut spool).map_err(failed)?;
+    Ok(spool)
 }
 
 // ANCHOR: split_version

@@ -21,7 +21,7 @@ pub async fn route(
     match (method, rest) {
         (Method::GET, []) => list(daemon, &query).await,
         (Method::POST, ["create"]) => create(daemon, req).await,
-        (Method::POST, ["prune"]) => prune(daemon).await,
+        (Method::POST, ["prune"]) => prune(daemon, &query).await,
         (Method::POST, [term, "connect"]) => connect(daemon, (*term).to_owned(), req).await,
         (Method::POST, [term, "disconnect"]) => disconnect(daemon, (*term).to_owned(), req).await,
         (Method::GET, [term]) => inspect(daemon, (*term).to_owned()).await,
@@ -156,8 +156,10 @@ async fn remove(daemon: Shared, term: String) -> ApiResult<Response<Body>> {
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// `POST /networks/prune`: `{"NetworksDeleted": [NAME...]}`.
-async fn prune(daemon: Shared) -> ApiResult<Response<Body>> {
+/// `POST /networks/prune`: `{"NetworksDeleted": [NAME...]}`. Filters (`until`, `label`) are
+/// not supported: 400 ([`Query::prune_filters`]).
+async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
+    query.prune_filters("network prune", &[], &["until", "label", "label!"])?;
     let deleted = blocking(move || crate::net::cli::prune_unused(&state(&daemon)?)).await?;
     Ok(json(
         StatusCode::OK,

@@ -99,9 +99,10 @@ async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Respon
 
 /// `POST /volumes/prune`: removes every volume no container uses (API 1.41, the version this
 /// daemon speaks, prunes named volumes too; 1.42 and later take `all=true` for that).
-/// `{"VolumesDeleted": [...], "SpaceReclaimed": BYTES}`.
+/// `{"VolumesDeleted": [...], "SpaceReclaimed": BYTES}`. Of the filters only `all` is
+/// applied; `label` is refused ([`Query::prune_filters`]).
 async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
-    let filters = query.filters()?;
+    let filters = query.prune_filters("volume prune", &["all"], &["label", "label!"])?;
     let all = !filters.iter().any(|f| f == "all=false" || f == "all=0");
     let (removed, reclaimed) = blocking(move || {
         let store = Store::new(&daemon.paths.root);
