@@ -108,6 +108,30 @@ fn run_rm_prints_the_output_and_exits_with_the_status() {
     // --rm: nothing left, seen from both fronts.
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert_eq!(d.minidock(&["ps", "-aq"]), "");
+    // Nor in the daemon's process table: a shim that ended is no zombie of the daemon's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !zombie_children(d.pid()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(zombie_children(d.pid()), Vec::<String>::new());
+}
+
+/// The children of process `pid` that exited and were not reaped, as `PID (COMM)`.
+fn zombie_children(pid: u32) -> Vec<String> {
+    let mut zombies = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            zombies.push(format!("{head})"));
+        }
+    }
+    zombies
 }
 
 #[test]

@@ -1109,31 +1109,38 @@ fn start_shim(paths: &Paths, id: &str, args: &[&str], client: Option<OwnedFd>) -
                 "\"shim\", ".to_owned()
             };
             format!(
-                "fork(); setsid(); execve(\"{program}\", [{shim}\"{}\"])",
+                "fork(); setsid(); fork(); execve(\"{program}\", [{shim}\"{}\"])",
                 super::short_id(id)
             )
         },
         Chapter::PuttingTogether,
     );
-    // SAFETY: setsid(2) is async-signal-safe; the shim leaves our session and process group,
-    // so a ^C or a hangup of this terminal never reaches it.
+    // SAFETY: setsid(2), fork(2) and _exit(2) are async-signal-safe. The shim leaves our
+    // session and process group, so a ^C or a hangup of this terminal never reaches it; and
+    // it is a grandchild (the child that forked it exits at once), so it is never ours to
+    // reap: a long-lived caller (`minidock daemon`) gathers no zombie as each shim ends, and
+    // the shim, not being a session leader, never gains a controlling terminal.
     unsafe {
         command.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => Ok(()),
+                _ => libc::_exit(0),
+            }
         });
     }
     let mut child = command.spawn().context("starting the shim")?;
     let mut answer = String::new();
-    child
+    let read = child
         .stdout
         .take()
         .context("the shim's stdout")?
         .read_to_string(&mut answer)
-        .context("reading the shim's answer")?;
-    // The shim lives on; we never wait for it (it is reparented when we exit).
-    drop(child);
+        .context("reading the shim's answer");
+    // The child that forked the shim has exited: reaped here. The shim lives on.
+    let _ = child.wait();
+    read?;
     parse_report(answer.trim_end())
 }
 
