@@ -2023,3 +2023,246 @@ fn tcp_is_served_with_tls_to_clients_with_a_certificate() {
     // The unix socket still serves.
     assert_eq!(d.ok(&["ps", "-q"]), "");
 }
+
+/// `docker ARGS` against one daemon, as (stdout, stderr, exit code).
+type Docker<'a> = &'a dyn Fn(&[&str]) -> std::process::Output;
+
+/// Runs `docker ARGS` and notes what it printed and its exit code.
+fn note(seen: &mut Vec<String>, docker: Docker, args: &[&str]) -> String {
+    let out = docker(args);
+    let stdout = text(&out.stdout);
+    seen.push(format!(
+        "docker {args:?}: {stdout:?} {:?} {:?}",
+        text(&out.stderr),
+        out.status.code()
+    ));
+    stdout
+}
+
+/// `curl -sS --unix-socket SOCKET ARGS`: the body, then a line with the HTTP status.
+fn curl_at(socket: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Replaces each of `ids` (in full, then its first 12 characters) by `ID`.
+fn without_ids(seen: &[String], ids: &[String]) -> String {
+    let mut all = seen.join("\n");
+    for id in ids.iter().filter(|id| id.len() >= 12) {
+        all = all.replace(id.as_str(), "ID").replace(&id[..12], "ID");
+    }
+    all
+}
+
+/// Signals to paused containers, as dockerd 20.10 answers them: a signal is followed by a
+/// thaw (and an `unpause` event) unless the container has another stop signal of its own, so
+/// `kill -s TERM` leaves a paused `sleep` running, `stop` lets a trap run at once, and `kill`
+/// and `rm -f` end it.
+fn paused_signals(docker: Docker) -> (Vec<String>, Vec<String>) {
+    let (mut seen, mut ids) = (Vec::new(), Vec::new());
+    let mut run = |args: &[&str]| {
+        let out = docker(args);
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+        ids.push(text(&out.stdout).trim().to_owned());
+    };
+    run(&["run", "-d", "--name", "term", "busybox", "sleep", "1000"]);
+    run(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let trap = "trap 'exit 5' TERM; echo ready; while true; do sleep 0.1; done";
+    run(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", trap]);
+    run(&["run", "-d", "--name", "gone", "busybox", "sleep", "1000"]);
+    for name in ["term", "own", "polite", "gone"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while name == "polite" && text(&docker(&["logs", name]).stdout) != "ready\n" {
+            assert!(Instant::now() < deadline, "the trap was never set");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        note(&mut seen, docker, &["pause", name]);
+    }
+    let state = ["inspect", "-f", "{{.State.Status}} {{.State.Paused}}"];
+    note(&mut seen, docker, &["kill", "-s", "TERM", "term"]);
+    note(&mut seen, docker, &[&state[..], &["term"]].concat());
+    note(&mut seen, docker, &["kill", "-s", "TERM", "own"]);
+    note(&mut seen, docker, &[&state[..], &["own"]].concat());
+    note(&mut seen, docker, &["kill", "own"]);
+    note(&mut seen, docker, &["wait", "own"]);
+    let started = Instant::now();
+    note(&mut seen, docker, &["stop", "-t", "30", "polite"]);
+    seen.push(format!(
+        "stop took under 10 s: {}",
+        started.elapsed() < Duration::from_secs(10)
+    ));
+    note(&mut seen, docker, &["wait", "polite"]);
+    note(&mut seen, docker, &["rm", "-f", "gone"]);
+    note(&mut seen, docker, &["ps", "-aq", "--filter", "name=gone"]);
+    // `--until` counts whole seconds: past this one, every event so far is in.
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = [
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--format",
+        "{{.Action}}",
+    ];
+    note(
+        &mut seen,
+        docker,
+        &[&events[..], &["--filter", "container=term"]].concat(),
+    );
+    (seen, ids)
+}
+
+#[test]
+fn signals_to_a_paused_container_thaw_it_as_dockerd_does() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-paused") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let (ours, our_ids) = paused_signals(&|args| d.docker(args));
+    let (theirs, their_ids) = paused_signals(&|args| dockerd.docker(args));
+    let ours = without_ids(&ours, &our_ids);
+    assert_eq!(ours, without_ids(&theirs, &their_ids));
+    assert!(ours.contains("\"running false\\n\""), "{ours}");
+    assert!(ours.contains("stop took under 10 s: true"), "{ours}");
+    let events = "\"create\\nstart\\npause\\nkill\\nunpause\\n\"";
+    assert!(ours.contains(events), "{ours}");
+}
+
+/// A detached exec that cannot start, `rmi` of an image a running container uses, and the
+/// exec instances of a removed container, as dockerd 20.10 answers them.
+fn exec_and_rmi_refusals(docker: Docker, socket: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let (mut seen, mut ids) = (Vec::new(), Vec::new());
+    let web = note(
+        &mut seen,
+        docker,
+        &["run", "-d", "--name", "web", "busybox", "sleep", "1000"],
+    );
+    ids.push(web.trim().to_owned());
+    note(&mut seen, docker, &["exec", "-d", "web", "nosuch-program"]);
+    note(&mut seen, docker, &["exec", "-d", "web", "/etc/passwd"]);
+    note(
+        &mut seen,
+        docker,
+        &["exec", "-d", "-w", "/nosuchdir", "web", "true"],
+    );
+    note(
+        &mut seen,
+        docker,
+        &["exec", "-d", "-u", "nosuchuser", "web", "true"],
+    );
+    note(
+        &mut seen,
+        docker,
+        &["exec", "-w", "/nosuchdir", "web", "true"],
+    );
+    note(
+        &mut seen,
+        docker,
+        &["exec", "-d", "web", "sh", "-c", "exit 3"],
+    );
+    // Exec instances through the API: a failed start, a second start, and after the
+    // container's removal, 404s.
+    let json = ["-H", "Content-Type: application/json", "-X", "POST", "-d"];
+    let mut exec = |cmd: &str| {
+        let body = format!("{{\"Cmd\": [{cmd}]}}");
+        let url = "http://localhost/v1.41/containers/web/exec";
+        let answer = curl_at(socket, &[&json[..], &[&body, url]].concat());
+        let value: serde_json::Value =
+            serde_json::from_str(answer.lines().next().unwrap_or("")).unwrap();
+        let id = value["Id"].as_str().unwrap_or_default().to_owned();
+        ids.push(id.clone());
+        id
+    };
+    let (failing, sleeping, unstarted) = (
+        exec("\"nosuch\""),
+        exec("\"sleep\", \"1000\""),
+        exec("\"true\""),
+    );
+    let start = |id: &str| {
+        let url = format!("http://localhost/v1.41/exec/{id}/start");
+        curl_at(socket, &[&json[..], &["{\"Detach\": true}", &url]].concat())
+    };
+    let inspect = |id: &str| curl_at(socket, &[&format!("http://localhost/v1.41/exec/{id}/json")]);
+    seen.push(start(&failing));
+    let shown: serde_json::Value =
+        serde_json::from_str(inspect(&failing).lines().next().unwrap_or("")).unwrap();
+    seen.push(format!(
+        "{} {} {}",
+        shown["Running"], shown["ExitCode"], shown["Pid"]
+    ));
+    seen.push(start(&failing));
+    seen.push(start(&sleeping));
+    seen.push(start(&sleeping));
+    seen.push(inspect(&unstarted).lines().last().unwrap_or("").to_owned());
+    note(&mut seen, docker, &["rm", "-f", "web"]);
+    for id in [&failing, &sleeping, &unstarted] {
+        seen.push(inspect(id));
+    }
+    // rmi of the image of a running container: by ID a conflict even forced.
+    let user = note(
+        &mut seen,
+        docker,
+        &["run", "-d", "--name", "user", "busybox", "sleep", "1000"],
+    );
+    ids.push(user.trim().to_owned());
+    let image = text(&docker(&["images", "-q", "busybox"]).stdout)
+        .trim()
+        .to_owned();
+    ids.push(image.clone());
+    note(&mut seen, docker, &["rmi", "-f", &image]);
+    note(&mut seen, docker, &["rmi", &image]);
+    note(&mut seen, docker, &["rmi", "busybox"]);
+    let url = format!("http://localhost/v1.41/images/{image}?force=1");
+    seen.push(curl_at(socket, &["-X", "DELETE", &url]));
+    note(
+        &mut seen,
+        docker,
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+    );
+    (seen, ids)
+}
+
+#[test]
+fn failed_detached_execs_rmi_conflicts_and_removed_execs_answer_as_dockerd() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-refused") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let (ours, our_ids) = exec_and_rmi_refusals(&|args| d.docker(args), d.socket());
+    let socket = dockerd.path().join("docker.sock");
+    let (theirs, their_ids) = exec_and_rmi_refusals(&|args| dockerd.docker(args), &socket);
+    let ours = without_ids(&ours, &our_ids);
+    assert_eq!(ours, without_ids(&theirs, &their_ids));
+    for words in [
+        "executable file not found in $PATH: unknown\\n\" Some(1)",
+        "No such exec instance: ID\"}\n\n404",
+        "(cannot be forced) - image is being used by running container ID",
+    ] {
+        assert!(ours.contains(words), "{words}: {ours}");
+    }
+}

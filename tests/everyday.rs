@@ -526,6 +526,91 @@ fn pause_freezes_the_cgroup_and_unpause_thaws_it() {
     env.fails(&["pause", "no-such-container"], 1);
 }
 
+/// dockerd 20.10 thaws a paused container after the signal `kill` or `stop` sends it, unless
+/// the container has a stop signal of its own and the signal is another one (then it stays
+/// paused), and logs `unpause`: checked against a dockerd peer, `kill -s TERM` leaves a paused
+/// `sleep` running and not paused, and `stop` of a paused container whose process traps
+/// SIGTERM ends at once with the trap's exit code.
+#[test]
+fn a_signal_to_a_paused_container_thaws_it_as_dockerd_does() {
+    let Some(env) = Env::new() else { return };
+    env.detach("term", &["sleep", "1000"]);
+    env.ok(&["pause", "term"]);
+    assert_eq!(env.ok(&["kill", "-s", "TERM", "term"]), "term\n");
+    assert_eq!(
+        env.inspect("term", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
+    // `--until` counts whole seconds: past this one, every event so far is in.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let actions = env.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--filter",
+        "container=term",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(actions, "create\nstart\npause\nkill\nunpause\n");
+
+    // Its own stop signal is USR1: TERM leaves it paused, USR1 thaws it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&["pause", "own"]);
+    env.ok(&["kill", "-s", "TERM", "own"]);
+    assert_eq!(
+        env.inspect("own", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    env.ok(&["kill", "-s", "USR1", "own"]);
+    assert_eq!(
+        env.inspect("own", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
+
+    // stop: the trap runs as soon as the container is thawed, long before the timeout.
+    env.detach(
+        "polite",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 5' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.ok(&["logs", "polite"]) != "ready\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trap was never set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.ok(&["pause", "polite"]);
+    let started = std::time::Instant::now();
+    assert_eq!(env.ok(&["stop", "-t", "30", "polite"]), "polite\n");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "stop waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        env.inspect("polite", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 5"
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // rename
 // ------------------------------------------------------------------------------------------
@@ -716,6 +801,46 @@ fn container_prune_asks_then_removes_stopped_containers() {
     assert_eq!(
         env.ok(&["container", "prune", "-f"]),
         "Total reclaimed space: 0B\n"
+    );
+}
+
+/// dockerd 20.10 refuses to delete by ID an image a running (or paused) container uses, even
+/// forced: `conflict: unable to delete IMAGE (cannot be forced) - image is being used by
+/// running container CONTAINER`, exit 1, and the image keeps its name. By name, the refusal
+/// quotes the name as given.
+#[test]
+fn rmi_of_an_image_a_running_container_uses_is_refused_even_forced() {
+    let Some(env) = Env::new() else { return };
+    let id = env.detach("user", &["sleep", "1000"]);
+    let image = env.ok(&["images", "-q", "busybox"]).trim().to_owned();
+    let conflict = format!(
+        "conflict: unable to delete {image} (cannot be forced) - image is being used by running container {}",
+        &id[..12]
+    );
+    for args in [&["rmi", "-f", &image][..], &["rmi", &image][..]] {
+        let err = env.fails(args, 1);
+        assert!(err.contains(&conflict), "{args:?}: {err}");
+    }
+    env.ok(&["pause", "user"]);
+    let err = env.fails(&["rmi", "-f", &image], 1);
+    assert!(err.contains(&conflict), "{err}");
+    let err = env.fails(&["rmi", "busybox"], 1);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container {} is using its referenced image {image}",
+            &id[..12]
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "busybox:latest\n"
+    );
+    env.ok(&["rm", "-f", "user"]);
+    let removed = env.ok(&["rmi", "-f", &image]);
+    assert!(
+        removed.starts_with("Untagged: busybox:latest\nDeleted: sha256:"),
+        "{removed}"
     );
 }
 

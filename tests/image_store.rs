@@ -639,6 +639,7 @@ fn rmi_refuses_an_image_a_container_uses_unless_forced() {
         vec![ContainerUse {
             container: container.into(),
             image: image.id.to_string(),
+            running: false,
         }]
     );
     let in_use = |store: &Store| containers_from_state(store.state_root());

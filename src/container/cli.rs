@@ -403,6 +403,10 @@ pub struct ExecArgs {
     /// on stdout, exit code 126): what `minidock daemon` asks for, as Docker's API does.
     #[arg(long, hide = true)]
     pub oci_start_errors: bool,
+    /// The process's stdout and stderr are /dev/null, and ours is closed once it runs: what
+    /// `minidock daemon` reads to learn whether a detached exec started.
+    #[arg(long, hide = true)]
+    pub start_report: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     #[arg(
@@ -886,6 +890,7 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
                 workdir: args.workdir.clone(),
                 env: args.env.clone(),
                 oci_start_errors: args.oci_start_errors,
+                start_report: args.start_report,
             };
             super::exec::exec(&paths, &args.container, &options)
         }

@@ -48,6 +48,10 @@ pub struct ExecOptions {
     /// A process that cannot start is dockerd's `OCI runtime exec failed: ...` on stdout and
     /// exit code 126 ([`oci_exec_failed`]), not an error.
     pub oci_start_errors: bool,
+    /// The process's stdout and stderr are /dev/null; ours carries only a failure to start
+    /// (with `oci_start_errors`) and is closed once the process runs, so a caller reading it
+    /// to its end learns whether it started (`minidock daemon`'s detached exec).
+    pub start_report: bool,
 }
 
 /// Everything the child needs, prepared before the fork. `minidock runtime exec` fills it
@@ -208,10 +212,13 @@ fn exec_child(p: &Prepared) -> Result<i32> {
     take_on_limits_and_user(p)?;
     explain::trace!(RuntimeSpec: "enter the working directory" => "chdir({:?})", p.cwd);
     nix::unistd::chdir(&p.cwd).map_err(|errno| {
-        Exit::new(
-            super::REQUEST_FAILED,
-            format!("chdir to {}: {}", p.cwd.display(), errno.desc()),
-        )
+        // runc's words, which dockerd passes on.
+        let why = super::fs::go_error(errno);
+        let message = format!(
+            "chdir to cwd ({:?}) set in config.json failed: {why}",
+            p.cwd
+        );
+        Exit::new(super::REQUEST_FAILED, message)
     })?;
     let program = init::find_program(&p.args[0], &p.env)?;
     if p.no_new_privs {
@@ -303,11 +310,16 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     let state = paths.resolve(name_or_id)?;
     check_exec(&state, options)?;
     let pid = state.pid;
+    let mut report = match options.start_report {
+        true => Some(set_aside_stdout()?),
+        false => None,
+    };
     let mut prepared = match prepare(paths, &state, options) {
         Ok(prepared) => prepared,
         // dockerd's words for a user or directory it cannot take are the error's own.
         Err(err) if options.oci_start_errors => {
-            return Ok(start_failed(&crate::cli::one_line(&format!("{err:#}"))));
+            let message = crate::cli::one_line(&format!("{err:#}"));
+            return Ok(start_failed(&message, report.as_mut()));
         }
         Err(err) => return Err(err),
     };
@@ -316,9 +328,13 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
     crate::events::exec(paths, &state, "exec_start", &exec_id, &options.command);
     let child = match spawn_in(&prepared, pid, &state.cgroup_paths) {
         Ok(child) => child,
-        Err(err) if options.oci_start_errors => return Ok(start_failed(&oci_exec_failed(&err))),
+        Err(err) if options.oci_start_errors => {
+            return Ok(start_failed(&oci_exec_failed(&err), report.as_mut()));
+        }
         Err(err) => return Err(err),
     };
+    // It runs: the end of the report says so.
+    drop(report);
     let status = match prepared.console.take() {
         Some(socket) => {
             let master = crate::tty::receive_master(std::os::fd::AsFd::as_fd(&socket.parent))?;
@@ -340,14 +356,38 @@ pub fn exec(paths: &Paths, name_or_id: &str, options: &ExecOptions) -> Result<u8
 /// The exit code of a `docker exec` whose process could not start, with dockerd.
 pub const OCI_EXEC_FAILED: u8 = 126;
 
-/// An exec that could not start, as dockerd answers it: `message` on stdout (ended `\r\n`),
-/// exit code [`OCI_EXEC_FAILED`].
-fn start_failed(message: &str) -> u8 {
+/// An exec that could not start, as dockerd answers it: `message` on stdout, or on the
+/// `report` set aside ([`set_aside_stdout`]), ended `\r\n`; exit code [`OCI_EXEC_FAILED`].
+fn start_failed(message: &str, report: Option<&mut std::fs::File>) -> u8 {
     use std::io::Write;
-    let mut out = std::io::stdout();
-    let _ = write!(out, "{message}\r\n");
-    let _ = out.flush();
+    let line = format!("{message}\r\n");
+    let _ = match report {
+        Some(file) => file.write_all(line.as_bytes()),
+        None => {
+            let mut out = std::io::stdout();
+            out.write_all(line.as_bytes()).and_then(|()| out.flush())
+        }
+    };
     OCI_EXEC_FAILED
+}
+
+/// For [`ExecOptions::start_report`]: our stdout moved to a close-on-exec descriptor, which is
+/// returned, and /dev/null put on fds 1 and 2 for the process to inherit.
+fn set_aside_stdout() -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which the File then owns.
+    let fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("duplicating stdout");
+    }
+    // SAFETY: `fd` is ours alone.
+    let report = unsafe { std::fs::File::from_raw_fd(fd) };
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    init::connect_stdio(&[None, Some(null.as_raw_fd()), Some(null.as_raw_fd())])?;
+    Ok(report)
 }
 
 /// dockerd 20.10's words for an exec whose process could not start, as runc words them:

@@ -470,7 +470,7 @@ pub fn cp(paths: &Paths, source: &str, destination: &str, options: &CpOptions) -
 
 /// An errno as Go's `syscall.Errno` prints it (strerror, first letter lowercase), which is
 /// how Docker's messages end.
-fn go_error(errno: nix::errno::Errno) -> String {
+pub(crate) fn go_error(errno: nix::errno::Errno) -> String {
     let desc = errno.desc();
     let mut chars = desc.chars();
     match chars.next() {

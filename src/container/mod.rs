@@ -742,7 +742,8 @@ pub(crate) fn wait_until(limit: std::time::Duration, mut pred: impl FnMut() -> b
 
 /// Sends `signal` to the container's process (PID 1 inside it). For SIGKILL it returns only
 /// once the process is gone and its exit is recorded, as Docker's daemon waits after a kill,
-/// so `ps` right after never shows it up; other signals return once delivered.
+/// so `ps` right after never shows it up; other signals return once delivered. A paused
+/// container is thawed after the signal, as dockerd does ([`pause::thaw_after_signal`]).
 pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
     let state = paths.resolve(name_or_id)?;
     if state.observe() != Status::Running || !state.process_alive() {
@@ -766,8 +767,8 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
     signal
         .send(state.pid)
         .with_context(|| format!("kill({}, {signal})", state.pid))?;
+    pause::thaw_after_signal(paths, &state, signal)?;
     if signal == Signal::KILL {
-        pause::thaw_after_kill(&state)?;
         wait_gone(paths, &state)?;
     }
     Ok(())
@@ -854,7 +855,8 @@ pub fn stop(
 
 // ANCHOR: signal_then_kill
 /// Sends `signal` and waits up to `timeout` for the process to exit; then SIGKILL, which
-/// cannot be caught, ignored or blocked (a frozen container is thawed so it can die).
+/// cannot be caught, ignored or blocked. A frozen container is thawed after each signal as
+/// dockerd thaws it ([`pause::thaw_after_signal`]), so it can handle the signal or die.
 fn signal_then_kill(
     paths: &Paths,
     state: &ContainerState,
@@ -870,12 +872,13 @@ fn signal_then_kill(
         &[("signal", signal.number().to_string())],
     );
     let _ = signal.send(pid);
+    let _ = pause::thaw_after_signal(paths, state, signal);
     if !wait_until(timeout, || !state.process_alive()) {
         explain::trace!(PuttingTogether: "it did not stop in time: kill it"
             => "kill({pid}, SIGKILL)");
         crate::events::container(paths, state, "kill", &[("signal", "9".to_owned())]);
         let _ = Signal::KILL.send(pid);
-        let _ = pause::thaw_after_kill(state);
+        let _ = pause::thaw_after_signal(paths, state, Signal::KILL);
         wait_until(std::time::Duration::from_secs(10), || {
             !state.process_alive()
         });
@@ -925,7 +928,7 @@ pub fn remove_with_volumes(
         if state.process_alive() {
             crate::events::container(paths, &state, "kill", &[("signal", "9".to_owned())]);
             let _ = Signal::KILL.send(state.pid);
-            let _ = pause::thaw_after_kill(&state);
+            let _ = pause::thaw_after_signal(paths, &state, Signal::KILL);
             wait_until(std::time::Duration::from_secs(10), || {
                 !state.process_alive()
             });

@@ -5,14 +5,16 @@
 //! Paused is not recorded: it is read from the kernel, the container's freezer file, so what
 //! `ps` and `inspect` show is what the kernel does. A paused container is still running
 //! (`inspect` shows `Running: true, Paused: true`, status `paused`; `ps` shows
-//! `Up 5 seconds (Paused)`), and a SIGKILL sent to it (`kill`, `stop` past its timeout,
-//! `rm -f`) thaws it afterwards, since a frozen task on v1 only dies once thawed.
+//! `Up 5 seconds (Paused)`), and a signal sent to it (`kill`, `stop`, `rm -f`) thaws it
+//! afterwards as dockerd does ([`thaw_after_signal`]), since a frozen task on v1 handles no
+//! signal, SIGKILL included, until thawed.
 
 use super::state::{ContainerState, Status};
 use super::{Paths, REQUEST_FAILED};
 use crate::cgroup::freezer::{self, FreezerState};
 use crate::cli::Exit;
 use crate::explain::{self, Chapter};
+use crate::runtime::signal::Signal;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -203,16 +205,35 @@ pub fn unpause(paths: &Paths, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// After a SIGKILL was sent to a paused container: thaws it, so its processes die (a frozen
-/// task on v1 never handles the signal). Nothing to do when it is not frozen. The thaw is
-/// asked for and not waited on: the container's supervisor may tear the cgroup down (and
-/// remove it) as soon as the processes are gone, which is fine.
-pub fn thaw_after_kill(state: &ContainerState) -> Result<()> {
-    let Some(dir) = freezer_dir(state) else {
+/// After `signal` was sent to a container, thaws it if it is paused and moby's
+/// `killWithSignal` would: for SIGKILL, and for any other signal when the container has no
+/// stop signal of its own or `signal` is that stop signal (so `stop` of a paused container
+/// lets its process handle the stop signal at once). A frozen task on v1 handles no signal,
+/// SIGKILL included, until thawed. A thaw after another signal than SIGKILL is an `unpause`
+/// event, as dockerd logs one; after SIGKILL the container dies before dockerd notes it.
+pub fn thaw_after_signal(paths: &Paths, state: &ContainerState, signal: Signal) -> Result<()> {
+    let own = match state.config.stop_signal.as_str() {
+        "" => None,
+        text => Some(Signal::parse(text).ok()),
+    };
+    if signal != Signal::KILL && own.is_some_and(|own| own != Some(signal)) {
         return Ok(());
+    }
+    if thaw(state)? && signal != Signal::KILL {
+        crate::events::container(paths, state, "unpause", &[]);
+    }
+    Ok(())
+}
+
+/// Thaws a frozen container; whether it was frozen. The thaw is asked for and not waited on:
+/// the container's supervisor may tear the cgroup down (and remove it) as soon as the
+/// processes are gone, which is fine.
+fn thaw(state: &ContainerState) -> Result<bool> {
+    let Some(dir) = freezer_dir(state) else {
+        return Ok(false);
     };
     if freezer::state(&dir).ok().flatten() != Some(FreezerState::Frozen) {
-        return Ok(());
+        return Ok(false);
     }
     let (file, value) = if dir.join("freezer.state").exists() {
         ("freezer.state", "THAWED")
@@ -220,8 +241,8 @@ pub fn thaw_after_kill(state: &ContainerState) -> Result<()> {
         ("cgroup.freeze", "0")
     };
     match std::fs::write(dir.join(file), value) {
-        Ok(()) => Ok(()),
-        Err(_) if !dir.exists() => Ok(()),
+        Ok(()) => Ok(true),
+        Err(_) if !dir.exists() => Ok(false),
         Err(e) => Err(e).with_context(|| format!("thawing {}", dir.display())),
     }
 }

@@ -689,12 +689,14 @@ async fn remove(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<B
             ),
         ));
     }
+    let d = daemon.clone();
     blocking(move || {
-        container::remove_with_volumes(&daemon.paths, &state.id, force, volumes)?;
-        container::state::forget_cached(&daemon.paths, &state.id);
+        container::remove_with_volumes(&d.paths, &state.id, force, volumes)?;
+        container::state::forget_cached(&d.paths, &state.id);
         Ok(())
     })
     .await?;
+    super::exec::forget_removed(&daemon);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -1528,7 +1530,9 @@ async fn prune(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
             "filter {filter:?} is not supported by container prune"
         )));
     }
-    let pruned = blocking(move || container::prune::prune_containers(&daemon.paths)).await?;
+    let d = daemon.clone();
+    let pruned = blocking(move || container::prune::prune_containers(&d.paths)).await?;
+    super::exec::forget_removed(&daemon);
     Ok(json(
         StatusCode::OK,
         &object!({

@@ -75,13 +75,31 @@ fn no_such_exec(id: &str) -> ApiError {
     )
 }
 
+/// Exec instance `id`; 404 when there is none, or its container was removed meanwhile (by
+/// anyone: the record then goes too).
 fn record(daemon: &Shared, id: &str) -> ApiResult<ExecRecord> {
-    daemon
+    let found = daemon
         .execs
         .lock()
         .ok()
-        .and_then(|execs| execs.get(id).cloned())
-        .ok_or_else(|| no_such_exec(id))
+        .and_then(|execs| execs.get(id).cloned());
+    match found {
+        Some(exec) if daemon.paths.dir(&exec.container).exists() => Ok(exec),
+        Some(_) => {
+            forget_removed(daemon);
+            Err(no_such_exec(id))
+        }
+        None => Err(no_such_exec(id)),
+    }
+}
+
+/// Drops the exec records of containers that no longer exist, as dockerd drops a container's
+/// execs with it: removed through this daemon, by `minidock rm`, or by `--rm`. A record costs
+/// one stat.
+pub fn forget_removed(daemon: &Shared) {
+    if let Ok(mut execs) = daemon.execs.lock() {
+        execs.retain(|_, exec| daemon.paths.dir(&exec.container).exists());
+    }
 }
 
 fn update(daemon: &Shared, id: &str, change: impl FnOnce(&mut ExecRecord)) {
@@ -129,6 +147,7 @@ pub async fn create(
             format!("Invalid escape keys ({keys}) provided"),
         ));
     }
+    forget_removed(&daemon);
     let id = crate::container::new_id().map_err(ApiError::from)?;
     let exec = ExecRecord {
         id: id.clone(),
@@ -143,13 +162,21 @@ pub async fn create(
 }
 
 // ANCHOR: exec_command
-/// `minidock [--root ROOT] exec [-i] [-t] [-u USER] [-w DIR] [-e VAR]... ID CMD...`.
-fn command(daemon: &Shared, exec: &ExecRecord) -> std::io::Result<std::process::Command> {
+/// `minidock [--root ROOT] exec --oci-start-errors [--start-report] [-i] [-t] [-u USER]
+/// [-w DIR] [-e VAR]... ID CMD...` (`--start-report` for a detached start).
+fn command(
+    daemon: &Shared,
+    exec: &ExecRecord,
+    detach: bool,
+) -> std::io::Result<std::process::Command> {
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     if let Some(root) = &daemon.root_arg {
         cmd.arg("--root").arg(root);
     }
     cmd.arg("exec").arg("--oci-start-errors");
+    if detach {
+        cmd.arg("--start-report");
+    }
     let config = &exec.config;
     if config.attach_stdin {
         cmd.arg("-i");
@@ -195,23 +222,19 @@ fn with_terminal(cmd: &mut std::process::Command) -> std::io::Result<OwnedFd> {
 }
 
 // ANCHOR: start
-/// `POST /exec/ID/start`: runs the exec instance. Detached, it answers 200 at once; else the
+/// `POST /exec/ID/start`: runs the exec instance. Detached, it answers 200 once the process
+/// runs, or dockerd's refusal when it cannot start ([`start_error`]); else the
 /// connection is hijacked (`101 UPGRADED`) and carries the process's stdio (multiplexed
 /// without a tty, raw with one) until it exits; its exit code is recorded first, so an
 /// inspect right after the stream ends sees it.
 async fn start(daemon: Shared, id: &str, mut req: Request<Incoming>) -> ApiResult<Response<Body>> {
     let exec = record(&daemon, id)?;
-    if exec.running || exec.exit_code.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("exec instance {id} has already been started"),
-        ));
-    }
+    refuse_a_second_start(&exec)?;
     let upgrade = hyper::upgrade::on(&mut req);
     let body: StartBody = super::body_json::<Option<StartBody>>(req)
         .await?
         .unwrap_or_default();
-    let mut cmd = command(&daemon, &exec).map_err(io_error)?;
+    let mut cmd = command(&daemon, &exec, body.detach).map_err(io_error)?;
     let tty = exec.config.tty;
     let master = if tty && !body.detach {
         Some(Arc::new(with_terminal(&mut cmd).map_err(io_error)?))
@@ -223,8 +246,9 @@ async fn start(daemon: Shared, id: &str, mut req: Request<Incoming>) -> ApiResul
                 std::process::Stdio::null()
             }
         };
+        // Detached, stdout is the start report (`--start-report`).
         cmd.stdin(piped(exec.config.attach_stdin))
-            .stdout(piped(true))
+            .stdout(std::process::Stdio::piped())
             .stderr(piped(true));
         None
     };
@@ -238,14 +262,10 @@ async fn start(daemon: Shared, id: &str, mut req: Request<Incoming>) -> ApiResul
         r.pid = pid;
         r.master = master.clone();
     });
-    let owned = id.to_owned();
     if body.detach {
-        tokio::spawn(async move {
-            let status = child.wait().await.ok().and_then(|s| exit_code(&s));
-            finish(&daemon, &owned, status);
-        });
-        return Ok(empty(StatusCode::OK));
+        return run_detached(daemon, id, child).await;
     }
+    let owned = id.to_owned();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else {
             let _ = child.kill().await;
@@ -273,6 +293,62 @@ async fn start(daemon: Shared, id: &str, mut req: Request<Incoming>) -> ApiResul
         .unwrap_or_else(|_| Response::new(Body::Full(None))))
 }
 // ANCHOR_END: start
+
+/// dockerd's 409 for a start of an exec instance that was started before.
+fn refuse_a_second_start(exec: &ExecRecord) -> ApiResult<()> {
+    let again = match (exec.exit_code, exec.running) {
+        (Some(_), _) => "has already run",
+        (None, true) => "is already running",
+        (None, false) => return Ok(()),
+    };
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!("Error: Exec command {} {again}", exec.id),
+    ))
+}
+
+/// A detached exec whose `minidock exec` was spawned with `--start-report`: 200 once its
+/// process runs (its exit is recorded when it comes), or dockerd's refusal when it cannot
+/// start, recorded as dockerd records it (exit code 126, pid 0).
+async fn run_detached(
+    daemon: Shared,
+    id: &str,
+    mut child: tokio::process::Child,
+) -> ApiResult<Response<Body>> {
+    let failure = start_report(&mut child).await;
+    if !failure.is_empty() {
+        let status = child.wait().await.ok().and_then(|s| exit_code(&s));
+        update(&daemon, id, |r| r.pid = 0);
+        finish(&daemon, id, status);
+        return Err(start_error(failure));
+    }
+    let owned = id.to_owned();
+    tokio::spawn(async move {
+        let status = child.wait().await.ok().and_then(|s| exit_code(&s));
+        finish(&daemon, &owned, status);
+    });
+    Ok(empty(StatusCode::OK))
+}
+
+/// A detached exec's start report: its `minidock exec`'s stdout read to its end, which comes
+/// once the process runs; empty then, else why it could not start.
+async fn start_report(child: &mut tokio::process::Child) -> String {
+    let mut report = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_end(&mut report).await;
+    }
+    String::from_utf8_lossy(&report).trim_end().to_owned()
+}
+
+/// dockerd's answer to a detached exec that could not start: the runtime's refusal
+/// (`OCI runtime exec failed: ...`) is a 400, any other (a user the image lacks) a 500.
+fn start_error(message: String) -> ApiError {
+    if message.starts_with("OCI runtime exec failed") {
+        ApiError::bad_parameter(message)
+    } else {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
 
 fn io_error(err: std::io::Error) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())

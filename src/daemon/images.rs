@@ -235,7 +235,8 @@ async fn remove(daemon: Shared, name: String, query: &Query) -> ApiResult<Respon
     })
     .await
     .map_err(|mut err| {
-        if err.message.contains("must be forced") || err.message.contains("is using") {
+        let conflict = ["must be forced", "cannot be forced", "is using"];
+        if conflict.iter().any(|words| err.message.contains(words)) {
             err.status = StatusCode::CONFLICT;
         }
         named_404(&name)(err)

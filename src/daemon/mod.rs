@@ -103,6 +103,7 @@ pub struct Daemon {
     /// The `--root` the daemon was given, for the `minidock` processes it starts (`exec`).
     pub root_arg: Option<PathBuf>,
     pub pending: Mutex<HashMap<String, Vec<Pending>>>,
+    /// Exec instances by ID, while their container exists ([`exec::forget_removed`]).
     pub execs: Mutex<HashMap<String, exec::ExecRecord>>,
     /// Connections being served, and how many were ever accepted ([`trim_when_idle`]).
     pub connections: std::sync::atomic::AtomicUsize,

@@ -85,7 +85,7 @@ pub struct TagArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RmiArgs {
     /// Force removal of the image: untag it even when a container uses it, or when it is
-    /// tagged in several repositories
+    /// tagged in several repositories (by ID, an image a running container uses stays)
     #[arg(short = 'f', long)]
     pub force: bool,
     #[arg(required = true, value_name = "IMAGE")]

@@ -680,10 +680,11 @@ impl Store {
     ///
     /// `in_use` lists which containers use which images; it is called under the store's
     /// exclusive lock, so no container can start using an image while we decide. Without
-    /// `force`, removing an image a container uses is refused. With `force`, its names are
-    /// removed but its content stays, untagged, until no container uses it: its unpacked layers
-    /// are that container's overlay lowers. (Docker does the same with its layer reference
-    /// counts.)
+    /// `force`, removing an image a container uses is refused; by ID, so is removing one a
+    /// running container uses, even with `force` (dockerd's `cannot be forced`, 409). With
+    /// `force`, its names are removed but its content stays, untagged, until no container uses
+    /// it: its unpacked layers are that container's overlay lowers. (Docker does the same with
+    /// its layer reference counts.)
     pub fn remove(
         &self,
         name_or_id: &str,
@@ -711,11 +712,23 @@ impl Store {
             crate::events::images_removed(&self.state_root, &image.id, &removed);
             return Ok(removed);
         }
+        // By ID, a running container's image is a conflict force does not override (moby's
+        // `conflictRunningContainer`, a hard one).
+        if let Some(user) = users.iter().find(|user| user.running && by_name.is_none()) {
+            return Err(Exit::new(
+                USER_ERROR,
+                format!(
+                    "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                    short_container(&user.container)
+                ),
+            )
+            .into());
+        }
         if let Some(user) = users.first().filter(|_| !force) {
+            // dockerd quotes the reference as it was given.
             let message = match &by_name {
-                Some(reference) => format!(
-                    "conflict: unable to remove repository reference {:?} (must force) - container {} is using its referenced image {short}",
-                    reference.familiar(),
+                Some(_) => format!(
+                    "conflict: unable to remove repository reference {name_or_id:?} (must force) - container {} is using its referenced image {short}",
                     short_container(&user.container)
                 ),
                 None => format!(
@@ -1276,6 +1289,9 @@ pub struct ContainerUse {
     /// The image as the container recorded it: its ID (`sha256:<hex>`, what it should record,
     /// since a name can later move to another image) or a reference.
     pub image: String,
+    /// Whether the container runs (paused included, as moby's `IsRunning`): removing its
+    /// image by ID is then refused even when forced.
+    pub running: bool,
 }
 
 impl ContainerUse {
@@ -1291,7 +1307,8 @@ impl ContainerUse {
 /// each one names. This is the default `in_use` for [`Store::remove`]; the container layer can
 /// pass its own.
 pub fn containers_from_state(state_root: &Path) -> Result<Vec<ContainerUse>> {
-    let dir = state_root.join("containers");
+    let paths = crate::container::Paths::new(Some(state_root));
+    let dir = paths.containers();
     let mut uses = Vec::new();
     for id in read_dir_names(&dir)? {
         // A directory without state.json is a crash leftover (a failed `create`, an `rm`
@@ -1311,9 +1328,14 @@ pub fn containers_from_state(state_root: &Path) -> Result<Vec<ContainerUse>> {
             continue;
         };
         if let Some(image) = value.get("Image").and_then(|v| v.as_str()) {
+            let running = crate::container::state::ContainerState::load(&paths, &id)
+                .ok()
+                .flatten()
+                .is_some_and(|state| state.observe() == crate::container::Status::Running);
             uses.push(ContainerUse {
                 container: id,
                 image: image.to_owned(),
+                running,
             });
         }
     }
