@@ -2266,3 +2266,67 @@ fn failed_detached_execs_rmi_conflicts_and_removed_execs_answer_as_dockerd() {
         assert!(ours.contains(words), "{words}: {ours}");
     }
 }
+
+#[test]
+fn anonymous_volumes_are_made_and_settings_minidock_does_not_apply_are_refused() {
+    let Some(d) = daemon("minidock-daemon-anon") else {
+        return;
+    };
+    // `-v /PATH` is the request's `Config.Volumes`: an anonymous volume, which outlives the
+    // container.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/anonv",
+        "busybox",
+        "sh",
+        "-c",
+        "echo precious > /anonv/f && cat /anonv/f",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "precious\n");
+    let volume = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+        "anon",
+    ]);
+    let fields: Vec<&str> = volume.split_whitespace().collect();
+    assert_eq!((fields[0], fields[2]), ("volume", "/anonv"), "{volume:?}");
+    d.ok(&["rm", "anon"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), fields[1]);
+    d.ok(&["volume", "rm", fields[1]]);
+    // What minidock would not apply is refused, not dropped; what it does anyway is taken.
+    for (flags, field) in [
+        (&["--cpu-shares", "512"][..], "HostConfig.CpuShares"),
+        (&["--ulimit", "nofile=1024:2048"][..], "HostConfig.Ulimits"),
+        (&["--shm-size", "1m"][..], "HostConfig.ShmSize"),
+        (&["--log-opt", "max-size=1m"][..], "HostConfig.LogConfig"),
+        (&["--pid", "host"][..], "HostConfig.PidMode"),
+        (&["--health-cmd", "true"][..], "Config.Healthcheck"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags);
+        args.extend(["busybox", "true"]);
+        let out = d.docker(&args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {out:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("{field} is not supported by minidock")),
+            "{args:?}: {out:?}"
+        );
+    }
+    let taken = d.docker(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "json-file",
+        "--ipc",
+        "private",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(taken.status.code(), Some(0), "{taken:?}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}

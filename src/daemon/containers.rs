@@ -271,6 +271,9 @@ struct HostConfigBody {
     pids_limit: Option<i64>,
     init: Option<bool>,
     mounts: Option<Vec<MountBody>>,
+    /// The fields minidock does not apply: refused unless unset ([`unsupported_field`]).
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +309,9 @@ struct CreateBody {
     stop_timeout: Option<i64>,
     host_config: Option<HostConfigBody>,
     networking_config: Option<NetworkingBody>,
+    /// `-v /PATH` without a source: the paths that get an anonymous volume.
+    volumes: Option<BTreeMap<String, Value>>,
+    healthcheck: Option<Value>,
 }
 // ANCHOR_END: create_body
 
@@ -364,6 +370,11 @@ fn mount_flags(mounts: &[MountBody]) -> Vec<String> {
 /// range, a restart policy with a retry count it cannot take (negative, or with a policy
 /// other than `on-failure`) or an unknown name.
 fn check_host_config(host: Option<&HostConfigBody>) -> ApiResult<()> {
+    if let Some(field) = host.and_then(|h| unsupported_field(&h.other)) {
+        return Err(ApiError::bad_parameter(format!(
+            "HostConfig.{field} is not supported by minidock"
+        )));
+    }
     let memory = host.and_then(|h| h.memory).unwrap_or(0);
     if memory < 0 || (memory > 0 && memory < crate::cgroup::MIN_MEMORY as i64) {
         return Err(ApiError::bad_parameter(
@@ -386,6 +397,81 @@ fn check_host_config(host: Option<&HostConfigBody>) -> ApiResult<()> {
         container::state::RestartPolicy::parse(&text).map_err(ApiError::bad_parameter)?;
     }
     Ok(())
+}
+
+/// A health check (`--health-cmd`, compose's `healthcheck:`) is refused: minidock runs
+/// none, and a container reported without its health would mislead. `NONE` (no check) is
+/// taken.
+fn check_healthcheck(healthcheck: Option<&Value>) -> ApiResult<()> {
+    let test = healthcheck
+        .and_then(|h| h.get("Test"))
+        .and_then(Value::as_array)
+        .filter(|test| !test.is_empty());
+    match test {
+        Some(test) if test[0] != "NONE" => Err(ApiError::bad_parameter(
+            "Config.Healthcheck is not supported by minidock",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The first field of `other` (the host config's fields that minidock does not apply:
+/// `CpuShares`, `Ulimits`, `ShmSize`, `PidMode`, `LogConfig`'s options...) whose value asks
+/// for something: `None` when each is unset as the docker CLI sends it (null, false, 0, "",
+/// empty, `MemorySwappiness` -1) or names what minidock does anyway (the `json-file` log
+/// driver, `private` or `shareable` IPC, the `default` isolation, the `host` user namespace).
+/// The client-side `ContainerIDFile` and the first terminal size, `ConsoleSize`, are let
+/// through. Accepting the others would leave a container without what was asked, silently.
+fn unsupported_field(other: &BTreeMap<String, Value>) -> Option<&str> {
+    fn unset(value: &Value) -> bool {
+        match value {
+            Value::Null | Value::Bool(false) => true,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(list) => list.iter().all(unset),
+            Value::Object(map) => map.values().all(unset),
+            Value::Bool(true) => false,
+        }
+    }
+    other
+        .iter()
+        .find(|(key, value)| {
+            let done_anyway = match (key.as_str(), value.as_str()) {
+                ("ContainerIDFile" | "ConsoleSize", _) => true,
+                ("MemorySwappiness", _) => value.as_i64() == Some(-1),
+                ("IpcMode", Some(mode)) => matches!(mode, "private" | "shareable"),
+                ("Isolation", Some(isolation)) => isolation == "default",
+                ("UsernsMode", Some(mode)) => mode == "host",
+                ("LogConfig", _) => {
+                    value.get("Type").and_then(Value::as_str) == Some("json-file")
+                        && value.get("Config").is_none_or(unset)
+                }
+                _ => false,
+            };
+            !done_anyway && !unset(value)
+        })
+        .map(|(key, _)| key.as_str())
+}
+
+/// The volumes of a create request: the binds (`-v SOURCE:/PATH`), then an anonymous volume
+/// (`-v /PATH`) for each path of `Config.Volumes` that no bind or mount already targets.
+fn volume_flags(
+    binds: Vec<String>,
+    anonymous: Option<BTreeMap<String, Value>>,
+    mounts: &[MountBody],
+) -> Vec<String> {
+    let targeted = |path: &str| {
+        binds
+            .iter()
+            .any(|b| b.split(':').nth(1).is_some_and(|target| target == path))
+            || mounts.iter().any(|m| m.target.as_deref() == Some(path))
+    };
+    let paths: Vec<String> = anonymous
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|path| !targeted(path))
+        .collect();
+    binds.into_iter().chain(paths).collect()
 }
 
 fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
@@ -438,8 +524,12 @@ fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
             memory: host.memory.filter(|m| *m > 0).map(|m| m.to_string()),
             cpus: host.nano_cpus.filter(|n| *n > 0).map(cpus_text),
             pids_limit: host.pids_limit.filter(|n| *n != 0),
-            volumes: host.binds.unwrap_or_default(),
-            mounts: mount_flags(&host.mounts.unwrap_or_default()),
+            volumes: volume_flags(
+                host.binds.unwrap_or_default(),
+                body.volumes,
+                host.mounts.as_deref().unwrap_or_default(),
+            ),
+            mounts: mount_flags(host.mounts.as_deref().unwrap_or_default()),
             tmpfs: host
                 .tmpfs
                 .unwrap_or_default()
@@ -498,6 +588,7 @@ async fn create(
         .await?
         .unwrap_or_default();
     check_host_config(body.host_config.as_ref())?;
+    check_healthcheck(body.healthcheck.as_ref())?;
     let options = create_options(body, query.get("name").map(str::to_owned));
     if options.image.is_empty() {
         return Err(ApiError::bad_parameter(
