@@ -2158,6 +2158,8 @@ fn ps_volume_network_port_filters_and_sizes_answer_as_dockerd() {
             "publish=70000",
             "expose=-5",
             "expose=7-",
+            "since=nope",
+            "before=nope",
         ]
         .iter()
         .map(|f| vec!["ps", "-a", "--filter", f, "--format", "{{.Names}}"])

@@ -508,6 +508,7 @@ fn ps_volume_network_port_filters_and_sizes_select_what_docker_selects() {
             "publish=1:2",
             "expose=70000",
             "expose=3-1",
+            "since=nope",
         ] {
             minidock.same(
                 &docker,

@@ -185,7 +185,8 @@ pub fn select_containers(
             .ok_or_else(|| {
                 Exit::new(
                     super::REQUEST_FAILED,
-                    format!("No such container: {wanted}"),
+                    // dockerd's words for it, and its 500.
+                    format!("no such container {wanted}"),
                 )
                 .into()
             })
