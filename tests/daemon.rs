@@ -2329,4 +2329,246 @@ fn anonymous_volumes_are_made_and_settings_minidock_does_not_apply_are_refused()
     ]);
     assert_eq!(taken.status.code(), Some(0), "{taken:?}");
     assert_eq!(d.ok(&["ps", "-aq"]), "");
+/// `ps --filter` `volume`, `network`, `publish`, `expose` and `isolation`, and `ps -s`, as
+/// the same docker CLI sees them from dockerd and from minidock: the same containers (on two
+/// user networks, with a volume, a bind mount, published ports and an image's exposed ones)
+/// and the same rows, sizes, messages and exit codes, bad port values included.
+#[test]
+fn ps_volume_network_port_filters_and_sizes_answer_as_dockerd() {
+    if !common::daemon::require_daemon_prerequisites() || !require_docker() {
+        return;
+    }
+    common::net::private_netns(|| {
+        let Some(d) = daemon("minidock-daemon-psf") else {
+            return;
+        };
+        let docker = Dockerd::start();
+        docker.load_busybox();
+        let rootfs = common::busybox_rootfs();
+        let tar = rootfs.path().with_extension("tar");
+        common::tar_dir(rootfs.path(), &tar);
+        let bind = format!("{}:/hosttmp", rootfs.path().display());
+        let steps: &[&[&str]] = &[
+            &["network", "create", "n1"],
+            &["network", "create", "n2"],
+            &["volume", "create", "v1"],
+            &[
+                "import",
+                "--change",
+                "EXPOSE 90 7000/udp",
+                tar.to_str().unwrap(),
+                "exp",
+            ],
+            &[
+                "run",
+                "-d",
+                "--name",
+                "ca",
+                "--network",
+                "n1",
+                "-v",
+                "v1:/data",
+            ],
+            &[
+                "run",
+                "-d",
+                "--name",
+                "cb",
+                "--network",
+                "n2",
+                "-v",
+                &bind,
+                "exp",
+            ],
+            &[
+                "create",
+                "--name",
+                "cd",
+                "--network",
+                "n1",
+                "-p",
+                "53/udp",
+                "busybox",
+            ],
+            &[
+                "run",
+                "--name",
+                "ce",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+            ],
+            &[
+                "run",
+                "--name",
+                "cf",
+                "--network",
+                "n2",
+                "-p",
+                "9000:9000",
+                "busybox",
+            ],
+            &[
+                "run",
+                "-d",
+                "--name",
+                "cg",
+                "--network",
+                "n2",
+                "-p",
+                "127.0.0.1:5000:5001/udp",
+                "--expose",
+                "4444",
+                "--expose",
+                "3000-3001/udp",
+            ],
+        ];
+        let tails: &[&[&str]] = &[
+            &[],
+            &[],
+            &[],
+            &[],
+            &["-p", "8080:80", "busybox", "sleep", "1000"],
+            &["sleep", "1000"],
+            &["true"],
+            &["echo hi > /file; dd if=/dev/zero of=/big bs=1k count=100 2>/dev/null"],
+            &["true"],
+            &["-p", "6000-6001:7000-7001", "busybox", "sleep", "1000"],
+        ];
+        for (step, tail) in steps.iter().zip(tails) {
+            let args = [*step, *tail].concat();
+            docker.ok(&args);
+            d.ok(&args);
+        }
+        std::fs::remove_file(&tar).unwrap();
+        let outcome =
+            |out: std::process::Output| (out.status.code(), text(&out.stdout), text(&out.stderr));
+        let prefix = |id: String| id.trim()[..6].to_owned();
+        let (ours_n2, theirs_n2) = (
+            prefix(d.ok(&["network", "inspect", "-f", "{{.Id}}", "n2"])),
+            prefix(docker.ok(&["network", "inspect", "-f", "{{.Id}}", "n2"])),
+        );
+        let mut cases: Vec<Vec<&str>> = [
+            "volume=v1",
+            "volume=/data",
+            "volume=/hosttmp",
+            "volume=v",
+            "volume=",
+            "network=n1",
+            "network=n",
+            "network=none",
+            "publish=8080",
+            "publish=8080/udp",
+            "publish=80",
+            "publish=9000",
+            "publish=5000/udp",
+            "publish=5999-6000",
+            "publish=80/",
+            "expose=80",
+            "expose=90",
+            "expose=7000/udp",
+            "expose=7000",
+            "expose=7000-7001",
+            "expose=5001/udp",
+            "expose=53/udp",
+            "expose=4444",
+            "expose=3001/udp",
+            "expose=3000-3005/tcp",
+            "isolation=default",
+            "isolation=hyperv",
+            // Bad values: dockerd's messages, exit 1.
+            "publish=abc",
+            "publish=80:80",
+            "publish=",
+            "publish=/tcp",
+            "publish=81-80",
+            "publish=70000",
+            "expose=-5",
+            "expose=7-",
+            "since=nope",
+            "before=nope",
+        ]
+        .iter()
+        .map(|f| vec!["ps", "-a", "--filter", f, "--format", "{{.Names}}"])
+        .collect();
+        cases.push(vec![
+            "ps",
+            "--filter",
+            "publish=6000",
+            "--filter",
+            "volume=v1",
+        ]);
+        cases.push(vec![
+            "ps",
+            "--filter",
+            "volume=v1",
+            "--filter",
+            "volume=/hosttmp",
+        ]);
+        cases.push(vec!["ps", "--filter", "publish=x", "--filter", "exited=x"]);
+        cases.push(vec!["ps", "--filter", "expose=x", "--filter", "publish=y"]);
+        cases.push(vec![
+            "ps",
+            "--filter",
+            "network=n1",
+            "--filter",
+            "expose=80/tcp",
+        ]);
+        cases.push(vec!["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+        for case in &mut cases {
+            if !case.contains(&"--format") {
+                case.extend(["--format", "{{.Names}}"]);
+            }
+            let (ours, theirs) = (outcome(d.docker(case)), outcome(docker.docker(case)));
+            assert_eq!(ours, theirs, "{case:?}");
+        }
+        // A network's ID, or its start: each daemon's own.
+        let ours = d.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("network={ours_n2}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        let theirs = docker.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("network={theirs_n2}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        assert_eq!(ours, theirs);
+        assert_eq!(ours, "cg\ncf\ncb\n");
+        // The sizes themselves, in bytes: what ce wrote, and that with the image.
+        let sizes = d.curl(&["http://localhost/containers/json?all=1&size=1"]);
+        let rows: serde_json::Value = serde_json::from_str(&sizes).unwrap();
+        let ce = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Names"][0] == "/ce")
+            .unwrap();
+        assert_eq!(ce["SizeRw"], 102403, "{ce}");
+        let image: u64 = d
+            .ok(&["image", "inspect", "-f", "{{.Size}}", "busybox"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(ce["SizeRootFs"], 102403 + image, "{ce}");
+        let cd = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Names"][0] == "/cd")
+            .unwrap();
+        assert!(cd.get("SizeRw").is_none(), "{cd}");
+        for name in ["ca", "cb", "cg"] {
+            d.ok(&["rm", "-f", name]);
+            docker.ok(&["rm", "-f", name]);
+        }
+    });
 }

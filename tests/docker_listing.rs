@@ -401,3 +401,142 @@ fn logs_since_until_tail_timestamps_and_details_print_what_docker_prints() {
         }
     }
 }
+
+/// `ps --filter` `volume`, `network`, `publish`, `expose` and `isolation` and `ps -s`: the
+/// same containers under dockerd and minidock's CLI (inside a private network namespace, as
+/// they are on user networks with published ports) and the same rows, messages and codes.
+#[test]
+fn ps_volume_network_port_filters_and_sizes_select_what_docker_selects() {
+    if !require_docker() {
+        return;
+    }
+    common::net::private_netns(|| {
+        let docker = Dockerd::start();
+        docker.load_busybox();
+        let minidock = Minidock::new();
+        let rootfs = common::busybox_rootfs();
+        let tar = rootfs.path().with_extension("tar");
+        common::tar_dir(rootfs.path(), &tar);
+        let bind = format!("{}:/hosttmp", rootfs.path().display());
+        let tar_arg = tar.to_str().unwrap();
+        let steps: &[&[&str]] = &[
+            &["network", "create", "n1"],
+            &["volume", "create", "v1"],
+            &["import", "--change", "EXPOSE 90 7000/udp", tar_arg, "exp"],
+            &[
+                "run",
+                "-d",
+                "--name",
+                "ca",
+                "--network",
+                "n1",
+                "-v",
+                "v1:/data",
+                "-p",
+            ],
+            &[
+                "run",
+                "-d",
+                "--name",
+                "cb",
+                "--network",
+                "n1",
+                "-v",
+                &bind,
+                "--expose",
+                "4444",
+                "--expose",
+                "3000-3001/udp",
+                "exp",
+            ],
+            &[
+                "create",
+                "--name",
+                "cd",
+                "--network",
+                "n1",
+                "-p",
+                "53/udp",
+                "busybox",
+            ],
+            &[
+                "run",
+                "--name",
+                "ce",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+            ],
+        ];
+        let tails: &[&[&str]] = &[
+            &[],
+            &[],
+            &[],
+            &["8080:80", "busybox", "sleep", "1000"],
+            &["sleep", "1000"],
+            &["true"],
+            &["echo hi > /file; dd if=/dev/zero of=/big bs=1k count=100 2>/dev/null"],
+        ];
+        for (step, tail) in steps.iter().zip(tails) {
+            let args = [*step, *tail].concat();
+            docker.ok(&args);
+            minidock.ok(&args);
+        }
+        std::fs::remove_file(&tar).unwrap();
+        for filter in [
+            "volume=v1",
+            "volume=/data",
+            "volume=/hosttmp",
+            "volume=/data/",
+            "network=n1",
+            "network=none",
+            "network=n",
+            "network=",
+            "publish=8080",
+            "publish=80",
+            "publish=8079-8081/tcp",
+            "expose=80",
+            "expose=90",
+            "expose=7000/udp",
+            "expose=53/udp",
+            "expose=4444",
+            "expose=3001/udp",
+            "isolation=default",
+            "publish=abc",
+            "publish=1:2",
+            "expose=70000",
+            "expose=3-1",
+            "since=nope",
+        ] {
+            minidock.same(
+                &docker,
+                &["ps", "-a", "--filter", filter, "--format", "{{.Names}}"],
+            );
+        }
+        minidock.same(
+            &docker,
+            &["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"],
+        );
+        // `--expose` values the docker CLI refuses: its words, exit 125.
+        for value in ["1:2", "abc", "5-3/udp", "/tcp", "70000"] {
+            let args = ["create", "--expose", value, "busybox"];
+            let (ours, theirs) = (minidock.output(&args), docker.docker(&args));
+            assert_eq!(ours.status.code(), Some(125), "{ours:?}");
+            assert_eq!(theirs.status.code(), Some(125), "{theirs:?}");
+            let message = text(&theirs.stderr);
+            let message = message
+                .lines()
+                .next()
+                .unwrap()
+                .trim_start_matches("docker: ");
+            assert_eq!(text(&ours.stderr), format!("minidock: {message}\n"));
+        }
+        for name in ["ca", "cb"] {
+            docker.ok(&["rm", "-f", name]);
+            minidock.ok(&["rm", "-f", name]);
+        }
+        drop(minidock);
+    });
+}

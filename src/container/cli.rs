@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// Publish a container's port(s) to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
+    /// Expose a port or a range of ports: PORT[/PROTO] or START-END[/PROTO]
+    #[arg(long = "expose", value_name = "PORTS")]
+    pub expose: Vec<String>,
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
@@ -222,6 +225,7 @@ impl RunArgs {
                 stop_timeout: self.stop_timeout,
                 init: self.init,
                 publish: self.publish.clone(),
+                expose: self.expose.clone(),
                 publish_all: self.publish_all,
                 dns: self.dns.clone(),
                 dns_search: self.dns_search.clone(),
@@ -328,7 +332,7 @@ pub struct PsArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Filter output based on conditions provided (status, name, id, label, ancestor,
-    /// exited, before, since)
+    /// exited, before, since, volume, network, publish, expose, isolation)
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
     /// Show n last created containers (includes all states)
@@ -1407,15 +1411,64 @@ pub fn select(
 ) -> Result<Vec<ContainerState>> {
     let filters = super::filter::Filters::parse(filter, super::filter::PS_KEYS)?;
     let containers = paths.list().context("listing containers")?;
-    // Opened only for an `ancestor=` filter.
-    let store = std::cell::OnceCell::new();
-    super::filter::select_containers(containers, &filters, all, last, |name| {
-        store
-            .get_or_init(|| crate::image::store::Store::open(&paths.root).ok())
+    let facts = StoreFacts {
+        paths,
+        store: std::cell::OnceCell::new(),
+    };
+    super::filter::select_containers(containers, &filters, all, last, &facts)
+}
+
+/// [`super::filter::Facts`] from the state root: the image store (opened only for an
+/// `ancestor=` filter), the networks and the ports of a container.
+struct StoreFacts<'a> {
+    paths: &'a Paths,
+    store: std::cell::OnceCell<Option<crate::image::store::Store>>,
+}
+
+impl super::filter::Facts for StoreFacts<'_> {
+    fn image_id(&self, name: &str) -> Option<String> {
+        self.store
+            .get_or_init(|| crate::image::store::Store::open(&self.paths.root).ok())
             .as_ref()
             .and_then(|s| s.resolve(name).ok())
             .map(|image| image.id.to_string())
-    })
+    }
+
+    fn networks(&self, c: &ContainerState) -> Vec<(String, String)> {
+        let started = c.started_at != super::state::ZERO_TIME;
+        super::network::inspect_networks(self.paths, c)
+            .into_iter()
+            .map(|(name, id, _)| (name, if started { id } else { String::new() }))
+            .collect()
+    }
+
+    fn ports(&self, c: &ContainerState) -> Vec<super::filter::ListedPort> {
+        listed_ports(self.paths, c)
+    }
+}
+
+/// The container's ports as the Engine API lists them: each binding of a published port,
+/// and each exposed port alone; none while it does not run.
+pub fn listed_ports(paths: &Paths, c: &ContainerState) -> Vec<super::filter::ListedPort> {
+    let att = super::network::attachment(paths, &c.id);
+    let mut out = Vec::new();
+    for (key, bindings) in super::network::settings_ports(&c.config, att.as_ref()) {
+        let (number, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let private: u16 = number.parse().unwrap_or(0);
+        let publics: Vec<Option<u16>> = match bindings {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .map(|b| Some(b.host_port.parse::<u16>().unwrap_or(0)))
+                .collect(),
+            _ => vec![None],
+        };
+        out.extend(publics.into_iter().map(|public| super::filter::ListedPort {
+            private,
+            public,
+            proto: proto.to_owned(),
+        }));
+    }
+    out
 }
 
 /// Docker's default `ps` table, as a template.
@@ -1440,29 +1493,38 @@ pub const PS_HEADER: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// The SIZE of `ps --format '{{.Size}}'`, as Docker's: what the container wrote (its upper
-/// dir), and with the image's size, `(virtual ...)`.
+/// The SIZE of `ps --format '{{.Size}}'`, as Docker's CLI prints [`sizes`]: what the
+/// container wrote, and with the image's size, `(virtual ...)`.
 fn container_size(paths: &Paths, c: &ContainerState) -> Result<String> {
+    let (written, rootfs) = sizes(paths, c)?;
+    let written_text = crate::image::cli::human_size(written);
+    Ok(if rootfs > 0 {
+        format!(
+            "{written_text} (virtual {})",
+            crate::image::cli::human_size(rootfs)
+        )
+    } else {
+        written_text
+    })
+}
+
+/// The Engine API's `SizeRw` and `SizeRootFs` of a container, in bytes: what it wrote (the
+/// files of its upper dir), and that plus its image's size (0 when the image is gone, as
+/// dockerd's without a parent layer).
+pub fn sizes(paths: &Paths, c: &ContainerState) -> Result<(u64, u64)> {
     let upper = paths.dir(&c.id).join("upper");
     let written = if upper.is_dir() {
-        crate::image::size::directory_size(&upper)?
+        crate::image::size::directory_size(&upper)
+            .with_context(|| format!("measuring {}", upper.display()))?
     } else {
         0
     };
     let store = crate::image::store::Store::open(&paths.root)?;
     let image = match store.resolve(&c.image_id) {
         Ok(image) => crate::image::size::image_size(&store, &image)?,
-        Err(_) => 0,
+        Err(_) => return Ok((written, 0)),
     };
-    let written_text = crate::image::cli::human_size(written);
-    Ok(if written + image > 0 {
-        format!(
-            "{written_text} (virtual {})",
-            crate::image::cli::human_size(written + image)
-        )
-    } else {
-        written_text
-    })
+    Ok((written, written + image))
 }
 
 /// One container as `ps --format` sees it: Docker's `ContainerContext` fields, as strings

@@ -6,9 +6,15 @@
 //! lists stopped containers without `-a`), `name` and `id` (Go regular expressions, searched
 //! in `/NAME` and in the full ID), `label` (`KEY` or `KEY=VALUE`, every one must match),
 //! `ancestor` (an image name or ID: containers of that image), `exited` (exit code, with `-a`),
-//! `before` and `since` (a container name or ID). Errors are Docker's: a value without `=`
-//! exits 125 (`bad format of filter (expected name=value)`), an unknown key or status value
-//! exits 1 (`Invalid filter 'KEY'`, `Invalid filter 'status=VALUE'`).
+//! `before` and `since` (a container name or ID), `volume` (a volume's name, a bind mount's
+//! source, or either's destination in the container, each exactly), `network` (a network's
+//! name exactly, or the start of its ID), `publish` and `expose` (`PORT[/PROTO]` or
+//! `START-END[/PROTO]`, the protocol `tcp` when none: a host port a running container
+//! publishes, or a container port it exposes or publishes), and `isolation` (taken, and on
+//! Linux, where every container has the `default` isolation, it selects every container).
+//! Errors are Docker's: a value without `=` exits 125 (`bad format of filter (expected
+//! name=value)`), an unknown key or status value exits 1 (`Invalid filter 'KEY'`,
+//! `Invalid filter 'status=VALUE'`), as does a port value that does not parse.
 
 use super::state::{ContainerState, Status};
 use crate::cli::Exit;
@@ -21,7 +27,19 @@ pub struct Filters(BTreeMap<String, Vec<String>>);
 
 /// The keys `ps --filter` takes.
 pub const PS_KEYS: &[&str] = &[
-    "ancestor", "before", "exited", "id", "label", "name", "since", "status",
+    "ancestor",
+    "before",
+    "exited",
+    "expose",
+    "id",
+    "isolation",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
 ];
 
 /// The statuses `status=` takes (moby `container.IsValidStateString`).
@@ -107,21 +125,37 @@ pub fn state_name(c: &ContainerState) -> &'static str {
     }
 }
 
+/// One port of a running container, as the Engine API's container list shows it: the
+/// container's port, the host port publishing it (`None` when only exposed), the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPort {
+    pub private: u16,
+    pub public: Option<u16>,
+    pub proto: String,
+}
+
+/// What [`select_containers`] needs beyond a container's record.
+pub trait Facts {
+    /// The ID of the image `name` names (`None` when no image has that name): `ancestor=`.
+    fn image_id(&self, name: &str) -> Option<String>;
+    /// The container's networks as (name, ID), the ID empty until the container first
+    /// started (as dockerd records it): `network=`.
+    fn networks(&self, c: &ContainerState) -> Vec<(String, String)>;
+    /// The container's ports while it runs (none otherwise): `publish=` and `expose=`.
+    fn ports(&self, c: &ContainerState) -> Vec<ListedPort>;
+}
+
 /// What `ps` selects from `containers` (newest first): parsed filters, `all`, and `last` (the
-/// `-n`/`-l` count, which lists stopped containers too). `image_id_of` resolves an
-/// `ancestor=` value to an image ID (`None` when no image has that name).
+/// `-n`/`-l` count, which lists stopped containers too). The values are checked in moby's
+/// order (`exited`, `status`, `before`, `since`, `publish`, `expose`), so the first bad one
+/// is the one reported.
 pub fn select_containers(
     containers: Vec<ContainerState>,
     filters: &Filters,
     all: bool,
     last: Option<usize>,
-    image_id_of: impl Fn(&str) -> Option<String>,
+    facts: &impl Facts,
 ) -> Result<Vec<ContainerState>> {
-    for status in filters.get("status") {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(invalid(&format!("status={status}")));
-        }
-    }
     let exited: Vec<i32> = filters
         .get("exited")
         .iter()
@@ -134,11 +168,11 @@ pub fn select_containers(
             })
         })
         .collect::<Result<_>>()?;
-    let ancestors: Vec<String> = filters
-        .get("ancestor")
-        .iter()
-        .filter_map(|a| image_id_of(a))
-        .collect();
+    for status in filters.get("status") {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(invalid(&format!("status={status}")));
+        }
+    }
     let position = |key: &str| -> Result<Option<usize>> {
         let Some(name) = filters.get(key).first() else {
             return Ok(None);
@@ -151,13 +185,21 @@ pub fn select_containers(
             .ok_or_else(|| {
                 Exit::new(
                     super::REQUEST_FAILED,
-                    format!("No such container: {wanted}"),
+                    // dockerd's words for it, and its 500.
+                    format!("no such container {wanted}"),
                 )
                 .into()
             })
     };
     // Newest first: `since` keeps those above it, `before` those below it.
-    let (since, before) = (position("since")?, position("before")?);
+    let (before, since) = (position("before")?, position("since")?);
+    let ancestors: Vec<String> = filters
+        .get("ancestor")
+        .iter()
+        .filter_map(|a| facts.image_id(a))
+        .collect();
+    let publish = port_ranges(filters, "publish")?;
+    let expose = port_ranges(filters, "expose")?;
     let everything = all || last.is_some() || filters.contains("status");
     let mut selected = Vec::new();
     for (index, c) in containers.into_iter().enumerate() {
@@ -174,7 +216,10 @@ pub fn select_containers(
             && filters.matches_labels("label", &c.config.labels)
             && (!filters.contains("ancestor") || ancestors.contains(&c.image_id))
             && (exited.is_empty()
-                || (c.observe() == Status::Exited && exited.contains(&c.exit_code)));
+                || (c.observe() == Status::Exited && exited.contains(&c.exit_code)))
+            && (!filters.contains("volume") || has_volume(&c, filters.get("volume")))
+            && (!filters.contains("network") || on_network(&facts.networks(&c), filters))
+            && has_port(&publish, &expose, || facts.ports(&c));
         if keep {
             selected.push(c);
         }
@@ -183,6 +228,170 @@ pub fn select_containers(
         selected.truncate(n);
     }
     Ok(selected)
+}
+
+/// moby's `volume=`: a mount whose destination, or whose volume name (a bind mount's source
+/// when it has none), is one of `wanted`, exactly.
+fn has_volume(c: &ContainerState, wanted: &[String]) -> bool {
+    c.config.mounts.iter().any(|m| {
+        let name = if m.name.is_empty() {
+            &m.source
+        } else {
+            &m.name
+        };
+        wanted
+            .iter()
+            .any(|w| w == name || (!m.destination.is_empty() && *w == m.destination))
+    })
+}
+
+/// moby's `network=`: a network named exactly a value, or one whose ID starts with it.
+fn on_network(networks: &[(String, String)], filters: &Filters) -> bool {
+    filters.get("network").iter().any(|wanted| {
+        networks
+            .iter()
+            .any(|(name, id)| name == wanted || id.starts_with(wanted.as_str()))
+    })
+}
+
+/// `publish=` (a published host port) and `expose=` (a container port) each, when given,
+/// match one of the container's ports; `ports` is asked only then.
+fn has_port(
+    publish: &[PortRange],
+    expose: &[PortRange],
+    ports: impl FnOnce() -> Vec<ListedPort>,
+) -> bool {
+    if publish.is_empty() && expose.is_empty() {
+        return true;
+    }
+    let ports = ports();
+    let any = |ranges: &[PortRange], pick: &dyn Fn(&ListedPort) -> Option<u16>| {
+        ranges.is_empty()
+            || ports
+                .iter()
+                .any(|p| pick(p).is_some_and(|n| ranges.iter().any(|r| r.contains(n, &p.proto))))
+    };
+    any(publish, &|p| p.public) && any(expose, &|p| Some(p.private))
+}
+
+/// A `publish=` or `expose=` value: ports `start..=end` of protocol `proto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange {
+    start: u16,
+    end: u16,
+    proto: String,
+}
+
+impl PortRange {
+    fn contains(&self, port: u16, proto: &str) -> bool {
+        (self.start..=self.end).contains(&port) && self.proto == proto
+    }
+}
+
+/// The values of `key` (`publish` or `expose`) as moby's `portOp` reads them, with its
+/// errors (exit 1): a `:` is refused, then `PORT[/PROTO]` or `START-END[/PROTO]` is parsed
+/// as go-connections' `SplitProtoPort` and `ParsePortRange` do.
+pub fn port_ranges(filters: &Filters, key: &str) -> Result<Vec<PortRange>> {
+    let failed =
+        |message: String| -> anyhow::Error { Exit::new(super::REQUEST_FAILED, message).into() };
+    let mut out = Vec::new();
+    for value in filters.get(key) {
+        if value.contains(':') {
+            return Err(failed(format!(
+                "filter for '{key}' should not contain ':': {value}"
+            )));
+        }
+        let (proto, port) = split_proto_port(value);
+        let (start, end) = parse_port_range(port).map_err(|e| {
+            failed(format!(
+                "error while looking up for {key} {value}: {}",
+                e.daemon_text()
+            ))
+        })?;
+        out.push(PortRange {
+            start,
+            end,
+            proto: proto.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// go-connections' `SplitProtoPort`: (protocol, port), `tcp` when no protocol is given, both
+/// empty when the port is.
+pub fn split_proto_port(value: &str) -> (&str, &str) {
+    let mut parts = value.split('/');
+    let port = parts.next().unwrap_or_default();
+    if port.is_empty() {
+        return ("", "");
+    }
+    match parts.next() {
+        None | Some("") => ("tcp", port),
+        Some(proto) => (proto, port),
+    }
+}
+
+/// Why a port or range did not parse ([`parse_port_range`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortRangeError {
+    Empty,
+    /// The range, its end below its start.
+    Reversed(String),
+    /// Go's `strconv.ParseUint` message.
+    Number(String),
+}
+
+impl PortRangeError {
+    /// The words of the go-connections dockerd 20.10 vendors (its `ps` filters).
+    pub fn daemon_text(&self) -> String {
+        match self {
+            PortRangeError::Empty => "Empty string specified for ports.".into(),
+            PortRangeError::Reversed(r) => format!("Invalid range specified for the Port: {r}"),
+            PortRangeError::Number(m) => m.clone(),
+        }
+    }
+
+    /// The words of the go-connections the docker CLI vendors (its `--expose`).
+    pub fn cli_text(&self) -> String {
+        match self {
+            PortRangeError::Empty => "empty string specified for ports".into(),
+            PortRangeError::Reversed(r) => format!("invalid range specified for port: {r}"),
+            PortRangeError::Number(m) => m.clone(),
+        }
+    }
+}
+
+/// go-connections' `ParsePortRange`: `PORT` or `START-END` (what follows a second `-` is
+/// ignored), as (start, end).
+pub fn parse_port_range(ports: &str) -> std::result::Result<(u16, u16), PortRangeError> {
+    if ports.is_empty() {
+        return Err(PortRangeError::Empty);
+    }
+    let Some((first, rest)) = ports.split_once('-') else {
+        let port = parse_uint16(ports)?;
+        return Ok((port, port));
+    };
+    let start = parse_uint16(first)?;
+    let end = parse_uint16(rest.split('-').next().unwrap_or_default())?;
+    if end < start {
+        return Err(PortRangeError::Reversed(ports.to_owned()));
+    }
+    Ok((start, end))
+}
+
+/// Go's `strconv.ParseUint(text, 10, 16)`: decimal digits only, with its two errors.
+fn parse_uint16(text: &str) -> std::result::Result<u16, PortRangeError> {
+    let quoted = crate::build::shell::go_quote(text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PortRangeError::Number(format!(
+            "strconv.ParseUint: parsing {quoted}: invalid syntax"
+        )));
+    }
+    text.parse().map_err(|_| {
+        PortRangeError::Number(format!(
+            "strconv.ParseUint: parsing {quoted}: value out of range"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -211,5 +420,48 @@ mod tests {
         assert_eq!(err.to_string(), "Invalid filter 'foo'");
         let err = filters(&["foo"]).unwrap_err();
         assert!(err.to_string().contains("bad format of filter"), "{err}");
+    }
+
+    #[test]
+    fn port_values_parse_as_go_connections() {
+        let ranges = |value: &str| {
+            port_ranges(&filters(&[&format!("publish={value}")]).unwrap(), "publish")
+                .map_err(|e| e.to_string())
+        };
+        let one = |start, end, proto: &str| {
+            Ok(vec![PortRange {
+                start,
+                end,
+                proto: proto.to_owned(),
+            }])
+        };
+        assert_eq!(ranges("80"), one(80, 80, "tcp"));
+        assert_eq!(ranges("80/"), one(80, 80, "tcp"));
+        assert_eq!(ranges("53/udp"), one(53, 53, "udp"));
+        assert_eq!(ranges("1-2-3/udp"), one(1, 2, "udp"));
+        let err = |text: &str| Err(format!("error while looking up for publish {text}"));
+        assert_eq!(
+            ranges("+5"),
+            err("+5: strconv.ParseUint: parsing \"+5\": invalid syntax")
+        );
+        assert_eq!(
+            ranges("65536"),
+            err("65536: strconv.ParseUint: parsing \"65536\": value out of range")
+        );
+        assert_eq!(
+            ranges("/tcp"),
+            err("/tcp: Empty string specified for ports.")
+        );
+        assert_eq!(
+            ranges("9-8"),
+            err("9-8: Invalid range specified for the Port: 9-8")
+        );
+        assert_eq!(
+            ranges("1:2"),
+            Err("filter for 'publish' should not contain ':': 1:2".to_owned())
+        );
+        let range = &ranges("79-81").unwrap()[0];
+        assert!(range.contains(80, "tcp"));
+        assert!(!range.contains(80, "udp") && !range.contains(82, "tcp"));
     }
 }

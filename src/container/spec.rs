@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub init: bool,
     /// `-p`, as typed.
     pub publish: Vec<String>,
+    /// `--expose PORT[/PROTO]` or `START-END[/PROTO]`, as typed.
+    pub expose: Vec<String>,
     /// `-P`.
     pub publish_all: bool,
     /// `--dns`, `--dns-search`, `--dns-option`, `--add-host NAME:IP`, `--ip`.
@@ -106,6 +108,8 @@ pub struct ParsedOptions {
     pub network: Network,
     /// `-p`, parsed: `("80/tcp", binding)` pairs in order.
     pub port_bindings: Vec<(String, super::state::PortBinding)>,
+    /// `--expose`, each range one port at a time: `"7000/udp"`, in order.
+    pub exposed: Vec<String>,
     pub security: SecurityOptions,
     pub restart_policy: super::state::RestartPolicy,
     /// `--label-file` then `--label`, in order, `(KEY, VALUE)` each.
@@ -395,6 +399,7 @@ impl ParsedOptions {
             ));
         }
         let port_bindings = parse_network_flags(options, &network)?;
+        let exposed = parse_expose(&options.expose)?;
         let mut security = SecurityOptions {
             cap_add: options.cap_add.clone(),
             cap_drop: options.cap_drop.clone(),
@@ -418,6 +423,7 @@ impl ParsedOptions {
             volumes_from,
             network,
             port_bindings,
+            exposed,
             security,
             restart_policy,
             labels,
@@ -1218,15 +1224,48 @@ fn network_mode(parsed: &ParsedOptions) -> String {
     }
 }
 
-/// The image's exposed ports, then the published ones it does not expose.
+/// The image's exposed ports, then those of `--expose` and the published ones it does not
+/// expose.
 fn exposed_ports(parsed: &ParsedOptions, config: &ImageConfig) -> Vec<String> {
     let mut ports = config.exposed_ports().clone().unwrap_or_default();
-    for (key, _) in &parsed.port_bindings {
+    let more = parsed
+        .exposed
+        .iter()
+        .chain(parsed.port_bindings.iter().map(|(key, _)| key));
+    for key in more {
         if !ports.contains(key) {
             ports.push(key.clone());
         }
     }
     ports
+}
+
+/// `--expose` as the docker CLI reads it, each range one port at a time (`"7000/udp"`), with
+/// its messages (exit 125).
+fn parse_expose(values: &[String]) -> Result<Vec<String>> {
+    use super::filter::{parse_port_range, split_proto_port};
+    let mut out = Vec::new();
+    for value in values {
+        if value.contains(':') {
+            return Err(bad_flag(format!(
+                "invalid port format for --expose: {value}"
+            )));
+        }
+        let (proto, port) = split_proto_port(value);
+        let (start, end) = parse_port_range(port).map_err(|e| {
+            bad_flag(format!(
+                "invalid range format for --expose: {value}, error: {}",
+                e.cli_text()
+            ))
+        })?;
+        for number in start..=end {
+            let key = format!("{number}/{proto}");
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `-p`'s bindings grouped by container port, as `HostConfig.PortBindings`.

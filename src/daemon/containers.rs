@@ -62,25 +62,37 @@ async fn resolve(daemon: &Shared, name: &str) -> ApiResult<ContainerState> {
 
 // ANCHOR: list
 /// `GET /containers/json`: `ps`'s selection (`all`, `limit`, `filters`), each container as
-/// Docker's summary.
+/// Docker's summary, with `size` its `SizeRw` and `SizeRootFs`.
 async fn list(daemon: Shared, query: &Query) -> ApiResult<Response<Body>> {
     let filters = query.filters()?;
     let all = query.bool("all");
+    let size = query.bool("size");
     let last = query.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
     let body = blocking(move || {
         container::state::snapshot(|| {
             let selected = container::cli::select(&daemon.paths, &filters, all, last)?;
             let now = std::time::SystemTime::now();
-            let rows: Vec<Summary> = selected
-                .iter()
-                .map(|c| summary(&daemon.paths, c, now))
-                .collect();
+            let mut rows = Vec::new();
+            for c in &selected {
+                let mut row = summary(&daemon.paths, c, now);
+                if size {
+                    // Go's `omitempty`: a zero is left out.
+                    let (rw, rootfs) = container::cli::sizes(&daemon.paths, c)?;
+                    row.size_rw = (rw > 0).then_some(rw);
+                    row.size_root_fs = (rootfs > 0).then_some(rootfs);
+                }
+                rows.push(row);
+            }
             Ok(serde_json::to_vec(&rows)?)
         })
     })
     .await
     .map_err(|mut err| {
-        if err.status == StatusCode::INTERNAL_SERVER_ERROR && err.message.contains("filter") {
+        // dockerd's 400s are the filters it does not know; a value that does not parse is
+        // its 500.
+        if err.status == StatusCode::INTERNAL_SERVER_ERROR
+            && err.message.starts_with("Invalid filter")
+        {
             err.status = StatusCode::BAD_REQUEST;
         }
         err
@@ -108,7 +120,10 @@ pub(super) struct Summary<'a> {
     names: [String; 1],
     network_settings: Networks,
     ports: Vec<Port>,
-    /// Bytes written in the container's layer, for `system df` only.
+    /// Bytes of the image and the container's layer, with `size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+    /// Bytes written in the container's layer, with `size` and in `system df`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<u64>,
     state: &'static str,
@@ -166,6 +181,7 @@ pub(super) fn summary<'a>(
             networks: BTreeMap::new(),
         },
         ports: ports(paths, c),
+        size_root_fs: None,
         size_rw: None,
         state: container::filter::state_name(c),
         status: container::cli::status_text(c, now),
@@ -307,6 +323,7 @@ struct CreateBody {
     open_stdin: Option<bool>,
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
+    exposed_ports: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfigBody>,
     networking_config: Option<NetworkingBody>,
     /// `-v /PATH` without a source: the paths that get an anonymous volume.
@@ -563,6 +580,8 @@ fn create_options(body: CreateBody, name: Option<String>) -> CreateOptions {
             stop_timeout: body.stop_timeout,
             init: host.init.unwrap_or(false),
             publish: publish_flags(&host.port_bindings.unwrap_or_default()),
+            // The docker CLI sends `--expose` one port at a time, with the published ones.
+            expose: body.exposed_ports.unwrap_or_default().into_keys().collect(),
             publish_all: host.publish_all_ports.unwrap_or(false),
             dns: host.dns.unwrap_or_default(),
             dns_search: host.dns_search.unwrap_or_default(),
