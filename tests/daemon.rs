@@ -2329,6 +2329,8 @@ fn anonymous_volumes_are_made_and_settings_minidock_does_not_apply_are_refused()
     ]);
     assert_eq!(taken.status.code(), Some(0), "{taken:?}");
     assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
 /// `ps --filter` `volume`, `network`, `publish`, `expose` and `isolation`, and `ps -s`, as
 /// the same docker CLI sees them from dockerd and from minidock: the same containers (on two
 /// user networks, with a volume, a bind mount, published ports and an image's exposed ones)
