@@ -2574,3 +2574,40 @@ fn ps_volume_network_port_filters_and_sizes_answer_as_dockerd() {
         }
     });
 }
+
+/// The list's `NetworkSettings.Networks` names the container's networks, so `docker ps`'s
+/// NETWORKS column shows what it shows with dockerd.
+#[test]
+fn ps_shows_each_containers_networks_as_dockerd_does() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-ps-networks") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let listing = |docker: &dyn Fn(&[&str]) -> std::process::Output| {
+        for (name, network) in [("psnet-none", "none"), ("psnet-host", "host")] {
+            let out = docker(&[
+                "create",
+                "--name",
+                name,
+                "--network",
+                network,
+                "busybox",
+                "true",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+        }
+        let out = docker(&["ps", "-a", "--format", "{{.Names}} {{.Networks}}"]);
+        let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+        lines.sort();
+        docker(&["rm", "psnet-none", "psnet-host"]);
+        lines
+    };
+    let ours = listing(&|args| d.docker(args));
+    let theirs = listing(&|args| dockerd.docker(args));
+    assert_eq!(ours, ["psnet-host host", "psnet-none none"]);
+    assert_eq!(ours, theirs);
+}

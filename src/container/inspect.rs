@@ -98,9 +98,11 @@ struct Config {
     stop_timeout: Option<i64>,
 }
 
-#[derive(serde::Serialize)]
+/// The container's settings on one network (moby's `EndpointSettings`), as `inspect` and the
+/// API's container list show them.
+#[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Endpoint {
+pub struct Endpoint {
     #[serde(rename = "NetworkID")]
     network_id: String,
     #[serde(rename = "EndpointID")]
@@ -192,18 +194,7 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
     data.insert("WorkDir", path_of("work"));
     let mode = super::network::Mode::of(config);
     let att = super::network::attachment(paths, &state.id);
-    let mut networks = BTreeMap::new();
-    let user_mode = super::network::user_mode(paths, &state.id);
-    for (name, network_id, att) in super::network::inspect_networks(paths, state) {
-        let mut e = endpoint(state, network_id, att.as_ref());
-        if let (Some(u), Some(att)) = (&user_mode, &att)
-            && *att == u.attachment
-        {
-            // User-mode networking: the TAP device's own MAC, which the kernel chose.
-            e.mac_address = u.mac_address.clone();
-        }
-        networks.insert(name, e);
-    }
+    let networks = networks(paths, state);
     let main = networks.get(&mode.network_name());
     let text = |f: fn(&Endpoint) -> String| main.map(f).unwrap_or_default();
     let sandbox_key = if mode.own_netns() && att.is_some() {
@@ -328,6 +319,24 @@ pub fn inspect(paths: &Paths, state: &ContainerState) -> ContainerInspect {
             networks,
         },
     }
+}
+
+/// The networks the container is on, by name, with its settings on each
+/// (`NetworkSettings.Networks`).
+pub fn networks(paths: &Paths, state: &ContainerState) -> BTreeMap<String, Endpoint> {
+    let mut networks = BTreeMap::new();
+    let user_mode = super::network::user_mode(paths, &state.id);
+    for (name, network_id, att) in super::network::inspect_networks(paths, state) {
+        let mut e = endpoint(state, network_id, att.as_ref());
+        if let (Some(u), Some(att)) = (&user_mode, &att)
+            && *att == u.attachment
+        {
+            // User-mode networking: the TAP device's own MAC, which the kernel chose.
+            e.mac_address = u.mac_address.clone();
+        }
+        networks.insert(name, e);
+    }
+    networks
 }
 
 /// The container's endpoint on its network: the address, gateway and MAC while it is

@@ -139,7 +139,7 @@ struct NetworkMode {
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Networks {
-    networks: BTreeMap<String, Value>,
+    networks: BTreeMap<String, container::inspect::Endpoint>,
 }
 
 /// A published port (with `IP` and `PublicPort`) or an exposed one (without).
@@ -178,7 +178,7 @@ pub(super) fn summary<'a>(
         mounts: serde_json::to_value(&c.config.mounts).unwrap_or_default(),
         names: [format!("/{}", c.name)],
         network_settings: Networks {
-            networks: BTreeMap::new(),
+            networks: container::inspect::networks(paths, c),
         },
         ports: ports(paths, c),
         size_root_fs: None,
