@@ -604,3 +604,241 @@ fn whiteout_names_are_ordinary_files_for_cp() {
         "not a whiteout\nb\n"
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// What Docker's copy sees through the container's mounts, and what it refuses
+// ------------------------------------------------------------------------------------------
+
+/// The entries of a tar, in order: path (without a trailing `/`), mode, content.
+fn tar_entries(archive: &[u8]) -> Vec<(String, u32, String)> {
+    tar::Archive::new(archive)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_owned();
+            let mode = e.header().mode().unwrap();
+            (path, mode, std::io::read_to_string(&mut e).unwrap())
+        })
+        .collect()
+}
+
+/// A tar of entries named byte for byte (`../x`, `/abs`): a file with its content, or a
+/// symlink (`content` starting with `->`).
+fn raw_tar(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        match content.strip_prefix("->") {
+            Some(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                header.set_size(0);
+                header.set_cksum();
+                builder.append(&header, &b""[..]).unwrap();
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(content.len() as u64);
+                header.set_cksum();
+                builder.append(&header, content.as_bytes()).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// As dockerd: the generated `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` of a
+/// container that has run are copied out as the container reads them (its bind mounts), alone
+/// or in a copy of `/etc`, running or exited; a container never started shows the image's.
+#[test]
+fn generated_etc_files_are_copied_out_as_the_container_sees_them() {
+    let Some(env) = Env::new() else { return };
+    let files = ["hostname", "hosts", "resolv.conf"];
+    let seen: Vec<String> = files
+        .iter()
+        .map(|f| env.inside(&format!("cat /etc/{f}")))
+        .collect();
+    assert!(
+        seen[0].len() > 1 && seen[1].contains("localhost"),
+        "{seen:?}"
+    );
+    for state in ["running", "exited"] {
+        for (file, content) in files.iter().zip(&seen) {
+            let out = env.output(&["cp", &format!("c1:/etc/{file}"), "-"], b"");
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let want = vec![(file.to_string(), 0o644, content.clone())];
+            assert_eq!(tar_entries(&out.stdout), want, "{state} {file}");
+            env.cp(&[&format!("c1:/etc/{file}"), &env.hs("")]);
+            assert_eq!(&fs::read_to_string(env.host(file)).unwrap(), content);
+            fs::remove_file(env.host(file)).unwrap();
+        }
+        let out = env.output(&["cp", "c1:/etc", "-"], b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let listed = tar_entries(&out.stdout);
+        for (file, content) in files.iter().zip(&seen) {
+            let path = format!("etc/{file}");
+            let entry = listed.iter().find(|e| e.0 == path);
+            assert_eq!(entry, Some(&(path, 0o644, content.clone())), "{state}");
+        }
+        env.ok(&["stop", "-t", "0", "c1"]);
+    }
+    env.ok(&["create", "--name", "c2", "files", "true"]);
+    let out = env.output(&["cp", "c2:/etc/hostname", "-"], b"");
+    env.ok(&["rm", "c2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        tar_entries(&out.stdout),
+        [("hostname".to_owned(), 0o755, String::new())]
+    );
+}
+
+/// As dockerd: a copy that would replace a generated `/etc` file of a container that has
+/// run (a file, or one in a directory copied) is refused with the kernel's EBUSY, running or
+/// exited, nothing of it is written, and the bind mount stays; before the first start the
+/// file is the image's, and is replaced.
+#[test]
+fn a_copy_onto_a_generated_etc_file_is_refused_whole_and_the_bind_stays() {
+    let Some(env) = Env::new() else { return };
+    fs::create_dir_all(env.host("he/etc")).unwrap();
+    fs::write(env.host("he/etc/hosts"), "1.2.3.4 foo\n").unwrap();
+    fs::write(env.host("he/etc/newf"), "new\n").unwrap();
+    let hosts = env.inside("cat /etc/hosts");
+    let busy = "Error processing tar file(exit status 1): unlinkat /etc/hosts: device or \
+                resource busy";
+    let stream = raw_tar(&[("newf", "new\n"), ("hosts", "1.2.3.4 foo\n")]);
+    for state in ["running", "exited"] {
+        env.cp_fails(&[&env.hs("he/etc/hosts"), "c1:/etc/hosts"], busy);
+        env.cp_fails(&[&env.hs("he/etc/hosts"), "c1:/etc/"], busy);
+        env.cp_fails(&[&env.hs("he/etc"), "c1:/"], busy);
+        let out = env.output(&["cp", "-", "c1:/etc"], &stream);
+        assert_eq!(out.status.code(), Some(1), "{state}");
+        assert_eq!(text(&out.stderr), format!("minidock: {busy}\n"), "{state}");
+        let out = env.output(&["cp", "c1:/etc/hosts", "-"], b"");
+        assert_eq!(tar_entries(&out.stdout)[0].2, hosts, "{state}");
+        if state == "running" {
+            let mountinfo = env.inside("cat /proc/self/mountinfo");
+            assert!(
+                mountinfo
+                    .lines()
+                    .any(|l| l.split(' ').nth(4) == Some("/etc/hosts")),
+                "{mountinfo}"
+            );
+            env.ok(&["stop", "-t", "0", "c1"]);
+        }
+    }
+    env.ok(&["start", "c1"]);
+    assert_eq!(
+        env.inside("cat /etc/hosts; ls /etc/newf 2>&1 || true"),
+        format!("{hosts}ls: /etc/newf: No such file or directory\n")
+    );
+    env.ok(&["create", "--name", "c2", "files", "true"]);
+    let copied = env.output(&["cp", &env.hs("he/etc/hosts"), "c2:/etc/hosts"], b"");
+    let out = env.output(&["cp", "c2:/etc/hosts", "-"], b"");
+    env.ok(&["rm", "c2"]);
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    assert_eq!(tar_entries(&out.stdout)[0].2, "1.2.3.4 foo\n");
+}
+
+/// As dockerd: `--read-only` refuses every copy into the root, running or not, with its
+/// message; a read-write volume of that container still takes one.
+#[test]
+fn a_read_only_root_takes_no_copy_but_its_volumes_do() {
+    let Some(env) = Env::new() else { return };
+    fs::create_dir(env.host("vol")).unwrap();
+    let bind = format!("{}:/data", env.hs("vol"));
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "-v",
+        &bind,
+        "files",
+        "sleep",
+        "1000",
+    ]);
+    let refused = "container rootfs is marked read-only";
+    let stream = raw_tar(&[("s", "s\n")]);
+    for state in ["running", "exited"] {
+        env.cp_fails(&[&env.hs("hf"), "ro:/tmp/"], refused);
+        env.cp_fails(&[&env.hs("hd"), "ro:/"], refused);
+        let out = env.output(&["cp", "-", "ro:/tmp"], &stream);
+        assert_eq!(out.status.code(), Some(1), "{state}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("minidock: {refused}\n"),
+            "{state}"
+        );
+        env.cp(&[&env.hs("hf"), "ro:/data/"]);
+        assert_eq!(fs::read_to_string(env.host("vol/hf")).unwrap(), "hf\n");
+        fs::remove_file(env.host("vol/hf")).unwrap();
+        env.ok(&["stop", "-t", "0", "ro"]);
+    }
+    env.ok(&["rm", "ro"]);
+}
+
+/// As dockerd: tar entries are placed by joining their names onto the destination (an
+/// absolute name lands under it, `../../tmp/x` into `/tmp` is `/tmp/x`); one that leaves it is
+/// refused with moby's message. A refused archive writes nothing, and an entry below a
+/// symlink (which the unpacker does not follow) refuses the archive before anything is
+/// written.
+#[test]
+fn a_tar_stream_is_placed_as_dockerd_places_it_or_refused_whole() {
+    let Some(env) = Env::new() else { return };
+    env.inside("mkdir -p /t/dst /ud");
+    let put = |to: &str, entries: &[(&str, &str)]| {
+        env.output(&["cp", "-", &format!("c1:{to}")], &raw_tar(entries))
+    };
+    let out = put("/t", &[("../../../../t/x", "x\n"), ("/abs", "abs\n")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(env.inside("cat /t/x /t/abs"), "x\nabs\n");
+    let out = put("/", &[("../up-x", "up\n")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(env.inside("cat /up-x"), "up\n");
+    let refusals = [
+        (
+            vec![("first", "1\n"), ("a/../../../t/y", "y\n")],
+            "Error processing tar file(exit status 1): \"../../t/y\" is outside of \"/t/dst\"",
+        ),
+        (
+            vec![("first", "1\n"), ("bl", "->../../../etc")],
+            "Error processing tar file(exit status 1): invalid symlink \"/t/dst/bl\" -> \
+             \"../../../etc\"",
+        ),
+        (
+            vec![("first", "1\n"), ("esc", "->/t"), ("esc/f", "f\n")],
+            "extracting \"esc/f\": \"esc\" is a symbolic link; extracting through a symbolic \
+             link is not supported",
+        ),
+    ];
+    for (entries, message) in refusals {
+        let out = put("/t/dst", &entries);
+        assert_eq!(out.status.code(), Some(1), "{entries:?}");
+        assert_eq!(text(&out.stderr), format!("minidock: {message}\n"));
+    }
+    // A symlink already there, in the container, is not followed either.
+    env.inside("ln -s /ud /t/dst/there");
+    let out = put("/t/dst", &[("first", "1\n"), ("there/f", "f\n")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "minidock: extracting \"there/f\": \"there\" is a symbolic link; extracting through \
+         a symbolic link is not supported\n"
+    );
+    assert_eq!(
+        env.inside("ls -A /t/dst /ud /t"),
+        "/t:\nabs\ndst\nx\n\n/t/dst:\nthere\n\n/ud:\n"
+    );
+}

@@ -568,6 +568,85 @@ fn cp_takes_a_relative_container_path_from_the_root() {
     assert_eq!(d.ok(&["exec", "web", "cat", "/relative"]), "hello\n");
 }
 
+/// As dockerd 20.10 (same docker CLI): `docker cp` reads the generated `/etc` files of a
+/// container that has run through their bind mounts (running or exited), refuses a copy onto
+/// one with the kernel's EBUSY and keeps the bind, refuses any copy into a `--read-only`
+/// root, and places tar entries by joining their names onto the destination.
+#[test]
+fn cp_sees_and_keeps_the_containers_mounts_as_dockerd() {
+    let Some(d) = daemon("minidock-daemon-cp-mounts") else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let host = tempfile::Builder::new()
+        .prefix("minidock-cp-mounts")
+        .tempdir()
+        .unwrap();
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    let hostname = d.ok(&["exec", "web", "cat", "/etc/hostname"]);
+    let file = host.path().join("hosts");
+    std::fs::write(&file, "1.2.3.4 foo\n").unwrap();
+    let file = file.to_str().unwrap();
+    let busy = "Error response from daemon: Error processing tar file(exit status 1): \
+                unlinkat /etc/hosts: device or resource busy\n";
+    for state in ["running", "exited"] {
+        let out = d.docker(&["cp", "web:/etc/hostname", "-"]);
+        let mut archive = tar::Archive::new(&out.stdout[..]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.header().mode().unwrap(), 0o644, "{state}");
+        assert_eq!(std::io::read_to_string(&mut entry).unwrap(), hostname);
+        let copied = host.path().join("copied");
+        d.ok(&["cp", "web:/etc", copied.to_str().unwrap()]);
+        let read = std::fs::read_to_string(copied.join("hosts")).unwrap();
+        assert_eq!(read, hosts, "{state}");
+        std::fs::remove_dir_all(&copied).unwrap();
+        assert_eq!(d.fails(&["cp", file, "web:/etc/hosts"], 1), busy, "{state}");
+        assert_eq!(d.fails(&["cp", file, "web:/etc/"], 1), busy, "{state}");
+        if state == "running" {
+            let mountinfo = d.ok(&["exec", "web", "cat", "/proc/self/mountinfo"]);
+            let bound = mountinfo
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some("/etc/hosts"));
+            assert!(bound, "{mountinfo}");
+            assert_eq!(d.ok(&["exec", "web", "cat", "/etc/hosts"]), hosts);
+        }
+        let refused = "Error response from daemon: container rootfs is marked read-only\n";
+        assert_eq!(d.fails(&["cp", file, "ro:/tmp/"], 1), refused, "{state}");
+        d.ok(&["stop", "-t", "0", "web", "ro"]);
+    }
+    d.ok(&["start", "web"]);
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in [("../../tmp/x", "x\n"), ("/abs", "abs\n")] {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(content.len() as u64);
+        header.set_cksum();
+        builder.append(&header, content.as_bytes()).unwrap();
+    }
+    let archive = builder.into_inner().unwrap();
+    let out = common::output_with_stdin(d.docker_command().args(["cp", "-", "web:/tmp"]), &archive);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        d.ok(&["exec", "web", "cat", "/tmp/x", "/tmp/abs"]),
+        "x\nabs\n"
+    );
+    d.ok(&["rm", "-f", "web", "ro"]);
+}
+
 /// `docker import` through the daemon (`POST /images/create?fromSrc=-`): the tarball in the
 /// request's body becomes an image, named, with `-c` changes and `-m`, printed as dockerd
 /// prints it (the ID), runnable at once; a tarball that is not one is an error.

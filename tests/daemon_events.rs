@@ -565,11 +565,13 @@ fn an_upload_refused_partway_leaves_nothing_in_the_container() {
     };
     assert_eq!(
         put(&[("first.txt", None), ("../escape", None)]),
-        "{\"message\":\"\\\"../escape\\\" is outside of \\\"/tmp\\\"\"}\n 400"
+        "{\"message\":\"Error processing tar file(exit status 1): \\\"../escape\\\" is outside \
+         of \\\"/tmp\\\"\"}\n 500"
     );
     assert_eq!(
         put(&[("second.txt", None), ("link", Some("../../etc"))]),
-        "{\"message\":\"invalid symlink \\\"/etc\\\" -> \\\"../../etc\\\"\"}\n 400"
+        "{\"message\":\"Error processing tar file(exit status 1): invalid symlink \\\"/tmp/link\\\" \
+         -> \\\"../../etc\\\"\"}\n 500"
     );
     for file in ["/tmp/first.txt", "/tmp/second.txt", "/escape", "/tmp/link"] {
         let err = d.fails(&["cp", &format!("{name}:{file}"), "-"], 1);

@@ -57,9 +57,15 @@ struct ContainerRoot {
     unmount: Option<(Paths, String)>,
     /// The container's binds and volumes, which `cp` reads and writes at their sources.
     mounts: Vec<super::state::MountPoint>,
-    /// The container runs, with `/etc/resolv.conf`, `/etc/hostname` and `/etc/hosts` bound.
-    running: bool,
+    /// The container's directory, holding the `/etc/resolv.conf`, `/etc/hostname` and
+    /// `/etc/hosts` bound into it, once it has been started (before, the image's are seen).
+    etc_dir: Option<OwnedFd>,
+    /// `--read-only`: nothing is copied into the root, only into read-write mounts.
+    read_only: bool,
 }
+
+/// The files Docker generates and binds into every container it starts.
+const ETC_FILES: [&str; 3] = ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"];
 
 /// A container path that lies in a bind or a volume: the mount's source directory, the path
 /// inside it, and the mount point's own name when the path is the mount point itself.
@@ -192,6 +198,8 @@ impl ContainerRoot {
     // ANCHOR: read_only_mount
     /// Docker's `checkIfPathIsInAVolume`: a copy into a container directory `dir` (cleaned)
     /// that lies in a read-only bind or volume (the deepest mount holding it) is refused.
+    /// (`--read-only`: a directory outside any mount is refused, as Docker's
+    /// `ErrRootFSReadOnly`.)
     fn check_writable(&self, dir: &str) -> Result<()> {
         let holds = |m: &&super::state::MountPoint| {
             dir == m.destination || dir.starts_with(&format!("{}/", m.destination))
@@ -203,28 +211,69 @@ impl ContainerRoot {
             .max_by_key(|m| m.destination.len());
         match deepest {
             Some(m) if !m.rw => Err(refused("mounted volume is marked read-only".into())),
+            None if self.read_only => Err(refused("container rootfs is marked read-only".into())),
             _ => Ok(()),
         }
     }
     // ANCHOR_END: read_only_mount
 
     // ANCHOR: mount_point_busy
-    /// A copy of a non-directory onto a mount point (a bind of one file, or the `/etc` files
-    /// of a running container) would unlink it: the kernel refuses with EBUSY inside the
-    /// container, and Docker's extraction fails with its message. Refused here too, rather
-    /// than replacing the file under the bind on the host side, which detaches the bind.
-    fn check_not_mount_point(&self, target: &str) -> Result<()> {
-        let etc = ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"];
-        let busy = self.mounts.iter().any(|m| m.destination == target)
-            || (self.running && etc.contains(&target));
-        if busy {
-            return Err(refused(format!(
-                "Error processing tar file(exit status 1): unlinkat {target}: device or resource busy"
-            )));
-        }
-        Ok(())
+    /// Whether the container path `target` (cleaned) is a mount point that an entry copied
+    /// onto it would unlink: a bind of one file, or one of the `/etc` files of a container
+    /// that has been started. The kernel refuses with EBUSY inside the container, and
+    /// Docker's extraction fails with its message; replacing the file under the bind on the
+    /// host side instead would detach the bind.
+    fn is_busy(&self, target: &str) -> bool {
+        self.mounts.iter().any(|m| m.destination == target) || self.etc_file(target).is_some()
     }
     // ANCHOR_END: mount_point_busy
+
+    /// The name in the container's directory of the generated file bound at the container
+    /// path `target` (cleaned), if the container has been started and no volume replaces it.
+    fn etc_file(&self, target: &str) -> Option<&'static str> {
+        self.etc_dir.as_ref()?;
+        let file = ETC_FILES.iter().find(|f| **f == target)?;
+        if self.mounts.iter().any(|m| m.destination == target) {
+            return None;
+        }
+        file.rsplit('/').next()
+    }
+
+    /// The generated `/etc` files as [`append_entry`] substitutes them in a walk of the
+    /// container's `/etc` (the directory's device and inode, its names, and where they are).
+    fn etc_substitutes(&self) -> Option<Substitutes<'_>> {
+        let etc_dir = self.etc_dir.as_ref()?;
+        let etc = open_in_root(self.fd.as_fd(), "/etc", OFlag::O_PATH | OFlag::O_DIRECTORY).ok()?;
+        let st = nix::sys::stat::fstat(etc.as_fd()).ok()?;
+        let names = ETC_FILES
+            .iter()
+            .filter_map(|f| self.etc_file(f))
+            .map(|n| n.as_bytes().to_vec())
+            .collect();
+        Some(Substitutes {
+            dir: (st.st_dev, st.st_ino),
+            names,
+            from: etc_dir.as_fd(),
+        })
+    }
+
+    /// A copy out of `path` that names one of the generated `/etc` files: that file, from the
+    /// container's directory, named as `path`'s last component.
+    fn etc_source(&self, path: &str, follow_last: bool) -> Result<Option<Source>> {
+        if asserts_directory(path) {
+            return Ok(None);
+        }
+        let clean = self.resolve_to_mount(path, follow_last)?;
+        let (Some(name), Some(dir)) = (self.etc_file(&clean), self.etc_dir.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(Some(Source {
+            parent: dir.try_clone().context("duplicating a descriptor")?,
+            name: name.as_bytes().to_vec(),
+            is_dir: false,
+            base: split_dir_entry(path).1,
+        }))
+    }
 }
 
 impl Drop for ContainerRoot {
@@ -244,6 +293,12 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
         super::mount_rootfs(paths, &state)?;
     }
     let running = state.observe() == Status::Running;
+    let etc_dir = if state.started_at == super::state::ZERO_TIME {
+        None
+    } else {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open(&paths.dir(&state.id), flags, Mode::empty()).ok()
+    };
     let unmount = (!was_mounted && !running).then(|| (paths.clone(), state.id.clone()));
     let fd = nix::fcntl::open(
         &merged,
@@ -264,8 +319,18 @@ fn container_root(paths: &Paths, name_or_id: &str) -> Result<ContainerRoot> {
         fd,
         unmount,
         mounts: state.config.mounts.clone(),
-        running,
+        etc_dir,
+        read_only: state.config.readonly_rootfs,
     })
+}
+
+/// Files a walk takes from elsewhere: in the directory of device and inode `dir`, the entries
+/// `names` are read from the directory `from` instead (the container's generated `/etc`
+/// files, which Docker's copy sees through their bind mounts).
+struct Substitutes<'a> {
+    dir: (u64, u64),
+    names: Vec<Vec<u8>>,
+    from: BorrowedFd<'a>,
 }
 
 // ANCHOR: tar_tree
@@ -277,6 +342,7 @@ fn append_entry<W: Write>(
     name: &[u8],
     archive_name: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    subs: Option<&Substitutes>,
 ) -> Result<()> {
     let st = lstat_at(dir, name).with_context(|| format!("lstat {}", archive_name.display()))?;
     let mut header = tar::Header::new_gnu();
@@ -314,9 +380,15 @@ fn append_entry<W: Write>(
             let child = open(OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
             let mut names = list_dir(child.as_fd())?;
             names.sort();
+            let here = (st.st_dev, st.st_ino);
+            let substituted = subs.filter(|s| s.dir == here);
             for entry in names {
                 let child_name = archive_name.join(OsStr::from_bytes(&entry));
-                append_entry(builder, child.as_fd(), &entry, &child_name, links)?;
+                let from = match substituted {
+                    Some(s) if s.names.contains(&entry) => s.from,
+                    _ => child.as_fd(),
+                };
+                append_entry(builder, from, &entry, &child_name, links, subs)?;
             }
         }
         SFlag::S_IFREG => {
@@ -810,8 +882,14 @@ fn walk_overwrites(
 }
 // ANCHOR_END: check_overwrites
 
-/// Writes `source` as a tar to `sink`, its top entry named `name` (empty: its contents).
-fn tar_source<W: Write>(source: &Source, name: &str, sink: W) -> Result<W> {
+/// Writes `source` as a tar to `sink`, its top entry named `name` (empty: its contents), with
+/// the files `subs` names taken from elsewhere.
+fn tar_source<W: Write>(
+    source: &Source,
+    name: &str,
+    sink: W,
+    subs: Option<&Substitutes>,
+) -> Result<W> {
     let mut builder = tar::Builder::new(sink);
     append_entry(
         &mut builder,
@@ -819,6 +897,7 @@ fn tar_source<W: Write>(source: &Source, name: &str, sink: W) -> Result<W> {
         &source.name,
         Path::new(name),
         &mut HashMap::new(),
+        subs,
     )?;
     builder.into_inner().context("writing the archive")
 }
@@ -831,18 +910,8 @@ fn copy_out(
     options: &CpOptions,
 ) -> Result<()> {
     let root = container_root(paths, container)?;
-    let located = root.locate(from, false)?;
-    let source = match &located {
-        Some(at) => {
-            let mut source =
-                container_source(at.dir.as_fd(), container, &at.path, options.follow_link)?;
-            if !at.name.is_empty() && source.base.is_empty() {
-                source.base = at.name.clone();
-            }
-            source
-        }
-        None => container_source(root.fd.as_fd(), container, from, options.follow_link)?,
-    };
+    let source = api_source(&root, container, from, options.follow_link)?;
+    let subs = root.etc_substitutes();
     let Some(to) = to else {
         // `-`: the tar as is, on stdout.
         let stdout = std::io::stdout();
@@ -850,6 +919,7 @@ fn copy_out(
             &source,
             &source.base,
             std::io::BufWriter::new(stdout.lock()),
+            subs.as_ref(),
         )?;
         return sink.flush().context("writing to stdout");
     };
@@ -858,6 +928,7 @@ fn copy_out(
         &source,
         &name,
         tempfile::tempfile().context("creating a temp file")?,
+        subs.as_ref(),
     )?;
     archive.rewind()?;
     let dir_fd = nix::fcntl::open(
@@ -888,6 +959,10 @@ fn copy_in(
         || format!("openat2(root, {to:?}, RESOLVE_IN_ROOT)"),
         Chapter::PuttingTogether,
     );
+    let Some(source) = source else {
+        // `-`: a tar on stdin, into an existing directory.
+        return upload(&root, container, to, std::io::stdin(), options.archive);
+    };
     let clean_to = root.resolve_to_mount(to, true)?;
     let located = root.locate(to, true)?;
     let (base, to) = match &located {
@@ -895,29 +970,6 @@ fn copy_in(
         None => (root.fd.as_fd(), to),
     };
     let destination = container_destination(base, to);
-    let open_dir = |dir: &str| {
-        open_in_root(base, dir, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| match errno {
-            nix::errno::Errno::ENOTDIR => refused("extraction point is not a directory".into()),
-            _ => refused(format!("no such container:path: {container}:{dir}")),
-        })
-    };
-    let Some(source) = source else {
-        // `-`: a tar on stdin, into an existing directory.
-        if !(destination.exists && destination.is_dir) {
-            return Err(refused(format!(
-                "destination \"{container}:{to}\" must be a directory"
-            )));
-        }
-        root.check_writable(&clean_to)?;
-        let dir = open_dir(&destination.path)?;
-        // Plain, gzip, bzip2, xz or zstd, by the magic bytes (Docker's `DecompressStream`),
-        // spooled to a temp file and unpacked from there.
-        let (mut stdin, _) = crate::image::archive::decompressed(std::io::stdin())?;
-        let mut spool = tempfile::tempfile().context("creating a temp file")?;
-        std::io::copy(&mut stdin, &mut spool).context("reading the tar stream on stdin")?;
-        spool.rewind()?;
-        return extract_into(spool, dir.as_fd(), options.archive);
-    };
     let (dir_path, name) = placement(&source, &destination)?;
     let extract_dir = if destination.exists && destination.is_dir {
         clean_to.clone()
@@ -925,18 +977,21 @@ fn copy_in(
         split_dir_entry(&clean_to).0
     };
     root.check_writable(&extract_dir)?;
-    if !source.is_dir {
-        let target = format!("{}/{name}", extract_dir.trim_end_matches('/'));
-        root.check_not_mount_point(&target)?;
-    }
-    let dir = open_dir(&dir_path)?;
+    let dir =
+        open_in_root(base, &dir_path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|errno| {
+            match errno {
+                nix::errno::Errno::ENOTDIR => refused("extraction point is not a directory".into()),
+                _ => refused(format!("no such container:path: {container}:{dir_path}")),
+            }
+        })?;
     check_overwrites(&source, dir.as_fd(), &dir_path, &name)?;
-    let mut archive = tar_source(
+    let archive = tar_source(
         &source,
         &name,
         tempfile::tempfile().context("creating a temp file")?,
+        None,
     )?;
-    archive.rewind()?;
+    let archive = check_upload(&root, archive, &extract_dir, dir.as_fd())?;
     // Files copied in belong to root in the container, unless -a.
     extract_into(archive, dir.as_fd(), options.archive)
 }
@@ -981,17 +1036,26 @@ fn go_file_mode(mode: u32) -> u32 {
     go
 }
 
-/// Resolves `path` in the container (its volumes included) as `cp` does.
-fn api_source(root: &ContainerRoot, container: &str, path: &str) -> Result<Source> {
+/// Resolves `path` in the container (its volumes and generated `/etc` files included) as `cp`
+/// does; `follow_link`: a symlink at its end is followed (`-L`).
+fn api_source(
+    root: &ContainerRoot,
+    container: &str,
+    path: &str,
+    follow_link: bool,
+) -> Result<Source> {
+    if let Some(source) = root.etc_source(path, follow_link)? {
+        return Ok(source);
+    }
     let source = match root.locate(path, false)? {
         Some(at) => {
-            let mut source = container_source(at.dir.as_fd(), container, &at.path, false)?;
+            let mut source = container_source(at.dir.as_fd(), container, &at.path, follow_link)?;
             if !at.name.is_empty() && source.base.is_empty() {
                 source.base = at.name.clone();
             }
             source
         }
-        None => container_source(root.fd.as_fd(), container, path, false)?,
+        None => container_source(root.fd.as_fd(), container, path, follow_link)?,
     };
     Ok(source)
 }
@@ -1000,7 +1064,7 @@ fn api_source(root: &ContainerRoot, container: &str, path: &str) -> Result<Sourc
 /// "no such container:path" when it does not exist.
 pub fn stat_path(paths: &Paths, container: &str, path: &str) -> Result<PathStat> {
     let root = container_root(paths, container)?;
-    let source = api_source(&root, container, path)?;
+    let source = api_source(&root, container, path, false)?;
     let st = lstat_at(source.parent.as_fd(), &source.name)?;
     let link_target = if kind(&st) == SFlag::S_IFLNK {
         let name = String::from_utf8_lossy(&source.name).into_owned();
@@ -1025,8 +1089,9 @@ pub fn stat_path(paths: &Paths, container: &str, path: &str) -> Result<PathStat>
 /// `cp CONTAINER:PATH -` writes), with its stat.
 pub fn archive_out(paths: &Paths, container: &str, path: &str, sink: &mut dyn Write) -> Result<()> {
     let root = container_root(paths, container)?;
-    let source = api_source(&root, container, path)?;
-    tar_source(&source, &source.base, sink)?
+    let source = api_source(&root, container, path, false)?;
+    let subs = root.etc_substitutes();
+    tar_source(&source, &source.base, sink, subs.as_ref())?
         .flush()
         .context("writing the archive")
 }
@@ -1042,7 +1107,20 @@ pub fn archive_in(
     preserve_owners: bool,
 ) -> Result<()> {
     let root = container_root(paths, container)?;
-    let clean = super::spec::clean_container_path("the path", path)?;
+    upload(&root, container, path, input, preserve_owners)
+}
+
+/// Unpacks the tar `input` (plain, gzip, bzip2, xz or zstd, by the magic bytes, as Docker's
+/// `DecompressStream`) into the existing container directory `path`, after
+/// [`check_upload`] has read all of it: a refused archive writes nothing.
+fn upload<R: std::io::Read>(
+    root: &ContainerRoot,
+    container: &str,
+    path: &str,
+    input: R,
+    preserve_owners: bool,
+) -> Result<()> {
+    let clean = root.resolve_to_mount(path, true)?;
     let located = root.locate(path, true)?;
     let (base, to) = match &located {
         Some(at) => (at.dir.as_fd(), at.path.as_str()),
@@ -1061,84 +1139,214 @@ pub fn archive_in(
     let mut spool = tempfile::tempfile().context("creating a temp file")?;
     std::io::copy(&mut input, &mut spool).context("reading the tar stream")?;
     spool.rewind()?;
-    check_upload(&mut spool, &clean)?;
-    extract_into(spool, dir.as_fd(), preserve_owners)
+    let archive = check_upload(root, spool, &clean, dir.as_fd())?;
+    extract_into(archive, dir.as_fd(), preserve_owners)
+}
+
+/// moby's untar refusals, as its CLI shows them.
+fn untar_refused(message: String) -> anyhow::Error {
+    refused(format!(
+        "Error processing tar file(exit status 1): {message}"
+    ))
 }
 
 // ANCHOR: check_upload
-/// Reads the whole tar `archive` before anything of it is written, and refuses it (exit 1)
-/// when an entry would land outside `dest` (`"../x" is outside of "/tmp"`), or a link would
-/// point out of it (`invalid symlink "/x" -> "../../x"`, `invalid hardlink ...`), with the
-/// words of moby's `pkg/archive` untar; the paths are resolved lexically, as there (absolute
-/// link targets are read under `dest`, as Go's `filepath.Join` does). Rewinds `archive` for
-/// the extraction.
-fn check_upload(archive: &mut std::fs::File, dest: &str) -> Result<()> {
-    let join = |base: &str, name: &[u8]| {
-        let name = String::from_utf8_lossy(name);
-        super::spec::clean_container_path("the path", &format!("{base}/{name}")).unwrap_or_default()
-    };
-    let inside = |path: &str| {
-        dest == "/" || path == dest || path.strip_prefix(dest).is_some_and(|r| r.starts_with('/'))
-    };
-    // An entry climbing above `dest` is refused even when `dest` is `/` (where moby would put
-    // it at `/`): the extraction below refuses it too, and only after earlier entries.
-    let mut tar = tar::Archive::new(std::io::BufReader::new(&*archive));
+/// Reads the whole tar `archive` (to be unpacked into the container directory `dest`, open as
+/// `dir`) before anything of it is written, and refuses it (exit 1) with the words of moby's
+/// `pkg/archive` untar when an entry would land outside `dest` (`"../x" is outside of "/tmp"`),
+/// a link would point out of it (`invalid symlink "/x" -> "../../x"`, `invalid hardlink ...`),
+/// or a non-directory would replace a mount point (a file bind, the generated `/etc` files:
+/// `unlinkat /etc/hosts: device or resource busy`). Paths are resolved lexically, as there: an
+/// absolute name, or one climbing up and back (`../tmp/x` into `/tmp`), lands where Go's
+/// `filepath.Join` puts it. An entry below a symlink (of the archive or already there) is
+/// refused too: the unpacker follows no symlink. Returns the archive to unpack, its names
+/// rewritten relative to `dest` when some were not.
+fn check_upload(
+    root: &ContainerRoot,
+    archive: std::fs::File,
+    dest: &str,
+    dir: BorrowedFd,
+) -> Result<std::fs::File> {
+    let mut archive = archive;
+    archive.rewind()?;
+    let mut tar = tar::Archive::new(std::io::BufReader::new(&archive));
     let entries = tar.entries().context("reading the tar stream")?;
+    // What earlier entries made: relative path, and whether it is a symlink.
+    let mut made: HashMap<String, bool> = HashMap::new();
+    let mut rename = false;
     for entry in entries {
         let entry = entry.map_err(|e| crate::cli::untrusted_error("reading the tar stream", e))?;
         let name = entry.path_bytes().into_owned();
-        let path = join(dest, &name);
-        if !inside(&path) || escapes(&name) {
-            return Err(refused(format!(
+        let path = join_inside(dest, &name).ok_or_else(|| {
+            untar_refused(format!(
                 "{} is outside of {}",
-                crate::cli::quote(&name),
+                crate::cli::quote(go_clean(&name)),
                 crate::cli::quote(dest)
+            ))
+        })?;
+        rename |= !plain(&name);
+        let entry_type = entry.header().entry_type();
+        if let Some(link) = entry.link_name_bytes() {
+            check_link(dest, &path, entry_type, &link)?;
+            rename |= entry_type == tar::EntryType::Link && !plain(&link);
+        }
+        if !entry_type.is_dir() && root.is_busy(&path) {
+            return Err(untar_refused(format!(
+                "unlinkat {path}: device or resource busy"
             )));
         }
-        let link = entry.link_name_bytes().map(|l| l.into_owned());
-        let Some(link) = link else { continue };
-        let (kind, target) = match entry.header().entry_type() {
-            tar::EntryType::Symlink => {
-                let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
-                (
-                    "symlink",
-                    join(if parent.is_empty() { "/" } else { parent }, &link),
-                )
-            }
-            tar::EntryType::Link => ("hardlink", join(dest, &link)),
-            _ => continue,
-        };
-        if !inside(&target) {
-            return Err(refused(format!(
-                "invalid {kind} {} -> {}",
-                crate::cli::quote(&target),
-                crate::cli::quote(&link)
-            )));
-        }
+        let rel = relative(dest, &path);
+        check_not_through_link(&made, dir, &rel, &name)?;
+        made.insert(rel, entry_type == tar::EntryType::Symlink);
     }
     drop(tar);
     archive.rewind()?;
-    Ok(())
+    if !rename {
+        return Ok(archive);
+    }
+    let mut renamed = rewrite_names(archive, dest)?;
+    renamed.rewind()?;
+    Ok(renamed)
 }
 // ANCHOR_END: check_upload
 
-/// Whether relative `name` climbs above its start (`../x`, `a/../../x`): Go's
-/// `filepath.Join` of it onto `dest` would leave `dest`.
-fn escapes(name: &[u8]) -> bool {
-    let mut depth = 0i32;
+/// `name` joined onto `dest` and cleaned (Go's `filepath.Join`), if it stays inside `dest`.
+fn join_inside(dest: &str, name: &[u8]) -> Option<String> {
+    let name = String::from_utf8_lossy(name);
+    let path = super::spec::clean_container_path("the path", &format!("{dest}/{name}")).ok()?;
+    is_inside(dest, &path).then_some(path)
+}
+
+/// Whether the cleaned container path `path` is `dest` or below it.
+fn is_inside(dest: &str, path: &str) -> bool {
+    dest == "/" || path == dest || path.strip_prefix(dest).is_some_and(|r| r.starts_with('/'))
+}
+
+/// `path` (inside `dest`) relative to `dest`: empty for `dest` itself.
+fn relative(dest: &str, path: &str) -> String {
+    path.strip_prefix(dest)
+        .unwrap_or(path)
+        .trim_start_matches('/')
+        .to_owned()
+}
+
+/// Whether an entry name is already relative and never climbs (`a/b`, `./a`), so the
+/// unpacker takes it as it is.
+fn plain(name: &[u8]) -> bool {
+    !name.starts_with(b"/") && !name.split(|b| *b == b'/').any(|part| part == b"..")
+}
+
+/// moby's link checks: a symlink's target, from the link's directory, and a hard link's, from
+/// `dest`, must stay inside `dest` (absolute targets read under it, as `filepath.Join` does).
+/// The refusal names the symlink's own path, or the hard link's target, as moby's does.
+fn check_link(dest: &str, path: &str, entry_type: tar::EntryType, link: &[u8]) -> Result<()> {
+    let (kind, from) = match entry_type {
+        tar::EntryType::Symlink => ("symlink", split_dir_entry(path).0),
+        tar::EntryType::Link => ("hardlink", dest.to_owned()),
+        _ => return Ok(()),
+    };
+    let target = super::spec::clean_container_path(
+        "the path",
+        &format!("{from}/{}", String::from_utf8_lossy(link)),
+    )
+    .unwrap_or_default();
+    if is_inside(dest, &target) {
+        return Ok(());
+    }
+    let shown = if kind == "symlink" { path } else { &target };
+    Err(untar_refused(format!(
+        "invalid {kind} {} -> {}",
+        crate::cli::quote(shown),
+        crate::cli::quote(link)
+    )))
+}
+
+/// Go's `filepath.Clean` of an entry name, as moby's messages show it (`a/../../x`: `../x`).
+fn go_clean(name: &[u8]) -> Vec<u8> {
+    let absolute = name.starts_with(b"/");
+    let mut parts: Vec<&[u8]> = Vec::new();
     for part in name.split(|b| *b == b'/') {
         match part {
             b"" | b"." => {}
-            b".." => {
-                depth -= 1;
-                if depth < 0 {
-                    return true;
-                }
+            b".." if parts.last().is_some_and(|p| *p != b"..") => {
+                parts.pop();
             }
-            _ => depth += 1,
+            b".." if absolute => {}
+            _ => parts.push(part),
         }
     }
-    false
+    let joined = parts.join(&b'/');
+    match (absolute, joined.is_empty()) {
+        (true, _) => [b"/".as_slice(), &joined].concat(),
+        (false, true) => b".".to_vec(),
+        (false, false) => joined,
+    }
+}
+
+/// Refuses the entry at `rel` (relative to the extraction directory `dir`; `name` as the
+/// archive gives it) when one of its parent directories is a symlink, made by an earlier entry
+/// (`made`) or already on disk: Docker follows it, resolved in the container's root, where
+/// the unpacker follows no symlink, so the archive is refused before anything is written.
+fn check_not_through_link(
+    made: &HashMap<String, bool>,
+    dir: BorrowedFd,
+    rel: &str,
+    name: &[u8],
+) -> Result<()> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    for end in 1..parts.len() {
+        let prefix = parts[..end].join("/");
+        let is_link = match made.get(&prefix) {
+            Some(is_link) => *is_link,
+            None => {
+                let how = OpenHow::new()
+                    .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+                    .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+                openat2(dir, prefix.as_str(), how)
+                    .and_then(|fd| nix::sys::stat::fstat(fd.as_fd()))
+                    .is_ok_and(|st| kind(&st) == SFlag::S_IFLNK)
+            }
+        };
+        if is_link {
+            return Err(refused(format!(
+                "extracting {}: {} is a symbolic link; extracting through a symbolic link is \
+                 not supported",
+                crate::cli::quote(name),
+                crate::cli::quote(&prefix)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tar `archive` again, each entry named relative to `dest` (and each hard link's target),
+/// as moby's untar places them.
+fn rewrite_names(archive: std::fs::File, dest: &str) -> Result<std::fs::File> {
+    let mut tar = tar::Archive::new(std::io::BufReader::new(archive));
+    let mut builder = tar::Builder::new(tempfile::tempfile().context("creating a temp file")?);
+    for entry in tar.entries().context("reading the tar stream")? {
+        let entry = entry.map_err(|e| crate::cli::untrusted_error("reading the tar stream", e))?;
+        let name = entry.path_bytes().into_owned();
+        let rel = join_inside(dest, &name)
+            .map(|path| relative(dest, &path))
+            .unwrap_or_default();
+        let rel = if rel.is_empty() { ".".to_owned() } else { rel };
+        let mut header = entry.header().clone();
+        let entry_type = header.entry_type();
+        match entry.link_name_bytes().map(|l| l.into_owned()) {
+            Some(link) if entry_type == tar::EntryType::Link => {
+                let target = join_inside(dest, &link)
+                    .map(|path| relative(dest, &path))
+                    .unwrap_or_default();
+                builder.append_link(&mut header, &rel, &target)?;
+            }
+            Some(link) if entry_type == tar::EntryType::Symlink => {
+                builder.append_link(&mut header, &rel, OsStr::from_bytes(&link))?;
+            }
+            _ => builder.append_data(&mut header, &rel, entry)?,
+        }
+    }
+    builder.into_inner().context("writing the archive")
 }
 
 /// The container's whole filesystem as a tar, written to `sink`.
@@ -1204,6 +1412,23 @@ mod tests {
         assert!(matches!(parse_location("/tmp/x:y"), Location::Host(_)));
         assert!(matches!(parse_location("x"), Location::Host(_)));
         assert!(matches!(parse_location("-"), Location::Stream));
+    }
+
+    #[test]
+    fn tar_names_are_placed_as_go_joins_them() {
+        assert_eq!(go_clean(b"a/../../x"), b"../x");
+        assert_eq!(go_clean(b"/../abs/./f"), b"/abs/f");
+        assert_eq!(go_clean(b"./"), b".");
+        assert_eq!(
+            join_inside("/tmp", b"../../tmp/x").as_deref(),
+            Some("/tmp/x")
+        );
+        assert_eq!(join_inside("/tmp", b"/abs").as_deref(), Some("/tmp/abs"));
+        assert_eq!(join_inside("/tmp/dst", b"../x"), None);
+        assert_eq!(join_inside("/", b"../x").as_deref(), Some("/x"));
+        assert_eq!(relative("/tmp", "/tmp/a/b"), "a/b");
+        assert_eq!(relative("/", "/x"), "x");
+        assert!(plain(b"./a/b") && !plain(b"/a") && !plain(b"a/../b"));
     }
 
     #[test]

@@ -1815,11 +1815,6 @@ fn path_error(err: ApiError, container: &str, path: &str) -> ApiError {
             format!("Could not find the file {path} in container {container}"),
         );
     }
-    // An upload refused whole ([`container::fs::archive_in`]'s checks) is the client's error.
-    let refused = [" is outside of ", "invalid symlink ", "invalid hardlink "];
-    if refused.iter().any(|r| err.message.contains(r)) {
-        return ApiError::bad_parameter(err.message);
-    }
     err
 }
 
