@@ -254,6 +254,13 @@ pub fn committed(
     container(paths, state, "commit", &extra);
 }
 
+/// Records a prune of `kind` (`container`, `image`, `volume`, `network`), once it is done: no
+/// actor ID, the attribute `reclaimed` (bytes freed), as dockerd's.
+pub fn pruned(root: &Path, kind: &str, reclaimed: u64) {
+    let attrs = attributes(&[("reclaimed", reclaimed.to_string())]);
+    record(root, Message::new(kind, "prune", "", attrs));
+}
+
 /// Records a volume event: the actor is the volume's name, with `driver` and `extra`
 /// (`container`, `destination`, `read/write` for `mount`).
 pub fn volume(root: &Path, name: &str, driver: &str, action: &str, extra: &[(&str, String)]) {
@@ -287,10 +294,25 @@ pub fn network_in(
     action: &str,
     extra: &[(&str, String)],
 ) {
-    let dir = state.root();
-    if let (Some(root), Some("network")) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
-    {
+    if let Some(root) = root_of(state) {
         network(root, id, name, driver, action, extra);
+    }
+}
+
+/// [`pruned`] of networks, for the network state dir `state` (nothing for one elsewhere).
+pub fn networks_pruned(state: &crate::net::state::StateDir) {
+    if let Some(root) = root_of(state) {
+        pruned(root, "network", 0);
+    }
+}
+
+/// The state root of the network state dir `state` (`<root>/network`), None for a state dir
+/// elsewhere.
+fn root_of(state: &crate::net::state::StateDir) -> Option<&Path> {
+    let dir = state.root();
+    match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
+        (Some(root), Some("network")) => Some(root),
+        _ => None,
     }
 }
 
@@ -507,6 +529,45 @@ impl Follower {
 }
 // ANCHOR_END: follower
 
+/// dockerd's refusal of a window that ends before it begins: `until` given and before
+/// `since`. `since_text` and `until_text` are the values as the request carries them, which
+/// the words repeat. Errors: exit 1 (the API's 400), `` `since` time (S) cannot be after
+/// `until` time (U) ``.
+pub fn check_window(
+    since: Option<(SystemTime, &str)>,
+    until: Option<(SystemTime, &str)>,
+) -> Result<()> {
+    if let (Some((since, since_text)), Some((until, until_text))) = (since, until)
+        && until < since
+    {
+        return Err(crate::cli::Exit::new(
+            crate::cli::code::REQUEST_FAILED,
+            format!("`since` time ({since_text}) cannot be after `until` time ({until_text})"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A `--since`/`--until` value as the docker CLI sends it (its `timetypes.GetTimestamp`):
+/// Unix seconds as given, a duration ago as whole Unix seconds, any other time as
+/// `SECONDS.NANOSECONDS`; `time` is what `value` was read as.
+pub fn as_sent(value: &str, time: SystemTime) -> String {
+    let nanos = nanos_of(time);
+    let unix = value.split_once('.').map_or(value, |(whole, _)| whole);
+    if !unix.is_empty() && unix.chars().all(|c| c.is_ascii_digit()) {
+        value.to_owned()
+    } else if value != "0" && crate::container::logs::parse_go_duration(value).is_some() {
+        nanos.div_euclid(1_000_000_000).to_string()
+    } else {
+        format!(
+            "{}.{:09}",
+            nanos.div_euclid(1_000_000_000),
+            nanos.rem_euclid(1_000_000_000)
+        )
+    }
+}
+
 /// How often a follower looks at the journal.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -571,6 +632,14 @@ pub fn run_events(paths: &Paths, args: &EventsArgs) -> Result<u8> {
     };
     let since = time("since", &args.since)?;
     let until = time("until", &args.until)?;
+    let sent = |time: Option<SystemTime>, value: &Option<String>| {
+        time.zip(value.as_deref()).map(|(t, v)| (t, as_sent(v, t)))
+    };
+    let (since_sent, until_sent) = (sent(since, &args.since), sent(until, &args.until));
+    check_window(
+        since_sent.as_ref().map(|(t, v)| (*t, v.as_str())),
+        until_sent.as_ref().map(|(t, v)| (*t, v.as_str())),
+    )?;
     let filter = Filter::parse(&args.filters)?;
     let template = args.format.as_deref().filter(|f| !f.is_empty());
     if let Some(format) = template {
@@ -718,6 +787,22 @@ mod tests {
         assert_eq!(got, ["v3"]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn a_window_that_ends_before_it_begins_is_refused_in_the_sent_words() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(as_sent("1796099143.5", at(1)), "1796099143.5");
+        assert_eq!(as_sent("10m", at(1_700_000_000)), "1700000000");
+        let t = UNIX_EPOCH + Duration::from_nanos(1_796_101_200_000_000_007);
+        assert_eq!(as_sent("2026-12-01T05:00:00Z", t), "1796101200.000000007");
+        let err = check_window(Some((at(200), "200")), Some((at(100), "100"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`since` time (200) cannot be after `until` time (100)"
+        );
+        assert!(check_window(Some((at(5), "5")), Some((at(5), "5"))).is_ok());
+        assert!(check_window(None, Some((at(5), "5"))).is_ok());
     }
 
     #[test]

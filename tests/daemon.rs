@@ -197,8 +197,10 @@ fn a_detached_container_is_listed_logged_inspected_stopped_and_removed() {
     let err = d.fails(&["rm", "web"], 1);
     assert_eq!(
         err,
-        "Error response from daemon: cannot remove container \"/web\": container is running: \
-         stop the container before removing or force remove\n"
+        format!(
+            "Error response from daemon: You cannot remove a running container {id}. Stop the \
+             container before attempting removal or force remove\n"
+        )
     );
     assert_eq!(d.ok(&["stop", "-t", "1", "web"]), "web\n");
     assert_eq!(
@@ -2689,4 +2691,153 @@ fn ps_shows_each_containers_networks_as_dockerd_does() {
     let theirs = listing(&|args| dockerd.docker(args));
     assert_eq!(ours, ["psnet-host host", "psnet-none none"]);
     assert_eq!(ours, theirs);
+}
+
+/// What a paused or running container refuses, what `id=` selects and the order of
+/// `create`'s refusals, against dockerd 20.10 (IDs replaced by `ID`); minidock's own CLI
+/// refuses in the same words.
+#[test]
+fn paused_running_and_name_refusals_match_dockerd() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-paused") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let setup: &[&[&str]] = &[
+        &["run", "-d", "--name", "ru", "busybox", "sleep", "1000"],
+        &["run", "-d", "--name", "pa", "busybox", "sleep", "1000"],
+    ];
+    let mut ids = (Vec::new(), Vec::new());
+    for args in setup {
+        ids.0.push(d.ok(args).trim().to_owned());
+        ids.1.push(dockerd.ok(args).trim().to_owned());
+    }
+    d.ok(&["pause", "pa"]);
+    dockerd.ok(&["pause", "pa"]);
+    let commands: &[&[&str]] = &[
+        &["start", "pa"],
+        &["start", "ru"],
+        &["ps", "-a", "--filter", "id=", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "id=.", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "id=", "--filter", "name=ru", "-q"],
+        &["rm", "ru"],
+        &["rm", "pa"],
+        &["create", "--name", "ru", "busybox", "true"],
+        &["create", "--name", "nocmd", "busybox"],
+        &["create", "--name", "ru", "busybox"],
+        &["events", "--since", "200", "--until", "100"],
+    ];
+    let shown = |out: std::process::Output, ids: &[String]| {
+        let mut both = (text(&out.stdout), text(&out.stderr));
+        for id in ids {
+            both.0 = both.0.replace(id.as_str(), "ID");
+            both.1 = both.1.replace(id.as_str(), "ID");
+        }
+        (both.0, both.1, out.status.code())
+    };
+    let mut differ = Vec::new();
+    for args in commands {
+        let ours = shown(d.docker(args), &ids.0);
+        let theirs = shown(dockerd.docker(args), &ids.1);
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // `id=` takes the start of exactly one ID.
+    let pa = &ids.0[1];
+    let filter = format!("id={}", &pa[..5]);
+    let args = [
+        "ps",
+        "-a",
+        "--filter",
+        filter.as_str(),
+        "--format",
+        "{{.Names}}",
+    ];
+    assert_eq!(d.ok(&args), "pa\n");
+    assert_eq!(d.minidock(&args), "pa\n");
+    assert_eq!(d.minidock(&["ps", "-a", "--filter", "id=", "-q"]), "");
+    // minidock's CLI: the same words, exit 1 as `docker start`, `rm` and `create` (125 from
+    // `run`, as `docker run`).
+    let refusals: &[(&[&str], i32, String)] = &[
+        (
+            &["start", "pa"],
+            1,
+            "cannot start a paused container, try unpause instead".to_owned(),
+        ),
+        (
+            &["rm", "pa"],
+            1,
+            format!(
+                "You cannot remove a paused container {pa}. Unpause and then stop the \
+                 container before attempting removal or force remove"
+            ),
+        ),
+        (
+            &["rm", "ru"],
+            1,
+            format!(
+                "You cannot remove a running container {}. Stop the container before \
+                 attempting removal or force remove",
+                ids.0[0]
+            ),
+        ),
+        (
+            &["create", "--name", "pa", "busybox", "true"],
+            1,
+            format!(
+                "Conflict. The container name \"/pa\" is already in use by container \"{pa}\". \
+                 You have to remove (or rename) that container to be able to reuse that name."
+            ),
+        ),
+        (
+            &["create", "--name", "pa", "busybox"],
+            1,
+            "No command specified".to_owned(),
+        ),
+        (
+            &["run", "--name", "pa", "busybox"],
+            125,
+            "No command specified".to_owned(),
+        ),
+    ];
+    for (args, code, words) in refusals {
+        let out = d.root.output(args);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("minidock: {words}\n"),
+            "{args:?}"
+        );
+        assert_eq!(text(&out.stdout), "", "{args:?}");
+    }
+    // dockerd's status codes: 409 for the paused start, 400 for nothing to run and for a
+    // window that ends before it begins.
+    let status = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        d.curl(&all)
+    };
+    assert_eq!(
+        status(&["-X", "POST", "http://localhost/containers/pa/start"]),
+        "409"
+    );
+    let body = r#"{"Image":"busybox"}"#;
+    let json = "Content-Type: application/json";
+    let create = "http://localhost/containers/create?name=ru";
+    assert_eq!(
+        status(&["-X", "POST", "-H", json, "-d", body, create]),
+        "400"
+    );
+    assert_eq!(
+        status(&["http://localhost/events?since=200&until=100"]),
+        "400"
+    );
+    dockerd.docker(&["unpause", "pa"]);
 }

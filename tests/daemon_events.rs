@@ -585,3 +585,118 @@ fn an_upload_refused_partway_leaves_nothing_in_the_container() {
     let out = d.docker(&["cp", &format!("{name}:/tmp/third.txt"), "-"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// `docker events --format` for the events of `docker restart`, `update` and the prunes,
+/// between `since` and now (the daemon's, then minidock's own CLI, which must agree).
+fn lifecycle_events(d: &Daemon, since: &str) -> String {
+    let until = unix_now();
+    let args = [
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "event=start",
+        "--filter",
+        "event=restart",
+        "--filter",
+        "event=update",
+        "--filter",
+        "event=destroy",
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
+    ];
+    let shown = d.ok(&args);
+    assert_eq!(d.minidock(&args), shown);
+    shown
+}
+
+#[test]
+fn restart_update_and_prunes_are_events_as_dockerd_20_10_records_them() {
+    let Some(d) = Daemon::start("minidock-devents-life") else {
+        return;
+    };
+    let id = d.ok(&["run", "-d", "--name", "life", "busybox", "sleep", "1000"]);
+    let id = id.trim().to_owned();
+    let dead = d.ok(&["create", "--name", "life-dead", "busybox", "true"]);
+    let dead = dead.trim().to_owned();
+    d.ok(&["volume", "create", "life-vol"]);
+    let since = unix_now();
+    assert_eq!(d.ok(&["restart", "-t", "1", "life"]), "life\n");
+    assert_eq!(d.ok(&["update", "--cpu-shares", "512", "life"]), "life\n");
+    d.ok(&["container", "prune", "-f"]);
+    let pruned = d.ok(&["volume", "prune", "-f"]);
+    assert!(pruned.contains("life-vol"), "{pruned}");
+    d.ok(&["image", "prune", "-f"]);
+    let events = lifecycle_events(&d, &since);
+    let lines: Vec<&str> = events.lines().collect();
+    // dockerd's order: `start` then `restart`; one `update`; each pruned container's
+    // `destroy`, then one `prune` per kind with no actor and the bytes reclaimed; a pruned
+    // volume has no `destroy` of its own.
+    let life = r#"{"image":"busybox","name":"life"}"#;
+    let want_head = [
+        format!("container start {id} {life}"),
+        format!("container restart {id} {life}"),
+        format!("container update {id} {life}"),
+        format!(r#"container destroy {dead} {{"image":"busybox","name":"life-dead"}}"#),
+    ];
+    assert_eq!(lines.len(), 7, "{events}");
+    assert_eq!(&lines[..4], &want_head, "{events}");
+    for (line, kind) in lines[4..].iter().zip(["container", "volume", "image"]) {
+        let tail = line
+            .strip_prefix(&format!(r#"{kind} prune  {{"reclaimed":""#))
+            .unwrap_or_else(|| panic!("{kind} prune: {events}"));
+        let bytes = tail.strip_suffix(r#""}"#).unwrap();
+        assert!(bytes.parse::<u64>().is_ok(), "{events}");
+    }
+    // A failed update records nothing.
+    let since = unix_now();
+    d.fails(&["update", "--cpu-shares", "512", "no-such-life"], 1);
+    assert_eq!(lifecycle_events(&d, &since), "");
+}
+
+#[test]
+fn events_refuse_a_since_after_until_as_dockerd_20_10() {
+    let Some(d) = Daemon::start("minidock-devents-window") else {
+        return;
+    };
+    for (since, until, since_sent, until_sent) in [
+        ("200", "100", "200", "100"),
+        (
+            "1796099143.5",
+            "1796099143.25",
+            "1796099143.5",
+            "1796099143.25",
+        ),
+        (
+            "2026-12-01T05:00:00Z",
+            "2026-12-01T04:00:00Z",
+            "1796101200.000000000",
+            "1796097600.000000000",
+        ),
+    ] {
+        let args = ["events", "--since", since, "--until", until];
+        let words =
+            format!("`since` time ({since_sent}) cannot be after `until` time ({until_sent})\n");
+        let err = d.fails(&args, 1);
+        assert_eq!(err, format!("Error response from daemon: {words}"));
+        let out = d.root.output(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&out.stderr), format!("minidock: {words}"));
+        assert_eq!(text(&out.stdout), "");
+    }
+    // The same time on both sides is a window: nothing in it, and no error.
+    assert_eq!(d.ok(&["events", "--since", "5", "--until", "5"]), "");
+    assert_eq!(d.minidock(&["events", "--since", "5", "--until", "5"]), "");
+    // A duration ago goes out as whole seconds.
+    let err = d.fails(&["events", "--since", "1m", "--until", "2m"], 1);
+    assert!(
+        err.starts_with("Error response from daemon: `since` time (")
+            && err.contains(") cannot be after `until` time (")
+            && !err.contains('.'),
+        "{err}"
+    );
+}

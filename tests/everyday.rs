@@ -1087,3 +1087,78 @@ fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
         buf
     })
 }
+
+// ------------------------------------------------------------------------------------------
+// events of restart, update and the prunes
+// ------------------------------------------------------------------------------------------
+
+/// Now as `--since`/`--until` take it: Unix seconds with nine fraction digits.
+fn unix_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+#[test]
+fn restart_update_and_prunes_record_dockerds_events() {
+    let Some(env) = Env::new() else { return };
+    let id = env.detach("cycled", &["sleep", "1000"]);
+    let stopped = env.ok(&["create", "--name", "unused", "busybox", "true"]);
+    let stopped = stopped.trim();
+    env.ok(&["volume", "create", "spare"]);
+    let since = unix_now();
+    assert_eq!(env.ok(&["restart", "-t", "1", "cycled"]), "cycled\n");
+    assert_eq!(env.inspect("cycled", "{{.State.Status}}"), "running");
+    assert_eq!(
+        env.ok(&["update", "--cpu-shares", "512", "cycled"]),
+        "cycled\n"
+    );
+    env.ok(&["container", "prune", "-f"]);
+    assert!(env.ok(&["volume", "prune", "-f", "-a"]).contains("spare"));
+    env.ok(&["image", "prune", "-f"]);
+    env.ok(&["network", "prune", "-f"]);
+    let until = unix_now();
+    let events = env.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=start",
+        "--filter",
+        "event=restart",
+        "--filter",
+        "event=update",
+        "--filter",
+        "event=destroy",
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
+    ]);
+    let lines: Vec<&str> = events.lines().collect();
+    let attrs = r#"{"image":"busybox","name":"cycled"}"#;
+    assert_eq!(lines.len(), 8, "{events}");
+    assert_eq!(
+        &lines[..4],
+        &[
+            format!("container start {id} {attrs}"),
+            format!("container restart {id} {attrs}"),
+            format!("container update {id} {attrs}"),
+            format!(r#"container destroy {stopped} {{"image":"busybox","name":"unused"}}"#),
+        ],
+        "{events}"
+    );
+    for (line, kind) in lines[4..]
+        .iter()
+        .zip(["container", "volume", "image", "network"])
+    {
+        let bytes = line
+            .strip_prefix(&format!(r#"{kind} prune  {{"reclaimed":""#))
+            .and_then(|tail| tail.strip_suffix(r#""}"#))
+            .unwrap_or_else(|| panic!("{kind} prune: {events}"));
+        assert!(bytes.parse::<u64>().is_ok(), "{events}");
+    }
+}

@@ -831,9 +831,10 @@ pub fn run_command(cli_root: Option<&Path>, command: &ContainerCommand) -> Resul
         }
         ContainerCommand::Restart(args) => for_each(&args.containers, |name| {
             let signal = args.signal.as_deref().map(request_signal).transpose()?;
-            super::stop(&paths, name, args.time.map(stop_timeout), signal)?;
-            let state = paths.resolve(name)?;
-            start_detached(&paths, &state.id)?;
+            let timeout = args.time.map(stop_timeout);
+            super::restart(&paths, name, timeout, signal, |id| {
+                start_detached(&paths, id)
+            })?;
             Ok(Some(name.to_owned()))
         }),
         ContainerCommand::Kill(args) => {
@@ -1159,6 +1160,7 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
             .into());
         };
         let state = paths.resolve(name)?;
+        super::check_not_paused(&state)?;
         if state.observe() == Status::Running {
             return Err(Exit::new(
                 super::REQUEST_FAILED,
@@ -1187,6 +1189,7 @@ fn run_start(paths: &Paths, args: &StartArgs) -> Result<u8> {
     }
     for_each(&args.containers, |name| {
         let state = paths.resolve(name)?;
+        super::check_not_paused(&state)?;
         if state.observe() != Status::Running {
             start_detached(paths, &state.id)?;
         }
@@ -1209,12 +1212,7 @@ fn run_update(paths: &Paths, args: &UpdateArgs) -> Result<u8> {
         args.pids_limit,
     )?;
     for_each(&args.containers, |name| {
-        if let Some(policy) = &restart {
-            super::update::update_restart_policy(paths, name, policy)?;
-        }
-        if restart.is_none() || options != super::update::UpdateOptions::default() {
-            super::update::update(paths, name, &options)?;
-        }
+        super::update::update_container(paths, name, restart.as_ref(), &options)?;
         Ok(Some(name.to_owned()))
     })
 }

@@ -3,8 +3,9 @@
 //! alternatives (any may match), different keys must all match.
 //!
 //! `ps` keys: `status` (created, restarting, running, removing, paused, exited, dead; it also
-//! lists stopped containers without `-a`), `name` and `id` (Go regular expressions, searched
-//! in `/NAME` and in the full ID), `label` (`KEY` or `KEY=VALUE`, every one must match),
+//! lists stopped containers without `-a`), `name` (a Go regular expression, searched in `/NAME`
+//! and `NAME`), `id` (the full ID or the start of exactly one ID, then also searched in the
+//! full ID as an expression), `label` (`KEY` or `KEY=VALUE`, every one must match),
 //! `ancestor` (an image name or ID: containers of that image), `exited` (exit code, with `-a`),
 //! `before` and `since` (a container name or ID), `volume` (a volume's name, a bind mount's
 //! source, or either's destination in the container, each exactly), `network` (a network's
@@ -200,6 +201,7 @@ pub fn select_containers(
         .collect();
     let publish = port_ranges(filters, "publish")?;
     let expose = port_ranges(filters, "expose")?;
+    let by_id = id_matches(&containers, filters.get("id"));
     let everything = all || last.is_some() || filters.contains("status");
     let mut selected = Vec::new();
     for (index, c) in containers.into_iter().enumerate() {
@@ -212,6 +214,7 @@ pub fn select_containers(
             // moby matches the name with and without its `/`: `name=^web$` finds `/web`.
             && (filters.matches("name", &format!("/{}", c.name))
                 || filters.matches("name", &c.name))
+            && by_id.as_ref().is_none_or(|ids| ids.contains(&c.id))
             && filters.matches("id", &c.id)
             && filters.matches_labels("label", &c.config.labels)
             && (!filters.contains("ancestor") || ancestors.contains(&c.image_id))
@@ -228,6 +231,25 @@ pub fn select_containers(
         selected.truncate(n);
     }
     Ok(selected)
+}
+
+/// The IDs `id=` values name, as moby's `filterByNameIDMatches` finds them in its ID index:
+/// each value the full ID or the start of exactly one ID (case matters), so an empty value,
+/// an ambiguous start or an expression names no container. None without `id=`.
+fn id_matches(containers: &[ContainerState], wanted: &[String]) -> Option<Vec<String>> {
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut ids = Vec::new();
+    for value in wanted.iter().filter(|v| !v.is_empty()) {
+        let mut found = containers
+            .iter()
+            .filter(|c| c.id.starts_with(value.as_str()));
+        if let (Some(one), None) = (found.next(), found.next()) {
+            ids.push(one.id.clone());
+        }
+    }
+    Some(ids)
 }
 
 /// moby's `volume=`: a mount whose destination, or whose volume name (a bind mount's source

@@ -294,6 +294,7 @@ pub fn create(paths: &Paths, options: &CreateOptions) -> Result<ContainerState> 
     let lease = store.lease()?;
     let image = store.resolve(&options.image)?;
     check_stop_signal(&image)?;
+    spec::check_command(&parsed.options, &image.config)?;
     let layers = store.unpacked_layers(&image)?;
     let lowers: Vec<PathBuf> = layers.into_iter().rev().collect();
 
@@ -357,8 +358,9 @@ fn record_new(
                 return Err(Exit::new(
                     REQUEST_FAILED,
                     format!(
-                        "the container name \"/{name}\" is already in use by container {:?}: \
-                         remove (or rename) that container to be able to reuse that name",
+                        "Conflict. The container name \"/{name}\" is already in use by \
+                         container \"{}\". You have to remove (or rename) that container to \
+                         be able to reuse that name.",
                         other.id
                     ),
                 )
@@ -914,15 +916,7 @@ pub fn remove_with_volumes(
     let state = paths.resolve(name_or_id)?;
     if state.observe() == Status::Running {
         if !force {
-            return Err(Exit::new(
-                REQUEST_FAILED,
-                format!(
-                    "cannot remove container {:?}: container is running: stop the container \
-                     before removing or force remove",
-                    state.name
-                ),
-            )
-            .into());
+            return Err(Exit::new(REQUEST_FAILED, remove_refusal(&state)).into());
         }
         mark_stopped_by_user(paths, &state.id)?;
         if state.process_alive() {
@@ -946,6 +940,53 @@ pub fn remove_with_volumes(
     if volumes {
         crate::volume::remove_anonymous(paths, &state)?;
     }
+    Ok(())
+}
+
+/// dockerd's refusal to remove a running container without force (its 409), naming the
+/// state: `You cannot remove a running container ID. Stop the container before attempting
+/// removal or force remove`; a paused one is to be unpaused first, as its words say.
+pub fn remove_refusal(state: &ContainerState) -> String {
+    let shown = match filter::state_name(state) {
+        "running" if state.restarting => "restarting",
+        name => name,
+    };
+    let procedure = if shown == "paused" {
+        "Unpause and then stop the container before attempting removal or force remove"
+    } else {
+        "Stop the container before attempting removal or force remove"
+    };
+    format!(
+        "You cannot remove a {shown} container {}. {procedure}",
+        state.id
+    )
+}
+
+/// The words of dockerd's refusal to start a paused container (its 409).
+pub const START_PAUSED: &str = "cannot start a paused container, try unpause instead";
+
+/// Refuses the start of a paused container, as dockerd does (exit 1; the API's 409) rather
+/// than taking it as already running.
+pub fn check_not_paused(state: &ContainerState) -> Result<()> {
+    if pause::is_paused(state) {
+        return Err(Exit::new(REQUEST_FAILED, START_PAUSED).into());
+    }
+    Ok(())
+}
+
+/// `restart`: stops the container as [`stop`] does (when it runs), starts it with `start`
+/// (given its ID), and records `restart` after the `start`, as dockerd does.
+pub fn restart(
+    paths: &Paths,
+    name_or_id: &str,
+    timeout: Option<std::time::Duration>,
+    signal: Option<Signal>,
+    start: impl FnOnce(&str) -> Result<()>,
+) -> Result<()> {
+    stop(paths, name_or_id, timeout, signal)?;
+    let state = paths.resolve(name_or_id)?;
+    start(&state.id)?;
+    crate::events::container(paths, &state, "restart", &[]);
     Ok(())
 }
 

@@ -37,37 +37,42 @@ pub struct Pruned {
 /// Removes every stopped container, every dangling image (every image no container uses with
 /// `all`), and every crash leftover; waits for running imports and pulls to finish first.
 pub fn prune(paths: &Paths, all: bool) -> Result<Pruned> {
-    let before = disk_usage(&paths.root);
-    let mut pruned = Pruned {
-        containers: remove_stopped(paths)?,
-        ..Pruned::default()
-    };
-    pruned.images = remove_unused_images(paths, all)?;
-    pruned.reclaimed = before.saturating_sub(disk_usage(&paths.root));
-    Ok(pruned)
+    let containers = prune_containers(paths)?;
+    let images = prune_images(paths, all)?;
+    Ok(Pruned {
+        containers: containers.containers,
+        images: images.images,
+        reclaimed: containers.reclaimed + images.reclaimed,
+    })
 }
 // ANCHOR_END: prune
 
-/// `container prune`: removes every stopped container (created, exited or dead).
+/// `container prune`: removes every stopped container (created, exited or dead), each with
+/// its `destroy`, then records `container prune` with the bytes reclaimed, as dockerd does.
 pub fn prune_containers(paths: &Paths) -> Result<Pruned> {
     let before = disk_usage(&paths.root);
     let containers = remove_stopped(paths)?;
+    let reclaimed = before.saturating_sub(disk_usage(&paths.root));
+    crate::events::pruned(&paths.root, "container", reclaimed);
     Ok(Pruned {
         containers,
         images: Vec::new(),
-        reclaimed: before.saturating_sub(disk_usage(&paths.root)),
+        reclaimed,
     })
 }
 
 /// `image prune [-a]`: removes dangling images (with `all`, every image no container uses)
-/// and the blobs and layers only they held.
+/// and the blobs and layers only they held, then records `image prune` with the bytes
+/// reclaimed, as dockerd does.
 pub fn prune_images(paths: &Paths, all: bool) -> Result<Pruned> {
     let before = disk_usage(&paths.root);
     let images = remove_unused_images(paths, all)?;
+    let reclaimed = before.saturating_sub(disk_usage(&paths.root));
+    crate::events::pruned(&paths.root, "image", reclaimed);
     Ok(Pruned {
         containers: Vec::new(),
         images,
-        reclaimed: before.saturating_sub(disk_usage(&paths.root)),
+        reclaimed,
     })
 }
 

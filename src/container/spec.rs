@@ -905,6 +905,42 @@ struct Command {
 /// What to run: `--entrypoint` replaces the image's `Entrypoint` and then also drops its `Cmd`;
 /// arguments after the image name replace `Cmd`. Errors when nothing is left to run.
 fn command(options: &RunOptions, config: &ImageConfig, rootfs: &Path) -> Result<Command> {
+    let (entrypoint, cmd) = entrypoint_and_cmd(options, config);
+    let mut args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(no_command());
+    }
+    let init = options.init.then(|| init_mount(rootfs)).transpose()?;
+    if init.is_some() {
+        args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
+    }
+    Ok(Command {
+        entrypoint,
+        cmd,
+        args,
+        init,
+    })
+}
+
+/// dockerd's `No command specified`: neither the flags nor the image give a command. A
+/// refused request, as `docker create` exits (1); `run` makes it 125.
+fn no_command() -> anyhow::Error {
+    Exit::new(crate::cli::code::REQUEST_FAILED, "No command specified").into()
+}
+
+/// Refuses, before anything is made, a container with nothing to run (dockerd checks it
+/// before the name: `No command specified` comes first). Errors: exit 1, the API's 400.
+pub fn check_command(options: &RunOptions, image: &ImageConfiguration) -> Result<()> {
+    let config = image.config().clone().unwrap_or_default();
+    let (entrypoint, cmd) = entrypoint_and_cmd(options, &config);
+    if entrypoint.is_empty() && cmd.is_empty() {
+        return Err(no_command());
+    }
+    Ok(())
+}
+
+/// The entrypoint and command a container runs, from its flags over its image's.
+fn entrypoint_and_cmd(options: &RunOptions, config: &ImageConfig) -> (Vec<String>, Vec<String>) {
     let entrypoint: Vec<String> = match options.entrypoint.as_deref() {
         Some("") => Vec::new(),
         Some(e) => vec![e.to_owned()],
@@ -917,20 +953,7 @@ fn command(options: &RunOptions, config: &ImageConfig, rootfs: &Path) -> Result<
     } else {
         config.cmd().clone().unwrap_or_default()
     };
-    let mut args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if args.is_empty() {
-        return Err(bad_flag("no command specified".into()));
-    }
-    let init = options.init.then(|| init_mount(rootfs)).transpose()?;
-    if init.is_some() {
-        args.splice(0..0, [super::init::INIT_PATH.to_owned(), "--".to_owned()]);
-    }
-    Ok(Command {
-        entrypoint,
-        cmd,
-        args,
-        init,
-    })
+    (entrypoint, cmd)
 }
 // ANCHOR_END: command
 

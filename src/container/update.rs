@@ -200,6 +200,25 @@ pub fn update(paths: &Paths, name: &str, options: &UpdateOptions) -> Result<()> 
     current.save(paths)
 }
 
+/// `update`: the restart policy `restart` when given, and the limits `options` when given
+/// or when no restart policy is (then at least one is needed); records `update`, as dockerd
+/// does once per container updated. Errors: as [`update_restart_policy`] and [`update`].
+pub fn update_container(
+    paths: &Paths,
+    name: &str,
+    restart: Option<&super::state::RestartPolicy>,
+    options: &UpdateOptions,
+) -> Result<()> {
+    if let Some(policy) = restart {
+        update_restart_policy(paths, name, policy)?;
+    }
+    if restart.is_none() || *options != UpdateOptions::default() {
+        update(paths, name, options)?;
+    }
+    crate::events::container_named(paths, name, "update", &[]);
+    Ok(())
+}
+
 /// `update --restart`: a new restart policy, which the supervisor of a running container
 /// reads at the process's next exit. Refused for an `--rm` container, as Docker does.
 pub fn update_restart_policy(

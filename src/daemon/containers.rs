@@ -687,6 +687,8 @@ fn start_and_connect(paths: &container::Paths, id: &str, waiting: Vec<Pending>) 
 
 async fn start(daemon: Shared, id: &str) -> ApiResult<Response<Body>> {
     let state = resolve(&daemon, id).await?;
+    container::check_not_paused(&state)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("{e:#}")))?;
     if state.observe() == Status::Running {
         return Ok(empty(StatusCode::NOT_MODIFIED));
     }
@@ -732,6 +734,7 @@ async fn restart(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<
     let owned = state.id.clone();
     blocking(move || container::stop(&d.paths, &owned, timeout, signal)).await?;
     start_container(&daemon, &state.id).await?;
+    crate::events::container(&daemon.paths, &state, "restart", &[]);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -792,11 +795,7 @@ async fn remove(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<B
     if state.observe() == Status::Running && !force {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!(
-                "cannot remove container \"/{}\": container is running: stop the container \
-                 before removing or force remove",
-                state.name
-            ),
+            container::remove_refusal(&state),
         ));
     }
     let d = daemon.clone();
@@ -1794,13 +1793,7 @@ async fn update(daemon: Shared, id: &str, req: Request<Incoming>) -> ApiResult<R
     }
     let name = id.to_owned();
     blocking(move || {
-        if let Some(policy) = &restart {
-            container::update::update_restart_policy(&daemon.paths, &name, policy)?;
-        }
-        if restart.is_none() || options != container::update::UpdateOptions::default() {
-            container::update::update(&daemon.paths, &name, &options)?;
-        }
-        Ok(())
+        container::update::update_container(&daemon.paths, &name, restart.as_ref(), &options)
     })
     .await?;
     Ok(json(StatusCode::OK, &object!({ "Warnings": [] })))

@@ -60,7 +60,8 @@ impl ApiError {
             return ApiError::new(StatusCode::FORBIDDEN, message);
         }
         // The caller's input, refused by the library before it did anything: Docker's 400.
-        const BAD_INPUT: [&str; 3] = [
+        const BAD_INPUT: [&str; 4] = [
+            "no command specified",
             "invalid container name",
             "it needs to be an absolute path",
             "must be a directory",
@@ -125,6 +126,8 @@ mod tests {
         let err = anyhow::anyhow!("invalid container name \"a/b\": only [a-zA-Z0-9] are allowed");
         assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);
         let err = anyhow::anyhow!("destination \"c:/tmp/l\" must be a directory");
+        assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);
+        let err = anyhow::Error::new(Exit::new(1, "No command specified"));
         assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);
         let err = anyhow::Error::new(Exit::new(125, "invalid memory"));
         assert_eq!(ApiError::from_input(&err).status, StatusCode::BAD_REQUEST);

@@ -104,6 +104,12 @@ pub async fn events(
         }
     };
     let (since, until) = (time("since")?, time("until")?);
+    let text = |key: &str| query.get(key).unwrap_or_default();
+    crate::events::check_window(
+        since.map(|t| (t, text("since"))),
+        until.map(|t| (t, text("until"))),
+    )
+    .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
     let filter = crate::events::Filter::parse(&query.filters()?)
         .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
     let mut follower = crate::events::Follower::new(&daemon.paths.root, since, until);

@@ -435,7 +435,8 @@ fn rm(state: &StateDir, args: &RmArgs) -> Result<u8> {
     Ok(status)
 }
 
-/// `network prune`: removes every custom network no container is attached to; their names.
+/// `network prune`: removes every custom network no container is attached to, then records
+/// `network prune` (`reclaimed=0`, as dockerd's); their names.
 pub fn prune_unused(state: &StateDir) -> Result<Vec<String>> {
     let attachments = super::attachments(state)?;
     let mut deleted = Vec::new();
@@ -446,6 +447,7 @@ pub fn prune_unused(state: &StateDir) -> Result<Vec<String>> {
         remove_one(state, &net.id)?;
         deleted.push(net.name);
     }
+    crate::events::networks_pruned(state);
     Ok(deleted)
 }
 

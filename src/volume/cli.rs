@@ -229,7 +229,8 @@ fn users_while_locked(
 
 // ANCHOR: prune
 /// `volume prune`: removes the volumes no container uses, anonymous ones only unless `all`
-/// (Docker 23 and later). Returns their names and the bytes their data held.
+/// (Docker 23 and later), then records `volume prune` with the bytes reclaimed (and no
+/// `destroy` per volume), as dockerd does. Returns their names and the bytes their data held.
 pub fn prune(paths: &Paths, store: &Store, all: bool) -> Result<(Vec<String>, u64)> {
     let (_lock, used) = users_while_locked(paths)?;
     let mut removed = Vec::new();
@@ -240,10 +241,11 @@ pub fn prune(paths: &Paths, store: &Store, all: bool) -> Result<(Vec<String>, u6
         }
         let size = crate::image::size::directory_size(std::path::Path::new(&volume.mountpoint))
             .unwrap_or(0);
-        store.remove(&volume.name, &[])?;
+        store.remove_unrecorded(&volume.name, &[])?;
         reclaimed += size;
         removed.push(volume.name);
     }
+    crate::events::pruned(&paths.root, "volume", reclaimed);
     Ok((removed, reclaimed))
 }
 // ANCHOR_END: prune

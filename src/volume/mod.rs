@@ -198,6 +198,14 @@ impl Store {
     /// Removes volume `name` and its data. `users` are the containers that use it: while
     /// there is one, the removal is refused with Docker's message (exit 1).
     pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
+        let driver = self.remove_unrecorded(name, users)?;
+        crate::events::volume(self.state_root(), name, &driver, "destroy", &[]);
+        Ok(())
+    }
+
+    /// [`Store::remove`] without the `destroy` event (a prune records only its `prune`, as
+    /// dockerd's); returns the volume's driver.
+    pub fn remove_unrecorded(&self, name: &str, users: &[String]) -> Result<String> {
         let _lock = self.lock()?;
         let volume = self
             .find(name)?
@@ -226,8 +234,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
         }
-        crate::events::volume(self.state_root(), name, &volume.driver, "destroy", &[]);
-        Ok(())
+        Ok(volume.driver)
     }
 
     /// The state root the volumes are in.
