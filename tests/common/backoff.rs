@@ -12,13 +12,6 @@ pub struct Held {
     stopped: Vec<i32>,
 }
 
-impl Held {
-    /// The pids stopped: the supervisor first, then the processes under it.
-    pub fn pids(&self) -> &[i32] {
-        &self.stopped
-    }
-}
-
 impl Drop for Held {
     fn drop(&mut self) {
         for pid in &self.stopped {
