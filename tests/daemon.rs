@@ -1053,6 +1053,198 @@ fn a_listing_asks_known_processes_and_freezers_without_opening_files() {
     assert!(opened.is_empty(), "files opened to list: {opened:#?}");
 }
 
+/// A container waiting out its restart back-off has its exit recorded: a listing shows it
+/// restarting at once, and does not wait for an exit to be recorded (a wait reads its state
+/// every 10 ms: some 200 looks in 2 s, where the listings below look a few times each).
+#[test]
+fn a_container_in_its_backoff_is_listed_restarting_without_a_wait() {
+    let Some(d) = daemon("minidock-daemon-backoff") else {
+        return;
+    };
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flap",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ]);
+    let id = id.trim().to_owned();
+    let held = common::backoff::hold(d.root.path(), &id);
+    let listed = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(listed.starts_with("flap Restarting (2) "), "{listed}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Restarting}} {{.State.Pid}}",
+            "flap"
+        ]),
+        "restarting true 0\n"
+    );
+    let socket = d.socket().to_owned();
+    let lister = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let mut answers = Vec::new();
+        for path in ["containers/json", "containers/flap/json"].repeat(2) {
+            let out = std::process::Command::new("curl")
+                .arg("-sSf")
+                .arg("--unix-socket")
+                .arg(&socket)
+                .arg(format!("http://localhost/v1.41/{path}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            answers.push((path, text(&out.stdout)));
+        }
+        answers
+    });
+    let Some(seen) = d.file_syscalls(&format!("{id}/state.json"), Duration::from_millis(2500))
+    else {
+        return;
+    };
+    for (path, answer) in lister.join().unwrap() {
+        let state = match path {
+            "containers/json" => r#""State":"restarting""#,
+            _ => r#""Status":"restarting""#,
+        };
+        assert!(answer.contains(state), "{path}: {answer}");
+    }
+    assert!(
+        seen.len() <= 20,
+        "{} looks at its state: {seen:#?}",
+        seen.len()
+    );
+    drop(held);
+    d.ok(&["rm", "-f", "flap"]);
+}
+
+/// What needs the process of a container waiting to restart is refused with dockerd's words
+/// (`attach` by the CLI itself, from `State.Restarting`); `kill` calls the restart off without
+/// a signal: the container stays exited, with its last exit. Container IDs are replaced by
+/// `ID` before comparing. dockerd's back-off is waited out to its seventh restart (6.4 s
+/// before the next), minidock's held.
+#[test]
+fn a_container_waiting_to_restart_gets_dockerds_answers() {
+    if !require_docker() {
+        return;
+    }
+    let Some(d) = daemon("minidock-daemon-restarting") else {
+        return;
+    };
+    let dockerd = Dockerd::start();
+    dockerd.load_busybox();
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "flap",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ];
+    let theirs_id = dockerd.ok(&run).trim().to_owned();
+    let ours_id = d.ok(&run).trim().to_owned();
+    let backoff = "{{.State.Status}} {{.RestartCount}}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seventh = |docker: &dyn Fn(&[&str]) -> String| loop {
+        let seen = docker(&["inspect", "-f", backoff, "flap"]);
+        match seen.trim().split_once(' ') {
+            Some(("restarting", count)) if count.parse::<u32>().unwrap() >= 7 => {
+                break count.to_owned();
+            }
+            _ => assert!(Instant::now() < deadline, "{seen}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let theirs_count = seventh(&|args| dockerd.ok(args));
+    let ours_count = seventh(&|args| d.ok(args));
+    let shown = |out: std::process::Output, id: &str| {
+        let shown = |bytes: &[u8]| text(bytes).replace(id, "ID");
+        (shown(&out.stdout), shown(&out.stderr), out.status.code())
+    };
+    let commands: &[&[&str]] = &[
+        &["ps", "--format", "{{.Names}} {{.State}}"],
+        &[
+            "ps",
+            "--filter",
+            "status=restarting",
+            "--format",
+            "{{.Names}}",
+        ],
+        &["ps", "--filter", "status=running", "--format", "{{.Names}}"],
+        &["exec", "flap", "true"],
+        &["pause", "flap"],
+        &["unpause", "flap"],
+        &["top", "flap"],
+        &["top", "flap", "-o", "pid"],
+        &["attach", "flap"],
+    ];
+    let after = "{{.State.FinishedAt}} {{.RestartCount}}";
+    let state = "{{.State.Status}} {{.State.Restarting}} {{.State.ExitCode}} {{.State.Pid}}";
+    // dockerd's side first, all within its back-off (minidock's is held): the answers, the
+    // last exit, then the kill and what it left.
+    let theirs: Vec<_> = commands
+        .iter()
+        .map(|args| shown(dockerd.docker(args), &theirs_id))
+        .collect();
+    let their_finish = dockerd.ok(&["inspect", "-f", after, "flap"]);
+    let their_kill_at = std::time::SystemTime::now();
+    let their_kill = shown(dockerd.docker(&["kill", "flap"]), &theirs_id);
+    assert_eq!(
+        their_finish.split_whitespace().nth(1),
+        Some(theirs_count.as_str()),
+        "dockerd restarted it meanwhile"
+    );
+    let their_state = dockerd.ok(&["inspect", "-f", state, "flap"]);
+    let their_end = dockerd.ok(&["inspect", "-f", after, "flap"]);
+    let mut differ = Vec::new();
+    for (args, theirs) in commands.iter().zip(theirs) {
+        let ours = shown(d.docker(args), &ours_id);
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    let our_finish = d.ok(&["inspect", "-f", after, "flap"]);
+    let our_kill_at = std::time::SystemTime::now();
+    assert_eq!(shown(d.docker(&["kill", "flap"]), &ours_id), their_kill);
+    assert_eq!(
+        our_finish.split_whitespace().nth(1),
+        Some(ours_count.as_str()),
+        "minidock restarted it meanwhile"
+    );
+    assert_eq!(d.ok(&["inspect", "-f", state, "flap"]), their_state);
+    // The last exit's time (not the kill's) and the count stay.
+    let our_end = d.ok(&["inspect", "-f", after, "flap"]);
+    for (front, before, end, kill_at) in [
+        ("minidock", our_finish, our_end, our_kill_at),
+        ("dockerd", their_finish, their_end, their_kill_at),
+    ] {
+        let (time, count) = end.trim().split_once(' ').unwrap();
+        let exited = minidock::state::parse_rfc3339(time).unwrap();
+        assert!(exited < kill_at, "{front}: {before} then {end}");
+        assert_eq!(before.split_whitespace().nth(1), Some(count), "{front}");
+    }
+    // Nobody is left to restart it.
+    let shim = common::backoff::state_json(d.root.path(), &ours_id)["SupervisorPid"].to_string();
+    if shim != "0" {
+        exited(&shim);
+    }
+    let ours = shown(d.docker(&["kill", "flap"]), &ours_id);
+    let theirs = shown(dockerd.docker(&["kill", "flap"]), &theirs_id);
+    assert_eq!(ours, theirs);
+}
+
 #[test]
 fn a_listing_sees_at_once_what_the_cli_and_the_shims_changed() {
     let Some(d) = daemon("minidock-daemon-list-fresh") else {

@@ -317,6 +317,115 @@ fn a_container_waiting_to_restart_shows_restarting_and_stops() {
     );
 }
 
+/// The files `minidock ARGS` names in its system calls, as strace(1) saw them (one line
+/// each); `None` without strace (outside CI).
+fn file_syscalls(env: &Env, args: &[&str]) -> Option<(Output, Vec<String>)> {
+    if !common::prerequisite(
+        common::dockerd::have("strace"),
+        "strace is missing (apt-get install strace)",
+    ) {
+        return None;
+    }
+    let log = env.root().join("ps.strace");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=%file", "-o"])
+        .arg(&log)
+        .arg(assert_cmd::cargo::cargo_bin("minidock"))
+        .arg("--root")
+        .arg(env.root())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let seen = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    Some((out, seen.lines().map(str::to_owned).collect()))
+}
+
+/// A container waiting out its restart back-off has its exit recorded: `ps` shows it
+/// `Restarting` at once, without waiting for an exit to be recorded (which would read its
+/// `state.json` again and again). What needs its process gets dockerd's refusal; `kill` ends
+/// the restart policy without a signal, keeping the last exit, as dockerd does.
+#[test]
+fn a_container_in_its_backoff_is_restarting_at_once_and_kill_ends_it() {
+    let Some(env) = Env::new() else { return };
+    let id = env.detach("flap", &["--restart", "always"], &["sh", "-c", "exit 2"]);
+    // Held in the back-off: still restarting, its supervisor alive, for as long as needed.
+    let held = common::backoff::hold(env.root(), &id);
+    let Some((out, seen)) = file_syscalls(&env, &["ps", "--format", "{{.Names}} {{.Status}}"])
+    else {
+        return;
+    };
+    let listed = common::ok_stdout(&["ps"], &out);
+    assert!(listed.starts_with("flap Restarting (2) "), "{listed}");
+    let state_file = format!("{id}/state.json");
+    let looks: Vec<&String> = seen.iter().filter(|l| l.contains(&state_file)).collect();
+    // One listing reads it a few times; a wait for an exit to be recorded, every 10 ms.
+    assert!(looks.len() <= 4, "{} looks: {looks:#?}", looks.len());
+    assert_eq!(
+        env.inspect(
+            "flap",
+            "{{.State.Status}} {{.State.Restarting}} {{.State.Pid}}"
+        ),
+        "restarting true 0"
+    );
+    // Its state is `restarting`, not `running`, as dockerd names it (and filters on it).
+    assert_eq!(env.ok(&["ps", "--format", "{{.State}}"]), "restarting\n");
+    let only = |status: &str| env.ok(&["ps", "-q", "--filter", &format!("status={status}")]);
+    assert_eq!(only("restarting").len(), 13);
+    assert_eq!(only("running"), "");
+    let restarting =
+        format!("minidock: Container {id} is restarting, wait until the container is running\n");
+    for args in [
+        &["exec", "flap", "true"][..],
+        &["pause", "flap"],
+        &["top", "flap"],
+    ] {
+        assert_eq!(env.fails(args, 1), restarting, "{args:?}");
+    }
+    assert_eq!(
+        env.fails(&["unpause", "flap"], 1),
+        format!("minidock: Container {id} is not paused\n")
+    );
+    // kill: no process to signal; the restart is called off. SIGKILL waits for the exit to be
+    // recorded, which the held supervisor does once let go.
+    let finished = env.inspect("flap", "{{.State.FinishedAt}} {{.RestartCount}}");
+    let kill = Command::cargo_bin("minidock")
+        .unwrap()
+        .arg("--root")
+        .arg(env.root())
+        .args(["kill", "flap"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(10, || env.state_json(&id)["HasBeenManuallyStopped"] == true),
+        "kill recorded no stop"
+    );
+    drop(held);
+    let out = kill.wait_with_output().unwrap();
+    assert_eq!(common::ok_stdout(&["kill"], &out), "flap\n");
+    assert_eq!(
+        env.inspect(
+            "flap",
+            "{{.State.Status}} {{.State.Restarting}} {{.State.ExitCode}}"
+        ),
+        "exited false 2"
+    );
+    // Nobody is left to restart it; the last exit's time and count stay.
+    assert!(eventually(10, || !env.shim_alive(&id)), "the shim lives");
+    assert_eq!(
+        env.inspect("flap", "{{.State.FinishedAt}} {{.RestartCount}}"),
+        finished
+    );
+    assert_eq!(
+        env.fails(&["kill", "flap"], 1),
+        format!("minidock: container {id} is not running\n")
+    );
+}
+
 /// `update --restart` changes the policy of a running container: its supervisor follows it.
 #[test]
 fn update_restart_reaches_the_running_supervisor() {

@@ -286,6 +286,9 @@ fn take_on_limits_and_user(p: &Prepared) -> Result<()> {
 /// Docker's refusals before an exec: the container must be running and not paused, and a
 /// command must be given. Each is a request failure (exit 1), with Docker's words.
 fn check_exec(state: &ContainerState, options: &ExecOptions) -> Result<()> {
+    if state.is_restarting() {
+        return Err(super::restarting(&state.id));
+    }
     if state.observe() != Status::Running || !state.process_alive() {
         let message = format!("container {} is not running", state.id);
         return Err(Exit::new(super::REQUEST_FAILED, message).into());

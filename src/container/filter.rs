@@ -117,10 +117,13 @@ pub fn invalid(text: &str) -> anyhow::Error {
     Exit::new(super::REQUEST_FAILED, format!("Invalid filter '{text}'")).into()
 }
 
-/// The status name `ps` shows in STATE and `status=` matches: `paused` for a frozen one.
+/// The status name `ps` shows in STATE and `status=` matches: `paused` for a frozen one,
+/// `restarting` for one waiting to restart.
 pub fn state_name(c: &ContainerState) -> &'static str {
     if super::pause::is_paused(c) {
         "paused"
+    } else if c.is_restarting() {
+        "restarting"
     } else {
         c.observe().name()
     }
@@ -206,7 +209,7 @@ pub fn select_containers(
     let mut selected = Vec::new();
     for (index, c) in containers.into_iter().enumerate() {
         let state = state_name(&c);
-        let keep = (everything || state == "running" || state == "paused")
+        let keep = (everything || ["running", "paused", "restarting"].contains(&state))
             && since.is_none_or(|s| index < s)
             && before.is_none_or(|b| index > b)
             && (filters.get("status").is_empty()

@@ -745,9 +745,16 @@ pub(crate) fn wait_until(limit: std::time::Duration, mut pred: impl FnMut() -> b
 /// Sends `signal` to the container's process (PID 1 inside it). For SIGKILL it returns only
 /// once the process is gone and its exit is recorded, as Docker's daemon waits after a kill,
 /// so `ps` right after never shows it up; other signals return once delivered. A paused
-/// container is thawed after the signal, as dockerd does ([`pause::thaw_after_signal`]).
+/// container is thawed after the signal, as dockerd does ([`pause::thaw_after_signal`]). A
+/// container waiting to restart gets no signal: its restart policy ends, as with Docker.
 pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
-    let state = paths.resolve(name_or_id)?;
+    let mut state = paths.resolve(name_or_id)?;
+    if state.is_restarting() {
+        match end_restart(paths, &state.id, signal)? {
+            Some(started) => state = started,
+            None => return Ok(()),
+        }
+    }
     if state.observe() != Status::Running || !state.process_alive() {
         return Err(Exit::new(
             REQUEST_FAILED,
@@ -774,6 +781,29 @@ pub fn kill(paths: &Paths, name_or_id: &str, signal: Signal) -> Result<()> {
         wait_gone(paths, &state)?;
     }
     Ok(())
+}
+
+/// `kill` of a container waiting to restart: there is no process to signal, and the kill
+/// ends the restart policy (moby's `killWithSignal` cancels the restart's wait and sends
+/// nothing). SIGKILL returns once the supervisor has recorded it exited. The stop is
+/// recorded under the lock the supervisor records a restarted process under: if the process
+/// was started meanwhile, its state is returned, to signal it as any running container.
+fn end_restart(paths: &Paths, id: &str, signal: Signal) -> Result<Option<ContainerState>> {
+    let mut restarting = false;
+    let now = ContainerState::update(paths, id, |s| {
+        restarting = s.restarting;
+        s.has_been_manually_stopped = true;
+    })?
+    .ok_or_else(|| no_such_container(id))?;
+    if !restarting {
+        return Ok(Some(now));
+    }
+    explain::trace!(PuttingTogether: "no process to signal: its restart policy ends"
+        => "write(\"state.json\", HasBeenManuallyStopped=true)");
+    if signal == Signal::KILL {
+        wait_recorded(paths, id, std::time::Duration::from_secs(10));
+    }
+    Ok(None)
 }
 
 /// Waits until the container's process is gone and its exit recorded (by its supervisor, or
@@ -809,6 +839,13 @@ fn wait_recorded(paths: &Paths, id: &str, limit: std::time::Duration) -> Option<
         _ => true,
     });
     last
+}
+
+/// Docker's refusal of what needs the container's process while its restart policy waits
+/// to start it again (`exec`, `pause`, `top`): a conflict (409 through the Engine API).
+pub fn restarting(id: &str) -> anyhow::Error {
+    let message = format!("Container {id} is restarting, wait until the container is running");
+    Exit::new(REQUEST_FAILED, message).into()
 }
 
 /// Records that a user stopped the container (`stop`, `kill`, `rm -f`), before any signal:

@@ -141,6 +141,9 @@ fn not_running(name: &str) -> anyhow::Error {
 
 fn set(paths: &Paths, name: &str, wanted: FreezerState) -> Result<()> {
     let state = paths.resolve(name)?;
+    if state.is_restarting() && wanted == FreezerState::Frozen {
+        return Err(super::restarting(&state.id));
+    }
     let running = state.observe() == Status::Running && state.process_alive();
     // A container that does not run is not paused either: dockerd says which it is not.
     if !running && wanted == FreezerState::Frozen {

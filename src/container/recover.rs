@@ -132,18 +132,30 @@ fn recover_each(paths: &Paths) -> (Option<anyhow::Error>, Option<Vec<ContainerSt
 
 /// A container whose process just ended while its supervisor lives: the supervisor is about to
 /// record the exit, so wait for that (bounded) rather than show `Up` for a process that is gone.
-/// Whether it had to wait.
+/// Whether it had to wait. A container waiting to restart has its exit recorded already
+/// (`restarting`): it is shown as it is, at once.
 fn settle(paths: &Paths, state: &ContainerState) -> bool {
-    if state.status == Status::Running && !state.process_alive() && state.supervisor_alive() {
-        super::wait_until(Duration::from_secs(2), || {
-            ContainerState::load(paths, &state.id)
-                .ok()
-                .flatten()
-                .is_none_or(|s| s.status != Status::Running || !s.supervisor_alive())
-        });
-        return true;
+    if !exit_unrecorded(state) {
+        return false;
     }
-    false
+    explain::trace!(PuttingTogether: "its process is gone: wait for its supervisor to record it"
+        => "read(\"{}/state.json\") until the exit is in it", super::short_id(&state.id));
+    super::wait_until(Duration::from_secs(2), || {
+        ContainerState::load(paths, &state.id)
+            .ok()
+            .flatten()
+            .is_none_or(|s| !exit_unrecorded(&s))
+    });
+    true
+}
+
+/// Recorded running, its process gone, its supervisor alive and not (yet) waiting to restart
+/// it: the exit is on its way to `state.json`.
+fn exit_unrecorded(state: &ContainerState) -> bool {
+    state.status == Status::Running
+        && !state.restarting
+        && !state.process_alive()
+        && state.supervisor_alive()
 }
 
 // ANCHOR: recover

@@ -432,11 +432,15 @@ fn finish(paths: &Paths, state: &ContainerState, exit: RunExit) -> Result<u8> {
     explain::trace!(PuttingTogether: "record the exit status"
         => "write(\"state.json\", ExitCode={exit_code})");
     let _ = ContainerState::update(paths, &state.id, |s| {
+        // A restart called off (`stop`, `kill`) keeps the exit's time, recorded when the
+        // restart was scheduled, as dockerd keeps it.
+        if !s.restarting {
+            s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
+        }
         s.status = Status::Exited;
         s.restarting = false;
         s.exit_code = exit_code;
         s.oom_killed = exit.oom_killed;
-        s.finished_at = crate::state::rfc3339(std::time::SystemTime::now());
         s.pid = 0;
     });
     if state.config.auto_remove {

@@ -365,6 +365,13 @@ impl ContainerState {
     }
     // ANCHOR_END: observe
 
+    /// Whether its supervisor waits to start the process again (`--restart`, between an exit
+    /// and the restart): the container counts as running, yet has no process. `ps` shows
+    /// `Restarting`; what needs the process is refused ([`super::restarting`]).
+    pub fn is_restarting(&self) -> bool {
+        self.restarting && self.observe() == Status::Running
+    }
+
     /// The command line as `ps` shows it: the process's args joined by spaces.
     pub fn command(&self) -> String {
         let mut args = self.config.entrypoint.clone();

@@ -121,6 +121,9 @@ pub fn top(paths: &Paths, name_or_id: &str) -> Result<String> {
         )
         .into());
     }
+    if state.is_restarting() {
+        return Err(super::restarting(&state.id));
+    }
     let pids = cgroup_pids(&state).context("reading the container's cgroup")?;
     let ticks = clock_ticks();
     let boot = boot_time();

@@ -1411,6 +1411,9 @@ async fn top(daemon: Shared, id: &str, query: &Query) -> ApiResult<Response<Body
             format!("Container {} is not running", state.id),
         ));
     }
+    if state.is_restarting() {
+        return Err(container::restarting(&state.id).into());
+    }
     if !ps_args.is_empty() {
         let pids = blocking(move || container::top::cgroup_pids(&state)).await?;
         let (titles, processes) = ps_top(&ps_args, &pids).await?;

@@ -69,7 +69,7 @@ impl ApiError {
         if BAD_INPUT.iter().any(|c| lower.contains(c)) {
             return ApiError::bad_parameter(message);
         }
-        const CONFLICTS: [&str; 9] = [
+        const CONFLICTS: [&str; 10] = [
             "already exists",
             "volume is in use",
             "already in use",
@@ -77,6 +77,7 @@ impl ApiError {
             "is not running",
             "already running",
             "is paused",
+            "is restarting",
             "is already paused",
             "conflict",
         ];
@@ -122,6 +123,8 @@ mod tests {
         assert_eq!(api.status, StatusCode::NOT_FOUND);
         assert_eq!(api.body(), r#"{"message":"No such container: web"}"#);
         let err = anyhow::anyhow!("the container name \"/a\" is already in use by container");
+        assert_eq!(ApiError::from_library(&err).status, StatusCode::CONFLICT);
+        let err = crate::container::restarting("abc");
         assert_eq!(ApiError::from_library(&err).status, StatusCode::CONFLICT);
         let err = anyhow::anyhow!("invalid container name \"a/b\": only [a-zA-Z0-9] are allowed");
         assert_eq!(ApiError::from_library(&err).status, StatusCode::BAD_REQUEST);

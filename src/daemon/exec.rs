@@ -133,6 +133,9 @@ pub async fn create(
             format!("Container {} is not running", state.id),
         ));
     }
+    if state.is_restarting() {
+        return Err(crate::container::restarting(&state.id).into());
+    }
     if crate::container::pause::is_paused(&state) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
