@@ -14,6 +14,36 @@ fn daemon(prefix: &str) -> Option<Daemon> {
     Daemon::start(prefix)
 }
 
+/// Runs each of `commands` with the same docker CLI against minidock's daemon and dockerd,
+/// and describes those whose stdout, stderr or exit code differ, each side's container IDs
+/// (`ids.0` minidock's, `ids.1` dockerd's) replaced by `ID` first.
+fn differences(
+    d: &Daemon,
+    dockerd: &Dockerd,
+    commands: &[&[&str]],
+    ids: &(Vec<String>, Vec<String>),
+) -> Vec<String> {
+    let shown = |out: std::process::Output, ids: &[String]| {
+        let mut both = (text(&out.stdout), text(&out.stderr));
+        for id in ids {
+            both.0 = both.0.replace(id.as_str(), "ID");
+            both.1 = both.1.replace(id.as_str(), "ID");
+        }
+        (both.0, both.1, out.status.code())
+    };
+    let mut differ = Vec::new();
+    for args in commands {
+        let ours = shown(d.docker(args), &ids.0);
+        let theirs = shown(dockerd.docker(args), &ids.1);
+        if ours != theirs {
+            differ.push(format!(
+                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
+            ));
+        }
+    }
+    differ
+}
+
 /// Waits (at most 30 s) until `docker ARGS` prints `want`.
 fn eventually(d: &Daemon, args: &[&str], want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -418,24 +448,7 @@ fn refusals_print_what_they_print_against_dockerd() {
         &["kill", "-s", "RTMIN+16", "web"],
         &["kill", "other"],
     ];
-    let shown = |out: std::process::Output, ids: &[String]| {
-        let mut both = (text(&out.stdout), text(&out.stderr));
-        for id in ids {
-            both.0 = both.0.replace(id.as_str(), "ID");
-            both.1 = both.1.replace(id.as_str(), "ID");
-        }
-        (both.0, both.1, out.status.code())
-    };
-    let mut differ = Vec::new();
-    for args in commands {
-        let ours = shown(d.docker(args), &ids.0);
-        let theirs = shown(dockerd.docker(args), &ids.1);
-        if ours != theirs {
-            differ.push(format!(
-                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
-            ));
-        }
-    }
+    let differ = differences(&d, &dockerd, commands, &ids);
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     // ps arguments are ps's: the columns asked for, the container's process in them.
     let top = d.ok(&["top", "web", "-o", "pid,comm"]);
@@ -494,24 +507,7 @@ fn mistakes_get_dockerds_answers() {
         &["ps", "--filter", "name=^web$", "--format", "{{.Names}}"],
         &["ps", "--filter", "name=^/web$", "--format", "{{.Names}}"],
     ];
-    let shown = |out: std::process::Output, ids: &[String]| {
-        let mut both = (text(&out.stdout), text(&out.stderr));
-        for id in ids {
-            both.0 = both.0.replace(id.as_str(), "ID");
-            both.1 = both.1.replace(id.as_str(), "ID");
-        }
-        (both.0, both.1, out.status.code())
-    };
-    let mut differ = Vec::new();
-    for args in commands {
-        let ours = shown(d.docker(args), &ids.0);
-        let theirs = shown(dockerd.docker(args), &ids.1);
-        if ours != theirs {
-            differ.push(format!(
-                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
-            ));
-        }
-    }
+    let differ = differences(&d, &dockerd, commands, &ids);
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
@@ -2922,24 +2918,7 @@ fn paused_running_and_name_refusals_match_dockerd() {
         &["create", "--name", "ru", "busybox"],
         &["events", "--since", "200", "--until", "100"],
     ];
-    let shown = |out: std::process::Output, ids: &[String]| {
-        let mut both = (text(&out.stdout), text(&out.stderr));
-        for id in ids {
-            both.0 = both.0.replace(id.as_str(), "ID");
-            both.1 = both.1.replace(id.as_str(), "ID");
-        }
-        (both.0, both.1, out.status.code())
-    };
-    let mut differ = Vec::new();
-    for args in commands {
-        let ours = shown(d.docker(args), &ids.0);
-        let theirs = shown(dockerd.docker(args), &ids.1);
-        if ours != theirs {
-            differ.push(format!(
-                "docker {args:?}:\n  minidock {ours:?}\n  dockerd  {theirs:?}"
-            ));
-        }
-    }
+    let differ = differences(&d, &dockerd, commands, &ids);
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     // `id=` takes the start of exactly one ID.
     let pa = &ids.0[1];

@@ -111,33 +111,12 @@ pub async fn save(
 }
 // ANCHOR_END: save
 
-/// The request's body in an anonymous temp file, rewound.
-async fn spool(req: Request<Incoming>) -> ApiResult<std::fs::File> {
-    use hyper::body::Body as _;
-    let internal = |e: std::io::Error| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("temp file: {e}"))
-    };
-    let mut spool = tempfile::tempfile().map_err(internal)?;
-    let mut incoming = req.into_body();
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
-    {
-        let frame =
-            frame.map_err(|e| ApiError::bad_parameter(format!("reading the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            std::io::Write::write_all(&mut spool, &data).map_err(internal)?;
-        }
-    }
-    std::io::Seek::rewind(&mut spool).map_err(internal)?;
-    Ok(spool)
-}
-
 // ANCHOR: load
 /// `POST /images/load?quiet=`: `minidock load` on the body (a docker or OCI archive, plain
 /// or compressed); answers the lines `load` prints, each as `{"stream": "Loaded image:
 /// NAME\n"}`. Errors: the library's (a body that is not an image archive).
 pub async fn load(daemon: Shared, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    let archive = spool(req).await?;
+    let archive = super::spool_body(req).await?;
     let lines = blocking(move || {
         let store = Store::open(&daemon.paths.root)?;
         let loaded = crate::image::archive::load(&store, std::io::BufReader::new(archive))?;
