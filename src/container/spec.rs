@@ -922,23 +922,6 @@ fn command(options: &RunOptions, config: &ImageConfig, rootfs: &Path) -> Result<
     })
 }
 
-/// dockerd's `No command specified`: neither the flags nor the image give a command. A
-/// refused request, as `docker create` exits (1); `run` makes it 125.
-fn no_command() -> anyhow::Error {
-    Exit::new(crate::cli::code::REQUEST_FAILED, "No command specified").into()
-}
-
-/// Refuses, before anything is made, a container with nothing to run (dockerd checks it
-/// before the name: `No command specified` comes first). Errors: exit 1, the API's 400.
-pub fn check_command(options: &RunOptions, image: &ImageConfiguration) -> Result<()> {
-    let config = image.config().clone().unwrap_or_default();
-    let (entrypoint, cmd) = entrypoint_and_cmd(options, &config);
-    if entrypoint.is_empty() && cmd.is_empty() {
-        return Err(no_command());
-    }
-    Ok(())
-}
-
 /// The entrypoint and command a container runs, from its flags over its image's.
 fn entrypoint_and_cmd(options: &RunOptions, config: &ImageConfig) -> (Vec<String>, Vec<String>) {
     let entrypoint: Vec<String> = match options.entrypoint.as_deref() {
@@ -956,6 +939,23 @@ fn entrypoint_and_cmd(options: &RunOptions, config: &ImageConfig) -> (Vec<String
     (entrypoint, cmd)
 }
 // ANCHOR_END: command
+
+/// dockerd's `No command specified`: neither the flags nor the image give a command. A
+/// refused request, as `docker create` exits (1); `run` makes it 125.
+fn no_command() -> anyhow::Error {
+    Exit::new(crate::cli::code::REQUEST_FAILED, "No command specified").into()
+}
+
+/// Refuses, before anything is made, a container with nothing to run (dockerd checks it
+/// before the name: `No command specified` comes first). Errors: exit 1, the API's 400.
+pub fn check_command(options: &RunOptions, image: &ImageConfiguration) -> Result<()> {
+    let config = image.config().clone().unwrap_or_default();
+    let (entrypoint, cmd) = entrypoint_and_cmd(options, &config);
+    if entrypoint.is_empty() && cmd.is_empty() {
+        return Err(no_command());
+    }
+    Ok(())
+}
 
 /// `--hostname`, else the host's name with the host's network (as in Docker), else the short
 /// container ID.

@@ -94,22 +94,7 @@ pub async fn events(
 ) -> ApiResult<Response<Body>> {
     use super::error::ApiError;
     let query = super::Query::parse(req.uri().query());
-    let now = std::time::SystemTime::now();
-    let time = |key: &str| -> ApiResult<Option<std::time::SystemTime>> {
-        match query.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => crate::container::logs::parse_log_time(key, v, now)
-                .map(Some)
-                .map_err(|e| ApiError::bad_parameter(format!("{e:#}"))),
-        }
-    };
-    let (since, until) = (time("since")?, time("until")?);
-    let text = |key: &str| query.get(key).unwrap_or_default();
-    crate::events::check_window(
-        since.map(|t| (t, text("since"))),
-        until.map(|t| (t, text("until"))),
-    )
-    .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    let (since, until) = window(&query)?;
     let filter = crate::events::Filter::parse(&query.filters()?)
         .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
     let mut follower = crate::events::Follower::new(&daemon.paths.root, since, until);
@@ -138,3 +123,28 @@ pub async fn events(
     Ok(response)
 }
 // ANCHOR_END: events
+
+/// The `since` and `until` of an events request, each `None` when not given; 400 for a time
+/// that does not parse or a `since` after the `until`.
+fn window(
+    query: &super::Query,
+) -> ApiResult<(Option<std::time::SystemTime>, Option<std::time::SystemTime>)> {
+    use super::error::ApiError;
+    let now = std::time::SystemTime::now();
+    let time = |key: &str| -> ApiResult<Option<std::time::SystemTime>> {
+        match query.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => crate::container::logs::parse_log_time(key, v, now)
+                .map(Some)
+                .map_err(|e| ApiError::bad_parameter(format!("{e:#}"))),
+        }
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let text = |key: &str| query.get(key).unwrap_or_default();
+    crate::events::check_window(
+        since.map(|t| (t, text("since"))),
+        until.map(|t| (t, text("until"))),
+    )
+    .map_err(|e| ApiError::bad_parameter(format!("{e:#}")))?;
+    Ok((since, until))
+}

@@ -733,6 +733,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             Ok(1) => break,
             Ok(_) | Err(_) => {
                 if process_start_time(state.pid) != Some(state.pid_start_time) {
+                    // Gone: but it may have written its byte, exec'd and run to its end since
+                    // the read above; the byte then waits in the fifo.
+                    if matches!(std::io::Read::read(&mut file, &mut byte), Ok(1)) {
+                        break;
+                    }
                     let _ = std::fs::remove_file(&fifo);
                     bail!("container {id:?} exited before it could start");
                 }
