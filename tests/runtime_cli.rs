@@ -712,11 +712,28 @@ fn events_print_runcs_stats_lines_and_refuse_what_runc_refuses() {
         stream.args(["events", "--interval", "200ms", &id]);
         stream.stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = stream.spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(900));
+        // Two lines come, an interval apart at least (a slow machine only spaces them more).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                if line.is_err() || tx.send(std::time::Instant::now()).is_err() {
+                    return;
+                }
+            }
+        });
+        let wait = std::time::Duration::from_secs(30);
+        let first = rx.recv_timeout(wait);
+        let second = rx.recv_timeout(wait);
         child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
-        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
-        assert!((2..=5).contains(&lines), "{}: {lines} lines", rt.name);
+        child.wait().unwrap();
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(
+            second - first >= std::time::Duration::from_millis(150),
+            "{}: lines {:?} apart",
+            rt.name,
+            second - first
+        );
         assert!(rt.run(&["kill", &id, "KILL"]).status.success());
         rt.wait_stopped(&id);
         let out = rt.run(&["events", "--stats", &id]);
